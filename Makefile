@@ -1,0 +1,31 @@
+# Two commands set up a fresh machine: `make demo` and `make test`. Each installs what it needs into .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DG     := $(VENV)/bin/distillguard
+DEMO   ?= demo-out
+EXTRAS := detect,gateway,console,intel,dev
+
+.PHONY: install test lint demo clean console
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]' --config-settings editable_mode=compat
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(PY) -m ruff check distillguard tests bench
+
+test: install lint
+	$(PY) -m pytest -n 2 --durations=15
+
+demo: install
+	rm -rf $(DEMO)
+	$(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
+	$(DG) stats --store $(DEMO)/store
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache

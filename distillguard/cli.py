@@ -1,0 +1,172 @@
+"""The `distillguard` command line. Each stage adds its commands from its own `cli` module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from distillguard import __version__
+from distillguard.errors import DistillguardError
+
+app = typer.Typer(name="distillguard", help="Detect and stop distillation attacks on model APIs.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+out = Console()
+
+#: Exit code when a run finished but quarantined some input (scripts can tell "clean" from "partial").
+EXIT_QUARANTINED = 3
+
+StoreOpt = typer.Option(..., "--store", "-s", help="Store directory (created by ingest/simulate).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables.")
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Log files or directories (JSONL, JSON, .gz, Parquet)."),
+    store: Path = StoreOpt,
+    fmt: str = typer.Option("auto", "--format", "-f",
+                            help="auto, native, accounts, openai, anthropic, litellm or otel (auto sniffs each file)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Read provider logs into the store; bad records go to quarantine with line numbers and reasons.
+
+    Exits 0 when everything was ingested, 3 when some records were quarantined.
+    """
+    from distillguard.ingest import ingest_paths
+    from distillguard.ingest.registry import all_readers
+    from distillguard.store import Store
+
+    if fmt != "auto" and fmt not in all_readers():
+        raise DistillguardError(f"unknown --format {fmt!r}; choose from auto, {', '.join(sorted(all_readers()))}")
+    st = Store(store, create=True)
+    from distillguard.ingest.run import expand_paths
+
+    files = expand_paths(paths)
+    total = sum(p.stat().st_size for p in files)
+    with Progress(TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                  disable=as_json or total < (8 << 20)) as prog:
+        task = prog.add_task("", total=total)
+        result = ingest_paths(st, files, fmt=fmt, on_progress=lambda n: prog.advance(task, n),
+                              on_file=lambda p, _s: prog.update(task, description=p.name))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        for f in result.files:
+            if f.skipped:
+                console.print(f"[dim]{f.path}: skipped ({f.skipped})[/]")
+            elif f.format is None:
+                console.print(f"[yellow]{f.path}: format not recognised[/]")
+        msg = f"ingested {result.records:,}"
+        if result.accounts:
+            msg += f" · accounts {result.accounts:,}"
+        msg += f" · quarantined {result.quarantined:,}"
+        if result.quarantined:
+            qfiles = [f.quarantine_file for f in result.files if f.quarantine_file]
+            msg += f" (see {qfiles[0]}" + (f" and {len(qfiles) - 1} more" if len(qfiles) > 1 else "") + ")"
+        out.print(msg)
+    if result.quarantined:
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+@app.command()
+def stats(store: Path = StoreOpt, as_json: bool = JsonOpt,
+          top: int = typer.Option(20, help="How many models to list.")) -> None:
+    """Counts per day, model, endpoint and accounts."""
+    from distillguard.store import Store
+    from distillguard.store.stats import store_stats
+
+    s = store_stats(Store(store), top=top)
+    if as_json:
+        _print_json(s)
+        return
+    t = s["totals"]
+    out.print(f"[bold]{t['exchanges']:,}[/] exchanges · [bold]{t['accounts']:,}[/] accounts · "
+              f"{t['orgs']:,} orgs · {t['first_ts']} → {t['last_ts']}")
+    for title, key, cols in (("per day", "by_day", ("day", "exchanges", "accounts")),
+                             ("per model", "by_model", ("model", "exchanges", "accounts")),
+                             ("per endpoint", "by_endpoint", ("endpoint", "exchanges")),
+                             ("per source format", "by_source_format", ("source_format", "exchanges")),
+                             ("accounts by sign-up pathway", "by_signup_pathway", ("signup_pathway", "accounts"))):
+        if not s[key]:
+            continue
+        tab = Table(title=title, title_justify="left")
+        for c in cols:
+            tab.add_column(c, justify="right" if c in ("exchanges", "accounts") else "left")
+        for r in s[key]:
+            tab.add_row(*[f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols])
+        out.print(tab)
+    il = s["ingest_log"]
+    out.print(f"ingest log: {il['files']:,} files · {il['records']:,} records · {il['quarantined']:,} quarantined")
+
+
+@app.command()
+def export(store: Path = StoreOpt, out_path: Path = typer.Option(..., "--out", "-o", help="Native JSONL to write."),
+           where: str = typer.Option(None, help="SQL filter over exchange columns, e.g. \"account_id = 'a1'\".")) -> None:
+    """Write exchanges as native JSONL (re-ingests unchanged)."""
+    from distillguard.store import Store
+    from distillguard.store.export import export_native
+
+    n = export_native(Store(store), out_path, where=where)
+    out.print(f"exported {n:,} exchanges to {out_path}")
+
+
+#: Stage modules that add commands to `app` when they are importable (optional extras).
+STAGE_CLIS = [
+    "distillguard.sim.cli",
+    "distillguard.bench.cli",
+    "distillguard.signals.cli",
+    "distillguard.scan.cli",
+    "distillguard.gateway.cli",
+    "distillguard.console.cli",
+    "distillguard.intel.cli",
+]
+
+
+def _load_stage_clis() -> None:
+    for mod in STAGE_CLIS:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and mod.startswith(e.name):
+                continue  # stage not present in this checkout
+            raise
+        m.register(app)
+
+
+def main() -> None:
+    _load_stage_clis()
+    try:
+        app()
+    except DistillguardError as e:
+        console.print(f"[red]error:[/] {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""A store directory: the one place every stage reads exchanges from and writes its tables to.
+
+Layout::
+
+    STORE/store.json                       format marker + schema version
+    STORE/catalog.duckdb                   ingest bookkeeping (which source bytes are already in)
+    STORE/exchanges/day=YYYY-MM-DD/*.parquet
+    STORE/accounts/*.parquet               later files override earlier ones per account_id
+    STORE/tables/<name>/*.parquet          derived tables (signals, features, clusters, campaigns, ...)
+    STORE/quarantine/*.jsonl               records a reader could not accept, with line and reason
+
+Queries run on a fresh in-memory DuckDB connection over the Parquet globs, so any number of
+readers (scan, console, gateway) can work while an ingest is writing: a Parquet part becomes
+visible only when it is renamed into place complete. Only the catalog file takes a lock, and
+only for the instant an ingest records itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from distillguard.errors import StoreError
+from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA, SCHEMA_VERSION
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_MARKER = "store.json"
+
+
+def open_store(path: str | os.PathLike, create: bool = False) -> Store:
+    return Store(path, create=create)
+
+
+def _atomic_write_parquet(table: pa.Table, dest: Path, compression: str = "zstd") -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp, compression=compression, row_group_size=128 * 1024)
+    os.replace(tmp, dest)
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+class Store:
+    """A handle on a store directory. Cheap to create; holds no open files between calls."""
+
+    def __init__(self, path: str | os.PathLike, create: bool = False):
+        self.path = Path(path)
+        marker = self.path / _MARKER
+        if not marker.exists():
+            if not create:
+                raise StoreError("not a distillguard store (no store.json); create one with `distillguard ingest`",
+                                 source=str(self.path))
+            self.path.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"format": "distillguard-store", "schema_version": SCHEMA_VERSION,
+                                          "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+        else:
+            meta = json.loads(marker.read_text())
+            if meta.get("format") != "distillguard-store":
+                raise StoreError("store.json does not describe a distillguard store", source=str(marker))
+            if int(meta.get("schema_version", "0")) > int(SCHEMA_VERSION):
+                raise StoreError(f"store written by a newer schema version {meta.get('schema_version')} "
+                                 f"(this distillguard reads up to {SCHEMA_VERSION})", source=str(marker))
+        for sub in ("exchanges", "accounts", "tables", "quarantine"):
+            (self.path / sub).mkdir(exist_ok=True)
+
+    # ------------------------------------------------------------------ writing
+    def write_exchanges(self, table: pa.Table, key: str) -> list[Path]:
+        """Write exchanges as one part per day under a deterministic name.
+
+        ``key`` names the parts; writing the same rows again under the same key replaces them
+        instead of adding duplicates, which is what makes ingest and crash recovery idempotent.
+        """
+        if table.num_rows == 0:
+            return []
+        table = table.select(EXCHANGE_SCHEMA.names).cast(EXCHANGE_SCHEMA)
+        days = pc.strftime(table["ts"], format="%Y-%m-%d")
+        written = []
+        uniq = pc.unique(days).to_pylist()
+        for day in sorted(uniq):
+            part = table if len(uniq) == 1 else table.filter(pc.equal(days, day))
+            dest = self.path / "exchanges" / f"day={day}" / f"{key}.parquet"
+            _atomic_write_parquet(part, dest)
+            written.append(dest)
+        return written
+
+    def write_accounts(self, table: pa.Table, key: str | None = None) -> Path:
+        """Add account rows; a later write wins for the same account_id."""
+        table = table.select(ACCOUNT_SCHEMA.names).cast(ACCOUNT_SCHEMA)
+        key = key or f"{time.time_ns():020d}"
+        dest = self.path / "accounts" / f"{key}.parquet"
+        _atomic_write_parquet(table, dest)
+        return dest
+
+    def write_table(self, name: str, data: pa.Table | Iterable[pa.RecordBatch], schema: pa.Schema | None = None) -> Path:
+        """Replace derived table ``name`` atomically (readers see the old or the new, never half)."""
+        if not _NAME_RE.match(name):
+            raise StoreError(f"bad table name {name!r}: use lower_snake_case")
+        final = self.path / "tables" / name
+        tmp = self.path / "tables" / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.mkdir(parents=True)
+        if isinstance(data, pa.Table):
+            pq.write_table(data, tmp / "part-00000.parquet", compression="zstd")
+        else:
+            writer = None
+            n = 0
+            for batch in data:
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp / "part-00000.parquet", schema or batch.schema, compression="zstd")
+                writer.write_batch(batch)
+                n += 1
+            if writer is None:
+                if schema is None:
+                    shutil.rmtree(tmp)
+                    raise StoreError(f"table {name!r}: no batches and no schema given")
+                pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
+            else:
+                writer.close()
+        old = None
+        if final.exists():
+            old = final.with_name(f".{name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def append_table(self, name: str, table: pa.Table, key: str | None = None) -> Path:
+        """Add rows to derived table ``name`` without rewriting it (audit logs, labels, verdicts)."""
+        if not _NAME_RE.match(name):
+            raise StoreError(f"bad table name {name!r}: use lower_snake_case")
+        key = key or f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"
+        dest = self.path / "tables" / name / f"part-{key}.parquet"
+        _atomic_write_parquet(table, dest)
+        return dest
+
+    # ------------------------------------------------------------------ reading
+    def _glob(self, sub: str) -> str:
+        return str(self.path / sub / "**" / "*.parquet")
+
+    def has_exchanges(self) -> bool:
+        return any((self.path / "exchanges").glob("day=*/*.parquet"))
+
+    def has_table(self, name: str) -> bool:
+        return any((self.path / "tables" / name).glob("*.parquet"))
+
+    def tables(self) -> list[str]:
+        return sorted(p.name for p in (self.path / "tables").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def connect(self, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views ``exchanges``, ``accounts`` and every derived table."""
+        con = duckdb.connect(":memory:")
+        if threads:
+            con.execute(f"SET threads={int(threads)}")
+        if memory_limit:
+            con.execute(f"SET memory_limit={_sql_str(memory_limit)}")
+        con.execute("SET TimeZone='UTC'")
+        self.register_views(con)
+        return con
+
+    def register_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"CREATE OR REPLACE VIEW exchanges AS {self.exchanges_sql()}")
+        con.execute(f"CREATE OR REPLACE VIEW accounts AS {self.accounts_sql()}")
+        for name in self.tables():
+            if self.has_table(name):
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+                            f"{_sql_str(str(self.path / 'tables' / name / '*.parquet'))}, union_by_name=true)")
+
+    def exchanges_sql(self, columns: Iterable[str] | None = None) -> str:
+        cols = ", ".join(columns) if columns else "*"
+        if not self.has_exchanges():
+            # An empty relation with the right columns keeps every downstream query valid.
+            return f"SELECT {cols} FROM ({_empty_select(EXCHANGE_SCHEMA)})"
+        return (f"SELECT {cols} FROM read_parquet({_sql_str(self._glob('exchanges'))}, "
+                f"union_by_name=true, hive_partitioning=false)")
+
+    def accounts_sql(self) -> str:
+        files = sorted((self.path / "accounts").glob("*.parquet"))
+        if not files:
+            return _empty_select(ACCOUNT_SCHEMA)
+        names = ", ".join(ACCOUNT_SCHEMA.names)
+        # Later files win: file names sort by write time.
+        return (f"SELECT {names} FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY filename DESC) AS _rn "
+                f"FROM read_parquet({_sql_str(str(self.path / 'accounts' / '*.parquet'))}, union_by_name=true, filename=true)) "
+                f"WHERE _rn = 1")
+
+    def exchanges(self, con: duckdb.DuckDBPyConnection | None = None, columns: Iterable[str] | None = None,
+                  where: str | None = None) -> duckdb.DuckDBPyRelation:
+        """The one way every stage reads exchanges, whatever reader produced them."""
+        con = con or self.connect()
+        sql = self.exchanges_sql(columns)
+        if where:
+            sql = f"SELECT * FROM ({sql}) WHERE {where}"
+        return con.sql(sql)
+
+    def exchange_batches(self, columns: Iterable[str] | None = None, where: str | None = None,
+                         batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
+        """Exchanges as Arrow record batches in bounded memory, for per-exchange (map) stages."""
+        con = self.connect()
+        rel = self.exchanges(con, columns=columns, where=where)
+        reader = rel.to_arrow_reader(batch_size)
+        yield from reader
+
+    def accounts(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
+        con = con or self.connect()
+        return con.sql(self.accounts_sql())
+
+    def read_table(self, name: str) -> pa.Table:
+        if not self.has_table(name):
+            raise StoreError(f"table {name!r} not in store; run the stage that writes it", source=str(self.path))
+        con = duckdb.connect(":memory:")
+        return con.sql(f"SELECT * FROM read_parquet({_sql_str(str(self.path / 'tables' / name / '*.parquet'))}, "
+                       f"union_by_name=true)").to_arrow_table()
+
+    # ------------------------------------------------------------------ catalog
+    @contextmanager
+    def catalog(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The catalog, opened only for the moment it is needed (DuckDB files take a process lock)."""
+        path = str(self.path / "catalog.duckdb")
+        con = None
+        for attempt in range(50):
+            try:
+                con = duckdb.connect(path)
+                break
+            except duckdb.IOException:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+        assert con is not None
+        try:
+            con.execute("""CREATE TABLE IF NOT EXISTS ingest_log (
+                source_path VARCHAR, content_key VARCHAR, start_offset BIGINT, end_offset BIGINT,
+                prefix_hash VARCHAR, format VARCHAR, records BIGINT, quarantined BIGINT,
+                first_line BIGINT, last_line BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP)""")
+            yield con
+        finally:
+            con.close()
+
+    def quarantine_dir(self) -> Path:
+        return self.path / "quarantine"
+
+
+def _empty_select(schema: pa.Schema) -> str:
+    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema)
+    return f"SELECT {cols} WHERE false"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{f.name} {_duck_type(f.type)}" for f in t) + ")"
+    raise TypeError(f"no DuckDB type for {t}")
