@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 lint: install
-	$(PY) -m ruff check distillguard tests bench
+	$(PY) -m ruff check .
 
 test: install lint
 	$(PY) -m pytest -n 2 --durations=15
