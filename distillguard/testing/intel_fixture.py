@@ -272,3 +272,11 @@ def _detection_tables_a(store: Store, campaign_id: str, attack: list[str], benig
         "sig_template": pa.array([0.9 if k else 0.1 for k in tk], pa.float32()),
         "template_key": pa.array(tk, pa.string()), "task_item_key": pa.array([None] * len(tk), pa.string()),
     }))
+
+
+if __name__ == "__main__":  # python -m distillguard.testing.intel_fixture DIR  → DIR/provider_a, DIR/provider_b
+    import sys
+
+    tp = make_two_providers(sys.argv[1] if len(sys.argv) > 1 else "intel-demo")
+    print(f"provider A: {tp.store_a.path} (campaign {tp.campaign_id}, {len(tp.a_attack)} campaign accounts)")
+    print(f"provider B: {tp.store_b.path} ({len(tp.b_attack)} campaign accounts its scan missed)")
