@@ -2,7 +2,7 @@
 
 Polls are incremental: the ``X-TAXII-Date-Added-Last`` header of the last page (captured with a
 ``requests`` response hook, since ``taxii2-client`` returns only bodies) is remembered per
-(server, collection) in ``intel_poll_state`` and sent as ``added_after`` next time. The pulled
+collection URL in ``intel_poll_state`` and sent as ``added_after`` next time. The pulled
 objects are validated exactly like a bundle file (strict ``stix2`` parse) before any is stored.
 """
 
@@ -91,8 +91,9 @@ def poll_collection(url: str, collection_id: str, store: Store, *, user: str | N
     elif user:
         auth_kw.update(user=user, password=password or "")
     col = _find_collection(url, collection_id, auth_kw)
+    state_url = col.url  # the resolved collection URL: the same whether found via discovery or the API root
     if added_after is None and incremental:
-        added_after = _last_state(store, url, collection_id)
+        added_after = _last_state(store, state_url, collection_id)
     if isinstance(added_after, datetime):
         added_after = added_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     seen_last: list[str] = []
@@ -123,7 +124,7 @@ def poll_collection(url: str, collection_id: str, store: Store, *, user: str | N
     last = seen_last[-1] if seen_last else None
     if last:
         store.append_table("intel_poll_state", pa.Table.from_pylist([{
-            "url": url, "collection_id": collection_id,
+            "url": state_url, "collection_id": collection_id,
             "last_added": datetime.fromisoformat(last.replace("Z", "+00:00")),
             "polled_at": datetime.now(UTC), "objects": len(objects)}], schema=STATE_SCHEMA))
     return PollReport(url=url, collection_id=collection_id, objects=len(objects), pages=pages,
