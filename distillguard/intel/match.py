@@ -150,8 +150,21 @@ def _local_template_groups(store: Store, con, cfg: IntelConfig) -> list[tuple[li
     for a, p in zip(tbl["account_id"].to_pylist(), tbl["prompt"].to_pylist(), strict=True):
         per_acct[a].append(p)
     for a, ps in per_acct.items():
-        if len(ps) >= cfg.match.min_prompts:
-            groups.append(([a], ps, f"prompts of account {a}"))
+        if len(ps) < cfg.match.min_prompts:
+            continue
+        groups.append(([a], ps, f"prompts of account {a}"))
+        # An account alternating templates has no single skeleton; its prompts sharing an opening
+        # (or a closing) form sub-groups that each do.
+        for where, pick in (("opening", lambda t: t[:3]), ("closing", lambda t: t[-3:])):
+            sub: dict[tuple, list[str]] = defaultdict(list)
+            for p in ps:
+                toks = tpl.tokens(p)
+                if len(toks) >= 6:
+                    sub[tuple(pick(toks))].append(p)
+            if len(sub) > 1:
+                for k, sps in sub.items():
+                    if len(sps) >= cfg.match.min_prompts:
+                        groups.append(([a], sps, f"prompts of account {a} with {where} '{' '.join(k)}'"))
     views = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
     if "exchange_signals" in views and "template_key" in con.sql("SELECT * FROM exchange_signals LIMIT 0").columns:
         rows = con.sql(f"""SELECT template_key, list(DISTINCT account_id), list(prompt) FILTER (WHERE rn <= {n}) FROM (

@@ -59,8 +59,12 @@ def mask(text: str) -> str:
     return t
 
 
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(mask(text))
+
+
 def shingles(text: str, size: int = SHINGLE_SIZE) -> set[str]:
-    toks = _TOKEN.findall(mask(text))
+    toks = tokens(text)
     if not toks:
         return set()
     if len(toks) < size:

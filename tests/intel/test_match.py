@@ -41,6 +41,8 @@ def test_partner_intel_finds_accounts_b_missed(two, key, tmp_path):
     # The account on fresh infrastructure is found by its prompts alone.
     hits = {h["account_id"]: h for h in rep.hits}
     assert hits["b-x05"]["kinds"] == ["template"]
+    # Every campaign account is recognised by its templates, including those alternating two of them.
+    assert all("template" in hits[a]["kinds"] for a in two.b_attack)
     # The legit customer in the campaign's hosting ASN matches weakly and stays unflagged; the one behind
     # the university NAT does not match at all (A never exported the NAT).
     assert hits[two.b_benign_same_asn]["kinds"] == ["asn"] and hits[two.b_benign_same_asn]["boost"] < 0.2
