@@ -137,11 +137,11 @@ def _print_hits(rep, top: int) -> None:
     for w in rep.warnings:
         console.print(f"[yellow]{w}[/]")
     t = Table(title="accounts matching partner indicators", title_justify="left")
-    for c in ("account", "boost", "indicators", "kinds", "first evidence"):
+    for c in ("account", "boost", "indicators", "kinds", "partners"):
         t.add_column(c, justify="right" if c in ("boost", "indicators") else "left")
     for h in rep.hits[:top]:
         t.add_row(h["account_id"], f"{h['boost']:.2f}", str(h["n_indicators"]), ", ".join(h["kinds"]),
-                  h["reasons"][0] if h["reasons"] else "")
+                  ", ".join(h["sources"]))
     out.print(t)
     out.print(f"{rep.matches} matches · {rep.accounts} accounts · {rep.indicators_active} active indicators"
               + (f" · {rep.indicators_expired} expired" if rep.indicators_expired else ""))
@@ -174,7 +174,9 @@ def match_cmd(store: Path = StoreOpt, group_key_file: Path = KeyOpt, config: Pat
         return
     _print_hits(rep, top)
     if applied:
+        newly = ", ".join(applied.newly_flagged[:20]) + (" …" if len(applied.newly_flagged) > 20 else "")
         out.print(f"account_risk: {applied.accounts_boosted} raised · {len(applied.newly_flagged)} newly flagged"
+                  + (f" ({newly})" if newly else "")
                   + (f" · {applied.enforcement_rows} enforcement rows" if applied.enforcement_rows else ""))
 
 

@@ -261,7 +261,7 @@ def match_store(store: Store, key: GroupKey | None, config: IntelConfig | None =
     rep.accounts = boost.num_rows
     for k in matches["kind"].to_pylist():
         rep.by_kind[k] = rep.by_kind.get(k, 0) + 1
-    rep.hits = sorted(boost.select(["account_id", "boost", "kinds", "n_indicators", "reasons"]).to_pylist(),
+    rep.hits = sorted(boost.select(["account_id", "boost", "kinds", "n_indicators", "sources", "reasons"]).to_pylist(),
                       key=lambda r: (-r["boost"], r["account_id"]))
     if write:
         store.write_table("intel_matches", matches)
