@@ -153,7 +153,7 @@ def make_two_providers(root: str | Path, seed: int = 7, n_a_attack: int = 12, n_
     root = Path(root)
     store_a = Store(root / "provider_a", create=True)
     store_b = Store(root / "provider_b", create=True)
-    hosts_a = list(range(10, 40))
+    hosts_a = list(range(10, 18))
     campaign_id = "camp-cot-0001"
 
     # ---------------------------------------------------------------- provider A
@@ -181,7 +181,7 @@ def make_two_providers(root: str | Path, seed: int = 7, n_a_attack: int = 12, n_
 
     # ---------------------------------------------------------------- provider B
     accounts, exchanges, attack_b = [], [], []
-    hosts_b = list(range(25, 55))  # overlaps A's hosts partly; the /24s are the same
+    hosts_b = list(range(14, 24))  # overlaps A's hosts partly; the /24s are the same
     for i in range(5):
         domain = CAMPAIGN["domain"] if i < 3 else CAMPAIGN["email_b_only"]
         payment = CAMPAIGN["payment"] if i < 2 else f"pf-b-{i}"

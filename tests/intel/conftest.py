@@ -30,3 +30,17 @@ def two(tmp_path):
 @pytest.fixture
 def now():
     return NOW
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    """Provider A's exports, made once: A's store is deterministic and export is the slow part (pattern
+    validation in stix2), so every test imports these into its own fresh provider-B store."""
+    from distillguard.intel.export import export_bundle
+
+    root = tmp_path_factory.mktemp("bundles")
+    two = make_two_providers(root / "world")
+    hashed, raw = root / "hashed.json", root / "raw.json"
+    export_bundle(two.store_a, hashed, campaign_id=two.campaign_id, key=parse_key(GROUP_KEY_HEX, "t"), now=NOW)
+    export_bundle(two.store_a, raw, campaign_id=two.campaign_id, raw=True, now=NOW)
+    return {"hashed": hashed, "raw": raw}

@@ -7,7 +7,7 @@ import stix2
 
 from distillguard.errors import DistillguardError
 from distillguard.intel.config import IntelConfig
-from distillguard.intel.export import build_bundle, export_bundle, validate_bundle_text
+from distillguard.intel.export import build_bundle, validate_bundle_text
 from distillguard.intel.stixobjects import EXT_INDICATOR, parse_pattern
 from distillguard.testing.intel_fixture import CAMPAIGN, COMMON_UA, NAT_IP
 
@@ -18,14 +18,8 @@ def _objs(bundle_json: str) -> list[dict]:
     return json.loads(bundle_json)["objects"]
 
 
-def _export(two, key, tmp_path, **kw) -> str:
-    out = tmp_path / "bundle.json"
-    export_bundle(two.store_a, out, campaign_id=two.campaign_id, key=key, now=NOW, **kw)
-    return out.read_text()
-
-
-def test_bundle_has_the_model_and_parses_strictly(two, key, tmp_path):
-    text = _export(two, key, tmp_path)
+def test_bundle_has_the_model_and_parses_strictly(bundles):
+    text = bundles["hashed"].read_text()
     parsed = validate_bundle_text(text)  # allow_custom=False
     assert parsed.type == "bundle"
     objs = _objs(text)
@@ -59,8 +53,8 @@ def test_bundle_has_the_model_and_parses_strictly(two, key, tmp_path):
     assert len(ext_ids) == 6
 
 
-def test_default_export_leaks_no_identifier_or_prompt_text(two, key, tmp_path):
-    text = _export(two, key, tmp_path)
+def test_default_export_leaks_no_identifier_or_prompt_text(bundles):
+    text = bundles["hashed"].read_text()
     assert not re.search(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", text), "a dotted-quad IP left the building"
     lowered = text.lower()
     for needle in (CAMPAIGN["domain"], "quickinbox.example", CAMPAIGN["payment"], CAMPAIGN["ja4"],
@@ -69,10 +63,8 @@ def test_default_export_leaks_no_identifier_or_prompt_text(two, key, tmp_path):
         assert needle.lower() not in lowered, needle
 
 
-def test_raw_export_carries_native_patterns(two, tmp_path):
-    out = tmp_path / "raw.json"
-    export_bundle(two.store_a, out, confirmed=True, raw=True, now=NOW)
-    text = out.read_text()
+def test_raw_export_carries_native_patterns(bundles):
+    text = bundles["raw"].read_text()
     validate_bundle_text(text)
     patterns = {o["pattern"] for o in _objs(text) if o["type"] == "indicator"}
     assert "[ipv4-addr:value ISSUBSET '203.0.113.0/24']" in patterns
@@ -114,16 +106,18 @@ def test_unknown_campaign_and_missing_selection(two, key):
 
 
 def test_ids_are_stable_across_exports_and_tlp_is_configurable(two, key):
-    b1, _ = build_bundle(two.store_a, campaign_id=two.campaign_id, key=key, now=NOW)
-    b2, _ = build_bundle(two.store_a, campaign_id=two.campaign_id, key=key, now=NOW, tlp="red")
+    cfg = IntelConfig()
+    cfg.export.kinds = ["asn", "payment", "email_domain"]
+    b1, _ = build_bundle(two.store_a, campaign_id=two.campaign_id, key=key, now=NOW, config=cfg)
+    b2, _ = build_bundle(two.store_a, confirmed=True, key=key, now=NOW, tlp="red", config=cfg)
     ids1 = {o.id for o in b1.objects if o.type == "indicator"}
     ids2 = {o.id for o in b2.objects if o.type == "indicator"}
     assert ids1 == ids2
     assert all(o.object_marking_refs == [stix2.TLP_RED.id] for o in b2.objects if o.type == "indicator")
 
 
-def test_strict_parse_rejects_unregistered_custom_content(two, key, tmp_path):
-    doc = json.loads(_export(two, key, tmp_path))
+def test_strict_parse_rejects_unregistered_custom_content(bundles):
+    doc = json.loads(bundles["hashed"].read_text())
     doc["objects"].append({"type": "x-evil-thing", "spec_version": "2.1", "id": "x-evil-thing--" + "0" * 8
                            + "-0000-4000-8000-" + "0" * 12, "payload": "boom"})
     with pytest.raises(DistillguardError, match="not a valid STIX 2.1 bundle"):

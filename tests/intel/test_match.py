@@ -7,7 +7,6 @@ import pytest
 
 from distillguard.errors import DistillguardError
 from distillguard.intel.apply import apply_intel
-from distillguard.intel.export import export_bundle
 from distillguard.intel.importer import import_bundle
 from distillguard.intel.match import match_store
 
@@ -18,19 +17,17 @@ def _flagged(store) -> set[str]:
     return {r["account_id"] for r in store.read_table("account_risk").to_pylist() if r["flagged"]}
 
 
-def _share(two, key, tmp_path, raw=False):
-    bundle = tmp_path / "a.json"
-    export_bundle(two.store_a, bundle, campaign_id=two.campaign_id, key=None if raw else key, raw=raw, now=NOW)
-    rep = import_bundle(bundle, two.store_b)
+def _share(two, bundles, raw=False):
+    rep = import_bundle(bundles["raw" if raw else "hashed"], two.store_b)
     assert rep.indicators > 0 and rep.unsupported == 0
     return rep
 
 
-def test_partner_intel_finds_accounts_b_missed(two, key, tmp_path):
+def test_partner_intel_finds_accounts_b_missed(two, bundles, key, tmp_path):
     before = _flagged(two.store_b)
     assert not before & set(two.b_attack), "precondition: B's own scan missed the campaign"
 
-    _share(two, key, tmp_path)
+    _share(two, bundles)
     rep = match_store(two.store_b, key, now=NOW)
     applied = apply_intel(two.store_b, now=NOW)
 
@@ -60,8 +57,8 @@ def test_partner_intel_finds_accounts_b_missed(two, key, tmp_path):
     assert set(two.b_attack) <= linked and all(e["kind"] == "intel" for e in edges)
 
 
-def test_apply_is_idempotent_and_can_enforce(two, key, tmp_path):
-    _share(two, key, tmp_path)
+def test_apply_is_idempotent_and_can_enforce(two, bundles, key, tmp_path):
+    _share(two, bundles)
     match_store(two.store_b, key, now=NOW)
     first = apply_intel(two.store_b, now=NOW, enforce_action="require_verification")
     r1 = {r["account_id"]: r["risk"] for r in two.store_b.read_table("account_risk").to_pylist()}
@@ -75,8 +72,8 @@ def test_apply_is_idempotent_and_can_enforce(two, key, tmp_path):
         apply_intel(two.store_b, enforce_action="nuke")
 
 
-def test_matching_needs_the_groups_key(two, key, other_key, tmp_path):
-    _share(two, key, tmp_path)
+def test_matching_needs_the_groups_key(two, bundles, key, other_key, tmp_path):
+    _share(two, bundles)
     rep = match_store(two.store_b, other_key, now=NOW)
     assert rep.matches == 0 and rep.indicators_other_key > 0 and "another group key" in rep.warnings[0]
     # Even when the bundle does not say which key it used, a wrong key finds nothing: the HMACs differ.
@@ -88,25 +85,25 @@ def test_matching_needs_the_groups_key(two, key, other_key, tmp_path):
     assert match_store(two.store_b, key, now=NOW).matches > 0
 
 
-def test_raw_bundle_matches_without_a_key(two, tmp_path):
-    _share(two, None, tmp_path, raw=True)
+def test_raw_bundle_matches_without_a_key(two, bundles, tmp_path):
+    _share(two, bundles, raw=True)
     rep = match_store(two.store_b, None, now=NOW)
     assert set(two.b_attack) <= {h["account_id"] for h in rep.hits}
 
 
-def test_expired_indicators_do_not_match(two, key, tmp_path):
-    _share(two, key, tmp_path)
+def test_expired_indicators_do_not_match(two, bundles, key, tmp_path):
+    _share(two, bundles)
     rep = match_store(two.store_b, key, now=NOW + timedelta(days=400))
     assert rep.matches == 0 and rep.indicators_expired > 0
 
 
-def test_reimport_replaces_instead_of_duplicating(two, key, tmp_path):
-    r1 = _share(two, key, tmp_path)
-    r2 = _share(two, key, tmp_path)
+def test_reimport_replaces_instead_of_duplicating(two, bundles, key, tmp_path):
+    r1 = _share(two, bundles)
+    r2 = _share(two, bundles)
     assert r1.total_stored == r2.total_stored == r1.indicators
 
 
-def test_import_refuses_bad_input(two, tmp_path):
+def test_import_refuses_bad_input(two, bundles, tmp_path):
     p = tmp_path / "bad.json"
     p.write_text('{"type": "bundle", "id": "bundle--not-a-uuid", "objects": []}')
     with pytest.raises(DistillguardError, match="not a valid STIX"):
