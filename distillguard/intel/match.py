@@ -139,16 +139,17 @@ def _value_matches(store, con, inds: list[dict], key: GroupKey | None) -> list[d
     return out
 
 
-def _local_template_groups(store: Store, con, cfg: IntelConfig) -> list[tuple[list[str], list[str], str]]:
-    """(accounts, sampled prompts, label) per local template group: each account, and each scan bucket."""
+def _local_template_groups(store: Store, con, cfg: IntelConfig) -> list[tuple[list[str], list[list[str]], str]]:
+    """(accounts, token lists of sampled prompts, label) per local template group: each account (and its
+    prompts sharing an opening or closing), and each scan bucket. Prompts are tokenised once, here."""
     n = int(cfg.match.template_sample)
     groups = []
     tbl = con.sql(f"""SELECT account_id, prompt FROM (SELECT account_id, prompt, row_number() OVER
         (PARTITION BY account_id ORDER BY hash(exchange_id)) AS rn FROM exchanges WHERE prompt IS NOT NULL)
         WHERE rn <= {n}""").to_arrow_table()
-    per_acct: dict[str, list[str]] = defaultdict(list)
+    per_acct: dict[str, list[list[str]]] = defaultdict(list)
     for a, p in zip(tbl["account_id"].to_pylist(), tbl["prompt"].to_pylist(), strict=True):
-        per_acct[a].append(p)
+        per_acct[a].append(tpl.tokens(p))
     for a, ps in per_acct.items():
         if len(ps) < cfg.match.min_prompts:
             continue
@@ -156,11 +157,10 @@ def _local_template_groups(store: Store, con, cfg: IntelConfig) -> list[tuple[li
         # An account alternating templates has no single skeleton; its prompts sharing an opening
         # (or a closing) form sub-groups that each do.
         for where, pick in (("opening", lambda t: t[:3]), ("closing", lambda t: t[-3:])):
-            sub: dict[tuple, list[str]] = defaultdict(list)
-            for p in ps:
-                toks = tpl.tokens(p)
+            sub: dict[tuple, list[list[str]]] = defaultdict(list)
+            for toks in ps:
                 if len(toks) >= 6:
-                    sub[tuple(pick(toks))].append(p)
+                    sub[tuple(pick(toks))].append(toks)
             if len(sub) > 1:
                 for k, sps in sub.items():
                     if len(sps) >= cfg.match.min_prompts:
@@ -174,7 +174,7 @@ def _local_template_groups(store: Store, con, cfg: IntelConfig) -> list[tuple[li
               WHERE s.template_key IS NOT NULL AND e.prompt IS NOT NULL)
             GROUP BY template_key HAVING count(*) >= {int(cfg.match.min_prompts)}""").fetchall()
         for tk, accts, ps in rows:
-            groups.append((list(accts), list(ps), f"scan template bucket {tk}"))
+            groups.append((list(accts), [tpl.tokens(p) for p in ps], f"scan template bucket {tk}"))
     return groups
 
 
@@ -193,6 +193,12 @@ def _template_matches(store, con, inds: list[dict], key: GroupKey | None, cfg: I
     out = []
     for (num_perm, seed, size, keyed), rs in by_params.items():
         lsh = MinHashLSH(threshold=cfg.match.lsh_threshold, num_perm=num_perm)
+        # LSH only reads hash values; reuse one set of permutation parameters instead of deriving them per query.
+        perms = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+
+        def as_minhash(sig, perms=perms, seed=seed):
+            return MinHash(hashvalues=sig, permutations=perms, scheme="affine32", seed=seed)
+
         sigs = {}
         for r in rs:
             try:
@@ -202,18 +208,18 @@ def _template_matches(store, con, inds: list[dict], key: GroupKey | None, cfg: I
             if len(sig) != num_perm:
                 continue
             sigs[r["indicator_id"]] = sig
-            lsh.insert(r["indicator_id"], MinHash(hashvalues=sig, scheme="affine32", seed=seed))
+            lsh.insert(r["indicator_id"], as_minhash(sig))
         for accts, prompts, label in groups:
             counts: dict[str, int] = defaultdict(int)
-            for p in prompts:
-                for s in tpl.shingles(p, size):
+            for toks in prompts:
+                for s in tpl.shingles_of(toks, size):
                     counts[s] += 1
             need = max(2, int(np.ceil(cfg.match.skeleton_min_share * len(prompts))))
             sk = [s for s, c in counts.items() if c >= need]
             if len(sk) < 5:
                 continue
             sig = tpl.signature(sk, key if keyed else None, num_perm=num_perm, seed=seed)
-            for ind_id in lsh.query(MinHash(hashvalues=sig, scheme="affine32", seed=seed)):
+            for ind_id in lsh.query(as_minhash(sig)):
                 j = tpl.jaccard(sig, sigs[ind_id])
                 if j < cfg.match.template_threshold:
                     continue

@@ -64,7 +64,10 @@ def tokens(text: str) -> list[str]:
 
 
 def shingles(text: str, size: int = SHINGLE_SIZE) -> set[str]:
-    toks = tokens(text)
+    return shingles_of(tokens(text), size)
+
+
+def shingles_of(toks: list[str], size: int = SHINGLE_SIZE) -> set[str]:
     if not toks:
         return set()
     if len(toks) < size:
