@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillguard.errors import DistillguardError
@@ -109,7 +110,8 @@ def export_cmd(
         for c in ("kind", "value", "campaign accounts", "benign accounts"):
             dt.add_column(c)
         for r in rep.dropped:
-            dt.add_row(r["kind"], str(r["value"]), str(r["campaign_accounts"]), str(r["benign_accounts"]))
+            # Values such as user agents are attacker-controlled: never let them act as rich markup.
+            dt.add_row(r["kind"], escape(str(r["value"])), str(r["campaign_accounts"]), str(r["benign_accounts"]))
         out.print(dt)
     mode = "raw values" if raw else f"keyed hashes (group key id {rep.key_id})"
     out.print(f"wrote {rep.objects} STIX objects for {len(rep.campaigns)} campaign(s) · {mode}"
@@ -135,13 +137,14 @@ def import_cmd(bundle: Path = typer.Argument(..., help="STIX 2.1 bundle from a p
 
 def _print_hits(rep, top: int) -> None:
     for w in rep.warnings:
-        console.print(f"[yellow]{w}[/]")
+        console.print(f"[yellow]{escape(w)}[/]")
     t = Table(title="accounts matching partner indicators", title_justify="left")
     for c in ("account", "boost", "indicators", "kinds", "partners"):
         t.add_column(c, justify="right" if c in ("boost", "indicators") else "left")
     for h in rep.hits[:top]:
-        t.add_row(h["account_id"], f"{h['boost']:.2f}", str(h["n_indicators"]), ", ".join(h["kinds"]),
-                  ", ".join(h["sources"]))
+        # Partner names come from the partner's bundle: print them as text, never as markup.
+        t.add_row(escape(h["account_id"]), f"{h['boost']:.2f}", str(h["n_indicators"]), ", ".join(h["kinds"]),
+                  escape(", ".join(h["sources"])))
     out.print(t)
     out.print(f"{rep.matches} matches · {rep.accounts} accounts · {rep.indicators_active} active indicators"
               + (f" · {rep.indicators_expired} expired" if rep.indicators_expired else ""))
@@ -176,7 +179,7 @@ def match_cmd(store: Path = StoreOpt, group_key_file: Path = KeyOpt, config: Pat
     if applied:
         newly = ", ".join(applied.newly_flagged[:20]) + (" …" if len(applied.newly_flagged) > 20 else "")
         out.print(f"account_risk: {applied.accounts_boosted} raised · {len(applied.newly_flagged)} newly flagged"
-                  + (f" ({newly})" if newly else "")
+                  + (f" ({escape(newly)})" if newly else "")
                   + (f" · {applied.enforcement_rows} enforcement rows" if applied.enforcement_rows else ""))
 
 
@@ -192,7 +195,7 @@ def apply_cmd(store: Path = StoreOpt, config: Path = ConfigOpt,
     if as_json:
         _print_json(rep.to_dict())
         return
-    out.print(f"{rep.accounts_boosted} accounts raised · newly flagged: {', '.join(rep.newly_flagged) or 'none'}")
+    out.print(f"{rep.accounts_boosted} accounts raised · newly flagged: {escape(', '.join(rep.newly_flagged)) or 'none'}")
 
 
 @intel_app.command("publish")

@@ -283,7 +283,7 @@ def _indicator(c: Candidate, cfg: IntelConfig, key: GroupKey | None, raw: bool, 
                    n_shingles=c.n_shingles, keyed=key is not None)
         if key is not None:
             ext["key_id"] = key.key_id
-    valid_from = min(c.first_ts or first, first) if (c.first_ts or first) else now
+    valid_from = c.first_ts or first or now  # first sighting of the value (account fields: campaign start)
     valid_from = valid_from.astimezone(UTC) if valid_from.tzinfo else valid_from.replace(tzinfo=UTC)
     valid_until = max(now, valid_from) + timedelta(days=cfg.export.valid_days.get(c.kind, 90))
     labels = ["distillation", c.kind.replace("_", "-")] + (["benign-overlap"] if overlap else [])

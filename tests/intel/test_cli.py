@@ -21,12 +21,12 @@ def test_cli_export_import_match_flow(two, tmp_path, monkeypatch):
     bundle = tmp_path / "b.json"
     a, b = str(two.store_a.path), str(two.store_b.path)
     res = runner.invoke(app, ["intel", "export", "--store", a, "--campaign", two.campaign_id, "--out", str(bundle),
-                              "--group-key-file", str(keyfile), "--tlp", "green", "--provider-name", "Provider A",
+                              "--group-key-file", str(keyfile), "--tlp", "green", "--provider-name", "[b]Evil[/b]",
                               "--publish", "--json"])
     assert res.exit_code == 0, res.output
     rep = orjson.loads(res.stdout)
     assert rep["hashed"] and rep["n_indicators"] > 0 and rep["published"] == rep["objects"]
-    assert any(o["name"] == "Provider A" for o in json.loads(bundle.read_text())["objects"] if o["type"] == "identity")
+    assert any(o["name"] == "[b]Evil[/b]" for o in json.loads(bundle.read_text())["objects"] if o["type"] == "identity")
 
     res = runner.invoke(app, ["intel", "import", str(bundle), "--store", b])
     assert res.exit_code == 0 and "imported" in res.output
@@ -39,6 +39,8 @@ def test_cli_export_import_match_flow(two, tmp_path, monkeypatch):
     assert set(two.b_attack) <= set(d["applied"]["newly_flagged"])
     res = runner.invoke(app, ["intel", "match", "--store", b])
     assert res.exit_code == 0 and "accounts matching partner indicators" in res.output
+    # The partner's name is partner-controlled text: it is printed literally, never interpreted as markup.
+    assert "[b]Evil[/b]" in res.output
 
 
 def test_cli_errors_are_clear(two, tmp_path, monkeypatch):
