@@ -89,8 +89,10 @@ class ExportReport:
 
 
 def _campaign_rows(con, campaign_id: str | None, confirmed: bool) -> list[dict]:
-    if "campaigns" not in {r[0] for r in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}:
-        raise DistillguardError("store has no campaigns table; run `distillguard scan` first")
+    views = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
+    for need in ("campaigns", "campaign_members"):
+        if need not in views:
+            raise DistillguardError(f"store has no {need} table; run `distillguard scan` first")
     if campaign_id:
         rows = con.sql(f"SELECT * FROM campaigns WHERE campaign_id = {_sql(campaign_id)}").to_arrow_table().to_pylist()
         if not rows:
@@ -208,7 +210,9 @@ def build_bundle(store: Store, *, campaign_id: str | None = None, confirmed: boo
         cid = row["campaign_id"]
         report.campaigns.append(cid)
         n_members = con.execute("SELECT count(*) FROM campaign_members WHERE campaign_id = ?", [cid]).fetchall()[0][0]
-        conf = float(row.get("confidence") or 0.5)
+        conf = float(row.get("confidence") if row.get("confidence") is not None else 0.5)
+        conf = conf / 100.0 if conf > 1.0 else conf  # tolerate a detector reporting percent
+        conf = min(1.0, max(0.0, conf))
         title = row.get("title") or f"distillation campaign {cid}"
         mix = _json(row.get("capability_mix"))
         first = row.get("first_seen") or now
