@@ -176,3 +176,37 @@ def test_server_refuses_to_start_without_credentials(tmp_path):
         build_taxii_app(two.store_a, TaxiiConfig())
     with pytest.raises(ConfigError, match="DG_TEST_UNSET_VAR"):
         build_taxii_app(two.store_a, TaxiiConfig(tokens=["env:DG_TEST_UNSET_VAR"]))
+
+
+@pytest.mark.slow
+def test_serve_taxii_command_runs_standalone(tmp_path):
+    """`distillguard intel serve-taxii` as an operator starts it: its own process, token from the environment."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    two = make_two_providers(tmp_path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env = dict(os.environ, DG_TEST_TAXII_TOKEN="standalone-token-42", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-m", "distillguard", "intel", "serve-taxii", "--store",
+                             str(two.store_a.path), "--port", str(port), "--token-env", "DG_TEST_TAXII_TOKEN"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/taxii2/", headers={"Authorization": "Bearer standalone-token-42"})
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.time() < deadline, "serve-taxii did not come up"
+                time.sleep(0.2)
+        assert r.status_code == 200 and r.json()["api_roots"] == [f"http://127.0.0.1:{port}/intel/"]
+        assert httpx.get(f"http://127.0.0.1:{port}/taxii2/").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
