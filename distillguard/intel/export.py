@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import stix2
 from stix2.v21 import Bundle, Campaign, Identity, Indicator, IntrusionSet, Note, Relationship
 
@@ -345,7 +346,23 @@ def export_bundle(store: Store, out: str | Path, **kw) -> ExportReport:
     tmp.write_text(bundle.serialize(pretty=True))
     tmp.replace(out)
     report.out = str(out)
+    _record_export(store, bundle, report, kw.get("tlp") or (kw.get("config") or IntelConfig()).export.tlp)
     return report
+
+
+_EXPORTS_SCHEMA = pa.schema([
+    ("at", pa.timestamp("ms", tz="UTC")), ("bundle_id", pa.string()), ("campaigns", pa.list_(pa.string())),
+    ("indicators", pa.int64()), ("hashed", pa.bool_()), ("key_id", pa.string()), ("tlp", pa.string()),
+    ("out", pa.string()), ("dropped", pa.int64()),
+])
+
+
+def _record_export(store: Store, bundle: Bundle, report: ExportReport, tlp: str) -> None:
+    """What left the building, when, and how protected: the record a sharing agreement asks for."""
+    store.append_table("intel_exports", pa.Table.from_pylist([{
+        "at": datetime.now(UTC), "bundle_id": bundle.id, "campaigns": report.campaigns,
+        "indicators": sum(report.indicators.values()), "hashed": report.hashed, "key_id": report.key_id,
+        "tlp": tlp, "out": report.out, "dropped": len(report.dropped)}], schema=_EXPORTS_SCHEMA))
 
 
 def validate_bundle_text(text: str):

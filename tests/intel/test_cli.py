@@ -26,6 +26,9 @@ def test_cli_export_import_match_flow(two, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     rep = orjson.loads(res.stdout)
     assert rep["hashed"] and rep["n_indicators"] > 0 and rep["published"] == rep["objects"]
+    exports = two.store_a.read_table("intel_exports").to_pylist()
+    assert len(exports) == 1 and exports[0]["hashed"] and exports[0]["tlp"] == "green"
+    assert exports[0]["indicators"] == rep["n_indicators"]
     assert any(o["name"] == "[b]Evil[/b]" for o in json.loads(bundle.read_text())["objects"] if o["type"] == "identity")
 
     res = runner.invoke(app, ["intel", "import", str(bundle), "--store", b])

@@ -8,9 +8,11 @@ import pytest
 from distillguard.errors import DistillguardError
 from distillguard.intel.apply import apply_intel
 from distillguard.intel.importer import import_bundle
+from distillguard.intel.keys import parse_key
 from distillguard.intel.match import match_store
 
 NOW = datetime(2026, 2, 14, 12, 0, tzinfo=UTC)
+GROUP_KEY_HEX = "8f1c2b7d9e0a4c6b3d5e7f9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e"
 
 
 def _flagged(store) -> set[str]:
@@ -113,3 +115,16 @@ def test_import_refuses_bad_input(two, bundles, tmp_path):
     assert not two.store_b.has_table("intel_indicators")
     with pytest.raises(DistillguardError, match="no imported indicators"):
         match_store(two.store_b, None)
+
+
+def test_apply_without_a_local_scan_creates_rows_for_matched_accounts(two, bundles):
+    import shutil
+
+    shutil.rmtree(two.store_b.path / "tables" / "account_risk")
+    _share(two, bundles)
+    match_store(two.store_b, parse_key(GROUP_KEY_HEX, "t"), now=NOW)
+    rep = apply_intel(two.store_b, now=NOW)
+    rows = {r["account_id"]: r for r in two.store_b.read_table("account_risk").to_pylist()}
+    assert set(rows) == set(two.b_attack) | {two.b_benign_same_asn}  # only matched accounts
+    assert sorted(rep.newly_flagged) == sorted(two.b_attack)
+    assert rows[two.b_benign_same_asn]["flagged"] is False
