@@ -1,0 +1,136 @@
+"""A partner's bundle → rows of ``intel_indicators`` that ``match`` can join against local traffic.
+
+The bundle is parsed with ``stix2`` in strict mode (only STIX 2.1 types and the registered
+distillguard types), so a malformed or tampered bundle is refused whole rather than half-stored.
+Indicators are keyed by STIX id; re-importing the same bundle, or a newer version of it,
+replaces rows instead of adding duplicates (the newest ``modified`` wins).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from distillguard.errors import DistillguardError
+from distillguard.intel.export import validate_bundle_text
+from distillguard.intel.stixobjects import EXT_INDICATOR, TLP_BY_ID, parse_pattern
+from distillguard.store import Store
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+INDICATOR_SCHEMA = pa.schema([
+    ("indicator_id", pa.string()), ("modified", _TS), ("source", pa.string()), ("source_identity", pa.string()),
+    ("kind", pa.string()), ("value_form", pa.string()), ("value", pa.string()), ("key_id", pa.string()),
+    ("confidence", pa.int32()), ("valid_from", _TS), ("valid_until", _TS), ("campaign_refs", pa.list_(pa.string())),
+    ("campaign_names", pa.list_(pa.string())), ("tlp", pa.string()), ("pattern", pa.string()),
+    ("params", pa.string()), ("labels", pa.list_(pa.string())), ("revoked", pa.bool_()), ("imported_at", _TS),
+    ("bundle_id", pa.string()),
+])
+
+
+@dataclass
+class ImportReport:
+    bundle_id: str = ""
+    indicators: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    unsupported: int = 0
+    total_stored: int = 0
+    source: str | None = None
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _ts(v) -> datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+
+
+def indicator_rows(bundle, source: str | None = None, now: datetime | None = None) -> list[dict]:
+    """Rows for ``intel_indicators`` from a parsed bundle (or a list of parsed objects)."""
+    now = now or datetime.now(UTC)
+    objs = list(getattr(bundle, "objects", None) or bundle or [])
+    by_id = {o.id: o for o in objs if hasattr(o, "id")}
+    indicates: dict[str, list[str]] = {}
+    for o in objs:
+        if o.type == "relationship" and o.relationship_type == "indicates":
+            indicates.setdefault(o.source_ref, []).append(o.target_ref)
+    rows = []
+    for o in objs:
+        if o.type != "indicator":
+            continue
+        ext = dict((o.get("extensions") or {}).get(EXT_INDICATOR) or {})
+        ext.pop("extension_type", None)
+        parsed = parse_pattern(o.pattern, ext) if o.pattern_type == "stix" else parse_pattern("")
+        creator = by_id.get(o.get("created_by_ref"))
+        camps = indicates.get(o.id, [])
+        marks = [TLP_BY_ID.get(m) for m in (o.get("object_marking_refs") or [])]
+        params = {k: v for k, v in ext.items() if k in ("template_scheme", "num_perm", "seed", "shingle_size",
+                                                        "n_shingles", "keyed", "support_accounts",
+                                                        "benign_accounts", "benign_share")}
+        rows.append({
+            "indicator_id": o.id, "modified": _ts(o.modified),
+            "source": source or (creator.name if creator is not None else o.get("created_by_ref")),
+            "source_identity": o.get("created_by_ref"), "kind": parsed.kind, "value_form": parsed.value_form,
+            "value": parsed.value, "key_id": ext.get("key_id"),
+            "confidence": int(o.get("confidence")) if o.get("confidence") is not None else 50,
+            "valid_from": _ts(o.valid_from), "valid_until": _ts(o.get("valid_until")),
+            "campaign_refs": camps,
+            "campaign_names": [by_id[c].name for c in camps if c in by_id and hasattr(by_id[c], "name")],
+            "tlp": next((m for m in marks if m), None), "pattern": o.pattern,
+            "params": json.dumps(params, sort_keys=True), "labels": list(o.get("labels") or []),
+            "revoked": bool(o.get("revoked", False)), "imported_at": now, "bundle_id": getattr(bundle, "id", None),
+        })
+    return rows
+
+
+def store_indicators(store: Store, rows: list[dict]) -> int:
+    """Merge rows into ``intel_indicators``: one row per indicator id, the newest version wins."""
+    new = pa.Table.from_pylist(rows, schema=INDICATOR_SCHEMA)
+    if store.has_table("intel_indicators"):
+        old = store.read_table("intel_indicators")
+        old = old.select([n for n in INDICATOR_SCHEMA.names if n in old.column_names])
+        for f in INDICATOR_SCHEMA:
+            if f.name not in old.column_names:
+                old = old.append_column(f, pa.nulls(old.num_rows, f.type))
+        old = old.select(INDICATOR_SCHEMA.names).cast(INDICATOR_SCHEMA)
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        con.register("t", pa.concat_tables([old, new]))
+        merged = con.sql("""SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY indicator_id
+                            ORDER BY modified DESC, imported_at DESC) AS _rn FROM t) WHERE _rn = 1
+                            ORDER BY indicator_id""").to_arrow_table().cast(INDICATOR_SCHEMA)
+    else:
+        merged = new
+    store.write_table("intel_indicators", merged)
+    return merged.num_rows
+
+
+def import_bundle(path_or_text: str | Path, store: Store, source: str | None = None) -> ImportReport:
+    text = path_or_text
+    if isinstance(path_or_text, Path) or (isinstance(path_or_text, str) and not path_or_text.lstrip().startswith("{")):
+        p = Path(path_or_text)
+        if not p.is_file():
+            raise DistillguardError("bundle file not found", source=str(p))
+        text = p.read_text()
+    bundle = validate_bundle_text(text)
+    if getattr(bundle, "type", None) != "bundle":
+        raise DistillguardError("expected a STIX bundle at the top level")
+    rows = indicator_rows(bundle, source=source)
+    rep = ImportReport(bundle_id=bundle.id, indicators=len(rows), source=source)
+    for r in rows:
+        rep.by_kind[r["kind"]] = rep.by_kind.get(r["kind"], 0) + 1
+    rep.unsupported = rep.by_kind.get("unsupported", 0)
+    if rows:
+        rep.total_stored = store_indicators(store, rows)
+    elif store.has_table("intel_indicators"):
+        rep.total_stored = store.read_table("intel_indicators").num_rows
+    return rep
