@@ -51,6 +51,12 @@ class FileResult:
     quarantined: int = 0
     skipped: str | None = None
     quarantine_file: str | None = None
+    #: Non-blank records read; each one ends up stored (``stored_lines``), mapped to no exchange
+    #: (``empty``: batch request lines, OTLP lines without GenAI spans) or quarantined (``quarantined_lines``).
+    lines: int = 0
+    stored_lines: int = 0
+    empty: int = 0
+    quarantined_lines: int = 0
 
 
 @dataclass
@@ -110,6 +116,7 @@ class _Quarantine:
         self.path = store.quarantine_dir() / f"{key}.jsonl"
         self.source = source
         self.count = 0
+        self.records = 0
         self._fh = None
 
     def add(self, line: int, reason: str, raw: bytes | str) -> None:
@@ -140,6 +147,9 @@ class _Sink:
         self.seq = 0
         self.records = 0
         self.accounts = 0
+        self.lines = 0
+        self.stored_lines = 0
+        self.empty = 0
 
     def add_row(self, row: dict) -> None:
         self.rows.append(row)
@@ -248,15 +258,68 @@ def ingest_paths(store: Store, paths: list[str | os.PathLike], fmt: str = "auto"
     result = IngestResult()
     run_state: dict = {}
     files = expand_paths(paths)
+    # Batch request files go first so that their result files, wherever they sort, can join to them.
+    preamble = {p for p in files if _is_preamble(p, fmt)}
+    files = [p for p in files if p in preamble] + [p for p in files if p not in preamble]
     for path in files:
         if on_file:
             on_file(path, path.stat().st_size)
-        result.files.append(_ingest_file(store, path, fmt, run_state, on_progress))
+        result.files.append(_ingest_file(store, path, fmt, run_state, on_progress, path in preamble))
     return result
 
 
+def _first_record(path: Path):
+    if path.name.endswith(".parquet"):
+        return None
+    try:
+        with _open(path) as fh:
+            for raw in fh:
+                if raw.strip():
+                    return orjson.loads(raw)
+    except (orjson.JSONDecodeError, OSError, EOFError, gzip.BadGzipFile):
+        return None
+    return None
+
+
+def _is_preamble(path: Path, fmt: str) -> bool:
+    obj = _first_record(path)
+    if obj is None:
+        return False
+    readers = all_readers()
+    names = [fmt] if fmt != "auto" else list(SNIFF_ORDER)
+    for name in names:
+        check = getattr(readers.get(name), "is_preamble", None)
+        try:
+            if check is not None and check(obj):
+                return True
+        except Exception:
+            continue
+    return False
+
+
+def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> None:
+    """Re-read a batch request file that needs no storing so this run's result files can join to it."""
+    name = fmt if fmt != "auto" else _sniff(path, 0)
+    if name is None:
+        return
+    reader = get_reader(name)
+    done = 0
+    with _open(path) as fh:
+        for n, raw in _iter_lines(fh, 0):
+            done += len(raw)
+            if limit is not None and done > limit:
+                break
+            if not raw.strip():
+                continue
+            try:
+                reader.to_exchanges(orjson.loads(raw),
+                                    RecordContext(str(path), n, raw.strip(), run_state, lambda *_: None))
+            except Exception:  # noqa: S112 - bad lines were quarantined when the file was ingested
+                continue
+
+
 def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,
-                 on_progress: Callable[[int], None] | None) -> FileResult:
+                 on_progress: Callable[[int], None] | None, preamble: bool = False) -> FileResult:
     size = path.stat().st_size
     content_key = _hash_file(path)
     start_offset, start_line = 0, 0
@@ -264,6 +327,8 @@ def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,
         done = cat.execute("SELECT 1 FROM ingest_log WHERE content_key = ? AND finished_at IS NOT NULL LIMIT 1",
                            [content_key]).fetchall()
         if done:
+            if preamble:
+                _prime(path, fmt, run_state)
             if on_progress:
                 on_progress(size)
             return FileResult(str(path), None, skipped="already ingested")
@@ -275,6 +340,8 @@ def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,
         end_offset, last_line, prefix_hash = prev[0]
         if end_offset < size and _hash_file(path, end_offset) == prefix_hash:
             start_offset, start_line = end_offset, last_line
+            if preamble:
+                _prime(path, fmt, run_state, limit=start_offset)
     key = f"{content_key[:20]}-{start_offset}"
     started = datetime.now(UTC)
     if path.name.endswith(".parquet"):
@@ -301,6 +368,8 @@ def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_
             with _open(path) as fh:
                 for n, raw in _iter_lines(fh, start_line):
                     if raw.strip():
+                        sink.lines += 1
+                        quarantine.records += 1
                         quarantine.add(n, "no reader recognises this record (not JSON, or an unknown log format)", raw)
                     last_line = n
                     if on_progress:
@@ -326,9 +395,15 @@ def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_
         sink.flush()
     finally:
         quarantine.close()
-    res.records, res.accounts, res.quarantined = sink.records, sink.accounts, quarantine.count
-    res.quarantine_file = str(quarantine.path) if quarantine.count else None
+    _counts(res, sink, quarantine)
     return res, last_line
+
+
+def _counts(res: FileResult, sink: _Sink, quarantine: _Quarantine) -> None:
+    res.records, res.accounts, res.quarantined = sink.records, sink.accounts, quarantine.count
+    res.lines, res.stored_lines, res.empty = sink.lines, sink.stored_lines, sink.empty
+    res.quarantined_lines = quarantine.records
+    res.quarantine_file = str(quarantine.path) if quarantine.count else None
 
 
 def _first_char(path: Path, offset: int) -> bytes:
@@ -358,28 +433,44 @@ def _map_line(reader, source: str, n: int, raw: bytes, sink: _Sink, quarantine: 
     text = raw.strip()
     if not text:
         return
+    sink.lines += 1
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as e:
+        quarantine.records += 1
         quarantine.add(n, f"invalid JSON: {e}", raw)
         return
     _map_obj(reader, obj, RecordContext(source, n, text, run_state), sink, quarantine)
 
 
 def _map_obj(reader, obj, ctx: RecordContext, sink: _Sink, quarantine: _Quarantine) -> None:
+    before = quarantine.count
+    ctx.on_reject = lambda reason, raw: quarantine.add(ctx.line, reason, raw)
     try:
         rows = reader.to_exchanges(obj, ctx)
+        if not isinstance(rows, list):
+            raise TypeError(f"to_exchanges returned {type(rows).__name__}, not a list")
         if getattr(reader, "kind", "exchanges") == "accounts":
             normalized = [normalize_account(r) for r in rows]
             sink.account_rows.extend(normalized)
+            sink.stored_lines += 1 if rows else 0
+            sink.empty += 0 if rows else 1
             return
         normalized = [normalize_exchange(r) for r in rows]
     except RecordError as e:
+        quarantine.records += 1
         quarantine.add(ctx.line, e.message, ctx.raw)
         return
     except Exception as e:  # a reader bug must cost one record, not the run
+        quarantine.records += 1
         quarantine.add(ctx.line, f"reader {reader.name} failed: {type(e).__name__}: {e}", ctx.raw)
         return
+    if normalized:
+        sink.stored_lines += 1
+    elif quarantine.count > before:
+        quarantine.records += 1  # every part of the record was rejected
+    else:
+        sink.empty += 1
     for row in normalized:
         row.setdefault("source_format", reader.name)
         if row.get("source_format") is None:
@@ -390,11 +481,14 @@ def _map_obj(reader, obj, ctx: RecordContext, sink: _Sink, quarantine: _Quaranti
 def _ingest_document(path: Path, reader, sink: _Sink, quarantine: _Quarantine, run_state: dict) -> int:
     obj = _load_document(path)
     if obj is None:
+        sink.lines += 1
+        quarantine.records += 1
         quarantine.add(1, "file is neither JSON Lines nor one JSON document (or larger than 512 MB)", b"")
         return 1
     items = obj if isinstance(obj, list) else [obj]
     for i, item in enumerate(items, start=1):
         raw = orjson.dumps(item)
+        sink.lines += 1
         _map_obj(reader, item, RecordContext(str(path), i, raw, run_state), sink, quarantine)
     return len(items)
 
@@ -426,6 +520,8 @@ def _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_li
             n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             table = _fast_parse(block, opts)
             if table is not None:
+                sink.lines += table.num_rows
+                sink.stored_lines += table.num_rows
                 sink.add_table(_with_source(table, reader.name))
             else:
                 for i, raw in enumerate(block.splitlines(keepends=True), start=1):
@@ -513,9 +609,12 @@ def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress) -
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, KeyError):
                 ok = False
             if ok and not is_accounts:
+                sink.lines += table.num_rows
+                sink.stored_lines += table.num_rows
                 sink.add_table(_with_source(table, "native"))
             else:
                 for i, row in enumerate(batch.to_pylist()):
+                    sink.lines += 1
                     _map_obj(reader, row, RecordContext(str(path), row0 + i + 1, orjson.dumps(row, default=str), {}),
                              sink, quarantine)
             row0 += batch.num_rows
@@ -524,8 +623,7 @@ def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress) -
         sink.flush()
     finally:
         quarantine.close()
-    res.records, res.accounts, res.quarantined = sink.records, sink.accounts, quarantine.count
-    res.quarantine_file = str(quarantine.path) if quarantine.count else None
+    _counts(res, sink, quarantine)
     return res
 
 
