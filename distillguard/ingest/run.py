@@ -18,6 +18,7 @@ import gzip
 import io
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,9 @@ from distillguard.ingest.registry import SNIFF_ORDER, RecordContext, all_readers
 from distillguard.store import Store
 
 BATCH_ROWS = 50_000
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 32 << 20
+#: Arrow parses a block in chunks of this size on its own threads.
+PARSE_CHUNK_BYTES = 8 << 20
 SNIFF_RECORDS = 20
 _SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".parquet")
 
@@ -150,6 +153,10 @@ class _Sink:
         self.lines = 0
         self.stored_lines = 0
         self.empty = 0
+        # One Parquet write runs in the background while the next block is parsed (Arrow and
+        # zstd release the GIL); at most one is in flight, so memory stays bounded.
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: Future | None = None
 
     def add_row(self, row: dict) -> None:
         self.rows.append(row)
@@ -169,7 +176,7 @@ class _Sink:
             parts.append(pa.Table.from_pylist(self.rows, schema=EXCHANGE_SCHEMA))
         if parts:
             table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-            self.store.write_exchanges(table, key=f"{self.key}-{self.seq:05d}")
+            self._write(table, f"{self.key}-{self.seq:05d}")
             self.records += table.num_rows
             self.seq += 1
         self.rows, self.tables, self.pending = [], [], 0
@@ -178,6 +185,27 @@ class _Sink:
                                       key=f"{datetime.now(UTC):%Y%m%d%H%M%S%f}-{self.key}")
             self.accounts += len(self.account_rows)
             self.account_rows = []
+
+
+    def _write(self, table: pa.Table, key: str) -> None:
+        self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dg-ingest-write")
+        self._inflight = self._pool.submit(self.store.write_exchanges, table, key)
+
+    def wait(self) -> None:
+        """Block until the background write is on disk; re-raises its error here."""
+        if self._inflight is not None:
+            fut, self._inflight = self._inflight, None
+            fut.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
 
 def _iter_lines(fh, start_line: int) -> Iterator[tuple[int, bytes]]:
@@ -393,7 +421,9 @@ def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_
                         on_progress(len(raw))
                     _map_line(reader, str(path), n, raw, sink, quarantine, run_state)
         sink.flush()
+        sink.wait()
     finally:
+        sink.close()
         quarantine.close()
     _counts(res, sink, quarantine)
     return res, last_line
@@ -530,16 +560,21 @@ def _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_li
     return line
 
 
+_READ_OPTS = pajson.ReadOptions(use_threads=True, block_size=PARSE_CHUNK_BYTES)
+
+
 def _fast_parse(block: bytes, opts) -> pa.Table | None:
     if b"\r" in block:
         return None
     try:
-        table = pajson.read_json(io.BytesIO(block), parse_options=opts)
+        table = pajson.read_json(io.BytesIO(block), parse_options=opts, read_options=_READ_OPTS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    lines = [ln for ln in block.split(b"\n") if ln.strip()]
-    if table.num_rows != len(lines):
-        return None
+    # Every line must have become one row; only count non-blank lines when a quick count disagrees.
+    if table.num_rows != block.count(b"\n") + (0 if block.endswith(b"\n") else 1):
+        lines = [ln for ln in block.split(b"\n") if ln.strip()]
+        if table.num_rows != len(lines):
+            return None
     for name in EXCHANGE_REQUIRED:
         col = table[name]
         if col.null_count:
@@ -621,7 +656,9 @@ def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress) -
             if on_progress:
                 on_progress(int(path.stat().st_size * batch.num_rows / max(pf.metadata.num_rows, 1)))
         sink.flush()
+        sink.wait()
     finally:
+        sink.close()
         quarantine.close()
     _counts(res, sink, quarantine)
     return res
