@@ -22,6 +22,7 @@ _STR_FIELDS = {f.name for f in EXCHANGE_SCHEMA if str(f.type) == "string"}
 _STR_LIST_FIELDS = ("tools_offered", "tool_calls", "action_reasons")
 _COLUMNS = set(EXCHANGE_SCHEMA.names)
 _INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = 3.4e38
 
 
 def parse_ts(value) -> datetime:
@@ -91,6 +92,8 @@ def _to_float(name: str, v):
         raise RecordError(f"{name}: not a number: {str(v)[:40]!r}") from e
     if not math.isfinite(f):
         raise RecordError(f"{name}: not a finite number")
+    if abs(f) > _FLOAT32_MAX:  # the columns are float32: larger values would silently become inf
+        raise RecordError(f"{name}: out of range: {f!r}")
     return f
 
 
