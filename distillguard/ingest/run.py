@@ -87,12 +87,25 @@ def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.name.endswith(_SUFFIXES)))
+            # A store kept under the input directory (its quarantine is JSONL too) is not input.
+            stores = [m.parent for m in p.rglob(_STORE_MARKER) if _is_store_marker(m)]
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.name.endswith(_SUFFIXES)
+                              and not any(q.is_relative_to(st) for st in stores)))
         elif p.exists():
             out.append(p)
         else:
             raise DistillguardError("no such file or directory", source=str(p))
     return out
+
+
+_STORE_MARKER = "store.json"
+
+
+def _is_store_marker(path: Path) -> bool:
+    try:
+        return orjson.loads(path.read_bytes()).get("format") == "distillguard-store"
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return False
 
 
 def _hash_file(path: Path, limit: int | None = None) -> str:
