@@ -404,20 +404,10 @@ def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_
     sink = _Sink(store, key)
     last_line = start_line
     try:
-        if reader_name is None:
-            # Nothing parseable at all: every line is quarantined so the operator sees why.
-            with _open(path) as fh:
-                for n, raw in _iter_lines(fh, start_line):
-                    if raw.strip():
-                        sink.lines += 1
-                        quarantine.records += 1
-                        quarantine.add(n, "no reader recognises this record (not JSON, or an unknown log format)", raw)
-                    last_line = n
-                    if on_progress:
-                        on_progress(len(raw))
-            return res, last_line
-        reader = get_reader(reader_name)
-        if _first_char(path, start_offset) == b"[" or (start_offset == 0 and _needs_document_mode(path)):
+        reader = get_reader(reader_name) if reader_name is not None else None
+        if reader is None:
+            last_line = _quarantine_all(path, start_offset, start_line, sink, quarantine, on_progress)
+        elif _first_char(path, start_offset) == b"[" or (start_offset == 0 and _needs_document_mode(path)):
             last_line = _ingest_document(path, reader, sink, quarantine, run_state)
             if on_progress:
                 on_progress(path.stat().st_size)
@@ -440,6 +430,23 @@ def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_
         quarantine.close()
     _counts(res, sink, quarantine)
     return res, last_line
+
+
+def _quarantine_all(path, start_offset, start_line, sink, quarantine, on_progress) -> int:
+    """Nothing parseable at all: every line is quarantined so the operator sees why."""
+    last_line = start_line
+    with _open(path) as fh:
+        if start_offset:
+            fh.seek(start_offset)
+        for n, raw in _iter_lines(fh, start_line):
+            if raw.strip():
+                sink.lines += 1
+                quarantine.records += 1
+                quarantine.add(n, "no reader recognises this record (not JSON, or an unknown log format)", raw)
+            last_line = n
+            if on_progress:
+                on_progress(len(raw))
+    return last_line
 
 
 def _counts(res: FileResult, sink: _Sink, quarantine: _Quarantine) -> None:

@@ -157,3 +157,13 @@ def test_explicit_format_on_a_foreign_file_quarantines_instead_of_guessing(store
     f = res.files[0]
     assert f.lines == 2 and f.lines == f.stored_lines + f.empty + f.quarantined_lines
     assert res.records == 0
+
+
+def test_unrecognised_file_is_reported_as_quarantined(store, tmp_path):
+    # Found by the property tests: such a file's quarantine used to be written but not counted.
+    p = tmp_path / "junk.jsonl"
+    p.write_bytes(b"\x00\nnot json either\n\n")
+    res = ingest_paths(store, [p])
+    f = res.files[0]
+    assert f.format is None and (f.lines, f.quarantined, f.quarantined_lines) == (2, 2, 2)
+    assert [q["line"] for q in quarantine_of(res)] == [1, 2]
