@@ -85,7 +85,7 @@ def _load_builtin() -> None:
     # Importing the modules registers them; kept lazy so `import distillguard.ingest` stays cheap.
     from distillguard.ingest import native  # noqa: F401
 
-    for mod in ("openai", "anthropic", "litellm", "otel"):
+    for mod in ("openai", "anthropic", "litellm", "otel", "requeue"):
         try:
             __import__(f"distillguard.ingest.{mod}")
         except ModuleNotFoundError as e:

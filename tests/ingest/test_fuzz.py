@@ -49,6 +49,9 @@ json_values = st.recursive(
 
 @functools.cache
 def _valid_lines(fmt: str) -> tuple[bytes, ...]:
+    if fmt == "quarantine":  # quarantine records wrapping valid records of other formats
+        return tuple(orjson.dumps({"path": "orig.jsonl", "line": i + 1, "reason": "test", "raw": line.decode()})
+                     for i, line in enumerate(_valid_lines("openai") + _valid_lines("otel")))
     return tuple(line.rstrip(b"\n") for name in VALID_FILES[fmt]
                  for line in (DATA / name).read_bytes().splitlines() if line.strip())
 
@@ -145,7 +148,7 @@ def _check(fmt: str, lines: list[bytes], tmp_path_factory, check_valid: bool = T
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", sorted(VALID_FILES))
+@pytest.mark.parametrize("fmt", [*sorted(VALID_FILES), "quarantine"])
 def test_every_reader_survives_hostile_lines_and_keeps_valid_ones(fmt, tmp_path_factory):
     # Few examples of many lines each: every example is a full ingest run (store, catalog, Parquet).
     @settings(max_examples=8, deadline=None,
@@ -174,3 +177,9 @@ def test_auto_detection_on_garbage_never_crashes(tmp_path_factory):
             assert f.lines == _nonblank(data) or f.lines == 1
 
     run()
+
+
+def test_every_registered_reader_is_fuzzed():
+    from distillguard.ingest.registry import all_readers
+
+    assert set(all_readers()) == set(VALID_FILES) | {"quarantine"}

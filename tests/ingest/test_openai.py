@@ -119,9 +119,16 @@ def test_batch_output_without_input_keeps_every_record(ingest, store):
     # No identity is known for these lines, so they are quarantined (raw kept), not dropped.
     assert res.records == 0 and res.quarantined == 3
     assert all("no account identity" in q["reason"] for q in quarantine_of(res))
-    # Given the input file in a later run together with the output again, the join happens.
-    res2, rows2 = ingest("openai_batch_6a1f0c_input.jsonl", "openai_batch_6a1f0c_output.jsonl")
-    assert res2.files[1].skipped == "already ingested"
+    # Re-ingesting the output file changes nothing (it is already ingested) ...
+    res2, _ = ingest("openai_batch_6a1f0c_input.jsonl", "openai_batch_6a1f0c_output.jsonl")
+    assert res2.files[1].skipped == "already ingested" and res2.records == 0
+    # ... but its quarantine file, ingested together with the input file, maps every record.
+    qfile = res.files[0].quarantine_file
+    res3 = ingest_paths(store, [DATA / "openai_batch_6a1f0c_input.jsonl", qfile])
+    assert res3.files[1].format == "quarantine" and res3.records == 3 and res3.quarantined == 0
+    r = rows_by_id(store)["req_batch_0001"]
+    assert r["source_format"] == "openai" and r["batch_id"] == "batch_6a1f0c"  # from the original file name
+    assert r["prompt"] == "Is 221 prime? Explain." and r["extra"]["batch_join"] == "joined"
 
 
 def test_batch_input_from_an_earlier_run_still_joins(store, tmp_path):
