@@ -110,10 +110,13 @@ def main() -> None:
     print(f"generated {lines:,} exchanges, {size / 2**20:,.0f} MiB in {gen_s:.1f}s", flush=True)
 
     cmd = [sys.executable, "-m", "distillguard", "ingest", str(log), "--store", str(work / "store"), "--json"]
+    load_before = os.getloadavg()[0]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
     wall = time.perf_counter() - t
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss
+    cpu = usage.ru_utime + usage.ru_stime  # all threads of the ingest process
     if proc.returncode not in (0, 3):
         sys.exit(f"ingest failed ({proc.returncode}): {proc.stderr[-2000:]}")
     res = json.loads(proc.stdout)
@@ -124,6 +127,9 @@ def main() -> None:
         "file_mib": round(size / 2**20), "exchanges": res["ingested"], "quarantined": res["quarantined"],
         "seconds": round(wall, 1), "exchanges_per_s": round(res["ingested"] / wall),
         "mib_per_s": round(size / 2**20 / wall, 1), "peak_rss_mib": round(peak_kib / 1024),
+        # On a shared machine wall time depends on the neighbours; CPU time per exchange does not.
+        "cpu_seconds": round(cpu, 1), "exchanges_per_cpu_s": round(res["ingested"] / cpu),
+        "loadavg_1m_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
     print(json.dumps(out, indent=2))
     if not args.keep:

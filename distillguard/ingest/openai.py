@@ -115,9 +115,8 @@ def chat_request(req: dict) -> dict:
     requested = None
     if effort is not None:
         requested = str(effort).lower() != "none"
-    elif isinstance(reasoning_obj, dict):
-        requested = reasoning_obj.get("enabled", True) is not False and not reasoning_obj.get("exclude", False) \
-            or bool(reasoning_obj.get("max_tokens"))
+    elif isinstance(reasoning_obj, dict):  # OpenRouter: {"enabled"?, "max_tokens"?, "exclude"?}
+        requested = reasoning_obj.get("enabled", True) is not False
     elif thinking is not None:
         requested = thinking is True or (isinstance(thinking, dict) and thinking.get("type") != "disabled")
     row.update(
@@ -367,7 +366,6 @@ def map_envelope(obj: dict, ctx: RecordContext) -> dict:
     body = map_bodies(env.request, env.response, endpoint)
     created = body.get("_created")
     row.update({k: v for k, v in body.items() if v is not None or k not in row})
-    row["_request_id"] = first(row.get("_request_id"))
     if row.get("http_status") is None and body.get("_error") is None and isinstance(env.response, dict | list):
         row["http_status"] = 200 if env.response else None
     return _finish(row, ctx, (created,), (end_user(env.request),), "openai")

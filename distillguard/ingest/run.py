@@ -15,7 +15,6 @@ Guarantees, in the order operators care about them:
 from __future__ import annotations
 
 import gzip
-import io
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -543,6 +542,30 @@ def _ingest_document(path: Path, reader, sink: _Sink, quarantine: _Quarantine, r
     return len(items)
 
 
+def _blocks(fh):
+    """Yield (buffer, length) pairs of whole lines, ~BLOCK_BYTES each, without copying the block.
+
+    Each block is read into a fresh buffer after the previous block's partial last line, so the
+    only copy is that short tail. The final block may lack a trailing newline.
+    """
+    carry = b""
+    while True:
+        buf = bytearray(len(carry) + BLOCK_BYTES)
+        buf[: len(carry)] = carry
+        n = fh.readinto(memoryview(buf)[len(carry):])
+        if not n:
+            if carry:
+                yield bytearray(carry), len(carry)
+            return
+        end = len(carry) + n
+        cut = buf.rfind(b"\n", 0, end) + 1
+        if cut == 0:  # one enormous line: keep reading
+            carry = bytes(buf[:end])
+            continue
+        carry = bytes(buf[cut:end])
+        yield buf, cut
+
+
 def _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_line, run_state, on_progress) -> int:
     """Native JSONL through Arrow's C++ JSON parser, a block at a time; any doubt → line by line."""
     opts = pajson.ParseOptions(explicit_schema=EXCHANGE_SCHEMA, unexpected_field_behavior="error",
@@ -551,30 +574,20 @@ def _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_li
     with _open(path) as fh:
         if start_offset:
             fh.seek(start_offset)
-        carry = b""
-        while True:
-            chunk = fh.read(BLOCK_BYTES)
-            if not chunk and not carry:
-                break
-            data = carry + chunk
-            if chunk:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # one enormous line: keep reading
-                    carry = data
-                    continue
-                block, carry = data[:cut], data[cut:]
-            else:
-                block, carry = data, b""
+        for buf, size in _blocks(fh):
             if on_progress:
-                on_progress(len(block))
-            n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-            table = _fast_parse(block, opts)
+                on_progress(size)
+            n_lines = buf.count(b"\n", 0, size) + (0 if buf[size - 1] == 0x0A else 1)
+            table = _fast_parse(buf, size, n_lines, opts)
             if table is not None:
                 sink.lines += table.num_rows
                 sink.stored_lines += table.num_rows
                 sink.add_table(_with_source(table, reader.name))
             else:
-                for i, raw in enumerate(block.splitlines(keepends=True), start=1):
+                raws = bytes(buf[:size]).split(b"\n")
+                if raws and raws[-1] == b"":
+                    raws.pop()
+                for i, raw in enumerate(raws, start=1):
                     _map_line(reader, str(path), line + i, raw, sink, quarantine, run_state)
             line += n_lines
     return line
@@ -583,17 +596,17 @@ def _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_li
 _READ_OPTS = pajson.ReadOptions(use_threads=True, block_size=PARSE_CHUNK_BYTES)
 
 
-def _fast_parse(block: bytes, opts) -> pa.Table | None:
-    if b"\r" in block:
+def _fast_parse(buf: bytearray, size: int, n_lines: int, opts) -> pa.Table | None:
+    if buf.find(b"\r", 0, size) != -1:
         return None
     try:
-        table = pajson.read_json(io.BytesIO(block), parse_options=opts, read_options=_READ_OPTS)
+        table = pajson.read_json(pa.BufferReader(pa.py_buffer(memoryview(buf)[:size])), parse_options=opts,
+                                 read_options=_READ_OPTS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    # Every line must have become one row; only count non-blank lines when a quick count disagrees.
-    if table.num_rows != block.count(b"\n") + (0 if block.endswith(b"\n") else 1):
-        lines = [ln for ln in block.split(b"\n") if ln.strip()]
-        if table.num_rows != len(lines):
+    # Every line must have become one row; only count non-blank lines when the quick count disagrees.
+    if table.num_rows != n_lines:
+        if table.num_rows != sum(1 for ln in bytes(buf[:size]).split(b"\n") if ln.strip()):
             return None
     for name in EXCHANGE_REQUIRED:
         col = table[name]
