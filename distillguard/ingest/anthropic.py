@@ -118,6 +118,41 @@ def message_fields(msg: dict) -> dict:
     }
 
 
+def fold_events(events: list) -> dict:
+    """Rebuild the Message from a logged stream of SSE events (message_start, content_block_*, message_delta)."""
+    msg: dict = {}
+    blocks: dict[int, dict] = {}
+    partial_json: dict[int, list[str]] = {}
+    for ev in events:
+        if not isinstance(ev, dict):
+            continue
+        t = ev.get("type")
+        if t == "message_start" and isinstance(ev.get("message"), dict):
+            msg = dict(ev["message"])
+            msg["usage"] = dict(as_dict(msg.get("usage")))
+        elif t == "content_block_start" and isinstance(ev.get("content_block"), dict):
+            blocks[ev.get("index", len(blocks))] = dict(ev["content_block"])
+        elif t == "content_block_delta":
+            i, d = ev.get("index", 0), as_dict(ev.get("delta"))
+            b = blocks.setdefault(i, {"type": "text", "text": ""})
+            if d.get("type") == "text_delta":
+                b["text"] = str(b.get("text") or "") + str(d.get("text") or "")
+            elif d.get("type") == "thinking_delta":
+                b["thinking"] = str(b.get("thinking") or "") + str(d.get("thinking") or "")
+            elif d.get("type") == "input_json_delta":
+                partial_json.setdefault(i, []).append(str(d.get("partial_json") or ""))
+        elif t == "message_delta":
+            msg.update({k: v for k, v in as_dict(ev.get("delta")).items() if v is not None})
+            msg.setdefault("usage", {}).update(as_dict(ev.get("usage")))  # cumulative counts
+        elif t == "error":
+            msg["error"] = ev.get("error")
+    for i, parts in partial_json.items():
+        blocks[i]["input"] = "".join(parts)
+    if blocks or msg:
+        msg["content"] = [blocks[i] for i in sorted(blocks, key=lambda k: k if isinstance(k, int) else 0)]
+    return msg
+
+
 def _error_of(body: Any) -> dict | None:
     err = dig(body, "error")
     if isinstance(err, dict):
@@ -151,7 +186,8 @@ def map_envelope(obj: dict, ctx: RecordContext) -> dict:
     row = common_fields(env, "anthropic")
     req = request_fields(env.request)
     _merge(row, req)
-    resp = env.response if isinstance(env.response, dict) else {}
+    resp = env.response if isinstance(env.response, dict) else (
+        fold_events(env.response) if isinstance(env.response, list) else {})
     err = _error_of(resp)
     if resp and not err:
         out = message_fields(resp)
@@ -234,6 +270,8 @@ def looks_anthropic(obj: dict) -> bool:
     if "/v1/messages" in u or u.rstrip("/").endswith("/messages"):
         return True
     resp = env.response
+    if isinstance(resp, list):
+        return any(isinstance(e, dict) and e.get("type") == "message_start" for e in resp[:3])
     if isinstance(resp, dict):
         if resp.get("type") == "message" or str(resp.get("id", "")).startswith("msg_"):
             return True

@@ -307,6 +307,8 @@ def endpoint_of(url: Any, req: dict, resp: Any) -> str:
     if "/completions" in u:
         return "completions"
     obj = resp.get("object") if isinstance(resp, dict) else None
+    if isinstance(resp, list) and any(str(dig(e, "type")).startswith("response.") for e in resp[:3]):
+        return "responses"
     if isinstance(resp, list) or obj in ("chat.completion", "chat.completion.chunk"):
         return "chat.completions"
     if obj == "response" or "input" in req or "instructions" in req or (isinstance(resp, dict) and "output" in resp):
@@ -320,6 +322,9 @@ def map_bodies(req: dict, resp: Any, endpoint: str) -> dict:
     """Exchange columns from an OpenAI request body and response body (either may be empty)."""
     if endpoint == "responses":
         row = responses_request(req)
+        if isinstance(resp, list):  # a logged event stream: the final event carries the whole response
+            final = [e["response"] for e in resp if isinstance(e, dict) and isinstance(e.get("response"), dict)]
+            resp = final[-1] if final else None
         ok = isinstance(resp, dict) and ("output" in resp or "usage" in resp)
         out = responses_response(resp) if ok else {}
     else:
@@ -466,7 +471,8 @@ def looks_openai(obj: dict) -> bool:
         if resp.get("type") in ("message", "error"):
             return False
     if isinstance(resp, list):
-        return any(isinstance(c, dict) and c.get("object") == "chat.completion.chunk" for c in resp[:3])
+        return any(isinstance(c, dict) and (c.get("object") == "chat.completion.chunk"
+                                            or str(c.get("type", "")).startswith("response.")) for c in resp[:3])
     from distillguard.ingest.anthropic import anthropic_request_markers
 
     if anthropic_request_markers(req):

@@ -10,7 +10,7 @@ from tests.ingest.helpers import quarantine_of, rows_by_id, sample, write_lines
 def test_messages_log_maps_every_column(ingest):
     res, rows = ingest("anthropic_messages.jsonl")
     assert res.files[0].format == "anthropic"
-    assert res.records == 5 and res.quarantined == 0
+    assert res.records == 6 and res.quarantined == 0
     r = rows["req_shared_anthropic"]
     assert r["ts"] == datetime(2026, 2, 3, 14, 5, 9, 120000, tzinfo=UTC)
     assert (r["account_id"], r["org_id"], r["api_key_id"]) == ("acct-7f3a", "org-19c2", "key_4b1e")
@@ -50,6 +50,15 @@ def test_tool_use_history_images_and_errors(ingest):
     err = next(r for r in rows.values() if r["prompt"] == "Hello")
     assert err["account_id"] == "enduser-77" and err["http_status"] == 529
     assert err["extra"]["error"]["type"] == "overloaded_error" and err["response_text"] is None
+
+
+def test_streamed_events_are_folded_into_one_message(ingest):
+    _, rows = ingest("anthropic_messages.jsonl")
+    r = rows["msg_stream04"]
+    assert r["stream"] is True and r["thinking_budget"] == 4000
+    assert r["reasoning_text"] == "Keep prev, curr, next pointers; flip curr.next each step."
+    assert r["response_text"] == "Iterate once, pointing each node at its predecessor."
+    assert (r["stop_reason"], r["input_tokens"], r["output_tokens"]) == ("end_turn", 22, 180)
 
 
 def test_message_batches_join_requests_to_results(ingest):

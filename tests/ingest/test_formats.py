@@ -45,7 +45,7 @@ def test_all_formats_share_one_store_and_every_record_is_accounted_for(store):
     for f in res.files:
         assert f.lines == f.stored_lines + f.empty + f.quarantined_lines, f.path
     by_fmt = {r["source_format"]: r["exchanges"] for r in store_stats(store)["by_source_format"]}
-    assert by_fmt == {"openai": 14, "anthropic": 8, "litellm": 3, "otel": 3, "native": 2}
+    assert by_fmt == {"openai": 15, "anthropic": 9, "litellm": 3, "otel": 3, "native": 2}
     assert res.accounts == 8
     malformed = next(f for f in res.files if f.path.endswith("malformed.jsonl"))
     assert (malformed.stored_lines, malformed.quarantined_lines) == (2, 7)
@@ -64,7 +64,7 @@ def test_cli_ingests_the_demo_data(tmp_path):
     res = runner.invoke(app, ["ingest", str(DATA), "--store", str(tmp_path / "s"), "--json"])
     assert res.exit_code == 3, res.output  # the malformed sample is quarantined on purpose
     out = orjson.loads(res.stdout)
-    assert out["ingested"] == 30 and out["accounts"] == 8 and out["quarantined"] == 7
+    assert out["ingested"] == 32 and out["accounts"] == 8 and out["quarantined"] == 7
     again = runner.invoke(app, ["ingest", str(DATA), "--store", str(tmp_path / "s"), "--json"])
     assert orjson.loads(again.stdout)["ingested"] == 0  # idempotent
 

@@ -89,6 +89,9 @@ def test_responses_api(ingest):
     assert (r["input_tokens"], r["output_tokens"], r["reasoning_tokens"]) == (950, 1400, 1200)
     assert r["max_tokens"] == 8000 and r["response_text"].startswith("The loop stops")
     assert r["client_ip"] == "2001:db8::17" and r["org_id"] == "org-77f1"
+    s = rows["resp_03stream"]  # streamed: the response.completed event carries the response
+    assert s["endpoint"] == "responses" and s["response_text"] == "Bonjour tout le monde"
+    assert (s["stream"], s["output_tokens"], s["http_status"]) == (True, 6, 200)
     g = rows["resp_02grading"]
     assert g["prompt"].startswith("Grade this answer") and g["stop_reason"] == "max_output_tokens"
     assert g["extra"]["previous_response_id"] == "resp_00prev"
