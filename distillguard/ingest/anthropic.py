@@ -18,14 +18,15 @@ from distillguard.ingest.common import (
     as_dict,
     as_list,
     batch_id_from_path,
+    batch_time,
     common_fields,
     dig,
     dumps_extra,
-    file_time,
     finish_identity,
     first,
     is_envelope,
     jtext,
+    remember_batch,
     tool_call_text,
 )
 from distillguard.ingest.registry import RecordContext, register_reader
@@ -242,9 +243,8 @@ def map_batch_result(obj: dict, ctx: RecordContext) -> list[dict]:
     extra = {"custom_id": cid, "result_type": rtype, "error": _error_of(result),
              "batch_join": "joined" if joined else ("ambiguous" if ambiguous else "input not in this run")}
     ts = first(obj.get("timestamp"), meta.get("timestamp"))
-    if ts is None:
-        ts = file_time(ctx)  # results carry no time of their own; the file's time bounds it
-        extra["ts_source"] = "file_mtime"
+    if ts is None:  # results carry no time of their own
+        ts = batch_time(ctx, row["batch_id"], extra)
     return [_finish(row, ctx, ts, first(row.get("_user"), obj.get("user_id")), extra)]
 
 
@@ -284,6 +284,11 @@ def looks_anthropic(obj: dict) -> bool:
     return anthropic_request_markers(env.request)
 
 
+def is_batch_object(obj: Any) -> bool:
+    """The MessageBatch object (id, created_at, ended_at, processing_status, request_counts)."""
+    return isinstance(obj, dict) and obj.get("type") == "message_batch" and isinstance(obj.get("id"), str)
+
+
 def is_batch_request(obj: Any) -> bool:
     return isinstance(obj, dict) and "custom_id" in obj and isinstance(obj.get("params"), dict)
 
@@ -303,16 +308,18 @@ class AnthropicReader:
     def sniff(self, obj: Any) -> bool:
         if not isinstance(obj, dict):
             return False
-        if is_batch_request(obj) or is_batch_result(obj):
+        if is_batch_request(obj) or is_batch_result(obj) or is_batch_object(obj):
             return True
         return is_envelope(obj) and looks_anthropic(obj)
 
     def is_preamble(self, obj: Any) -> bool:
-        return is_batch_request(obj)
+        return is_batch_request(obj) or is_batch_object(obj)
 
     def to_exchanges(self, obj: Any, ctx: RecordContext) -> list[dict]:
         if not isinstance(obj, dict):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        if is_batch_object(obj):
+            return remember_batch(ctx, obj["id"], obj.get("created_at"), obj.get("ended_at"))
         if is_batch_request(obj):
             return map_batch_request(obj, ctx)
         if is_batch_result(obj):

@@ -243,6 +243,22 @@ def batch_id_from_path(source: str) -> str | None:
     return m.group(1) if m else None
 
 
+def remember_batch(ctx: RecordContext, batch_id: str, created_at: Any, ended_at: Any) -> list:
+    """A batch object (from the batches API) says when its requests were submitted; result lines do not."""
+    ctx.run_state.setdefault("batch_objects", {})[batch_id] = {"created_at": created_at, "ended_at": ended_at}
+    return []
+
+
+def batch_time(ctx: RecordContext, batch_id: Any, extra: dict) -> Any:
+    """Time for a batch result that carries none: its batch's creation, else the file's time."""
+    known = ctx.run_state.get("batch_objects", {}).get(batch_id) if batch_id else None
+    if known and known.get("created_at") is not None:
+        extra["ts_source"] = "batch_created_at"
+        return known["created_at"]
+    extra["ts_source"] = "file_mtime"
+    return file_time(ctx)
+
+
 def file_time(ctx: RecordContext) -> datetime:
     """When nothing in a record says when it happened: the file's modification time (an upper bound)."""
     try:

@@ -19,14 +19,15 @@ from distillguard.ingest.common import (
     as_dict,
     as_list,
     batch_id_from_path,
+    batch_time,
     common_fields,
     dig,
     dumps_extra,
-    file_time,
     finish_identity,
     first,
     is_envelope,
     jtext,
+    remember_batch,
     tool_call_text,
 )
 from distillguard.ingest.registry import RecordContext, register_reader
@@ -440,8 +441,7 @@ def map_batch_output(obj: dict, ctx: RecordContext) -> list[dict]:
                      "ts_source": None}
     ts_fallbacks: tuple = (out.get("_created"),)
     if row["_ts"] is None and out.get("_created") is None:
-        ts_fallbacks = (file_time(ctx),)
-        row["_extra"]["ts_source"] = "file_mtime"
+        ts_fallbacks = (batch_time(ctx, row["batch_id"], row["_extra"]),)
     return [_finish(row, ctx, ts_fallbacks, (joined.get("user") if joined else None, end_user(as_dict(body))),
                     "openai")]
 
@@ -449,6 +449,11 @@ def map_batch_output(obj: dict, ctx: RecordContext) -> list[dict]:
 def is_batch_input(obj: Any) -> bool:
     return isinstance(obj, dict) and "custom_id" in obj and isinstance(obj.get("body"), dict) and (
         "url" in obj or "method" in obj)
+
+
+def is_batch_object(obj: Any) -> bool:
+    """The Batch object the batches API returns (id, created_at, completed_at, input/output file ids)."""
+    return isinstance(obj, dict) and obj.get("object") == "batch" and isinstance(obj.get("id"), str)
 
 
 def is_batch_output(obj: Any) -> bool:
@@ -491,17 +496,21 @@ class OpenAIReader:
     def sniff(self, obj: Any) -> bool:
         if not isinstance(obj, dict):
             return False
-        if is_batch_input(obj) or is_batch_output(obj):
+        if is_batch_input(obj) or is_batch_output(obj) or is_batch_object(obj):
             return True
         return is_envelope(obj) and looks_openai(obj)
 
     def is_preamble(self, obj: Any) -> bool:
-        """Batch input files are read before other files so their outputs can join to them."""
-        return is_batch_input(obj)
+        """Batch input files and batch objects are read first so that output files can join to them."""
+        return is_batch_input(obj) or is_batch_object(obj)
 
     def to_exchanges(self, obj: Any, ctx: RecordContext) -> list[dict]:
         if not isinstance(obj, dict):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        if is_batch_object(obj):
+            return remember_batch(ctx, obj["id"], obj.get("created_at"),
+                                  first(obj.get("completed_at"), obj.get("failed_at"), obj.get("expired_at"),
+                                        obj.get("cancelled_at")))
         if is_batch_input(obj):
             return map_batch_input(obj, ctx)
         if is_batch_output(obj):

@@ -309,16 +309,26 @@ def ingest_paths(store: Store, paths: list[str | os.PathLike], fmt: str = "auto"
 
 
 def _first_record(path: Path):
+    """The first record of a JSON Lines file, or the first item of a small one-document file."""
     if path.name.endswith(".parquet"):
         return None
     try:
         with _open(path) as fh:
             for raw in fh:
                 if raw.strip():
-                    return orjson.loads(raw)
-    except (orjson.JSONDecodeError, OSError, EOFError, gzip.BadGzipFile):
+                    try:
+                        return orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        break
+    except (OSError, EOFError, gzip.BadGzipFile):
         return None
-    return None
+    if path.stat().st_size > _PREAMBLE_DOC_BYTES:
+        return None
+    doc = _load_document(path)
+    return doc[0] if isinstance(doc, list) and doc else doc
+
+
+_PREAMBLE_DOC_BYTES = 16 << 20
 
 
 def _is_preamble(path: Path, fmt: str) -> bool:
@@ -343,6 +353,18 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
     if name is None:
         return
     reader = get_reader(name)
+
+    def feed(n: int, raw: bytes, obj) -> None:
+        try:
+            reader.to_exchanges(obj, RecordContext(str(path), n, raw, run_state, lambda *_: None))
+        except Exception:  # noqa: S112 - bad records were quarantined when the file was ingested
+            pass
+
+    if limit is None and (_first_char(path, 0) == b"[" or _needs_document_mode(path)):
+        doc = _load_document(path)
+        for i, item in enumerate(doc if isinstance(doc, list) else [doc], start=1):
+            feed(i, orjson.dumps(item), item)
+        return
     done = 0
     with _open(path) as fh:
         for n, raw in _iter_lines(fh, 0):
@@ -352,10 +374,10 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
             if not raw.strip():
                 continue
             try:
-                reader.to_exchanges(orjson.loads(raw),
-                                    RecordContext(str(path), n, raw.strip(), run_state, lambda *_: None))
-            except Exception:  # noqa: S112 - bad lines were quarantined when the file was ingested
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
                 continue
+            feed(n, raw.strip(), obj)
 
 
 def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,

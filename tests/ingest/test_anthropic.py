@@ -77,6 +77,16 @@ def test_message_batches_join_requests_to_results(ingest):
     assert errored["extra"]["error"]["type"] == "invalid_request_error" and errored["prompt"].startswith("Rate this essay")
 
 
+def test_batch_object_gives_results_their_time(ingest):
+    _, rows = ingest("anthropic_msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_results.jsonl",
+                     "anthropic_msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_requests.jsonl",
+                     "anthropic_msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_batch.json")
+    assert len(rows) == 3
+    for r in rows.values():
+        assert r["ts"] == datetime(2026, 2, 3, 17, 0, tzinfo=UTC)
+        assert r["extra"]["ts_source"] == "batch_created_at"
+
+
 def test_missing_timestamp_is_quarantined(store, tmp_path):
     rec = sample("anthropic_messages.jsonl")[0]
     del rec["timestamp"]

@@ -18,9 +18,11 @@ EXPECTED_FORMAT = {
     "accounts.jsonl": "accounts",
     "openai_chat.jsonl": "openai",
     "openai_responses.jsonl": "openai",
+    "openai_batch_6a1f0c_batch.json": "openai",
     "openai_batch_6a1f0c_input.jsonl": "openai",
     "openai_batch_6a1f0c_output.jsonl": "openai",
     "anthropic_messages.jsonl": "anthropic",
+    "anthropic_msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_batch.json": "anthropic",
     "anthropic_msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_requests.jsonl": "anthropic",
     "anthropic_msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d_results.jsonl": "anthropic",
     "litellm_payloads.jsonl": "litellm",
@@ -34,7 +36,7 @@ def test_every_builtin_reader_is_registered():
 
 
 def test_auto_detection_picks_the_right_reader_per_file(store):
-    assert {p.name for p in DATA.glob("*.jsonl")} == set(EXPECTED_FORMAT)
+    assert {p.name for p in DATA.glob("*.json*")} == set(EXPECTED_FORMAT)
     res = ingest_paths(store, [DATA])
     got = {f.path.rsplit("/", 1)[-1]: f.format for f in res.files}
     assert got == EXPECTED_FORMAT
@@ -57,6 +59,8 @@ def test_all_formats_share_one_store_and_every_record_is_accounted_for(store):
     con = store.connect()
     joined = con.sql("SELECT count(*) FROM exchanges e JOIN accounts a USING (account_id)").fetchall()[0][0]
     assert joined >= 20
+    # Batch results take their time from their batch object, so no exchange is dated by a file's mtime.
+    assert con.sql("SELECT max(ts) FROM exchanges").fetchall()[0][0].isoformat() == "2026-02-03T17:00:00+00:00"
 
 
 def test_cli_ingests_the_demo_data(tmp_path):

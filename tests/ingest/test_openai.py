@@ -117,6 +117,16 @@ def test_batch_output_joins_its_input_by_custom_id(ingest):
     assert expired["extra"]["ts_source"] == "file_mtime"
 
 
+def test_batch_object_dates_lines_without_a_time(ingest):
+    res, rows = ingest("openai_batch_6a1f0c_output.jsonl", "openai_batch_6a1f0c_input.jsonl",
+                       "openai_batch_6a1f0c_batch.json")
+    assert res.files[0].path.endswith("_batch.json") or res.files[1].path.endswith("_batch.json")
+    expired = rows["batch_req_a3"]
+    assert expired["ts"] == datetime(2026, 2, 3, 15, 55, tzinfo=UTC)  # the batch's created_at
+    assert expired["extra"]["ts_source"] == "batch_created_at"
+    assert rows["req_batch_0001"]["ts"] == datetime(2026, 2, 3, 16, 0, 1, tzinfo=UTC)  # its own body.created
+
+
 def test_batch_output_without_input_keeps_every_record(ingest, store):
     res, rows = ingest("openai_batch_6a1f0c_output.jsonl")
     # No identity is known for these lines, so they are quarantined (raw kept), not dropped.
