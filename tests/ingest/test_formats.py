@@ -171,3 +171,15 @@ def test_unrecognised_file_is_reported_as_quarantined(store, tmp_path):
     f = res.files[0]
     assert f.format is None and (f.lines, f.quarantined, f.quarantined_lines) == (2, 2, 2)
     assert [q["line"] for q in quarantine_of(res)] == [1, 2]
+
+
+def test_gzipped_logs_and_json_array_documents(store, tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "chat.jsonl.gz", "wb") as fh:
+        fh.write((DATA / "openai_chat.jsonl").read_bytes())
+    records = [orjson.loads(x) for x in (DATA / "litellm_payloads.jsonl").read_bytes().splitlines()]
+    (tmp_path / "litellm.json").write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
+    res = ingest_paths(store, [tmp_path / "chat.jsonl.gz", tmp_path / "litellm.json"])
+    assert [(f.format, f.records, f.lines) for f in res.files] == [("openai", 7, 7), ("litellm", 3, 3)]
+    assert res.quarantined == 0
