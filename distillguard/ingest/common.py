@@ -119,7 +119,7 @@ _UA_SDK = re.compile(r"^(OpenAI|Anthropic|AsyncOpenAI|AsyncAnthropic)/(\w+)\s+v?
 def sdk_from(items: list[tuple[str, str]], user_agent: str | None, vendor: str) -> tuple[str | None, str | None]:
     """(sdk_name, sdk_version) from Stainless headers or an SDK user agent such as 'OpenAI/Python 1.54.0'."""
     ua_vendor = None
-    if user_agent:
+    if isinstance(user_agent, str):
         m = _UA_SDK.match(user_agent)
         if m:
             ua_vendor = m.group(1).lower().removeprefix("async")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from distillguard.ingest import ingest_paths
 from distillguard.store import Store
 from tests.ingest.helpers import DATA
 
+#: DG_FUZZ_EXAMPLES=200 runs a longer search locally; the suite keeps it short.
 #: Which sample lines are valid on their own for each reader.
 VALID_FILES = {
     "native": ["native_exchanges.jsonl"],
@@ -151,7 +153,7 @@ def _check(fmt: str, lines: list[bytes], tmp_path_factory, check_valid: bool = T
 @pytest.mark.parametrize("fmt", [*sorted(VALID_FILES), "quarantine"])
 def test_every_reader_survives_hostile_lines_and_keeps_valid_ones(fmt, tmp_path_factory):
     # Few examples of many lines each: every example is a full ingest run (store, catalog, Parquet).
-    @settings(max_examples=8, deadline=None,
+    @settings(max_examples=int(os.environ.get("DG_FUZZ_EXAMPLES", "8")), deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(first=st.sampled_from(_valid_lines(fmt)), rest=st.lists(_line_strategy(fmt), min_size=5, max_size=30))
     def run(first, rest):
