@@ -93,12 +93,46 @@ def generate(path: Path, size_bytes: int, seed: int = 7) -> int:
     return n
 
 
+def bench_readers(work: Path, records: int) -> None:
+    """Row-wise readers: each sample file's lines repeated to `records` lines, ingested in this process."""
+    from distillguard.ingest import ingest_paths
+    from distillguard.store import Store
+
+    data = Path(__file__).parents[1] / "tests" / "data"
+    for fmt, name in (("openai", "openai_chat.jsonl"), ("anthropic", "anthropic_messages.jsonl"),
+                      ("litellm", "litellm_payloads.jsonl"), ("otel", "otel_genai.jsonl")):
+        lines = [ln for ln in (data / name).read_bytes().splitlines() if ln.strip()]
+        path = work / f"{fmt}.jsonl"
+        with open(path, "wb") as fh:
+            for i in range(records):
+                fh.write(lines[i % len(lines)] + b"\n")
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        t = time.perf_counter()
+        res = ingest_paths(Store(work / f"store-{fmt}", create=True), [path], fmt=fmt)
+        wall = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        print(json.dumps({"format": fmt, "records": records, "exchanges": res.records,
+                          "seconds": round(wall, 1), "exchanges_per_s": round(res.records / wall),
+                          "exchanges_per_cpu_s": round(res.records / cpu)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--workdir", default="/tmp/dg-ingest-bench")
     ap.add_argument("--keep", action="store_true", help="keep the generated log and store")
+    ap.add_argument("--readers", type=int, default=0, metavar="N",
+                    help="instead: time the provider-format readers on N records each (row-wise path)")
     args = ap.parse_args()
+    if args.readers:
+        work = Path(args.workdir)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        bench_readers(work, args.readers)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -66,7 +66,14 @@ def as_list(v: Any) -> list:
 
 
 def pick(d: dict, keys: tuple[str, ...]) -> Any:
-    return first(*(d.get(k) for k in keys)) if isinstance(d, dict) else None
+    """``first`` of ``d[k]`` for ``k`` in keys (hot: called for every metadata field of every record)."""
+    if not isinstance(d, dict):
+        return None
+    for k in keys:
+        v = d.get(k)
+        if v is not None and not (isinstance(v, str) and not v.strip()):
+            return v
+    return None
 
 
 def jtext(v: Any, limit: int = 4000) -> str:
@@ -174,7 +181,8 @@ class Envelope:
 
     def get(self, *keys: str) -> Any:
         """A metadata value: the metadata object first, then the envelope's top level."""
-        return first(pick(self.meta, keys), pick(self.obj, keys))
+        v = pick(self.meta, keys)
+        return v if v is not None else pick(self.obj, keys)
 
 
 def _maybe_json(s: str | bytes) -> Any:
