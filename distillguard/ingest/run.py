@@ -220,6 +220,14 @@ class _Sink:
                 self._pool = None
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _clean(raw: bytes) -> bytes:
+    """A line without surrounding whitespace or a UTF-8 byte-order mark (Windows exports start with one)."""
+    return raw.strip().removeprefix(_BOM).strip()
+
+
 def _iter_lines(fh, start_line: int) -> Iterator[tuple[int, bytes]]:
     n = start_line
     for raw in fh:
@@ -243,7 +251,7 @@ def _sniff(path: Path, start_offset: int) -> str | None:
         for raw in fh:
             if seen >= SNIFF_RECORDS:
                 break
-            raw = raw.strip()
+            raw = _clean(raw)
             if not raw:
                 continue
             try:
@@ -315,9 +323,9 @@ def _first_record(path: Path):
     try:
         with _open(path) as fh:
             for raw in fh:
-                if raw.strip():
+                if _clean(raw):
                     try:
-                        return orjson.loads(raw)
+                        return orjson.loads(_clean(raw))
                     except orjson.JSONDecodeError:
                         break
     except (OSError, EOFError, gzip.BadGzipFile):
@@ -371,13 +379,13 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
             done += len(raw)
             if limit is not None and done > limit:
                 break
-            if not raw.strip():
+            if not _clean(raw):
                 continue
             try:
-                obj = orjson.loads(raw)
+                obj = orjson.loads(_clean(raw))
             except orjson.JSONDecodeError:
                 continue
-            feed(n, raw.strip(), obj)
+            feed(n, _clean(raw), obj)
 
 
 def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,
@@ -460,7 +468,7 @@ def _quarantine_all(path, start_offset, start_line, sink, quarantine, on_progres
         if start_offset:
             fh.seek(start_offset)
         for n, raw in _iter_lines(fh, start_line):
-            if raw.strip():
+            if _clean(raw):
                 sink.lines += 1
                 quarantine.records += 1
                 quarantine.add(n, "no reader recognises this record (not JSON, or an unknown log format)", raw)
@@ -501,7 +509,7 @@ def _needs_document_mode(path: Path) -> bool:
 
 
 def _map_line(reader, source: str, n: int, raw: bytes, sink: _Sink, quarantine: _Quarantine, run_state: dict) -> None:
-    text = raw.strip()
+    text = _clean(raw)
     if not text:
         return
     sink.lines += 1

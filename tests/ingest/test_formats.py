@@ -183,3 +183,10 @@ def test_gzipped_logs_and_json_array_documents(store, tmp_path):
     res = ingest_paths(store, [tmp_path / "chat.jsonl.gz", tmp_path / "litellm.json"])
     assert [(f.format, f.records, f.lines) for f in res.files] == [("openai", 7, 7), ("litellm", 3, 3)]
     assert res.quarantined == 0
+
+
+def test_utf8_byte_order_mark_is_ignored(store, tmp_path):
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + (DATA / "anthropic_messages.jsonl").read_bytes())
+    res = ingest_paths(store, [p])
+    assert res.files[0].format == "anthropic" and res.records == 6 and res.quarantined == 0

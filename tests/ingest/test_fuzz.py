@@ -96,11 +96,13 @@ def _line_strategy(fmt: str):
         return line[: draw(st.integers(min_value=0, max_value=max(len(line) - 1, 0)))]
 
     return st.one_of(valid, mutated(), truncated(), json_values.map(_dumps),
-                     st.binary(max_size=40), st.just(b""), st.just(b"   "))
+                     st.binary(max_size=40), st.just(b""), st.just(b"   "), st.just(b"\xef\xbb\xbf"),
+                     valid.map(lambda line: b"\xef\xbb\xbf" + line))
 
 
 def _nonblank(data: bytes) -> int:
-    return sum(1 for line in data.split(b"\n") if line.strip())
+    """Lines holding anything but whitespace and a byte-order mark."""
+    return sum(1 for line in data.split(b"\n") if line.strip().removeprefix(b"\xef\xbb\xbf").strip())
 
 
 def _expected_ids(fmt: str) -> dict[bytes, set[str]]:
