@@ -117,6 +117,31 @@ def _legacy_messages(a: dict, prefix: str) -> list[dict]:
     return out
 
 
+#: Span events that carry message content instead of the span's own attributes.
+_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+_LEGACY_CONTENT_EVENTS = {"gen_ai.content.prompt": ("gen_ai.prompt", "gen_ai.input.messages"),
+                          "gen_ai.content.completion": ("gen_ai.completion", "gen_ai.output.messages")}
+
+
+def _merge_events(a: dict, events: Any) -> None:
+    """Content recorded on the span's events fills the attributes the span itself lacks."""
+    for ev in as_list(events):
+        if not isinstance(ev, dict):
+            continue
+        name = ev.get("name")
+        ev_attrs = attrs(ev.get("attributes"))
+        if name == _DETAILS_EVENT:
+            for k, v in ev_attrs.items():
+                a.setdefault(k, v)
+        elif name in _LEGACY_CONTENT_EVENTS:
+            src, dest = _LEGACY_CONTENT_EVENTS[name]
+            msgs = _structured(ev_attrs.get(src))
+            if isinstance(msgs, list) and dest not in a:
+                # Older events hold [{role, content}] rather than [{role, parts}].
+                a[dest] = [{"role": m.get("role"), "parts": [{"type": "text", "content": m.get("content")}]}
+                           if isinstance(m, dict) and "parts" not in m else m for m in msgs]
+
+
 def is_inference(a: dict) -> bool:
     op = a.get("gen_ai.operation.name")
     if op is not None:
@@ -224,6 +249,7 @@ class OTelReader:
                     if not isinstance(span, dict):
                         continue
                     a = {**res_attrs, **attrs(span.get("attributes"))}
+                    _merge_events(a, span.get("events"))
                     a["_service"] = res_attrs.get("service.name")
                     if not is_inference(a):
                         continue

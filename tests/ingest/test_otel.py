@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 
 import orjson
@@ -96,3 +97,28 @@ def test_sample_file_is_real_otlp_shape():
     line = orjson.loads((DATA / "otel_genai.jsonl").read_bytes().splitlines()[0])
     span = line["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
     assert span["startTimeUnixNano"].isdigit() and all({"key", "value"} <= a.keys() for a in span["attributes"])
+
+
+def test_content_on_span_events(store, tmp_path):
+    def kv(k, v):
+        return {"key": k, "value": {"stringValue": v}}
+
+    base = {"traceId": "ab", "startTimeUnixNano": "1770127509000000000", "endTimeUnixNano": "1770127509500000000"}
+    details = {**base, "spanId": "01", "attributes": [kv("gen_ai.operation.name", "chat"), kv("user.id", "u1"),
+                                                      kv("gen_ai.request.model", "m")],
+               "events": [{"name": "gen_ai.client.inference.operation.details", "timeUnixNano": "1770127509400000000",
+                           "attributes": [kv("gen_ai.input.messages", json.dumps(
+                               [{"role": "user", "parts": [{"type": "text", "content": "q1"}]}])),
+                               kv("gen_ai.output.messages", json.dumps(
+                                   [{"role": "assistant", "parts": [{"type": "text", "content": "a1"}]}]))]}]}
+    legacy = {**base, "spanId": "02", "attributes": [kv("gen_ai.system", "openai"), kv("gen_ai.request.model", "m"),
+                                                     kv("user.id", "u2")],
+              "events": [{"name": "gen_ai.content.prompt",
+                          "attributes": [kv("gen_ai.prompt", json.dumps([{"role": "user", "content": "q2"}]))]},
+                         {"name": "gen_ai.content.completion",
+                          "attributes": [kv("gen_ai.completion", json.dumps([{"role": "assistant", "content": "a2"}]))]}]}
+    line = {"resourceSpans": [{"scopeSpans": [{"spans": [details, legacy]}]}]}
+    res = ingest_paths(store, [write_lines(tmp_path / "o.jsonl", [line])])
+    assert res.records == 2
+    got = {r["account_id"]: (r["prompt"], r["response_text"]) for r in rows_by_id(store).values()}
+    assert got == {"u1": ("q1", "a1"), "u2": ("q2", "a2")}
