@@ -38,6 +38,7 @@ KEYS = sorted({
     "call_type", "startTime", "endTime", "model_parameters", "exchange_id", "ts", "account_id", "turns",
     "max_tokens", "temperature", "created", "id", "status_code", "headers", "parts", "user", "account", "user_id",
     "reasoning", "reasoning_content", "instructions", "summary", "prompt_tokens", "input_tokens", "created_at",
+    "events", "object", "delta", "index", "content_block",
 })
 
 leaves = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
