@@ -50,7 +50,7 @@ def ingest(
     paths: list[Path] = typer.Argument(..., help="Log files or directories (JSONL, JSON, .gz, Parquet)."),
     store: Path = StoreOpt,
     fmt: str = typer.Option("auto", "--format", "-f",
-                            help="auto, native, accounts, openai, anthropic, litellm or otel (auto sniffs each file)."),
+                            help="auto, native, accounts, openai, anthropic, litellm, otel or quarantine (auto sniffs each file)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Read provider logs into the store; bad records go to quarantine with line numbers and reasons.

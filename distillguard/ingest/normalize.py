@@ -22,6 +22,7 @@ _STR_FIELDS = {f.name for f in EXCHANGE_SCHEMA if str(f.type) == "string"}
 _STR_LIST_FIELDS = ("tools_offered", "tool_calls", "action_reasons")
 _COLUMNS = set(EXCHANGE_SCHEMA.names)
 _INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = 3.4e38
 
 
 def parse_ts(value) -> datetime:
@@ -91,6 +92,8 @@ def _to_float(name: str, v):
         raise RecordError(f"{name}: not a number: {str(v)[:40]!r}") from e
     if not math.isfinite(f):
         raise RecordError(f"{name}: not a finite number")
+    if abs(f) > _FLOAT32_MAX:  # the columns are float32: larger values would silently become inf
+        raise RecordError(f"{name}: out of range: {f!r}")
     return f
 
 
@@ -114,6 +117,15 @@ def _to_str(name: str, v):
     raise RecordError(f"{name}: not text: {type(v).__name__}")
 
 
+_SCALAR_CONVERTERS = {
+    **{n: _to_str for n in _STR_FIELDS - {"exchange_id", "account_id", "extra"}},
+    **{n: _to_int for n in _INT_FIELDS},
+    **{n: _to_float for n in _FLOAT_FIELDS},
+    **{n: _to_bool for n in _BOOL_FIELDS},
+}
+_SCALAR_NULLS = dict.fromkeys(_SCALAR_CONVERTERS)
+
+
 def normalize_exchange(row: dict) -> dict:
     """Return a row with exactly the schema's columns and types; raise RecordError otherwise."""
     extra = {k: v for k, v in row.items() if k not in _COLUMNS}
@@ -124,14 +136,12 @@ def normalize_exchange(row: dict) -> dict:
             raise RecordError(f"missing required field {name!r}")
         out[name] = _to_str(name, v)
     out["ts"] = parse_ts(row.get("ts"))
-    for name in _STR_FIELDS - {"exchange_id", "account_id", "extra"}:
-        out[name] = _to_str(name, row.get(name))
-    for name in _INT_FIELDS:
-        out[name] = _to_int(name, row.get(name))
-    for name in _FLOAT_FIELDS:
-        out[name] = _to_float(name, row.get(name))
-    for name in _BOOL_FIELDS:
-        out[name] = _to_bool(name, row.get(name))
+    # Only the fields a row has need converting; the rest are null (one pass, not one per type).
+    out.update(_SCALAR_NULLS)
+    for name, v in row.items():
+        conv = _SCALAR_CONVERTERS.get(name)
+        if conv is not None and v is not None:
+            out[name] = conv(name, v)
     for name in _STR_LIST_FIELDS:
         v = row.get(name)
         if v is None:

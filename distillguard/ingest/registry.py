@@ -25,6 +25,15 @@ class RecordContext:
     raw: bytes
     #: Shared by every file of one ingest run (e.g. batch input files remembered for their output files).
     run_state: dict[str, Any] = field(default_factory=dict)
+    #: Quarantines one part of a record (e.g. one span of an OTLP line) while the rest is stored.
+    on_reject: Callable[[str, bytes], None] | None = None
+
+    def reject(self, reason: str, raw: bytes | None = None) -> None:
+        if self.on_reject is None:
+            from distillguard.errors import RecordError
+
+            raise RecordError(reason)
+        self.on_reject(reason, self.raw if raw is None else raw)
 
     def stable_id(self, *parts: str) -> str:
         """A deterministic exchange id for records that carry none: same bytes, same id."""
@@ -76,7 +85,7 @@ def _load_builtin() -> None:
     # Importing the modules registers them; kept lazy so `import distillguard.ingest` stays cheap.
     from distillguard.ingest import native  # noqa: F401
 
-    for mod in ("openai", "anthropic", "litellm", "otel"):
+    for mod in ("openai", "anthropic", "litellm", "otel", "requeue"):
         try:
             __import__(f"distillguard.ingest.{mod}")
         except ModuleNotFoundError as e:

@@ -91,3 +91,15 @@ def test_cli_summary_and_exit_code(tmp_path):
     res = runner.invoke(app, ["stats", "--store", str(tmp_path / "s"), "--json"])
     assert res.exit_code == 0
     assert orjson.loads(res.stdout)["totals"]["exchanges"] == 1
+
+
+def test_fallback_splits_only_on_newlines(store, tmp_path):
+    # A control character inside a line must not split it into two records (as str.splitlines would).
+    good = b'{"exchange_id":"a","ts":"2026-02-01T00:00:00Z","account_id":"x"}'
+    p = tmp_path / "cc.jsonl"
+    p.write_bytes(good + b"\n" + b'{"exchange_id":"b\x0cc"}' + b"\n" + good.replace(b'"a"', b'"d"') + b"\n")
+    res = ingest_paths(store, [p])
+    f = res.files[0]
+    assert (f.lines, res.records, res.quarantined) == (3, 2, 1)
+    q = [orjson.loads(x) for x in open(f.quarantine_file, "rb")]
+    assert q[0]["line"] == 2
