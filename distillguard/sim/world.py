@@ -115,7 +115,8 @@ def _campaign_groups(c: CampaignSpec, spec: WorldSpec, scale: float) -> list[Gro
                      total, c.start_day, end, c.models))
     if px:
         ex = c.exchanges * scale * px.share / (1 - px.benign_share) if c.exchanges else None
-        rate = c.rate if ex else c.rate.model_copy(update={"per_account_day": (c.rate.per_account_day or 1)})
+        # hydra accounts spread the relayed traffic evenly (each looks like a modest customer)
+        rate = RateSpec(dispersion=2.0, per_account_day=None if ex else (c.rate.per_account_day or 1))
         out.append(Group(f"{c.id}:proxy", c.id, "campaign", "proxy",
                          _scaled(px.accounts, c.accounts_scale, scale, c.min_accounts), px.identity, px.network,
                          px.client, c.timing, rate, _mix(c.content, 1 - px.benign_share, px.benign_content,
@@ -282,6 +283,14 @@ class World:
     def _set_rate(self, g: Group, a: dict) -> None:
         days_active = np.clip((a["to_ms"] - a["from_ms"]) / DAY_MS, 0, None)
         cap = g.identity.rpd_limit * g.rate.limit_fraction
+        a["active_share"] = g.rate.active_share
+        if g.rate.at_limit and g.exchanges is not None:
+            lam = cap * (0.93 + 0.07 * np.minimum(a["weight"], 1.0))
+            possible = float((lam * days_active).sum())
+            a["active_share"] = min(1.0, g.exchanges / possible) if possible > 0 else 0.0
+            a["lam"] = lam
+            a["capped"] = int(g.exchanges > possible)
+            return
         if g.exchanges is not None:
             denom = float((days_active * a["weight"]).sum() * g.rate.active_share)
             lam = a["weight"] * (g.exchanges / denom if denom > 0 else 0.0)
@@ -356,14 +365,13 @@ class World:
         if not overlap.any():
             return []
         rng = np.random.default_rng([self.seed, 2, gi, day])
-        active = rng.random(g.n) < g.rate.active_share
+        active = rng.random(g.n) < a["active_share"]
         wk = 1.0
         if g.timing.mode in ("diurnal", "business_hours"):
             wd = datetime.fromtimestamp(d0 / 1000, tz=UTC).weekday()
             wk = (0.6 if g.timing.mode == "diurnal" else 0.25) if wd >= 5 else 1.08
         lam = a["lam"] * overlap * active * wk
-        cap = int(g.identity.rpd_limit * g.rate.limit_fraction)
-        counts = np.minimum(rng.poisson(lam), cap)
+        counts = np.minimum(rng.poisson(lam), g.identity.rpd_limit)
         if counts.sum() == 0:
             return []
         # split accounts into chunks of bounded size

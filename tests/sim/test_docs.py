@@ -1,0 +1,9 @@
+from distillguard.sim.docgen import DOC, SCHEMA, render_doc, schema_text
+
+
+def test_reference_and_schema_in_sync():
+    """docs/simulator.md's reference and docs/world.schema.json are generated; regenerate with
+    `python -m distillguard.sim.docgen` after changing the config models."""
+    text = DOC.read_text()
+    assert render_doc(text) == text
+    assert SCHEMA.read_text() == schema_text()
