@@ -269,7 +269,7 @@ class WorldSpec(_M):
     proxy_pools: dict[str, ProxyPoolSpec] = Field(default_factory=dict, description="Named IP pools groups can share.")
     personas: list[PersonaSpec] = Field(default_factory=list, description="Benign populations.")
     campaigns: list[CampaignSpec] = Field(default_factory=list, description="Distillation campaigns.")
-    chunk_rows: int = Field(400_000, ge=1000, description="Largest batch generated at once (bounds memory).")
+    chunk_rows: int = Field(150_000, ge=1000, description="Largest batch generated at once (bounds memory).")
 
     @field_validator("start")
     @classmethod

@@ -138,3 +138,23 @@ def test_refuses_non_empty_output(tiny_world):
     spec, base = load_world(TINY)
     with pytest.raises(ConfigError, match="already holds exchanges"):
         simulate(spec, base, tiny_world, workers=1)
+
+
+def test_chunks_bound_memory_and_keep_volume():
+    from distillguard.sim.world import World
+
+    spec, base = load_world(TINY)
+    small = World(spec.model_copy(update={"chunk_rows": 1000}), base, scale=4)
+    big = World(spec, base, scale=4)
+    gi = next(i for i, g in enumerate(big.groups) if g.key == "chat_users")
+    a, b = small.day_chunks(gi, 1), big.day_chunks(gi, 1)
+    assert len(b) == 1 and len(a) > 1
+    assert all(t.num_rows <= 1000 for t in a)
+    # same accounts and counts per account; only the per-chunk random content differs
+    def per_account(ts):
+        out = {}
+        for t in ts:
+            for x in t["account_id"].to_pylist():
+                out[x] = out.get(x, 0) + 1
+        return out
+    assert per_account(a) == per_account(b)
