@@ -215,6 +215,8 @@ class _Group(_M):
         "linear", description="How the account count follows --scale.")
     min_accounts: int = Field(1, ge=1, description="Floor on the scaled account count.")
     exchanges: float | None = Field(None, gt=0, description="Total exchanges at scale 1 (else rate.per_account_day).")
+    exchanges_scale: Literal["linear", "fixed", "sqrt"] = Field(
+        "linear", description="How `exchanges` follows --scale; sqrt keeps a few heavy accounts heavy in small worlds.")
     content: Weights = Field(..., description="Content profile name → share.")
     identity: IdentitySpec = Field(default_factory=IdentitySpec)
     network: NetworkSpec = Field(default_factory=NetworkSpec)

@@ -75,11 +75,14 @@ class Group:
     acc: dict = field(default_factory=dict)
 
 
+def _factor(how: str, scale: float) -> float:
+    return 1.0 if how == "fixed" else scale if how == "linear" else math.sqrt(scale)
+
+
 def _scaled(n: int, how: str, scale: float, lo: int) -> int:
     if how == "fixed":
         return n
-    f = scale if how == "linear" else math.sqrt(scale)
-    return max(lo, int(round(n * f)))
+    return max(lo, int(round(n * _factor(how, scale))))
 
 
 def _mix(a: dict[str, float], wa: float, b: dict[str, float], wb: float) -> dict[str, float]:
@@ -97,7 +100,8 @@ def plan_groups(spec: WorldSpec, scale: float) -> list[Group]:
     for p in spec.personas:
         groups.append(Group(p.name, None, p.name, "benign", _scaled(p.accounts, p.accounts_scale, scale, p.min_accounts),
                             p.identity, p.network, p.client, p.timing, p.rate, dict(p.content),
-                            p.exchanges * scale if p.exchanges else None, p.start_day, p.end_day or spec.days))
+                            p.exchanges * _factor(p.exchanges_scale, scale) if p.exchanges else None,
+                            p.start_day, p.end_day or spec.days))
     for c in spec.campaigns:
         groups.extend(_campaign_groups(c, spec, scale))
     return groups
@@ -108,13 +112,14 @@ def _campaign_groups(c: CampaignSpec, spec: WorldSpec, scale: float) -> list[Gro
     px = c.proxy_network
     own_share = 1.0 - (px.share if px else 0.0)
     mb = c.mixing.benign_share
-    total = c.exchanges * scale * own_share / (1 - mb) if c.exchanges else None
+    ef = _factor(c.exchanges_scale, scale)
+    total = c.exchanges * ef * own_share / (1 - mb) if c.exchanges else None
     end = c.end_day or spec.days
     out.append(Group(c.id, c.id, "campaign", "attacker", _scaled(c.accounts, c.accounts_scale, scale, c.min_accounts),
                      c.identity, c.network, c.client, c.timing, c.rate, _mix(c.content, 1 - mb, c.mixing.content, mb),
                      total, c.start_day, end, c.models))
     if px:
-        ex = c.exchanges * scale * px.share / (1 - px.benign_share) if c.exchanges else None
+        ex = c.exchanges * ef * px.share / (1 - px.benign_share) if c.exchanges else None
         # hydra accounts spread the relayed traffic evenly (each looks like a modest customer)
         rate = RateSpec(dispersion=2.0, per_account_day=None if ex else (c.rate.per_account_day or 1))
         out.append(Group(f"{c.id}:proxy", c.id, "campaign", "proxy",
@@ -138,6 +143,33 @@ def _pick(rng, weights: dict, n: int) -> list:
     return [keys[i] for i in rng.choice(len(keys), size=n, p=w / w.sum())]
 
 
+def check_references(spec: WorldSpec, base: Path, groups: list[Group] | None = None):
+    """Resolve every file and profile a world names (cheap: no pools, no accounts)."""
+    groups = groups if groups is not None else plan_groups(spec, 1.0)
+    for name, f in spec.prompt_files.items():
+        try:
+            resolve_data_path(f, base)
+        except ConfigError as e:
+            raise ConfigError(f"prompt_files.{name}: {e.message}", source=e.source) from None
+    profiles = load_profiles(spec.content_files, base)
+    used = {p for g in groups for p in g.content}
+    missing = sorted(used - set(profiles))
+    if missing:
+        raise ConfigError(f"content names profile(s) {missing} that no content file defines "
+                          f"(defined: {sorted(profiles)})")
+    for name in sorted(used):
+        bad = [t for t in profiles[name].tasks if t not in spec.prompt_files]
+        if bad:
+            raise ConfigError(f"profile {name!r} uses tasks {bad} missing from prompt_files")
+    for g in groups:
+        if g.client.stacks:
+            unknown = [k for k in g.client.stacks if k not in idg.CLIENT_STACKS]
+            if unknown:
+                raise ConfigError(f"{g.key}: unknown client stack(s) {unknown}; choose from {sorted(idg.CLIENT_STACKS)}",
+                                  source="client.stacks")
+    return profiles, sorted(used)
+
+
 class World:
     """A world being generated: the spec, the groups with their accounts, and the content pools."""
 
@@ -151,13 +183,7 @@ class World:
         self.start_ms = int(spec.start.timestamp() * 1000)
         self.groups = plan_groups(spec, scale)
         self.prompt_files = {k: resolve_data_path(v, base) for k, v in spec.prompt_files.items()}
-        self.profiles = load_profiles(spec.content_files, base)
-        used = {p for g in self.groups for p in g.content}
-        missing = sorted(used - set(self.profiles))
-        if missing:
-            raise ConfigError(f"content names profile(s) {missing} that no content file defines "
-                              f"(defined: {sorted(self.profiles)})")
-        self.profile_names = sorted(used)
+        self.profiles, self.profile_names = check_references(spec, base, self.groups)
         self.pools: dict[str, ProfilePools] = {}
         for i, name in enumerate(self.profile_names):
             self.pools[name] = build_pools(self.profiles[name], self.prompt_files,

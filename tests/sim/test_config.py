@@ -8,7 +8,7 @@ import yaml
 
 from distillguard.errors import ConfigError
 from distillguard.sim.config import json_schema, load_world, parse_world, shipped_worlds
-from distillguard.sim.world import World
+from distillguard.sim.world import World, check_references
 
 TINY = Path(__file__).parent / "tiny.yaml"
 RAW = yaml.safe_load(TINY.read_text())
@@ -103,7 +103,7 @@ def test_shipped_worlds_validate():
     assert {"default", "low_and_slow", "ban_evasion", "shared_proxy", "later_tactics"} <= set(names)
     for n in names:
         spec, base = load_world(n)
-        World(spec, base, scale=0.0005)  # builds accounts and pools: every reference resolves
+        check_references(spec, base)  # every file, profile, task set and client stack resolves
 
 
 def test_json_schema_exported():
