@@ -72,11 +72,18 @@ class Group:
     start_day: float
     end_day: float
     pivot: ModelPolicy | None = None
+    #: scaled / configured accounts: pools of cards, orgs and creation bursts shrink with the group
+    factor: float = 1.0
     acc: dict = field(default_factory=dict)
 
 
 def _factor(how: str, scale: float) -> float:
     return 1.0 if how == "fixed" else scale if how == "linear" else math.sqrt(scale)
+
+
+def _shrunk(k: int, factor: float) -> int:
+    """A count tied to a group's size (cards, orgs, bursts) at the group's scaled size."""
+    return max(1, int(round(k * min(1.0, factor))))
 
 
 def _scaled(n: int, how: str, scale: float, lo: int) -> int:
@@ -98,10 +105,11 @@ def _mix(a: dict[str, float], wa: float, b: dict[str, float], wb: float) -> dict
 def plan_groups(spec: WorldSpec, scale: float) -> list[Group]:
     groups: list[Group] = []
     for p in spec.personas:
-        groups.append(Group(p.name, None, p.name, "benign", _scaled(p.accounts, p.accounts_scale, scale, p.min_accounts),
+        n = _scaled(p.accounts, p.accounts_scale, scale, p.min_accounts)
+        groups.append(Group(p.name, None, p.name, "benign", n,
                             p.identity, p.network, p.client, p.timing, p.rate, dict(p.content),
                             p.exchanges * _factor(p.exchanges_scale, scale) if p.exchanges else None,
-                            p.start_day, p.end_day or spec.days))
+                            p.start_day, p.end_day or spec.days, factor=n / p.accounts))
     for c in spec.campaigns:
         groups.extend(_campaign_groups(c, spec, scale))
     return groups
@@ -115,24 +123,27 @@ def _campaign_groups(c: CampaignSpec, spec: WorldSpec, scale: float) -> list[Gro
     ef = _factor(c.exchanges_scale, scale)
     total = c.exchanges * ef * own_share / (1 - mb) if c.exchanges else None
     end = c.end_day or spec.days
-    out.append(Group(c.id, c.id, "campaign", "attacker", _scaled(c.accounts, c.accounts_scale, scale, c.min_accounts),
+    n = _scaled(c.accounts, c.accounts_scale, scale, c.min_accounts)
+    out.append(Group(c.id, c.id, "campaign", "attacker", n,
                      c.identity, c.network, c.client, c.timing, c.rate, _mix(c.content, 1 - mb, c.mixing.content, mb),
-                     total, c.start_day, end, c.models))
+                     total, c.start_day, end, c.models, factor=n / c.accounts))
     if px:
         ex = c.exchanges * ef * px.share / (1 - px.benign_share) if c.exchanges else None
         # hydra accounts spread the relayed traffic evenly (each looks like a modest customer)
         rate = RateSpec(dispersion=2.0, per_account_day=None if ex else (c.rate.per_account_day or 1))
-        out.append(Group(f"{c.id}:proxy", c.id, "campaign", "proxy",
-                         _scaled(px.accounts, c.accounts_scale, scale, c.min_accounts), px.identity, px.network,
+        npx = _scaled(px.accounts, c.accounts_scale, scale, c.min_accounts)
+        out.append(Group(f"{c.id}:proxy", c.id, "campaign", "proxy", npx, px.identity, px.network,
                          px.client, c.timing, rate, _mix(c.content, 1 - px.benign_share, px.benign_content,
-                                                         px.benign_share), ex, c.start_day, end, c.models))
+                                                         px.benign_share), ex, c.start_day, end, c.models,
+                         factor=npx / px.accounts))
     if c.ban_evasion:
         be = c.ban_evasion
         ident = c.identity.model_copy(update={"created": c.identity.created.model_copy(
             update={"to_day": min(c.identity.created.to_day, be.ban_from_day)})})
-        out.append(Group(f"{c.id}:standby", c.id, "campaign", "standby",
-                         _scaled(be.standby_accounts, c.accounts_scale, scale, 1), ident, c.network, c.client,
-                         c.timing, c.rate, dict(out[0].content), None, c.start_day, end, c.models))
+        nsb = _scaled(be.standby_accounts, c.accounts_scale, scale, 1)
+        out.append(Group(f"{c.id}:standby", c.id, "campaign", "standby", nsb, ident, c.network, c.client,
+                         c.timing, c.rate, dict(out[0].content), None, c.start_day, end, c.models,
+                         factor=nsb / be.standby_accounts))
     return out
 
 
@@ -225,14 +236,15 @@ class World:
             a["org_id"] = idg.alnum_ids(rng, n, 24, "org-")
             org_idx = np.arange(n)
         else:
-            k = 1 if ident.orgs == "single" else ident.org_count
+            k = 1 if ident.orgs == "single" else _shrunk(ident.org_count, g.factor)
             orgs = idg.alnum_ids(rng, k, 24, "org-")
             org_idx = rng.integers(0, k, size=n)
             a["org_id"] = orgs.take(pa.array(org_idx))
         cr = ident.created
         if cr.bursts:
-            centers = rng.uniform(cr.from_day, cr.to_day, size=cr.bursts)
-            c_day = centers[rng.integers(0, cr.bursts, size=n)] + rng.uniform(0, cr.burst_hours / 24, size=n)
+            nb = _shrunk(cr.bursts, g.factor)
+            centers = rng.uniform(cr.from_day, cr.to_day, size=nb)
+            c_day = centers[rng.integers(0, nb, size=n)] + rng.uniform(0, cr.burst_hours / 24, size=n)
         else:
             c_day = rng.uniform(cr.from_day, cr.to_day, size=n)
         a["created_ms"] = (self.start_ms + c_day * DAY_MS).astype(np.int64)
@@ -250,8 +262,9 @@ class World:
             ofp = idg.hex_ids(rng, int(org_idx.max()) + 1, 10).to_pylist()
             fp = [ofp[i] for i in org_idx]
         elif pay.mode == "pool":
-            pfp = idg.hex_ids(rng, pay.instruments, 10).to_pylist()
-            fp = [pfp[i] for i in rng.integers(0, pay.instruments, size=n)]
+            ni = _shrunk(pay.instruments, g.factor)
+            pfp = idg.hex_ids(rng, ni, 10).to_pylist()
+            fp = [pfp[i] for i in rng.integers(0, ni, size=n)]
         else:
             fp = [None] * n
         none = rng.random(n) < pay.none_share
