@@ -328,7 +328,7 @@ class World:
             possible = float((lam * days_active).sum())
             a["active_share"] = min(1.0, g.exchanges / possible) if possible > 0 else 0.0
             a["lam"] = lam
-            a["capped"] = int(g.exchanges > possible)
+            a["capped"] = g.n if g.exchanges > possible else 0
             return
         if g.exchanges is not None:
             denom = float((days_active * a["weight"]).sum() * g.rate.active_share)
