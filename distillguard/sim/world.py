@@ -205,6 +205,11 @@ class World:
             self._build_accounts(gi, g)
         self._ban_evasion()
         self.counts: dict[str, int] = {g.key: 0 for g in self.groups}
+        # Account shards: each output file holds one shard-day of all groups (~chunk_rows exchanges).
+        per_day = sum(float((g.acc["lam"] * g.acc["active_share"]).sum()) for g in self.groups)
+        self.n_shards = max(1, math.ceil(1.25 * per_day / spec.chunk_rows))
+        for gi, g in enumerate(self.groups):
+            g.acc["shard"] = np.random.default_rng([self.seed, 7, gi]).integers(0, self.n_shards, size=g.n)
 
     # .......................................................................... models
     def _models(self) -> None:
@@ -383,7 +388,9 @@ class World:
                 "status": pa.array(a["status"], pa.string()),
                 "status_changed_at": pa.array(a["status_ms"], pa.timestamp("ms", tz="UTC")),
             }, schema=ACCOUNT_SCHEMA))
-        return pa.concat_tables(parts)
+        t = pa.concat_tables(parts)
+        # rows in a seeded random order: position in the file says nothing about the group
+        return t.take(pa.array(np.random.default_rng([self.seed, 8]).permutation(t.num_rows)))
 
     def labels_table(self) -> pa.Table:
         parts = []
@@ -392,10 +399,12 @@ class World:
                                    "campaign_id": pa.array([g.campaign_id] * g.n, pa.string()),
                                    "persona": pa.array([g.persona] * g.n, pa.string()),
                                    "role": pa.array([g.role] * g.n, pa.string())}, schema=LABEL_SCHEMA))
-        return pa.concat_tables(parts)
+        t = pa.concat_tables(parts)
+        return t.take(pc.sort_indices(t["account_id"]))
 
     # .......................................................................... exchanges
-    def day_chunks(self, gi: int, day: int) -> list[pa.Table]:
+    def day_chunks(self, gi: int, day: int, shard: int = 0) -> list[pa.Table]:
+        """Exchanges of group ``gi`` on ``day`` from the accounts in ``shard``, in bounded chunks."""
         g = self.groups[gi]
         a = g.acc
         d0 = self.start_ms + day * DAY_MS
@@ -403,6 +412,7 @@ class World:
         overlap = np.clip((np.minimum(a["to_ms"], d1) - np.maximum(a["from_ms"], d0)) / DAY_MS, 0, 1)
         if not overlap.any():
             return []
+        # drawn for every account whatever the shard, so an account's day does not depend on the sharding
         rng = np.random.default_rng([self.seed, 2, gi, day])
         active = rng.random(g.n) < a["active_share"]
         wk = 1.0
@@ -411,29 +421,43 @@ class World:
             wk = (0.6 if g.timing.mode == "diurnal" else 0.25) if wd >= 5 else 1.08
         lam = a["lam"] * overlap * active * wk
         counts = np.minimum(rng.poisson(lam), g.identity.rpd_limit)
-        if counts.sum() == 0:
+        windows = np.sort(rng.uniform(0, 86_400 - g.timing.window_minutes * 60, size=g.timing.windows_per_day))
+        sel = np.nonzero((a["shard"] == shard) & (counts > 0))[0]
+        if not len(sel):
             return []
-        # split accounts into chunks of bounded size
-        out = []
-        cum = np.cumsum(counts)
-        bounds = [0]
+        cs = counts[sel]
+        # split the shard's accounts into chunks of bounded size (one account never spans two chunks)
+        cum = np.cumsum(cs)
         lim = self.spec.chunk_rows
-        while cum[bounds[-1]:].size and cum[-1] - (cum[bounds[-1] - 1] if bounds[-1] else 0) > lim:
+        bounds = [0]
+        while bounds[-1] < len(sel):
             base = cum[bounds[-1] - 1] if bounds[-1] else 0
             nxt = int(np.searchsorted(cum, base + lim, side="right"))
-            nxt = max(nxt, bounds[-1] + 1)
-            bounds.append(nxt)
-        bounds.append(g.n)
-        windows = np.sort(rng.uniform(0, 86_400 - g.timing.window_minutes * 60, size=g.timing.windows_per_day))
+            bounds.append(max(nxt, bounds[-1] + 1))
+        out = []
         for ci in range(len(bounds) - 1):
             lo, hi = bounds[ci], bounds[ci + 1]
-            if counts[lo:hi].sum() == 0:
-                continue
-            crng = np.random.default_rng([self.seed, 6, gi, day, ci])
-            t = self._chunk(g, crng, np.arange(lo, hi), counts[lo:hi], d0, windows)
+            crng = np.random.default_rng([self.seed, 6, gi, day, shard, ci])
+            t = self._chunk(g, crng, sel[lo:hi], cs[lo:hi], d0, windows)
             if t is not None and t.num_rows:
                 out.append(t)
         return out
+
+    def unit(self, day: int, shard: int) -> tuple[pa.Table | None, dict[int, int]]:
+        """One output file: every group's traffic of one account shard on one day, in time order.
+
+        Files mix all groups, like a provider's time-partitioned logs; neither a file nor a row's
+        position says which group produced it.
+        """
+        tables, counts = [], {}
+        for gi in range(len(self.groups)):
+            for t in self.day_chunks(gi, day, shard):
+                tables.append(t)
+                counts[gi] = counts.get(gi, 0) + t.num_rows
+        if not tables:
+            return None, counts
+        t = pa.concat_tables(tables)
+        return t.take(pc.sort_indices(t["ts"])), counts
 
     def _times(self, g: Group, rng, acc: np.ndarray, windows: np.ndarray) -> np.ndarray:
         n = len(acc)
@@ -591,14 +615,17 @@ class World:
 _WORKER: dict = {}
 
 
-def _work(day: int, gi: int) -> int:
-    """One (day, group) unit in a forked worker: generate and write its chunks, return the row count."""
+def _key(day: int, shard: int) -> str:
+    return f"sim-{day:03d}-{shard:04d}"
+
+
+def _work(day: int, shard: int) -> dict[int, int]:
+    """One (day, shard) unit in a forked worker: generate and write its file, return rows per group."""
     world, store = _WORKER["world"], _WORKER["store"]
-    n = 0
-    for ci, t in enumerate(world.day_chunks(gi, day)):
-        store.write_exchanges(t, key=f"sim-{gi:03d}-{day:03d}-{ci:03d}")
-        n += t.num_rows
-    return n
+    t, counts = world.unit(day, shard)
+    if t is not None:
+        store.write_exchanges(t, key=_key(day, shard))
+    return counts
 
 
 def simulate(spec: WorldSpec, base: Path, out: Path, scale: float = 1.0, seed: int | None = None,
@@ -618,45 +645,45 @@ def simulate(spec: WorldSpec, base: Path, out: Path, scale: float = 1.0, seed: i
     total = 0
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    units = [(d, gi) for d in range(spec.days) for gi in range(len(world.groups))]
+    units = [(d, sh) for d in range(spec.days) for sh in range(world.n_shards)]
+
+    def tally(counts: dict[int, int]) -> None:
+        nonlocal total
+        for gi, n in counts.items():
+            world.counts[world.groups[gi].key] += n
+            total += n
+
     if workers > 1 and "fork" in mp.get_all_start_methods():
         _WORKER.update(world=world, store=store)
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-                done_days = 0
-                per_day = len(world.groups)
-                for i, ((_d, gi), n) in enumerate(zip(units, ex.map(_work, *zip(*units, strict=True), chunksize=1),
-                                                      strict=True)):
-                    world.counts[world.groups[gi].key] += n
-                    total += n
-                    if (i + 1) % per_day == 0:
-                        done_days += 1
-                        if on_progress:
-                            on_progress(done_days, spec.days, total)
+                for i, counts in enumerate(ex.map(_work, *zip(*units, strict=True), chunksize=1)):
+                    tally(counts)
+                    if on_progress and (i + 1) % world.n_shards == 0:
+                        on_progress((i + 1) // world.n_shards, spec.days, total)
         finally:
             _WORKER.clear()
     else:
         # Parquet encoding releases the GIL: one writer thread overlaps it with generation; at most two
-        # chunks wait, which bounds memory.
+        # files wait, which bounds memory.
         pending: deque[Future] = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-writer") as pool:
-            for day in range(spec.days):
-                for gi, g in enumerate(world.groups):
-                    for ci, t in enumerate(world.day_chunks(gi, day)):
-                        while len(pending) >= 2:
-                            pending.popleft().result()
-                        pending.append(pool.submit(store.write_exchanges, t, f"sim-{gi:03d}-{day:03d}-{ci:03d}"))
-                        world.counts[g.key] += t.num_rows
-                        total += t.num_rows
-                if on_progress:
-                    on_progress(day + 1, spec.days, total)
+            for i, (day, sh) in enumerate(units):
+                t, counts = world.unit(day, sh)
+                tally(counts)
+                if t is not None:
+                    while len(pending) >= 2:
+                        pending.popleft().result()
+                    pending.append(pool.submit(store.write_exchanges, t, _key(day, sh)))
+                if on_progress and (i + 1) % world.n_shards == 0:
+                    on_progress((i + 1) // world.n_shards, spec.days, total)
             while pending:
                 pending.popleft().result()
     secs = time.perf_counter() - t0
     summary = {
         "name": spec.name, "seed": world.seed, "scale": scale, "start": spec.start.isoformat(), "days": spec.days,
         "responses": spec.responses, "exchanges": total, "accounts": sum(g.n for g in world.groups),
-        "seconds": round(secs, 2), "workers": workers, "exchanges_per_second": round(total / secs) if secs else None,
+        "seconds": round(secs, 2), "workers": workers, "files_per_day": world.n_shards, "exchanges_per_second": round(total / secs) if secs else None,
         "models": [{"name": m.name, "released": m.released.isoformat() if m.released else None} for m in spec.models],
         "groups": [{"key": g.key, "campaign_id": g.campaign_id, "persona": g.persona, "role": g.role,
                     "accounts": g.n, "exchanges": world.counts[g.key], "content": g.content,

@@ -17,13 +17,15 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: 
 
 
 def _id_features(world):
+    # one id of each kind per account, picked independently of volume (min() over many ids would
+    # leak how busy an account is, which is behaviour, not an id)
     con = Store(world).connect()
     con.register("labels", pq.read_table(world / "labels.parquet"))
     rows = con.sql("""
-        SELECT a.account_id, a.org_id, any_value(e.api_key_id) AS key_id, min(e.exchange_id) AS ex_id,
+        SELECT a.account_id, a.org_id, arg_min(e.api_key_id, e.ts) AS key_id, arg_min(e.exchange_id, e.ts) AS ex_id,
                epoch_ms(a.created_at) % 1000 AS ms, second(a.created_at) AS sec,
                (l.campaign_id IS NOT NULL)::INT AS y
-        FROM accounts a JOIN labels l USING (account_id) LEFT JOIN exchanges e USING (account_id)
+        FROM accounts a JOIN labels l USING (account_id) JOIN exchanges e USING (account_id)
         GROUP BY ALL ORDER BY a.account_id""").fetchall()
     return rows
 

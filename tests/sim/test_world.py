@@ -149,8 +149,9 @@ def test_chunks_bound_memory_and_keep_volume():
     small = World(spec.model_copy(update={"chunk_rows": 1000}), base, scale=4)
     big = World(spec, base, scale=4)
     gi = next(i for i, g in enumerate(big.groups) if g.key == "chat_users")
-    a, b = small.day_chunks(gi, 1), big.day_chunks(gi, 1)
-    assert len(b) == 1 and len(a) > 1
+    a = [t for sh in range(small.n_shards) for t in small.day_chunks(gi, 1, sh)]
+    b = [t for sh in range(big.n_shards) for t in big.day_chunks(gi, 1, sh)]
+    assert small.n_shards > big.n_shards and len(a) > len(b)
     assert all(t.num_rows <= 1000 for t in a)
     # same accounts and counts per account; only the per-chunk random content differs
     def per_account(ts):
@@ -160,3 +161,22 @@ def test_chunks_bound_memory_and_keep_volume():
                 out[x] = out.get(x, 0) + 1
         return out
     assert per_account(a) == per_account(b)
+
+
+def test_files_mix_groups_in_time_order(tiny_world):
+    con = duckdb.connect()
+    con.register("labels", pq.read_table(tiny_world / "labels.parquet"))
+    rows = con.sql(f"""SELECT filename, count(DISTINCT coalesce(l.campaign_id, l.persona)) AS groups,
+                              count(*) AS n
+                       FROM read_parquet('{tiny_world}/exchanges/*/*.parquet', filename=true) e
+                       JOIN labels l USING (account_id) GROUP BY 1""").fetchall()
+    assert all(g >= 4 for _, g, _ in rows)  # every file holds ordinary and attack traffic together
+    for f, _, _ in rows:
+        ts = pq.read_table(f, columns=["ts"])["ts"].to_pylist()
+        assert ts == sorted(ts)
+    acc = pq.read_table(next((tiny_world / "accounts").glob("*.parquet")))
+    lab = {r["account_id"]: r["role"] for r in pq.read_table(tiny_world / "labels.parquet").to_pylist()}
+    roles = [lab[a] for a in acc["account_id"].to_pylist()]
+    # accounts are not stored group by group: attack accounts are spread through the file
+    pos = [i for i, r in enumerate(roles) if r != "benign"]
+    assert pos[0] < len(roles) // 4 and pos[-1] > 3 * len(roles) // 4
