@@ -41,7 +41,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from distillguard.sim.config import load_world
-    from distillguard.sim.world import simulate
+    from distillguard.sim.run import simulate
 
     spec, base = load_world(a.config)
     if a.responses:

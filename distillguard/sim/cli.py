@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         """Generate a labelled traffic world: a store plus labels.parquet (ground truth, kept apart)."""
         from distillguard.errors import ConfigError
         from distillguard.sim.config import load_world
-        from distillguard.sim.world import simulate as run
+        from distillguard.sim.run import simulate as run
 
         spec, base = load_world(config)
         if responses is not None:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distillguard.errors import ConfigError
 from distillguard.events.schema import TURN_TYPE
 from distillguard.sim.config import resolve_data_path
-from distillguard.sim.textgen import add_typos, lognormal_lengths, text_pool
+from distillguard.sim.textgen import add_typos, text_pool
 
 
 class _M(BaseModel):
@@ -415,11 +415,3 @@ def build_content(pools: ProfilePools, rng: np.random.Generator, acc_idx: np.nda
         "reasoning_tokens": pa.array((reas_chars // 4).astype(np.int32), mask=~reasoning),
         "_pairs": pairs, "_out_tok": out_tok,
     }
-
-
-def lengths_only_note() -> str:
-    return "responses: lengths keeps response_chars/reasoning_chars/token counts and drops the texts"
-
-
-__all__ = ["ProfileSpec", "ContentFile", "load_profiles", "build_pools", "build_content", "read_prompt_file",
-           "lognormal_lengths"]

@@ -6,7 +6,7 @@ import pytest
 
 from distillguard.ingest import ingest_paths
 from distillguard.sim.config import load_world
-from distillguard.sim.world import simulate
+from distillguard.sim.run import simulate
 from distillguard.store import Store
 from distillguard.store.export import export_native
 

@@ -10,7 +10,7 @@ import pytest
 
 from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA
 from distillguard.sim.config import load_world
-from distillguard.sim.world import simulate
+from distillguard.sim.run import simulate
 from distillguard.store import Store
 
 TINY = Path(__file__).parent / "tiny.yaml"
