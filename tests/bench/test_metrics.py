@@ -106,3 +106,12 @@ def test_baseline_flags_by_daily_volume(world):
     assert by["b1"]["first_flagged_at"] is None and 0 < by["b1"]["risk"] < by["a1"]["risk"]
     m = score(world, t)
     assert m["account_recall"] == 1.0 and m["benign_account_fpr"] == 0.0
+
+
+def test_results_from_a_scanned_store(world):
+    """`--results` may also be a store whose account_risk table follows the same columns."""
+    st = Store(world)
+    st.write_table("account_risk", _results(RESULTS).append_column("reasons", pa.array([[]] * 7, pa.list_(pa.string()))))
+    t, _ = read_results(world)
+    assert t.num_rows == 7 and t.schema == RESULTS_SCHEMA
+    assert score(world, t)["account_precision"] == pytest.approx(0.75)
