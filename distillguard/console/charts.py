@@ -42,14 +42,22 @@ def account_activity(hourly: list[dict]) -> dict:
     """Hourly counts, or daily once the span passes three weeks (keeps the chart readable and the payload small)."""
     if not hourly:
         return {"type": "bar", "labels": [], "series": []}
-    span = hourly[-1]["hour"] - hourly[0]["hour"]
-    if span > timedelta(days=21):
+    first, last = hourly[0]["hour"], hourly[-1]["hour"]
+    # Idle hours/days are drawn as zeros: a bot's 24/7 pattern and a person's working day look different.
+    if last - first > timedelta(days=21):
         agg: dict[str, int] = defaultdict(int)
         for r in hourly:
             agg[_day(r["hour"])] += int(r["n"])
-        labels = sorted(agg)
+        d, end, labels = first.date(), last.date(), []
+        while d <= end:
+            labels.append(d.isoformat())
+            d += timedelta(days=1)
         return {"type": "bar", "labels": labels, "series": [{"label": "exchanges per day",
-                                                            "data": [agg[d] for d in labels]}]}
-    labels = [r["hour"].strftime("%Y-%m-%d %H:00") for r in hourly]
-    return {"type": "bar", "labels": labels, "series": [{"label": "exchanges per hour",
-                                                        "data": [int(r["n"]) for r in hourly]}]}
+                                                            "data": [agg.get(x, 0) for x in labels]}]}
+    by_hour = {r["hour"]: int(r["n"]) for r in hourly}
+    labels, data, h = [], [], first
+    while h <= last:
+        labels.append(h.strftime("%Y-%m-%d %H:00"))
+        data.append(by_hour.get(h, 0))
+        h += timedelta(hours=1)
+    return {"type": "bar", "labels": labels, "series": [{"label": "exchanges per hour", "data": data}]}
