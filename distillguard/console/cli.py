@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from distillguard.console.aggregates import aggregates_fresh, build_aggregates
+        from distillguard.console import aggregates as agg
         from distillguard.console.config import Token, hash_secret, load_settings
         from distillguard.errors import ConfigError
         from distillguard.store import Store
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
         def build() -> dict:
             with err.status("building console aggregates") as status:
-                res = build_aggregates(st, sample_prompts=settings.sample_prompts,
+                res = agg.build_aggregates(st, sample_prompts=settings.sample_prompts,
                                        account_samples=settings.account_samples,
                                        on_step=lambda s: status.update(f"building console aggregates: {s}"))
             err.print(f"console aggregates built from {res['n_exchanges']:,} exchanges in {res['seconds']:.1f}s")
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 import orjson
                 sys.stdout.write(orjson.dumps(res).decode() + "\n")
             return
-        if rebuild == "always" or (rebuild == "auto" and not aggregates_fresh(st)):
+        if rebuild == "always" or (rebuild == "auto" and not agg.aggregates_fresh(st)):
             build()
 
         one_time = None
