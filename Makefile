@@ -26,6 +26,13 @@ demo: install
 	rm -rf $(DEMO)
 	$(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
 	$(DG) stats --store $(DEMO)/store
+	$(DG) console --store $(DEMO)/store --build-aggregates
+	@echo "serve the investigation console on the demo store: $(DG) console --store $(DEMO)/store"
+
+# Serves the console on the demo store until stopped (Ctrl-C); prints a one-time login token.
+console: install
+	test -f $(DEMO)/store/store.json || $(MAKE) demo
+	$(DG) console --store $(DEMO)/store $(if $(CONSOLE_CONFIG),--config $(CONSOLE_CONFIG),)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
