@@ -67,8 +67,10 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(store, settings), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    app = create_app(store, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
@@ -93,6 +95,8 @@ def main() -> int:
             b.close()
     finally:
         server.should_exit = True
+        thread.join(timeout=10)
+        app.state.data.close()
     print(f"wrote {out}")
     return 0
 

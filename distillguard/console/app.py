@@ -102,10 +102,24 @@ def _fmt_num(v) -> str:
     return f"{v:,}"
 
 
+def _words(v, depth: int = 0) -> str:
+    """A JSON value from a detector (infrastructure summaries) as one readable line of text."""
+    if isinstance(v, dict):
+        if "n" in v and "top" in v and depth:
+            top = v.get("top") or []
+            return f"{v['n']} shared" + (f" (top: {', '.join(str(t) for t in top)})" if top else "")
+        return "; ".join(f"{k}: {_words(x, depth + 1)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return ", ".join(_words(x, depth + 1) for x in v)
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                       autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters.update(ts=_fmt_ts, num=_fmt_num, q=lambda s: quote(str(s), safe=""),
+    env.filters.update(ts=_fmt_ts, num=_fmt_num, q=lambda s: quote(str(s), safe=""), words=_words,
                        pct=lambda v: "—" if v is None else f"{100 * float(v):.0f}%")
     return env
 

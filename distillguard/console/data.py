@@ -76,6 +76,9 @@ class ConsoleData:
                 self.store.register_views(self._db)
                 self._known = tables
 
+    def close(self) -> None:
+        self._db.close()
+
     @contextmanager
     def con(self):
         self._refresh_views()
@@ -373,7 +376,7 @@ class ConsoleData:
             return self.q(con, f"SELECT * FROM ({CURRENT_ENFORCEMENT}) ORDER BY created_at DESC LIMIT ?", [limit])
 
 
-def layout_graph(members: list[dict], ents: list[dict], pairs: list[dict], size: int = 640) -> dict:
+def layout_graph(members: list[dict], ents: list[dict], pairs: list[dict], size: int = 720) -> dict:
     """Positions for an SVG: shared entities on an inner ring, accounts on an outer ring next to them."""
     cx = cy = size / 2
     ent_key = [(e["kind"], e["entity"]) for e in ents]
@@ -387,13 +390,15 @@ def layout_graph(members: list[dict], ents: list[dict], pairs: list[dict], size:
     accts = sorted((m["account_id"] for m in members), key=lambda a: (min(by_acct.get(a, [10**6])), a))
     risk = {m["account_id"]: m.get("risk") for m in members}
     nodes, pos = [], {}
-    r_in, r_out = size * 0.2, size * 0.42
+    r_in, r_out = size * 0.27, size * 0.45
     for i, (kind, entity) in enumerate(ent_key):
         ang = 2 * math.pi * i / max(len(ent_key), 1) - math.pi / 2
         x, y = cx + r_in * math.cos(ang), cy + r_in * math.sin(ang)
         pos[("e", i)] = (x, y)
+        # Numbered squares (the list under the graph names them): long entity values never overlap.
         nodes.append({"type": "entity", "kind": kind, "label": f"{kind}: {entity}", "x": round(x, 1), "y": round(y, 1),
-                      "r": 9, "n": ents[i]["n_accounts"]})
+                      "r": 9, "n": ents[i]["n_accounts"], "no": i + 1,
+                      "lx": round(cx + (r_in - 22) * math.cos(ang), 1), "ly": round(cy + (r_in - 22) * math.sin(ang) + 4, 1)})
     for i, a in enumerate(accts):
         ang = 2 * math.pi * i / max(len(accts), 1) - math.pi / 2
         x, y = cx + r_out * math.cos(ang), cy + r_out * math.sin(ang)
