@@ -8,15 +8,18 @@ sessions are itsdangerous-signed cookies, and every POST must carry the session'
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -175,10 +178,12 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         if request.method == "GET":
             return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
         form = await form_with_csrf(request)
-        who = authenticate(settings, str(form.get("username") or "").strip(), str(form.get("secret") or ""))
+        # scrypt is deliberately slow: keep it off the event loop.
+        who = await run_in_threadpool(authenticate, settings, str(form.get("username") or "").strip(),
+                                      str(form.get("secret") or ""))
         nxt = _safe_next(str(form.get("next") or ""))
         if who is None:
-            time.sleep(0.3)  # blunts online guessing without a lockout an attacker could use against analysts
+            await asyncio.sleep(0.3)  # blunts online guessing without a lockout an attacker could use against analysts
             return render(request, "login.html", {"next": nxt, "error": "Wrong user name, password or token."}, 401)
         request.session.clear()  # a new session id and CSRF token on every login (no fixation)
         request.session["user"] = {"name": who[0], "role": who[1], "at": time.time()}
@@ -247,8 +252,8 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         st, sid = str(form.get("subject_type") or ""), str(form.get("subject_id") or "")
         back = f"/campaigns/{quote(sid, safe='')}" if st == "campaign" else f"/accounts/{quote(sid, safe='')}"
         try:
-            d = apply_action(data, settings, actor, str(form.get("action") or ""), st, sid,
-                             str(form.get("reason") or ""))
+            d = await run_in_threadpool(apply_action, data, settings, actor, str(form.get("action") or ""), st, sid,
+                                        str(form.get("reason") or ""))
         except ActionError as e:
             flash(request, f"Not done: {e.message}", "error")
             return RedirectResponse(back, status_code=303)
@@ -267,8 +272,9 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
             except ValueError:
                 expd = -1.0
             try:
-                set_enforcement(data, actor, str(form.get("subject_type") or ""), str(form.get("subject_id") or ""),
-                                str(form.get("action") or ""), str(form.get("reason") or ""), expd)
+                await run_in_threadpool(set_enforcement, data, actor, str(form.get("subject_type") or ""),
+                                        str(form.get("subject_id") or ""), str(form.get("action") or ""),
+                                        str(form.get("reason") or ""), expd)
                 flash(request, "Decision recorded in the enforcement table and the audit log.")
             except ActionError as e:
                 flash(request, f"Not done: {e.message}", "error")
@@ -276,7 +282,8 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         action = request.query_params.get("action") or None
         if action not in ENFORCEMENT_ACTIONS:
             action = None
-        return render(request, "admin.html", {"rows": data.current_enforcement(action=action), "action": action,
+        rows = await run_in_threadpool(data.current_enforcement, action)
+        return render(request, "admin.html", {"rows": rows, "action": action,
                                               "subject_types": SUBJECT_TYPES, "enf_actions": ENFORCEMENT_ACTIONS,
                                               "page": "admin"})
 
@@ -310,7 +317,12 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         Middleware(SessionMiddleware, secret_key=secret, session_cookie="dg_console", max_age=settings.session_max_age_s,
                    same_site="strict", https_only=settings.cookie_secure),
     ]
-    app = Starlette(routes=routes, middleware=middleware,
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        data.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={LoginRequired: on_login_required, Forbidden: on_forbidden, 404: on_404})
     app.state.data = data
     return app

@@ -120,9 +120,11 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def browser_login(page, base: str, user: str) -> None:
+def browser_login(page, base: str, user: str, screenshot: str | None = None) -> None:
     page.goto(f"{base}/campaigns")
     assert "/login" in page.url
+    if screenshot:
+        shot(page, screenshot)
     page.fill("input[name=username]", user)
     page.fill("input[name=secret]", PASSWORDS[user][1])
     page.click("button[type=submit]")

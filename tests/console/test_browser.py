@@ -28,7 +28,7 @@ def _no_injection(page) -> None:
 
 def test_login_open_campaign_confirm_and_see_enforcement(page, live_server, console_store):
     base = live_server
-    browser_login(page, base, "ana")
+    browser_login(page, base, "ana", screenshot="00-login")
     assert page.locator("#campaigns tbody tr").count() == 3
     shot(page, "01-campaigns")
 
@@ -111,3 +111,7 @@ def test_planted_payloads_never_run(page, live_server):
     page.goto(f"{base}/audit")
     _no_injection(page)
     assert 'onerror="window.__xss=9"' in page.locator("#audit").inner_text()
+    page.goto(f"{base}/admin/enforcement")
+    _no_injection(page)
+    assert page.locator("#current-enforcement tbody tr").count() >= 2
+    shot(page, "10-admin-enforcement")
