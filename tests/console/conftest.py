@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 from distillguard.console.aggregates import build_aggregates
 from distillguard.console.app import create_app
 from distillguard.console.config import hash_secret, load_settings
+from distillguard.store import Store
 from distillguard.testing.console_fixture import write_console_fixture
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,11 +37,18 @@ def _settings():
     return make_settings()
 
 
-@pytest.fixture
-def console_store(tmp_path):
-    st = write_console_fixture(tmp_path / "store")
+@pytest.fixture(scope="session")
+def _template_store(tmp_path_factory):
+    st = write_console_fixture(tmp_path_factory.mktemp("console-template") / "store")
     build_aggregates(st)
-    return st
+    return st.path
+
+
+@pytest.fixture
+def console_store(tmp_path, _template_store):
+    """A fresh copy per test (tests append audit and enforcement rows), built once per worker."""
+    shutil.copytree(_template_store, tmp_path / "store")
+    return Store(tmp_path / "store")
 
 
 @pytest.fixture
