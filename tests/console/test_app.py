@@ -272,3 +272,15 @@ def test_empty_store_shows_empty_states(tmp_path):
     assert "No actions recorded yet" in c.get("/audit").text
     r = _act(c, "account", "only-1", "block", reason="manual")
     assert "1 account(s)" in r.text
+
+
+def test_dismiss_allow_entries_expire_when_configured(console_store):
+    from datetime import UTC, datetime, timedelta
+
+    c = TestClient(create_app(console_store, make_settings(allow_days=30)))
+    login(c, "ana")
+    _act(c, "campaign", "camp-uni", "dismiss", reason="lab agreement for a month")
+    rows = [x for x in console_store.read_table("enforcement").to_pylist() if x["actor"] == "ana"]
+    assert rows and all(x["action"] == "allow" for x in rows)
+    for x in rows:
+        assert abs(x["expires_at"] - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
