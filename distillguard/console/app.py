@@ -131,6 +131,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     data = ConsoleData(store, settings)
     templates = Jinja2Templates(env=_env())
     secret = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32)
+    roles = {t.name: t.role for t in settings.tokens} | {u.name: u.role for u in settings.users}
 
     def session_user(request: Request) -> Actor | None:
         u = request.session.get("user")
@@ -139,7 +140,13 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         if time.time() - u.get("at", 0) > settings.session_max_age_s:
             request.session.clear()
             return None
-        return Actor(u["name"], u["role"])
+        # The role comes from the configuration now, not from login time: removing or demoting
+        # a user takes effect on their next click.
+        role = roles.get(u.get("name"))
+        if role is None:
+            request.session.clear()
+            return None
+        return Actor(u["name"], role)
 
     def need(request: Request, role: str = "viewer") -> Actor:
         actor = session_user(request)

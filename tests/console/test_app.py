@@ -284,3 +284,24 @@ def test_dismiss_allow_entries_expire_when_configured(console_store):
     assert rows and all(x["action"] == "allow" for x in rows)
     for x in rows:
         assert abs(x["expires_at"] - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
+
+
+def test_role_comes_from_current_config(console_store):
+    """A session cookie signed under the same key still only gets the role the config gives now."""
+    c = TestClient(create_app(console_store, make_settings()))
+    login(c, "ana")
+    cookie = c.cookies.get("dg_console")
+    from tests.console.conftest import PASSWORDS
+
+    demoted = make_settings()
+    demoted.users = [u.model_copy(update={"role": "viewer"}) if u.name == "ana" else u for u in demoted.users]
+    c2 = TestClient(create_app(console_store, demoted))
+    c2.cookies.set("dg_console", cookie)
+    page = c2.get("/campaigns/camp-cot")
+    assert page.status_code == 200 and "Viewers can look" in page.text
+    removed = make_settings()
+    removed.users = [u for u in removed.users if u.name != "ana"]
+    c3 = TestClient(create_app(console_store, removed))
+    c3.cookies.set("dg_console", cookie)
+    assert c3.get("/campaigns", follow_redirects=False).status_code == 303
+    assert PASSWORDS["ana"][0] == "analyst"
