@@ -102,7 +102,8 @@ class ConsoleData:
         return ("SELECT c.* EXCLUDE (status), c.status, c.status AS scan_status, NULL::TIMESTAMPTZ AS decided_at, "
                 "NULL::VARCHAR AS decided_by FROM campaigns c")
 
-    def campaigns(self, sort: str = "confidence", desc: bool = True, status: str | None = None) -> list[dict]:
+    def campaigns(self, sort: str = "confidence", desc: bool = True, status: str | None = None,
+                  limit: int = 1000) -> list[dict]:
         if not self.has("campaigns"):
             return []
         sort = sort if sort in CAMPAIGN_SORTS else "confidence"
@@ -111,7 +112,8 @@ class ConsoleData:
             where, params = "WHERE status = ?", [status]
         with self.con() as con:
             return self.q(con, f"SELECT * FROM ({self._campaigns_sql()}) {where} "
-                               f"ORDER BY {sort} {'DESC' if desc else 'ASC'} NULLS LAST, campaign_id", params)
+                               f"ORDER BY {sort} {'DESC' if desc else 'ASC'} NULLS LAST, campaign_id LIMIT ?",
+                          params + [limit])
 
     def headline(self) -> dict:
         out = {"n_campaigns": 0, "n_accounts": 0, "n_exchanges": 0, "store_exchanges": None, "by_status": {},
