@@ -305,3 +305,16 @@ def test_role_comes_from_current_config(console_store):
     c3.cookies.set("dg_console", cookie)
     assert c3.get("/campaigns", follow_redirects=False).status_code == 303
     assert PASSWORDS["ana"][0] == "analyst"
+
+
+def test_campaign_table_sorts_and_ignores_unknown_columns(client):
+    login(client, "vera")
+
+    def order(q):
+        return re.findall(r'href="/campaigns/(camp-[a-z]+)"', client.get("/campaigns" + q).text)
+
+    assert order("") == ["camp-cot", "camp-agent", "camp-uni"]  # confidence, descending
+    assert order("?sort=n_accounts&dir=asc") == ["camp-uni", "camp-agent", "camp-cot"]
+    assert order("?sort=title&dir=asc") == ["camp-agent", "camp-cot", "camp-uni"]
+    assert order("?sort=confidence;DROP TABLE x&dir=asc") == ["camp-uni", "camp-agent", "camp-cot"]
+    assert order("?status=dismissed") == []
