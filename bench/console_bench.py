@@ -130,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
     from starlette.testclient import TestClient
 
-    from distillguard.console.aggregates import build_aggregates
+    from distillguard.console.aggregates import aggregates_fresh, build_aggregates
     from distillguard.console.app import create_app
     from distillguard.console.config import hash_secret, load_settings
 
@@ -146,9 +146,14 @@ def main() -> None:
         gen_s = time.perf_counter() - t
         info_file.write_text(json.dumps(info))
     st = Store(path)
-    t = time.perf_counter()
-    res = build_aggregates(st)
-    build_s = time.perf_counter() - t
+    if args.keep and aggregates_fresh(st):
+        meta = st.read_table("console_meta").to_pylist()[-1]
+        res, build_s = {"n_exchanges": meta["n_exchanges"]}, meta["build_seconds"]
+        print(f"aggregates fresh: reusing the build from {meta['built_at']}")
+    else:
+        t = time.perf_counter()
+        res = build_aggregates(st)
+        build_s = time.perf_counter() - t
     settings = load_settings(None, users=[{"name": "b", "role": "analyst", "password_hash": hash_secret("pw")}])
     c = TestClient(create_app(st, settings))
     page = c.get("/login")

@@ -222,7 +222,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         c = data.campaign(cid)
         if c is None:
             return render(request, "error.html", {"title": "No such campaign", "message": f"No campaign {cid!r}."}, 404)
-        graph = data.campaign_graph(cid)
+        graph = data.campaign_graph(cid, c["members"], c["n_members"])
         return render(request, "campaign.html", {
             "c": c, "graph": graph, "page": "campaigns",
             "timeline": charts.campaign_timeline(c["daily"], c.get("pivot_release")),

@@ -89,7 +89,7 @@ class ConsoleSettings(BaseSettings):
     session_max_age_s: int = Field(8 * 3600, ge=60)
     cookie_secure: bool = False
     allow_days: float | None = Field(None, gt=0)
-    text_scan_rows: int = Field(2_000_000, ge=1000)
+    text_scan_rows: int = Field(500_000, ge=1000)
     sample_prompts: int = Field(12, ge=1, le=200)
     account_samples: int = Field(10, ge=1, le=200)
     graph_max_accounts: int = Field(60, ge=2, le=500)

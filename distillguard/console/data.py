@@ -177,10 +177,10 @@ class ConsoleData:
         out: set[str] = set()
         if self.has("cluster_members"):
             out |= {r[0] for r in con.execute("SELECT DISTINCT cluster_id FROM cluster_members "
-                                              "WHERE list_contains(?, account_id)", [account_ids]).fetchall()}
+                                              "WHERE account_id IN (SELECT unnest(?::VARCHAR[]))", [account_ids]).fetchall()}
         if self.has("account_risk"):
             out |= {r[0] for r in con.execute("SELECT DISTINCT cluster_id FROM account_risk WHERE cluster_id IS NOT NULL "
-                                              "AND list_contains(?, account_id)", [account_ids]).fetchall()}
+                                              "AND account_id IN (SELECT unnest(?::VARCHAR[]))", [account_ids]).fetchall()}
         return sorted(x for x in out if x is not None)
 
     def _members(self, con, campaign_id: str, limit: int) -> tuple[list[dict], int]:
@@ -209,34 +209,39 @@ class ConsoleData:
         clusters = self.cluster_ids(con, ids) if ids else []
         cur = self.q(con, f"""SELECT subject_type, action, count(*) AS n, max(created_at) AS latest
                               FROM ({CURRENT_ENFORCEMENT})
-                              WHERE (subject_type = 'account' AND list_contains(?, subject_id))
-                                 OR (subject_type = 'cluster' AND list_contains(?, subject_id))
+                              WHERE (subject_type = 'account' AND subject_id IN (SELECT unnest(?::VARCHAR[])))
+                                 OR (subject_type = 'cluster' AND subject_id IN (SELECT unnest(?::VARCHAR[])))
                               GROUP BY 1, 2 ORDER BY 1, 3 DESC""", [ids, clusters])
         recent = self.q(con, """SELECT * FROM enforcement WHERE campaign_id = ? ORDER BY created_at DESC LIMIT 20""",
                         [campaign_id])
         return {"current": cur, "recent": recent}
 
-    def campaign_graph(self, campaign_id: str) -> dict:
-        """Accounts and the entities they share, laid out as two rings (entities inside, accounts outside)."""
+    def campaign_graph(self, campaign_id: str, members: list[dict] | None = None, total: int | None = None) -> dict:
+        """Accounts and the entities they share, laid out as two rings (entities inside, accounts outside).
+
+        ``members`` (riskiest first) and ``total`` can be passed from ``campaign()`` to save a query.
+        """
         empty = {"nodes": [], "links": [], "n_accounts": 0, "n_entities": 0, "shown_accounts": 0, "shown_entities": 0}
         if not self.has("console_account_links"):
             return empty
         s = self.settings
         with self.con() as con:
-            members, total = self._members(con, campaign_id, limit=s.graph_max_accounts)
+            if members is None or total is None or (len(members) < s.graph_max_accounts < total):
+                members, total = self._members(con, campaign_id, limit=s.graph_max_accounts)
+            members = members[:s.graph_max_accounts]
             ids = [m["account_id"] for m in members]
             if not ids:
                 return empty
             ents = self.q(con, """SELECT kind, entity, count(DISTINCT account_id) AS n_accounts, max(weight) AS weight
                                   FROM console_account_links
-                                  WHERE list_contains(?, account_id) AND list_contains(?, other_account)
+                                  WHERE account_id IN (SELECT unnest(?::VARCHAR[])) AND other_account IN (SELECT unnest(?::VARCHAR[]))
                                   GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT ?""",
                           [ids, ids, s.graph_max_entities])
             n_ent = con.execute("""SELECT count(*) FROM (SELECT DISTINCT kind, entity FROM console_account_links
-                                   WHERE list_contains(?, account_id) AND list_contains(?, other_account))""",
+                                   WHERE account_id IN (SELECT unnest(?::VARCHAR[])) AND other_account IN (SELECT unnest(?::VARCHAR[])))""",
                                 [ids, ids]).fetchall()[0][0]
             pairs = self.q(con, """SELECT DISTINCT account_id, kind, entity FROM console_account_links
-                                   WHERE list_contains(?, account_id) AND list_contains(?, other_account)""",
+                                   WHERE account_id IN (SELECT unnest(?::VARCHAR[])) AND other_account IN (SELECT unnest(?::VARCHAR[]))""",
                            [ids, ids])
         return layout_graph(members, ents, pairs) | {"n_accounts": total, "n_entities": n_ent}
 
@@ -289,7 +294,7 @@ class ConsoleData:
             subj = [account_id] + a["clusters"]
             a["enforcement"] = (self.q(con, """SELECT * FROM enforcement
                                               WHERE (subject_type = 'account' AND subject_id = ?)
-                                                 OR (subject_type = 'cluster' AND list_contains(?, subject_id))
+                                                 OR (subject_type = 'cluster' AND subject_id IN (SELECT unnest(?::VARCHAR[])))
                                               ORDER BY created_at DESC LIMIT 50""", [account_id, subj[1:]])
                                 if self.has("enforcement") else [])
             a["current"] = (self.q(con, f"SELECT * FROM ({CURRENT_ENFORCEMENT}) WHERE subject_type = 'account' "
