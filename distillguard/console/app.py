@@ -192,7 +192,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         if who is None:
             await asyncio.sleep(0.3)  # blunts online guessing without a lockout an attacker could use against analysts
             return render(request, "login.html", {"next": nxt, "error": "Wrong user name, password or token."}, 401)
-        request.session.clear()  # a new session id and CSRF token on every login (no fixation)
+        request.session.clear()  # a fresh session and CSRF token on every login (no fixation)
         request.session["user"] = {"name": who[0], "role": who[1], "at": time.time()}
         request.session["csrf"] = secrets.token_urlsafe(32)
         return RedirectResponse(nxt, status_code=303)
@@ -214,7 +214,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         rows = data.campaigns(sort=sort, desc=desc, status=status)
         return render(request, "campaigns.html", {
             "rows": rows, "sort": sort, "desc": desc, "status": status, "head": data.headline(),
-            "has_campaigns": data.has("campaigns"), "page": "campaigns"})
+            "has_campaigns": data.has("campaigns"), "page": "campaigns", "agg": data.aggregates_status()})
 
     def campaign(request: Request):
         need(request)
@@ -290,9 +290,19 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         if action not in ENFORCEMENT_ACTIONS:
             action = None
         rows = await run_in_threadpool(data.current_enforcement, action)
-        return render(request, "admin.html", {"rows": rows, "action": action,
+        agg = await run_in_threadpool(data.aggregates_status)
+        return render(request, "admin.html", {"rows": rows, "action": action, "agg": agg,
                                               "subject_types": SUBJECT_TYPES, "enf_actions": ENFORCEMENT_ACTIONS,
                                               "page": "admin"})
+
+    async def rebuild(request: Request):
+        need(request, "admin")
+        await form_with_csrf(request)
+        if data.start_rebuild():
+            flash(request, "Rebuilding the console aggregates in the background; pages keep working meanwhile.")
+        else:
+            flash(request, "A rebuild is already running.", "error")
+        return RedirectResponse("/admin/enforcement", status_code=303)
 
     def healthz(request: Request):
         return PlainTextResponse("ok")
@@ -316,6 +326,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         Route("/campaigns", campaigns), Route("/campaigns/{campaign_id:path}", campaign),
         Route("/accounts/{account_id:path}", account), Route("/search", search), Route("/audit", audit),
         Route("/act", act, methods=["POST"]), Route("/admin/enforcement", admin, methods=["GET", "POST"]),
+        Route("/admin/rebuild", rebuild, methods=["POST"]),
         Route("/healthz", healthz),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

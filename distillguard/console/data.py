@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import orjson
 
+from distillguard.console.aggregates import META, aggregates_fresh, build_aggregates
 from distillguard.console.config import ConsoleSettings
 from distillguard.store import Store
 
@@ -66,6 +67,8 @@ class ConsoleData:
         self._db.execute("SET parquet_metadata_cache=true")
         self._lock = threading.Lock()
         self._known: tuple[str, ...] | None = None
+        self._rebuild = threading.Event()
+        self._rebuild_error: str | None = None
 
     def _refresh_views(self) -> None:
         tables = tuple(t for t in self.store.tables() if self.store.has_table(t))
@@ -78,6 +81,40 @@ class ConsoleData:
 
     def close(self) -> None:
         self._db.close()
+
+    # ------------------------------------------------------------------ aggregates
+    def aggregates_status(self) -> dict:
+        """Whether the console_* tables still describe the store (ingest or scan may have run since)."""
+        built = None
+        if self.has(META):
+            with self.con() as con:
+                r = con.execute("SELECT max(built_at) FROM console_meta").fetchall()
+                built = r[0][0] if r else None
+        return {"fresh": aggregates_fresh(self.store), "built_at": built, "running": self._rebuild.is_set(),
+                "error": self._rebuild_error}
+
+    def start_rebuild(self) -> bool:
+        """Rebuild the aggregates in a background thread; False when one is already running.
+
+        Each table is replaced atomically, so pages keep answering (from old or new tables) meanwhile.
+        """
+        with self._lock:
+            if self._rebuild.is_set():
+                return False
+            self._rebuild.set()
+            self._rebuild_error = None
+
+        def run():
+            try:
+                build_aggregates(self.store, sample_prompts=self.settings.sample_prompts,
+                                 account_samples=self.settings.account_samples)
+            except Exception as e:  # noqa: BLE001 - shown on the admin page instead of killing a thread silently
+                self._rebuild_error = str(e)
+            finally:
+                self._rebuild.clear()
+
+        threading.Thread(target=run, name="console-aggregates", daemon=True).start()
+        return True
 
     @contextmanager
     def con(self):

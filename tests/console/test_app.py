@@ -318,3 +318,29 @@ def test_campaign_table_sorts_and_ignores_unknown_columns(client):
     assert order("?sort=title&dir=asc") == ["camp-agent", "camp-cot", "camp-uni"]
     assert order("?sort=confidence;DROP TABLE x&dir=asc") == ["camp-uni", "camp-agent", "camp-cot"]
     assert order("?status=dismissed") == []
+
+
+def test_stale_aggregates_banner_and_admin_rebuild(client, console_store):
+    import time as _t
+    from datetime import timedelta
+
+    from distillguard.testing.console_fixture import T0
+    from distillguard.testing.factory import make_exchange, write_world
+
+    login(client, "adam")
+    assert 'id="stale"' not in client.get("/campaigns").text
+    write_world(console_store, [make_exchange(account_id="newcomer-1", ts=T0 + timedelta(days=1))], key="later")
+    assert 'id="stale"' in client.get("/campaigns").text
+    assert client.get("/accounts/newcomer-1").status_code == 404  # not in the aggregates yet
+    page = client.get("/admin/enforcement")
+    assert "Behind the store" in page.text
+    r = client.post("/admin/rebuild", data={"csrf": csrf_of(page.text)})
+    assert "Rebuilding the console aggregates" in r.text
+    deadline = _t.time() + 60
+    while 'id="stale"' in client.get("/campaigns").text and _t.time() < deadline:
+        _t.sleep(0.2)
+    assert client.get("/accounts/newcomer-1").status_code == 200
+
+    analyst = TestClient(client.app)
+    login(analyst, "ana")
+    assert analyst.post("/admin/rebuild", data={"csrf": csrf_of(analyst.get("/campaigns").text)}).status_code == 403
