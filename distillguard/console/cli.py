@@ -67,6 +67,9 @@ def register(app: typer.Typer) -> None:
         app_ = create_app(st, settings)
         url = f"http://{settings.host}:{settings.port}/"
         err.print(f"[bold]distillguard console[/] on {url}  (store {st.path})")
+        if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.cookie_secure:
+            err.print("[yellow]warning:[/] listening beyond localhost without cookie_secure: put the console behind "
+                      "HTTPS and set cookie_secure: true so session cookies never travel in clear text")
         if one_time:
             err.print(f"no users in config: log in with this one-time admin token (valid until restart): "
                       f"[bold]{one_time}[/]")
