@@ -115,3 +115,23 @@ def test_planted_payloads_never_run(page, live_server):
     _no_injection(page)
     assert page.locator("#current-enforcement tbody tr").count() >= 2
     shot(page, "10-admin-enforcement")
+
+
+@pytest.mark.slow
+def test_screenshot_script(tmp_path, browser):
+    """scripts/console_screenshot.py (what makes the README image) works on a store given by path."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distillguard.testing.console_fixture import write_console_fixture
+
+    write_console_fixture(tmp_path / "s", hostile=False)
+    out = tmp_path / "shot.png"
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "scripts" / "console_screenshot.py"), "--store", str(tmp_path / "s"),
+                        "--out", str(out), "--height", "900"], capture_output=True, text=True, timeout=180,
+                       cwd=root, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
