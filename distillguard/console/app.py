@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import threading
 import time
+from collections import deque
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -79,6 +81,35 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class LoginFailures:
+    """Failed logins per client address in a sliding window.
+
+    Per address rather than per user: locking a user name would let anyone lock analysts out.
+    """
+
+    def __init__(self, limit: int, window_s: float):
+        self.limit, self.window = limit, window_s
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        q = self._seen.setdefault(client, deque())
+        while q and now - q[0] > self.window:
+            q.popleft()
+        return q
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return len(self._recent(client, time.monotonic())) >= self.limit
+
+    def add(self, client: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(client, now).append(now)
+            if len(self._seen) > 10_000:  # bounded memory under a spray from many addresses
+                self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] <= self.window}
+
+
 class LoginRequired(Exception):
     pass
 
@@ -132,6 +163,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     templates = Jinja2Templates(env=_env())
     secret = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32)
     roles = {t.name: t.role for t in settings.tokens} | {u.name: u.role for u in settings.users}
+    failures = LoginFailures(settings.login_max_failures, settings.login_window_s)
 
     def session_user(request: Request) -> Actor | None:
         u = request.session.get("user")
@@ -185,12 +217,17 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         if request.method == "GET":
             return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
         form = await form_with_csrf(request)
+        client = request.client.host if request.client else "?"
+        if failures.blocked(client):
+            return render(request, "login.html", {"next": "/campaigns", "error": "Too many failed logins from this "
+                                                  "address; wait a few minutes."}, 429)
         # scrypt is deliberately slow: keep it off the event loop.
         who = await run_in_threadpool(authenticate, settings, str(form.get("username") or "").strip(),
                                       str(form.get("secret") or ""))
         nxt = _safe_next(str(form.get("next") or ""))
         if who is None:
-            await asyncio.sleep(0.3)  # blunts online guessing without a lockout an attacker could use against analysts
+            failures.add(client)
+            await asyncio.sleep(0.3)  # blunts online guessing
             return render(request, "login.html", {"next": nxt, "error": "Wrong user name, password or token."}, 401)
         request.session.clear()  # a fresh session and CSRF token on every login (no fixation)
         request.session["user"] = {"name": who[0], "role": who[1], "at": time.time()}

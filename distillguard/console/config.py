@@ -88,6 +88,8 @@ class ConsoleSettings(BaseSettings):
     port: int = Field(8600, ge=1, le=65535)
     session_max_age_s: int = Field(8 * 3600, ge=60)
     cookie_secure: bool = False
+    login_max_failures: int = Field(10, ge=1)
+    login_window_s: float = Field(600.0, gt=0)
     allow_days: float | None = Field(None, gt=0)
     text_scan_rows: int = Field(500_000, ge=1000)
     sample_prompts: int = Field(12, ge=1, le=200)

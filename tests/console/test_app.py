@@ -344,3 +344,12 @@ def test_stale_aggregates_banner_and_admin_rebuild(client, console_store):
     analyst = TestClient(client.app)
     login(analyst, "ana")
     assert analyst.post("/admin/rebuild", data={"csrf": csrf_of(analyst.get("/campaigns").text)}).status_code == 403
+
+
+def test_repeated_failed_logins_are_throttled(console_store):
+    c = TestClient(create_app(console_store, make_settings(login_max_failures=3)))
+    for _ in range(3):
+        r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "username": "ana", "secret": "guess"})
+        assert r.status_code == 401
+    r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "username": "ana", "secret": "ana-pass-1"})
+    assert r.status_code == 429 and "Too many failed logins" in r.text
