@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 
 from distillguard.console.app import create_app
 from distillguard.testing.console_fixture import HOSTILE_ACCOUNT, XSS
-from tests.console.conftest import TOKEN, csrf_of, login, make_settings
+
+from .helpers import TOKEN, csrf_of, login, make_settings
 
 
 @pytest.fixture
@@ -291,7 +292,7 @@ def test_role_comes_from_current_config(console_store):
     c = TestClient(create_app(console_store, make_settings()))
     login(c, "ana")
     cookie = c.cookies.get("dg_console")
-    from tests.console.conftest import PASSWORDS
+    from .helpers import PASSWORDS
 
     demoted = make_settings()
     demoted.users = [u.model_copy(update={"role": "viewer"}) if u.name == "ana" else u for u in demoted.users]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.console.conftest import browser_login, shot
+from .helpers import browser_login, shot
 
 pytestmark = pytest.mark.browser
 
