@@ -71,8 +71,8 @@ def register(app: typer.Typer) -> None:
             err.print("[yellow]warning:[/] listening beyond localhost without cookie_secure: put the console behind "
                       "HTTPS and set cookie_secure: true so session cookies never travel in clear text")
         if one_time:
-            err.print(f"no users in config: log in with this one-time admin token (valid until restart): "
-                      f"[bold]{one_time}[/]")
+            err.print("no users in config: log in with this one-time admin token (valid until restart):")
+            err.print(f"  token: [bold]{one_time}[/]", soft_wrap=True)
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning", server_header=False,
                     proxy_headers=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -17,10 +18,18 @@ PASSWORDS = {"vera": ("viewer", "vera-pass-1"), "ana": ("analyst", "ana-pass-1")
 TOKEN = "tok-analyst-0123456789"
 
 
-def make_settings(**kw):
+@functools.cache
+def _hashed() -> tuple[list[dict], list[dict]]:
+    """scrypt is slow on purpose: hash the test logins once per worker, not once per app."""
     users = [{"name": n, "role": r, "password_hash": hash_secret(p)} for n, (r, p) in PASSWORDS.items()]
     tokens = [{"name": "bot", "role": "analyst", "token_hash": hash_secret(TOKEN)}]
-    return load_settings(None, users=users, tokens=tokens, secret_key="test-secret-key-0123456789", **kw)
+    return users, tokens
+
+
+def make_settings(**kw):
+    users, tokens = _hashed()
+    return load_settings(None, users=[dict(u) for u in users], tokens=[dict(t) for t in tokens],
+                         secret_key="test-secret-key-0123456789", **kw)
 
 
 def csrf_of(html: str) -> str:

@@ -55,7 +55,7 @@ def test_serve_prints_one_time_token_and_serves(tmp_path):
         while token is None and time.time() < deadline:
             line = proc.stderr.readline()
             lines.append(line)
-            m = re.search(r"one-time admin token.*?: (\S+)", line)
+            m = re.search(r"^\s*token: (\S+)", line)
             if m:
                 token = m.group(1)
         assert token, "".join(lines)
