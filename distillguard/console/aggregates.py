@@ -27,12 +27,14 @@ from distillguard.store import Store
 INPUT_TABLES = ("campaigns", "campaign_members", "account_risk", "exchange_signals", "coordination_edges",
                 "cluster_members")
 META = "console_meta"
+#: Bump when an aggregate's columns or meaning change: older builds then count as stale.
+AGG_VERSION = "2"
 PROMPT_CHARS = 2000
 
 
 def fingerprint(store: Store) -> str:
     """Hash of the names, sizes and mtimes of every input file: changes iff an input changed."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"console-aggregates-v{AGG_VERSION}\n".encode())
     dirs = [store.path / "exchanges", store.path / "accounts"] + [store.path / "tables" / t for t in INPUT_TABLES]
     for d in dirs:
         if not d.exists():
