@@ -8,6 +8,7 @@ to land.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -125,6 +126,18 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
     return detail
 
 
+def _ip24(text: str) -> str:
+    """``a.b.c.0/24`` (or an IPv6 /48) from an address or network, the form the gateway matches on."""
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ActionError(f"not an IP address or network: {text!r}") from None
+    prefix = 24 if net.version == 4 else 48
+    if net.prefixlen < prefix:
+        raise ActionError(f"{text!r} is wider than one /{prefix}; add one decision per /{prefix}")
+    return str(ipaddress.ip_network(f"{net.network_address}/{prefix}", strict=False))
+
+
 def set_enforcement(data: ConsoleData, actor: Actor, subject_type: str, subject_id: str, action: str, reason: str,
                     expires_days: float | None = None, now: datetime | None = None) -> dict:
     """Admin-only: put any subject (account, cluster, org, /24, payment fingerprint) on the allow-list or
@@ -138,6 +151,8 @@ def set_enforcement(data: ConsoleData, actor: Actor, subject_type: str, subject_
     subject_id = (subject_id or "").strip()
     if not subject_id or len(subject_id) > 512:
         raise ActionError("subject id is required (at most 512 characters)")
+    if subject_type == "ip24":
+        subject_id = _ip24(subject_id)
     if expires_days is not None and not (0 < expires_days <= 3650):
         raise ActionError("expiry must be between 0 and 3650 days")
     reason = _reason(reason)

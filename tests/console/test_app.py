@@ -354,3 +354,18 @@ def test_repeated_failed_logins_are_throttled(console_store):
         assert r.status_code == 401
     r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "username": "ana", "secret": "ana-pass-1"})
     assert r.status_code == 429 and "Too many failed logins" in r.text
+
+
+def test_admin_ip24_subjects_are_canonical(client, console_store):
+    login(client, "adam")
+    for raw in ("203.0.113.77", "203.0.113.0/24", "203.0.113.128/25"):
+        page = client.get("/admin/enforcement")
+        r = client.post("/admin/enforcement", data={"csrf": csrf_of(page.text), "subject_type": "ip24",
+                                                    "subject_id": raw, "action": "block", "reason": "proxy pool"})
+        assert "Decision recorded" in r.text
+    page = client.get("/admin/enforcement")
+    r = client.post("/admin/enforcement", data={"csrf": csrf_of(page.text), "subject_type": "ip24",
+                                                "subject_id": "10.0.0.0/8", "action": "block", "reason": "too wide"})
+    assert "wider than one /24" in r.text
+    ids = {x["subject_id"] for x in console_store.read_table("enforcement").to_pylist() if x["actor"] == "adam"}
+    assert ids == {"203.0.113.0/24"}
