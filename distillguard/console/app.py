@@ -256,10 +256,14 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     def campaign(request: Request):
         need(request)
         cid = request.path_params["campaign_id"]
-        c = data.campaign(cid)
+        try:
+            offset = max(int(request.query_params.get("members_offset", "0")), 0)
+        except ValueError:
+            offset = 0
+        c = data.campaign(cid, members_offset=offset)
         if c is None:
             return render(request, "error.html", {"title": "No such campaign", "message": f"No campaign {cid!r}."}, 404)
-        graph = data.campaign_graph(cid, c["members"], c["n_members"])
+        graph = data.campaign_graph(cid, c["members"], c["n_members"], offset=offset)
         return render(request, "campaign.html", {
             "c": c, "graph": graph, "page": "campaigns",
             "timeline": charts.campaign_timeline(c["daily"], c.get("pivot_release")),

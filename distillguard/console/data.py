@@ -20,6 +20,7 @@ from distillguard.console.aggregates import META, aggregates_fresh, build_aggreg
 from distillguard.console.config import ConsoleSettings
 from distillguard.store import Store
 
+MEMBERS_PAGE = 200
 CAMPAIGN_SORTS = {"confidence", "n_accounts", "n_exchanges", "first_seen", "last_seen", "title", "status"}
 
 CURRENT_ENFORCEMENT = """
@@ -172,7 +173,7 @@ class ConsoleData:
                     out["aggregates_built"] = m[0]["built_at"]
         return out
 
-    def campaign(self, campaign_id: str) -> dict | None:
+    def campaign(self, campaign_id: str, members_offset: int = 0) -> dict | None:
         if not self.has("campaigns"):
             return None
         with self.con() as con:
@@ -190,7 +191,8 @@ class ConsoleData:
             if self.has("console_campaign_samples"):
                 c["samples"] = self.q(con, "SELECT * FROM console_campaign_samples WHERE campaign_id = ? ORDER BY ts "
                                            "LIMIT ?", [campaign_id, self.settings.sample_prompts])
-            c["members"], c["n_members"] = self._members(con, campaign_id, limit=200)
+            c["members"], c["n_members"] = self._members(con, campaign_id, limit=MEMBERS_PAGE, offset=members_offset)
+            c["members_offset"], c["members_page"] = members_offset, MEMBERS_PAGE
             c["pivot_release"] = None
             if c.get("pivot_model") and self.has("console_account_models"):
                 r = self.q(con, "SELECT min(first_ts) AS t FROM console_account_models WHERE model = ?",
@@ -220,7 +222,7 @@ class ConsoleData:
                                               "AND account_id IN (SELECT unnest(?::VARCHAR[]))", [account_ids]).fetchall()}
         return sorted(x for x in out if x is not None)
 
-    def _members(self, con, campaign_id: str, limit: int) -> tuple[list[dict], int]:
+    def _members(self, con, campaign_id: str, limit: int, offset: int = 0) -> tuple[list[dict], int]:
         """The ``limit`` riskiest members and how many there are in all."""
         ids = self.member_ids(con, campaign_id)
         if not ids:
@@ -237,7 +239,8 @@ class ConsoleData:
         enf_col = "e.enforcement" if enf else "NULL AS enforcement"
         return self.q(con, f"""SELECT m.account_id, {risk_cols}, {summ_cols}, {enf_col}
                               FROM (SELECT unnest(?::VARCHAR[]) AS account_id) m {risk} {summ} {enf}
-                              ORDER BY risk DESC NULLS LAST, account_id LIMIT ?""", [ids, limit]), len(ids)
+                              ORDER BY risk DESC NULLS LAST, account_id LIMIT ? OFFSET ?""",
+                      [ids, limit, max(offset, 0)]), len(ids)
 
     def _campaign_enforcement(self, con, campaign_id: str) -> dict:
         if not self.has("enforcement"):
@@ -253,7 +256,8 @@ class ConsoleData:
                         [campaign_id])
         return {"current": cur, "recent": recent}
 
-    def campaign_graph(self, campaign_id: str, members: list[dict] | None = None, total: int | None = None) -> dict:
+    def campaign_graph(self, campaign_id: str, members: list[dict] | None = None, total: int | None = None,
+                       offset: int = 0) -> dict:
         """Accounts and the entities they share, laid out as two rings (entities inside, accounts outside).
 
         ``members`` (riskiest first) and ``total`` can be passed from ``campaign()`` to save a query.
@@ -263,7 +267,7 @@ class ConsoleData:
             return empty
         s = self.settings
         with self.con() as con:
-            if members is None or total is None or (len(members) < s.graph_max_accounts < total):
+            if members is None or total is None or (len(members) < s.graph_max_accounts < total) or offset:
                 members, total = self._members(con, campaign_id, limit=s.graph_max_accounts)
             members = members[:s.graph_max_accounts]
             ids = [m["account_id"] for m in members]

@@ -369,3 +369,26 @@ def test_admin_ip24_subjects_are_canonical(client, console_store):
     assert "wider than one /24" in r.text
     ids = {x["subject_id"] for x in console_store.read_table("enforcement").to_pylist() if x["actor"] == "adam"}
     assert ids == {"203.0.113.0/24"}
+
+
+def test_member_list_pages(client, monkeypatch):
+    import distillguard.console.data as data_mod
+
+    monkeypatch.setattr(data_mod, "MEMBERS_PAGE", 5)
+    login(client, "vera")
+    seen = []
+    url = "/campaigns/camp-cot"
+    for _ in range(5):
+        page = client.get(url).text
+        members = re.search(r'<table class="grid" id="members">(.*?)</table>', page, re.S).group(1)
+        seen += re.findall(r'<td><a href="/accounts/([^"]+)"', members)
+        nxt = re.search(r'href="(/campaigns/camp-cot\?members_offset=\d+)#accounts" id="members-next"', page)
+        if not nxt:
+            break
+        url = nxt.group(1)
+    assert len(seen) == 12 and len(set(seen)) == 12
+    # The graph always shows the riskiest accounts, whichever member page is open.
+    assert client.get("/campaigns/camp-cot?members_offset=10").text.count("<circle") == 12
+    back = re.search(r'href="(/campaigns/camp-cot\?members_offset=\d+)#accounts">← previous', client.get(
+        "/campaigns/camp-cot?members_offset=10").text).group(1)
+    assert back.endswith("members_offset=5")
