@@ -392,3 +392,15 @@ def test_member_list_pages(client, monkeypatch):
     back = re.search(r'href="(/campaigns/camp-cot\?members_offset=\d+)#accounts">← previous', client.get(
         "/campaigns/camp-cot?members_offset=10").text).group(1)
     assert back.endswith("members_offset=5")
+
+
+def test_vendored_chart_js_is_the_pinned_copy():
+    import hashlib
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parents[2] / "distillguard" / "console" / "static"
+    js = (static / "chart.umd.min.js").read_bytes()
+    note = (static / "VENDOR.md").read_text()
+    assert b"Chart.js v4.6.1" in js[:200] and "| 4.6.1 |" in note
+    assert hashlib.sha256(js).hexdigest() in note
+    assert "MIT License" in (static / "LICENSE-chart.js.md").read_text()
