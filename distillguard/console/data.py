@@ -198,6 +198,7 @@ class ConsoleData:
                 r = self.q(con, "SELECT min(first_ts) AS t FROM console_account_models WHERE model = ?",
                            [c["pivot_model"]])
                 c["pivot_release"] = r[0]["t"] if r else None
+            c["clusters"] = self._cluster_rows(con, self.cluster_ids(con, self.member_ids(con, campaign_id)))
             c["enforcement"] = self._campaign_enforcement(con, campaign_id)
             c["audit"] = self.q(con, "SELECT * FROM audit_log WHERE subject_type = 'campaign' AND subject_id = ? "
                                      "ORDER BY \"at\" DESC LIMIT 50", [campaign_id]) if self.has("audit_log") else []
@@ -221,6 +222,13 @@ class ConsoleData:
             out |= {r[0] for r in con.execute("SELECT DISTINCT cluster_id FROM account_risk WHERE cluster_id IS NOT NULL "
                                               "AND account_id IN (SELECT unnest(?::VARCHAR[]))", [account_ids]).fetchall()}
         return sorted(x for x in out if x is not None)
+
+    def _cluster_rows(self, con, cluster_ids: list[str]) -> list[dict]:
+        """The detector's own summary of each cluster (size, risk, reasons in words)."""
+        if not cluster_ids or not self.has("clusters"):
+            return []
+        return self.q(con, """SELECT * FROM clusters WHERE cluster_id IN (SELECT unnest(?::VARCHAR[]))
+                              ORDER BY risk DESC NULLS LAST LIMIT 20""", [cluster_ids])
 
     def _members(self, con, campaign_id: str, limit: int, offset: int = 0) -> tuple[list[dict], int]:
         """The ``limit`` riskiest members and how many there are in all."""
@@ -310,6 +318,7 @@ class ConsoleData:
                                                  FROM campaign_members m JOIN ({self._campaigns_sql()}) c
                                                  USING (campaign_id) WHERE m.account_id = ?""", [account_id])
             a["clusters"] = self.cluster_ids(con, [account_id])
+            a["cluster_rows"] = self._cluster_rows(con, a["clusters"])
             a["hourly"] = (self.q(con, "SELECT hour, n FROM console_account_hourly WHERE account_id = ? ORDER BY hour",
                                   [account_id]) if self.has("console_account_hourly") else [])
             a["models"] = (self.q(con, "SELECT model, n, first_ts, last_ts FROM console_account_models "

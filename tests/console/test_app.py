@@ -222,6 +222,13 @@ def test_action_needs_reason_and_known_subject(client, console_store):
     assert not console_store.has_table("audit_log")
 
 
+def test_cluster_summaries_on_campaign_and_account(client):
+    login(client, "vera")
+    assert "<code>cl-1</code>: 12 accounts, risk 90% — shared infrastructure" in client.get("/campaigns/camp-cot").text
+    page = client.get("/accounts/acct-cot-05").text
+    assert "Cluster <code>cl-1</code>: 12 accounts" in page and "payment" in page
+
+
 def test_audit_page_lists_actions(client):
     login(client, "ana")
     _act(client, "account", "acct-cot-00", "block", reason="seen enough")
