@@ -62,8 +62,11 @@ SECURITY_HEADERS = {
 class SecurityHeaders:
     """Adds the security headers to every response, including errors and static files."""
 
-    def __init__(self, app):
+    def __init__(self, app, hsts: bool = False):
         self.app = app
+        self.headers = dict(SECURITY_HEADERS)
+        if hsts:  # only when served over HTTPS (cookie_secure): HSTS on plain HTTP would lock users out
+            self.headers["strict-transport-security"] = "max-age=31536000"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -72,7 +75,7 @@ class SecurityHeaders:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 h = MutableHeaders(scope=message)
-                for k, v in SECURITY_HEADERS.items():
+                for k, v in self.headers.items():
                     h[k] = v
                 if not scope["path"].startswith("/static/"):
                     h["cache-control"] = "no-store"
@@ -372,7 +375,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [
-        Middleware(SecurityHeaders),
+        Middleware(SecurityHeaders, hsts=settings.cookie_secure),
         Middleware(SessionMiddleware, secret_key=secret, session_cookie="dg_console", max_age=settings.session_max_age_s,
                    same_site="strict", https_only=settings.cookie_secure),
     ]

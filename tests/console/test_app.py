@@ -147,6 +147,14 @@ def test_security_headers_everywhere(client):
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
     assert client.get("/login").headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in client.get("/login").headers
+
+
+def test_hsts_and_secure_cookie_behind_https(console_store):
+    c = TestClient(create_app(console_store, make_settings(cookie_secure=True)), base_url="https://testserver")
+    r = c.get("/login")
+    assert r.headers["strict-transport-security"].startswith("max-age=")
+    assert "secure" in r.headers["set-cookie"].lower()
 
 
 def test_hostile_text_is_escaped_in_html(client):
