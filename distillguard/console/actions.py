@@ -9,6 +9,7 @@ to land.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from distillguard.console.config import ROLE_RANK, ConsoleSettings
 from distillguard.console.data import ConsoleData
 from distillguard.console.tables import (
     ENFORCEMENT_ACTIONS,
+    MIRROR,
     SUBJECT_TYPES,
     audit_row,
     enforcement_rows,
@@ -43,6 +45,32 @@ class Actor:
 
     def can(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+def write_decisions(store, table) -> None:
+    """Append analyst rows to ``enforcement`` and to the console's own mirror ``analyst_decisions``.
+
+    ``enforcement`` is shared: if another stage ever rewrites it instead of appending, the mirror is
+    what lets an admin put the analysts' decisions back (``reapply_decisions``).
+    """
+    key = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+    store.append_table("enforcement", table, key=key)
+    store.append_table(MIRROR, table, key=key)
+
+
+def reapply_decisions(data: ConsoleData, actor: Actor, now: datetime | None = None) -> int:
+    """Append the mirrored analyst rows that ``enforcement`` lost, with their original times (so newer
+    decisions by other stages still win); returns how many."""
+    if not actor.can("admin"):
+        raise ActionError("only admins can re-apply decisions")
+    missing = data.missing_decisions()
+    if missing.num_rows:
+        data.store.append_table("enforcement", missing)
+        data.store.append_table("audit_log", audit_row(now or datetime.now(UTC), actor.name, actor.role,
+                                                       "reapply_decisions", "enforcement", "analyst_decisions",
+                                                       "analyst rows missing from enforcement",
+                                                       {"rows": missing.num_rows}))
+    return missing.num_rows
 
 
 def _reason(reason: str) -> str:
@@ -111,7 +139,7 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
                   "created_at": now, "expires_at": expires, "campaign_id": campaign_id, "actor": actor.name}
                  for c in clusters]
     if rows:
-        store.append_table("enforcement", enforcement_rows(rows))
+        write_decisions(store, enforcement_rows(rows))
     n_labels = 0
     if label:
         labels = [{"account_id": a, "label": label, "campaign_id": campaign_id, "at": now, "actor": actor.name,
@@ -158,7 +186,7 @@ def set_enforcement(data: ConsoleData, actor: Actor, subject_type: str, subject_
     reason = _reason(reason)
     now = now or datetime.now(UTC)
     expires = now + timedelta(days=expires_days) if expires_days else None
-    data.store.append_table("enforcement", enforcement_rows([{
+    write_decisions(data.store, enforcement_rows([{
         "subject_type": subject_type, "subject_id": subject_id, "action": action,
         "reason": f"set by {actor.name}: {reason}", "source": "analyst", "created_at": now, "expires_at": expires,
         "campaign_id": None, "actor": actor.name}]))

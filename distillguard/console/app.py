@@ -38,6 +38,7 @@ from distillguard.console.actions import (
     ActionError,
     Actor,
     apply_action,
+    reapply_decisions,
     set_enforcement,
 )
 from distillguard.console.config import ConsoleSettings, authenticate
@@ -335,9 +336,17 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
             action = None
         rows = await run_in_threadpool(data.current_enforcement, action)
         agg = await run_in_threadpool(data.aggregates_status)
-        return render(request, "admin.html", {"rows": rows, "action": action, "agg": agg,
+        missing = (await run_in_threadpool(data.missing_decisions)).num_rows
+        return render(request, "admin.html", {"rows": rows, "action": action, "agg": agg, "missing": missing,
                                               "subject_types": SUBJECT_TYPES, "enf_actions": ENFORCEMENT_ACTIONS,
                                               "page": "admin"})
+
+    async def reapply(request: Request):
+        actor = need(request, "admin")
+        await form_with_csrf(request)
+        n = await run_in_threadpool(reapply_decisions, data, actor)
+        flash(request, f"Re-applied {n} analyst decision row(s) to the enforcement table.")
+        return RedirectResponse("/admin/enforcement", status_code=303)
 
     async def rebuild(request: Request):
         need(request, "admin")
@@ -371,6 +380,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         Route("/accounts/{account_id:path}", account), Route("/search", search), Route("/audit", audit),
         Route("/act", act, methods=["POST"]), Route("/admin/enforcement", admin, methods=["GET", "POST"]),
         Route("/admin/rebuild", rebuild, methods=["POST"]),
+        Route("/admin/reapply", reapply, methods=["POST"]),
         Route("/healthz", healthz),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

@@ -83,6 +83,25 @@ class ConsoleData:
     def close(self) -> None:
         self._db.close()
 
+    def missing_decisions(self):
+        """Mirrored analyst rows with no identical row left in ``enforcement`` (as an Arrow table)."""
+        from distillguard.console.tables import ENFORCEMENT_SCHEMA, MIRROR
+
+        if not self.has(MIRROR):
+            return ENFORCEMENT_SCHEMA.empty_table()
+        with self.con() as con:
+            cols = ", ".join(ENFORCEMENT_SCHEMA.names)
+            enf = ("SELECT subject_type, subject_id, action, created_at, actor FROM enforcement"
+                   if self.has("enforcement") else
+                   "SELECT NULL::VARCHAR subject_type, NULL::VARCHAR subject_id, NULL::VARCHAR action, "
+                   "NULL::TIMESTAMPTZ created_at, NULL::VARCHAR actor WHERE false")
+            t = con.sql(f"""SELECT {cols} FROM {MIRROR} m WHERE NOT EXISTS (
+                                    SELECT 1 FROM ({enf}) e WHERE e.subject_type = m.subject_type
+                                      AND e.subject_id = m.subject_id AND e.action = m.action
+                                      AND e.created_at = m.created_at AND e.actor IS NOT DISTINCT FROM m.actor)
+                                ORDER BY created_at""").to_arrow_table()
+        return t.cast(ENFORCEMENT_SCHEMA)
+
     # ------------------------------------------------------------------ aggregates
     def aggregates_status(self) -> dict:
         """Whether the console_* tables still describe the store (ingest or scan may have run since)."""

@@ -30,6 +30,9 @@ LABEL_SCHEMA = pa.schema([
     ("actor", pa.string()), ("reason", pa.string()),
 ])
 
+#: The console's own copy of every enforcement row it wrote (same schema as ``enforcement``).
+MIRROR = "analyst_decisions"
+
 #: Enforcement actions the gateway understands (docs/tables.md).
 ENFORCEMENT_ACTIONS = ("allow", "throttle", "require_verification", "protect_reasoning", "block")
 #: Subject types an enforcement row can name.

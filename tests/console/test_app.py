@@ -419,3 +419,28 @@ def test_vendored_chart_js_is_the_pinned_copy():
     assert b"Chart.js v4.6.1" in js[:200] and "| 4.6.1 |" in note
     assert hashlib.sha256(js).hexdigest() in note
     assert "MIT License" in (static / "LICENSE-chart.js.md").read_text()
+
+
+def test_admin_reapplies_decisions_a_rewrite_dropped(client, console_store):
+    """If another stage replaces `enforcement` wholesale, analyst decisions come back from the console's mirror."""
+    login(client, "ana")
+    _act(client, "campaign", "camp-cot", "confirm", reason="hydra")
+    ours = [x for x in console_store.read_table("enforcement").to_pylist() if x["actor"] == "ana"]
+    assert len(ours) == 13
+    scan_only = [x for x in console_store.read_table("enforcement").to_pylist() if x["source"] == "scan"]
+    from distillguard.console.tables import enforcement_rows
+
+    console_store.write_table("enforcement", enforcement_rows(scan_only))  # what a rewriting stage would do
+
+    admin = TestClient(client.app)
+    login(admin, "adam")
+    page = admin.get("/admin/enforcement")
+    assert "13 analyst decision row(s) are missing" in page.text
+    r = admin.post("/admin/reapply", data={"csrf": csrf_of(page.text)})
+    assert "Re-applied 13 analyst decision row(s)" in r.text and 'id="missing-decisions"' not in r.text
+    back = sorted((x["subject_id"], x["created_at"]) for x in console_store.read_table("enforcement").to_pylist()
+                  if x["actor"] == "ana")
+    assert back == sorted((x["subject_id"], x["created_at"]) for x in ours)
+    assert console_store.read_table("audit_log").to_pylist()[-1]["action"] == "reapply_decisions"
+    assert "Re-applied 0" in admin.post("/admin/reapply", data={"csrf": csrf_of(r.text)}).text
+    assert client.post("/admin/reapply", data={"csrf": csrf_of(client.get("/campaigns").text)}).status_code == 403
