@@ -248,14 +248,15 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         return RedirectResponse("/campaigns", status_code=303)
 
     def campaigns(request: Request):
-        need(request)
+        actor = need(request)
         sort = request.query_params.get("sort", "confidence")
         desc = request.query_params.get("dir", "desc") != "asc"
         status = request.query_params.get("status") or None
         rows = data.campaigns(sort=sort, desc=desc, status=status)
         return render(request, "campaigns.html", {
             "rows": rows, "sort": sort, "desc": desc, "status": status, "head": data.headline(),
-            "has_campaigns": data.has("campaigns"), "page": "campaigns", "agg": data.aggregates_status()})
+            "has_campaigns": data.has("campaigns"), "page": "campaigns", "agg": data.aggregates_status(),
+            "missing": data.missing_decisions().num_rows if actor.can("admin") else 0})
 
     def campaign(request: Request):
         need(request)

@@ -434,6 +434,8 @@ def test_admin_reapplies_decisions_a_rewrite_dropped(client, console_store):
 
     admin = TestClient(client.app)
     login(admin, "adam")
+    assert 'id="missing-banner"' in admin.get("/campaigns").text
+    assert 'id="missing-banner"' not in client.get("/campaigns").text  # analysts cannot fix it: no banner
     page = admin.get("/admin/enforcement")
     assert "13 analyst decision row(s) are missing" in page.text
     r = admin.post("/admin/reapply", data={"csrf": csrf_of(page.text)})
