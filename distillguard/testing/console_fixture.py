@@ -136,6 +136,10 @@ def write_console_fixture(path, *, hostile: bool = True, seed: int = 7) -> Store
             edges.append({"src_account": a, "dst_account": b, "kind": "ja4", "entity": f"t13d-{camp}", "weight": 0.6})
         for a, b in zip(accts[::2], accts[1::2], strict=False):
             edges.append({"src_account": a, "dst_account": b, "kind": "payment", "entity": f"pf-{camp}-0", "weight": 0.9})
+        if hostile and camp == "camp-cot":
+            # Shared entities are attacker-chosen too (user agents, e-mail patterns): plant one in the graph.
+            edges.append({"src_account": accts[1], "dst_account": accts[2], "kind": "user_agent",
+                          "entity": XSS[2], "weight": 0.5})
         if camp != "camp-uni":
             edges.append({"src_account": accts[0], "dst_account": accts[-1], "kind": "template",
                           "entity": "tpl-cot-1" if camp == "camp-cot" else "tpl-agent-1", "weight": 0.7})

@@ -96,6 +96,8 @@ def test_planted_payloads_never_run(page, live_server):
     # The payloads are on the pages — as text.
     page.goto(f"{base}/campaigns/camp-cot")
     assert '<script>window.__xss = 1; alert("xss-script")</script>' in page.locator("body").inner_text()
+    assert 'user_agent: "><svg onload="window.__xss = 3">' in page.locator("ol.entities").inner_text()
+    assert page.locator("#infra-graph svg").count() == 0  # the planted <svg> did not become an element
     page.goto(f"{base}/accounts/{quote(HOSTILE_ACCOUNT, safe='')}")
     assert page.locator("#account-title").inner_text() == HOSTILE_ACCOUNT
     shot(page, "08-hostile-account")
