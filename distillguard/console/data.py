@@ -462,8 +462,10 @@ def layout_graph(members: list[dict], ents: list[dict], pairs: list[dict], size:
         i = ent_idx.get((p["kind"], p["entity"]))
         if i is not None:
             by_acct.setdefault(p["account_id"], []).append(i)
-    # Accounts sorted by their first shared entity, so each entity's accounts sit together on the ring.
-    accts = sorted((m["account_id"] for m in members), key=lambda a: (min(by_acct.get(a, [10**6])), a))
+    # Entities come most-shared first, so sorting accounts by their rarest entities first puts the accounts
+    # behind a narrowly shared IP or payment card next to each other on the ring.
+    accts = sorted((m["account_id"] for m in members),
+                   key=lambda a: (tuple(sorted(set(by_acct.get(a, [])), reverse=True)), a))
     risk = {m["account_id"]: m.get("risk") for m in members}
     nodes, pos = [], {}
     r_in, r_out = size * 0.27, size * 0.45
