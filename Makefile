@@ -29,6 +29,13 @@ demo: install
 	$(DG) simulate --config default --scale 0.01 --out $(DEMO)/world
 	$(DG) baseline --store $(DEMO)/world --out $(DEMO)/baseline
 	$(DG) bench --world $(DEMO)/world --results $(DEMO)/baseline --no-baseline
+	$(DG) console --store $(DEMO)/world --build-aggregates
+	@echo "serve the investigation console on the demo world: $(DG) console --store $(DEMO)/world   (or: make console)"
+
+# Serves the console on the demo world until stopped (Ctrl-C); prints a one-time login token.
+console: install
+	test -f $(DEMO)/world/store.json || $(MAKE) demo
+	$(DG) console --store $(DEMO)/world $(if $(CONSOLE_CONFIG),--config $(CONSOLE_CONFIG),)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

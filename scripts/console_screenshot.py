@@ -1,0 +1,105 @@
+"""Screenshot a console page from any store (the README's docs/img/console-campaign.png comes from here).
+
+    python scripts/console_screenshot.py --store demo-out/store [--campaign ID] [--out docs/img/console-campaign.png]
+    python scripts/console_screenshot.py --fixture            # a fresh fixture store (no hostile payloads)
+
+Starts the real app under uvicorn on a free local port with a throw-away analyst login, drives
+Debian's chromium through Playwright, and saves a full-page PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", help="store directory with campaigns (omit with --fixture)")
+    ap.add_argument("--fixture", action="store_true", help="write and use a fixture store in a temp directory")
+    ap.add_argument("--campaign", help="campaign id (default: the most confident one)")
+    ap.add_argument("--page", default="campaign", choices=["campaign", "campaigns"], help="which page")
+    ap.add_argument("--out", default="docs/img/console-campaign.png")
+    ap.add_argument("--width", type=int, default=1360)
+    ap.add_argument("--height", type=int, default=1900)
+    ap.add_argument("--full-page", action="store_true", help="whole page instead of the first screen")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    args = ap.parse_args()
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from distillguard.console.aggregates import aggregates_fresh, build_aggregates
+    from distillguard.console.app import create_app
+    from distillguard.console.config import hash_secret, load_settings
+    from distillguard.console.data import ConsoleData
+    from distillguard.store import Store
+
+    if args.fixture:
+        from distillguard.testing.console_fixture import write_console_fixture
+
+        store = write_console_fixture(Path(tempfile.mkdtemp(prefix="dg-console-")) / "store", hostile=False)
+    elif args.store:
+        store = Store(args.store)
+    else:
+        ap.error("give --store DIR or --fixture")
+    if not aggregates_fresh(store):
+        build_aggregates(store)
+    pw = secrets.token_urlsafe(12)
+    settings = load_settings(None, users=[{"name": "analyst", "role": "analyst", "password_hash": hash_secret(pw)}])
+    cid = args.campaign
+    if args.page == "campaign" and not cid:
+        rows = ConsoleData(store, settings).campaigns(sort="confidence")
+        if not rows:
+            print("store has no campaigns; run `distillguard scan` first or use --fixture", file=sys.stderr)
+            return 2
+        cid = rows[0]["campaign_id"]
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(store, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    from urllib.parse import quote
+
+    target = f"{base}/campaigns/{quote(cid, safe='')}" if args.page == "campaign" else f"{base}/campaigns"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
+            page = b.new_page(viewport={"width": args.width, "height": args.height})
+            page.goto(f"{base}/login")
+            page.fill("input[name=username]", "analyst")
+            page.fill("input[name=secret]", pw)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/campaigns")
+            page.goto(target)
+            if page.locator("canvas[data-chart]").count():
+                page.wait_for_selector("canvas[data-chart][data-drawn='1']", timeout=10_000)
+            page.screenshot(path=str(out), full_page=args.full_page)
+            b.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        app.state.data.close()
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from distillguard.console.aggregates import build_aggregates
+from distillguard.console.app import create_app
+from distillguard.store import Store
+from distillguard.testing.console_fixture import write_console_fixture
+
+from .helpers import CHROMIUM, CHROMIUM_ARGS, make_settings
+
+
+@pytest.fixture(scope="session")
+def _settings():
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def _template_store(tmp_path_factory):
+    st = write_console_fixture(tmp_path_factory.mktemp("console-template") / "store")
+    build_aggregates(st)
+    return st.path
+
+
+@pytest.fixture
+def console_store(tmp_path, _template_store):
+    """A fresh copy per test (tests append audit and enforcement rows), built once per worker."""
+    shutil.copytree(_template_store, tmp_path / "store")
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def app(console_store, _settings):
+    return create_app(console_store, _settings)
+
+
+# ---------------------------------------------------------------------------------------- browser
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app):
+    """The real app under uvicorn on a free port, in a thread (what `distillguard console` runs)."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.time() + 20
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("console server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    t.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1360, "height": 900})
+    pg = ctx.new_page()
+    pg.dialogs = []  # every alert/confirm a payload might open
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.console_errors = []
+    pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    yield pg
+    ctx.close()
