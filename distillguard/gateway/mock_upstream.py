@@ -268,6 +268,12 @@ class MockUpstream:
                 empty["content"] = []
             ev.append(_sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": oi,
                             "item": empty}, "response.output_item.added"))
+            part = {"reasoning": {"type": "reasoning_text", "text": ""},
+                    "message": {"type": "output_text", "text": "", "annotations": []}}.get(item["type"])
+            loc = {"item_id": item["id"], "output_index": oi, "content_index": 0}
+            if part:
+                ev.append(_sse({"type": "response.content_part.added", "sequence_number": next(seq), **loc,
+                                "part": part}, "response.content_part.added"))
             if item["type"] == "reasoning":
                 for p in r.reasoning:
                     ev.append(_sse({"type": "response.reasoning_text.delta", "sequence_number": next(seq),
@@ -282,6 +288,16 @@ class MockUpstream:
                 ev.append(_sse({"type": "response.function_call_arguments.delta", "sequence_number": next(seq),
                                 "item_id": item["id"], "output_index": oi, "delta": item["arguments"]},
                                "response.function_call_arguments.delta"))
+            if item["type"] == "reasoning":
+                ev.append(_sse({"type": "response.reasoning_text.done", "sequence_number": next(seq), **loc,
+                                "text": r.reasoning_text}, "response.reasoning_text.done"))
+            elif item["type"] == "message":
+                ev.append(_sse({"type": "response.output_text.done", "sequence_number": next(seq), **loc,
+                                "text": r.answer_text, "logprobs": []}, "response.output_text.done"))
+            if part:
+                ev.append(_sse({"type": "response.content_part.done", "sequence_number": next(seq), **loc,
+                                "part": {**part, "text": r.reasoning_text if item["type"] == "reasoning"
+                                         else r.answer_text}}, "response.content_part.done"))
             ev.append(_sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": oi,
                             "item": item}, "response.output_item.done"))
         ev.append(_sse({"type": "response.completed", "sequence_number": next(seq), "response": resp},
