@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+import yaml
 
 from distillguard.gateway import build_app
 from distillguard.gateway.config import GatewayConfig
-from distillguard.gateway.identity import add_key, pepper_from_env
+from distillguard.gateway.identity import add_key, hash_key, pepper_from_env
 from distillguard.gateway.mock_upstream import MockUpstream
 
 os.environ.setdefault("DISTILLGUARD_KEY_PEPPER", "test-pepper")
@@ -86,9 +88,17 @@ def make_gateway(tmp_path, mock_upstream):
     def make(accounts=("acct-1",), org="org-1", **cfg) -> GW:
         keys_file = tmp_path / "keys.yaml"
         keys = {}
-        for a in accounts:
-            k, _ = add_key(keys_file, a, org, pepper_from_env("DISTILLGUARD_KEY_PEPPER"))
-            keys[a] = k
+        pepper = pepper_from_env("DISTILLGUARD_KEY_PEPPER")
+        if len(accounts) <= 3:
+            for a in accounts:
+                keys[a], _ = add_key(keys_file, a, org, pepper)
+        else:  # bulk: same file format, written once
+            entries = []
+            for a in accounts:
+                keys[a] = f"sk-test-{a}-{secrets.token_hex(8)}"
+                entries.append({"key_hash": hash_key(keys[a], pepper), "key_id": f"k-{a}", "account_id": a,
+                                "org_id": org})
+            keys_file.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False))
         data = {"upstream": {"url": mock_upstream.url + "/v1"}, "identity": {"keys_file": str(keys_file)},
                 "store": str(tmp_path / "store"), "reload_seconds": 0.2,
                 "recorder": {"flush_interval_ms": 5, "segment_max_seconds": 3600}}
