@@ -142,11 +142,11 @@ class MockUpstream:
             return await self._json(send, 400, {"error": {"message": "bad json", "type": "invalid_request_error"}})
         self.last_request = req
         if path.endswith("/chat/completions"):
-            return await self._chat(req, send)
+            return await self._chat(req, send, receive)
         if path.endswith("/responses"):
-            return await self._responses(req, send)
+            return await self._responses(req, send, receive)
         if path.endswith("/messages"):
-            return await self._messages(req, send)
+            return await self._messages(req, send, receive)
         return await self._json(send, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
 
     async def _json(self, send, status, obj, headers=()):
@@ -155,12 +155,17 @@ class MockUpstream:
                     "headers": JSON + [(b"content-length", str(len(data)).encode())] + list(headers)})
         await send({"type": "http.response.body", "body": data})
 
-    async def _stream(self, send, events, slow: bool):
+    async def _stream(self, send, events, slow: bool, receive=None):
         await send({"type": "http.response.start", "status": 200, "headers": SSE})
         if slow:
             for e in events:
                 await send({"type": "http.response.body", "body": e, "more_body": True})
-                await asyncio.sleep(self.delay_s)
+                try:  # pace the stream, but stop as soon as the client is gone
+                    msg = await asyncio.wait_for(receive(), self.delay_s)
+                    if msg["type"] == "http.disconnect":
+                        return
+                except TimeoutError:
+                    pass
         else:
             for i in range(0, len(events), 16):
                 await send({"type": "http.response.body", "body": b"".join(events[i:i + 16]), "more_body": True})
@@ -170,7 +175,7 @@ class MockUpstream:
         return Reply(prompt, tools, tool_result, self.reasoning_words, self.answer_words, reasoning)
 
     # ------------------------------------------------------------------ OpenAI chat completions
-    async def _chat(self, req, send):
+    async def _chat(self, req, send, receive):
         msgs = req.get("messages") or []
         users = [m for m in msgs if m.get("role") == "user"]
         prompt = _text_of(users[-1].get("content")) if users else ""
@@ -217,10 +222,10 @@ class MockUpstream:
         if (req.get("stream_options") or {}).get("include_usage"):
             ev.append(_sse({**base, "choices": [], "usage": usage}))
         ev.append(b"data: [DONE]\n\n")
-        await self._stream(send, ev, r.slow)
+        await self._stream(send, ev, r.slow, receive)
 
     # ------------------------------------------------------------------ OpenAI responses
-    async def _responses(self, req, send):
+    async def _responses(self, req, send, receive):
         inp = req.get("input")
         tool_result = False
         if isinstance(inp, str):
@@ -302,10 +307,10 @@ class MockUpstream:
                             "item": item}, "response.output_item.done"))
         ev.append(_sse({"type": "response.completed", "sequence_number": next(seq), "response": resp},
                        "response.completed"))
-        await self._stream(send, ev, r.slow)
+        await self._stream(send, ev, r.slow, receive)
 
     # ------------------------------------------------------------------ Anthropic messages
-    async def _messages(self, req, send):
+    async def _messages(self, req, send, receive):
         msgs = req.get("messages") or []
         for m in msgs:
             if m.get("role") == "assistant" and isinstance(m.get("content"), list):
@@ -366,7 +371,7 @@ class MockUpstream:
         ev.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                         "usage": {"output_tokens": r.output_tokens}}, "message_delta"))
         ev.append(_sse({"type": "message_stop"}, "message_stop"))
-        await self._stream(send, ev, r.slow)
+        await self._stream(send, ev, r.slow, receive)
 
 
 def serve(port: int, host: str = "127.0.0.1", reasoning_words: int = 200, answer_words: int = 60) -> None:

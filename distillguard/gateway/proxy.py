@@ -257,6 +257,8 @@ class Proxy:
 
         # 6. forward
         protect = decision.protect_enforced
+        # Recorded: what the policy decided (in shadow mode too, flagged), so a roll-out can be measured.
+        action_word = "protect" if decision.protect and decision.decided == "allow" else RECORD_WORD[decision.decided]
         out_body = _dumps(body) if body_changed else raw_body
         if rec is not None:
             gw.recorder.begin(rec)
@@ -272,18 +274,17 @@ class Proxy:
         except httpx.TimeoutException:
             gw.metrics.upstream_errors.labels("timeout").inc()
             st = await self._error(send, api, "upstream_timeout", "upstream timed out", extra_h)
-            self._finish(rec, t0, st, RECORD_WORD[enforced], reasons, None, begun=True)
+            self._finish(rec, t0, st, action_word, reasons, None, begun=True)
             return
         except httpx.HTTPError as e:
             gw.metrics.upstream_errors.labels(type(e).__name__).inc()
             st = await self._error(send, api, "upstream_unavailable", "upstream unreachable", extra_h)
-            self._finish(rec, t0, st, RECORD_WORD[enforced], reasons, None, begun=True)
+            self._finish(rec, t0, st, action_word, reasons, None, begun=True)
             return
         if up.status_code >= 500:
             gw.metrics.upstream_errors.labels("http_5xx").inc()
         resp_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in up.headers.items()
                         if k not in _RESP_DROP]
-        action_word = "protect" if protect and enforced == "allow" else RECORD_WORD[enforced]
         is_sse = up.headers.get("content-type", "").startswith("text/event-stream")
         rp = policy.reasoning
         account_id = ident.account_id
@@ -371,7 +372,7 @@ class Proxy:
                "has_images": req.has_images, "max_tokens": req.max_tokens, "temperature": req.temperature,
                "top_p": req.top_p, "n": req.n, "stream": req.stream, "reasoning_requested": req.reasoning_requested,
                "reasoning_effort": req.reasoning_effort, "thinking_budget": req.thinking_budget,
-               "action": RECORD_WORD[decision.enforced], "action_reasons": decision.reasons,
+               "action": RECORD_WORD[decision.decided], "action_reasons": decision.reasons,
                "source_format": "gateway"}
         if self.record_text:
             rec["system_prompt"] = req.system_prompt

@@ -36,14 +36,15 @@ def run_writer(store, redis_url: str, stream: str, group: str, consumer: str, ba
     started = time.monotonic()
     cursor = "0"  # first our own unacknowledged entries (after a crash), then new ones
     while True:
-        resp = r.xreadgroup(group, consumer, {stream: cursor}, count=5000, block=None if cursor == "0" else 500)
+        reading_new = cursor == ">"
+        resp = r.xreadgroup(group, consumer, {stream: cursor}, count=5000, block=500 if reading_new else None)
         entries = resp[0][1] if resp else []
-        if cursor == "0" and not entries:
+        if not reading_new and not entries:
             cursor = ">"
         for sid, fields in entries:
             batch.append((sid, fields.get(b"d") or b"{}"))
         now = time.monotonic()
-        drained = once and cursor == ">" and not entries
+        drained = once and reading_new and not entries
         if batch and (len(batch) >= max_batch or now - started >= batch_seconds or drained):
             lines = [h[2] for h in held.values()] + [ln for _, ln in batch]
             sid_of = {xid: h[1] for xid, h in held.items()}

@@ -8,7 +8,14 @@ import openai
 import orjson
 import pytest
 
-from distillguard.gateway.reasoning import WITHHELD_NOTICE, Binder, LeakGuard, ThinkFilter, leak_matches, split_think
+from distillguard.gateway.reasoning import (
+    WITHHELD_NOTICE,
+    Binder,
+    LeakGuard,
+    ThinkFilter,
+    leak_matches,
+    split_think,
+)
 from tests.gateway.conftest import read_exchanges
 
 
