@@ -12,7 +12,6 @@ import asyncio
 import logging
 from pathlib import Path
 
-import httpx
 import orjson
 
 from distillguard.gateway.classifier import RequestClassifier
@@ -23,6 +22,7 @@ from distillguard.gateway.proxy import Proxy
 from distillguard.gateway.ratelimit import RedisLimiter, make_limiter
 from distillguard.gateway.reasoning import Binder
 from distillguard.gateway.recorder import Recorder
+from distillguard.gateway.upstream import make_upstream
 from distillguard.policy import PolicyHolder
 from distillguard.policy.enforcement import EnforcementSource, Snapshot, file_mtime
 
@@ -56,18 +56,14 @@ class Gateway:
             store = Store(cfg.store, create=True)
             spool = spool or Path(cfg.store) / "spool"
         self.recorder = Recorder(cfg.recorder, spool, store, self.metrics)
-        self.client: httpx.AsyncClient | None = None
+        self.client = None
         self.draining = False
         self.ready = False
         self._task: asyncio.Task | None = None
 
     async def startup(self) -> None:
         u = self.cfg.upstream
-        limits = httpx.Limits(max_connections=u.max_connections, max_keepalive_connections=u.max_keepalive,
-                              keepalive_expiry=u.keepalive_expiry_s)
-        timeout = httpx.Timeout(connect=u.connect_timeout_s, read=u.read_timeout_s, write=u.read_timeout_s,
-                                pool=u.connect_timeout_s)
-        self.client = httpx.AsyncClient(limits=limits, timeout=timeout, http2=False, trust_env=False)
+        self.client = make_upstream(u)
         if self.cfg.recorder.enabled:
             self.recorder.start()
         self._task = asyncio.create_task(self._upkeep())

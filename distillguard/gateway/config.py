@@ -78,6 +78,8 @@ class IdentityConfig(_Strict):
 
 class UpstreamConfig(_Strict):
     url: str = "http://127.0.0.1:18000/v1"
+    #: ``fast`` (asyncio + httptools pool, default) or ``httpx`` (httpx.AsyncClient pool).
+    client: Literal["fast", "httpx"] = "fast"
     #: Replace the client's credential with this one (read from the named environment variable) when set.
     api_key_env: str | None = None
     connect_timeout_s: float = Field(5.0, gt=0)

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 
-import httpx
 import orjson
 
 from distillguard.gateway.apierrors import error_response
@@ -20,6 +19,7 @@ from distillguard.gateway.identity import bearer_key, fingerprint
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
 from distillguard.gateway.streams import make_relay
+from distillguard.gateway.upstream import UpstreamError, UpstreamTimeout
 from distillguard.policy import RECORD_WORD, RequestFacts, evaluate
 from distillguard.policy.enforcement import ip24 as ip24_of
 
@@ -32,8 +32,8 @@ ROUTES = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/message
 _HOP = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
         b"upgrade", b"proxy-authorization", b"proxy-connection", b"accept-encoding", b"x-forwarded-for",
         b"x-conversation-id"}
-_RESP_DROP = {"content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding", "date",
-              "server"}
+_RESP_DROP = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding", b"date",
+              b"server"}
 _JSON_CT = (b"content-type", b"application/json")
 
 
@@ -131,13 +131,14 @@ class Proxy:
             await self._error(send, CHAT, "invalid_api_key", "missing or unknown API key")
             return
         try:
-            up = await self.gw.client.get(self.upstream_base + "/models",
-                                          headers=self._upstream_headers(scope["headers"]))
-        except httpx.HTTPError as e:
+            up = await self.gw.client.request("GET", "/models", self._upstream_headers(scope["headers"]), b"")
+            data = await up.aread()
+            await up.aclose()
+        except (UpstreamError, UpstreamTimeout) as e:
             self.gw.metrics.upstream_errors.labels(type(e).__name__).inc()
             await self._error(send, CHAT, "upstream_unavailable", "upstream unreachable")
             return
-        await self._send_json(send, up.status_code, up.content)
+        await self._send_json(send, up.status_code, data)
 
     async def _handle(self, scope, receive, send, api: str) -> None:  # noqa: C901 - the request path, in order
         gw = self.gw
@@ -266,26 +267,22 @@ class Proxy:
         if enforced != "allow" or protect:
             extra_h.append((b"x-distillguard-action", (enforced if enforced != "allow" else "protect_reasoning").encode()))
         gw.metrics.added.observe(_perf() - t0)
-        client = gw.client
         try:
-            up = await client.send(client.build_request("POST", self.upstream_base + scope["path"][3:],
-                                                        headers=self._upstream_headers(raw_headers),
-                                                        content=out_body), stream=True)
-        except httpx.TimeoutException:
+            up = await gw.client.request("POST", scope["path"][3:], self._upstream_headers(raw_headers), out_body)
+        except UpstreamTimeout:
             gw.metrics.upstream_errors.labels("timeout").inc()
             st = await self._error(send, api, "upstream_timeout", "upstream timed out", extra_h)
             self._finish(rec, t0, st, action_word, reasons, None, begun=True)
             return
-        except httpx.HTTPError as e:
-            gw.metrics.upstream_errors.labels(type(e).__name__).inc()
+        except UpstreamError:
+            gw.metrics.upstream_errors.labels("connect").inc()
             st = await self._error(send, api, "upstream_unavailable", "upstream unreachable", extra_h)
             self._finish(rec, t0, st, action_word, reasons, None, begun=True)
             return
         if up.status_code >= 500:
             gw.metrics.upstream_errors.labels("http_5xx").inc()
-        resp_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in up.headers.items()
-                        if k not in _RESP_DROP]
-        is_sse = up.headers.get("content-type", "").startswith("text/event-stream")
+        resp_headers = [(k, v) for k, v in up.raw_headers if k not in _RESP_DROP]
+        is_sse = (up.header(b"content-type") or b"").startswith(b"text/event-stream")
         rp = policy.reasoning
         account_id = ident.account_id
         binder = gw.binder
@@ -297,9 +294,25 @@ class Proxy:
 
         try:
             if is_sse and up.status_code == 200:
-                info, rw = await self._relay(send, up, api, protect, rp, sign, resp_headers + extra_h)
+                try:
+                    info, rw = await self._relay(send, up, api, protect, rp, sign, resp_headers + extra_h)
+                except (UpstreamError, UpstreamTimeout) as e:
+                    # the reply already started: end it where it broke; clients see a truncated stream
+                    gw.metrics.upstream_errors.labels("stream_broken").inc()
+                    await send({"type": "http.response.body", "body": b""})
+                    info, rw = None, None
+                    reasons = reasons + [f"upstream broke the stream ({type(e).__name__})"]
             else:
-                data = await up.aread()
+                try:
+                    data = await up.aread()
+                except (UpstreamError, UpstreamTimeout) as e:
+                    timeout = isinstance(e, UpstreamTimeout)
+                    gw.metrics.upstream_errors.labels("timeout" if timeout else "read").inc()
+                    st = await self._error(send, api, "upstream_timeout" if timeout else "upstream_unavailable",
+                                           "upstream timed out" if timeout else "upstream broke the connection",
+                                           extra_h)
+                    self._finish(rec, t0, st, action_word, reasons, None, begun=True)
+                    return
                 info, rw = None, None
                 if up.status_code == 200 and data[:1] == b"{":
                     try:

@@ -152,3 +152,18 @@ def test_errors_in_each_apis_format(gw):
     assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
     models = oai(gw).models.list()
     assert "mock-reasoner" in [m.id for m in models]
+
+
+def test_upstream_down_and_httpx_client_option(make_gateway):
+    from tests.gateway.conftest import free_port
+
+    dead = make_gateway(upstream={"url": f"http://127.0.0.1:{free_port()}/v1", "connect_timeout_s": 1})
+    with pytest.raises(openai.APIStatusError) as e:
+        oai(dead).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert e.value.status_code == 502 and e.value.code == "upstream_unavailable"
+    with pytest.raises(anthropic.APIStatusError) as e2:
+        ant(dead).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert e2.value.status_code == 502 and e2.value.body["error"]["type"] == "api_error"
+    hx = make_gateway(upstream={"client": "httpx"})
+    chunks = list(oai(hx).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert chunks and oai(hx).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
