@@ -142,7 +142,7 @@ class Ops:
         elif path == "/healthz":
             body, ctype, status = b'{"ok":true}', b"application/json", 200
         else:
-            lim_ok = not isinstance(gw.limiter, RedisLimiter) or gw.limiter.healthy
+            lim_ok = not isinstance(gw.limiter, RedisLimiter) or gw.limiter.ok
             detail = {"ready": gw.ready and not gw.draining, "policy_version": gw.policy.version,
                       "policy_error": gw.policy.last_error, "limiter_redis_ok": lim_ok,
                       "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available}

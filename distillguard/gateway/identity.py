@@ -99,13 +99,21 @@ class KeyRing:
                         extra={"env": cfg.pepper_env})
         self.file_keys: dict[str, Identity] = load_keys_file(cfg.keys_file) if cfg.keys_file else {}
         self.store_keys: dict[str, tuple[str, str, str | None]] = {}
+        #: presented key -> its hash, so hot keys are hashed once (the map holds keys clients already
+        #: send in every request; it is never logged or persisted)
+        self._hash_cache: dict[str, str] = {}
 
     def reload_file(self) -> None:
         if self.cfg.keys_file:
             self.file_keys = load_keys_file(self.cfg.keys_file)
 
     def resolve(self, key: str) -> Identity | None:
-        h = hash_key(key, self.pepper)
+        h = self._hash_cache.get(key)
+        if h is None:
+            h = hash_key(key, self.pepper)
+            if len(self._hash_cache) >= 65536:
+                self._hash_cache.clear()
+            self._hash_cache[key] = h
         ident = self.file_keys.get(h)
         if ident is not None:
             return ident

@@ -7,6 +7,7 @@ Redis streams are reached only from background threads (recorder, snapshot reloa
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -73,6 +74,10 @@ class Proxy:
         self.record_text = cfg.recorder.record_text
         self.recording = cfg.recorder.enabled
         self.access_log = cfg.logging.access_log
+        # Exchange ids: a random per-process prefix plus a counter (a getrandom syscall per request is
+        # measurable on small VMs; uniqueness only needs the prefix to differ between processes).
+        self.id_prefix = os.urandom(6).hex()
+        self.id_seq = itertools.count(1)
 
     # ------------------------------------------------------------------ helpers
     async def _send_json(self, send, status: int, body: bytes, extra=()) -> None:
@@ -146,7 +151,7 @@ class Proxy:
         ts_ms = time.time_ns() // 1_000_000
         raw_headers = scope["headers"]
         headers = dict(raw_headers)
-        xid = "dg-" + os.urandom(10).hex()
+        xid = f"dg-{self.id_prefix}{next(self.id_seq):x}"
         xid_h = (b"x-distillguard-exchange-id", xid.encode())
 
         # 1. identity

@@ -203,6 +203,8 @@ class RedisLimiter:
         self.local = MemoryLimiter()
         self.down_until = 0.0
         self.failures = 0
+        #: outcome of the last Redis call (for /readyz); ``healthy`` only says whether to try Redis now
+        self.ok = True
         self._warned = 0.0
 
     @property
@@ -211,6 +213,7 @@ class RedisLimiter:
 
     def _fail(self, e: Exception) -> None:
         self.failures += 1
+        self.ok = False
         now = time.monotonic()
         self.down_until = now + self.cfg.redis_retry_seconds
         if now - self._warned > 10:
@@ -241,6 +244,7 @@ class RedisLimiter:
         except Exception as e:  # noqa: BLE001 - any Redis failure takes the documented fallback
             self._fail(e)
             return self._degraded(buckets)
+        self.ok = True
         deny = int(res[0])
         used = [float(x) / 1000 for x in res[2:]]
         return Verdict(deny == 0, float(res[1]) / 1000, buckets[deny - 1] if deny else None, used, buckets)
