@@ -6,7 +6,7 @@ DG     := $(VENV)/bin/distillguard
 DEMO   ?= demo-out
 EXTRAS := detect,gateway,console,intel,dev
 
-.PHONY: install test lint demo clean console
+.PHONY: install test lint demo clean console gateway-demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: install
 	rm -rf $(DEMO)
 	$(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
 	$(DG) stats --store $(DEMO)/store
+
+# The inline gateway: bundled mock upstream + gateway on the demo store, driven by the official SDKs.
+gateway-demo: install
+	test -f $(DEMO)/store/store.json || $(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
+	$(DG) gateway-demo --store $(DEMO)/store
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

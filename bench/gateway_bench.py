@@ -171,7 +171,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--cells", default="ns:1,ns:32,st:1,st:32")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--write-config", type=Path, metavar="DIR",
+                    help="only write the every-check-on gateway config for key $BENCH_API_KEY into DIR "
+                         "(used by bench/gateway_peers.sh) and exit")
     args = ap.parse_args()
+    if args.write_config:
+        args.write_config.mkdir(parents=True, exist_ok=True)
+        print(write_gateway_files(args.write_config, os.environ["BENCH_API_KEY"]))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="dg-gwbench-"))
     key = "sk-bench-" + os.urandom(12).hex()
     cfg = write_gateway_files(tmp, key)

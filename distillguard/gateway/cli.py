@@ -55,6 +55,18 @@ def register(app: typer.Typer) -> None:
         console.print(f"mock upstream on http://{host}:{port}/v1")
         serve(port, host, reasoning_words, answer_words)
 
+    @app.command("gateway-demo")
+    def gateway_demo(store: Path = typer.Option(..., "--store", "-s", help="Store to record into (created if absent)."),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+        """Start the mock upstream and a gateway on STORE, drive them with the SDKs, show what happened."""
+        from distillguard.gateway.demo import run_demo
+
+        rows = run_demo(store, console if as_json else out)
+        if as_json:
+            import orjson
+
+            out.print_json(orjson.dumps(rows).decode())
+
     @app.command("gateway-keys")
     def gateway_keys(
         keys_file: Path = typer.Option(..., "--keys-file", "-f", help="Keys file to create or extend."),
