@@ -7,6 +7,7 @@ Redis streams are reached only from background threads (recorder, snapshot reloa
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -74,6 +75,7 @@ class Proxy:
         self.record_text = cfg.recorder.record_text
         self.recording = cfg.recorder.enabled
         self.access_log = cfg.logging.access_log
+        self.log_prompts = cfg.logging.log_prompts
         # Exchange ids: a random per-process prefix plus a counter (a getrandom syscall per request is
         # measurable on small VMs; uniqueness only needs the prefix to differ between processes).
         self.id_prefix = os.urandom(6).hex()
@@ -300,7 +302,9 @@ class Proxy:
         try:
             if is_sse and up.status_code == 200:
                 try:
-                    info, rw = await self._relay(send, up, api, protect, rp, sign, resp_headers + extra_h)
+                    info, rw = await self._relay(send, receive, up, api, protect, rp, sign, resp_headers + extra_h)
+                    if rw.client_gone:
+                        reasons = reasons + ["client disconnected mid-stream"]
                 except (UpstreamError, UpstreamTimeout) as e:
                     # the reply already started: end it where it broke; clients see a truncated stream
                     gw.metrics.upstream_errors.labels("stream_broken").inc()
@@ -350,29 +354,41 @@ class Proxy:
                     gw.limiter.charge(buckets, used)
         self._finish(rec, t0, up.status_code, action_word, reasons, info, rw=rw, begun=True)
 
-    async def _relay(self, send, up, api, protect, rp, sign, headers):
+    async def _relay(self, send, receive, up, api, protect, rp, sign, headers):
         relay = make_relay(api, protect, rp, sign)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # uvicorn drops writes to a closed socket silently; watching receive() for http.disconnect lets
+        # the gateway stop reading (and paying for) a stream nobody is listening to any more.
+        watch = asyncio.ensure_future(receive())
         buf = b""
         passthrough = relay.passthrough
         segment = relay.segment
-        async for chunk in up.aiter_raw():
-            buf = buf + chunk if buf else chunk
-            cut = buf.rfind(b"\n\n")
-            if cut < 0:
-                if len(buf) > 1 << 20:  # no event boundary in 1 MiB: not SSE as we know it; pass it on
-                    await send({"type": "http.response.body", "body": buf, "more_body": True})
-                    buf = b""
-                continue
-            cut += 2
-            seg = buf if cut == len(buf) else buf[:cut]
-            buf = b"" if cut == len(buf) else buf[cut:]
-            out = segment(seg)
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-            if passthrough:
-                relay.after(seg)
-        tail = relay.finish(buf)
+        try:
+            async for chunk in up.aiter_raw():
+                if watch.done():
+                    if watch.result().get("type") == "http.disconnect":
+                        relay.client_gone = True
+                        break
+                    watch = asyncio.ensure_future(receive())
+                buf = buf + chunk if buf else chunk
+                cut = buf.rfind(b"\n\n")
+                if cut < 0:
+                    if len(buf) > 1 << 20:  # no event boundary in 1 MiB: not SSE as we know it; pass it on
+                        await send({"type": "http.response.body", "body": buf, "more_body": True})
+                        buf = b""
+                    continue
+                cut += 2
+                seg = buf if cut == len(buf) else buf[:cut]
+                buf = b"" if cut == len(buf) else buf[cut:]
+                out = segment(seg)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if passthrough:
+                    relay.after(seg)
+        finally:
+            if not watch.done():
+                watch.cancel()
+        tail = b"" if relay.client_gone else relay.finish(buf)
         await send({"type": "http.response.body", "body": tail})
         info = relay.fold.finish()
         return info, relay
@@ -432,6 +448,8 @@ class Proxy:
                         end["response_text"] = WITHHELD_NOTICE
             gw.recorder.end(end)
         if self.access_log:
-            log.info("request", extra={"exchange_id": rec["exchange_id"] if rec else None, "status": status,
-                                       "action": action, "latency_ms": latency_ms,
-                                       "account_id": rec["account_id"] if rec else None})
+            fields = {"exchange_id": rec["exchange_id"] if rec else None, "status": status, "action": action,
+                      "latency_ms": latency_ms, "account_id": rec["account_id"] if rec else None}
+            if self.log_prompts and rec is not None:
+                fields["prompt"] = rec.get("prompt")
+            log.info("request", extra=fields)

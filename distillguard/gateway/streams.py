@@ -75,6 +75,7 @@ class Relay:
         self.guard = LeakGuard(rp.leak_check.ngram, rp.leak_check.min_matches) \
             if protect and rp.leak_check.enabled else None
         self._guard_ready = False
+        self.client_gone = False
 
     @property
     def withheld(self) -> bool:

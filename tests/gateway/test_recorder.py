@@ -147,3 +147,20 @@ def test_redis_stream_recording_and_writer(make_gateway, tmp_path):
     assert n == 5 and sorted(r["exchange_id"] for r in rows) == sorted(ids)
     assert all(r["http_status"] == 200 and r["prompt"].startswith("r") for r in rows)
     assert not read_exchanges(gw.tmp / "store")  # nothing fell back to the local spool
+
+
+def test_client_disconnect_mid_stream_is_recorded(make_gateway):
+    gw = make_gateway()
+    with httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {gw.keys['acct-1']}"}) as c:
+        with c.stream("POST", "/chat/completions", json={"model": "m", "stream": True,
+                                                         "messages": [{"role": "user", "content": "bye [slow]"}]}) as s:
+            xid = s.headers["x-distillguard-exchange-id"]
+            for _ in s.iter_raw():
+                break
+    t0 = time.monotonic()
+    while gw.gateway.metrics.inflight._value.get() > 0 and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    gw.flush()
+    gw.srv.stop()
+    row = [r for r in read_exchanges(gw.tmp / "store") if r["exchange_id"] == xid][0]
+    assert "client disconnected mid-stream" in row["action_reasons"]
