@@ -101,10 +101,9 @@ def test_sigkill_mid_stream_loses_no_accepted_exchange(tmp_path, mock_upstream):
                                                              "messages": [{"role": "user", "content": "long [slow]"}]}) as s:
                 cut_id = s.headers["x-distillguard-exchange-id"]
                 got = 0
-                for chunk in s.iter_raw():
-                    got += chunk.count(b"\n\n")
-                    if got >= 5:
-                        break
+                chunks = s.iter_raw()  # kept referenced: dropping the iterator would close the connection
+                while got < 5:
+                    got += next(chunks).count(b"\n\n")
                 time.sleep(0.3)  # > flush interval: everything above is acknowledged by the spool
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(10)
