@@ -189,14 +189,17 @@ class Recorder:
             batch.append(self.q.get(timeout=self.cfg.flush_interval_ms / 1000))
         except queue.Empty:
             return batch
-        deadline = time.monotonic() + self.cfg.flush_interval_ms / 1000
-        while len(batch) < self.cfg.batch_max:
-            try:
-                batch.append(self.q.get_nowait())
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.001)
+        # Group commit: one sleep for the rest of the window, then take everything that came meanwhile.
+        # (Waking per record instead would contend for the GIL with the event loop thousands of times
+        # a second.)
+        if not self._stop.is_set():
+            time.sleep(self.cfg.flush_interval_ms / 1000)
+        get = self.q.get_nowait
+        try:
+            while len(batch) < self.cfg.batch_max:
+                batch.append(get())
+        except queue.Empty:
+            pass
         return batch
 
     @staticmethod
