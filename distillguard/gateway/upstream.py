@@ -73,6 +73,12 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         if not self.done:
+            names = {k for k, _ in self.headers}
+            if exc is None and self.status and b"content-length" not in names and b"transfer-encoding" not in names:
+                # an HTTP/1.0-style body delimited by the close of the connection: complete, not broken
+                self.done = True
+                self._wake()
+                return
             self._fail(UpstreamError("upstream closed the connection"))
 
     # parser callbacks
