@@ -87,8 +87,13 @@ def run_demo(store_path: Path, console) -> list[dict]:
     base = f"http://127.0.0.1:{gport}"
     rows = []
 
+    http = __import__("httpx").Client()
+    clients: dict[str, openai.OpenAI] = {}
+
     def oai(acct):
-        return openai.OpenAI(base_url=base + "/v1", api_key=keys[acct], max_retries=0)
+        if acct not in clients:
+            clients[acct] = openai.OpenAI(base_url=base + "/v1", api_key=keys[acct], max_retries=0, http_client=http)
+        return clients[acct]
 
     def note(what, acct, status, detail):
         rows.append({"what": what, "account": acct, "status": status, "detail": detail})
@@ -130,6 +135,7 @@ def run_demo(store_path: Path, console) -> list[dict]:
              f"{ok} served, {limited} throttled by the shared cluster limit")
         assert app.gateway.recorder.flush_wait(10)
     finally:
+        http.close()
         gsrv.should_exit = True
         gt.join(15)
         msrv.should_exit = True
