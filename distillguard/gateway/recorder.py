@@ -61,11 +61,22 @@ def merge_records(lines) -> tuple[list[dict], dict[str, dict], int]:
 
 
 def rows_to_table(rows: list[dict], quarantine: Path | None = None, source: str = "") -> pa.Table:
-    good = []
-    rejected = []
+    """Rows the gateway wrote (already typed) straight to Arrow; per-row checking only if that fails."""
     for r in rows:
         if isinstance(r.get("extra"), dict):
             r["extra"] = orjson.dumps(r["extra"], default=str).decode()
+        if r.get("turns") is None:
+            r["turns"] = []
+        for k in ("tools_offered", "tool_calls", "action_reasons"):
+            if r.get(k) is None:
+                r[k] = []
+    try:
+        return pa.Table.from_pylist(rows, schema=EXCHANGE_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass  # some row is off (e.g. a hand-edited spool): check each one and quarantine the bad
+    good = []
+    rejected = []
+    for r in rows:
         try:
             good.append(normalize_exchange(r))
         except RecordError as e:
