@@ -66,6 +66,8 @@ class Gateway:
         self.client = make_upstream(u)
         if self.cfg.recorder.enabled:
             self.recorder.start()
+        if self.policy.policy.needs_signals():
+            self.classifier.load()  # import now (and say now if there is no classifier), not mid-request
         self._task = asyncio.create_task(self._upkeep())
         self.ready = True
         log.info("gateway started", extra={"upstream": u.url, "limits": self.cfg.limits.backend,

@@ -19,7 +19,7 @@ class RequestClassifier:
         self._loaded = False
         self.available = False
 
-    def _load(self) -> None:
+    def load(self) -> None:
         self._loaded = True
         try:
             from distillguard.signals import score_prompt  # type: ignore[attr-defined]
@@ -32,7 +32,7 @@ class RequestClassifier:
 
     def score(self, prompt: str | None, system_prompt: str | None) -> dict[str, float] | None:
         if not self._loaded:
-            self._load()
+            self.load()
         if self._fn is None or not prompt:
             return None
         try:
