@@ -96,7 +96,7 @@ class RecorderConfig(_Strict):
     spool_dir: Path | None = None
     flush_interval_ms: int = Field(20, gt=0)
     batch_max: int = Field(512, gt=0)
-    segment_max_bytes: int = Field(64 << 20, gt=0)
+    segment_max_bytes: int = Field(16 << 20, gt=0)
     segment_max_seconds: float = Field(60.0, gt=0)
     #: Compact closed spool segments into the store's exchanges as they rotate.
     compact: bool = True

@@ -39,6 +39,7 @@ def merge_records(lines) -> tuple[list[dict], dict[str, dict], int]:
     """Fold b/e lines into exchanges: (complete rows, begins still without an end, unparseable lines)."""
     begins: dict[str, dict] = {}
     done: list[dict] = []
+    carried: set[str] = set()
     bad = 0
     for line in lines:
         try:
@@ -47,6 +48,9 @@ def merge_records(lines) -> tuple[list[dict], dict[str, dict], int]:
             bad += 1  # a torn last line of a batch that was never acknowledged
             continue
         kind = rec.pop("_k", "e")
+        if kind == "carry":
+            carried.update(rec.get("ids") or [])
+            continue
         xid = rec.get("exchange_id")
         if not xid:
             bad += 1
@@ -57,6 +61,8 @@ def merge_records(lines) -> tuple[list[dict], dict[str, dict], int]:
             row = begins.pop(xid, {})
             row.update(rec)
             done.append(row)
+    for xid in carried:
+        begins.pop(xid, None)  # continues in the next segment
     return done, begins, bad
 
 
@@ -161,6 +167,8 @@ class Recorder:
         self.written_batches = 0
         self._stop = threading.Event()
         self._seg: _Segment | None = None
+        #: exchange_id -> begin line, for exchanges begun but not ended (carried over at rotation)
+        self._open: dict[str, bytes] = {}
         self._redis = None
         if cfg.mode == "redis":
             import redis
@@ -169,6 +177,10 @@ class Recorder:
         if self.spool_dir:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.thread = threading.Thread(target=self._run, name="distillguard-recorder", daemon=True)
+        # Compaction (Parquet writing) runs on its own thread so the writer keeps fsyncing new batches
+        # meanwhile: durability lag stays at the group-commit window while a segment is compacted.
+        self._compact_q: queue.SimpleQueue = queue.SimpleQueue()
+        self.compactor = threading.Thread(target=self._compact_loop, name="distillguard-compactor", daemon=True)
 
     # ------------------------------------------------------------------ request path
     def begin(self, rec: dict) -> None:
@@ -193,6 +205,7 @@ class Recorder:
             if n:
                 log.info("recovered spool into store", extra={"exchanges": n})
         self.thread.start()
+        self.compactor.start()
 
     def _take_batch(self) -> list:
         batch = []
@@ -213,26 +226,52 @@ class Recorder:
             pass
         return batch
 
-    @staticmethod
-    def _lines(batch) -> bytes:
+    def _lines(self, batch) -> bytes:
         out = []
         dumps = orjson.dumps
+        track = self._redis is None
+        open_ = self._open
         for kind, rec in batch:
-            rec["_k"] = "b" if kind == b"b" else "e"
-            out.append(dumps(rec, default=str))
+            if kind == b"b":
+                rec["_k"] = "b"
+                line = dumps(rec, default=str)
+                if track:
+                    open_[rec["exchange_id"]] = line
+                    if len(open_) > self.cfg.queue_max:  # a begin whose end never came: stop carrying it
+                        del open_[next(iter(open_))]
+            else:
+                rec["_k"] = "e"
+                line = dumps(rec, default=str)
+                if track:
+                    open_.pop(rec["exchange_id"], None)
+            out.append(line)
         return b"\n".join(out) + b"\n"
+
+    def _maybe_rotate(self) -> None:
+        """Rotate before writing a batch when the segment is full or old.
+
+        Exchanges still in flight are carried over: their begin lines are written to the new
+        segment first, then the old one gets a trailer naming them, so each segment can be
+        compacted on its own without recording a live exchange as interrupted. (A crash between
+        the two writes can record such an exchange twice; never zero times.)
+        """
+        seg = self._seg
+        if seg is None or (seg.size < self.cfg.segment_max_bytes and
+                           time.monotonic() - seg.opened < self.cfg.segment_max_seconds):
+            return
+        new = _Segment(self.spool_dir)
+        if self._open:
+            new.write(b"\n".join(self._open.values()) + b"\n")
+            seg.write(orjson.dumps({"_k": "carry", "ids": list(self._open)}) + b"\n")
+        self._rotate()
+        self._seg = new
 
     def _write_spool(self, data: bytes) -> None:
         if self.spool_dir is None:
             return
-        seg = self._seg
-        if seg is not None and (seg.size >= self.cfg.segment_max_bytes or
-                                time.monotonic() - seg.opened >= self.cfg.segment_max_seconds):
-            self._rotate()
-            seg = None
-        if seg is None:
-            seg = self._seg = _Segment(self.spool_dir)
-        seg.write(data)
+        if self._seg is None:
+            self._seg = _Segment(self.spool_dir)
+        self._seg.write(data)
 
     def _rotate(self) -> None:
         seg, self._seg = self._seg, None
@@ -240,10 +279,17 @@ class Recorder:
             return
         seg.close()
         if self.store is not None and self.cfg.compact:
+            self._compact_q.put(seg.path)
+
+    def _compact_loop(self) -> None:
+        while True:
+            path = self._compact_q.get()
+            if path is None:
+                return
             try:
-                compact_segment(seg.path, self.store)
+                compact_segment(path, self.store)
             except Exception:  # noqa: BLE001 - compaction retries at next start; the segment stays
-                log.exception("spool compaction failed", extra={"segment": seg.path.name})
+                log.exception("spool compaction failed", extra={"segment": path.name})
 
     def _write_redis(self, batch, data: bytes) -> bool:
         try:
@@ -259,6 +305,8 @@ class Recorder:
     def _flush(self, batch) -> None:
         if not batch:
             return
+        if self._redis is None and self.spool_dir is not None:
+            self._maybe_rotate()  # before _lines: the carry-over is what was open before this batch
         data = self._lines(batch)
         if self._redis is None or not self._write_redis(batch, data):
             self._write_spool(data)
@@ -272,7 +320,7 @@ class Recorder:
             try:
                 self._flush(self._take_batch())
                 if self._seg is not None and time.monotonic() - self._seg.opened >= self.cfg.segment_max_seconds:
-                    self._rotate()
+                    self._maybe_rotate()
             except Exception:  # noqa: BLE001 - the writer must outlive any one bad batch
                 log.exception("recorder batch failed")
                 time.sleep(0.1)
@@ -293,6 +341,9 @@ class Recorder:
         self._stop.set()
         if self.thread.is_alive():
             self.thread.join(timeout)
+        self._compact_q.put(None)
+        if self.compactor.is_alive():
+            self.compactor.join(timeout)
         if self._redis is not None:
             self._redis.close()
 

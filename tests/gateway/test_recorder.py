@@ -163,3 +163,23 @@ def test_client_disconnect_mid_stream_is_recorded(make_gateway):
     gw.srv.stop()
     row = [r for r in read_exchanges(gw.tmp / "store") if r["exchange_id"] == xid][0]
     assert "client disconnected mid-stream" in row["action_reasons"]
+
+
+def test_segments_rotate_and_compact_while_running(tmp_path):
+    st = Store(tmp_path / "store", create=True)
+    rec = Recorder(RecorderConfig(flush_interval_ms=5, segment_max_bytes=4000), tmp_path / "spool", st)
+    rec.start()
+    for i in range(200):
+        rec.begin(_rec(f"r{i}", prompt="p" * 50))
+        rec.end({"exchange_id": f"r{i}", "http_status": 200})
+        if i % 20 == 0:
+            time.sleep(0.01)
+    assert rec.flush_wait(5)
+    t0 = time.monotonic()
+    while not st.has_exchanges() and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    assert st.has_exchanges()  # earlier segments were compacted while the recorder kept running
+    rec.stop()
+    rows = read_exchanges(st.path)
+    assert sorted(r["exchange_id"] for r in rows) == sorted(f"r{i}" for i in range(200))
+    assert all(r["http_status"] == 200 for r in rows)  # no begin/end pair split across segments was lost
