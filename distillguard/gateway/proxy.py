@@ -126,8 +126,20 @@ class Proxy:
             await self._error(send, api, "shutting_down", "gateway is shutting down; retry")
             return
         gw.metrics.inflight.inc()
+        started = False
+
+        async def tracked_send(msg):
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
         try:
-            await self._handle(scope, receive, send, api)
+            await self._handle(scope, receive, tracked_send, api)
+        except Exception:  # noqa: BLE001 - a gateway bug must still answer in the API's format
+            log.exception("request failed inside the gateway", extra={"api": api})
+            if not started:
+                await self._error(send, api, "internal_error", "the gateway failed on this request")
         finally:
             gw.metrics.inflight.dec()
 

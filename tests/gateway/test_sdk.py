@@ -167,3 +167,18 @@ def test_upstream_down_and_httpx_client_option(make_gateway):
     hx = make_gateway(upstream={"client": "httpx"})
     chunks = list(oai(hx).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True))
     assert chunks and oai(hx).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+
+
+def test_a_gateway_bug_still_answers_in_the_api_format(gw, monkeypatch):
+    import distillguard.gateway.proxy as proxy_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(proxy_mod, "parse_request", boom)
+    with pytest.raises(openai.InternalServerError) as e:
+        oai(gw).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert e.value.code == "internal_error"
+    with pytest.raises(anthropic.InternalServerError) as e2:
+        ant(gw).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert e2.value.body["error"]["type"] == "api_error"
