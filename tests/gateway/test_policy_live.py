@@ -115,3 +115,25 @@ def test_metrics_health_and_logs_without_secrets(make_gateway, caplog):
     assert httpx.get(gw.srv.url + "/readyz").json()["ready"] is True
     text = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
     assert "request" in text and key not in text and secret_prompt not in text
+
+
+def test_keys_from_the_store_api_keys_table_hot_reloaded(make_gateway, tmp_path):
+    import pyarrow as pa
+
+    from distillguard.gateway.identity import hash_key, pepper_from_env
+
+    gw = make_gateway()
+    key = "sk-from-store-table-1"
+    c = openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        c.chat.completions.create(model="m", messages=MSG)
+    Store(tmp_path / "store").write_table("api_keys", pa.Table.from_pylist([
+        {"key_hash": hash_key(key, pepper_from_env("DISTILLGUARD_KEY_PEPPER")), "key_id": "kt-1",
+         "account_id": "acct-table", "org_id": "org-t"}]))
+    assert _wait(lambda: gw.gateway.keyring.resolve(key) is not None)
+    assert c.chat.completions.create(model="m", messages=MSG).choices
+    gw.flush()
+    gw.srv.stop()
+    rows = read_exchanges(tmp_path / "store")
+    assert [(r["account_id"], r["api_key_id"], r["org_id"]) for r in rows if r["http_status"] == 200] == \
+        [("acct-table", "kt-1", "org-t")]
