@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         setup_logging(cfg.logging.level)
         app = build_app(cfg)
         uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, loop="uvloop", http="httptools",
-                    lifespan="on", access_log=False, log_level="warning", server_header=False, date_header=False,
+                    lifespan="on", access_log=False, proxy_headers=False,  # client IP: identity.trusted_proxies
+                    log_level="warning", server_header=False, date_header=False,
                     timeout_keep_alive=75, timeout_graceful_shutdown=int(cfg.server.graceful_timeout_s) or None,
                     backlog=4096)
 

@@ -384,6 +384,9 @@ class Proxy:
                     watch = asyncio.ensure_future(receive())
                 buf = buf + chunk if buf else chunk
                 cut = buf.rfind(b"\n\n")
+                if cut < 0 and b"\r" in buf:  # CRLF-framed SSE (allowed by the spec)
+                    cut = buf.rfind(b"\r\n\r\n")
+                    cut = cut + 2 if cut >= 0 else -1
                 if cut < 0:
                     if len(buf) > 1 << 20:  # no event boundary in 1 MiB: not SSE as we know it; pass it on
                         await send({"type": "http.response.body", "body": buf, "more_body": True})
@@ -392,6 +395,8 @@ class Proxy:
                 cut += 2
                 seg = buf if cut == len(buf) else buf[:cut]
                 buf = b"" if cut == len(buf) else buf[cut:]
+                if b"\r" in seg:  # raw CR only ever frames lines (JSON escapes it): relay as LF
+                    seg = seg.replace(b"\r\n", b"\n")
                 out = segment(seg)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})

@@ -182,3 +182,34 @@ def test_a_gateway_bug_still_answers_in_the_api_format(gw, monkeypatch):
     with pytest.raises(anthropic.InternalServerError) as e2:
         ant(gw).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     assert e2.value.body["error"]["type"] == "api_error"
+
+
+def test_crlf_framed_sse_upstream(make_gateway):
+    """SSE may frame lines with CRLF; the gateway must still relay event by event."""
+    import orjson as _o
+
+    from tests.gateway.conftest import ServerThread
+
+    async def crlf_upstream(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        base = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+        for d in [{"role": "assistant", "content": ""}, {"reasoning_content": "think "},
+                  {"content": "hello "}, {"content": "world"}]:
+            ev = {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+            await send({"type": "http.response.body", "body": b"data: " + _o.dumps(ev) + b"\r\n\r\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\r\n\r\n"})
+
+    up = ServerThread(crlf_upstream).start()
+    try:
+        gw = make_gateway(upstream={"url": up.url + "/v1"})
+        chunks = list(oai(gw).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}],
+                                                      stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        sig = [c for c in chunks if c.choices and (c.choices[0].delta.model_extra or {}).get("reasoning_signature")]
+        assert text == "hello world" and len(sig) == 1
+    finally:
+        up.stop()
