@@ -35,7 +35,8 @@ class ServerThread:
         self.port = port or free_port()
         self.app = app
         cfg = uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio", http="httptools",
-                             lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+                             lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                             proxy_headers=False)
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
