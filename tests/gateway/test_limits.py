@@ -168,3 +168,43 @@ def test_killing_redis_mid_run_gives_the_documented_behaviour(make_gateway, mode
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ip24_pathway_and_policy_throttle_dimensions(make_gateway, tmp_path):
+    from datetime import UTC, datetime
+
+    from distillguard.events.record import Account, accounts_to_table
+    from distillguard.store import Store
+
+    st = Store(tmp_path / "store", create=True)
+    st.write_accounts(accounts_to_table([
+        Account(account_id=a, org_id="o", created_at=datetime(2026, 1, 1, tzinfo=UTC), signup_pathway=p)
+        for a, p in (("edu-1", "education"), ("edu-2", "education"), ("std-1", "standard"))]))
+    enf = tmp_path / "enf.jsonl"
+    enf.write_bytes(orjson.dumps({"subject_type": "account", "subject_id": "std-1", "action": "throttle",
+                                  "reason": "suspicious volume", "source": "scan",
+                                  "created_at": "2026-01-01T00:00:00Z"}) + b"\n")
+    gw = make_gateway(accounts=("edu-1", "edu-2", "std-1"), enforcement_file=str(enf),
+                      limits={"account": {"requests": {"rate": 20, "per_seconds": 60}},
+                              "throttle_factor": 0.1,
+                              "pathway": {"education": {"requests": {"rate": 3, "per_seconds": 60}}}})
+
+    def send(acct):
+        return httpx.post(gw.url + "/chat/completions", content=BODY,
+                          headers={"authorization": f"Bearer {gw.keys[acct]}", "content-type": "application/json"})
+
+    # the education pathway's shared bucket: 3 requests between both education accounts
+    assert [send(a).status_code for a in ("edu-1", "edu-2", "edu-1", "edu-2")] == [200, 200, 200, 429]
+    # throttled by the policy: account limit 20 × 0.1 = burst 2
+    assert [send("std-1").status_code for _ in range(3)] == [200, 200, 429]
+    gw.flush()
+    gw.srv.stop()
+    rows = read_exchanges(tmp_path / "store")
+    limited = {r["account_id"]: r["action_reasons"] for r in rows if r["http_status"] == 429}
+    assert "rate limit: pathway requests" in limited["edu-2"]
+    assert "rate limit: account requests" in limited["std-1"]
+    assert any("suspicious volume" in x for x in limited["std-1"])
+    ip_gw = make_gateway(accounts=("x1", "x2"), limits={"ip24": {"requests": {"rate": 2, "per_seconds": 60}}})
+    codes = [httpx.post(ip_gw.url + "/chat/completions", content=BODY,
+                        headers={"authorization": f"Bearer {ip_gw.keys[a]}"}).status_code for a in ("x1", "x2", "x1")]
+    assert codes == [200, 200, 429]  # two accounts, one /24
