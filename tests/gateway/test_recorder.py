@@ -183,3 +183,45 @@ def test_segments_rotate_and_compact_while_running(tmp_path):
     rows = read_exchanges(st.path)
     assert sorted(r["exchange_id"] for r in rows) == sorted(f"r{i}" for i in range(200))
     assert all(r["http_status"] == 200 for r in rows)  # no begin/end pair split across segments was lost
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_streams_then_exits(tmp_path):
+    import threading
+
+    from distillguard.gateway.mock_upstream import MockUpstream
+    from tests.gateway.conftest import ServerThread
+
+    up = ServerThread(MockUpstream(reasoning_words=20, answer_words=10)).start()  # ~1.6 s paced stream
+    keys = tmp_path / "keys.yaml"
+    key, _ = add_key(keys, "acct-t", None, pepper_from_env("DISTILLGUARD_KEY_PEPPER"))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "distillguard", "gateway", "--upstream", up.url + "/v1",
+                             "--store", str(tmp_path / "store"), "--port", str(port), "--keys-file", str(keys)],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    got = {}
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+
+        def client():
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                           json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "t [slow]"}]},
+                           timeout=30)
+            got["text"], got["id"] = r.text, r.headers["x-distillguard-exchange-id"]
+
+        t = threading.Thread(target=client)
+        t.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        t.join(30)
+        # uvicorn re-raises the captured SIGTERM after its graceful shutdown, hence -15 rather than 0
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        up.stop()
+    assert got["text"].endswith("data: [DONE]\n\n")  # the stream in flight was finished, not cut
+    rows = read_exchanges(tmp_path / "store")  # shutdown drained the recorder and compacted the spool
+    assert [(r["exchange_id"], r["http_status"]) for r in rows] == [(got["id"], 200)]
+    assert not list((tmp_path / "store" / "spool").glob("seg-*"))
