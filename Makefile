@@ -6,7 +6,7 @@ DG     := $(VENV)/bin/distillguard
 DEMO   ?= demo-out
 EXTRAS := detect,gateway,console,intel,dev
 
-.PHONY: install test lint demo clean console
+.PHONY: install test lint demo clean console gateway-demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ demo: install
 console: install
 	test -f $(DEMO)/world/store.json || $(MAKE) demo
 	$(DG) console --store $(DEMO)/world $(if $(CONSOLE_CONFIG),--config $(CONSOLE_CONFIG),)
+
+# The inline gateway: bundled mock upstream + gateway on the demo store, driven by the official SDKs.
+gateway-demo: install
+	test -f $(DEMO)/store/store.json || $(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
+	$(DG) gateway-demo --store $(DEMO)/store
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

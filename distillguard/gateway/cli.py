@@ -1,0 +1,121 @@
+"""`distillguard gateway`, `mock-upstream`, `gateway-keys`, `gateway-writer`, `gateway-compact`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from distillguard.errors import DistillguardError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("gateway")
+    def gateway(
+        upstream: str = typer.Option(None, "--upstream", "-u", help="Upstream base URL, e.g. http://127.0.0.1:8000/v1."),
+        config: Path = typer.Option(None, "--config", "-c", help="Gateway YAML (see docs/gateway.md)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store: accounts, enforcement, clusters; recording target."),
+        port: int = typer.Option(None, "--port", "-p", help="Listen port (default 8080)."),
+        host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
+        policy: Path = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded)."),
+        keys_file: Path = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add)."),
+    ) -> None:
+        """Run the inline gateway in front of an OpenAI/Anthropic-compatible upstream."""
+        import uvicorn
+
+        from distillguard.gateway.app import build_app
+        from distillguard.gateway.config import load_config
+        from distillguard.gateway.logs import setup_logging
+
+        cfg = load_config(config, **{"upstream.url": upstream, "store": str(store) if store else None,
+                                     "server.port": port, "server.host": host,
+                                     "policy": str(policy) if policy else None,
+                                     "identity.keys_file": str(keys_file) if keys_file else None})
+        setup_logging(cfg.logging.level)
+        app = build_app(cfg)
+        uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, loop="uvloop", http="httptools",
+                    lifespan="on", access_log=False, proxy_headers=False,  # client IP: identity.trusted_proxies
+                    log_level="warning", server_header=False, date_header=False,
+                    timeout_keep_alive=75, timeout_graceful_shutdown=int(cfg.server.graceful_timeout_s) or None,
+                    backlog=4096)
+
+    @app.command("mock-upstream")
+    def mock_upstream(
+        port: int = typer.Option(18000, "--port", "-p"),
+        host: str = typer.Option("127.0.0.1", "--host"),
+        reasoning_words: int = typer.Option(200, help="Words of reasoning per reply."),
+        answer_words: int = typer.Option(60, help="Words of answer per reply."),
+    ) -> None:
+        """A local OpenAI + Anthropic compatible model stand-in (reasoning, tool calls, SSE) for tests and demos."""
+        from distillguard.gateway.mock_upstream import serve
+
+        console.print(f"mock upstream on http://{host}:{port}/v1")
+        serve(port, host, reasoning_words, answer_words)
+
+    @app.command("gateway-demo")
+    def gateway_demo(store: Path = typer.Option(..., "--store", "-s", help="Store to record into (created if absent)."),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+        """Start the mock upstream and a gateway on STORE, drive them with the SDKs, show what happened."""
+        from distillguard.gateway.demo import run_demo
+
+        rows = run_demo(store, console if as_json else out)
+        if as_json:
+            import orjson
+
+            out.print_json(orjson.dumps(rows).decode())
+
+    @app.command("gateway-keys")
+    def gateway_keys(
+        keys_file: Path = typer.Option(..., "--keys-file", "-f", help="Keys file to create or extend."),
+        account: str = typer.Option(..., "--account", "-a", help="Account the key belongs to."),
+        org: str = typer.Option(None, "--org", help="Organisation of the account."),
+        key: str = typer.Option(None, "--key", help="Use this key instead of generating one (e.g. existing keys)."),
+        key_id: str = typer.Option(None, "--key-id", help="Identifier recorded in exchanges (default from the hash)."),
+        pepper_env: str = typer.Option("DISTILLGUARD_KEY_PEPPER", help="Environment variable holding the pepper."),
+    ) -> None:
+        """Add an API key (stored only as HMAC-SHA256 with the pepper); prints a generated key once."""
+        from distillguard.gateway.identity import add_key, pepper_from_env
+
+        k, kid = add_key(keys_file, account, org, pepper_from_env(pepper_env), key=key, key_id=key_id)
+        if key is None:
+            out.print(k)
+        console.print(f"added {kid} for account {account} to {keys_file}")
+
+    @app.command("gateway-compact")
+    def gateway_compact(
+        store: Path = typer.Option(..., "--store", "-s"),
+        spool: Path = typer.Option(None, "--spool", help="Spool directory (default STORE/spool)."),
+    ) -> None:
+        """Compact spool segments no running gateway holds into the store (also done at gateway start)."""
+        from distillguard.gateway.recorder import compact_spool
+        from distillguard.store import Store
+
+        st = Store(store)
+        n = compact_spool(spool or store / "spool", st)
+        out.print(f"compacted {n:,} exchanges into {store}")
+
+    @app.command("gateway-writer")
+    def gateway_writer(
+        store: Path = typer.Option(..., "--store", "-s"),
+        redis_url: str = typer.Option("redis://127.0.0.1:6379/0", "--redis-url"),
+        stream: str = typer.Option("distillguard:exchanges", "--stream"),
+        group: str = typer.Option("distillguard-writer", "--group"),
+        consumer: str = typer.Option("writer-1", "--consumer"),
+        batch_seconds: float = typer.Option(5.0, help="Write a Parquet part at least this often."),
+        once: bool = typer.Option(False, "--once", help="Drain what is in the stream now and exit."),
+    ) -> None:
+        """Consume the gateways' Redis stream of exchanges into the store (production recording)."""
+        from distillguard.gateway.writer import run_writer
+        from distillguard.store import Store
+
+        try:
+            n = run_writer(Store(store, create=True), redis_url, stream, group, consumer, batch_seconds, once=once)
+        except KeyboardInterrupt:
+            return
+        except OSError as e:
+            raise DistillguardError(f"cannot reach Redis at {redis_url}: {e}") from None
+        out.print(f"wrote {n:,} exchanges into {store}")

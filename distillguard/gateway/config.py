@@ -1,0 +1,193 @@
+"""Gateway configuration: one validated document, so a typo fails at start-up naming the key.
+
+Everything has a default that works embedded (in-process limiter, spool next to the store), so
+`distillguard gateway --upstream URL` runs with no file at all; production deployments switch
+`limits.backend` and `recorder.mode` to Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from distillguard.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Rate(_Strict):
+    """A GCRA limit: ``rate`` units per ``per_seconds``, allowing bursts of ``burst`` (default ``rate``)."""
+
+    rate: float = Field(gt=0)
+    per_seconds: float = Field(60.0, gt=0)
+    burst: float | None = Field(None, gt=0)
+
+
+class DimensionLimits(_Strict):
+    """Request and token limits for one dimension (account, org, cluster, ip24, pathway)."""
+
+    requests: Rate | None = None
+    tokens: Rate | None = None
+
+
+class LimitsConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "dg:rl:"
+    #: What to do when Redis cannot be reached: ``local`` falls back to the per-replica in-process limiter,
+    #: ``open`` lets requests through unlimited, ``closed`` refuses them with 503.
+    on_redis_error: Literal["local", "open", "closed"] = "local"
+    redis_timeout_ms: int = Field(50, gt=0)
+    redis_retry_seconds: float = Field(1.0, ge=0)
+    account: DimensionLimits = DimensionLimits(requests=Rate(rate=600), tokens=Rate(rate=2_000_000))
+    org: DimensionLimits = DimensionLimits()
+    cluster: DimensionLimits = DimensionLimits()
+    ip24: DimensionLimits = DimensionLimits()
+    #: Per sign-up pathway name (``default`` applies to pathways not listed); the bucket is shared by all
+    #: accounts that came in through that pathway.
+    pathway: dict[str, DimensionLimits] = {}
+    #: Multiplier applied to every limit for subjects the policy throttles.
+    throttle_factor: float = Field(0.1, gt=0, le=1)
+    #: Input tokens are estimated from the request size (bytes / this) until the reply reports usage.
+    bytes_per_token: float = Field(4.0, gt=0)
+
+
+class IdentityConfig(_Strict):
+    #: YAML/JSON file of hashed keys (see `distillguard gateway-keys`); or the store's ``api_keys`` table.
+    keys_file: Path | None = None
+    #: Environment variable holding the pepper (HMAC key) that key hashes were made with.
+    pepper_env: str = "DISTILLGUARD_KEY_PEPPER"
+    #: ``reject`` unknown keys with 401; ``hash`` admits them as account ``key-<hash prefix>`` (when the
+    #: upstream does its own authentication and the gateway only needs a stable identity).
+    unknown_keys: Literal["reject", "hash"] = "reject"
+    #: CIDRs of proxies whose X-Forwarded-For is believed; the client IP is the right-most untrusted hop.
+    trusted_proxies: list[str] = []
+    forwarded_header: str = "x-forwarded-for"
+    #: Header a trusted edge sets with the client's ISO country (used by region rules).
+    country_header: str | None = None
+    #: Header clients may set to name the conversation (else it is derived from the first user turn).
+    conversation_header: str = "x-conversation-id"
+
+
+class UpstreamConfig(_Strict):
+    url: str = "http://127.0.0.1:18000/v1"
+    #: ``fast`` (asyncio + httptools pool, default) or ``httpx`` (httpx.AsyncClient pool).
+    client: Literal["fast", "httpx"] = "fast"
+    #: Replace the client's credential with this one (read from the named environment variable) when set.
+    api_key_env: str | None = None
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(600.0, gt=0)
+    max_connections: int = Field(512, gt=0)
+    max_keepalive: int = Field(128, ge=0)
+    keepalive_expiry_s: float = Field(30.0, gt=0)
+
+
+class RecorderConfig(_Strict):
+    enabled: bool = True
+    mode: Literal["spool", "redis"] = "spool"
+    #: Spool directory (default: STORE/spool).
+    spool_dir: Path | None = None
+    flush_interval_ms: int = Field(20, gt=0)
+    batch_max: int = Field(512, gt=0)
+    segment_max_bytes: int = Field(16 << 20, gt=0)
+    segment_max_seconds: float = Field(60.0, gt=0)
+    #: Compact closed spool segments into the store's exchanges as they rotate.
+    compact: bool = True
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_stream: str = "distillguard:exchanges"
+    redis_maxlen: int = Field(1_000_000, gt=0)
+    #: Record prompt/response text in the store (the provider's own log). Lengths are always kept.
+    record_text: bool = True
+    #: In-memory queue bound; when full, records are counted as dropped rather than blocking requests.
+    queue_max: int = Field(100_000, gt=0)
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: One JSON line per request (ids, account, decision, status, timings; never keys or text).
+    access_log: bool = False
+    #: Allow prompt text in process logs (off: prompts go to the store only).
+    log_prompts: bool = False
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, gt=0, lt=65536)
+    max_request_bytes: int = Field(4 << 20, gt=0)
+    graceful_timeout_s: float = Field(30.0, ge=0)
+
+
+class ReasoningBindingConfig(_Strict):
+    enabled: bool = True
+    #: Environment variable holding the HMAC secret; without it a random per-process secret is used
+    #: (signatures then do not survive a restart or cross replicas).
+    secret_env: str = "DISTILLGUARD_REASONING_SECRET"
+
+
+class GatewayConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    identity: IdentityConfig = IdentityConfig()
+    limits: LimitsConfig = LimitsConfig()
+    recorder: RecorderConfig = RecorderConfig()
+    logging: LoggingConfig = LoggingConfig()
+    binding: ReasoningBindingConfig = ReasoningBindingConfig()
+    #: Store directory: accounts, api_keys, enforcement and account_clusters are read from it, and the
+    #: spool is compacted into it.
+    store: Path | None = None
+    #: Policy YAML (see docs/gateway.md); hot-reloaded. None = built-in default policy.
+    policy: Path | None = None
+    #: Enforcement decisions and account clusters from files instead of (or before) the store tables.
+    enforcement_file: Path | None = None
+    clusters_file: Path | None = None
+    #: How often (s) policy, enforcement, clusters, keys and accounts are checked for changes.
+    reload_seconds: float = Field(2.0, gt=0)
+
+    @field_validator("upstream")
+    @classmethod
+    def _strip(cls, v: UpstreamConfig) -> UpstreamConfig:
+        v.url = v.url.rstrip("/")
+        return v
+
+
+def format_validation_error(e: ValidationError, source: str) -> str:
+    parts = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{key}: {err['msg']}")
+    return f"invalid configuration in {source}: " + "; ".join(parts)
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides) -> GatewayConfig:
+    """Read the gateway YAML (if any), apply CLI overrides (dotted keys), validate."""
+    data: dict = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as e:
+            raise ConfigError("config file not found", source=source) from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"not valid YAML: {e}", source=source) from e
+        if not isinstance(data, dict):
+            raise ConfigError("top level must be a mapping", source=source)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None

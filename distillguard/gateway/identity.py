@@ -1,0 +1,189 @@
+"""Who is calling: API key -> account, the client's real IP, and a fingerprint of the client software.
+
+Keys are never stored: the keys file and the store's ``api_keys`` table hold HMAC-SHA256(pepper,
+key), so a leaked file does not leak credentials, and lookup stays one hash plus one dict probe.
+The pepper is a server secret from the environment; hashes made with one pepper only match under
+the same pepper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+import yaml
+
+from distillguard.errors import ConfigError
+from distillguard.gateway.config import IdentityConfig
+
+log = logging.getLogger("distillguard.gateway")
+
+_FALLBACK_PEPPER = b"distillguard-unpeppered-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    key_id: str
+    account_id: str
+    org_id: str | None
+
+
+def pepper_from_env(env: str) -> bytes:
+    v = os.environ.get(env)
+    return v.encode() if v else _FALLBACK_PEPPER
+
+
+def hash_key(key: str, pepper: bytes) -> str:
+    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+
+
+def load_keys_file(path: Path) -> dict[str, Identity]:
+    """{key hash: Identity} from a YAML/JSON keys file; errors name the entry and field."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError("keys file not found", source=str(path)) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"keys file is not valid YAML: {e}", source=str(path)) from None
+    entries = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError("keys: expected a list of {key_hash, key_id, account_id, org_id}", source=str(path))
+    out = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise ConfigError(f"keys.{i}: expected a mapping", source=str(path))
+        for req in ("key_hash", "account_id"):
+            if not e.get(req):
+                raise ConfigError(f"keys.{i}.{req}: missing", source=str(path))
+        h = str(e["key_hash"]).lower()
+        if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+            raise ConfigError(f"keys.{i}.key_hash: expected 64 hex characters (HMAC-SHA256)", source=str(path))
+        out[h] = Identity(str(e.get("key_id") or h[:12]), str(e["account_id"]),
+                          str(e["org_id"]) if e.get("org_id") else None)
+    return out
+
+
+def add_key(path: Path, account_id: str, org_id: str | None, pepper: bytes, key: str | None = None,
+            key_id: str | None = None) -> tuple[str, str]:
+    """Append a key to the keys file; returns (key, key_id). The key is shown once and never stored."""
+    key = key or "sk-dg-" + secrets.token_urlsafe(32)
+    data = {"keys": []}
+    if path.exists():
+        data = yaml.safe_load(path.read_text()) or {"keys": []}
+        data.setdefault("keys", [])
+    h = hash_key(key, pepper)
+    key_id = key_id or f"key-{h[:10]}"
+    data["keys"] = [e for e in data["keys"] if e.get("key_hash") != h]
+    data["keys"].append({"key_hash": h, "key_id": key_id, "account_id": account_id, "org_id": org_id})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, path)
+    return key, key_id
+
+
+class KeyRing:
+    """Resolves a presented API key to an Identity from the keys file and the store's api_keys table."""
+
+    def __init__(self, cfg: IdentityConfig):
+        self.cfg = cfg
+        self.pepper = pepper_from_env(cfg.pepper_env)
+        if self.pepper == _FALLBACK_PEPPER:
+            log.warning("no key pepper set; key hashes are plain HMAC with a public constant",
+                        extra={"env": cfg.pepper_env})
+        self.file_keys: dict[str, Identity] = load_keys_file(cfg.keys_file) if cfg.keys_file else {}
+        self.store_keys: dict[str, tuple[str, str, str | None]] = {}
+        #: presented key -> its hash, so hot keys are hashed once (the map holds keys clients already
+        #: send in every request; it is never logged or persisted)
+        self._hash_cache: dict[str, str] = {}
+
+    def reload_file(self) -> None:
+        if self.cfg.keys_file:
+            self.file_keys = load_keys_file(self.cfg.keys_file)
+
+    def resolve(self, key: str) -> Identity | None:
+        h = self._hash_cache.get(key)
+        if h is None:
+            h = hash_key(key, self.pepper)
+            if len(self._hash_cache) >= 65536:
+                self._hash_cache.clear()
+            self._hash_cache[key] = h
+        ident = self.file_keys.get(h)
+        if ident is not None:
+            return ident
+        row = self.store_keys.get(h)
+        if row is not None:
+            return Identity(*row)
+        if self.cfg.unknown_keys == "hash":
+            return Identity(f"key-{h[:10]}", f"key-{h[:16]}", None)
+        return None
+
+
+def bearer_key(headers: dict[bytes, bytes]) -> str | None:
+    auth = headers.get(b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        return auth[7:].strip().decode("latin-1") or None
+    k = headers.get(b"x-api-key")
+    return k.strip().decode("latin-1") if k else None
+
+
+class ClientIP:
+    """Client address from the socket, or from X-Forwarded-For when the socket peer is a trusted proxy."""
+
+    def __init__(self, cfg: IdentityConfig):
+        self.nets = [ipaddress.ip_network(n, strict=False) for n in cfg.trusted_proxies]
+        self.header = cfg.forwarded_header.lower().encode()
+
+    def _trusted(self, ip: str) -> bool:
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(a in n for n in self.nets)
+
+    def __call__(self, scope, headers: dict[bytes, bytes]) -> str | None:
+        peer = scope.get("client")
+        ip = peer[0] if peer else None
+        if not self.nets or ip is None or not self._trusted(ip):
+            return ip
+        xff = headers.get(self.header)
+        if not xff:
+            return ip
+        hops = [h.strip() for h in xff.decode("latin-1").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    return ip
+                return hop
+        return hops[0] if hops else ip
+
+
+def fingerprint(raw_headers: list[tuple[bytes, bytes]], headers: dict[bytes, bytes]) -> tuple[str, str | None, str | None]:
+    """(header-order hash, sdk name, sdk version): cheap client-software evidence that survives IP rotation."""
+    fp = xxhash.xxh64_hexdigest(b",".join(k.lower() for k, _ in raw_headers))
+    ua = headers.get(b"user-agent", b"").decode("latin-1")
+    name = version = None
+    head = ua.split(" ", 1)[0] if ua else ""
+    if "/" in head:
+        prod, _, rest = head.partition("/")
+        # Stainless SDKs send "OpenAI/Python 1.2.3" / "Anthropic/Python 0.40.0".
+        parts = ua.split(" ")
+        if len(parts) > 1 and rest.isalpha():
+            name, version = f"{prod}-{rest}".lower(), parts[1]
+        else:
+            name, version = prod.lower(), rest or None
+    lang = headers.get(b"x-stainless-lang")
+    if name is None and lang:
+        name = "stainless-" + lang.decode("latin-1")
+    pv = headers.get(b"x-stainless-package-version")
+    if pv and version is None:
+        version = pv.decode("latin-1")
+    return fp, name, version

@@ -1,0 +1,472 @@
+"""The request path: identify, decide, limit, forward, relay, record.
+
+Everything here runs on the event loop for every request, so it does only dict lookups, one
+JSON parse of the request, and (for replies) one parse per event or body. Disk, DuckDB and
+Redis streams are reached only from background threads (recorder, snapshot reloads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+
+import orjson
+
+from distillguard.gateway.apierrors import error_response
+from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, parse_request, reply_from_body
+from distillguard.gateway.identity import bearer_key, fingerprint
+from distillguard.gateway.ratelimit import LimiterUnavailable, plan
+from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
+from distillguard.gateway.streams import make_relay
+from distillguard.gateway.upstream import UpstreamError, UpstreamTimeout
+from distillguard.policy import RECORD_WORD, RequestFacts, evaluate
+from distillguard.policy.enforcement import ip24 as ip24_of
+
+log = logging.getLogger("distillguard.gateway")
+_perf = time.perf_counter
+_loads = orjson.loads
+_dumps = orjson.dumps
+
+ROUTES = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
+_HOP = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
+        b"upgrade", b"proxy-authorization", b"proxy-connection", b"accept-encoding", b"x-forwarded-for",
+        b"x-conversation-id"}
+_RESP_DROP = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding", b"date",
+              b"server"}
+_JSON_CT = (b"content-type", b"application/json")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ConnectionError("client went away")
+        b = msg.get("body", b"")
+        if b:
+            size += len(b)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(b)
+        if not msg.get("more_body"):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Proxy:
+    """Holds nothing of its own: ``gw`` is the Gateway (state, config, limiter, recorder, client)."""
+
+    def __init__(self, gw):
+        self.gw = gw
+        cfg = gw.cfg
+        self.upstream_base = cfg.upstream.url
+        self.upstream_key = os.environ.get(cfg.upstream.api_key_env) if cfg.upstream.api_key_env else None
+        self.max_body = cfg.server.max_request_bytes
+        self.conv_header = cfg.identity.conversation_header.lower().encode()
+        self.country_header = cfg.identity.country_header.lower().encode() if cfg.identity.country_header else None
+        self.record_text = cfg.recorder.record_text
+        self.recording = cfg.recorder.enabled
+        self.access_log = cfg.logging.access_log
+        self.log_prompts = cfg.logging.log_prompts
+        # Exchange ids: a random per-process prefix plus a counter (a getrandom syscall per request is
+        # measurable on small VMs; uniqueness only needs the prefix to differ between processes).
+        self.id_prefix = os.urandom(6).hex()
+        self.id_seq = itertools.count(1)
+
+    # ------------------------------------------------------------------ helpers
+    async def _send_json(self, send, status: int, body: bytes, extra=()) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_JSON_CT, (b"content-length", str(len(body)).encode()), *extra]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _error(self, send, api: str, code: str, message: str, extra=(), status: int | None = None) -> int:
+        st, body = error_response(api, code, message, status)
+        await self._send_json(send, st, body, [(b"x-distillguard-error", code.encode()), *extra])
+        self.gw.metrics.requests.labels(api, str(st)).inc()
+        return st
+
+    def _upstream_headers(self, raw_headers) -> list[tuple[bytes, bytes]]:
+        out = []
+        key = self.upstream_key
+        for k, v in raw_headers:
+            if k in _HOP:
+                continue
+            if key is not None and k in (b"authorization", b"x-api-key"):
+                continue
+            out.append((k, v))
+        if key is not None:
+            out.append((b"authorization", b"Bearer " + key.encode()))
+            out.append((b"x-api-key", key.encode()))
+        out.append((b"accept-encoding", b"identity"))
+        return out
+
+    # ------------------------------------------------------------------ entry
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope["path"]
+        api = ROUTES.get(path)
+        gw = self.gw
+        if api is None:
+            if path in ("/v1/models", "/models") and scope["method"] == "GET":
+                return await self._models(scope, send)
+            kind = MESSAGES if "messages" in path else CHAT
+            await self._error(send, kind, "not_found", f"no route {path}")
+            return
+        if scope["method"] != "POST":
+            await self._error(send, api, "method_not_allowed", "use POST")
+            return
+        if gw.draining:
+            await self._error(send, api, "shutting_down", "gateway is shutting down; retry")
+            return
+        gw.metrics.inflight.inc()
+        started = False
+
+        async def tracked_send(msg):
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self._handle(scope, receive, tracked_send, api)
+        except Exception:  # noqa: BLE001 - a gateway bug must still answer in the API's format
+            log.exception("request failed inside the gateway", extra={"api": api})
+            if not started:
+                await self._error(send, api, "internal_error", "the gateway failed on this request")
+        finally:
+            gw.metrics.inflight.dec()
+
+    async def _models(self, scope, send) -> None:
+        headers = dict(scope["headers"])
+        key = bearer_key(headers)
+        if key is None or self.gw.keyring.resolve(key) is None:
+            await self._error(send, CHAT, "invalid_api_key", "missing or unknown API key")
+            return
+        try:
+            up = await self.gw.client.request("GET", "/models", self._upstream_headers(scope["headers"]), b"")
+            data = await up.aread()
+            await up.aclose()
+        except (UpstreamError, UpstreamTimeout) as e:
+            self.gw.metrics.upstream_errors.labels(type(e).__name__).inc()
+            await self._error(send, CHAT, "upstream_unavailable", "upstream unreachable")
+            return
+        await self._send_json(send, up.status_code, data)
+
+    async def _handle(self, scope, receive, send, api: str) -> None:  # noqa: C901 - the request path, in order
+        gw = self.gw
+        t0 = _perf()
+        ts_ms = time.time_ns() // 1_000_000
+        raw_headers = scope["headers"]
+        headers = dict(raw_headers)
+        xid = f"dg-{self.id_prefix}{next(self.id_seq):x}"
+        xid_h = (b"x-distillguard-exchange-id", xid.encode())
+
+        # 1. identity
+        key = bearer_key(headers)
+        ident = gw.keyring.resolve(key) if key else None
+        if ident is None:
+            await self._error(send, api, "invalid_api_key", "missing or unknown API key", [xid_h])
+            return
+        # 2. body
+        cl = headers.get(b"content-length")
+        try:
+            if cl is not None and int(cl) > self.max_body:
+                raise BodyTooLarge
+            raw_body = await read_body(receive, self.max_body)
+        except BodyTooLarge:
+            await self._error(send, api, "request_too_large", f"request body over {self.max_body} bytes", [xid_h])
+            return
+        except (ConnectionError, ValueError):
+            return
+        try:
+            body = _loads(raw_body)
+            if not isinstance(body, dict):
+                raise ValueError
+        except (orjson.JSONDecodeError, ValueError):
+            await self._error(send, api, "invalid_json", "request body is not a JSON object", [xid_h])
+            return
+        req = parse_request(api, body)
+
+        # 3. who, where from
+        snap = gw.snapshot
+        acct = snap.accounts.get(ident.account_id)
+        org = ident.org_id or (acct.org_id if acct else None)
+        cluster = snap.clusters.get(ident.account_id)
+        client_ip = gw.client_ip(scope, headers)
+        net = ip24_of(client_ip)
+        conv_hdr = headers.get(self.conv_header)
+        conv_hdr = conv_hdr.decode("latin-1") if conv_hdr else None
+        conv = req.conversation_key(conv_hdr)
+        binding = None
+        body_changed = False
+        if req.carried and gw.binder is not None:
+            binding, drop = check_carried(req, gw.binder, ident.account_id, conv)
+            body_changed = True
+            if drop:
+                ids = {id(b) for b in drop}
+                for m in body.get("messages") or []:
+                    if isinstance(m.get("content"), list):
+                        m["content"] = [b for b in m["content"] if id(b) not in ids]
+            gw.metrics.binding.labels(binding).inc()
+        country = None
+        if self.country_header:
+            c = headers.get(self.country_header)
+            country = c.decode("latin-1").upper() if c else None
+
+        # 4. policy
+        classifier = gw.classifier
+        facts = RequestFacts(ident.account_id, org, cluster, net, acct, country, api, req.model,
+                             req.reasoning_requested, binding,
+                             score=lambda: classifier.score(req.prompt, req.system_prompt))
+        policy = gw.policy.policy
+        decision = evaluate(policy, snap, facts)
+        reasons = decision.reasons
+        enforced = decision.enforced
+        gw.metrics.decisions.labels(decision.decided, "false" if decision.shadow else "true").inc()
+
+        # 5. rate limits (all dimensions at once)
+        lim_cfg = gw.cfg.limits
+        verdict = None
+        buckets = None
+        rl_headers: list = []
+        if lim_cfg.enabled:
+            pathway = acct.pathway if acct else None
+            plim = None
+            if pathway is not None:
+                plim = lim_cfg.pathway.get(pathway) or lim_cfg.pathway.get("default")
+            est = len(raw_body) / lim_cfg.bytes_per_token
+            buckets = plan(lim_cfg, [("account", ident.account_id, lim_cfg.account), ("org", org, lim_cfg.org),
+                                     ("cluster", cluster, lim_cfg.cluster), ("ip24", net, lim_cfg.ip24),
+                                     ("pathway", pathway, plim)], est,
+                           lim_cfg.throttle_factor if decision.throttle_enforced else 1.0)
+            try:
+                verdict = await gw.limiter.acquire(buckets) if gw.limiter.is_async else gw.limiter.acquire(buckets)
+            except LimiterUnavailable:
+                await self._error(send, api, "limiter_unavailable", "rate limiter unavailable; retry", [xid_h])
+                gw.metrics.limiter_degraded.labels("closed").inc()
+                return
+            if verdict.degraded:
+                gw.metrics.limiter_degraded.labels(verdict.degraded).inc()
+            rl_headers = verdict.headers()
+
+        rec = self._begin_record(xid, ts_ms, ident, org, req, api, headers, raw_headers, client_ip, conv_hdr, cluster,
+                                 decision, binding) if self.recording else None
+        if verdict is not None and not verdict.allowed:
+            b = verdict.denied
+            gw.metrics.limits_hit.labels(b.dim, b.kind).inc()
+            code = "tokens_limit_exceeded" if b.kind == "tokens" else "rate_limit_exceeded"
+            reasons = reasons + [f"rate limit: {b.dim} {b.kind}"]
+            st = await self._error(send, api, code, f"rate limit exceeded; retry after {verdict.retry_after:.1f}s",
+                                   [xid_h, *rl_headers])
+            self._finish(rec, t0, st, "throttle", reasons, None)
+            return
+        if enforced in ("block", "require_verification"):
+            code = decision.error_code or ("account_blocked" if enforced == "block" else "verification_required")
+            msg = ("this account must complete verification before using this API" if enforced == "require_verification"
+                   else "this request was refused by the provider's usage policy")
+            st = await self._error(send, api, code, msg, [xid_h, (b"x-distillguard-action", enforced.encode())])
+            self._finish(rec, t0, st, RECORD_WORD[enforced], reasons, None)
+            return
+
+        # 6. forward
+        protect = decision.protect_enforced
+        # Recorded: what the policy decided (in shadow mode too, flagged), so a roll-out can be measured.
+        action_word = "protect" if decision.protect and decision.decided == "allow" else RECORD_WORD[decision.decided]
+        out_body = _dumps(body) if body_changed else raw_body
+        if rec is not None:
+            gw.recorder.begin(rec)
+        extra_h = [xid_h, *rl_headers]
+        if enforced != "allow" or protect:
+            extra_h.append((b"x-distillguard-action", (enforced if enforced != "allow" else "protect_reasoning").encode()))
+        gw.metrics.added.observe(_perf() - t0)
+        try:
+            up = await gw.client.request("POST", scope["path"][3:], self._upstream_headers(raw_headers), out_body)
+        except UpstreamTimeout:
+            gw.metrics.upstream_errors.labels("timeout").inc()
+            st = await self._error(send, api, "upstream_timeout", "upstream timed out", extra_h)
+            self._finish(rec, t0, st, action_word, reasons, None, begun=True)
+            return
+        except UpstreamError:
+            gw.metrics.upstream_errors.labels("connect").inc()
+            st = await self._error(send, api, "upstream_unavailable", "upstream unreachable", extra_h)
+            self._finish(rec, t0, st, action_word, reasons, None, begun=True)
+            return
+        if up.status_code >= 500:
+            gw.metrics.upstream_errors.labels("http_5xx").inc()
+        resp_headers = [(k, v) for k, v in up.raw_headers if k not in _RESP_DROP]
+        is_sse = (up.header(b"content-type") or b"").startswith(b"text/event-stream")
+        rp = policy.reasoning
+        account_id = ident.account_id
+        binder = gw.binder
+
+        def sign(text, upstream_sig, protected):
+            if binder is None:
+                return upstream_sig
+            return binder.sign(account_id, conv, text, upstream_sig, protected)
+
+        try:
+            if is_sse and up.status_code == 200:
+                try:
+                    info, rw = await self._relay(send, receive, up, api, protect, rp, sign, resp_headers + extra_h)
+                    if rw.client_gone:
+                        reasons = reasons + ["client disconnected mid-stream"]
+                except (UpstreamError, UpstreamTimeout) as e:
+                    # the reply already started: end it where it broke; clients see a truncated stream
+                    gw.metrics.upstream_errors.labels("stream_broken").inc()
+                    await send({"type": "http.response.body", "body": b""})
+                    info, rw = None, None
+                    reasons = reasons + [f"upstream broke the stream ({type(e).__name__})"]
+            else:
+                try:
+                    data = await up.aread()
+                except (UpstreamError, UpstreamTimeout) as e:
+                    timeout = isinstance(e, UpstreamTimeout)
+                    gw.metrics.upstream_errors.labels("timeout" if timeout else "read").inc()
+                    st = await self._error(send, api, "upstream_timeout" if timeout else "upstream_unavailable",
+                                           "upstream timed out" if timeout else "upstream broke the connection",
+                                           extra_h)
+                    self._finish(rec, t0, st, action_word, reasons, None, begun=True)
+                    return
+                info, rw = None, None
+                if up.status_code == 200 and data[:1] == b"{":
+                    try:
+                        obj = _loads(data)
+                        info = reply_from_body(api, obj)
+                        if info.reasoning or (protect and "<think>" in data.decode("utf-8", "replace")):
+                            rw = rewrite_reply(api, obj, protect, rp, sign)
+                            data = _dumps(obj)
+                    except orjson.JSONDecodeError:
+                        pass
+                await send({"type": "http.response.start", "status": up.status_code,
+                            "headers": resp_headers + extra_h + [(b"content-length", str(len(data)).encode())]})
+                await send({"type": "http.response.body", "body": data})
+        finally:
+            await up.aclose()
+        gw.metrics.requests.labels(api, str(up.status_code)).inc()
+        if rw is not None:
+            if rw.redacted:
+                gw.metrics.reasoning.labels("redacted").inc()
+            if rw.withheld:
+                gw.metrics.reasoning.labels("answer_withheld").inc()
+                reasons = reasons + [f"answer withheld: repeated hidden reasoning ({rw.leak_matches} matching "
+                                     f"{rp.leak_check.ngram}-word sequences)"]
+        if info is not None and buckets:
+            used = (info.output_tokens or 0) + max(0, (info.input_tokens or 0) - len(raw_body) / lim_cfg.bytes_per_token)
+            if used > 0:
+                if gw.limiter.is_async:
+                    await gw.limiter.charge(buckets, used)
+                else:
+                    gw.limiter.charge(buckets, used)
+        self._finish(rec, t0, up.status_code, action_word, reasons, info, rw=rw, begun=True)
+
+    async def _relay(self, send, receive, up, api, protect, rp, sign, headers):
+        relay = make_relay(api, protect, rp, sign)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # uvicorn drops writes to a closed socket silently; watching receive() for http.disconnect lets
+        # the gateway stop reading (and paying for) a stream nobody is listening to any more.
+        watch = asyncio.ensure_future(receive())
+        buf = b""
+        passthrough = relay.passthrough
+        segment = relay.segment
+        try:
+            async for chunk in up.aiter_raw():
+                if watch.done():
+                    if watch.result().get("type") == "http.disconnect":
+                        relay.client_gone = True
+                        break
+                    watch = asyncio.ensure_future(receive())
+                buf = buf + chunk if buf else chunk
+                cut = buf.rfind(b"\n\n")
+                if cut < 0 and b"\r" in buf:  # CRLF-framed SSE (allowed by the spec)
+                    cut = buf.rfind(b"\r\n\r\n")
+                    cut = cut + 2 if cut >= 0 else -1
+                if cut < 0:
+                    if len(buf) > 1 << 20:  # no event boundary in 1 MiB: not SSE as we know it; pass it on
+                        await send({"type": "http.response.body", "body": buf, "more_body": True})
+                        buf = b""
+                    continue
+                cut += 2
+                seg = buf if cut == len(buf) else buf[:cut]
+                buf = b"" if cut == len(buf) else buf[cut:]
+                if b"\r" in seg:  # raw CR only ever frames lines (JSON escapes it): relay as LF
+                    seg = seg.replace(b"\r\n", b"\n")
+                out = segment(seg)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if passthrough:
+                    relay.after(seg)
+        finally:
+            if not watch.done():
+                watch.cancel()
+        tail = b"" if relay.client_gone else relay.finish(buf)
+        await send({"type": "http.response.body", "body": tail})
+        info = relay.fold.finish()
+        return info, relay
+
+    # ------------------------------------------------------------------ records
+    def _begin_record(self, xid, ts_ms, ident, org, req, api, headers, raw_headers, client_ip, conv_hdr, cluster,
+                      decision, binding) -> dict:
+        fp, sdk, sdk_v = fingerprint(raw_headers, headers)
+        ua = headers.get(b"user-agent")
+        rec = {"exchange_id": xid, "ts": ts_ms, "account_id": ident.account_id, "org_id": org,
+               "api_key_id": ident.key_id, "model": req.model, "endpoint": api,
+               "conversation_id": conv_hdr or req.conversation_id, "client_ip": client_ip,
+               "user_agent": ua.decode("latin-1") if ua else None, "sdk_name": sdk, "sdk_version": sdk_v,
+               "header_order_fp": fp, "n_turns": len(req.turns), "tools_offered": req.tools_offered,
+               "has_images": req.has_images, "max_tokens": req.max_tokens, "temperature": req.temperature,
+               "top_p": req.top_p, "n": req.n, "stream": req.stream, "reasoning_requested": req.reasoning_requested,
+               "reasoning_effort": req.reasoning_effort, "thinking_budget": req.thinking_budget,
+               "action": RECORD_WORD[decision.decided], "action_reasons": decision.reasons,
+               "source_format": "gateway"}
+        if self.record_text:
+            rec["system_prompt"] = req.system_prompt
+            rec["turns"] = req.turns
+            rec["prompt"] = req.prompt
+        extra = {"decided": decision.decided}
+        if decision.shadow:
+            extra["shadow"] = True
+        if cluster:
+            extra["cluster_id"] = cluster
+        if binding:
+            extra["reasoning_binding"] = binding
+        rec["extra"] = extra
+        return rec
+
+    def _finish(self, rec, t0, status, action, reasons, info, rw=None, begun=False) -> None:
+        gw = self.gw
+        latency_ms = int((_perf() - t0) * 1000)
+        if rec is not None:
+            end = {"exchange_id": rec["exchange_id"], "http_status": status, "latency_ms": latency_ms,
+                   "action": action, "action_reasons": reasons, "extra": rec["extra"]}
+            if not begun:
+                end = {**rec, **end}
+            if info is not None:
+                answer = info.answer
+                returned = rw.returned_reasoning if rw is not None else (info.reasoning_text or None)
+                end.update(response_chars=len(answer), tool_calls=info.tool_calls, stop_reason=info.stop_reason,
+                           input_tokens=info.input_tokens, output_tokens=info.output_tokens,
+                           reasoning_tokens=info.reasoning_tokens,
+                           reasoning_chars=rw.reasoning_chars if rw is not None and rw.reasoning_chars
+                           else len(info.reasoning_text) or None,
+                           reasoning_redacted=bool(rw.redacted) if rw is not None else False)
+                if self.record_text:
+                    end["response_text"] = answer
+                    end["reasoning_text"] = returned
+                if rw is not None and rw.withheld:
+                    end["extra"] = {**rec["extra"], "answer_withheld": True, "leak_matches": rw.leak_matches}
+                    if self.record_text:
+                        end["response_text"] = WITHHELD_NOTICE
+            gw.recorder.end(end)
+        if self.access_log:
+            fields = {"exchange_id": rec["exchange_id"] if rec else None, "status": status, "action": action,
+                      "latency_ms": latency_ms, "account_id": rec["account_id"] if rec else None}
+            if self.log_prompts and rec is not None:
+                fields["prompt"] = rec.get("prompt")
+            log.info("request", extra=fields)

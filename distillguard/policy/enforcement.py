@@ -1,0 +1,245 @@
+"""What the detector and analysts decided, as the gateway sees it: a snapshot reloaded on change.
+
+The request path must never touch disk or DuckDB, so every table the gateway needs
+(``enforcement``, ``account_clusters``, ``accounts``, ``api_keys``) is read into plain dicts in a
+background thread and swapped in whole. A reader therefore always sees one consistent snapshot,
+and a half-written table (the store renames parts into place) is never visible.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distillguard.errors import ConfigError
+from distillguard.ingest.normalize import parse_ts
+from distillguard.policy.model import ACTIONS, SUBJECT_TYPES
+
+log = logging.getLogger("distillguard.policy")
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcementRow:
+    action: str
+    reason: str
+    source: str | None
+    created_at: float
+    expires_at: float | None
+    campaign_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    org_id: str | None
+    created_at: float | None
+    pathway: str | None
+    verification_level: int | None
+    country: str | None
+    status: str | None
+    payment: str | None
+
+
+@dataclass
+class Snapshot:
+    """Immutable-by-convention view of the store tables the gateway acts on."""
+
+    decisions: dict[tuple[str, str], list[EnforcementRow]] = field(default_factory=dict)
+    clusters: dict[str, str] = field(default_factory=dict)
+    accounts: dict[str, AccountInfo] = field(default_factory=dict)
+    #: key hash (hex) -> (key_id, account_id, org_id), from the store's optional ``api_keys`` table.
+    keys: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+
+    def decision(self, subject_type: str, subject_id: str | None, now: float) -> EnforcementRow | None:
+        """Newest unexpired row for the subject (rows are kept newest first)."""
+        if subject_id is None:
+            return None
+        rows = self.decisions.get((subject_type, subject_id))
+        if not rows:
+            return None
+        for r in rows:
+            if r.expires_at is None or r.expires_at > now:
+                return r
+        return None
+
+
+def ip24(ip: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address, as ``a.b.c.0/24``: the unit cheap proxies rotate within."""
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if addr.version == 4:
+        a, b, c, _ = ip.split(".")
+        return f"{a}.{b}.{c}.0/24"
+    return str(ipaddress.ip_network(f"{ip}/48", strict=False))
+
+
+def canonical_ip24(subject: str) -> str:
+    s = subject.strip()
+    try:
+        if "/" in s:
+            net = ipaddress.ip_network(s, strict=False)
+            return str(ipaddress.ip_network(f"{net.network_address}/{24 if net.version == 4 else 48}", strict=False))
+        if s.count(".") == 2:
+            s += ".0"
+        return ip24(s) or s
+    except ValueError:
+        return s
+
+
+def _epoch(v) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
+    return parse_ts(v).timestamp()
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of a Parquet or JSON-lines file (the format `scan` writes, or an analyst's hand-made file)."""
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        return [r for f in files for r in pq.read_table(f).to_pylist()]
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    rows = []
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(orjson.loads(line))
+            except orjson.JSONDecodeError as e:
+                raise ConfigError(f"not JSON: {e}", source=str(path), line=n) from None
+    return rows
+
+
+def parse_enforcement(rows: list[dict], source: str) -> dict[tuple[str, str], list[EnforcementRow]]:
+    out: dict[tuple[str, str], list[EnforcementRow]] = {}
+    for i, r in enumerate(rows, 1):
+        st, sid, action = r.get("subject_type"), r.get("subject_id"), r.get("action")
+        if st not in SUBJECT_TYPES or not sid or action not in ACTIONS:
+            log.warning("enforcement row skipped", extra={"source": source, "row": i,
+                                                          "why": "bad subject_type, subject_id or action"})
+            continue
+        try:
+            created = _epoch(r.get("created_at")) or 0.0
+            expires = _epoch(r.get("expires_at"))
+        except Exception:  # noqa: BLE001 - one bad row must not hide every other decision
+            log.warning("enforcement row skipped", extra={"source": source, "row": i, "why": "bad timestamp"})
+            continue
+        sid = canonical_ip24(str(sid)) if st == "ip24" else str(sid)
+        out.setdefault((st, sid), []).append(EnforcementRow(action, r.get("reason") or "", r.get("source"),
+                                                            created, expires, r.get("campaign_id")))
+    for rows_ in out.values():
+        rows_.sort(key=lambda x: x.created_at, reverse=True)
+    return out
+
+
+def _fingerprint(paths: list[Path]) -> tuple:
+    fp = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.glob("*")):
+                if not f.name.startswith("."):
+                    st = f.stat()
+                    fp.append((str(f), st.st_mtime_ns, st.st_size))
+        elif p.exists():
+            st = p.stat()
+            fp.append((str(p), st.st_mtime_ns, st.st_size))
+        else:
+            fp.append((str(p), None))
+    return tuple(fp)
+
+
+class EnforcementSource:
+    """Loads a Snapshot from a store and/or files and tells when any of them changed."""
+
+    def __init__(self, store_path: Path | None = None, enforcement_file: Path | None = None,
+                 clusters_file: Path | None = None):
+        self.store_path = Path(store_path) if store_path else None
+        self.enforcement_file = Path(enforcement_file) if enforcement_file else None
+        self.clusters_file = Path(clusters_file) if clusters_file else None
+        self._fp: tuple | None = None
+
+    def watched(self) -> list[Path]:
+        paths = []
+        if self.store_path:
+            t = self.store_path / "tables"
+            paths += [t / "enforcement", t / "account_clusters", t / "api_keys", self.store_path / "accounts"]
+        paths += [p for p in (self.enforcement_file, self.clusters_file) if p]
+        return paths
+
+    def changed(self) -> bool:
+        return _fingerprint(self.watched()) != self._fp
+
+    def load(self) -> Snapshot:
+        fp = _fingerprint(self.watched())
+        snap = Snapshot()
+        rows: list[dict] = []
+        cluster_rows: list[dict] = []
+        if self.store_path:
+            t = self.store_path / "tables"
+            if any((t / "enforcement").glob("*.parquet")):
+                rows += _read_rows(t / "enforcement")
+            if any((t / "account_clusters").glob("*.parquet")):
+                cluster_rows += _read_rows(t / "account_clusters")
+            if any((t / "api_keys").glob("*.parquet")):
+                for r in _read_rows(t / "api_keys"):
+                    if r.get("key_hash") and r.get("account_id"):
+                        snap.keys[r["key_hash"]] = (r.get("key_id") or r["key_hash"][:12], r["account_id"], r.get("org_id"))
+            snap.accounts = load_accounts(self.store_path)
+        if self.enforcement_file:
+            rows += _read_rows(self.enforcement_file)
+        if self.clusters_file:
+            cluster_rows += _read_rows(self.clusters_file)
+        snap.decisions = parse_enforcement(rows, "enforcement")
+        for r in cluster_rows:
+            if r.get("account_id") and r.get("cluster_id") is not None:
+                snap.clusters[str(r["account_id"])] = str(r["cluster_id"])
+        self._fp = fp
+        return snap
+
+
+def load_accounts(store_path: Path) -> dict[str, AccountInfo]:
+    from distillguard.store import Store
+
+    if not any((Path(store_path) / "accounts").glob("*.parquet")):
+        return {}
+    st = Store(store_path)
+    con = st.connect(threads=1)
+    try:
+        tab: pa.Table = st.accounts(con).select(
+            "account_id", "org_id", "created_at", "signup_pathway", "verification_level", "signup_country",
+            "status", "payment_fingerprint").to_arrow_table()
+    finally:
+        con.close()
+    out = {}
+    cols = tab.to_pydict()
+    for i, acct in enumerate(cols["account_id"]):
+        c = cols["created_at"][i]
+        out[acct] = AccountInfo(cols["org_id"][i], c.timestamp() if c is not None else None, cols["signup_pathway"][i],
+                                cols["verification_level"][i], cols["signup_country"][i], cols["status"][i],
+                                cols["payment_fingerprint"][i])
+    return out
+
+
+def file_mtime(path: Path | None) -> tuple | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
