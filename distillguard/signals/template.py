@@ -25,13 +25,9 @@ from distillguard.signals import hashing as H
 #: Masking rules (RE2 syntax, applied in order before lower-casing). Placeholder words survive
 #: tokenisation and hash like ordinary words, so a slot is one token.
 MASKS: tuple[tuple[str, str], ...] = (
-    (r"```[\s\S]*?```", " qqcode "),
-    (r"`[^`\n]{1,200}`", " qqcode "),
-    (r"https?://\S+", " qqurl "),
-    (r"[\w.+-]+@[\w-]+\.[\w.]+", " qqmail "),
-    (r"\"[^\"\n]{1,300}\"", " qqquote "),
-    (r"“[^”\n]{1,300}”", " qqquote "),
-    (r"«[^»\n]{1,300}»", " qqquote "),
+    (r"```[\s\S]*?```|`[^`\n]{1,200}`", " qqcode "),
+    (r"https?://\S+|[\w.+-]+@[\w-]+\.[\w.]+", " qqurl "),
+    (r"\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|«[^»\n]{1,300}»", " qqquote "),
     (r"([a-z,;:] )[A-Z][a-z]{2,}", "\\1qqname"),
     (r"[0-9][0-9.,:/]*", " qqnum "),
     (r"\n+", " qqnl "),
@@ -43,7 +39,17 @@ SKELETON_TAIL = 20
 MIN_TEMPLATE_TOKENS = 4
 #: A line this long (in tokens) in a multi-line prompt is taken to be the payload.
 MIN_PAYLOAD_TOKENS = 8
-PAYLOAD_DOMINANCE = 1.5
+#: How much one instruction word counts against a line being the payload.
+INSTRUCTION_WEIGHT = 4
+#: Words that mark a line as instructions to the model rather than the task content.
+INSTRUCTION_WORDS = """
+you your yourself please answer answers respond response reply output print write explain show think thinking
+thought thoughts reasoning reason step steps solve solution following below above final format tags tag json
+must should do not don't never always first then before after verbatim complete full detailed carefully
+brief briefly concise use using include provide give return list put end begin start wrap inside between
+rate score grade rank judge evaluate compare rewrite translate summarize summarise continue chain task
+problem question instructions instruction assistant model user system role act pretend imagine
+""".split()
 
 
 def _word_hash(word: str) -> np.uint64:
@@ -51,10 +57,11 @@ def _word_hash(word: str) -> np.uint64:
     return H.word_tokens(bv).hash[0]
 
 
-SLOT_WORDS = ("qqcode", "qqurl", "qqmail", "qqquote", "qqname", "qqnum", "qqtask", "qqpayload")
+SLOT_WORDS = ("qqcode", "qqurl", "qqquote", "qqname", "qqnum", "qqtask", "qqpayload")
 SLOTS = {w: _word_hash(w) for w in SLOT_WORDS}
 NEWLINE = _word_hash("qqnl")
 _SLOT_SET = np.array(sorted(SLOTS.values()), dtype=np.uint64)
+_INSTRUCTION_SET = np.unique(H.word_tokens(H.byte_view(pa.array([" ".join(INSTRUCTION_WORDS)]))).hash)
 
 
 def mask_texts(texts) -> pa.Array:
@@ -97,25 +104,36 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
         has_task[doc[task_mask]] = True
     else:
         has_task = np.zeros(n, dtype=bool)
-    # The longest line of a multi-line prompt is the payload when it clearly dominates (at least
-    # PAYLOAD_DOMINANCE times the words of all other lines, which keep enough words to be a
-    # template themselves) and no task item was found. A long wrapper around a short question
-    # is left whole: masking the wrapper would key the prompt by its question.
+    # In a multi-line prompt the payload is the line that reads least like an instruction: most
+    # words, fewest instruction words ("you", "answer", "step", "think", ...). It is masked when
+    # it has MIN_PAYLOAD_TOKENS words, the other lines keep enough words to be a template, and
+    # no task item was found (that mask is exact and wins).
     is_nl = h == NEWLINE
     is_word = ~np.isin(h, _SLOT_SET) & ~is_nl
+    is_instr = np.isin(h, _INSTRUCTION_SET)
     first = np.ones(len(h), dtype=bool)
     first[1:] = doc[1:] != doc[:-1]
     seg = np.cumsum(is_nl | first) - 1                       # global segment id
     seg_len = np.bincount(seg, weights=is_word).astype(np.int64)
+    seg_instr = np.bincount(seg, weights=is_instr, minlength=len(seg_len)).astype(np.int64)
     seg_doc = np.zeros(len(seg_len), dtype=np.int64)
     seg_doc[seg] = doc
     n_seg = np.bincount(seg_doc, weights=seg_len > 0, minlength=n)
     doc_words = np.bincount(seg_doc, weights=seg_len, minlength=n).astype(np.int64)
-    doc_max = np.zeros(n, dtype=np.int64)
-    np.maximum.at(doc_max, seg_doc, seg_len)
+    merit = seg_len - INSTRUCTION_WEIGHT * seg_instr
+    doc_best = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(doc_best, seg_doc, merit)
+    # ties: the first such line of the document
+    cand = merit == doc_best[seg_doc]
+    first_cand = np.zeros(len(seg_len), dtype=bool)
+    cidx = np.flatnonzero(cand)
+    if len(cidx):
+        fc = np.ones(len(cidx), dtype=bool)
+        fc[1:] = seg_doc[cidx[1:]] != seg_doc[cidx[:-1]]
+        first_cand[cidx[fc]] = True
     rest = doc_words[seg_doc] - seg_len
-    payload_seg = ((seg_len == doc_max[seg_doc]) & (n_seg[seg_doc] >= 2) & (seg_len >= MIN_PAYLOAD_TOKENS)
-                   & (seg_len >= PAYLOAD_DOMINANCE * rest) & (rest >= MIN_TEMPLATE_TOKENS) & ~has_task[seg_doc])
+    payload_seg = (first_cand & (n_seg[seg_doc] >= 2) & (seg_len >= MIN_PAYLOAD_TOKENS) & (merit > 0)
+                   & (rest >= MIN_TEMPLATE_TOKENS) & ~has_task[seg_doc])
     pay = payload_seg[seg] & ~is_nl
     h[pay] = SLOTS["qqpayload"]
     # Collapse runs of one slot (three numbers in a row are one slot) and drop line breaks at the edges.
