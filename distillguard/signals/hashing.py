@@ -104,7 +104,8 @@ for _c in b"\t\n\r\x0b\x0c":
 class ByteView:
     """The UTF-8 bytes of a string array plus per-document offsets and the prefix hash."""
 
-    data: np.ndarray      # uint8, all documents back to back
+    data: np.ndarray      # uint8, all documents back to back (after the byte table)
+    raw: np.ndarray       # uint8, the same bytes before the table (case, digits, line breaks intact)
     starts: np.ndarray    # int64, n_docs
     ends: np.ndarray      # int64, n_docs
     doc: np.ndarray       # int32 document of each byte
@@ -126,7 +127,7 @@ class ByteView:
             return (self.prefix[b] - self.prefix[a]) * self.qloc[np.minimum(a, len(self.data) - 1)]
 
 
-def byte_view(texts: pa.Array, fold: bool = True) -> ByteView:
+def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = None) -> ByteView:
     texts = as_string_array(texts)
     n = len(texts)
     bufs = texts.buffers()
@@ -137,7 +138,10 @@ def byte_view(texts: pa.Array, fold: bool = True) -> ByteView:
         data = np.frombuffer(bufs[2], dtype=np.uint8, count=total, offset=int(base))
     else:
         data = np.zeros(0, dtype=np.uint8)
-    if fold:
+    raw = data
+    if table is not None:
+        data = table[data]
+    elif fold:
         data = FOLD[data]
     starts = offsets[:-1] - base
     ends = offsets[1:] - base
@@ -149,7 +153,7 @@ def byte_view(texts: pa.Array, fold: bool = True) -> ByteView:
         terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
         prefix = np.zeros(total + 1, dtype=np.uint64)
         np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
-    return ByteView(data, starts, ends, doc, local, prefix, qi[local])
+    return ByteView(data, raw, starts, ends, doc, local, prefix, qi[local])
 
 
 def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:

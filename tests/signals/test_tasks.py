@@ -71,7 +71,7 @@ def test_extra_task_set(tmp_path):
     p.write_text(json.dumps({"id": "acme/eval/1", "text": "Describe the migration path of the arctic tern between "
                                                           "Greenland and the Weddell Sea across one full year."}) + "\n")
     idx = build_index([p])
-    mt = masked_tokens(pa.array(["Please answer: describe the migration path of the arctic tern between greenland "
-                                 "and the weddell sea across one full year. Be brief.", "unrelated text here"]))
+    mt = masked_tokens(pa.array(["Please answer: describe the migration path of the arctic tern between Greenland "
+                                 "and the Weddell Sea across one full year. Be brief.", "unrelated text here"]))
     m = match(mt, idx)
     assert m.key.to_pylist() == ["acme/eval/1", None]
