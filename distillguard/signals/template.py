@@ -108,10 +108,15 @@ def masked_tokens(texts) -> MaskedTokens:
     st, en = tok.start, tok.end
     h = tok.hash.copy()
     if len(st):
-        isdig = (raw >= 48) & (raw <= 57)
-        cd = np.zeros(len(raw) + 1, dtype=np.int64)
-        np.cumsum(isdig, out=cd[1:])
-        h[(cd[en] - cd[st]) == (en - st)] = SLOTS["qqnum"]
+        # One reduceat over interleaved (token start, token end) boundaries sums bytes inside each
+        # token (even slots) and inside each gap before the next token (odd slots).
+        bounds = np.empty(2 * len(st), dtype=np.int64)
+        bounds[0::2] = st
+        bounds[1::2] = en
+        pad = np.zeros(1, dtype=np.uint8)
+        isdig = np.concatenate([((raw >= 48) & (raw <= 57)).view(np.uint8), pad])
+        dig = np.add.reduceat(isdig, bounds, dtype=np.int32)[0::2]
+        h[dig == (en - st)] = SLOTS["qqnum"]
         # "... met Alice" / "..., Bob": a capitalised word after a lower-case letter or comma and a space.
         ok = (st >= 2) & (en - st >= 3)
         s2 = np.where(ok, st, 2)
@@ -121,14 +126,14 @@ def masked_tokens(texts) -> MaskedTokens:
                 & (rp[s2 + 1] >= 97) & (rp[s2 + 1] <= 122) & (rp[s2 + 2] >= 97) & (rp[s2 + 2] <= 122)
                 & (dp[s2 - 2] == tok.doc))
         h[name] = SLOTS["qqname"]
-        nlc = np.zeros(len(raw) + 1, dtype=np.int64)
-        np.cumsum(raw == 10, out=nlc[1:])
-        prev_end = np.empty_like(st)
-        prev_end[1:] = en[:-1]
+        isnl = np.concatenate([(raw == 10).view(np.uint8), pad])
+        gaps = np.add.reduceat(isnl, bounds, dtype=np.int32)[1::2]   # newlines after token i
         first = np.ones(len(st), dtype=bool)
         first[1:] = tok.doc[1:] != tok.doc[:-1]
-        prev_end[first] = bv.starts[tok.doc[first]]
-        nl_before = ((nlc[st] - nlc[prev_end]) > 0) & ~first
+        nl_before = np.zeros(len(st), dtype=bool)
+        nl_before[1:] = gaps[:-1] > 0
+        # a document's leading newlines are not structure; between documents the gap is empty
+        nl_before &= ~first
     else:
         nl_before = np.zeros(0, dtype=bool)
     return MaskedTokens(len(arr), H.Tokens(tok.doc, st, en, h), nl_before)
