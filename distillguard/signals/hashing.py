@@ -38,25 +38,23 @@ def _pows(n: int) -> tuple[np.ndarray, np.ndarray]:
     have = _pow_cache.get("p")
     if have is None or len(have) < n:
         size = max(n, 4096)
-        with np.errstate(over="ignore"):
-            p = np.full(size, _P, dtype=np.uint64)
-            p[0] = 1
-            pw = np.cumprod(p, dtype=np.uint64)
-            q = np.full(size, _P_INV, dtype=np.uint64)
-            q[0] = 1
-            qi = np.cumprod(q, dtype=np.uint64)
+        p = np.full(size, _P, dtype=np.uint64)
+        p[0] = 1
+        pw = np.cumprod(p, dtype=np.uint64)
+        q = np.full(size, _P_INV, dtype=np.uint64)
+        q[0] = 1
+        qi = np.cumprod(q, dtype=np.uint64)
         _pow_cache["p"], _pow_cache["q"] = pw, qi
     return _pow_cache["p"], _pow_cache["q"]
 
 
 def mix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser: spreads polynomial hashes over all bits."""
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> _S33)
-        h = h * _MIX1
-        h = h ^ (h >> _S33)
-        h = h * _MIX2
-        h = h ^ (h >> _S33)
+    h = h ^ (h >> _S33)
+    h = h * _MIX1
+    h = h ^ (h >> _S33)
+    h = h * _MIX2
+    h = h ^ (h >> _S33)
     return h
 
 
@@ -123,8 +121,7 @@ class ByteView:
 
     def substring_hash(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Hash of data[a:b] for arrays of positions within one document each."""
-        with np.errstate(over="ignore"):
-            return (self.prefix[b] - self.prefix[a]) * self.qloc[np.minimum(a, len(self.data) - 1)]
+        return (self.prefix[b] - self.prefix[a]) * self.qloc[np.minimum(a, len(self.data) - 1)]
 
 
 def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = None) -> ByteView:
@@ -149,10 +146,9 @@ def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = Non
     doc = np.repeat(np.arange(n, dtype=np.int32), lens)
     local = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
     pw, qi = _pows(int(lens.max()) + 1 if n else 1)
-    with np.errstate(over="ignore"):
-        terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
-        prefix = np.zeros(total + 1, dtype=np.uint64)
-        np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
+    terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
+    prefix = np.zeros(total + 1, dtype=np.uint64)
+    np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
     return ByteView(data, raw, starts, ends, doc, local, prefix, qi[local])
 
 
@@ -168,8 +164,7 @@ def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     if total < n:
         return np.zeros(0, np.uint64), counts
     m = total - n + 1
-    with np.errstate(over="ignore"):
-        h = (bv.prefix[n:] - bv.prefix[:m]) * bv.qloc[:m]
+    h = (bv.prefix[n:] - bv.prefix[:m]) * bv.qloc[:m]
     ok = bv.doc[:m] == bv.doc[n - 1:]
     return h[ok], counts
 
@@ -178,8 +173,7 @@ def char_ngrams(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(document, mixed hash) of every byte n-gram that lies inside one document."""
     h, counts = char_ngram_hashes(bv, n)
     doc = np.repeat(np.arange(bv.n_docs, dtype=np.int32), counts)
-    with np.errstate(over="ignore"):
-        return doc, mix64(h + np.uint64(n * 0x9E3779B97F4A7C15 % (1 << 64)))
+    return doc, mix64(h + np.uint64(n * 0x9E3779B97F4A7C15 % (1 << 64)))
 
 
 # Bytes that form words: ASCII letters/digits/underscore and every non-ASCII byte (so accented
@@ -230,8 +224,7 @@ def word_tokens(bv: ByteView) -> Tokens:
 
 
 def pair_hash(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return mix64(a * _MIX1 + b + np.uint64(salt))
+    return mix64(a * _MIX1 + b + np.uint64(salt))
 
 
 def word_ngrams(tok: Tokens, n: int, salt: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

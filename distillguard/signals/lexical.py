@@ -43,6 +43,8 @@ WORD_ORDERS = (1, 2)
 #: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
 LEX_HEAD = 800
 LEX_TAIL = 400
+#: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
+SMALL_BATCH = 8
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 
@@ -56,20 +58,16 @@ _FIB = np.uint64(0x9E3779B97F4A7C15)
 
 def _cols(h: np.ndarray, salt: int, n_bits: int) -> np.ndarray:
     # Multiplicative (Fibonacci) hashing: the top bits of h*odd are well spread, one multiply.
-    with np.errstate(over="ignore"):
-        return (((h + np.uint64(salt)) * _FIB) >> np.uint64(64 - n_bits)).astype(np.int32)
+    return (((h + np.uint64(salt)) * _FIB) >> np.uint64(64 - n_bits)).astype(np.int32)
 
 
-def featurize_parts(texts, n_bits: int = N_BITS) -> list[sp.csr_matrix]:
-    """Hashed n-gram features as one CSR matrix per n-gram kind (their sum is the feature matrix).
+def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Per n-gram kind: (feature columns grouped by document, n-grams per document); and the row scale.
 
-    Keeping the kinds apart avoids re-sorting n-grams by document: each kind is already grouped
-    by document, and ``X @ W`` distributes over the sum. Each row is scaled by 1/sqrt(total
-    n-grams), i.e. unit norm as if every n-gram were distinct.
+    Each row is scaled by 1/sqrt(total n-grams), i.e. unit norm as if every n-gram were distinct.
     """
     arr = H.normalise(H.clip(H.as_string_array(texts), LEX_HEAD, LEX_TAIL))
     n = len(arr)
-    shape = (n, 1 << n_bits)
     bv = H.byte_view(arr)
     parts: list[tuple[np.ndarray, np.ndarray]] = []  # (cols, counts per doc)
     for k in CHAR_ORDERS:
@@ -95,11 +93,22 @@ def featurize_parts(texts, n_bits: int = N_BITS) -> list[sp.csr_matrix]:
     for _, c in parts:
         total += c
     scale = (1.0 / np.sqrt(np.maximum(total, 1))).astype(np.float32)
+    return parts, scale
+
+
+def featurize_parts(texts, n_bits: int = N_BITS) -> list[sp.csr_matrix]:
+    """Hashed n-gram features as one CSR matrix per n-gram kind (their sum is the feature matrix).
+
+    Keeping the kinds apart avoids re-sorting n-grams by document: each kind is already grouped
+    by document, and ``X @ W`` distributes over the sum.
+    """
+    parts, scale = hashed_ngrams(texts, n_bits)
+    n = len(scale)
     out = []
     for cols, counts in parts:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        out.append(sp.csr_matrix((np.repeat(scale, counts), cols, indptr), shape=shape))
+        out.append(sp.csr_matrix((np.repeat(scale, counts), cols, indptr), shape=(n, 1 << n_bits)))
     return out
 
 
@@ -135,9 +144,26 @@ class LexicalModel:
         """Calibrated probabilities, shape (len(texts), len(tactics)), float32."""
         if len(texts) == 0:
             return np.zeros((0, len(self.tactics)), dtype=np.float32)
-        z = self.decision(featurize_parts(texts, self.n_bits))
+        if len(texts) <= SMALL_BATCH:
+            z = self._decision_small(texts)
+        else:
+            z = self.decision(featurize_parts(texts, self.n_bits))
         z = np.clip(z * self.platt_a + self.platt_b, -30.0, 30.0)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def _decision_small(self, texts) -> np.ndarray:
+        """Gather-and-sum decision values for a handful of texts: the gateway's per-request path,
+        where building sparse matrices would cost more than the arithmetic."""
+        parts, scale = hashed_ngrams(texts, self.n_bits)
+        n = len(scale)
+        cols = np.concatenate([c for c, _ in parts])
+        docs = np.concatenate([np.repeat(np.arange(n), cnt) for _, cnt in parts])
+        g = self.W[cols]
+        if n == 1:
+            z = g.sum(axis=0, dtype=np.float64)[None, :]
+        else:
+            z = np.stack([np.bincount(docs, weights=g[:, k], minlength=n) for k in range(g.shape[1])], axis=1)
+        return z * scale[:, None] + self.bias
 
     def column(self, tactic: str) -> int:
         return self.tactics.index(tactic)
