@@ -36,6 +36,10 @@ SKELETON_HEAD = 20
 SKELETON_TAIL = 20
 #: Fewer unmasked skeleton tokens than this and the prompt has no template worth keying.
 MIN_TEMPLATE_TOKENS = 4
+#: ... unless a payload or task item was masked: then this many wrapper words suffice.
+MIN_WRAPPER_WORDS = 2
+#: A comma this close to a prompt's start separates a greeting from the rest.
+GREETING_WORDS = 3
 #: A line this long (in tokens) in a multi-line prompt is taken to be the payload.
 MIN_PAYLOAD_TOKENS = 8
 #: How much one instruction word counts against a line being the payload.
@@ -83,7 +87,7 @@ def mask_spans(texts) -> pa.Array:
 _LOWER = H.FOLD.copy()
 _LOWER[ord("A"):ord("Z") + 1] = np.arange(ord("a"), ord("z") + 1, dtype=np.uint8)
 _SENT_PREV = np.zeros(256, dtype=bool)  # bytes after which a capitalised word is a name, not a sentence start
-for _c in b"abcdefghijklmnopqrstuvwxyz,;:":
+for _c in b"abcdefghijklmnopqrstuvwxyz":
     _SENT_PREV[_c] = True
 
 
@@ -117,7 +121,8 @@ def masked_tokens(texts) -> MaskedTokens:
         isdig = np.concatenate([((raw >= 48) & (raw <= 57)).view(np.uint8), pad])
         dig = np.add.reduceat(isdig, bounds, dtype=np.int32)[0::2]
         h[dig == (en - st)] = SLOTS["qqnum"]
-        # "... met Alice" / "..., Bob": a capitalised word after a lower-case letter or comma and a space.
+        # "... met Alice": a capitalised word right after a lower-case letter and a space (after a
+        # comma it is as often a sentence start in chat: "hey, Please ...").
         ok = (st >= 2) & (en - st >= 3)
         s2 = np.where(ok, st, 2)
         rp = np.concatenate([raw, np.zeros(4, dtype=np.uint8)])  # reads past the end see NULs
@@ -126,13 +131,19 @@ def masked_tokens(texts) -> MaskedTokens:
                 & (rp[s2 + 1] >= 97) & (rp[s2 + 1] <= 122) & (rp[s2 + 2] >= 97) & (rp[s2 + 2] <= 122)
                 & (dp[s2 - 2] == tok.doc))
         h[name] = SLOTS["qqname"]
-        isnl = np.concatenate([(raw == 10).view(np.uint8), pad])
-        gaps = np.add.reduceat(isnl, bounds, dtype=np.int32)[1::2]   # newlines after token i
+        # Part boundaries: a line break, a colon ("Solve in Python: ..."), or a comma among the
+        # first words ("hey, ...", "Bonjour, ...") in the gap before a token.
+        isnl = np.concatenate([((raw == 10) | (raw == 58)).view(np.uint8), pad])
+        gaps = np.add.reduceat(isnl, bounds, dtype=np.int32)[1::2]   # breaks after token i
+        iscomma = np.concatenate([(raw == 44).view(np.uint8), pad])
+        commas = np.add.reduceat(iscomma, bounds, dtype=np.int32)[1::2]
         first = np.ones(len(st), dtype=bool)
         first[1:] = tok.doc[1:] != tok.doc[:-1]
+        starts = np.searchsorted(tok.doc, np.arange(len(arr) + 1))
+        rank = np.arange(len(st)) - starts[tok.doc]
         nl_before = np.zeros(len(st), dtype=bool)
-        nl_before[1:] = gaps[:-1] > 0
-        # a document's leading newlines are not structure; between documents the gap is empty
+        nl_before[1:] = (gaps[:-1] > 0) | ((commas[:-1] > 0) & (rank[1:] <= GREETING_WORDS))
+        # a document's leading breaks are not structure; between documents the gap is empty
         nl_before &= ~first
     else:
         nl_before = np.zeros(0, dtype=bool)
@@ -186,15 +197,16 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
         first_cand[cidx[fc]] = True
     rest = doc_words[seg_doc] - seg_len
     payload_seg = (first_cand & (n_seg[seg_doc] >= 2) & (seg_len >= MIN_PAYLOAD_TOKENS) & (merit > 0)
-                   & (rest >= MIN_TEMPLATE_TOKENS) & ~has_task[seg_doc])
+                   & (rest >= 1) & ~has_task[seg_doc])
     pay = payload_seg[seg]
     h[pay] = SLOTS["qqpayload"]
+    doc_of_payload = doc[pay]
     slot = np.isin(h, _SLOT_SET)
-    # Line structure is part of the template: a token that starts a line hashes differently.
-    h = np.where(nl, H.pair_hash(h, np.full(len(h), NEWLINE, dtype=np.uint64), 0x1E), h)
-    # Collapse runs of one slot (three numbers in a row are one slot).
+    # Collapse runs of one slot (three numbers in a row, a masked payload, are one slot).
     dup = np.zeros(len(h), dtype=bool)
     dup[1:] = slot[1:] & (h[1:] == h[:-1]) & ~first[1:]
+    # Part structure is part of the template: a token that starts a part hashes differently.
+    h = np.where(nl, H.pair_hash(h, np.full(len(h), NEWLINE, dtype=np.uint64), 0x1E), h)
     keep = ~dup
     h, doc, slot = h[keep], doc[keep], slot[keep]
     starts = _doc_starts(doc, n)
@@ -215,8 +227,12 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
     idx = starts[:-1][nonempty]
     k1 = np.minimum.reduceat(m1, idx)
     k2 = np.minimum.reduceat(m2, idx)
+    # A prompt whose payload or task item was masked needs fewer wrapper words to be a template.
+    has_slot = has_task.copy()
+    has_slot[np.unique(doc_of_payload)] = True
+    need = np.where(has_slot, MIN_WRAPPER_WORDS, MIN_TEMPLATE_TOKENS)
     ok = np.zeros(n, dtype=bool)
-    ok[nonempty] = words[nonempty] >= MIN_TEMPLATE_TOKENS
+    ok[nonempty] = words[nonempty] >= need[nonempty]
     keys: list[str | None] = [None] * n
     docs_ne = np.flatnonzero(nonempty)
     for i, x, y in zip(docs_ne.tolist(), k1.tolist(), k2.tolist(), strict=True):
