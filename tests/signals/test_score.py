@@ -124,3 +124,13 @@ def test_run_signals_with_workers_matches_single_process(store):
     run_signals(store, batch_size=25, progress=False, workers=2)
     two = store.read_table("exchange_signals").sort_by("exchange_id")
     assert one.equals(two)
+
+
+def test_repeated_prompts_score_like_distinct_ones():
+    base = [COT.format(f"What is {i} + 1?") for i in range(20)] + [f"Tell me about river number {i}" for i in range(20)]
+    many = base * 5  # 200 rows, 40 distinct: the de-duplicated path
+    rep = score_batch(table_of([make_exchange(prompt=p) for p in many]))
+    one = score_batch(table_of([make_exchange(prompt=p) for p in base[:40]]))  # < 64 rows: direct path
+    for col in rep.schema.names[3:]:
+        assert rep.column(col).to_pylist()[:40] == one.column(col).to_pylist(), col
+        assert rep.column(col).to_pylist()[40:80] == one.column(col).to_pylist(), col
