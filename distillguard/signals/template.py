@@ -86,6 +86,13 @@ def mask_spans(texts) -> pa.Array:
 #: Byte map for template hashing: ASCII lower-cased, digits folded, whitespace to spaces.
 _LOWER = H.FOLD.copy()
 _LOWER[ord("A"):ord("Z") + 1] = np.arange(ord("a"), ord("z") + 1, dtype=np.uint8)
+#: Byte classes for one OR-reduce per token: not a digit, a part break (newline or colon), a comma.
+_NONDIGIT, _BREAK, _COMMA = np.uint8(1), np.uint8(2), np.uint8(4)
+_BYTE_FLAGS = np.full(256, _NONDIGIT, dtype=np.uint8)
+_BYTE_FLAGS[ord("0"):ord("9") + 1] = 0
+_BYTE_FLAGS[ord("\n")] |= _BREAK
+_BYTE_FLAGS[ord(":")] |= _BREAK
+_BYTE_FLAGS[ord(",")] |= _COMMA
 _SENT_PREV = np.zeros(256, dtype=bool)  # bytes after which a capitalised word is a name, not a sentence start
 for _c in b"abcdefghijklmnopqrstuvwxyz":
     _SENT_PREV[_c] = True
@@ -112,15 +119,15 @@ def masked_tokens(texts) -> MaskedTokens:
     st, en = tok.start, tok.end
     h = tok.hash.copy()
     if len(st):
-        # One reduceat over interleaved (token start, token end) boundaries sums bytes inside each
-        # token (even slots) and inside each gap before the next token (odd slots).
+        # One OR-reduce over interleaved (token start, token end) boundaries gives, per token, the
+        # byte classes inside it (even slots) and inside the gap before the next token (odd slots).
         bounds = np.empty(2 * len(st), dtype=np.int64)
         bounds[0::2] = st
         bounds[1::2] = en
-        pad = np.zeros(1, dtype=np.uint8)
-        isdig = np.concatenate([((raw >= 48) & (raw <= 57)).view(np.uint8), pad])
-        dig = np.add.reduceat(isdig, bounds, dtype=np.int32)[0::2]
-        h[dig == (en - st)] = SLOTS["qqnum"]
+        flags = np.concatenate([_BYTE_FLAGS[raw], np.zeros(1, dtype=np.uint8)])
+        red = np.bitwise_or.reduceat(flags, bounds)
+        inside, gap = red[0::2], red[1::2]
+        h[(inside & _NONDIGIT) == 0] = SLOTS["qqnum"]
         # "... met Alice": a capitalised word right after a lower-case letter and a space (after a
         # comma it is as often a sentence start in chat: "hey, Please ...").
         ok = (st >= 2) & (en - st >= 3)
@@ -133,16 +140,14 @@ def masked_tokens(texts) -> MaskedTokens:
         h[name] = SLOTS["qqname"]
         # Part boundaries: a line break, a colon ("Solve in Python: ..."), or a comma among the
         # first words ("hey, ...", "Bonjour, ...") in the gap before a token.
-        isnl = np.concatenate([((raw == 10) | (raw == 58)).view(np.uint8), pad])
-        gaps = np.add.reduceat(isnl, bounds, dtype=np.int32)[1::2]   # breaks after token i
-        iscomma = np.concatenate([(raw == 44).view(np.uint8), pad])
-        commas = np.add.reduceat(iscomma, bounds, dtype=np.int32)[1::2]
+        gaps = (gap & _BREAK) > 0
+        commas = (gap & _COMMA) > 0
         first = np.ones(len(st), dtype=bool)
         first[1:] = tok.doc[1:] != tok.doc[:-1]
         starts = np.searchsorted(tok.doc, np.arange(len(arr) + 1))
         rank = np.arange(len(st)) - starts[tok.doc]
         nl_before = np.zeros(len(st), dtype=bool)
-        nl_before[1:] = (gaps[:-1] > 0) | ((commas[:-1] > 0) & (rank[1:] <= GREETING_WORDS))
+        nl_before[1:] = gaps[:-1] | (commas[:-1] & (rank[1:] <= GREETING_WORDS))
         # a document's leading breaks are not structure; between documents the gap is empty
         nl_before &= ~first
     else:
