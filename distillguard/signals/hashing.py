@@ -109,7 +109,6 @@ class ByteView:
     doc: np.ndarray       # int32 document of each byte
     local: np.ndarray     # int64 offset of each byte inside its document
     prefix: np.ndarray    # uint64, len(data) + 1: H[i] = sum_{j<i} (data[j]+1) * P^(local j)
-    qloc: np.ndarray      # uint64 P^-(local i): turns a prefix difference into a position-free hash
 
     @property
     def n_docs(self) -> int:
@@ -121,7 +120,9 @@ class ByteView:
 
     def substring_hash(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Hash of data[a:b] for arrays of positions within one document each."""
-        return (self.prefix[b] - self.prefix[a]) * self.qloc[np.minimum(a, len(self.data) - 1)]
+        _, qi = _pows(1)
+        # P^-(local a) turns a prefix difference into a position-free hash.
+        return (self.prefix[b] - self.prefix[a]) * qi[self.local[np.minimum(a, len(self.data) - 1)]]
 
 
 def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = None) -> ByteView:
@@ -145,11 +146,11 @@ def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = Non
     lens = ends - starts
     doc = np.repeat(np.arange(n, dtype=np.int32), lens)
     local = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
-    pw, qi = _pows(int(lens.max()) + 1 if n else 1)
+    pw, _ = _pows(int(lens.max()) + 1 if n else 1)
     terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
     prefix = np.zeros(total + 1, dtype=np.uint64)
     np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
-    return ByteView(data, raw, starts, ends, doc, local, prefix, qi[local])
+    return ByteView(data, raw, starts, ends, doc, local, prefix)
 
 
 def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +165,13 @@ def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     if total < n:
         return np.zeros(0, np.uint64), counts
     m = total - n + 1
-    h = (bv.prefix[n:] - bv.prefix[:m]) * bv.qloc[:m]
+    # Horner's rule on shifted views: the same value as the prefix-sum form, sum (b+1) * P^k,
+    # without gathering powers for every byte.
+    d = bv.data.astype(np.uint64) + np.uint64(1)
+    h = d[n - 1:n - 1 + m].copy()
+    for k in range(n - 2, -1, -1):
+        h *= _P
+        h += d[k:k + m]
     ok = bv.doc[:m] == bv.doc[n - 1:]
     return h[ok], counts
 
