@@ -1,0 +1,319 @@
+"""Fast lexical models: hashed character + word n-grams, one calibrated logistic regression per tactic.
+
+Why this shape: the bulk of traffic must be scored at tens of thousands of prompts per second on
+two cores, and the evidence for most tactics is phrasing ("write out your hidden reasoning",
+"score this response from 1 to 10", "rewrite so it passes the content filter"). Character
+3-5-grams survive typos, inflection and languages without spaces; word uni/bi-grams carry
+phrase structure. All tactics share one feature matrix, so scoring a batch is one hashing pass
+and one sparse x dense product ``X @ W`` with ``W`` of shape (features, tactics).
+
+Calibration: each tactic's raw decision value is mapped through a Platt sigmoid fitted on
+out-of-fold decision values, so a 0.9 means roughly "nine in ten prompts scoring like this were
+the tactic" on the training mix, and scores from different tactics are comparable.
+
+The fitted model is cached (``$DISTILLGUARD_CACHE`` or ``~/.cache/distillguard``) under a name
+that includes a hash of the training data and of this module's version, so editing a phrase
+file or the featuriser retrains instead of silently loading a stale model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from distillguard.signals import hashing as H
+
+#: Bump when the featuriser or the training procedure changes (part of the cache key).
+MODEL_VERSION = "3"
+N_BITS = 18
+N_FEATURES = 1 << N_BITS
+CHAR_ORDERS = (4,)
+WORD_ORDERS = (1, 2)
+#: The lexical models read a prompt's first LEX_HEAD and last LEX_TAIL characters: instructions sit
+#: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
+LEX_HEAD = 800
+LEX_TAIL = 400
+#: Fitted models kept in the cache directory (newest first).
+KEEP_CACHED_MODELS = 4
+#: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
+SMALL_BATCH = 8
+#: Words at each edge of a prompt that also get position-specific features.
+EDGE_WORDS = 12
+
+#: The tactics the lexical model scores, in column order of ``W``.
+TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite", "coding", "agentic",
+           "computer_use", "vision", "data_analysis")
+
+
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _cols(h: np.ndarray, salt: int, n_bits: int) -> np.ndarray:
+    # Multiplicative (Fibonacci) hashing: the top bits of h*odd are well spread, one multiply.
+    return (((h + np.uint64(salt)) * _FIB) >> np.uint64(64 - n_bits)).astype(np.int32)
+
+
+def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Per n-gram kind: (feature columns grouped by document, n-grams per document); and the row scale.
+
+    Each row is scaled by 1/sqrt(total n-grams), i.e. unit norm as if every n-gram were distinct.
+    """
+    arr = H.normalise(H.clip(H.as_string_array(texts), LEX_HEAD, LEX_TAIL))
+    n = len(arr)
+    bv = H.byte_view(arr)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (cols, counts per doc)
+    for k in CHAR_ORDERS:
+        h, counts = H.char_ngram_hashes(bv, k)
+        parts.append((_cols(h, k, n_bits), counts))
+    tok = H.word_tokens(bv)
+    for k in WORD_ORDERS:
+        d, _, h = H.word_ngrams(tok, k, salt=1000 + k)
+        parts.append((_cols(h, 1000 + k, n_bits), np.bincount(d, minlength=n)))
+    # Edge views: the same word n-grams again, hashed apart, for the first and last EDGE_WORDS
+    # words. Instructions sit at a prompt's edges and payloads in between, so "score" in the
+    # last words ("... Score (1-10):") weighs differently from "score" inside a math problem.
+    if len(tok):
+        starts = np.searchsorted(tok.doc, np.arange(n + 1))
+        rank = np.arange(len(tok)) - starts[tok.doc]
+        count = (starts[1:] - starts[:-1])[tok.doc]
+        for salt, sel in ((2000, rank < EDGE_WORDS), (3000, rank >= count - EDGE_WORDS)):
+            sub = H.Tokens(tok.doc[sel], tok.start[sel], tok.end[sel], tok.hash[sel])
+            for k in WORD_ORDERS:
+                d, _, h = H.word_ngrams(sub, k, salt=salt + k)
+                parts.append((_cols(h, salt + k, n_bits), np.bincount(d, minlength=n)))
+    total = np.zeros(n, dtype=np.int64)
+    for _, c in parts:
+        total += c
+    scale = (1.0 / np.sqrt(np.maximum(total, 1))).astype(np.float32)
+    return parts, scale
+
+
+def featurize_parts(texts, n_bits: int = N_BITS) -> list[sp.csr_matrix]:
+    """Hashed n-gram features as one CSR matrix per n-gram kind (their sum is the feature matrix).
+
+    Keeping the kinds apart avoids re-sorting n-grams by document: each kind is already grouped
+    by document, and ``X @ W`` distributes over the sum.
+    """
+    parts, scale = hashed_ngrams(texts, n_bits)
+    n = len(scale)
+    out = []
+    for cols, counts in parts:
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        out.append(sp.csr_matrix((np.repeat(scale, counts), cols, indptr), shape=(n, 1 << n_bits)))
+    return out
+
+
+def featurize(texts, n_bits: int = N_BITS) -> sp.csr_matrix:
+    """The feature matrix (sum of the parts); used for training, where one matrix is convenient."""
+    parts = featurize_parts(texts, n_bits)
+    X = parts[0]
+    for p in parts[1:]:
+        X = X + p
+    return X.tocsr()
+
+
+@dataclass
+class LexicalModel:
+    """Weights for every tactic plus Platt parameters; ``predict`` is the whole inference path."""
+
+    tactics: tuple[str, ...]
+    W: np.ndarray        # (features, tactics) float32
+    bias: np.ndarray     # (tactics,)
+    platt_a: np.ndarray  # (tactics,)
+    platt_b: np.ndarray
+    data_hash: str
+    n_bits: int = N_BITS
+
+    def decision(self, X: sp.csr_matrix | list[sp.csr_matrix]) -> np.ndarray:
+        parts = X if isinstance(X, list) else [X]
+        z = parts[0] @ self.W
+        for p in parts[1:]:
+            z += p @ self.W
+        return np.asarray(z) + self.bias
+
+    def predict(self, texts) -> np.ndarray:
+        """Calibrated probabilities, shape (len(texts), len(tactics)), float32."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.tactics)), dtype=np.float32)
+        if len(texts) <= SMALL_BATCH:
+            z = self._decision_small(texts)
+        else:
+            z = self.decision(featurize_parts(texts, self.n_bits))
+        z = np.clip(z * self.platt_a + self.platt_b, -30.0, 30.0)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def _decision_small(self, texts) -> np.ndarray:
+        """Gather-and-sum decision values for a handful of texts: the gateway's per-request path,
+        where building sparse matrices would cost more than the arithmetic."""
+        parts, scale = hashed_ngrams(texts, self.n_bits)
+        n = len(scale)
+        cols = np.concatenate([c for c, _ in parts])
+        docs = np.concatenate([np.repeat(np.arange(n), cnt) for _, cnt in parts])
+        g = self.W[cols]
+        if n == 1:
+            z = g.sum(axis=0, dtype=np.float64)[None, :]
+        else:
+            z = np.stack([np.bincount(docs, weights=g[:, k], minlength=n) for k in range(g.shape[1])], axis=1)
+        return z * scale[:, None] + self.bias
+
+    def column(self, tactic: str) -> int:
+        return self.tactics.index(tactic)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
+        np.savez(tmp, tactics=np.array(self.tactics), W=self.W, bias=self.bias, platt_a=self.platt_a,
+                 platt_b=self.platt_b, data_hash=np.array(self.data_hash), n_bits=np.array(self.n_bits))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LexicalModel:
+        z = np.load(path, allow_pickle=False)
+        return cls(tuple(str(t) for t in z["tactics"]), z["W"], z["bias"], z["platt_a"], z["platt_b"],
+                   str(z["data_hash"]), int(z["n_bits"]))
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("DISTILLGUARD_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "distillguard"
+
+
+def training_hash() -> str:
+    """Hash of everything that determines the fitted weights (data files + version)."""
+    from distillguard.signals import corpus
+
+    h = hashlib.sha256(f"lexical-v{MODEL_VERSION}-bits{N_BITS}-{TACTICS}".encode())
+    # The featuriser's and trainer's own source count as training inputs: a change to hashing
+    # must never load weights fitted on the old feature space.
+    for p in [*corpus.training_files(), Path(__file__), Path(H.__file__)]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "") -> LexicalModel:
+    """One logistic regression per tactic; label -1 means "no opinion" (row left out for that tactic)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    X = featurize(texts)
+    k = len(tactics)
+    W = np.zeros((X.shape[1], k), dtype=np.float32)
+    bias = np.zeros(k, dtype=np.float32)
+    pa_, pb_ = np.ones(k, dtype=np.float32), np.zeros(k, dtype=np.float32)
+    for j in range(k):
+        y = labels[:, j]
+        keep = np.flatnonzero(y >= 0)
+        Xj, yj = X[keep], y[keep]
+        if yj.min() == yj.max():
+            raise ValueError(f"tactic {tactics[j]!r} has only one class in the training data")
+        # liblinear's primal logistic regression: on this data it ranks held-out phrasings
+        # clearly better than SGD at a few seconds per tactic. Positives are far fewer than
+        # negatives; class weights keep recall on rare phrasings.
+        def make():
+            return LogisticRegression(C=4.0, class_weight="balanced", solver="liblinear", tol=1e-2, max_iter=200,
+                                      random_state=seed)
+        # Two half-models, each scoring the half it did not see: their out-of-fold decision values
+        # calibrate the Platt sigmoid, and the average of the two (a linear model again) is the
+        # final scorer, as CalibratedClassifierCV(ensemble=True) would do but at half the cost.
+        oof = np.zeros(len(yj))
+        for tr, te in StratifiedKFold(2, shuffle=True, random_state=seed).split(Xj, yj):
+            m = make().fit(Xj[tr], yj[tr])
+            oof[te] = m.decision_function(Xj[te])
+            W[:, j] += 0.5 * m.coef_[0]
+            bias[j] += 0.5 * m.intercept_[0]
+        # Platt scaling on the out-of-fold values, without class weights, so probabilities match
+        # frequencies on the training mix.
+        cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), yj)
+        pa_[j] = cal.coef_[0, 0]
+        pb_[j] = cal.intercept_[0]
+    return LexicalModel(tuple(tactics), W, bias, pa_, pb_, data_hash)
+
+
+_lock = threading.Lock()
+_model: LexicalModel | None = None
+
+
+def get_model(retrain: bool = False) -> LexicalModel:
+    """The fitted model: from memory, else from the cache (if its data hash matches), else trained now."""
+    global _model
+    with _lock:
+        if _model is not None and not retrain:
+            return _model
+        dh = training_hash()
+        path = cache_dir() / f"signals-lexical-{dh}.npz"
+        if not retrain and (m := _load_cached(path, dh)) is not None:
+            _model = m
+            return m
+        with _file_lock(path.parent / "signals-lexical.lock"):
+            # Another process may have trained while this one waited for the lock.
+            if not retrain and (m := _load_cached(path, dh)) is not None:
+                _model = m
+                return m
+            from distillguard.signals import corpus
+
+            t0 = time.perf_counter()
+            texts, labels = corpus.training_set()
+            m = fit(texts, labels, data_hash=dh)
+            m.fit_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+            try:
+                m.save(path)
+                # Keep a few recent models (several checkouts may share the cache), drop the rest.
+                olds = sorted(path.parent.glob("signals-lexical-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+                for old in olds[KEEP_CACHED_MODELS:]:
+                    old.unlink(missing_ok=True)
+            except OSError:
+                pass  # read-only home: keep the model in memory only
+        _model = m
+        return m
+
+
+def _load_cached(path: Path, dh: str) -> LexicalModel | None:
+    if not path.exists():
+        return None
+    try:
+        m = LexicalModel.load(path)
+    except Exception:  # noqa: BLE001 - a corrupt cache file is retrained, never trusted
+        return None
+    if m.data_hash == dh and m.tactics == TACTICS and m.n_bits == N_BITS:
+        return m
+    return None
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """Serialise training across processes (pytest-xdist workers, parallel scans) on one machine."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+def predict_texts(texts) -> np.ndarray:
+    return get_model().predict(texts)
+
+
+def empty_scores(n: int) -> np.ndarray:
+    return np.zeros((n, len(TACTICS)), dtype=np.float32)
+
+
+__all__ = ["TACTICS", "LexicalModel", "featurize", "featurize_parts", "fit", "get_model", "predict_texts", "cache_dir"]
