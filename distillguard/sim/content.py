@@ -197,7 +197,8 @@ def build_pools(spec: ProfileSpec, prompt_files: dict[str, Path], rng: np.random
         tpls = spec.templates[ln[pick_lang[i]]]
         s = _fill(rng, tpls[int(rng.integers(len(tpls)))], spec.slots, spec.name)
         if rng.random() < spec.typo_rate:
-            s = add_typos(rng, s, 1.0)
+            # Typos go around the slot, never into it: a mangled "{taskk}" would ship as literal text.
+            s = "{task}".join(add_typos(rng, part, 1.0) for part in s.split("{task}"))
         # casing / whitespace habits vary by person
         r = rng.random()
         if r < 0.08:

@@ -180,3 +180,29 @@ def test_files_mix_groups_in_time_order(tiny_world):
     # accounts are not stored group by group: attack accounts are spread through the file
     pos = [i for i, r in enumerate(roles) if r != "benign"]
     assert pos[0] < len(roles) // 4 and pos[-1] > 3 * len(roles) // 4
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) <= 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def test_no_template_placeholder_leaks_into_prompts(tiny_world):
+    """Typos are applied around slots, so no prompt carries a literal or typo-mangled `{slot}` marker."""
+    import re
+
+    import yaml
+
+    profiles = yaml.safe_load((Path(__file__).parents[2] / "distillguard/sim/data/benign/profiles.yaml").read_text())
+    slots = {"task"} | {name for prof in profiles["profiles"] for name in (prof.get("slots") or {})}
+    con = _con(tiny_world)
+    texts = con.sql("SELECT coalesce(prompt, '') || ' ' || coalesce(system_prompt, '') FROM exchanges").fetchall()
+    markers = {m for (t,) in texts for m in re.findall(r"(?<!\$)\{([A-Za-z_]{2,16})\}", t)}
+    leaked = sorted(m for m in markers if any(_within_one_edit(m, s_) for s_ in slots))
+    assert leaked == []
