@@ -116,6 +116,9 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
            r.peak_rpm / nullif(a.rpm_limit, 0) AS rpm_util,
            d.peak_rpd / nullif(a.rpd_limit, 0) AS rpd_util,
            (r.n_exchanges / r.active_days) / nullif(a.rpd_limit, 0) AS mean_rpd_util,
+           -- sustained rate over the account's active span (at least 6 h), as a share of the daily limit:
+           -- sees a pool account running just under its limit from its first hours, before a full day exists
+           r.n_exchanges * 24.0 / greatest(span.h, 6.0) / nullif(a.rpd_limit, 0) AS rate_util,
            -- burstiness over hourly counts in the active span (Goh & Barabasi: -1 regular, 0 Poisson, 1 bursty)
            (sqrt(greatest(r.sumsq / span.h - pow(r.n_exchanges / span.h, 2), 0)) - r.n_exchanges / span.h)
              / nullif(sqrt(greatest(r.sumsq / span.h - pow(r.n_exchanges / span.h, 2), 0)) + r.n_exchanges / span.h, 0) AS burstiness,

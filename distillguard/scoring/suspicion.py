@@ -40,7 +40,8 @@ def components(features: pa.Table) -> dict[str, np.ndarray]:
     share_cols = [c for c in features.column_names if c.startswith("share_")]
     intent_cols = [c for c in share_cols if not ("sig_" + c[6:]).startswith(CAPABILITY_PREFIX)]
     intent = np.max(np.stack([_col(features, c) for c in intent_cols]), axis=0) if intent_cols else np.zeros(features.num_rows)
-    util = np.clip(np.maximum(_col(features, "mean_rpd_util"), 0.8 * _col(features, "rpd_util")), 0, 1)
+    util = np.clip(np.maximum.reduce([_col(features, "mean_rpd_util"), 0.8 * _col(features, "rpd_util"),
+                                      _col(features, "rate_util")]), 0, 1)
     age = _col(features, "account_age_days", 365.0)
     pivot = _col(features, "pivot_delay_hours", 1e9)
     return {

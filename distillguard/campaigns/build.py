@@ -1,0 +1,112 @@
+"""Campaign records from flagged clusters: who, how much, when, what for, on which models, from where."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from distillguard.scan.config import CampaignConfig
+from distillguard.scoring.risk import ClusterScore, signal_words
+
+CAMPAIGN_SCHEMA = pa.schema([
+    ("campaign_id", pa.string()), ("title", pa.string()), ("n_accounts", pa.int64()), ("n_exchanges", pa.int64()),
+    ("first_seen", pa.timestamp("ms", tz="UTC")), ("last_seen", pa.timestamp("ms", tz="UTC")),
+    ("capability_mix", pa.string()), ("models", pa.list_(pa.string())), ("pivot_model", pa.string()),
+    ("pivot_delay_hours", pa.float64()), ("infrastructure", pa.string()), ("confidence", pa.float64()),
+    ("recommended_action", pa.string()), ("status", pa.string()), ("evidence", pa.list_(pa.string())),
+    ("org_key", pa.string()), ("cluster_ids", pa.list_(pa.string())), ("first_flagged_at", pa.timestamp("ms", tz="UTC")),
+])
+
+_TITLE = {"cot": "reasoning extraction", "grading": "reward-model grading", "rewrite": "'censorship-safe' rewrites",
+          "extraction": "reasoning extraction", "cap_coding": "coding", "cap_agentic": "agentic tool use",
+          "cap_vision": "vision", "cap_computer_use": "computer use", "cap_data_analysis": "data analysis"}
+
+
+def _num(v) -> float:
+    return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def recommended_action(confidence: float, mix: dict[str, float], low_verif_share: float, cfg: CampaignConfig) -> str:
+    """Block what we are sure of; otherwise pick the least disruptive action that stops the harvest."""
+    if confidence >= cfg.block_confidence:
+        return "block"
+    if mix.get("cot", 0) + mix.get("extraction", 0) >= 0.3:
+        return "protect_reasoning"
+    if low_verif_share >= 0.5:
+        return "require_verification"
+    return "throttle"
+
+
+def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,
+                    features: pa.Table, org_keys: dict[str, str], released: list[tuple], cfg: CampaignConfig,
+                    flag_threshold: float) -> tuple[list[dict], dict[str, str]]:
+    """Campaign records (one per cluster with flagged accounts) and account → campaign_id."""
+    flagged = {r["account_id"]: r for r in account_risk.to_pylist() if r["flagged"]}
+    feat = {r["account_id"]: r for r in features.to_pylist()}
+    campaigns, member_of = [], {}
+    ordered = sorted(clusters, key=lambda c: -c.risk)
+    for cs in ordered:
+        accts = [a for a in cs.members if a in flagged]
+        if len(accts) < 2 or cs.risk < flag_threshold:
+            continue
+        cid = "camp-" + cs.cluster_id.split("-", 1)[1]
+        rows = [feat[a] for a in accts if a in feat]
+        n_ex = int(sum(_num(r["n_exchanges"]) for r in rows))
+        mix = {}
+        for key in (rows[0].keys() if rows else []):
+            if key.startswith("share_"):
+                mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
+        con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
+        con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
+        models = [m for m, _ in con.execute(
+            "SELECT model, sum(n) FROM beh_am JOIN _ca USING (account_id) GROUP BY 1 ORDER BY 2 DESC").fetchall()]
+        first, last = con.execute(
+            "SELECT min(hour), max(hour) + INTERVAL 1 HOUR FROM beh_ah JOIN _ca USING (account_id)").fetchall()[0]
+        pivot_model, pivot_delay = None, None
+        for model, _rel in released:
+            delays = sorted(_num(r["pivot_delay_hours"]) for r in rows if r.get("pivot_delay_hours") is not None
+                            and _num(r.get("new_model_share")) >= 0.2)
+            if model in models and len(delays) >= 0.5 * len(rows):
+                pivot_model, pivot_delay = model, float(delays[len(delays) // 2])
+                break
+        infra = infrastructure(con, cs, rows)
+        low_ver = sum(1 for r in rows if _num(r.get("verification_level")) <= 0) / max(len(rows), 1)
+        conf = round(float(sum(flagged[a]["risk"] for a in accts) / len(accts)), 4)
+        top = sorted(((v, k) for k, v in mix.items() if v >= 0.1), reverse=True)[:3]
+        title = (" + ".join(_TITLE.get(k, k) for _, k in top) or "harvesting") + f" — {len(accts)} accounts"
+        evidence = list(cs.reasons)
+        if pivot_model:
+            evidence.append(f"pivoted to {pivot_model} a median {pivot_delay:.0f} h after its release")
+        campaigns.append(dict(
+            campaign_id=cid, title=title[0].upper() + title[1:], n_accounts=len(accts), n_exchanges=n_ex,
+            first_seen=first, last_seen=last, capability_mix=orjson.dumps(mix).decode(), models=models,
+            pivot_model=pivot_model, pivot_delay_hours=pivot_delay, infrastructure=orjson.dumps(infra).decode(),
+            confidence=conf, recommended_action=recommended_action(conf, mix, low_ver, cfg), status="detected",
+            evidence=evidence, org_key=org_keys.get(cs.cluster_id), cluster_ids=[cs.cluster_id], first_flagged_at=None))
+        for a in accts:
+            member_of[a] = cid
+    return campaigns, member_of
+
+
+def infrastructure(con: duckdb.DuckDBPyConnection, cs: ClusterScore, rows: list[dict]) -> dict:
+    """What the campaign's accounts share, by kind: entity count and the most-shared values."""
+    out: dict = {"shared": {}}
+    for kind, ents in cs.kind_entities.items():
+        out["shared"][kind] = {"n": len(ents), "top": ents[:5]}
+    out["signup_pathways"] = dict(Counter(r.get("signup_pathway") or "unknown" for r in rows).most_common())
+    out["verification_levels"] = dict(Counter(str(r.get("verification_level")) for r in rows).most_common())
+    created = [r["created_at"] for r in rows if r.get("created_at") is not None]
+    if created:
+        out["created"] = {"first": min(created).isoformat(), "last": max(created).isoformat()}
+    out["group_share"] = cs.group_share
+    return out
+
+
+def campaign_summary_words(c: dict) -> str:
+    mix = orjson.loads(c["capability_mix"])
+    top = sorted(((v, k) for k, v in mix.items()), reverse=True)[:2]
+    return "; ".join(f"{v:.0%} {signal_words(k)}" for v, k in top if v > 0)
