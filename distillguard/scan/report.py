@@ -62,9 +62,9 @@ def _infra_graph(con: duckdb.DuckDBPyConnection, accounts: list[str], max_acc: i
     ekey = {(k, e): i for i, (k, e, _) in enumerate(ents)}
     ah = 22
     height = max(len(acc), len(ents)) * ah + 20
-    a_nodes = [{"x": 110, "y": 20 + i * ah * max(1, len(ents)) / max(1, len(acc)) if len(ents) > len(acc) else 20 + i * ah,
+    a_nodes = [{"x": 120, "y": 20 + i * ah * max(1, len(ents)) / max(1, len(acc)) if len(ents) > len(acc) else 20 + i * ah,
                 "label": a} for i, a in enumerate(acc)]
-    e_nodes = [{"x": 430, "y": 20 + i * ah * max(1, len(acc)) / max(1, len(ents)) if len(acc) > len(ents) else 20 + i * ah,
+    e_nodes = [{"x": 290, "y": 20 + i * ah * max(1, len(acc)) / max(1, len(ents)) if len(acc) > len(ents) else 20 + i * ah,
                 "label": f"{KIND_WORDS.get(k, (k,))[0]}: {str(e)[:40]}", "n": int(n)} for i, (k, e, n) in enumerate(ents)]
     aidx = {a: i for i, a in enumerate(acc)}
     edges = [{"x1": a_nodes[aidx[a]]["x"], "y1": a_nodes[aidx[a]]["y"], "x2": e_nodes[ekey[(k, e)]]["x"],
