@@ -74,7 +74,7 @@ class TinyWorld:
 
 
 def build_tiny_world(store: Store, seed: int = 1, days: int = 4, hydra_accounts: int = 24,
-                     slow_accounts: int = 20, plant: dict[str, str] | None = None) -> TinyWorld:
+                     slow_accounts: int = 20, plant: dict[str, str] | None = None, benign_scale: int = 1) -> TinyWorld:
     rng = np.random.default_rng(seed)
     release = BASE_TS + timedelta(days=days * 0.6)
     accts: list[_Acct] = []
@@ -104,14 +104,14 @@ def build_tiny_world(store: Store, seed: int = 1, days: int = 4, hydra_accounts:
         u = COMMON_UA[int(rng.integers(len(COMMON_UA)))]
         return dict(ua=u, ja4=str(rng.choice(COMMON_JA4)), hfp=str(rng.choice(COMMON_HFP)))
 
-    for _ in range(120):  # ordinary chat users
+    for _ in range(120 * benign_scale):  # ordinary chat users
         acct("chat", None, float(rng.uniform(3, 30)), {"chat": 0.85, "coding_agent": 0.15}, **benign_client())
     nat_ip = "192.0.2.10"
-    for _ in range(30):  # university behind one NAT
+    for _ in range(30 * benign_scale):  # university behind one NAT
         acct("nat_shared_ip", None, float(rng.uniform(3, 20)), {"chat": 0.7, "tutor": 0.1, "coding_agent": 0.2},
              ips=[nat_ip], asn=2001, row=dict(email_domain="uni.example.edu", signup_pathway="education"),
              **benign_client())
-    for _ in range(40):  # popular open-source tool, one system prompt, independent users
+    for _ in range(40 * benign_scale):  # popular open-source tool, one system prompt, independent users
         acct("popular_tool", None, float(rng.uniform(5, 40)), {"coding_agent": 1.0}, multi_turn=0.9,
              system_prompt="You are CodePilot, an open-source coding assistant. Follow the repository conventions.",
              ua=("codepilot/2.1 OpenAI/Python 1.52.2", "openai", "1.52.2"), ja4=COMMON_JA4[1], hfp=COMMON_HFP[2])
