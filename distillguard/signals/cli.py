@@ -1,0 +1,159 @@
+"""`distillguard classify` and `distillguard signals`: per-exchange signals from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+import typer
+
+from distillguard.errors import DistillguardError
+
+signals_app = typer.Typer(name="signals", help="Per-exchange signals: score a store, list detectors, evaluate.",
+                          no_args_is_help=False, invoke_without_command=True)
+
+#: Prompts scored per call in `classify` (bounded memory on any input size).
+CLASSIFY_CHUNK = 8192
+
+
+def _read_prompts(path: Path):
+    """(line number, text, system) per JSONL line; a bad line stops with its location, nothing skipped silently."""
+    opener = sys.stdin.buffer if str(path) == "-" else None
+    f = opener or path.open("rb")
+    try:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                raise DistillguardError(f"not JSON ({e})", source=str(path), line=n) from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise DistillguardError('each line must be a JSON object with a string "text"', source=str(path), line=n)
+            system = obj.get("system")
+            if system is not None and not isinstance(system, str):
+                raise DistillguardError('"system" must be a string when present', source=str(path), line=n)
+            yield n, obj, obj["text"], system
+    finally:
+        if opener is None:
+            f.close()
+
+
+def classify_file(path: Path, out, detectors=None) -> int:
+    """Score every prompt in a JSONL file; writes one JSON object per input line, in input order."""
+    from distillguard.signals.score import score_texts
+
+    def flush(rows) -> None:
+        res = score_texts([r[2] for r in rows], [r[3] for r in rows], detectors=detectors)
+        names = [k for k in res if k not in ("template_key", "task_item_key")]
+        for i, (n, obj, _t, _s) in enumerate(rows):
+            rec = {"line": n}
+            if "id" in obj:
+                rec["id"] = obj["id"]
+            rec.update({k: round(float(res[k][i]), 4) for k in names})
+            rec["template_key"] = res["template_key"][i]
+            rec["task_item_key"] = res["task_item_key"][i]
+            out.write(orjson.dumps(rec) + b"\n")
+
+    count = 0
+    chunk = []
+    for row in _read_prompts(path):
+        chunk.append(row)
+        if len(chunk) >= CLASSIFY_CHUNK:
+            flush(chunk)
+            count += len(chunk)
+            chunk = []
+    if chunk:
+        flush(chunk)
+        count += len(chunk)
+    return count
+
+
+def register(app: typer.Typer) -> None:
+    from distillguard.cli import console, out
+
+    @app.command()
+    def classify(prompts: Path = typer.Argument(..., help="JSONL: one object per line with \"text\" (optional \"system\", \"id\"); - for stdin."),
+                 out_path: Path = typer.Option(None, "--out", "-o", help="Write scores here instead of stdout."),
+                 detector: list[str] = typer.Option(None, "--detector", "-d", help="Only these detectors (repeatable).")) -> None:
+        """Score any prompt set with every per-exchange signal: one JSON line of scores per prompt."""
+        if str(prompts) != "-" and not prompts.is_file():
+            raise DistillguardError(f"no such file: {prompts}")
+        dets = list(detector) if detector else None
+        if out_path is None:
+            n = classify_file(prompts, sys.stdout.buffer, dets)
+            sys.stdout.flush()
+        else:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out_path.with_name(f".{out_path.name}.tmp")
+            with tmp.open("wb") as f:
+                n = classify_file(prompts, f, dets)
+            tmp.replace(out_path)
+            console.print(f"classified {n:,} prompts → {out_path}")
+
+    @signals_app.callback()
+    def signals(ctx: typer.Context,
+                store: Path = typer.Option(None, "--store", "-s", help="Store directory to score."),
+                batch_size: int = typer.Option(32768, help="Exchanges per batch (memory bound)."),
+                where: str = typer.Option(None, help="SQL filter over exchange columns."),
+                as_json: bool = typer.Option(False, "--json", help="Print a JSON summary.")) -> None:
+        """Score every exchange in a store and write table exchange_signals."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if store is None:
+            raise DistillguardError("give --store DIR (or a subcommand: list, eval)")
+        import time
+
+        from distillguard.signals.score import TABLE, run_signals
+        from distillguard.store import Store
+
+        st = Store(store)
+        t0 = time.perf_counter()
+        n = run_signals(st, batch_size=batch_size, where=where, progress=not as_json, console=console)
+        dt = time.perf_counter() - t0
+        if as_json:
+            sys.stdout.write(orjson.dumps({"table": TABLE, "rows": n, "seconds": round(dt, 3)}).decode() + "\n")
+        else:
+            out.print(f"scored {n:,} exchanges in {dt:.1f}s ({n / max(dt, 1e-9):,.0f}/s) → table {TABLE}")
+
+    @signals_app.command("list")
+    def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Registered detectors: name, version, what each sees."""
+        from rich.table import Table
+
+        from distillguard.signals.registry import detectors
+
+        dets = detectors()
+        if as_json:
+            rows = [{"name": d.name, "version": d.version, "column": f"sig_{d.name}", "module": type(d).__module__,
+                     "description": d.description()} for d in dets]
+            sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return
+        t = Table(title="per-exchange detectors", title_justify="left")
+        for c in ("name", "version", "what it sees"):
+            t.add_column(c)
+        for d in dets:
+            t.add_row(d.name, d.version, d.summary())
+        out.print(t)
+
+    @signals_app.command("eval")
+    def eval_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Held-out precision/recall/AUC of the lexical models (phrasings never used in training)."""
+        from rich.table import Table
+
+        from distillguard.signals.evaluate import heldout_report
+
+        rep = heldout_report()
+        if as_json:
+            sys.stdout.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return
+        t = Table(title="held-out evaluation (threshold 0.5)", title_justify="left")
+        for c in ("tactic", "positives", "negatives", "AUC", "precision", "recall", "hard neg. ≥0.5"):
+            t.add_column(c, justify="left" if c == "tactic" else "right")
+        for r in rep["tactics"]:
+            t.add_row(r["tactic"], str(r["positives"]), str(r["negatives"]), f"{r['auc']:.3f}", f"{r['precision']:.3f}",
+                      f"{r['recall']:.3f}", f"{r['hard_negatives_flagged']}/{r['hard_negatives']}")
+        out.print(t)
+
+    app.add_typer(signals_app)

@@ -1,0 +1,96 @@
+"""Per-batch shared work: the expensive pieces several detectors need, computed once per batch.
+
+Detectors stay pure functions of the batch: a context is built from the batch alone and thrown
+away with it. Passing one context to every detector only avoids hashing the same prompts eight
+times. A detector called without a context builds its own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.signals import hashing as H
+from distillguard.signals import lexical, tasks, template
+
+
+def column(batch: pa.RecordBatch, name: str) -> pa.Array | None:
+    i = batch.schema.get_field_index(name)
+    if i < 0:
+        return None
+    col = batch.column(i)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+class BatchContext:
+    def __init__(self, batch: pa.RecordBatch):
+        self.batch = batch
+        self.n = batch.num_rows
+
+    @cached_property
+    def prompts(self) -> pa.Array:
+        col = column(self.batch, "prompt")
+        if col is None:
+            return pa.array([""] * self.n, type=pa.string())
+        return H.as_string_array(col)
+
+    @cached_property
+    def lexical_prompt(self) -> np.ndarray:
+        """(n, tactics) calibrated lexical scores of the prompt."""
+        if self.n == 0:
+            return lexical.empty_scores(0)
+        return lexical.get_model().predict(self.prompts)
+
+    @cached_property
+    def lexical_system(self) -> np.ndarray:
+        """(n, tactics) lexical scores of the system prompt; each distinct system prompt is scored once
+        (an application sends the same one with every request)."""
+        col = column(self.batch, "system_prompt")
+        if col is None or self.n == 0 or col.null_count == len(col):
+            return lexical.empty_scores(self.n)
+        enc = pc.dictionary_encode(H.as_string_array(col))
+        uniq = enc.dictionary
+        probs = lexical.get_model().predict(uniq)
+        idx = enc.indices.to_numpy(zero_copy_only=False)
+        out = probs[idx]
+        empty = np.asarray(pc.equal(pc.utf8_length(H.as_string_array(col)), 0))
+        out[empty] = 0.0
+        return out
+
+    def lexical(self, tactic: str, system: bool = True) -> np.ndarray:
+        j = lexical.TACTICS.index(tactic)
+        s = self.lexical_prompt[:, j]
+        if system:
+            s = np.maximum(s, self.lexical_system[:, j])
+        return s.astype(np.float32, copy=False)
+
+    @cached_property
+    def masked(self) -> template.MaskedTokens:
+        return template.masked_tokens(self.prompts)
+
+    @cached_property
+    def task_match(self) -> tasks.TaskMatch:
+        return tasks.match(self.masked)
+
+    @cached_property
+    def template_keys(self) -> pa.Array:
+        return template.template_keys(self.masked, self.task_match.token_mask)
+
+    def list_column(self, name: str) -> tuple[np.ndarray, pa.Array] | None:
+        """(row of each element, flattened values) of a list column, or None when absent."""
+        col = column(self.batch, name)
+        if col is None or self.n == 0:
+            return None
+        flat = pc.list_flatten(col)
+        parent = pc.list_parent_indices(col).to_numpy(zero_copy_only=False)
+        return parent, flat
+
+    def bool_column(self, name: str) -> np.ndarray | None:
+        """Tri-state as float: 1 true, 0 false, NaN unknown."""
+        col = column(self.batch, name)
+        if col is None:
+            return None
+        return np.asarray(pc.cast(col, pa.float32()).to_numpy(zero_copy_only=False), dtype=np.float32)

@@ -1,0 +1,221 @@
+"""Training and held-out sets for the lexical models, built from the shipped data files.
+
+Attack traffic is "instruction wrapper + task payload": the same GSM8K problem or coding task
+arrives wrapped in "show your hidden reasoning" or "grade this answer". So every attack phrasing
+is composed with payloads drawn from the same pools as the benign examples; the payload then
+carries no evidence for the tactic and the model must learn the wrapper. Hard negatives
+(tutoring "explain step by step", code review, "rewrite this paragraph", benchmark research)
+are composed the same way so they sit right next to the attacks in feature space.
+
+Phrase files (``data/phrases/<name>.txt`` and ``<name>.heldout.txt``): one phrasing per line,
+``#`` starts a comment, ``{task}`` marks where the payload goes (otherwise it goes before or
+after), and leading ``@tactic`` tags add labels (``@coding Review this diff...``). Held-out
+files are never read for training; the held-out payloads and benign rows are disjoint from the
+training ones (split by row index), so the held-out numbers measure generalisation to phrasings
+and prompts the model has not seen.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from distillguard.signals.lexical import TACTICS
+
+DATA = Path(__file__).parent / "data"
+PHRASES = DATA / "phrases"
+ATTACK_TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite")
+CAPABILITIES = ("coding", "agentic", "computer_use", "vision", "data_analysis")
+#: Compositions generated per phrasing line.
+REPEATS = 6
+#: One row in HOLDOUT_MOD of each shipped benign corpus and payload pool is held out.
+HOLDOUT_MOD = 5
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    tags: tuple[str, ...]
+
+
+def read_phrases(path: Path) -> list[Phrase]:
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        tags = []
+        while line.startswith("@"):
+            tag, _, line = line.partition(" ")
+            tags.append(tag[1:])
+            line = line.strip()
+        for t in tags:
+            if t not in TACTICS:
+                raise ValueError(f"{path.name}: unknown tag @{t} (choose from {', '.join(TACTICS)})")
+        out.append(Phrase(line.replace("\\n", "\n"), tuple(tags)))
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def training_files() -> list[Path]:
+    """Every file whose content determines the fitted model (hashed into the cache key)."""
+    files = sorted(p for p in PHRASES.glob("*.txt") if not p.name.endswith(".heldout.txt"))
+    files += sorted((DATA / "corpora").glob("*.jsonl"))
+    files += [DATA / "tasks" / "tasks_gsm8k.jsonl", DATA / "tasks" / "tasks_code.jsonl",
+              DATA / "tasks" / "tasks_humaneval.jsonl", Path(__file__)]
+    return files
+
+
+def _split(rows: list, heldout: bool) -> list:
+    return [r for i, r in enumerate(rows) if (i % HOLDOUT_MOD == 0) == heldout]
+
+
+# Per benign source: which capability labels it carries (1), contradicts (0) or says nothing about (-1).
+def _source_labels(source: str, category: str) -> dict[str, int]:
+    lab = {t: 0 for t in TACTICS}
+    if source == "chatgpt":
+        # "Act as a Linux terminal / Excel sheet / ..." role prompts: ambiguous for capabilities.
+        for c in CAPABILITIES:
+            lab[c] = -1
+    elif source == "arena":
+        lab["coding"] = 1 if category.endswith("/coding") else (-1 if category == "arena-hard-v0.1" else 0)
+        lab["data_analysis"] = -1 if category == "arena-hard-v0.1" else 0
+    elif source in ("code", "humaneval"):
+        lab["coding"] = 1
+        lab["data_analysis"] = -1
+    elif source == "toolformer":
+        lab["agentic"] = 1
+    elif source == "bfcl":
+        lab["agentic"] = -1
+        lab["coding"] = -1
+        lab["data_analysis"] = -1
+    return lab
+
+
+@cache
+def _pools(heldout: bool) -> dict[str, list[tuple[str, dict[str, int]]]]:
+    """Benign documents and payloads, each with its source labels."""
+    c, t = DATA / "corpora", DATA / "tasks"
+    gsm = _rows(t / "tasks_gsm8k.jsonl")
+    gsm = [r for r in gsm if (r["category"] == "test") == heldout][:1500]
+    code = _split(_rows(t / "tasks_code.jsonl"), heldout)[:900]
+    he = _split(_rows(t / "tasks_humaneval.jsonl"), heldout)
+    sources = {
+        "dolly": _split(_rows(c / "benign_dolly_open_qa.jsonl"), heldout),
+        "chatgpt": _split(_rows(c / "benign_chatgpt_prompts.jsonl"), heldout),
+        "arena": _split(_rows(c / "benign_arena_hard.jsonl"), heldout),
+        "bfcl": _split(_rows(c / "tools_bfcl.jsonl"), heldout),
+        "toolformer": _split(_rows(c / "tools_gpteacher_toolformer.jsonl"), heldout),
+        "gsm8k": gsm,
+        "code": code,
+        "humaneval": he,
+    }
+    return {k: [(r["text"], _source_labels(k, r.get("category", ""))) for r in v] for k, v in sources.items()}
+
+
+def _payloads(heldout: bool) -> list[tuple[str, dict[str, int]]]:
+    p = _pools(heldout)
+    out = p["gsm8k"][:600] + p["code"][:400] + p["humaneval"] + p["dolly"][:300]
+    out += [x for x in p["arena"] if len(x[0]) < 2500][:200]
+    return out
+
+
+_FORMS = ("{p}\n\n{t}", "{t}\n\n{p}", "{p} {t}", "{p}\n{t}", "{p}", "{t}\n---\n{p}")
+
+
+def _typo(text: str, rng: np.random.Generator) -> str:
+    """Swap two adjacent letters once: attackers' prompts are not spell-checked."""
+    if len(text) < 12:
+        return text
+    i = int(rng.integers(1, len(text) - 2))
+    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+
+
+def _compose(phrases: list[Phrase], base: dict[str, int], payloads, rng, repeats: int):
+    texts, labels = [], []
+    for ph in phrases:
+        for r in range(repeats):
+            payload, plab = payloads[int(rng.integers(len(payloads)))]
+            if "{task}" in ph.text:
+                text = ph.text.replace("{task}", payload)
+                with_payload = True
+            else:
+                form = _FORMS[int(rng.integers(len(_FORMS)))] if r else "{p}"
+                text = form.format(p=ph.text, t=payload)
+                with_payload = "{t}" in form
+            if rng.random() < 0.2:
+                text = _typo(text, rng)
+            lab = dict(base)
+            for tag in ph.tags:
+                lab[tag] = 1
+            if with_payload:
+                # The payload brings its own capability (a coding task is coding whatever wraps it).
+                for c in CAPABILITIES:
+                    if lab[c] != 1 and plab[c] != 0:
+                        lab[c] = plab[c]
+            texts.append(text)
+            labels.append([lab[t] for t in TACTICS])
+    return texts, labels
+
+
+def _phrase_files(heldout: bool) -> dict[str, Path]:
+    suffix = ".heldout.txt" if heldout else ".txt"
+    out = {}
+    for p in sorted(PHRASES.glob("*" + suffix)):
+        name = p.name[: -len(suffix)]
+        if not heldout and name.endswith(".heldout"):
+            continue
+        out[name] = p
+    return out
+
+
+def build(heldout: bool, seed: int = 7, repeats: int = REPEATS) -> tuple[list[str], np.ndarray, list[str]]:
+    """(texts, labels (n, tactics) in {-1,0,1}, group) for the training or the held-out split.
+
+    ``group`` names where each row came from (``attack:<tactic>``, ``hard_negative``,
+    ``benign:<source>``) so evaluations can report per group.
+    """
+    rng = np.random.default_rng(seed + (1000 if heldout else 0))
+    payloads = _payloads(heldout)
+    texts: list[str] = []
+    labels: list[list[int]] = []
+    groups: list[str] = []
+    for name, path in _phrase_files(heldout).items():
+        phrases = read_phrases(path)
+        if name == "hard_negatives":
+            base = {t: 0 for t in TACTICS}
+            group = "hard_negative"
+        elif name in TACTICS:
+            base = {t: 0 for t in ATTACK_TACTICS}
+            base.update({c: 0 for c in CAPABILITIES})
+            base[name] = 1
+            group = f"attack:{name}" if name in ATTACK_TACTICS else f"capability:{name}"
+        else:
+            raise ValueError(f"phrase file {path.name}: name must be hard_negatives or one of {', '.join(TACTICS)}")
+        t, lab = _compose(phrases, base, payloads, rng, repeats)
+        texts += t
+        labels += lab
+        groups += [group] * len(t)
+    for src, docs in _pools(heldout).items():
+        for text, lab in docs:
+            texts.append(text)
+            labels.append([lab[t] for t in TACTICS])
+            groups.append(f"benign:{src}")
+    return texts, np.array(labels, dtype=np.int8), groups
+
+
+def training_set() -> tuple[list[str], np.ndarray]:
+    texts, labels, _ = build(heldout=False)
+    return texts, labels
+
+
+def heldout_set() -> tuple[list[str], np.ndarray, list[str]]:
+    return build(heldout=True, repeats=3)

@@ -1,0 +1,243 @@
+"""Vectorised text hashing over a whole Arrow string column at once.
+
+Every signal that looks at prompt text needs n-gram hashes: the lexical models (character and
+word n-grams), the task-set fingerprint (word shingles) and the template fingerprint (masked
+word shingles). scikit-learn's ``HashingVectorizer`` builds Python strings for every n-gram and
+manages ~2,500 prompts/s for character n-grams on one core; the scan needs twenty times that. So
+the whole batch is handled as one UTF-8 byte buffer (zero-copy from Arrow) and every n-gram hash
+comes from one polynomial prefix sum: ``hash(s[a:b]) = (H[b] - H[a]) * P^-a`` modulo 2^64, which
+is exact because P is odd and so invertible modulo 2^64. The hashes are pure functions of the
+bytes, identical across processes, machines and batch boundaries (never Python's salted
+``hash()``), so keys computed on different partitions agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_P = np.uint64(0x100000001B3)  # odd, so invertible modulo 2^64
+_P_INV = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+
+#: Longest prompt prefix/suffix (characters) that the text signals read. Attack instructions
+#: sit at the head or tail of a prompt; reading a 200 kB pasted file in full would let one huge
+#: request stall a batch without adding evidence.
+HEAD_CHARS = 1500
+TAIL_CHARS = 500
+
+_pow_cache: dict[str, np.ndarray] = {}
+
+
+def _pows(n: int) -> tuple[np.ndarray, np.ndarray]:
+    have = _pow_cache.get("p")
+    if have is None or len(have) < n:
+        size = max(n, 4096)
+        with np.errstate(over="ignore"):
+            p = np.full(size, _P, dtype=np.uint64)
+            p[0] = 1
+            pw = np.cumprod(p, dtype=np.uint64)
+            q = np.full(size, _P_INV, dtype=np.uint64)
+            q[0] = 1
+            qi = np.cumprod(q, dtype=np.uint64)
+        _pow_cache["p"], _pow_cache["q"] = pw, qi
+    return _pow_cache["p"], _pow_cache["q"]
+
+
+def mix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser: spreads polynomial hashes over all bits."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> _S33)
+        h = h * _MIX1
+        h = h ^ (h >> _S33)
+        h = h * _MIX2
+        h = h ^ (h >> _S33)
+    return h
+
+
+def as_string_array(texts) -> pa.Array:
+    """A plain ``string`` Arrow array (nulls become empty strings) from a list or Arrow column."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if not isinstance(texts, pa.Array):
+        texts = pa.array(texts, type=pa.string())
+    if pa.types.is_large_string(texts.type) or pa.types.is_string_view(texts.type):
+        texts = texts.cast(pa.string())
+    elif pa.types.is_dictionary(texts.type):
+        texts = texts.cast(pa.string())
+    if texts.null_count:
+        texts = pc.fill_null(texts, "")
+    return texts
+
+
+def clip(texts: pa.Array, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> pa.Array:
+    """Keep the head and tail of long texts (see HEAD_CHARS)."""
+    lens = pc.utf8_length(texts)
+    if len(texts) == 0 or pc.max(lens).as_py() <= head + tail:
+        return texts
+    long = pc.greater(lens, head + tail)
+    joined = pc.binary_join_element_wise(pc.utf8_slice_codeunits(texts, 0, head),
+                                         pc.utf8_slice_codeunits(texts, -tail), " … ")
+    return pc.if_else(long, joined, texts)
+
+
+def normalise(texts: pa.Array) -> pa.Array:
+    """Lower-cased text (Unicode-aware); digit and whitespace folding happen on bytes (see FOLD)."""
+    return pc.utf8_lower(texts)
+
+
+#: Byte map applied before n-gram hashing: every digit becomes '0' and every ASCII whitespace a
+#: space, so "Janet has 16 eggs" and "Janet has 23 eggs" share their n-grams. Length-preserving,
+#: so it runs as one table lookup instead of a regex pass.
+FOLD = np.arange(256, dtype=np.uint8)
+FOLD[ord("0"):ord("9") + 1] = ord("0")
+for _c in b"\t\n\r\x0b\x0c":
+    FOLD[_c] = ord(" ")
+
+
+@dataclass
+class ByteView:
+    """The UTF-8 bytes of a string array plus per-document offsets and the prefix hash."""
+
+    data: np.ndarray      # uint8, all documents back to back
+    starts: np.ndarray    # int64, n_docs
+    ends: np.ndarray      # int64, n_docs
+    doc: np.ndarray       # int32 document of each byte
+    local: np.ndarray     # int64 offset of each byte inside its document
+    prefix: np.ndarray    # uint64, len(data) + 1: H[i] = sum_{j<i} (data[j]+1) * P^(local j)
+    qloc: np.ndarray      # uint64 P^-(local i): turns a prefix difference into a position-free hash
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.starts)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    def substring_hash(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Hash of data[a:b] for arrays of positions within one document each."""
+        with np.errstate(over="ignore"):
+            return (self.prefix[b] - self.prefix[a]) * self.qloc[np.minimum(a, len(self.data) - 1)]
+
+
+def byte_view(texts: pa.Array, fold: bool = True) -> ByteView:
+    texts = as_string_array(texts)
+    n = len(texts)
+    bufs = texts.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=texts.offset * 4).astype(np.int64)
+    base = offsets[0]
+    total = int(offsets[-1] - base)
+    if total and bufs[2] is not None:
+        data = np.frombuffer(bufs[2], dtype=np.uint8, count=total, offset=int(base))
+    else:
+        data = np.zeros(0, dtype=np.uint8)
+    if fold:
+        data = FOLD[data]
+    starts = offsets[:-1] - base
+    ends = offsets[1:] - base
+    lens = ends - starts
+    doc = np.repeat(np.arange(n, dtype=np.int32), lens)
+    local = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
+    pw, qi = _pows(int(lens.max()) + 1 if n else 1)
+    with np.errstate(over="ignore"):
+        terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
+        prefix = np.zeros(total + 1, dtype=np.uint64)
+        np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
+    return ByteView(data, starts, ends, doc, local, prefix, qi[local])
+
+
+def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every byte n-gram inside one document, grouped by document, and the count per document.
+
+    Counts follow from the lengths (a document of L bytes has max(L-n+1, 0) n-grams), so no
+    per-n-gram document ids are needed. The hashes are polynomial (not mixed): callers mix them
+    as much as their use needs.
+    """
+    total = len(bv.data)
+    counts = np.maximum(bv.lengths - n + 1, 0)
+    if total < n:
+        return np.zeros(0, np.uint64), counts
+    m = total - n + 1
+    with np.errstate(over="ignore"):
+        h = (bv.prefix[n:] - bv.prefix[:m]) * bv.qloc[:m]
+    ok = bv.doc[:m] == bv.doc[n - 1:]
+    return h[ok], counts
+
+
+def char_ngrams(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(document, mixed hash) of every byte n-gram that lies inside one document."""
+    h, counts = char_ngram_hashes(bv, n)
+    doc = np.repeat(np.arange(bv.n_docs, dtype=np.int32), counts)
+    with np.errstate(over="ignore"):
+        return doc, mix64(h + np.uint64(n * 0x9E3779B97F4A7C15 % (1 << 64)))
+
+
+# Bytes that form words: ASCII letters/digits/underscore and every non-ASCII byte (so accented
+# and non-Latin words stay whole).
+_WORD = np.zeros(256, dtype=bool)
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+    _WORD[_c] = True
+_WORD[128:] = True
+
+
+@dataclass
+class Tokens:
+    """Word tokens of every document: position, document and hash, in document order."""
+
+    doc: np.ndarray     # int32
+    start: np.ndarray   # int64 byte offsets
+    end: np.ndarray
+    hash: np.ndarray    # uint64
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+
+def word_tokens(bv: ByteView) -> Tokens:
+    isw = _WORD[bv.data]
+    total = len(isw)
+    if total == 0:
+        z = np.zeros(0, np.int64)
+        return Tokens(np.zeros(0, np.int32), z, z, np.zeros(0, np.uint64))
+    prev = np.empty(total, dtype=bool)
+    prev[0] = False
+    prev[1:] = isw[:-1]
+    doc_start = np.zeros(total, dtype=bool)
+    s = bv.starts[bv.starts < bv.ends]
+    doc_start[s] = True
+    begin = isw & (~prev | doc_start)
+    nxt = np.empty(total, dtype=bool)
+    nxt[-1] = False
+    nxt[:-1] = isw[1:]
+    doc_end = np.zeros(total, dtype=bool)
+    e = bv.ends[bv.starts < bv.ends] - 1
+    doc_end[e] = True
+    finish = isw & (~nxt | doc_end)
+    st = np.flatnonzero(begin)
+    en = np.flatnonzero(finish) + 1
+    h = mix64(bv.substring_hash(st, en))
+    return Tokens(bv.doc[st], st, en, h)
+
+
+def pair_hash(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return mix64(a * _MIX1 + b + np.uint64(salt))
+
+
+def word_ngrams(tok: Tokens, n: int, salt: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(document, first-token index, hash) of word n-grams inside one document."""
+    m = len(tok) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    idx = np.arange(m, dtype=np.int64)
+    ok = tok.doc[:m] == tok.doc[n - 1:]
+    h = tok.hash[:m].copy()
+    for k in range(1, n):
+        h = pair_hash(h, tok.hash[k:k + m], salt + k)
+    return tok.doc[:m][ok], idx[ok], h[ok]

@@ -1,0 +1,238 @@
+"""Fast lexical models: hashed character + word n-grams, one calibrated logistic regression per tactic.
+
+Why this shape: the bulk of traffic must be scored at tens of thousands of prompts per second on
+two cores, and the evidence for most tactics is phrasing ("write out your hidden reasoning",
+"score this response from 1 to 10", "rewrite so it passes the content filter"). Character
+3-5-grams survive typos, inflection and languages without spaces; word uni/bi-grams carry
+phrase structure. All tactics share one feature matrix, so scoring a batch is one hashing pass
+and one sparse x dense product ``X @ W`` with ``W`` of shape (features, tactics).
+
+Calibration: each tactic's raw decision value is mapped through a Platt sigmoid fitted on
+out-of-fold decision values, so a 0.9 means roughly "nine in ten prompts scoring like this were
+the tactic" on the training mix, and scores from different tactics are comparable.
+
+The fitted model is cached (``$DISTILLGUARD_CACHE`` or ``~/.cache/distillguard``) under a name
+that includes a hash of the training data and of this module's version, so editing a phrase
+file or the featuriser retrains instead of silently loading a stale model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from distillguard.signals import hashing as H
+
+#: Bump when the featuriser or the training procedure changes (part of the cache key).
+MODEL_VERSION = "3"
+N_BITS = 18
+N_FEATURES = 1 << N_BITS
+CHAR_ORDERS = (3, 4, 5)
+WORD_ORDERS = (1, 2)
+
+#: The tactics the lexical model scores, in column order of ``W``.
+TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite", "coding", "agentic",
+           "computer_use", "vision", "data_analysis")
+
+
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _cols(h: np.ndarray, salt: int, n_bits: int) -> np.ndarray:
+    # Multiplicative (Fibonacci) hashing: the top bits of h*odd are well spread, one multiply.
+    with np.errstate(over="ignore"):
+        return (((h + np.uint64(salt)) * _FIB) >> np.uint64(64 - n_bits)).astype(np.int32)
+
+
+def featurize_parts(texts, n_bits: int = N_BITS) -> list[sp.csr_matrix]:
+    """Hashed n-gram features as one CSR matrix per n-gram kind (their sum is the feature matrix).
+
+    Keeping the kinds apart avoids re-sorting n-grams by document: each kind is already grouped
+    by document, and ``X @ W`` distributes over the sum. Each row is scaled by 1/sqrt(total
+    n-grams), i.e. unit norm as if every n-gram were distinct.
+    """
+    arr = H.normalise(H.clip(H.as_string_array(texts)))
+    n = len(arr)
+    shape = (n, 1 << n_bits)
+    bv = H.byte_view(arr)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (cols, counts per doc)
+    for k in CHAR_ORDERS:
+        h, counts = H.char_ngram_hashes(bv, k)
+        parts.append((_cols(h, k, n_bits), counts))
+    tok = H.word_tokens(bv)
+    for k in WORD_ORDERS:
+        d, _, h = H.word_ngrams(tok, k, salt=1000 + k)
+        parts.append((_cols(h, 1000 + k, n_bits), np.bincount(d, minlength=n)))
+    total = np.zeros(n, dtype=np.int64)
+    for _, c in parts:
+        total += c
+    scale = (1.0 / np.sqrt(np.maximum(total, 1))).astype(np.float32)
+    out = []
+    for cols, counts in parts:
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        out.append(sp.csr_matrix((np.repeat(scale, counts), cols, indptr), shape=shape))
+    return out
+
+
+def featurize(texts, n_bits: int = N_BITS) -> sp.csr_matrix:
+    """The feature matrix (sum of the parts); used for training, where one matrix is convenient."""
+    parts = featurize_parts(texts, n_bits)
+    X = parts[0]
+    for p in parts[1:]:
+        X = X + p
+    return X.tocsr()
+
+
+@dataclass
+class LexicalModel:
+    """Weights for every tactic plus Platt parameters; ``predict`` is the whole inference path."""
+
+    tactics: tuple[str, ...]
+    W: np.ndarray        # (features, tactics) float32
+    bias: np.ndarray     # (tactics,)
+    platt_a: np.ndarray  # (tactics,)
+    platt_b: np.ndarray
+    data_hash: str
+    n_bits: int = N_BITS
+
+    def decision(self, X: sp.csr_matrix | list[sp.csr_matrix]) -> np.ndarray:
+        parts = X if isinstance(X, list) else [X]
+        z = parts[0] @ self.W
+        for p in parts[1:]:
+            z += p @ self.W
+        return np.asarray(z) + self.bias
+
+    def predict(self, texts) -> np.ndarray:
+        """Calibrated probabilities, shape (len(texts), len(tactics)), float32."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.tactics)), dtype=np.float32)
+        z = self.decision(featurize_parts(texts, self.n_bits))
+        z = np.clip(z * self.platt_a + self.platt_b, -30.0, 30.0)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def column(self, tactic: str) -> int:
+        return self.tactics.index(tactic)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
+        np.savez(tmp, tactics=np.array(self.tactics), W=self.W, bias=self.bias, platt_a=self.platt_a,
+                 platt_b=self.platt_b, data_hash=np.array(self.data_hash), n_bits=np.array(self.n_bits))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LexicalModel:
+        z = np.load(path, allow_pickle=False)
+        return cls(tuple(str(t) for t in z["tactics"]), z["W"], z["bias"], z["platt_a"], z["platt_b"],
+                   str(z["data_hash"]), int(z["n_bits"]))
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("DISTILLGUARD_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "distillguard"
+
+
+def training_hash() -> str:
+    """Hash of everything that determines the fitted weights (data files + version)."""
+    from distillguard.signals import corpus
+
+    h = hashlib.sha256(f"lexical-v{MODEL_VERSION}-bits{N_BITS}-{TACTICS}".encode())
+    # The featuriser's and trainer's own source count as training inputs: a change to hashing
+    # must never load weights fitted on the old feature space.
+    for p in [*corpus.training_files(), Path(__file__), Path(H.__file__)]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "") -> LexicalModel:
+    """One logistic regression per tactic; label -1 means "no opinion" (row left out for that tactic)."""
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    X = featurize(texts)
+    k = len(tactics)
+    W = np.zeros((X.shape[1], k), dtype=np.float32)
+    bias = np.zeros(k, dtype=np.float32)
+    pa_, pb_ = np.ones(k, dtype=np.float32), np.zeros(k, dtype=np.float32)
+    for j in range(k):
+        y = labels[:, j]
+        keep = np.flatnonzero(y >= 0)
+        Xj, yj = X[keep], y[keep]
+        if yj.min() == yj.max():
+            raise ValueError(f"tactic {tactics[j]!r} has only one class in the training data")
+        # Averaged SGD on the logistic loss: the same model family as LogisticRegression, about
+        # six times faster to fit here, which keeps first-use training to seconds. Positives are
+        # far fewer than negatives; class weights keep recall on rare phrasings.
+        def make():
+            return SGDClassifier(loss="log_loss", alpha=2e-5, class_weight="balanced", max_iter=15, tol=None,
+                                 random_state=seed, average=True)
+        # Two half-models, each scoring the half it did not see: their out-of-fold decision values
+        # calibrate the Platt sigmoid, and the average of the two (a linear model again) is the
+        # final scorer, as CalibratedClassifierCV(ensemble=True) would do but at half the cost.
+        oof = np.zeros(len(yj))
+        for tr, te in StratifiedKFold(2, shuffle=True, random_state=seed).split(Xj, yj):
+            m = make().fit(Xj[tr], yj[tr])
+            oof[te] = m.decision_function(Xj[te])
+            W[:, j] += 0.5 * m.coef_[0]
+            bias[j] += 0.5 * m.intercept_[0]
+        # Platt scaling on the out-of-fold values, without class weights, so probabilities match
+        # frequencies on the training mix.
+        cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), yj)
+        pa_[j] = cal.coef_[0, 0]
+        pb_[j] = cal.intercept_[0]
+    return LexicalModel(tuple(tactics), W, bias, pa_, pb_, data_hash)
+
+
+_lock = threading.Lock()
+_model: LexicalModel | None = None
+
+
+def get_model(retrain: bool = False) -> LexicalModel:
+    """The fitted model: from memory, else from the cache (if its data hash matches), else trained now."""
+    global _model
+    with _lock:
+        if _model is not None and not retrain:
+            return _model
+        dh = training_hash()
+        path = cache_dir() / f"signals-lexical-{dh}.npz"
+        if path.exists() and not retrain:
+            try:
+                m = LexicalModel.load(path)
+                if m.data_hash == dh and m.tactics == TACTICS and m.n_bits == N_BITS:
+                    _model = m
+                    return m
+            except Exception:  # noqa: BLE001 - a corrupt cache file is retrained, never trusted
+                pass
+        from distillguard.signals import corpus
+
+        t0 = time.perf_counter()
+        texts, labels = corpus.training_set()
+        m = fit(texts, labels, data_hash=dh)
+        m.fit_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+        try:
+            m.save(path)
+        except OSError:
+            pass  # read-only home: keep the model in memory only
+        _model = m
+        return m
+
+
+def predict_texts(texts) -> np.ndarray:
+    return get_model().predict(texts)
+
+
+def empty_scores(n: int) -> np.ndarray:
+    return np.zeros((n, len(TACTICS)), dtype=np.float32)
+
+
+__all__ = ["TACTICS", "LexicalModel", "featurize", "featurize_parts", "fit", "get_model", "predict_texts", "cache_dir"]

@@ -1,0 +1,163 @@
+"""Scoring entry points: a record batch, a list of texts, one prompt, or a whole store.
+
+``score_batch`` is the unit of work: a pure function from a batch of exchanges to a batch of
+``exchange_signals`` rows (see docs/tables.md), so a distributed engine can map it over
+partitions. ``run_signals`` streams the store through it in bounded memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.errors import DistillguardError
+from distillguard.signals import lexical
+from distillguard.signals.context import BatchContext, column
+from distillguard.signals.registry import Detector
+from distillguard.signals.registry import detectors as _detectors
+
+TABLE = "exchange_signals"
+_TS = pa.timestamp("ms", tz="UTC")
+ID_COLUMNS = ("exchange_id", "account_id", "ts")
+
+
+def output_schema(dets: list[Detector]) -> pa.Schema:
+    fields = [pa.field("exchange_id", pa.string(), nullable=False), pa.field("account_id", pa.string(), nullable=False),
+              pa.field("ts", _TS, nullable=False)]
+    fields += [pa.field(f"sig_{d.name}", pa.float32(), nullable=False) for d in dets]
+    fields += [pa.field("template_key", pa.string()), pa.field("task_item_key", pa.string())]
+    return pa.schema(fields, metadata={"distillguard.table": TABLE,
+                                       "distillguard.detectors": ",".join(f"{d.name}@{d.version}" for d in dets)})
+
+
+def input_columns(dets: list[Detector]) -> list[str]:
+    cols = list(ID_COLUMNS) + ["prompt"]
+    for d in dets:
+        for c in d.columns:
+            if c not in cols:
+                cols.append(c)
+    return cols
+
+
+def _run(det: Detector, batch: pa.RecordBatch, ctx: BatchContext) -> np.ndarray:
+    params = inspect.signature(det.score).parameters
+    s = det.score(batch, ctx) if len(params) >= 2 else det.score(batch)
+    s = np.asarray(s, dtype=np.float32)
+    if s.shape != (batch.num_rows,):
+        raise DistillguardError(f"detector {det.name!r} returned shape {s.shape} for {batch.num_rows} rows")
+    # Contract: scores in [0, 1], never NaN (a plugin's NaN would poison every account aggregate).
+    return np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)
+
+
+def score_batch(batch: pa.RecordBatch | pa.Table, detectors: list[Detector] | list[str] | None = None) -> pa.RecordBatch:
+    """The ``exchange_signals`` rows for one batch of exchanges (needs exchange_id, account_id, ts, prompt)."""
+    if isinstance(batch, pa.Table):
+        batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else pa.RecordBatch.from_pylist([], schema=batch.schema)
+    dets = _resolve(detectors)
+    missing = [c for c in ID_COLUMNS if batch.schema.get_field_index(c) < 0]
+    if missing:
+        raise DistillguardError(f"score_batch: batch lacks column(s) {', '.join(missing)}")
+    ctx = BatchContext(batch)
+    arrays = [column(batch, "exchange_id"), column(batch, "account_id"), column(batch, "ts").cast(_TS)]
+    arrays += [pa.array(_run(d, batch, ctx), type=pa.float32()) for d in dets]
+    arrays += [ctx.template_keys, ctx.task_match.key]
+    return pa.RecordBatch.from_arrays(arrays, schema=output_schema(dets))
+
+
+def _resolve(detectors) -> list[Detector]:
+    if detectors is None:
+        return _detectors()
+    if detectors and isinstance(detectors[0], str):
+        return _detectors(list(detectors))
+    return list(detectors)
+
+
+def score_texts(texts: list[str], system_prompts: list[str | None] | None = None,
+                detectors: list[Detector] | list[str] | None = None) -> dict[str, np.ndarray]:
+    """Every signal for bare prompt texts: ``{detector name: float32 scores}`` plus
+    ``template_key`` and ``task_item_key`` (object arrays, None where absent)."""
+    dets = _resolve(detectors)
+    cols = {"prompt": pa.array(texts, type=pa.string())}
+    if system_prompts is not None:
+        if len(system_prompts) != len(texts):
+            raise DistillguardError("score_texts: system_prompts must be as long as texts")
+        cols["system_prompt"] = pa.array(system_prompts, type=pa.string())
+    batch = pa.RecordBatch.from_pydict(cols)
+    ctx = BatchContext(batch)
+    out = {d.name: _run(d, batch, ctx) for d in dets}
+    out["template_key"] = np.array(ctx.template_keys.to_pylist(), dtype=object)
+    out["task_item_key"] = np.array(ctx.task_match.key.to_pylist(), dtype=object)
+    return out
+
+
+#: The lexical detectors and the tactic column each reads: the per-request path of score_prompt.
+_PROMPT_PATH = {"cot_elicitation": "cot_elicitation", "reward_grading": "reward_grading",
+                "policy_rewrite": "policy_rewrite", "cap_coding": "coding", "cap_agentic": "agentic",
+                "cap_computer_use": "computer_use", "cap_vision": "vision", "cap_data_analysis": "data_analysis"}
+
+
+def score_prompt(text: str, system_prompt: str | None = None) -> dict[str, float]:
+    """Lexical signals for one request, for the inline gateway (one hashing pass, one sparse product).
+
+    Returns the text-only scores of the lexical detectors (no request fields, no task/template
+    lookups, which need batch context and are the scan's job).
+    """
+    model = lexical.get_model()
+    texts = [text or ""] if not system_prompt else [text or "", system_prompt]
+    p = model.predict(texts)
+    if len(texts) == 2:
+        p = np.maximum(p[0], p[1])
+    else:
+        p = p[0]
+    return {name: float(p[model.tactics.index(t)]) for name, t in _PROMPT_PATH.items()}
+
+
+def iter_signals(store, detectors=None, batch_size: int = 32768, where: str | None = None,
+                 on_rows: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    dets = _resolve(detectors)
+    cols = input_columns(dets)
+    for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size):
+        if batch.num_rows == 0:
+            continue
+        out = score_batch(batch, dets)
+        if on_rows:
+            on_rows(batch.num_rows)
+        yield out
+
+
+def run_signals(store, detectors=None, batch_size: int = 32768, where: str | None = None,
+                progress: bool = True, console=None) -> int:
+    """Score every exchange in the store and (re)write table ``exchange_signals``. Returns rows written."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    dets = _resolve(detectors)
+    lexical.get_model()  # train/load before the clock starts, so the bar shows scoring speed
+    con = store.connect()
+    total = con.sql("SELECT count(*) FROM exchanges" + (f" WHERE {where}" if where else "")).fetchall()[0][0]
+    con.close()
+    written = 0
+    with Progress(TextColumn("[bold]signals[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                  disable=not progress) as prog:
+        task = prog.add_task("", total=total, rate="")
+        t0 = time.perf_counter()
+
+        def advance(n: int) -> None:
+            nonlocal written
+            written += n
+            el = max(time.perf_counter() - t0, 1e-9)
+            prog.update(task, advance=n, rate=f"{written / el:,.0f} ex/s")
+
+        store.write_table(TABLE, iter_signals(store, dets, batch_size, where, advance), schema=output_schema(dets))
+    return written
