@@ -21,7 +21,9 @@ CAMPAIGN_SCHEMA = pa.schema([
     ("org_key", pa.string()), ("cluster_ids", pa.list_(pa.string())), ("first_flagged_at", pa.timestamp("ms", tz="UTC")),
 ])
 
-_TITLE = {"cot": "reasoning extraction", "grading": "reward-model grading", "rewrite": "'censorship-safe' rewrites",
+_TITLE = {"cot_elicitation": "reasoning extraction", "reward_grading": "reward-model grading",
+          "policy_rewrite": "'censorship-safe' rewrites", "task_dataset": "task-set harvesting",
+          "cot": "reasoning extraction", "grading": "reward-model grading", "rewrite": "'censorship-safe' rewrites",
           "extraction": "reasoning extraction", "cap_coding": "coding", "cap_agentic": "agentic tool use",
           "cap_vision": "vision", "cap_computer_use": "computer use", "cap_data_analysis": "data analysis"}
 
@@ -34,7 +36,7 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
     """Block what we are sure of; otherwise pick the least disruptive action that stops the harvest."""
     if confidence >= cfg.block_confidence:
         return "block"
-    if mix.get("cot", 0) + mix.get("extraction", 0) >= 0.3:
+    if max((v for k, v in mix.items() if "cot" in k or "reason" in k or "extraction" in k), default=0) >= 0.3:
         return "protect_reasoning"
     if low_verif_share >= 0.5:
         return "require_verification"

@@ -58,7 +58,7 @@ def ensure_signals(store: Store, mode: str = "auto") -> str:
         if e.name and e.name.startswith("distillguard.signals"):
             return "missing (signals stage not installed: behaviour and infrastructure only)"
         raise
-    run_signals(store)
+    run_signals(store, progress=False)
     return "computed"
 
 

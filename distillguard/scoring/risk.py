@@ -40,6 +40,10 @@ KIND_WORDS = {
 }
 
 SIGNAL_WORDS = {
+    "cot_elicitation": "ask for step-by-step or hidden reasoning",
+    "reward_grading": "ask for reward-model style grading or ranking",
+    "policy_rewrite": "ask for 'censorship-safe' rewrites",
+    "task_dataset": "are built on known benchmark / task-set items",
     "cot": "ask for step-by-step or hidden reasoning", "grading": "ask for reward-model style grading or ranking",
     "rewrite": "ask for 'censorship-safe' rewrites", "extraction": "try to extract hidden reasoning",
     "cap_coding": "target coding", "cap_agentic": "target agentic tool use", "cap_vision": "target vision",

@@ -22,7 +22,8 @@ from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA
 from distillguard.store import Store
 from distillguard.testing.factory import BASE_TS
 
-SIGNALS = ("sig_cot", "sig_grading", "sig_rewrite", "sig_cap_coding", "sig_cap_agentic", "sig_cap_vision")
+SIGNALS = ("sig_cot_elicitation", "sig_reward_grading", "sig_policy_rewrite", "sig_cap_coding", "sig_cap_agentic",
+           "sig_cap_vision")
 COMMON_JA4 = [f"t13d1516h2_8daaf6152771_{i:012x}" for i in range(5)]
 COMMON_UA = [("OpenAI/Python 1.40.0", "openai", "1.40.0"), ("OpenAI/Python 1.52.2", "openai", "1.52.2"),
              ("Anthropic/Python 0.34.0", "anthropic", "0.34.0"), ("python-requests/2.32", None, None),
@@ -35,14 +36,14 @@ FIRST = ["anna", "ben", "carla", "dev", "eli", "fay", "gus", "hana", "ivan", "jo
 KINDS = {
     "chat": ({}, None, None),
     "coding_agent": ({"sig_cap_coding": 0.8, "sig_cap_agentic": 0.6}, "tmpl-codepilot", None),
-    "cot_task": ({"sig_cot": 0.9}, "tmpl-cot", "gsm8k"),
-    "grading": ({"sig_grading": 0.9}, "tmpl-grade", None),
-    "rewrite": ({"sig_rewrite": 0.85}, "tmpl-rewrite", None),
-    "label": ({"sig_grading": 0.35}, "tmpl-label", None),
-    "tutor": ({"sig_cot": 0.7}, "tmpl-tutor", None),
+    "cot_task": ({"sig_cot_elicitation": 0.9}, "tmpl-cot", "gsm8k"),
+    "grading": ({"sig_reward_grading": 0.9}, "tmpl-grade", None),
+    "rewrite": ({"sig_policy_rewrite": 0.85}, "tmpl-rewrite", None),
+    "label": ({"sig_reward_grading": 0.35}, "tmpl-label", None),
+    "tutor": ({"sig_cot_elicitation": 0.7}, "tmpl-tutor", None),
     "agentic_task": ({"sig_cap_agentic": 0.9, "sig_cap_coding": 0.7}, "tmpl-agent-task", "swebench"),
     "vision_task": ({"sig_cap_vision": 0.9}, "tmpl-vision-task", None),
-    "bench_cot": ({"sig_cot": 0.85}, "tmpl-bench", "gsm8k"),
+    "bench_cot": ({"sig_cot_elicitation": 0.85}, "tmpl-bench", "gsm8k"),
 }
 
 

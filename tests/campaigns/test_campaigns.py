@@ -65,7 +65,7 @@ def test_campaign_record_fields(scanned):
     slow_acct = next(a for a, (c, _) in w.labels.items() if c == "camp-slow")
     c = next(c for c in res.campaigns if c["campaign_id"] == res.campaign_members[slow_acct])
     mix = orjson.loads(c["capability_mix"])
-    assert max(mix, key=mix.get) == "cot"
+    assert max(mix, key=mix.get) == "cot_elicitation"
     assert c["pivot_model"] == "model-b" and 0 <= c["pivot_delay_hours"] <= 24
     infra = orjson.loads(c["infrastructure"])
     assert infra["shared"]["payment"]["n"] == 3
