@@ -4,8 +4,8 @@ Fraudar's point is that a fraudster can add edges to popular, benign entities (c
 but cannot hide the block of rare entities its accounts share; with column weights that shrink
 for popular entities (here: the IDF- and benign-discounted entity weight), the densest
 subgraph is the coordinated block whatever camouflage is added. We use batch peeling
-(Bahmani et al.): each pass drops every row and column whose weighted degree is below
-(1+ε)·density, which needs O(log n) vectorised passes instead of a priority queue per node.
+(Bahmani et al.): each pass drops every row and column whose weighted degree is at most
+2(1+ε)·density, which needs O(log n) vectorised passes instead of a priority queue per node.
 Blocks are found one after another, removing the rows of each found block.
 """
 
@@ -36,17 +36,11 @@ def _peel(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, eps: float) -> t
         dens = mass / size
         if dens > best[2]:
             best = (rows.copy(), cols.copy(), dens)
-        thr = (1 + eps) * dens
+        # every row and column degree sums to 2·mass, so the average degree is 2·density and at least
+        # one node sits at or below 2(1+ε)·density: each pass removes something (O(log n / ε) passes)
+        thr = 2 * (1 + eps) * dens
         new_rows = rows & (rsum > thr)
         new_cols = cols & (csum > thr)
-        if new_rows.sum() == rows.sum() and new_cols.sum() == cols.sum():
-            # nothing below threshold: drop the single weakest node to make progress
-            if rows.sum() >= cols.sum():
-                r = np.where(rows)[0]
-                new_rows[r[np.argmin(rsum[r])]] = False
-            else:
-                c = np.where(cols)[0]
-                new_cols[c[np.argmin(csum[c])]] = False
         rows, cols = new_rows, new_cols
     return best
 
