@@ -23,8 +23,9 @@ INHERIT_KINDS = ("ja4", "header_fp", "user_agent", "payment", "template", "syste
 
 
 def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, list[str]]) -> dict[str, str]:
-    """cluster_id → org_key. Clusters sharing entities of ≥ 2 org-level evidence groups (or one
-    payment instrument) are one organisation (union-find over cluster pairs)."""
+    """cluster_id → org_key. Clusters sharing a payment instrument, or two kinds of account tooling
+    (e-mail naming, creation burst, client fingerprint), or tooling plus private templates, are one
+    organisation (union-find over cluster pairs)."""
     if not cluster_members:
         return {}
     rows = [(a, c) for c, ms in cluster_members.items() for a in ms]
@@ -47,7 +48,9 @@ def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, li
 
     for a, b, ks in links:
         groups = {KIND_GROUP[k] for k in ks}
-        if "payment" in groups or len(groups) >= 2:
+        # public attack templates are reused by unrelated operators: content only counts next to tooling
+        tooling = groups & {"email", "creation", "client"}
+        if "payment" in groups or len(tooling) >= 2 or (tooling and "content" in groups and len(ks) >= 3):
             parent[find(a)] = find(b)
     roots: dict[str, list[str]] = {}
     for c in cluster_members:

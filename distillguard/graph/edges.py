@@ -84,23 +84,24 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
           regexp_replace(regexp_replace(lower(email_local), '[0-9]', '9', 'g'), '[a-z]+', 'a', 'g') || '@' || lower(coalesce(email_domain, '')), 1.0
           FROM acc WHERE email_local IS NOT NULL AND length(email_local) > 0),
     -- synchronised activity (SynchroTrap-style): co-activity on the same template in the same short bucket,
-    -- as a lift over what the template's users produce at that hour of day (so diurnal rhythm is not sync)
+    -- as a lift over what the template's users would produce independently following the overall
+    -- hour-of-day rhythm of all traffic (so the ordinary diurnal cycle is not mistaken for synchrony)
     sb AS (SELECT account_id, template_key, bucket,
                   CAST(floor((bucket % {bpd}) / {bph}) AS INT) AS hod FROM sync_b WHERE {w}),
+    g AS (SELECT CAST(extract(hour FROM hour) AS INT) AS hod, sum(n) / sum(sum(n)) OVER () AS share
+          FROM beh_ah WHERE {w} GROUP BY 1),
     tb AS (SELECT template_key, bucket, count(*) AS c FROM sb GROUP BY 1, 2),
-    tspan AS (SELECT template_key, (max(bucket) - min(bucket)) / {bpd} + 1 AS days FROM tb GROUP BY 1),
-    th AS (SELECT template_key, hod, count(*) AS tot FROM sb GROUP BY 1, 2),
-    own AS (SELECT account_id, template_key, hod, count(*) AS n_own FROM sb GROUP BY 1, 2, 3),
-    ak AS (SELECT template_key, count(DISTINCT account_id) AS k FROM sb GROUP BY 1),
+    tt AS (SELECT template_key, (max(bucket) - min(bucket)) / {bpd} + 1 AS days, count(*) AS tot,
+                  count(DISTINCT account_id) AS k FROM sb GROUP BY 1),
+    own AS (SELECT account_id, template_key, count(*) AS n_own FROM sb GROUP BY 1, 2),
     sa AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(tb.c - 1) AS co,
-                  sum((th.tot - own.n_own) / (tspan.days * {bph})) AS ex
-           FROM sb JOIN tb USING (template_key, bucket) JOIN th USING (template_key, hod)
-           JOIN own USING (account_id, template_key, hod) JOIN tspan USING (template_key) GROUP BY 1, 2),
+                  sum((tt.tot - own.n_own) * g.share / (tt.days * {bph})) AS ex, any_value(tt.k) AS k
+           FROM sb JOIN tb USING (template_key, bucket) JOIN g USING (hod)
+           JOIN own USING (account_id, template_key) JOIN tt USING (template_key) GROUP BY 1, 2),
     syncs AS (
       SELECT sa.account_id, 'sync' AS kind, sa.template_key AS entity,
              least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) AS strength
-      FROM sa JOIN ak USING (template_key)
-      WHERE ak.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
+      FROM sa WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
     SELECT * FROM exf UNION ALL SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate

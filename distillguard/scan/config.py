@@ -53,7 +53,7 @@ class GraphConfig(_Strict):
     #: A creation bucket is a burst only when it holds at least this many accounts.
     creation_burst_min: int = Field(4, ge=2)
     #: Synchronised-activity bucket width.
-    sync_bucket_minutes: int = Field(5, ge=1, le=60)
+    sync_bucket_minutes: int = Field(10, ge=1, le=60)
     #: Co-activity lift (over the template's own hour-of-day rhythm) at which an account counts as synchronised.
     sync_min_lift: float = Field(2.5, gt=1)
     #: Entity weight floor for entities whose accounts all look benign (0..1 multiplier).
