@@ -165,7 +165,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         r = cs.risk * member
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
-        reasons.append(cs.reasons[:3] + account_reasons(frow[a], cs))
+        ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
+        own = [f"this account: {f:.0%} of its links point into {cs.cluster_id}"
+               + (f" (through {', '.join(ties)})" if ties else "")]
+        reasons.append(cs.reasons[:3] + own + account_reasons(frow[a], cs))
     out = pa.table({"account_id": ids, "risk": pa.array(risk, pa.float64()),
                     "cluster_id": pa.array(cl_ids, pa.string()), "reasons": pa.array(reasons, pa.list_(pa.string()))})
     return scores, out
