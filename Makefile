@@ -26,6 +26,9 @@ demo: install
 	rm -rf $(DEMO)
 	$(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
 	$(DG) stats --store $(DEMO)/store
+	$(DG) simulate --config default --scale 0.01 --out $(DEMO)/world
+	$(DG) baseline --store $(DEMO)/world --out $(DEMO)/baseline
+	$(DG) bench --world $(DEMO)/world --results $(DEMO)/baseline --no-baseline
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -1,0 +1,1 @@
+"""Detection benchmark: score detector results against a labelled world; the volume-threshold baseline."""

@@ -1,0 +1,357 @@
+"""The world config: a validated description of who sends what, when, from where.
+
+Everything a benchmark world varies is data here, not code, so a reviewer can read a world file and
+know what the detector was tested against, and a user can build worlds from prompt files this
+project never saw. Unknown keys are errors (a misspelt knob silently ignored would make a benchmark
+measure something other than what its author meant).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from distillguard.errors import ConfigError
+from distillguard.events.schema import ENDPOINTS, SIGNUP_PATHWAYS
+
+DATA_DIR = Path(__file__).parent / "data"
+WORLDS_DIR = DATA_DIR / "worlds"
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Weights = dict[str, float]
+
+
+def _check_weights(v: dict, what: str) -> dict:
+    if not v:
+        return v
+    if any(w < 0 for w in v.values()):
+        raise ValueError(f"{what} weights must be >= 0")
+    if sum(v.values()) <= 0:
+        raise ValueError(f"{what} weights must not all be 0")
+    return v
+
+
+class ModelSpec(_M):
+    """A model served during the span; one with ``released`` inside the span is the new model."""
+
+    name: str
+    share: float = Field(1.0, ge=0, description="Traffic weight among models available at the start.")
+    released: datetime | None = Field(None, description="Release time; null = available before the span starts.")
+    benign_adoption_hours: float = Field(72.0, gt=0, description="Time constant of ordinary users moving to it.")
+    benign_max_share: float = Field(0.5, ge=0, le=1, description="Share of ordinary traffic it reaches eventually.")
+    reasoning: Literal["visible", "summarized", "hidden"] = Field(
+        "visible", description="What the API returns of reasoning: all of it, a summary, or only its length.")
+
+
+class ProxyPoolSpec(_M):
+    """A pool of client IPs (a proxy service, a cloud range, a NAT)."""
+
+    kind: Literal["datacenter", "residential", "mobile", "campus"] = "residential"
+    size: int = Field(100, ge=1, description="Number of distinct IPs in the pool.")
+    asns: list[int] | None = Field(None, description="Restrict to these ASNs (from the built-in ASN table).")
+    prefixes_24: int | None = Field(None, ge=1, description="Concentrate the IPs in this many /24 prefixes.")
+
+
+class NetworkSpec(_M):
+    """Where an account's requests come from."""
+
+    pool: str | None = Field(None, description="Name of a world-level proxy_pools entry (shared by groups).")
+    kind: Literal["datacenter", "residential", "mobile", "campus"] = "residential"
+    size: int | None = Field(None, ge=1, description="Own pool size; default = one or two IPs per account.")
+    prefixes_24: int | None = Field(None, ge=1)
+    asns: list[int] | None = None
+    rotation: Literal["sticky", "per_day", "per_session", "per_request"] = Field(
+        "sticky", description="How often an account changes IP within the pool.")
+    ips_per_account: int = Field(2, ge=1, le=16, description="Sticky/per_day: IPs each account uses.")
+
+
+class ClientSpec(_M):
+    stacks: Weights = Field(default_factory=dict, description="Client stack name → weight (built-in table); "
+                                                              "empty = the general population mix.")
+    custom_share: float = Field(0.0, ge=0, le=1, description="Share of accounts on the group's own modified "
+                                "client: a real stack's user agent with its own TLS/header fingerprint.")
+    endpoints: Weights = Field(default_factory=lambda: {"chat.completions": 0.6, "responses": 0.25, "messages": 0.15})
+    stream_share: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _ep(cls, v):
+        bad = [k for k in v if k not in ENDPOINTS]
+        if bad:
+            raise ValueError(f"unknown endpoint(s) {bad}; choose from {list(ENDPOINTS)}")
+        return _check_weights(v, "endpoint")
+
+
+class CreationSpec(_M):
+    """When accounts were created, relative to the span start (days, negative = before)."""
+
+    from_day: float = -400
+    to_day: float = 0
+    bursts: int = Field(0, ge=0, description="0 = spread evenly; N = created in N bursts.")
+    burst_hours: float = Field(2.0, gt=0, description="Width of one burst.")
+
+
+class PaymentSpec(_M):
+    mode: Literal["unique", "org", "pool", "none"] = Field(
+        "unique", description="unique per account, one per org, a reused pool of instruments, or none on file.")
+    instruments: int = Field(1, ge=1, description="pool: number of instruments shared by the accounts.")
+    none_share: float = Field(0.0, ge=0, le=1, description="Share of accounts with no payment on file.")
+
+
+class IdentitySpec(_M):
+    """Sign-up facts; attackers and ordinary users draw them from the same generators."""
+
+    email_domains: Literal["consumer", "corporate", "university", "disposable", "mixed", "org"] | list[str] = "mixed"
+    email_pattern: Weights = Field(default_factory=lambda: {"firstlast": 0.35, "first_digits": 0.3, "handle": 0.25,
+                                                            "random": 0.1})
+    countries: Weights = Field(default_factory=dict, description="ISO country → weight; empty = global mix.")
+    pathway: Weights = Field(default_factory=lambda: {"standard": 0.9, "free_trial": 0.1})
+    verification: dict[int, float] = Field(default_factory=lambda: {0: 0.15, 1: 0.45, 2: 0.35, 3: 0.05})
+    payment: PaymentSpec = Field(default_factory=PaymentSpec)
+    created: CreationSpec = Field(default_factory=CreationSpec)
+    orgs: Literal["per_account", "single", "pool"] = "per_account"
+    org_count: int = Field(1, ge=1, description="orgs=pool: number of orgs the accounts are spread over.")
+    tier: str = "tier-2"
+    rpm_limit: int = Field(500, ge=1)
+    rpd_limit: int = Field(10_000, ge=1)
+    keys_per_account: int = Field(2, ge=1, le=20)
+
+    @field_validator("email_pattern")
+    @classmethod
+    def _pat(cls, v):
+        from distillguard.sim.identity import EMAIL_PATTERNS
+
+        bad = [k for k in v if k not in EMAIL_PATTERNS]
+        if bad:
+            raise ValueError(f"unknown e-mail pattern(s) {bad}; choose from {list(EMAIL_PATTERNS)}")
+        return _check_weights(v, "email_pattern")
+
+    @field_validator("pathway")
+    @classmethod
+    def _pw(cls, v):
+        bad = [k for k in v if k not in SIGNUP_PATHWAYS]
+        if bad:
+            raise ValueError(f"unknown pathway(s) {bad}; choose from {list(SIGNUP_PATHWAYS)}")
+        return _check_weights(v, "pathway")
+
+
+class TimingSpec(_M):
+    mode: Literal["diurnal", "flat", "synchronized", "shifted", "jittered", "business_hours"] = Field(
+        "diurnal", description="diurnal: local waking hours; flat: round the clock; synchronized: every account "
+        "in the same windows; shifted: same windows, a fixed offset per account; jittered: same windows, noise per request.")
+    windows_per_day: int = Field(6, ge=1, le=96)
+    window_minutes: float = Field(30.0, gt=0)
+    shift_minutes: float = Field(90.0, ge=0, description="shifted: spread of the per-account offsets.")
+    jitter_minutes: float = Field(20.0, ge=0, description="jittered: per-request noise (standard deviation).")
+    session_gap_minutes: float = Field(30.0, gt=0, description="A pause longer than this starts a new session.")
+    session_requests: float = Field(4.0, ge=1, description="Mean requests per conversation (each account has "
+                                    "its own typical length); a new conversation also starts after a pause.")
+
+
+class RateSpec(_M):
+    per_account_day: float | None = Field(None, gt=0, description="Mean requests per active account-day.")
+    active_share: float = Field(1.0, gt=0, le=1, description="Share of days an account is active.")
+    dispersion: float = Field(1.0, gt=0, description="Gamma shape of per-account volume (small = heavy tail).")
+    limit_fraction: float = Field(0.95, gt=0, le=1, description="Daily volume never exceeds this share of rpd_limit.")
+
+
+class ModelPolicy(_M):
+    pivot_share: float | None = Field(None, ge=0, le=1, description="Share moved to the new model after release "
+                                      "(null = follow ordinary adoption).")
+    pivot_delay_hours: float = Field(12.0, ge=0)
+    pivot_model: str | None = Field(None, description="Which released model; default the first released in span.")
+
+
+class BanEvasionSpec(_M):
+    banned_share: float = Field(0.3, ge=0, le=1, description="Share of the campaign's accounts banned.")
+    ban_from_day: float = Field(3.0, ge=0, description="Bans happen between these days of the span.")
+    ban_to_day: float = Field(10.0, ge=0)
+    standby_accounts: int = Field(10, ge=1, description="Second pool: created early, idle until a ban.")
+    takeover_hours: float = Field(2.0, ge=0, description="Delay before a standby account takes over.")
+
+
+class ProxyNetworkSpec(_M):
+    """A hydra: many accounts that relay this campaign's traffic mixed with ordinary customers' traffic."""
+
+    accounts: int = Field(1000, ge=1)
+    share: float = Field(0.3, ge=0, le=1, description="Share of the campaign's exchanges routed through it.")
+    benign_share: float = Field(0.5, ge=0, lt=1, description="Share of the hydra accounts' traffic that is "
+                                "ordinary customers' (in addition to the campaign's).")
+    benign_content: Weights = Field(default_factory=lambda: {"chat_general": 0.7, "chat_code": 0.3})
+    network: NetworkSpec = Field(default_factory=lambda: NetworkSpec(kind="residential", rotation="per_session"))
+    identity: IdentitySpec = Field(default_factory=IdentitySpec)
+    client: ClientSpec = Field(default_factory=ClientSpec)
+
+
+class MixingSpec(_M):
+    benign_share: float = Field(0.0, ge=0, lt=1, description="Share of the accounts' traffic that is ordinary.")
+    content: Weights = Field(default_factory=lambda: {"chat_general": 0.6, "chat_code": 0.4})
+
+
+class _Group(_M):
+    accounts: int = Field(..., ge=1)
+    accounts_scale: Literal["linear", "fixed", "sqrt"] = Field(
+        "linear", description="How the account count follows --scale.")
+    min_accounts: int = Field(1, ge=1)
+    exchanges: float | None = Field(None, gt=0, description="Total exchanges at scale 1 (else rate.per_account_day).")
+    content: Weights = Field(..., description="Content profile name → share.")
+    identity: IdentitySpec = Field(default_factory=IdentitySpec)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    client: ClientSpec = Field(default_factory=ClientSpec)
+    timing: TimingSpec = Field(default_factory=TimingSpec)
+    rate: RateSpec = Field(default_factory=RateSpec)
+    models: ModelPolicy = Field(default_factory=ModelPolicy)
+    start_day: float = Field(0, ge=0)
+    end_day: float | None = Field(None, description="Last day (exclusive); default the end of the span.")
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v):
+        return _check_weights(v, "content")
+
+    @model_validator(mode="after")
+    def _volume(self):
+        if self.exchanges is None and self.rate.per_account_day is None:
+            raise ValueError("give either exchanges or rate.per_account_day")
+        return self
+
+
+class PersonaSpec(_Group):
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
+    kind: str = Field("chat", description="Free label (chat, coding_agent, app, nat, popular_tool, benchmark, "
+                                          "labelling, tutoring, reseller); reported with the persona.")
+    hard_negative: bool = False
+
+
+class CampaignSpec(_Group):
+    id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    title: str = ""
+    timing: TimingSpec = Field(default_factory=lambda: TimingSpec(mode="jittered"))
+    mixing: MixingSpec = Field(default_factory=MixingSpec)
+    proxy_network: ProxyNetworkSpec | None = None
+    ban_evasion: BanEvasionSpec | None = None
+    min_accounts: int = Field(3, ge=1)
+
+
+class WorldSpec(_M):
+    name: str = "world"
+    description: str = ""
+    seed: int = 0
+    start: datetime = datetime(2026, 1, 12, tzinfo=UTC)
+    days: int = Field(21, ge=1, le=400)
+    responses: Literal["text", "lengths"] = Field(
+        "text", description="text: synthetic answer/reasoning text; lengths: only lengths and token counts.")
+    prompt_files: dict[str, str] = Field(default_factory=dict, description="Name → JSONL prompt file (a 'text' "
+                                         "field per line); paths relative to the config file or the packaged data.")
+    content_files: list[str] = Field(..., min_length=1, description="YAML files defining content profiles.")
+    models: list[ModelSpec] = Field(..., min_length=1)
+    proxy_pools: dict[str, ProxyPoolSpec] = Field(default_factory=dict)
+    personas: list[PersonaSpec] = Field(default_factory=list)
+    campaigns: list[CampaignSpec] = Field(default_factory=list)
+    chunk_rows: int = Field(400_000, ge=1000, description="Largest batch generated at once (bounds memory).")
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, v: datetime):
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _refs(self):
+        names = [p.name for p in self.personas]
+        if len(set(names)) != len(names):
+            raise ValueError("persona names must be unique")
+        ids = [c.id for c in self.campaigns]
+        if len(set(ids)) != len(ids):
+            raise ValueError("campaign ids must be unique")
+        if not self.personas and not self.campaigns:
+            raise ValueError("a world needs at least one persona or campaign")
+        for kind, groups in (("personas", self.personas), ("campaigns", self.campaigns)):
+            for i, g in enumerate(groups):
+                nets = [g.network] + ([g.proxy_network.network] if getattr(g, "proxy_network", None) else [])
+                for n in nets:
+                    if n.pool and n.pool not in self.proxy_pools:
+                        raise ValueError(f"{kind}[{i}].network.pool: no proxy_pools entry named {n.pool!r}")
+        model_names = {m.name for m in self.models}
+        for i, c in enumerate(self.campaigns):
+            if c.models.pivot_model and c.models.pivot_model not in model_names:
+                raise ValueError(f"campaigns[{i}].models.pivot_model: unknown model {c.models.pivot_model!r}")
+        return self
+
+
+def _format_error(e: ValidationError, source: str) -> ConfigError:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see docs/simulator.md)"
+        lines.append(f"{loc or '(top level)'}: {msg}")
+    return ConfigError("invalid world config:\n  " + "\n  ".join(lines), source=source)
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A path as given, or the name of a shipped world (``default``, ``low_and_slow``, ...)."""
+    p = Path(path)
+    if p.exists():
+        return p
+    for cand in (WORLDS_DIR / f"{path}.yaml", WORLDS_DIR / str(path)):
+        if cand.exists():
+            return cand
+    raise ConfigError(f"world config not found (shipped worlds: {', '.join(shipped_worlds())})", source=str(path))
+
+
+def shipped_worlds() -> list[str]:
+    return sorted(p.stem for p in WORLDS_DIR.glob("*.yaml"))
+
+
+def load_world(path: str | Path) -> tuple[WorldSpec, Path]:
+    """Parse and validate a world file; returns the spec and the directory relative paths resolve against."""
+    p = resolve_config_path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}", source=str(p)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("a world config must be a mapping at the top level", source=str(p))
+    try:
+        spec = WorldSpec.model_validate(raw)
+    except ValidationError as e:
+        raise _format_error(e, str(p)) from None
+    return spec, p.parent
+
+
+def parse_world(raw: dict, source: str = "<config>") -> WorldSpec:
+    try:
+        return WorldSpec.model_validate(raw)
+    except ValidationError as e:
+        raise _format_error(e, source) from None
+
+
+def resolve_data_path(name: str, base: Path) -> Path:
+    """Relative paths resolve against the config's directory first, then the packaged data directory."""
+    p = Path(name)
+    if p.is_absolute():
+        if not p.exists():
+            raise ConfigError("file not found", source=name)
+        return p
+    for root in (base, DATA_DIR):
+        if (root / p).exists():
+            return root / p
+    raise ConfigError(f"file not found (looked in {base} and {DATA_DIR})", source=name)
+
+
+def json_schema() -> dict:
+    return WorldSpec.model_json_schema()
+
+
+def write_json_schema(dest: Path) -> None:
+    dest.write_text(json.dumps(json_schema(), indent=2) + "\n")
