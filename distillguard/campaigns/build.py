@@ -52,10 +52,10 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     campaigns, member_of = [], {}
     ordered = sorted(clusters, key=lambda c: -c.risk)
     for cs in ordered:
-        accts = [a for a in cs.members if a in flagged]
+        accts = [a for a in cs.members if a in flagged and flagged[a]["cluster_id"] == cs.cluster_id]
         if len(accts) < 2 or cs.risk < flag_threshold:
             continue
-        cid = "camp-" + cs.cluster_id.split("-", 1)[1]
+        cid = "camp-" + cs.cluster_id[2:]
         rows = [feat[a] for a in accts if a in feat]
         n_ex = int(sum(_num(r["n_exchanges"]) for r in rows))
         mix = {}

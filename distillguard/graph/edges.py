@@ -128,18 +128,25 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     r AS (SELECT account_id, kind, entity, max(strength) AS strength FROM inc_raw GROUP BY 1, 2, 3),
     e AS (SELECT r.kind, r.entity, count(*) AS df, avg(coalesce(s.suspicion, 0)) AS susp
           FROM r LEFT JOIN _susp s USING (account_id) GROUP BY 1, 2)
+    , q AS (SELECT quantile_cont(suspicion, {float(cfg.common_entity_quantile)}) AS q FROM _susp)
     SELECT r.account_id, r.kind, r.entity, e.df,
            kw.kw * ln((n.n + 1.0) / e.df) / ln(n.n + 1.0)
              * ({cfg.benign_floor} + (1 - {cfg.benign_floor}) * e.susp) * r.strength AS w
-    FROM r JOIN e USING (kind, entity) JOIN kw USING (kind) CROSS JOIN n
-    WHERE e.df >= 2 AND (e.df <= {cfg.max_entity_share} * n.n OR r.kind IN ('sync', 'template', 'task_item'))
+    FROM r JOIN e USING (kind, entity) JOIN kw USING (kind) CROSS JOIN n CROSS JOIN q
+    -- an entity shared by a large share of all accounts whose members look like everyone else
+    -- (a free-mail domain, the default SDK fingerprint, a campus NAT) carries no coordination signal
+    WHERE e.df >= 2 AND (e.df <= {cfg.max_entity_share} * n.n OR e.susp >= q.q)
       AND kw.kw > 0
     """)
     con.unregister("_susp")
 
 
-def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> pa.Table:
-    """Edges (src_account, dst_account, kind, entity, weight) from table ``inc``."""
+def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declared_verification: int = 2) -> pa.Table:
+    """Edges (src_account, dst_account, kind, entity, weight) from table ``inc``.
+
+    Pairs inside one organisation verified to ``declared_verification`` are not linked: a
+    customer's own declared accounts sharing its card, office NAT and tooling is not hidden
+    coordination (and its per-organisation limits already apply)."""
     cap = int(cfg.clique_cap)
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE edges AS
@@ -155,9 +162,13 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> pa.T
       SELECT least(a.account_id, b.account_id) AS src, greatest(a.account_id, b.account_id) AS dst,
              a.kind, a.entity, (a.w + b.w) / 4 AS weight
       FROM ranked a JOIN ranked b ON a.kind = b.kind AND a.entity = b.entity AND b.rk = a.rk % a.df + 1
-      WHERE a.df > {cap})
-    SELECT src, dst, kind, entity, CAST(weight AS DOUBLE) AS weight FROM small
-    UNION ALL SELECT src, dst, kind, entity, CAST(weight AS DOUBLE) FROM ring
+      WHERE a.df > {cap}),
+    u AS (SELECT src, dst, kind, entity, weight FROM small UNION ALL SELECT src, dst, kind, entity, weight FROM ring)
+    SELECT u.src, u.dst, u.kind, u.entity, CAST(u.weight AS DOUBLE) AS weight FROM u
+    LEFT JOIN accounts sa ON sa.account_id = u.src LEFT JOIN accounts da ON da.account_id = u.dst
+    WHERE NOT (sa.org_id IS NOT NULL AND sa.org_id = da.org_id
+               AND coalesce(sa.verification_level, 0) >= {int(declared_verification)}
+               AND coalesce(da.verification_level, 0) >= {int(declared_verification)})
     """)
     return con.sql("SELECT src AS src_account, dst AS dst_account, kind, entity, weight FROM edges").to_arrow_table()
 

@@ -26,14 +26,17 @@ class BehaviorConfig(_Strict):
     release_min_offset_hours: float = Field(24.0, ge=0)
     #: max_tokens at or above this counts as "long-output request".
     high_max_tokens: int = Field(4000, ge=1)
+    #: Non-capability signals that describe *what* the prompt is built on rather than an extraction
+    #: intent (public benchmarks are used by ordinary users too); they do not count as intent.
+    non_intent_signals: list[str] = Field(default_factory=lambda: ["sig_task_dataset"])
 
 
 #: Default weight per edge kind before the commonness discount. Infrastructure a provider does
 #: not hand out (payment, TLS fingerprint) weighs more than what many unrelated users share.
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {
-    "payment": 3.0, "ja4": 1.0, "header_fp": 1.0, "user_agent": 0.8, "ip24": 1.2, "asn": 0.4,
+    "payment": 3.0, "ja4": 1.0, "header_fp": 1.0, "user_agent": 0.8, "ip24": 1.2, "asn": 0.2,
     "email_domain": 0.8, "email_pattern": 0.8, "creation_burst": 1.5,
-    "template": 1.0, "system_prompt": 1.0, "task_item": 0.6, "sync": 1.2, "intel": 3.0,
+    "template": 1.0, "system_prompt": 1.0, "task_item": 0.0, "sync": 1.2, "intel": 3.0,
 }
 
 
@@ -42,12 +45,15 @@ class GraphConfig(_Strict):
     #: An account is linked through an exchange-level entity only when it is at least this
     #: share of the account's traffic (or this many exchanges): a single request through a
     #: shared VPN exit is not shared infrastructure.
-    min_entity_share: float = Field(0.05, ge=0, le=1)
+    min_entity_share: float = Field(0.01, ge=0, le=1)
     min_entity_count: int = Field(3, ge=1)
     #: Entities shared by more accounts than this are linked as a sampled ring, not a clique.
     clique_cap: int = Field(24, ge=2)
-    #: Entities shared by a larger share of all active accounts carry no weight (a free-mail domain).
-    max_entity_share: float = Field(0.2, gt=0, le=1)
+    #: Entities shared by a larger share of all active accounts are dropped unless their accounts'
+    #: mean suspicion reaches the ``common_entity_quantile`` of all accounts' suspicion (a free-mail
+    #: domain or the default SDK fingerprint is dropped; a custom client shared by a big pool is kept).
+    max_entity_share: float = Field(0.05, gt=0, le=1)
+    common_entity_quantile: float = Field(0.8, ge=0, le=1)
     #: Creation-burst window: accounts created on one pathway within this many minutes.
     creation_burst_minutes: int = Field(10, ge=1)
     #: A creation bucket is a burst only when it holds at least this many accounts.
@@ -58,8 +64,10 @@ class GraphConfig(_Strict):
     sync_min_lift: float = Field(2.5, gt=1)
     #: Entity weight floor for entities whose accounts all look benign (0..1 multiplier).
     benign_floor: float = Field(0.15, ge=0, le=1)
-    #: Leiden resolution (RB configuration model); higher splits more.
-    resolution: float = Field(1.0, gt=0)
+    #: Leiden resolutions (RB configuration model), coarse to fine. Each account takes the risk of the
+    #: level where it scores highest: a loose 2,000-account hydra surfaces at the coarse level, a tight
+    #: 3-account pool that the coarse level merges into a bigger community surfaces at the fine one.
+    resolutions: list[float] = Field(default_factory=lambda: [1.0, 3.0], min_length=1)
     #: Communities smaller than this are not clusters.
     min_cluster_size: int = Field(3, ge=2)
     #: Pairs whose summed weight is below this are dropped before community detection.
@@ -84,9 +92,17 @@ class ScoringConfig(_Strict):
     declared_org_verification: int = Field(2, ge=0)
     #: Minimum share of a member's coordination weight that must point inside its cluster.
     min_member_fit: float = Field(0.3, ge=0, le=1)
+    #: A member counts as sharing an evidence group inside its cluster only when its intra-cluster
+    #: weight in that group reaches this (weak ties through common entities do not count).
+    min_group_weight: float = Field(0.1, ge=0)
+    #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
+    cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits
     #: proportionally less of the cluster's risk (a benign user caught on a shared proxy).
-    member_suspicion_ratio: float = Field(0.6, ge=0, le=1)
+    member_suspicion_ratio: float = Field(0.35, ge=0, le=1)
+    #: A member tied to its cluster with less than this fraction of the cluster's median intra-cluster
+    #: weight inherits proportionally less of the cluster's risk.
+    min_member_strength: float = Field(0.35, ge=0, le=1)
 
 
 class CampaignConfig(_Strict):

@@ -52,14 +52,25 @@ def prepare(store: Store, cfg: ScanConfig) -> tuple[duckdb.DuckDBPyConnection, l
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
                 until: datetime | None = None) -> StepResult:
-    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until))
+    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until), tuple(cfg.behavior.non_intent_signals))
     incidence(con, cfg.graph, feats, until)
-    edges = coordination_edges(con, cfg.graph)
+    edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
     pairs = pair_weights(con, cfg.graph)
-    membership = communities(pairs, cfg.graph)
     inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
     blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
-    clusters, risk = score_clusters(con, feats, membership, blocks, cfg.scoring)
+    clusters: list[ClusterScore] = []
+    best: dict[str, dict] = {}
+    membership: dict[str, int] = {}
+    for level, res in enumerate(cfg.graph.resolutions):
+        m = communities(pairs, cfg.graph, res)
+        cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
+        clusters += cs
+        for r in risk.to_pylist():
+            if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
+                best[r["account_id"]] = r
+        if level == 0:
+            membership = m
+    risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
     flagged = pa.compute.greater_equal(risk["risk"], cfg.scoring.flag_threshold)
     risk = risk.append_column("flagged", flagged)
     return StepResult(until, feats, edges, clusters, risk, blocks, membership)

@@ -144,7 +144,9 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     if links:
         risk = _apply_ban_links(risk, links, step, cfg)
     released = released_models(con, cfg.behavior)
-    flagged_clusters = {cs.cluster_id: cs.members for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold}
+    chosen = {c for c, f in zip(risk["cluster_id"].to_pylist(), risk["flagged"].to_pylist(), strict=True) if f and c}
+    flagged_clusters = {cs.cluster_id: cs.members for cs in step.clusters
+                        if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
     org_keys = attribute_orgs(con, flagged_clusters)
     campaigns, members = build_campaigns(con, step.clusters, risk, step.features, org_keys, released,
                                          cfg.campaigns, cfg.scoring.flag_threshold)
@@ -221,7 +223,9 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
         "account_id": pa.array(list(res.campaign_members), pa.string())}))
     store.write_table("enforcement", enforcement_rows(res.campaigns, res.campaign_members, now,
                                                       cfg.campaigns.enforcement_days))
-    flagged_cl = {cs.cluster_id for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold}
+    chosen = {c for c, f in zip(res.account_risk["cluster_id"].to_pylist(), res.account_risk["flagged"].to_pylist(),
+                                strict=True) if f and c}
+    flagged_cl = {cs.cluster_id for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
     ac = [(a, cs.cluster_id) for cs in step.clusters if cs.cluster_id in flagged_cl for a in cs.members]
     store.write_table("account_clusters", pa.table({"account_id": pa.array([a for a, _ in ac], pa.string()),
                                                     "cluster_id": pa.array([c for _, c in ac], pa.string())}))

@@ -90,12 +90,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         tot AS (SELECT a, sum(weight) AS w FROM ends GROUP BY 1),
         ie AS (SELECT src AS a, weight, kind FROM _intra UNION ALL SELECT dst, weight, kind FROM _intra),
         intra AS (SELECT a, sum(weight) AS w, list(DISTINCT g.grp) AS groups FROM ie JOIN _kg g USING (kind) GROUP BY 1)
-        SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups
+        SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.w, 0) AS iw
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
-    fit = {a: (_num(f), g or []) for a, f, g in fit_rows}
-    grp_rows = con.execute("""
-        WITH ie AS (SELECT src AS a, kind, cl FROM _intra UNION ALL SELECT dst, kind, cl FROM _intra)
-        SELECT cl, g.grp, count(DISTINCT a) FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2""").fetchall()
+    fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
+    intra_w = {a: _num(w) for a, _, _, w in fit_rows}
+    grp_rows = con.execute(f"""
+        WITH ie AS (SELECT src AS a, kind, weight, cl FROM _intra UNION ALL SELECT dst, kind, weight, cl FROM _intra),
+        ag AS (SELECT cl, a, g.grp, sum(weight) AS w FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2, 3)
+        SELECT cl, grp, count(*) FROM ag WHERE w >= {float(cfg.min_group_weight)} GROUP BY 1, 2""").fetchall()
     ent_rows = con.execute("""
         WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
         SELECT cl, kind, entity, count(DISTINCT a) AS n FROM ie GROUP BY 1, 2, 3 ORDER BY cl, kind, n DESC""").fetchall()
@@ -129,7 +131,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if not strong:
             coord = min(coord, 0.5)
         rows = [feat_rows[a] for a in members if a in feat_rows]
-        susp = float(np.mean([_num(r["suspicion"]) for r in rows])) if rows else 0.0
+        # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
+        # part of the members' suspicion describes the group, the mean would be diluted
+        susp = float(np.quantile([_num(r["suspicion"]) for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
@@ -143,6 +147,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
 
     # account risk
     by_acc = {a: cs for cs in scores for a in cs.members}
+    median_w = {cs.cluster_id: float(np.median([intra_w.get(a, 0.0) for a in cs.members])) for cs in scores}
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     risk, cl_ids, reasons = [], [], []
@@ -158,6 +163,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             continue
         f, groups = fit.get(a, (0.0, []))
         member = min(1.0, f / max(cfg.min_member_fit, 1e-9))
+        # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
+        # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
+        member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
             member *= 0.5  # tied only by content: the benchmark-researcher case
         if cfg.member_suspicion_ratio > 0 and cs.suspicion > 0:

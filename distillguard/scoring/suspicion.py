@@ -17,13 +17,14 @@ from distillguard.scan.base import CAPABILITY_PREFIX
 WEIGHTS: dict[str, float] = {
     "intent": 2.6,       # share of requests eliciting reasoning / grading / rewrites
     "capability": 0.9,   # share concentrated on one capability (agentic, coding, vision)
-    "task_items": 0.9,   # share whose core is a known task-set item
+    "task_items": 0.4,   # share whose core is a known task-set item
+    "reasoning": 1.6,    # share of requests asking for reasoning/thinking
     "single_turn": 0.8,
     "template_reuse": 0.6,
     "limit_util": 1.6,   # daily volume close to the account's limit
     "new_account": 0.5,
     "low_verification": 0.3,
-    "fast_pivot": 0.6,   # moved to a newly released model within a day
+    "fast_pivot": 1.2,   # moved to a newly released model within a day
 }
 BIAS = -3.2
 
@@ -36,9 +37,10 @@ def _col(t: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
     return np.where(np.isnan(a), default, a)
 
 
-def components(features: pa.Table) -> dict[str, np.ndarray]:
+def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",)) -> dict[str, np.ndarray]:
     share_cols = [c for c in features.column_names if c.startswith("share_")]
-    intent_cols = [c for c in share_cols if not ("sig_" + c[6:]).startswith(CAPABILITY_PREFIX)]
+    intent_cols = [c for c in share_cols if not ("sig_" + c[6:]).startswith(CAPABILITY_PREFIX)
+                   and "sig_" + c[6:] not in non_intent]
     intent = np.max(np.stack([_col(features, c) for c in intent_cols]), axis=0) if intent_cols else np.zeros(features.num_rows)
     util = np.clip(np.maximum.reduce([_col(features, "mean_rpd_util"), 0.8 * _col(features, "rpd_util"),
                                       _col(features, "rate_util")]), 0, 1)
@@ -48,6 +50,7 @@ def components(features: pa.Table) -> dict[str, np.ndarray]:
         "intent": intent,
         "capability": _col(features, "top_capability_share"),
         "task_items": np.clip(_col(features, "task_item_share"), 0, 1),
+        "reasoning": _col(features, "reasoning_share"),
         "single_turn": _col(features, "single_turn_share"),
         "template_reuse": _col(features, "top_template_share"),
         "limit_util": util,
@@ -57,9 +60,9 @@ def components(features: pa.Table) -> dict[str, np.ndarray]:
     }
 
 
-def account_suspicion(features: pa.Table) -> pa.Table:
+def account_suspicion(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",)) -> pa.Table:
     """features + ``suspicion`` in [0,1] and one ``c_<component>`` column per component."""
-    comp = components(features)
+    comp = components(features, non_intent)
     z = np.full(features.num_rows, BIAS)
     for k, v in comp.items():
         z = z + WEIGHTS[k] * v
