@@ -43,6 +43,39 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
     return "throttle"
 
 
+def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], min_cover: float = 0.5,
+                   min_weight: float = 0.1) -> dict[str, str]:
+    """cluster_id → representative cluster_id: flagged clusters that are one campaign split by the
+    community detection (three pools of one operator, one per payment card) are merged when most
+    accounts of the smaller one are linked to the other through three or more kinds of evidence
+    other than content (public attack templates are shared by unrelated operators)."""
+    from distillguard.graph.edges import KIND_GROUP
+
+    parent = {c: c for c in groups}
+    if len(groups) < 2:
+        return parent
+    rows = [(a, c) for c, ms in groups.items() for a in ms]
+    con.execute("CREATE OR REPLACE TEMP TABLE _fm(account_id VARCHAR, cl VARCHAR)")
+    con.executemany("INSERT INTO _fm VALUES (?, ?)", rows)
+    links = con.execute(f"""
+        WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity FROM inc i JOIN _fm fm USING (account_id)
+                    WHERE i.w >= {float(min_weight)})
+        SELECT a.cl, b.cl, list(DISTINCT a.kind), count(DISTINCT a.account_id), count(DISTINCT b.account_id)
+        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl GROUP BY 1, 2""").fetchall()
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for c1, c2, kinds, n1, n2 in links:
+        shared = {KIND_GROUP.get(k, k) for k in kinds} - {"content"}  # public templates do not make one campaign
+        if len(shared) >= 3 and n1 >= min_cover * len(groups[c1]) and n2 >= min_cover * len(groups[c2]):
+            parent[find(c1)] = find(c2)
+    return {c: find(c) for c in groups}
+
+
 def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,
                     features: pa.Table, org_keys: dict[str, str], released: list[tuple], cfg: CampaignConfig,
                     flag_threshold: float) -> tuple[list[dict], dict[str, str]]:
@@ -50,12 +83,25 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     flagged = {r["account_id"]: r for r in account_risk.to_pylist() if r["flagged"]}
     feat = {r["account_id"]: r for r in features.to_pylist()}
     campaigns, member_of = [], {}
-    ordered = sorted(clusters, key=lambda c: -c.risk)
-    for cs in ordered:
+    chosen: dict[str, list[str]] = {}
+    for cs in clusters:
         accts = [a for a in cs.members if a in flagged and flagged[a]["cluster_id"] == cs.cluster_id]
-        if len(accts) < 2 or cs.risk < flag_threshold:
+        if accts and cs.risk >= flag_threshold:
+            chosen[cs.cluster_id] = accts
+    rep = merge_clusters(con, chosen)
+    by_id = {cs.cluster_id: cs for cs in clusters}
+    merged: dict[str, list[str]] = {}
+    for c in chosen:
+        merged.setdefault(rep[c], []).append(c)
+    for _head, parts in sorted(merged.items(), key=lambda kv: -max(by_id[c].risk for c in kv[1])):
+        parts = sorted(parts, key=lambda c: -len(chosen[c]))
+        cs = by_id[parts[0]]
+        accts = sorted(a for c in parts for a in chosen[c])
+        if len(accts) < 2:
             continue
         cid = "camp-" + cs.cluster_id[2:]
+        if len(parts) > 1:
+            cs = _merged_score(cs, [by_id[c] for c in parts], accts)
         rows = [feat[a] for a in accts if a in feat]
         n_ex = int(sum(_num(r["n_exchanges"]) for r in rows))
         mix = {}
@@ -88,10 +134,22 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             first_seen=first, last_seen=last, capability_mix=orjson.dumps(mix).decode(), models=models,
             pivot_model=pivot_model, pivot_delay_hours=pivot_delay, infrastructure=orjson.dumps(infra).decode(),
             confidence=conf, recommended_action=recommended_action(conf, mix, low_ver, cfg), status="detected",
-            evidence=evidence, org_key=org_keys.get(cs.cluster_id), cluster_ids=[cs.cluster_id], first_flagged_at=None))
+            evidence=evidence, org_key=org_keys.get(parts[0]), cluster_ids=parts, first_flagged_at=None))
         for a in accts:
             member_of[a] = cid
     return campaigns, member_of
+
+
+def _merged_score(head: ClusterScore, parts: list[ClusterScore], accts: list[str]) -> ClusterScore:
+    """One ClusterScore describing several merged clusters (for evidence and infrastructure)."""
+    kinds: dict[str, list[str]] = {}
+    for p in parts:
+        for k, ents in p.kind_entities.items():
+            seen = kinds.setdefault(k, [])
+            seen += [e for e in ents if e not in seen]
+    reasons = [f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"] + head.reasons
+    return ClusterScore(head.cluster_id, accts, max(p.risk for p in parts), head.coordination, head.suspicion,
+                        head.group_share, kinds, reasons, head.declared, head.dense_density)
 
 
 def infrastructure(con: duckdb.DuckDBPyConnection, cs: ClusterScore, rows: list[dict]) -> dict:

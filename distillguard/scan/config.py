@@ -99,7 +99,10 @@ class ScoringConfig(_Strict):
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits
     #: proportionally less of the cluster's risk (a benign user caught on a shared proxy).
-    member_suspicion_ratio: float = Field(0.35, ge=0, le=1)
+    member_suspicion_ratio: float = Field(0.6, ge=0, le=1)
+    #: ... which is halved when it is tied to the cluster through at least this many of the groups that
+    #: ordinary users rarely share (network, payment, creation, timing, intel).
+    min_member_groups: int = Field(2, ge=1)
     #: A member tied to its cluster with less than this fraction of the cluster's median intra-cluster
     #: weight inherits proportionally less of the cluster's risk.
     min_member_strength: float = Field(0.35, ge=0, le=1)

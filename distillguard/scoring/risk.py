@@ -94,10 +94,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
     fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
     intra_w = {a: _num(w) for a, _, _, w in fit_rows}
+    # member m shares evidence group g inside its cluster when it holds an entity of that group (with
+    # weight ≥ min_group_weight, so common low-weight entities do not count) that another member holds
     grp_rows = con.execute(f"""
-        WITH ie AS (SELECT src AS a, kind, weight, cl FROM _intra UNION ALL SELECT dst, kind, weight, cl FROM _intra),
-        ag AS (SELECT cl, a, g.grp, sum(weight) AS w FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2, 3)
-        SELECT cl, grp, count(*) FROM ag WHERE w >= {float(cfg.min_group_weight)} GROUP BY 1, 2""").fetchall()
+        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w FROM inc i JOIN _mem m USING (account_id)),
+        sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(*) >= 2)
+        SELECT DISTINCT mi.cl, mi.a, g.grp FROM mi JOIN sh USING (cl, kind, entity) JOIN _kg g USING (kind)
+        WHERE mi.w >= {float(cfg.min_group_weight)}""").fetchall()
     ent_rows = con.execute("""
         WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
         SELECT cl, kind, entity, count(DISTINCT a) AS n FROM ie GROUP BY 1, 2, 3 ORDER BY cl, kind, n DESC""").fetchall()
@@ -109,9 +112,19 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     sizes: dict[int, list[str]] = {}
     for a, c in membership.items():
         sizes.setdefault(c, []).append(a)
-    gshare: dict[int, dict[str, float]] = {}
-    for c, g, n in grp_rows:
-        gshare.setdefault(c, {})[g] = n / len(sizes[c])
+    # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
+    # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
+    # not core, so they neither dilute what the core shares nor how suspicious it looks.
+    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], 0.75)) for c, ms in sizes.items()}
+    core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
+                                 for c, ms in sizes.items()}
+    gcount: dict[int, dict[str, int]] = {}
+    member_groups: dict[str, set[str]] = {}
+    for c, a, g in grp_rows:
+        member_groups.setdefault(a, set()).add(g)
+        if a in core[c]:
+            gcount.setdefault(c, {})[g] = gcount.setdefault(c, {}).get(g, 0) + 1
+    gshare = {c: {g: n / max(len(core[c]), 1) for g, n in gs.items()} for c, gs in gcount.items()}
     ents: dict[int, dict[str, list[tuple[str, int]]]] = {}
     for c, k, e, n in ent_rows:
         ents.setdefault(c, {}).setdefault(k, []).append((e, n))
@@ -130,7 +143,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         coord = 1 - math.exp(-total)
         if not strong:
             coord = min(coord, 0.5)
-        rows = [feat_rows[a] for a in members if a in feat_rows]
+        rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
         susp = float(np.quantile([_num(r["suspicion"]) for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
@@ -147,7 +160,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
 
     # account risk
     by_acc = {a: cs for cs in scores for a in cs.members}
-    median_w = {cs.cluster_id: float(np.median([intra_w.get(a, 0.0) for a in cs.members])) for cs in scores}
+    median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     risk, cl_ids, reasons = [], [], []
@@ -161,15 +174,21 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             cl_ids.append(None)
             reasons.append(account_reasons(frow[a], None))
             continue
-        f, groups = fit.get(a, (0.0, []))
+        f, _ = fit.get(a, (0.0, []))
+        groups = member_groups.get(a, set())
         member = min(1.0, f / max(cfg.min_member_fit, 1e-9))
         # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
             member *= 0.5  # tied only by content: the benchmark-researcher case
-        if cfg.member_suspicion_ratio > 0 and cs.suspicion > 0:
-            member *= min(1.0, float(s) / (cfg.member_suspicion_ratio * cs.suspicion))
+        # an account whose own traffic looks ordinary inherits the cluster's risk only when it is tied to
+        # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
+        # then half the ratio suffices
+        if cs.suspicion > 0:
+            strong_ties = groups & {"network", "payment", "creation", "timing", "intel"}
+            ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
+            member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
