@@ -47,8 +47,9 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                    min_weight: float = 0.1) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one campaign split by the
     community detection (three pools of one operator, one per payment card) are merged when most
-    accounts of the smaller one are linked to the other through three or more kinds of evidence
-    other than content (public attack templates are shared by unrelated operators)."""
+    accounts of each are linked to the other through two or more kinds of operator evidence
+    (IP /24, client fingerprint, payment, e-mail, creation) — not content, timing on shared templates or ASNs,
+    which unrelated operators share."""
     from distillguard.graph.edges import KIND_GROUP
 
     parent = {c: c for c in groups}
@@ -70,8 +71,9 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         return x
 
     for c1, c2, kinds, n1, n2 in links:
-        shared = {KIND_GROUP.get(k, k) for k in kinds} - {"content"}  # public templates do not make one campaign
-        if len(shared) >= 3 and n1 >= min_cover * len(groups[c1]) and n2 >= min_cover * len(groups[c2]):
+        # public templates (and synchrony on them) and big networks are shared by unrelated operators
+        shared = {KIND_GROUP.get(k, k) for k in kinds if k not in ("asn", "sync")} - {"content"}
+        if len(shared) >= 2 and n1 >= min_cover * len(groups[c1]) and n2 >= min_cover * len(groups[c2]):
             parent[find(c1)] = find(c2)
     return {c: find(c) for c in groups}
 
