@@ -27,7 +27,7 @@ def communities(pairs: pa.Table, cfg: GraphConfig, resolution: float = 1.0) -> d
     weights = pairs["weight"].to_numpy(zero_copy_only=False).astype(float)
     g.es["weight"] = weights.tolist()
     part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights="weight",
-                                    resolution_parameter=resolution, seed=cfg.seed, n_iterations=-1)
+                                    resolution_parameter=resolution, seed=cfg.seed, n_iterations=2)
     out: dict[str, int] = {}
     k = 0
     for members in sorted((m for m in part if len(m) >= cfg.min_cluster_size), key=lambda m: (-len(m), min(m))):

@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "--out", "-o", help="Results directory: accounts.parquet, campaigns.json, report.html."),
         replay: bool = typer.Option(False, "--replay", help="Run incrementally over time and record first_flagged_at."),
         step: str = typer.Option("1h", "--step", help="Replay resolution (first-flag times are on this grid)."),
-        coarse: str = typer.Option("24h", "--coarse", help="Replay evaluation interval; bisected down to --step where flags appear."),
+        coarse: str = typer.Option("24h", "--coarse", help="Replay evaluation interval; bisected down to --step where a new campaign appears."),
+        exact: bool = typer.Option(False, "--exact", help="Replay: bisect every newly flagged account, not only campaign openers."),
         config: Path = typer.Option(None, "--config", "-c", help="Scan config YAML (see docs/detection.md)."),
         signals: str = typer.Option("auto", "--signals", help="auto (run when missing/stale), always, never."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
                       console=console, transient=True, disable=as_json) as prog:
             task = prog.add_task("signals, behaviour, graph", total=1.0)
             res = run_scan(st, cfg, replay_step=parse_duration(step) if replay else None,
-                           coarse=parse_duration(coarse, "--coarse"), signals=signals,
+                           coarse=parse_duration(coarse, "--coarse"), signals=signals, replay_exact=exact,
                            progress=lambda d, f: prog.update(task, description=d, completed=f))
             prog.update(task, description="writing tables and report", completed=1.0)
             write_tables(st, res, cfg)

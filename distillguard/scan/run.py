@@ -68,13 +68,15 @@ def _flag_set(step: StepResult) -> set[str]:
 
 
 def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, step: timedelta, coarse: timedelta,
-           progress: Progress | None = None) -> tuple[StepResult, dict[str, datetime], int]:
+           progress: Progress | None = None, exact: bool = False) -> tuple[StepResult, dict[str, datetime], int]:
     """First-flag time per account as an hourly (``step``) live deployment would have seen it.
 
     Evaluating every step over a month is hundreds of full graph builds; instead the engine runs
-    at ``coarse`` intervals and, inside any interval where new accounts got flagged, bisects on
-    the ``step`` grid to find the first step each was flagged. When flags only accumulate (the
-    usual case) this gives the same first-flag times as evaluating every step.
+    at ``coarse`` intervals. Inside an interval where an account opens a new campaign (its cluster
+    held no flagged account before), it bisects on the ``step`` grid to find the first step it was
+    flagged — so each campaign's time-to-detect is exact when flags only accumulate; accounts
+    joining an already-flagged campaign get the interval's end (an upper bound). ``exact`` bisects
+    for every newly flagged account.
     """
     lo, hi = con.execute("SELECT min(hour), max(hour) + INTERVAL 1 HOUR FROM beh_ah").fetchall()[0]
     if lo is None:
@@ -107,8 +109,23 @@ def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, ste
     grid = list(range(k_coarse, n_steps, k_coarse)) + [n_steps]
     prev = 0
     for i in grid:
-        fi = _flag_set(at(i))
-        refine(prev, i, fi - set(first))
+        res = at(i)
+        fi = _flag_set(res)
+        new = fi - set(first)
+        # accounts whose cluster already held a flagged account join a known campaign: their first-flag
+        # time is the end of the interval (an upper bound); accounts that open a new campaign are bisected
+        # to the step grid, so each campaign's time-to-detect is exact
+        cl = dict(zip(res.account_risk["account_id"].to_pylist(), res.account_risk["cluster_id"].to_pylist(),
+                      strict=True))
+        members: dict[str, set[str]] = {}
+        for cs in res.clusters:
+            members[cs.cluster_id] = set(cs.members)
+        opens = {a for a in new if not (members.get(cl.get(a) or "", set()) & set(first))}
+        if exact:
+            opens = new
+        refine(prev, i, opens)
+        for a in new - opens:
+            first.setdefault(a, lo + i * step)
         prev = i
         # keep memory bounded: only the last coarse result is needed later
         for j in [j for j in cache if j < i]:
@@ -118,7 +135,7 @@ def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, ste
 
 def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = None,
              coarse: timedelta = timedelta(hours=24), signals: str = "auto",
-             progress: Progress | None = None) -> ScanResult:
+             progress: Progress | None = None, replay_exact: bool = False) -> ScanResult:
     if not store.has_exchanges():
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
     timings: dict[str, float] = {}
@@ -133,7 +150,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     first: dict[str, datetime] = {}
     n_steps = 0
     if replay_step is not None:
-        step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress)
+        step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress, replay_exact)
     else:
         step = detect_step(con, sigs, cfg, None)
     timings["detect"] = time.perf_counter() - t
