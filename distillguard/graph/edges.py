@@ -135,7 +135,9 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     FROM r JOIN e USING (kind, entity) JOIN kw USING (kind) CROSS JOIN n CROSS JOIN q
     -- an entity shared by a large share of all accounts whose members look like everyone else
     -- (a free-mail domain, the default SDK fingerprint, a campus NAT) carries no coordination signal
-    WHERE e.df >= 2 AND (e.df <= {cfg.max_entity_share} * n.n OR e.susp >= q.q)
+    -- (content and sync entities are kept: a big campaign's templates are exactly such entities; idf weighs them)
+    WHERE e.df >= 2 AND (e.df <= {cfg.max_entity_share} * n.n OR e.susp >= q.q
+                         OR r.kind IN ('template', 'system_prompt', 'task_item', 'sync'))
       AND kw.kw > 0
     """)
     con.unregister("_susp")

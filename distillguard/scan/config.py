@@ -71,7 +71,7 @@ class GraphConfig(_Strict):
     #: Communities smaller than this are not clusters.
     min_cluster_size: int = Field(3, ge=2)
     #: Pairs whose summed weight is below this are dropped before community detection.
-    min_pair_weight: float = Field(0.05, ge=0)
+    min_pair_weight: float = Field(0.0, ge=0)
     #: Dense-block search: how many blocks to peel and the batch-peeling slack.
     dense_blocks: int = Field(8, ge=0)
     dense_epsilon: float = Field(0.1, gt=0)

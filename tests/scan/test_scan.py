@@ -26,7 +26,7 @@ def _cli(*args):
 def replayed(tmp_path_factory):
     base = tmp_path_factory.mktemp("scan")
     st = Store(base / "store", create=True)
-    w = build_tiny_world(st, seed=4, plant={"attacker": XSS})
+    w = build_tiny_world(st, seed=4, days=7, plant={"attacker": XSS})
     # attacker-controlled account fields too
     from distillguard.events.record import Account, accounts_to_table
     acc = st.accounts().to_arrow_table().to_pylist()
@@ -52,7 +52,7 @@ def test_results_contract(replayed):
     assert all(r["first_flagged_at"] is not None for r in rows if r["flagged"])
     assert all(r["campaign_id"] is None for r in rows if not r["flagged"])
     camps = orjson.loads((res / "campaigns.json").read_bytes())
-    assert len(camps) == 2 and all(c["first_flagged_at"] for c in camps)
+    assert 2 <= len(camps) <= 3 and all(c["first_flagged_at"] for c in camps)
     assert orjson.loads((res / "meta.json").read_bytes())["detector"] == "distillguard-scan"
 
 
