@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
                 store: Path = typer.Option(None, "--store", "-s", help="Store directory to score."),
                 batch_size: int = typer.Option(32768, help="Exchanges per batch (memory bound)."),
                 where: str = typer.Option(None, help="SQL filter over exchange columns."),
+                workers: int = typer.Option(1, "--workers", "-w", min=1, help="Scoring processes (the read and write stay in one)."),
                 as_json: bool = typer.Option(False, "--json", help="Print a JSON summary.")) -> None:
         """Score every exchange in a store and write table exchange_signals."""
         if ctx.invoked_subcommand is not None:
@@ -110,7 +111,7 @@ def register(app: typer.Typer) -> None:
 
         st = Store(store)
         t0 = time.perf_counter()
-        n = run_signals(st, batch_size=batch_size, where=where, progress=not as_json, console=console)
+        n = run_signals(st, batch_size=batch_size, where=where, progress=not as_json, console=console, workers=workers)
         dt = time.perf_counter() - t0
         if as_json:
             sys.stdout.write(orjson.dumps({"table": TABLE, "rows": n, "seconds": round(dt, 3)}).decode() + "\n")

@@ -16,6 +16,9 @@ import pyarrow.compute as pc
 from distillguard.signals import hashing as H
 from distillguard.signals import lexical, tasks, template
 
+#: De-duplicate a batch's prompts when distinct ones are at most this share of the rows.
+DEDUP_MAX_SHARE = 0.8
+
 
 def column(batch: pa.RecordBatch, name: str) -> pa.Array | None:
     i = batch.schema.get_field_index(name)
@@ -38,11 +41,34 @@ class BatchContext:
         return H.as_string_array(col)
 
     @cached_property
+    def _unique(self) -> tuple[pa.Array, np.ndarray] | None:
+        """(distinct prompts, row -> distinct index) when repeats make de-duplication pay.
+
+        Apps, batch jobs and tools send the same prompt many times; every text signal is a
+        function of the prompt alone, so each distinct prompt is scored once.
+        """
+        if self.n < 64:
+            return None
+        enc = pc.dictionary_encode(self.prompts)
+        if len(enc.dictionary) > DEDUP_MAX_SHARE * self.n:
+            return None
+        return enc.dictionary, enc.indices.to_numpy(zero_copy_only=False)
+
+    def _texts(self) -> pa.Array:
+        return self._unique[0] if self._unique is not None else self.prompts
+
+    def _expand(self, values: np.ndarray) -> np.ndarray:
+        return values[self._unique[1]] if self._unique is not None else values
+
+    def _expand_arrow(self, values: pa.Array) -> pa.Array:
+        return values.take(pa.array(self._unique[1])) if self._unique is not None else values
+
+    @cached_property
     def lexical_prompt(self) -> np.ndarray:
         """(n, tactics) calibrated lexical scores of the prompt."""
         if self.n == 0:
             return lexical.empty_scores(0)
-        return lexical.get_model().predict(self.prompts)
+        return self._expand(lexical.get_model().predict(self._texts()))
 
     @cached_property
     def lexical_system(self) -> np.ndarray:
@@ -69,15 +95,22 @@ class BatchContext:
 
     @cached_property
     def masked(self) -> template.MaskedTokens:
-        return template.masked_tokens(self.prompts)
+        """Masked tokens of the *distinct* prompts (see ``_unique``); internal to task and template keys."""
+        return template.masked_tokens(self._texts())
 
     @cached_property
-    def task_match(self) -> tasks.TaskMatch:
+    def _task_match_distinct(self) -> tasks.TaskMatch:
         return tasks.match(self.masked)
 
     @cached_property
+    def task_match(self) -> tasks.TaskMatch:
+        """Per row: best task item containment and key (``token_mask`` is per distinct prompt)."""
+        m = self._task_match_distinct
+        return tasks.TaskMatch(self._expand(m.score), self._expand_arrow(m.key), m.token_mask)
+
+    @cached_property
     def template_keys(self) -> pa.Array:
-        return template.template_keys(self.masked, self.task_match.token_mask)
+        return self._expand_arrow(template.template_keys(self.masked, self._task_match_distinct.token_mask))
 
     def list_column(self, name: str) -> tuple[np.ndarray, pa.Array] | None:
         """(row of each element, flattened values) of a list column, or None when absent."""

@@ -38,25 +38,23 @@ def _pows(n: int) -> tuple[np.ndarray, np.ndarray]:
     have = _pow_cache.get("p")
     if have is None or len(have) < n:
         size = max(n, 4096)
-        with np.errstate(over="ignore"):
-            p = np.full(size, _P, dtype=np.uint64)
-            p[0] = 1
-            pw = np.cumprod(p, dtype=np.uint64)
-            q = np.full(size, _P_INV, dtype=np.uint64)
-            q[0] = 1
-            qi = np.cumprod(q, dtype=np.uint64)
+        p = np.full(size, _P, dtype=np.uint64)
+        p[0] = 1
+        pw = np.cumprod(p, dtype=np.uint64)
+        q = np.full(size, _P_INV, dtype=np.uint64)
+        q[0] = 1
+        qi = np.cumprod(q, dtype=np.uint64)
         _pow_cache["p"], _pow_cache["q"] = pw, qi
     return _pow_cache["p"], _pow_cache["q"]
 
 
 def mix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser: spreads polynomial hashes over all bits."""
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> _S33)
-        h = h * _MIX1
-        h = h ^ (h >> _S33)
-        h = h * _MIX2
-        h = h ^ (h >> _S33)
+    h = h ^ (h >> _S33)
+    h = h * _MIX1
+    h = h ^ (h >> _S33)
+    h = h * _MIX2
+    h = h ^ (h >> _S33)
     return h
 
 
@@ -104,13 +102,13 @@ for _c in b"\t\n\r\x0b\x0c":
 class ByteView:
     """The UTF-8 bytes of a string array plus per-document offsets and the prefix hash."""
 
-    data: np.ndarray      # uint8, all documents back to back
+    data: np.ndarray      # uint8, all documents back to back (after the byte table)
+    raw: np.ndarray       # uint8, the same bytes before the table (case, digits, line breaks intact)
     starts: np.ndarray    # int64, n_docs
     ends: np.ndarray      # int64, n_docs
     doc: np.ndarray       # int32 document of each byte
     local: np.ndarray     # int64 offset of each byte inside its document
     prefix: np.ndarray    # uint64, len(data) + 1: H[i] = sum_{j<i} (data[j]+1) * P^(local j)
-    qloc: np.ndarray      # uint64 P^-(local i): turns a prefix difference into a position-free hash
 
     @property
     def n_docs(self) -> int:
@@ -122,11 +120,12 @@ class ByteView:
 
     def substring_hash(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Hash of data[a:b] for arrays of positions within one document each."""
-        with np.errstate(over="ignore"):
-            return (self.prefix[b] - self.prefix[a]) * self.qloc[np.minimum(a, len(self.data) - 1)]
+        _, qi = _pows(1)
+        # P^-(local a) turns a prefix difference into a position-free hash.
+        return (self.prefix[b] - self.prefix[a]) * qi[self.local[np.minimum(a, len(self.data) - 1)]]
 
 
-def byte_view(texts: pa.Array, fold: bool = True) -> ByteView:
+def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = None) -> ByteView:
     texts = as_string_array(texts)
     n = len(texts)
     bufs = texts.buffers()
@@ -137,19 +136,21 @@ def byte_view(texts: pa.Array, fold: bool = True) -> ByteView:
         data = np.frombuffer(bufs[2], dtype=np.uint8, count=total, offset=int(base))
     else:
         data = np.zeros(0, dtype=np.uint8)
-    if fold:
+    raw = data
+    if table is not None:
+        data = table[data]
+    elif fold:
         data = FOLD[data]
     starts = offsets[:-1] - base
     ends = offsets[1:] - base
     lens = ends - starts
     doc = np.repeat(np.arange(n, dtype=np.int32), lens)
     local = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
-    pw, qi = _pows(int(lens.max()) + 1 if n else 1)
-    with np.errstate(over="ignore"):
-        terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
-        prefix = np.zeros(total + 1, dtype=np.uint64)
-        np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
-    return ByteView(data, starts, ends, doc, local, prefix, qi[local])
+    pw, _ = _pows(int(lens.max()) + 1 if n else 1)
+    terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
+    prefix = np.zeros(total + 1, dtype=np.uint64)
+    np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
+    return ByteView(data, raw, starts, ends, doc, local, prefix)
 
 
 def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +165,13 @@ def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     if total < n:
         return np.zeros(0, np.uint64), counts
     m = total - n + 1
-    with np.errstate(over="ignore"):
-        h = (bv.prefix[n:] - bv.prefix[:m]) * bv.qloc[:m]
+    # Horner's rule on shifted views: the same value as the prefix-sum form, sum (b+1) * P^k,
+    # without gathering powers for every byte.
+    d = bv.data.astype(np.uint64) + np.uint64(1)
+    h = d[n - 1:n - 1 + m].copy()
+    for k in range(n - 2, -1, -1):
+        h *= _P
+        h += d[k:k + m]
     ok = bv.doc[:m] == bv.doc[n - 1:]
     return h[ok], counts
 
@@ -174,8 +180,7 @@ def char_ngrams(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(document, mixed hash) of every byte n-gram that lies inside one document."""
     h, counts = char_ngram_hashes(bv, n)
     doc = np.repeat(np.arange(bv.n_docs, dtype=np.int32), counts)
-    with np.errstate(over="ignore"):
-        return doc, mix64(h + np.uint64(n * 0x9E3779B97F4A7C15 % (1 << 64)))
+    return doc, mix64(h + np.uint64(n * 0x9E3779B97F4A7C15 % (1 << 64)))
 
 
 # Bytes that form words: ASCII letters/digits/underscore and every non-ASCII byte (so accented
@@ -226,8 +231,7 @@ def word_tokens(bv: ByteView) -> Tokens:
 
 
 def pair_hash(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return mix64(a * _MIX1 + b + np.uint64(salt))
+    return mix64(a * _MIX1 + b + np.uint64(salt))
 
 
 def word_ngrams(tok: Tokens, n: int, salt: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -117,20 +117,65 @@ def score_prompt(text: str, system_prompt: str | None = None) -> dict[str, float
 
 
 def iter_signals(store, detectors=None, batch_size: int = 32768, where: str | None = None,
-                 on_rows: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+                 on_rows: Callable[[int], None] | None = None, workers: int = 1) -> Iterator[pa.RecordBatch]:
+    """``exchange_signals`` batches for the store's exchanges, in store order, in bounded memory.
+
+    With ``workers > 1`` batches are scored in that many processes (the read and the write stay
+    in this one); at most two batches per worker are in flight, so memory stays bounded.
+    """
     dets = _resolve(detectors)
     cols = input_columns(dets)
-    for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size):
-        if batch.num_rows == 0:
-            continue
-        out = score_batch(batch, dets)
-        if on_rows:
-            on_rows(batch.num_rows)
-        yield out
+    batches = (b for b in store.exchange_batches(columns=cols, where=where, batch_size=batch_size) if b.num_rows)
+    if workers <= 1 or not _all_registered(dets):
+        for batch in batches:
+            out = score_batch(batch, dets)
+            if on_rows:
+                on_rows(batch.num_rows)
+            yield out
+        return
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = [d.name for d in dets]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch.num_rows, pool.submit(_worker_score, batch, names)))
+            while len(pending) >= 2 * workers:
+                n, fut = pending.popleft()
+                yield fut.result()
+                if on_rows:
+                    on_rows(n)
+        while pending:
+            n, fut = pending.popleft()
+            yield fut.result()
+            if on_rows:
+                on_rows(n)
+
+
+def _all_registered(dets: list[Detector]) -> bool:
+    from distillguard.signals.registry import REGISTRY
+
+    try:
+        return all(type(REGISTRY.get(d.name)) is type(d) for d in dets)
+    except DistillguardError:
+        return False
+
+
+def _worker_init() -> None:
+    from distillguard.signals import tasks
+
+    lexical.get_model()
+    tasks.get_index()
+
+
+def _worker_score(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+    return score_batch(batch, names)
 
 
 def run_signals(store, detectors=None, batch_size: int = 32768, where: str | None = None,
-                progress: bool = True, console=None) -> int:
+                progress: bool = True, console=None, workers: int = 1) -> int:
     """Score every exchange in the store and (re)write table ``exchange_signals``. Returns rows written."""
     from rich.progress import (
         BarColumn,
@@ -159,5 +204,5 @@ def run_signals(store, detectors=None, batch_size: int = 32768, where: str | Non
             el = max(time.perf_counter() - t0, 1e-9)
             prog.update(task, advance=n, rate=f"{written / el:,.0f} ex/s")
 
-        store.write_table(TABLE, iter_signals(store, dets, batch_size, where, advance), schema=output_schema(dets))
+        store.write_table(TABLE, iter_signals(store, dets, batch_size, where, advance, workers), schema=output_schema(dets))
     return written

@@ -36,6 +36,7 @@ SHINGLE = 4
 MIN_CONTAINMENT = 0.5
 MIN_HITS = 3
 MAX_ITEMS_PER_SHINGLE = 3
+BITMAP_BITS = 24
 
 
 @dataclass
@@ -44,6 +45,7 @@ class TaskIndex:
     n_shingles: np.ndarray       # distinctive shingles per item
     keys: np.ndarray             # sorted uint64 shingle hashes
     items: np.ndarray            # int32 item of each key
+    bitmap: np.ndarray           # bool, 2^BITMAP_BITS: is any key's hash prefix this value
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -90,7 +92,9 @@ def build_index(files: list[Path] | None = None) -> TaskIndex:
     keys = pair[keep, 0]
     items = pair[keep, 1].astype(np.int32)
     n_sh = np.bincount(items, minlength=len(ids))
-    return TaskIndex(ids, n_sh, keys, items)
+    bitmap = np.zeros(1 << BITMAP_BITS, dtype=bool)
+    bitmap[keys >> np.uint64(64 - BITMAP_BITS)] = True
+    return TaskIndex(ids, n_sh, keys, items, bitmap)
 
 
 _lock = threading.Lock()
@@ -120,15 +124,23 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
     doc, first_tok, h = _shingles(mt)
     if len(h) == 0 or len(index.keys) == 0:
         return TaskMatch(score, pa.nulls(n, pa.string()), token_mask)
-    lo = np.searchsorted(index.keys, h, side="left")
-    hi = np.searchsorted(index.keys, h, side="right")
-    cnt = hi - lo
-    sel = np.flatnonzero(cnt)
-    rep = cnt[sel]
-    # Expand each hit shingle into its (at most MAX_ITEMS_PER_SHINGLE) index entries.
-    entry = np.repeat(lo[sel] - np.cumsum(np.r_[0, rep[:-1]]), rep) + np.arange(rep.sum())
-    hdoc = np.repeat(doc[sel], rep)
-    htok = np.repeat(first_tok[sel], rep)
+    # A bitmap of the index's hash prefixes rejects almost every shingle that is in no task item
+    # before the binary search (which is the cost: cache misses over the sorted keys).
+    cand = np.flatnonzero(index.bitmap[h >> np.uint64(64 - BITMAP_BITS)])
+    hc = h[cand]
+    lo = np.searchsorted(index.keys, hc, side="left")
+    nk = len(index.keys)
+    # Each shingle has at most MAX_ITEMS_PER_SHINGLE entries, all adjacent from ``lo``.
+    ents, srcs = [], []
+    for k in range(MAX_ITEMS_PER_SHINGLE):
+        pos = np.minimum(lo + k, nk - 1)
+        ok = (index.keys[pos] == hc) & (lo + k < nk)
+        ents.append(pos[ok])
+        srcs.append(cand[ok])
+    entry = np.concatenate(ents)
+    src = np.concatenate(srcs)
+    hdoc = doc[src]
+    htok = first_tok[src]
     hitem = index.items[entry].astype(np.int64)
     keys: list[str | None] = [None] * n
     if len(hdoc):

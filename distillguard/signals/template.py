@@ -22,28 +22,37 @@ import pyarrow.compute as pc
 
 from distillguard.signals import hashing as H
 
-#: Masking rules (RE2 syntax, applied in order before lower-casing). Placeholder words survive
-#: tokenisation and hash like ordinary words, so a slot is one token.
-MASKS: tuple[tuple[str, str], ...] = (
-    (r"```[\s\S]*?```", " qqcode "),
-    (r"`[^`\n]{1,200}`", " qqcode "),
-    (r"https?://\S+", " qqurl "),
-    (r"[\w.+-]+@[\w-]+\.[\w.]+", " qqmail "),
-    (r"\"[^\"\n]{1,300}\"", " qqquote "),
-    (r"“[^”\n]{1,300}”", " qqquote "),
-    (r"«[^»\n]{1,300}»", " qqquote "),
-    (r"([a-z,;:] )[A-Z][a-z]{2,}", "\\1qqname"),
-    (r"[0-9][0-9.,:/]*", " qqnum "),
-    (r"\n+", " qqnl "),
+#: Span masks (RE2 syntax): (pattern, placeholder, trigger substrings). A regex runs only on the
+#: rows that contain one of its triggers, so the common prompt without code, links or quotes pays a
+#: substring scan, not a regex. Numbers, capitalised names and line breaks are found on the token
+#: stream instead (see masked_tokens), which is cheaper than three more regex passes.
+SPAN_MASKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (r"```[\s\S]*?```|`[^`\n]{1,200}`", " qqcode ", ("`",)),
+    (r"https?://\S+|[\w.+-]+@[\w-]+\.[\w.]+", " qqurl ", ("://", "@")),
+    (r"\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|«[^»\n]{1,300}»", " qqquote ", ("\"", "“", "«")),
 )
 
 SKELETON_HEAD = 20
 SKELETON_TAIL = 20
 #: Fewer unmasked skeleton tokens than this and the prompt has no template worth keying.
 MIN_TEMPLATE_TOKENS = 4
+#: ... unless a payload or task item was masked: then this many wrapper words suffice.
+MIN_WRAPPER_WORDS = 2
+#: A comma this close to a prompt's start separates a greeting from the rest.
+GREETING_WORDS = 3
 #: A line this long (in tokens) in a multi-line prompt is taken to be the payload.
 MIN_PAYLOAD_TOKENS = 8
-PAYLOAD_DOMINANCE = 1.5
+#: How much one instruction word counts against a line being the payload.
+INSTRUCTION_WEIGHT = 4
+#: Words that mark a line as instructions to the model rather than the task content.
+INSTRUCTION_WORDS = """
+you your yourself please answer answers respond response reply output print write explain show think thinking
+thought thoughts reasoning reason step steps solve solution following below above final format tags tag json
+must should do not don't never always first then before after verbatim complete full detailed carefully
+brief briefly concise use using include provide give return list put end begin start wrap inside between
+rate score grade rank judge evaluate compare rewrite translate summarize summarise continue chain task
+problem question instructions instruction assistant model user system role act pretend imagine
+""".split()
 
 
 def _word_hash(word: str) -> np.uint64:
@@ -51,32 +60,99 @@ def _word_hash(word: str) -> np.uint64:
     return H.word_tokens(bv).hash[0]
 
 
-SLOT_WORDS = ("qqcode", "qqurl", "qqmail", "qqquote", "qqname", "qqnum", "qqtask", "qqpayload")
+SLOT_WORDS = ("qqcode", "qqurl", "qqquote", "qqname", "qqnum", "qqtask", "qqpayload")
 SLOTS = {w: _word_hash(w) for w in SLOT_WORDS}
 NEWLINE = _word_hash("qqnl")
 _SLOT_SET = np.array(sorted(SLOTS.values()), dtype=np.uint64)
+_INSTRUCTION_SET = np.unique(H.word_tokens(H.byte_view(pa.array([" ".join(INSTRUCTION_WORDS)]))).hash)
 
 
-def mask_texts(texts) -> pa.Array:
-    """Apply MASKS to a string array (vectorised in Arrow's C++ regex engine)."""
+def mask_spans(texts) -> pa.Array:
+    """Clip, then replace code, links and quoted spans by placeholders (Arrow's C++ regex engine)."""
     t = H.clip(H.as_string_array(texts))
-    for pattern, repl in MASKS:
-        t = pc.replace_substring_regex(t, pattern, repl)
-    return pc.utf8_lower(t)
+    for pattern, repl, triggers in SPAN_MASKS:
+        hit = None
+        for trig in triggers:
+            m = pc.match_substring(t, trig)
+            hit = m if hit is None else pc.or_(hit, m)
+        hit = pc.fill_null(hit, False)
+        if not pc.any(hit).as_py():
+            continue
+        sub = pc.filter(t, hit)
+        t = pc.replace_with_mask(t, hit, pc.replace_substring_regex(sub, pattern, repl))
+    return t
+
+
+#: Byte map for template hashing: ASCII lower-cased, digits folded, whitespace to spaces.
+_LOWER = H.FOLD.copy()
+_LOWER[ord("A"):ord("Z") + 1] = np.arange(ord("a"), ord("z") + 1, dtype=np.uint8)
+#: Byte classes for one OR-reduce per token: not a digit, a part break (newline or colon), a comma.
+_NONDIGIT, _BREAK, _COMMA = np.uint8(1), np.uint8(2), np.uint8(4)
+_BYTE_FLAGS = np.full(256, _NONDIGIT, dtype=np.uint8)
+_BYTE_FLAGS[ord("0"):ord("9") + 1] = 0
+_BYTE_FLAGS[ord("\n")] |= _BREAK
+_BYTE_FLAGS[ord(":")] |= _BREAK
+_BYTE_FLAGS[ord(",")] |= _COMMA
+_SENT_PREV = np.zeros(256, dtype=bool)  # bytes after which a capitalised word is a name, not a sentence start
+for _c in b"abcdefghijklmnopqrstuvwxyz":
+    _SENT_PREV[_c] = True
 
 
 @dataclass
 class MaskedTokens:
-    """Word tokens of the masked prompts (document order), shared by task matching and templates."""
+    """Word tokens of the masked prompts (document order), shared by task matching and templates.
+
+    ``tokens.hash`` already has numbers and names replaced by their slot; ``nl_before`` marks
+    tokens that start a new line (the template's line structure).
+    """
 
     n_docs: int
     tokens: H.Tokens
+    nl_before: np.ndarray
 
 
 def masked_tokens(texts) -> MaskedTokens:
-    arr = mask_texts(texts)
-    bv = H.byte_view(arr)
-    return MaskedTokens(len(arr), H.word_tokens(bv))
+    arr = mask_spans(texts)
+    bv = H.byte_view(arr, table=_LOWER)
+    tok = H.word_tokens(bv)
+    raw = bv.raw
+    st, en = tok.start, tok.end
+    h = tok.hash.copy()
+    if len(st):
+        # One OR-reduce over interleaved (token start, token end) boundaries gives, per token, the
+        # byte classes inside it (even slots) and inside the gap before the next token (odd slots).
+        bounds = np.empty(2 * len(st), dtype=np.int64)
+        bounds[0::2] = st
+        bounds[1::2] = en
+        flags = np.concatenate([_BYTE_FLAGS[raw], np.zeros(1, dtype=np.uint8)])
+        red = np.bitwise_or.reduceat(flags, bounds)
+        inside, gap = red[0::2], red[1::2]
+        h[(inside & _NONDIGIT) == 0] = SLOTS["qqnum"]
+        # "... met Alice": a capitalised word right after a lower-case letter and a space (after a
+        # comma it is as often a sentence start in chat: "hey, Please ...").
+        ok = (st >= 2) & (en - st >= 3)
+        s2 = np.where(ok, st, 2)
+        rp = np.concatenate([raw, np.zeros(4, dtype=np.uint8)])  # reads past the end see NULs
+        dp = np.concatenate([bv.doc, np.full(4, -1, dtype=bv.doc.dtype)])
+        name = (ok & (rp[s2] >= 65) & (rp[s2] <= 90) & (rp[s2 - 1] == 32) & _SENT_PREV[rp[s2 - 2]]
+                & (rp[s2 + 1] >= 97) & (rp[s2 + 1] <= 122) & (rp[s2 + 2] >= 97) & (rp[s2 + 2] <= 122)
+                & (dp[s2 - 2] == tok.doc))
+        h[name] = SLOTS["qqname"]
+        # Part boundaries: a line break, a colon ("Solve in Python: ..."), or a comma among the
+        # first words ("hey, ...", "Bonjour, ...") in the gap before a token.
+        gaps = (gap & _BREAK) > 0
+        commas = (gap & _COMMA) > 0
+        first = np.ones(len(st), dtype=bool)
+        first[1:] = tok.doc[1:] != tok.doc[:-1]
+        starts = np.searchsorted(tok.doc, np.arange(len(arr) + 1))
+        rank = np.arange(len(st)) - starts[tok.doc]
+        nl_before = np.zeros(len(st), dtype=bool)
+        nl_before[1:] = gaps[:-1] | (commas[:-1] & (rank[1:] <= GREETING_WORDS))
+        # a document's leading breaks are not structure; between documents the gap is empty
+        nl_before &= ~first
+    else:
+        nl_before = np.zeros(0, dtype=bool)
+    return MaskedTokens(len(arr), H.Tokens(tok.doc, st, en, h), nl_before)
 
 
 def _doc_starts(doc: np.ndarray, n_docs: int) -> np.ndarray:
@@ -97,31 +173,45 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
         has_task[doc[task_mask]] = True
     else:
         has_task = np.zeros(n, dtype=bool)
-    # The longest line of a multi-line prompt is the payload when it clearly dominates (at least
-    # PAYLOAD_DOMINANCE times the words of all other lines, which keep enough words to be a
-    # template themselves) and no task item was found. A long wrapper around a short question
-    # is left whole: masking the wrapper would key the prompt by its question.
-    is_nl = h == NEWLINE
-    is_word = ~np.isin(h, _SLOT_SET) & ~is_nl
+    # In a multi-line prompt the payload is the line that reads least like an instruction: most
+    # words, fewest instruction words ("you", "answer", "step", "think", ...). It is masked when
+    # it has MIN_PAYLOAD_TOKENS words, the other lines keep enough words to be a template, and
+    # no task item was found (that mask is exact and wins).
+    nl = mt.nl_before
+    is_word = ~np.isin(h, _SLOT_SET)
+    is_instr = np.isin(h, _INSTRUCTION_SET)
     first = np.ones(len(h), dtype=bool)
     first[1:] = doc[1:] != doc[:-1]
-    seg = np.cumsum(is_nl | first) - 1                       # global segment id
+    seg = np.cumsum(nl | first) - 1                          # global line id
     seg_len = np.bincount(seg, weights=is_word).astype(np.int64)
+    seg_instr = np.bincount(seg, weights=is_instr, minlength=len(seg_len)).astype(np.int64)
     seg_doc = np.zeros(len(seg_len), dtype=np.int64)
     seg_doc[seg] = doc
     n_seg = np.bincount(seg_doc, weights=seg_len > 0, minlength=n)
     doc_words = np.bincount(seg_doc, weights=seg_len, minlength=n).astype(np.int64)
-    doc_max = np.zeros(n, dtype=np.int64)
-    np.maximum.at(doc_max, seg_doc, seg_len)
+    merit = seg_len - INSTRUCTION_WEIGHT * seg_instr
+    doc_best = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(doc_best, seg_doc, merit)
+    # ties: the first such line of the document
+    cand = merit == doc_best[seg_doc]
+    first_cand = np.zeros(len(seg_len), dtype=bool)
+    cidx = np.flatnonzero(cand)
+    if len(cidx):
+        fc = np.ones(len(cidx), dtype=bool)
+        fc[1:] = seg_doc[cidx[1:]] != seg_doc[cidx[:-1]]
+        first_cand[cidx[fc]] = True
     rest = doc_words[seg_doc] - seg_len
-    payload_seg = ((seg_len == doc_max[seg_doc]) & (n_seg[seg_doc] >= 2) & (seg_len >= MIN_PAYLOAD_TOKENS)
-                   & (seg_len >= PAYLOAD_DOMINANCE * rest) & (rest >= MIN_TEMPLATE_TOKENS) & ~has_task[seg_doc])
-    pay = payload_seg[seg] & ~is_nl
+    payload_seg = (first_cand & (n_seg[seg_doc] >= 2) & (seg_len >= MIN_PAYLOAD_TOKENS) & (merit > 0)
+                   & (rest >= 1) & ~has_task[seg_doc])
+    pay = payload_seg[seg]
     h[pay] = SLOTS["qqpayload"]
-    # Collapse runs of one slot (three numbers in a row are one slot) and drop line breaks at the edges.
+    doc_of_payload = doc[pay]
     slot = np.isin(h, _SLOT_SET)
+    # Collapse runs of one slot (three numbers in a row, a masked payload, are one slot).
     dup = np.zeros(len(h), dtype=bool)
     dup[1:] = slot[1:] & (h[1:] == h[:-1]) & ~first[1:]
+    # Part structure is part of the template: a token that starts a part hashes differently.
+    h = np.where(nl, H.pair_hash(h, np.full(len(h), NEWLINE, dtype=np.uint64), 0x1E), h)
     keep = ~dup
     h, doc, slot = h[keep], doc[keep], slot[keep]
     starts = _doc_starts(doc, n)
@@ -129,7 +219,7 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
     count = (starts[1:] - starts[:-1])[doc]
     sk = (rank < SKELETON_HEAD) | (rank >= count - SKELETON_TAIL)
     h, doc, slot = h[sk], doc[sk], slot[sk]
-    words = np.bincount(doc, weights=~slot & (h != NEWLINE), minlength=n)
+    words = np.bincount(doc, weights=~slot, minlength=n)
     # Word bigrams of the skeleton, two MinHash values per document.
     same = doc[1:] == doc[:-1]
     a, b, d = h[:-1][same], h[1:][same], doc[1:][same]
@@ -142,8 +232,12 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
     idx = starts[:-1][nonempty]
     k1 = np.minimum.reduceat(m1, idx)
     k2 = np.minimum.reduceat(m2, idx)
+    # A prompt whose payload or task item was masked needs fewer wrapper words to be a template.
+    has_slot = has_task.copy()
+    has_slot[np.unique(doc_of_payload)] = True
+    need = np.where(has_slot, MIN_WRAPPER_WORDS, MIN_TEMPLATE_TOKENS)
     ok = np.zeros(n, dtype=bool)
-    ok[nonempty] = words[nonempty] >= MIN_TEMPLATE_TOKENS
+    ok[nonempty] = words[nonempty] >= need[nonempty]
     keys: list[str | None] = [None] * n
     docs_ne = np.flatnonzero(nonempty)
     for i, x, y in zip(docs_ne.tolist(), k1.tolist(), k2.tolist(), strict=True):
@@ -153,5 +247,14 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
 
 
 def skeleton_text(text: str) -> str:
-    """The masked form of one prompt, for analysts asking why two prompts share a template."""
-    return mask_texts([text])[0].as_py()
+    """The masked token stream of one prompt (slots as ``qq...`` words, ``⏎`` at line starts), for
+    analysts asking why two prompts share a template."""
+    spans = mask_spans([text])[0].as_py().encode()
+    mt = masked_tokens([text])
+    names = {int(v): k for k, v in SLOTS.items()}
+    out = []
+    for i in range(len(mt.tokens)):
+        hv = int(mt.tokens.hash[i])
+        word = names.get(hv) or spans[mt.tokens.start[i]:mt.tokens.end[i]].decode(errors="replace").lower()
+        out.append(("⏎ " if mt.nl_before[i] else "") + word)
+    return " ".join(out)

@@ -112,3 +112,25 @@ def test_output_schema_matches_score_batch():
     out = score_batch(table_of([make_exchange()]), dets)
     assert out.schema.equals(output_schema(dets), check_metadata=False)
     assert np.isfinite(out.column("sig_task_dataset").to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_run_signals_with_workers_matches_single_process(store):
+    exs = [make_exchange(account_id=f"acct-{i % 4}", prompt=(COT if i % 2 else "{}").format(f"What is {i} squared?"))
+           for i in range(120)]
+    write_world(store, exs)
+    run_signals(store, batch_size=25, progress=False)
+    one = store.read_table("exchange_signals").sort_by("exchange_id")
+    run_signals(store, batch_size=25, progress=False, workers=2)
+    two = store.read_table("exchange_signals").sort_by("exchange_id")
+    assert one.equals(two)
+
+
+def test_repeated_prompts_score_like_distinct_ones():
+    base = [COT.format(f"What is {i} + 1?") for i in range(20)] + [f"Tell me about river number {i}" for i in range(20)]
+    many = base * 5  # 200 rows, 40 distinct: the de-duplicated path
+    rep = score_batch(table_of([make_exchange(prompt=p) for p in many]))
+    one = score_batch(table_of([make_exchange(prompt=p) for p in base[:40]]))  # < 64 rows: direct path
+    for col in rep.schema.names[3:]:
+        assert rep.column(col).to_pylist()[:40] == one.column(col).to_pylist(), col
+        assert rep.column(col).to_pylist()[40:80] == one.column(col).to_pylist(), col

@@ -1,0 +1,29 @@
+"""Held-out quality of the lexical models: phrasings, payloads and benign rows never trained on."""
+
+import math
+
+import pytest
+
+from distillguard.signals.evaluate import heldout_report
+
+
+@pytest.fixture(scope="module")
+def report():
+    return {r["tactic"]: r for r in heldout_report()["tactics"]}
+
+
+@pytest.mark.parametrize("tactic", ["cot_elicitation", "reward_grading", "policy_rewrite"])
+def test_attack_tactics_separate_from_hard_negatives(report, tactic):
+    r = report[tactic]
+    assert r["positives"] >= 40 and r["hard_negatives"] >= 40
+    assert r["auc"] >= 0.97, r
+    assert r["precision"] >= 0.7, r
+    assert r["recall"] >= 0.7, r
+    # legitimate tutoring / code review / editing / research phrasings stay below 0.5
+    assert r["hard_negatives_flagged"] <= 2, r
+
+
+@pytest.mark.parametrize("tactic", ["coding", "agentic", "computer_use", "vision", "data_analysis"])
+def test_capabilities_rank_well(report, tactic):
+    r = report[tactic]
+    assert not math.isnan(r["auc"]) and r["auc"] >= 0.93, r

@@ -1,0 +1,61 @@
+from distillguard.signals import score_texts
+from distillguard.signals.template import skeleton_text
+
+WRAP_A = ("You are a meticulous solver. Think through the problem below and put every intermediate thought in "
+          "<think> tags.\n\n{q}\n\nEnd with the final answer after ####.")
+WRAP_B = "Translate the following sentence into formal German and explain any idioms you used: {q}"
+WRAP_C = "Quick question from {name}: {q} Please answer in one short paragraph, no bullet points, thanks!"
+
+QUESTIONS = [
+    "A farmer has 17 cows and buys 5 more each month. How many cows will he have after 9 months if 3 die?",
+    "Lucia reads 24 pages a day. Her book has 480 pages and she has already read 96. How many more days does she need?",
+    "A tank holds 1200 liters. A pipe fills 35 liters per minute while another drains 10. When is it full?",
+    "Tom bought 4 shirts at $18 each and 2 pairs of jeans at $42 each. He paid with $200. What change did he get?",
+]
+
+
+def _keys(texts):
+    return list(score_texts(texts, detectors=["task_dataset"])["template_key"])
+
+
+def test_slot_variants_share_a_key():
+    # Same wrapper, different payloads, numbers, names and quoted spans: one template.
+    a = _keys([WRAP_A.format(q=q) for q in QUESTIONS])
+    assert len(set(a)) == 1 and a[0] is not None
+    c = _keys([WRAP_C.format(name=n, q="What is " + str(k) + " times " + str(k + 7) + "?")
+               for n, k in (("Alice", 3), ("Bob", 19), ("Chidi", 250))])
+    assert len(set(c)) == 1 and c[0] is not None
+    quoted = _keys(['Summarise the quoted review in one sentence and rate its tone: "' + r + '"'
+                    for r in ("Great phone, battery lasts two days.", "Terrible support, never again!",
+                              "It is fine I guess, nothing special about it at all.")])
+    assert len(set(quoted)) == 1
+
+
+def test_different_templates_get_different_keys():
+    q = QUESTIONS[0]
+    keys = _keys([WRAP_A.format(q=q), WRAP_B.format(q=q), WRAP_C.format(name="Dana", q=q),
+                  "Please help me with my homework: " + q])
+    assert len(set(keys)) == 4
+
+
+def test_unrelated_benign_prompts_rarely_collide():
+    prompts = [
+        "What are good exercises for lower back pain?", "Write a limerick about a cat who loves jazz.",
+        "How do I center a div in CSS?", "Explain the difference between a virus and bacteria.",
+        "Plan a three day trip to Lisbon on a budget.", "What is the tallest mountain in Africa?",
+        "Give me a recipe for vegan lasagna with spinach.", "How does compound interest work?",
+        "Suggest names for a coffee shop near the sea.", "Why is the sky blue during the day but red at sunset?",
+        "What should I pack for a week of hiking in Scotland?", "How do vaccines train the immune system?",
+    ]
+    keys = [k for k in _keys(prompts) if k is not None]
+    assert len(set(keys)) == len(keys) >= 10
+
+
+def test_too_short_prompt_has_no_key():
+    assert _keys(["hi", "42", ""]) == [None, None, None]
+
+
+def test_skeleton_masks_slots():
+    sk = skeleton_text('Dear Maria, the invoice "INV-2291" for 1,250.00 EUR is at https://x.example/i/9 ```code```')
+    assert "maria" not in sk and "1,250" not in sk and "https" not in sk and "inv-2291" not in sk
+    assert "qqnum" in sk and "qqquote" in sk and "qqurl" in sk and "qqcode" in sk
