@@ -24,8 +24,11 @@ def read_results(path: str | Path) -> tuple[pa.Table, dict]:
     """Results as a table in RESULTS_SCHEMA (optional columns filled with nulls) plus meta.json, if any."""
     p = Path(path)
     f = p / RESULTS_FILE if p.is_dir() else p
+    if not f.exists() and (p / "tables" / "account_risk").is_dir():
+        f = p / "tables" / "account_risk"  # a store scanned in place: its account_risk table has the same columns
     if not f.exists():
-        raise DistillguardError(f"no {RESULTS_FILE} in results directory", source=str(p))
+        raise DistillguardError(f"no {RESULTS_FILE} in results directory (nor a store with tables/account_risk)",
+                                source=str(p))
     try:
         t = pq.read_table(f)
     except Exception as e:  # pyarrow raises several types for a bad file

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         """Generate a labelled traffic world: a store plus labels.parquet (ground truth, kept apart)."""
         from distillguard.errors import ConfigError
         from distillguard.sim.config import load_world
-        from distillguard.sim.world import simulate as run
+        from distillguard.sim.run import simulate as run
 
         spec, base = load_world(config)
         if responses is not None:
@@ -55,6 +55,11 @@ def register(app: typer.Typer) -> None:
         for g in summary["groups"]:
             t.add_row(g["key"], g["role"], f"{g['accounts']:,}", f"{g['exchanges']:,}")
         out.print(t)
+        for g in summary["groups"]:
+            if g["accounts_at_rate_cap"]:
+                console.print(f"[yellow]warning:[/] {g['key']}: {g['accounts_at_rate_cap']:,} accounts would exceed "
+                              "limit_fraction × rpd_limit, so the group sends fewer exchanges than configured; "
+                              "add accounts or raise identity.rpd_limit")
         out.print(f"wrote {summary['exchanges']:,} exchanges, {summary['accounts']:,} accounts to {out_dir} in "
                   f"{summary['seconds']}s ({summary['exchanges_per_second'] or 0:,}/s); labels in "
                   f"{out_dir / 'labels.parquet'}")

@@ -43,7 +43,7 @@ def _check_weights(v: dict, what: str) -> dict:
 class ModelSpec(_M):
     """A model served during the span; one with ``released`` inside the span is the new model."""
 
-    name: str
+    name: str = Field(..., description="Model id as clients request it.")
     share: float = Field(1.0, ge=0, description="Traffic weight among models available at the start.")
     released: datetime | None = Field(None, description="Release time; null = available before the span starts.")
     benign_adoption_hours: float = Field(72.0, gt=0, description="Time constant of ordinary users moving to it.")
@@ -55,7 +55,7 @@ class ModelSpec(_M):
 class ProxyPoolSpec(_M):
     """A pool of client IPs (a proxy service, a cloud range, a NAT)."""
 
-    kind: Literal["datacenter", "residential", "mobile", "campus"] = "residential"
+    kind: Literal["datacenter", "residential", "mobile", "campus"] = Field("residential", description="Which ASNs the IPs come from.")
     size: int = Field(100, ge=1, description="Number of distinct IPs in the pool.")
     asns: list[int] | None = Field(None, description="Restrict to these ASNs (from the built-in ASN table).")
     prefixes_24: int | None = Field(None, ge=1, description="Concentrate the IPs in this many /24 prefixes.")
@@ -65,10 +65,10 @@ class NetworkSpec(_M):
     """Where an account's requests come from."""
 
     pool: str | None = Field(None, description="Name of a world-level proxy_pools entry (shared by groups).")
-    kind: Literal["datacenter", "residential", "mobile", "campus"] = "residential"
+    kind: Literal["datacenter", "residential", "mobile", "campus"] = Field("residential", description="ASN kind of the group's own IPs (ignored with pool).")
     size: int | None = Field(None, ge=1, description="Own pool size; default = one or two IPs per account.")
-    prefixes_24: int | None = Field(None, ge=1)
-    asns: list[int] | None = None
+    prefixes_24: int | None = Field(None, ge=1, description="Own pool: crowd the IPs into this many /24s.")
+    asns: list[int] | None = Field(None, description="Own IPs: restrict to these ASNs.")
     rotation: Literal["sticky", "per_day", "per_session", "per_request"] = Field(
         "sticky", description="How often an account changes IP within the pool.")
     ips_per_account: int = Field(2, ge=1, le=16, description="Sticky/per_day: IPs each account uses.")
@@ -79,8 +79,9 @@ class ClientSpec(_M):
                                                               "empty = the general population mix.")
     custom_share: float = Field(0.0, ge=0, le=1, description="Share of accounts on the group's own modified "
                                 "client: a real stack's user agent with its own TLS/header fingerprint.")
-    endpoints: Weights = Field(default_factory=lambda: {"chat.completions": 0.6, "responses": 0.25, "messages": 0.15})
-    stream_share: float = Field(0.5, ge=0, le=1)
+    endpoints: Weights = Field(default_factory=lambda: {"chat.completions": 0.6, "responses": 0.25, "messages": 0.15},
+                               description="Endpoint → weight; each account mostly uses one (batch sets batch_id).")
+    stream_share: float = Field(0.5, ge=0, le=1, description="Share of accounts that stream responses.")
 
     @field_validator("endpoints")
     @classmethod
@@ -94,8 +95,8 @@ class ClientSpec(_M):
 class CreationSpec(_M):
     """When accounts were created, relative to the span start (days, negative = before)."""
 
-    from_day: float = -400
-    to_day: float = 0
+    from_day: float = Field(-400, description="Earliest creation day (relative to start; negative = before).")
+    to_day: float = Field(0, description="Latest creation day; accounts created in the span start sending then.")
     bursts: int = Field(0, ge=0, description="0 = spread evenly; N = created in N bursts.")
     burst_hours: float = Field(2.0, gt=0, description="Width of one burst.")
 
@@ -110,20 +111,27 @@ class PaymentSpec(_M):
 class IdentitySpec(_M):
     """Sign-up facts; attackers and ordinary users draw them from the same generators."""
 
-    email_domains: Literal["consumer", "corporate", "university", "disposable", "mixed", "org"] | list[str] = "mixed"
+    email_domains: Literal["consumer", "corporate", "university", "disposable", "mixed", "org"] | list[str] = Field(
+        "mixed", description="Domain generator (mixed = the general population; org = one generated domain per org) "
+        "or an explicit list of domains.")
     email_pattern: Weights = Field(default_factory=lambda: {"firstlast": 0.35, "first_digits": 0.3, "handle": 0.25,
-                                                            "random": 0.1})
+                                                            "random": 0.1},
+                                   description="Local-part style → weight: firstlast, first_digits, handle, random, "
+                                   "student_id (sequential ids), stem_seq (one stem + increasing numbers).")
     countries: Weights = Field(default_factory=dict, description="ISO country → weight; empty = global mix.")
-    pathway: Weights = Field(default_factory=lambda: {"standard": 0.9, "free_trial": 0.1})
-    verification: dict[int, float] = Field(default_factory=lambda: {0: 0.15, 1: 0.45, 2: 0.35, 3: 0.05})
+    pathway: Weights = Field(default_factory=lambda: {"standard": 0.9, "free_trial": 0.1},
+                             description="Sign-up pathway → weight (schema SIGNUP_PATHWAYS).")
+    verification: dict[int, float] = Field(default_factory=lambda: {0: 0.15, 1: 0.45, 2: 0.35, 3: 0.05},
+                                           description="Verification level (0 e-mail … 3 KYC) → weight.")
     payment: PaymentSpec = Field(default_factory=PaymentSpec)
     created: CreationSpec = Field(default_factory=CreationSpec)
-    orgs: Literal["per_account", "single", "pool"] = "per_account"
+    orgs: Literal["per_account", "single", "pool"] = Field("per_account", description="One org per account, one "
+                                                           "org for the whole group, or a pool of org_count orgs.")
     org_count: int = Field(1, ge=1, description="orgs=pool: number of orgs the accounts are spread over.")
-    tier: str = "tier-2"
-    rpm_limit: int = Field(500, ge=1)
-    rpd_limit: int = Field(10_000, ge=1)
-    keys_per_account: int = Field(2, ge=1, le=20)
+    tier: str = Field("tier-2", description="Plan name written to accounts.tier.")
+    rpm_limit: int = Field(500, ge=1, description="Requests-per-minute limit on the account.")
+    rpd_limit: int = Field(10_000, ge=1, description="Requests-per-day limit; daily volume never exceeds it.")
+    keys_per_account: int = Field(2, ge=1, le=20, description="Most API keys an account uses.")
 
     @field_validator("email_pattern")
     @classmethod
@@ -148,8 +156,9 @@ class TimingSpec(_M):
     mode: Literal["diurnal", "flat", "synchronized", "shifted", "jittered", "business_hours"] = Field(
         "diurnal", description="diurnal: local waking hours; flat: round the clock; synchronized: every account "
         "in the same windows; shifted: same windows, a fixed offset per account; jittered: same windows, noise per request.")
-    windows_per_day: int = Field(6, ge=1, le=96)
-    window_minutes: float = Field(30.0, gt=0)
+    windows_per_day: int = Field(6, ge=1, le=96, description="synchronized/shifted/jittered: activity windows a day "
+                                 "(drawn afresh each day, shared by the group).")
+    window_minutes: float = Field(30.0, gt=0, description="Length of one window.")
     shift_minutes: float = Field(90.0, ge=0, description="shifted: spread of the per-account offsets.")
     jitter_minutes: float = Field(20.0, ge=0, description="jittered: per-request noise (standard deviation).")
     session_gap_minutes: float = Field(30.0, gt=0, description="A pause longer than this starts a new session.")
@@ -161,7 +170,10 @@ class RateSpec(_M):
     per_account_day: float | None = Field(None, gt=0, description="Mean requests per active account-day.")
     active_share: float = Field(1.0, gt=0, le=1, description="Share of days an account is active.")
     dispersion: float = Field(1.0, gt=0, description="Gamma shape of per-account volume (small = heavy tail).")
-    limit_fraction: float = Field(0.95, gt=0, le=1, description="Daily volume never exceeds this share of rpd_limit.")
+    limit_fraction: float = Field(0.95, gt=0, le=1, description="Daily volume is planned to stay under this "
+                                  "share of rpd_limit (the provider's limit itself is a hard cap).")
+    at_limit: bool = Field(False, description="Each active account runs at limit_fraction × rpd_limit; the share "
+                           "of active account-days follows from the total exchanges (a hydra's rotation).")
 
 
 class ModelPolicy(_M):
@@ -182,7 +194,7 @@ class BanEvasionSpec(_M):
 class ProxyNetworkSpec(_M):
     """A hydra: many accounts that relay this campaign's traffic mixed with ordinary customers' traffic."""
 
-    accounts: int = Field(1000, ge=1)
+    accounts: int = Field(1000, ge=1, description="Hydra accounts at scale 1 (scaled like the campaign's).")
     share: float = Field(0.3, ge=0, le=1, description="Share of the campaign's exchanges routed through it.")
     benign_share: float = Field(0.5, ge=0, lt=1, description="Share of the hydra accounts' traffic that is "
                                 "ordinary customers' (in addition to the campaign's).")
@@ -198,11 +210,13 @@ class MixingSpec(_M):
 
 
 class _Group(_M):
-    accounts: int = Field(..., ge=1)
+    accounts: int = Field(..., ge=1, description="Accounts at scale 1.")
     accounts_scale: Literal["linear", "fixed", "sqrt"] = Field(
         "linear", description="How the account count follows --scale.")
-    min_accounts: int = Field(1, ge=1)
+    min_accounts: int = Field(1, ge=1, description="Floor on the scaled account count.")
     exchanges: float | None = Field(None, gt=0, description="Total exchanges at scale 1 (else rate.per_account_day).")
+    exchanges_scale: Literal["linear", "fixed", "sqrt"] = Field(
+        "linear", description="How `exchanges` follows --scale; sqrt keeps a few heavy accounts heavy in small worlds.")
     content: Weights = Field(..., description="Content profile name → share.")
     identity: IdentitySpec = Field(default_factory=IdentitySpec)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
@@ -210,7 +224,7 @@ class _Group(_M):
     timing: TimingSpec = Field(default_factory=TimingSpec)
     rate: RateSpec = Field(default_factory=RateSpec)
     models: ModelPolicy = Field(default_factory=ModelPolicy)
-    start_day: float = Field(0, ge=0)
+    start_day: float = Field(0, ge=0, description="First day of activity (relative to start).")
     end_day: float | None = Field(None, description="Last day (exclusive); default the end of the span.")
 
     @field_validator("content")
@@ -226,38 +240,38 @@ class _Group(_M):
 
 
 class PersonaSpec(_Group):
-    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", description="persona in labels.parquet.")
     kind: str = Field("chat", description="Free label (chat, coding_agent, app, nat, popular_tool, benchmark, "
                                           "labelling, tutoring, reseller); reported with the persona.")
-    hard_negative: bool = False
+    hard_negative: bool = Field(False, description="Marks a benign persona built to look suspicious (reporting only).")
 
 
 class CampaignSpec(_Group):
-    id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    title: str = ""
+    id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="campaign_id in labels.parquet.")
+    title: str = Field("", description="Human title (world.json).")
     timing: TimingSpec = Field(default_factory=lambda: TimingSpec(mode="jittered"))
     mixing: MixingSpec = Field(default_factory=MixingSpec)
     proxy_network: ProxyNetworkSpec | None = None
     ban_evasion: BanEvasionSpec | None = None
-    min_accounts: int = Field(3, ge=1)
+    min_accounts: int = Field(3, ge=1, description="Floor on the scaled account count.")
 
 
 class WorldSpec(_M):
-    name: str = "world"
+    name: str = Field("world", description="World name (world.json).")
     description: str = ""
-    seed: int = 0
-    start: datetime = datetime(2026, 1, 12, tzinfo=UTC)
-    days: int = Field(21, ge=1, le=400)
+    seed: int = Field(0, description="Random seed; the world is a function of (config, seed, scale).")
+    start: datetime = Field(datetime(2026, 1, 12, tzinfo=UTC), description="Span start (UTC).")
+    days: int = Field(21, ge=1, le=400, description="Span length in days.")
     responses: Literal["text", "lengths"] = Field(
         "text", description="text: synthetic answer/reasoning text; lengths: only lengths and token counts.")
     prompt_files: dict[str, str] = Field(default_factory=dict, description="Name → JSONL prompt file (a 'text' "
                                          "field per line); paths relative to the config file or the packaged data.")
     content_files: list[str] = Field(..., min_length=1, description="YAML files defining content profiles.")
-    models: list[ModelSpec] = Field(..., min_length=1)
-    proxy_pools: dict[str, ProxyPoolSpec] = Field(default_factory=dict)
-    personas: list[PersonaSpec] = Field(default_factory=list)
-    campaigns: list[CampaignSpec] = Field(default_factory=list)
-    chunk_rows: int = Field(400_000, ge=1000, description="Largest batch generated at once (bounds memory).")
+    models: list[ModelSpec] = Field(..., min_length=1, description="Models served; at least one available at start.")
+    proxy_pools: dict[str, ProxyPoolSpec] = Field(default_factory=dict, description="Named IP pools groups can share.")
+    personas: list[PersonaSpec] = Field(default_factory=list, description="Benign populations.")
+    campaigns: list[CampaignSpec] = Field(default_factory=list, description="Distillation campaigns.")
+    chunk_rows: int = Field(150_000, ge=1000, description="Largest batch generated at once (bounds memory).")
 
     @field_validator("start")
     @classmethod

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distillguard.errors import ConfigError
 from distillguard.events.schema import TURN_TYPE
 from distillguard.sim.config import resolve_data_path
-from distillguard.sim.textgen import add_typos, lognormal_lengths, text_pool
+from distillguard.sim.textgen import add_typos, text_pool
 
 
 class _M(BaseModel):
@@ -35,47 +35,52 @@ class _M(BaseModel):
 
 
 class ResponseSpec(_M):
-    style: Literal["prose", "code", "math", "grade", "tool", "list", "reasoning"] = "prose"
-    median_chars: float = Field(900, gt=0)
-    sigma: float = Field(0.7, ge=0)
+    style: Literal["prose", "code", "math", "grade", "tool", "list", "reasoning"] = Field(
+        "prose", description="Shape of the synthetic answer text.")
+    median_chars: float = Field(900, gt=0, description="Median answer length (log-normal).")
+    sigma: float = Field(0.7, ge=0, description="Log-normal spread of the length.")
     inline_reasoning: bool = Field(False, description="The answer carries its reasoning inline in <think> tags.")
 
 
 class ReasoningSpec(_M):
-    median_chars: float = Field(2500, gt=0)
-    sigma: float = Field(0.6, ge=0)
+    median_chars: float = Field(2500, gt=0, description="Median reasoning length when reasoning is requested.")
+    sigma: float = Field(0.6, ge=0, description="Log-normal spread of the length.")
 
 
 class ProfileSpec(_M):
-    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", description="Name used in persona/campaign content maps.")
     capability: str = Field("chat", description="What the content exercises (reasoning, coding, agentic, ...).")
     tasks: list[str] = Field(default_factory=list, description="prompt_files names filling the {task} slot.")
     task_limit: int | None = Field(None, ge=1, description="Use at most this many items per task file.")
     templates: dict[str, list[str]] = Field(..., description="Language → templates; {task} and {slot} placeholders.")
     languages: dict[str, float] = Field(default_factory=dict, description="Language → weight (default: 'en' only "
                                         "when present, else equal).")
-    slots: dict[str, list[str]] = Field(default_factory=dict)
-    system_prompts: list[str] = Field(default_factory=list)
-    system_prompt_share: float = Field(0.0, ge=0, le=1)
-    system_prompt_scope: Literal["account", "exchange"] = "exchange"
+    slots: dict[str, list[str]] = Field(default_factory=dict, description="Slot name → values filled into {slot}.")
+    system_prompts: list[str] = Field(default_factory=list, description="System prompt templates (slots allowed).")
+    system_prompt_share: float = Field(0.0, ge=0, le=1, description="Share of requests (or accounts) sending one.")
+    system_prompt_scope: Literal["account", "exchange"] = Field(
+        "exchange", description="account: each account keeps one system prompt (an app); exchange: drawn per request.")
     typo_rate: float = Field(0.05, ge=0, le=1, description="Share of filled prompts with typing noise.")
     tools: list[list[str]] = Field(default_factory=list, description="Tool sets offered (one per account).")
-    tool_call_rate: float = Field(0.0, ge=0, le=1)
-    image_share: float = Field(0.0, ge=0, le=1)
-    history: Literal["none", "chat", "agent", "replay"] = "none"
-    max_history_pairs: int = Field(0, ge=0, le=40)
-    max_tokens: list[int] = Field(default_factory=lambda: [1024, 2048, 4096])
-    temperature: list[float] = Field(default_factory=lambda: [1.0, 0.7, 0.2])
-    top_p: list[float | None] = Field(default_factory=lambda: [None, None, 1.0, 0.95])
-    n: list[int] = Field(default_factory=lambda: [1])
-    reasoning_share: float = Field(0.0, ge=0, le=1)
-    reasoning_effort: dict[str, float] = Field(default_factory=lambda: {"medium": 0.5, "high": 0.3, "low": 0.2})
-    response: ResponseSpec = Field(default_factory=ResponseSpec)
-    reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
+    tool_call_rate: float = Field(0.0, ge=0, le=1, description="Share of responses that call one offered tool.")
+    image_share: float = Field(0.0, ge=0, le=1, description="Share of requests carrying an image ([image] marker).")
+    history: Literal["none", "chat", "agent", "replay"] = Field(
+        "none", description="Earlier turns sent with later requests of a conversation: chat (user/assistant), agent "
+        "(assistant/tool), replay (assistant turns carrying <thinking> blocks).")
+    max_history_pairs: int = Field(0, ge=0, le=40, description="Most earlier turn pairs sent.")
+    max_tokens: list[int] = Field(default_factory=lambda: [1024, 2048, 4096], description="Values drawn uniformly.")
+    temperature: list[float] = Field(default_factory=lambda: [1.0, 0.7, 0.2], description="Values drawn uniformly.")
+    top_p: list[float | None] = Field(default_factory=lambda: [None, None, 1.0, 0.95], description="Values drawn uniformly (null = not sent).")
+    n: list[int] = Field(default_factory=lambda: [1], description="Choices requested; values drawn uniformly.")
+    reasoning_share: float = Field(0.0, ge=0, le=1, description="Share of requests asking for reasoning.")
+    reasoning_effort: dict[str, float] = Field(default_factory=lambda: {"medium": 0.5, "high": 0.3, "low": 0.2},
+                                               description="Effort → weight (messages endpoint sends thinking_budget instead).")
+    response: ResponseSpec = Field(default_factory=ResponseSpec, description="Answer shape and length.")
+    reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec, description="Reasoning length.")
 
 
 class ContentFile(_M):
-    profiles: list[ProfileSpec]
+    profiles: list[ProfileSpec] = Field(..., description="Content profiles defined by this file.")
 
 
 _SLOT = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -410,11 +415,3 @@ def build_content(pools: ProfilePools, rng: np.random.Generator, acc_idx: np.nda
         "reasoning_tokens": pa.array((reas_chars // 4).astype(np.int32), mask=~reasoning),
         "_pairs": pairs, "_out_tok": out_tok,
     }
-
-
-def lengths_only_note() -> str:
-    return "responses: lengths keeps response_chars/reasoning_chars/token counts and drops the texts"
-
-
-__all__ = ["ProfileSpec", "ContentFile", "load_profiles", "build_pools", "build_content", "read_prompt_file",
-           "lognormal_lengths"]

@@ -8,14 +8,7 @@ difference, and the labels are written to a separate file.
 
 from __future__ import annotations
 
-import json
 import math
-import multiprocessing as mp
-import os
-import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from distillguard.errors import ConfigError
 from distillguard.events.schema import ACCOUNT_SCHEMA, ENDPOINTS, EXCHANGE_SCHEMA
@@ -40,7 +32,6 @@ from distillguard.sim.config import (
     resolve_data_path,
 )
 from distillguard.sim.content import ProfilePools, build_content, build_pools, load_profiles
-from distillguard.store import Store
 
 DAY_MS = 86_400_000
 LABELS_FILE = "labels.parquet"
@@ -72,14 +63,24 @@ class Group:
     start_day: float
     end_day: float
     pivot: ModelPolicy | None = None
+    #: scaled / configured accounts: pools of cards, orgs and creation bursts shrink with the group
+    factor: float = 1.0
     acc: dict = field(default_factory=dict)
+
+
+def _factor(how: str, scale: float) -> float:
+    return 1.0 if how == "fixed" else scale if how == "linear" else math.sqrt(scale)
+
+
+def _shrunk(k: int, factor: float) -> int:
+    """A count tied to a group's size (cards, orgs, bursts) at the group's scaled size."""
+    return max(1, int(round(k * min(1.0, factor))))
 
 
 def _scaled(n: int, how: str, scale: float, lo: int) -> int:
     if how == "fixed":
         return n
-    f = scale if how == "linear" else math.sqrt(scale)
-    return max(lo, int(round(n * f)))
+    return max(lo, int(round(n * _factor(how, scale))))
 
 
 def _mix(a: dict[str, float], wa: float, b: dict[str, float], wb: float) -> dict[str, float]:
@@ -95,9 +96,11 @@ def _mix(a: dict[str, float], wa: float, b: dict[str, float], wb: float) -> dict
 def plan_groups(spec: WorldSpec, scale: float) -> list[Group]:
     groups: list[Group] = []
     for p in spec.personas:
-        groups.append(Group(p.name, None, p.name, "benign", _scaled(p.accounts, p.accounts_scale, scale, p.min_accounts),
+        n = _scaled(p.accounts, p.accounts_scale, scale, p.min_accounts)
+        groups.append(Group(p.name, None, p.name, "benign", n,
                             p.identity, p.network, p.client, p.timing, p.rate, dict(p.content),
-                            p.exchanges * scale if p.exchanges else None, p.start_day, p.end_day or spec.days))
+                            p.exchanges * _factor(p.exchanges_scale, scale) if p.exchanges else None,
+                            p.start_day, p.end_day or spec.days, factor=n / p.accounts))
     for c in spec.campaigns:
         groups.extend(_campaign_groups(c, spec, scale))
     return groups
@@ -108,25 +111,30 @@ def _campaign_groups(c: CampaignSpec, spec: WorldSpec, scale: float) -> list[Gro
     px = c.proxy_network
     own_share = 1.0 - (px.share if px else 0.0)
     mb = c.mixing.benign_share
-    total = c.exchanges * scale * own_share / (1 - mb) if c.exchanges else None
+    ef = _factor(c.exchanges_scale, scale)
+    total = c.exchanges * ef * own_share / (1 - mb) if c.exchanges else None
     end = c.end_day or spec.days
-    out.append(Group(c.id, c.id, "campaign", "attacker", _scaled(c.accounts, c.accounts_scale, scale, c.min_accounts),
+    n = _scaled(c.accounts, c.accounts_scale, scale, c.min_accounts)
+    out.append(Group(c.id, c.id, "campaign", "attacker", n,
                      c.identity, c.network, c.client, c.timing, c.rate, _mix(c.content, 1 - mb, c.mixing.content, mb),
-                     total, c.start_day, end, c.models))
+                     total, c.start_day, end, c.models, factor=n / c.accounts))
     if px:
-        ex = c.exchanges * scale * px.share / (1 - px.benign_share) if c.exchanges else None
-        rate = c.rate if ex else c.rate.model_copy(update={"per_account_day": (c.rate.per_account_day or 1)})
-        out.append(Group(f"{c.id}:proxy", c.id, "campaign", "proxy",
-                         _scaled(px.accounts, c.accounts_scale, scale, c.min_accounts), px.identity, px.network,
+        ex = c.exchanges * ef * px.share / (1 - px.benign_share) if c.exchanges else None
+        # hydra accounts spread the relayed traffic evenly (each looks like a modest customer)
+        rate = RateSpec(dispersion=2.0, per_account_day=None if ex else (c.rate.per_account_day or 1))
+        npx = _scaled(px.accounts, c.accounts_scale, scale, c.min_accounts)
+        out.append(Group(f"{c.id}:proxy", c.id, "campaign", "proxy", npx, px.identity, px.network,
                          px.client, c.timing, rate, _mix(c.content, 1 - px.benign_share, px.benign_content,
-                                                         px.benign_share), ex, c.start_day, end, c.models))
+                                                         px.benign_share), ex, c.start_day, end, c.models,
+                         factor=npx / px.accounts))
     if c.ban_evasion:
         be = c.ban_evasion
         ident = c.identity.model_copy(update={"created": c.identity.created.model_copy(
             update={"to_day": min(c.identity.created.to_day, be.ban_from_day)})})
-        out.append(Group(f"{c.id}:standby", c.id, "campaign", "standby",
-                         _scaled(be.standby_accounts, c.accounts_scale, scale, 1), ident, c.network, c.client,
-                         c.timing, c.rate, dict(out[0].content), None, c.start_day, end, c.models))
+        nsb = _scaled(be.standby_accounts, c.accounts_scale, scale, 1)
+        out.append(Group(f"{c.id}:standby", c.id, "campaign", "standby", nsb, ident, c.network, c.client,
+                         c.timing, c.rate, dict(out[0].content), None, c.start_day, end, c.models,
+                         factor=nsb / be.standby_accounts))
     return out
 
 
@@ -135,6 +143,33 @@ def _pick(rng, weights: dict, n: int) -> list:
     keys = list(weights)
     w = np.array([weights[k] for k in keys], dtype=float)
     return [keys[i] for i in rng.choice(len(keys), size=n, p=w / w.sum())]
+
+
+def check_references(spec: WorldSpec, base: Path, groups: list[Group] | None = None):
+    """Resolve every file and profile a world names (cheap: no pools, no accounts)."""
+    groups = groups if groups is not None else plan_groups(spec, 1.0)
+    for name, f in spec.prompt_files.items():
+        try:
+            resolve_data_path(f, base)
+        except ConfigError as e:
+            raise ConfigError(f"prompt_files.{name}: {e.message}", source=e.source) from None
+    profiles = load_profiles(spec.content_files, base)
+    used = {p for g in groups for p in g.content}
+    missing = sorted(used - set(profiles))
+    if missing:
+        raise ConfigError(f"content names profile(s) {missing} that no content file defines "
+                          f"(defined: {sorted(profiles)})")
+    for name in sorted(used):
+        bad = [t for t in profiles[name].tasks if t not in spec.prompt_files]
+        if bad:
+            raise ConfigError(f"profile {name!r} uses tasks {bad} missing from prompt_files")
+    for g in groups:
+        if g.client.stacks:
+            unknown = [k for k in g.client.stacks if k not in idg.CLIENT_STACKS]
+            if unknown:
+                raise ConfigError(f"{g.key}: unknown client stack(s) {unknown}; choose from {sorted(idg.CLIENT_STACKS)}",
+                                  source="client.stacks")
+    return profiles, sorted(used)
 
 
 class World:
@@ -150,13 +185,7 @@ class World:
         self.start_ms = int(spec.start.timestamp() * 1000)
         self.groups = plan_groups(spec, scale)
         self.prompt_files = {k: resolve_data_path(v, base) for k, v in spec.prompt_files.items()}
-        self.profiles = load_profiles(spec.content_files, base)
-        used = {p for g in self.groups for p in g.content}
-        missing = sorted(used - set(self.profiles))
-        if missing:
-            raise ConfigError(f"content names profile(s) {missing} that no content file defines "
-                              f"(defined: {sorted(self.profiles)})")
-        self.profile_names = sorted(used)
+        self.profiles, self.profile_names = check_references(spec, base, self.groups)
         self.pools: dict[str, ProfilePools] = {}
         for i, name in enumerate(self.profile_names):
             self.pools[name] = build_pools(self.profiles[name], self.prompt_files,
@@ -167,6 +196,11 @@ class World:
             self._build_accounts(gi, g)
         self._ban_evasion()
         self.counts: dict[str, int] = {g.key: 0 for g in self.groups}
+        # Account shards: each output file holds one shard-day of all groups (~chunk_rows exchanges).
+        per_day = sum(float((g.acc["lam"] * g.acc["active_share"]).sum()) for g in self.groups)
+        self.n_shards = max(1, math.ceil(1.25 * per_day / spec.chunk_rows))
+        for gi, g in enumerate(self.groups):
+            g.acc["shard"] = np.random.default_rng([self.seed, 7, gi]).integers(0, self.n_shards, size=g.n)
 
     # .......................................................................... models
     def _models(self) -> None:
@@ -198,14 +232,15 @@ class World:
             a["org_id"] = idg.alnum_ids(rng, n, 24, "org-")
             org_idx = np.arange(n)
         else:
-            k = 1 if ident.orgs == "single" else ident.org_count
+            k = 1 if ident.orgs == "single" else _shrunk(ident.org_count, g.factor)
             orgs = idg.alnum_ids(rng, k, 24, "org-")
             org_idx = rng.integers(0, k, size=n)
             a["org_id"] = orgs.take(pa.array(org_idx))
         cr = ident.created
         if cr.bursts:
-            centers = rng.uniform(cr.from_day, cr.to_day, size=cr.bursts)
-            c_day = centers[rng.integers(0, cr.bursts, size=n)] + rng.uniform(0, cr.burst_hours / 24, size=n)
+            nb = _shrunk(cr.bursts, g.factor)
+            centers = rng.uniform(cr.from_day, cr.to_day, size=nb)
+            c_day = centers[rng.integers(0, nb, size=n)] + rng.uniform(0, cr.burst_hours / 24, size=n)
         else:
             c_day = rng.uniform(cr.from_day, cr.to_day, size=n)
         a["created_ms"] = (self.start_ms + c_day * DAY_MS).astype(np.int64)
@@ -223,8 +258,9 @@ class World:
             ofp = idg.hex_ids(rng, int(org_idx.max()) + 1, 10).to_pylist()
             fp = [ofp[i] for i in org_idx]
         elif pay.mode == "pool":
-            pfp = idg.hex_ids(rng, pay.instruments, 10).to_pylist()
-            fp = [pfp[i] for i in rng.integers(0, pay.instruments, size=n)]
+            ni = _shrunk(pay.instruments, g.factor)
+            pfp = idg.hex_ids(rng, ni, 10).to_pylist()
+            fp = [pfp[i] for i in rng.integers(0, ni, size=n)]
         else:
             fp = [None] * n
         none = rng.random(n) < pay.none_share
@@ -282,6 +318,14 @@ class World:
     def _set_rate(self, g: Group, a: dict) -> None:
         days_active = np.clip((a["to_ms"] - a["from_ms"]) / DAY_MS, 0, None)
         cap = g.identity.rpd_limit * g.rate.limit_fraction
+        a["active_share"] = g.rate.active_share
+        if g.rate.at_limit and g.exchanges is not None:
+            lam = cap * (0.93 + 0.07 * np.minimum(a["weight"], 1.0))
+            possible = float((lam * days_active).sum())
+            a["active_share"] = min(1.0, g.exchanges / possible) if possible > 0 else 0.0
+            a["lam"] = lam
+            a["capped"] = g.n if g.exchanges > possible else 0
+            return
         if g.exchanges is not None:
             denom = float((days_active * a["weight"]).sum() * g.rate.active_share)
             lam = a["weight"] * (g.exchanges / denom if denom > 0 else 0.0)
@@ -335,7 +379,9 @@ class World:
                 "status": pa.array(a["status"], pa.string()),
                 "status_changed_at": pa.array(a["status_ms"], pa.timestamp("ms", tz="UTC")),
             }, schema=ACCOUNT_SCHEMA))
-        return pa.concat_tables(parts)
+        t = pa.concat_tables(parts)
+        # rows in a seeded random order: position in the file says nothing about the group
+        return t.take(pa.array(np.random.default_rng([self.seed, 8]).permutation(t.num_rows)))
 
     def labels_table(self) -> pa.Table:
         parts = []
@@ -344,10 +390,12 @@ class World:
                                    "campaign_id": pa.array([g.campaign_id] * g.n, pa.string()),
                                    "persona": pa.array([g.persona] * g.n, pa.string()),
                                    "role": pa.array([g.role] * g.n, pa.string())}, schema=LABEL_SCHEMA))
-        return pa.concat_tables(parts)
+        t = pa.concat_tables(parts)
+        return t.take(pc.sort_indices(t["account_id"]))
 
     # .......................................................................... exchanges
-    def day_chunks(self, gi: int, day: int) -> list[pa.Table]:
+    def day_chunks(self, gi: int, day: int, shard: int = 0) -> list[pa.Table]:
+        """Exchanges of group ``gi`` on ``day`` from the accounts in ``shard``, in bounded chunks."""
         g = self.groups[gi]
         a = g.acc
         d0 = self.start_ms + day * DAY_MS
@@ -355,38 +403,52 @@ class World:
         overlap = np.clip((np.minimum(a["to_ms"], d1) - np.maximum(a["from_ms"], d0)) / DAY_MS, 0, 1)
         if not overlap.any():
             return []
+        # drawn for every account whatever the shard, so an account's day does not depend on the sharding
         rng = np.random.default_rng([self.seed, 2, gi, day])
-        active = rng.random(g.n) < g.rate.active_share
+        active = rng.random(g.n) < a["active_share"]
         wk = 1.0
         if g.timing.mode in ("diurnal", "business_hours"):
             wd = datetime.fromtimestamp(d0 / 1000, tz=UTC).weekday()
             wk = (0.6 if g.timing.mode == "diurnal" else 0.25) if wd >= 5 else 1.08
         lam = a["lam"] * overlap * active * wk
-        cap = int(g.identity.rpd_limit * g.rate.limit_fraction)
-        counts = np.minimum(rng.poisson(lam), cap)
-        if counts.sum() == 0:
+        counts = np.minimum(rng.poisson(lam), g.identity.rpd_limit)
+        windows = np.sort(rng.uniform(0, 86_400 - g.timing.window_minutes * 60, size=g.timing.windows_per_day))
+        sel = np.nonzero((a["shard"] == shard) & (counts > 0))[0]
+        if not len(sel):
             return []
-        # split accounts into chunks of bounded size
-        out = []
-        cum = np.cumsum(counts)
-        bounds = [0]
+        cs = counts[sel]
+        # split the shard's accounts into chunks of bounded size (one account never spans two chunks)
+        cum = np.cumsum(cs)
         lim = self.spec.chunk_rows
-        while cum[bounds[-1]:].size and cum[-1] - (cum[bounds[-1] - 1] if bounds[-1] else 0) > lim:
+        bounds = [0]
+        while bounds[-1] < len(sel):
             base = cum[bounds[-1] - 1] if bounds[-1] else 0
             nxt = int(np.searchsorted(cum, base + lim, side="right"))
-            nxt = max(nxt, bounds[-1] + 1)
-            bounds.append(nxt)
-        bounds.append(g.n)
-        windows = np.sort(rng.uniform(0, 86_400 - g.timing.window_minutes * 60, size=g.timing.windows_per_day))
+            bounds.append(max(nxt, bounds[-1] + 1))
+        out = []
         for ci in range(len(bounds) - 1):
             lo, hi = bounds[ci], bounds[ci + 1]
-            if counts[lo:hi].sum() == 0:
-                continue
-            crng = np.random.default_rng([self.seed, 6, gi, day, ci])
-            t = self._chunk(g, crng, np.arange(lo, hi), counts[lo:hi], d0, windows)
+            crng = np.random.default_rng([self.seed, 6, gi, day, shard, ci])
+            t = self._chunk(g, crng, sel[lo:hi], cs[lo:hi], d0, windows)
             if t is not None and t.num_rows:
                 out.append(t)
         return out
+
+    def unit(self, day: int, shard: int) -> tuple[pa.Table | None, dict[int, int]]:
+        """One output file: every group's traffic of one account shard on one day, in time order.
+
+        Files mix all groups, like a provider's time-partitioned logs; neither a file nor a row's
+        position says which group produced it.
+        """
+        tables, counts = [], {}
+        for gi in range(len(self.groups)):
+            for t in self.day_chunks(gi, day, shard):
+                tables.append(t)
+                counts[gi] = counts.get(gi, 0) + t.num_rows
+        if not tables:
+            return None, counts
+        t = pa.concat_tables(tables)
+        return t.take(pc.sort_indices(t["ts"])), counts
 
     def _times(self, g: Group, rng, acc: np.ndarray, windows: np.ndarray) -> np.ndarray:
         n = len(acc)
@@ -538,85 +600,3 @@ class World:
                 arrays.append(v if v.type == f.type else v.cast(f.type))
             tables.append(pa.Table.from_arrays(arrays, schema=EXCHANGE_SCHEMA))
         return pa.concat_tables(tables)
-
-
-# ---------------------------------------------------------------------------------------------- driver
-_WORKER: dict = {}
-
-
-def _work(day: int, gi: int) -> int:
-    """One (day, group) unit in a forked worker: generate and write its chunks, return the row count."""
-    world, store = _WORKER["world"], _WORKER["store"]
-    n = 0
-    for ci, t in enumerate(world.day_chunks(gi, day)):
-        store.write_exchanges(t, key=f"sim-{gi:03d}-{day:03d}-{ci:03d}")
-        n += t.num_rows
-    return n
-
-
-def simulate(spec: WorldSpec, base: Path, out: Path, scale: float = 1.0, seed: int | None = None,
-             on_progress: Callable[[int, int, int], None] | None = None, workers: int | None = None) -> dict:
-    """Generate the world into store ``out``; returns the summary also written to ``out/world.json``.
-
-    ``workers`` > 1 forks that many processes, each generating and writing whole (day, group) units;
-    the output is identical to a single-process run because every unit has its own seeded stream.
-    """
-    t0 = time.perf_counter()
-    world = World(spec, base, scale, seed)
-    store = Store(out, create=True)
-    if store.has_exchanges():
-        raise ConfigError("output store already holds exchanges; choose an empty --out directory", source=str(out))
-    store.write_accounts(world.accounts_table(), key="00000000000000000000-sim")
-    pq.write_table(world.labels_table(), out / LABELS_FILE, compression="zstd")
-    total = 0
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    units = [(d, gi) for d in range(spec.days) for gi in range(len(world.groups))]
-    if workers > 1 and "fork" in mp.get_all_start_methods():
-        _WORKER.update(world=world, store=store)
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-                done_days = 0
-                per_day = len(world.groups)
-                for i, ((_d, gi), n) in enumerate(zip(units, ex.map(_work, *zip(*units, strict=True), chunksize=1),
-                                                      strict=True)):
-                    world.counts[world.groups[gi].key] += n
-                    total += n
-                    if (i + 1) % per_day == 0:
-                        done_days += 1
-                        if on_progress:
-                            on_progress(done_days, spec.days, total)
-        finally:
-            _WORKER.clear()
-    else:
-        # Parquet encoding releases the GIL: one writer thread overlaps it with generation; at most two
-        # chunks wait, which bounds memory.
-        pending: deque[Future] = deque()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-writer") as pool:
-            for day in range(spec.days):
-                for gi, g in enumerate(world.groups):
-                    for ci, t in enumerate(world.day_chunks(gi, day)):
-                        while len(pending) >= 2:
-                            pending.popleft().result()
-                        pending.append(pool.submit(store.write_exchanges, t, f"sim-{gi:03d}-{day:03d}-{ci:03d}"))
-                        world.counts[g.key] += t.num_rows
-                        total += t.num_rows
-                if on_progress:
-                    on_progress(day + 1, spec.days, total)
-            while pending:
-                pending.popleft().result()
-    secs = time.perf_counter() - t0
-    summary = {
-        "name": spec.name, "seed": world.seed, "scale": scale, "start": spec.start.isoformat(), "days": spec.days,
-        "responses": spec.responses, "exchanges": total, "accounts": sum(g.n for g in world.groups),
-        "seconds": round(secs, 2), "workers": workers, "exchanges_per_second": round(total / secs) if secs else None,
-        "models": [{"name": m.name, "released": m.released.isoformat() if m.released else None} for m in spec.models],
-        "groups": [{"key": g.key, "campaign_id": g.campaign_id, "persona": g.persona, "role": g.role,
-                    "accounts": g.n, "exchanges": world.counts[g.key], "content": g.content,
-                    "accounts_at_rate_cap": int(g.acc.get("capped", 0))} for g in world.groups],
-        "campaigns": [{"id": c.id, "title": c.title, "content": c.content,
-                       "pivot": c.models.model_dump() if c.models.pivot_share is not None else None}
-                      for c in spec.campaigns],
-    }
-    (out / WORLD_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return summary

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from distillguard.sim.config import load_world
-from distillguard.sim.world import simulate
+from distillguard.sim.run import simulate
 
 TINY = Path(__file__).parent / "tiny.yaml"
 

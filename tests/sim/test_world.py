@@ -10,7 +10,7 @@ import pytest
 
 from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA
 from distillguard.sim.config import load_world
-from distillguard.sim.world import simulate
+from distillguard.sim.run import simulate
 from distillguard.store import Store
 
 TINY = Path(__file__).parent / "tiny.yaml"
@@ -110,15 +110,17 @@ def _dump(world):
 
 
 @pytest.mark.slow
-def test_deterministic_for_a_seed_and_worker_count(tiny_world, tmp_path):
+def test_deterministic_for_a_seed_and_worker_count(tmp_path):
     spec, base = load_world(TINY)
-    simulate(spec, base, tmp_path / "again", workers=2)
-    a, b = _dump(tiny_world), _dump(tmp_path / "again")
+    spec = spec.model_copy(update={"days": 2})
+    simulate(spec, base, tmp_path / "one", workers=1)
+    simulate(spec, base, tmp_path / "two", workers=2)
+    a, b = _dump(tmp_path / "one"), _dump(tmp_path / "two")
     assert a[1] == b[1] and a[2] == b[2]
-    assert len(a[0]) == len(b[0]) and a[0] == b[0]
+    assert len(a[0]) > 1000 and a[0] == b[0]
     simulate(spec, base, tmp_path / "other", seed=99, workers=1)
     c = _dump(tmp_path / "other")
-    assert c[2] != a[2]
+    assert c[2] != a[2] and c[0] != a[0]
 
 
 def test_lengths_mode_keeps_sizes(tmp_path):
@@ -138,3 +140,43 @@ def test_refuses_non_empty_output(tiny_world):
     spec, base = load_world(TINY)
     with pytest.raises(ConfigError, match="already holds exchanges"):
         simulate(spec, base, tiny_world, workers=1)
+
+
+def test_chunks_bound_memory_and_keep_volume():
+    from distillguard.sim.world import World
+
+    spec, base = load_world(TINY)
+    small = World(spec.model_copy(update={"chunk_rows": 1000}), base, scale=4)
+    big = World(spec, base, scale=4)
+    gi = next(i for i, g in enumerate(big.groups) if g.key == "chat_users")
+    a = [t for sh in range(small.n_shards) for t in small.day_chunks(gi, 1, sh)]
+    b = [t for sh in range(big.n_shards) for t in big.day_chunks(gi, 1, sh)]
+    assert small.n_shards > big.n_shards and len(a) > len(b)
+    assert all(t.num_rows <= 1000 for t in a)
+    # same accounts and counts per account; only the per-chunk random content differs
+    def per_account(ts):
+        out = {}
+        for t in ts:
+            for x in t["account_id"].to_pylist():
+                out[x] = out.get(x, 0) + 1
+        return out
+    assert per_account(a) == per_account(b)
+
+
+def test_files_mix_groups_in_time_order(tiny_world):
+    con = duckdb.connect()
+    con.register("labels", pq.read_table(tiny_world / "labels.parquet"))
+    rows = con.sql(f"""SELECT filename, count(DISTINCT coalesce(l.campaign_id, l.persona)) AS groups,
+                              count(*) AS n
+                       FROM read_parquet('{tiny_world}/exchanges/*/*.parquet', filename=true) e
+                       JOIN labels l USING (account_id) GROUP BY 1""").fetchall()
+    assert all(g >= 4 for _, g, _ in rows)  # every file holds ordinary and attack traffic together
+    for f, _, _ in rows:
+        ts = pq.read_table(f, columns=["ts"])["ts"].to_pylist()
+        assert ts == sorted(ts)
+    acc = pq.read_table(next((tiny_world / "accounts").glob("*.parquet")))
+    lab = {r["account_id"]: r["role"] for r in pq.read_table(tiny_world / "labels.parquet").to_pylist()}
+    roles = [lab[a] for a in acc["account_id"].to_pylist()]
+    # accounts are not stored group by group: attack accounts are spread through the file
+    pos = [i for i, r in enumerate(roles) if r != "benign"]
+    assert pos[0] < len(roles) // 4 and pos[-1] > 3 * len(roles) // 4
