@@ -29,6 +29,9 @@ demo: install
 	$(DG) simulate --config default --scale 0.01 --out $(DEMO)/world
 	$(DG) baseline --store $(DEMO)/world --out $(DEMO)/baseline
 	$(DG) bench --world $(DEMO)/world --results $(DEMO)/baseline --no-baseline
+	$(DG) scan --store $(DEMO)/world --out $(DEMO)/scan
+	$(DG) bench --world $(DEMO)/world --results $(DEMO)/scan --baseline $(DEMO)/baseline
+	@echo "report: $(abspath $(DEMO))/scan/report.html"
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
