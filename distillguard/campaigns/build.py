@@ -43,6 +43,11 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
     return "throttle"
 
 
+#: Operator evidence for merging clusters into one campaign (not content or synchrony on public templates,
+#: ASNs or e-mail domains, which unrelated operators share).
+MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern")
+
+
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], min_cover: float = 0.5,
                    min_weight: float = 0.1) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one campaign split by the
@@ -58,11 +63,16 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     rows = [(a, c) for c, ms in groups.items() for a in ms]
     con.execute("CREATE OR REPLACE TEMP TABLE _fm(account_id VARCHAR, cl VARCHAR)")
     con.executemany("INSERT INTO _fm VALUES (?, ?)", rows)
+    kinds = ", ".join(f"'{k}'" for k in MERGE_KINDS)
     links = con.execute(f"""
-        WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity FROM inc i JOIN _fm fm USING (account_id)
-                    WHERE i.w >= {float(min_weight)})
+        WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
+                    WHERE i.w >= {float(min_weight)} AND i.kind IN ({kinds})),
+        sz AS (SELECT cl, count(*) AS n FROM _fm GROUP BY 1)
         SELECT a.cl, b.cl, list(DISTINCT a.kind), count(DISTINCT a.account_id), count(DISTINCT b.account_id)
-        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl GROUP BY 1, 2""").fetchall()
+        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl
+        JOIN sz s1 ON s1.cl = a.cl JOIN sz s2 ON s2.cl = b.cl
+        WHERE a.df <= s1.n + s2.n   -- the entity is theirs, not something half the world shares
+        GROUP BY 1, 2""").fetchall()
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -71,8 +81,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         return x
 
     for c1, c2, kinds, n1, n2 in links:
-        # public templates (and synchrony on them) and big networks are shared by unrelated operators
-        shared = {KIND_GROUP.get(k, k) for k in kinds if k not in ("asn", "sync")} - {"content"}
+        shared = {KIND_GROUP.get(k, k) for k in kinds}
         if len(shared) >= 2 and n1 >= min_cover * len(groups[c1]) and n2 >= min_cover * len(groups[c2]):
             parent[find(c1)] = find(c2)
     return {c: find(c) for c in groups}

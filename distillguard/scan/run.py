@@ -167,6 +167,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     org_keys = attribute_orgs(con, flagged_clusters)
     campaigns, members = build_campaigns(con, step.clusters, risk, step.features, org_keys, released,
                                          cfg.campaigns, cfg.scoring.flag_threshold)
+    risk = _drop_lone_flags(risk, members, {n for n, _, _ in links}, cfg)
     ids = risk["account_id"].to_pylist()
     flagged = risk["flagged"].to_pylist()
     if replay_step is not None:
@@ -183,6 +184,19 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
                      timings, n_steps, con)
     res.timings["signals_state"] = sig_state  # type: ignore[assignment]
     return res
+
+
+def _drop_lone_flags(risk: pa.Table, members: dict[str, str], ban_linked: set[str], cfg: ScanConfig) -> pa.Table:
+    """A flag needs a campaign: an account whose cluster produced no campaign (no second flagged account)
+    is one ordinary-looking user on the edge of a community, not a finding (ban-evasion links excepted)."""
+    rows = risk.to_pylist()
+    cap = cfg.scoring.flag_threshold - 1e-3
+    for r in rows:
+        if r["flagged"] and r["account_id"] not in members and r["account_id"] not in ban_linked:
+            r["flagged"] = False
+            r["risk"] = min(r["risk"], cap)
+            r["reasons"] = list(r["reasons"] or []) + ["not flagged: no other account of its cluster was flagged"]
+    return pa.Table.from_pylist(rows, schema=risk.schema)
 
 
 def _apply_ban_links(risk: pa.Table, links, step: StepResult, cfg: ScanConfig) -> pa.Table:
