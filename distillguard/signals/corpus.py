@@ -18,6 +18,7 @@ and prompts the model has not seen.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,10 @@ CAPABILITIES = ("coding", "agentic", "computer_use", "vision", "data_analysis")
 REPEATS = 6
 #: One row in HOLDOUT_MOD of each shipped benign corpus and payload pool is held out.
 HOLDOUT_MOD = 5
+
+
+_TACTIC_WORDS = re.compile(r"\b(score|scores|rate|rated|rating|response|responses|rank|ranked|grade|graded|"
+                           r"judge|judges|better|best|compare|reasoning|think|thought|explain|step)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,15 @@ def _pools(heldout: bool) -> dict[str, list[tuple[str, dict[str, int]]]]:
     """Benign documents and payloads, each with its source labels."""
     c, t = DATA / "corpora", DATA / "tasks"
     gsm = _rows(t / "tasks_gsm8k.jsonl")
-    gsm = [r for r in gsm if (r["category"] == "test") == heldout][:1500]
-    code = _split(_rows(t / "tasks_code.jsonl"), heldout)[:900]
+    split = [r for r in gsm if (r["category"] == "test") == heldout]
+    gsm = split[:1500]
+    code_rows = _split(_rows(t / "tasks_code.jsonl"), heldout)
+    code = code_rows[:900]
+    if not heldout:
+        # Hard-negative mining: plain task items that use the attack tactics' vocabulary ("her
+        # mean score", "the response rate", "the expected output") in their ordinary sense.
+        gsm += [r for r in split[1500:] if _TACTIC_WORDS.search(r["text"])][:600]
+        code += [r for r in code_rows[900:] if _TACTIC_WORDS.search(r["text"])][:300]
     he = _split(_rows(t / "tasks_humaneval.jsonl"), heldout)
     sources = {
         "dolly": _split(_rows(c / "benign_dolly_open_qa.jsonl"), heldout),

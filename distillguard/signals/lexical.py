@@ -43,6 +43,8 @@ WORD_ORDERS = (1, 2)
 #: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
 LEX_HEAD = 800
 LEX_TAIL = 400
+#: Fitted models kept in the cache directory (newest first).
+KEEP_CACHED_MODELS = 4
 #: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
 SMALL_BATCH = 8
 #: Words at each edge of a prompt that also get position-specific features.
@@ -254,7 +256,7 @@ def get_model(retrain: bool = False) -> LexicalModel:
         if not retrain and (m := _load_cached(path, dh)) is not None:
             _model = m
             return m
-        with _file_lock(path.with_suffix(".lock")):
+        with _file_lock(path.parent / "signals-lexical.lock"):
             # Another process may have trained while this one waited for the lock.
             if not retrain and (m := _load_cached(path, dh)) is not None:
                 _model = m
@@ -267,9 +269,10 @@ def get_model(retrain: bool = False) -> LexicalModel:
             m.fit_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
             try:
                 m.save(path)
-                for old in path.parent.glob("signals-lexical-*.npz"):
-                    if old != path:  # models fitted on older data are never loaded again
-                        old.unlink(missing_ok=True)
+                # Keep a few recent models (several checkouts may share the cache), drop the rest.
+                olds = sorted(path.parent.glob("signals-lexical-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+                for old in olds[KEEP_CACHED_MODELS:]:
+                    old.unlink(missing_ok=True)
             except OSError:
                 pass  # read-only home: keep the model in memory only
         _model = m

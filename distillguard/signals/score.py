@@ -125,9 +125,10 @@ def iter_signals(store, detectors=None, batch_size: int = 32768, where: str | No
     """
     dets = _resolve(detectors)
     cols = input_columns(dets)
-    batches = (b for b in store.exchange_batches(columns=cols, where=where, batch_size=batch_size) if b.num_rows)
     if workers <= 1 or not _all_registered(dets):
-        for batch in batches:
+        for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size):
+            if batch.num_rows == 0:
+                continue
             out = score_batch(batch, dets)
             if on_rows:
                 on_rows(batch.num_rows)
@@ -137,10 +138,18 @@ def iter_signals(store, detectors=None, batch_size: int = 32768, where: str | No
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    # Load the model and the task index here, then fork the workers before DuckDB starts its
+    # threads: the children share both read-only (copy-on-write) instead of loading their own,
+    # and no child inherits a lock held by a reader thread.
+    _worker_init()
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     names = [d.name for d in dets]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        list(pool.map(_noop, range(workers)))  # start every worker now
         pending: deque = deque()
-        for batch in batches:
+        for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size):
+            if batch.num_rows == 0:
+                continue
             pending.append((batch.num_rows, pool.submit(_worker_score, batch, names)))
             while len(pending) >= 2 * workers:
                 n, fut = pending.popleft()
@@ -152,6 +161,10 @@ def iter_signals(store, detectors=None, batch_size: int = 32768, where: str | No
             yield fut.result()
             if on_rows:
                 on_rows(n)
+
+
+def _noop(_: int) -> None:
+    return None
 
 
 def _all_registered(dets: list[Detector]) -> bool:

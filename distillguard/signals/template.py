@@ -159,7 +159,7 @@ def _doc_starts(doc: np.ndarray, n_docs: int) -> np.ndarray:
     return np.searchsorted(doc, np.arange(n_docs + 1))
 
 
-def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.Array:
+def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skeleton: list | None = None) -> pa.Array:
     """One key per document (null when too short); ``task_mask`` marks tokens of a matched task item."""
     tok = mt.tokens
     n = mt.n_docs
@@ -189,7 +189,9 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
     seg_doc[seg] = doc
     n_seg = np.bincount(seg_doc, weights=seg_len > 0, minlength=n)
     doc_words = np.bincount(seg_doc, weights=seg_len, minlength=n).astype(np.int64)
-    merit = seg_len - INSTRUCTION_WEIGHT * seg_instr
+    # Only parts long enough to be a payload compete (a short closing line must not win over a
+    # question that happens to contain "list" or "using").
+    merit = np.where(seg_len >= MIN_PAYLOAD_TOKENS, seg_len - INSTRUCTION_WEIGHT * seg_instr, -1)
     doc_best = np.full(n, np.iinfo(np.int64).min)
     np.maximum.at(doc_best, seg_doc, merit)
     # ties: the first such line of the document
@@ -219,6 +221,8 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
     count = (starts[1:] - starts[:-1])[doc]
     sk = (rank < SKELETON_HEAD) | (rank >= count - SKELETON_TAIL)
     h, doc, slot = h[sk], doc[sk], slot[sk]
+    if _skeleton is not None:
+        _skeleton.append((h, doc))
     words = np.bincount(doc, weights=~slot, minlength=n)
     # Word bigrams of the skeleton, two MinHash values per document.
     same = doc[1:] == doc[:-1]
@@ -247,14 +251,20 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None) -> pa.A
 
 
 def skeleton_text(text: str) -> str:
-    """The masked token stream of one prompt (slots as ``qq...`` words, ``⏎`` at line starts), for
-    analysts asking why two prompts share a template."""
+    """The skeleton the template key is computed from (slots as ``qq...`` words, ``⏎`` at the start
+    of a part), for analysts asking why two prompts share a template."""
+    from distillguard.signals import tasks
+
     spans = mask_spans([text])[0].as_py().encode()
     mt = masked_tokens([text])
-    names = {int(v): k for k, v in SLOTS.items()}
-    out = []
+    names: dict[int, str] = {}
     for i in range(len(mt.tokens)):
-        hv = int(mt.tokens.hash[i])
-        word = names.get(hv) or spans[mt.tokens.start[i]:mt.tokens.end[i]].decode(errors="replace").lower()
-        out.append(("⏎ " if mt.nl_before[i] else "") + word)
-    return " ".join(out)
+        names.setdefault(int(mt.tokens.hash[i]),
+                         spans[mt.tokens.start[i]:mt.tokens.end[i]].decode(errors="replace").lower())
+    names.update({int(v): k for k, v in SLOTS.items()})
+    marked = {int(H.pair_hash(np.array([k], dtype=np.uint64), np.array([NEWLINE], dtype=np.uint64), 0x1E)[0]): "⏎ " + w
+              for k, w in names.items()}
+    names.update(marked)
+    sk: list = []
+    template_keys(mt, tasks.match(mt).token_mask, _skeleton=sk)
+    return " ".join(names.get(int(x), "?") for x in sk[0][0]) if sk else ""

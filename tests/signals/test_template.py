@@ -59,3 +59,22 @@ def test_skeleton_masks_slots():
     sk = skeleton_text('Dear Maria, the invoice "INV-2291" for 1,250.00 EUR is at https://x.example/i/9 ```code```')
     assert "maria" not in sk and "1,250" not in sk and "https" not in sk and "inv-2291" not in sk
     assert "qqnum" in sk and "qqquote" in sk and "qqurl" in sk and "qqcode" in sk
+
+
+def test_prefix_before_colon_or_greeting_is_the_template():
+    # Payloads not in any task index, behind a "label:" prefix or a greeting comma.
+    tasks = ["How do I reverse a linked list in place without using extra memory at all?",
+             "What is the fastest way to parse a large JSON file line by line in Go?",
+             "Why does my React component render twice in development mode with hooks?"]
+    colon = _keys(["Solve in Python: " + t for t in tasks])
+    assert len(set(colon)) == 1 and colon[0] is not None
+    greet = _keys(["hey, " + t + "\nthanks a lot in advance" for t in tasks])
+    assert len(set(greet)) == 1 and greet[0] is not None
+    assert colon[0] != greet[0]
+    # a bare greeting in front of a question is no template at all
+    assert _keys(["hey, " + t for t in tasks]) == [None, None, None]
+
+
+def test_sentence_start_after_comma_is_not_a_name():
+    sk = skeleton_text("hey, Please help me. I met Alice yesterday")
+    assert "please" in sk and "qqname" in sk and "alice" not in sk
