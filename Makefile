@@ -28,7 +28,9 @@ demo: install
 	$(DG) stats --store $(DEMO)/store
 	$(DG) simulate --config default --scale 0.01 --out $(DEMO)/world
 	$(DG) baseline --store $(DEMO)/world --out $(DEMO)/baseline
-	$(DG) bench --world $(DEMO)/world --results $(DEMO)/baseline --no-baseline
+	$(DG) scan --store $(DEMO)/world --out $(DEMO)/scan
+	$(DG) bench --world $(DEMO)/world --results $(DEMO)/scan --baseline $(DEMO)/baseline
+	@echo "report: $(abspath $(DEMO))/scan/report.html"
 	$(DG) console --store $(DEMO)/world --build-aggregates
 	@echo "serve the investigation console on the demo world: $(DG) console --store $(DEMO)/world   (or: make console)"
 

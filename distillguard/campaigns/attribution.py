@@ -1,0 +1,90 @@
+"""Attribution (clusters → the organisation behind them) and ban-evasion links.
+
+Clusters that share what an operator reuses across its account pools — a payment instrument,
+account-creation tooling (e-mail naming pattern + sign-up burst), client fingerprints, or a
+private prompt template — are grouped under one ``org_key`` so enforcement can hit the
+organisation instead of one pool at a time. A newly active account that inherits most of a
+banned account's weighted entities (fingerprints, templates, payment, workload) is linked to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import xxhash
+
+from distillguard.graph.edges import KIND_GROUP
+
+#: Kinds that tie pools of one operator together (not networks: proxy pools are rented by many).
+ORG_KINDS = ("payment", "email_pattern", "creation_burst", "ja4", "header_fp", "template", "system_prompt")
+#: Kinds a replacement account inherits from the account it replaces.
+INHERIT_KINDS = ("ja4", "header_fp", "user_agent", "payment", "template", "system_prompt", "ip24", "task_item", "sync")
+
+
+def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, list[str]]) -> dict[str, str]:
+    """cluster_id → org_key. Clusters sharing a payment instrument, or two kinds of account tooling
+    (e-mail naming, creation burst, client fingerprint), or tooling plus private templates, are one
+    organisation (union-find over cluster pairs)."""
+    if not cluster_members:
+        return {}
+    rows = [(a, c) for c, ms in cluster_members.items() for a in ms]
+    con.execute("CREATE OR REPLACE TEMP TABLE _cm(account_id VARCHAR, cluster_id VARCHAR)")
+    con.executemany("INSERT INTO _cm VALUES (?, ?)", rows)
+    kinds = ", ".join(f"'{k}'" for k in ORG_KINDS)
+    links = con.execute(f"""
+        WITH ce AS (SELECT DISTINCT cm.cluster_id, i.kind, i.entity FROM inc i JOIN _cm cm USING (account_id)
+                    WHERE i.kind IN ({kinds}))
+        SELECT a.cluster_id, b.cluster_id, list(DISTINCT a.kind)
+        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cluster_id < b.cluster_id
+        GROUP BY 1, 2""").fetchall()
+    parent = {c: c for c in cluster_members}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, ks in links:
+        groups = {KIND_GROUP[k] for k in ks}
+        # public attack templates are reused by unrelated operators: content only counts next to tooling
+        tooling = groups & {"email", "creation", "client"}
+        if "payment" in groups or len(tooling) >= 2 or (tooling and "content" in groups and len(ks) >= 3):
+            parent[find(a)] = find(b)
+    roots: dict[str, list[str]] = {}
+    for c in cluster_members:
+        roots.setdefault(find(c), []).append(c)
+    out = {}
+    for members in roots.values():
+        accts = sorted(a for c in members for a in cluster_members[c])
+        key = "org-" + xxhash.xxh64("\n".join(accts[:50]).encode()).hexdigest()[:10]
+        for c in members:
+            out[c] = key
+    return out
+
+
+def ban_evasion_links(con: duckdb.DuckDBPyConnection, min_overlap: float,
+                      until: datetime | None = None) -> list[tuple[str, str, float]]:
+    """(new_account, banned_account, weighted overlap) for accounts that took over a banned one's
+    fingerprints, templates or workload after it was banned."""
+    kinds = ", ".join(f"'{k}'" for k in INHERIT_KINDS)
+    cut = f"AND b.status_changed_at < TIMESTAMPTZ '{until.isoformat()}'" if until is not None else ""
+    return [tuple(r) for r in con.execute(f"""
+        WITH banned AS (SELECT account_id, status_changed_at FROM accounts b
+                        WHERE status = 'banned' AND status_changed_at IS NOT NULL {cut}),
+        be AS (SELECT i.account_id, i.kind, i.entity, i.w FROM inc i JOIN banned USING (account_id)
+               WHERE i.kind IN ({kinds})),
+        btot AS (SELECT account_id, sum(w) AS w FROM be GROUP BY 1),
+        firsts AS (SELECT account_id, min(hour) AS first_hour FROM beh_ah GROUP BY 1),
+        cand AS (SELECT i.account_id AS new_account, be.account_id AS banned, sum(be.w) AS shared
+                 FROM be JOIN inc i ON i.kind = be.kind AND i.entity = be.entity AND i.account_id <> be.account_id
+                 GROUP BY 1, 2)
+        SELECT c.new_account, c.banned, c.shared / btot.w AS overlap
+        FROM cand c JOIN btot ON btot.account_id = c.banned JOIN banned bn ON bn.account_id = c.banned
+        JOIN firsts f ON f.account_id = c.new_account
+        LEFT JOIN accounts na ON na.account_id = c.new_account
+        WHERE c.shared / btot.w >= {float(min_overlap)}
+          AND f.first_hour >= bn.status_changed_at - INTERVAL 1 DAY
+          AND coalesce(na.status, 'active') <> 'banned'
+        ORDER BY overlap DESC""").fetchall()]

@@ -1,0 +1,187 @@
+"""Account × entity incidence and the coordination edge table built from it.
+
+An *entity* is something accounts can share: an IP /24, a TLS fingerprint, a payment
+instrument, a prompt template, a burst of sign-ups, a synchronised schedule. Two accounts are
+linked once per shared entity, weighted by how telling the sharing is:
+
+    weight(entity) = kind_weight × idf × (floor + (1 − floor) × mean suspicion of its accounts)
+
+idf = ln((N+1)/df) / ln(N+1) discounts what many accounts share (a free-mail domain, a popular
+SDK), and the suspicion factor discounts entities whose accounts look benign (a university NAT,
+a popular tool's system prompt). An entity with df ≤ clique_cap members becomes a clique with
+edge weight w/(df−1); a larger one becomes a ring over a hashed order of its members with edge
+weight w/2 — every member gets the same total strength either way, and the edge count stays
+linear in the incidence (never O(n²) on a 20,000-account entity).
+
+All of it is SQL over DuckDB tables (group-by, window row_number, self-join on rank), which
+maps to Spark SQL partitioned by (kind, entity) for edges and by account for incidence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from distillguard.scan.config import GraphConfig
+
+#: Kinds whose entity comes from individual exchanges (counted per account, share-filtered).
+EXCHANGE_KINDS = ("ip24", "asn", "ja4", "header_fp", "user_agent", "system_prompt", "template")
+
+#: Kind → evidence group. Groups, not kinds, are what "shares N kinds of infrastructure" counts,
+#: because /24 and ASN (or JA4 and header order) are two views of one thing.
+KIND_GROUP = {
+    "ip24": "network", "asn": "network", "ja4": "client", "header_fp": "client", "user_agent": "client",
+    "payment": "payment", "email_domain": "email", "email_pattern": "email", "creation_burst": "creation",
+    "template": "content", "system_prompt": "content", "task_item": "content", "sync": "timing", "intel": "intel",
+}
+INFRA_GROUPS = ("network", "client", "payment", "email", "creation", "intel")
+
+
+def _until(until: datetime | None, col: str = "hour") -> str:
+    return f"{col} < TIMESTAMPTZ '{until.isoformat()}'" if until is not None else "true"
+
+
+def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> None:
+    """inc_h (account, kind, entity, hour, n) and sync_b (account, template, bucket, hour) from ``ex``."""
+    parts = [f"SELECT account_id, '{k}' AS kind, {k} AS entity, hour, count(*) AS n FROM ex "
+             f"WHERE {k} IS NOT NULL GROUP BY account_id, {k}, hour"
+             for k in EXCHANGE_KINDS if k != "template"]
+    parts.append("SELECT account_id, 'template' AS kind, template_key AS entity, hour, count(*) AS n FROM ex "
+                 "WHERE template_key IS NOT NULL GROUP BY account_id, template_key, hour")
+    parts.append("SELECT account_id, 'task_item' AS kind, task_item_key AS entity, min(hour) AS hour, count(*) AS n "
+                 "FROM ex WHERE task_item_key IS NOT NULL GROUP BY account_id, task_item_key")
+    con.execute("CREATE OR REPLACE TABLE inc_h AS " + " UNION ALL ".join(parts))
+    b = int(cfg.sync_bucket_minutes) * 60
+    con.execute(f"""CREATE OR REPLACE TABLE sync_b AS
+        SELECT account_id, template_key, CAST(floor(epoch(ts) / {b}) AS BIGINT) AS bucket, min(hour) AS hour
+        FROM ex WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
+
+
+def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Table,
+              until: datetime | None = None) -> None:
+    """Create table ``inc`` (account_id, kind, entity, w, df) for accounts active before ``until``."""
+    w = _until(until)
+    con.register("_susp", suspicion.select(["account_id", "suspicion"]))
+    share, mincnt = float(cfg.min_entity_share), int(cfg.min_entity_count)
+    bph = 60 // int(cfg.sync_bucket_minutes) if 60 % int(cfg.sync_bucket_minutes) == 0 else 60 / cfg.sync_bucket_minutes
+    bpd = int(round(24 * bph))
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE inc_raw AS
+    WITH tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1),
+    exk AS (
+      SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i WHERE {_until(until, 'i.hour')}
+      GROUP BY 1, 2, 3),
+    exf AS (
+      SELECT e.account_id, e.kind, e.entity, 1.0 AS strength FROM exk e JOIN tot USING (account_id)
+      WHERE e.kind = 'task_item' OR (e.n >= least({mincnt}, tot.n) AND e.n >= {share} * tot.n)),
+    acc AS (SELECT a.* FROM accounts a JOIN tot USING (account_id)),
+    acck AS (
+      SELECT account_id, 'payment' AS kind, payment_fingerprint AS entity, 1.0 AS strength FROM acc WHERE payment_fingerprint IS NOT NULL
+      UNION ALL SELECT account_id, 'email_domain', lower(email_domain), 1.0 FROM acc WHERE email_domain IS NOT NULL
+      UNION ALL SELECT account_id, 'email_pattern',
+          regexp_replace(regexp_replace(lower(email_local), '[0-9]', '9', 'g'), '[a-z]+', 'a', 'g') || '@' || lower(coalesce(email_domain, '')), 1.0
+          FROM acc WHERE email_local IS NOT NULL AND length(email_local) > 0),
+    -- synchronised activity (SynchroTrap-style): co-activity on the same template in the same short bucket,
+    -- as a lift over what the template's users would produce independently following the overall
+    -- hour-of-day rhythm of all traffic (so the ordinary diurnal cycle is not mistaken for synchrony)
+    sb AS (SELECT account_id, template_key, bucket,
+                  CAST(floor((bucket % {bpd}) / {bph}) AS INT) AS hod FROM sync_b WHERE {w}),
+    g AS (SELECT CAST(extract(hour FROM hour) AS INT) AS hod, sum(n) / sum(sum(n)) OVER () AS share
+          FROM beh_ah WHERE {w} GROUP BY 1),
+    tb AS (SELECT template_key, bucket, count(*) AS c FROM sb GROUP BY 1, 2),
+    tt AS (SELECT template_key, (max(bucket) - min(bucket)) / {bpd} + 1 AS days, count(*) AS tot,
+                  count(DISTINCT account_id) AS k FROM sb GROUP BY 1),
+    own AS (SELECT account_id, template_key, count(*) AS n_own FROM sb GROUP BY 1, 2),
+    sa AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(tb.c - 1) AS co,
+                  sum((tt.tot - own.n_own) * g.share / (tt.days * {bph})) AS ex, any_value(tt.k) AS k
+           FROM sb JOIN tb USING (template_key, bucket) JOIN g USING (hod)
+           JOIN own USING (account_id, template_key) JOIN tt USING (template_key) GROUP BY 1, 2),
+    syncs AS (
+      SELECT sa.account_id, 'sync' AS kind, sa.template_key AS entity,
+             least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) AS strength
+      FROM sa WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
+    SELECT * FROM exf UNION ALL SELECT * FROM acck UNION ALL SELECT * FROM syncs
+    """)
+    # creation bursts: many accounts created on one pathway within minutes, beyond the background rate
+    m = int(cfg.creation_burst_minutes)
+    con.execute(f"""
+    INSERT INTO inc_raw
+    WITH tot AS (SELECT DISTINCT account_id FROM beh_ah WHERE {w}),
+    acc AS (SELECT a.account_id, coalesce(a.signup_pathway, '?') AS p, epoch(a.created_at) AS c
+            FROM accounts a JOIN tot USING (account_id) WHERE a.created_at IS NOT NULL),
+    rate AS (SELECT p, count(*) * {m * 60} / greatest(max(c) - min(c), {m * 60}) AS lam FROM acc GROUP BY 1),
+    b AS (SELECT account_id, p, p || '|' || CAST(floor(c / {m * 60}) AS BIGINT) AS e1,
+                 p || '|h' || CAST(floor(c / {m * 60} + 0.5) AS BIGINT) AS e2 FROM acc),
+    u AS (SELECT account_id, p, e1 AS entity FROM b UNION ALL SELECT account_id, p, e2 FROM b),
+    cnt AS (SELECT entity, p, count(*) AS c FROM u GROUP BY 1, 2)
+    SELECT u.account_id, 'creation_burst', u.entity, 1.0 FROM u JOIN cnt USING (entity, p) JOIN rate USING (p)
+    WHERE cnt.c >= greatest({int(cfg.creation_burst_min)}, rate.lam + 4 * sqrt(rate.lam) + 1)
+    """)
+    kw = cfg.kind_weights
+    kw_values = ", ".join(f"('{k}', {float(v)})" for k, v in kw.items())
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE inc AS
+    WITH n AS (SELECT count(DISTINCT account_id) AS n FROM beh_ah WHERE {w}),
+    kw(kind, kw) AS (VALUES {kw_values}),
+    r AS (SELECT account_id, kind, entity, max(strength) AS strength FROM inc_raw GROUP BY 1, 2, 3),
+    e AS (SELECT r.kind, r.entity, count(*) AS df, avg(coalesce(s.suspicion, 0)) AS susp
+          FROM r LEFT JOIN _susp s USING (account_id) GROUP BY 1, 2)
+    , q AS (SELECT quantile_cont(suspicion, {float(cfg.common_entity_quantile)}) AS q FROM _susp)
+    SELECT r.account_id, r.kind, r.entity, e.df,
+           kw.kw * ln((n.n + 1.0) / e.df) / ln(n.n + 1.0)
+             * ({cfg.benign_floor} + (1 - {cfg.benign_floor}) * e.susp) * r.strength AS w
+    FROM r JOIN e USING (kind, entity) JOIN kw USING (kind) CROSS JOIN n CROSS JOIN q
+    -- an entity shared by a large share of all accounts whose members look like everyone else
+    -- (a free-mail domain, the default SDK fingerprint, a campus NAT) carries no coordination signal
+    -- (content and sync entities are kept: a big campaign's templates are exactly such entities; idf weighs them)
+    WHERE e.df >= 2 AND (e.df <= {cfg.max_entity_share} * n.n OR e.susp >= q.q
+                         OR r.kind IN ('template', 'system_prompt', 'task_item', 'sync'))
+      AND kw.kw > 0
+    """)
+    con.unregister("_susp")
+
+
+def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declared_verification: int = 2) -> pa.Table:
+    """Edges (src_account, dst_account, kind, entity, weight) from table ``inc``.
+
+    Pairs inside one organisation verified to ``declared_verification`` are not linked: a
+    customer's own declared accounts sharing its card, office NAT and tooling is not hidden
+    coordination (and its per-organisation limits already apply)."""
+    cap = int(cfg.clique_cap)
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE edges AS
+    WITH ranked AS (
+      SELECT account_id, kind, entity, df, w,
+             row_number() OVER (PARTITION BY kind, entity ORDER BY hash(account_id || entity)) AS rk
+      FROM inc),
+    small AS (
+      SELECT a.account_id AS src, b.account_id AS dst, a.kind, a.entity, (a.w + b.w) / 2 / (a.df - 1) AS weight
+      FROM ranked a JOIN ranked b ON a.kind = b.kind AND a.entity = b.entity AND a.account_id < b.account_id
+      WHERE a.df <= {cap}),
+    ring AS (
+      SELECT least(a.account_id, b.account_id) AS src, greatest(a.account_id, b.account_id) AS dst,
+             a.kind, a.entity, (a.w + b.w) / 4 AS weight
+      FROM ranked a JOIN ranked b ON a.kind = b.kind AND a.entity = b.entity AND b.rk = a.rk % a.df + 1
+      WHERE a.df > {cap}),
+    u AS (SELECT src, dst, kind, entity, weight FROM small UNION ALL SELECT src, dst, kind, entity, weight FROM ring)
+    SELECT u.src, u.dst, u.kind, u.entity, CAST(u.weight AS DOUBLE) AS weight FROM u
+    LEFT JOIN accounts sa ON sa.account_id = u.src LEFT JOIN accounts da ON da.account_id = u.dst
+    WHERE NOT (sa.org_id IS NOT NULL AND sa.org_id = da.org_id
+               AND coalesce(sa.verification_level, 0) >= {int(declared_verification)}
+               AND coalesce(da.verification_level, 0) >= {int(declared_verification)})
+    """)
+    return con.sql("SELECT src AS src_account, dst AS dst_account, kind, entity, weight FROM edges").to_arrow_table()
+
+
+def pair_weights(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> pa.Table:
+    """Summed weight per account pair; each kind saturates so 400 shared task items do not
+    outweigh one shared payment instrument."""
+    kw_values = ", ".join(f"('{k}', {float(v)})" for k, v in cfg.kind_weights.items())
+    return con.sql(f"""
+      WITH kw(kind, kw) AS (VALUES {kw_values}),
+      pk AS (SELECT src, dst, kind, sum(weight) AS w FROM edges GROUP BY 1, 2, 3)
+      SELECT src, dst, sum(least(pk.w, kw.kw * 1.5)) AS weight
+      FROM pk JOIN kw USING (kind) GROUP BY 1, 2 HAVING sum(least(pk.w, kw.kw * 1.5)) >= {cfg.min_pair_weight}
+    """).to_arrow_table()

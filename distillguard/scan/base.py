@@ -1,0 +1,81 @@
+"""The slim per-exchange table every aggregation stage reads.
+
+Exchanges are wide (text, turns, responses); behaviour and coordination need ~25 narrow columns.
+Projecting once into a DuckDB table (spilling to disk past the memory limit) means the stages
+after it never touch prompt text and never re-decode Parquet. On a distributed engine this is
+the map side: a projection + join on exchange_id, partitioned by account_id.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from distillguard.store import Store
+
+#: Signal columns that describe *what* is asked (capabilities) rather than an extraction intent.
+CAPABILITY_PREFIX = "sig_cap_"
+
+
+def signal_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The sig_* columns of exchange_signals, whatever detectors the signals stage registered."""
+    try:
+        cols = [r[0] for r in con.execute("DESCRIBE exchange_signals").fetchall()]
+    except duckdb.CatalogException:
+        return []
+    return sorted(c for c in cols if c.startswith("sig_"))
+
+
+def intent_signals(sig_cols: list[str]) -> list[str]:
+    return [c for c in sig_cols if not c.startswith(CAPABILITY_PREFIX)]
+
+
+def capability_signals(sig_cols: list[str]) -> list[str]:
+    return [c for c in sig_cols if c.startswith(CAPABILITY_PREFIX)]
+
+
+_IP24 = """CASE
+  WHEN client_ip IS NULL OR client_ip = '' THEN NULL
+  WHEN strpos(client_ip, ':') > 0 THEN array_to_string(list_slice(string_split(lower(client_ip), ':'), 1, 3), ':') || '::/48'
+  ELSE regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' END"""
+
+
+def build_base(con: duckdb.DuckDBPyConnection, store: Store) -> list[str]:
+    """Create table ``ex`` (one row per exchange, narrow). Returns the signal columns carried."""
+    sigs = signal_columns(con)
+    has_sig_table = bool(sigs) or _has_view(con, "exchange_signals")
+    sig_select = ", ".join(f"s.{c} AS {c}" for c in sigs)
+    tk = "s.template_key" if has_sig_table and _has_col(con, "exchange_signals", "template_key") else "CAST(NULL AS VARCHAR)"
+    ti = "s.task_item_key" if has_sig_table and _has_col(con, "exchange_signals", "task_item_key") else "CAST(NULL AS VARCHAR)"
+    join = "LEFT JOIN exchange_signals s ON s.exchange_id = e.exchange_id" if has_sig_table else ""
+    con.execute(f"""
+    CREATE OR REPLACE TABLE ex AS
+    SELECT e.account_id, e.ts, date_trunc('hour', e.ts) AS hour,
+           e.model, coalesce(e.n_turns, 1) AS n_turns, e.conversation_id,
+           (coalesce(e.reasoning_requested, false) OR e.reasoning_effort IS NOT NULL
+              OR coalesce(e.thinking_budget, 0) > 0) AS reasoning,
+           e.max_tokens, e.temperature, e.top_p,
+           coalesce(e.input_tokens, 0) AS input_tokens, coalesce(e.output_tokens, 0) AS output_tokens,
+           coalesce(e.has_images, false) AS has_images,
+           coalesce(len(e.tools_offered), 0) > 0 AS has_tools,
+           {_IP24.replace('client_ip', 'e.client_ip')} AS ip24,
+           CAST(e.client_asn AS VARCHAR) AS asn,
+           nullif(e.tls_ja4, '') AS ja4, nullif(e.header_order_fp, '') AS header_fp,
+           CASE WHEN e.user_agent IS NULL AND e.sdk_name IS NULL THEN NULL
+                ELSE coalesce(e.user_agent, '') || ' | ' || coalesce(e.sdk_name, '') || '/' || coalesce(e.sdk_version, '') END AS user_agent,
+           CASE WHEN length(e.system_prompt) >= 20
+                THEN substr(md5(regexp_replace(lower(e.system_prompt), '[0-9]+', '0', 'g')), 1, 16) END AS system_prompt,
+           hash(e.prompt) AS prompt_h
+           {', ' + sig_select if sig_select else ''},
+           {tk} AS template_key, {ti} AS task_item_key
+    FROM ({store.exchanges_sql()}) e {join}
+    """)
+    return sigs
+
+
+def _has_view(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0]
+                or con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+
+
+def _has_col(con, table: str, col: str) -> bool:
+    return col in {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}

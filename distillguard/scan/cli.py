@@ -1,0 +1,116 @@
+"""`distillguard scan`: find the campaigns in a store and write the results contract + report."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from distillguard.errors import ConfigError
+
+console = Console(stderr=True)
+out = Console()
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_duration(s: str, key: str = "--step") -> timedelta:
+    m = _DUR.match(s or "")
+    if not m:
+        raise ConfigError(f"{key}: {s!r} is not a duration like 30m, 1h or 1d")
+    v, u = float(m.group(1)), m.group(2)
+    td = timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[u]: v})
+    if td <= timedelta(0):
+        raise ConfigError(f"{key}: must be positive")
+    return td
+
+
+def _jsonable(c: dict) -> dict:
+    d = dict(c)
+    for k in ("capability_mix", "infrastructure"):
+        d[k] = orjson.loads(d[k]) if isinstance(d[k], str) else d[k]
+    return d
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def scan(
+        store: Path = typer.Option(..., "--store", "-s", help="Store directory (created by ingest/simulate)."),
+        out_dir: Path = typer.Option(..., "--out", "-o", help="Results directory: accounts.parquet, campaigns.json, report.html."),
+        replay: bool = typer.Option(False, "--replay", help="Run incrementally over time and record first_flagged_at."),
+        step: str = typer.Option("1h", "--step", help="Replay resolution (first-flag times are on this grid)."),
+        coarse: str = typer.Option("24h", "--coarse", help="Replay evaluation interval; bisected down to --step where a new campaign appears."),
+        exact: bool = typer.Option(False, "--exact", help="Replay: bisect every newly flagged account, not only campaign openers."),
+        config: Path = typer.Option(None, "--config", "-c", help="Scan config YAML (see docs/detection.md)."),
+        signals: str = typer.Option("auto", "--signals", help="auto (run when missing/stale), always, never."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    ) -> None:
+        """Find distillation campaigns: signals → behaviour → coordination graph → risk → campaigns."""
+        from distillguard.scan.config import load_config
+        from distillguard.scan.report import render_report
+        from distillguard.scan.run import results_accounts, run_scan, write_tables
+        from distillguard.store import Store
+
+        if signals not in ("auto", "always", "never"):
+            raise ConfigError(f"--signals: {signals!r} is not one of auto, always, never")
+        cfg = load_config(config)
+        st = Store(store)
+        t0 = time.perf_counter()
+        with Progress(TextColumn("[bold]scan[/] {task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=console, transient=True, disable=as_json) as prog:
+            task = prog.add_task("signals, behaviour, graph", total=1.0)
+            res = run_scan(st, cfg, replay_step=parse_duration(step) if replay else None,
+                           coarse=parse_duration(coarse, "--coarse"), signals=signals, replay_exact=exact,
+                           progress=lambda d, f: prog.update(task, description=d, completed=f))
+            prog.update(task, description="writing tables and report", completed=1.0)
+            write_tables(st, res, cfg)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            pq.write_table(results_accounts(res), out_dir / "accounts.parquet")
+            (out_dir / "campaigns.json").write_bytes(orjson.dumps(
+                [_jsonable(c) for c in res.campaigns], option=orjson.OPT_INDENT_2, default=str))
+            (out_dir / "meta.json").write_bytes(orjson.dumps({
+                "detector": "distillguard-scan", "version": "1", "params": cfg.model_dump(),
+                "replay": replay, "step": step if replay else None, "coarse": coarse if replay else None},
+                option=orjson.OPT_INDENT_2))
+            if report:
+                con = res_con(st, res)
+                (out_dir / "report.html").write_text(render_report(st, con, res), encoding="utf-8")
+        elapsed = time.perf_counter() - t0
+        flagged = int(sum(res.account_risk["flagged"].to_pylist()))
+        summary = {"exchanges": res.n_exchanges, "accounts": res.account_risk.num_rows, "flagged_accounts": flagged,
+                   "campaigns": len(res.campaigns), "seconds": round(elapsed, 2),
+                   "exchanges_per_second": round(res.n_exchanges / max(elapsed, 1e-9)),
+                   "timings": res.timings, "replay_evaluations": res.replay_steps,
+                   "report": str(out_dir / "report.html") if report else None}
+        if as_json:
+            sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+            return
+        tab = Table(title=f"{len(res.campaigns)} campaigns · {flagged:,} accounts flagged of {res.account_risk.num_rows:,}",
+                    title_justify="left")
+        for col, j in (("campaign", "left"), ("title", "left"), ("accounts", "right"), ("exchanges", "right"),
+                       ("first flagged", "left"), ("action", "left"), ("conf.", "right")):
+            tab.add_column(col, justify=j)
+        for c in res.campaigns:
+            ff = c.get("first_flagged_at")
+            tab.add_row(c["campaign_id"], c["title"], f"{c['n_accounts']:,}", f"{c['n_exchanges']:,}",
+                        ff.strftime("%Y-%m-%d %H:%M") if ff else "—", c["recommended_action"], f"{c['confidence']:.2f}")
+        out.print(tab)
+        for c in res.campaigns[:5]:
+            out.print(f"[bold]{c['campaign_id']}[/] " + "; ".join(c["evidence"][:3]), markup=True, highlight=False)
+        out.print(f"{res.n_exchanges:,} exchanges in {elapsed:.1f}s ({summary['exchanges_per_second']:,}/s) · "
+                  f"results in {out_dir}" + (f" · report {out_dir / 'report.html'}" if report else ""))
+
+
+def res_con(store, res):
+    """The scan's DuckDB connection (kept by the engine) for the report's timeline queries."""
+    return res.con

@@ -1,0 +1,143 @@
+"""Scan configuration: every threshold the detection stages use, as validated data.
+
+Thresholds are set by hand (on the default simulated world) and must hold on other worlds;
+nothing here is learned from labels. A YAML file can override any key; unknown keys are errors
+so a misspelt threshold never silently falls back to its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distillguard.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BehaviorConfig(_Strict):
+    #: A signal counts as "present" on an exchange when its score reaches this value.
+    signal_hit: float = Field(0.5, ge=0, le=1)
+    #: A model is a "release" when it is first seen this many hours after the span starts.
+    release_min_offset_hours: float = Field(24.0, ge=0)
+    #: max_tokens at or above this counts as "long-output request".
+    high_max_tokens: int = Field(4000, ge=1)
+    #: Non-capability signals that describe *what* the prompt is built on rather than an extraction
+    #: intent (public benchmarks are used by ordinary users too); they do not count as intent.
+    non_intent_signals: list[str] = Field(default_factory=lambda: ["sig_task_dataset"])
+
+
+#: Default weight per edge kind before the commonness discount. Infrastructure a provider does
+#: not hand out (payment, TLS fingerprint) weighs more than what many unrelated users share.
+DEFAULT_KIND_WEIGHTS: dict[str, float] = {
+    "payment": 3.0, "ja4": 1.0, "header_fp": 1.0, "user_agent": 0.8, "ip24": 1.2, "asn": 0.2,
+    "email_domain": 0.8, "email_pattern": 0.8, "creation_burst": 1.5,
+    "template": 1.0, "system_prompt": 1.0, "task_item": 0.0, "sync": 1.2, "intel": 3.0,
+}
+
+
+class GraphConfig(_Strict):
+    kind_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_KIND_WEIGHTS))
+    #: An account is linked through an exchange-level entity only when it is at least this
+    #: share of the account's traffic (or this many exchanges): a single request through a
+    #: shared VPN exit is not shared infrastructure.
+    min_entity_share: float = Field(0.01, ge=0, le=1)
+    min_entity_count: int = Field(3, ge=1)
+    #: Entities shared by more accounts than this are linked as a sampled ring, not a clique.
+    clique_cap: int = Field(24, ge=2)
+    #: Entities shared by a larger share of all active accounts are dropped unless their accounts'
+    #: mean suspicion reaches the ``common_entity_quantile`` of all accounts' suspicion (a free-mail
+    #: domain or the default SDK fingerprint is dropped; a custom client shared by a big pool is kept).
+    max_entity_share: float = Field(0.05, gt=0, le=1)
+    common_entity_quantile: float = Field(0.8, ge=0, le=1)
+    #: Creation-burst window: accounts created on one pathway within this many minutes.
+    creation_burst_minutes: int = Field(10, ge=1)
+    #: A creation bucket is a burst only when it holds at least this many accounts.
+    creation_burst_min: int = Field(4, ge=2)
+    #: Synchronised-activity bucket width.
+    sync_bucket_minutes: int = Field(10, ge=1, le=60)
+    #: Co-activity lift (over the template's own hour-of-day rhythm) at which an account counts as synchronised.
+    sync_min_lift: float = Field(2.5, gt=1)
+    #: Entity weight floor for entities whose accounts all look benign (0..1 multiplier).
+    benign_floor: float = Field(0.15, ge=0, le=1)
+    #: Leiden resolutions (RB configuration model), coarse to fine. Each account takes the risk of the
+    #: level where it scores highest: a loose 2,000-account hydra surfaces at the coarse level, a tight
+    #: 3-account pool that the coarse level merges into a bigger community surfaces at the fine one.
+    resolutions: list[float] = Field(default_factory=lambda: [1.0, 3.0], min_length=1)
+    #: Communities smaller than this are not clusters.
+    min_cluster_size: int = Field(3, ge=2)
+    #: Pairs whose summed weight is below this are dropped before community detection.
+    min_pair_weight: float = Field(0.0, ge=0)
+    #: Dense-block search: how many blocks to peel and the batch-peeling slack.
+    dense_blocks: int = Field(8, ge=0)
+    dense_epsilon: float = Field(0.1, gt=0)
+    seed: int = 7
+
+
+class ScoringConfig(_Strict):
+    #: Accounts at or above this risk are flagged.
+    flag_threshold: float = Field(0.5, gt=0, lt=1)
+    #: Minimum number of distinct kinds of hidden infrastructure (payment, IP, fingerprint, creation,
+    #: e-mail) a cluster must share before it can be called coordinated on its own.
+    min_infra_kinds: int = Field(2, ge=1)
+    #: An account alone (no cluster) never scores above this: one busy account is the
+    #: benchmark researcher or the reseller far more often than an attacker.
+    single_account_cap: float = Field(0.45, ge=0, le=1)
+    #: Clusters whose accounts all sit in one organisation verified to this level are treated as
+    #: declared (one customer's own accounts), not hidden coordination.
+    declared_org_verification: int = Field(2, ge=0)
+    #: Minimum share of a member's coordination weight that must point inside its cluster.
+    min_member_fit: float = Field(0.3, ge=0, le=1)
+    #: A member counts as sharing an evidence group inside its cluster only when its intra-cluster
+    #: weight in that group reaches this (weak ties through common entities do not count).
+    min_group_weight: float = Field(0.1, ge=0)
+    #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
+    cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
+    #: A member whose own suspicion is below this fraction of its cluster's mean inherits
+    #: proportionally less of the cluster's risk (a benign user caught on a shared proxy).
+    member_suspicion_ratio: float = Field(0.6, ge=0, le=1)
+    #: ... which is halved when it is tied to the cluster through at least this many of the groups that
+    #: ordinary users rarely share (network, payment, creation, timing, intel).
+    min_member_groups: int = Field(2, ge=1)
+    #: A member tied to its cluster with less than this fraction of the cluster's median intra-cluster
+    #: weight inherits proportionally less of the cluster's risk.
+    min_member_strength: float = Field(0.35, ge=0, le=1)
+
+
+class CampaignConfig(_Strict):
+    #: Enforcement decisions from scan lapse after this many days unless renewed.
+    enforcement_days: int = Field(14, ge=1)
+    #: Confidence at or above which the recommended action is block (below: throttle/verify).
+    block_confidence: float = Field(0.85, ge=0, le=1)
+    #: A new account inheriting this share of a banned account's fingerprints/templates is linked to it.
+    ban_evasion_overlap: float = Field(0.5, ge=0, le=1)
+
+
+class ScanConfig(_Strict):
+    behavior: BehaviorConfig = Field(default_factory=BehaviorConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
+    #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
+    memory_limit: str = "3GB"
+    threads: int = Field(2, ge=1)
+
+
+def load_config(path: str | Path | None) -> ScanConfig:
+    if path is None:
+        return ScanConfig()
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read scan config: {e}", source=str(p)) from e
+    try:
+        return ScanConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{key}: {err['msg']}", source=str(p)) from e

@@ -1,0 +1,76 @@
+"""The detection pipeline: base projection → behaviour → graph → scoring (→ campaigns in scan).
+
+``prepare`` does the once-per-scan work (project exchanges, fold partials); ``detect_step``
+does the per-time-step work (roll partials up to ``until``, build the graph, score). A full scan
+is one step with ``until=None``; replay is many steps with growing ``until``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from distillguard.behavior import account_features, build_partials
+from distillguard.graph import build_graph_partials, communities, coordination_edges, dense_blocks, incidence
+from distillguard.graph.denseblock import Block
+from distillguard.graph.edges import pair_weights
+from distillguard.scan.base import build_base
+from distillguard.scan.config import ScanConfig
+from distillguard.scoring import account_suspicion, score_clusters
+from distillguard.scoring.risk import ClusterScore
+from distillguard.store import Store
+
+
+@dataclass
+class StepResult:
+    until: datetime | None
+    features: pa.Table          # account_features + suspicion components
+    edges: pa.Table             # coordination_edges
+    clusters: list[ClusterScore]
+    account_risk: pa.Table      # account_id, risk, cluster_id, reasons
+    blocks: list[Block]
+    membership: dict[str, int]
+
+
+def prepare(store: Store, cfg: ScanConfig) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    con = store.connect(threads=cfg.threads, memory_limit=cfg.memory_limit)
+    tmp = os.path.join(tempfile.gettempdir(), "distillguard-duckdb")
+    os.makedirs(tmp, exist_ok=True)
+    con.execute(f"SET temp_directory='{tmp}'")
+    con.execute("SET preserve_insertion_order=false")
+    sigs = build_base(con, store)
+    build_partials(con, sigs, cfg.behavior)
+    build_graph_partials(con, cfg.graph)
+    con.execute("DROP TABLE ex")  # everything after this works on partials only
+    return con, sigs
+
+
+def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
+                until: datetime | None = None) -> StepResult:
+    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until), tuple(cfg.behavior.non_intent_signals))
+    incidence(con, cfg.graph, feats, until)
+    edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
+    pairs = pair_weights(con, cfg.graph)
+    inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
+    blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
+    clusters: list[ClusterScore] = []
+    best: dict[str, dict] = {}
+    membership: dict[str, int] = {}
+    for level, res in enumerate(cfg.graph.resolutions):
+        m = communities(pairs, cfg.graph, res)
+        cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
+        clusters += cs
+        for r in risk.to_pylist():
+            if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
+                best[r["account_id"]] = r
+        if level == 0:
+            membership = m
+    risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
+    flagged = pa.compute.greater_equal(risk["risk"], cfg.scoring.flag_threshold)
+    risk = risk.append_column("flagged", flagged)
+    return StepResult(until, feats, edges, clusters, risk, blocks, membership)

@@ -1,0 +1,273 @@
+"""``distillguard scan``: signals → behaviour → graph → scoring → campaigns, full or replayed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.behavior.features import released_models
+from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_campaigns, enforcement_rows
+from distillguard.campaigns.build import CAMPAIGN_SCHEMA
+from distillguard.errors import DistillguardError
+from distillguard.scan.config import ScanConfig
+from distillguard.scan.engine import StepResult, detect_step, prepare
+from distillguard.store import Store
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class ScanResult:
+    step: StepResult
+    account_risk: pa.Table            # account_risk contract
+    campaigns: list[dict]
+    campaign_members: dict[str, str]
+    org_keys: dict[str, str]
+    ban_links: list[tuple[str, str, float]]
+    released: list[tuple]
+    replay: bool
+    n_exchanges: int
+    timings: dict[str, float] = field(default_factory=dict)
+    replay_steps: int = 0
+    con: duckdb.DuckDBPyConnection | None = None
+
+
+def ensure_signals(store: Store, mode: str = "auto") -> str:
+    """Run the signals stage when its table is missing or older than the exchanges."""
+    if mode == "never":
+        return "skipped"
+    sig_dir = store.path / "tables" / "exchange_signals"
+    ex_files = list((store.path / "exchanges").glob("day=*/*.parquet"))
+    stale = not store.has_table("exchange_signals")
+    if not stale and ex_files:
+        sig_m = max(p.stat().st_mtime for p in sig_dir.glob("*.parquet"))
+        stale = max(p.stat().st_mtime for p in ex_files) > sig_m
+    if not (stale or mode == "always"):
+        return "fresh"
+    try:
+        from distillguard.signals import run_signals
+    except ModuleNotFoundError as e:
+        if store.has_table("exchange_signals"):
+            return "stale (signals stage not installed)"
+        if e.name and e.name.startswith("distillguard.signals"):
+            return "missing (signals stage not installed: behaviour and infrastructure only)"
+        raise
+    run_signals(store, progress=False)
+    return "computed"
+
+
+def _flag_set(step: StepResult) -> set[str]:
+    t = step.account_risk.filter(step.account_risk["flagged"])
+    return set(t["account_id"].to_pylist())
+
+
+def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, step: timedelta, coarse: timedelta,
+           progress: Progress | None = None, exact: bool = False) -> tuple[StepResult, dict[str, datetime], int]:
+    """First-flag time per account as an hourly (``step``) live deployment would have seen it.
+
+    Evaluating every step over a month is hundreds of full graph builds; instead the engine runs
+    at ``coarse`` intervals. Inside an interval where an account opens a new campaign (its cluster
+    held no flagged account before), it bisects on the ``step`` grid to find the first step it was
+    flagged — so each campaign's time-to-detect is exact when flags only accumulate; accounts
+    joining an already-flagged campaign get the interval's end (an upper bound). ``exact`` bisects
+    for every newly flagged account.
+    """
+    lo, hi = con.execute("SELECT min(hour), max(hour) + INTERVAL 1 HOUR FROM beh_ah").fetchall()[0]
+    if lo is None:
+        return detect_step(con, sigs, cfg, None), {}, 0
+    n_steps = max(1, int((hi - lo) / step + 0.999999))
+    k_coarse = max(1, int(coarse / step))
+    cache: dict[int, StepResult] = {}
+
+    def at(i: int) -> StepResult:
+        if i not in cache:
+            cache[i] = detect_step(con, sigs, cfg, lo + i * step)
+            if progress:
+                progress("replay", min(1.0, len(cache) / (n_steps / k_coarse * 3 + 1)))
+        return cache[i]
+
+    first: dict[str, datetime] = {}
+
+    def refine(a: int, b: int, cand: set[str]) -> None:
+        if not cand:
+            return
+        if b - a <= 1:
+            for x in cand:
+                first.setdefault(x, lo + b * step)
+            return
+        mid = (a + b) // 2
+        fm = _flag_set(at(mid))
+        refine(a, mid, cand & fm)
+        refine(mid, b, cand - fm)
+
+    grid = list(range(k_coarse, n_steps, k_coarse)) + [n_steps]
+    prev = 0
+    for i in grid:
+        res = at(i)
+        fi = _flag_set(res)
+        new = fi - set(first)
+        # accounts whose cluster already held a flagged account join a known campaign: their first-flag
+        # time is the end of the interval (an upper bound); accounts that open a new campaign are bisected
+        # to the step grid, so each campaign's time-to-detect is exact
+        cl = dict(zip(res.account_risk["account_id"].to_pylist(), res.account_risk["cluster_id"].to_pylist(),
+                      strict=True))
+        members: dict[str, set[str]] = {}
+        for cs in res.clusters:
+            members[cs.cluster_id] = set(cs.members)
+        opens = {a for a in new if not (members.get(cl.get(a) or "", set()) & set(first))}
+        if exact:
+            opens = new
+        refine(prev, i, opens)
+        for a in new - opens:
+            first.setdefault(a, lo + i * step)
+        prev = i
+        # keep memory bounded: only the last coarse result is needed later
+        for j in [j for j in cache if j < i]:
+            del cache[j]
+    return cache[n_steps], first, len(grid)
+
+
+def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = None,
+             coarse: timedelta = timedelta(hours=24), signals: str = "auto",
+             progress: Progress | None = None, replay_exact: bool = False) -> ScanResult:
+    if not store.has_exchanges():
+        raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    sig_state = ensure_signals(store, signals)
+    timings["signals"] = time.perf_counter() - t
+    t = time.perf_counter()
+    con, sigs = prepare(store, cfg)
+    n_ex = int(con.execute("SELECT coalesce(sum(n), 0) FROM beh_ah").fetchall()[0][0])
+    timings["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    first: dict[str, datetime] = {}
+    n_steps = 0
+    if replay_step is not None:
+        step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress, replay_exact)
+    else:
+        step = detect_step(con, sigs, cfg, None)
+    timings["detect"] = time.perf_counter() - t
+    t = time.perf_counter()
+    # ban evasion: a new account inheriting a banned account's fingerprints/templates/workload
+    links = ban_evasion_links(con, cfg.campaigns.ban_evasion_overlap)
+    risk = step.account_risk
+    if links:
+        risk = _apply_ban_links(risk, links, step, cfg)
+    released = released_models(con, cfg.behavior)
+    chosen = {c for c, f in zip(risk["cluster_id"].to_pylist(), risk["flagged"].to_pylist(), strict=True) if f and c}
+    flagged_clusters = {cs.cluster_id: cs.members for cs in step.clusters
+                        if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
+    org_keys = attribute_orgs(con, flagged_clusters)
+    campaigns, members = build_campaigns(con, step.clusters, risk, step.features, org_keys, released,
+                                         cfg.campaigns, cfg.scoring.flag_threshold)
+    risk = _drop_lone_flags(risk, members, {n for n, _, _ in links}, cfg)
+    ids = risk["account_id"].to_pylist()
+    flagged = risk["flagged"].to_pylist()
+    if replay_step is not None:
+        ffa = [first.get(a) if f else None for a, f in zip(ids, flagged, strict=True)]
+    else:
+        ffa = [None] * len(ids)
+    risk = risk.append_column("first_flagged_at", pa.array(ffa, pa.timestamp("ms", tz="UTC")))
+    risk = risk.append_column("campaign_id", pa.array([members.get(a) for a in ids], pa.string()))
+    for c in campaigns:
+        times = [first[a] for a, cid in members.items() if cid == c["campaign_id"] and a in first]
+        c["first_flagged_at"] = min(times) if times else None
+    timings["campaigns"] = time.perf_counter() - t
+    res = ScanResult(step, risk, campaigns, members, org_keys, links, released, replay_step is not None, n_ex,
+                     timings, n_steps, con)
+    res.timings["signals_state"] = sig_state  # type: ignore[assignment]
+    return res
+
+
+def _drop_lone_flags(risk: pa.Table, members: dict[str, str], ban_linked: set[str], cfg: ScanConfig) -> pa.Table:
+    """A flag needs a campaign: an account whose cluster produced no campaign (no second flagged account)
+    is one ordinary-looking user on the edge of a community, not a finding (ban-evasion links excepted)."""
+    rows = risk.to_pylist()
+    cap = cfg.scoring.flag_threshold - 1e-3
+    for r in rows:
+        if r["flagged"] and r["account_id"] not in members and r["account_id"] not in ban_linked:
+            r["flagged"] = False
+            r["risk"] = min(r["risk"], cap)
+            r["reasons"] = list(r["reasons"] or []) + ["not flagged: no other account of its cluster was flagged"]
+    return pa.Table.from_pylist(rows, schema=risk.schema)
+
+
+def _apply_ban_links(risk: pa.Table, links, step: StepResult, cfg: ScanConfig) -> pa.Table:
+    by_new: dict[str, tuple[str, float]] = {}
+    for new, banned, ov in links:
+        if new not in by_new or ov > by_new[new][1]:
+            by_new[new] = (banned, ov)
+    cl_of = dict(zip(risk["account_id"].to_pylist(), risk["cluster_id"].to_pylist(), strict=True))
+    rows = risk.to_pylist()
+    for r in rows:
+        hit = by_new.get(r["account_id"])
+        if not hit:
+            continue
+        banned, ov = hit
+        r["risk"] = max(r["risk"], min(0.99, 0.5 + 0.5 * ov))
+        r["flagged"] = r["risk"] >= cfg.scoring.flag_threshold
+        r["cluster_id"] = r["cluster_id"] or cl_of.get(banned)
+        r["reasons"] = [f"took over banned account {banned}: inherits {ov:.0%} of its weighted fingerprints, "
+                        "templates and workload"] + list(r["reasons"] or [])
+    return pa.Table.from_pylist(rows, schema=risk.schema)
+
+
+# ---------------------------------------------------------------------------------------- output
+ACCOUNT_RISK_SCHEMA = pa.schema([
+    ("account_id", pa.string()), ("risk", pa.float64()), ("flagged", pa.bool_()),
+    ("first_flagged_at", pa.timestamp("ms", tz="UTC")), ("cluster_id", pa.string()), ("campaign_id", pa.string()),
+    ("reasons", pa.list_(pa.string())),
+])
+
+
+def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime | None = None) -> None:
+    """The derived tables of docs/tables.md (detection + enforcement)."""
+    now = now or datetime.now(UTC)
+    step = res.step
+    store.write_table("account_features", step.features)
+    store.write_table("coordination_edges", step.edges)
+    cl_rows, cm_rows = [], []
+    camp_of_cluster = {cl: c["campaign_id"] for c in res.campaigns for cl in c["cluster_ids"]}
+    for cs in step.clusters:
+        cl_rows.append(dict(cluster_id=cs.cluster_id, n_accounts=len(cs.members), risk=cs.risk, reasons=cs.reasons,
+                            campaign_id=camp_of_cluster.get(cs.cluster_id), coordination=cs.coordination,
+                            suspicion=cs.suspicion))
+        for a in cs.members:
+            cm_rows.append(dict(cluster_id=cs.cluster_id, account_id=a, org_key=res.org_keys.get(cs.cluster_id)))
+    store.write_table("clusters", pa.Table.from_pylist(cl_rows, schema=pa.schema([
+        ("cluster_id", pa.string()), ("n_accounts", pa.int64()), ("risk", pa.float64()),
+        ("reasons", pa.list_(pa.string())), ("campaign_id", pa.string()), ("coordination", pa.float64()),
+        ("suspicion", pa.float64())])))
+    store.write_table("cluster_members", pa.Table.from_pylist(cm_rows, schema=pa.schema([
+        ("cluster_id", pa.string()), ("account_id", pa.string()), ("org_key", pa.string())])))
+    store.write_table("account_risk", res.account_risk.select(ACCOUNT_RISK_SCHEMA.names).cast(ACCOUNT_RISK_SCHEMA))
+    store.write_table("campaigns", pa.Table.from_pylist(res.campaigns, schema=CAMPAIGN_SCHEMA))
+    store.write_table("campaign_members", pa.table({
+        "campaign_id": pa.array(list(res.campaign_members.values()), pa.string()),
+        "account_id": pa.array(list(res.campaign_members), pa.string())}))
+    store.write_table("enforcement", enforcement_rows(res.campaigns, res.campaign_members, now,
+                                                      cfg.campaigns.enforcement_days))
+    chosen = {c for c, f in zip(res.account_risk["cluster_id"].to_pylist(), res.account_risk["flagged"].to_pylist(),
+                                strict=True) if f and c}
+    flagged_cl = {cs.cluster_id for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
+    ac = [(a, cs.cluster_id) for cs in step.clusters if cs.cluster_id in flagged_cl for a in cs.members]
+    store.write_table("account_clusters", pa.table({"account_id": pa.array([a for a, _ in ac], pa.string()),
+                                                    "cluster_id": pa.array([c for _, c in ac], pa.string())}))
+
+
+def results_accounts(res: ScanResult) -> pa.Table:
+    t = res.account_risk
+    return pa.table({
+        "account_id": t["account_id"].cast(pa.string()),
+        "risk": pc.cast(t["risk"], pa.float64()),
+        "flagged": t["flagged"].cast(pa.bool_()),
+        "first_flagged_at": t["first_flagged_at"].cast(pa.timestamp("ms", tz="UTC")),
+        "campaign_id": t["campaign_id"].cast(pa.string()),
+    })

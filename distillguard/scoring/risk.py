@@ -1,0 +1,270 @@
+"""Cluster and account risk from coordination × content, with reasons an analyst can check.
+
+cluster risk = coordination^0.4 × suspicion^0.6 (× a discount for declared groups)
+
+*coordination* (0..1) grows with how many evidence groups (network, client, payment, e-mail,
+creation, content, timing) most members share inside the cluster; a cluster that shares only
+content (a popular tool's prompt) or only a network (a NAT) stays low. *suspicion* is the mean
+of the members' own traffic suspicion. Both are needed: a coordinated but benign group (an
+enterprise's own accounts) and a suspicious but lone account (a benchmark researcher) both stay
+unflagged. An account inherits its cluster's risk in proportion to how much of its own
+coordination weight points inside the cluster, so an account that merely touched the same
+task items is not swept in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.graph.denseblock import Block
+from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP
+from distillguard.scan.config import ScoringConfig
+
+GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
+                 "content": 0.6, "timing": 0.9, "intel": 1.5}
+
+KIND_WORDS = {
+    "payment": ("payment fingerprint", "payment fingerprints"), "ip24": ("IP /24", "IP /24s"),
+    "asn": ("network (ASN)", "networks (ASNs)"), "ja4": ("TLS fingerprint", "TLS fingerprints"),
+    "header_fp": ("header-order fingerprint", "header-order fingerprints"),
+    "user_agent": ("client user agent", "client user agents"), "email_domain": ("e-mail domain", "e-mail domains"),
+    "email_pattern": ("e-mail naming pattern", "e-mail naming patterns"),
+    "creation_burst": ("sign-up burst", "sign-up bursts"), "template": ("prompt template", "prompt templates"),
+    "system_prompt": ("system prompt", "system prompts"), "task_item": ("task-set item", "task-set items"),
+    "sync": ("synchronised schedule", "synchronised schedules"), "intel": ("shared indicator", "shared indicators"),
+}
+
+SIGNAL_WORDS = {
+    "cot_elicitation": "ask for step-by-step or hidden reasoning",
+    "reward_grading": "ask for reward-model style grading or ranking",
+    "policy_rewrite": "ask for 'censorship-safe' rewrites",
+    "task_dataset": "are built on known benchmark / task-set items",
+    "cot": "ask for step-by-step or hidden reasoning", "grading": "ask for reward-model style grading or ranking",
+    "rewrite": "ask for 'censorship-safe' rewrites", "extraction": "try to extract hidden reasoning",
+    "cap_coding": "target coding", "cap_agentic": "target agentic tool use", "cap_vision": "target vision",
+    "cap_computer_use": "target computer use", "cap_data_analysis": "target data analysis",
+}
+
+
+def signal_words(name: str) -> str:
+    return SIGNAL_WORDS.get(name, f"score high on {name.replace('_', ' ')}")
+
+
+@dataclass
+class ClusterScore:
+    cluster_id: str
+    members: list[str]
+    risk: float
+    coordination: float
+    suspicion: float
+    group_share: dict[str, float]
+    kind_entities: dict[str, list[str]]  # kind -> shared entities (most-shared first)
+    reasons: list[str] = field(default_factory=list)
+    declared: bool = False
+    dense_density: float = 0.0
+
+
+def _num(v, default=0.0) -> float:
+    return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
+                   blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl") -> tuple[list[ClusterScore], pa.Table]:
+    """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign)."""
+    con.register("_feat", feats)
+    mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
+    con.register("_mem", mem)
+    kg = pa.table({"kind": list(KIND_GROUP), "grp": list(KIND_GROUP.values())})
+    con.register("_kg", kg)
+    # intra-cluster edges and each member's share of its weight that stays inside its cluster
+    con.execute("""CREATE OR REPLACE TEMP TABLE _intra AS
+        SELECT e.src, e.dst, e.kind, e.entity, e.weight, ms.cl FROM edges e
+        JOIN _mem ms ON ms.account_id = e.src JOIN _mem md ON md.account_id = e.dst AND md.cl = ms.cl""")
+    fit_rows = con.execute("""
+        WITH ends AS (SELECT src AS a, weight, kind FROM edges UNION ALL SELECT dst, weight, kind FROM edges),
+        tot AS (SELECT a, sum(weight) AS w FROM ends GROUP BY 1),
+        ie AS (SELECT src AS a, weight, kind FROM _intra UNION ALL SELECT dst, weight, kind FROM _intra),
+        intra AS (SELECT a, sum(weight) AS w, list(DISTINCT g.grp) AS groups FROM ie JOIN _kg g USING (kind) GROUP BY 1)
+        SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.w, 0) AS iw
+        FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
+    fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
+    intra_w = {a: _num(w) for a, _, _, w in fit_rows}
+    # member m shares evidence group g inside its cluster when it holds an entity of that group (with
+    # weight ≥ min_group_weight, so common low-weight entities do not count) that another member holds
+    grp_rows = con.execute(f"""
+        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w FROM inc i JOIN _mem m USING (account_id)),
+        sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(*) >= 2)
+        SELECT DISTINCT mi.cl, mi.a, g.grp FROM mi JOIN sh USING (cl, kind, entity) JOIN _kg g USING (kind)
+        WHERE mi.w >= {float(cfg.min_group_weight)}""").fetchall()
+    ent_rows = con.execute("""
+        WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
+        SELECT cl, kind, entity, count(DISTINCT a) AS n FROM ie GROUP BY 1, 2, 3 ORDER BY cl, kind, n DESC""").fetchall()
+    feat_rows = {r["account_id"]: r for r in con.sql(
+        "SELECT f.* FROM _feat f JOIN _mem USING (account_id)").to_arrow_table().to_pylist()}
+    for t in ("_feat", "_mem", "_kg"):
+        con.unregister(t)
+
+    sizes: dict[int, list[str]] = {}
+    for a, c in membership.items():
+        sizes.setdefault(c, []).append(a)
+    # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
+    # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
+    # not core, so they neither dilute what the core shares nor how suspicious it looks.
+    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], 0.75)) for c, ms in sizes.items()}
+    core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
+                                 for c, ms in sizes.items()}
+    gcount: dict[int, dict[str, int]] = {}
+    member_groups: dict[str, set[str]] = {}
+    for c, a, g in grp_rows:
+        member_groups.setdefault(a, set()).add(g)
+        if a in core[c]:
+            gcount.setdefault(c, {})[g] = gcount.setdefault(c, {}).get(g, 0) + 1
+    gshare = {c: {g: n / max(len(core[c]), 1) for g, n in gs.items()} for c, gs in gcount.items()}
+    ents: dict[int, dict[str, list[tuple[str, int]]]] = {}
+    for c, k, e, n in ent_rows:
+        ents.setdefault(c, {}).setdefault(k, []).append((e, n))
+    block_of: dict[str, Block] = {a: b for b in blocks for a in b.accounts}
+
+    scores: list[ClusterScore] = []
+    for c, members in sorted(sizes.items()):
+        gs = gshare.get(c, {})
+        infra = [g for g in INFRA_GROUPS if gs.get(g, 0) >= 0.5]
+        strong = len(infra) >= cfg.min_infra_kinds or (gs.get("timing", 0) >= 0.5 and gs.get("content", 0) >= 0.5) \
+            or (len(infra) >= 1 and gs.get("timing", 0) >= 0.5)
+        total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
+        dens = [block_of[a].density for a in members if a in block_of]
+        dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
+        total += min(dense, 3.0) * 0.2
+        coord = 1 - math.exp(-total)
+        if not strong:
+            coord = min(coord, 0.5)
+        rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
+        # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
+        # part of the members' suspicion describes the group, the mean would be diluted
+        susp = float(np.quantile([_num(r["suspicion"]) for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
+        orgs = {r.get("org_id") for r in rows}
+        declared = len(orgs) == 1 and None not in orgs and \
+            min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
+        risk = (coord ** 0.4) * (susp ** 0.6) * (0.3 if declared else 1.0)
+        cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
+                          {g: round(s, 3) for g, s in gs.items()},
+                          {k: [e for e, _ in v] for k, v in ents.get(c, {}).items()}, declared=declared,
+                          dense_density=dense)
+        cs.reasons = cluster_reasons(cs, rows, ents.get(c, {}))
+        scores.append(cs)
+
+    # account risk
+    by_acc = {a: cs for cs in scores for a in cs.members}
+    median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
+    ids = feats["account_id"].to_pylist()
+    suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
+    risk, cl_ids, reasons = [], [], []
+    frow = {r["account_id"]: r for r in feats.select(
+        [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util")]
+    ).to_pylist()}
+    for a, s in zip(ids, suspicion, strict=True):
+        cs = by_acc.get(a)
+        if cs is None:
+            risk.append(float(min(cfg.single_account_cap, cfg.single_account_cap * s)))
+            cl_ids.append(None)
+            reasons.append(account_reasons(frow[a], None))
+            continue
+        f, _ = fit.get(a, (0.0, []))
+        groups = member_groups.get(a, set())
+        member = min(1.0, f / max(cfg.min_member_fit, 1e-9))
+        # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
+        # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
+        member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
+        if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
+            member *= 0.5  # tied only by content: the benchmark-researcher case
+        # an account whose own traffic looks ordinary inherits the cluster's risk only when it is tied to
+        # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
+        # then half the ratio suffices
+        if cs.suspicion > 0:
+            strong_ties = groups & {"network", "payment", "creation", "timing", "intel"}
+            ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
+            member *= min(1.0, float(s) / (ratio * cs.suspicion))
+        r = cs.risk * member
+        risk.append(float(r))
+        cl_ids.append(cs.cluster_id)
+        ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
+        own = [f"this account: {f:.0%} of its links point into {cs.cluster_id}"
+               + (f" (through {', '.join(ties)})" if ties else "")]
+        reasons.append(cs.reasons[:3] + own + account_reasons(frow[a], cs))
+    out = pa.table({"account_id": ids, "risk": pa.array(risk, pa.float64()),
+                    "cluster_id": pa.array(cl_ids, pa.string()), "reasons": pa.array(reasons, pa.list_(pa.string()))})
+    return scores, out
+
+
+def _count_phrase(kind: str, ents: list[tuple[str, int]]) -> str:
+    one, many = KIND_WORDS.get(kind, (kind, kind + "s"))
+    return f"one {one}" if len(ents) == 1 else f"{len(ents)} {many}"
+
+
+def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tuple[str, int]]]) -> list[str]:
+    n = len(cs.members)
+    out: list[str] = []
+    shared = []
+    for k in ("payment", "ip24", "asn", "ja4", "header_fp", "user_agent", "email_pattern", "email_domain",
+              "template", "system_prompt", "task_item"):
+        e = ents.get(k)
+        if not e:
+            continue
+        covered = len({a for a in cs.members}) if False else max(x[1] for x in e)
+        if sum(x[1] for x in e) >= 0.5 * n or covered >= 0.5 * n:
+            shared.append(_count_phrase(k, e[:50]) if k != "task_item" else f"{len(e)} task-set items")
+    if shared:
+        out.append(f"{n} accounts share " + ", ".join(shared[:-1]) + (" and " if len(shared) > 1 else "") + shared[-1])
+    if "creation_burst" in ents:
+        pw = sorted({r.get("signup_pathway") or "?" for r in rows})
+        out.append(f"{max(x[1] for x in ents['creation_burst'])} accounts were created within minutes of each other "
+                   f"on the {'/'.join(pw[:2])} sign-up pathway")
+    if cs.group_share.get("timing", 0) >= 0.3:
+        out.append(f"{cs.group_share['timing']:.0%} of them act in synchronised bursts on the same template")
+    # content, exchange-weighted
+    tot = sum(_num(r.get("n_exchanges")) for r in rows) or 1.0
+    best = []
+    for key in (rows[0].keys() if rows else []):
+        if key.startswith("share_"):
+            v = sum(_num(r.get(key)) * _num(r.get("n_exchanges")) for r in rows) / tot
+            best.append((v, key[6:]))
+    best.sort(reverse=True)
+    for v, name in best[:2]:
+        if v >= 0.2:
+            out.append(f"{v:.0%} of their requests {signal_words(name)}")
+    ti = sum(_num(r.get("task_item_share")) * _num(r.get("n_exchanges")) for r in rows) / tot
+    if ti >= 0.2:
+        out.append(f"{ti:.0%} of their prompts are built on known task-set items")
+    utils = sorted(_num(r.get("mean_rpd_util")) for r in rows if r.get("mean_rpd_util") is not None)
+    if utils and utils[len(utils) // 2] >= 0.5:
+        lo, hi = utils[len(utils) // 10], utils[(9 * len(utils)) // 10]
+        out.append(f"daily volume sits at {lo:.0%}-{hi:.0%} of the per-account limit")
+    st = sum(_num(r.get("single_turn_share")) * _num(r.get("n_exchanges")) for r in rows) / tot
+    if st >= 0.8:
+        out.append(f"{st:.0%} of their requests are single-turn")
+    piv = [r for r in rows if r.get("c_fast_pivot")]
+    if len(piv) >= 0.5 * n:
+        out.append(f"{len(piv) / n:.0%} moved to the newly released model within a day of its release")
+    if cs.dense_density > 0:
+        out.append(f"they form a dense block in the account × shared-entity data (density {cs.dense_density:.1f})")
+    if cs.declared:
+        out.append("all accounts belong to one verified organisation (declared group: risk discounted)")
+    return out
+
+
+def account_reasons(r: dict, cs: ClusterScore | None) -> list[str]:
+    out = []
+    if r.get("c_intent", 0) >= 0.3:
+        out.append(f"this account: {r['c_intent']:.0%} of requests elicit reasoning, grading or rewrites")
+    if r.get("c_limit_util", 0) >= 0.5:
+        out.append(f"this account: volume at {r['c_limit_util']:.0%} of its daily limit")
+    if r.get("c_single_turn", 0) >= 0.9 and r.get("c_template_reuse", 0) >= 0.3:
+        out.append(f"this account: single-turn, {r['c_template_reuse']:.0%} on one template")
+    if cs is None and r.get("suspicion", 0) >= 0.5:
+        out.append("no coordination found: a lone account is not flagged on content alone")
+    return out

@@ -1,0 +1,102 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from distillguard.errors import ConfigError
+from distillguard.scan.cli import parse_duration
+from distillguard.scan.config import load_config
+from distillguard.store import Store
+from distillguard.testing.worlds import build_tiny_world
+
+ROOT = Path(__file__).resolve().parents[2]
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "distillguard", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "160"})
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    base = tmp_path_factory.mktemp("scan")
+    st = Store(base / "store", create=True)
+    w = build_tiny_world(st, seed=4, days=7, plant={"attacker": XSS})
+    # attacker-controlled account fields too
+    from distillguard.events.record import Account, accounts_to_table
+    acc = st.accounts().to_arrow_table().to_pylist()
+    victim = next(r for r in acc if w.labels[r["account_id"]][0] == "camp-slow")
+    victim["email_local"] = XSS
+    st.write_accounts(accounts_to_table([Account(**victim)]), key="9-xss")
+    r = _cli("scan", "--store", str(st.path), "--out", str(base / "res"), "--replay", "--step", "1h", "--signals", "never")
+    assert r.returncode == 0, r.stderr
+    return w, base / "res", r
+
+
+def test_results_contract(replayed):
+    w, res, _ = replayed
+    t = pq.read_table(res / "accounts.parquet")
+    assert t.schema.field("account_id").type == pa.string()
+    assert t.schema.field("risk").type == pa.float64()
+    assert t.schema.field("flagged").type == pa.bool_()
+    assert t.schema.field("first_flagged_at").type == pa.timestamp("ms", tz="UTC")
+    assert t.schema.field("campaign_id").type == pa.string()
+    assert set(t["account_id"].to_pylist()) == set(w.labels)
+    rows = t.to_pylist()
+    assert all(0 <= r["risk"] <= 1 for r in rows)
+    assert all(r["first_flagged_at"] is not None for r in rows if r["flagged"])
+    assert all(r["campaign_id"] is None for r in rows if not r["flagged"])
+    camps = orjson.loads((res / "campaigns.json").read_bytes())
+    assert 2 <= len(camps) <= 3 and all(c["first_flagged_at"] for c in camps)
+    assert orjson.loads((res / "meta.json").read_bytes())["detector"] == "distillguard-scan"
+
+
+def test_replay_flags_each_campaign_before_5_percent_of_its_exchanges(replayed):
+    w, res, _ = replayed
+    st = w.store
+    t = pq.read_table(res / "accounts.parquet").to_pylist()
+    con = st.connect()
+    for camp in ("camp-slow", "camp-hydra"):
+        members = [a for a, (c, _) in w.labels.items() if c == camp]
+        first = min(r["first_flagged_at"] for r in t if r["account_id"] in members and r["flagged"])
+        before, total = con.execute(
+            "SELECT count(*) FILTER (WHERE ts < ?), count(*) FROM exchanges WHERE account_id IN (SELECT unnest(?))",
+            [first, members]).fetchall()[0]
+        assert before / total < 0.05, (camp, before / total)
+
+
+def test_report_escapes_attacker_text(replayed):
+    _, res, _ = replayed
+    html = (res / "report.html").read_text()
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, escaped
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    assert "<svg" in html and "Baseline" in html
+
+
+def test_terminal_summary(replayed):
+    _, _, r = replayed
+    assert "campaigns" in r.stdout and "report" in r.stdout
+
+
+def test_config_errors_name_the_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("graph:\n  clique_capp: 3\n")
+    with pytest.raises(ConfigError, match="graph.clique_capp"):
+        load_config(p)
+    p.write_text("scoring:\n  flag_threshold: 2\n")
+    with pytest.raises(ConfigError, match="scoring.flag_threshold"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="--step"):
+        parse_duration("soon")
+
+
+def test_scan_on_empty_store_is_a_clear_error(tmp_path):
+    Store(tmp_path / "e", create=True)
+    r = _cli("scan", "--store", str(tmp_path / "e"), "--out", str(tmp_path / "o"), "--signals", "never")
+    assert r.returncode == 2 and "no exchanges" in r.stderr
