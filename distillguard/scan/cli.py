@@ -73,9 +73,9 @@ def register(app: typer.Typer) -> None:
                            coarse=parse_duration(coarse, "--coarse"), signals=signals, replay_exact=exact,
                            progress=lambda d, f: prog.update(task, description=d, completed=f))
             prog.update(task, description="writing tables and report", completed=1.0)
-            write_tables(st, res, cfg)
+            final_risk = write_tables(st, res, cfg)
             out_dir.mkdir(parents=True, exist_ok=True)
-            pq.write_table(results_accounts(res), out_dir / "accounts.parquet")
+            pq.write_table(results_accounts(res, final_risk), out_dir / "accounts.parquet")
             (out_dir / "campaigns.json").write_bytes(orjson.dumps(
                 [_jsonable(c) for c in res.campaigns], option=orjson.OPT_INDENT_2, default=str))
             (out_dir / "meta.json").write_bytes(orjson.dumps({

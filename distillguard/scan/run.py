@@ -227,8 +227,8 @@ ACCOUNT_RISK_SCHEMA = pa.schema([
 ])
 
 
-def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime | None = None) -> None:
-    """The derived tables of docs/tables.md (detection + enforcement)."""
+def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime | None = None) -> pa.Table:
+    """The derived tables of docs/tables.md (detection + enforcement); returns the final account risk."""
     now = now or datetime.now(UTC)
     step = res.step
     store.write_table("account_features", step.features)
@@ -252,18 +252,44 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
     store.write_table("campaign_members", pa.table({
         "campaign_id": pa.array(list(res.campaign_members.values()), pa.string()),
         "account_id": pa.array(list(res.campaign_members), pa.string())}))
-    store.write_table("enforcement", enforcement_rows(res.campaigns, res.campaign_members, now,
-                                                      cfg.campaigns.enforcement_days))
+    store.write_table("enforcement", _with_other_sources(store, enforcement_rows(
+        res.campaigns, res.campaign_members, now, cfg.campaigns.enforcement_days)))
     chosen = {c for c, f in zip(res.account_risk["cluster_id"].to_pylist(), res.account_risk["flagged"].to_pylist(),
                                 strict=True) if f and c}
     flagged_cl = {cs.cluster_id for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
     ac = [(a, cs.cluster_id) for cs in step.clusters if cs.cluster_id in flagged_cl for a in cs.members]
     store.write_table("account_clusters", pa.table({"account_id": pa.array([a for a, _ in ac], pa.string()),
                                                     "cluster_id": pa.array([c for _, c in ac], pa.string())}))
+    if store.has_table("intel_boost"):
+        # Partner indicators matched earlier (`intel match`) must survive a re-scan, so fold them in again.
+        from distillguard.intel.apply import apply_intel
+
+        apply_intel(store, now=now)
+        return store.read_table("account_risk")
+    return res.account_risk
 
 
-def results_accounts(res: ScanResult) -> pa.Table:
-    t = res.account_risk
+def _with_other_sources(store: Store, scan_rows: pa.Table) -> pa.Table:
+    """Scan replaces its own decisions only: analyst, intel and policy rows stay in the table.
+
+    The enforcement contract is "newest row per subject wins", so an analyst's later unblock still beats an older
+    scan row, and a re-scan never erases what a person decided.
+    """
+    if not store.has_table("enforcement"):
+        return scan_rows
+    old = store.read_table("enforcement")
+    if "source" in old.column_names:
+        old = old.filter(pc.not_equal(pc.fill_null(old["source"], ""), "scan"))
+    if old.num_rows == 0:
+        return scan_rows
+    for f in scan_rows.schema:  # DuckDB reads timestamps back as us/Etc/UTC: align to the contract's types
+        if f.name in old.column_names and old.schema.field(f.name).type != f.type:
+            old = old.set_column(old.schema.get_field_index(f.name), f, old[f.name].cast(f.type))
+    return pa.concat_tables([scan_rows, old], promote_options="permissive")
+
+
+def results_accounts(res: ScanResult, account_risk: pa.Table | None = None) -> pa.Table:
+    t = res.account_risk if account_risk is None else account_risk
     return pa.table({
         "account_id": t["account_id"].cast(pa.string()),
         "risk": pc.cast(t["risk"], pa.float64()),

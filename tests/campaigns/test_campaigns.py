@@ -135,3 +135,27 @@ def test_ban_evasion_links_replacement_account(tmp_path):
     risk = {r["account_id"]: r for r in res.account_risk.to_pylist()}
     assert risk["new"]["flagged"] and "banned account old" in risk["new"]["reasons"][0]
     assert not risk["other"]["flagged"]
+
+
+def test_rescan_keeps_analyst_and_intel_enforcement_rows(tmp_path):
+    """Scan rewrites only its own decisions; a person's block or allow-list entry survives a re-scan."""
+    from datetime import UTC, datetime
+
+    st = Store(tmp_path / "store", create=True)
+    build_tiny_world(st, seed=3)
+    cfg = ScanConfig()
+    res = run_scan(st, cfg, signals="never")
+    write_tables(st, res, cfg)
+    n_scan = st.read_table("enforcement").num_rows
+    assert n_scan > 0
+    now = datetime.now(UTC)
+    st.append_table("enforcement", pa.table({
+        "subject_type": ["account", "account"], "subject_id": ["analyst-pick", "partner-pick"],
+        "action": ["block", "protect_reasoning"], "reason": ["seen by hand", "partner indicator"],
+        "source": ["analyst", "intel"], "created_at": pa.array([now, now], pa.timestamp("ms", tz="UTC")),
+        "expires_at": pa.array([None, None], pa.timestamp("ms", tz="UTC")),
+        "campaign_id": pa.array([None, None], pa.string()), "actor": ["alice", "intel"]}))
+    write_tables(st, res, cfg)
+    rows = st.read_table("enforcement").to_pylist()
+    assert {r["subject_id"] for r in rows if r["source"] != "scan"} == {"analyst-pick", "partner-pick"}
+    assert sum(1 for r in rows if r["source"] == "scan") == n_scan  # replaced, not duplicated
