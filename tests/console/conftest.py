@@ -66,8 +66,10 @@ def live_server(app):
     t.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open, which
+    would break `asyncio.run()` in any later test that lands on the same xdist worker."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing in CI: .ci/run installs Debian's chromium package")
