@@ -117,7 +117,8 @@ class Relay:
         """Fold a segment that was sent untouched (passthrough relays only)."""
 
     def finish(self, leftover: bytes) -> bytes:
-        return leftover
+        """End of stream: release whatever the leak guard still holds back (nothing when unguarded)."""
+        return b"".join(self._guard_finish()) + leftover
 
 
 class ChatPassthrough(Relay):
@@ -236,9 +237,6 @@ class ChatProtect(Relay):
                 out += self._guarded(ev, vis)
         return b"".join(out)
 
-    def finish(self, leftover: bytes) -> bytes:
-        return b"".join(self._guard_finish()) + leftover
-
 
 class MessagesRelay(Relay):
     """Anthropic stream: thinking signatures rebound for everyone; thinking hidden for protected accounts."""
@@ -306,9 +304,6 @@ class MessagesRelay(Relay):
             else:
                 out.append(raw)
         return b"".join(out)
-
-    def finish(self, leftover: bytes) -> bytes:
-        return b"".join(self._guard_finish()) + leftover
 
 
 class ResponsesRelay(Relay):
@@ -396,8 +391,6 @@ class ResponsesRelay(Relay):
                 out.append(raw)
         return b"".join(out)
 
-    def finish(self, leftover: bytes) -> bytes:
-        return b"".join(self._guard_finish()) + leftover
 
 
 def make_relay(api: str, protect: bool, rp: ReasoningPolicy, sign) -> Relay:
