@@ -253,20 +253,17 @@ def reply_from_body(api: str, obj: dict) -> ReplyInfo:
     return ri
 
 
-def iter_events(segment: bytes):
-    """(event name or None, data bytes) for each complete SSE event in ``segment``."""
-    for raw in segment.split(b"\n\n"):
-        if not raw:
-            continue
-        name = None
-        data = None
-        for line in raw.split(b"\n"):
-            if line.startswith(b"data:"):
-                d = line[5:].lstrip(b" ")
-                data = d if data is None else data + b"\n" + d
-            elif line.startswith(b"event:"):
-                name = line[6:].strip()
-        yield name, data
+def parse_event(raw: bytes) -> tuple[bytes | None, bytes | None]:
+    """(event name or None, data bytes or None) of one SSE event; multi-line data joins with newlines per the spec."""
+    name = None
+    data = None
+    for line in raw.split(b"\n"):
+        if line.startswith(b"data:"):
+            d = line[5:].lstrip(b" ")
+            data = d if data is None else data + b"\n" + d
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return name, data
 
 
 class StreamFold:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import orjson
 
-from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, StreamFold
+from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, StreamFold, parse_event
 from distillguard.gateway.reasoning import (
     WITHHELD_NOTICE,
     LeakGuard,
@@ -36,17 +36,10 @@ def _events(seg: bytes):
     for raw in seg.split(b"\n\n"):
         if not raw:
             continue
-        name = None
-        if raw.startswith(b"data: "):
-            data = raw[6:]
+        if raw.startswith(b"data: "):  # the common single-line case, without splitting
+            name, data = None, raw[6:]
         else:
-            data = None
-            for line in raw.split(b"\n"):
-                if line.startswith(b"data:"):
-                    d = line[5:].lstrip(b" ")
-                    data = d if data is None else data + b"\n" + d
-                elif line.startswith(b"event:"):
-                    name = line[6:].strip()
+            name, data = parse_event(raw)
         obj = None
         if data and data[:1] == b"{":
             try:
