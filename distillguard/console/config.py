@@ -12,13 +12,12 @@ import hashlib
 import hmac
 import os
 import secrets
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from distillguard.config import naming_the_key, read_yaml_mapping
 from distillguard.errors import ConfigError
 
 Role = Literal["viewer", "analyst", "admin"]
@@ -105,24 +104,10 @@ class ConsoleSettings(BaseSettings):
 
 
 def load_settings(path: str | os.PathLike | None = None, **overrides) -> ConsoleSettings:
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError("console config file not found", source=str(p))
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"not valid YAML: {e}", source=str(p)) from None
-        if not isinstance(data, dict):
-            raise ConfigError("console config must be a mapping of keys", source=str(p))
+    data = read_yaml_mapping(path, "console config") if path is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return ConsoleSettings(**data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"key {key!r}: {err['msg']}", source=str(path) if path else "console settings") from None
+    with naming_the_key(str(path) if path else "console settings"):
+        return ConsoleSettings(**data)  # not model_validate: the environment must still override the file
 
 
 def authenticate(settings: ConsoleSettings, username: str, secret: str) -> tuple[str, str] | None:

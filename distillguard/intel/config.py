@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from distillguard.errors import ConfigError
+from distillguard.config import naming_the_key, read_yaml_mapping
 from distillguard.intel.keys import KINDS
 
 TLP_LEVELS = ("white", "clear", "green", "amber", "red")
@@ -110,20 +109,6 @@ class IntelConfig(_Model):
 def load_config(path: str | Path | None) -> IntelConfig:
     if path is None:
         return IntelConfig()
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("config file not found", source=str(p))
-    try:
-        doc = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}", source=str(p)) from e
-    if isinstance(doc, dict) and "intel" in doc:
-        doc = doc["intel"] or {}
-    if not isinstance(doc, dict):
-        raise ConfigError("expected a mapping", source=str(p))
-    try:
+    doc = read_yaml_mapping(path, "intel config", section="intel")
+    with naming_the_key(str(path)):
         return IntelConfig.model_validate(doc)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"key {key!r}: {err['msg']}", source=str(p)) from e

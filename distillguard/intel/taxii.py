@@ -30,13 +30,13 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from distillguard.config import naming_the_key, read_yaml_mapping
 from distillguard.errors import ConfigError, DistillguardError
 from distillguard.intel.export import validate_bundle_text
 from distillguard.store import Store
@@ -107,17 +107,9 @@ def _secret(ref: str, key: str) -> str:
 def load_taxii_config(path: str | Path | None) -> TaxiiConfig:
     if path is None:
         return TaxiiConfig()
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("config file not found", source=str(p))
-    doc = yaml.safe_load(p.read_text()) or {}
-    if isinstance(doc, dict) and "taxii" in doc:
-        doc = doc["taxii"] or {}
-    try:
+    doc = read_yaml_mapping(path, "TAXII config", section="taxii")
+    with naming_the_key(str(path)):
         return TaxiiConfig.model_validate(doc)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"key {'.'.join(str(x) for x in err['loc'])!r}: {err['msg']}", source=str(p)) from e
 
 
 # ---------------------------------------------------------------------------- publishing

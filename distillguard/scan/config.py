@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from distillguard.errors import ConfigError
+from distillguard.config import naming_the_key, read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -130,14 +129,6 @@ class ScanConfig(_Strict):
 def load_config(path: str | Path | None) -> ScanConfig:
     if path is None:
         return ScanConfig()
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read scan config: {e}", source=str(p)) from e
-    try:
+    data = read_yaml_mapping(path, "scan config")
+    with naming_the_key(str(path)):
         return ScanConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"{key}: {err['msg']}", source=str(p)) from e
