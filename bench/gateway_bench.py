@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import httptools
 import orjson
 import psutil
 
+from distillguard.testing.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = Path(os.environ.get("BENCH_PEERS", ROOT.parent.parent / "shared" / "bench-peers"))
 if not PEERS.exists():
@@ -37,12 +38,6 @@ BODY = {"model": "mock-reasoner", "max_tokens": 2048,
         "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": PROMPT}]}
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Conn:

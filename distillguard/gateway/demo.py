@@ -9,7 +9,6 @@ reasoning replayed by another account refused, and every exchange recorded in th
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -18,13 +17,7 @@ from pathlib import Path
 
 import orjson
 
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from distillguard.testing.net import free_port
 
 
 def _serve(app, port: int):
@@ -73,7 +66,7 @@ def run_demo(store_path: Path, console) -> list[dict]:
     (work / "clusters.jsonl").write_bytes(b"".join(
         orjson.dumps({"account_id": a, "cluster_id": "demo-cluster"}) + b"\n"
         for a in accounts if a.startswith("demo-hydra")))
-    mport, gport = _free_port(), _free_port()
+    mport, gport = free_port(), free_port()
     msrv, mt = _serve(MockUpstream(reasoning_words=80, answer_words=30), mport)
     cfg = GatewayConfig.model_validate({
         "upstream": {"url": f"http://127.0.0.1:{mport}/v1"}, "store": str(store_path),

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 
@@ -12,6 +11,7 @@ from distillguard.console.aggregates import build_aggregates
 from distillguard.console.app import create_app
 from distillguard.store import Store
 from distillguard.testing.console_fixture import write_console_fixture
+from distillguard.testing.net import free_port
 
 from .helpers import CHROMIUM, CHROMIUM_ARGS, make_settings
 
@@ -41,10 +41,6 @@ def app(console_store, _settings):
 
 
 # ---------------------------------------------------------------------------------------- browser
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -52,7 +48,7 @@ def live_server(app):
     """The real app under uvicorn on a free port, in a thread (what `distillguard console` runs)."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()

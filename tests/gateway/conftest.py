@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,17 +16,12 @@ from distillguard.gateway import build_app
 from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.identity import add_key, hash_key, pepper_from_env
 from distillguard.gateway.mock_upstream import MockUpstream
+from distillguard.testing.net import free_port
 
 os.environ.setdefault("DISTILLGUARD_KEY_PEPPER", "test-pepper")
 os.environ.setdefault("DISTILLGUARD_REASONING_SECRET", "test-binding-secret")
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class ServerThread:

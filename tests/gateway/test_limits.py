@@ -14,7 +14,8 @@ import pytest
 
 from distillguard.gateway.config import DimensionLimits, LimitsConfig, Rate
 from distillguard.gateway.ratelimit import MemoryLimiter, RedisLimiter, plan
-from tests.gateway.conftest import free_port, read_exchanges
+from distillguard.testing.net import free_port
+from tests.gateway.conftest import read_exchanges
 
 BODY = orjson.dumps({"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]})
 

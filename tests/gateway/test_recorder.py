@@ -18,7 +18,8 @@ from distillguard.gateway.config import RecorderConfig
 from distillguard.gateway.identity import add_key, pepper_from_env
 from distillguard.gateway.recorder import Recorder, compact_spool, merge_records
 from distillguard.store import Store
-from tests.gateway.conftest import free_port, read_exchanges
+from distillguard.testing.net import free_port
+from tests.gateway.conftest import read_exchanges
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -155,7 +155,7 @@ def test_errors_in_each_apis_format(gw):
 
 
 def test_upstream_down_and_httpx_client_option(make_gateway):
-    from tests.gateway.conftest import free_port
+    from distillguard.testing.net import free_port
 
     dead = make_gateway(upstream={"url": f"http://127.0.0.1:{free_port()}/v1", "connect_timeout_s": 1})
     with pytest.raises(openai.APIStatusError) as e:
