@@ -105,6 +105,9 @@ class ScoringConfig(_Strict):
     #: A member tied to its cluster with less than this fraction of the cluster's median intra-cluster
     #: weight inherits proportionally less of the cluster's risk.
     min_member_strength: float = Field(0.35, ge=0, le=1)
+    #: Member strength sums intra-cluster weight per evidence group, each group capped at this, so
+    #: strength counts how many kinds of things an account shares, not how much traffic it sent.
+    member_group_cap: float = Field(1.0, gt=0)
 
 
 class CampaignConfig(_Strict):

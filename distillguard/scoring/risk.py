@@ -28,6 +28,10 @@ from distillguard.scan.config import ScoringConfig
 GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
                  "content": 0.6, "timing": 0.9, "intel": 1.5}
 
+#: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
+#: the same sign-up burst, the same schedule on the same template, a partner's indicator.
+DISTINCTIVE_GROUPS = ("payment", "creation", "timing", "intel")
+
 KIND_WORDS = {
     "payment": ("payment fingerprint", "payment fingerprints"), "ip24": ("IP /24", "IP /24s"),
     "asn": ("network (ASN)", "networks (ASNs)"), "ja4": ("TLS fingerprint", "TLS fingerprints"),
@@ -85,20 +89,31 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     con.execute("""CREATE OR REPLACE TEMP TABLE _intra AS
         SELECT e.src, e.dst, e.kind, e.entity, e.weight, ms.cl FROM edges e
         JOIN _mem ms ON ms.account_id = e.src JOIN _mem md ON md.account_id = e.dst AND md.cl = ms.cl""")
-    fit_rows = con.execute("""
+    # strength: intra-cluster weight summed per evidence group, each group capped, so a heavy account
+    # that touched thirty proxy /24s does not make a light account tied by payment, sign-up burst and
+    # schedule look loosely attached (raw sums grow with volume, not with how many things are shared)
+    fit_rows = con.execute(f"""
         WITH ends AS (SELECT src AS a, weight, kind FROM edges UNION ALL SELECT dst, weight, kind FROM edges),
         tot AS (SELECT a, sum(weight) AS w FROM ends GROUP BY 1),
         ie AS (SELECT src AS a, weight, kind FROM _intra UNION ALL SELECT dst, weight, kind FROM _intra),
-        intra AS (SELECT a, sum(weight) AS w, list(DISTINCT g.grp) AS groups FROM ie JOIN _kg g USING (kind) GROUP BY 1)
-        SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.w, 0) AS iw
+        ig AS (SELECT a, g.grp, sum(weight) AS w FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2),
+        intra AS (SELECT a, sum(w) AS w, list(grp) AS groups, sum(least(w, {float(cfg.member_group_cap)})) AS cw
+                  FROM ig GROUP BY 1)
+        SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.cw, 0) AS iw
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
     fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
     intra_w = {a: _num(w) for a, _, _, w in fit_rows}
     # member m shares evidence group g inside its cluster when it holds an entity of that group (with
     # weight ≥ min_group_weight, so common low-weight entities do not count) that another member holds
+    # ... and another *party*: accounts of one organisation verified to the declared level count as one
+    # party, so a company's own accounts sharing its card or office NAT is not a tie (as in the edges)
     grp_rows = con.execute(f"""
-        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w FROM inc i JOIN _mem m USING (account_id)),
-        sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(*) >= 2)
+        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w,
+                           CASE WHEN acc.org_id IS NOT NULL
+                                 AND coalesce(acc.verification_level, 0) >= {int(cfg.declared_org_verification)}
+                                THEN 'org:' || acc.org_id ELSE i.account_id END AS party
+                    FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
+        sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(DISTINCT party) >= 2)
         SELECT DISTINCT mi.cl, mi.a, g.grp FROM mi JOIN sh USING (cl, kind, entity) JOIN _kg g USING (kind)
         WHERE mi.w >= {float(cfg.min_group_weight)}""").fetchall()
     ent_rows = con.execute("""
@@ -182,11 +197,16 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
             member *= 0.5  # tied only by content: the benchmark-researcher case
+        if cs.suspicion > 0 and not groups & set(DISTINCTIVE_GROUPS):
+            # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
+            # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
+            # suspicion the inherited risk falls off quadratically
+            member *= min(1.0, float(s) / cs.suspicion) ** 2
         # an account whose own traffic looks ordinary inherits the cluster's risk only when it is tied to
         # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
         # then half the ratio suffices
         if cs.suspicion > 0:
-            strong_ties = groups & {"network", "payment", "creation", "timing", "intel"}
+            strong_ties = groups & {*DISTINCTIVE_GROUPS, "content"}
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member

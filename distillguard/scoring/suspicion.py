@@ -27,6 +27,9 @@ WEIGHTS: dict[str, float] = {
     "fast_pivot": 1.2,   # moved to a newly released model within a day
 }
 BIAS = -3.2
+#: Share-based components are shrunk towards zero by n / (n + PRIOR_EXCHANGES): one coding request is
+#: "100% single-turn, 100% on one template, 100% coding" and says nothing about how the account behaves.
+PRIOR_EXCHANGES = 5.0
 
 
 def _col(t: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
@@ -46,13 +49,15 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
                                       _col(features, "rate_util")]), 0, 1)
     age = _col(features, "account_age_days", 365.0)
     pivot = _col(features, "pivot_delay_hours", 1e9)
+    n = _col(features, "n_exchanges", 1e9)
+    sure = n / (n + PRIOR_EXCHANGES)
     return {
-        "intent": intent,
-        "capability": _col(features, "top_capability_share"),
-        "task_items": np.clip(_col(features, "task_item_share"), 0, 1),
-        "reasoning": _col(features, "reasoning_share"),
-        "single_turn": _col(features, "single_turn_share"),
-        "template_reuse": _col(features, "top_template_share"),
+        "intent": intent * sure,
+        "capability": _col(features, "top_capability_share") * sure,
+        "task_items": np.clip(_col(features, "task_item_share"), 0, 1) * sure,
+        "reasoning": _col(features, "reasoning_share") * sure,
+        "single_turn": _col(features, "single_turn_share") * sure,
+        "template_reuse": _col(features, "top_template_share") * sure,
         "limit_util": util,
         "new_account": (age < 30).astype(float),
         "low_verification": (_col(features, "verification_level", 1.0) <= 0).astype(float),

@@ -1,0 +1,114 @@
+"""How much of a cluster's risk each member inherits, from what it shares with the cluster.
+
+Built directly on the scoring stage's inputs (incidence, edges, accounts, features) so each rule
+is checked on its own: a hydra pool of six accounts, plus the kinds of accounts that end up in its
+community on a real provider — a home user behind a residential /24 the pool's proxies also
+exit through, a pool account that carries ordinary traffic, and a verified company whose own
+accounts share their card and office network.
+"""
+
+from itertools import combinations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from distillguard.scan.config import ScoringConfig
+from distillguard.scoring import score_clusters
+from distillguard.scoring.suspicion import account_suspicion
+
+POOL = [f"pool{i}" for i in range(6)]
+
+
+def _incidence() -> list[tuple[str, str, str, float]]:
+    rows = []
+    for i, a in enumerate(POOL):
+        rows += [(a, "payment", f"card{i % 2}", 1.5), (a, "creation_burst", "standard|1", 0.9),
+                 (a, "template", "tpl-harvest", 0.4), (a, "ip24", f"198.51.{i % 3}", 0.5),
+                 (a, "ip24", f"198.51.{(i + 1) % 3}", 0.5), (a, "user_agent", "OpenAI/Python 1.93.0", 0.12)]
+    # a home user on a mobile/residential range the pool's proxies also exit through; stock SDK
+    rows += [("home", "ip24", f"198.51.{j}", 0.5) for j in range(3)]
+    rows += [("home", "user_agent", "OpenAI/Python 1.93.0", 0.12)]
+    # a pool account with half ordinary traffic: it still pays with the pool's card and sends its template
+    rows += [("mixed", "payment", "card0", 1.5), ("mixed", "template", "tpl-harvest", 0.4),
+             ("mixed", "ip24", "198.51.1", 0.5)]
+    # a verified company: its two accounts share the company card and office /24, one proxy exit too
+    for a in ("co1", "co2"):
+        rows += [(a, "payment", "card-company", 1.5), (a, "ip24", "198.51.2", 0.5), (a, "ip24", "198.51.1", 0.5),
+                 (a, "user_agent", "OpenAI/Python 1.93.0", 0.12), (a, "system_prompt", "sp-ide-agent", 0.3)]
+    rows += [(a, "system_prompt", "sp-ide-agent", 0.3) for a in POOL[:2]]
+    return rows
+
+
+def _con(rows) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    df: dict[tuple[str, str], int] = {}
+    for _, k, e, _ in rows:
+        df[(k, e)] = df.get((k, e), 0) + 1
+    inc = pa.table({"account_id": [r[0] for r in rows], "kind": [r[1] for r in rows], "entity": [r[2] for r in rows],
+                    "w": [r[3] for r in rows], "df": [df[(r[1], r[2])] for r in rows]})
+    by_ent: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for a, k, e, w in rows:
+        by_ent.setdefault((k, e), []).append((a, w))
+    accounts = {a: (("org-co", 2) if a.startswith("co") else (None, 0)) for a, *_ in rows}
+    edges = []
+    for (k, e), mem in by_ent.items():
+        for (a, wa), (b, wb) in combinations(sorted(mem), 2):
+            oa, ob = accounts[a], accounts[b]
+            if oa[0] is not None and oa[0] == ob[0]:
+                continue  # declared organisation: coordination_edges drops these pairs
+            edges.append((a, b, k, e, (wa + wb) / 2 / (len(mem) - 1)))
+    con.register("_inc", inc)
+    con.execute("CREATE TABLE inc AS SELECT * FROM _inc")
+    con.register("_edges", pa.table({"src": [x[0] for x in edges], "dst": [x[1] for x in edges],
+                                      "kind": [x[2] for x in edges], "entity": [x[3] for x in edges],
+                                      "weight": [x[4] for x in edges]}))
+    con.execute("CREATE TABLE edges AS SELECT * FROM _edges")
+    con.register("_acc", pa.table({"account_id": list(accounts), "org_id": [v[0] for v in accounts.values()],
+                                   "verification_level": pa.array([v[1] for v in accounts.values()], pa.int32())}))
+    con.execute("CREATE TABLE accounts AS SELECT * FROM _acc")
+    return con
+
+
+def _features(susp: dict[str, float]) -> pa.Table:
+    ids = list(susp)
+    return pa.table({"account_id": ids, "suspicion": [susp[a] for a in ids], "n_exchanges": [200.0] * len(ids),
+                     "org_id": [("org-co" if a.startswith("co") else None) for a in ids],
+                     "verification_level": [(2 if a.startswith("co") else 0) for a in ids]})
+
+
+@pytest.fixture
+def risk() -> dict[str, float]:
+    rows = _incidence()
+    susp = {a: 0.5 for a in POOL} | {"home": 0.4, "mixed": 0.2, "co1": 0.2, "co2": 0.2}
+    con = _con(rows)
+    _, out = score_clusters(con, _features(susp), {a: 0 for a in susp}, [], ScoringConfig())
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+
+
+def test_pool_accounts_are_flagged(risk):
+    assert min(risk[a] for a in POOL) >= 0.5
+
+
+def test_bystander_on_a_proxy_range_is_not_flagged(risk):
+    # tied only by a residential /24 and a stock SDK: its flag would have to rest on its own traffic
+    assert risk["home"] < 0.5
+
+
+def test_pool_account_carrying_ordinary_traffic_is_flagged(risk):
+    # its own traffic looks half ordinary, but it shares the pool's card and template
+    assert risk["mixed"] >= 0.5
+
+
+def test_company_sharing_its_own_card_is_not_tied_by_it(risk):
+    assert risk["co1"] < 0.5 and risk["co2"] < 0.5
+
+
+def test_one_request_says_little_about_an_account():
+    # the same "100% single-turn, 100% on one template, all coding" shares from 1 and from 300 requests
+    t = pa.table({"account_id": ["one", "many"], "n_exchanges": [1, 300], "single_turn_share": [1.0, 1.0],
+                  "top_template_share": [1.0, 1.0], "top_capability_share": [1.0, 1.0], "share_cot_elicitation": [1.0, 1.0]})
+    s = account_suspicion(t)["suspicion"].to_numpy()
+    assert s[0] < 0.5 * s[1]
+    assert np.all((s > 0) & (s < 1))
