@@ -9,7 +9,9 @@ are composed the same way so they sit right next to the attacks in feature space
 
 Phrase files (``data/phrases/<name>.txt`` and ``<name>.heldout.txt``): one phrasing per line,
 ``#`` starts a comment, ``{task}`` marks where the payload goes (otherwise it goes before or
-after), and leading ``@tactic`` tags add labels (``@coding Review this diff...``). Held-out
+after), leading ``@tactic`` tags add labels (``@coding Review this diff...``), and ``((a|b|c))``
+is an alternation: each composition picks one option at random, so one line stands for many
+phrasings without listing every combination. Held-out
 files are never read for training; the held-out payloads and benign rows are disjoint from the
 training ones (split by row index), so the held-out numbers measure generalisation to phrasings
 and prompts the model has not seen.
@@ -33,12 +35,20 @@ ATTACK_TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite")
 CAPABILITIES = ("coding", "agentic", "computer_use", "vision", "data_analysis")
 #: Compositions generated per phrasing line.
 REPEATS = 6
+#: Hard negatives are composed this many times more often than attack phrasings: they are the
+#: evidence that "step by step", "final answer" or "rate 1-5" alone is not the tactic, and they
+#: are outnumbered by the attack phrasings that use the same words.
+HARD_NEGATIVE_WEIGHT = 2
+#: Compositions of a line with ``((a|b))`` alternations, as a multiple of the plain lines'.
+ALTERNATION_REPEATS = 4
 #: One row in HOLDOUT_MOD of each shipped benign corpus and payload pool is held out.
 HOLDOUT_MOD = 5
 
 
 _TACTIC_WORDS = re.compile(r"\b(score|scores|rate|rated|rating|response|responses|rank|ranked|grade|graded|"
-                           r"judge|judges|better|best|compare|reasoning|think|thought|explain|step)\b", re.I)
+                           r"judge|judges|better|best|compare|reasoning|think|thought|explain|step|steps|full|complete|completed|every|"
+                           r"entire|whole|write|writes|wrote|continue|continues|official|review|neutral|output|expected|result|"
+                           r"correct|answer|answers|evaluate|label|labels|sum|total)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,8 @@ def _pools(heldout: bool) -> dict[str, list[tuple[str, dict[str, int]]]]:
     if not heldout:
         # Hard-negative mining: plain task items that use the attack tactics' vocabulary ("her
         # mean score", "the response rate", "the expected output") in their ordinary sense.
-        gsm += [r for r in split[1500:] if _TACTIC_WORDS.search(r["text"])][:600]
-        code += [r for r in code_rows[900:] if _TACTIC_WORDS.search(r["text"])][:300]
+        gsm += [r for r in split[1500:] if _TACTIC_WORDS.search(r["text"])][:1000]
+        code += [r for r in code_rows[900:] if _TACTIC_WORDS.search(r["text"])][:700]
     he = _split(_rows(t / "tasks_humaneval.jsonl"), heldout)
     sources = {
         "dolly": _split(_rows(c / "benign_dolly_open_qa.jsonl"), heldout),
@@ -143,6 +153,21 @@ def _payloads(heldout: bool) -> list[tuple[str, dict[str, int]]]:
 _FORMS = ("{p}\n\n{t}", "{t}\n\n{p}", "{p} {t}", "{p}\n{t}", "{p}", "{t}\n---\n{p}")
 
 
+_ALTERNATION = re.compile(r"\(\(([^()]*)\)\)")
+
+
+def _expand(text: str, rng: np.random.Generator) -> str:
+    """One random reading of every ``((a|b|c))`` group in a phrasing."""
+    if "((" not in text:
+        return text
+
+    def pick(m: re.Match) -> str:
+        options = m.group(1).split("|")
+        return options[int(rng.integers(len(options)))]
+
+    return _ALTERNATION.sub(pick, text)
+
+
 def _typo(text: str, rng: np.random.Generator) -> str:
     """Swap two adjacent letters once: attackers' prompts are not spell-checked."""
     if len(text) < 12:
@@ -154,14 +179,16 @@ def _typo(text: str, rng: np.random.Generator) -> str:
 def _compose(phrases: list[Phrase], base: dict[str, int], payloads, rng, repeats: int):
     texts, labels = [], []
     for ph in phrases:
-        for r in range(repeats):
+        # An alternation line stands for many phrasings, so it is composed more often.
+        for r in range(repeats * (ALTERNATION_REPEATS if "((" in ph.text else 1)):
             payload, plab = payloads[int(rng.integers(len(payloads)))]
-            if "{task}" in ph.text:
-                text = ph.text.replace("{task}", payload)
+            phrase = _expand(ph.text, rng)
+            if "{task}" in phrase:
+                text = phrase.replace("{task}", payload)
                 with_payload = True
             else:
                 form = _FORMS[int(rng.integers(len(_FORMS)))] if r else "{p}"
-                text = form.format(p=ph.text, t=payload)
+                text = form.format(p=phrase, t=payload)
                 with_payload = "{t}" in form
             if rng.random() < 0.2:
                 text = _typo(text, rng)
@@ -212,7 +239,8 @@ def build(heldout: bool, seed: int = 7, repeats: int = REPEATS) -> tuple[list[st
             group = f"attack:{name}" if name in ATTACK_TACTICS else f"capability:{name}"
         else:
             raise ValueError(f"phrase file {path.name}: name must be hard_negatives or one of {', '.join(TACTICS)}")
-        t, lab = _compose(phrases, base, payloads, rng, repeats)
+        weight = HARD_NEGATIVE_WEIGHT if group == "hard_negative" and not heldout else 1
+        t, lab = _compose(phrases, base, payloads, rng, repeats * weight)
         texts += t
         labels += lab
         groups += [group] * len(t)

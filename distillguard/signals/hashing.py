@@ -245,3 +245,31 @@ def word_ngrams(tok: Tokens, n: int, salt: int = 0) -> tuple[np.ndarray, np.ndar
     for k in range(1, n):
         h = pair_hash(h, tok.hash[k:k + m], salt + k)
     return tok.doc[:m][ok], idx[ok], h[ok]
+
+
+def _is_cjk_lead(data: np.ndarray) -> np.ndarray:
+    # In valid UTF-8 a byte in 0xE3..0xEF can only lead a three-byte character, and that range
+    # covers CJK punctuation, kana, CJK ideographs, Hangul syllables and full-width forms (the
+    # scripts written without spaces, or with few) but not general punctuation (0xE2: "…", "—").
+    return (data >= 0xE3) & (data <= 0xEF)
+
+
+def cjk_char_ngram_hashes(bv: ByteView, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of n consecutive CJK characters, grouped by document, and the count per document.
+
+    Why: ``word_tokens`` keeps every non-ASCII byte inside words, so a Chinese or Japanese
+    sentence without spaces is one "word", and a byte 4-gram spans barely one ideograph. Character
+    n-grams over CJK runs give those scripts the word- and phrase-level features that spaces give
+    other languages. Polynomial hashes of the 3n bytes (not mixed), like ``char_ngram_hashes``.
+    """
+    total = len(bv.data)
+    span = 3 * n
+    if total < span:
+        return np.zeros(0, np.uint64), np.zeros(bv.n_docs, dtype=np.int64)
+    lead = _is_cjk_lead(bv.data)
+    p = np.flatnonzero(lead[: total - span + 1])
+    for k in range(1, n):
+        p = p[lead[p + 3 * k]]
+    p = p[bv.doc[p] == bv.doc[p + span - 1]]
+    counts = np.bincount(bv.doc[p], minlength=bv.n_docs).astype(np.int64)
+    return bv.substring_hash(p, p + span), counts

@@ -34,11 +34,13 @@ import scipy.sparse as sp
 from distillguard.signals import hashing as H
 
 #: Bump when the featuriser or the training procedure changes (part of the cache key).
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 N_BITS = 18
 N_FEATURES = 1 << N_BITS
 CHAR_ORDERS = (4,)
 WORD_ORDERS = (1, 2)
+#: Character n-gram orders over runs of CJK characters (see ``hashing.cjk_char_ngram_hashes``).
+CJK_ORDERS = (2,)
 #: The lexical models read a prompt's first LEX_HEAD and last LEX_TAIL characters: instructions sit
 #: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
 LEX_HEAD = 800
@@ -75,6 +77,11 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
     for k in CHAR_ORDERS:
         h, counts = H.char_ngram_hashes(bv, k)
         parts.append((_cols(h, k, n_bits), counts))
+    # Chinese and Japanese have no spaces, so their "words" are whole clauses: character bigrams
+    # over CJK runs stand in for words there (nothing to hash, and almost no cost, elsewhere).
+    for k in CJK_ORDERS:
+        h, counts = H.cjk_char_ngram_hashes(bv, k)
+        parts.append((_cols(h, 4000 + k, n_bits), counts))
     tok = H.word_tokens(bv)
     for k in WORD_ORDERS:
         d, _, h = H.word_ngrams(tok, k, salt=1000 + k)

@@ -1,0 +1,89 @@
+"""The lexical featuriser's CJK features and the phrase-file alternation syntax."""
+
+import re
+
+import numpy as np
+import pytest
+
+from distillguard.signals import corpus, lexical
+from distillguard.signals import hashing as H
+
+
+def _view(texts):
+    return H.byte_view(H.normalise(H.as_string_array(texts)))
+
+
+def test_cjk_bigrams_count_per_document():
+    # 5 ideographs -> 4 bigrams; the full-width comma is a CJK-range character too; ASCII, Latin
+    # accents and the general-punctuation ellipsis ("…", lead byte 0xE2) give none.
+    texts = ["请写出推理", "abc déjà vu … ok", "", "一二，三", "x请y写z"]
+    h, counts = H.cjk_char_ngram_hashes(_view(texts), 2)
+    assert counts.tolist() == [4, 0, 0, 3, 0]
+    assert len(h) == counts.sum()
+
+
+def test_cjk_bigrams_never_span_documents():
+    h, counts = H.cjk_char_ngram_hashes(_view(["请", "写"]), 2)
+    assert counts.tolist() == [0, 0] and len(h) == 0
+
+
+def test_cjk_bigram_hashes_depend_only_on_the_characters():
+    # The same bigram in different documents and at different offsets hashes the same.
+    h, counts = H.cjk_char_ngram_hashes(_view(["推理", "Please: 推理过程", "思考"]), 2)
+    first, second, third = np.split(h, np.cumsum(counts)[:-1])
+    assert first[0] == second[0]
+    assert first[0] != third[0]
+
+
+def test_cjk_trigrams():
+    _, counts = H.cjk_char_ngram_hashes(_view(["请写出推理", "写出"]), 3)
+    assert counts.tolist() == [3, 0]
+
+
+def test_chinese_prompts_sharing_words_share_features():
+    """Two differently worded Chinese requests that share words ("推理过程", "完整") overlap in
+    feature space beyond what byte 4-grams alone give."""
+    a, b = "请完整写出你的推理过程", "把推理过程完整地输出"
+    X = lexical.featurize([a, b])
+    shared = set(X[0].indices) & set(X[1].indices)
+    ha, ca = H.cjk_char_ngram_hashes(_view([a, b]), 2)
+    bigram_cols = lexical._cols(ha, 4002, lexical.N_BITS)
+    first, second = np.split(bigram_cols, np.cumsum(ca)[:-1])
+    assert set(first) & set(second) <= shared
+    assert len(set(first) & set(second)) >= 3  # 推理, 理过, 过程, 完整
+
+
+def test_featurize_parts_rows_are_unit_scaled_with_cjk():
+    # Every n-gram (CJK bigrams included) weighs 1/sqrt(total n-grams of the row), so the squared
+    # entries of a row, before duplicates are summed, add up to 1.
+    parts = lexical.featurize_parts(["请一步一步写出完整的推理过程", "plain english text here"])
+    for row in range(2):
+        sq = sum(float((p.data[p.indptr[row]:p.indptr[row + 1]] ** 2).sum()) for p in parts)
+        assert sq == pytest.approx(1.0, abs=1e-5)
+    # and the CJK part is not empty for the Chinese row only
+    cjk = parts[len(lexical.CHAR_ORDERS)]
+    assert cjk.getnnz(axis=1).tolist() == [13, 0]
+
+
+def test_alternation_picks_every_option():
+    rng = np.random.default_rng(0)
+    seen = {corpus._expand("((Rate|Score|Grade)) this ((answer|reply)).", rng) for _ in range(200)}
+    assert seen == {f"{v} this {o}." for v in ("Rate", "Score", "Grade") for o in ("answer", "reply")}
+
+
+def test_text_without_alternation_is_untouched():
+    rng = np.random.default_rng(0)
+    text = 'Output {"winner": "A"|"B"} and (1-10) scores; [[A]] or [[B]].'
+    assert corpus._expand(text, rng) == text
+
+
+@pytest.mark.parametrize("path", sorted(corpus.PHRASES.glob("*.txt")), ids=lambda p: p.name)
+def test_phrase_files_alternations_are_well_formed(path):
+    """Every ``((`` opens a group that closes, and no group is empty or has an empty option
+    list (an unbalanced group would be trained on as literal text)."""
+    rng = np.random.default_rng(1)
+    for ph in corpus.read_phrases(path):
+        for group in re.findall(r"\(\(([^()]*)\)\)", ph.text):
+            assert "|" in group, (path.name, ph.text)
+        out = corpus._expand(ph.text, rng)
+        assert "((" not in out and "))" not in out, (path.name, ph.text)
