@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class ScanResult:
     con: duckdb.DuckDBPyConnection | None = None
 
 
-def ensure_signals(store: Store, mode: str = "auto") -> str:
+def ensure_signals(store: Store, mode: str = "auto", workers: int = 1) -> str:
     """Run the signals stage when its table is missing or older than the exchanges."""
     if mode == "never":
         return "skipped"
@@ -58,7 +59,7 @@ def ensure_signals(store: Store, mode: str = "auto") -> str:
         if e.name and e.name.startswith("distillguard.signals"):
             return "missing (signals stage not installed: behaviour and infrastructure only)"
         raise
-    run_signals(store, progress=False)
+    run_signals(store, progress=False, workers=workers)
     return "computed"
 
 
@@ -140,7 +141,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    sig_state = ensure_signals(store, signals)
+    sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1)
     timings["signals"] = time.perf_counter() - t
     t = time.perf_counter()
     con, sigs = prepare(store, cfg)
