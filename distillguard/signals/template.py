@@ -65,21 +65,76 @@ SLOTS = {w: _word_hash(w) for w in SLOT_WORDS}
 NEWLINE = _word_hash("qqnl")
 _SLOT_SET = np.array(sorted(SLOTS.values()), dtype=np.uint64)
 _INSTRUCTION_SET = np.unique(H.word_tokens(H.byte_view(pa.array([" ".join(INSTRUCTION_WORDS)]))).hash)
+_PREFIX_BITS = np.uint64(48)  # hashes are mixed: their top 16 bits are as good as random
+
+
+def _prefix_table(keys: np.ndarray) -> np.ndarray:
+    table = np.zeros(1 << 16, dtype=bool)
+    table[keys >> _PREFIX_BITS] = True
+    return table
+
+
+_INSTRUCTION_PREFIX = _prefix_table(_INSTRUCTION_SET)
+
+
+def _is_instruction(h: np.ndarray) -> np.ndarray:
+    """``np.isin(h, _INSTRUCTION_SET)`` without sorting the tokens: a 64k-entry table of the set's hash
+    prefixes rejects almost every other word, and only the rest are looked up exactly."""
+    out = np.zeros(len(h), dtype=bool)
+    cand = np.flatnonzero(_INSTRUCTION_PREFIX[h >> _PREFIX_BITS])
+    if len(cand):
+        hc = h[cand]
+        pos = np.minimum(np.searchsorted(_INSTRUCTION_SET, hc), len(_INSTRUCTION_SET) - 1)
+        out[cand] = _INSTRUCTION_SET[pos] == hc
+    return out
+
+
+def _clip(texts: pa.Array) -> pa.Array:
+    """``H.clip`` applied only to the rows long enough to need it (a few in a hundred): the same
+    strings, without slicing and re-joining every row of a batch that holds one long prompt."""
+    lens = pc.binary_length(texts)  # UTF-8 bytes >= characters: every row clip could change is in here
+    long = pc.fill_null(pc.greater(lens, H.HEAD_CHARS + H.TAIL_CHARS), False)
+    if not pc.any(long).as_py():
+        return texts
+    return pc.replace_with_mask(texts, long, H.clip(pc.filter(texts, long)))
+
+
+def _rows_containing(arr: pa.Array, triggers: tuple[str, ...]) -> np.ndarray:
+    """Rows whose UTF-8 bytes contain any of ``triggers``: one vectorised pass over the batch's bytes.
+
+    A trigger that straddles two rows marks the first one too; that only costs a regex run that
+    finds nothing (the triggers gate a regex, they do not decide a result)."""
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    base, total = int(offsets[0]), int(offsets[-1] - offsets[0])
+    hit = np.zeros(n, dtype=bool)
+    if total == 0 or bufs[2] is None:
+        return hit
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=total, offset=base)
+    for trig in triggers:
+        tb = np.frombuffer(trig.encode(), dtype=np.uint8)
+        m = len(data) - len(tb) + 1
+        if m <= 0:
+            continue
+        at = data[:m] == tb[0]
+        for k in range(1, len(tb)):
+            at &= data[k:k + m] == tb[k]
+        pos = np.flatnonzero(at) + base
+        hit[np.searchsorted(offsets, pos, side="right") - 1] = True
+    return hit
 
 
 def mask_spans(texts) -> pa.Array:
     """Clip, then replace code, links and quoted spans by placeholders (Arrow's C++ regex engine)."""
-    t = H.clip(H.as_string_array(texts))
+    t = _clip(H.as_string_array(texts))
     for pattern, repl, triggers in SPAN_MASKS:
-        hit = None
-        for trig in triggers:
-            m = pc.match_substring(t, trig)
-            hit = m if hit is None else pc.or_(hit, m)
-        hit = pc.fill_null(hit, False)
-        if not pc.any(hit).as_py():
+        hit = _rows_containing(t, triggers)
+        if not hit.any():
             continue
-        sub = pc.filter(t, hit)
-        t = pc.replace_with_mask(t, hit, pc.replace_substring_regex(sub, pattern, repl))
+        mask = pa.array(hit)
+        sub = pc.filter(t, mask)
+        t = pc.replace_with_mask(t, mask, pc.replace_substring_regex(sub, pattern, repl))
     return t
 
 
@@ -179,7 +234,7 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     # no task item was found (that mask is exact and wins).
     nl = mt.nl_before
     is_word = ~np.isin(h, _SLOT_SET)
-    is_instr = np.isin(h, _INSTRUCTION_SET)
+    is_instr = _is_instruction(h)
     first = np.ones(len(h), dtype=bool)
     first[1:] = doc[1:] != doc[:-1]
     seg = np.cumsum(nl | first) - 1                          # global line id
@@ -208,7 +263,7 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     pay = payload_seg[seg]
     h[pay] = SLOTS["qqpayload"]
     doc_of_payload = doc[pay]
-    slot = np.isin(h, _SLOT_SET)
+    slot = np.isin(h, _SLOT_SET)  # seven values: isin compares directly, no sort
     # Collapse runs of one slot (three numbers in a row, a masked payload, are one slot).
     dup = np.zeros(len(h), dtype=bool)
     dup[1:] = slot[1:] & (h[1:] == h[:-1]) & ~first[1:]
