@@ -161,7 +161,7 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
     hdoc = doc[src]
     htok = first_tok[src]
     hitem = index.items[entry].astype(np.int64)
-    keys: list[str | None] = [None] * n
+    best_item = np.full(n, -1, dtype=np.int64)
     if len(hdoc):
         # Hits per (document, item). A shingle repeated inside one prompt counts twice; the
         # containment is capped at 1, and a repeat is rare enough not to pay for a dedupe sort.
@@ -177,10 +177,7 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
         bd, bi, bc, bn = cdoc[last], citem[last], np.minimum(cont[last], 1.0), cc[last]
         score[bd] = bc
         ok = (bc >= MIN_CONTAINMENT) & (bn >= MIN_HITS)
-        best_item = np.full(n, -1, dtype=np.int64)
         best_item[bd[ok]] = bi[ok]
-        for d, i in zip(bd[ok].tolist(), bi[ok].tolist(), strict=True):
-            keys[d] = index.ids[i]
         # The span from the first to the last shingle of the matched item becomes the task slot
         # in the template (covering its non-distinctive shingles too).
         sel = best_item[hdoc] == hitem
@@ -192,4 +189,5 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
             tok_doc = mt.tokens.doc
             tpos = np.arange(len(tok_doc))
             token_mask = (tpos >= lo_tok[tok_doc]) & (tpos < hi_tok[tok_doc])
-    return TaskMatch(score, pa.array(keys, type=pa.string()), token_mask)
+    keys = pa.array(index.ids, type=pa.string()).take(pa.array(best_item, mask=best_item < 0))
+    return TaskMatch(score, keys, token_mask)

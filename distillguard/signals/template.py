@@ -248,7 +248,11 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     # question that happens to contain "list" or "using").
     merit = np.where(seg_len >= MIN_PAYLOAD_TOKENS, seg_len - INSTRUCTION_WEIGHT * seg_instr, -1)
     doc_best = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(doc_best, seg_doc, merit)
+    # segments run in document order, so each document's best is one reduceat over its run
+    seg_starts = _doc_starts(seg_doc, n)
+    has_seg = seg_starts[:-1] < seg_starts[1:]
+    if has_seg.any():
+        doc_best[has_seg] = np.maximum.reduceat(merit, seg_starts[:-1][has_seg])
     # ties: the first such line of the document
     cand = merit == doc_best[seg_doc]
     first_cand = np.zeros(len(seg_len), dtype=bool)
@@ -297,12 +301,31 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     need = np.where(has_slot, MIN_WRAPPER_WORDS, MIN_TEMPLATE_TOKENS)
     ok = np.zeros(n, dtype=bool)
     ok[nonempty] = words[nonempty] >= need[nonempty]
-    keys: list[str | None] = [None] * n
     docs_ne = np.flatnonzero(nonempty)
-    for i, x, y in zip(docs_ne.tolist(), k1.tolist(), k2.tolist(), strict=True):
-        if ok[i]:
-            keys[i] = f"t{x >> 16:012x}{y >> 16:012x}"
-    return pa.array(keys, type=pa.string())
+    return _key_strings(n, docs_ne, k1, k2, ok[docs_ne])
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(60, 12, -4, dtype=np.uint64)  # bits 63..16, high nibble first: 12 hex digits
+
+
+def _key_strings(n: int, docs: np.ndarray, k1: np.ndarray, k2: np.ndarray, ok: np.ndarray) -> pa.Array:
+    """``"t" + 12 hex digits of k1 >> 16 + 12 of k2 >> 16`` for ``docs[ok]``, null elsewhere: formatted as
+    one byte matrix (a batch has tens of thousands of keys; a Python f-string each is a visible cost)."""
+    docs, k1, k2 = docs[ok], k1[ok], k2[ok]
+    m = len(docs)
+    chars = np.empty((m, 25), dtype=np.uint8)
+    chars[:, 0] = ord("t")
+    chars[:, 1:13] = _HEX[((k1[:, None] >> _NIBBLE_SHIFTS) & np.uint64(15)).astype(np.intp)]
+    chars[:, 13:] = _HEX[((k2[:, None] >> _NIBBLE_SHIFTS) & np.uint64(15)).astype(np.intp)]
+    present = np.zeros(n, dtype=bool)
+    present[docs] = True
+    lengths = np.where(present, 25, 0).astype(np.int32)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    validity = pa.array(present).buffers()[1]
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())],
+                                 null_count=n - m)
 
 
 def skeleton_text(text: str) -> str:
