@@ -58,6 +58,9 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"command: {' '.join(cmd[1:])}")
     print(f"load average (1 min) before {load0:.2f}, after {load1:.2f}")
+    if "signals_cpu" in tm:
+        print("CPU s per stage (process + workers): " + ", ".join(
+            f"{k} {tm[k + '_cpu']:.1f}" for k in ("signals", "prepare", "detect", "campaigns")))
     print("| exchanges | accounts | mode | wall s | exchanges/s | CPU s | peak RSS MB | signals s | prepare s | detect s "
           "| campaigns s | rest s |")
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
