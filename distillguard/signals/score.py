@@ -249,8 +249,12 @@ def _run_partitioned(store, dets: list[Detector], files: list, batch_size: int, 
         with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx, initializer=_worker_init) as pool:
             futs = [pool.submit(_score_part, store, [f], names, cols, where, batch_size, tmp / f"part-{i:05d}.parquet")
                     for i, f in enumerate(files)]
-            for fut in futs:
-                on_rows(fut.result())
+            try:
+                for fut in futs:
+                    on_rows(fut.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # a failed part fails the table: do not score the rest
+                raise
         if not any(tmp.glob("*.parquet")):
             pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
 

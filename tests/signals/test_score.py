@@ -143,3 +143,21 @@ def test_repeated_prompts_score_like_distinct_ones():
     for col in rep.schema.names[3:]:
         assert rep.column(col).to_pylist()[:40] == one.column(col).to_pylist(), col
         assert rep.column(col).to_pylist()[40:80] == one.column(col).to_pylist(), col
+
+
+@pytest.mark.slow
+def test_a_failing_worker_leaves_the_old_table(store, monkeypatch):
+    exs = [make_exchange(prompt=f"What is {i} squared?", ts=BASE_TS + timedelta(days=i % 3)) for i in range(30)]
+    write_world(store, exs)
+    run_signals(store, progress=False)
+    before = store.read_table("exchange_signals").sort_by("exchange_id")
+    from distillguard.signals import score as score_module
+
+    def broken(batch, detectors=None):
+        raise RuntimeError("detector crashed")
+
+    monkeypatch.setattr(score_module, "score_batch", broken)  # the forked workers inherit it
+    with pytest.raises(RuntimeError, match="detector crashed"):
+        run_signals(store, progress=False, workers=2)
+    assert store.read_table("exchange_signals").sort_by("exchange_id").equals(before)
+    assert not [p for p in (store.path / "tables").iterdir() if p.name.startswith(".")]
