@@ -127,6 +127,9 @@ class ScanConfig(_Strict):
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
+    #: Processes scoring exchanges in the signals stage (None: one per core). Each holds one batch of
+    #: exchanges and the lexical model (shared copy-on-write), so memory grows by ~100 MB per worker.
+    signals_workers: int | None = Field(None, ge=1)
 
 
 def load_config(path: str | Path | None) -> ScanConfig:

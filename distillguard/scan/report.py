@@ -72,12 +72,25 @@ def _infra_graph(con: duckdb.DuckDBPyConnection, accounts: list[str], max_acc: i
     return {"h": height, "accounts": a_nodes, "entities": e_nodes, "edges": edges, "n_total": len(accounts)}
 
 
-def _samples(store: Store, con: duckdb.DuckDBPyConnection, accounts: list[str], k: int = 3) -> list[dict]:
-    sel = sorted(accounts)[:20]
-    rows = con.execute(f"""SELECT account_id, ts, model, prompt FROM ({store.exchanges_sql(['account_id', 'ts', 'model', 'prompt'])})
-                           WHERE account_id IN (SELECT unnest(?)) AND prompt IS NOT NULL
-                           ORDER BY hash(prompt) LIMIT {int(k)}""", [sel]).fetchall()
-    return [{"account_id": a, "ts": t, "model": m, "prompt": (p or "")[:400]} for a, t, m, p in rows]
+def _samples(store: Store, con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], k: int = 3) -> dict[str, list[dict]]:
+    """Up to ``k`` example prompts per campaign (from its first 20 accounts by id), in one pass over the
+    exchanges for all campaigns: the prompt column is the widest in the store, read once, not per campaign."""
+    pairs = [(g, a) for g, accounts in groups.items() for a in sorted(accounts)[:20]]
+    out: dict[str, list[dict]] = {g: [] for g in groups}
+    if not pairs:
+        return out
+    con.execute("CREATE OR REPLACE TEMP TABLE _sa(grp VARCHAR, account_id VARCHAR)")
+    con.executemany("INSERT INTO _sa VALUES (?, ?)", pairs)
+    rows = con.execute(f"""SELECT grp, account_id, ts, model, prompt FROM (
+                             SELECT s.grp, e.account_id, e.ts, e.model, e.prompt,
+                                    row_number() OVER (PARTITION BY s.grp ORDER BY hash(e.prompt)) AS r
+                             FROM ({store.exchanges_sql(['account_id', 'ts', 'model', 'prompt'])}) e
+                             JOIN _sa s ON s.account_id = e.account_id
+                             WHERE e.account_id IN (SELECT account_id FROM _sa) AND e.prompt IS NOT NULL)
+                           WHERE r <= {int(k)} ORDER BY grp, r""").fetchall()
+    for g, a, t, m, p in rows:
+        out[g].append({"account_id": a, "ts": t, "model": m, "prompt": (p or "")[:400]})
+    return out
 
 
 def baseline(features, flagged: set[str]) -> dict:
@@ -100,8 +113,13 @@ def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult)
     camps = []
     total_ex = sum(c["n_exchanges"] for c in res.campaigns) or 1
     capability_total: dict[str, float] = {}
+    members: dict[str, list[str]] = {c["campaign_id"]: [] for c in res.campaigns}
+    for a, cid in res.campaign_members.items():
+        if cid in members:
+            members[cid].append(a)
+    samples = _samples(store, con, members)
     for c in res.campaigns:
-        accts = [a for a, cid in res.campaign_members.items() if cid == c["campaign_id"]]
+        accts = members[c["campaign_id"]]
         mix = orjson.loads(c["capability_mix"])
         for k, v in mix.items():
             capability_total[k] = capability_total.get(k, 0) + v * c["n_exchanges"]
@@ -110,7 +128,7 @@ def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult)
         top_accts = sorted(accts, key=lambda a: -risk_by[a]["risk"])[:8]
         camps.append({**c, "mix": sorted(mix.items(), key=lambda kv: -kv[1]), "infra": infra,
                       "timeline": _timeline(con, accts, c["first_seen"], c["last_seen"], marks),
-                      "graph": _infra_graph(con, accts), "samples": _samples(store, con, accts),
+                      "graph": _infra_graph(con, accts), "samples": samples[c["campaign_id"]],
                       "top_accounts": [risk_by[a] for a in top_accts]})
     headline = {
         "campaigns": len(res.campaigns), "accounts": len(flagged), "exchanges": sum(c["n_exchanges"] for c in res.campaigns),

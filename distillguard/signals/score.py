@@ -189,7 +189,13 @@ def _worker_score(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
 
 def run_signals(store, detectors=None, batch_size: int = 32768, where: str | None = None,
                 progress: bool = True, console=None, workers: int = 1) -> int:
-    """Score every exchange in the store and (re)write table ``exchange_signals``. Returns rows written."""
+    """Score every exchange in the store and (re)write table ``exchange_signals``. Returns rows written.
+
+    With ``workers > 1`` the store is split by exchange part (file): each worker process reads its
+    parts, scores them and writes its own Parquet part of the table, so no exchange text crosses a
+    pipe and the reading, scoring and writing all run in parallel. The table's parts follow the
+    exchange parts' order; memory is one batch per worker.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -217,5 +223,60 @@ def run_signals(store, detectors=None, batch_size: int = 32768, where: str | Non
             el = max(time.perf_counter() - t0, 1e-9)
             prog.update(task, advance=n, rate=f"{written / el:,.0f} ex/s")
 
-        store.write_table(TABLE, iter_signals(store, dets, batch_size, where, advance, workers), schema=output_schema(dets))
+        files = store.exchange_files()
+        if workers > 1 and len(files) > 1 and _all_registered(dets):
+            _run_partitioned(store, dets, files, batch_size, where, advance, workers)
+        else:
+            store.write_table(TABLE, iter_signals(store, dets, batch_size, where, advance, workers),
+                              schema=output_schema(dets))
     return written
+
+
+def _run_partitioned(store, dets: list[Detector], files: list, batch_size: int, where: str | None,
+                     on_rows: Callable[[int], None], workers: int) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    names = [d.name for d in dets]
+    cols = input_columns(dets)
+    schema = output_schema(dets)
+    # As in iter_signals: load the model and task index, then fork before any DuckDB thread exists.
+    _worker_init()
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+    with store.new_table(TABLE) as tmp:
+        with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx, initializer=_worker_init) as pool:
+            futs = [pool.submit(_score_part, store, [f], names, cols, where, batch_size, tmp / f"part-{i:05d}.parquet")
+                    for i, f in enumerate(files)]
+            try:
+                for fut in futs:
+                    on_rows(fut.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # a failed part fails the table: do not score the rest
+                raise
+        if not any(tmp.glob("*.parquet")):
+            pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
+
+
+def _score_part(store, files: list, names: list[str], cols: list[str], where: str | None, batch_size: int,
+                dest) -> int:
+    """Score the exchanges of some parts of the store into one Parquet file (nothing when none match)."""
+    import pyarrow.parquet as pq
+
+    dets = _resolve(names)
+    schema = output_schema(dets)
+    writer = None
+    n = 0
+    try:
+        for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size, files=files, threads=1):
+            if batch.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(dest, schema, compression="zstd")
+            writer.write_batch(score_batch(batch, dets))
+            n += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return n

@@ -37,6 +37,8 @@ MIN_CONTAINMENT = 0.5
 MIN_HITS = 3
 MAX_ITEMS_PER_SHINGLE = 3
 BITMAP_BITS = 24
+#: Keys are bucketed by their top BUCKET_BITS bits (a few keys per bucket) so a lookup scans one bucket.
+BUCKET_BITS = 20
 
 
 @dataclass
@@ -46,6 +48,7 @@ class TaskIndex:
     keys: np.ndarray             # sorted uint64 shingle hashes
     items: np.ndarray            # int32 item of each key
     bitmap: np.ndarray           # bool, 2^BITMAP_BITS: is any key's hash prefix this value
+    bucket_start: np.ndarray     # int64, 2^BUCKET_BITS + 1: first key of each hash prefix
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,7 +97,23 @@ def build_index(files: list[Path] | None = None) -> TaskIndex:
     n_sh = np.bincount(items, minlength=len(ids))
     bitmap = np.zeros(1 << BITMAP_BITS, dtype=bool)
     bitmap[keys >> np.uint64(64 - BITMAP_BITS)] = True
-    return TaskIndex(ids, n_sh, keys, items, bitmap)
+    bucket_start = np.searchsorted(keys >> np.uint64(64 - BUCKET_BITS),
+                                   np.arange((1 << BUCKET_BITS) + 1, dtype=np.uint64)).astype(np.int64)
+    return TaskIndex(ids, n_sh, keys, items, bitmap, bucket_start)
+
+
+def _lower_bound(index: TaskIndex, h: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(index.keys, h)``, scanning only each hash's bucket: a binary search over all keys
+    is a chain of cache misses per shingle; a bucket holds a handful of adjacent keys."""
+    p = (h >> np.uint64(64 - BUCKET_BITS)).astype(np.int64)
+    pos = index.bucket_start[p]
+    hi = index.bucket_start[p + 1]
+    active = np.flatnonzero(pos < hi)
+    while len(active):
+        active = active[index.keys[pos[active]] < h[active]]
+        pos[active] += 1
+        active = active[pos[active] < hi[active]]
+    return pos
 
 
 _lock = threading.Lock()
@@ -128,7 +147,7 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
     # before the binary search (which is the cost: cache misses over the sorted keys).
     cand = np.flatnonzero(index.bitmap[h >> np.uint64(64 - BITMAP_BITS)])
     hc = h[cand]
-    lo = np.searchsorted(index.keys, hc, side="left")
+    lo = _lower_bound(index, hc)
     nk = len(index.keys)
     # Each shingle has at most MAX_ITEMS_PER_SHINGLE entries, all adjacent from ``lo``.
     ents, srcs = [], []
@@ -142,7 +161,7 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
     hdoc = doc[src]
     htok = first_tok[src]
     hitem = index.items[entry].astype(np.int64)
-    keys: list[str | None] = [None] * n
+    best_item = np.full(n, -1, dtype=np.int64)
     if len(hdoc):
         # Hits per (document, item). A shingle repeated inside one prompt counts twice; the
         # containment is capped at 1, and a repeat is rare enough not to pay for a dedupe sort.
@@ -158,10 +177,7 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
         bd, bi, bc, bn = cdoc[last], citem[last], np.minimum(cont[last], 1.0), cc[last]
         score[bd] = bc
         ok = (bc >= MIN_CONTAINMENT) & (bn >= MIN_HITS)
-        best_item = np.full(n, -1, dtype=np.int64)
         best_item[bd[ok]] = bi[ok]
-        for d, i in zip(bd[ok].tolist(), bi[ok].tolist(), strict=True):
-            keys[d] = index.ids[i]
         # The span from the first to the last shingle of the matched item becomes the task slot
         # in the template (covering its non-distinctive shingles too).
         sel = best_item[hdoc] == hitem
@@ -173,4 +189,5 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
             tok_doc = mt.tokens.doc
             tpos = np.arange(len(tok_doc))
             token_mask = (tpos >= lo_tok[tok_doc]) & (tpos < hi_tok[tok_doc])
-    return TaskMatch(score, pa.array(keys, type=pa.string()), token_mask)
+    keys = pa.array(index.ids, type=pa.string()).take(pa.array(best_item, mask=best_item < 0))
+    return TaskMatch(score, keys, token_mask)

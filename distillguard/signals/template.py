@@ -65,21 +65,76 @@ SLOTS = {w: _word_hash(w) for w in SLOT_WORDS}
 NEWLINE = _word_hash("qqnl")
 _SLOT_SET = np.array(sorted(SLOTS.values()), dtype=np.uint64)
 _INSTRUCTION_SET = np.unique(H.word_tokens(H.byte_view(pa.array([" ".join(INSTRUCTION_WORDS)]))).hash)
+_PREFIX_BITS = np.uint64(48)  # hashes are mixed: their top 16 bits are as good as random
+
+
+def _prefix_table(keys: np.ndarray) -> np.ndarray:
+    table = np.zeros(1 << 16, dtype=bool)
+    table[keys >> _PREFIX_BITS] = True
+    return table
+
+
+_INSTRUCTION_PREFIX = _prefix_table(_INSTRUCTION_SET)
+
+
+def _is_instruction(h: np.ndarray) -> np.ndarray:
+    """``np.isin(h, _INSTRUCTION_SET)`` without sorting the tokens: a 64k-entry table of the set's hash
+    prefixes rejects almost every other word, and only the rest are looked up exactly."""
+    out = np.zeros(len(h), dtype=bool)
+    cand = np.flatnonzero(_INSTRUCTION_PREFIX[h >> _PREFIX_BITS])
+    if len(cand):
+        hc = h[cand]
+        pos = np.minimum(np.searchsorted(_INSTRUCTION_SET, hc), len(_INSTRUCTION_SET) - 1)
+        out[cand] = _INSTRUCTION_SET[pos] == hc
+    return out
+
+
+def _clip(texts: pa.Array) -> pa.Array:
+    """``H.clip`` applied only to the rows long enough to need it (a few in a hundred): the same
+    strings, without slicing and re-joining every row of a batch that holds one long prompt."""
+    lens = pc.binary_length(texts)  # UTF-8 bytes >= characters: every row clip could change is in here
+    long = pc.fill_null(pc.greater(lens, H.HEAD_CHARS + H.TAIL_CHARS), False)
+    if not pc.any(long).as_py():
+        return texts
+    return pc.replace_with_mask(texts, long, H.clip(pc.filter(texts, long)))
+
+
+def _rows_containing(arr: pa.Array, triggers: tuple[str, ...]) -> np.ndarray:
+    """Rows whose UTF-8 bytes contain any of ``triggers``: one vectorised pass over the batch's bytes.
+
+    A trigger that straddles two rows marks the first one too; that only costs a regex run that
+    finds nothing (the triggers gate a regex, they do not decide a result)."""
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    base, total = int(offsets[0]), int(offsets[-1] - offsets[0])
+    hit = np.zeros(n, dtype=bool)
+    if total == 0 or bufs[2] is None:
+        return hit
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=total, offset=base)
+    for trig in triggers:
+        tb = np.frombuffer(trig.encode(), dtype=np.uint8)
+        m = len(data) - len(tb) + 1
+        if m <= 0:
+            continue
+        at = data[:m] == tb[0]
+        for k in range(1, len(tb)):
+            at &= data[k:k + m] == tb[k]
+        pos = np.flatnonzero(at) + base
+        hit[np.searchsorted(offsets, pos, side="right") - 1] = True
+    return hit
 
 
 def mask_spans(texts) -> pa.Array:
     """Clip, then replace code, links and quoted spans by placeholders (Arrow's C++ regex engine)."""
-    t = H.clip(H.as_string_array(texts))
+    t = _clip(H.as_string_array(texts))
     for pattern, repl, triggers in SPAN_MASKS:
-        hit = None
-        for trig in triggers:
-            m = pc.match_substring(t, trig)
-            hit = m if hit is None else pc.or_(hit, m)
-        hit = pc.fill_null(hit, False)
-        if not pc.any(hit).as_py():
+        hit = _rows_containing(t, triggers)
+        if not hit.any():
             continue
-        sub = pc.filter(t, hit)
-        t = pc.replace_with_mask(t, hit, pc.replace_substring_regex(sub, pattern, repl))
+        mask = pa.array(hit)
+        sub = pc.filter(t, mask)
+        t = pc.replace_with_mask(t, mask, pc.replace_substring_regex(sub, pattern, repl))
     return t
 
 
@@ -179,7 +234,7 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     # no task item was found (that mask is exact and wins).
     nl = mt.nl_before
     is_word = ~np.isin(h, _SLOT_SET)
-    is_instr = np.isin(h, _INSTRUCTION_SET)
+    is_instr = _is_instruction(h)
     first = np.ones(len(h), dtype=bool)
     first[1:] = doc[1:] != doc[:-1]
     seg = np.cumsum(nl | first) - 1                          # global line id
@@ -193,7 +248,11 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     # question that happens to contain "list" or "using").
     merit = np.where(seg_len >= MIN_PAYLOAD_TOKENS, seg_len - INSTRUCTION_WEIGHT * seg_instr, -1)
     doc_best = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(doc_best, seg_doc, merit)
+    # segments run in document order, so each document's best is one reduceat over its run
+    seg_starts = _doc_starts(seg_doc, n)
+    has_seg = seg_starts[:-1] < seg_starts[1:]
+    if has_seg.any():
+        doc_best[has_seg] = np.maximum.reduceat(merit, seg_starts[:-1][has_seg])
     # ties: the first such line of the document
     cand = merit == doc_best[seg_doc]
     first_cand = np.zeros(len(seg_len), dtype=bool)
@@ -208,7 +267,7 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     pay = payload_seg[seg]
     h[pay] = SLOTS["qqpayload"]
     doc_of_payload = doc[pay]
-    slot = np.isin(h, _SLOT_SET)
+    slot = np.isin(h, _SLOT_SET)  # seven values: isin compares directly, no sort
     # Collapse runs of one slot (three numbers in a row, a masked payload, are one slot).
     dup = np.zeros(len(h), dtype=bool)
     dup[1:] = slot[1:] & (h[1:] == h[:-1]) & ~first[1:]
@@ -242,12 +301,31 @@ def template_keys(mt: MaskedTokens, task_mask: np.ndarray | None = None, _skelet
     need = np.where(has_slot, MIN_WRAPPER_WORDS, MIN_TEMPLATE_TOKENS)
     ok = np.zeros(n, dtype=bool)
     ok[nonempty] = words[nonempty] >= need[nonempty]
-    keys: list[str | None] = [None] * n
     docs_ne = np.flatnonzero(nonempty)
-    for i, x, y in zip(docs_ne.tolist(), k1.tolist(), k2.tolist(), strict=True):
-        if ok[i]:
-            keys[i] = f"t{x >> 16:012x}{y >> 16:012x}"
-    return pa.array(keys, type=pa.string())
+    return _key_strings(n, docs_ne, k1, k2, ok[docs_ne])
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(60, 12, -4, dtype=np.uint64)  # bits 63..16, high nibble first: 12 hex digits
+
+
+def _key_strings(n: int, docs: np.ndarray, k1: np.ndarray, k2: np.ndarray, ok: np.ndarray) -> pa.Array:
+    """``"t" + 12 hex digits of k1 >> 16 + 12 of k2 >> 16`` for ``docs[ok]``, null elsewhere: formatted as
+    one byte matrix (a batch has tens of thousands of keys; a Python f-string each is a visible cost)."""
+    docs, k1, k2 = docs[ok], k1[ok], k2[ok]
+    m = len(docs)
+    chars = np.empty((m, 25), dtype=np.uint8)
+    chars[:, 0] = ord("t")
+    chars[:, 1:13] = _HEX[((k1[:, None] >> _NIBBLE_SHIFTS) & np.uint64(15)).astype(np.intp)]
+    chars[:, 13:] = _HEX[((k2[:, None] >> _NIBBLE_SHIFTS) & np.uint64(15)).astype(np.intp)]
+    present = np.zeros(n, dtype=bool)
+    present[docs] = True
+    lengths = np.where(present, 25, 0).astype(np.int32)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    validity = pa.array(present).buffers()[1]
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())],
+                                 null_count=n - m)
 
 
 def skeleton_text(text: str) -> str:

@@ -105,30 +105,20 @@ class Store:
         _atomic_write_parquet(table, dest)
         return dest
 
-    def write_table(self, name: str, data: pa.Table | Iterable[pa.RecordBatch], schema: pa.Schema | None = None) -> Path:
-        """Replace derived table ``name`` atomically (readers see the old or the new, never half)."""
+    @contextmanager
+    def new_table(self, name: str) -> Iterator[Path]:
+        """A directory to write table ``name``'s Parquet parts into (several processes may write parts
+        concurrently); it replaces the table atomically when the block ends without an error."""
         if not _NAME_RE.match(name):
             raise StoreError(f"bad table name {name!r}: use lower_snake_case")
         final = self.path / "tables" / name
         tmp = self.path / "tables" / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.mkdir(parents=True)
-        if isinstance(data, pa.Table):
-            pq.write_table(data, tmp / "part-00000.parquet", compression="zstd")
-        else:
-            writer = None
-            n = 0
-            for batch in data:
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp / "part-00000.parquet", schema or batch.schema, compression="zstd")
-                writer.write_batch(batch)
-                n += 1
-            if writer is None:
-                if schema is None:
-                    shutil.rmtree(tmp)
-                    raise StoreError(f"table {name!r}: no batches and no schema given")
-                pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
-            else:
-                writer.close()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         old = None
         if final.exists():
             old = final.with_name(f".{name}.{uuid.uuid4().hex[:8]}.old")
@@ -136,7 +126,25 @@ class Store:
         os.replace(tmp, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        return final
+
+    def write_table(self, name: str, data: pa.Table | Iterable[pa.RecordBatch], schema: pa.Schema | None = None) -> Path:
+        """Replace derived table ``name`` atomically (readers see the old or the new, never half)."""
+        with self.new_table(name) as tmp:
+            if isinstance(data, pa.Table):
+                pq.write_table(data, tmp / "part-00000.parquet", compression="zstd")
+            else:
+                writer = None
+                for batch in data:
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp / "part-00000.parquet", schema or batch.schema, compression="zstd")
+                    writer.write_batch(batch)
+                if writer is None:
+                    if schema is None:
+                        raise StoreError(f"table {name!r}: no batches and no schema given")
+                    pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
+                else:
+                    writer.close()
+        return self.path / "tables" / name
 
     def append_table(self, name: str, table: pa.Table, key: str | None = None) -> Path:
         """Add rows to derived table ``name`` without rewriting it (audit logs, labels, verdicts)."""
@@ -153,6 +161,10 @@ class Store:
 
     def has_exchanges(self) -> bool:
         return any((self.path / "exchanges").glob("day=*/*.parquet"))
+
+    def exchange_files(self) -> list[Path]:
+        """The exchange Parquet parts in the order the exchanges view reads them (by path)."""
+        return sorted((self.path / "exchanges").glob("**/*.parquet"), key=str)
 
     def has_table(self, name: str) -> bool:
         return any((self.path / "tables" / name).glob("*.parquet"))
@@ -179,13 +191,30 @@ class Store:
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
                             f"{_sql_str(str(self.path / 'tables' / name / '*.parquet'))}, union_by_name=true)")
 
-    def exchanges_sql(self, columns: Iterable[str] | None = None) -> str:
+    def exchanges_sql(self, columns: Iterable[str] | None = None, files: list[Path] | None = None) -> str:
+        """SQL for the exchanges (all of them, or only those in ``files``, a subset of exchange_files())."""
         cols = ", ".join(columns) if columns else "*"
+        if files is not None:
+            return self._exchange_files_sql(list(columns) if columns else None, files)
         if not self.has_exchanges():
             # An empty relation with the right columns keeps every downstream query valid.
             return f"SELECT {cols} FROM ({_empty_select(EXCHANGE_SCHEMA)})"
         return (f"SELECT {cols} FROM read_parquet({_sql_str(self._glob('exchanges'))}, "
                 f"union_by_name=true, hive_partitioning=false)")
+
+    def _exchange_files_sql(self, columns: list[str] | None, files: list[Path]) -> str:
+        # A column of the contract that none of these parts has (written before the column existed)
+        # is read as typed NULLs, as the union over all parts would read it.
+        have: set[str] = set()
+        for f in files:
+            have.update(pq.read_schema(f).names)
+        cols = columns or [c for c in EXCHANGE_SCHEMA.names if c in have] + sorted(have - set(EXCHANGE_SCHEMA.names))
+        sel = ", ".join(c if c in have or c not in EXCHANGE_SCHEMA.names
+                        else f"CAST(NULL AS {_duck_type(EXCHANGE_SCHEMA.field(c).type)}) AS {c}" for c in cols)
+        if not files:
+            return f"SELECT {sel} FROM ({_empty_select(EXCHANGE_SCHEMA)})"
+        paths = ", ".join(_sql_str(str(f)) for f in files)
+        return f"SELECT {sel} FROM read_parquet([{paths}], union_by_name=true, hive_partitioning=false)"
 
     def accounts_sql(self) -> str:
         files = sorted((self.path / "accounts").glob("*.parquet"))
@@ -198,19 +227,23 @@ class Store:
                 f"WHERE _rn = 1")
 
     def exchanges(self, con: duckdb.DuckDBPyConnection | None = None, columns: Iterable[str] | None = None,
-                  where: str | None = None) -> duckdb.DuckDBPyRelation:
+                  where: str | None = None, files: list[Path] | None = None) -> duckdb.DuckDBPyRelation:
         """The one way every stage reads exchanges, whatever reader produced them."""
         con = con or self.connect()
-        sql = self.exchanges_sql(columns)
+        sql = self.exchanges_sql(columns, files)
         if where:
             sql = f"SELECT * FROM ({sql}) WHERE {where}"
         return con.sql(sql)
 
     def exchange_batches(self, columns: Iterable[str] | None = None, where: str | None = None,
-                         batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
-        """Exchanges as Arrow record batches in bounded memory, for per-exchange (map) stages."""
-        con = self.connect()
-        rel = self.exchanges(con, columns=columns, where=where)
+                         batch_size: int = 65536, files: list[Path] | None = None,
+                         threads: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Exchanges as Arrow record batches in bounded memory, for per-exchange (map) stages.
+
+        ``files`` (from exchange_files()) reads one partition: map stages split the store by part so
+        each worker reads its own exchanges instead of receiving them through a pipe."""
+        con = self.connect(threads=threads)
+        rel = self.exchanges(con, columns=columns, where=where, files=files)
         reader = rel.to_arrow_reader(batch_size)
         yield from reader
 

@@ -75,3 +75,16 @@ def test_extra_task_set(tmp_path):
                                  "and the Weddell Sea across one full year. Be brief.", "unrelated text here"]))
     m = match(mt, idx)
     assert m.key.to_pylist() == ["acme/eval/1", None]
+
+
+def test_bucket_lookup_is_a_lower_bound_over_all_keys():
+    import numpy as np
+
+    from distillguard.signals.tasks import _lower_bound, get_index
+
+    index = get_index()
+    rng = np.random.default_rng(5)
+    probe = np.concatenate([index.keys[rng.integers(0, len(index.keys), 500)],
+                            rng.integers(0, 2**63, 500, dtype=np.uint64) * np.uint64(2), index.keys[:1], index.keys[-1:],
+                            np.array([0, 2**64 - 1], dtype=np.uint64)])
+    assert (_lower_bound(index, probe) == np.searchsorted(index.keys, probe)).all()

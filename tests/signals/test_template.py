@@ -78,3 +78,44 @@ def test_prefix_before_colon_or_greeting_is_the_template():
 def test_sentence_start_after_comma_is_not_a_name():
     sk = skeleton_text("hey, Please help me. I met Alice yesterday")
     assert "please" in sk and "qqname" in sk and "alice" not in sk
+
+
+def test_key_strings_match_the_formatted_hash_pair():
+    import numpy as np
+
+    from distillguard.signals.template import _key_strings
+
+    rng = np.random.default_rng(3)
+    k1 = rng.integers(0, 2**63, 50, dtype=np.uint64) * np.uint64(2)  # top bit set on some
+    k2 = rng.integers(0, 2**63, 50, dtype=np.uint64)
+    docs = np.arange(0, 100, 2)
+    ok = rng.random(50) < 0.7
+    got = _key_strings(100, docs, k1, k2, ok).to_pylist()
+    want = [None] * 100
+    for d, x, y, o in zip(docs.tolist(), k1.tolist(), k2.tolist(), ok.tolist(), strict=True):
+        if o:
+            want[d] = f"t{x >> 16:012x}{y >> 16:012x}"
+    assert got == want
+    assert _key_strings(3, docs[:0], k1[:0], k2[:0], ok[:0]).to_pylist() == [None] * 3
+
+
+def test_span_triggers_find_every_row_a_substring_search_finds():
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from distillguard.signals.template import SPAN_MASKS, _rows_containing
+
+    texts = pa.array(["plain", "see https://x.org", "mail a@b.co", "say \"hi\" now", "“quoted”", "«fr»", "`code`",
+                      "é“", "", None] * 3).slice(2)
+    # a trigger split across two rows ("... :" then "//...") may mark the first: a regex run that finds nothing
+    straddle = pa.array(["ends with :", "//starts"])
+    for _, _, triggers in SPAN_MASKS:
+        for arr, exact in ((texts, True), (straddle, False)):
+            want = np.zeros(len(arr), dtype=bool)
+            for t in triggers:
+                want |= np.asarray(pc.fill_null(pc.match_substring(arr, t), False))
+            got = _rows_containing(arr, triggers)
+            assert (got >= want).all()
+            if exact:
+                assert (got == want).all()

@@ -42,3 +42,26 @@ def test_derived_tables_replace_atomically(store):
     assert store.read_table("scores").num_rows == 2
     con = store.connect()
     assert con.sql("SELECT count(*) FROM scores").fetchall() == [(2,)]
+
+
+def test_reading_a_subset_of_parts_fills_columns_an_old_part_lacks(tmp_path):
+    import pyarrow.parquet as pq
+
+    from distillguard.events.record import exchanges_to_table
+    from distillguard.testing.factory import make_exchange
+
+    st = Store(tmp_path / "s", create=True)
+    st.write_exchanges(exchanges_to_table([make_exchange(exchange_id="new-1", has_images=True)]), key="new")
+    old = exchanges_to_table([make_exchange(exchange_id="old-1")]).drop_columns(["has_images"])
+    day = st.exchange_files()[0].parent
+    pq.write_table(old, day / "0-old.parquet")
+    files = st.exchange_files()
+    assert [f.name for f in files] == ["0-old.parquet", "new.parquet"]
+    cols = ["exchange_id", "has_images", "prompt"]
+    parts = [st.exchanges(columns=cols, files=[f]).to_arrow_table() for f in files]
+    assert parts[0]["has_images"].to_pylist() == [None] and parts[0]["exchange_id"].to_pylist() == ["old-1"]
+    assert parts[1]["has_images"].to_pylist() == [True]
+    whole = st.exchanges(columns=cols).to_arrow_table()
+    assert sorted(whole["exchange_id"].to_pylist()) == ["new-1", "old-1"]
+    assert parts[0].schema.field("has_images").type == whole.schema.field("has_images").type
+    assert st.exchanges(columns=cols, files=[]).to_arrow_table().num_rows == 0
