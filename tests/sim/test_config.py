@@ -100,7 +100,7 @@ def test_bad_yaml_and_missing(tmp_path):
 
 def test_shipped_worlds_validate():
     names = shipped_worlds()
-    assert {"default", "low_and_slow", "ban_evasion", "shared_proxy", "later_tactics"} <= set(names)
+    assert {"default", "low_and_slow", "ban_evasion", "shared_proxy", "later_tactics", "heldout_phrasings"} <= set(names)
     for n in names:
         spec, base = load_world(n)
         check_references(spec, base)  # every file, profile, task set and client stack resolves
