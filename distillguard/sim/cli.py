@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     def simulate(
         config: str = typer.Option("default", "--config", "-c",
                                    help="World YAML file, or the name of a shipped world (default, low_and_slow, "
-                                        "ban_evasion, shared_proxy, later_tactics)."),
+                                        "ban_evasion, shared_proxy, later_tactics, heldout_phrasings)."),
         out_dir: Path = typer.Option(..., "--out", "-o", help="Store directory to create (must hold no exchanges)."),
         seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
         scale: float = typer.Option(1.0, "--scale", help="Multiply exchange and account counts (0.01 = demo size)."),
