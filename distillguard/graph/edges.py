@@ -143,6 +143,14 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     con.unregister("_susp")
 
 
+def party_key(acc: str, account_id: str, declared_verification: int) -> str:
+    """SQL for the party an account acts as: its organisation when that is verified to the declared level
+    (a customer's own accounts are one party), else the account itself. ``acc`` is an alias of the
+    accounts table (may be NULL from a left join); ``account_id`` the column to fall back to."""
+    return (f"CASE WHEN {acc}.org_id IS NOT NULL AND coalesce({acc}.verification_level, 0) >= {int(declared_verification)} "
+            f"THEN 'org:' || {acc}.org_id ELSE {account_id} END")
+
+
 def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declared_verification: int = 2) -> pa.Table:
     """Edges (src_account, dst_account, kind, entity, weight) from table ``inc``.
 
@@ -168,9 +176,7 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     u AS (SELECT src, dst, kind, entity, weight FROM small UNION ALL SELECT src, dst, kind, entity, weight FROM ring)
     SELECT u.src, u.dst, u.kind, u.entity, CAST(u.weight AS DOUBLE) AS weight FROM u
     LEFT JOIN accounts sa ON sa.account_id = u.src LEFT JOIN accounts da ON da.account_id = u.dst
-    WHERE NOT (sa.org_id IS NOT NULL AND sa.org_id = da.org_id
-               AND coalesce(sa.verification_level, 0) >= {int(declared_verification)}
-               AND coalesce(da.verification_level, 0) >= {int(declared_verification)})
+    WHERE {party_key('sa', 'u.src', declared_verification)} <> {party_key('da', 'u.dst', declared_verification)}
     """)
     return con.sql("SELECT src AS src_account, dst AS dst_account, kind, entity, weight FROM edges").to_arrow_table()
 

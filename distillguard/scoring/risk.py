@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.graph.denseblock import Block
-from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP
+from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, party_key
 from distillguard.scan.config import ScoringConfig
 
 GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
@@ -109,9 +109,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # party, so a company's own accounts sharing its card or office NAT is not a tie (as in the edges)
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w,
-                           CASE WHEN acc.org_id IS NOT NULL
-                                 AND coalesce(acc.verification_level, 0) >= {int(cfg.declared_org_verification)}
-                                THEN 'org:' || acc.org_id ELSE i.account_id END AS party
+                           {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
                     FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
         sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(DISTINCT party) >= 2)
         SELECT DISTINCT mi.cl, mi.a, g.grp FROM mi JOIN sh USING (cl, kind, entity) JOIN _kg g USING (kind)
