@@ -71,6 +71,20 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+class _Laps:
+    """Wall and CPU seconds per stage into ``timings``: each ``lap(name)`` closes the stage that began at
+    the previous lap (or at construction)."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+        self.t, self.cpu = time.perf_counter(), _cpu_seconds()
+
+    def lap(self, name: str) -> None:
+        t, cpu = time.perf_counter(), _cpu_seconds()
+        self.timings[name], self.timings[f"{name}_cpu"] = t - self.t, cpu - self.cpu
+        self.t, self.cpu = t, cpu
+
+
 def _flag_set(step: StepResult) -> set[str]:
     t = step.account_risk.filter(step.account_risk["flagged"])
     return set(t["account_id"].to_pylist())
@@ -148,25 +162,19 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     if not store.has_exchanges():
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
     timings: dict[str, float] = {}
-    t, cpu0 = time.perf_counter(), _cpu_seconds()
+    laps = _Laps(timings)
     sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1)
-    timings["signals"] = time.perf_counter() - t
-    timings["signals_cpu"], cpu0 = _cpu_seconds() - cpu0, _cpu_seconds()
-    t = time.perf_counter()
+    laps.lap("signals")
     con, sigs = prepare(store, cfg)
     n_ex = int(con.execute("SELECT coalesce(sum(n), 0) FROM beh_ah").fetchall()[0][0])
-    timings["prepare"] = time.perf_counter() - t
-    timings["prepare_cpu"], cpu0 = _cpu_seconds() - cpu0, _cpu_seconds()
-    t = time.perf_counter()
+    laps.lap("prepare")
     first: dict[str, datetime] = {}
     n_steps = 0
     if replay_step is not None:
         step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress, replay_exact)
     else:
         step = detect_step(con, sigs, cfg, None)
-    timings["detect"] = time.perf_counter() - t
-    timings["detect_cpu"], cpu0 = _cpu_seconds() - cpu0, _cpu_seconds()
-    t = time.perf_counter()
+    laps.lap("detect")
     # ban evasion: a new account inheriting a banned account's fingerprints/templates/workload
     links = ban_evasion_links(con, cfg.campaigns.ban_evasion_overlap)
     risk = step.account_risk
@@ -191,8 +199,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     for c in campaigns:
         times = [first[a] for a, cid in members.items() if cid == c["campaign_id"] and a in first]
         c["first_flagged_at"] = min(times) if times else None
-    timings["campaigns"] = time.perf_counter() - t
-    timings["campaigns_cpu"], cpu0 = _cpu_seconds() - cpu0, _cpu_seconds()
+    laps.lap("campaigns")
     res = ScanResult(step, risk, campaigns, members, org_keys, links, released, replay_step is not None, n_ex,
                      timings, n_steps, con)
     res.timings["signals_state"] = sig_state  # type: ignore[assignment]
