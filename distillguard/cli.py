@@ -8,7 +8,6 @@ from pathlib import Path
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -21,14 +20,31 @@ from rich.table import Table
 
 from distillguard import __version__
 from distillguard.errors import DistillguardError
+from distillguard.ui import make_console, plain
 
 app = typer.Typer(name="distillguard", help="Detect and stop distillation attacks on model APIs.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
 
-#: Exit code when a run finished but quarantined some input (scripts can tell "clean" from "partial").
+#: Exit codes (docs/configuration.md "Exit codes"): 0 done; 1 internal error (a bug: rerun with --debug for the
+#: traceback); 2 bad input or configuration, with a message naming it; 3 done but some input was quarantined.
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
 EXIT_QUARANTINED = 3
+
+#: Which optional extra each stage's commands need, to name it when the stage cannot be imported.
+STAGE_EXTRAS = {
+    "distillguard.sim.cli": ("detect", ["simulate", "world-schema"]),
+    "distillguard.bench.cli": ("detect", ["bench", "baseline"]),
+    "distillguard.signals.cli": ("detect", ["classify", "signals"]),
+    "distillguard.scan.cli": ("detect", ["scan"]),
+    "distillguard.gateway.cli": ("gateway", ["gateway", "mock-upstream", "gateway-demo", "gateway-keys",
+                                             "gateway-compact", "gateway-writer"]),
+    "distillguard.console.cli": ("console", ["console", "console-hash"]),
+    "distillguard.intel.cli": ("intel", ["intel"]),
+}
+_missing_stages: dict[str, tuple[str, str]] = {}
 
 StoreOpt = typer.Option(..., "--store", "-s", help="Store directory (created by ingest/simulate).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables.")
@@ -38,11 +54,19 @@ def _print_json(obj) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
-        out.print(__version__)
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"distillguard {__version__}\n")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
+) -> None:
+    """Detect and stop distillation attacks on model APIs."""
 
 
 @app.command()
@@ -136,36 +160,52 @@ def export(store: Path = StoreOpt, out_path: Path = typer.Option(..., "--out", "
     out.print(f"exported {n:,} exchanges to {out_path}")
 
 
-#: Stage modules that add commands to `app` when they are importable (optional extras).
-STAGE_CLIS = [
-    "distillguard.sim.cli",
-    "distillguard.bench.cli",
-    "distillguard.signals.cli",
-    "distillguard.scan.cli",
-    "distillguard.gateway.cli",
-    "distillguard.console.cli",
-    "distillguard.intel.cli",
-]
-
-
 def _load_stage_clis() -> None:
-    for mod in STAGE_CLIS:
+    """Register every stage whose dependencies are installed; remember the others with the extra they need."""
+    for mod, (extra, _commands) in STAGE_EXTRAS.items():
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
             if e.name and mod.startswith(e.name):
                 continue  # stage not present in this checkout
-            raise
+            _missing_stages[mod] = (extra, e.name or "?")
+            continue
         m.register(app)
+
+
+def _missing_extra_for(argv: list[str]) -> tuple[str, str, str] | None:
+    """(command, extra, missing module) when the command asked for belongs to a stage that could not load."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    for mod, (extra, missing) in _missing_stages.items():
+        if command in STAGE_EXTRAS[mod][1]:
+            return command, extra, missing
+    return None
 
 
 def main() -> None:
     _load_stage_clis()
+    need = _missing_extra_for(sys.argv[1:])
+    if need:
+        command, extra, missing = need
+        console.print(f"error: `{plain(command)}` needs the '{extra}' extra (missing module {plain(missing)}): "
+                      f"pip install 'distillguard[{extra}]'")
+        sys.exit(EXIT_BAD_INPUT)
+    debug = "--debug" in sys.argv[1:]  # read before parsing: the handler below runs after typer has returned
     try:
         app()
     except DistillguardError as e:
-        console.print(f"[red]error:[/] {e}")
-        sys.exit(2)
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {plain(e)}")
+        sys.exit(EXIT_BAD_INPUT)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one readable line, traceback on request
+        if debug:
+            raise
+        console.print(f"[red]internal error:[/] {plain(type(e).__name__)}: {plain(e)} "
+                      "(rerun with --debug for the traceback; please report it)")
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""Terminal output shared by every command.
+
+Scripts pipe our output: when stdout is not a terminal, Rich would wrap tables at 80 columns and cut ids, so
+off a terminal the consoles print at their natural width without colour codes. Messages that quote
+attacker-controlled or user-supplied text (patterns like ``^sig_[a-z0-9_]+$``, prompts, file names) go through
+`plain` so Rich markup cannot eat parts of them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+
+#: Width used off a terminal: wide enough that no table or id is ever wrapped or cut.
+PIPE_WIDTH = 100_000
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True, no_color=True, highlight=False)
+
+
+def plain(text: object) -> str:
+    """Escape text so Rich prints it verbatim."""
+    return escape(str(text))
