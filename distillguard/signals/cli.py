@@ -17,8 +17,10 @@ signals_app = typer.Typer(name="signals", help="Per-exchange signals: score a st
 CLASSIFY_CHUNK = 8192
 
 
-def _read_prompts(path: Path):
-    """(line number, text, system) per JSONL line; a bad line stops with its location, nothing skipped silently."""
+def _read_prompts(path: Path, bad: list):
+    """(line number, text, system) per JSONL line. A bad line does not stop the run: its location and reason go
+    to ``bad`` (and into the output as an error record in input order), so one stray line in a million-prompt set
+    costs that line only."""
     opener = sys.stdin.buffer if str(path) == "-" else None
     f = opener or path.open("rb")
     try:
@@ -28,26 +30,41 @@ def _read_prompts(path: Path):
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
-                raise DistillguardError(f"not JSON ({e})", source=str(path), line=n) from None
+                bad.append((n, f"not JSON ({e})"))
+                yield n, None, None, None
+                continue
+            system = obj.get("system") if isinstance(obj, dict) else None
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise DistillguardError('each line must be a JSON object with a string "text"', source=str(path), line=n)
-            system = obj.get("system")
-            if system is not None and not isinstance(system, str):
-                raise DistillguardError('"system" must be a string when present', source=str(path), line=n)
-            yield n, obj, obj["text"], system
+                bad.append((n, 'each line must be a JSON object with a string "text"'))
+                yield n, None, None, None
+            elif system is not None and not isinstance(system, str):
+                bad.append((n, '"system" must be a string when present'))
+                yield n, None, None, None
+            else:
+                yield n, obj, obj["text"], system
     finally:
         if opener is None:
             f.close()
 
 
-def classify_file(path: Path, out, detectors=None) -> int:
-    """Score every prompt in a JSONL file; writes one JSON object per input line, in input order."""
+def classify_file(path: Path, out, detectors=None, bad: list | None = None) -> int:
+    """Score every prompt in a JSONL file; writes one JSON object per input line, in input order (a bad line as
+    ``{"line": n, "error": reason}``). Returns the number of prompts scored; bad lines are appended to ``bad``."""
     from distillguard.signals.score import score_texts
 
+    bad = [] if bad is None else bad
+
     def flush(rows) -> None:
-        res = score_texts([r[2] for r in rows], [r[3] for r in rows], detectors=detectors)
+        good = [r for r in rows if r[1] is not None]
+        res = score_texts([r[2] for r in good], [r[3] for r in good], detectors=detectors) if good else {}
         names = [k for k in res if k not in ("template_key", "task_item_key")]
-        for i, (n, obj, _t, _s) in enumerate(rows):
+        reasons = dict(bad)
+        i = -1
+        for n, obj, _t, _s in rows:
+            if obj is None:
+                out.write(orjson.dumps({"line": n, "error": reasons.get(n, "bad line")}) + b"\n")
+                continue
+            i += 1
             rec = {"line": n}
             if "id" in obj:
                 rec["id"] = obj["id"]
@@ -58,15 +75,15 @@ def classify_file(path: Path, out, detectors=None) -> int:
 
     count = 0
     chunk = []
-    for row in _read_prompts(path):
+    for row in _read_prompts(path, bad):
         chunk.append(row)
         if len(chunk) >= CLASSIFY_CHUNK:
             flush(chunk)
-            count += len(chunk)
+            count += sum(r[1] is not None for r in chunk)
             chunk = []
     if chunk:
         flush(chunk)
-        count += len(chunk)
+        count += sum(r[1] is not None for r in chunk)
     return count
 
 
@@ -80,17 +97,26 @@ def register(app: typer.Typer) -> None:
         """Score any prompt set with every per-exchange signal: one JSON line of scores per prompt."""
         if str(prompts) != "-" and not prompts.is_file():
             raise DistillguardError(f"no such file: {prompts}")
+        from distillguard.cli import EXIT_QUARANTINED
+        from distillguard.ui import plain
+
         dets = list(detector) if detector else None
+        bad: list = []
         if out_path is None:
-            n = classify_file(prompts, sys.stdout.buffer, dets)
+            n = classify_file(prompts, sys.stdout.buffer, dets, bad)
             sys.stdout.flush()
         else:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = out_path.with_name(f".{out_path.name}.tmp")
             with tmp.open("wb") as f:
-                n = classify_file(prompts, f, dets)
+                n = classify_file(prompts, f, dets, bad)
             tmp.replace(out_path)
-            console.print(f"classified {n:,} prompts → {out_path}")
+            console.print(f"classified {n:,} prompts → {plain(out_path)}")
+        if bad:
+            first_line, first_reason = bad[0]
+            console.print(f"{len(bad):,} bad line(s) skipped (each an \"error\" record in the output); first: "
+                          f"{plain(prompts)}:{first_line}: {plain(first_reason)}")
+            raise typer.Exit(EXIT_QUARANTINED)
 
     @signals_app.callback()
     def signals(ctx: typer.Context,
