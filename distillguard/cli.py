@@ -151,13 +151,17 @@ def stats(store: Path = StoreOpt, as_json: bool = JsonOpt,
 
 @app.command()
 def export(store: Path = StoreOpt, out_path: Path = typer.Option(..., "--out", "-o", help="Native JSONL to write."),
-           where: str = typer.Option(None, help="SQL filter over exchange columns, e.g. \"account_id = 'a1'\".")) -> None:
+           where: str = typer.Option(None, help="SQL filter over exchange columns, e.g. \"account_id = 'a1'\"."),
+           as_json: bool = JsonOpt) -> None:
     """Write exchanges as native JSONL (re-ingests unchanged)."""
     from distillguard.store import Store
     from distillguard.store.export import export_native
 
     n = export_native(Store(store), out_path, where=where)
-    out.print(f"exported {n:,} exchanges to {out_path}")
+    if as_json:
+        _print_json({"exchanges": n, "out": str(out_path)})
+    else:
+        out.print(f"exported {n:,} exchanges to {plain(out_path)}")
 
 
 def _load_stage_clis() -> None:

@@ -51,3 +51,13 @@ def test_piped_tables_are_not_cut_at_80_columns(store):
     assert r.returncode == 0
     assert all("…" not in line for line in r.stdout.splitlines())
     assert "\x1b[" not in r.stdout  # no colour codes when piped
+
+
+def test_export_json_summary(store, tmp_path):
+    import json
+
+    out = tmp_path / "x.jsonl"
+    r = _dg("export", "--store", str(store), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["exchanges"] == len(out.read_text().splitlines()) > 0
