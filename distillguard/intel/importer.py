@@ -21,7 +21,7 @@ from distillguard.errors import DistillguardError
 from distillguard.intel.config import ImportLimits, IntelConfig, Partner
 from distillguard.intel.export import validate_bundle_text
 from distillguard.intel.stixobjects import EXT_INDICATOR, TLP_BY_ID, parse_pattern
-from distillguard.intel.vet import read_bundle, vet_rows
+from distillguard.intel.vet import BundleRefused, read_bundle, vet_rows
 from distillguard.store import Store
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -140,9 +140,13 @@ def _read_source(src: str | bytes | Path, limits: ImportLimits) -> tuple[bytes, 
     p = Path(src)
     if not p.is_file():
         raise DistillguardError("bundle file not found", source=str(p))
+    size = p.stat().st_size
+    if size > limits.max_bundle_bytes:
+        raise BundleRefused(f"bundle is {size:,} bytes, over the limit of {limits.max_bundle_bytes:,} "
+                            "(intel.limits.max_bundle_bytes)", source=str(p))
     try:
         with p.open("rb") as f:
-            data = f.read(limits.max_bundle_bytes + 1)
+            data = f.read(limits.max_bundle_bytes + 1)  # a file growing meanwhile is still read only this far
     except OSError as e:
         raise DistillguardError(f"cannot read the bundle: {e.strerror}", source=str(p)) from None
     return data, str(p)

@@ -75,13 +75,13 @@ def read_bundle(data: bytes, limits: ImportLimits, source: str) -> dict:
     objs = doc.get("objects", [])
     if not isinstance(objs, list) or not all(isinstance(o, dict) for o in objs):
         raise BundleRefused("bundle \"objects\" must be a list of objects", source=source)
-    if len(objs) > limits.max_objects:
-        raise BundleRefused(f"bundle has {len(objs):,} objects, over the limit of {limits.max_objects:,} "
-                            "(intel.limits.max_objects)", source=source)
     n_ind = sum(1 for o in objs if o.get("type") == "indicator")
     if n_ind > limits.max_indicators:
         raise BundleRefused(f"bundle has {n_ind:,} indicators, over the limit of {limits.max_indicators:,} "
                             "(intel.limits.max_indicators)", source=source)
+    if len(objs) > limits.max_objects:
+        raise BundleRefused(f"bundle has {len(objs):,} objects, over the limit of {limits.max_objects:,} "
+                            "(intel.limits.max_objects)", source=source)
     for o in objs:
         oid = str(o.get("id", "?"))[:120]
         if o.get("type") == "extension-definition" and o.get("id") not in KNOWN_EXTENSIONS:
@@ -129,6 +129,8 @@ def _reason(r: dict, limits: ImportLimits) -> tuple[str | None, str | None]:
         if c is None or not 0 < int(c) < 2**32:
             return "not a usable AS number", None
         return None, c
+    if kind == "ip" and "/" in value:
+        return _network_reason(value, limits) or "a network compared with '=' (use ISSUBSET)", None
     if kind in ("email_domain", "user_agent", "ja4", "header_fp", "payment", "ip"):
         if _WILDCARD.search(value) and kind != "user_agent":
             return "wildcard value: indicators must name one value", None
