@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 
 from distillguard.errors import DistillguardError
 from distillguard.intel.config import ImportLimits, IntelConfig, Partner
 from distillguard.intel.export import validate_bundle_text
 from distillguard.intel.stixobjects import EXT_INDICATOR, TLP_BY_ID, parse_pattern
-from distillguard.intel.vet import BundleRefused, read_bundle, vet_rows
+from distillguard.intel.vet import BundleRefused, collapse_repeats, read_bundle, vet_rows
 from distillguard.store import Store
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -159,8 +160,9 @@ def import_bundle(src: str | bytes | Path, store: Store, partner: str | Partner,
     cfg = config or IntelConfig()
     who = partner if isinstance(partner, Partner) else cfg.partner(partner)
     data, where = _read_source(src, cfg.limits)
-    read_bundle(data, cfg.limits, where)
-    bundle = validate_bundle_text(data.decode("utf-8"))
+    doc = read_bundle(data, cfg.limits, where)
+    repeats = collapse_repeats(doc)
+    bundle = validate_bundle_text(orjson.dumps(doc).decode() if repeats else data.decode("utf-8"))
     if getattr(bundle, "type", None) != "bundle":
         raise DistillguardError("expected a STIX bundle at the top level")
     rows = indicator_rows(bundle, source=who.name)
@@ -168,7 +170,7 @@ def import_bundle(src: str | bytes | Path, store: Store, partner: str | Partner,
     rows = vetted.kept
     claimed = next((r["claimed_by"] for r in rows if r["claimed_by"]), None)
     rep = ImportReport(bundle_id=bundle.id, indicators=len(rows), source=who.name, trust=who.trust,
-                       claimed_by=claimed, rejected=vetted.rejected, duplicates=vetted.duplicates)
+                       claimed_by=claimed, rejected=vetted.rejected, duplicates=repeats + vetted.duplicates)
     for r in rows:
         rep.by_kind[r["kind"]] = rep.by_kind.get(r["kind"], 0) + 1
     rep.unsupported = rep.by_kind.get("unsupported", 0)

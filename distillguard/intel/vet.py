@@ -97,6 +97,35 @@ def read_bundle(data: bytes, limits: ImportLimits, source: str) -> dict:
     return doc
 
 
+def collapse_repeats(doc: dict) -> int:
+    """Keep one indicator per (pattern, extensions), the most confident; returns how many copies were dropped.
+
+    Done on the JSON before the STIX parse, because validating a pattern costs milliseconds and a
+    repeated indicator would otherwise cost that once per copy.
+    """
+    best: dict[tuple, int] = {}
+    keep: list[dict] = []
+    dropped = 0
+    for o in doc.get("objects", []):
+        if o.get("type") != "indicator":
+            keep.append(o)
+            continue
+        k = (str(o.get("pattern")), str(o.get("pattern_type")), bool(o.get("revoked")),
+             orjson.dumps(o.get("extensions"), option=orjson.OPT_SORT_KEYS))
+        conf = o.get("confidence") if isinstance(o.get("confidence"), int) else -1
+        if k in best:
+            dropped += 1
+            i = best[k]
+            prev = keep[i].get("confidence") if isinstance(keep[i].get("confidence"), int) else -1
+            if conf > prev:
+                keep[i] = o
+            continue
+        best[k] = len(keep)
+        keep.append(o)
+    doc["objects"] = keep
+    return dropped
+
+
 def _network_reason(value: str, limits: ImportLimits) -> str | None:
     try:
         net = ipaddress.ip_network(value.strip(), strict=False)
