@@ -157,6 +157,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     throttle = LoginThrottle(settings.login_window_s)
     sessions = SessionStore(audit.db_path(store), settings.session_max_age_s, settings.session_idle_s)
     trusted = parse_networks(settings.trusted_proxies)
+    audit_cache: dict = {}  # audit parts already read, by (name, mtime, size)
     dummy_hash()  # made now, so the first unknown user name costs no more than a known one
 
     def client_of(request: Request) -> str:
@@ -311,7 +312,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         need(request)
         subject = (request.query_params.get("subject") or "")[:512] or None
         return render(request, "audit.html", {"rows": data.audit(subject_id=subject), "subject": subject,
-                                              "check": audit.verify(store), "page": "audit"})
+                                              "check": audit.verify(store, audit_cache), "page": "audit"})
 
     async def act(request: Request):
         actor = need(request, "analyst")

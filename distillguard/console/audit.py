@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distillguard.console.tables import AUDIT_SCHEMA
 from distillguard.store import Store
@@ -102,8 +103,36 @@ class AuditCheck:
         return {**self.__dict__, "ok": self.ok}
 
 
-def verify(store: Store) -> AuditCheck:
-    """Walk the chain; every problem found is one sentence in ``problems``."""
+def _load_rows(store: Store, cache: dict | None) -> list[dict]:
+    """All audit rows, one Parquet part at a time; with ``cache``, parts whose name, size and mtime were seen
+    before are not read again (the audit page checks the chain on every view)."""
+    d = store.path / "tables" / "audit_log"
+    if not d.is_dir():
+        return []
+    rows: list[dict] = []
+    seen = set()
+    for p in d.glob("*.parquet"):
+        st = p.stat()
+        k = (p.name, st.st_mtime_ns, st.st_size)
+        seen.add(k)
+        if cache is not None and k in cache:
+            rows.extend(cache[k])
+            continue
+        part = pq.read_table(p).to_pylist()
+        if cache is not None:
+            cache[k] = part
+        rows.extend(part)
+    if cache is not None:
+        for k in set(cache) - seen:
+            del cache[k]
+    return rows
+
+
+def verify(store: Store, cache: dict | None = None) -> AuditCheck:
+    """Walk the chain; every problem found is one sentence in ``problems``.
+
+    ``cache`` (a dict kept by the caller) skips re-reading unchanged parts; the full check without it is what
+    ``console-verify-audit`` runs, since only it also catches a part rewritten with its old size and mtime."""
     out = AuditCheck()
     path = db_path(store)
     if path.exists():
@@ -114,7 +143,7 @@ def verify(store: Store) -> AuditCheck:
             con.close()
         if head:
             out.head_seq, out.head_hash = head
-    rows = store.read_table("audit_log").to_pylist() if store.has_table("audit_log") else []
+    rows = _load_rows(store, cache)
     out.rows = len(rows)
     chained = sorted((r for r in rows if r.get("seq") is not None), key=lambda r: r["seq"])
     out.chained = len(chained)

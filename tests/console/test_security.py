@@ -164,6 +164,7 @@ def _audited(console_store, n=4):
 
 def test_a_rewritten_row_is_detected(console_store):
     c = _audited(console_store)
+    assert 'id="audit-ok"' in c.get("/audit").text  # the page has now read (and cached) every part
     p = _parts(console_store)[2]
     t = pq.read_table(p)
     t = t.set_column(t.schema.get_field_index("reason"), "reason", [["nothing to see"]])
