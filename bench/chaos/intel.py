@@ -29,6 +29,7 @@ from distillguard.intel.match import match_store
 from distillguard.intel.poll import poll_collection
 from distillguard.testing import hostile_intel as H
 from distillguard.testing.intel_fixture import make_two_providers
+from distillguard.testing.net import serving
 
 PARTNER = "Provider A"
 KEY = parse_key("8f1c2b7d9e0a4c6b3d5e7f9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e", "chaos")
@@ -109,7 +110,7 @@ def impersonation(two) -> dict:
 
 def endless_poll(two) -> dict:
     cid = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
-    with H.serving(H.endless_taxii_app(cid)) as base:
+    with serving(H.endless_taxii_app(cid)) as base:
         url = base + "/taxii2/"
         cfg = _cfg(taxii=[{"url": url, "collection": cid}])
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from contextlib import contextmanager
 
 import orjson
 
@@ -144,28 +143,3 @@ def write(path: str | os.PathLike, data: bytes) -> str:
         f.write(data)
     return str(path)
 
-
-@contextmanager
-def serving(app):
-    """Run ``app`` under uvicorn on a free local port in a thread; yields its base URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    from distillguard.testing.net import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        th.join(timeout=10)

@@ -15,6 +15,7 @@ from distillguard.intel.importer import import_bundle
 from distillguard.intel.match import match_store
 from distillguard.intel.poll import poll_collection
 from distillguard.testing import hostile_intel as H
+from distillguard.testing.net import serving
 
 from .conftest import NOW, PARTNER, make_cfg
 
@@ -199,7 +200,7 @@ def test_cli_answers_malformed_input_with_exit_2_and_no_traceback(two, tmp_path)
 
 def test_poll_of_an_endless_server_stops_at_its_limits(two):
     cid = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
-    with H.serving(H.endless_taxii_app(cid)) as base:
+    with serving(H.endless_taxii_app(cid)) as base:
         url = base + "/taxii2/"
         cfg = make_cfg(taxii=[{"url": url, "collection": cid}], poll={"max_pages": 7})
         rep = poll_collection(url, cid, two.store_b, cfg, per_request=1)
