@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import threading
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -157,7 +158,8 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     throttle = LoginThrottle(settings.login_window_s)
     sessions = SessionStore(audit.db_path(store), settings.session_max_age_s, settings.session_idle_s)
     trusted = parse_networks(settings.trusted_proxies)
-    audit_cache: dict = {}  # audit parts already read, by (name, mtime, size)
+    audit_cache: dict = {}  # audit parts already read, by (name, mtime, size); pages run in worker threads
+    audit_cache_lock = threading.Lock()
     dummy_hash()  # made now, so the first unknown user name costs no more than a known one
 
     def client_of(request: Request) -> str:
@@ -311,8 +313,10 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     def audit_page(request: Request):
         need(request)
         subject = (request.query_params.get("subject") or "")[:512] or None
+        with audit_cache_lock:
+            check = audit.verify(store, audit_cache)
         return render(request, "audit.html", {"rows": data.audit(subject_id=subject), "subject": subject,
-                                              "check": audit.verify(store, audit_cache), "page": "audit"})
+                                              "check": check, "page": "audit"})
 
     async def act(request: Request):
         actor = need(request, "analyst")

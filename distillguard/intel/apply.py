@@ -100,7 +100,7 @@ def _why_not(cfg: IntelConfig, action: str, sources: list[str]) -> str | None:
         return "intel.enforce.allow is false"
     if action not in cfg.enforce.actions:
         return f"action {action!r} is not in intel.enforce.actions"
-    partners = cfg.trust_of()
+    partners = cfg.partners_by_name()
     untrusted = [s for s in sources if s not in partners or not partners[s].may_enforce]
     if untrusted:
         return f"partner {untrusted[0]!r} has no may_enforce"

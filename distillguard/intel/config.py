@@ -184,7 +184,7 @@ class IntelConfig(_Model):
         known = ", ".join(repr(p.name) for p in self.partners) or "none configured"
         raise ConfigError(f"unknown partner {name!r}: add it under intel.partners in the config (known: {known})")
 
-    def trust_of(self) -> dict[str, Partner]:
+    def partners_by_name(self) -> dict[str, Partner]:
         return {p.name: p for p in self.partners}
 
 

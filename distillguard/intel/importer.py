@@ -4,8 +4,8 @@ The bundle is checked for size, encoding and unknown extensions (``vet.read_bund
 with ``stix2`` in strict mode (only STIX 2.1 types and the registered distillguard types), so a
 malformed or tampered bundle is refused whole rather than half-stored; then each indicator is
 vetted (``vet.vet_rows``) and stored under the configured partner that delivered it.
-Indicators are keyed by STIX id; re-importing the same bundle, or a newer version of it,
-replaces rows instead of adding duplicates (the newest ``modified`` wins).
+Indicators are keyed by partner and STIX id; re-importing the same bundle, or a newer version of
+it, replaces rows instead of adding duplicates (the newest ``modified`` wins).
 """
 
 from __future__ import annotations
@@ -163,8 +163,6 @@ def import_bundle(src: str | bytes | Path, store: Store, partner: str | Partner,
     doc = read_bundle(data, cfg.limits, where)
     repeats = collapse_repeats(doc)
     bundle = validate_bundle_text(orjson.dumps(doc).decode() if repeats else data.decode("utf-8"))
-    if getattr(bundle, "type", None) != "bundle":
-        raise DistillguardError("expected a STIX bundle at the top level")
     rows = indicator_rows(bundle, source=who.name)
     vetted = vet_rows(rows, cfg.limits)
     rows = vetted.kept

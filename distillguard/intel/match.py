@@ -80,7 +80,7 @@ def _active_indicators(store: Store, key: GroupKey | None, cfg: IntelConfig, now
     if not store.has_table("intel_indicators"):
         raise DistillguardError("no imported indicators in this store; run `distillguard intel import` or `poll` first")
     rows = store.read_table("intel_indicators").to_pylist()
-    partners = cfg.trust_of()
+    partners = cfg.partners_by_name()
     best: dict[tuple, dict] = {}
     other_keys = set()
     unknown: set[str] = set()

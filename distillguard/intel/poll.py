@@ -150,7 +150,7 @@ def poll_collection(url: str, collection_id: str, store: Store, config: IntelCon
 
     col._conn.session.hooks["response"].append(hook)
     objects: list = []
-    pages = 0
+    pages = nbytes = 0
     stopped = None
     t0 = time.monotonic()
     try:
@@ -162,15 +162,19 @@ def poll_collection(url: str, collection_id: str, store: Store, config: IntelCon
             if not isinstance(got, list):
                 raise DistillguardError("TAXII server sent an envelope without an objects list", source=url)
             objects.extend(got)
-            more = isinstance(env, dict) and env.get("more", False)
-            if not more:
+            nbytes += len(orjson.dumps(got))
+            if not env.get("more", False):
                 break
+            # Stop before a page that would take the pull past the bundle limits: the whole pull is imported as one
+            # bundle (relationships may span pages), and a refused one would never let the poll state advance.
             if pages >= limits.max_pages:
                 stopped = f"{pages} pages (intel.poll.max_pages)"
             elif time.monotonic() - t0 > limits.max_seconds:
                 stopped = f"{limits.max_seconds:g} s (intel.poll.max_seconds)"
-            elif len(objects) >= config.limits.max_objects:
+            elif len(objects) + per_request > config.limits.max_objects:
                 stopped = f"{len(objects)} objects (intel.limits.max_objects)"
+            elif nbytes + nbytes / pages > config.limits.max_bundle_bytes:
+                stopped = f"{nbytes:,} bytes (intel.limits.max_bundle_bytes)"
             if stopped:
                 pager.close()
                 break
