@@ -105,8 +105,9 @@ def impersonation(ips: list[str]) -> bytes:
 TAXII = "application/taxii+json;version=2.1"
 
 
-def endless_taxii_app(collection_id: str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"):
-    """A TAXII 2.1 server whose objects endpoint always has one more page (``more: true``)."""
+def endless_taxii_app(collection_id: str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116", hang_s: float = 0.0):
+    """A TAXII 2.1 server whose objects endpoint always has one more page (``more: true``), after ``hang_s``
+    seconds of silence per page."""
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
@@ -127,7 +128,11 @@ def endless_taxii_app(collection_id: str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116
     def collection(request):
         return j({"id": collection_id, "title": "endless", "can_read": True, "can_write": False})
 
-    def objects(request):
+    async def objects(request):
+        if hang_s:
+            import asyncio
+
+            await asyncio.sleep(hang_s)
         n = int(request.query_params.get("next") or 0)
         ip = f"198.18.{(n // 250) % 250}.{n % 250 + 1}"
         return j({"more": True, "next": str(n + 1), "objects": [indicator(f"[ipv4-addr:value = '{ip}']", 50)]},

@@ -212,3 +212,13 @@ def test_poll_of_an_endless_server_stops_at_its_limits(two):
         cfg = make_cfg(taxii=[{"url": url, "collection": cid}], limits={"max_objects": 3})
         rep = poll_collection(url, cid, two.store_b, cfg, per_request=1)
         assert rep.pages == 3 and "intel.limits.max_objects" in rep.stopped
+
+
+def test_poll_of_a_server_that_stops_answering_times_out_cleanly(two):
+    cid = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+    with serving(H.endless_taxii_app(cid, hang_s=5)) as base:
+        url = base + "/taxii2/"
+        cfg = make_cfg(taxii=[{"url": url, "collection": cid}], poll={"request_timeout_s": 0.5})
+        with pytest.raises(DistillguardError, match="TAXII server failed mid-poll after 0 pages: .*[Tt]imed? ?out"):
+            poll_collection(url, cid, two.store_b, cfg, per_request=1)
+    assert not two.store_b.has_table("intel_indicators") and not two.store_b.has_table("intel_poll_state")
