@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from starlette.testclient import TestClient
 
 from distillguard.intel.apply import apply_intel
+from distillguard.intel.config import IntelConfig
 from distillguard.intel.export import export_bundle
 from distillguard.intel.importer import import_bundle
 from distillguard.intel.keys import parse_key
@@ -32,6 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     key = parse_key("8f1c2b7d9e0a4c6b3d5e7f9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e", "bench")
     now = datetime(2026, 2, 14, 12, 0, tzinfo=UTC)
+    cfg = IntelConfig.model_validate({"partners": [{"name": "Provider A", "trust": 1.0}]})
     res: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                  "date": time.strftime("%Y-%m-%d"), "benign_per_provider": args.benign, "attack_a": args.attack}
     with tempfile.TemporaryDirectory() as d:
@@ -50,16 +52,16 @@ def main() -> None:
         res["indicators"] = sum(rep.indicators.values())
 
         t = time.perf_counter()
-        import_bundle(bundle, two.store_b)
+        import_bundle(bundle, two.store_b, "Provider A", cfg)
         res["import_s"] = round(time.perf_counter() - t, 2)
 
         t = time.perf_counter()
-        m = match_store(two.store_b, key, now=now)
+        m = match_store(two.store_b, key, cfg, now=now)
         res["match_s"] = round(time.perf_counter() - t, 2)
         res["matched_accounts"] = m.accounts
 
         t = time.perf_counter()
-        a = apply_intel(two.store_b, now=now)
+        a = apply_intel(two.store_b, cfg, now=now)
         res["apply_s"] = round(time.perf_counter() - t, 2)
         res["newly_flagged"] = len(a.newly_flagged)
 

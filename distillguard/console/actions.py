@@ -13,13 +13,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from distillguard.console import audit
 from distillguard.console.config import ROLE_RANK, ConsoleSettings
 from distillguard.console.data import ConsoleData
 from distillguard.console.tables import (
     ENFORCEMENT_ACTIONS,
     MIRROR,
     SUBJECT_TYPES,
-    audit_row,
     enforcement_rows,
     label_rows,
 )
@@ -66,10 +66,9 @@ def reapply_decisions(data: ConsoleData, actor: Actor, now: datetime | None = No
     missing = data.missing_decisions()
     if missing.num_rows:
         data.store.append_table("enforcement", missing)
-        data.store.append_table("audit_log", audit_row(now or datetime.now(UTC), actor.name, actor.role,
-                                                       "reapply_decisions", "enforcement", "analyst_decisions",
-                                                       "analyst rows missing from enforcement",
-                                                       {"rows": missing.num_rows}))
+        audit.append(data.store, now or datetime.now(UTC), actor.name, actor.role, "reapply_decisions",
+                     "enforcement", "analyst_decisions", "analyst rows missing from enforcement",
+                     {"rows": missing.num_rows})
     return missing.num_rows
 
 
@@ -149,8 +148,7 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
             n_labels = len(labels)
     detail = {"enforcement_action": enf, "accounts": len(accounts), "clusters": len(clusters) if subject_type ==
               "campaign" else 0, "labels": n_labels, "label": label, "expires_at": expires, "campaign_id": campaign_id}
-    store.append_table("audit_log", audit_row(now, actor.name, actor.role, action, subject_type, subject_id,
-                                              reason, detail))
+    audit.append(store, now, actor.name, actor.role, action, subject_type, subject_id, reason, detail)
     return detail
 
 
@@ -191,6 +189,5 @@ def set_enforcement(data: ConsoleData, actor: Actor, subject_type: str, subject_
         "reason": f"set by {actor.name}: {reason}", "source": "analyst", "created_at": now, "expires_at": expires,
         "campaign_id": None, "actor": actor.name}]))
     detail = {"enforcement_action": action, "expires_at": expires}
-    data.store.append_table("audit_log", audit_row(now, actor.name, actor.role, "set_enforcement", subject_type,
-                                                   subject_id, reason, detail))
+    audit.append(data.store, now, actor.name, actor.role, "set_enforcement", subject_type, subject_id, reason, detail)
     return detail

@@ -3,7 +3,9 @@
 Security rests on a few fixed rules rather than care at each call site: Jinja autoescapes every
 value (prompts, account ids and headers are attacker-controlled), the Content-Security-Policy
 allows scripts only from /static (no inline script, so an escaping slip still cannot run code),
-sessions are itsdangerous-signed cookies, and every POST must carry the session's CSRF token.
+sessions are server-side (a signed cookie names a revocable session, console/security.py), every
+POST must carry the session's CSRF token, and every security event lands in the hash-chained
+audit log (console/audit.py).
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import asyncio
 import hmac
 import secrets
 import threading
-import time
-from collections import deque
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from distillguard.console import charts
+from distillguard.console import audit, charts
 from distillguard.console.actions import (
     ACTION_LABELS,
     ACTIONS,
@@ -41,8 +41,9 @@ from distillguard.console.actions import (
     reapply_decisions,
     set_enforcement,
 )
-from distillguard.console.config import ConsoleSettings, authenticate
+from distillguard.console.config import ConsoleSettings, authenticate, dummy_hash
 from distillguard.console.data import ConsoleData
+from distillguard.console.security import LoginThrottle, SessionStore, client_address, parse_networks
 from distillguard.console.tables import ENFORCEMENT_ACTIONS, SUBJECT_TYPES
 from distillguard.store import Store
 
@@ -85,41 +86,28 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class LoginFailures:
-    """Failed logins per client address in a sliding window.
-
-    Per address rather than per user: locking a user name would let anyone lock analysts out.
-    """
-
-    def __init__(self, limit: int, window_s: float):
-        self.limit, self.window = limit, window_s
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        q = self._seen.setdefault(client, deque())
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return q
-
-    def blocked(self, client: str) -> bool:
-        with self._lock:
-            return len(self._recent(client, time.monotonic())) >= self.limit
-
-    def add(self, client: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(client, now).append(now)
-            if len(self._seen) > 10_000:  # bounded memory under a spray from many addresses
-                self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] <= self.window}
-
-
 class LoginRequired(Exception):
     pass
 
 
 class Forbidden(Exception):
     pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+#: Largest accepted numeric query parameter (a page offset): anything else is a 400, not a database error.
+MAX_OFFSET = 999_999_999
+
+
+def _offset(raw: str | None, name: str) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(f"{name} must be a whole number from 0 to {MAX_OFFSET:,}")
+    return int(raw)
 
 
 def _fmt_ts(v) -> str:
@@ -167,22 +155,35 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     templates = Jinja2Templates(env=_env())
     secret = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32)
     roles = {t.name: t.role for t in settings.tokens} | {u.name: u.role for u in settings.users}
-    failures = LoginFailures(settings.login_max_failures, settings.login_window_s)
+    throttle = LoginThrottle(settings.login_window_s)
+    sessions = SessionStore(audit.db_path(store), settings.session_max_age_s, settings.session_idle_s)
+    trusted = parse_networks(settings.trusted_proxies)
+    audit_cache: dict = {}  # audit parts already read, by (name, mtime, size); pages run in worker threads
+    audit_cache_lock = threading.Lock()
+    dummy_hash()  # made now, so the first unknown user name costs no more than a known one
+
+    def client_of(request: Request) -> str:
+        return client_address(request.client.host if request.client else None,
+                              request.headers.get("x-forwarded-for"), trusted)
+
+    def record(request: Request, actor: str, role: str, action: str, subject_type: str, subject_id: str,
+               reason: str = "", **detail) -> None:
+        """One security event into the audit log, with the client address it came from."""
+        audit.append(store, datetime.now(UTC), actor[:64], role, action, subject_type, subject_id[:512], reason,
+                     {"client": client_of(request), "path": request.url.path, **detail})
 
     def session_user(request: Request) -> Actor | None:
-        u = request.session.get("user")
-        if not u or not isinstance(u, dict):
+        sid = request.session.get("sid")
+        if not sid:
             return None
-        if time.time() - u.get("at", 0) > settings.session_max_age_s:
-            request.session.clear()
-            return None
+        name = sessions.user(sid)
         # The role comes from the configuration now, not from login time: removing or demoting
         # a user takes effect on their next click.
-        role = roles.get(u.get("name"))
+        role = roles.get(name) if name else None
         if role is None:
             request.session.clear()
             return None
-        return Actor(u["name"], role)
+        return Actor(name, role)
 
     def need(request: Request, role: str = "viewer") -> Actor:
         actor = session_user(request)
@@ -221,25 +222,44 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         if request.method == "GET":
             return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
         form = await form_with_csrf(request)
-        client = request.client.host if request.client else "?"
-        if failures.blocked(client):
-            return render(request, "login.html", {"next": "/campaigns", "error": "Too many failed logins from this "
-                                                  "address; wait a few minutes."}, 429)
+        client = client_of(request)
+        username = str(form.get("username") or "").strip()[:200]
+        # Charged before the (slow) check and atomically, so parallel guesses cannot outrun the limit. Token logins
+        # count per address only: a token is not guessable, and one shared key would let anyone lock all out.
+        keys = {f"addr:{client}": settings.login_max_failures}
+        if username:
+            keys[f"user:{username.lower()}"] = settings.login_max_failures_per_user
+        refused, first = throttle.begin(keys)
+        if refused:
+            if first:  # one row per refusing key and window: a flood must not become a flood of audit rows
+                await run_in_threadpool(record, request, username or "(token)", "", "login_refused", "user",
+                                        username, "too many failed logins", limit=refused.split(":", 1)[0])
+            which = "this address" if refused.startswith("addr:") else "this user name"
+            return render(request, "login.html", {"next": "/campaigns", "error": f"Too many failed logins for "
+                                                  f"{which}; wait a few minutes."}, 429)
         # scrypt is deliberately slow: keep it off the event loop.
-        who = await run_in_threadpool(authenticate, settings, str(form.get("username") or "").strip(),
-                                      str(form.get("secret") or ""))
+        who = await run_in_threadpool(authenticate, settings, username, str(form.get("secret") or ""))
         nxt = _safe_next(str(form.get("next") or ""))
         if who is None:
-            failures.add(client)
+            await run_in_threadpool(record, request, username or "(token)", "", "login_failed", "user", username,
+                                    "wrong user name, password or token")
             await asyncio.sleep(0.3)  # blunts online guessing
             return render(request, "login.html", {"next": nxt, "error": "Wrong user name, password or token."}, 401)
+        throttle.succeeded(keys)
+        old = request.session.get("sid")
+        if old:
+            sessions.revoke(old)
         request.session.clear()  # a fresh session and CSRF token on every login (no fixation)
-        request.session["user"] = {"name": who[0], "role": who[1], "at": time.time()}
+        request.session["sid"] = await run_in_threadpool(sessions.create, who[0], client)
         request.session["csrf"] = secrets.token_urlsafe(32)
+        await run_in_threadpool(record, request, who[0], who[1], "login", "user", who[0], "")
         return RedirectResponse(nxt, status_code=303)
 
     async def logout(request: Request):
         await form_with_csrf(request)
+        actor = session_user(request)
+        if sessions.revoke(request.session.get("sid")) and actor is not None:
+            await run_in_threadpool(record, request, actor.name, actor.role, "logout", "user", actor.name, "")
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -261,10 +281,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     def campaign(request: Request):
         need(request)
         cid = request.path_params["campaign_id"]
-        try:
-            offset = max(int(request.query_params.get("members_offset", "0")), 0)
-        except ValueError:
-            offset = 0
+        offset = _offset(request.query_params.get("members_offset"), "members_offset")
         c = data.campaign(cid, members_offset=offset)
         if c is None:
             return render(request, "error.html", {"title": "No such campaign", "message": f"No campaign {cid!r}."}, 404)
@@ -293,11 +310,13 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         res = data.search(q, kind)
         return render(request, "search.html", {"r": res, "page": "search"})
 
-    def audit(request: Request):
+    def audit_page(request: Request):
         need(request)
-        subject = request.query_params.get("subject") or None
+        subject = (request.query_params.get("subject") or "")[:512] or None
+        with audit_cache_lock:
+            check = audit.verify(store, audit_cache)
         return render(request, "audit.html", {"rows": data.audit(subject_id=subject), "subject": subject,
-                                              "page": "audit"})
+                                              "check": check, "page": "audit"})
 
     async def act(request: Request):
         actor = need(request, "analyst")
@@ -350,9 +369,12 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         return RedirectResponse("/admin/enforcement", status_code=303)
 
     async def rebuild(request: Request):
-        need(request, "admin")
+        actor = need(request, "admin")
         await form_with_csrf(request)
-        if data.start_rebuild():
+        started = data.start_rebuild()
+        await run_in_threadpool(record, request, actor.name, actor.role, "rebuild_aggregates", "console",
+                                "aggregates", "", started=started)
+        if started:
             flash(request, "Rebuilding the console aggregates in the background; pages keep working meanwhile.")
         else:
             flash(request, "A rebuild is already running.", "error")
@@ -368,9 +390,18 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
 
     async def on_forbidden(request: Request, exc: Exception):
-        if exc.args and exc.args[0] == "csrf":
+        actor = session_user(request)
+        csrf = bool(exc.args and exc.args[0] == "csrf")
+        if actor is not None:  # refused attempts of logged-in users (anonymous ones never got this far)
+            await run_in_threadpool(record, request, actor.name, actor.role, "refused", "request",
+                                    f"{request.method} {request.url.path}",
+                                    "CSRF token missing or wrong" if csrf else "role too low")
+        if csrf:
             return PlainTextResponse("CSRF token missing or wrong; reload the page and try again.", status_code=403)
         return render(request, "error.html", {"title": "Not allowed", "message": "Your role cannot do this."}, 403)
+
+    async def on_bad_request(request: Request, exc: Exception):
+        return PlainTextResponse(f"bad request: {exc}", status_code=400)
 
     async def on_404(request: Request, exc: Exception):
         return PlainTextResponse("not found", status_code=404)
@@ -378,7 +409,7 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
     routes = [
         Route("/", home), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
         Route("/campaigns", campaigns), Route("/campaigns/{campaign_id:path}", campaign),
-        Route("/accounts/{account_id:path}", account), Route("/search", search), Route("/audit", audit),
+        Route("/accounts/{account_id:path}", account), Route("/search", search), Route("/audit", audit_page),
         Route("/act", act, methods=["POST"]), Route("/admin/enforcement", admin, methods=["GET", "POST"]),
         Route("/admin/rebuild", rebuild, methods=["POST"]),
         Route("/admin/reapply", reapply, methods=["POST"]),
@@ -396,7 +427,8 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         data.close()
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={LoginRequired: on_login_required, Forbidden: on_forbidden, 404: on_404})
+                    exception_handlers={LoginRequired: on_login_required, Forbidden: on_forbidden, BadRequest: on_bad_request,
+                                        404: on_404})
     app.state.data = data
     return app
 

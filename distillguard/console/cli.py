@@ -1,4 +1,5 @@
-"""`distillguard console` (serve the investigation console) and `distillguard console-hash` (make a login hash)."""
+"""`distillguard console` (serve the investigation console), `console-hash` (make a login hash) and
+`console-verify-audit` (check the audit log's hash chain)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,28 @@ def register(app: typer.Typer) -> None:
             err.print(f"  token: [bold]{one_time}[/]", soft_wrap=True)
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning", server_header=False,
                     proxy_headers=False)
+
+    @app.command("console-verify-audit")
+    def console_verify_audit(
+        store: Path = typer.Option(..., "--store", "-s", help="Store directory the console writes its audit log to."),
+        as_json: bool = typer.Option(False, "--json", help="Print the check as JSON."),
+    ) -> None:
+        """Check the audit log's hash chain: exit 0 when intact, 1 when rows were changed or deleted."""
+        from distillguard.console.audit import verify
+        from distillguard.store import Store
+
+        res = verify(Store(store))
+        if as_json:
+            import orjson
+
+            sys.stdout.write(orjson.dumps(res.to_dict()).decode() + "\n")
+        else:
+            for p in res.problems:
+                typer.echo(f"PROBLEM: {p}")
+            head = f"head seq {res.head_seq}, hash {res.head_hash}" if res.head_seq else "no chain head yet"
+            typer.echo(f"{'intact' if res.ok else 'FAILED'}: {res.rows} audit rows, {res.chained} chained; {head}")
+        if not res.ok:
+            raise typer.Exit(1)
 
     @app.command("console-hash")
     def console_hash(

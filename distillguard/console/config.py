@@ -8,6 +8,7 @@ lists as JSON) so a deployment can keep the signing key out of the file entirely
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -86,15 +87,30 @@ class ConsoleSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8600, ge=1, le=65535)
     session_max_age_s: int = Field(8 * 3600, ge=60)
+    session_idle_s: int = Field(2 * 3600, ge=60)
     cookie_secure: bool = False
     login_max_failures: int = Field(10, ge=1)
+    login_max_failures_per_user: int = Field(30, ge=1)
     login_window_s: float = Field(600.0, gt=0)
+    trusted_proxies: list[str] = Field(default_factory=list)
     allow_days: float | None = Field(None, gt=0)
     text_scan_rows: int = Field(500_000, ge=1000)
     sample_prompts: int = Field(12, ge=1, le=200)
     account_samples: int = Field(10, ge=1, le=200)
     graph_max_accounts: int = Field(60, ge=2, le=500)
     graph_max_entities: int = Field(24, ge=1, le=200)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for x in v:
+            try:
+                ipaddress.ip_network(x, strict=False)
+            except ValueError:
+                raise ValueError(f"{x!r} is not an IP address or network") from None
+        return v
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings: PydanticBaseSettingsSource,
@@ -110,14 +126,25 @@ def load_settings(path: str | os.PathLike | None = None, **overrides) -> Console
         return ConsoleSettings(**data)  # not model_validate: the environment must still override the file
 
 
+@functools.cache
+def dummy_hash() -> str:
+    return hash_secret(secrets.token_urlsafe(16))
+
+
 def authenticate(settings: ConsoleSettings, username: str, secret: str) -> tuple[str, str] | None:
-    """(name, role) for a matching user password, or — with no username — a matching token."""
-    if not secret:
-        return None
+    """(name, role) for a matching user password, or — with no username — a matching token.
+
+    A known and an unknown user name cost the same: exactly one scrypt, against a throwaway hash
+    when the name is unknown (or the password empty), so timing does not tell which names exist.
+    """
     if username:
+        user = None
         for u in settings.users:
-            if hmac.compare_digest(u.name, username) and verify_secret(secret, u.password_hash):
-                return u.name, u.role
+            if hmac.compare_digest(u.name.encode(), username.encode()):
+                user = u
+        ok = verify_secret(secret or "-", user.password_hash if user else dummy_hash())
+        return (user.name, user.role) if (ok and user is not None and secret) else None
+    if not secret:
         return None
     for t in settings.tokens:
         if verify_secret(secret, t.token_hash):

@@ -7,9 +7,6 @@ out as strings would make the whole table unreadable.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import orjson
 import pyarrow as pa
 
 TS = pa.timestamp("ms", tz="UTC")
@@ -20,9 +17,11 @@ ENFORCEMENT_SCHEMA = pa.schema([
     ("campaign_id", pa.string()), ("actor", pa.string()),
 ])
 
+#: ``seq``, ``prev_hash`` and ``row_hash`` make the log a hash chain (console/audit.py).
 AUDIT_SCHEMA = pa.schema([
     ("at", TS), ("actor", pa.string()), ("role", pa.string()), ("action", pa.string()),
     ("subject_type", pa.string()), ("subject_id", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+    ("seq", pa.int64()), ("prev_hash", pa.string()), ("row_hash", pa.string()),
 ])
 
 LABEL_SCHEMA = pa.schema([
@@ -41,14 +40,6 @@ SUBJECT_TYPES = ("account", "cluster", "org", "ip24", "payment")
 
 def enforcement_rows(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ENFORCEMENT_SCHEMA)
-
-
-def audit_row(at: datetime, actor: str, role: str, action: str, subject_type: str, subject_id: str,
-              reason: str, detail: dict) -> pa.Table:
-    return pa.Table.from_pylist([{
-        "at": at, "actor": actor, "role": role, "action": action, "subject_type": subject_type,
-        "subject_id": subject_id, "reason": reason, "detail": orjson.dumps(detail, default=str).decode(),
-    }], schema=AUDIT_SCHEMA)
 
 
 def label_rows(rows: list[dict]) -> pa.Table:

@@ -36,11 +36,20 @@ ENFORCEMENT_SCHEMA = pa.schema([
 ACTIONS = ("allow", "throttle", "require_verification", "protect_reasoning", "block")
 
 
+RECOMMENDATION_SCHEMA = pa.schema([
+    ("account_id", pa.string()), ("action", pa.string()), ("reason", pa.string()), ("sources", pa.list_(pa.string())),
+    ("not_enforced_because", pa.string()), ("created_at", _TS),
+])
+
+
 @dataclass
 class ApplyReport:
     accounts_boosted: int = 0
     newly_flagged: list[str] = field(default_factory=list)
     enforcement_rows: int = 0
+    #: Accounts an ``--enforce`` run only recommended for review (``intel_recommendations``), and why.
+    recommended: int = 0
+    not_enforced_because: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -48,7 +57,9 @@ class ApplyReport:
 
 def apply_intel(store: Store, config: IntelConfig | None = None, now: datetime | None = None,
                 enforce_action: str | None = None, enforce_days: int = 30) -> ApplyReport:
-    """Raise ``account_risk`` by ``intel_boost``; optionally enforce on accounts this newly flags."""
+    """Raise ``account_risk`` by ``intel_boost``; with ``enforce_action``, enforce on (or, unless the
+    configuration allows enforcement for every partner involved, recommend for review) the accounts this
+    newly flags."""
     cfg = config or IntelConfig()
     now = now or datetime.now(UTC)
     if enforce_action is not None and enforce_action not in ACTIONS:
@@ -79,13 +90,47 @@ def apply_intel(store: Store, config: IntelConfig | None = None, now: datetime |
             row.setdefault(f.name, None)
     store.write_table("account_risk", pa.Table.from_pylist(out, schema=schema))
     if enforce_action and rep.newly_flagged:
-        rows = [{"subject_type": "account", "subject_id": a, "action": enforce_action,
-                 "reason": f"{INTEL_REASON}: " + "; ".join(boost[a]["reasons"][:2]), "source": "intel",
-                 "created_at": now, "expires_at": now + timedelta(days=enforce_days), "campaign_id": None,
-                 "actor": "intel"} for a in rep.newly_flagged]
-        store.append_table("enforcement", pa.Table.from_pylist(rows, schema=ENFORCEMENT_SCHEMA))
-        rep.enforcement_rows = len(rows)
+        _enforce_or_recommend(store, cfg, boost, rep, enforce_action, now, enforce_days)
     return rep
+
+
+def _why_not(cfg: IntelConfig, action: str, sources: list[str]) -> str | None:
+    """Why intel may not enforce ``action`` on an account whose boost came from ``sources`` (None: it may)."""
+    if not cfg.enforce.allow:
+        return "intel.enforce.allow is false"
+    if action not in cfg.enforce.actions:
+        return f"action {action!r} is not in intel.enforce.actions"
+    partners = cfg.partners_by_name()
+    untrusted = [s for s in sources if s not in partners or not partners[s].may_enforce]
+    if untrusted:
+        return f"partner {untrusted[0]!r} has no may_enforce"
+    return None
+
+
+def _enforce_or_recommend(store: Store, cfg: IntelConfig, boost: dict, rep: ApplyReport, action: str,
+                          now: datetime, days: int) -> None:
+    """Partner evidence is someone else's word: it becomes an enforcement row only where the configuration
+    says so; everywhere else a recommendation an analyst reviews."""
+    enf, rec = [], []
+    for a in rep.newly_flagged:
+        b = boost[a]
+        reason = f"{INTEL_REASON}: " + "; ".join(b["reasons"][:2])
+        why = _why_not(cfg, action, list(b["sources"] or []))
+        if why is None:
+            enf.append({"subject_type": "account", "subject_id": a, "action": action, "reason": reason,
+                        "source": "intel", "created_at": now, "expires_at": now + timedelta(days=days),
+                        "campaign_id": None, "actor": "intel"})
+        else:
+            rec.append({"account_id": a, "action": action, "reason": reason, "sources": list(b["sources"] or []),
+                        "not_enforced_because": why, "created_at": now})
+            if why not in rep.not_enforced_because:
+                rep.not_enforced_because.append(why)
+    if enf:
+        store.append_table("enforcement", pa.Table.from_pylist(enf, schema=ENFORCEMENT_SCHEMA))
+        rep.enforcement_rows = len(enf)
+    if rec:
+        store.append_table("intel_recommendations", pa.Table.from_pylist(rec, schema=RECOMMENDATION_SCHEMA))
+        rep.recommended = len(rec)
 
 
 def _apply_one(r: dict, b: dict | None, thr: float, now: datetime, rep: ApplyReport) -> dict:

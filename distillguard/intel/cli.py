@@ -118,19 +118,43 @@ def export_cmd(
               + (f" · published {d['published']} new objects" if publish else ""))
 
 
+PartnerConfigOpt = typer.Option(..., "--config", "-c", help="YAML with an `intel:` section listing the partners "
+                                "(intel.partners) and the import limits (see docs/intel.md).")
+
+
+def _print_rejected(rejected: list[dict], duplicates: int) -> None:
+    if duplicates:
+        console.print(f"[yellow]{duplicates} repeated indicators collapsed into one each[/]")
+    if not rejected:
+        return
+    t = Table(title=f"{len(rejected)} indicators rejected", title_justify="left")
+    for c in ("indicator", "kind", "value", "reason"):
+        t.add_column(c)
+    for r in rejected[:20]:
+        t.add_row(escape(r["indicator_id"]), escape(r["kind"]), escape(r["value"]), escape(r["reason"]))
+    console.print(t)
+    if len(rejected) > 20:
+        console.print(f"… and {len(rejected) - 20} more (--json lists them all)")
+
+
 @intel_app.command("import")
 def import_cmd(bundle: Path = typer.Argument(..., help="STIX 2.1 bundle from a partner."), store: Path = StoreOpt,
-               source: str = typer.Option(None, "--source", help="Name for the partner (default: the bundle's identity)."),
-               as_json: bool = JsonOpt) -> None:
-    """Validate a partner's bundle strictly and store its indicators in intel_indicators."""
+               partner: str = typer.Option(..., "--partner", help="The configured partner (intel.partners) that "
+                                           "delivered this bundle; its indicators are stored under this name."),
+               config: Path = PartnerConfigOpt, as_json: bool = JsonOpt) -> None:
+    """Validate a partner's bundle strictly and store its acceptable indicators in intel_indicators."""
+    from distillguard.intel.config import load_config
     from distillguard.intel.importer import import_bundle
 
-    rep = import_bundle(bundle, _store(store), source=source)
+    rep = import_bundle(bundle, _store(store), partner, load_config(config))
     if as_json:
         _print_json(rep.to_dict())
         return
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(rep.by_kind.items()))
-    out.print(f"imported {rep.indicators} indicators ({kinds}) · {rep.total_stored} in the store")
+    claim = f" · the bundle calls itself {escape(repr(rep.claimed_by))}" if rep.claimed_by else ""
+    out.print(f"imported {rep.indicators} indicators ({kinds}) from partner {escape(rep.source or '')} "
+              f"(trust {rep.trust:g}){claim} · {rep.total_stored} in the store")
+    _print_rejected(rep.rejected, rep.duplicates)
     if rep.unsupported:
         console.print(f"[yellow]{rep.unsupported} indicators have patterns distillguard cannot match; kept, not used[/]")
 
@@ -147,15 +171,27 @@ def _print_hits(rep, top: int) -> None:
                   escape(", ".join(h["sources"])))
     out.print(t)
     out.print(f"{rep.matches} matches · {rep.accounts} accounts · {rep.indicators_active} active indicators"
-              + (f" · {rep.indicators_expired} expired" if rep.indicators_expired else ""))
+              + (f" · {rep.indicators_expired} expired" if rep.indicators_expired else "")
+              + (f" · {rep.indicators_collapsed} repeats collapsed" if rep.indicators_collapsed else ""))
+
+
+def _print_applied(applied) -> None:
+    newly = ", ".join(applied.newly_flagged[:20]) + (" …" if len(applied.newly_flagged) > 20 else "")
+    out.print(f"account_risk: {applied.accounts_boosted} raised · {len(applied.newly_flagged)} newly flagged"
+              + (f" ({escape(newly)})" if newly else "")
+              + (f" · {applied.enforcement_rows} enforcement rows" if applied.enforcement_rows else ""))
+    if applied.recommended:
+        console.print(f"[yellow]{applied.recommended} accounts recommended for review in intel_recommendations, not "
+                      f"enforced: {escape('; '.join(applied.not_enforced_because))}[/]")
 
 
 @intel_app.command("match")
-def match_cmd(store: Path = StoreOpt, group_key_file: Path = KeyOpt, config: Path = ConfigOpt,
+def match_cmd(store: Path = StoreOpt, group_key_file: Path = KeyOpt, config: Path = PartnerConfigOpt,
               no_apply: bool = typer.Option(False, "--no-apply", help="Only write intel_matches/intel_boost/"
                                             "intel_edges; leave account_risk alone."),
-              enforce: str = typer.Option(None, "--enforce", help="Also write an `enforcement` row with this action "
-                                          "for every account the intel newly flags (e.g. require_verification)."),
+              enforce: str = typer.Option(None, "--enforce", help="For every account the intel newly flags, write an "
+                                          "`enforcement` row with this action where intel.enforce allows it, else "
+                                          "a recommendation for review (intel_recommendations)."),
               top: int = typer.Option(30, help="Rows to show."), as_json: bool = JsonOpt) -> None:
     """Match imported indicators against local traffic and raise the risk of matching accounts."""
     from distillguard.intel.apply import apply_intel
@@ -177,10 +213,7 @@ def match_cmd(store: Path = StoreOpt, group_key_file: Path = KeyOpt, config: Pat
         return
     _print_hits(rep, top)
     if applied:
-        newly = ", ".join(applied.newly_flagged[:20]) + (" …" if len(applied.newly_flagged) > 20 else "")
-        out.print(f"account_risk: {applied.accounts_boosted} raised · {len(applied.newly_flagged)} newly flagged"
-                  + (f" ({escape(newly)})" if newly else "")
-                  + (f" · {applied.enforcement_rows} enforcement rows" if applied.enforcement_rows else ""))
+        _print_applied(applied)
 
 
 @intel_app.command("apply")
@@ -195,7 +228,7 @@ def apply_cmd(store: Path = StoreOpt, config: Path = ConfigOpt,
     if as_json:
         _print_json(rep.to_dict())
         return
-    out.print(f"{rep.accounts_boosted} accounts raised · newly flagged: {escape(', '.join(rep.newly_flagged)) or 'none'}")
+    _print_applied(rep)
 
 
 @intel_app.command("publish")
@@ -243,9 +276,11 @@ def poll_cmd(url: str = typer.Argument(..., help="Discovery URL (…/taxii2/) or
              added_after: str = typer.Option(None, "--added-after", help="Only objects added after this time "
                                              "(default: where the last poll stopped)."),
              limit: int = typer.Option(100, "--limit", help="Objects per request."),
-             source: str = typer.Option(None, "--source", help="Name for the partner."),
+             config: Path = PartnerConfigOpt,
              as_json: bool = JsonOpt) -> None:
-    """Pull a partner's TAXII 2.1 collection into intel_indicators (incremental)."""
+    """Pull a partner's TAXII 2.1 collection into intel_indicators (incremental), under the partner the config
+    names for this URL and collection."""
+    from distillguard.intel.config import load_config
     from distillguard.intel.poll import poll_collection
 
     token = None
@@ -259,13 +294,19 @@ def poll_cmd(url: str = typer.Argument(..., help="Discovery URL (…/taxii2/) or
             datetime.fromisoformat(added_after.replace("Z", "+00:00"))
         except ValueError as e:
             raise DistillguardError("--added-after must be an ISO 8601 timestamp") from e
-    rep = poll_collection(url, collection, _store(store), user=user, password=password, token=token,
-                          added_after=added_after, per_request=limit, source=source)
+    if limit < 1:
+        raise DistillguardError("--limit must be at least 1")
+    rep = poll_collection(url, collection, _store(store), load_config(config), user=user, password=password,
+                          token=token, added_after=added_after, per_request=limit)
     if as_json:
         _print_json(rep.to_dict())
         return
-    out.print(f"pulled {rep.objects} objects in {rep.pages} pages · {rep.indicators} indicators stored"
-              + (f" · next poll after {rep.last_added}" if rep.last_added else ""))
+    out.print(f"pulled {rep.objects} objects in {rep.pages} pages from partner {escape(rep.partner)} · "
+              f"{rep.indicators} indicators stored" + (f", {rep.rejected} rejected" if rep.rejected else "")
+              + (f" · next poll after {escape(rep.last_added)}" if rep.last_added else ""))
+    if rep.stopped:
+        console.print(f"[yellow]stopped after {escape(rep.stopped)} although the server has more; run poll again "
+                      "to continue[/]")
 
 
 def register(app: typer.Typer) -> None:

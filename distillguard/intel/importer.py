@@ -1,9 +1,11 @@
 """A partner's bundle → rows of ``intel_indicators`` that ``match`` can join against local traffic.
 
-The bundle is parsed with ``stix2`` in strict mode (only STIX 2.1 types and the registered
-distillguard types), so a malformed or tampered bundle is refused whole rather than half-stored.
-Indicators are keyed by STIX id; re-importing the same bundle, or a newer version of it,
-replaces rows instead of adding duplicates (the newest ``modified`` wins).
+The bundle is checked for size, encoding and unknown extensions (``vet.read_bundle``), parsed
+with ``stix2`` in strict mode (only STIX 2.1 types and the registered distillguard types), so a
+malformed or tampered bundle is refused whole rather than half-stored; then each indicator is
+vetted (``vet.vet_rows``) and stored under the configured partner that delivered it.
+Indicators are keyed by partner and STIX id; re-importing the same bundle, or a newer version of
+it, replaces rows instead of adding duplicates (the newest ``modified`` wins).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 
 from distillguard.errors import DistillguardError
+from distillguard.intel.config import ImportLimits, IntelConfig, Partner
 from distillguard.intel.export import validate_bundle_text
 from distillguard.intel.stixobjects import EXT_INDICATOR, TLP_BY_ID, parse_pattern
+from distillguard.intel.vet import BundleRefused, collapse_repeats, read_bundle, vet_rows
 from distillguard.store import Store
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -28,7 +33,7 @@ INDICATOR_SCHEMA = pa.schema([
     ("confidence", pa.int32()), ("valid_from", _TS), ("valid_until", _TS), ("campaign_refs", pa.list_(pa.string())),
     ("campaign_names", pa.list_(pa.string())), ("tlp", pa.string()), ("pattern", pa.string()),
     ("params", pa.string()), ("labels", pa.list_(pa.string())), ("revoked", pa.bool_()), ("imported_at", _TS),
-    ("bundle_id", pa.string()),
+    ("bundle_id", pa.string()), ("claimed_by", pa.string()),
 ])
 
 
@@ -39,7 +44,13 @@ class ImportReport:
     by_kind: dict[str, int] = field(default_factory=dict)
     unsupported: int = 0
     total_stored: int = 0
+    #: The configured partner the bundle came from (what its indicators are stored under).
     source: str | None = None
+    trust: float | None = None
+    #: The identity name the bundle gives itself: shown, never trusted.
+    claimed_by: str | None = None
+    rejected: list[dict] = field(default_factory=list)
+    duplicates: int = 0
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -53,8 +64,12 @@ def _ts(v) -> datetime | None:
     return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
 
 
-def indicator_rows(bundle, source: str | None = None, now: datetime | None = None) -> list[dict]:
-    """Rows for ``intel_indicators`` from a parsed bundle (or a list of parsed objects)."""
+def indicator_rows(bundle, source: str, now: datetime | None = None) -> list[dict]:
+    """Rows for ``intel_indicators`` from a parsed bundle (or a list of parsed objects).
+
+    ``source`` is the configured partner that delivered the bundle; the bundle's own ``created_by_ref``
+    identity is kept as ``claimed_by`` for the analyst, because anyone can write any name there.
+    """
     now = now or datetime.now(UTC)
     objs = list(getattr(bundle, "objects", None) or bundle or [])
     by_id = {o.id: o for o in objs if hasattr(o, "id")}
@@ -77,7 +92,7 @@ def indicator_rows(bundle, source: str | None = None, now: datetime | None = Non
                                                         "benign_accounts", "benign_share")}
         rows.append({
             "indicator_id": o.id, "modified": _ts(o.modified),
-            "source": source or (creator.name if creator is not None else o.get("created_by_ref")),
+            "source": source, "claimed_by": getattr(creator, "name", None),
             "source_identity": o.get("created_by_ref"), "kind": parsed.kind, "value_form": parsed.value_form,
             "value": parsed.value, "key_id": ext.get("key_id"),
             "confidence": int(o.get("confidence")) if o.get("confidence") is not None else 50,
@@ -92,7 +107,10 @@ def indicator_rows(bundle, source: str | None = None, now: datetime | None = Non
 
 
 def store_indicators(store: Store, rows: list[dict]) -> int:
-    """Merge rows into ``intel_indicators``: one row per indicator id, the newest version wins."""
+    """Merge rows into ``intel_indicators``: one row per (partner, indicator id), the newest version wins.
+
+    Keyed by partner too: otherwise one partner could replace another's indicator by reusing its id
+    with a later ``modified``."""
     new = pa.Table.from_pylist(rows, schema=INDICATOR_SCHEMA)
     if store.has_table("intel_indicators"):
         old = store.read_table("intel_indicators")
@@ -105,7 +123,7 @@ def store_indicators(store: Store, rows: list[dict]) -> int:
 
         con = duckdb.connect(":memory:")
         con.register("t", pa.concat_tables([old, new]))
-        merged = con.sql("""SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY indicator_id
+        merged = con.sql("""SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY source, indicator_id
                             ORDER BY modified DESC, imported_at DESC) AS _rn FROM t) WHERE _rn = 1
                             ORDER BY indicator_id""").to_arrow_table().cast(INDICATOR_SCHEMA)
     else:
@@ -114,18 +132,43 @@ def store_indicators(store: Store, rows: list[dict]) -> int:
     return merged.num_rows
 
 
-def import_bundle(path_or_text: str | Path, store: Store, source: str | None = None) -> ImportReport:
-    text = path_or_text
-    if isinstance(path_or_text, Path) or (isinstance(path_or_text, str) and not path_or_text.lstrip().startswith("{")):
-        p = Path(path_or_text)
-        if not p.is_file():
-            raise DistillguardError("bundle file not found", source=str(p))
-        text = p.read_text()
-    bundle = validate_bundle_text(text)
-    if getattr(bundle, "type", None) != "bundle":
-        raise DistillguardError("expected a STIX bundle at the top level")
-    rows = indicator_rows(bundle, source=source)
-    rep = ImportReport(bundle_id=bundle.id, indicators=len(rows), source=source)
+def _read_source(src: str | bytes | Path, limits: ImportLimits) -> tuple[bytes, str]:
+    """Bytes of a bundle file (read no further than the size limit) or of bundle text, and a name for errors."""
+    if isinstance(src, bytes):
+        return src, "bundle"
+    if isinstance(src, str) and src.lstrip().startswith("{"):
+        return src.encode("utf-8", "surrogatepass"), "bundle"
+    p = Path(src)
+    if not p.is_file():
+        raise DistillguardError("bundle file not found", source=str(p))
+    size = p.stat().st_size
+    if size > limits.max_bundle_bytes:
+        raise BundleRefused(f"bundle is {size:,} bytes, over the limit of {limits.max_bundle_bytes:,} "
+                            "(intel.limits.max_bundle_bytes)", source=str(p))
+    try:
+        with p.open("rb") as f:
+            data = f.read(limits.max_bundle_bytes + 1)  # a file growing meanwhile is still read only this far
+    except OSError as e:
+        raise DistillguardError(f"cannot read the bundle: {e.strerror}", source=str(p)) from None
+    return data, str(p)
+
+
+def import_bundle(src: str | bytes | Path, store: Store, partner: str | Partner,
+                  config: IntelConfig | None = None) -> ImportReport:
+    """Validate a bundle from ``partner`` (a name configured in ``config.partners``, or a ``Partner``) and store
+    its acceptable indicators under that partner; rejected indicators are reported with their reasons."""
+    cfg = config or IntelConfig()
+    who = partner if isinstance(partner, Partner) else cfg.partner(partner)
+    data, where = _read_source(src, cfg.limits)
+    doc = read_bundle(data, cfg.limits, where)
+    repeats = collapse_repeats(doc)
+    bundle = validate_bundle_text(orjson.dumps(doc).decode() if repeats else data.decode("utf-8"))
+    rows = indicator_rows(bundle, source=who.name)
+    vetted = vet_rows(rows, cfg.limits)
+    rows = vetted.kept
+    claimed = next((r["claimed_by"] for r in rows if r["claimed_by"]), None)
+    rep = ImportReport(bundle_id=bundle.id, indicators=len(rows), source=who.name, trust=who.trust,
+                       claimed_by=claimed, rejected=vetted.rejected, duplicates=repeats + vetted.duplicates)
     for r in rows:
         rep.by_kind[r["kind"]] = rep.by_kind.get(r["kind"], 0) + 1
     rep.unsupported = rep.by_kind.get("unsupported", 0)

@@ -57,6 +57,12 @@ class MatchReport:
     indicators_expired: int = 0
     indicators_other_key: int = 0
     indicators_unmatchable: int = 0
+    #: Indicators stored under a partner no longer in ``intel.partners`` (or with trust 0): not used.
+    indicators_unknown_partner: int = 0
+    #: Repeats of one value (from one partner or several) folded into one indicator.
+    indicators_collapsed: int = 0
+    #: Indicators that matched too many local accounts to be evidence (``match.broad_*``).
+    indicators_too_broad: list[dict] = field(default_factory=list)
     matches: int = 0
     accounts: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -68,17 +74,28 @@ class MatchReport:
 
 
 def _active_indicators(store: Store, key: GroupKey | None, cfg: IntelConfig, now: datetime, rep: MatchReport) -> list[dict]:
+    """Usable indicators, each with ``eff_confidence`` = partner confidence × the partner's configured trust,
+    and each value once: repeats (one partner's copies or several partners' reports) would otherwise add up
+    in the noisy-OR as if they were independent evidence."""
     if not store.has_table("intel_indicators"):
         raise DistillguardError("no imported indicators in this store; run `distillguard intel import` or `poll` first")
     rows = store.read_table("intel_indicators").to_pylist()
-    out = []
+    partners = cfg.partners_by_name()
+    best: dict[tuple, dict] = {}
     other_keys = set()
+    unknown: set[str] = set()
     for r in rows:
         vu = r["valid_until"]
         if r["revoked"] or (vu is not None and vu <= now):
             rep.indicators_expired += 1
             continue
-        if r["kind"] == "unsupported" or (r["confidence"] or 0) < cfg.match.min_confidence:
+        p = partners.get(r["source"])
+        if p is None or p.trust <= 0:
+            rep.indicators_unknown_partner += 1
+            unknown.add(str(r["source"]))
+            continue
+        eff = (r["confidence"] or 0) * p.trust
+        if r["kind"] == "unsupported" or eff < cfg.match.min_confidence:
             rep.indicators_unmatchable += 1
             continue
         keyed = r["value_form"] == "hmac-sha256" or (r["value_form"] == "minhash" and json.loads(r["params"] or "{}").get("keyed"))
@@ -86,14 +103,46 @@ def _active_indicators(store: Store, key: GroupKey | None, cfg: IntelConfig, now
             rep.indicators_other_key += 1
             other_keys.add(r["key_id"])
             continue
-        out.append(r)
+        k = (r["kind"], r["value_form"], r["value"], r["params"] if r["value_form"] == "minhash" else None)
+        if k in best:
+            rep.indicators_collapsed += 1
+            if eff <= best[k]["eff_confidence"]:
+                continue
+        best[k] = dict(r, eff_confidence=eff, trust=p.trust)
+    # Two partners may use one STIX id (stored apart, keyed by partner): keep the more trusted one here.
+    by_id: dict[str, dict] = {}
+    for r in best.values():
+        if r["indicator_id"] not in by_id or r["eff_confidence"] > by_id[r["indicator_id"]]["eff_confidence"]:
+            by_id[r["indicator_id"]] = r
+    out = list(by_id.values())
     rep.indicators_active = len(out)
     if other_keys:
         rep.warnings.append(
             f"{rep.indicators_other_key} indicators are hashed under another group key "
             f"(key id {', '.join(sorted(k or '?' for k in other_keys))}; "
             f"local key id {key.key_id if key else 'none'}): they cannot match")
+    if unknown:
+        rep.warnings.append(f"{rep.indicators_unknown_partner} indicators come from partners not configured in "
+                            f"intel.partners (or with trust 0): {', '.join(sorted(unknown)[:5])}; not used")
     return out
+
+
+def _drop_broad(con, found: list[dict], by_id: dict[str, dict], cfg: IntelConfig, rep: MatchReport) -> list[dict]:
+    """Drop indicators that match so many local accounts that they describe the traffic, not a campaign."""
+    n_accounts = con.sql("SELECT count(DISTINCT account_id) FROM exchanges").fetchall()[0][0] or 0
+    cap = max(cfg.match.broad_min_accounts, cfg.match.broad_share * n_accounts)
+    per: dict[str, set] = defaultdict(set)
+    for m in found:
+        per[m["indicator_id"]].add(m["account_id"])
+    broad = {i for i, accts in per.items() if len(accts) > cap}
+    for i in sorted(broad):
+        ind = by_id[i]
+        rep.indicators_too_broad.append({"indicator_id": i, "source": ind["source"], "kind": ind["kind"],
+                                         "accounts": len(per[i])})
+        rep.warnings.append(f"indicator {i} from {ind['source']} ({ind['kind']}) matches {len(per[i])} of "
+                            f"{n_accounts} local accounts: ignored as too broad (match.broad_min_accounts, "
+                            "match.broad_share)")
+    return [m for m in found if m["indicator_id"] not in broad]
 
 
 def _value_matches(store, con, inds: list[dict], key: GroupKey | None) -> list[dict]:
@@ -249,13 +298,15 @@ def match_store(store: Store, key: GroupKey | None, config: IntelConfig | None =
     con = store.connect()
     found = _value_matches(store, con, inds, key) + _template_matches(store, con, inds, key, cfg)
     by_id = {r["indicator_id"]: r for r in inds}
+    found = _drop_broad(con, found, by_id, cfg, rep)
     rows = []
     for m in found:
         ind = by_id[m["indicator_id"]]
-        conf = (ind["confidence"] or 0) / 100.0 * m["quality"]
+        conf = ind["eff_confidence"] / 100.0 * m["quality"]
         camp = ", ".join(ind["campaign_names"] or []) or "an unnamed campaign"
-        ev = (f"{_KIND_WORDS.get(ind['kind'], ind['kind'])} matches {ind['source']}'s indicator "
-              f"{ind['indicator_id']} for campaign '{camp}' (partner confidence {ind['confidence']}"
+        ev = (f"{_KIND_WORDS.get(ind['kind'], ind['kind'])} matches partner {ind['source']}'s indicator "
+              f"{ind['indicator_id']} for campaign '{camp}' (partner confidence {ind['confidence']}, "
+              f"trust {ind['trust']:g}"
               + (f"; {m['detail']}" if m["detail"] else "") + ")")
         rows.append({"account_id": m["account_id"], "indicator_id": ind["indicator_id"], "kind": ind["kind"],
                      "confidence": round(conf, 4), "evidence": ev, "source": ind["source"],

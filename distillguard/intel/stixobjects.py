@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 import stix2
 from stix2.properties import BooleanProperty, FloatProperty, IntegerProperty, StringProperty
@@ -191,15 +192,23 @@ class ParsedPattern:
     value: str
 
 
+@lru_cache(maxsize=4096)
+def _inspect(pattern: str):
+    """The parsed pattern, or None; cached because the ANTLR parse costs milliseconds per call."""
+    try:
+        return Pattern(pattern).inspect()
+    except Exception:  # the stix2patterns parser raises its own error types
+        return None
+
+
 def parse_pattern(pattern: str, ext: dict | None = None) -> ParsedPattern:
     """What one indicator's pattern says, in our terms; foreign patterns we cannot match are ``unsupported``.
 
     Only single-observation patterns with ``=`` / ``ISSUBSET`` / ``LIKE '%@domain'`` comparisons
     are understood; anything with observation operators or qualifiers is kept but not matched.
     """
-    try:
-        data = Pattern(pattern).inspect()
-    except Exception:  # the stix2patterns parser raises its own error types
+    data = _inspect(pattern)
+    if data is None:
         return ParsedPattern("unsupported", "raw", "")
     if data.observation_ops or data.qualifiers or len(data.comparisons) != 1:
         return ParsedPattern("unsupported", "raw", "")

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 
 import pytest
 
@@ -11,7 +9,7 @@ from distillguard.console.aggregates import build_aggregates
 from distillguard.console.app import create_app
 from distillguard.store import Store
 from distillguard.testing.console_fixture import write_console_fixture
-from distillguard.testing.net import free_port
+from distillguard.testing.net import serving
 
 from .helpers import CHROMIUM, CHROMIUM_ARGS, make_settings
 
@@ -46,20 +44,8 @@ def app(console_store, _settings):
 @pytest.fixture
 def live_server(app):
     """The real app under uvicorn on a free port, in a thread (what `distillguard console` runs)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("console server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    t.join(timeout=10)
+    with serving(app) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

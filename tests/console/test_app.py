@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from distillguard.console.app import create_app
+from distillguard.console.audit import SECURITY_EVENTS
 from distillguard.testing.console_fixture import HOSTILE_ACCOUNT, XSS
 
 from .helpers import TOKEN, csrf_of, login, make_settings
@@ -17,6 +18,14 @@ from .helpers import TOKEN, csrf_of, login, make_settings
 @pytest.fixture
 def client(app):
     return TestClient(app, follow_redirects=True)
+
+
+def _decisions(store) -> list[dict]:
+    """Audit rows of analyst decisions (the log also holds logins and other security events)."""
+    if not store.has_table("audit_log"):
+        return []
+    return sorted((r for r in store.read_table("audit_log").to_pylist() if r["action"] not in SECURITY_EVENTS),
+                  key=lambda r: r["seq"])
 
 
 def _act(client, subject_type, subject_id, action, reason="looked at the evidence", csrf=None):
@@ -86,7 +95,9 @@ def test_viewer_cannot_act(client, console_store):
     r = client.post("/act", data={"csrf": csrf_of(page.text), "subject_type": "campaign", "subject_id": "camp-cot",
                                   "action": "confirm", "reason": "try anyway"})
     assert r.status_code == 403
-    assert not console_store.has_table("audit_log")
+    assert _decisions(console_store) == []
+    refused = [r for r in console_store.read_table("audit_log").to_pylist() if r["action"] == "refused"]
+    assert [(r["actor"], r["subject_id"], r["reason"]) for r in refused] == [("vera", "POST /act", "role too low")]
     assert console_store.read_table("enforcement").num_rows == 1  # only the fixture's scan row
 
 
@@ -119,7 +130,9 @@ def test_csrf_rejected(client, console_store, token):
     login(client, "ana")
     r = _act(client, "campaign", "camp-cot", "confirm", csrf=token)
     assert r.status_code == 403 and "CSRF" in r.text
-    assert not console_store.has_table("audit_log")
+    assert _decisions(console_store) == []
+    assert [r["reason"] for r in console_store.read_table("audit_log").to_pylist() if r["action"] == "refused"] == [
+        "CSRF token missing or wrong"]
 
 
 def test_csrf_from_another_session_rejected(client, console_store):
@@ -184,7 +197,7 @@ def test_confirm_writes_enforcement_labels_and_audit(client, console_store):
     assert all(x["campaign_id"] == "camp-agent" and x["source"] == "analyst" for x in enf)
     labels = console_store.read_table("analyst_labels").to_pylist()
     assert len(labels) == 8 and {x["label"] for x in labels} == {"attack"}
-    (a,) = console_store.read_table("audit_log").to_pylist()
+    (a,) = _decisions(console_store)
     assert (a["actor"], a["role"], a["action"], a["subject_type"], a["subject_id"]) == (
         "ana", "analyst", "confirm", "campaign", "camp-agent")
     assert a["reason"] == "tool-use traces for training" and a["at"] is not None
@@ -209,8 +222,7 @@ def test_account_actions_newest_wins(client, console_store):
         assert r.status_code == 200 and "recorded in the audit log" in r.text
     page = client.get("/accounts/acct-legit-03").text
     assert re.search(r"now <span class=\"badge enf-allow\">allow</span>", page)
-    audit = console_store.read_table("audit_log").to_pylist()
-    assert [a["action"] for a in audit] == ["require_verification", "block", "unblock"]
+    assert [a["action"] for a in _decisions(console_store)] == ["require_verification", "block", "unblock"]
     rows = [x for x in console_store.read_table("enforcement").to_pylist() if x["subject_id"] == "acct-legit-03"]
     assert [x["action"] for x in sorted(rows, key=lambda x: x["created_at"])] == ["require_verification", "block", "allow"]
     assert not [x for x in rows if x["subject_type"] == "cluster"]
@@ -227,7 +239,7 @@ def test_action_needs_reason_and_known_subject(client, console_store):
     r = client.post("/act", data={"csrf": csrf_of(page.text), "subject_type": "campaign", "subject_id": "camp-cot",
                                   "action": "delete_everything", "reason": "nope nope"})
     assert "unknown action" in r.text
-    assert not console_store.has_table("audit_log")
+    assert _decisions(console_store) == []
 
 
 def test_cluster_summaries_on_campaign_and_account(client):
@@ -285,7 +297,8 @@ def test_empty_store_shows_empty_states(tmp_path):
     page = c.get("/accounts/only-1")
     assert page.status_code == 200 and "No per-exchange signals" in page.text and "No coordination edges" in page.text
     assert "only-1" in c.get("/search", params={"q": "only"}).text
-    assert "No actions recorded yet" in c.get("/audit").text
+    audit_page = c.get("/audit").text
+    assert "<td>login</td>" in audit_page and 'id="audit-ok"' in audit_page
     r = _act(c, "account", "only-1", "block", reason="manual")
     assert "1 account(s)" in r.text
 

@@ -44,3 +44,19 @@ def bundles(tmp_path_factory):
     export_bundle(two.store_a, hashed, campaign_id=two.campaign_id, key=parse_key(GROUP_KEY_HEX, "t"), now=NOW)
     export_bundle(two.store_a, raw, campaign_id=two.campaign_id, raw=True, now=NOW)
     return {"hashed": hashed, "raw": raw}
+
+
+PARTNER = "Provider A"
+
+
+def make_cfg(trust: float = 1.0, may_enforce: bool = False, taxii: list[dict] | None = None, **sections):
+    """An intel config with one partner, Provider A, as a receiving provider would configure it."""
+    from distillguard.intel.config import IntelConfig
+
+    return IntelConfig.model_validate({"partners": [{"name": PARTNER, "trust": trust, "may_enforce": may_enforce,
+                                                     "taxii": taxii or []}], **sections})
+
+
+@pytest.fixture
+def cfg():
+    return make_cfg()

@@ -31,19 +31,24 @@ def test_cli_export_import_match_flow(two, tmp_path, monkeypatch):
     assert exports[0]["indicators"] == rep["n_indicators"]
     assert any(o["name"] == "[b]Evil[/b]" for o in json.loads(bundle.read_text())["objects"] if o["type"] == "identity")
 
-    res = runner.invoke(app, ["intel", "import", str(bundle), "--store", b])
-    assert res.exit_code == 0 and "imported" in res.output
+    cfg = tmp_path / "intel.yaml"
+    cfg.write_text("intel:\n  partners:\n    - {name: Provider A, trust: 1.0}\n")
+    res = runner.invoke(app, ["intel", "import", str(bundle), "--store", b, "--partner", "Provider A",
+                              "--config", str(cfg)])
+    assert res.exit_code == 0 and "imported" in res.output and "from partner Provider A" in res.output, res.output
+    # The bundle's own name for itself is shown, literally, but is not what the indicators are stored under.
+    assert "[b]Evil[/b]" in res.output
+    assert {r["source"] for r in two.store_b.read_table("intel_indicators").to_pylist()} == {"Provider A"}
 
     # The key may also come from the environment.
     monkeypatch.setenv("DISTILLGUARD_INTEL_GROUP_KEY", keyfile.read_text().strip())
-    res = runner.invoke(app, ["intel", "match", "--store", b, "--json"])
+    res = runner.invoke(app, ["intel", "match", "--store", b, "--json", "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     d = orjson.loads(res.stdout)
     assert set(two.b_attack) <= set(d["applied"]["newly_flagged"])
-    res = runner.invoke(app, ["intel", "match", "--store", b])
+    res = runner.invoke(app, ["intel", "match", "--store", b, "--config", str(cfg)])
     assert res.exit_code == 0 and "accounts matching partner indicators" in res.output
-    # The partner's name is partner-controlled text: it is printed literally, never interpreted as markup.
-    assert "[b]Evil[/b]" in res.output
+    assert "Provider A" in res.output
 
 
 def test_cli_errors_are_clear(two, tmp_path, monkeypatch):

@@ -23,6 +23,14 @@ from distillguard.intel.taxii import (
 )
 from distillguard.testing.intel_fixture import make_two_providers
 
+from .conftest import make_cfg
+
+
+def _cfg(world, collection=DEFAULT_COLLECTION):
+    """Provider A serves this collection under both the discovery URL and the API root URL."""
+    return make_cfg(taxii=[{"url": world["base"] + "/taxii2/", "collection": collection},
+                           {"url": world["base"] + "/intel/", "collection": collection}])
+
 KEY = parse_key("8f1c2b7d9e0a4c6b3d5e7f9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e", "t")
 NOW = datetime(2026, 2, 14, 12, 0, tzinfo=UTC)
 TOKEN = "tok-3b9f1c0e7a2d4c58"
@@ -141,12 +149,14 @@ def test_filters_object_and_manifest(world):
 def test_added_after_and_incremental_poll_round_trip(world):
     two = world["two"]
     # First poll pulls everything, through taxii2-client, with a bearer token, 25 objects per page.
-    rep = poll_collection(world["base"] + "/taxii2/", DEFAULT_COLLECTION, two.store_b, token=TOKEN, per_request=25)
+    rep = poll_collection(world["base"] + "/taxii2/", DEFAULT_COLLECTION, two.store_b, _cfg(world), token=TOKEN,
+                          per_request=25)
     assert rep.objects == world["n1"] and rep.pages == -(-world["n1"] // 25) and rep.indicators > 0
     stored = two.store_b.read_table("intel_indicators").num_rows
     assert stored == rep.indicators
     # Nothing new: the next poll (basic auth this time) resumes after the last object and pulls nothing.
-    again = poll_collection(world["base"] + "/taxii2/", DEFAULT_COLLECTION, two.store_b, user=USER, password=PASSWORD)
+    again = poll_collection(world["base"] + "/taxii2/", DEFAULT_COLLECTION, two.store_b, _cfg(world), user=USER,
+                            password=PASSWORD)
     assert again.objects == 0 and again.added_after == rep.last_added
     # The exporter publishes a raw export for a closer partner; only the new objects are served after T.
     raw = world["root"] / "raw.json"
@@ -157,7 +167,8 @@ def test_added_after_and_incremental_poll_round_trip(world):
     assert 0 < n2 and len(ids_after) == min(n2, 50)
     assert not _get(world, _objects_path(), params={"added_after": "2030-01-01T00:00:00Z"}).json().get("objects")
     assert _get(world, _objects_path(), params={"added_after": "yesterday"}).status_code == 400
-    third = poll_collection(world["base"] + "/intel/", DEFAULT_COLLECTION, two.store_b, token=TOKEN, per_request=40)
+    third = poll_collection(world["base"] + "/intel/", DEFAULT_COLLECTION, two.store_b, _cfg(world), token=TOKEN,
+                            per_request=40)
     assert third.objects == n2 and third.added_after == rep.last_added
     assert two.store_b.read_table("intel_indicators").num_rows > stored
 
@@ -165,9 +176,13 @@ def test_added_after_and_incremental_poll_round_trip(world):
 def test_poll_reports_refusals_clearly(world, tmp_path):
     two = world["two"]
     with pytest.raises(DistillguardError, match="HTTP 401"):
-        poll_collection(world["base"] + "/taxii2/", DEFAULT_COLLECTION, two.store_b, token="wrong")
+        poll_collection(world["base"] + "/taxii2/", DEFAULT_COLLECTION, two.store_b, _cfg(world), token="wrong")
+    missing = "00000000-0000-4000-8000-000000000000"
     with pytest.raises(DistillguardError, match="no collection"):
-        poll_collection(world["base"] + "/taxii2/", "00000000-0000-4000-8000-000000000000", two.store_b, token=TOKEN)
+        poll_collection(world["base"] + "/taxii2/", missing, two.store_b, _cfg(world, missing), token=TOKEN)
+    # A collection no configured partner serves is not polled at all: there would be no one to attribute it to.
+    with pytest.raises(DistillguardError, match="no partner in intel.partners serves"):
+        poll_collection(world["base"] + "/taxii2/", missing, two.store_b, _cfg(world), token=TOKEN)
 
 
 def test_server_refuses_to_start_without_credentials(tmp_path):
