@@ -76,7 +76,7 @@ def test_login_open_campaign_confirm_and_see_enforcement(page, live_server, cons
     assert "Searched prompt text" in page.locator("#text-note").inner_text()
     shot(page, "06-search-text")
     page.goto(f"{base}/audit")
-    assert page.locator("#audit tbody tr").count() == 1
+    assert page.locator("#audit tbody tr").count() == 2  # the login and the confirm: security events are audited
     shot(page, "07-audit")
     assert page.console_errors == [], page.console_errors
 
