@@ -145,9 +145,14 @@ class Ops:
             body, ctype, status = b'{"ok":true}', b"application/json", 200
         else:
             lim_ok = not isinstance(gw.limiter, RedisLimiter) or gw.limiter.ok
-            detail = {"ready": gw.ready and not gw.draining, "policy_version": gw.policy.version,
+            rec = gw.recorder
+            # A recorder that cannot write (full disk) or take more (full queue) makes the replica unready, so
+            # a load balancer sends traffic to one that can record it.
+            rec_ok = not gw.cfg.recorder.enabled or (rec.healthy and rec.has_room())
+            detail = {"ready": gw.ready and not gw.draining and rec_ok, "policy_version": gw.policy.version,
                       "policy_error": gw.policy.last_error, "limiter_redis_ok": lim_ok,
-                      "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available}
+                      "recorder_ok": rec_ok, "recorder_error": rec.error, "recorder_redis_ok": rec.redis_ok,
+                      "recorder_pending": rec.pending, "classifier": gw.classifier.available}
             status = 200 if detail["ready"] else 503
             body, ctype = orjson.dumps(detail), b"application/json"
         await send({"type": "http.response.start", "status": status,

@@ -8,6 +8,7 @@ Streams are folded event by event into an accumulator so nothing waits for the w
 from __future__ import annotations
 
 import hashlib
+import math
 
 import orjson
 
@@ -44,7 +45,7 @@ class RequestInfo:
 
     __slots__ = ("api", "model", "stream", "system_prompt", "turns", "prompt", "tools_offered", "has_images",
                  "max_tokens", "temperature", "top_p", "n", "reasoning_requested", "reasoning_effort",
-                 "thinking_budget", "carried", "conversation_id", "include_usage")
+                 "thinking_budget", "carried", "conversation_id", "include_usage", "invalid")
 
     def __init__(self, api: str):
         self.api = api
@@ -55,6 +56,8 @@ class RequestInfo:
         self.max_tokens = self.temperature = self.top_p = self.n = self.thinking_budget = None
         #: Reasoning the client sent back: list of (container dict, text key, signature key) to verify/unwrap.
         self.carried: list[tuple[dict, str, str]] = []
+        #: column -> why the client's value was not kept (out of range, not a number)
+        self.invalid: dict[str, str] = {}
 
     def conversation_key(self, header_value: str | None) -> str:
         """Binds reasoning to a conversation: the client's id, else its root (system + first user turn)."""
@@ -66,25 +69,52 @@ class RequestInfo:
         return "r:" + hashlib.sha256(((self.system_prompt or "") + "\x1f" + first).encode()).hexdigest()[:32]
 
 
-def _num(v, typ):
-    if isinstance(v, bool) or v is None:
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = 3.4e38
+
+
+def _shown(v) -> str:
+    if isinstance(v, int) and v.bit_length() > 64:
+        return f"an integer of {v.bit_length()} bits"
+    return repr(v)[:40] if isinstance(v, int | float | str) else type(v).__name__
+
+
+def _num(r: RequestInfo, column: str, v, typ):
+    """A client's number as its column holds it (int32 count, finite float32), else None with the reason noted.
+
+    Clients send anything (1e300, a 30-digit string, a list); an unbounded value would reach the recorder and
+    the store, where it fits no column.
+    """
+    if v is None:
         return None
-    try:
-        return typ(v)
-    except (TypeError, ValueError):
-        return None
+    reason = "not a number"
+    if not isinstance(v, bool) and isinstance(v, int | float | str) and not (isinstance(v, str) and len(v) > 40):
+        try:
+            if typ is float:
+                x = float(v)
+                if math.isfinite(x) and abs(x) <= _FLOAT32_MAX:
+                    return x
+            else:
+                x = v if isinstance(v, int) else int(float(v))  # float(): "1e3" and 12.0 are counts too
+                if -_INT32_MAX <= x <= _INT32_MAX:
+                    return x
+            reason = "out of range"
+        except (ValueError, OverflowError):
+            pass
+    r.invalid[column] = f"{column}: {reason}: {_shown(v)}"
+    return None
 
 
 def parse_request(api: str, body: dict) -> RequestInfo:
     r = RequestInfo(api)
     r.model = body.get("model") if isinstance(body.get("model"), str) else None
     r.stream = body.get("stream") is True
-    r.temperature = _num(body.get("temperature"), float)
-    r.top_p = _num(body.get("top_p"), float)
+    r.temperature = _num(r, "temperature", body.get("temperature"), float)
+    r.top_p = _num(r, "top_p", body.get("top_p"), float)
     tools = body.get("tools") if isinstance(body.get("tools"), list) else []
     if api == CHAT:
-        r.max_tokens = _num(body.get("max_completion_tokens", body.get("max_tokens")), int)
-        r.n = _num(body.get("n"), int)
+        r.max_tokens = _num(r, "max_tokens", body.get("max_completion_tokens", body.get("max_tokens")), int)
+        r.n = _num(r, "n", body.get("n"), int)
         r.reasoning_effort = body.get("reasoning_effort") if isinstance(body.get("reasoning_effort"), str) else None
         r.reasoning_requested = r.reasoning_effort is not None
         r.include_usage = bool((body.get("stream_options") or {}).get("include_usage")) if isinstance(
@@ -108,7 +138,7 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                         break
         r.system_prompt = "\n".join(sys_parts) or None
     elif api == RESPONSES:
-        r.max_tokens = _num(body.get("max_output_tokens"), int)
+        r.max_tokens = _num(r, "max_tokens", body.get("max_output_tokens"), int)
         reasoning = body.get("reasoning")
         if isinstance(reasoning, dict):
             r.reasoning_requested = True
@@ -140,11 +170,11 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                     else:
                         r.turns.append({"role": it["role"], "text": text})
     else:
-        r.max_tokens = _num(body.get("max_tokens"), int)
+        r.max_tokens = _num(r, "max_tokens", body.get("max_tokens"), int)
         th = body.get("thinking")
         if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
             r.reasoning_requested = True
-            r.thinking_budget = _num(th.get("budget_tokens"), int)
+            r.thinking_budget = _num(r, "thinking_budget", th.get("budget_tokens"), int)
         r.tools_offered = [t.get("name", "") for t in tools if isinstance(t, dict)]
         s, _ = _text(body.get("system"))
         r.system_prompt = s or None
