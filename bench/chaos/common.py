@@ -85,7 +85,9 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict, log: Path):
         self.log = open(log, "ab")
-        self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=self.log, preexec_fn=lambda: os.nice(5))
+        # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH (--code)
+        self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=self.log, cwd=env["PYTHONPATH"],
+                                  preexec_fn=lambda: os.nice(5))
         self.peak_rss = 0
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()

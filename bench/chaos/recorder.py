@@ -93,7 +93,7 @@ def redis_outage(env: Env) -> Result:
     writer_cmd = [sys.executable, "-m", "distillguard", "gateway-writer", "--store", str(store), "--redis-url", url,
                   "--stream", stream, "--consumer", "chaos-writer", "--batch-seconds", "1"]
     wlog = open(gw.dir / "writer.log", "ab")
-    writer = subprocess.Popen(writer_cmd, env=env.env, stdout=wlog, stderr=wlog)
+    writer = subprocess.Popen(writer_cmd, env=env.env, stdout=wlog, stderr=wlog, cwd=env.code)
     box = {}
     load = threading.Thread(target=lambda: box.setdefault("r", drive(
         gw, [("/chat/completions", {**CHAT, "stream": i % 2 == 0}) for i in range(3000)], concurrency=32,
@@ -122,7 +122,7 @@ def redis_outage(env: Env) -> Result:
         writer.wait(60)
     except subprocess.TimeoutExpired:
         writer.kill()
-    once = subprocess.run(writer_cmd + ["--once"], env=env.env, stdout=wlog, stderr=wlog, timeout=300)
+    once = subprocess.run(writer_cmd + ["--once"], env=env.env, stdout=wlog, stderr=wlog, timeout=300, cwd=env.code)
     wlog.close()
     res.notes["writer_once_rc"] = once.returncode
     res.restart = restart_check(env, gw, recorder=rec)

@@ -73,48 +73,67 @@ _INT32_MAX = 2**31 - 1
 _FLOAT32_MAX = 3.4e38
 
 
+def _num(v, typ):
+    """A client's number as its column holds it (int32 count, finite float32), else None.
+
+    Clients send anything (1e300, a 30-digit string, a list); an unbounded value would reach the recorder and
+    the store, where it fits no column. ``_invalid_numbers`` says why a value was left out.
+    """
+    if isinstance(v, bool) or not isinstance(v, int | float | str) or (isinstance(v, str) and len(v) > 40):
+        return None
+    try:
+        if typ is float:
+            x = float(v)
+            return x if math.isfinite(x) and abs(x) <= _FLOAT32_MAX else None
+        x = v if isinstance(v, int) else int(float(v))  # float(): "1e3" and 12.0 are counts too
+    except (ValueError, OverflowError):
+        return None
+    return x if -_INT32_MAX <= x <= _INT32_MAX else None
+
+
 def _shown(v) -> str:
-    if isinstance(v, int) and v.bit_length() > 64:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
         return f"an integer of {v.bit_length()} bits"
     return repr(v)[:40] if isinstance(v, int | float | str) else type(v).__name__
 
 
-def _num(r: RequestInfo, column: str, v, typ):
-    """A client's number as its column holds it (int32 count, finite float32), else None with the reason noted.
+def _numeric(v) -> bool:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        return False
+    try:
+        return isinstance(v, int) or not math.isnan(float(v))
+    except (ValueError, OverflowError):
+        return False
 
-    Clients send anything (1e300, a 30-digit string, a list); an unbounded value would reach the recorder and
-    the store, where it fits no column.
-    """
-    if v is None:
-        return None
-    reason = "not a number"
-    if not isinstance(v, bool) and isinstance(v, int | float | str) and not (isinstance(v, str) and len(v) > 40):
-        try:
-            if typ is float:
-                x = float(v)
-                if math.isfinite(x) and abs(x) <= _FLOAT32_MAX:
-                    return x
-            else:
-                x = v if isinstance(v, int) else int(float(v))  # float(): "1e3" and 12.0 are counts too
-                if -_INT32_MAX <= x <= _INT32_MAX:
-                    return x
-            reason = "out of range"
-        except (ValueError, OverflowError):
-            pass
-    r.invalid[column] = f"{column}: {reason}: {_shown(v)}"
-    return None
+
+def _invalid_numbers(api: str, body: dict, r: RequestInfo) -> dict[str, str]:
+    """column -> why the client's value for it was not kept (it was sent, but ``_num`` refused it)."""
+    if api == CHAT:
+        raw = {"max_tokens": body.get("max_completion_tokens", body.get("max_tokens")), "n": body.get("n")}
+    elif api == RESPONSES:
+        raw = {"max_tokens": body.get("max_output_tokens")}
+    else:
+        th = body.get("thinking")
+        raw = {"max_tokens": body.get("max_tokens"), "thinking_budget": th.get("budget_tokens") if isinstance(
+            th, dict) and th.get("type") in ("enabled", "adaptive") else None}
+    raw["temperature"], raw["top_p"] = body.get("temperature"), body.get("top_p")
+    out = {}
+    for column, v in raw.items():
+        if v is not None and getattr(r, column) is None:
+            out[column] = f"{column}: {'out of range' if _numeric(v) else 'not a number'}: {_shown(v)}"
+    return out
 
 
 def parse_request(api: str, body: dict) -> RequestInfo:
     r = RequestInfo(api)
     r.model = body.get("model") if isinstance(body.get("model"), str) else None
     r.stream = body.get("stream") is True
-    r.temperature = _num(r, "temperature", body.get("temperature"), float)
-    r.top_p = _num(r, "top_p", body.get("top_p"), float)
+    r.temperature = _num(body.get("temperature"), float)
+    r.top_p = _num(body.get("top_p"), float)
     tools = body.get("tools") if isinstance(body.get("tools"), list) else []
     if api == CHAT:
-        r.max_tokens = _num(r, "max_tokens", body.get("max_completion_tokens", body.get("max_tokens")), int)
-        r.n = _num(r, "n", body.get("n"), int)
+        r.max_tokens = _num(body.get("max_completion_tokens", body.get("max_tokens")), int)
+        r.n = _num(body.get("n"), int)
         r.reasoning_effort = body.get("reasoning_effort") if isinstance(body.get("reasoning_effort"), str) else None
         r.reasoning_requested = r.reasoning_effort is not None
         r.include_usage = bool((body.get("stream_options") or {}).get("include_usage")) if isinstance(
@@ -138,7 +157,7 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                         break
         r.system_prompt = "\n".join(sys_parts) or None
     elif api == RESPONSES:
-        r.max_tokens = _num(r, "max_tokens", body.get("max_output_tokens"), int)
+        r.max_tokens = _num(body.get("max_output_tokens"), int)
         reasoning = body.get("reasoning")
         if isinstance(reasoning, dict):
             r.reasoning_requested = True
@@ -170,11 +189,11 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                     else:
                         r.turns.append({"role": it["role"], "text": text})
     else:
-        r.max_tokens = _num(r, "max_tokens", body.get("max_tokens"), int)
+        r.max_tokens = _num(body.get("max_tokens"), int)
         th = body.get("thinking")
         if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
             r.reasoning_requested = True
-            r.thinking_budget = _num(r, "thinking_budget", th.get("budget_tokens"), int)
+            r.thinking_budget = _num(th.get("budget_tokens"), int)
         r.tools_offered = [t.get("name", "") for t in tools if isinstance(t, dict)]
         s, _ = _text(body.get("system"))
         r.system_prompt = s or None
@@ -188,6 +207,7 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                 for b in m["content"]:
                     if isinstance(b, dict) and b.get("type") == "thinking":
                         r.carried.append((b, "thinking", "signature"))
+    r.invalid = _invalid_numbers(api, body, r)
     users = [t["text"] for t in r.turns if t["role"] == "user"]
     r.prompt = users[-1] if users else None
     return r

@@ -30,6 +30,8 @@ log = logging.getLogger("distillguard.gateway")
 _perf = time.perf_counter
 _loads = orjson.loads
 _dumps = orjson.dumps
+#: sync durability: the end-record futures of the request being handled (awaited before its last bytes go out)
+_durable_waits: contextvars.ContextVar[list | None] = contextvars.ContextVar("durable_waits", default=None)
 
 ROUTES = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
 _HOP = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
@@ -38,8 +40,6 @@ _HOP = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-enc
 _RESP_DROP = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding", b"date",
               b"server"}
 _JSON_CT = (b"content-type", b"application/json")
-#: sync durability: the end-record futures of the request being handled (awaited before its last bytes go out)
-_durable_waits: contextvars.ContextVar[list | None] = contextvars.ContextVar("durable_waits", default=None)
 
 
 class BodyTooLarge(Exception):
@@ -129,6 +129,12 @@ class Proxy:
         if gw.draining:
             await self._error(send, api, "shutting_down", "gateway is shutting down; retry")
             return
+        # back-pressure: a request is admitted only if the recorder can take its records (never dropped after)
+        if self.recording and not gw.recorder.has_room() and not await gw.recorder.wait_room():
+            gw.metrics.recorder_refused.inc()
+            await self._error(send, api, "recorder_unavailable", "the gateway cannot record requests right now; "
+                              "retry shortly", [(b"retry-after", b"1")])
+            return
         gw.metrics.inflight.inc()
         started = False
         sync = self.sync_recording
@@ -199,12 +205,6 @@ class Proxy:
         ident = gw.keyring.resolve(key) if key else None
         if ident is None:
             await self._error(send, api, "invalid_api_key", "missing or unknown API key", [xid_h])
-            return
-        # back-pressure: a request is admitted only if the recorder can take its records
-        if self.recording and not gw.recorder.has_room() and not await gw.recorder.wait_room():
-            gw.metrics.recorder_refused.inc()
-            await self._error(send, api, "recorder_unavailable", "the gateway cannot record requests right now; "
-                              "retry shortly", [(b"retry-after", b"1")])
             return
         # 2. body
         cl = headers.get(b"content-length")
@@ -477,12 +477,12 @@ class Proxy:
         gw = self.gw
         latency_ms = int((_perf() - t0) * 1000)
         if rec is not None:
-            # ts and account_id ride along so an end line whose begin was lost can still be stored by them
-            end = {"exchange_id": rec["exchange_id"], "ts": rec["ts"], "account_id": rec["account_id"],
-                   "http_status": status, "latency_ms": latency_ms, "action": action, "action_reasons": reasons,
-                   "extra": rec["extra"]}
+            end = {"exchange_id": rec["exchange_id"], "http_status": status, "latency_ms": latency_ms,
+                   "action": action, "action_reasons": reasons, "extra": rec["extra"]}
             if not begun:
                 end = {**rec, **end}
+            else:  # ts and account_id ride along: an end line whose begin was lost can still be stored by them
+                end["ts"], end["account_id"] = rec["ts"], rec["account_id"]
             if info is not None:
                 answer = info.answer
                 returned = rw.returned_reasoning if rw is not None else (info.reasoning_text or None)
