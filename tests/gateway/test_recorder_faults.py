@@ -380,3 +380,21 @@ def test_unknown_durability_is_a_config_error():
 
     with pytest.raises(ConfigError, match="recorder.durability"):
         load_config(**{"recorder.durability": "eventually"})
+
+
+def test_a_record_that_breaks_its_batch_is_quarantined_alone(tmp_path):
+    """A failure that is not I/O (here: an exchange_id no dict can key on) falls back to record-by-record writes."""
+    st = Store(tmp_path / "store", create=True)
+    rec = Recorder(RecorderConfig(flush_interval_ms=50), tmp_path / "spool", st)
+    rec.start()
+    for i in range(10):
+        rec.begin(_rec(f"k{i}"))
+        if i == 5:
+            rec.begin(_rec(["not", "an", "id"]))
+        rec.end({"exchange_id": f"k{i}", "http_status": 200, "ts": 1767225600000, "account_id": "a"})
+    assert rec.flush_wait(5)
+    rec.stop()
+    assert rec.quarantined == 1 and rec.dropped == 0
+    assert sorted(r["exchange_id"] for r in read_exchanges(st.path)) == sorted(f"k{i}" for i in range(10))
+    q = _quarantined(st.path)
+    assert len(q) == 1 and "unhashable" in q[0]["reason"] and "not" in q[0]["raw"]
