@@ -197,7 +197,6 @@ class Recorder:
             except RuntimeError:
                 loop = None
             if loop is not None:
-                self._loop = loop
                 fut = loop.create_future()
         self._put(b"e", rec, fut)
         return fut
