@@ -112,6 +112,10 @@ def merge_records(lines) -> Merged:
                 continue
         row = dict(begin)
         row.update(rec)
+        bad = _as_dict(begin.get("extra")).get("invalid_fields")
+        if bad:  # what the writer nulled in the begin line survives the end line's extra
+            ex = _as_dict(row.get("extra"))
+            row["extra"] = {**ex, "invalid_fields": {**bad, **(ex.get("invalid_fields") or {})}}
         m.done[xid] = row
     for xid in carried:
         m.begins.pop(xid, None)  # continues in the next segment

@@ -79,13 +79,13 @@ def test_recorder_isolates_a_record_its_encoder_or_the_schema_refuses(tmp_path):
     rec = Recorder(RecorderConfig(flush_interval_ms=50), tmp_path / "spool", st)
     rec.start()
     for i in range(30):
-        rec.begin(_rec(f"x{i}", prompt=f"p{i}"))
+        rec.begin(_rec(f"x{i}", prompt=f"p{i}", client_asn=2**70 if i == 4 else None))
     rec.end({"exchange_id": "x1", "http_status": 200, "input_tokens": 2**70})  # orjson cannot encode it
     rec.end({"exchange_id": "x2", "http_status": 200, "output_tokens": 2**40, "stop_reason": {"a": 1},
              "tool_calls": [1, None, "t"], "temperature": float("inf")})  # int32 overflow / wrong types
     rec.end({"exchange_id": "x3", "http_status": "two hundred", "latency_ms": "12"})
     for i in range(4, 30):
-        rec.end({"exchange_id": f"x{i}", "http_status": 200})
+        rec.end({"exchange_id": f"x{i}", "http_status": 200, "extra": {"decided": "allow"}})  # as the proxy's
     assert rec.flush_wait(5)
     rec.stop()
     rows = {r["exchange_id"]: r for r in read_exchanges(st.path)}
@@ -97,6 +97,7 @@ def test_recorder_isolates_a_record_its_encoder_or_the_schema_refuses(tmp_path):
     assert rows["x2"]["stop_reason"] == '{"a":1}' and rows["x2"]["tool_calls"] == ["1", "t"]
     assert rows["x3"]["http_status"] is None and rows["x3"]["latency_ms"] == 12
     assert all(rows[f"x{i}"]["http_status"] == 200 for i in range(4, 30))
+    assert rows["x4"]["client_asn"] is None and "client_asn" in orjson.loads(rows["x4"]["extra"])["invalid_fields"]
 
 
 def _segment(spool: Path, lines: list[bytes]) -> Path:
