@@ -399,3 +399,29 @@ def test_a_record_that_breaks_its_batch_is_quarantined_alone(tmp_path):
     assert sorted(r["exchange_id"] for r in read_exchanges(st.path)) == sorted(f"k{i}" for i in range(10))
     q = _quarantined(st.path)
     assert len(q) == 1 and "unhashable" in q[0]["reason"] and "not" in q[0]["raw"]
+
+
+def test_a_queue_that_stays_full_refuses_with_503_and_loses_nothing_admitted(make_gateway, tiny_fs):
+    gw = make_gateway(recorder={"spool_dir": str(tiny_fs), "flush_interval_ms": 5, "queue_max": 6,
+                                "full_wait_ms": 300})
+    filler = tiny_fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:  # nothing can be written: the queue cannot drain
+            os.write(fd, b"\0" * 512)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    got = [_post(gw, "/chat/completions", CHAT) for _ in range(5)]
+    statuses = [st for st, _, _ in got]
+    assert statuses == [200, 200, 200, 503, 503]  # 2 records each: the 4th finds 6 pending
+    refused = got[3][2]
+    assert refused.json()["error"]["code"] == "recorder_unavailable" and refused.headers["retry-after"] == "1"
+    assert httpx.get(gw.srv.url + "/readyz").status_code == 503
+    assert "distillguard_gateway_recorder_refused_total 2.0" in httpx.get(gw.srv.url + "/metrics").text
+    filler.unlink()
+    gw.flush()
+    gw.srv.stop()
+    rows = {r["exchange_id"] for r in read_exchanges(gw.tmp / "store")}
+    assert rows == {x for st, x, _ in got if st == 200}
