@@ -168,15 +168,15 @@ def test_gateway_and_gateway_compact_start_on_a_partial_spool(make_gateway, tmp_
 
 
 def test_full_queue_applies_back_pressure_instead_of_dropping(make_gateway):
-    gw = make_gateway(recorder={"queue_max": 4, "flush_interval_ms": 30, "full_wait_ms": 10_000})
-    with ThreadPoolExecutor(24) as ex:
-        got = list(ex.map(lambda _: _post(gw, "/chat/completions", CHAT), range(200)))
+    gw = make_gateway(recorder={"queue_max": 4, "flush_interval_ms": 10, "full_wait_ms": 10_000})
+    with ThreadPoolExecutor(12) as ex:
+        got = list(ex.map(lambda _: _post(gw, "/chat/completions", CHAT), range(40)))
     accepted = [x for st, x, _ in got if st == 200]
     gw.flush()
     metrics = httpx.get(gw.srv.url + "/metrics").text
     gw.srv.stop()
     rows = {r["exchange_id"]: r for r in read_exchanges(gw.tmp / "store")}
-    assert len(accepted) == 200  # a 10 s wait is ample: nobody was refused
+    assert len(accepted) == 40  # a 10 s wait is ample: nobody was refused
     assert sorted(rows) == sorted(accepted) and all(r["http_status"] == 200 for r in rows.values())
     assert "distillguard_gateway_recorder_dropped_total 0.0" in metrics
 
