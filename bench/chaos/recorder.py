@@ -9,7 +9,6 @@ group-commit window (docs/gateway.md#durability).
 from __future__ import annotations
 
 import math
-import os
 import signal
 import statistics
 import subprocess
@@ -18,6 +17,7 @@ import threading
 import time
 
 from bench.chaos.common import CHAT, Env, Result, count, drive, restart_check, settle
+from distillguard.testing.faults import fill_filesystem
 from distillguard.testing.net import free_port, start_private_redis
 
 
@@ -139,17 +139,6 @@ def _mount_tmpfs(path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
-def _fill(path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @_timed
 def disk_full(env: Env) -> Result:
     """The spool on an 8 MiB tmpfs filled to the last byte while 2,000 requests arrive; then space returns."""
@@ -163,7 +152,7 @@ def disk_full(env: Env) -> Result:
         gw = env.gateway("diskfull", recorder=rec)
         ids = count(res, drive(gw, [("/chat/completions", CHAT)] * 50))
         gw.wait_pending(20)
-        _fill(mnt / "filler")
+        fill_filesystem(mnt / "filler")
         box, seen = {}, {"unready": False, "error": None}
         load = threading.Thread(target=lambda: box.setdefault("r", drive(
             gw, [("/chat/completions", CHAT)] * 2000, concurrency=32, pace=0.002)))

@@ -22,6 +22,7 @@ from distillguard.gateway.config import RecorderConfig
 from distillguard.gateway.identity import add_key, pepper_from_env
 from distillguard.gateway.recorder import Recorder, compact_spool
 from distillguard.store import Store
+from distillguard.testing.faults import fill_filesystem
 from distillguard.testing.net import free_port, start_private_redis
 from tests.gateway.conftest import read_exchanges
 from tests.gateway.test_recorder import _rec, _wait_http
@@ -304,14 +305,7 @@ def test_full_spool_disk_is_visible_and_recovered_without_loss(make_gateway, tin
     ids = [_post(gw, "/chat/completions", CHAT)[1] for _ in range(3)]
     gw.flush()
     filler = tiny_fs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:  # take every free byte
-            os.write(fd, b"\0" * 512)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill_filesystem(filler)  # take every free byte
     got = [_post(gw, "/chat/completions", CHAT) for _ in range(20)]
     assert all(st == 200 for st, _, _ in got)  # the queue still has room: requests are served and held
     ids += [x for _, x, _ in got]
@@ -405,14 +399,7 @@ def test_a_queue_that_stays_full_refuses_with_503_and_loses_nothing_admitted(mak
     gw = make_gateway(recorder={"spool_dir": str(tiny_fs), "flush_interval_ms": 5, "queue_max": 6,
                                 "full_wait_ms": 300})
     filler = tiny_fs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:  # nothing can be written: the queue cannot drain
-            os.write(fd, b"\0" * 512)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill_filesystem(filler)  # nothing can be written: the queue cannot drain
     got = [_post(gw, "/chat/completions", CHAT) for _ in range(5)]
     statuses = [st for st, _, _ in got]
     assert statuses == [200, 200, 200, 503, 503]  # 2 records each: the 4th finds 6 pending
