@@ -100,7 +100,10 @@ def drain_segment(path: Path, client, stream: str, maxlen: int) -> int | None:
         except BlockingIOError:
             return None
         lines = [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith(b'{"_k":"carry"')]
-        start = int(mark.read_text() or 0) if mark.exists() else 0
+        try:
+            start = int(mark.read_text()) if mark.exists() else 0
+        except ValueError:
+            start = 0  # a mark torn by a crash: send the segment again (at-least-once)
         for i in range(start, len(lines), _DRAIN_CHUNK):
             pipe = client.pipeline(transaction=False)
             for ln in lines[i:i + _DRAIN_CHUNK]:

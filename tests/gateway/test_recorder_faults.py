@@ -412,3 +412,23 @@ def test_a_queue_that_stays_full_refuses_with_503_and_loses_nothing_admitted(mak
     gw.srv.stop()
     rows = {r["exchange_id"] for r in read_exchanges(gw.tmp / "store")}
     assert rows == {x for st, x, _ in got if st == 200}
+
+
+@pytest.mark.redis
+def test_a_drain_interrupted_by_a_crash_resumes_after_its_mark(tmp_path):
+    import redis
+
+    from distillguard.gateway.recorder import drain_segment
+
+    lines = [orjson.dumps({**_rec(f"d{i}"), "_k": "b"}) for i in range(2500)]
+    seg = _segment(tmp_path / "spool", lines + [orjson.dumps({"_k": "carry", "ids": ["d1"]})])
+    (seg.parent / (seg.name + ".sent")).write_text("1000")  # the first 1,000 lines went out before the crash
+    stream = f"dgtest:drain:{os.getpid()}:{tmp_path.name}"
+    r = redis.Redis()
+    try:
+        assert drain_segment(seg, r, stream, 1_000_000) == 1500
+        got = [orjson.loads(f[b"d"])["exchange_id"] for _, f in r.xrange(stream)]
+    finally:
+        r.delete(stream)
+    assert got == [f"d{i}" for i in range(1000, 2500)]  # in order, from the mark on, no carry trailer
+    assert not seg.exists() and not (seg.parent / (seg.name + ".sent")).exists()
