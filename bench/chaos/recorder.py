@@ -17,8 +17,8 @@ import threading
 import time
 
 from bench.chaos.common import CHAT, Env, Result, count, drive, restart_check, settle
-from distillguard.testing.faults import fill_filesystem
-from distillguard.testing.net import free_port, start_private_redis
+from distillguard.testing.faults import fill_filesystem, start_private_redis
+from distillguard.testing.net import free_port
 
 
 def _timed(fn):

@@ -12,7 +12,8 @@ import pytest
 
 from distillguard.gateway.config import DimensionLimits, LimitsConfig, Rate
 from distillguard.gateway.ratelimit import MemoryLimiter, RedisLimiter, plan
-from distillguard.testing.net import free_port, start_private_redis
+from distillguard.testing.faults import start_private_redis
+from distillguard.testing.net import free_port
 from tests.gateway.conftest import read_exchanges
 
 BODY = orjson.dumps({"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]})

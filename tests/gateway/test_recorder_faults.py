@@ -22,8 +22,8 @@ from distillguard.gateway.config import RecorderConfig
 from distillguard.gateway.identity import add_key, pepper_from_env
 from distillguard.gateway.recorder import Recorder, compact_spool
 from distillguard.store import Store
-from distillguard.testing.faults import fill_filesystem
-from distillguard.testing.net import free_port, start_private_redis
+from distillguard.testing.faults import fill_filesystem, start_private_redis
+from distillguard.testing.net import free_port
 from tests.gateway.conftest import read_exchanges
 from tests.gateway.test_recorder import _rec, _wait_http
 
