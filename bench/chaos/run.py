@@ -36,7 +36,11 @@ def registry() -> dict[str, tuple[object, object]]:
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
         if info.name in _NOT_AREAS or info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"bench.chaos.{info.name}")
+        try:
+            mod = importlib.import_module(f"bench.chaos.{info.name}")
+        except ImportError as e:  # one area's missing dependency does not hide the others
+            print(f"area {info.name} not loaded: {e}", file=sys.stderr)
+            continue
         for name, fn in getattr(mod, "SCENARIOS", {}).items():
             if name in out:
                 raise SystemExit(f"scenario {name!r} registered twice (bench/chaos/{info.name}.py)")
