@@ -27,6 +27,7 @@ CODES = {
     "upstream_timeout": (504, "server_error", "api_error"),
     "limiter_unavailable": (503, "server_error", "overloaded_error"),
     "shutting_down": (503, "server_error", "overloaded_error"),
+    "recorder_unavailable": (503, "server_error", "overloaded_error"),
     "internal_error": (500, "server_error", "api_error"),
 }
 

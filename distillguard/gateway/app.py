@@ -149,6 +149,13 @@ class Ops:
                       "policy_error": gw.policy.last_error, "limiter_redis_ok": lim_ok,
                       "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available}
             status = 200 if detail["ready"] else 503
+            # A recorder that cannot write (full disk) or take more (full queue) makes the replica unready, so
+            # a load balancer sends traffic to one that can record it.
+            rec = gw.recorder
+            rec_ok = not gw.cfg.recorder.enabled or (rec.healthy and rec.has_room())
+            detail.update(recorder_ok=rec_ok, recorder_error=rec.error, recorder_redis_ok=rec.redis_ok)
+            if not rec_ok:
+                detail["ready"], status = False, 503
             body, ctype = orjson.dumps(detail), b"application/json"
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})

@@ -90,13 +90,23 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(..., "--store", "-s"),
         spool: Path = typer.Option(None, "--spool", help="Spool directory (default STORE/spool)."),
     ) -> None:
-        """Compact spool segments no running gateway holds into the store (also done at gateway start)."""
+        """Compact spool segments no running gateway holds into the store (also done at gateway start).
+
+        Exit 0: all compacted; 3: compacted, some records quarantined (STORE/quarantine/gw-*.jsonl);
+        1: some segments could not be compacted now (left in place; run again).
+        """
         from distillguard.gateway.recorder import compact_spool
         from distillguard.store import Store
 
         st = Store(store)
-        n = compact_spool(spool or store / "spool", st)
-        out.print(f"compacted {n:,} exchanges into {store}")
+        c = compact_spool(spool or store / "spool", st)
+        out.print(f"compacted {c.exchanges:,} exchanges into {store} from {c.segments:,} segments; "
+                  f"quarantined {c.quarantined:,}" + (f"; {len(c.failed)} segments failed (left in place): "
+                                                      + ", ".join(c.failed[:5]) if c.failed else ""))
+        if c.failed:
+            raise typer.Exit(1)
+        if c.quarantined:
+            raise typer.Exit(3)
 
     @app.command("gateway-writer")
     def gateway_writer(

@@ -105,8 +105,22 @@ class RecorderConfig(_Strict):
     redis_maxlen: int = Field(1_000_000, gt=0)
     #: Record prompt/response text in the store (the provider's own log). Lengths are always kept.
     record_text: bool = True
-    #: In-memory queue bound; when full, records are counted as dropped rather than blocking requests.
+    #: In-memory queue bound (records). It bounds admission, not what is kept: when full, a new request waits
+    #: up to ``full_wait_ms`` for room and is then refused with 503 ``recorder_unavailable``; the records of
+    #: requests already admitted are always queued.
     queue_max: int = Field(100_000, gt=0)
+    full_wait_ms: int = Field(2_000, ge=0)
+    #: ``batch``: a record is durable one group-commit window (``flush_interval_ms`` + fsync) after it is
+    #: queued, so a SIGKILL loses at most that window. ``sync``: a reply's last bytes are held until its
+    #: record is durable (fsynced, or acknowledged by Redis), at a latency cost (docs/benchmarks.md).
+    durability: Literal["batch", "sync"] = "batch"
+    #: sync: the longest a reply is held for its record (then released, and counted in
+    #: ``recorder_sync_timeouts_total``; the record stays queued).
+    sync_timeout_ms: int = Field(30_000, gt=0)
+    #: redis mode: how often an unreachable Redis is retried while batches go to the local spool.
+    redis_retry_seconds: float = Field(1.0, gt=0)
+    #: How often segments whose compaction failed (e.g. the store's disk was full) are retried.
+    compact_retry_seconds: float = Field(30.0, gt=0)
 
 
 class LoggingConfig(_Strict):

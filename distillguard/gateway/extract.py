@@ -8,6 +8,7 @@ Streams are folded event by event into an accumulator so nothing waits for the w
 from __future__ import annotations
 
 import hashlib
+import math
 
 import orjson
 
@@ -44,7 +45,7 @@ class RequestInfo:
 
     __slots__ = ("api", "model", "stream", "system_prompt", "turns", "prompt", "tools_offered", "has_images",
                  "max_tokens", "temperature", "top_p", "n", "reasoning_requested", "reasoning_effort",
-                 "thinking_budget", "carried", "conversation_id", "include_usage")
+                 "thinking_budget", "carried", "conversation_id", "include_usage", "invalid")
 
     def __init__(self, api: str):
         self.api = api
@@ -55,6 +56,8 @@ class RequestInfo:
         self.max_tokens = self.temperature = self.top_p = self.n = self.thinking_budget = None
         #: Reasoning the client sent back: list of (container dict, text key, signature key) to verify/unwrap.
         self.carried: list[tuple[dict, str, str]] = []
+        #: column -> why the client's value was not kept (out of range, not a number)
+        self.invalid: dict[str, str] = {}
 
     def conversation_key(self, header_value: str | None) -> str:
         """Binds reasoning to a conversation: the client's id, else its root (system + first user turn)."""
@@ -66,13 +69,59 @@ class RequestInfo:
         return "r:" + hashlib.sha256(((self.system_prompt or "") + "\x1f" + first).encode()).hexdigest()[:32]
 
 
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = 3.4e38
+
+
 def _num(v, typ):
-    if isinstance(v, bool) or v is None:
+    """A client's number as its column holds it (int32 count, finite float32), else None.
+
+    Clients send anything (1e300, a 30-digit string, a list); an unbounded value would reach the recorder and
+    the store, where it fits no column. ``_invalid_numbers`` says why a value was left out.
+    """
+    if isinstance(v, bool) or not isinstance(v, int | float | str) or (isinstance(v, str) and len(v) > 40):
         return None
     try:
-        return typ(v)
-    except (TypeError, ValueError):
+        if typ is float:
+            x = float(v)
+            return x if math.isfinite(x) and abs(x) <= _FLOAT32_MAX else None
+        x = v if isinstance(v, int) else int(float(v))  # float(): "1e3" and 12.0 are counts too
+    except (ValueError, OverflowError):
         return None
+    return x if -_INT32_MAX <= x <= _INT32_MAX else None
+
+
+def _shown(v) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"an integer of {v.bit_length()} bits"
+    return repr(v)[:40] if isinstance(v, int | float | str) else type(v).__name__
+
+
+def _numeric(v) -> bool:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        return False
+    try:
+        return isinstance(v, int) or not math.isnan(float(v))
+    except (ValueError, OverflowError):
+        return False
+
+
+def _invalid_numbers(api: str, body: dict, r: RequestInfo) -> dict[str, str]:
+    """column -> why the client's value for it was not kept (it was sent, but ``_num`` refused it)."""
+    if api == CHAT:
+        raw = {"max_tokens": body.get("max_completion_tokens", body.get("max_tokens")), "n": body.get("n")}
+    elif api == RESPONSES:
+        raw = {"max_tokens": body.get("max_output_tokens")}
+    else:
+        th = body.get("thinking")
+        raw = {"max_tokens": body.get("max_tokens"), "thinking_budget": th.get("budget_tokens") if isinstance(
+            th, dict) and th.get("type") in ("enabled", "adaptive") else None}
+    raw["temperature"], raw["top_p"] = body.get("temperature"), body.get("top_p")
+    out = {}
+    for column, v in raw.items():
+        if v is not None and getattr(r, column) is None:
+            out[column] = f"{column}: {'out of range' if _numeric(v) else 'not a number'}: {_shown(v)}"
+    return out
 
 
 def parse_request(api: str, body: dict) -> RequestInfo:
@@ -158,6 +207,7 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                 for b in m["content"]:
                     if isinstance(b, dict) and b.get("type") == "thinking":
                         r.carried.append((b, "thinking", "signature"))
+    r.invalid = _invalid_numbers(api, body, r)
     users = [t["text"] for t in r.turns if t["role"] == "user"]
     r.prompt = users[-1] if users else None
     return r

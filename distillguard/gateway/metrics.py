@@ -28,7 +28,24 @@ class Metrics:
         self.recorder_written = Counter("distillguard_gateway_recorder_records_total",
                                         "Records durably written by the recorder", registry=r)
         self.recorder_dropped = Counter("distillguard_gateway_recorder_dropped_total",
-                                        "Records dropped because the recorder queue was full", registry=r)
+                                        "Records lost: still unwritten when a shutdown gave up (should stay 0)",
+                                        registry=r)
+        self.recorder_refused = Counter("distillguard_gateway_recorder_refused_total",
+                                        "Requests refused (503) because the recorder queue stayed full", registry=r)
+        self.recorder_quarantined = Counter("distillguard_gateway_recorder_quarantined_total",
+                                            "Records the recorder could not encode, written as quarantine lines",
+                                            registry=r)
+        self.recorder_write_errors = Counter("distillguard_gateway_recorder_write_errors_total",
+                                             "Failed recorder writes (retried), by errno", ["kind"], registry=r)
+        self.recorder_healthy = Gauge("distillguard_gateway_recorder_healthy",
+                                      "1 while the recorder's writes succeed, 0 while they fail", registry=r)
+        self.recorder_healthy.set(1)
+        self.recorder_spilled = Counter("distillguard_gateway_recorder_spilled_total",
+                                        "Records spooled locally because Redis was unreachable (sent later)",
+                                        registry=r)
+        self.recorder_sync_timeouts = Counter("distillguard_gateway_recorder_sync_timeouts_total",
+                                              "Replies released before their record was durable (sync mode)",
+                                              registry=r)
         self.recorder_pending = Gauge("distillguard_gateway_recorder_pending", "Records queued, not yet written",
                                       registry=r)
         self.limiter_degraded = Counter("distillguard_gateway_limiter_degraded_total",

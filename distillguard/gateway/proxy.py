@@ -8,6 +8,7 @@ Redis streams are reached only from background threads (recorder, snapshot reloa
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import os
@@ -29,6 +30,8 @@ log = logging.getLogger("distillguard.gateway")
 _perf = time.perf_counter
 _loads = orjson.loads
 _dumps = orjson.dumps
+#: sync durability: the end-record futures of the request being handled (awaited before its last bytes go out)
+_durable_waits: contextvars.ContextVar[list | None] = contextvars.ContextVar("durable_waits", default=None)
 
 ROUTES = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
 _HOP = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
@@ -74,6 +77,7 @@ class Proxy:
         self.country_header = cfg.identity.country_header.lower().encode() if cfg.identity.country_header else None
         self.record_text = cfg.recorder.record_text
         self.recording = cfg.recorder.enabled
+        self.sync_recording = cfg.recorder.enabled and cfg.recorder.durability == "sync"
         self.access_log = cfg.logging.access_log
         self.log_prompts = cfg.logging.log_prompts
         # Exchange ids: a random per-process prefix plus a counter (a getrandom syscall per request is
@@ -125,15 +129,37 @@ class Proxy:
         if gw.draining:
             await self._error(send, api, "shutting_down", "gateway is shutting down; retry")
             return
+        # back-pressure: a request is admitted only if the recorder can take its records (never dropped after)
+        if self.recording and not gw.recorder.has_room() and not await gw.recorder.wait_room():
+            gw.metrics.recorder_refused.inc()
+            await self._error(send, api, "recorder_unavailable", "the gateway cannot record requests right now; "
+                              "retry shortly", [(b"retry-after", b"1")])
+            return
         gw.metrics.inflight.inc()
         started = False
+        sync = self.sync_recording
+        held = None  # sync durability: the reply's last body bytes, sent once its record is durable
+        waits: list = []
 
         async def tracked_send(msg):
-            nonlocal started
+            nonlocal started, held
             if msg["type"] == "http.response.start":
                 started = True
+            elif sync:
+                # One message behind: the final event of a stream ([DONE], message_stop) is in the last
+                # non-empty chunk, so that one waits for the record too, not only the empty closing one.
+                if msg.get("more_body"):
+                    prev, held = held, msg
+                    if prev is not None:
+                        await send(prev)
+                    return
+                if held is not None:
+                    msg = {"type": "http.response.body", "body": held.get("body", b"") + msg.get("body", b"")}
+                held = msg
+                return
             await send(msg)
 
+        token = _durable_waits.set(waits) if sync else None
         try:
             await self._handle(scope, receive, tracked_send, api)
         except Exception:  # noqa: BLE001 - a gateway bug must still answer in the API's format
@@ -141,6 +167,12 @@ class Proxy:
             if not started:
                 await self._error(send, api, "internal_error", "the gateway failed on this request")
         finally:
+            if token is not None:
+                _durable_waits.reset(token)
+            if held is not None:
+                if waits:
+                    await gw.recorder.durable(waits)
+                await send(held)
             gw.metrics.inflight.dec()
 
     async def _models(self, scope, send) -> None:
@@ -436,6 +468,8 @@ class Proxy:
             extra["cluster_id"] = cluster
         if binding:
             extra["reasoning_binding"] = binding
+        if req.invalid:
+            extra["invalid_fields"] = req.invalid
         rec["extra"] = extra
         return rec
 
@@ -447,6 +481,8 @@ class Proxy:
                    "action": action, "action_reasons": reasons, "extra": rec["extra"]}
             if not begun:
                 end = {**rec, **end}
+            else:  # ts and account_id ride along: an end line whose begin was lost can still be stored by them
+                end["ts"], end["account_id"] = rec["ts"], rec["account_id"]
             if info is not None:
                 answer = info.answer
                 returned = rw.returned_reasoning if rw is not None else (info.reasoning_text or None)
@@ -463,7 +499,11 @@ class Proxy:
                     end["extra"] = {**rec["extra"], "answer_withheld": True, "leak_matches": rw.leak_matches}
                     if self.record_text:
                         end["response_text"] = WITHHELD_NOTICE
-            gw.recorder.end(end)
+            fut = gw.recorder.end(end)
+            if fut is not None:
+                waits = _durable_waits.get()
+                if waits is not None:
+                    waits.append(fut)
         if self.access_log:
             fields = {"exchange_id": rec["exchange_id"] if rec else None, "status": status, "action": action,
                       "latency_ms": latency_ms, "account_id": rec["account_id"] if rec else None}

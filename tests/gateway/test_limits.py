@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 import uuid
 
@@ -14,6 +12,7 @@ import pytest
 
 from distillguard.gateway.config import DimensionLimits, LimitsConfig, Rate
 from distillguard.gateway.ratelimit import MemoryLimiter, RedisLimiter, plan
+from distillguard.testing.faults import start_private_redis
 from distillguard.testing.net import free_port
 from tests.gateway.conftest import read_exchanges
 
@@ -123,21 +122,7 @@ def test_redis_limiter_is_shared_between_replicas():
 
 
 def _start_redis(port):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server not installed")
-    p = subprocess.Popen([exe, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    for _ in range(100):
-        try:
-            redis.Redis(port=port).ping()
-            return p
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("private redis did not start")
+    return start_private_redis(port)
 
 
 @pytest.mark.parametrize("mode", ["local", "closed"])

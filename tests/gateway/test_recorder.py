@@ -32,8 +32,9 @@ def test_merge_begin_end_and_torn_line():
     lines = [orjson.dumps({**_rec("x1"), "_k": "b", "prompt": "p"}), orjson.dumps({"exchange_id": "x1", "_k": "e",
                                                                                     "http_status": 200}),
              orjson.dumps({**_rec("x2"), "_k": "b"}), b'{"exchange_id": "x3", "_k": "e", "http_sta']
-    done, begins, bad = merge_records(lines)
-    assert done == [{**_rec("x1"), "prompt": "p", "http_status": 200}] and list(begins) == ["x2"] and bad == 1
+    m = merge_records(lines)
+    assert list(m.done.values()) == [{**_rec("x1"), "prompt": "p", "http_status": 200}] and list(m.begins) == ["x2"]
+    assert [(p.line, p.reason.split(":")[0]) for p in m.problems] == [(4, "unreadable spool line")]
 
 
 def test_recorder_spool_compacts_idempotently(tmp_path):
@@ -46,7 +47,7 @@ def test_recorder_spool_compacts_idempotently(tmp_path):
     rec.begin(_rec("open"))  # never ends: recorded as interrupted
     assert rec.flush_wait(5)
     seg = next((tmp_path / "spool").glob("seg-*.jsonl"))
-    assert compact_spool(tmp_path / "spool", st) == 0  # held by a live writer: left alone
+    assert compact_spool(tmp_path / "spool", st).exchanges == 0  # held by a live writer: left alone
     copy = seg.read_bytes()
     rec.stop()
     rows = read_exchanges(st.path)
@@ -113,7 +114,7 @@ def test_sigkill_mid_stream_loses_no_accepted_exchange(tmp_path, mock_upstream):
             proc.kill()
     segs = list((tmp_path / "store" / "spool").glob("seg-*.jsonl"))
     assert segs, "the killed gateway left its spool segment behind"
-    n = compact_spool(tmp_path / "store" / "spool", Store(tmp_path / "store"))
+    n = compact_spool(tmp_path / "store" / "spool", Store(tmp_path / "store")).exchanges
     rows = {r["exchange_id"]: r for r in read_exchanges(tmp_path / "store")}
     assert n == len(rows) == 24
     assert all(rows[x]["http_status"] == 200 and rows[x]["response_text"] for x in done_ids)
