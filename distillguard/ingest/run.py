@@ -308,11 +308,11 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
     whole = is_compressed(path) or path.name.endswith(".parquet")
     start_offset, start_line, final_tail = 0, 0, False
     with store.catalog() as cat:
-        prev = cat.execute("""SELECT end_offset, last_line, prefix_hash, file_size FROM ingest_log
+        prev = cat.execute("""SELECT end_offset, last_line, prefix_hash, file_size, format FROM ingest_log
                               WHERE source_path = ? AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1""",
                            [resolved]).fetchall()
     if prev and prev[0][0] <= size and fingerprint(path, prev[0][0]) == prev[0][2]:
-        end_offset, last_line, _, prev_size = prev[0]
+        end_offset, last_line, _, prev_size, prev_format = prev[0]
         if end_offset == size:
             if preamble:
                 _prime(path, fmt, run_state)
@@ -324,6 +324,8 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
             # (an unterminated line) with the file unchanged since: that line is not being written.
             start_offset, start_line = end_offset, last_line
             final_tail = prev_size == size
+            if fmt == "auto" and prev_format:  # the new bytes may be too few (or too torn) to sniff
+                fmt = prev_format
             if preamble:
                 _prime(path, fmt, run_state, limit=start_offset)
         # else: a compressed or one-document file that changed: read whole, ids deduplicate.
@@ -444,7 +446,7 @@ def _finish_tail(tail: bytes, damage: str | None, n: int, path: Path, reader, si
         complete = True
     except orjson.JSONDecodeError:
         complete = False
-    if complete or reader is None:
+    if complete:
         if reader is None:
             _quarantine_line(n, tail, sink, quarantine)
         else:

@@ -70,11 +70,15 @@ class _GzipRaw(io.RawIOBase):
                     continue
                 self._member_open = True
             consumed_at = self._fh.tell() - len(self._in)
+            saved = self._d.copy()
             try:
                 self._out = self._d.decompress(self._in, _MAX_OUT)
             except zlib.error as e:
-                self.error = (f"compressed stream corrupt near compressed byte {consumed_at} "
-                              f"(after {self.decompressed} decompressed bytes): {e}")
+                # zlib drops the output of a failing call: replay it in small steps from the saved
+                # state so every byte before the damage is still handed out.
+                self._out, good = _salvage(saved, self._in[:_READ])
+                self.error = (f"compressed stream corrupt at compressed byte ~{consumed_at + good} "
+                              f"(after {self.decompressed + len(self._out)} decompressed bytes): {e}")
                 self._eof = True
                 return
             if self._d.eof:
@@ -95,6 +99,25 @@ class _GzipRaw(io.RawIOBase):
     def close(self) -> None:
         self._fh.close()
         super().close()
+
+
+def _salvage(d, data: bytes) -> tuple[bytes, int]:
+    """Everything ``d`` decompresses from ``data`` before the first bad byte; and how many bytes were good."""
+    out = []
+    pos = 0
+    for step in (512, 1):
+        while pos < len(data):
+            piece = data[pos: pos + step]
+            trial = d.copy()
+            try:
+                out.append(trial.decompress(piece))
+            except zlib.error:
+                break
+            d = trial
+            pos += len(piece)
+            if d.eof:
+                return b"".join(out), pos
+    return b"".join(out), pos
 
 
 class SourceStream(io.BufferedReader):
