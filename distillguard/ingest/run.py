@@ -337,7 +337,7 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
         end_line, end_offset = res.records + res.quarantined, size
     else:
         res, end_line, end_offset = _ingest_text(store, path, fmt, key, start_offset, start_line, run_state,
-                                                 on_progress, index, final_tail)
+                                                 on_progress, index, final_tail, size)
         end_offset = size if whole else end_offset
     res.resumed_from = start_offset
     with store.catalog() as cat:
@@ -350,7 +350,7 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
     return res
 
 
-def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_progress, index, final_tail):
+def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_progress, index, final_tail, size):
     """Returns (result, last line number consumed, byte offset after the last consumed line)."""
     reader_name = fmt if fmt != "auto" else _sniff(path, start_offset)
     res = FileResult(str(path), reader_name)
@@ -367,7 +367,7 @@ def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_
         else:
             last_line, end_offset, res.held_bytes = _ingest_lines(path, reader, reader_name, sink, quarantine,
                                                                   start_offset, start_line, run_state, on_progress,
-                                                                  final_tail)
+                                                                  final_tail, size)
         sink.flush()
         sink.wait()
     finally:
@@ -381,15 +381,16 @@ _NO_READER = "no reader recognises this record (not JSON, or an unknown log form
 
 
 def _ingest_lines(path, reader, reader_name, sink, quarantine, start_offset, start_line, run_state, on_progress,
-                  final_tail) -> tuple[int, int, int]:
-    """Every whole line from ``start_offset``, then the tail; returns (last line, end offset, held bytes)."""
+                  final_tail, size) -> tuple[int, int, int]:
+    """Every whole line from ``start_offset`` up to ``size`` (the file's size when the run began), then the
+    tail; returns (last line, end offset, held bytes). Bytes appended meanwhile are the next run's."""
     line = start_line
     opts = pajson.ParseOptions(explicit_schema=EXCHANGE_SCHEMA, unexpected_field_behavior="error",
                                newlines_in_values=False)
     with _open(path) as fh:
         if start_offset:
             fh.seek(start_offset)
-        blocks = Blocks(fh, BLOCK_BYTES, start_offset)
+        blocks = Blocks(fh, BLOCK_BYTES, start_offset, None if is_compressed(path) else max(size - start_offset, 0))
         for buf, size in blocks:
             if on_progress:
                 on_progress(size)
@@ -408,8 +409,8 @@ def _ingest_lines(path, reader, reader_name, sink, quarantine, start_offset, sta
                     else:
                         _map_line(reader, str(path), line + i, raw, sink, quarantine, run_state)
             line += n_lines
-        held = _finish_tail(blocks.tail, stream_error(fh), line + 1, path, reader, sink, quarantine, run_state,
-                            final_tail)
+        held = len(blocks.tail) if blocks.cut_short else _finish_tail(
+            blocks.tail, stream_error(fh), line + 1, path, reader, sink, quarantine, run_state, final_tail)
     if blocks.tail and not held:
         line += 1
     return line, blocks.offset + (len(blocks.tail) if not held else 0), held

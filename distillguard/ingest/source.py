@@ -144,22 +144,43 @@ class Blocks:
 
     Each block is read into a fresh buffer after the previous block's partial last line, so the
     only copy is that short tail. ``offset`` is the stream position just after the last whole line.
+    ``limit`` stops reading after that many bytes (a run reads a growing log up to the size it had
+    when the run began, so it ends even if the writer never stops); ``cut_short`` then says more
+    bytes followed, i.e. ``tail`` is a line the limit cut, not the end of the file.
     """
 
-    def __init__(self, fh, block_bytes: int, start_offset: int = 0):
+    def __init__(self, fh, block_bytes: int, start_offset: int = 0, limit: int | None = None):
         self.fh = fh
         self.block_bytes = block_bytes
         self.offset = start_offset
+        self.remaining = limit
         self.tail = b""
+        self.cut_short = False
+
+    def _fill(self, mv: memoryview) -> int:
+        """Fill ``mv`` as far as the stream (and the limit) allows: a growing file returns short reads."""
+        total = 0
+        while total < len(mv):
+            want = len(mv) - total if self.remaining is None else min(len(mv) - total, self.remaining)
+            if want <= 0:
+                break
+            n = self.fh.readinto(mv[total: total + want])
+            if not n:
+                break
+            total += n
+            if self.remaining is not None:
+                self.remaining -= n
+        return total
 
     def __iter__(self):
         carry = b""
         while True:
             buf = bytearray(len(carry) + self.block_bytes)
             buf[: len(carry)] = carry
-            n = self.fh.readinto(memoryview(buf)[len(carry):])
+            n = self._fill(memoryview(buf)[len(carry):])
             if not n:
                 self.tail = carry
+                self.cut_short = self.remaining == 0 and bool(carry) and bool(self.fh.read(1))
                 return
             end = len(carry) + n
             cut = buf.rfind(b"\n", 0, end) + 1
