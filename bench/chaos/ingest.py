@@ -51,7 +51,8 @@ def _lines(ids, pad: int = 200) -> bytes:
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # A PYTHONPATH given by the caller wins (to measure another checkout); else this repository.
+    return {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(_ROOT)}
 
 
 def _ingest_cmd(store: Path, *files: Path) -> list[str]:
