@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from distillguard.errors import StoreError
 from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA
 from distillguard.store import Store
 from distillguard.store.ids import IdIndex, hash_ids
@@ -40,11 +41,14 @@ class Quarantine:
         self._fh = None
 
     def add(self, line: int, reason: str, raw: bytes | str) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "wb")
         raw_text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        self._fh.write(orjson.dumps({"path": self.source, "line": line, "reason": reason,
-                                     "raw": raw_text[:1_000_000]}) + b"\n")
+        try:
+            if self._fh is None:
+                self._fh = open(self.path, "wb")
+            self._fh.write(orjson.dumps({"path": self.source, "line": line, "reason": reason,
+                                         "raw": raw_text[:1_000_000]}) + b"\n")
+        except OSError as e:  # the store, not the input, is at fault: stop the run with a clear error
+            raise StoreError(f"cannot write the quarantine file: {e}", source=str(self.path)) from e
         self.count += 1
 
     def close(self) -> None:
@@ -133,9 +137,12 @@ class Sink:
         if n_keep < table.num_rows:
             table = table.filter(pa.array(keep))
         if n_keep:
-            paths = self.store.write_exchanges(table, key)
-            self.index.add(hi[keep], lo[keep])
-            self.index.mark_parts(list(paths or []))
+            try:
+                paths = self.store.write_exchanges(table, key)
+                self.index.add(hi[keep], lo[keep])
+                self.index.mark_parts(list(paths or []))
+            except OSError as e:  # disk full, permissions: a store problem, not a bad input file
+                raise StoreError(f"cannot write to the store: {e}", source=str(self.store.path)) from e
         return n_keep, len(keep) - n_keep
 
     def _submit(self, table: pa.Table, key: str) -> None:

@@ -92,6 +92,11 @@ class IdIndex:
                 p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ parts bookkeeping
+    def _entry(self, part: Path) -> str:
+        # The size is part of the entry: a part rewritten under the same name (the gateway re-compacting
+        # a segment) no longer matches and is indexed again.
+        return f"{part.relative_to(self.root)}\t{part.stat().st_size}"
+
     def _indexed_parts(self) -> set[str]:
         log = self.dir / "parts.log"
         if not log.exists():
@@ -103,15 +108,14 @@ class IdIndex:
         if not parts:
             return
         with open(self.dir / "parts.log", "a") as fh:
-            fh.write("".join(f"{p.relative_to(self.root)}\n" for p in parts))
+            fh.write("".join(f"{self._entry(p)}\n" for p in parts))
             fh.flush()
             os.fsync(fh.fileno())
 
     def reconcile(self) -> int:
         """Index every exchange part not yet in ``parts.log``; returns how many ids were added."""
         done = self._indexed_parts()
-        todo = [p for p in sorted((self.root / "exchanges").glob("**/*.parquet"))
-                if str(p.relative_to(self.root)) not in done]
+        todo = [p for p in sorted((self.root / "exchanges").glob("**/*.parquet")) if self._entry(p) not in done]
         added = 0
         batch: list[Path] = []
         his, los = [], []

@@ -264,3 +264,32 @@ def test_exchanges_written_by_other_writers_are_known(store, tmp_path):
     res = ingest_paths(store, [out])
     assert (res.records, res.duplicates) == (0, 20)
     assert store.exchanges().count("*").fetchall()[0][0] == 20
+
+
+def test_a_full_disk_stops_the_run_with_a_store_error_and_loses_nothing(store, tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    import distillguard.ingest.run as run
+    from distillguard.errors import StoreError
+
+    monkeypatch.setattr(run, "BATCH_ROWS", 40)
+    monkeypatch.setattr(run, "BLOCK_BYTES", 4096)
+    p = write_lines(tmp_path / "a.jsonl", [_rec(i) for i in range(200)])
+    real = store.write_exchanges
+    calls = {"n": 0}
+
+    def disk_fills(table, key):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, key)
+
+    monkeypatch.setattr(store, "write_exchanges", disk_fills)
+    with pytest.raises(StoreError, match="cannot write to the store"):
+        ingest_paths(store, [p])
+    monkeypatch.setattr(store, "write_exchanges", real)
+    again = ingest_paths(store, [p])
+    assert again.duplicates > 0 and again.records + again.duplicates == 200
+    assert sorted(_stored_ids(store)) == [f"e{i:06d}" for i in range(200)]

@@ -57,3 +57,14 @@ def test_parts_written_without_the_index_are_indexed_on_open(store):
         assert len(ix) == 30
     with IdIndex(store.path) as ix:  # nothing new: nothing re-read
         assert ix.reconcile() == 0
+
+
+def test_a_part_rewritten_under_the_same_name_is_indexed_again(store):
+    first = [make_exchange() for _ in range(5)]
+    write_world(store, first, key="gw-segment-1")
+    with IdIndex(store.path) as ix:
+        assert len(ix) == 5
+    more = first + [make_exchange() for _ in range(7)]
+    write_world(store, more, key="gw-segment-1")  # same part name, more rows
+    with IdIndex(store.path) as ix:
+        assert ix.contains(*hash_ids([e.exchange_id for e in more])).all()
