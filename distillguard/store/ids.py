@@ -10,7 +10,7 @@ of tens of millions of exchanges, in bounded memory, and survive a kill at any i
   binary search per run over memory-mapped files, so it touches O(batch · log n) pages rather than
   loading the index; the pages live in the OS page cache, not in the process heap. Each committed
   batch adds one small run; when ``FAN_IN`` runs share a size tier they are merged by a streaming
-  k-way merge in chunks of ``MERGE_CHUNK`` keys, so memory stays bounded and total work is
+  k-way merge holding ``MERGE_CHUNK`` keys per input, so memory stays bounded and total work is
   O(n log n).
 * **Derived, never authoritative.** The exchange Parquet parts are the truth. ``parts.log`` lists
   the parts whose ids are in the runs; a part missing from it (written by the gateway or the
@@ -35,8 +35,8 @@ import xxhash
 
 #: Runs of the same size tier (tier = floor(log_FAN_IN(size))) merged into one when this many exist.
 FAN_IN = 8
-#: Keys read from each run per step of a merge (16 bytes each): bounds a merge's memory.
-MERGE_CHUNK = 1 << 20
+#: Keys held per input run during a merge (16 bytes each): bounds a merge's memory (8 runs × 4 MiB).
+MERGE_CHUNK = 1 << 18
 _HI, _LO = ".hi", ".lo"
 
 
@@ -209,34 +209,27 @@ class IdIndex:
             self._merge(full[0][:FAN_IN])
 
     def _merge(self, names: list[str]) -> None:
-        """Merge sorted runs into one, MERGE_CHUNK keys per run at a time (bounded memory)."""
-        runs = [self._open_run(n) for n in names]
-        pos = [0] * len(runs)
+        """Merge sorted runs into one, holding at most MERGE_CHUNK keys per input run in memory.
+
+        Inputs are read with plain file reads into per-run windows (not memory-mapped), so a merge
+        of runs larger than RAM keeps a bounded resident set.
+        """
+        runs = [_RunReader(self.dir / f"{n}{_HI}", self.dir / f"{n}{_LO}") for n in names]
         name = self._new_name(0)
         tmp_hi, tmp_lo = self.dir / f".{name}{_HI}.tmp", self.dir / f".{name}{_LO}.tmp"
         last: tuple[int, int] | None = None
         written = 0
         with open(tmp_hi, "wb") as fh_hi, open(tmp_lo, "wb") as fh_lo:
             while True:
-                live = [i for i, (rhi, _) in enumerate(runs) if pos[i] < len(rhi)]
+                for r in runs:
+                    r.refill()
+                live = [r for r in runs if len(r.hi)]
                 if not live:
                     break
-                # Everything <= the smallest chunk-end key can be emitted now, in order.
-                ends = [(int(runs[i][0][e]), int(runs[i][1][e]))
-                        for i in live for e in [min(pos[i] + MERGE_CHUNK, len(runs[i][0])) - 1]]
-                cut = min(ends)
-                his, los = [], []
-                for i in live:
-                    rhi, rlo = runs[i]
-                    whi = np.asarray(rhi[pos[i]: pos[i] + MERGE_CHUNK])
-                    wlo = np.asarray(rlo[pos[i]: pos[i] + MERGE_CHUNK])
-                    a = int(np.searchsorted(whi, np.uint64(cut[0]), "left"))
-                    b = int(np.searchsorted(whi, np.uint64(cut[0]), "right"))
-                    take = a + int(np.searchsorted(wlo[a:b], np.uint64(cut[1]), "right"))
-                    his.append(whi[:take])
-                    los.append(wlo[:take])
-                    pos[i] += take
-                hi, lo = np.concatenate(his), np.concatenate(los)
+                # Everything <= the smallest window-end key can be emitted now, in order.
+                cut = min((int(r.hi[-1]), int(r.lo[-1])) for r in live)
+                hi = np.concatenate([r.take_upto(cut)[0] for r in live])
+                lo = np.concatenate([r.taken_lo for r in live])
                 order = np.lexsort((lo, hi))
                 hi, lo = hi[order], lo[order]
                 keep = np.ones(len(hi), dtype=bool)
@@ -252,7 +245,8 @@ class IdIndex:
             for fh in (fh_hi, fh_lo):
                 fh.flush()
                 os.fsync(fh.fileno())
-        del runs
+        for r in runs:
+            r.close()
         final = f"run-{_tier(written):02d}-{name.split('-')[-1]}"
         os.replace(tmp_hi, self.dir / f"{final}{_HI}")
         os.replace(tmp_lo, self.dir / f"{final}{_LO}")
@@ -261,6 +255,34 @@ class IdIndex:
             self._runs.remove(n)
             (self.dir / f"{n}{_LO}").unlink(missing_ok=True)
             (self.dir / f"{n}{_HI}").unlink(missing_ok=True)
+
+
+class _RunReader:
+    """A window of up to MERGE_CHUNK keys of one run, refilled from disk as the merge consumes it."""
+
+    def __init__(self, hi_path: Path, lo_path: Path):
+        self._fh_hi, self._fh_lo = open(hi_path, "rb"), open(lo_path, "rb")
+        self.hi = self.lo = self.taken_lo = np.empty(0, np.uint64)
+
+    def refill(self) -> None:
+        if len(self.hi):
+            return
+        self.hi = np.frombuffer(self._fh_hi.read(MERGE_CHUNK * 8), dtype=np.uint64)
+        self.lo = np.frombuffer(self._fh_lo.read(MERGE_CHUNK * 8), dtype=np.uint64)
+
+    def take_upto(self, cut: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Remove and return the window's keys <= cut (they are a prefix: the window is sorted)."""
+        a = int(np.searchsorted(self.hi, np.uint64(cut[0]), "left"))
+        b = int(np.searchsorted(self.hi, np.uint64(cut[0]), "right"))
+        n = a + int(np.searchsorted(self.lo[a:b], np.uint64(cut[1]), "right"))
+        out = self.hi[:n], self.lo[:n]
+        self.hi, self.lo = self.hi[n:], self.lo[n:]
+        self.taken_lo = out[1]
+        return out
+
+    def close(self) -> None:
+        self._fh_hi.close()
+        self._fh_lo.close()
 
 
 def _probe(rhi: np.ndarray, rlo: np.ndarray, hi: np.ndarray, lo: np.ndarray, found: np.ndarray) -> None:
