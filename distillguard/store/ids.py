@@ -7,8 +7,8 @@ of tens of millions of exchanges, in bounded memory, and survive a kill at any i
   collision among 10^9 ids has probability ~10^-21, far below disk error rates.
 * **Sorted runs (a small LSM tree).** The index is a set of immutable sorted runs under
   ``STORE/ids/``, each a pair of raw files ``<name>.hi`` / ``<name>.lo``. A lookup is a vectorised
-  binary search per run over memory-mapped files, so it touches O(batch · log n) pages rather than
-  loading the index; the pages live in the OS page cache, not in the process heap. Each committed
+  binary search per run over memory-mapped slices of ``PROBE_SEGMENT`` keys, mapped one at a time,
+  so it touches O(batch · log n) pages, never loads the index, and keeps at most one slice resident. Each committed
   batch adds one small run; when ``FAN_IN`` runs share a size tier they are merged by a streaming
   k-way merge holding ``MERGE_CHUNK`` keys per input, so memory stays bounded and total work is
   O(n log n).
@@ -35,6 +35,8 @@ import xxhash
 
 #: Runs of the same size tier (tier = floor(log_FAN_IN(size))) merged into one when this many exist.
 FAN_IN = 8
+#: Keys of a run mapped at once during a lookup (16 bytes each): bounds the resident set of lookups.
+PROBE_SEGMENT = 1 << 22
 #: Keys held per input run during a merge (16 bytes each): bounds a merge's memory (8 runs × 4 MiB).
 MERGE_CHUNK = 1 << 18
 _HI, _LO = ".hi", ".lo"
@@ -136,14 +138,14 @@ class IdIndex:
         return added
 
     # ------------------------------------------------------------------ lookups
-    def _open_run(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def _segments(self, name: str):
+        """The run as memory-mapped slices of PROBE_SEGMENT keys, each unmapped once the caller moves on."""
         hi_p, lo_p = self.dir / f"{name}{_HI}", self.dir / f"{name}{_LO}"
         n = lo_p.stat().st_size // 8
-        if n == 0:
-            empty = np.empty(0, np.uint64)
-            return empty, empty
-        return (np.memmap(hi_p, dtype=np.uint64, mode="r", shape=(n,)),
-                np.memmap(lo_p, dtype=np.uint64, mode="r", shape=(n,)))
+        for start in range(0, n, PROBE_SEGMENT):
+            m = min(PROBE_SEGMENT, n - start)
+            yield (np.memmap(hi_p, dtype=np.uint64, mode="r", offset=start * 8, shape=(m,)),
+                   np.memmap(lo_p, dtype=np.uint64, mode="r", offset=start * 8, shape=(m,)))
 
     def contains(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """A boolean mask: which (hi, lo) keys are already indexed."""
@@ -154,10 +156,14 @@ class IdIndex:
         shi, slo = hi[order], lo[order]
         sfound = np.zeros(len(hi), dtype=bool)
         for name in self._runs:
-            rhi, rlo = self._open_run(name)
-            if len(rhi):
-                _probe(rhi, rlo, shi, slo, sfound)
-            del rhi, rlo
+            # One segment mapped at a time: a probe touches the pages it needs, and they leave the
+            # process's resident set with the segment, so RSS stays bounded whatever the index size.
+            for rhi, rlo in self._segments(name):
+                a = int(np.searchsorted(shi, rhi[0], "left"))
+                b = int(np.searchsorted(shi, rhi[-1], "right"))
+                if b > a:
+                    _probe(rhi, rlo, shi[a:b], slo[a:b], sfound[a:b])  # sfound[a:b] is a view
+                del rhi, rlo
         found[order] = sfound
         return found
 

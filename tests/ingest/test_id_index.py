@@ -14,6 +14,7 @@ from distillguard.testing import make_exchange, write_world
 def test_index_agrees_with_a_set_through_many_merges(tmp_path, monkeypatch):
     monkeypatch.setattr(ids, "FAN_IN", 3)
     monkeypatch.setattr(ids, "MERGE_CHUNK", 7)  # chunk boundaries everywhere in every merge
+    monkeypatch.setattr(ids, "PROBE_SEGMENT", 5)  # and segment boundaries in every lookup
     rng = random.Random(5)
     truth: set[str] = set()
     with IdIndex(tmp_path) as ix:
@@ -31,7 +32,8 @@ def test_index_agrees_with_a_set_through_many_merges(tmp_path, monkeypatch):
         assert ix.contains(*hash_ids(probe)).tolist() == [p in truth for p in probe]
 
 
-def test_keys_sharing_their_high_half(tmp_path):
+def test_keys_sharing_their_high_half(tmp_path, monkeypatch):
+    monkeypatch.setattr(ids, "PROBE_SEGMENT", 2)  # the keys with hi = 5 straddle two segments
     with IdIndex(tmp_path) as ix:
         ix.add(np.array([5, 5, 5, 7], np.uint64), np.array([1, 2, 3, 1], np.uint64))
         got = ix.contains(np.array([5, 5, 5, 7, 7, 6], np.uint64), np.array([3, 4, 1, 1, 2, 1], np.uint64))
