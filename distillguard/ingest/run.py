@@ -391,17 +391,17 @@ def _ingest_lines(path, reader, reader_name, sink, quarantine, start_offset, sta
         if start_offset:
             fh.seek(start_offset)
         blocks = Blocks(fh, BLOCK_BYTES, start_offset, None if is_compressed(path) else max(size - start_offset, 0))
-        for buf, size in blocks:
+        for buf, n_bytes in blocks:
             if on_progress:
-                on_progress(size)
-            n_lines = buf.count(b"\n", 0, size)
-            table = _fast_parse(buf, size, n_lines, opts) if reader_name == "native" else None
+                on_progress(n_bytes)
+            n_lines = buf.count(b"\n", 0, n_bytes)
+            table = _fast_parse(buf, n_bytes, n_lines, opts) if reader_name == "native" else None
             if table is not None:
                 sink.lines += table.num_rows
                 sink.stored_lines += table.num_rows
                 sink.add_table(_with_source(table, reader.name))
             else:
-                raws = bytes(buf[:size]).split(b"\n")
+                raws = bytes(buf[:n_bytes]).split(b"\n")
                 raws.pop()  # the block ends with a newline
                 for i, raw in enumerate(raws, start=1):
                     if reader is None:
