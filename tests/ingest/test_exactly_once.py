@@ -293,3 +293,13 @@ def test_a_full_disk_stops_the_run_with_a_store_error_and_loses_nothing(store, t
     again = ingest_paths(store, [p])
     assert again.duplicates > 0 and again.records + again.duplicates == 200
     assert sorted(_stored_ids(store)) == [f"e{i:06d}" for i in range(200)]
+
+
+def test_a_gz_that_is_not_gzip_is_reported_and_the_run_goes_on(store, tmp_path):
+    bad = tmp_path / "a.jsonl.gz"
+    bad.write_bytes(b"plain text, not gzip\n")
+    later = write_lines(tmp_path / "b.jsonl", [_rec(1)])
+    res = ingest_paths(store, [bad, later])
+    q = quarantine_of(res)
+    assert len(q) == 1 and "corrupt" in q[0]["reason"] and q[0]["path"] == str(bad)
+    assert res.records == 1
