@@ -179,11 +179,7 @@ class IdIndex:
         """Add keys as a new run (sorted and de-duplicated), then merge tiers that are full."""
         if not len(hi):
             return
-        order = np.lexsort((lo, hi))
-        hi, lo = hi[order], lo[order]
-        keep = np.ones(len(hi), dtype=bool)
-        keep[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-        self._write_run(hi[keep], lo[keep])
+        self._write_run(*_sort_unique(hi, lo))
         self._maybe_merge()
 
     def _new_name(self, tier: int) -> str:
@@ -236,13 +232,9 @@ class IdIndex:
                 cut = min((int(r.hi[-1]), int(r.lo[-1])) for r in live)
                 hi = np.concatenate([r.take_upto(cut)[0] for r in live])
                 lo = np.concatenate([r.taken_lo for r in live])
-                order = np.lexsort((lo, hi))
-                hi, lo = hi[order], lo[order]
-                keep = np.ones(len(hi), dtype=bool)
-                keep[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+                hi, lo = _sort_unique(hi, lo)
                 if last is not None and len(hi) and (int(hi[0]), int(lo[0])) == last:
-                    keep[0] = False
-                hi, lo = hi[keep], lo[keep]
+                    hi, lo = hi[1:], lo[1:]
                 if len(hi):
                     last = (int(hi[-1]), int(lo[-1]))
                     fh_hi.write(hi.tobytes())
@@ -289,6 +281,15 @@ class _RunReader:
     def close(self) -> None:
         self._fh_hi.close()
         self._fh_lo.close()
+
+
+def _sort_unique(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (hi, lo) keys in sorted order."""
+    order = np.lexsort((lo, hi))
+    hi, lo = hi[order], lo[order]
+    keep = np.ones(len(hi), dtype=bool)
+    keep[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+    return hi[keep], lo[keep]
 
 
 def _probe(rhi: np.ndarray, rlo: np.ndarray, hi: np.ndarray, lo: np.ndarray, found: np.ndarray) -> None:
