@@ -106,9 +106,14 @@ def ingest(
                 console.print(f"[dim]{f.path}: skipped ({f.skipped})[/]")
             elif f.format is None:
                 console.print(f"[yellow]{f.path}: format not recognised[/]")
+        for f in result.files:
+            if f.held_bytes:
+                console.print(f"[dim]{f.path}: last line unfinished ({f.held_bytes:,} bytes), left for the next run[/]")
         msg = f"ingested {result.records:,}"
         if result.accounts:
             msg += f" · accounts {result.accounts:,}"
+        if result.duplicates:
+            msg += f" · already stored {result.duplicates:,}"
         msg += f" · quarantined {result.quarantined:,}"
         if result.quarantined:
             qfiles = [f.quarantine_file for f in result.files if f.quarantine_file]

@@ -10,7 +10,7 @@ from typing import Any
 
 from distillguard.errors import RecordError
 from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA
-from distillguard.ingest.registry import RecordContext, register_reader
+from distillguard.ingest.registry import RecordContext, content_id, register_reader
 
 _EXCHANGE_COLS = set(EXCHANGE_SCHEMA.names)
 _ACCOUNT_COLS = set(ACCOUNT_SCHEMA.names)
@@ -24,11 +24,15 @@ class NativeReader:
     sniff_priority = 90
 
     def sniff(self, obj: Any) -> bool:
-        return isinstance(obj, dict) and {"exchange_id", "ts", "account_id"} <= obj.keys()
+        return isinstance(obj, dict) and {"ts", "account_id"} <= obj.keys()
 
     def to_exchanges(self, obj: Any, ctx: RecordContext) -> list[dict]:
         if not isinstance(obj, dict):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        eid = obj.get("exchange_id")
+        if eid is None or (isinstance(eid, str) and not eid.strip()):
+            # Exactly-once needs an id: derive it from the content, so the same record always gets it.
+            obj = {**obj, "exchange_id": content_id({k: v for k, v in obj.items() if k != "exchange_id"})}
         return [obj]
 
 

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+import xxhash
+
 from distillguard.errors import DistillguardError
 
 
@@ -36,15 +39,30 @@ class RecordContext:
         self.on_reject(reason, self.raw if raw is None else raw)
 
     def stable_id(self, *parts: str) -> str:
-        """A deterministic exchange id for records that carry none: same bytes, same id."""
-        import xxhash
+        """A deterministic exchange id for records that carry none: same content, same id.
 
+        Without ``parts`` the record's content is hashed in canonical form (keys sorted, no
+        whitespace), so the id survives re-encoding: gzip, reordered lines, re-serialised JSON.
+        """
         h = xxhash.xxh3_128()
         for p in parts:
             h.update(p.encode() if isinstance(p, str) else p)
         if not parts:
-            h.update(self.raw)
+            h.update(canonical_bytes(self.raw))
         return "dg-" + h.hexdigest()[:24]
+
+
+def canonical_bytes(raw: bytes) -> bytes:
+    """The record as canonical JSON (sorted keys, compact); the raw bytes if they are not JSON."""
+    try:
+        return orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONDecodeError, TypeError):
+        return bytes(raw)
+
+
+def content_id(obj: Any) -> str:
+    """``dg-`` + the 96-bit xxh3 hash of a parsed record in canonical form (sorted keys, compact JSON)."""
+    return "dg-" + xxhash.xxh3_128_hexdigest(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))[:24]
 
 
 class Reader(Protocol):

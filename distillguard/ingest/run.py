@@ -1,23 +1,24 @@
-"""The ingest loop: stream files, map records with a reader, quarantine what fails, store the rest.
+"""The ingest loop: stream files, map records with a reader, quarantine what fails, store the rest once.
 
 Guarantees, in the order operators care about them:
 
 * Nothing valid is lost because a neighbour was bad: every failure is per record, written to
-  the quarantine file with its line number, reason and raw text.
-* Memory is bounded by the batch size, not the file size: files are read line by line (native
-  JSONL in ~8 MB blocks through Arrow's JSON parser, falling back to line by line for a block
+  the quarantine file with its line number, reason and raw text. A damaged compressed file keeps
+  every record that decompressed; the damage itself is one quarantine entry (file and offset).
+* Every exchange is stored once, by ``exchange_id``, across runs and files (``sink.py`` and the id
+  index in ``store/ids.py``): a re-run, a restart after a kill, an overlapping rotation or the same
+  records re-encoded store nothing new.
+* A log that grew is resumed after its last complete line; a last line still being written is
+  left for the next run (see ``_finish_tail``); a rewritten file is read whole.
+* Memory is bounded by the batch size, not the file size: files are read in blocks of whole
+  lines (native JSONL through Arrow's JSON parser, falling back to line by line for a block
   that has anything wrong with it).
-* Running twice adds nothing: parts are named by a hash of the source bytes, so a re-run or a
-  restart after a crash rewrites the same parts; a completed file is skipped; a file that has
-  only grown since it was ingested is resumed from where the last run stopped.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,10 @@ from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_REQUIRED, EXCHAN
 from distillguard.ingest.accounts import normalize_account
 from distillguard.ingest.normalize import normalize_exchange
 from distillguard.ingest.registry import SNIFF_ORDER, RecordContext, all_readers, get_reader
+from distillguard.ingest.sink import Quarantine, Sink
+from distillguard.ingest.source import Blocks, fingerprint, is_compressed, open_source, stream_error
 from distillguard.store import Store
+from distillguard.store.ids import IdIndex
 
 BATCH_ROWS = 50_000
 BLOCK_BYTES = 32 << 20
@@ -59,6 +63,12 @@ class FileResult:
     stored_lines: int = 0
     empty: int = 0
     quarantined_lines: int = 0
+    #: Exchanges not written because their exchange_id is already stored (or earlier in this run).
+    duplicates: int = 0
+    #: Byte offset this run started from (> 0: the file grew since an earlier run and was resumed).
+    resumed_from: int = 0
+    #: Bytes of an unterminated last line left for the next run (the file may still be written).
+    held_bytes: int = 0
 
 
 @dataclass
@@ -77,8 +87,13 @@ class IngestResult:
     def quarantined(self) -> int:
         return sum(f.quarantined for f in self.files)
 
+    @property
+    def duplicates(self) -> int:
+        return sum(f.duplicates for f in self.files)
+
     def to_dict(self) -> dict:
         return {"ingested": self.records, "accounts": self.accounts, "quarantined": self.quarantined,
+                "duplicates": self.duplicates,
                 "files": [f.__dict__ for f in self.files]}
 
 
@@ -107,119 +122,6 @@ def _is_store_marker(path: Path) -> bool:
         return False
 
 
-def _hash_file(path: Path, limit: int | None = None) -> str:
-    h = xxhash.xxh3_128()
-    remaining = limit
-    with open(path, "rb") as f:
-        while True:
-            n = 1 << 20 if remaining is None else min(1 << 20, remaining)
-            if n == 0:
-                break
-            chunk = f.read(n)
-            if not chunk:
-                break
-            h.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-    return h.hexdigest()
-
-
-class _Quarantine:
-    """Lazily opened quarantine file for one source; deterministic name so re-runs overwrite."""
-
-    def __init__(self, store: Store, key: str, source: str):
-        self.path = store.quarantine_dir() / f"{key}.jsonl"
-        self.source = source
-        self.count = 0
-        self.records = 0
-        self._fh = None
-
-    def add(self, line: int, reason: str, raw: bytes | str) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "wb")
-        raw_text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        self._fh.write(orjson.dumps({"path": self.source, "line": line, "reason": reason,
-                                     "raw": raw_text[:1_000_000]}) + b"\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-        elif self.path.exists():
-            self.path.unlink()  # a clean re-run leaves no stale quarantine behind
-
-
-class _Sink:
-    """Collects normalized rows and writes them in bounded batches under deterministic part names."""
-
-    def __init__(self, store: Store, key: str):
-        self.store = store
-        self.key = key
-        self.rows: list[dict] = []
-        self.account_rows: list[dict] = []
-        self.tables: list[pa.Table] = []
-        self.pending = 0
-        self.seq = 0
-        self.records = 0
-        self.accounts = 0
-        self.lines = 0
-        self.stored_lines = 0
-        self.empty = 0
-        # One Parquet write runs in the background while the next block is parsed (Arrow and
-        # zstd release the GIL); at most one is in flight, so memory stays bounded.
-        self._pool: ThreadPoolExecutor | None = None
-        self._inflight: Future | None = None
-
-    def add_row(self, row: dict) -> None:
-        self.rows.append(row)
-        self.pending += 1
-        if self.pending >= BATCH_ROWS:
-            self.flush()
-
-    def add_table(self, table: pa.Table) -> None:
-        self.tables.append(table)
-        self.pending += table.num_rows
-        if self.pending >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        parts = list(self.tables)
-        if self.rows:
-            parts.append(pa.Table.from_pylist(self.rows, schema=EXCHANGE_SCHEMA))
-        if parts:
-            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-            self._write(table, f"{self.key}-{self.seq:05d}")
-            self.records += table.num_rows
-            self.seq += 1
-        self.rows, self.tables, self.pending = [], [], 0
-        if self.account_rows:
-            self.store.write_accounts(pa.Table.from_pylist(self.account_rows, schema=ACCOUNT_SCHEMA),
-                                      key=f"{datetime.now(UTC):%Y%m%d%H%M%S%f}-{self.key}")
-            self.accounts += len(self.account_rows)
-            self.account_rows = []
-
-
-    def _write(self, table: pa.Table, key: str) -> None:
-        self.wait()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dg-ingest-write")
-        self._inflight = self._pool.submit(self.store.write_exchanges, table, key)
-
-    def wait(self) -> None:
-        """Block until the background write is on disk; re-raises its error here."""
-        if self._inflight is not None:
-            fut, self._inflight = self._inflight, None
-            fut.result()
-
-    def close(self) -> None:
-        try:
-            self.wait()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
-
-
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -228,17 +130,8 @@ def _clean(raw: bytes) -> bytes:
     return raw.strip().removeprefix(_BOM).strip()
 
 
-def _iter_lines(fh, start_line: int) -> Iterator[tuple[int, bytes]]:
-    n = start_line
-    for raw in fh:
-        n += 1
-        yield n, raw
-
-
 def _open(path: Path):
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb", buffering=1 << 20)
+    return open_source(path)
 
 
 def _sniff(path: Path, start_offset: int) -> str | None:
@@ -309,10 +202,12 @@ def ingest_paths(store: Store, paths: list[str | os.PathLike], fmt: str = "auto"
     # Batch request files go first so that their result files, wherever they sort, can join to them.
     preamble = {p for p in files if _is_preamble(p, fmt)}
     files = [p for p in files if p in preamble] + [p for p in files if p not in preamble]
-    for path in files:
-        if on_file:
-            on_file(path, path.stat().st_size)
-        result.files.append(_ingest_file(store, path, fmt, run_state, on_progress, path in preamble))
+    # The id index is held for the whole run: it is also the store's ingest lock.
+    with IdIndex(store.path) as index:
+        for path in files:
+            if on_file:
+                on_file(path, path.stat().st_size)
+            result.files.append(_ingest_file(store, path, fmt, run_state, on_progress, path in preamble, index))
     return result
 
 
@@ -328,7 +223,7 @@ def _first_record(path: Path):
                         return orjson.loads(_clean(raw))
                     except orjson.JSONDecodeError:
                         break
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except OSError:
         return None
     if path.stat().st_size > _PREAMBLE_DOC_BYTES:
         return None
@@ -375,7 +270,7 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
         return
     done = 0
     with _open(path) as fh:
-        for n, raw in _iter_lines(fh, 0):
+        for n, raw in enumerate(fh, start=1):
             done += len(raw)
             if limit is not None and done > limit:
                 break
@@ -388,100 +283,189 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
             feed(n, _clean(raw), obj)
 
 
-def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,
-                 on_progress: Callable[[int], None] | None, preamble: bool = False) -> FileResult:
+def _file_key(path: Path, start_offset: int) -> str:
+    """Names this file's quarantine: the same path, leading bytes and offset give the same name."""
     size = path.stat().st_size
-    content_key = _hash_file(path)
-    start_offset, start_line = 0, 0
+    return f"{xxhash.xxh3_64_hexdigest((str(path.resolve()) + fingerprint(path, min(size, 1 << 16))).encode())}-{start_offset}"
+
+
+def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict, on_progress: Callable[[int], None] | None,
+                 preamble: bool, index: IdIndex) -> FileResult:
+    try:
+        return _ingest_file_at(store, path, fmt, run_state, on_progress, preamble, index)
+    except OSError as e:  # unreadable (permissions, vanished, I/O error): say so and go on with the next file
+        quarantine = Quarantine(store, _file_key(path, 0) if path.exists() else f"unreadable-{os.getpid()}", str(path))
+        quarantine.add(0, f"file could not be read: {type(e).__name__}: {e}", b"")
+        quarantine.close()
+        return FileResult(str(path), None, skipped=f"unreadable: {e}", quarantined=1,
+                          quarantine_file=str(quarantine.path))
+
+
+def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_progress, preamble: bool,
+                    index: IdIndex) -> FileResult:
+    size = path.stat().st_size
+    resolved = str(path.resolve())
+    whole = is_compressed(path) or path.name.endswith(".parquet")
+    start_offset, start_line, final_tail = 0, 0, False
     with store.catalog() as cat:
-        done = cat.execute("SELECT 1 FROM ingest_log WHERE content_key = ? AND finished_at IS NOT NULL LIMIT 1",
-                           [content_key]).fetchall()
-        if done:
+        prev = cat.execute("""SELECT end_offset, last_line, prefix_hash, file_size, format FROM ingest_log
+                              WHERE source_path = ? AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1""",
+                           [resolved]).fetchall()
+    if prev and prev[0][0] <= size and fingerprint(path, prev[0][0]) == prev[0][2]:
+        end_offset, last_line, _, prev_size, prev_format = prev[0]
+        if end_offset == size:
             if preamble:
                 _prime(path, fmt, run_state)
             if on_progress:
                 on_progress(size)
             return FileResult(str(path), None, skipped="already ingested")
-        # A log that only grew since last time: resume after the bytes already stored.
-        prev = cat.execute("""SELECT end_offset, last_line, prefix_hash FROM ingest_log
-                              WHERE source_path = ? AND finished_at IS NOT NULL ORDER BY end_offset DESC LIMIT 1""",
-                           [str(path.resolve())]).fetchall()
-    if prev and not path.name.endswith((".gz", ".parquet")):
-        end_offset, last_line, prefix_hash = prev[0]
-        if end_offset < size and _hash_file(path, end_offset) == prefix_hash:
+        if not whole and _first_char(path, 0) != b"[":
+            # A log that grew: resume after its last complete line. Bytes left over last time
+            # (an unterminated line) with the file unchanged since: that line is not being written.
             start_offset, start_line = end_offset, last_line
+            final_tail = prev_size == size
+            if fmt == "auto" and prev_format:  # the new bytes may be too few (or too torn) to sniff
+                fmt = prev_format
             if preamble:
                 _prime(path, fmt, run_state, limit=start_offset)
-    key = f"{content_key[:20]}-{start_offset}"
+        # else: a compressed or one-document file that changed: read whole, ids deduplicate.
+    # Otherwise new, or rewritten/rotated (prefix differs): read whole; ids deduplicate.
+    key = _file_key(path, start_offset)
     started = datetime.now(UTC)
     if path.name.endswith(".parquet"):
-        res = _ingest_parquet(store, path, fmt, key, on_progress)
-        end_line = res.records + res.quarantined
+        res = _ingest_parquet(store, path, fmt, key, on_progress, index)
+        end_line, end_offset = res.records + res.quarantined, size
     else:
-        res, end_line = _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_progress)
+        res, end_line, end_offset = _ingest_text(store, path, fmt, key, start_offset, start_line, run_state,
+                                                 on_progress, index, final_tail, size)
+        end_offset = size if whole else end_offset
+    res.resumed_from = start_offset
     with store.catalog() as cat:
-        cat.execute("INSERT INTO ingest_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [str(path.resolve()), content_key, start_offset, size, content_key, res.format,
-                     res.records + res.accounts, res.quarantined, start_line + 1, end_line, started, datetime.now(UTC)])
+        cat.execute("""INSERT INTO ingest_log (source_path, content_key, start_offset, end_offset, prefix_hash,
+                       format, records, quarantined, first_line, last_line, started_at, finished_at, file_size,
+                       duplicates) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    [resolved, key, start_offset, end_offset, fingerprint(path, end_offset), res.format,
+                     res.records + res.accounts, res.quarantined, start_line + 1, end_line, started,
+                     datetime.now(UTC), path.stat().st_size, res.duplicates])
     return res
 
 
-def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_progress):
+def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_progress, index, final_tail, size):
+    """Returns (result, last line number consumed, byte offset after the last consumed line)."""
     reader_name = fmt if fmt != "auto" else _sniff(path, start_offset)
     res = FileResult(str(path), reader_name)
-    quarantine = _Quarantine(store, key, str(path))
-    sink = _Sink(store, key)
-    last_line = start_line
+    quarantine = Quarantine(store, key, str(path))
+    sink = Sink(store, key, index, BATCH_ROWS)
     try:
         reader = get_reader(reader_name) if reader_name is not None else None
-        if reader is None:
-            last_line = _quarantine_all(path, start_offset, start_line, sink, quarantine, on_progress)
-        elif _first_char(path, start_offset) == b"[" or (start_offset == 0 and _needs_document_mode(path)):
+        if reader is not None and (_first_char(path, start_offset) == b"["
+                                   or (start_offset == 0 and _needs_document_mode(path))):
             last_line = _ingest_document(path, reader, sink, quarantine, run_state)
+            end_offset = path.stat().st_size
             if on_progress:
-                on_progress(path.stat().st_size)
-        elif reader_name == "native":
-            last_line = _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_line,
-                                              run_state, on_progress)
+                on_progress(end_offset)
         else:
-            with _open(path) as fh:
-                if start_offset:
-                    fh.seek(start_offset)
-                for n, raw in _iter_lines(fh, start_line):
-                    last_line = n
-                    if on_progress:
-                        on_progress(len(raw))
-                    _map_line(reader, str(path), n, raw, sink, quarantine, run_state)
+            last_line, end_offset, res.held_bytes = _ingest_lines(path, reader, reader_name, sink, quarantine,
+                                                                  start_offset, start_line, run_state, on_progress,
+                                                                  final_tail, size)
         sink.flush()
         sink.wait()
     finally:
         sink.close()
         quarantine.close()
     _counts(res, sink, quarantine)
-    return res, last_line
+    return res, last_line, end_offset
 
 
-def _quarantine_all(path, start_offset, start_line, sink, quarantine, on_progress) -> int:
-    """Nothing parseable at all: every line is quarantined so the operator sees why."""
-    last_line = start_line
+_NO_READER = "no reader recognises this record (not JSON, or an unknown log format)"
+
+
+def _ingest_lines(path, reader, reader_name, sink, quarantine, start_offset, start_line, run_state, on_progress,
+                  final_tail, size) -> tuple[int, int, int]:
+    """Every whole line from ``start_offset`` up to ``size`` (the file's size when the run began), then the
+    tail; returns (last line, end offset, held bytes). Bytes appended meanwhile are the next run's."""
+    line = start_line
+    opts = pajson.ParseOptions(explicit_schema=EXCHANGE_SCHEMA, unexpected_field_behavior="error",
+                               newlines_in_values=False)
     with _open(path) as fh:
         if start_offset:
             fh.seek(start_offset)
-        for n, raw in _iter_lines(fh, start_line):
-            if _clean(raw):
-                sink.lines += 1
-                quarantine.records += 1
-                quarantine.add(n, "no reader recognises this record (not JSON, or an unknown log format)", raw)
-            last_line = n
+        blocks = Blocks(fh, BLOCK_BYTES, start_offset, None if is_compressed(path) else max(size - start_offset, 0))
+        for buf, n_bytes in blocks:
             if on_progress:
-                on_progress(len(raw))
-    return last_line
+                on_progress(n_bytes)
+            n_lines = buf.count(b"\n", 0, n_bytes)
+            table = _fast_parse(buf, n_bytes, n_lines, opts) if reader_name == "native" else None
+            if table is not None:
+                sink.lines += table.num_rows
+                sink.stored_lines += table.num_rows
+                sink.add_table(_with_source(table, reader.name))
+            else:
+                raws = bytes(buf[:n_bytes]).split(b"\n")
+                raws.pop()  # the block ends with a newline
+                for i, raw in enumerate(raws, start=1):
+                    if reader is None:
+                        _quarantine_line(line + i, raw, sink, quarantine)
+                    else:
+                        _map_line(reader, str(path), line + i, raw, sink, quarantine, run_state)
+            line += n_lines
+        held = len(blocks.tail) if blocks.cut_short else _finish_tail(
+            blocks.tail, stream_error(fh), line + 1, path, reader, sink, quarantine, run_state, final_tail)
+    if blocks.tail and not held:
+        line += 1
+    return line, blocks.offset + (len(blocks.tail) if not held else 0), held
 
 
-def _counts(res: FileResult, sink: _Sink, quarantine: _Quarantine) -> None:
+def _quarantine_line(n: int, raw: bytes, sink: Sink, quarantine: Quarantine, reason: str = _NO_READER) -> None:
+    if _clean(raw) or reason != _NO_READER:
+        sink.lines += 1
+        quarantine.records += 1
+        quarantine.add(n, reason, raw)
+
+
+def _finish_tail(tail: bytes, damage: str | None, n: int, path: Path, reader, sink: Sink, quarantine: Quarantine,
+                 run_state: dict, final_tail: bool) -> int:
+    """The bytes after the last newline; returns how many are held back for the next run.
+
+    * The stream was damaged (a truncated or corrupt ``.gz``): one quarantine entry with the
+      reason (file, offset) and the partial record, if any.
+    * The tail is a whole JSON record (writers need not end the file with a newline): mapped.
+    * Otherwise it is a line cut short. In a file that may still be growing it is held: not
+      quarantined, and the next run starts at its first byte. If the file has not changed since
+      the previous run left it held, or the file is compressed (complete by nature), it is quarantined.
+    """
+    if damage is not None:
+        if _clean(tail):
+            _quarantine_line(n, tail, sink, quarantine, f"{damage}; this partial last record is all that remains")
+        else:
+            quarantine.add(n, damage, b"")
+        return 0
+    if not _clean(tail):
+        return 0
+    try:
+        orjson.loads(_clean(tail))
+        complete = True
+    except orjson.JSONDecodeError:
+        complete = False
+    if complete:
+        if reader is None:
+            _quarantine_line(n, tail, sink, quarantine)
+        else:
+            _map_line(reader, str(path), n, tail, sink, quarantine, run_state)
+        return 0
+    if final_tail or is_compressed(path):
+        why = ("the file has not grown since the previous run left it unfinished" if final_tail
+               else "a compressed file ends mid-record")
+        _quarantine_line(n, tail, sink, quarantine, f"unterminated last line ({why}): not valid JSON")
+        return 0
+    return len(tail)
+
+
+def _counts(res: FileResult, sink: Sink, quarantine: Quarantine) -> None:
     res.records, res.accounts, res.quarantined = sink.records, sink.accounts, quarantine.count
     res.lines, res.stored_lines, res.empty = sink.lines, sink.stored_lines, sink.empty
     res.quarantined_lines = quarantine.records
+    res.duplicates = sink.duplicates
     res.quarantine_file = str(quarantine.path) if quarantine.count else None
 
 
@@ -508,7 +492,7 @@ def _needs_document_mode(path: Path) -> bool:
         return _load_document(path) is not None
 
 
-def _map_line(reader, source: str, n: int, raw: bytes, sink: _Sink, quarantine: _Quarantine, run_state: dict) -> None:
+def _map_line(reader, source: str, n: int, raw: bytes, sink: Sink, quarantine: Quarantine, run_state: dict) -> None:
     text = _clean(raw)
     if not text:
         return
@@ -522,7 +506,7 @@ def _map_line(reader, source: str, n: int, raw: bytes, sink: _Sink, quarantine: 
     _map_obj(reader, obj, RecordContext(source, n, text, run_state), sink, quarantine)
 
 
-def _map_obj(reader, obj, ctx: RecordContext, sink: _Sink, quarantine: _Quarantine) -> None:
+def _map_obj(reader, obj, ctx: RecordContext, sink: Sink, quarantine: Quarantine) -> None:
     before = quarantine.count
     ctx.on_reject = lambda reason, raw: quarantine.add(ctx.line, reason, raw)
     try:
@@ -557,7 +541,7 @@ def _map_obj(reader, obj, ctx: RecordContext, sink: _Sink, quarantine: _Quaranti
         sink.add_row(row)
 
 
-def _ingest_document(path: Path, reader, sink: _Sink, quarantine: _Quarantine, run_state: dict) -> int:
+def _ingest_document(path: Path, reader, sink: Sink, quarantine: Quarantine, run_state: dict) -> int:
     obj = _load_document(path)
     if obj is None:
         sink.lines += 1
@@ -570,57 +554,6 @@ def _ingest_document(path: Path, reader, sink: _Sink, quarantine: _Quarantine, r
         sink.lines += 1
         _map_obj(reader, item, RecordContext(str(path), i, raw, run_state), sink, quarantine)
     return len(items)
-
-
-def _blocks(fh):
-    """Yield (buffer, length) pairs of whole lines, ~BLOCK_BYTES each, without copying the block.
-
-    Each block is read into a fresh buffer after the previous block's partial last line, so the
-    only copy is that short tail. The final block may lack a trailing newline.
-    """
-    carry = b""
-    while True:
-        buf = bytearray(len(carry) + BLOCK_BYTES)
-        buf[: len(carry)] = carry
-        n = fh.readinto(memoryview(buf)[len(carry):])
-        if not n:
-            if carry:
-                yield bytearray(carry), len(carry)
-            return
-        end = len(carry) + n
-        cut = buf.rfind(b"\n", 0, end) + 1
-        if cut == 0:  # one enormous line: keep reading
-            carry = bytes(buf[:end])
-            continue
-        carry = bytes(buf[cut:end])
-        yield buf, cut
-
-
-def _ingest_native_blocks(path, reader, sink, quarantine, start_offset, start_line, run_state, on_progress) -> int:
-    """Native JSONL through Arrow's C++ JSON parser, a block at a time; any doubt → line by line."""
-    opts = pajson.ParseOptions(explicit_schema=EXCHANGE_SCHEMA, unexpected_field_behavior="error",
-                               newlines_in_values=False)
-    line = start_line
-    with _open(path) as fh:
-        if start_offset:
-            fh.seek(start_offset)
-        for buf, size in _blocks(fh):
-            if on_progress:
-                on_progress(size)
-            n_lines = buf.count(b"\n", 0, size) + (0 if buf[size - 1] == 0x0A else 1)
-            table = _fast_parse(buf, size, n_lines, opts)
-            if table is not None:
-                sink.lines += table.num_rows
-                sink.stored_lines += table.num_rows
-                sink.add_table(_with_source(table, reader.name))
-            else:
-                raws = bytes(buf[:size]).split(b"\n")
-                if raws and raws[-1] == b"":
-                    raws.pop()
-                for i, raw in enumerate(raws, start=1):
-                    _map_line(reader, str(path), line + i, raw, sink, quarantine, run_state)
-            line += n_lines
-    return line
 
 
 _READ_OPTS = pajson.ReadOptions(use_threads=True, block_size=PARSE_CHUNK_BYTES)
@@ -687,14 +620,14 @@ def _fill_derived(table: pa.Table) -> pa.Table:
     return table
 
 
-def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress) -> FileResult:
+def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress, index: IdIndex) -> FileResult:
     pf = pq.ParquetFile(path)
     cols = set(pf.schema_arrow.names)
     is_accounts = fmt == "accounts" or (fmt == "auto" and "account_id" in cols and "ts" not in cols)
     schema = ACCOUNT_SCHEMA if is_accounts else EXCHANGE_SCHEMA
     res = FileResult(str(path), "accounts" if is_accounts else "native")
-    quarantine = _Quarantine(store, key, str(path))
-    sink = _Sink(store, key)
+    quarantine = Quarantine(store, key, str(path))
+    sink = Sink(store, key, index, BATCH_ROWS)
     row0 = 0
     reader = get_reader(res.format)
     try:

@@ -8,6 +8,7 @@ Layout::
     STORE/accounts/*.parquet               later files override earlier ones per account_id
     STORE/tables/<name>/*.parquet          derived tables (signals, features, clusters, campaigns, ...)
     STORE/quarantine/*.jsonl               records a reader could not accept, with line and reason
+    STORE/ids/                             index of stored exchange ids (exactly-once ingest; see ids.py)
 
 Queries run on a fresh in-memory DuckDB connection over the Parquet globs, so any number of
 readers (scan, console, gateway) can work while an ingest is writing: a Parquet part becomes
@@ -278,6 +279,10 @@ class Store:
                 source_path VARCHAR, content_key VARCHAR, start_offset BIGINT, end_offset BIGINT,
                 prefix_hash VARCHAR, format VARCHAR, records BIGINT, quarantined BIGINT,
                 first_line BIGINT, last_line BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP)""")
+            # Added for exactly-once ingest: the file's size when the run ended (a last line left
+            # unfinished in a file that has not grown since is not being written) and duplicates skipped.
+            con.execute("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS file_size BIGINT")
+            con.execute("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS duplicates BIGINT")
             yield con
         finally:
             con.close()

@@ -39,7 +39,7 @@ def test_bad_lines_are_quarantined_and_neighbours_kept(store, tmp_path):
     assert res.quarantined == 3
     q = [orjson.loads(x) for x in open(res.files[0].quarantine_file, "rb")]
     assert [r["line"] for r in q] == [2, 3, 6]
-    assert "invalid JSON" in q[0]["reason"] and "max_tokens" in q[1]["reason"] and "exchange_id" in q[2]["reason"]
+    assert "invalid JSON" in q[0]["reason"] and "max_tokens" in q[1]["reason"] and "account_id" in q[2]["reason"]
     assert q[0]["raw"].startswith("{not json")
     assert sorted(r[0] for r in store.exchanges(columns=["exchange_id"]).fetchall()) == ["g1", "g3"]
 
