@@ -12,9 +12,10 @@ Phrase files (``data/phrases/<name>.txt`` and ``<name>.heldout.txt``): one phras
 after), leading ``@tactic`` tags add labels (``@coding Review this diff...``), and ``((a|b|c))``
 is an alternation: each composition picks one option at random, so one line stands for many
 phrasings without listing every combination. Held-out
-files are never read for training; the held-out payloads and benign rows are disjoint from the
-training ones (split by row index), so the held-out numbers measure generalisation to phrasings
-and prompts the model has not seen.
+files are never read for training. Training payloads and benign rows come from ``data/corpora``,
+which holds no text the simulator emits (``disjoint.py``); the held-out payloads and benign rows
+are the simulator's own corpora, so the held-out numbers measure generalisation to phrasings and
+prompts the model has not seen, and a simulated world's benign traffic is never trained on.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ REPEATS = 6
 #: evidence that "step by step", "final answer" or "rate 1-5" alone is not the tactic, and they
 #: are outnumbered by the attack phrasings that use the same words.
 HARD_NEGATIVE_WEIGHT = 2
+#: Real benign prompts count this many times in training: they are the only negatives not written
+#: around the attacks' vocabulary, and what a provider's traffic mostly looks like.
+BENIGN_WEIGHT = 3
 #: Compositions of a line with ``((a|b))`` alternations, as a multiple of the plain lines'.
 ALTERNATION_REPEATS = 4
 
@@ -134,8 +138,8 @@ def _pools(heldout: bool) -> dict[str, list[tuple[str, dict[str, int]]]]:
         gsm, code = sources["gsm8k"], sources["code"]
         # Hard-negative mining: plain task items that use the attack tactics' vocabulary ("her
         # mean score", "the response rate", "the expected output") in their ordinary sense.
-        sources["gsm8k"] = gsm[:1500] + [r for r in gsm[1500:] if _TACTIC_WORDS.search(r["text"])][:1000]
-        sources["code"] = code[:900] + [r for r in code[900:] if _TACTIC_WORDS.search(r["text"])][:700]
+        sources["gsm8k"] = gsm[:2500] + [r for r in gsm[2500:] if _TACTIC_WORDS.search(r["text"])][:1500]
+        sources["code"] = code[:1500] + [r for r in code[1500:] if _TACTIC_WORDS.search(r["text"])][:1000]
     return {k: [(r["text"], _source_labels(k.split("_")[0], r.get("category", ""))) for r in v]
             for k, v in sources.items()}
 
@@ -246,10 +250,11 @@ def build(heldout: bool, seed: int = 7, repeats: int = REPEATS) -> tuple[list[st
         labels += lab
         groups += [group] * len(t)
     for src, docs in _pools(heldout).items():
-        for text, lab in docs:
-            texts.append(text)
-            labels.append([lab[t] for t in TACTICS])
-            groups.append(f"benign:{src}")
+        for _ in range(1 if heldout else BENIGN_WEIGHT):
+            for text, lab in docs:
+                texts.append(text)
+                labels.append([lab[t] for t in TACTICS])
+                groups.append(f"benign:{src}")
     if not heldout:
         # The models also score a prompt's first and last parts alone (lexical.edge_parts), so the
         # parts of benign prompts and hard negatives are negatives too ("Score:" closing a benchmark

@@ -46,6 +46,8 @@ CJK_ORDERS = (2,)
 #: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
 LEX_HEAD = 800
 LEX_TAIL = 400
+#: Inverse regularisation strength of each tactic's logistic regression (liblinear).
+C = 4.0
 #: Fitted models kept in the cache directory (newest first).
 KEEP_CACHED_MODELS = 4
 #: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
@@ -269,7 +271,7 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
         # clearly better than SGD at a few seconds per tactic. Positives are far fewer than
         # negatives; class weights keep recall on rare phrasings.
         def make():
-            return LogisticRegression(C=4.0, class_weight="balanced", solver="liblinear", tol=1e-2, max_iter=200,
+            return LogisticRegression(C=C, class_weight="balanced", solver="liblinear", tol=1e-2, max_iter=200,
                                       random_state=seed)
         # Two half-models, each scoring the half it did not see: their out-of-fold decision values
         # calibrate the Platt sigmoid, and the average of the two (a linear model again) is the

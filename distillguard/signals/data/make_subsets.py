@@ -60,13 +60,13 @@ def main(src: Path) -> None:
     chat = [dict(r, text=r["text"][:2000]) for r in unseen("benign_chatgpt_prompts.jsonl") if r["category"] != "image"]
     print("chatgpt", write(corp / "benign_chatgpt_prompts.jsonl", chat))
     print("arena", write(corp / "benign_arena_hard.jsonl", unseen("benign_arena_hard.jsonl")))
-    print("bfcl", write(corp / "tools_bfcl.jsonl", every(unseen("tools_bfcl.jsonl"), 4, 600)))
+    print("bfcl", write(corp / "tools_bfcl.jsonl", every(unseen("tools_bfcl.jsonl"), 2, 1200)))
     print("toolformer", write(corp / "tools_gpteacher_toolformer.jsonl",
-                              every(unseen("tools_gpteacher_toolformer.jsonl"), 12, 500)))
+                              every(unseen("tools_gpteacher_toolformer.jsonl"), 6, 1000)))
     # Task payloads and task-item negatives for training (HumanEval is left out: all of it is simulated).
     gsm = [r for r in unseen("tasks_gsm8k.jsonl") if r["category"] == "train"]
-    print("train_gsm8k", write(corp / "train_gsm8k.jsonl", gsm[:3000]))
-    print("train_code", write(corp / "train_code.jsonl", unseen("tasks_code.jsonl")[:2000]))
+    print("train_gsm8k", write(corp / "train_gsm8k.jsonl", gsm[:4500]))
+    print("train_code", write(corp / "train_code.jsonl", unseen("tasks_code.jsonl")[:3000]))
     # Task sets indexed by the task-item fingerprint: complete.
     for name in ("tasks_gsm8k", "tasks_humaneval", "tasks_code"):
         print(name, write(tasks / f"{name}.jsonl", rows(src / f"{name}.jsonl")))
