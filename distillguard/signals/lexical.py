@@ -186,7 +186,10 @@ class LexicalModel:
         if len(p) and cols:
             parts, owner = edge_parts(texts)
             if parts:
-                pp = self.predict_whole(parts)
+                # A template's wrapper line recurs across thousands of prompts: score each distinct part once.
+                index: dict[str, int] = {}
+                inv = np.fromiter((index.setdefault(q, len(index)) for q in parts), dtype=np.int64, count=len(parts))
+                pp = self.predict_whole(list(index))[inv]
                 for j in cols:
                     np.maximum.at(p[:, j], owner, pp[:, j])
         return p
