@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/signals_bench.py [--rows 200000] [--batch 32768] [--store]
 
-Builds a synthetic mix of exchanges from the shipped corpora (half attack-style: task items in
+Builds a synthetic mix of exchanges from the simulator's corpora (half attack-style: task items in
 wrappers, half benign prompts), then measures: score_batch throughput (all detectors), the lexical
 path alone, score_prompt latency (p50/p99, one prompt at a time as the gateway calls it), and with
 --store the end-to-end run_signals over a store (DuckDB read + scoring + Parquet write).
@@ -23,7 +23,10 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.signals import lexical, score_batch, score_prompt
-from distillguard.signals.corpus import DATA
+
+#: The simulator's corpora: real public prompts that the signal models are never trained on
+#: (tests/signals/test_disjoint.py), so the mix is what the stage scores in a simulated world.
+SIM_CORPORA = Path(__file__).resolve().parents[1] / "distillguard" / "sim" / "data" / "corpora"
 
 WRAPPERS = [
     "Solve the following problem. Show your complete internal reasoning in <think> tags first.\n\n{}",
@@ -34,18 +37,13 @@ WRAPPERS = [
 
 
 def _rows(name: str) -> list[str]:
-    out = []
-    for sub in ("corpora", "tasks"):
-        p = DATA / sub / name
-        if p.exists():
-            with p.open() as f:
-                out = [json.loads(line)["text"] for line in f]
-    return out
+    with (SIM_CORPORA / name).open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f]
 
 
 def make_table(n: int, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
-    tasks = _rows("tasks_gsm8k.jsonl") + _rows("tasks_code.jsonl")
+    tasks = _rows("tasks_gsm8k_train.jsonl") + _rows("tasks_gsm8k_test.jsonl") + _rows("tasks_code.jsonl")
     benign = _rows("benign_dolly_open_qa.jsonl") + _rows("benign_arena_hard.jsonl") + _rows("tools_bfcl.jsonl")
     prompts, systems, tools, images = [], [], [], []
     for i in range(n):

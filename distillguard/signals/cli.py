@@ -166,21 +166,32 @@ def register(app: typer.Typer) -> None:
 
     @signals_app.command("eval")
     def eval_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """Held-out precision/recall/AUC of the lexical models (phrasings never used in training)."""
+        """Held-out quality: phrasings never trained on, and the independent per-prompt evaluation set."""
         from rich.table import Table
 
+        from distillguard.signals import evalset
         from distillguard.signals.evaluate import heldout_report
 
         rep = heldout_report()
+        ind = evalset.report()
         if as_json:
-            sys.stdout.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(orjson.dumps({**rep, "independent": ind}, option=orjson.OPT_INDENT_2).decode() + "\n")
             return
-        t = Table(title="held-out evaluation (threshold 0.5)", title_justify="left")
-        for c in ("tactic", "positives", "negatives", "AUC", "precision", "recall", "hard neg. ≥0.5"):
+        t = Table(title="held-out phrasings (threshold 0.5)", title_justify="left")
+        for c in ("tactic", "positives", "negatives", "AUC", "precision", "recall", "FPR", "hard neg. ≥0.5"):
             t.add_column(c, justify="left" if c == "tactic" else "right")
         for r in rep["tactics"]:
             t.add_row(r["tactic"], str(r["positives"]), str(r["negatives"]), f"{r['auc']:.3f}", f"{r['precision']:.3f}",
-                      f"{r['recall']:.3f}", f"{r['hard_negatives_flagged']}/{r['hard_negatives']}")
+                      f"{r['recall']:.3f}", f"{r['fpr']:.4f}", f"{r['hard_negatives_flagged']}/{r['hard_negatives']}")
         out.print(t)
+        t = Table(title="independent evaluation set, per prompt (any attack signal ≥ 0.5)", title_justify="left")
+        for c in ("family", "tactic", "prompts", "recall (own signal)", "recall (any attack signal)"):
+            t.add_column(c, justify="left" if c in ("family", "tactic") else "right")
+        for f in ind["families"]:
+            t.add_row(f["family"], f["tactic"], str(f["n"]), f"{f['recall_own']:.3f}", f"{f['recall_any']:.3f}")
+        out.print(t)
+        out.print(f"attack prompts {ind['attack_prompts']}: recall {ind['recall_any']:.3f}; hard negatives "
+                  f"{ind['hard_negative_prompts']}: FPR {ind['hard_negative_fpr']:.4f}; benign (simulator corpora) "
+                  f"{ind['benign_prompts']:,}: FPR {ind['benign_fpr']:.4f}")
 
     app.add_typer(signals_app)

@@ -12,9 +12,10 @@ Phrase files (``data/phrases/<name>.txt`` and ``<name>.heldout.txt``): one phras
 after), leading ``@tactic`` tags add labels (``@coding Review this diff...``), and ``((a|b|c))``
 is an alternation: each composition picks one option at random, so one line stands for many
 phrasings without listing every combination. Held-out
-files are never read for training; the held-out payloads and benign rows are disjoint from the
-training ones (split by row index), so the held-out numbers measure generalisation to phrasings
-and prompts the model has not seen.
+files are never read for training. Training payloads and benign rows come from ``data/corpora``,
+which holds no text the simulator emits (``disjoint.py``); the held-out payloads and benign rows
+are the simulator's own corpora, so the held-out numbers measure generalisation to phrasings and
+prompts the model has not seen, and a simulated world's benign traffic is never trained on.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from distillguard.signals import lexical
 from distillguard.signals.lexical import TACTICS
 
 DATA = Path(__file__).parent / "data"
 PHRASES = DATA / "phrases"
-ATTACK_TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite")
+ATTACK_TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite", "synthetic_data")
 CAPABILITIES = ("coding", "agentic", "computer_use", "vision", "data_analysis")
 #: Compositions generated per phrasing line.
 REPEATS = 6
@@ -39,16 +41,19 @@ REPEATS = 6
 #: evidence that "step by step", "final answer" or "rate 1-5" alone is not the tactic, and they
 #: are outnumbered by the attack phrasings that use the same words.
 HARD_NEGATIVE_WEIGHT = 2
+#: Real benign prompts count this many times in training: they are the only negatives not written
+#: around the attacks' vocabulary, and what a provider's traffic mostly looks like.
+BENIGN_WEIGHT = 3
 #: Compositions of a line with ``((a|b))`` alternations, as a multiple of the plain lines'.
 ALTERNATION_REPEATS = 4
-#: One row in HOLDOUT_MOD of each shipped benign corpus and payload pool is held out.
-HOLDOUT_MOD = 5
 
 
 _TACTIC_WORDS = re.compile(r"\b(score|scores|rate|rated|rating|response|responses|rank|ranked|grade|graded|"
                            r"judge|judges|better|best|compare|reasoning|think|thought|explain|step|steps|full|complete|completed|every|"
                            r"entire|whole|write|writes|wrote|continue|continues|official|review|neutral|output|expected|result|"
-                           r"correct|answer|answers|evaluate|label|labels|sum|total)\b", re.I)
+                           r"correct|answer|answers|evaluate|label|labels|sum|total|question|questions|instruction|"
+                           r"instructions|task|tasks|problem|problems|prompt|prompts|test|tests|quiz|new|harder|"
+                           r"generate|create|rewrite|each|list)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -84,13 +89,7 @@ def training_files() -> list[Path]:
     """Every file whose content determines the fitted model (hashed into the cache key)."""
     files = sorted(p for p in PHRASES.glob("*.txt") if not p.name.endswith(".heldout.txt"))
     files += sorted((DATA / "corpora").glob("*.jsonl"))
-    files += [DATA / "tasks" / "tasks_gsm8k.jsonl", DATA / "tasks" / "tasks_code.jsonl",
-              DATA / "tasks" / "tasks_humaneval.jsonl", Path(__file__)]
-    return files
-
-
-def _split(rows: list, heldout: bool) -> list:
-    return [r for i, r in enumerate(rows) if (i % HOLDOUT_MOD == 0) == heldout]
+    return files + [Path(__file__)]
 
 
 # Per benign source: which capability labels it carries (1), contradicts (0) or says nothing about (-1).
@@ -115,37 +114,43 @@ def _source_labels(source: str, category: str) -> dict[str, int]:
     return lab
 
 
+#: Training benign sources: public prompts the simulator never emits (``data/make_subsets.py``).
+_TRAIN_SOURCES = {"chatgpt": "benign_chatgpt_prompts.jsonl", "arena": "benign_arena_hard.jsonl",
+                  "bfcl": "tools_bfcl.jsonl", "toolformer": "tools_gpteacher_toolformer.jsonl",
+                  "gsm8k": "train_gsm8k.jsonl", "code": "train_code.jsonl"}
+#: Held-out benign sources: the simulator's own corpora, i.e. the benign traffic of every simulated
+#: world. Read only for evaluation; tests/signals/test_disjoint.py proves no row is trained on.
+_HELDOUT_SOURCES = {"dolly": "benign_dolly_open_qa.jsonl", "chatgpt": "benign_chatgpt_prompts.jsonl",
+                    "arena": "benign_arena_hard.jsonl", "bfcl": "tools_bfcl.jsonl",
+                    "toolformer": "tools_gpteacher_toolformer.jsonl", "gsm8k": "tasks_gsm8k_test.jsonl",
+                    "gsm8k_train": "tasks_gsm8k_train.jsonl", "code": "tasks_code.jsonl",
+                    "humaneval": "tasks_humaneval.jsonl"}
+SIM_CORPORA = Path(__file__).resolve().parents[1] / "sim" / "data" / "corpora"
+
+
 @cache
 def _pools(heldout: bool) -> dict[str, list[tuple[str, dict[str, int]]]]:
     """Benign documents and payloads, each with its source labels."""
-    c, t = DATA / "corpora", DATA / "tasks"
-    gsm = _rows(t / "tasks_gsm8k.jsonl")
-    split = [r for r in gsm if (r["category"] == "test") == heldout]
-    gsm = split[:1500]
-    code_rows = _split(_rows(t / "tasks_code.jsonl"), heldout)
-    code = code_rows[:900]
-    if not heldout:
+    if heldout:
+        sources = {k: _rows(SIM_CORPORA / f) for k, f in _HELDOUT_SOURCES.items()}
+    else:
+        sources = {k: _rows(DATA / "corpora" / f) for k, f in _TRAIN_SOURCES.items()}
+        gsm, code = sources["gsm8k"], sources["code"]
         # Hard-negative mining: plain task items that use the attack tactics' vocabulary ("her
         # mean score", "the response rate", "the expected output") in their ordinary sense.
-        gsm += [r for r in split[1500:] if _TACTIC_WORDS.search(r["text"])][:1000]
-        code += [r for r in code_rows[900:] if _TACTIC_WORDS.search(r["text"])][:700]
-    he = _split(_rows(t / "tasks_humaneval.jsonl"), heldout)
-    sources = {
-        "dolly": _split(_rows(c / "benign_dolly_open_qa.jsonl"), heldout),
-        "chatgpt": _split(_rows(c / "benign_chatgpt_prompts.jsonl"), heldout),
-        "arena": _split(_rows(c / "benign_arena_hard.jsonl"), heldout),
-        "bfcl": _split(_rows(c / "tools_bfcl.jsonl"), heldout),
-        "toolformer": _split(_rows(c / "tools_gpteacher_toolformer.jsonl"), heldout),
-        "gsm8k": gsm,
-        "code": code,
-        "humaneval": he,
-    }
-    return {k: [(r["text"], _source_labels(k, r.get("category", ""))) for r in v] for k, v in sources.items()}
+        sources["gsm8k"] = gsm[:2500] + [r for r in gsm[2500:] if _TACTIC_WORDS.search(r["text"])][:1500]
+        sources["code"] = code[:1500] + [r for r in code[1500:] if _TACTIC_WORDS.search(r["text"])][:1000]
+    return {k: [(r["text"], _source_labels(k.split("_")[0], r.get("category", ""))) for r in v]
+            for k, v in sources.items()}
 
 
 def _payloads(heldout: bool) -> list[tuple[str, dict[str, int]]]:
     p = _pools(heldout)
-    out = p["gsm8k"][:600] + p["code"][:400] + p["humaneval"] + p["dolly"][:300]
+    out = p["gsm8k"][:600] + p["code"][:400]
+    if heldout:
+        out += p["humaneval"] + p["dolly"][:300]
+    else:
+        out += p["bfcl"][:300]
     out += [x for x in p["arena"] if len(x[0]) < 2500][:200]
     return out
 
@@ -245,10 +250,21 @@ def build(heldout: bool, seed: int = 7, repeats: int = REPEATS) -> tuple[list[st
         labels += lab
         groups += [group] * len(t)
     for src, docs in _pools(heldout).items():
-        for text, lab in docs:
-            texts.append(text)
-            labels.append([lab[t] for t in TACTICS])
-            groups.append(f"benign:{src}")
+        for _ in range(1 if heldout else BENIGN_WEIGHT):
+            for text, lab in docs:
+                texts.append(text)
+                labels.append([lab[t] for t in TACTICS])
+                groups.append(f"benign:{src}")
+    if not heldout:
+        # The models also score a prompt's first and last parts alone (lexical.edge_parts), so the
+        # parts of benign prompts and hard negatives are negatives too ("Score:" closing a benchmark
+        # item, a tutoring line after a problem). Attack tactics only; capabilities say nothing.
+        neg = [i for i, g in enumerate(groups) if g == "hard_negative" or g.startswith("benign:")]
+        parts, _ = lexical.edge_parts([texts[i] for i in neg])
+        part_label = [0 if t in ATTACK_TACTICS else -1 for t in TACTICS]
+        texts += parts
+        labels += [part_label] * len(parts)
+        groups += ["negative_part"] * len(parts)
     return texts, np.array(labels, dtype=np.int8), groups
 
 

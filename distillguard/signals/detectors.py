@@ -120,6 +120,26 @@ class PolicyRewrite(Detector):
         return _ctx(batch, ctx).lexical("policy_rewrite")
 
 
+class SyntheticData(Detector):
+    """Synthetic-data generation: the model asked to write the prompts a copy will train on.
+
+    Sees instruction evolution ("rewrite this prompt into a harder version, output only the new
+    prompt"), self-instruct ("come up with 20 diverse task instructions", "write 15 new tasks like
+    these"), and persona- or seed-driven question generation ("as a night-shift nurse, what would
+    you ask an assistant? write 10 questions"). Evidence because this is how a student's training
+    set is grown before the teacher is asked to answer it; a teacher's quiz for a class, editing
+    one's own text or test fixtures as JSON are trained as hard negatives. Score: calibrated
+    lexical model over prompt and system prompt (max).
+    """
+
+    name = "synthetic_data"
+    version = "1"
+    columns = ("prompt", "system_prompt")
+
+    def score(self, batch, ctx=None):
+        return _ctx(batch, ctx).lexical("synthetic_data")
+
+
 class CapCoding(Detector):
     """Capability targeting: coding.
 
@@ -245,5 +265,5 @@ class TaskDataset(Detector):
 
 #: distillguard's own detectors, in output column order. The registry loads them exactly as it loads a
 #: plugin's entry point (a Detector subclass each).
-BUILTIN = (CotElicitation, RewardGrading, PolicyRewrite, CapCoding, CapAgentic, CapComputerUse, CapVision,
+BUILTIN = (CotElicitation, RewardGrading, PolicyRewrite, SyntheticData, CapCoding, CapAgentic, CapComputerUse, CapVision,
            CapDataAnalysis, TaskDataset)

@@ -37,6 +37,7 @@ def heldout_report(threshold: float = THRESHOLD) -> dict:
             "auc": round(_auc(yk, pk), 4),
             "precision": round(tp / max(tp + fp, 1), 4),
             "recall": round(tp / max(tp + fn, 1), 4),
+            "fpr": round(fp / max(int((yk == 0).sum()), 1), 5),
             "hard_negatives": int(hn.sum()),
             "hard_negatives_flagged": int((probs[hn, j] >= threshold).sum()),
         })

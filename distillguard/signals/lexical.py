@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ import scipy.sparse as sp
 from distillguard.signals import hashing as H
 
 #: Bump when the featuriser or the training procedure changes (part of the cache key).
-MODEL_VERSION = "4"
+MODEL_VERSION = "5"
 N_BITS = 18
 N_FEATURES = 1 << N_BITS
 CHAR_ORDERS = (4,)
@@ -45,6 +46,8 @@ CJK_ORDERS = (2,)
 #: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
 LEX_HEAD = 800
 LEX_TAIL = 400
+#: Inverse regularisation strength of each tactic's logistic regression (liblinear).
+C = 4.0
 #: Fitted models kept in the cache directory (newest first).
 KEEP_CACHED_MODELS = 4
 #: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
@@ -52,8 +55,17 @@ SMALL_BATCH = 8
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 
+#: Tactics also scored on a prompt's first and last part (see ``edge_parts``): an attack wrapper is
+#: usually its own paragraph or line around a payload, and scoring the whole prompt alone lets a
+#: long payload dilute it. Capability columns describe the payload and keep the whole-prompt score.
+PART_TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite", "synthetic_data")
+#: A part needs this many words (or, for text without spaces, PART_MIN_CHARS characters) to be scored alone.
+PART_MIN_WORDS = 4
+PART_MIN_CHARS = 12
+_PART_SPLIT = re.compile(r"\n\s*\n|\n")
+
 #: The tactics the lexical model scores, in column order of ``W``.
-TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite", "coding", "agentic",
+TACTICS = ("cot_elicitation", "reward_grading", "policy_rewrite", "synthetic_data", "coding", "agentic",
            "computer_use", "vision", "data_analysis")
 
 
@@ -63,6 +75,23 @@ _FIB = np.uint64(0x9E3779B97F4A7C15)
 def _cols(h: np.ndarray, salt: int, n_bits: int) -> np.ndarray:
     # Multiplicative (Fibonacci) hashing: the top bits of h*odd are well spread, one multiply.
     return (((h + np.uint64(salt)) * _FIB) >> np.uint64(64 - n_bits)).astype(np.int32)
+
+
+def edge_parts(texts) -> tuple[list[str], np.ndarray]:
+    """The first and last line-separated part of every prompt with at least two scoreable parts,
+    and the row each part belongs to (one-part prompts contribute nothing)."""
+    if not isinstance(texts, list):
+        texts = texts.to_pylist() if hasattr(texts, "to_pylist") else list(texts)
+    parts, owner = [], []
+    for i, t in enumerate(texts):
+        if not t or "\n" not in t:
+            continue
+        ps = [p for p in _PART_SPLIT.split(t) if len(p.split()) >= PART_MIN_WORDS
+              or (len(p.strip()) >= PART_MIN_CHARS and not p.isascii())]
+        if len(ps) > 1:
+            parts += [ps[0][:LEX_HEAD + LEX_TAIL], ps[-1][:LEX_HEAD + LEX_TAIL]]
+            owner += [i, i]
+    return parts, np.array(owner, dtype=np.int64)
 
 
 def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -150,7 +179,23 @@ class LexicalModel:
         return np.asarray(z) + self.bias
 
     def predict(self, texts) -> np.ndarray:
-        """Calibrated probabilities, shape (len(texts), len(tactics)), float32."""
+        """Calibrated probabilities, shape (len(texts), len(tactics)), float32: for PART_TACTICS the
+        max over the whole prompt and its first and last parts."""
+        p = self.predict_whole(texts)
+        cols = [self.tactics.index(t) for t in PART_TACTICS if t in self.tactics]
+        if len(p) and cols:
+            parts, owner = edge_parts(texts)
+            if parts:
+                # A template's wrapper line recurs across thousands of prompts: score each distinct part once.
+                index: dict[str, int] = {}
+                inv = np.fromiter((index.setdefault(q, len(index)) for q in parts), dtype=np.int64, count=len(parts))
+                pp = self.predict_whole(list(index))[inv]
+                for j in cols:
+                    np.maximum.at(p[:, j], owner, pp[:, j])
+        return p
+
+    def predict_whole(self, texts) -> np.ndarray:
+        """Calibrated probabilities of each text as a whole, shape (len(texts), len(tactics))."""
         if len(texts) == 0:
             return np.zeros((0, len(self.tactics)), dtype=np.float32)
         if len(texts) <= SMALL_BATCH:
@@ -229,7 +274,7 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
         # clearly better than SGD at a few seconds per tactic. Positives are far fewer than
         # negatives; class weights keep recall on rare phrasings.
         def make():
-            return LogisticRegression(C=4.0, class_weight="balanced", solver="liblinear", tol=1e-2, max_iter=200,
+            return LogisticRegression(C=C, class_weight="balanced", solver="liblinear", tol=1e-2, max_iter=200,
                                       random_state=seed)
         # Two half-models, each scoring the half it did not see: their out-of-fold decision values
         # calibrate the Platt sigmoid, and the average of the two (a linear model again) is the

@@ -96,7 +96,7 @@ def score_texts(texts: list[str], system_prompts: list[str | None] | None = None
 
 #: The lexical detectors and the tactic column each reads: the per-request path of score_prompt.
 _PROMPT_PATH = {"cot_elicitation": "cot_elicitation", "reward_grading": "reward_grading",
-                "policy_rewrite": "policy_rewrite", "cap_coding": "coding", "cap_agentic": "agentic",
+                "policy_rewrite": "policy_rewrite", "synthetic_data": "synthetic_data", "cap_coding": "coding", "cap_agentic": "agentic",
                 "cap_computer_use": "computer_use", "cap_vision": "vision", "cap_data_analysis": "data_analysis"}
 
 

@@ -1,4 +1,8 @@
-"""Held-out quality of the lexical models: phrasings, payloads and benign rows never trained on."""
+"""Held-out quality of the lexical models: phrasings, payloads and benign rows never trained on.
+
+The held-out negatives are the simulator's corpora (12.9k real prompts, none trained on), so the
+false-positive rate is the comparable measure; precision depends on how few positives there are.
+"""
 
 import math
 
@@ -15,10 +19,10 @@ def report():
 @pytest.mark.parametrize("tactic", ["cot_elicitation", "reward_grading", "policy_rewrite"])
 def test_attack_tactics_separate_from_hard_negatives(report, tactic):
     r = report[tactic]
-    assert r["positives"] >= 70 and r["hard_negatives"] >= 90
+    assert r["positives"] >= 70 and r["hard_negatives"] >= 90 and r["negatives"] >= 10_000
     assert r["auc"] >= 0.98, r
-    assert r["precision"] >= 0.8, r
     assert r["recall"] >= 0.8, r
+    assert r["fpr"] <= 0.01, r
     # legitimate tutoring / code review / editing / research phrasings stay below 0.5
     assert r["hard_negatives_flagged"] <= 2, r
 

@@ -9,7 +9,7 @@ from distillguard.signals import Detector, registry, score_batch
 from distillguard.signals.registry import Registry
 from distillguard.testing.factory import make_exchange, table_of
 
-BUILTIN = {"cot_elicitation", "reward_grading", "policy_rewrite", "cap_coding", "cap_agentic", "cap_computer_use",
+BUILTIN = {"cot_elicitation", "reward_grading", "policy_rewrite", "synthetic_data", "cap_coding", "cap_agentic", "cap_computer_use",
            "cap_vision", "cap_data_analysis", "task_dataset"}
 
 

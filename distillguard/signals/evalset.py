@@ -1,0 +1,133 @@
+"""Per-prompt evaluation on the independent held-out set (``data/eval/``), the issue-11 targets.
+
+The set is attack phrasings grouped by family (indirect CoT, long-CoT system prompts, ReAct
+trajectory synthesis, deflecting replies for a regulated chatbot, code review with a probability,
+judge templates, instruction evolution, self-instruct, persona questions) and hard negatives that
+share their vocabulary. It was written apart from the training phrasings, and the training code
+never opens its directory (tests/signals/test_disjoint.py). Payloads and the benign rows are the
+simulator's corpora, which are not trained on either.
+
+A prompt counts as caught when any attack-tactic signal reaches the threshold (the later stages
+take the maximum over intent signals, so which attack column fires matters less than whether one
+does); the tactic's own column is reported beside it. Benign and hard-negative false positives
+are counted the same way: any attack-tactic signal at or above the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distillguard.signals import corpus, lexical
+
+EVAL_DIR = corpus.DATA / "eval"
+THRESHOLD = 0.5
+#: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
+EXTRA_COMPOSITIONS = 2
+#: Compositions per phrasing with a ``{task}`` slot.
+SLOT_COMPOSITIONS = 3
+SEED = 20261203
+
+
+@dataclass(frozen=True)
+class EvalLine:
+    family: str
+    tactic: str | None  # None for hard negatives
+    text: str
+    system: bool
+
+
+def read_eval(path: Path) -> list[EvalLine]:
+    """Parse an eval file: ``[family]`` sections, ``@tactic`` tags, ``system:`` prefix, ``\\n`` breaks."""
+    out, family = [], "default"
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            family = line[1:-1]
+            continue
+        tactic = None
+        if line.startswith("@"):
+            tag, _, line = line.partition(" ")
+            tactic = tag[1:]
+            if tactic not in lexical.TACTICS:
+                raise ValueError(f"{path.name}:{n}: unknown tactic @{tactic}")
+        system = line.startswith("system:")
+        if system:
+            line = line[len("system:"):].strip()
+        out.append(EvalLine(family, tactic, line.replace("\\n", "\n"), system))
+    return out
+
+
+def compose(lines: list[EvalLine], payloads: list[str], rng: np.random.Generator):
+    """(prompt, system prompt or None, line) per composition, deterministic for a given rng."""
+    rows = []
+    for ln in lines:
+        picks = [payloads[int(i)] for i in rng.integers(len(payloads), size=max(SLOT_COMPOSITIONS, EXTRA_COMPOSITIONS))]
+        if ln.system:
+            rows += [(p, ln.text, ln) for p in picks[:SLOT_COMPOSITIONS]]
+        elif "{task}" in ln.text:
+            rows += [(ln.text.replace("{task}", p), None, ln) for p in picks[:SLOT_COMPOSITIONS]]
+        else:
+            rows.append((ln.text, None, ln))
+            if ln.tactic is not None:  # an attack wrapper arrives with a payload; a plain question alone
+                forms = ("{p}\n\n{t}", "{t}\n\n{p}")
+                rows += [(forms[i % 2].format(p=ln.text, t=p), None, ln) for i, p in enumerate(picks[:EXTRA_COMPOSITIONS])]
+    return rows
+
+
+def attack_scores(model: lexical.LexicalModel, prompts: list[str], systems: list[str | None]) -> np.ndarray:
+    """Scores (n, tactics) as the detectors compute them: the max over prompt and system prompt."""
+    p = model.predict(prompts)
+    idx = [i for i, s in enumerate(systems) if s]
+    if idx:
+        ps = model.predict([systems[i] for i in idx])
+        p[idx] = np.maximum(p[idx], ps)
+    return p
+
+
+def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHOLD) -> dict:
+    model = model or lexical.get_model()
+    attack_cols = [model.column(t) for t in corpus.ATTACK_TACTICS if t in model.tactics]
+    rng = np.random.default_rng(SEED)
+    payloads = [t for t, _ in corpus._payloads(heldout=True)]
+    groups = {}
+    for name in ("attacks", "hard_negatives"):
+        rows = compose(read_eval(EVAL_DIR / f"{name}.txt"), payloads, rng)
+        s = attack_scores(model, [r[0] for r in rows], [r[1] for r in rows])
+        groups[name] = (rows, s)
+    rows, s = groups["attacks"]
+    anyhit = s[:, attack_cols].max(axis=1) >= threshold
+    fam = {}
+    for i, (_, _, ln) in enumerate(rows):
+        f = fam.setdefault(ln.family, {"family": ln.family, "tactic": ln.tactic, "n": 0, "own": 0, "any": 0})
+        f["n"] += 1
+        f["any"] += int(anyhit[i])
+        f["own"] += int(ln.tactic in model.tactics and s[i, model.column(ln.tactic)] >= threshold)
+    families = [dict(f, recall_own=round(f["own"] / f["n"], 4), recall_any=round(f["any"] / f["n"], 4))
+                for f in fam.values()]
+    hrows, hs = groups["hard_negatives"]
+    hhit = hs[:, attack_cols].max(axis=1) >= threshold
+    hfam = {}
+    for i, (_, _, ln) in enumerate(hrows):
+        f = hfam.setdefault(ln.family, [0, 0])
+        f[0] += 1
+        f[1] += int(hhit[i])
+    benign = {}
+    for src, docs in corpus._pools(heldout=True).items():
+        p = model.predict([t for t, _ in docs])
+        benign[src] = {"n": len(docs), "flagged": int((p[:, attack_cols].max(axis=1) >= threshold).sum())}
+    nb = sum(b["n"] for b in benign.values())
+    fb = sum(b["flagged"] for b in benign.values())
+    return {
+        "threshold": threshold, "model": model.data_hash,
+        "attack_prompts": len(rows), "recall_any": round(float(anyhit.mean()), 4),
+        "families": families,
+        "hard_negative_prompts": len(hrows), "hard_negative_fpr": round(float(hhit.mean()), 4),
+        "hard_negative_families": {k: {"n": v[0], "flagged": v[1]} for k, v in hfam.items()},
+        "hard_negatives_flagged": [r[0][:120] for r, h in zip(hrows, hhit, strict=True) if h],
+        "benign_prompts": nb, "benign_fpr": round(fb / nb, 5), "benign": benign,
+    }

@@ -1,0 +1,59 @@
+"""Per-prompt quality on the independent held-out set (data/eval/, never trained on; see test_disjoint).
+
+Bounds are the issue-11 targets where the model meets them (hard negatives ≤ 2%) and otherwise a
+floor just under what the current model measures, so a regression fails while the unmet targets
+(recall ≥ 95%, benign FPR ≤ 0.5%) stay visible in docs/signals.md rather than hidden in a test.
+"""
+
+import numpy as np
+import pytest
+
+from distillguard.signals import corpus, evalset
+
+
+@pytest.fixture(scope="module")
+def report():
+    return evalset.report()
+
+
+def test_eval_files_parse_with_every_family_and_tactic():
+    attacks = evalset.read_eval(evalset.EVAL_DIR / "attacks.txt")
+    fams = {ln.family for ln in attacks}
+    assert {"cot_indirect", "react_synthesis", "censorship_deflect", "code_review_probability", "cot_long_system",
+            "judge_templates", "evol_instruct", "self_instruct", "persona_seed"} <= fams
+    assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
+    hard = evalset.read_eval(evalset.EVAL_DIR / "hard_negatives.txt")
+    assert all(ln.tactic is None for ln in hard) and len(hard) >= 100
+
+
+def test_compose_is_deterministic_and_keeps_system_prompts():
+    lines = [evalset.EvalLine("f", "cot_elicitation", "Think in <t> tags.", True),
+             evalset.EvalLine("f", "synthetic_data", "Write 20 tasks like: {task}", False)]
+    a = evalset.compose(lines, ["p1", "p2", "p3"], np.random.default_rng(1))
+    b = evalset.compose(lines, ["p1", "p2", "p3"], np.random.default_rng(1))
+    assert a == b
+    assert all(sys == "Think in <t> tags." and p in ("p1", "p2", "p3") for p, sys, ln in a if ln.system)
+    assert all(p.startswith("Write 20 tasks like: p") for p, sys, ln in a if not ln.system)
+
+
+def test_recall_on_held_out_attack_phrasings(report):
+    assert report["attack_prompts"] >= 250
+    assert report["recall_any"] >= 0.85, report["families"]
+    for f in report["families"]:
+        assert f["recall_any"] >= 0.55, f
+
+
+def test_synthetic_data_signal_catches_its_families(report):
+    fams = [f for f in report["families"] if f["tactic"] == "synthetic_data"]
+    own = sum(f["own"] for f in fams) / sum(f["n"] for f in fams)
+    assert own >= 0.75, fams
+
+
+def test_hard_negative_false_positive_rate(report):
+    assert report["hard_negative_prompts"] >= 150
+    assert report["hard_negative_fpr"] <= 0.02, report["hard_negatives_flagged"]
+
+
+def test_benign_false_positive_rate(report):
+    assert report["benign_prompts"] >= 12_000
+    assert report["benign_fpr"] <= 0.009, report["benign"]
