@@ -123,3 +123,12 @@ def read_exchanges(store_path: Path):
 
     st = Store(store_path)
     return st.exchanges().to_arrow_table().to_pylist()
+
+
+@pytest.fixture(scope="session")
+def hostile_upstream():
+    from distillguard.testing.hostile_upstream import HostileUpstream
+
+    up = HostileUpstream().start()
+    yield up
+    up.stop()
