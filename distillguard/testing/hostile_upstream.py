@@ -209,6 +209,11 @@ class HostileUpstream:
         self._ready.set()
         async with srv:
             await self._stop.wait()
+        # end the connections still hanging on purpose, inside the loop, so none is left half-closed
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in rest:
+            t.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def start(self) -> HostileUpstream:
         def run():
