@@ -32,6 +32,7 @@ CODES = {
     "upstream_bad_response": (502, "server_error", "api_error"),
     "limiter_unavailable": (503, "server_error", "overloaded_error"),
     "shutting_down": (503, "server_error", "overloaded_error"),
+    "overloaded": (503, "server_error", "overloaded_error"),
     "internal_error": (500, "server_error", "api_error"),
 }
 

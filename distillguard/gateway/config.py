@@ -145,6 +145,9 @@ class ServerConfig(_Strict):
     header_timeout_s: float = Field(10.0, gt=0)
     #: The whole request body must arrive within this many seconds of the headers (408 otherwise).
     body_timeout_s: float = Field(60.0, gt=0)
+    #: Memory all request bodies still being received may hold together; a request whose body would
+    #: go over it gets 503 ``overloaded`` (many slow uploads at once cannot exhaust memory).
+    max_pending_body_bytes: int = Field(256 << 20, gt=0)
     #: Open connections (and requests in flight) above which new requests get 503 at once (uvicorn's
     #: ``limit_concurrency``); null = unbounded.
     max_connections: int | None = Field(4096, gt=0)

@@ -55,23 +55,46 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(receive, limit: int, timeout: float) -> bytes:
-    """The request body, at most ``limit`` bytes, all of it within ``timeout`` seconds (slow-body clients)."""
+class BodyBudgetExceeded(Exception):
+    """All bodies being received together would hold more than ``server.max_pending_body_bytes``."""
+
+
+class BodyBudget:
+    """Bytes held by request bodies still arriving, across all requests (one event loop: no lock needed)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+
+async def read_body(receive, limit: int, timeout: float, budget: BodyBudget | None = None) -> bytes:
+    """The request body, at most ``limit`` bytes, all of it within ``timeout`` seconds (slow-body clients),
+    within the shared ``budget`` of bytes held by bodies still arriving."""
     chunks = []
     size = 0
-    async with asyncio.timeout(timeout):
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise ConnectionError("client went away")
-            b = msg.get("body", b"")
-            if b:
-                size += len(b)
-                if size > limit:
-                    raise BodyTooLarge
-                chunks.append(b)
-            if not msg.get("more_body"):
-                break
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    raise ConnectionError("client went away")
+                b = msg.get("body", b"")
+                if b:
+                    size += len(b)
+                    if size > limit:
+                        raise BodyTooLarge
+                    if budget is not None:
+                        budget.used += len(b)
+                        if budget.used > budget.limit:
+                            raise BodyBudgetExceeded
+                    chunks.append(b)
+                if not msg.get("more_body"):
+                    break
+    finally:
+        if budget is not None and size:
+            budget.used -= size if size <= limit else size - len(b)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -94,6 +117,7 @@ class Proxy:
         self.upstream_key = os.environ.get(cfg.upstream.api_key_env) if cfg.upstream.api_key_env else None
         self.max_body = cfg.server.max_request_bytes
         self.body_timeout = cfg.server.body_timeout_s
+        self.body_budget = BodyBudget(cfg.server.max_pending_body_bytes)
         self.max_header_bytes = cfg.server.max_header_bytes
         self.max_headers = cfg.server.max_headers
         self.max_key_chars = cfg.identity.max_key_chars
@@ -222,7 +246,10 @@ class Proxy:
         try:
             if cl is not None and int(cl) > self.max_body:
                 raise BodyTooLarge
-            raw_body = await read_body(receive, self.max_body, self.body_timeout)
+            raw_body = await read_body(receive, self.max_body, self.body_timeout, self.body_budget)
+        except BodyBudgetExceeded:
+            await self._error(send, api, "overloaded", "too many request bodies arriving at once; retry", [_CLOSE])
+            return
         except BodyTooLarge:
             await self._error(send, api, "request_too_large", f"request body over {self.max_body} bytes", [_CLOSE])
             return

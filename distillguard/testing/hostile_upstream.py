@@ -148,6 +148,8 @@ class HostileUpstream:
                 await self._reply(_api(path), req, writer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:  # stop(): end quietly (3.11's stream callback chokes on a cancelled task)
+            pass
         finally:
             writer.close()
 

@@ -226,3 +226,27 @@ def test_exchange_id_header_is_sent_exactly_on_recorded_exchanges(make_gateway, 
     gw.srv.stop()
     rows = read_exchanges(tmp_path / "store")
     assert sorted(r["exchange_id"] for r in rows) == sorted(ids[4:])
+
+
+def test_bodies_still_arriving_share_one_memory_budget(make_gateway):
+    gw = make_gateway(server={"max_pending_body_bytes": 100_000, "body_timeout_s": 30})
+    proxy = gw.srv.app.app.prefixed
+    key = gw.keys["acct-1"].encode()
+    slow = socket.create_connection(("127.0.0.1", gw.srv.port), timeout=20)
+    slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + key +
+                 b"\r\ncontent-type: application/json\r\ncontent-length: 200000\r\n\r\n" + b" " * 90_000)
+    t0 = time.monotonic()
+    while proxy.body_budget.used < 90_000 and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert proxy.body_budget.used == 90_000  # the slow upload holds its part of the budget
+    c = openai.OpenAI(base_url=gw.url, api_key=gw.keys["acct-1"], max_retries=0)
+    with pytest.raises(openai.InternalServerError) as e:
+        c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 20_000}])
+    assert e.value.status_code == 503 and e.value.code == "overloaded"
+    slow.close()  # the slow upload goes away: its share of the budget is released
+    t0 = time.monotonic()
+    while proxy.body_budget.used and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert proxy.body_budget.used == 0
+    assert c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 20_000}]).choices
+    assert proxy.body_budget.used == 0
