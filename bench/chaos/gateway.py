@@ -181,6 +181,8 @@ async def _slow(port: int, key: bytes, kind: str, hold_s: float) -> tuple[str, f
             if reader.done() or time.monotonic() > deadline:
                 break
             if p is not None:
+                if w.transport.is_closing():
+                    break
                 try:
                     w.write(p)
                     await w.drain()
