@@ -250,3 +250,24 @@ def test_bodies_still_arriving_share_one_memory_budget(make_gateway):
     assert proxy.body_budget.used == 0
     assert c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 20_000}]).choices
     assert proxy.body_budget.used == 0
+
+
+def test_header_limits_also_hold_under_another_asgi_server(tmp_path):
+    import asyncio
+
+    from distillguard.gateway import build_app
+    from distillguard.gateway.config import GatewayConfig
+
+    app = build_app(GatewayConfig.model_validate({"server": {"max_headers": 20, "max_header_bytes": 4096},
+                                                  "recorder": {"enabled": False}}))
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            many = await c.post("/v1/messages", headers={f"x-h{i}": "v" for i in range(30)}, json={})
+            big = await c.post("/v1/chat/completions", headers={"x-pad": "p" * 5000}, json={})
+            return many, big
+
+    many, big = asyncio.run(go())
+    assert many.status_code == 431 and many.json()["error"]["code"] == "headers_too_large"
+    assert many.json()["type"] == "error"  # Anthropic's shape on the Messages route
+    assert big.status_code == 431 and big.json()["error"]["message"] == "request headers over 4096 bytes"
