@@ -146,11 +146,11 @@ CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"api-key")
 
 
 class CredentialError(ValueError):
-    """The request's credentials are ambiguous or unusable; ``status`` 400 (ambiguous) or 401."""
+    """The request's credentials are ambiguous (``code`` multiple_credentials) or unusable (invalid_api_key)."""
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, code: str):
         super().__init__(message)
-        self.status = status
+        self.code = code
 
 
 def credential(raw_headers, max_chars: int = 512) -> str | None:
@@ -165,7 +165,8 @@ def credential(raw_headers, max_chars: int = 512) -> str | None:
         if k in CREDENTIAL_HEADERS:
             if k == b"authorization":
                 if v[:7].lower() != b"bearer ":
-                    raise CredentialError("unsupported Authorization scheme; send 'Authorization: Bearer <key>'", 401)
+                    raise CredentialError("unsupported Authorization scheme; send 'Authorization: Bearer <key>'",
+                                          "invalid_api_key")
                 v = v[7:]
             found.append((k, v.strip()))
     if not found:
@@ -174,13 +175,14 @@ def credential(raw_headers, max_chars: int = 512) -> str | None:
         names = [k for k, _ in found]
         dup = next((k for k in names if names.count(k) > 1), None)
         if dup is not None:
-            raise CredentialError(f"more than one {dup.decode()} header; send exactly one credential", 400)
+            raise CredentialError(f"more than one {dup.decode()} header; send exactly one credential",
+                                  "multiple_credentials")
         if len({v for _, v in found}) > 1:
             raise CredentialError(" and ".join(k.decode() for k in names) + " carry different keys; "
-                                  "send exactly one credential", 400)
+                                  "send exactly one credential", "multiple_credentials")
     key = found[0][1]
     if len(key) > max_chars:
-        raise CredentialError(f"API key longer than {max_chars} characters", 401)
+        raise CredentialError(f"API key longer than {max_chars} characters", "invalid_api_key")
     return key.decode("latin-1") or None
 
 

@@ -205,7 +205,7 @@ class Proxy:
         try:
             key = credential(scope["headers"], self.max_key_chars)
         except CredentialError as e:
-            await self._error(send, CHAT, "invalid_api_key" if e.status == 401 else "multiple_credentials", str(e))
+            await self._error(send, CHAT, e.code, str(e))
             return
         if key is None or self.gw.keyring.resolve(key) is None:
             await self._error(send, CHAT, "invalid_api_key", "missing or unknown API key")
@@ -234,8 +234,7 @@ class Proxy:
         try:
             key = credential(raw_headers, self.max_key_chars)
         except CredentialError as e:
-            await self._error(send, api, "invalid_api_key" if e.status == 401 else "multiple_credentials", str(e),
-                              [_CLOSE])
+            await self._error(send, api, e.code, str(e), [_CLOSE])
             return
         ident = gw.keyring.resolve(key) if key else None
         if ident is None:
@@ -397,7 +396,6 @@ class Proxy:
                 return upstream_sig
             return binder.sign(account_id, conv, text, upstream_sig, protected)
 
-        relay = None
         failure = None  # (code, message) when the upstream failed after answering
         try:
             if is_sse and up.status_code == 200:
