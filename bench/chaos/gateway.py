@@ -6,7 +6,8 @@
 subprocess (its RSS is sampled), injects its fault while ordinary clients keep calling, stops the
 gateway with SIGTERM (which compacts the spool) and counts:
 
-* **sent** / **accepted**: ordinary requests sent, and answered 200 complete with an exchange id;
+* **sent** / **accepted**: requests sent, and responses that carry an exchange id (the gateway owes the store a
+  record for each: the ordinary 200s in slow_clients; in hostile_upstream every reply or upstream-failure error);
 * **recorded**: of the exchange ids the clients received, how many the store holds (every id the gateway
   hands out names a recorded exchange, so the target is recorded = all ids received);
 * what the fault got: slow connections cut and after how long, or per upstream misbehaviour how many
@@ -249,6 +250,44 @@ def slow_clients(env: Env, n_slow: int = 350, n_ordinary: int = 300, hold_s: flo
             "seconds": round(seconds, 1), **gw.mem(), "notes": by_kind}
 
 
+def long_keys(env: Env, n_huge: int = 300, n_unknown: int = 5000, n_ordinary: int = 100) -> dict:
+    """300 requests with 1 MiB API keys, then 5,000 with distinct 500-character unknown keys, then 100 ordinary
+    ones: what stays in the gateway's memory."""
+    gw = Gateway(env, "long_keys", f"http://127.0.0.1:{env.mock_port}/v1", {}, {})
+    t0 = time.monotonic()
+    time.sleep(1)
+    rss0 = psutil.Process(gw.p.pid).memory_info().rss
+    answers: dict = {}
+
+    async def go():
+        sem = asyncio.Semaphore(8)
+        async with httpx.AsyncClient(base_url=gw.base, timeout=60) as c:
+            async def one(key: str):
+                async with sem:
+                    try:
+                        r = await c.post("/v1/chat/completions", json={"model": "m", "messages": MSG},
+                                         headers={"authorization": f"Bearer {key}"})
+                        answers[r.status_code] = answers.get(r.status_code, 0) + 1
+                    except httpx.HTTPError as e:  # the server closed while the key was still being sent
+                        answers[type(e).__name__] = answers.get(type(e).__name__, 0) + 1
+            await asyncio.gather(*(one(f"k{i}-" + "x" * (1 << 20)) for i in range(n_huge)))
+            await asyncio.gather(*(one(f"sk-{i:08d}-" + "y" * 488) for i in range(n_unknown)))
+        return await _ordinary(gw.base, env.key, n_ordinary, 8)
+
+    ordinary = asyncio.run(go())
+    time.sleep(1)
+    rss1 = psutil.Process(gw.p.pid).memory_info().rss
+    seconds = time.monotonic() - t0
+    gw.stop()
+    ids = [x for st, x in ordinary if st == 200 and x]
+    rec = gw.recorded(ids)
+    retained = (rss1 - rss0) / 2**20
+    return {"scenario": "long_keys", "sent": n_ordinary, "accepted": len(ids), "recorded": len(rec),
+            "fault": f"{n_huge} x 1 MiB keys, {n_unknown} unknown keys", "fault_answered": sum(answers.values()),
+            "retained_mb": round(retained, 1), "ok": len(rec) == len(ids) == n_ordinary and retained < 64,
+            "seconds": round(seconds, 1), **gw.mem(), "notes": {"answers": answers}}
+
+
 MODES = ["ok", "hang", "cut", "bad-types", "bad-usage", "huge", "endless", "garbage"]
 PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
 
@@ -308,9 +347,10 @@ def hostile_upstream(env: Env, repeats: int = 3, concurrency: int = 12) -> dict:
                 async with sem:
                     try:
                         async with c.stream("POST", PATHS[api], json=_request(api, mode, stream, i)) as r:
-                            data = b""
+                            buf = bytearray()
                             async for b in r.aiter_bytes():
-                                data += b
+                                buf += b
+                            data = bytes(buf)
                         verdict = _judge(api, r.status_code, r.headers.get("content-type", ""), data, stream)
                         out.append((job, r.status_code, r.headers.get("x-distillguard-exchange-id"), verdict))
                     except httpx.HTTPError as e:
@@ -345,7 +385,7 @@ def teardown(env: Env) -> None:
     env.close()
 
 
-SCENARIOS = {"slow_clients": slow_clients, "hostile_upstream": hostile_upstream}
+SCENARIOS = {"slow_clients": slow_clients, "long_keys": long_keys, "hostile_upstream": hostile_upstream}
 
 
 def _main() -> int:
@@ -366,8 +406,8 @@ def _main() -> int:
             print(f"   {rows[-1]}", file=sys.stderr, flush=True)
     finally:
         teardown(env)
-    cols = ["scenario", "sent", "accepted", "recorded", "restart", "fault", "fault_answered", "held_max_s", "broken", "ok",
-            "seconds", "rss_start_mb", "rss_peak_mb", "rss_end_mb"]
+    cols = ["scenario", "sent", "accepted", "recorded", "restart", "fault", "fault_answered", "held_max_s",
+            "retained_mb", "broken", "ok", "seconds", "rss_start_mb", "rss_peak_mb", "rss_end_mb"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
