@@ -30,9 +30,9 @@ CODES = {
     "upstream_timeout": (504, "server_error", "api_error"),
     "upstream_response_too_large": (502, "server_error", "api_error"),
     "upstream_bad_response": (502, "server_error", "api_error"),
+    "overloaded": (503, "server_error", "overloaded_error"),
     "limiter_unavailable": (503, "server_error", "overloaded_error"),
     "shutting_down": (503, "server_error", "overloaded_error"),
-    "overloaded": (503, "server_error", "overloaded_error"),
     "internal_error": (500, "server_error", "api_error"),
 }
 
