@@ -135,7 +135,7 @@ class Gateway:
             return False
         ready = _wait(again.base + "/readyz", 200, timeout=30)
         again.stop()
-        return ready and again.p.returncode == 0
+        return ready and again.p.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
 
     def recorded(self, ids: list[str]) -> dict[str, dict]:
         from distillguard.store import Store
@@ -346,14 +346,18 @@ def hostile_upstream(env: Env, repeats: int = 3, concurrency: int = 12) -> dict:
                 api, mode, stream, i = job
                 async with sem:
                     try:
-                        async with c.stream("POST", PATHS[api], json=_request(api, mode, stream, i)) as r:
+                        # a client gives up after 90 s or 64 MiB: a reply that has not ended by then is broken
+                        async with asyncio.timeout(90), c.stream("POST", PATHS[api],
+                                                                 json=_request(api, mode, stream, i)) as r:
                             buf = bytearray()
                             async for b in r.aiter_bytes():
                                 buf += b
+                                if len(buf) > 64 << 20:
+                                    raise OverflowError
                             data = bytes(buf)
                         verdict = _judge(api, r.status_code, r.headers.get("content-type", ""), data, stream)
                         out.append((job, r.status_code, r.headers.get("x-distillguard-exchange-id"), verdict))
-                    except httpx.HTTPError as e:
+                    except (httpx.HTTPError, TimeoutError, OverflowError) as e:
                         out.append((job, 0, None, f"broken ({type(e).__name__})"))
             await asyncio.gather(*(one(j) for j in jobs))
         return out
