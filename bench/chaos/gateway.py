@@ -267,7 +267,7 @@ def long_keys(env: Env, n_huge: int = 300, n_unknown: int = 5000, n_ordinary: in
                     try:
                         r = await c.post("/v1/chat/completions", json={"model": "m", "messages": MSG},
                                          headers={"authorization": f"Bearer {key}"})
-                        answers[r.status_code] = answers.get(r.status_code, 0) + 1
+                        answers[str(r.status_code)] = answers.get(str(r.status_code), 0) + 1
                     except httpx.HTTPError as e:  # the server closed while the key was still being sent
                         answers[type(e).__name__] = answers.get(type(e).__name__, 0) + 1
             await asyncio.gather(*(one(f"k{i}-" + "x" * (1 << 20)) for i in range(n_huge)))
