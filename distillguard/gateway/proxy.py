@@ -27,6 +27,7 @@ from distillguard.gateway.extract import (
 from distillguard.gateway.identity import CREDENTIAL_HEADERS, CredentialError, credential, fingerprint
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
+from distillguard.gateway.server import HEADS_CHECKED
 from distillguard.gateway.streams import make_relay
 from distillguard.gateway.upstream import UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from distillguard.policy import RECORD_WORD, RequestFacts, evaluate
@@ -176,7 +177,8 @@ class Proxy:
         if scope["method"] != "POST":
             await self._error(send, api, "method_not_allowed", "use POST")
             return
-        over = _headers_over(scope["headers"], self.max_header_bytes, self.max_headers)
+        over = None if HEADS_CHECKED in scope else _headers_over(scope["headers"], self.max_header_bytes,
+                                                                 self.max_headers)
         if over:
             await self._error(send, api, "headers_too_large", over, [_CLOSE])
             return
@@ -232,7 +234,7 @@ class Proxy:
         # no exchange id: the id names a row in the store (they are counted in requests_total).
         # 1. identity
         try:
-            key = credential(raw_headers, self.max_key_chars)
+            key = credential(raw_headers, self.max_key_chars, headers)
         except CredentialError as e:
             await self._error(send, api, e.code, str(e), [_CLOSE])
             return

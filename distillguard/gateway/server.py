@@ -20,6 +20,9 @@ from distillguard.gateway.config import ServerConfig
 log = logging.getLogger("distillguard.gateway")
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+#: Scope key this server sets on requests whose headers it already held to the limits (the request path
+#: then skips its own check, which exists for other ASGI servers).
+HEADS_CHECKED = "distillguard.headers_checked"
 
 
 def _plain(status: int, msg: str) -> bytes:
@@ -94,6 +97,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[HEADS_CHECKED] = True
         if not self._in_head:
             self._begin_head()
         self._head_lines = 0
