@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         from distillguard.gateway.app import build_app
         from distillguard.gateway.config import load_config
         from distillguard.gateway.logs import setup_logging
+        from distillguard.gateway.server import uvicorn_config
 
         cfg = load_config(config, **{"upstream.url": upstream, "store": str(store) if store else None,
                                      "server.port": port, "server.host": host,
@@ -37,11 +38,7 @@ def register(app: typer.Typer) -> None:
                                      "identity.keys_file": str(keys_file) if keys_file else None})
         setup_logging(cfg.logging.level)
         app = build_app(cfg)
-        uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, loop="uvloop", http="httptools",
-                    lifespan="on", access_log=False, proxy_headers=False,  # client IP: identity.trusted_proxies
-                    log_level="warning", server_header=False, date_header=False,
-                    timeout_keep_alive=75, timeout_graceful_shutdown=int(cfg.server.graceful_timeout_s) or None,
-                    backlog=4096)
+        uvicorn.Server(uvicorn_config(app, cfg.server)).run()
 
     @app.command("mock-upstream")
     def mock_upstream(

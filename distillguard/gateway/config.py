@@ -74,6 +74,11 @@ class IdentityConfig(_Strict):
     country_header: str | None = None
     #: Header clients may set to name the conversation (else it is derived from the first user turn).
     conversation_header: str = "x-conversation-id"
+    #: Longest API key accepted (characters); longer ones are refused with 401 before they are hashed.
+    max_key_chars: int = Field(512, gt=0)
+    #: Memory for the presented-key -> key-hash cache (entries are a keyed digest of the key, never the
+    #: key itself); when full it is emptied and refilled by the keys in use.
+    key_cache_bytes: int = Field(4 << 20, ge=0)
 
 
 class UpstreamConfig(_Strict):
@@ -83,7 +88,16 @@ class UpstreamConfig(_Strict):
     #: Replace the client's credential with this one (read from the named environment variable) when set.
     api_key_env: str | None = None
     connect_timeout_s: float = Field(5.0, gt=0)
+    #: Longest wait for the upstream's response headers (a non-streamed reply is usually generated before
+    #: its headers are sent, so this bounds the generation time).
     read_timeout_s: float = Field(600.0, gt=0)
+    #: Longest pause once a reply has started (between stream events or body pieces); a stream that goes
+    #: quiet for longer ends with an error event instead of hanging the client.
+    idle_timeout_s: float = Field(120.0, gt=0)
+    #: Largest non-streamed upstream reply (bytes) the gateway will hold; bigger ones get a 502.
+    max_response_bytes: int = Field(32 << 20, gt=0)
+    #: Largest streamed reply (bytes); a stream that goes on longer is ended with an error event.
+    max_stream_bytes: int = Field(512 << 20, gt=0)
     max_connections: int = Field(512, gt=0)
     max_keepalive: int = Field(128, ge=0)
     keepalive_expiry_s: float = Field(30.0, gt=0)
@@ -135,6 +149,24 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, gt=0, lt=65536)
     max_request_bytes: int = Field(4 << 20, gt=0)
+    #: Request line plus all header lines (bytes); above it the connection gets 431 and is closed
+    #: while the headers are still arriving.
+    max_header_bytes: int = Field(32 << 10, gt=0)
+    #: Most header lines in one request (431 above).
+    max_headers: int = Field(100, gt=0)
+    #: A request's line and headers must arrive within this many seconds of its first byte (or of the
+    #: connection opening): slow-header clients (slowloris) get 408 and are disconnected.
+    header_timeout_s: float = Field(10.0, gt=0)
+    #: The whole request body must arrive within this many seconds of the headers (408 otherwise).
+    body_timeout_s: float = Field(60.0, gt=0)
+    #: Memory all request bodies still being received may hold together; a request whose body would
+    #: go over it gets 503 ``overloaded`` (many slow uploads at once cannot exhaust memory).
+    max_pending_body_bytes: int = Field(256 << 20, gt=0)
+    #: Open connections (and requests in flight) above which new requests get 503 at once (uvicorn's
+    #: ``limit_concurrency``); null = unbounded.
+    max_connections: int | None = Field(4096, gt=0)
+    #: Idle keep-alive connections are closed after this many seconds.
+    keepalive_timeout_s: float = Field(75.0, gt=0)
     graceful_timeout_s: float = Field(30.0, ge=0)
 
 

@@ -15,6 +15,69 @@ import orjson
 CHAT, RESPONSES, MESSAGES = "chat.completions", "responses", "messages"
 
 
+class RequestShapeError(ValueError):
+    """A field the gateway reads has the wrong JSON type; the message names it (``tools.0.function``).
+
+    The gateway answers 400 with the message rather than guess: the upstream would refuse the
+    request too, and a guessed reading would put the wrong facts in front of the policy.
+    """
+
+
+def _want(v, typ, path: str, what: str):
+    """``v`` if it is None or of ``typ``; else the 400 naming ``path``."""
+    if v is None or isinstance(v, typ):
+        return v
+    raise RequestShapeError(f"{path}: expected {what}, got {_kind(v)}")
+
+
+def _kind(v) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(v), "null")
+
+
+def as_str(v) -> str:
+    """Text fields of upstream replies: a string, or "" for anything else (never raises)."""
+    return v if isinstance(v, str) else ""
+
+
+def as_dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def as_list(v) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _tool_names(tools, path: str, key: str | None) -> list[str]:
+    """Names of offered tools: ``tools[i][key].name`` (chat) or ``tools[i].name``; shapes checked."""
+    names = []
+    for i, t in enumerate(_want(tools, list, path, "an array") or []):
+        _want(t, dict, f"{path}.{i}", "an object")
+        if t is None:
+            continue
+        holder = _want(t.get(key), dict, f"{path}.{i}.{key}", "an object") if key else t
+        name = _want((holder or {}).get("name"), str, f"{path}.{i}{'.' + key if key else ''}.name", "a string")
+        if name is None and not key:
+            name = _want(t.get("type"), str, f"{path}.{i}.type", "a string")
+        names.append(name or "")
+    return names
+
+
+def _messages(v, path: str) -> list[dict]:
+    """The message list with each message an object and its role a string (or absent)."""
+    out = []
+    for i, m in enumerate(_want(v, list, path, "an array") or []):
+        _want(m, dict, f"{path}.{i}", "an object")
+        if m is None:
+            continue
+        _want(m.get("role"), str, f"{path}.{i}.role", "a string")
+        c = m.get("content")
+        if c is not None and not isinstance(c, (str, list)):
+            raise RequestShapeError(f"{path}.{i}.content: expected a string or an array, got {_kind(c)}")
+        out.append(m)
+    return out
+
+
 def _text(content) -> tuple[str, bool]:
     """(text, has_image) of an OpenAI/Anthropic content value (string or list of parts)."""
     if content is None:
@@ -125,24 +188,23 @@ def _invalid_numbers(api: str, body: dict, r: RequestInfo) -> dict[str, str]:
 
 
 def parse_request(api: str, body: dict) -> RequestInfo:
+    """Request facts of a parsed JSON body; ``RequestShapeError`` when a field read has the wrong type."""
     r = RequestInfo(api)
-    r.model = body.get("model") if isinstance(body.get("model"), str) else None
+    r.model = _want(body.get("model"), str, "model", "a string")
     r.stream = body.get("stream") is True
     r.temperature = _num(body.get("temperature"), float)
     r.top_p = _num(body.get("top_p"), float)
-    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    tools = body.get("tools")
     if api == CHAT:
         r.max_tokens = _num(body.get("max_completion_tokens", body.get("max_tokens")), int)
         r.n = _num(body.get("n"), int)
-        r.reasoning_effort = body.get("reasoning_effort") if isinstance(body.get("reasoning_effort"), str) else None
+        r.reasoning_effort = _want(body.get("reasoning_effort"), str, "reasoning_effort", "a string")
         r.reasoning_requested = r.reasoning_effort is not None
-        r.include_usage = bool((body.get("stream_options") or {}).get("include_usage")) if isinstance(
-            body.get("stream_options"), dict) else False
-        r.tools_offered = [t.get("function", {}).get("name", "") for t in tools if isinstance(t, dict)]
+        so = _want(body.get("stream_options"), dict, "stream_options", "an object")
+        r.include_usage = bool(so.get("include_usage")) if so else False
+        r.tools_offered = _tool_names(tools, "tools", "function")
         sys_parts = []
-        for m in body.get("messages") or []:
-            if not isinstance(m, dict):
-                continue
+        for m in _messages(body.get("messages"), "messages"):
             role = m.get("role") or "user"
             text, img = _text(m.get("content"))
             r.has_images = r.has_images or img
@@ -158,20 +220,27 @@ def parse_request(api: str, body: dict) -> RequestInfo:
         r.system_prompt = "\n".join(sys_parts) or None
     elif api == RESPONSES:
         r.max_tokens = _num(body.get("max_output_tokens"), int)
-        reasoning = body.get("reasoning")
-        if isinstance(reasoning, dict):
+        reasoning = _want(body.get("reasoning"), dict, "reasoning", "an object")
+        if reasoning is not None:
             r.reasoning_requested = True
-            r.reasoning_effort = reasoning.get("effort") if isinstance(reasoning.get("effort"), str) else None
-        r.tools_offered = [t.get("name") or t.get("type", "") for t in tools if isinstance(t, dict)]
-        r.system_prompt = body.get("instructions") if isinstance(body.get("instructions"), str) else None
+            r.reasoning_effort = _want(reasoning.get("effort"), str, "reasoning.effort", "a string")
+        r.tools_offered = _tool_names(tools, "tools", None)
+        r.system_prompt = _want(body.get("instructions"), str, "instructions", "a string")
         conv = body.get("conversation")
-        r.conversation_id = conv if isinstance(conv, str) else (conv or {}).get("id") if isinstance(conv, dict) else None
+        if isinstance(conv, dict):
+            conv = _want(conv.get("id"), str, "conversation.id", "a string")
+        elif conv is not None and not isinstance(conv, str):
+            raise RequestShapeError(f"conversation: expected a string or an object, got {_kind(conv)}")
+        r.conversation_id = conv
         inp = body.get("input")
         if isinstance(inp, str):
             r.turns.append({"role": "user", "text": inp})
+        elif inp is not None and not isinstance(inp, list):
+            raise RequestShapeError(f"input: expected a string or an array, got {_kind(inp)}")
         elif isinstance(inp, list):
-            for it in inp:
-                if not isinstance(it, dict):
+            for i, it in enumerate(inp):
+                _want(it, dict, f"input.{i}", "an object")
+                if it is None:
                     continue
                 t = it.get("type")
                 if t == "reasoning":
@@ -182,24 +251,26 @@ def parse_request(api: str, body: dict) -> RequestInfo:
                 elif t == "function_call":
                     r.turns.append({"role": "assistant", "text": f"[tool call {it.get('name')}]"})
                 elif "role" in it:
+                    _want(it["role"], str, f"input.{i}.role", "a string")
                     text, img = _text(it.get("content"))
                     r.has_images = r.has_images or img
                     if it["role"] in ("system", "developer"):
                         r.system_prompt = ((r.system_prompt or "") + "\n" + text).strip()
                     else:
-                        r.turns.append({"role": it["role"], "text": text})
+                        r.turns.append({"role": it["role"] or "user", "text": text})
     else:
         r.max_tokens = _num(body.get("max_tokens"), int)
-        th = body.get("thinking")
-        if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
+        th = _want(body.get("thinking"), dict, "thinking", "an object")
+        if th is not None and th.get("type") in ("enabled", "adaptive"):
             r.reasoning_requested = True
             r.thinking_budget = _num(th.get("budget_tokens"), int)
-        r.tools_offered = [t.get("name", "") for t in tools if isinstance(t, dict)]
-        s, _ = _text(body.get("system"))
+        r.tools_offered = _tool_names(tools, "tools", None)
+        system = body.get("system")
+        if system is not None and not isinstance(system, (str, list)):
+            raise RequestShapeError(f"system: expected a string or an array, got {_kind(system)}")
+        s, _ = _text(system)
         r.system_prompt = s or None
-        for m in body.get("messages") or []:
-            if not isinstance(m, dict):
-                continue
+        for m in _messages(body.get("messages"), "messages"):
             text, img = _text(m.get("content"))
             r.has_images = r.has_images or img
             r.turns.append({"role": m.get("role") or "user", "text": text})
@@ -218,7 +289,7 @@ def carried_text(container: dict, text_key: str) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, list):  # responses reasoning item content parts
-        return "".join(p.get("text", "") for p in v if isinstance(p, dict))
+        return "".join(as_str(p.get("text")) for p in v if isinstance(p, dict))
     return ""
 
 
@@ -245,61 +316,82 @@ class ReplyInfo:
         return "".join(self.reasoning)
 
 
+def _count(v) -> int | None:
+    """A token count from an upstream reply: a non-negative integer below 2**53, else None.
+
+    Replies are the upstream's word, not ours: a count sent as a string, a float or an absurd
+    number is left out of the record and of token-limit charging rather than trusted or crashed on.
+    """
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, int) and 0 <= v < 1 << 53:
+        return v
+    return None
+
+
+def _usage(ri: ReplyInfo, u, inp: str, out: str, details: str) -> None:
+    u = as_dict(u)
+    ri.input_tokens = _count(u.get(inp))
+    ri.output_tokens = _count(u.get(out))
+    ri.reasoning_tokens = _count(as_dict(u.get(details)).get("reasoning_tokens"))
+
+
+def _id(v) -> str | None:
+    return v if isinstance(v, str) else None
+
+
 def reply_from_body(api: str, obj: dict) -> ReplyInfo:
+    """Reply facts of a whole (non-streamed) reply; any JSON is accepted, wrongly typed fields are left out."""
     ri = ReplyInfo()
     if not isinstance(obj, dict):
         return ri
-    ri.response_id = obj.get("id")
-    ri.model = obj.get("model")
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    ri.response_id = _id(obj.get("id"))
+    ri.model = _id(obj.get("model"))
     if api == CHAT:
-        choices = obj.get("choices") or []
+        choices = as_list(obj.get("choices"))
         if choices and isinstance(choices[0], dict):
             c = choices[0]
-            msg = c.get("message") or {}
+            msg = as_dict(c.get("message"))
             if isinstance(msg.get("content"), str):
                 ri.text.append(msg["content"])
             for key in ("reasoning_content", "reasoning"):
                 if isinstance(msg.get(key), str):
                     ri.reasoning.append(msg[key])
                     break
-            ri.tool_calls = [(tc.get("function") or {}).get("name", "") for tc in msg.get("tool_calls") or []
+            ri.tool_calls = [as_str(as_dict(tc.get("function")).get("name")) for tc in as_list(msg.get("tool_calls"))
                              if isinstance(tc, dict)]
-            ri.stop_reason = c.get("finish_reason")
-        ri.input_tokens = usage.get("prompt_tokens")
-        ri.output_tokens = usage.get("completion_tokens")
-        ri.reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+            ri.stop_reason = _id(c.get("finish_reason"))
+        _usage(ri, obj.get("usage"), "prompt_tokens", "completion_tokens", "completion_tokens_details")
     elif api == RESPONSES:
-        for it in obj.get("output") or []:
+        for it in as_list(obj.get("output")):
             if not isinstance(it, dict):
                 continue
             t = it.get("type")
             if t == "reasoning":
                 ri.reasoning.append(carried_text(it, "content") or
-                                    "".join(s.get("text", "") for s in it.get("summary") or [] if isinstance(s, dict)))
+                                    "".join(as_str(s.get("text")) for s in as_list(it.get("summary")) if isinstance(s, dict)))
             elif t == "message":
-                ri.text.append("".join(p.get("text", "") for p in it.get("content") or []
+                ri.text.append("".join(as_str(p.get("text")) for p in as_list(it.get("content"))
                                        if isinstance(p, dict) and p.get("type") == "output_text"))
             elif t == "function_call":
-                ri.tool_calls.append(it.get("name", ""))
-        ri.stop_reason = obj.get("status")
-        ri.input_tokens = usage.get("input_tokens")
-        ri.output_tokens = usage.get("output_tokens")
-        ri.reasoning_tokens = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+                ri.tool_calls.append(as_str(it.get("name")))
+        ri.stop_reason = _id(obj.get("status"))
+        _usage(ri, obj.get("usage"), "input_tokens", "output_tokens", "output_tokens_details")
     else:
-        for b in obj.get("content") or []:
+        for b in as_list(obj.get("content")):
             if not isinstance(b, dict):
                 continue
             t = b.get("type")
             if t == "text":
-                ri.text.append(b.get("text", ""))
+                ri.text.append(as_str(b.get("text")))
             elif t == "thinking":
-                ri.reasoning.append(b.get("thinking", ""))
+                ri.reasoning.append(as_str(b.get("thinking")))
             elif t == "tool_use":
-                ri.tool_calls.append(b.get("name", ""))
-        ri.stop_reason = obj.get("stop_reason")
-        ri.input_tokens = usage.get("input_tokens")
-        ri.output_tokens = usage.get("output_tokens")
+                ri.tool_calls.append(as_str(b.get("name")))
+        ri.stop_reason = _id(obj.get("stop_reason"))
+        _usage(ri, obj.get("usage"), "input_tokens", "output_tokens", "output_tokens_details")
     return ri
 
 
@@ -325,77 +417,79 @@ class StreamFold:
         self.done = False
         self.tool_names: dict[int, str] = {}
 
-    def feed(self, obj: dict) -> None:
+    def feed(self, obj) -> None:
+        """Fold one event; any JSON is accepted (wrongly typed fields are skipped, never raised on)."""
+        if not isinstance(obj, dict):
+            return
         ri = self.info
         if self.api == CHAT:
             ch = obj.get("choices")
-            if ch:
+            if ch and isinstance(ch, list) and isinstance(ch[0], dict):
                 c = ch[0]
                 d = c.get("delta")
-                if d:
+                if d and isinstance(d, dict):
                     v = d.get("content")
-                    if v:
+                    if v and isinstance(v, str):
                         ri.text.append(v)
                     else:
                         v = d.get("reasoning_content") or d.get("reasoning")
-                        if v:
+                        if v and isinstance(v, str):
                             ri.reasoning.append(v)
                     tcs = d.get("tool_calls")
-                    if tcs:
+                    if tcs and isinstance(tcs, list):
                         for tc in tcs:
-                            name = (tc.get("function") or {}).get("name")
-                            if name:
-                                self.tool_names[tc.get("index", 0)] = name
-                if c.get("finish_reason"):
-                    ri.stop_reason = c["finish_reason"]
+                            if not isinstance(tc, dict):
+                                continue
+                            name = as_dict(tc.get("function")).get("name")
+                            idx = tc.get("index", 0)
+                            if name and isinstance(name, str) and isinstance(idx, int) and not isinstance(idx, bool):
+                                self.tool_names[idx] = name
+                fr = c.get("finish_reason")
+                if fr and isinstance(fr, str):
+                    ri.stop_reason = fr
             if ri.response_id is None:
-                ri.response_id = obj.get("id")
-                ri.model = obj.get("model")
+                ri.response_id = _id(obj.get("id"))
+                ri.model = _id(obj.get("model"))
             u = obj.get("usage")
             if u:
-                ri.input_tokens = u.get("prompt_tokens")
-                ri.output_tokens = u.get("completion_tokens")
-                ri.reasoning_tokens = (u.get("completion_tokens_details") or {}).get("reasoning_tokens")
+                _usage(ri, u, "prompt_tokens", "completion_tokens", "completion_tokens_details")
         elif self.api == RESPONSES:
             t = obj.get("type")
             if t == "response.output_text.delta":
-                ri.text.append(obj.get("delta", ""))
+                ri.text.append(as_str(obj.get("delta")))
             elif t in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
-                ri.reasoning.append(obj.get("delta", ""))
+                ri.reasoning.append(as_str(obj.get("delta")))
             elif t == "response.output_item.done":
-                it = obj.get("item") or {}
+                it = as_dict(obj.get("item"))
                 if it.get("type") == "function_call":
-                    ri.tool_calls.append(it.get("name", ""))
+                    ri.tool_calls.append(as_str(it.get("name")))
             elif t in ("response.completed", "response.incomplete", "response.failed", "response.created"):
-                resp = obj.get("response") or {}
-                ri.response_id = resp.get("id")
-                ri.model = resp.get("model")
-                ri.stop_reason = resp.get("status")
-                u = resp.get("usage") or {}
-                if u:
-                    ri.input_tokens = u.get("input_tokens")
-                    ri.output_tokens = u.get("output_tokens")
-                    ri.reasoning_tokens = (u.get("output_tokens_details") or {}).get("reasoning_tokens")
+                resp = as_dict(obj.get("response"))
+                ri.response_id = _id(resp.get("id"))
+                ri.model = _id(resp.get("model"))
+                ri.stop_reason = _id(resp.get("status"))
+                if resp.get("usage"):
+                    _usage(ri, resp.get("usage"), "input_tokens", "output_tokens", "output_tokens_details")
         else:
             t = obj.get("type")
             if t == "content_block_delta":
-                d = obj.get("delta") or {}
+                d = as_dict(obj.get("delta"))
                 dt = d.get("type")
                 if dt == "text_delta":
-                    ri.text.append(d.get("text", ""))
+                    ri.text.append(as_str(d.get("text")))
                 elif dt == "thinking_delta":
-                    ri.reasoning.append(d.get("thinking", ""))
+                    ri.reasoning.append(as_str(d.get("thinking")))
             elif t == "content_block_start":
-                b = obj.get("content_block") or {}
+                b = as_dict(obj.get("content_block"))
                 if b.get("type") == "tool_use":
-                    ri.tool_calls.append(b.get("name", ""))
+                    ri.tool_calls.append(as_str(b.get("name")))
             elif t == "message_start":
-                m = obj.get("message") or {}
-                ri.response_id, ri.model = m.get("id"), m.get("model")
-                ri.input_tokens = (m.get("usage") or {}).get("input_tokens")
+                m = as_dict(obj.get("message"))
+                ri.response_id, ri.model = _id(m.get("id")), _id(m.get("model"))
+                ri.input_tokens = _count(as_dict(m.get("usage")).get("input_tokens"))
             elif t == "message_delta":
-                ri.stop_reason = (obj.get("delta") or {}).get("stop_reason")
-                ri.output_tokens = (obj.get("usage") or {}).get("output_tokens")
+                ri.stop_reason = _id(as_dict(obj.get("delta")).get("stop_reason"))
+                ri.output_tokens = _count(as_dict(obj.get("usage")).get("output_tokens"))
 
     def finish(self) -> ReplyInfo:
         if self.tool_names:

@@ -26,6 +26,9 @@ from distillguard.gateway.config import IdentityConfig
 log = logging.getLogger("distillguard.gateway")
 
 _FALLBACK_PEPPER = b"distillguard-unpeppered-v1"
+#: Memory of one key-cache entry: a 16-byte digest (49 B as bytes), a 64-char hex str (113 B) and the
+#: dict slot with its share of spare capacity (about 100 B).
+_CACHE_ENTRY_BYTES = 262
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +102,33 @@ class KeyRing:
                         extra={"env": cfg.pepper_env})
         self.file_keys: dict[str, Identity] = load_keys_file(cfg.keys_file) if cfg.keys_file else {}
         self.store_keys: dict[str, tuple[str, str, str | None]] = {}
-        #: presented key -> its hash, so hot keys are hashed once (the map holds keys clients already
-        #: send in every request; it is never logged or persisted)
-        self._hash_cache: dict[str, str] = {}
+        #: keyed digest of a presented key -> its HMAC, so hot keys are HMAC'd once. The digest (16 bytes,
+        #: keyed with a per-process secret so nobody can aim a collision at another key) stands in for the
+        #: key: the cache holds no credentials, and every entry costs the same, so its memory is bounded
+        #: by ``key_cache_bytes`` whatever length of keys clients send.
+        self._hash_cache: dict[bytes, str] = {}
+        self._cache_secret = os.urandom(32)
+        self._cache_max = cfg.key_cache_bytes // _CACHE_ENTRY_BYTES
+
+    @property
+    def cache_bytes(self) -> int:
+        """Upper bound of the cache's memory (entries x per-entry cost)."""
+        return len(self._hash_cache) * _CACHE_ENTRY_BYTES
 
     def reload_file(self) -> None:
         if self.cfg.keys_file:
             self.file_keys = load_keys_file(self.cfg.keys_file)
 
     def resolve(self, key: str) -> Identity | None:
-        h = self._hash_cache.get(key)
+        kb = key.encode()
+        d = hashlib.blake2b(kb, digest_size=16, key=self._cache_secret).digest()
+        h = self._hash_cache.get(d)
         if h is None:
-            h = hash_key(key, self.pepper)
-            if len(self._hash_cache) >= 65536:
-                self._hash_cache.clear()
-            self._hash_cache[key] = h
+            h = hmac.new(self.pepper, kb, hashlib.sha256).hexdigest()
+            if self._cache_max:
+                if len(self._hash_cache) >= self._cache_max:
+                    self._hash_cache.clear()
+                self._hash_cache[d] = h
         ident = self.file_keys.get(h)
         if ident is not None:
             return ident
@@ -125,12 +140,56 @@ class KeyRing:
         return None
 
 
-def bearer_key(headers: dict[bytes, bytes]) -> str | None:
-    auth = headers.get(b"authorization")
-    if auth and auth[:7].lower() == b"bearer ":
-        return auth[7:].strip().decode("latin-1") or None
-    k = headers.get(b"x-api-key")
-    return k.strip().decode("latin-1") if k else None
+#: Headers a client may put its API key in: OpenAI's ``Authorization: Bearer``, Anthropic's
+#: ``x-api-key`` and Azure OpenAI's ``api-key``.
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"api-key")
+
+
+class CredentialError(ValueError):
+    """The request's credentials are ambiguous (``code`` multiple_credentials) or unusable (invalid_api_key)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def credential(raw_headers, max_chars: int = 512, headers: dict | None = None) -> str | None:
+    """The request's one API key, or None when it sends none.
+
+    Identity and the upstream must see the same credential, so a request carrying two (a repeated
+    header, or Authorization and x-api-key that differ) is refused rather than resolved by picking one:
+    otherwise a blocked key sent next to a clean one is judged by one and billed to the other.
+    ``headers`` (the same headers as a dict) allows a fast path: when no header name repeats, the
+    credential headers are three lookups instead of a scan.
+    """
+    found: list[tuple[bytes, bytes]] = []
+    if headers is not None and len(headers) == len(raw_headers):
+        pairs = [(k, headers[k]) for k in CREDENTIAL_HEADERS if k in headers]
+    else:
+        pairs = raw_headers
+    for k, v in pairs:
+        if k in CREDENTIAL_HEADERS:
+            if k == b"authorization":
+                if v[:7].lower() != b"bearer ":
+                    raise CredentialError("unsupported Authorization scheme; send 'Authorization: Bearer <key>'",
+                                          "invalid_api_key")
+                v = v[7:]
+            found.append((k, v.strip()))
+    if not found:
+        return None
+    if len(found) > 1:
+        names = [k for k, _ in found]
+        dup = next((k for k in names if names.count(k) > 1), None)
+        if dup is not None:
+            raise CredentialError(f"more than one {dup.decode()} header; send exactly one credential",
+                                  "multiple_credentials")
+        if len({v for _, v in found}) > 1:
+            raise CredentialError(" and ".join(k.decode() for k in names) + " carry different keys; "
+                                  "send exactly one credential", "multiple_credentials")
+    key = found[0][1]
+    if len(key) > max_chars:
+        raise CredentialError(f"API key longer than {max_chars} characters", "invalid_api_key")
+    return key.decode("latin-1") or None
 
 
 class ClientIP:

@@ -21,6 +21,9 @@ class Metrics:
                                buckets=_LAT_BUCKETS, registry=r)
         self.upstream_errors = Counter("distillguard_gateway_upstream_errors_total",
                                        "Upstream failures (connect, timeout, 5xx)", ["kind"], registry=r)
+        self.refused_conn = Counter("distillguard_gateway_refused_connections_total",
+                                    "Connections closed by the server's limits before a request reached the app "
+                                    "(header_bytes, header_lines, header_timeout)", ["reason"], registry=r)
         self.reasoning = Counter("distillguard_gateway_reasoning_total",
                                  "Reasoning protection events", ["event"], registry=r)
         self.binding = Counter("distillguard_gateway_reasoning_binding_total",

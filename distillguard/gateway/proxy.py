@@ -16,13 +16,21 @@ import time
 
 import orjson
 
-from distillguard.gateway.apierrors import error_response
-from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, parse_request, reply_from_body
-from distillguard.gateway.identity import bearer_key, fingerprint
+from distillguard.gateway.apierrors import error_response, stream_error
+from distillguard.gateway.extract import (
+    CHAT,
+    MESSAGES,
+    RESPONSES,
+    RequestShapeError,
+    parse_request,
+    reply_from_body,
+)
+from distillguard.gateway.identity import CREDENTIAL_HEADERS, CredentialError, credential, fingerprint
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
+from distillguard.gateway.server import HEADS_CHECKED
 from distillguard.gateway.streams import make_relay
-from distillguard.gateway.upstream import UpstreamError, UpstreamTimeout
+from distillguard.gateway.upstream import UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from distillguard.policy import RECORD_WORD, RequestFacts, evaluate
 from distillguard.policy.enforcement import ip24 as ip24_of
 
@@ -40,28 +48,67 @@ _HOP = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-enc
 _RESP_DROP = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding", b"date",
               b"server"}
 _JSON_CT = (b"content-type", b"application/json")
+#: Sent on errors that leave a request body unread: the connection cannot be reused for the next request.
+_CLOSE = (b"connection", b"close")
+#: Dropped from upstream requests when the gateway holds the upstream key: the client's credentials and
+#: the OpenAI account selectors that belong with them.
+_CLIENT_CREDENTIALS = frozenset(CREDENTIAL_HEADERS) | {b"openai-organization", b"openai-project"}
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(receive, limit: int) -> bytes:
+class BodyBudgetExceeded(Exception):
+    """All bodies being received together would hold more than ``server.max_pending_body_bytes``."""
+
+
+class BodyBudget:
+    """Bytes held by request bodies still arriving, across all requests (one event loop: no lock needed)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+
+async def read_body(receive, limit: int, timeout: float, budget: BodyBudget | None = None) -> bytes:
+    """The request body, at most ``limit`` bytes, all of it within ``timeout`` seconds (slow-body clients),
+    within the shared ``budget`` of bytes held by bodies still arriving."""
     chunks = []
     size = 0
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise ConnectionError("client went away")
-        b = msg.get("body", b"")
-        if b:
-            size += len(b)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(b)
-        if not msg.get("more_body"):
-            break
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    raise ConnectionError("client went away")
+                b = msg.get("body", b"")
+                if b:
+                    size += len(b)
+                    if size > limit:
+                        raise BodyTooLarge
+                    if budget is not None:
+                        budget.used += len(b)
+                        if budget.used > budget.limit:
+                            raise BodyBudgetExceeded
+                    chunks.append(b)
+                if not msg.get("more_body"):
+                    break
+    finally:
+        if budget is not None and size:
+            budget.used -= size if size <= limit else size - len(b)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _headers_over(raw_headers, max_bytes: int, max_count: int) -> str | None:
+    """Why the headers are over the limits (for servers other than the gateway's own protocol), or None."""
+    if len(raw_headers) > max_count:
+        return f"more than {max_count} header lines"
+    if sum(len(k) + len(v) + 4 for k, v in raw_headers) > max_bytes:
+        return f"request headers over {max_bytes} bytes"
+    return None
 
 
 class Proxy:
@@ -73,6 +120,14 @@ class Proxy:
         self.upstream_base = cfg.upstream.url
         self.upstream_key = os.environ.get(cfg.upstream.api_key_env) if cfg.upstream.api_key_env else None
         self.max_body = cfg.server.max_request_bytes
+        self.body_timeout = cfg.server.body_timeout_s
+        self.body_budget = BodyBudget(cfg.server.max_pending_body_bytes)
+        self.max_header_bytes = cfg.server.max_header_bytes
+        self.max_headers = cfg.server.max_headers
+        self.max_key_chars = cfg.identity.max_key_chars
+        self.max_response = cfg.upstream.max_response_bytes
+        self.max_stream = cfg.upstream.max_stream_bytes
+        self.idle_timeout = cfg.upstream.idle_timeout_s
         self.conv_header = cfg.identity.conversation_header.lower().encode()
         self.country_header = cfg.identity.country_header.lower().encode() if cfg.identity.country_header else None
         self.record_text = cfg.recorder.record_text
@@ -103,7 +158,7 @@ class Proxy:
         for k, v in raw_headers:
             if k in _HOP:
                 continue
-            if key is not None and k in (b"authorization", b"x-api-key"):
+            if key is not None and k in _CLIENT_CREDENTIALS:
                 continue
             out.append((k, v))
         if key is not None:
@@ -125,6 +180,11 @@ class Proxy:
             return
         if scope["method"] != "POST":
             await self._error(send, api, "method_not_allowed", "use POST")
+            return
+        over = None if HEADS_CHECKED in scope else _headers_over(scope["headers"], self.max_header_bytes,
+                                                                 self.max_headers)
+        if over:
+            await self._error(send, api, "headers_too_large", over, [_CLOSE])
             return
         if gw.draining:
             await self._error(send, api, "shutting_down", "gateway is shutting down; retry")
@@ -176,15 +236,20 @@ class Proxy:
             gw.metrics.inflight.dec()
 
     async def _models(self, scope, send) -> None:
-        headers = dict(scope["headers"])
-        key = bearer_key(headers)
+        try:
+            key = credential(scope["headers"], self.max_key_chars)
+        except CredentialError as e:
+            await self._error(send, CHAT, e.code, str(e))
+            return
         if key is None or self.gw.keyring.resolve(key) is None:
             await self._error(send, CHAT, "invalid_api_key", "missing or unknown API key")
             return
         try:
             up = await self.gw.client.request("GET", "/models", self._upstream_headers(scope["headers"]), b"")
-            data = await up.aread()
-            await up.aclose()
+            try:
+                data = await up.aread(self.max_response)
+            finally:
+                await up.aclose()
         except (UpstreamError, UpstreamTimeout) as e:
             self.gw.metrics.upstream_errors.labels(type(e).__name__).inc()
             await self._error(send, CHAT, "upstream_unavailable", "upstream unreachable")
@@ -197,23 +262,33 @@ class Proxy:
         ts_ms = time.time_ns() // 1_000_000
         raw_headers = scope["headers"]
         headers = dict(raw_headers)
-        xid = f"dg-{self.id_prefix}{next(self.id_seq):x}"
-        xid_h = (b"x-distillguard-exchange-id", xid.encode())
-
+        # Refusals before the request is understood (credentials, body) are not recorded, so they carry
+        # no exchange id: the id names a row in the store (they are counted in requests_total).
         # 1. identity
-        key = bearer_key(headers)
+        try:
+            key = credential(raw_headers, self.max_key_chars, headers)
+        except CredentialError as e:
+            await self._error(send, api, e.code, str(e), [_CLOSE])
+            return
         ident = gw.keyring.resolve(key) if key else None
         if ident is None:
-            await self._error(send, api, "invalid_api_key", "missing or unknown API key", [xid_h])
+            await self._error(send, api, "invalid_api_key", "missing or unknown API key", [_CLOSE])
             return
         # 2. body
         cl = headers.get(b"content-length")
         try:
             if cl is not None and int(cl) > self.max_body:
                 raise BodyTooLarge
-            raw_body = await read_body(receive, self.max_body)
+            raw_body = await read_body(receive, self.max_body, self.body_timeout, self.body_budget)
+        except BodyBudgetExceeded:
+            await self._error(send, api, "overloaded", "too many request bodies arriving at once; retry", [_CLOSE])
+            return
         except BodyTooLarge:
-            await self._error(send, api, "request_too_large", f"request body over {self.max_body} bytes", [xid_h])
+            await self._error(send, api, "request_too_large", f"request body over {self.max_body} bytes", [_CLOSE])
+            return
+        except TimeoutError:
+            await self._error(send, api, "request_timeout",
+                              f"request body not received within {self.body_timeout:g}s", [_CLOSE])
             return
         except (ConnectionError, ValueError):
             return
@@ -222,9 +297,15 @@ class Proxy:
             if not isinstance(body, dict):
                 raise ValueError
         except (orjson.JSONDecodeError, ValueError):
-            await self._error(send, api, "invalid_json", "request body is not a JSON object", [xid_h])
+            await self._error(send, api, "invalid_json", "request body is not a JSON object")
             return
-        req = parse_request(api, body)
+        try:
+            req = parse_request(api, body)
+        except RequestShapeError as e:
+            await self._error(send, api, "invalid_request", str(e))
+            return
+        xid = f"dg-{self.id_prefix}{next(self.id_seq):x}"
+        xid_h = (b"x-distillguard-exchange-id", xid.encode())
 
         # 3. who, where from
         snap = gw.snapshot
@@ -263,6 +344,9 @@ class Proxy:
         enforced = decision.enforced
         gw.metrics.decisions.labels(decision.decided, "false" if decision.shadow else "true").inc()
 
+        rec = self._begin_record(xid, ts_ms, ident, org, req, api, headers, raw_headers, client_ip, conv_hdr, cluster,
+                                 decision, binding) if self.recording else None
+
         # 5. rate limits (all dimensions at once)
         lim_cfg = gw.cfg.limits
         verdict = None
@@ -281,15 +365,13 @@ class Proxy:
             try:
                 verdict = await gw.limiter.acquire(buckets) if gw.limiter.is_async else gw.limiter.acquire(buckets)
             except LimiterUnavailable:
-                await self._error(send, api, "limiter_unavailable", "rate limiter unavailable; retry", [xid_h])
+                st = await self._error(send, api, "limiter_unavailable", "rate limiter unavailable; retry", [xid_h])
                 gw.metrics.limiter_degraded.labels("closed").inc()
+                self._finish(rec, t0, st, "throttle", reasons + ["rate limiter unavailable (closed)"], None)
                 return
             if verdict.degraded:
                 gw.metrics.limiter_degraded.labels(verdict.degraded).inc()
             rl_headers = verdict.headers()
-
-        rec = self._begin_record(xid, ts_ms, ident, org, req, api, headers, raw_headers, client_ip, conv_hdr, cluster,
-                                 decision, binding) if self.recording else None
         if verdict is not None and not verdict.allowed:
             b = verdict.denied
             gw.metrics.limits_hit.labels(b.dim, b.kind).inc()
@@ -311,7 +393,12 @@ class Proxy:
         protect = decision.protect_enforced
         # Recorded: what the policy decided (in shadow mode too, flagged), so a roll-out can be measured.
         action_word = "protect" if decision.protect and decision.decided == "allow" else RECORD_WORD[decision.decided]
-        out_body = _dumps(body) if body_changed else raw_body
+        try:
+            out_body = _dumps(body) if body_changed else raw_body
+        except TypeError:  # orjson's nesting limit (254) is below its parser's (1024)
+            st = await self._error(send, api, "invalid_request", "request body nested too deeply", [xid_h])
+            self._finish(rec, t0, st, action_word, reasons + ["request body nested too deeply"], None)
+            return
         if rec is not None:
             gw.recorder.begin(rec)
         extra_h = [xid_h, *rl_headers]
@@ -343,45 +430,51 @@ class Proxy:
                 return upstream_sig
             return binder.sign(account_id, conv, text, upstream_sig, protected)
 
+        failure = None  # (code, message) when the upstream failed after answering
         try:
             if is_sse and up.status_code == 200:
-                try:
-                    info, rw = await self._relay(send, receive, up, api, protect, rp, sign, resp_headers + extra_h)
-                    if rw.client_gone:
-                        reasons = reasons + ["client disconnected mid-stream"]
-                except (UpstreamError, UpstreamTimeout) as e:
-                    # the reply already started: end it where it broke; clients see a truncated stream
-                    gw.metrics.upstream_errors.labels("stream_broken").inc()
-                    await send({"type": "http.response.body", "body": b""})
-                    info, rw = None, None
-                    reasons = reasons + [f"upstream broke the stream ({type(e).__name__})"]
+                relay = make_relay(api, protect, rp, sign)
+                failure = await self._relay(send, receive, up, relay, api, resp_headers + extra_h)
+                info, rw = relay.fold.finish(), relay
+                if relay.client_gone:
+                    reasons = reasons + ["client disconnected mid-stream"]
             else:
                 try:
-                    data = await up.aread()
+                    data = await up.aread(self.max_response)
                 except (UpstreamError, UpstreamTimeout) as e:
-                    timeout = isinstance(e, UpstreamTimeout)
-                    gw.metrics.upstream_errors.labels("timeout" if timeout else "read").inc()
-                    st = await self._error(send, api, "upstream_timeout" if timeout else "upstream_unavailable",
-                                           "upstream timed out" if timeout else "upstream broke the connection",
-                                           extra_h)
-                    self._finish(rec, t0, st, action_word, reasons, None, begun=True)
+                    code, msg = self._failure(e)
+                    st = await self._error(send, api, code, msg, extra_h)
+                    self._finish(rec, t0, st, action_word, reasons + [f"upstream failed: {msg}"], None, begun=True,
+                                 upstream_error=code)
                     return
                 info, rw = None, None
                 if up.status_code == 200 and data[:1] == b"{":
                     try:
                         obj = _loads(data)
+                    except orjson.JSONDecodeError:
+                        obj = None
+                    if isinstance(obj, dict):
                         info = reply_from_body(api, obj)
                         if info.reasoning or (protect and "<think>" in data.decode("utf-8", "replace")):
-                            rw = rewrite_reply(api, obj, protect, rp, sign)
-                            data = _dumps(obj)
-                    except orjson.JSONDecodeError:
-                        pass
+                            try:
+                                rw = rewrite_reply(api, obj, protect, rp, sign)
+                                data = _dumps(obj)
+                            except Exception:  # noqa: BLE001 - a reply the rewrite cannot handle is not relayed half-done
+                                log.exception("could not rewrite the upstream reply", extra={"api": api})
+                                gw.metrics.upstream_errors.labels("bad_response").inc()
+                                msg = "the upstream's reply could not be processed"
+                                st = await self._error(send, api, "upstream_bad_response", msg, extra_h)
+                                self._finish(rec, t0, st, action_word, reasons + [f"upstream failed: {msg}"], info,
+                                             begun=True, upstream_error="upstream_bad_response")
+                                return
                 await send({"type": "http.response.start", "status": up.status_code,
                             "headers": resp_headers + extra_h + [(b"content-length", str(len(data)).encode())]})
                 await send({"type": "http.response.body", "body": data})
         finally:
             await up.aclose()
         gw.metrics.requests.labels(api, str(up.status_code)).inc()
+        if failure is not None:
+            reasons = reasons + [f"upstream failed mid-stream: {failure[1]}"]
         if rw is not None:
             if rw.redacted:
                 gw.metrics.reasoning.labels("redacted").inc()
@@ -396,17 +489,33 @@ class Proxy:
                     await gw.limiter.charge(buckets, used)
                 else:
                     gw.limiter.charge(buckets, used)
-        self._finish(rec, t0, up.status_code, action_word, reasons, info, rw=rw, begun=True)
+        self._finish(rec, t0, up.status_code, action_word, reasons, info, rw=rw, begun=True,
+                     upstream_error=failure[0] if failure else None)
 
-    async def _relay(self, send, receive, up, api, protect, rp, sign, headers):
-        relay = make_relay(api, protect, rp, sign)
+    def _failure(self, e: Exception) -> tuple[str, str]:
+        """(error code, message) for an upstream that failed after it answered; counted by kind."""
+        if isinstance(e, UpstreamTooLarge):
+            kind, out = "too_large", ("upstream_response_too_large", str(e))
+        elif isinstance(e, UpstreamTimeout):
+            kind, out = "timeout", ("upstream_timeout", f"upstream sent nothing for {self.idle_timeout:g}s")
+        else:
+            kind, out = "broken", ("upstream_unavailable", "upstream broke the connection")
+        self.gw.metrics.upstream_errors.labels(kind).inc()
+        return out
+
+    async def _relay(self, send, receive, up, relay, api, headers) -> tuple[str, str] | None:
+        """Relay an SSE reply; returns (code, message) if the upstream failed (the stream then ends with an
+        error event in the API's format), else None."""
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         # uvicorn drops writes to a closed socket silently; watching receive() for http.disconnect lets
         # the gateway stop reading (and paying for) a stream nobody is listening to any more.
         watch = asyncio.ensure_future(receive())
         buf = b""
+        total = 0
+        limit = self.max_stream
         passthrough = relay.passthrough
         segment = relay.segment
+        failure = None
         try:
             async for chunk in up.aiter_raw():
                 if watch.done():
@@ -414,6 +523,9 @@ class Proxy:
                         relay.client_gone = True
                         break
                     watch = asyncio.ensure_future(receive())
+                total += len(chunk)
+                if total > limit:
+                    raise UpstreamTooLarge(f"upstream stream over {limit} bytes")
                 buf = buf + chunk if buf else chunk
                 cut = buf.rfind(b"\n\n")
                 if cut < 0 and b"\r" in buf:  # CRLF-framed SSE (allowed by the spec)
@@ -434,13 +546,22 @@ class Proxy:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if passthrough:
                     relay.after(seg)
+        except (UpstreamError, UpstreamTimeout) as e:
+            failure = self._failure(e)
+        except Exception:  # noqa: BLE001 - an event the relay could not process: end the stream cleanly
+            log.exception("could not relay an upstream stream event", extra={"api": api})
+            self.gw.metrics.upstream_errors.labels("bad_response").inc()
+            failure = ("upstream_bad_response", "the upstream sent a stream event the gateway could not process")
         finally:
             if not watch.done():
                 watch.cancel()
+        if failure is not None:
+            # What was relayed stays relayed; what the leak guard still holds back is not released.
+            await send({"type": "http.response.body", "body": stream_error(api, *failure, relay.seq + 1)})
+            return failure
         tail = b"" if relay.client_gone else relay.finish(buf)
         await send({"type": "http.response.body", "body": tail})
-        info = relay.fold.finish()
-        return info, relay
+        return None
 
     # ------------------------------------------------------------------ records
     def _begin_record(self, xid, ts_ms, ident, org, req, api, headers, raw_headers, client_ip, conv_hdr, cluster,
@@ -473,12 +594,13 @@ class Proxy:
         rec["extra"] = extra
         return rec
 
-    def _finish(self, rec, t0, status, action, reasons, info, rw=None, begun=False) -> None:
+    def _finish(self, rec, t0, status, action, reasons, info, rw=None, begun=False, upstream_error=None) -> None:
         gw = self.gw
         latency_ms = int((_perf() - t0) * 1000)
         if rec is not None:
             end = {"exchange_id": rec["exchange_id"], "http_status": status, "latency_ms": latency_ms,
-                   "action": action, "action_reasons": reasons, "extra": rec["extra"]}
+                   "action": action, "action_reasons": reasons,
+                   "extra": {**rec["extra"], "upstream_error": upstream_error} if upstream_error else rec["extra"]}
             if not begun:
                 end = {**rec, **end}
             else:  # ts and account_id ride along: an end line whose begin was lost can still be stored by them
@@ -496,7 +618,7 @@ class Proxy:
                     end["response_text"] = answer
                     end["reasoning_text"] = returned
                 if rw is not None and rw.withheld:
-                    end["extra"] = {**rec["extra"], "answer_withheld": True, "leak_matches": rw.leak_matches}
+                    end["extra"] = {**end["extra"], "answer_withheld": True, "leak_matches": rw.leak_matches}
                     if self.record_text:
                         end["response_text"] = WITHHELD_NOTICE
             fut = gw.recorder.end(end)

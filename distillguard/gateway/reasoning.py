@@ -21,7 +21,7 @@ import os
 import re
 import secrets
 
-from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, carried_text
+from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, as_list, as_str, carried_text
 from distillguard.policy.model import ReasoningPolicy
 
 WITHHELD_NOTICE = "[answer withheld by policy: it repeated the model's hidden reasoning]"
@@ -73,7 +73,7 @@ def reasoning_item_text(it: dict) -> str:
     """The text a Responses reasoning item is bound over: its content, else its summary."""
     text = carried_text(it, "content")
     if not text:
-        text = "".join(s.get("text", "") for s in it.get("summary") or [] if isinstance(s, dict))
+        text = "".join(as_str(s.get("text")) for s in as_list(it.get("summary")) if isinstance(s, dict))
     return text
 
 
@@ -255,7 +255,7 @@ def rewrite_reply(api: str, obj: dict, protect: bool, rp: ReasoningPolicy, sign)
     rw = ReplyRewrite()
     summary_mode = rp.mode == "summary"
     if api == CHAT:
-        for c in obj.get("choices") or []:
+        for c in as_list(obj.get("choices")):
             msg = c.get("message") if isinstance(c, dict) else None
             if not isinstance(msg, dict):
                 continue
@@ -289,25 +289,25 @@ def rewrite_reply(api: str, obj: dict, protect: bool, rp: ReasoningPolicy, sign)
                 rw.returned_reasoning = hidden
     elif api == RESPONSES:
         hidden_all = ""
-        for it in obj.get("output") or []:
+        for it in as_list(obj.get("output")):
             if isinstance(it, dict) and it.get("type") == "reasoning":
                 hidden_all += _protect_reasoning_item(it, protect, rp, sign, rw)
         if protect and rp.leak_check.enabled and hidden_all:
-            for it in obj.get("output") or []:
+            for it in as_list(obj.get("output")):
                 if isinstance(it, dict) and it.get("type") == "message":
-                    for p in it.get("content") or []:
+                    for p in as_list(it.get("content")):
                         if isinstance(p, dict) and p.get("type") == "output_text":
-                            m = leak_matches(p.get("text", ""), hidden_all, rp.leak_check.ngram)
+                            m = leak_matches(as_str(p.get("text")), hidden_all, rp.leak_check.ngram)
                             rw.leak_matches += m
                             if m >= rp.leak_check.min_matches:
                                 rw.withheld = True
                                 p["text"] = WITHHELD_NOTICE
     else:
-        blocks = obj.get("content") or []
+        blocks = as_list(obj.get("content"))
         hidden_all = ""
         for b in blocks:
             if isinstance(b, dict) and b.get("type") == "thinking":
-                text = b.get("thinking", "")
+                text = as_str(b.get("thinking"))
                 rw.reasoning_chars += len(text)
                 if protect:
                     rw.redacted = True
@@ -323,7 +323,7 @@ def rewrite_reply(api: str, obj: dict, protect: bool, rp: ReasoningPolicy, sign)
         if protect and rp.leak_check.enabled and hidden_all:
             for b in blocks:
                 if isinstance(b, dict) and b.get("type") == "text":
-                    m = leak_matches(b.get("text", ""), hidden_all, rp.leak_check.ngram)
+                    m = leak_matches(as_str(b.get("text")), hidden_all, rp.leak_check.ngram)
                     rw.leak_matches += m
                     if m >= rp.leak_check.min_matches:
                         rw.withheld = True

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import orjson
 
-from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, StreamFold, parse_event
+from distillguard.gateway.extract import (
+    CHAT,
+    MESSAGES,
+    RESPONSES,
+    StreamFold,
+    as_dict,
+    as_list,
+    as_str,
+    parse_event,
+)
 from distillguard.gateway.reasoning import (
     WITHHELD_NOTICE,
     LeakGuard,
@@ -29,6 +38,11 @@ _dumps = orjson.dumps
 def sse(obj, name: bytes | None = None) -> bytes:
     head = b"event: " + name + b"\n" if name else b""
     return head + b"data: " + _dumps(obj) + b"\n\n"
+
+
+def _index(v) -> int:
+    """A content-block index from the upstream: an int, else 0 (an index must be usable as a key)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 def _events(seg: bytes):
@@ -54,6 +68,8 @@ class Relay:
 
     #: True when ``segment`` returns the input unchanged and folding can run after the send.
     passthrough = False
+    #: Last Responses ``sequence_number`` seen (an error event the gateway adds continues the sequence).
+    seq = 0
 
     def __init__(self, api: str, protect: bool, rp: ReasoningPolicy, sign):
         self.api = api
@@ -186,7 +202,7 @@ class ChatProtect(Relay):
                 out.append(raw)
                 continue
             self.fold.feed(obj)
-            choices = obj.get("choices") or []
+            choices = as_list(obj.get("choices"))
             delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
             if not isinstance(delta, dict):
                 out += self._guarded(raw, "")
@@ -194,7 +210,7 @@ class ChatProtect(Relay):
             changed = False
             for key in ("reasoning_content", "reasoning"):
                 r = delta.pop(key, None)
-                if r:
+                if r and isinstance(r, str):
                     self.hidden.append(r)
                     self.reasoning_chars += len(r)
                     self.redacted = changed = True
@@ -202,7 +218,7 @@ class ChatProtect(Relay):
                     changed = True
             text = delta.get("content")
             vis = ""
-            if text:
+            if text and isinstance(text, str):
                 vis, hid = self.think.feed(text)
                 if hid:
                     self.hidden.append(hid)
@@ -252,17 +268,17 @@ class MessagesRelay(Relay):
             self.fold.feed(obj)
             t = obj.get("type")
             if t == "content_block_start":
-                b = obj.get("content_block") or {}
+                b = as_dict(obj.get("content_block"))
                 if b.get("type") == "thinking":
-                    self.thinking[obj.get("index", 0)] = []
+                    self.thinking[_index(obj.get("index"))] = []
                 elif b.get("type") == "text":
-                    self.text_index = obj.get("index", 0)
+                    self.text_index = _index(obj.get("index"))
             elif t == "content_block_delta":
-                d = obj.get("delta") or {}
+                d = as_dict(obj.get("delta"))
                 dt = d.get("type")
-                idx = obj.get("index", 0)
+                idx = _index(obj.get("index"))
                 if dt == "thinking_delta":
-                    piece = d.get("thinking", "")
+                    piece = as_str(d.get("thinking"))
                     self.thinking.setdefault(idx, []).append(piece)
                     self.reasoning_chars += len(piece)
                     if self.protect:
@@ -284,12 +300,14 @@ class MessagesRelay(Relay):
                     out.append(sse(obj, name))
                     continue
                 elif dt == "text_delta" and self.guard is not None:
-                    out += self._guarded(raw, d.get("text", ""))
+                    out += self._guarded(raw, as_str(d.get("text")))
                     continue
             elif t == "message_delta" and self.guard is not None:
                 out += self._guard_finish()
                 if self.withheld:
-                    (obj.setdefault("delta", {}))["stop_reason"] = "refusal"
+                    if not isinstance(obj.get("delta"), dict):
+                        obj["delta"] = {}
+                    obj["delta"]["stop_reason"] = "refusal"
                     out.append(sse(obj, name))
                     continue
             if self.guard is not None:
@@ -311,18 +329,19 @@ class ResponsesRelay(Relay):
                    b"response.output_text.delta")
 
     def _rewrite_output(self, items) -> None:
-        for it in items or []:
+        for it in as_list(items):
             if not isinstance(it, dict):
                 continue
             if it.get("type") == "reasoning":
                 ret = _protect_reasoning_item(it, self.protect, self.rp, self.sign, None)
                 if self.protect and ret:
                     self.redacted = True
-                    self.returned_reasoning = (it.get("summary") or [{}])[0].get("text") if it.get("summary") else None
+                    self.returned_reasoning = it["summary"][0]["text"] if it.get("summary") else None
                 elif not self.protect:
-                    self.returned_reasoning = "".join(p.get("text", "") for p in it.get("content") or []) or None
+                    self.returned_reasoning = "".join(as_str(p.get("text")) for p in as_list(it.get("content"))
+                                                      if isinstance(p, dict)) or None
             elif it.get("type") == "message" and self.withheld:
-                for p in it.get("content") or []:
+                for p in as_list(it.get("content")):
                     if isinstance(p, dict) and p.get("type") == "output_text":
                         p["text"] = WITHHELD_NOTICE
 
@@ -333,23 +352,26 @@ class ResponsesRelay(Relay):
                 out.append(raw)
                 continue
             self.fold.feed(obj)
-            t = obj.get("type") or ""
+            n = obj.get("sequence_number")
+            if isinstance(n, int) and not isinstance(n, bool):
+                self.seq = n
+            t = as_str(obj.get("type"))
             if t.startswith("response.reasoning"):
                 if t.endswith(".delta"):
-                    self.hidden.append(obj.get("delta", ""))
-                    self.reasoning_chars += len(obj.get("delta", ""))
+                    self.hidden.append(as_str(obj.get("delta")))
+                    self.reasoning_chars += len(self.hidden[-1])
                 if self.protect:
                     self.redacted = True
                     continue
                 out.append(raw)
                 continue
-            if t.startswith("response.content_part") and (obj.get("part") or {}).get("type") == "reasoning_text":
+            if t.startswith("response.content_part") and as_dict(obj.get("part")).get("type") == "reasoning_text":
                 if self.protect:
                     continue
                 out.append(raw)
                 continue
             if t in ("response.output_item.added", "response.output_item.done"):
-                it = obj.get("item") or {}
+                it = as_dict(obj.get("item"))
                 if it.get("type") == "reasoning" or (it.get("type") == "message" and self.withheld):
                     if t.endswith("done") and self.guard is not None and it.get("type") == "message":
                         out += self._guard_finish()
@@ -365,12 +387,12 @@ class ResponsesRelay(Relay):
             elif t in ("response.created", "response.in_progress", "response.completed", "response.incomplete",
                        "response.failed"):
                 out += self._guard_finish()
-                self._rewrite_output((obj.get("response") or {}).get("output"))
+                self._rewrite_output(as_dict(obj.get("response")).get("output"))
                 out.append(sse(obj, name))
                 continue
             elif t == "response.output_text.delta" and self.guard is not None:
                 self.text_loc = {k: obj.get(k) for k in ("item_id", "output_index", "content_index")}
-                out += self._guarded(raw, obj.get("delta", ""))
+                out += self._guarded(raw, as_str(obj.get("delta")))
                 continue
             elif t in ("response.output_text.done", "response.content_part.done") and self.withheld:
                 if "text" in obj:

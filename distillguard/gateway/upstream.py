@@ -31,7 +31,23 @@ class UpstreamError(ConnectionError):
 
 
 class UpstreamTimeout(TimeoutError):
-    """The upstream did not connect or answer in time."""
+    """The upstream did not connect or answer in time, or went quiet mid-reply."""
+
+
+class UpstreamTooLarge(UpstreamError):
+    """The upstream's reply is bigger than the gateway will hold (``upstream.max_response_bytes``)."""
+
+
+async def read_capped(resp, limit: int) -> bytes:
+    """The whole reply body, refusing to hold more than ``limit`` bytes of it."""
+    parts = []
+    size = 0
+    async for d in resp.aiter_raw():
+        size += len(d)
+        if size > limit:
+            raise UpstreamTooLarge(f"upstream reply over {limit} bytes")
+        parts.append(d)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class _Conn(asyncio.Protocol):
@@ -168,9 +184,8 @@ class FastResponse:
                 raise c.error
             await self._wait()
 
-    async def aread(self) -> bytes:
-        parts = [d async for d in self.aiter_raw()]
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+    async def aread(self, limit: int = 1 << 62) -> bytes:
+        return await read_capped(self, limit)
 
     async def aclose(self) -> None:
         if self._released:
@@ -183,7 +198,8 @@ class FastUpstream:
     """Keep-alive pool to one upstream origin."""
 
     def __init__(self, base_url: str, max_connections: int = 512, max_keepalive: int = 128,
-                 connect_timeout: float = 5.0, read_timeout: float = 600.0, keepalive_expiry: float = 30.0):
+                 connect_timeout: float = 5.0, read_timeout: float = 600.0, keepalive_expiry: float = 30.0,
+                 idle_timeout: float | None = None):
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https"):
             raise ValueError(f"upstream.url: unsupported scheme {u.scheme!r}")
@@ -198,6 +214,7 @@ class FastUpstream:
         self.max_keepalive = max_keepalive
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout or read_timeout
         self.keepalive_expiry = keepalive_expiry
 
     async def _connect(self) -> _Conn:
@@ -255,7 +272,7 @@ class FastUpstream:
                 finally:
                     h.cancel()
                 conn.used = True
-                return FastResponse(conn, self.read_timeout)
+                return FastResponse(conn, self.idle_timeout)
             raise UpstreamError("upstream closed the connection")  # pragma: no cover
         except BaseException:
             self.sem.release()
@@ -275,8 +292,9 @@ class FastUpstream:
 
 
 class HttpxResponse:
-    def __init__(self, resp):
+    def __init__(self, resp, idle_timeout: float):
         self.resp = resp
+        self.idle_timeout = idle_timeout
         self.status_code = resp.status_code
         self.raw_headers = [(k.lower(), v) for k, v in resp.headers.raw]
 
@@ -289,16 +307,24 @@ class HttpxResponse:
     async def aiter_raw(self):
         import httpx
 
+        it = self.resp.aiter_raw().__aiter__()
         try:
-            async for chunk in self.resp.aiter_raw():
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_timeout):
+                        chunk = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise UpstreamTimeout("upstream went quiet mid-reply") from None
                 yield chunk
         except httpx.TimeoutException as e:
             raise UpstreamTimeout(str(e)) from None
         except httpx.HTTPError as e:
             raise UpstreamError(str(e)) from None
 
-    async def aread(self) -> bytes:
-        return b"".join([c async for c in self.aiter_raw()])
+    async def aread(self, limit: int = 1 << 62) -> bytes:
+        return await read_capped(self, limit)
 
     async def aclose(self) -> None:
         await self.resp.aclose()
@@ -306,10 +332,12 @@ class HttpxResponse:
 
 class HttpxUpstream:
     def __init__(self, base_url: str, max_connections: int = 512, max_keepalive: int = 128,
-                 connect_timeout: float = 5.0, read_timeout: float = 600.0, keepalive_expiry: float = 30.0):
+                 connect_timeout: float = 5.0, read_timeout: float = 600.0, keepalive_expiry: float = 30.0,
+                 idle_timeout: float | None = None):
         import httpx
 
         self.base = base_url.rstrip("/")
+        self.idle_timeout = idle_timeout or read_timeout
         self.client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive,
                                 keepalive_expiry=keepalive_expiry),
@@ -326,7 +354,7 @@ class HttpxUpstream:
             raise UpstreamTimeout(str(e)) from None
         except httpx.HTTPError as e:
             raise UpstreamError(str(e)) from None
-        return HttpxResponse(r)
+        return HttpxResponse(r, self.idle_timeout)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -335,4 +363,4 @@ class HttpxUpstream:
 def make_upstream(cfg):
     cls = FastUpstream if cfg.client == "fast" else HttpxUpstream
     return cls(cfg.url, cfg.max_connections, cfg.max_keepalive, cfg.connect_timeout_s, cfg.read_timeout_s,
-               cfg.keepalive_expiry_s)
+               cfg.keepalive_expiry_s, cfg.idle_timeout_s)

@@ -16,6 +16,7 @@ from distillguard.gateway import build_app
 from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.identity import add_key, hash_key, pepper_from_env
 from distillguard.gateway.mock_upstream import MockUpstream
+from distillguard.gateway.server import uvicorn_config
 from distillguard.testing.net import free_port
 
 os.environ.setdefault("DISTILLGUARD_KEY_PEPPER", "test-pepper")
@@ -28,9 +29,14 @@ class ServerThread:
     def __init__(self, app, port: int | None = None):
         self.port = port or free_port()
         self.app = app
-        cfg = uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio", http="httptools",
-                             lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5,
-                             proxy_headers=False)
+        gw = getattr(app, "gateway", None)
+        if gw is not None:  # a gateway runs with the server settings the CLI uses (limits, timeouts)
+            cfg = uvicorn_config(app, gw.cfg.server, host="127.0.0.1", port=self.port, loop="asyncio",
+                                 timeout_graceful_shutdown=5)
+        else:
+            cfg = uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio", http="httptools",
+                                 lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                                 proxy_headers=False)
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -117,3 +123,12 @@ def read_exchanges(store_path: Path):
 
     st = Store(store_path)
     return st.exchanges().to_arrow_table().to_pylist()
+
+
+@pytest.fixture(scope="session")
+def hostile_upstream():
+    from distillguard.testing.hostile_upstream import HostileUpstream
+
+    up = HostileUpstream().start()
+    yield up
+    up.stop()
