@@ -131,6 +131,17 @@ class ReasoningBindingConfig(_Strict):
     secret_env: str = "DISTILLGUARD_REASONING_SECRET"
 
 
+class DisclosureConfig(_Strict):
+    """What responses may reveal about detection. Off by default: a harvester that can see it was
+    flagged (a header, a limit ten times lower than before) rotates accounts before enforcement bites."""
+
+    #: Send ``x-distillguard-action`` (block, throttle, protect_reasoning, ...) on responses the policy acted on.
+    action_header: bool = False
+    #: Report a throttled subject's real (``throttle_factor`` times lower) limits in ``x-ratelimit-*``;
+    #: off: the configured limits, with remaining and reset scaled to the same used share.
+    throttled_limits: bool = False
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
@@ -139,6 +150,7 @@ class GatewayConfig(_Strict):
     recorder: RecorderConfig = RecorderConfig()
     logging: LoggingConfig = LoggingConfig()
     binding: ReasoningBindingConfig = ReasoningBindingConfig()
+    disclosure: DisclosureConfig = DisclosureConfig()
     #: Store directory: accounts, api_keys, enforcement and account_clusters are read from it, and the
     #: spool is compacted into it.
     store: Path | None = None
