@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from pathlib import Path
 
 import orjson
 
+from distillguard.errors import ConfigError
 from distillguard.gateway.classifier import RequestClassifier
 from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.identity import ClientIP, KeyRing
 from distillguard.gateway.metrics import Metrics
+from distillguard.gateway.pepper import Pepper, check_pepper_ids, default_pepper_file, load_pepper, pepper_id
 from distillguard.gateway.proxy import Proxy
 from distillguard.gateway.ratelimit import RedisLimiter, make_limiter
 from distillguard.gateway.reasoning import Binder
@@ -38,7 +42,9 @@ class Gateway:
         self.policy = PolicyHolder(cfg.policy)
         self.source = EnforcementSource(cfg.store, cfg.enforcement_file, cfg.clusters_file)
         self.snapshot: Snapshot = self.source.load()
-        self.keyring = KeyRing(cfg.identity)
+        self.keyring = KeyRing(cfg.identity, self._pepper())
+        check_pepper_ids(self.snapshot.key_pepper_ids, self.keyring.pepper_info, "store table api_keys")
+        self._require_keys()
         self.keyring.store_keys = self.snapshot.keys
         self._keys_stamp = file_mtime(cfg.identity.keys_file)
         self.client_ip = ClientIP(cfg.identity)
@@ -60,6 +66,30 @@ class Gateway:
         self.draining = False
         self.ready = False
         self._task: asyncio.Task | None = None
+
+    def _no_keys(self) -> bool:
+        idc = self.cfg.identity
+        return idc.unknown_keys == "reject" and not self.snapshot.keys and not (
+            idc.keys_file is not None and getattr(self, "keyring", None) is not None and self.keyring.file_keys)
+
+    def _pepper(self) -> Pepper:
+        idc = self.cfg.identity
+        if idc.keys_file is None and self._no_keys():
+            self._require_keys()
+            s = secrets.token_bytes(32)  # nothing to match against: any pepper will do, none is written anywhere
+            return Pepper(s, pepper_id(s), "per-process (no keys configured)")
+        return load_pepper(idc.pepper_env, idc.pepper_file or default_pepper_file(idc.keys_file, self.cfg.store))
+
+    def _require_keys(self) -> None:
+        """A gateway with no keys refuses every request with 401: say so at start, not in the client's logs."""
+        if not self._no_keys():
+            return
+        if not self.cfg.identity.allow_no_keys:
+            raise ConfigError("no API keys configured (no keys file with keys, no api_keys table in the store, "
+                              "identity.unknown_keys is reject): every request would be refused with 401. Add keys "
+                              "with `distillguard gateway-keys --keys-file F` and pass --keys-file F, or start with "
+                              "--allow-no-keys (identity.allow_no_keys: true) if that is intended")
+        log.warning("no API keys configured; every request will be refused with 401 until keys are added")
 
     async def startup(self) -> None:
         u = self.cfg.upstream
@@ -100,6 +130,11 @@ class Gateway:
                 log.error("enforcement reload failed; keeping previous decisions", extra={"error": str(e)})
                 self.metrics.policy_reloads.labels("enforcement", "refused").inc()
             else:
+                try:
+                    check_pepper_ids(snap.key_pepper_ids, self.keyring.pepper_info, "store table api_keys")
+                except ConfigError as e:
+                    log.error("store api_keys refused; keeping previous keys", extra={"error": str(e)})
+                    snap.keys = self.snapshot.keys
                 self.snapshot = snap
                 self.keyring.store_keys = snap.keys
                 self.metrics.policy_reloads.labels("enforcement", "ok").inc()
@@ -130,10 +165,38 @@ class Gateway:
 
 
 class Ops:
-    """/healthz (process alive), /readyz (can serve: started, not draining, policy loaded), /metrics."""
+    """/healthz (process alive), /readyz (can serve: started, not draining, upstream answers), /metrics."""
 
     def __init__(self, gw: Gateway):
         self.gw = gw
+        self._up: tuple[float, bool, str | None] | None = None
+
+    async def upstream_ok(self) -> tuple[bool, str | None]:
+        """Whether the upstream answers at all (any HTTP status below 500), cached for ``ready_cache_s``.
+
+        Ready while the upstream is down would let a load balancer send traffic that can only fail.
+        """
+        u = self.gw.cfg.upstream
+        if not u.ready_check or self.gw.client is None:
+            return True, None
+        now = time.monotonic()
+        if self._up is not None and now - self._up[0] < u.ready_cache_s:
+            return self._up[1], self._up[2]
+        ok, err = False, None
+        try:
+            resp = await asyncio.wait_for(self.gw.client.request("GET", u.ready_path, [], b""), u.ready_timeout_s)
+            try:
+                await asyncio.wait_for(resp.aread(), u.ready_timeout_s)
+            finally:
+                await resp.aclose()
+            ok = resp.status_code < 500
+            err = None if ok else f"upstream answered HTTP {resp.status_code}"
+        except TimeoutError:
+            err = f"upstream did not answer within {u.ready_timeout_s}s"
+        except Exception as e:  # noqa: BLE001 - any failure to reach it means not ready
+            err = f"upstream unreachable: {type(e).__name__}"
+        self._up = (time.monotonic(), ok, err)
+        return ok, err
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"]
@@ -145,9 +208,12 @@ class Ops:
             body, ctype, status = b'{"ok":true}', b"application/json", 200
         else:
             lim_ok = not isinstance(gw.limiter, RedisLimiter) or gw.limiter.ok
-            detail = {"ready": gw.ready and not gw.draining, "policy_version": gw.policy.version,
+            up_ok, up_err = await self.upstream_ok() if gw.ready else (False, None)
+            detail = {"ready": gw.ready and not gw.draining and up_ok, "policy_version": gw.policy.version,
                       "policy_error": gw.policy.last_error, "limiter_redis_ok": lim_ok,
-                      "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available}
+                      "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available,
+                      "upstream_ok": up_ok, "upstream_error": up_err,
+                      "keys": len(gw.keyring.file_keys) + len(gw.snapshot.keys)}
             status = 200 if detail["ready"] else 503
             body, ctype = orjson.dumps(detail), b"application/json"
         await send({"type": "http.response.start", "status": status,

@@ -62,8 +62,14 @@ class LimitsConfig(_Strict):
 class IdentityConfig(_Strict):
     #: YAML/JSON file of hashed keys (see `distillguard gateway-keys`); or the store's ``api_keys`` table.
     keys_file: Path | None = None
-    #: Environment variable holding the pepper (HMAC key) that key hashes were made with.
+    #: Environment variable holding the pepper (HMAC key) that key hashes were made with (wins when set).
     pepper_env: str = "DISTILLGUARD_KEY_PEPPER"
+    #: File holding the pepper when the variable is unset (mode 600; `gateway-keys` generates it).
+    #: Default: KEYS_FILE.pepper next to the keys file, else STORE/key_pepper.
+    pepper_file: Path | None = None
+    #: Start even when no API key is configured (no keys file, no store ``api_keys``, ``unknown_keys: reject``),
+    #: i.e. when every request would be refused with 401.
+    allow_no_keys: bool = False
     #: ``reject`` unknown keys with 401; ``hash`` admits them as account ``key-<hash prefix>`` (when the
     #: upstream does its own authentication and the gateway only needs a stable identity).
     unknown_keys: Literal["reject", "hash"] = "reject"
@@ -87,6 +93,12 @@ class UpstreamConfig(_Strict):
     max_connections: int = Field(512, gt=0)
     max_keepalive: int = Field(128, ge=0)
     keepalive_expiry_s: float = Field(30.0, gt=0)
+    #: /readyz asks the upstream ``GET ready_path`` (any status below 500 counts as up), at most every
+    #: ``ready_cache_s``, waiting up to ``ready_timeout_s``.
+    ready_check: bool = True
+    ready_path: str = "/models"
+    ready_timeout_s: float = Field(2.0, gt=0)
+    ready_cache_s: float = Field(2.0, ge=0)
 
 
 class RecorderConfig(_Strict):

@@ -56,6 +56,8 @@ class Snapshot:
     accounts: dict[str, AccountInfo] = field(default_factory=dict)
     #: key hash (hex) -> (key_id, account_id, org_id), from the store's optional ``api_keys`` table.
     keys: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    #: Pepper ids recorded in ``api_keys.pepper_id`` (an optional column), checked against the gateway's pepper.
+    key_pepper_ids: set[str] = field(default_factory=set)
 
     def decision(self, subject_type: str, subject_id: str | None, now: float) -> EnforcementRow | None:
         """Newest unexpired row for the subject (rows are kept newest first)."""
@@ -199,6 +201,8 @@ class EnforcementSource:
                 for r in _read_rows(t / "api_keys"):
                     if r.get("key_hash") and r.get("account_id"):
                         snap.keys[r["key_hash"]] = (r.get("key_id") or r["key_hash"][:12], r["account_id"], r.get("org_id"))
+                        if r.get("pepper_id"):
+                            snap.key_pepper_ids.add(str(r["pepper_id"]))
             snap.accounts = load_accounts(self.store_path)
         if self.enforcement_file:
             rows += _read_rows(self.enforcement_file)
