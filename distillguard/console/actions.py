@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from distillguard.campaigns.enforcement import record_decision
 from distillguard.console.config import ROLE_RANK, ConsoleSettings
 from distillguard.console.data import ConsoleData
 from distillguard.console.tables import (
@@ -147,8 +148,15 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
         if labels:
             store.append_table("analyst_labels", label_rows(labels))
             n_labels = len(labels)
+    status = None
+    if subject_type == "campaign":
+        # The verdict, not just the audit line: campaigns.status (read by `intel export --confirmed`) and the
+        # decisions table every later scan honours (no re-enforcing a dismissed campaign).
+        status = "confirmed" if action in ("confirm", "block", "require_verification") else "dismissed"
+        record_decision(store, subject_id, status, enf, now, actor.name, reason)
     detail = {"enforcement_action": enf, "accounts": len(accounts), "clusters": len(clusters) if subject_type ==
-              "campaign" else 0, "labels": n_labels, "label": label, "expires_at": expires, "campaign_id": campaign_id}
+              "campaign" else 0, "labels": n_labels, "label": label, "expires_at": expires, "campaign_id": campaign_id,
+              "status": status}
     store.append_table("audit_log", audit_row(now, actor.name, actor.role, action, subject_type, subject_id,
                                               reason, detail))
     return detail

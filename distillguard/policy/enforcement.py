@@ -34,6 +34,8 @@ class EnforcementRow:
     created_at: float
     expires_at: float | None
     campaign_id: str | None
+    #: Reported in the exchange record ("would throttle") but never applied: a rule rolled out in shadow.
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +60,19 @@ class Snapshot:
     keys: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
     #: Pepper ids recorded in ``api_keys.pepper_id`` (an optional column), checked against the gateway's pepper.
     key_pepper_ids: set[str] = field(default_factory=set)
+    #: Whether any shadow row exists (the request path skips the shadow lookups otherwise).
+    has_shadow: bool = False
 
-    def decision(self, subject_type: str, subject_id: str | None, now: float) -> EnforcementRow | None:
-        """Newest unexpired row for the subject (rows are kept newest first)."""
+    def decision(self, subject_type: str, subject_id: str | None, now: float,
+                 shadow: bool = False) -> EnforcementRow | None:
+        """Newest unexpired row for the subject (rows are kept newest first); shadow rows only when asked."""
         if subject_id is None:
             return None
         rows = self.decisions.get((subject_type, subject_id))
         if not rows:
             return None
         for r in rows:
-            if r.expires_at is None or r.expires_at > now:
+            if r.shadow == shadow and (r.expires_at is None or r.expires_at > now):
                 return r
         return None
 
@@ -142,8 +147,9 @@ def parse_enforcement(rows: list[dict], source: str) -> dict[tuple[str, str], li
             log.warning("enforcement row skipped", extra={"source": source, "row": i, "why": "bad timestamp"})
             continue
         sid = canonical_ip24(str(sid)) if st == "ip24" else str(sid)
-        out.setdefault((st, sid), []).append(EnforcementRow(action, r.get("reason") or "", r.get("source"),
-                                                            created, expires, r.get("campaign_id")))
+        src = r.get("source")
+        out.setdefault((st, sid), []).append(EnforcementRow(action, r.get("reason") or "", src, created, expires,
+                                                            r.get("campaign_id"), bool(src and src.endswith(":shadow"))))
     for rows_ in out.values():
         rows_.sort(key=lambda x: x.created_at, reverse=True)
     return out
@@ -209,6 +215,7 @@ class EnforcementSource:
         if self.clusters_file:
             cluster_rows += _read_rows(self.clusters_file)
         snap.decisions = parse_enforcement(rows, "enforcement")
+        snap.has_shadow = any(r.shadow for rs in snap.decisions.values() for r in rs)
         for r in cluster_rows:
             if r.get("account_id") and r.get("cluster_id") is not None:
                 snap.clusters[str(r["account_id"])] = str(r["cluster_id"])

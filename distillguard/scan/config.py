@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.config import naming_the_key, read_yaml_mapping
+from distillguard.policy.review import EnforcementPolicy
 
 
 class _Strict(BaseModel):
@@ -117,6 +118,8 @@ class CampaignConfig(_Strict):
     block_confidence: float = Field(0.85, ge=0, le=1)
     #: A new account inheriting this share of a banned account's fingerprints/templates is linked to it.
     ban_evasion_overlap: float = Field(0.5, ge=0, le=1)
+    #: What applies by itself and what waits for an analyst (docs/detection.md#review-before-enforcement).
+    enforcement: EnforcementPolicy = Field(default_factory=EnforcementPolicy)
 
 
 class ScanConfig(_Strict):
