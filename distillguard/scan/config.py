@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from distillguard.alerts import AlertsConfig
 from distillguard.config import naming_the_key, read_yaml_mapping
 from distillguard.policy.review import EnforcementPolicy
 
@@ -127,6 +128,8 @@ class ScanConfig(_Strict):
     graph: GraphConfig = Field(default_factory=GraphConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
+    #: New-campaign webhook (docs/detection.md#alerts); off until its URL variable is set.
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
