@@ -26,6 +26,7 @@ from distillguard.gateway.proxy import Proxy
 from distillguard.gateway.ratelimit import RedisLimiter, make_limiter
 from distillguard.gateway.reasoning import Binder
 from distillguard.gateway.recorder import Recorder
+from distillguard.gateway.signup import SignupDoor
 from distillguard.gateway.upstream import make_upstream
 from distillguard.policy import PolicyHolder
 from distillguard.policy.enforcement import EnforcementSource, Snapshot, file_mtime
@@ -62,6 +63,7 @@ class Gateway:
             store = Store(cfg.store, create=True)
             spool = spool or Path(cfg.store) / "spool"
         self.recorder = Recorder(cfg.recorder, spool, store, self.metrics)
+        self.signup = SignupDoor(self, cfg.signup)
         self.client = None
         self.draining = False
         self.ready = False
@@ -98,6 +100,7 @@ class Gateway:
             self.recorder.start()
         if self.policy.policy.needs_signals():
             self.classifier.load()  # import now (and say now if there is no classifier), not mid-request
+        await asyncio.to_thread(self.signup.refresh, True)
         self._task = asyncio.create_task(self._upkeep())
         self.ready = True
         log.info("gateway started", extra={"upstream": u.url, "limits": self.cfg.limits.backend,
@@ -140,6 +143,7 @@ class Gateway:
                 self.metrics.policy_reloads.labels("enforcement", "ok").inc()
                 log.info("enforcement reloaded", extra={"decisions": len(snap.decisions), "clusters": len(snap.clusters),
                                                         "accounts": len(snap.accounts)})
+        self.signup.refresh()
         stamp = file_mtime(self.cfg.identity.keys_file)
         if stamp != self._keys_stamp:
             self._keys_stamp = stamp
@@ -272,7 +276,8 @@ def build_app(config: GatewayConfig):
     """The gateway ASGI app; ``app.gateway`` is its state (tests and the CLI reach in through it)."""
     gw = Gateway(config)
     ops = Ops(gw)
-    router = Router({"/healthz": ops, "/readyz": ops, "/metrics": ops}, "/v1/", Proxy(gw), _not_found)
+    router = Router({"/healthz": ops, "/readyz": ops, "/metrics": ops, "/v1/accounts/assess": gw.signup}, "/v1/",
+                    Proxy(gw), _not_found)
     app = Lifespan(router, gw)
     app.gateway = gw
     return app

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from distillguard.errors import ConfigError
+from distillguard.gateway.signup import SignupConfig
 
 
 class _Strict(BaseModel):
@@ -163,6 +164,8 @@ class GatewayConfig(_Strict):
     logging: LoggingConfig = LoggingConfig()
     binding: ReasoningBindingConfig = ReasoningBindingConfig()
     disclosure: DisclosureConfig = DisclosureConfig()
+    #: ``POST /v1/accounts/assess``: the sign-up door (docs/gateway.md#the-sign-up-door).
+    signup: SignupConfig = SignupConfig()
     #: Store directory: accounts, api_keys, enforcement and account_clusters are read from it, and the
     #: spool is compacted into it.
     store: Path | None = None
