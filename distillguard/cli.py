@@ -143,6 +143,7 @@ STAGE_CLIS = [
     "distillguard.signals.cli",
     "distillguard.scan.cli",
     "distillguard.gateway.cli",
+    "distillguard.watch",
     "distillguard.console.cli",
     "distillguard.intel.cli",
 ]

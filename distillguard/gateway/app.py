@@ -41,7 +41,8 @@ class Gateway:
         self.cfg = cfg
         self.metrics = Metrics()
         self.policy = PolicyHolder(cfg.policy)
-        self.source = EnforcementSource(cfg.store, cfg.enforcement_file, cfg.clusters_file)
+        self.source = EnforcementSource(cfg.store, cfg.enforcement_file, cfg.clusters_file,
+                                        cfg.enforcement_redis_url, cfg.enforcement_redis_prefix)
         self.snapshot: Snapshot = self.source.load()
         self.keyring = KeyRing(cfg.identity, self._pepper())
         check_pepper_ids(self.snapshot.key_pepper_ids, self.keyring.pepper_info, "store table api_keys")
@@ -214,6 +215,7 @@ class Ops:
             lim_ok = not isinstance(gw.limiter, RedisLimiter) or gw.limiter.ok
             up_ok, up_err = await self.upstream_ok() if gw.ready else (False, None)
             detail = {"ready": gw.ready and not gw.draining and up_ok, "policy_version": gw.policy.version,
+                      "enforcement_version": gw.source.redis_version,
                       "policy_error": gw.policy.last_error, "limiter_redis_ok": lim_ok,
                       "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available,
                       "upstream_ok": up_ok, "upstream_error": up_err,

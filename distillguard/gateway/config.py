@@ -174,6 +174,10 @@ class GatewayConfig(_Strict):
     #: Enforcement decisions and account clusters from files instead of (or before) the store tables.
     enforcement_file: Path | None = None
     clusters_file: Path | None = None
+    #: Redis holding the enforcement snapshot `distillguard watch --publish-redis` publishes (replicas that do not
+    #: share the store's disk); polled every ``reload_seconds`` (one GET of the version key).
+    enforcement_redis_url: str | None = None
+    enforcement_redis_prefix: str = "distillguard:enforcement"
     #: How often (s) policy, enforcement, clusters, keys and accounts are checked for changes.
     reload_seconds: float = Field(2.0, gt=0)
 

@@ -22,7 +22,9 @@ log = logging.getLogger("distillguard.gateway")
 
 
 def run_writer(store, redis_url: str, stream: str, group: str, consumer: str, batch_seconds: float = 5.0,
-               once: bool = False, orphan_seconds: float = 900.0, max_batch: int = 50_000) -> int:
+               once: bool = False, orphan_seconds: float = 900.0, max_batch: int = 50_000, stop=None) -> int:
+    """Consume until drained (``once``) or until ``stop`` (a threading.Event) is set; what was read but not
+    yet written stays unacknowledged, so the next start re-reads it."""
     r = redis.Redis.from_url(redis_url, socket_timeout=10)
     try:
         r.xgroup_create(stream, group, id="0", mkstream=True)
@@ -35,7 +37,7 @@ def run_writer(store, redis_url: str, stream: str, group: str, consumer: str, ba
     batch: list[tuple[bytes, bytes]] = []
     started = time.monotonic()
     cursor = "0"  # first our own unacknowledged entries (after a crash), then new ones
-    while True:
+    while stop is None or not stop.is_set():
         reading_new = cursor == ">"
         resp = r.xreadgroup(group, consumer, {stream: cursor}, count=5000, block=500 if reading_new else None)
         entries = resp[0][1] if resp else []

@@ -175,11 +175,53 @@ class EnforcementSource:
     """Loads a Snapshot from a store and/or files and tells when any of them changed."""
 
     def __init__(self, store_path: Path | None = None, enforcement_file: Path | None = None,
-                 clusters_file: Path | None = None):
+                 clusters_file: Path | None = None, redis_url: str | None = None,
+                 redis_prefix: str = "distillguard:enforcement"):
         self.store_path = Path(store_path) if store_path else None
         self.enforcement_file = Path(enforcement_file) if enforcement_file else None
         self.clusters_file = Path(clusters_file) if clusters_file else None
         self._fp: tuple | None = None
+        #: The snapshot `distillguard watch` publishes, for replicas that do not share the store's disk.
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self._redis = None
+        self.redis_version: int | None = None
+        self._redis_data: dict = {}
+        self._redis_failed = False
+
+    def _remote_version(self) -> int | None:
+        """The published version (one small GET); on error the last known one, so decisions are never dropped."""
+        if self.redis_url is None:
+            return None
+        import redis
+
+        try:
+            if self._redis is None:
+                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
+            v = self._redis.get(f"{self.redis_prefix}:version")
+        except redis.RedisError as e:
+            if not self._redis_failed:
+                log.warning("enforcement snapshot unreachable in Redis; keeping the last one",
+                            extra={"error": type(e).__name__})
+            self._redis_failed = True
+            return self.redis_version
+        self._redis_failed = False
+        return int(v) if v is not None else None
+
+    def _load_remote(self, version: int | None) -> None:
+        if version is None or version == self.redis_version:
+            return
+        import redis
+
+        try:
+            raw = self._redis.get(f"{self.redis_prefix}:snapshot")
+            doc = orjson.loads(raw) if raw else None
+        except (redis.RedisError, orjson.JSONDecodeError) as e:
+            log.warning("enforcement snapshot could not be read; keeping the last one", extra={"error": str(e)})
+            return
+        if doc is not None:
+            self._redis_data = doc.get("data") or {}
+            self.redis_version = int(doc.get("version") or version)
 
     def watched(self) -> list[Path]:
         paths = []
@@ -190,6 +232,10 @@ class EnforcementSource:
         return paths
 
     def changed(self) -> bool:
+        if self.redis_url is not None:
+            v = self._remote_version()
+            if v is not None and v != self.redis_version:
+                return True
         return _fingerprint(self.watched()) != self._fp
 
     def load(self) -> Snapshot:
@@ -197,6 +243,10 @@ class EnforcementSource:
         snap = Snapshot()
         rows: list[dict] = []
         cluster_rows: list[dict] = []
+        if self.redis_url is not None:
+            self._load_remote(self._remote_version())
+            rows += self._redis_data.get("enforcement") or []
+            cluster_rows += self._redis_data.get("account_clusters") or []
         if self.store_path:
             t = self.store_path / "tables"
             if any((t / "enforcement").glob("*.parquet")):
