@@ -179,26 +179,26 @@ class Ops:
     async def upstream_ok(self) -> tuple[bool, str | None]:
         """Whether the upstream answers at all (any HTTP status below 500), cached for ``ready_cache_s``.
 
-        Ready while the upstream is down would let a load balancer send traffic that can only fail.
+        Ready while the upstream is down would let a load balancer send traffic that can only fail. The probe
+        uses its own connection, not the request pool, so a busy pool does not read as a dead upstream.
         """
         u = self.gw.cfg.upstream
-        if not u.ready_check or self.gw.client is None:
+        if not u.ready_check:
             return True, None
         now = time.monotonic()
         if self._up is not None and now - self._up[0] < u.ready_cache_s:
             return self._up[1], self._up[2]
+        import httpx
+
         ok, err = False, None
         try:
-            resp = await asyncio.wait_for(self.gw.client.request("GET", u.ready_path, [], b""), u.ready_timeout_s)
-            try:
-                await asyncio.wait_for(resp.aread(), u.ready_timeout_s)
-            finally:
-                await resp.aclose()
-            ok = resp.status_code < 500
-            err = None if ok else f"upstream answered HTTP {resp.status_code}"
-        except TimeoutError:
+            async with httpx.AsyncClient(timeout=u.ready_timeout_s) as c:
+                r = await c.get(u.url + u.ready_path)
+            ok = r.status_code < 500
+            err = None if ok else f"upstream answered HTTP {r.status_code}"
+        except httpx.TimeoutException:
             err = f"upstream did not answer within {u.ready_timeout_s}s"
-        except Exception as e:  # noqa: BLE001 - any failure to reach it means not ready
+        except httpx.HTTPError as e:
             err = f"upstream unreachable: {type(e).__name__}"
         self._up = (time.monotonic(), ok, err)
         return ok, err
