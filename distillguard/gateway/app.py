@@ -46,7 +46,8 @@ class Gateway:
         self.snapshot: Snapshot = self.source.load()
         self.keyring = KeyRing(cfg.identity, self._pepper())
         check_pepper_ids(self.snapshot.key_pepper_ids, self.keyring.pepper_info, "store table api_keys")
-        self._require_keys()
+        if cfg.identity.keys_file is not None:  # without one, _pepper() already checked
+            self._require_keys(self.keyring.file_keys)
         self.keyring.store_keys = self.snapshot.keys
         self._keys_stamp = file_mtime(cfg.identity.keys_file)
         self.client_ip = ClientIP(cfg.identity)
@@ -70,29 +71,27 @@ class Gateway:
         self.ready = False
         self._task: asyncio.Task | None = None
 
-    def _no_keys(self) -> bool:
-        idc = self.cfg.identity
-        return idc.unknown_keys == "reject" and not self.snapshot.keys and not (
-            idc.keys_file is not None and getattr(self, "keyring", None) is not None and self.keyring.file_keys)
-
     def _pepper(self) -> Pepper:
         idc = self.cfg.identity
-        if idc.keys_file is None and self._no_keys():
-            self._require_keys()
+        if idc.keys_file is None and self._require_keys({}):
             s = secrets.token_bytes(32)  # nothing to match against: any pepper will do, none is written anywhere
             return Pepper(s, pepper_id(s), "per-process (no keys configured)")
         return load_pepper(idc.pepper_env, idc.pepper_file or default_pepper_file(idc.keys_file, self.cfg.store))
 
-    def _require_keys(self) -> None:
-        """A gateway with no keys refuses every request with 401: say so at start, not in the client's logs."""
-        if not self._no_keys():
-            return
+    def _require_keys(self, file_keys: dict) -> bool:
+        """A gateway with no keys refuses every request with 401: say so at start, not in the client's logs.
+
+        Returns True when there are no keys and that was allowed (``allow_no_keys``)."""
+        idc = self.cfg.identity
+        if idc.unknown_keys != "reject" or self.snapshot.keys or file_keys:
+            return False
         if not self.cfg.identity.allow_no_keys:
             raise ConfigError("no API keys configured (no keys file with keys, no api_keys table in the store, "
                               "identity.unknown_keys is reject): every request would be refused with 401. Add keys "
                               "with `distillguard gateway-keys --keys-file F` and pass --keys-file F, or start with "
                               "--allow-no-keys (identity.allow_no_keys: true) if that is intended")
         log.warning("no API keys configured; every request will be refused with 401 until keys are added")
+        return True
 
     async def startup(self) -> None:
         u = self.cfg.upstream
