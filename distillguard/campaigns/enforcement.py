@@ -43,25 +43,36 @@ DECISION_SCHEMA = pa.schema([
 SHADOW_SOURCE = "scan:shadow"
 
 
-def _subjects(c: dict, members: list[str], kinds: list[str]) -> list[tuple[str, str]]:
+def pure_clusters(cluster_ids, members, cluster_members: dict[str, list[str]] | None) -> list[str]:
+    """The clusters whose every account is a campaign member: a cluster row reaches every account the gateway
+    maps to the cluster, and a community can hold ordinary users caught on a shared proxy pool or NAT."""
+    if cluster_members is None:
+        return list(cluster_ids or [])
+    mine = set(members)
+    return [cl for cl in cluster_ids or [] if cl in cluster_members and set(cluster_members[cl]) <= mine]
+
+
+def _subjects(c: dict, members: list[str], kinds: list[str],
+              cluster_members: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
     out = []
     for k in kinds:
         if k == "account":
             out += [("account", a) for a in members]
         elif k == "cluster":
-            out += [("cluster", cl) for cl in c.get("cluster_ids") or []]
+            out += [("cluster", cl) for cl in pure_clusters(c.get("cluster_ids"), members, cluster_members)]
         elif k == "org" and c.get("org_key"):
             out.append(("org", c["org_key"]))
     return out
 
 
 def recommend(campaigns: list[dict], members: dict[str, str], now: datetime, days: int,
-              policy: EnforcementPolicy | None = None, decisions: dict[str, dict] | None = None
-              ) -> tuple[pa.Table, pa.Table]:
+              policy: EnforcementPolicy | None = None, decisions: dict[str, dict] | None = None,
+              cluster_members: dict[str, list[str]] | None = None) -> tuple[pa.Table, pa.Table]:
     """(recommendations, enforcement rows) for the campaigns of one scan.
 
     Enforcement rows expire after ``days`` so a stale verdict cannot hold an account forever
-    without a fresh scan or an analyst renewing it.
+    without a fresh scan or an analyst renewing it. With ``cluster_members`` (cluster → all its
+    accounts), cluster rows are written only for clusters made of campaign members alone.
     """
     policy = policy or EnforcementPolicy()
     decisions = decisions or {}
@@ -72,7 +83,7 @@ def recommend(campaigns: list[dict], members: dict[str, str], now: datetime, day
     recs, rows = [], []
 
     def enforce(c, action, kinds, reason, source, actor="distillguard scan"):
-        subs = _subjects(c, by_camp.get(c["campaign_id"], []), kinds)
+        subs = _subjects(c, by_camp.get(c["campaign_id"], []), kinds, cluster_members)
         rows.extend(dict(subject_type=st, subject_id=sid, action=action, reason=reason, source=source, created_at=now,
                          expires_at=exp, campaign_id=c["campaign_id"], actor=actor) for st, sid in subs)
         return len(subs)
@@ -98,7 +109,7 @@ def recommend(campaigns: list[dict], members: dict[str, str], now: datetime, day
                 continue
             is_primary = action == primary
             reaches = conf >= rule.min_confidence
-            n = len(_subjects(c, by_camp.get(cid, []), rule.subjects))
+            n = len(_subjects(c, by_camp.get(cid, []), rule.subjects, cluster_members))
             if rule.mode == "auto" and reaches:
                 disp, why = "applied", f"auto: confidence {conf:.2f} ≥ {rule.min_confidence:.2f}"
                 enforce(c, action, rule.subjects, f"campaign {cid} ({c['title']}): {action} applied automatically, "
@@ -169,6 +180,7 @@ def _as_campaigns(t: pa.Table) -> pa.Table:
 
 
 def enforcement_rows(campaigns: list[dict], members: dict[str, str], now: datetime, days: int,
-                     policy: EnforcementPolicy | None = None, decisions: dict[str, dict] | None = None) -> pa.Table:
+                     policy: EnforcementPolicy | None = None, decisions: dict[str, dict] | None = None,
+                     cluster_members: dict[str, list[str]] | None = None) -> pa.Table:
     """Only the enforcement rows of :func:`recommend` (what the gateway will apply or shadow)."""
-    return recommend(campaigns, members, now, days, policy, decisions)[1]
+    return recommend(campaigns, members, now, days, policy, decisions, cluster_members)[1]

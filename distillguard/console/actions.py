@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from distillguard.campaigns.enforcement import record_decision
+from distillguard.campaigns.enforcement import pure_clusters, record_decision
 from distillguard.console.config import ROLE_RANK, ConsoleSettings
 from distillguard.console.data import ConsoleData
 from distillguard.console.tables import (
@@ -74,6 +74,18 @@ def reapply_decisions(data: ConsoleData, actor: Actor, now: datetime | None = No
     return missing.num_rows
 
 
+def _members_of(data: ConsoleData, con, clusters: list[str]) -> dict[str, list[str]] | None:
+    """cluster → every account the gateway maps to it (``account_clusters``, else ``cluster_members``)."""
+    table = next((t for t in ("account_clusters", "cluster_members") if data.has(t)), None)
+    if table is None or not clusters:
+        return None
+    out: dict[str, list[str]] = {c: [] for c in clusters}
+    for cl, acct in con.execute(f"SELECT cluster_id, account_id FROM {table} "
+                                "WHERE cluster_id IN (SELECT unnest(?::VARCHAR[]))", [clusters]).fetchall():
+        out[cl].append(acct)
+    return out
+
+
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if len(reason) < 3:
@@ -106,6 +118,7 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
             campaign_id = subject_id
             accounts = data.member_ids(con, subject_id)
             clusters = data.cluster_ids(con, accounts) if accounts else []
+            clusters = pure_clusters(clusters, accounts, _members_of(data, con, clusters))
         else:
             known = False
             for table in ("account_risk", "console_account_summary"):

@@ -4,7 +4,7 @@ Detection writes *recommendations*; this policy decides, per action, whether a r
 applies at once (``auto``, above a confidence), waits for an analyst (``review``), is only
 reported as what it would have done (``shadow``), or is ignored (``off``). The default lets the
 cheap, reversible measures act alone — reasoning protection on the accounts, throttling of the
-cluster — while blocking and verification demands wait for a person, because a wrong block of a
+accounts and of clusters made of campaign members only — while blocking and verification demands wait for a person, because a wrong block of a
 paying customer costs far more than a few hours of harvest.
 """
 
@@ -30,14 +30,15 @@ class ActionRule(_Strict):
     #: ("would throttle") but does not apply; ``off``: not recommended at all.
     mode: Mode = "review"
     min_confidence: float = Field(0.0, ge=0, le=1)
-    #: Which subjects of the campaign the action is written for.
+    #: Which subjects of the campaign the action is written for. ``cluster`` rows are written only for
+    #: clusters whose every account is a campaign member (a cluster row reaches all of them).
     subjects: list[Subject] = Field(default_factory=lambda: ["account"], min_length=1)
 
 
 def _default_rules() -> dict[str, ActionRule]:
     return {
         "protect_reasoning": ActionRule(mode="auto", min_confidence=0.5, subjects=["account"]),
-        "throttle": ActionRule(mode="auto", min_confidence=0.6, subjects=["cluster"]),
+        "throttle": ActionRule(mode="auto", min_confidence=0.6, subjects=["account", "cluster"]),
         "require_verification": ActionRule(mode="review", subjects=["account"]),
         "block": ActionRule(mode="review", subjects=["account", "cluster"]),
     }

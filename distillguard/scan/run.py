@@ -275,7 +275,7 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
         "campaign_id": pa.array(list(res.campaign_members.values()), pa.string()),
         "account_id": pa.array(list(res.campaign_members), pa.string())}))
     recs, enf = recommend(res.campaigns, res.campaign_members, now, cfg.campaigns.enforcement_days,
-                          cfg.campaigns.enforcement, decisions)
+                          cfg.campaigns.enforcement, decisions, {cs.cluster_id: cs.members for cs in step.clusters})
     store.write_table(RECOMMENDATIONS, recs)
     store.write_table("enforcement", _with_other_sources(store, enf))
     chosen = {c for c, f in zip(res.account_risk["cluster_id"].to_pylist(), res.account_risk["flagged"].to_pylist(),

@@ -83,6 +83,13 @@ def test_confirm_and_dismiss_flow_into_enforcement_status_and_intel(scanned, tmp
 
     status = {r["campaign_id"]: r["status"] for r in st.read_table("campaigns").to_pylist()}
     assert status[confirm["campaign_id"]] == "confirmed" and status[dismiss["campaign_id"]] == "dismissed"
+    in_cluster: dict = {}
+    for r in st.read_table("account_clusters").to_pylist():
+        in_cluster.setdefault(r["cluster_id"], set()).add(r["account_id"])
+    conf_members = {a for a, c in res.campaign_members.items() if c == confirm["campaign_id"]}
+    for r in st.read_table("enforcement").to_pylist():  # the confirm reaches no account outside the campaign
+        if r["source"] == "analyst" and r["subject_type"] == "cluster" and r["action"] != "allow":
+            assert in_cluster.get(r["subject_id"], set()) <= conf_members
     bundle, rep = build_bundle(st, confirmed=True, raw=True)
     assert rep.campaigns == [confirm["campaign_id"]]
     conf_member = next(a for a, c in res.campaign_members.items() if c == confirm["campaign_id"])
@@ -142,3 +149,23 @@ def test_auto_block_above_a_confidence_when_configured(scanned):
     assert want and blocked == want
     # the other defaults still hold when only `block` is configured
     assert pol.rule("throttle").mode == "auto" and pol.rule("require_verification").mode == "review"
+
+
+def test_cluster_rows_only_for_clusters_of_campaign_members_alone():
+    """A community can hold ordinary users behind the same proxy pool or NAT: a throttle or block on such a
+    cluster would reach them, so only clusters made of campaign members alone get a cluster row."""
+    from datetime import UTC, datetime
+
+    from distillguard.campaigns.enforcement import recommend
+
+    camp = {"campaign_id": "c", "title": "t", "confidence": 0.9, "recommended_action": "block",
+            "cluster_ids": ["pure", "mixed"], "org_key": None, "evidence": []}
+    members = {"a1": "c", "a2": "c", "a3": "c"}
+    clusters = {"pure": ["a1", "a2"], "mixed": ["a3", "benign-user"]}
+    pol = EnforcementPolicy.model_validate({"rules": {"block": {"mode": "auto", "subjects": ["account", "cluster"]}}})
+    recs, enf = recommend([camp], members, datetime.now(UTC), 14, pol, cluster_members=clusters)
+    rows = enf.to_pylist()
+    assert {(r["subject_type"], r["subject_id"]) for r in rows if r["action"] == "block"} == {
+        ("account", "a1"), ("account", "a2"), ("account", "a3"), ("cluster", "pure")}
+    assert not any(r["subject_id"] in ("mixed", "benign-user") for r in rows)
+    assert next(r for r in recs.to_pylist() if r["action"] == "block")["n_subjects"] == 4
