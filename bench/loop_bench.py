@@ -109,6 +109,7 @@ def main() -> None:
     r1 = tick(st, opts, state, cfg, force_detect=True)
     out["tick1"] = {"seconds": round(time.perf_counter() - t0, 1), "scored": r1.scored, "campaigns": r1.campaigns,
                     "stages": {k: round(v, 2) for k, v in r1.seconds.items()}, "version": r1.published_version}
+    out["tick1"]["applied_by_label"] = _applied_by_label(st, Path(a.store) / "labels.parquet")
     n_live = _live_part(st, a.live)
     t0 = time.perf_counter()
     r2 = tick(st, opts, state, cfg, force_detect=True)
@@ -163,6 +164,25 @@ def main() -> None:
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["load_after"] = os.getloadavg()
     print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+
+
+def _applied_by_label(st, labels: Path) -> dict:
+    """Accounts under an automatically applied decision (account rows, and cluster rows through
+    account_clusters), split by the simulator's labels: measurement only, never detection input."""
+    if not labels.exists():
+        return {}
+    con = st.connect()
+    con.execute(f"CREATE VIEW labels AS SELECT * FROM read_parquet('{labels}')")
+    rows = con.execute("""
+        WITH cur AS (SELECT * FROM enforcement WHERE source = 'scan'),
+        acc AS (SELECT subject_id AS account_id, action FROM cur WHERE subject_type = 'account'
+                UNION ALL SELECT ac.account_id, cur.action FROM cur JOIN account_clusters ac
+                          ON cur.subject_type = 'cluster' AND ac.cluster_id = cur.subject_id)
+        SELECT action, CASE WHEN l.campaign_id IS NULL THEN 'benign' ELSE 'attacker' END, count(DISTINCT account_id)
+        FROM acc LEFT JOIN labels l USING (account_id) GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    n_att = con.execute("SELECT count(*) FROM labels WHERE campaign_id IS NOT NULL").fetchall()[0][0]
+    con.close()
+    return {"attacker_accounts": n_att, **{f"{a}/{who}": n for a, who, n in rows}}
 
 
 def _row(k: int) -> pa.Table:
