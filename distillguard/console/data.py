@@ -174,9 +174,20 @@ class ConsoleData:
         if status:
             where, params = "WHERE status = ?", [status]
         with self.con() as con:
-            return self.q(con, f"SELECT * FROM ({self._campaigns_sql()}) {where} "
+            rows = self.q(con, f"SELECT * FROM ({self._campaigns_sql()}) {where} "
                                f"ORDER BY {sort} {'DESC' if desc else 'ASC'} NULLS LAST, campaign_id LIMIT ?",
                           params + [limit])
+            # the review queue shows what already acts by itself (and what only runs in shadow) next to each campaign
+            recs: dict[tuple[str, str], list[str]] = {}
+            if self.has("enforcement_recommendations"):
+                for cid, disp, action in con.execute(
+                        "SELECT campaign_id, disposition, action FROM enforcement_recommendations "
+                        "WHERE disposition IN ('applied', 'shadow') ORDER BY action").fetchall():
+                    recs.setdefault((cid, disp), []).append(action)
+            for r in rows:
+                r["applied"] = recs.get((r["campaign_id"], "applied"), [])
+                r["shadow"] = recs.get((r["campaign_id"], "shadow"), [])
+            return rows
 
     def headline(self) -> dict:
         out = {"n_campaigns": 0, "n_accounts": 0, "n_exchanges": 0, "store_exchanges": None, "by_status": {},
