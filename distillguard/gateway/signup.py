@@ -96,8 +96,7 @@ class Index:
 
 
 _BAD_SQL = """
-WITH camp AS (SELECT campaign_id, coalesce(status, 'detected') AS status FROM campaigns),
-bad AS (
+WITH bad AS (
   SELECT account_id, 'banned account ' || account_id AS label, 1.0::DOUBLE AS strength FROM accounts
   WHERE status IN ('banned', 'suspended')
   {camp_union}
@@ -119,12 +118,9 @@ def build_index(store_path: Path, cfg: SignupConfig) -> Index:
         if st.has_table("campaigns") and st.has_table("campaign_members"):
             camp_union = (f"UNION ALL SELECT m.account_id, 'member of ' || c.status || ' campaign ' || c.campaign_id, "
                           f"CASE WHEN c.status = 'confirmed' THEN 1.0 ELSE {float(cfg.detected_factor)} END::DOUBLE "
-                          f"FROM campaign_members m JOIN camp c USING (campaign_id) WHERE c.status <> 'dismissed'")
-        sql = _BAD_SQL.format(camp_union=camp_union)
-        if not camp_union:
-            sql = sql.replace("WITH camp AS (SELECT campaign_id, coalesce(status, 'detected') AS status FROM campaigns),",
-                              "WITH")
-        rows = con.execute(sql).fetchall()
+                          "FROM campaign_members m JOIN (SELECT campaign_id, coalesce(status, 'detected') AS status "
+                          "FROM campaigns) c USING (campaign_id) WHERE c.status <> 'dismissed'")
+        rows = con.execute(_BAD_SQL.format(camp_union=camp_union)).fetchall()
         idx = Index(built_at=time.time(), n_bad=len(rows))
         if not rows:
             return idx
