@@ -173,6 +173,10 @@ def load_policy(path: str | os.PathLike) -> Policy:
         text = Path(path).read_text()
     except FileNotFoundError as e:
         raise ConfigError("policy file not found", source=source) from e
+    if not text.strip():
+        # An editor or `>` truncates before it writes: a reload that lands in between must not install an empty
+        # policy (no rules) as if it were meant.
+        raise ConfigError("policy file is empty (mid-write?); write `{}` for the built-in defaults", source=source)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

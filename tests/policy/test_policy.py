@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -205,3 +206,15 @@ def test_enforcement_source_reads_store_tables_and_files(tmp_path):
     with pytest.raises(ConfigError) as e:
         EnforcementSource(None, enforcement_file=bad).load()
     assert ":2:" in str(e.value)
+
+
+def test_an_empty_policy_file_is_refused_not_installed(tmp_path):
+    """A reload that lands between an editor's truncate and its write must keep the rules in force."""
+    f = tmp_path / "policy.yaml"
+    f.write_text("rules: [{name: r, when: {region_in: [XX]}, action: block}]\n")
+    h = PolicyHolder(f)
+    f.write_text("")
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert h.check() is False and "empty" in h.last_error and [r.name for r in h.policy.rules] == ["r"]
+    f.write_text("{}\n")
+    assert h.check() is True and h.policy.rules == []
