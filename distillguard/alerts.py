@@ -14,7 +14,6 @@ import os
 import time
 from datetime import UTC, datetime
 
-import httpx
 import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,7 +87,9 @@ def already_sent(store, sink: str) -> set[str]:
     return {r["campaign_id"] for r in t if r["sink"] == sink}
 
 
-def _post(client: httpx.Client, url: str, body: bytes, cfg: AlertsConfig) -> int | None:
+def _post(client, url: str, body: bytes, cfg: AlertsConfig) -> int | None:
+    import httpx
+
     for i in range(cfg.attempts):
         try:
             r = client.post(url, content=body, headers={"content-type": "application/json"})
@@ -116,6 +117,8 @@ def send_alerts(store, campaigns: list[dict], cfg: AlertsConfig, recs: list[dict
     done = already_sent(store, cfg.sink)
     todo = [c for c in campaigns if c["campaign_id"] not in done and float(c.get("confidence") or 0) >= cfg.min_confidence
             and (c.get("status") or "detected") == "detected"]
+    import httpx  # only when a webhook is configured: scan runs without the gateway extra
+
     sent, rows = [], []
     with httpx.Client(timeout=cfg.timeout_s) as client:
         for c in todo:
