@@ -174,8 +174,8 @@ def publish(store, url: str, prefix: str = DEFAULT_PREFIX, last_hash: str | None
     try:
         version = int(r.incr(f"{prefix}:seq"))
         pipe = r.pipeline(transaction=True)  # snapshot and version move together
-        pipe.set(f"{prefix}:snapshot", orjson.dumps({"version": version, "published_at": time.time()})[:-1]
-                 + b',"data":' + blob + b"}")
+        pipe.set(f"{prefix}:snapshot", orjson.dumps({"version": version, "published_at": time.time(),
+                                                      "data": orjson.Fragment(blob)}))
         pipe.set(f"{prefix}:version", version)
         pipe.execute()
         r.publish(f"{prefix}:updates", version)
