@@ -149,7 +149,7 @@ def write_gateway_files(tmp: Path, key: str) -> Path:
     (tmp / "policy.yaml").write_text(
         "mode: enforce\nrules:\n"
         "  - name: replay\n    when: {reasoning_binding_in: [altered, foreign]}\n    action: block\n"
-        "  - name: cot\n    when: {signal: {name: sig_cot, above: 0.9}, verification_below: 1}\n"
+        "  - name: cot\n    when: {signal: {name: sig_cot_elicitation, above: 0.9}, verification_below: 1}\n"
         "    action: protect_reasoning\n"
         "  - name: region\n    when: {region_in: [XX]}\n    action: block\n")
     big = {"requests": {"rate": 1e9}, "tokens": {"rate": 1e12}}

@@ -41,6 +41,7 @@ STAGE_EXTRAS = {
     "distillguard.scan.cli": ("detect", ["scan"]),
     "distillguard.gateway.cli": ("gateway", ["gateway", "mock-upstream", "gateway-demo", "gateway-keys",
                                              "gateway-compact", "gateway-writer"]),
+    "distillguard.watch": ("detect", ["watch"]),
     "distillguard.console.cli": ("console", ["console", "console-hash"]),
     "distillguard.intel.cli": ("intel", ["intel"]),
 }

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from distillguard.campaigns.enforcement import pure_clusters, record_decision
 from distillguard.console import audit
 from distillguard.console.config import ROLE_RANK, ConsoleSettings
 from distillguard.console.data import ConsoleData
@@ -72,6 +73,18 @@ def reapply_decisions(data: ConsoleData, actor: Actor, now: datetime | None = No
     return missing.num_rows
 
 
+def _members_of(data: ConsoleData, con, clusters: list[str]) -> dict[str, list[str]] | None:
+    """cluster → every account the gateway maps to it (``account_clusters``, else ``cluster_members``)."""
+    table = next((t for t in ("account_clusters", "cluster_members") if data.has(t)), None)
+    if table is None or not clusters:
+        return None
+    out: dict[str, list[str]] = {c: [] for c in clusters}
+    for cl, acct in con.execute(f"SELECT cluster_id, account_id FROM {table} "
+                                "WHERE cluster_id IN (SELECT unnest(?::VARCHAR[]))", [clusters]).fetchall():
+        out[cl].append(acct)
+    return out
+
+
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if len(reason) < 3:
@@ -104,6 +117,7 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
             campaign_id = subject_id
             accounts = data.member_ids(con, subject_id)
             clusters = data.cluster_ids(con, accounts) if accounts else []
+            clusters = pure_clusters(clusters, accounts, _members_of(data, con, clusters))
         else:
             known = False
             for table in ("account_risk", "console_account_summary"):
@@ -146,8 +160,15 @@ def apply_action(data: ConsoleData, settings: ConsoleSettings, actor: Actor, act
         if labels:
             store.append_table("analyst_labels", label_rows(labels))
             n_labels = len(labels)
+    status = None
+    if subject_type == "campaign":
+        # The verdict, not just the audit line: campaigns.status (read by `intel export --confirmed`) and the
+        # decisions table every later scan honours (no re-enforcing a dismissed campaign).
+        status = "confirmed" if action in ("confirm", "block", "require_verification") else "dismissed"
+        record_decision(store, subject_id, status, enf, now, actor.name, reason)
     detail = {"enforcement_action": enf, "accounts": len(accounts), "clusters": len(clusters) if subject_type ==
-              "campaign" else 0, "labels": n_labels, "label": label, "expires_at": expires, "campaign_id": campaign_id}
+              "campaign" else 0, "labels": n_labels, "label": label, "expires_at": expires, "campaign_id": campaign_id,
+              "status": status}
     audit.append(store, now, actor.name, actor.role, action, subject_type, subject_id, reason, detail)
     return detail
 

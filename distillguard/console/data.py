@@ -26,7 +26,8 @@ CAMPAIGN_SORTS = {"confidence", "n_accounts", "n_exchanges", "first_seen", "last
 CURRENT_ENFORCEMENT = """
     SELECT * EXCLUDE (_rn) FROM (
         SELECT *, row_number() OVER (PARTITION BY subject_type, subject_id ORDER BY created_at DESC) AS _rn
-        FROM enforcement WHERE expires_at IS NULL OR expires_at > now())
+        FROM enforcement WHERE (expires_at IS NULL OR expires_at > now())
+                           AND coalesce(source, '') NOT LIKE '%:shadow')
     WHERE _rn = 1"""
 
 DECISIONS = """
@@ -153,6 +154,11 @@ class ConsoleData:
 
     # ------------------------------------------------------------------ campaigns
     def _campaigns_sql(self) -> str:
+        if self.has("campaign_decisions"):
+            return ("SELECT c.* EXCLUDE (status), coalesce(d.status, c.status) AS status, c.status AS scan_status, "
+                    "d.\"at\" AS decided_at, d.actor AS decided_by FROM campaigns c LEFT JOIN ("
+                    "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY campaign_id "
+                    "ORDER BY \"at\" DESC) AS _rn FROM campaign_decisions) WHERE _rn = 1) d USING (campaign_id)")
         if self.has("audit_log"):
             return (f"SELECT c.* EXCLUDE (status), coalesce(d.status, c.status) AS status, c.status AS scan_status, "
                     f"d.decided_at, d.decided_by FROM campaigns c LEFT JOIN ({DECISIONS}) d USING (campaign_id)")
@@ -168,9 +174,20 @@ class ConsoleData:
         if status:
             where, params = "WHERE status = ?", [status]
         with self.con() as con:
-            return self.q(con, f"SELECT * FROM ({self._campaigns_sql()}) {where} "
+            rows = self.q(con, f"SELECT * FROM ({self._campaigns_sql()}) {where} "
                                f"ORDER BY {sort} {'DESC' if desc else 'ASC'} NULLS LAST, campaign_id LIMIT ?",
                           params + [limit])
+            # the review queue shows what already acts by itself (and what only runs in shadow) next to each campaign
+            recs: dict[tuple[str, str], list[str]] = {}
+            if self.has("enforcement_recommendations"):
+                for cid, disp, action in con.execute(
+                        "SELECT campaign_id, disposition, action FROM enforcement_recommendations "
+                        "WHERE disposition IN ('applied', 'shadow') ORDER BY action").fetchall():
+                    recs.setdefault((cid, disp), []).append(action)
+            for r in rows:
+                r["applied"] = recs.get((r["campaign_id"], "applied"), [])
+                r["shadow"] = recs.get((r["campaign_id"], "shadow"), [])
+            return rows
 
     def headline(self) -> dict:
         out = {"n_campaigns": 0, "n_accounts": 0, "n_exchanges": 0, "store_exchanges": None, "by_status": {},
@@ -219,6 +236,9 @@ class ConsoleData:
                 c["pivot_release"] = r[0]["t"] if r else None
             c["clusters"] = self._cluster_rows(con, self.cluster_ids(con, self.member_ids(con, campaign_id)))
             c["enforcement"] = self._campaign_enforcement(con, campaign_id)
+            c["recommendations"] = self.q(con, "SELECT * FROM enforcement_recommendations WHERE campaign_id = ? "
+                                               "ORDER BY \"primary\" DESC, action", [campaign_id]
+                                          ) if self.has("enforcement_recommendations") else []
             c["audit"] = self.q(con, "SELECT * FROM audit_log WHERE subject_type = 'campaign' AND subject_id = ? "
                                      "ORDER BY \"at\" DESC LIMIT 50", [campaign_id]) if self.has("audit_log") else []
             return c

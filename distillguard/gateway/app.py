@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from pathlib import Path
 
 import orjson
 
+from distillguard.errors import ConfigError
 from distillguard.gateway.classifier import RequestClassifier
 from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.identity import ClientIP, KeyRing
 from distillguard.gateway.metrics import Metrics
+from distillguard.gateway.pepper import Pepper, check_pepper_ids, default_pepper_file, load_pepper, pepper_id
 from distillguard.gateway.proxy import Proxy
 from distillguard.gateway.ratelimit import RedisLimiter, make_limiter
 from distillguard.gateway.reasoning import Binder
 from distillguard.gateway.recorder import Recorder
+from distillguard.gateway.signup import SignupDoor
 from distillguard.gateway.upstream import make_upstream
 from distillguard.policy import PolicyHolder
 from distillguard.policy.enforcement import EnforcementSource, Snapshot, file_mtime
@@ -36,9 +41,13 @@ class Gateway:
         self.cfg = cfg
         self.metrics = Metrics()
         self.policy = PolicyHolder(cfg.policy)
-        self.source = EnforcementSource(cfg.store, cfg.enforcement_file, cfg.clusters_file)
+        self.source = EnforcementSource(cfg.store, cfg.enforcement_file, cfg.clusters_file,
+                                        cfg.enforcement_redis_url, cfg.enforcement_redis_prefix)
         self.snapshot: Snapshot = self.source.load()
-        self.keyring = KeyRing(cfg.identity)
+        self.keyring = KeyRing(cfg.identity, self._pepper())
+        check_pepper_ids(self.snapshot.key_pepper_ids, self.keyring.pepper_info, "store table api_keys")
+        if cfg.identity.keys_file is not None:  # without one, _pepper() already checked
+            self._require_keys(self.keyring.file_keys)
         self.keyring.store_keys = self.snapshot.keys
         self._keys_stamp = file_mtime(cfg.identity.keys_file)
         self.client_ip = ClientIP(cfg.identity)
@@ -56,10 +65,33 @@ class Gateway:
             store = Store(cfg.store, create=True)
             spool = spool or Path(cfg.store) / "spool"
         self.recorder = Recorder(cfg.recorder, spool, store, self.metrics)
+        self.signup = SignupDoor(self, cfg.signup)
         self.client = None
         self.draining = False
         self.ready = False
         self._task: asyncio.Task | None = None
+
+    def _pepper(self) -> Pepper:
+        idc = self.cfg.identity
+        if idc.keys_file is None and self._require_keys({}):
+            s = secrets.token_bytes(32)  # nothing to match against: any pepper will do, none is written anywhere
+            return Pepper(s, pepper_id(s), "per-process (no keys configured)")
+        return load_pepper(idc.pepper_env, idc.pepper_file or default_pepper_file(idc.keys_file, self.cfg.store))
+
+    def _require_keys(self, file_keys: dict) -> bool:
+        """A gateway with no keys refuses every request with 401: say so at start, not in the client's logs.
+
+        Returns True when there are no keys and that was allowed (``allow_no_keys``)."""
+        idc = self.cfg.identity
+        if idc.unknown_keys != "reject" or self.snapshot.keys or file_keys:
+            return False
+        if not self.cfg.identity.allow_no_keys:
+            raise ConfigError("no API keys configured (no keys file with keys, no api_keys table in the store, "
+                              "identity.unknown_keys is reject): every request would be refused with 401. Add keys "
+                              "with `distillguard gateway-keys --keys-file F` and pass --keys-file F, or start with "
+                              "--allow-no-keys (identity.allow_no_keys: true) if that is intended")
+        log.warning("no API keys configured; every request will be refused with 401 until keys are added")
+        return True
 
     async def startup(self) -> None:
         u = self.cfg.upstream
@@ -68,6 +100,7 @@ class Gateway:
             self.recorder.start()
         if self.policy.policy.needs_signals():
             self.classifier.load()  # import now (and say now if there is no classifier), not mid-request
+        await asyncio.to_thread(self.signup.refresh, True)
         self._task = asyncio.create_task(self._upkeep())
         self.ready = True
         log.info("gateway started", extra={"upstream": u.url, "limits": self.cfg.limits.backend,
@@ -100,11 +133,17 @@ class Gateway:
                 log.error("enforcement reload failed; keeping previous decisions", extra={"error": str(e)})
                 self.metrics.policy_reloads.labels("enforcement", "refused").inc()
             else:
+                try:
+                    check_pepper_ids(snap.key_pepper_ids, self.keyring.pepper_info, "store table api_keys")
+                except ConfigError as e:
+                    log.error("store api_keys refused; keeping previous keys", extra={"error": str(e)})
+                    snap.keys = self.snapshot.keys
                 self.snapshot = snap
                 self.keyring.store_keys = snap.keys
                 self.metrics.policy_reloads.labels("enforcement", "ok").inc()
                 log.info("enforcement reloaded", extra={"decisions": len(snap.decisions), "clusters": len(snap.clusters),
                                                         "accounts": len(snap.accounts)})
+        self.signup.refresh()
         stamp = file_mtime(self.cfg.identity.keys_file)
         if stamp != self._keys_stamp:
             self._keys_stamp = stamp
@@ -130,10 +169,38 @@ class Gateway:
 
 
 class Ops:
-    """/healthz (process alive), /readyz (can serve: started, not draining, policy loaded), /metrics."""
+    """/healthz (process alive), /readyz (can serve: started, not draining, upstream answers), /metrics."""
 
     def __init__(self, gw: Gateway):
         self.gw = gw
+        self._up: tuple[float, bool, str | None] | None = None
+
+    async def upstream_ok(self) -> tuple[bool, str | None]:
+        """Whether the upstream answers at all (any HTTP status below 500), cached for ``ready_cache_s``.
+
+        Ready while the upstream is down would let a load balancer send traffic that can only fail. The probe
+        uses its own connection, not the request pool, so a busy pool does not read as a dead upstream.
+        """
+        u = self.gw.cfg.upstream
+        if not u.ready_check:
+            return True, None
+        now = time.monotonic()
+        if self._up is not None and now - self._up[0] < u.ready_cache_s:
+            return self._up[1], self._up[2]
+        import httpx
+
+        ok, err = False, None
+        try:
+            async with httpx.AsyncClient(timeout=u.ready_timeout_s) as c:
+                r = await c.get(u.url + u.ready_path)
+            ok = r.status_code < 500
+            err = None if ok else f"upstream answered HTTP {r.status_code}"
+        except httpx.TimeoutException:
+            err = f"upstream did not answer within {u.ready_timeout_s}s"
+        except httpx.HTTPError as e:
+            err = f"upstream unreachable: {type(e).__name__}"
+        self._up = (time.monotonic(), ok, err)
+        return ok, err
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"]
@@ -145,9 +212,13 @@ class Ops:
             body, ctype, status = b'{"ok":true}', b"application/json", 200
         else:
             lim_ok = not isinstance(gw.limiter, RedisLimiter) or gw.limiter.ok
-            detail = {"ready": gw.ready and not gw.draining, "policy_version": gw.policy.version,
+            up_ok, up_err = await self.upstream_ok() if gw.ready else (False, None)
+            detail = {"ready": gw.ready and not gw.draining and up_ok, "policy_version": gw.policy.version,
+                      "enforcement_version": gw.source.redis_version,
                       "policy_error": gw.policy.last_error, "limiter_redis_ok": lim_ok,
-                      "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available}
+                      "recorder_pending": gw.recorder.pending, "classifier": gw.classifier.available,
+                      "upstream_ok": up_ok, "upstream_error": up_err,
+                      "keys": len(gw.keyring.file_keys) + len(gw.snapshot.keys)}
             status = 200 if detail["ready"] else 503
             # A recorder that cannot write (full disk) or take more (full queue) makes the replica unready, so
             # a load balancer sends traffic to one that can record it.
@@ -213,7 +284,8 @@ def build_app(config: GatewayConfig):
     """The gateway ASGI app; ``app.gateway`` is its state (tests and the CLI reach in through it)."""
     gw = Gateway(config)
     ops = Ops(gw)
-    router = Router({"/healthz": ops, "/readyz": ops, "/metrics": ops}, "/v1/", Proxy(gw), _not_found)
+    router = Router({"/healthz": ops, "/readyz": ops, "/metrics": ops, "/v1/accounts/assess": gw.signup}, "/v1/",
+                    Proxy(gw), _not_found)
     app = Lifespan(router, gw)
     app.gateway = gw
     return app

@@ -1,6 +1,8 @@
-"""The request classifier the policy's ``signal`` conditions read (e.g. CoT-elicitation, ``sig_cot``).
+"""The request classifier the policy's ``signal`` conditions read (e.g. ``sig_cot_elicitation``).
 
-The scorer lives in `distillguard.signals` (``score_prompt(text, system_prompt=None) -> {name: score}``).
+The scorer lives in `distillguard.signals` (``score_prompt(text, system_prompt=None) -> {name: score}``);
+its names are given the ``sig_`` prefix here so a policy rule, the ``exchange_signals`` column and
+the scan all call one signal by one name.
 It is imported lazily, the first time a rule needs a score, so a gateway without that package
 still runs: then there is **no request classifier**, every ``signal`` condition is false (a rule
 that needs a missing signal never fires), and this is logged once.
@@ -36,7 +38,7 @@ class RequestClassifier:
         if self._fn is None or not prompt:
             return None
         try:
-            return self._fn(prompt, system_prompt=system_prompt)
+            return {f"sig_{k}": v for k, v in self._fn(prompt, system_prompt=system_prompt).items()}
         except Exception:  # noqa: BLE001 - a classifier bug must not take the gateway down
             log.exception("request classifier failed; signal treated as unavailable")
             return None

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
         policy: Path = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded)."),
         keys_file: Path = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add)."),
+        allow_no_keys: bool = typer.Option(False, "--allow-no-keys",
+                                           help="Start even with no API keys (every request then gets 401)."),
     ) -> None:
         """Run the inline gateway in front of an OpenAI/Anthropic-compatible upstream."""
         import uvicorn
@@ -35,7 +37,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, **{"upstream.url": upstream, "store": str(store) if store else None,
                                      "server.port": port, "server.host": host,
                                      "policy": str(policy) if policy else None,
-                                     "identity.keys_file": str(keys_file) if keys_file else None})
+                                     "identity.keys_file": str(keys_file) if keys_file else None,
+                                     "identity.allow_no_keys": True if allow_no_keys else None})
         setup_logging(cfg.logging.level)
         app = build_app(cfg)
         uvicorn.Server(uvicorn_config(app, cfg.server)).run()
@@ -73,11 +76,19 @@ def register(app: typer.Typer) -> None:
         key: str = typer.Option(None, "--key", help="Use this key instead of generating one (e.g. existing keys)."),
         key_id: str = typer.Option(None, "--key-id", help="Identifier recorded in exchanges (default from the hash)."),
         pepper_env: str = typer.Option("DISTILLGUARD_KEY_PEPPER", help="Environment variable holding the pepper."),
+        pepper_file: Path = typer.Option(None, "--pepper-file",
+                                         help="Pepper file used when the variable is unset; generated (mode 600) "
+                                              "if absent. Default: KEYS_FILE.pepper."),
     ) -> None:
         """Add an API key (stored only as HMAC-SHA256 with the pepper); prints a generated key once."""
-        from distillguard.gateway.identity import add_key, pepper_from_env
+        from distillguard.gateway.identity import add_key
+        from distillguard.gateway.pepper import default_pepper_file, load_pepper
 
-        k, kid = add_key(keys_file, account, org, pepper_from_env(pepper_env), key=key, key_id=key_id)
+        pepper = load_pepper(pepper_env, pepper_file or default_pepper_file(keys_file), create=True)
+        if pepper.source.endswith("(generated)"):
+            console.print(f"generated a key pepper in {pepper.source[5:-12]} (mode 600); the gateway reads it from "
+                          f"there unless {pepper_env} is set. Back it up: without it no key matches.")
+        k, kid = add_key(keys_file, account, org, pepper.secret, key=key, key_id=key_id)
         if key is None:
             out.print(k)
         console.print(f"added {kid} for account {account} to {keys_file}")

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from distillguard.errors import ConfigError
+from distillguard.gateway.signup import SignupConfig
 
 
 class _Strict(BaseModel):
@@ -62,8 +63,14 @@ class LimitsConfig(_Strict):
 class IdentityConfig(_Strict):
     #: YAML/JSON file of hashed keys (see `distillguard gateway-keys`); or the store's ``api_keys`` table.
     keys_file: Path | None = None
-    #: Environment variable holding the pepper (HMAC key) that key hashes were made with.
+    #: Environment variable holding the pepper (HMAC key) that key hashes were made with (wins when set).
     pepper_env: str = "DISTILLGUARD_KEY_PEPPER"
+    #: File holding the pepper when the variable is unset (mode 600; `gateway-keys` generates it).
+    #: Default: KEYS_FILE.pepper next to the keys file, else STORE/key_pepper.
+    pepper_file: Path | None = None
+    #: Start even when no API key is configured (no keys file, no store ``api_keys``, ``unknown_keys: reject``),
+    #: i.e. when every request would be refused with 401.
+    allow_no_keys: bool = False
     #: ``reject`` unknown keys with 401; ``hash`` admits them as account ``key-<hash prefix>`` (when the
     #: upstream does its own authentication and the gateway only needs a stable identity).
     unknown_keys: Literal["reject", "hash"] = "reject"
@@ -101,6 +108,12 @@ class UpstreamConfig(_Strict):
     max_connections: int = Field(512, gt=0)
     max_keepalive: int = Field(128, ge=0)
     keepalive_expiry_s: float = Field(30.0, gt=0)
+    #: /readyz asks the upstream ``GET ready_path`` (any status below 500 counts as up), at most every
+    #: ``ready_cache_s``, waiting up to ``ready_timeout_s``.
+    ready_check: bool = True
+    ready_path: str = "/models"
+    ready_timeout_s: float = Field(2.0, gt=0)
+    ready_cache_s: float = Field(2.0, ge=0)
 
 
 class RecorderConfig(_Strict):
@@ -177,6 +190,17 @@ class ReasoningBindingConfig(_Strict):
     secret_env: str = "DISTILLGUARD_REASONING_SECRET"
 
 
+class DisclosureConfig(_Strict):
+    """What responses may reveal about detection. Off by default: a harvester that can see it was
+    flagged (a header, a limit ten times lower than before) rotates accounts before enforcement bites."""
+
+    #: Send ``x-distillguard-action`` (block, throttle, protect_reasoning, ...) on responses the policy acted on.
+    action_header: bool = False
+    #: Report a throttled subject's real (``throttle_factor`` times lower) limits in ``x-ratelimit-*``;
+    #: off: the configured limits, with remaining and reset scaled to the same used share.
+    throttled_limits: bool = False
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
@@ -185,6 +209,9 @@ class GatewayConfig(_Strict):
     recorder: RecorderConfig = RecorderConfig()
     logging: LoggingConfig = LoggingConfig()
     binding: ReasoningBindingConfig = ReasoningBindingConfig()
+    disclosure: DisclosureConfig = DisclosureConfig()
+    #: ``POST /v1/accounts/assess``: the sign-up door (docs/gateway.md#the-sign-up-door).
+    signup: SignupConfig = SignupConfig()
     #: Store directory: accounts, api_keys, enforcement and account_clusters are read from it, and the
     #: spool is compacted into it.
     store: Path | None = None
@@ -193,6 +220,10 @@ class GatewayConfig(_Strict):
     #: Enforcement decisions and account clusters from files instead of (or before) the store tables.
     enforcement_file: Path | None = None
     clusters_file: Path | None = None
+    #: Redis holding the enforcement snapshot `distillguard watch --publish-redis` publishes (replicas that do not
+    #: share the store's disk); polled every ``reload_seconds`` (one GET of the version key).
+    enforcement_redis_url: str | None = None
+    enforcement_redis_prefix: str = "distillguard:enforcement"
     #: How often (s) policy, enforcement, clusters, keys and accounts are checked for changes.
     reload_seconds: float = Field(2.0, gt=0)
 

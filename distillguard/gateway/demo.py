@@ -54,7 +54,9 @@ def run_demo(store_path: Path, console) -> list[dict]:
     keys = {a: f"sk-demo-{a}-{os.urandom(6).hex()}" for a in accounts}
     import yaml
 
-    (work / "keys.yaml").write_text(yaml.safe_dump({"keys": [
+    from distillguard.gateway.pepper import pepper_id
+
+    (work / "keys.yaml").write_text(yaml.safe_dump({"pepper_id": pepper_id(pepper), "keys": [
         {"key_hash": hash_key(k, pepper), "key_id": f"key-{a}", "account_id": a, "org_id": "demo-org"}
         for a, k in keys.items()]}))
     # The demo's own decisions go to files next to it, so a scan's tables in the store are left alone.

@@ -2,8 +2,8 @@
 
 Keys are never stored: the keys file and the store's ``api_keys`` table hold HMAC-SHA256(pepper,
 key), so a leaked file does not leak credentials, and lookup stays one hash plus one dict probe.
-The pepper is a server secret from the environment; hashes made with one pepper only match under
-the same pepper.
+The pepper is a server secret (environment or a 0600 file, see ``pepper.py``); hashes made with
+one pepper only match under the same pepper, so keys files record the pepper's public id.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import yaml
 
 from distillguard.errors import ConfigError
 from distillguard.gateway.config import IdentityConfig
+from distillguard.gateway.pepper import Pepper, check_pepper_ids, default_pepper_file, load_pepper, pepper_id
 
 log = logging.getLogger("distillguard.gateway")
 
-_FALLBACK_PEPPER = b"distillguard-unpeppered-v1"
 #: Memory of one key-cache entry: a 16-byte digest (49 B as bytes), a 64-char hex str (113 B) and the
 #: dict slot with its share of spare capacity (about 100 B).
 _CACHE_ENTRY_BYTES = 262
-
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -39,16 +38,22 @@ class Identity:
 
 
 def pepper_from_env(env: str) -> bytes:
+    """The pepper in ``env``; an error when unset (there is no public fallback any more)."""
     v = os.environ.get(env)
-    return v.encode() if v else _FALLBACK_PEPPER
+    if not v:
+        raise ConfigError(f"no key pepper: {env} is not set")
+    return v.encode()
 
 
 def hash_key(key: str, pepper: bytes) -> str:
     return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
 
 
-def load_keys_file(path: Path) -> dict[str, Identity]:
-    """{key hash: Identity} from a YAML/JSON keys file; errors name the entry and field."""
+def load_keys_file(path: Path, pepper: Pepper | None = None) -> dict[str, Identity]:
+    """{key hash: Identity} from a YAML/JSON keys file; errors name the entry and field.
+
+    With ``pepper``, hashes recorded under another pepper id are refused (they could never match).
+    """
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
@@ -58,6 +63,12 @@ def load_keys_file(path: Path) -> dict[str, Identity]:
     entries = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ConfigError("keys: expected a list of {key_hash, key_id, account_id, org_id}", source=str(path))
+    ids = {str(data.get("pepper_id") or "")} | {str(e.get("pepper_id") or "") for e in entries if isinstance(e, dict)}
+    if pepper is not None:
+        check_pepper_ids(ids, pepper, str(path))
+        if entries and ids == {""}:
+            log.warning("keys file records no pepper id; a wrong pepper would show only as 401s. Re-add the keys "
+                        "with `distillguard gateway-keys` to record it", extra={"keys_file": str(path)})
     out = {}
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
@@ -75,12 +86,24 @@ def load_keys_file(path: Path) -> dict[str, Identity]:
 
 def add_key(path: Path, account_id: str, org_id: str | None, pepper: bytes, key: str | None = None,
             key_id: str | None = None) -> tuple[str, str]:
-    """Append a key to the keys file; returns (key, key_id). The key is shown once and never stored."""
+    """Append a key to the keys file; returns (key, key_id). The key is shown once and never stored.
+
+    The file records the pepper's id; adding under a different pepper than the file's is refused.
+    """
     key = key or "sk-dg-" + secrets.token_urlsafe(32)
-    data = {"keys": []}
+    pid = pepper_id(pepper)
+    data = {"pepper_id": pid, "keys": []}
     if path.exists():
         data = yaml.safe_load(path.read_text()) or {"keys": []}
         data.setdefault("keys", [])
+        old = data.get("pepper_id")
+        if old and old != pid:
+            raise ConfigError(f"this keys file was hashed with pepper {old}, the pepper given is {pid}; use the "
+                              "original pepper (or start a new keys file)", source=str(path))
+        if not old and data["keys"]:
+            raise ConfigError("this keys file records no pepper id, so it cannot be told whether its keys match "
+                              "this pepper; start a new keys file", source=str(path))
+        data = {"pepper_id": pid, **{k: v for k, v in data.items() if k != "pepper_id"}}
     h = hash_key(key, pepper)
     key_id = key_id or f"key-{h[:10]}"
     data["keys"] = [e for e in data["keys"] if e.get("key_hash") != h]
@@ -94,13 +117,13 @@ def add_key(path: Path, account_id: str, org_id: str | None, pepper: bytes, key:
 class KeyRing:
     """Resolves a presented API key to an Identity from the keys file and the store's api_keys table."""
 
-    def __init__(self, cfg: IdentityConfig):
+    def __init__(self, cfg: IdentityConfig, pepper: Pepper | None = None):
         self.cfg = cfg
-        self.pepper = pepper_from_env(cfg.pepper_env)
-        if self.pepper == _FALLBACK_PEPPER:
-            log.warning("no key pepper set; key hashes are plain HMAC with a public constant",
-                        extra={"env": cfg.pepper_env})
-        self.file_keys: dict[str, Identity] = load_keys_file(cfg.keys_file) if cfg.keys_file else {}
+        if pepper is None:
+            pepper = load_pepper(cfg.pepper_env, cfg.pepper_file or default_pepper_file(cfg.keys_file))
+        self.pepper_info = pepper
+        self.pepper = pepper.secret
+        self.file_keys: dict[str, Identity] = load_keys_file(cfg.keys_file, pepper) if cfg.keys_file else {}
         self.store_keys: dict[str, tuple[str, str, str | None]] = {}
         #: keyed digest of a presented key -> its HMAC, so hot keys are HMAC'd once. The digest (16 bytes,
         #: keyed with a per-process secret so nobody can aim a collision at another key) stands in for the
@@ -117,7 +140,7 @@ class KeyRing:
 
     def reload_file(self) -> None:
         if self.cfg.keys_file:
-            self.file_keys = load_keys_file(self.cfg.keys_file)
+            self.file_keys = load_keys_file(self.cfg.keys_file, self.pepper_info)
 
     def resolve(self, key: str) -> Identity | None:
         kb = key.encode()

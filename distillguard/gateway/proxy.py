@@ -16,7 +16,7 @@ import time
 
 import orjson
 
-from distillguard.gateway.apierrors import error_response, stream_error
+from distillguard.gateway.apierrors import CODES, error_response, stream_error
 from distillguard.gateway.extract import (
     CHAT,
     MESSAGES,
@@ -135,6 +135,8 @@ class Proxy:
         self.sync_recording = cfg.recorder.enabled and cfg.recorder.durability == "sync"
         self.access_log = cfg.logging.access_log
         self.log_prompts = cfg.logging.log_prompts
+        self.action_header = cfg.disclosure.action_header
+        self.disclose_throttle = cfg.disclosure.throttled_limits
         # Exchange ids: a random per-process prefix plus a counter (a getrandom syscall per request is
         # measurable on small VMs; uniqueness only needs the prefix to differ between processes).
         self.id_prefix = os.urandom(6).hex()
@@ -371,7 +373,7 @@ class Proxy:
                 return
             if verdict.degraded:
                 gw.metrics.limiter_degraded.labels(verdict.degraded).inc()
-            rl_headers = verdict.headers()
+            rl_headers = verdict.headers(self.disclose_throttle)
         if verdict is not None and not verdict.allowed:
             b = verdict.denied
             gw.metrics.limits_hit.labels(b.dim, b.kind).inc()
@@ -385,7 +387,9 @@ class Proxy:
             code = decision.error_code or ("account_blocked" if enforced == "block" else "verification_required")
             msg = ("this account must complete verification before using this API" if enforced == "require_verification"
                    else "this request was refused by the provider's usage policy")
-            st = await self._error(send, api, code, msg, [xid_h, (b"x-distillguard-action", enforced.encode())])
+            act_h = [(b"x-distillguard-action", enforced.encode())] if self.action_header else []
+            # A rule's own error code is still a refusal: 403, not the 400 of an unknown code.
+            st = await self._error(send, api, code, msg, [xid_h, *act_h], status=None if code in CODES else 403)
             self._finish(rec, t0, st, RECORD_WORD[enforced], reasons, None)
             return
 
@@ -402,7 +406,7 @@ class Proxy:
         if rec is not None:
             gw.recorder.begin(rec)
         extra_h = [xid_h, *rl_headers]
-        if enforced != "allow" or protect:
+        if self.action_header and (enforced != "allow" or protect):
             extra_h.append((b"x-distillguard-action", (enforced if enforced != "allow" else "protect_reasoning").encode()))
         gw.metrics.added.observe(_perf() - t0)
         try:

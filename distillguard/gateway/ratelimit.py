@@ -32,6 +32,8 @@ class Bucket:
     kind: str  # "requests" or "tokens"
     dim: str  # "account", "cluster", ...
     burst: float
+    #: The throttle factor this bucket was planned with (1.0 = the configured limit).
+    factor: float = 1.0
 
 
 @dataclass(slots=True)
@@ -44,8 +46,13 @@ class Verdict:
     buckets: list[Bucket] | None = None
     degraded: str | None = None  # "local" / "open" when Redis was unreachable
 
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """OpenAI-style x-ratelimit-* headers for the tightest request and token bucket."""
+    def headers(self, disclose_throttle: bool = False) -> list[tuple[bytes, bytes]]:
+        """OpenAI-style x-ratelimit-* headers for the tightest request and token bucket.
+
+        A throttled subject's bucket is ``factor`` times smaller; unless ``disclose_throttle``, its
+        headers are scaled back to the configured limit (same used share, same shape), because a
+        limit ten times lower than a neighbour's tells a harvester it has been detected.
+        """
         if not self.buckets or self.used is None:
             return []
         out = []
@@ -60,7 +67,10 @@ class Verdict:
             if best is None:
                 continue
             b, remaining, reset = best
-            out += [(f"x-ratelimit-limit-{kind}".encode(), str(int(b.burst)).encode()),
+            limit = b.burst
+            if not disclose_throttle and b.factor != 1.0:
+                limit, remaining, reset = limit / b.factor, remaining / b.factor, reset * b.factor
+            out += [(f"x-ratelimit-limit-{kind}".encode(), str(int(limit)).encode()),
                     (f"x-ratelimit-remaining-{kind}".encode(), str(int(remaining)).encode()),
                     (f"x-ratelimit-reset-{kind}".encode(), f"{reset:.3f}s".encode())]
         if not self.allowed:
@@ -72,7 +82,8 @@ class Verdict:
 def _bucket(prefix: str, dim: str, subject: str, kind: str, rate: Rate, cost: float, factor: float) -> Bucket:
     interval = rate.per_seconds / (rate.rate * factor)
     burst = max(1.0, (rate.burst or rate.rate) * factor)
-    return Bucket(f"{prefix}{dim}:{subject}:{kind[0]}", interval, burst * interval, min(cost, burst), kind, dim, burst)
+    return Bucket(f"{prefix}{dim}:{subject}:{kind[0]}", interval, burst * interval, min(cost, burst), kind, dim, burst,
+                  factor)
 
 
 def plan(cfg: LimitsConfig, subjects: list[tuple[str, str | None, DimensionLimits | None]], est_tokens: float,

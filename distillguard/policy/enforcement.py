@@ -34,6 +34,8 @@ class EnforcementRow:
     created_at: float
     expires_at: float | None
     campaign_id: str | None
+    #: Reported in the exchange record ("would throttle") but never applied: a rule rolled out in shadow.
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +58,21 @@ class Snapshot:
     accounts: dict[str, AccountInfo] = field(default_factory=dict)
     #: key hash (hex) -> (key_id, account_id, org_id), from the store's optional ``api_keys`` table.
     keys: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    #: Pepper ids recorded in ``api_keys.pepper_id`` (an optional column), checked against the gateway's pepper.
+    key_pepper_ids: set[str] = field(default_factory=set)
+    #: Whether any shadow row exists (the request path skips the shadow lookups otherwise).
+    has_shadow: bool = False
 
-    def decision(self, subject_type: str, subject_id: str | None, now: float) -> EnforcementRow | None:
-        """Newest unexpired row for the subject (rows are kept newest first)."""
+    def decision(self, subject_type: str, subject_id: str | None, now: float,
+                 shadow: bool = False) -> EnforcementRow | None:
+        """Newest unexpired row for the subject (rows are kept newest first); shadow rows only when asked."""
         if subject_id is None:
             return None
         rows = self.decisions.get((subject_type, subject_id))
         if not rows:
             return None
         for r in rows:
-            if r.expires_at is None or r.expires_at > now:
+            if r.shadow == shadow and (r.expires_at is None or r.expires_at > now):
                 return r
         return None
 
@@ -140,8 +147,9 @@ def parse_enforcement(rows: list[dict], source: str) -> dict[tuple[str, str], li
             log.warning("enforcement row skipped", extra={"source": source, "row": i, "why": "bad timestamp"})
             continue
         sid = canonical_ip24(str(sid)) if st == "ip24" else str(sid)
-        out.setdefault((st, sid), []).append(EnforcementRow(action, r.get("reason") or "", r.get("source"),
-                                                            created, expires, r.get("campaign_id")))
+        src = r.get("source")
+        out.setdefault((st, sid), []).append(EnforcementRow(action, r.get("reason") or "", src, created, expires,
+                                                            r.get("campaign_id"), bool(src and src.endswith(":shadow"))))
     for rows_ in out.values():
         rows_.sort(key=lambda x: x.created_at, reverse=True)
     return out
@@ -167,11 +175,53 @@ class EnforcementSource:
     """Loads a Snapshot from a store and/or files and tells when any of them changed."""
 
     def __init__(self, store_path: Path | None = None, enforcement_file: Path | None = None,
-                 clusters_file: Path | None = None):
+                 clusters_file: Path | None = None, redis_url: str | None = None,
+                 redis_prefix: str = "distillguard:enforcement"):
         self.store_path = Path(store_path) if store_path else None
         self.enforcement_file = Path(enforcement_file) if enforcement_file else None
         self.clusters_file = Path(clusters_file) if clusters_file else None
         self._fp: tuple | None = None
+        #: The snapshot `distillguard watch` publishes, for replicas that do not share the store's disk.
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self._redis = None
+        self.redis_version: int | None = None
+        self._redis_data: dict = {}
+        self._redis_failed = False
+
+    def _remote_version(self) -> int | None:
+        """The published version (one small GET); on error the last known one, so decisions are never dropped."""
+        if self.redis_url is None:
+            return None
+        import redis
+
+        try:
+            if self._redis is None:
+                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
+            v = self._redis.get(f"{self.redis_prefix}:version")
+        except redis.RedisError as e:
+            if not self._redis_failed:
+                log.warning("enforcement snapshot unreachable in Redis; keeping the last one",
+                            extra={"error": type(e).__name__})
+            self._redis_failed = True
+            return self.redis_version
+        self._redis_failed = False
+        return int(v) if v is not None else None
+
+    def _load_remote(self, version: int | None) -> None:
+        if version is None or version == self.redis_version:
+            return
+        import redis
+
+        try:
+            raw = self._redis.get(f"{self.redis_prefix}:snapshot")
+            doc = orjson.loads(raw) if raw else None
+        except (redis.RedisError, orjson.JSONDecodeError) as e:
+            log.warning("enforcement snapshot could not be read; keeping the last one", extra={"error": str(e)})
+            return
+        if doc is not None:
+            self._redis_data = doc.get("data") or {}
+            self.redis_version = int(doc.get("version") or version)
 
     def watched(self) -> list[Path]:
         paths = []
@@ -182,6 +232,10 @@ class EnforcementSource:
         return paths
 
     def changed(self) -> bool:
+        if self.redis_url is not None:
+            v = self._remote_version()
+            if v is not None and v != self.redis_version:
+                return True
         return _fingerprint(self.watched()) != self._fp
 
     def load(self) -> Snapshot:
@@ -189,6 +243,10 @@ class EnforcementSource:
         snap = Snapshot()
         rows: list[dict] = []
         cluster_rows: list[dict] = []
+        if self.redis_url is not None:
+            self._load_remote(self._remote_version())
+            rows += self._redis_data.get("enforcement") or []
+            cluster_rows += self._redis_data.get("account_clusters") or []
         if self.store_path:
             t = self.store_path / "tables"
             if any((t / "enforcement").glob("*.parquet")):
@@ -199,12 +257,15 @@ class EnforcementSource:
                 for r in _read_rows(t / "api_keys"):
                     if r.get("key_hash") and r.get("account_id"):
                         snap.keys[r["key_hash"]] = (r.get("key_id") or r["key_hash"][:12], r["account_id"], r.get("org_id"))
+                        if r.get("pepper_id"):
+                            snap.key_pepper_ids.add(str(r["pepper_id"]))
             snap.accounts = load_accounts(self.store_path)
         if self.enforcement_file:
             rows += _read_rows(self.enforcement_file)
         if self.clusters_file:
             cluster_rows += _read_rows(self.clusters_file)
         snap.decisions = parse_enforcement(rows, "enforcement")
+        snap.has_shadow = any(r.shadow for rs in snap.decisions.values() for r in rs)
         for r in cluster_rows:
             if r.get("account_id") and r.get("cluster_id") is not None:
                 snap.clusters[str(r["account_id"])] = str(r["cluster_id"])

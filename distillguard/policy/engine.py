@@ -147,6 +147,14 @@ def evaluate(policy: Policy, snap: Snapshot, f: RequestFacts, now: float | None 
             enf_actions.add(row.action)
             label = "ip /24" if st == "ip24" else st
             propose(row.action, f"{label} {row.action} ({row.source or 'enforcement'}): {row.reason}".rstrip(": "))
+    if snap.has_shadow:
+        pay = f.account.payment if f.account else None
+        for st, sid in (("account", f.account_id), ("cluster", f.cluster_id), ("org", f.org_id), ("ip24", f.ip24),
+                        ("payment", pay)):
+            row = snap.decision(st, sid, now, shadow=True)
+            if row is not None and st in honour:
+                reasons.append(f"shadow {'ip /24' if st == 'ip24' else st} {row.action} ({row.source}): "
+                               f"{row.reason} (would {row.action})")
     for rule in policy.rules:
         if not _rule_matches(rule, f, enf_actions, allowlisted, now):
             continue

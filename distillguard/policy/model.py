@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distillguard.errors import ConfigError
 
@@ -31,15 +31,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def live_signal_names() -> tuple[str, ...] | None:
+    """The signals the gateway's request classifier scores, named as the ``exchange_signals`` columns
+    (``sig_cot_elicitation``); None when the classifier cannot be imported (then names cannot be checked)."""
+    try:
+        from distillguard.signals.score import PROMPT_SIGNALS
+    except ImportError:
+        return None
+    return PROMPT_SIGNALS
+
+
 class SignalAbove(_Strict):
     """Fires when the request classifier's score ``name`` is at least ``above``.
 
-    When no classifier is installed (or it has no such score) the condition is false: a missing
-    signal never blocks anyone.
+    Names are checked at load against what the classifier really returns, so a rule on a signal
+    that does not exist (and would silently never fire) is refused. When no classifier can be
+    imported the condition is false: a missing signal never blocks anyone.
     """
 
-    name: str = Field(pattern=r"^sig_[a-z0-9_]+$")
+    name: str
     above: float = Field(ge=0, le=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        valid = live_signal_names()
+        if valid is None:
+            if not v.startswith("sig_"):
+                raise ValueError(f"signal names start with sig_ (got {v!r})")
+            return v
+        if v not in valid:
+            hint = f"; did you mean sig_{v}?" if f"sig_{v}" in valid else ""
+            raise ValueError(f"unknown live signal {v!r}{hint} (valid: {', '.join(valid)})")
+        return v
 
 
 class When(_Strict):
@@ -149,6 +173,10 @@ def load_policy(path: str | os.PathLike) -> Policy:
         text = Path(path).read_text()
     except FileNotFoundError as e:
         raise ConfigError("policy file not found", source=source) from e
+    if not text.strip():
+        # An editor or `>` truncates before it writes: a reload that lands in between must not install an empty
+        # policy (no rules) as if it were meant.
+        raise ConfigError("policy file is empty (mid-write?); write `{}` for the built-in defaults", source=source)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

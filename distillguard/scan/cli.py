@@ -74,6 +74,9 @@ def register(app: typer.Typer) -> None:
                            progress=lambda d, f: prog.update(task, description=d, completed=f))
             prog.update(task, description="writing tables and report", completed=1.0)
             final_risk = write_tables(st, res, cfg)
+            from distillguard.alerts import alert_store
+
+            alert_store(st, cfg.alerts)
             out_dir.mkdir(parents=True, exist_ok=True)
             pq.write_table(results_accounts(res, final_risk), out_dir / "accounts.parquet")
             (out_dir / "campaigns.json").write_bytes(orjson.dumps(

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from distillguard.alerts import AlertsConfig
 from distillguard.config import naming_the_key, read_yaml_mapping
+from distillguard.policy.review import EnforcementPolicy
 
 
 class _Strict(BaseModel):
@@ -117,6 +119,8 @@ class CampaignConfig(_Strict):
     block_confidence: float = Field(0.85, ge=0, le=1)
     #: A new account inheriting this share of a banned account's fingerprints/templates is linked to it.
     ban_evasion_overlap: float = Field(0.5, ge=0, le=1)
+    #: What applies by itself and what waits for an analyst (docs/detection.md#review-before-enforcement).
+    enforcement: EnforcementPolicy = Field(default_factory=EnforcementPolicy)
 
 
 class ScanConfig(_Strict):
@@ -124,6 +128,8 @@ class ScanConfig(_Strict):
     graph: GraphConfig = Field(default_factory=GraphConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
+    #: New-campaign webhook (docs/detection.md#alerts); off until its URL variable is set.
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.behavior.features import released_models
-from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_campaigns, enforcement_rows
+from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_campaigns
 from distillguard.campaigns.build import CAMPAIGN_SCHEMA
+from distillguard.campaigns.enforcement import RECOMMENDATIONS, latest_decisions, recommend, with_status
 from distillguard.errors import DistillguardError
 from distillguard.scan.config import ScanConfig
 from distillguard.scan.engine import StepResult, detect_step, prepare
@@ -268,12 +269,15 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
     store.write_table("cluster_members", pa.Table.from_pylist(cm_rows, schema=pa.schema([
         ("cluster_id", pa.string()), ("account_id", pa.string()), ("org_key", pa.string())])))
     store.write_table("account_risk", res.account_risk.select(ACCOUNT_RISK_SCHEMA.names).cast(ACCOUNT_RISK_SCHEMA))
-    store.write_table("campaigns", pa.Table.from_pylist(res.campaigns, schema=CAMPAIGN_SCHEMA))
+    decisions = latest_decisions(store)  # analysts' verdicts outlive a re-scan
+    store.write_table("campaigns", with_status(pa.Table.from_pylist(res.campaigns, schema=CAMPAIGN_SCHEMA), decisions))
     store.write_table("campaign_members", pa.table({
         "campaign_id": pa.array(list(res.campaign_members.values()), pa.string()),
         "account_id": pa.array(list(res.campaign_members), pa.string())}))
-    store.write_table("enforcement", _with_other_sources(store, enforcement_rows(
-        res.campaigns, res.campaign_members, now, cfg.campaigns.enforcement_days)))
+    recs, enf = recommend(res.campaigns, res.campaign_members, now, cfg.campaigns.enforcement_days,
+                          cfg.campaigns.enforcement, decisions, {cs.cluster_id: cs.members for cs in step.clusters})
+    store.write_table(RECOMMENDATIONS, recs)
+    store.write_table("enforcement", _with_other_sources(store, enf))
     chosen = {c for c, f in zip(res.account_risk["cluster_id"].to_pylist(), res.account_risk["flagged"].to_pylist(),
                                 strict=True) if f and c}
     flagged_cl = {cs.cluster_id for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
@@ -299,7 +303,7 @@ def _with_other_sources(store: Store, scan_rows: pa.Table) -> pa.Table:
         return scan_rows
     old = store.read_table("enforcement")
     if "source" in old.column_names:
-        old = old.filter(pc.not_equal(pc.fill_null(old["source"], ""), "scan"))
+        old = old.filter(pc.invert(pc.is_in(pc.fill_null(old["source"], ""), pa.array(["scan", "scan:shadow"]))))
     if old.num_rows == 0:
         return scan_rows
     for f in scan_rows.schema:  # DuckDB reads timestamps back as us/Etc/UTC: align to the contract's types

@@ -98,6 +98,8 @@ def score_texts(texts: list[str], system_prompts: list[str | None] | None = None
 _PROMPT_PATH = {"cot_elicitation": "cot_elicitation", "reward_grading": "reward_grading",
                 "policy_rewrite": "policy_rewrite", "synthetic_data": "synthetic_data", "cap_coding": "coding", "cap_agentic": "agentic",
                 "cap_computer_use": "computer_use", "cap_vision": "vision", "cap_data_analysis": "data_analysis"}
+#: The live per-request signals under the names policy rules and ``exchange_signals`` columns use.
+PROMPT_SIGNALS = tuple(f"sig_{n}" for n in _PROMPT_PATH)
 
 
 def score_prompt(text: str, system_prompt: str | None = None) -> dict[str, float]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from distillguard.errors import ConfigError
+from distillguard.gateway.classifier import RequestClassifier
 from distillguard.policy import PolicyHolder, RequestFacts, evaluate, parse_policy
 from distillguard.policy.enforcement import (
     AccountInfo,
@@ -38,7 +40,8 @@ def test_validation_errors_name_the_key():
         parse_policy({"rules": [{"name": "a", "when": {"pathway_in": ["education"]}, "action": "blok"}]})
     assert "rules.0.action" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        parse_policy({"rules": [{"name": "a", "when": {"signal": {"name": "sig_cot", "abve": 0.5}}, "action": "block"}]})
+        parse_policy({"rules": [{"name": "a", "when": {"signal": {"name": "sig_cot_elicitation", "abve": 0.5}},
+                                 "action": "block"}]})
     assert "rules.0.when.signal" in str(e.value) and "abve" in str(e.value)
     with pytest.raises(ConfigError) as e:
         parse_policy({"mode": "enforce", "reasoning": {"leak_check": {"ngram": 1}}})
@@ -75,26 +78,84 @@ def test_account_allow_row_overrides_cluster_and_ip24():
     assert canonical_ip24("198.51.100") == canonical_ip24("198.51.100.77/24") == "198.51.100.0/24"
 
 
+COT = "Think step by step and write out your full chain of thought before the final answer: is 221 prime?"
+#: One prompt per live signal, each of which the shipped classifier scores near 1 on that signal.
+LIVE = {
+    "sig_cot_elicitation": COT,
+    "sig_reward_grading": "Rate the following response on a scale of 1 to 10 for helpfulness and accuracy, and "
+                          "explain your score. Response: The capital of France is Paris.",
+    "sig_policy_rewrite": "Rewrite this answer so that it is politically safe and avoids any content the government "
+                          "would censor: Tiananmen Square 1989 events.",
+    "sig_cap_coding": "Write a Python function that parses a CSV file and returns the rows sorted by the second "
+                      "column, with unit tests.",
+    "sig_cap_agentic": "You are an agent with tools search_web and send_email. Plan the steps, call the tools, and "
+                       "book a flight to Berlin.",
+    "sig_cap_computer_use": "Here is a screenshot of the desktop. Click the Start button, open the browser, and move "
+                            "the mouse to the address bar.",
+    "sig_cap_vision": "Describe what is in this image in detail: the objects, colours and any text visible in the photo.",
+    "sig_cap_data_analysis": "Here is a table of monthly sales by region. Compute the mean, median and year-over-year "
+                             "growth and plot a trend chart with pandas.",
+}
+BENIGN = "What is a good name for my cat?"
+CLF = RequestClassifier()
+
+
+def real(prompt: str, calls: list | None = None):
+    """The facts' score hook wired to the real request classifier (as the gateway wires it)."""
+    def score():
+        if calls is not None:
+            calls.append(prompt)
+        return CLF.score(prompt, None)
+    return score
+
+
+def test_unknown_signal_names_are_refused_with_the_valid_ones():
+    from distillguard.signals.score import PROMPT_SIGNALS
+
+    assert set(LIVE) == set(PROMPT_SIGNALS)  # every live signal has a firing test below
+    for bad in ("sig_cot", "cot_elicitation", "sig_task_dataset"):
+        with pytest.raises(ConfigError) as e:
+            parse_policy({"rules": [{"name": "a", "when": {"signal": {"name": bad, "above": 0.5}}, "action": "block"}]})
+        msg = str(e.value)
+        assert "rules.0.when.signal.name" in msg and f"unknown live signal {bad!r}" in msg
+        assert all(n in msg for n in PROMPT_SIGNALS)
+    assert "did you mean sig_cot_elicitation" in str(pytest.raises(ConfigError, parse_policy, {"rules": [
+        {"name": "a", "when": {"signal": {"name": "cot_elicitation", "above": 0.5}}, "action": "block"}]}).value)
+
+
+@pytest.mark.parametrize("name", sorted(LIVE))
+def test_a_rule_on_each_live_signal_fires_with_the_real_classifier(name):
+    p = parse_policy({"rules": [{"name": f"r-{name}", "when": {"signal": {"name": name, "above": 0.8}},
+                                 "action": "block"}]})
+    hit = evaluate(p, snap_with([]), RequestFacts("a", score=real(LIVE[name])), now=NOW)
+    assert hit.decided == "block" and hit.reasons == [f"rule r-{name}: block"]
+    assert evaluate(p, snap_with([]), RequestFacts("a", score=real(BENIGN)), now=NOW).decided == "allow"
+    # a prompt written for another signal does not trip this one (each rule reads its own score)
+    other = LIVE["sig_cap_vision" if name != "sig_cap_vision" else "sig_reward_grading"]
+    assert evaluate(p, snap_with([]), RequestFacts("a", score=real(other)), now=NOW).decided == "allow"
+
+
 def test_rules_on_live_signals_and_account_facts():
     p = parse_policy({"rules": [
-        {"name": "cot-new-edu", "when": {"signal": {"name": "sig_cot", "above": 0.7}, "account_age_days_below": 7,
-                                        "pathway_in": ["education"]}, "action": "require_verification",
-         "error_code": "verification_required"},
+        {"name": "cot-new-edu", "when": {"signal": {"name": "sig_cot_elicitation", "above": 0.7},
+                                        "account_age_days_below": 7, "pathway_in": ["education"]},
+         "action": "require_verification", "error_code": "verification_required"},
         {"name": "region", "when": {"region_in": ["xx"]}, "action": "block"},
         {"name": "low-verif", "when": {"verification_below": 1}, "action": "protect_reasoning", "shadow": True}]})
     young = AccountInfo("o", NOW - 2 * 86400, "education", 0, "US", "active", None)
     old = AccountInfo("o", NOW - 30 * 86400, "education", 2, "US", "active", None)
-    hot = RequestFacts("a", account=young, score=lambda: {"sig_cot": 0.9})
-    d = evaluate(p, snap_with([]), hot, now=NOW)
+    d = evaluate(p, snap_with([]), RequestFacts("a", account=young, score=real(COT)), now=NOW)
     assert d.decided == "require_verification" and d.error_code == "verification_required"
     assert not d.protect and any(r.startswith("shadow rule low-verif") for r in d.reasons)
-    assert evaluate(p, snap_with([]), RequestFacts("a", account=old, score=lambda: {"sig_cot": 0.9}), now=NOW).decided == "allow"
-    # no classifier installed: the signal is unavailable, so the rule does not fire
+    assert evaluate(p, snap_with([]), RequestFacts("a", account=young, score=real(BENIGN)), now=NOW).decided == "allow"
+    assert evaluate(p, snap_with([]), RequestFacts("a", account=old, score=real(COT)), now=NOW).decided == "allow"
+    # no classifier answer: the signal is unavailable, so the rule does not fire
     assert evaluate(p, snap_with([]), RequestFacts("a", account=young, score=lambda: None), now=NOW).decided == "allow"
     calls = []
-    lazy = RequestFacts("a", account=old, score=lambda: calls.append(1) or {"sig_cot": 1.0})
-    evaluate(p, snap_with([]), lazy, now=NOW)
+    evaluate(p, snap_with([]), RequestFacts("a", account=old, score=real(COT, calls)), now=NOW)
     assert calls == []  # cheaper conditions failed first: the classifier never ran
+    evaluate(p, snap_with([]), RequestFacts("a", account=young, score=real(COT, calls)), now=NOW)
+    assert calls == [COT]
     assert evaluate(p, snap_with([]), RequestFacts("a", account=old, country="XX"), now=NOW).decided == "block"
 
 
@@ -145,3 +206,15 @@ def test_enforcement_source_reads_store_tables_and_files(tmp_path):
     with pytest.raises(ConfigError) as e:
         EnforcementSource(None, enforcement_file=bad).load()
     assert ":2:" in str(e.value)
+
+
+def test_an_empty_policy_file_is_refused_not_installed(tmp_path):
+    """A reload that lands between an editor's truncate and its write must keep the rules in force."""
+    f = tmp_path / "policy.yaml"
+    f.write_text("rules: [{name: r, when: {region_in: [XX]}, action: block}]\n")
+    h = PolicyHolder(f)
+    f.write_text("")
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert h.check() is False and "empty" in h.last_error and [r.name for r in h.policy.rules] == ["r"]
+    f.write_text("{}\n")
+    assert h.check() is True and h.policy.rules == []

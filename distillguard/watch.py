@@ -1,0 +1,293 @@
+"""`distillguard watch`: the loop that turns live traffic into enforcement in every gateway.
+
+Each tick: (1) bring what the gateways recorded into the store — the Redis stream through the
+writer (acknowledged only once written, parts keyed by stream ids) or spool segments no gateway
+holds; (2) score only the exchange parts not scored yet (one ``exchange_signals`` part per
+exchange part, keyed by its path, so a re-scored part replaces its rows instead of doubling
+them); (3) every ``interval`` run detection, write recommendations and the enforcement the
+policy applies by itself, send alerts; (4) publish the enforcement snapshot to Redis as a new
+version, which every gateway replica polls (``enforcement_redis_url``) and applies within its
+``reload_seconds``.
+
+Offsets are crash-safe without a separate log: the state file (written atomically after each
+step) records which exchange parts were scored, and the stream writer's own acknowledgements
+record what was stored; a crash between a write and its record repeats the step, and every
+repeated write lands on the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+
+log = logging.getLogger("distillguard.watch")
+
+STATE_FILE = "watch/state.json"
+DEFAULT_PREFIX = "distillguard:enforcement"
+
+
+@dataclass
+class WatchOptions:
+    interval_seconds: float = 300.0
+    #: Redis stream the gateways record to (``recorder.mode: redis``); None = spool mode.
+    redis_url: str | None = None
+    stream: str = "distillguard:exchanges"
+    group: str = "distillguard-writer"
+    consumer: str = "watch-1"
+    spool_dir: Path | None = None
+    #: Where the enforcement snapshot is published for gateway replicas (None = store files only).
+    publish_url: str | None = None
+    publish_prefix: str = DEFAULT_PREFIX
+    scan_config: Path | None = None
+
+
+@dataclass
+class TickReport:
+    recorded: int = 0
+    scored: int = 0
+    detected: bool = False
+    campaigns: int = 0
+    published_version: int | None = None
+    alerts: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------- state
+def load_state(store) -> dict:
+    p = store.path / STATE_FILE
+    if not p.exists():
+        return {"signals": {}, "adopted": False, "last_detect": 0.0, "published": None}
+    return orjson.loads(p.read_bytes())
+
+
+def save_state(store, state: dict) -> None:
+    """Atomic: a crash leaves the old state or the new, never half of one."""
+    p = store.path / STATE_FILE
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(orjson.dumps(state))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+
+
+def _fp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+# ---------------------------------------------------------------------------------------- steps
+def follow_stream(store, opts: WatchOptions, stop: threading.Event) -> threading.Thread:
+    """The stream writer, in a thread for the life of the watch (it holds half-finished requests in memory)."""
+    from distillguard.gateway.writer import run_writer
+
+    def run():
+        try:
+            run_writer(store, opts.redis_url, opts.stream, opts.group, opts.consumer, batch_seconds=1.0, stop=stop)
+        except Exception:  # noqa: BLE001 - logged; the next watch start resumes from the unacknowledged entries
+            log.exception("stream writer stopped")
+
+    t = threading.Thread(target=run, name="watch-writer", daemon=True)
+    t.start()
+    return t
+
+
+def compact(store, opts: WatchOptions) -> int:
+    from distillguard.gateway.recorder import compact_spool
+
+    spool = opts.spool_dir or store.path / "spool"
+    return compact_spool(spool, store) if spool.exists() else 0
+
+
+def score_new(store, state: dict) -> int:
+    """Signals for exchange parts not scored yet (or changed since); returns exchanges scored."""
+    from distillguard.signals.score import _resolve, input_columns, output_schema, score_batch
+
+    files = store.exchange_files()
+    seen: dict = state.setdefault("signals", {})
+    root = store.path
+    if not state.get("adopted"):
+        # Signals a scan (or `distillguard signals`) already computed are kept for the parts they cover.
+        state["adopted"] = True
+        sig = sorted((root / "tables" / "exchange_signals").glob("*.parquet"))
+        if sig:
+            newest = max(p.stat().st_mtime_ns for p in sig)
+            for f in files:
+                if f.stat().st_mtime_ns <= newest:
+                    seen[str(f.relative_to(root))] = _fp(f)
+        save_state(store, state)
+    dets = _resolve(None)
+    cols, schema = input_columns(dets), output_schema(dets)
+    n = 0
+    for f in files:
+        rel = str(f.relative_to(root))
+        fp = _fp(f)
+        if seen.get(rel) == fp:
+            continue
+        parts = [score_batch(b, dets) for b in store.exchange_batches(columns=cols, files=[f]) if b.num_rows]
+        tab = pa.Table.from_batches(parts, schema=schema) if parts else schema.empty_table()
+        key = "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
+        store.append_table("exchange_signals", tab, key=key)  # same part → same key: replaced, never doubled
+        seen[rel] = fp
+        save_state(store, state)
+        n += tab.num_rows
+    return n
+
+
+def detect(store, cfg, now: datetime | None = None) -> tuple[int, list[str]]:
+    """Detection over the store, then recommendations, enforcement and alerts; returns (campaigns, alerted)."""
+    from distillguard.alerts import alert_store
+    from distillguard.scan.run import run_scan, write_tables
+
+    res = run_scan(store, cfg, signals="never")
+    write_tables(store, res, cfg, now=now)
+    return len(res.campaigns), alert_store(store, cfg.alerts)
+
+
+def snapshot_blob(store) -> bytes:
+    """The enforcement and cluster rows the gateway applies, as one JSON document."""
+    out = {}
+    for name in ("enforcement", "account_clusters"):
+        out[name] = store.read_table(name).to_pylist() if store.has_table(name) else []
+    return orjson.dumps(out, default=str)
+
+
+def publish(store, url: str, prefix: str = DEFAULT_PREFIX, last_hash: str | None = None) -> tuple[int | None, str]:
+    """A new snapshot version in Redis when the decisions changed (gateways poll ``<prefix>:version``)."""
+    import redis
+
+    blob = snapshot_blob(store)
+    h = hashlib.sha256(blob).hexdigest()
+    if h == last_hash:
+        return None, h
+    r = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        version = int(r.incr(f"{prefix}:seq"))
+        pipe = r.pipeline(transaction=True)  # snapshot and version move together
+        pipe.set(f"{prefix}:snapshot", orjson.dumps({"version": version, "published_at": time.time(),
+                                                      "data": orjson.Fragment(blob)}))
+        pipe.set(f"{prefix}:version", version)
+        pipe.execute()
+        r.publish(f"{prefix}:updates", version)
+    finally:
+        r.close()
+    return version, h
+
+
+def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False) -> TickReport:
+    rep = TickReport()
+    t = time.perf_counter()
+    if opts.redis_url is None:
+        rep.recorded = compact(store, opts)
+    rep.seconds["record"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rep.scored = score_new(store, state)
+    rep.seconds["signals"] = time.perf_counter() - t
+    due = time.time() - float(state.get("last_detect") or 0) >= opts.interval_seconds
+    if (force_detect or due) and store.has_exchanges():
+        t = time.perf_counter()
+        rep.campaigns, rep.alerts = detect(store, cfg)
+        rep.detected = True
+        state["last_detect"] = time.time()
+        save_state(store, state)
+        rep.seconds["detect"] = time.perf_counter() - t
+    if opts.publish_url and store.has_table("enforcement"):
+        version, h = publish(store, opts.publish_url, opts.publish_prefix, state.get("published"))
+        if version is not None:
+            rep.published_version = version
+            state["published"] = h
+            save_state(store, state)
+    return rep
+
+
+def run_watch(store, opts: WatchOptions, stop: threading.Event | None = None, poll_seconds: float = 5.0,
+              on_tick=None) -> None:
+    """Tick every ``poll_seconds`` (recording and signals), detecting every ``opts.interval_seconds``."""
+    from distillguard.scan.config import load_config
+
+    cfg = load_config(opts.scan_config)
+    stop = stop or threading.Event()
+    writer = follow_stream(store, opts, stop) if opts.redis_url else None
+    state = load_state(store)
+    try:
+        while not stop.is_set():
+            rep = tick(store, opts, state, cfg)
+            if on_tick:
+                on_tick(rep)
+            if rep.detected or rep.published_version:
+                log.info("watch tick", extra={"scored": rep.scored, "campaigns": rep.campaigns,
+                                              "published_version": rep.published_version,
+                                              "alerts": len(rep.alerts), "seconds": rep.seconds})
+            stop.wait(poll_seconds)
+    finally:
+        stop.set()
+        if writer is not None:
+            writer.join(15)
+
+
+def read_published(url: str, prefix: str = DEFAULT_PREFIX) -> dict | None:
+    """The newest published snapshot (for the gateway and for tests)."""
+    import redis
+
+    r = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        raw = r.get(f"{prefix}:snapshot")
+    finally:
+        r.close()
+    return orjson.loads(raw) if raw else None
+
+
+
+def register(app) -> None:
+    import typer
+
+    @app.command("watch")
+    def watch(
+        store: Path = typer.Option(..., "--store", "-s", help="Store the gateways record into."),
+        interval: float = typer.Option(5.0, "--interval", help="Minutes between detection runs."),
+        redis_url: str = typer.Option(None, "--redis-url", help="Follow the gateways' Redis stream (else the spool)."),
+        stream: str = typer.Option("distillguard:exchanges", "--stream"),
+        group: str = typer.Option("distillguard-writer", "--group"),
+        consumer: str = typer.Option("watch-1", "--consumer"),
+        spool: Path = typer.Option(None, "--spool", help="Spool directory (default STORE/spool)."),
+        publish_redis: str = typer.Option(None, "--publish-redis",
+                                          help="Publish each enforcement snapshot here for gateway replicas."),
+        prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix", help="Redis key prefix of the published snapshot."),
+        config: Path = typer.Option(None, "--config", "-c", help="Scan config YAML (thresholds, enforcement, alerts)."),
+        poll: float = typer.Option(5.0, "--poll", help="Seconds between recording/signals steps."),
+        once: bool = typer.Option(False, "--once", help="One tick with detection, then exit."),
+    ) -> None:
+        """Follow what the gateways record, detect every --interval minutes, publish decisions to every replica."""
+        from rich.console import Console
+
+        from distillguard.gateway.logs import setup_logging
+        from distillguard.scan.config import load_config
+        from distillguard.store import Store
+
+        setup_logging("info")
+        opts = WatchOptions(interval_seconds=interval * 60, redis_url=redis_url, stream=stream, group=group,
+                            consumer=consumer, spool_dir=spool, publish_url=publish_redis, publish_prefix=prefix,
+                            scan_config=config)
+        st = Store(store, create=True)
+        if once:
+            if redis_url:
+                from distillguard.gateway.writer import run_writer
+
+                run_writer(st, redis_url, stream, group, consumer, batch_seconds=1.0, once=True)
+            rep = tick(st, opts, load_state(st), load_config(config), force_detect=True)
+            Console().print_json(orjson.dumps(rep.__dict__, default=str).decode())
+            return
+        try:
+            run_watch(st, opts, poll_seconds=poll)
+        except KeyboardInterrupt:
+            return
