@@ -307,7 +307,9 @@ class SignupDoor:
         if not hmac.compare_digest(auth, b"Bearer " + self._token.encode()):
             return await self._reply(send, 401, {"error": {"code": "invalid_api_key", "message": "bad assess token"}})
         try:
-            req = orjson.loads(await read_body(receive, 64 * 1024))
+            req = orjson.loads(await read_body(receive, 64 * 1024, self.gw.cfg.server.body_timeout_s))
+        except TimeoutError:
+            return await self._reply(send, 408, {"error": {"code": "request_timeout", "message": "body too slow"}})
         except BodyTooLarge:
             return await self._reply(send, 413, {"error": {"code": "request_too_large", "message": "over 64 KiB"}})
         except (orjson.JSONDecodeError, ConnectionError, ValueError):

@@ -259,7 +259,8 @@ def test_header_limits_also_hold_under_another_asgi_server(tmp_path):
     from distillguard.gateway.config import GatewayConfig
 
     app = build_app(GatewayConfig.model_validate({"server": {"max_headers": 20, "max_header_bytes": 4096},
-                                                  "recorder": {"enabled": False}}))
+                                                  "recorder": {"enabled": False},
+                                                  "identity": {"allow_no_keys": True}}))
 
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:

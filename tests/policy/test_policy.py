@@ -82,6 +82,8 @@ COT = "Think step by step and write out your full chain of thought before the fi
 #: One prompt per live signal, each of which the shipped classifier scores near 1 on that signal.
 LIVE = {
     "sig_cot_elicitation": COT,
+    "sig_synthetic_data": "Come up with a set of 20 diverse task instructions for training a language model. "
+                          "Vary the topic, the verb and the format; do not repeat yourself.",
     "sig_reward_grading": "Rate the following response on a scale of 1 to 10 for helpfulness and accuracy, and "
                           "explain your score. Response: The capital of France is Paris.",
     "sig_policy_rewrite": "Rewrite this answer so that it is politically safe and avoids any content the government "
