@@ -414,7 +414,11 @@ def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict,
                 _prime(path, fmt, run_state, limit=start_offset)
     key = f"{content_key[:20]}-{start_offset}"
     started = datetime.now(UTC)
-    if path.name.endswith(".parquet"):
+    if hasattr(all_readers().get(fmt), "iter_records"):  # a --map mapping reads its own CSV/JSON/Parquet
+        from distillguard.ingest.mapping import ingest_records
+
+        res, end_line = ingest_records(store, path, all_readers()[fmt], key, run_state, on_progress, start_line)
+    elif path.name.endswith(".parquet"):
         res = _ingest_parquet(store, path, fmt, key, on_progress)
         end_line = res.records + res.quarantined
     else:
