@@ -6,7 +6,7 @@ DG     := $(VENV)/bin/distillguard
 DEMO   ?= demo-out
 EXTRAS := detect,gateway,console,intel,dev
 
-.PHONY: install test lint demo clean console gateway-demo
+.PHONY: install test lint demo clean console gateway-demo nginx
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(VENV)/.installed
 lint: install
 	$(PY) -m ruff check .
 
-test: install lint
+# NGINX (Debian package) for the check-service test; installed when we may, else that test skips and says why.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  { test "$$(id -u)" = 0 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light; } || \
+	  echo "nginx not installed: tests/gateway/test_check_nginx.py will skip (apt-get install nginx-light)"
+
+test: install lint nginx
 	$(PY) -m pytest -n 2 --durations=15
 
 demo: install

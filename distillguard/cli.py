@@ -40,7 +40,7 @@ STAGE_EXTRAS = {
     "distillguard.signals.cli": ("detect", ["classify", "signals"]),
     "distillguard.scan.cli": ("detect", ["scan"]),
     "distillguard.gateway.cli": ("gateway", ["gateway", "mock-upstream", "gateway-demo", "gateway-keys",
-                                             "gateway-compact", "gateway-writer"]),
+                                             "gateway-compact", "gateway-writer", "gateway-check"]),
     "distillguard.console.cli": ("console", ["console", "console-hash"]),
     "distillguard.intel.cli": ("intel", ["intel"]),
 }

@@ -43,6 +43,30 @@ def register(app: typer.Typer) -> None:
                     timeout_keep_alive=75, timeout_graceful_shutdown=int(cfg.server.graceful_timeout_s) or None,
                     backlog=4096)
 
+    @app.command("gateway-check")
+    def gateway_check(
+        config: Path = typer.Option(None, "--config", "-c", help="Gateway YAML (the same file the inline gateway reads)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store: accounts, enforcement, clusters."),
+        port: int = typer.Option(None, "--port", "-p", help="Listen port (default 8080)."),
+        host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
+        policy: Path = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded)."),
+        keys_file: Path = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add)."),
+    ) -> None:
+        """Serve allow / deny / throttle checks for Envoy ext_authz (/envoy/...) and NGINX auth_request (/nginx/auth)."""
+        import uvicorn
+
+        from distillguard.gateway.check import build_check_app
+        from distillguard.gateway.config import load_config
+        from distillguard.gateway.logs import setup_logging
+
+        cfg = load_config(config, **{"store": str(store) if store else None, "server.port": port,
+                                     "server.host": host, "policy": str(policy) if policy else None,
+                                     "identity.keys_file": str(keys_file) if keys_file else None})
+        cfg.recorder.enabled = False  # the check service never sees the reply; the gateway's own logs are ingested
+        setup_logging(cfg.logging.level)
+        uvicorn.run(build_check_app(cfg), host=cfg.server.host, port=cfg.server.port, lifespan="on",
+                    access_log=False, proxy_headers=False, log_level="warning", server_header=False)
+
     @app.command("mock-upstream")
     def mock_upstream(
         port: int = typer.Option(18000, "--port", "-p"),
