@@ -54,6 +54,8 @@ class CheckResult:
     retry_after: float = 0.0
     reasons: list[str] = field(default_factory=list)
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: The limiter buckets this request took from, so a caller that sees the reply can charge its tokens.
+    buckets: list | None = None
 
     def to_dict(self) -> dict:
         return {"action": self.action, "status": self.status, "code": self.code, "decided": self.decided,
@@ -94,6 +96,7 @@ async def decide(gw, account_id: str, org_id: str | None, api: str, req: Request
                                  ("cluster", cluster, lim_cfg.cluster), ("ip24", net, lim_cfg.ip24),
                                  ("pathway", pathway, plim)], est_tokens,
                        lim_cfg.throttle_factor if decision.throttle_enforced else 1.0)
+        res.buckets = buckets
         try:
             verdict = await gw.limiter.acquire(buckets) if gw.limiter.is_async else gw.limiter.acquire(buckets)
         except LimiterUnavailable:
