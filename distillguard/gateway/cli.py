@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from distillguard.errors import DistillguardError
+from distillguard.ui import make_console
 
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -100,11 +100,18 @@ def register(app: typer.Typer) -> None:
         key: str = typer.Option(None, "--key", help="Use this key instead of generating one (e.g. existing keys)."),
         key_id: str = typer.Option(None, "--key-id", help="Identifier recorded in exchanges (default from the hash)."),
         pepper_env: str = typer.Option("DISTILLGUARD_KEY_PEPPER", help="Environment variable holding the pepper."),
+        as_json: bool = typer.Option(False, "--json", help="Print {key_id, account, key} as JSON (key only when generated)."),
     ) -> None:
         """Add an API key (stored only as HMAC-SHA256 with the pepper); prints a generated key once."""
         from distillguard.gateway.identity import add_key, pepper_from_env
 
         k, kid = add_key(keys_file, account, org, pepper_from_env(pepper_env), key=key, key_id=key_id)
+        if as_json:
+            from distillguard.ui import print_json
+
+            print_json({"key_id": kid, "account": account, "org": org, "keys_file": str(keys_file),
+                        "key": k if key is None else None})
+            return
         if key is None:
             out.print(k)
         console.print(f"added {kid} for account {account} to {keys_file}")
@@ -131,6 +138,7 @@ def register(app: typer.Typer) -> None:
         consumer: str = typer.Option("writer-1", "--consumer"),
         batch_seconds: float = typer.Option(5.0, help="Write a Parquet part at least this often."),
         once: bool = typer.Option(False, "--once", help="Drain what is in the stream now and exit."),
+        as_json: bool = typer.Option(False, "--json", help="Print {exchanges, store} as JSON when done."),
     ) -> None:
         """Consume the gateways' Redis stream of exchanges into the store (production recording)."""
         from distillguard.gateway.writer import run_writer
@@ -142,4 +150,9 @@ def register(app: typer.Typer) -> None:
             return
         except OSError as e:
             raise DistillguardError(f"cannot reach Redis at {redis_url}: {e}") from None
+        if as_json:
+            from distillguard.ui import print_json
+
+            print_json({"exchanges": n, "store": str(store)})
+            return
         out.print(f"wrote {n:,} exchanges into {store}")
