@@ -90,6 +90,8 @@ def ingest(
     if map_file is not None:
         from distillguard.ingest.mapping import load_mapping
 
+        if fmt != "auto":
+            raise DistillguardError("pass either --map FILE or --format, not both (a mapping is its own format)")
         fmt = load_mapping(map_file).name
     if fmt != "auto" and fmt not in all_readers():
         raise DistillguardError(f"unknown --format {fmt!r}; choose from auto, {', '.join(sorted(all_readers()))}")
