@@ -121,3 +121,15 @@ def test_cli_map_option(tmp_path):
     r = subprocess.run([sys.executable, "-m", "distillguard", "ingest", str(MAPS / "flat_gateway.jsonl"),
                         "--map", str(bad), "--store", str(tmp_path / "s2")], capture_output=True, text=True)
     assert r.returncode == 2 and "fields.nope" in r.stdout + r.stderr
+
+
+def test_grown_file_resumes_and_rerun_is_idempotent(store, tmp_path):
+    name = _map(tmp_path, {"name": "grow", "fields": {"account_id": "a", "ts": "t", "prompt": "p"}})
+    src = tmp_path / "log.jsonl"
+    src.write_text('{"a": "x", "t": 1772446504, "p": "one"}\n{"a": "y", "t": 1772446505, "p": "two"}\n')
+    assert ingest_paths(store, [src], fmt=name).records == 2
+    with open(src, "a") as fh:
+        fh.write('{"a": "z", "t": 1772446506, "p": "three"}\n')
+    assert ingest_paths(store, [src], fmt=name).records == 1  # only the new line
+    assert ingest_paths(store, [src], fmt=name).records == 0  # unchanged: skipped
+    assert sorted(r["prompt"] for r in rows_by_id(store).values()) == ["one", "three", "two"]
