@@ -241,7 +241,3 @@ def _finish(gw, rec: dict, t0: float, status: int, res: CheckResult, info, rw) -
             rec["reasoning_text"] = rw.returned_reasoning if rw is not None else (info.reasoning_text or None)
     if gw.cfg.recorder.enabled:
         gw.recorder.end(rec)
-
-
-#: For ``litellm_settings: callbacks: [distillguard.integrations.litellm.callback]`` (config from the environment).
-callback = DistillguardGuardrail(default_on=True, event_hook=["pre_call", "post_call"])
