@@ -6,7 +6,7 @@ DG     := $(VENV)/bin/distillguard
 DEMO   ?= demo-out
 EXTRAS := detect,gateway,console,intel,dev
 
-.PHONY: install test lint demo clean console gateway-demo
+.PHONY: install test lint demo clean console gateway-demo nginx litellm
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(VENV)/.installed
 lint: install
 	$(PY) -m ruff check .
 
-test: install lint
+# NGINX (Debian package) for the check-service test; installed when we may, else that test skips and says why.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  { test "$$(id -u)" = 0 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light; } || \
+	  echo "nginx not installed: tests/gateway/test_check_nginx.py will skip (apt-get install nginx-light)"
+
+test: install lint nginx
 	$(PY) -m pytest -n 2 --durations=15
 
 demo: install
@@ -44,5 +50,13 @@ gateway-demo: install
 	test -f $(DEMO)/store/store.json || $(DG) ingest tests/data --store $(DEMO)/store || test $$? -eq 3
 	$(DG) gateway-demo --store $(DEMO)/store
 
+# LiteLLM's proxy in its own environment (it pins older rich/websockets than ours); the LiteLLM guardrail
+# test (tests/integrations) uses .venv-litellm/bin/litellm and skips, saying so, when it is absent.
+litellm: .venv-litellm/.installed
+.venv-litellm/.installed: pyproject.toml
+	test -x .venv-litellm/bin/python || $(PYTHON) -m venv .venv-litellm
+	.venv-litellm/bin/python -m pip install -q -e '.[litellm]' --config-settings editable_mode=compat
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) .venv-litellm $(DEMO) .pytest_cache

@@ -40,7 +40,7 @@ STAGE_EXTRAS = {
     "distillguard.signals.cli": ("detect", ["classify", "signals"]),
     "distillguard.scan.cli": ("detect", ["scan"]),
     "distillguard.gateway.cli": ("gateway", ["gateway", "mock-upstream", "gateway-demo", "gateway-keys",
-                                             "gateway-compact", "gateway-writer"]),
+                                             "gateway-compact", "gateway-writer", "gateway-check"]),
     "distillguard.watch": ("detect", ["watch"]),
     "distillguard.console.cli": ("console", ["console", "console-hash"]),
     "distillguard.intel.cli": ("intel", ["intel"]),
@@ -76,6 +76,8 @@ def ingest(
     store: Path = StoreOpt,
     fmt: str = typer.Option("auto", "--format", "-f",
                             help="auto, native, accounts, openai, anthropic, litellm, otel or quarantine (auto sniffs each file)."),
+    map_file: Path | None = typer.Option(None, "--map", help="A YAML mapping file for your own log format "
+                                         "(JSONL, JSON, CSV or Parquet); see docs/ingest.md."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Read provider logs into the store; bad records go to quarantine with line numbers and reasons.
@@ -86,6 +88,12 @@ def ingest(
     from distillguard.ingest.registry import all_readers
     from distillguard.store import Store
 
+    if map_file is not None:
+        from distillguard.ingest.mapping import load_mapping
+
+        if fmt != "auto":
+            raise DistillguardError("pass either --map FILE or --format, not both (a mapping is its own format)")
+        fmt = load_mapping(map_file).name
     if fmt != "auto" and fmt not in all_readers():
         raise DistillguardError(f"unknown --format {fmt!r}; choose from auto, {', '.join(sorted(all_readers()))}")
     st = Store(store, create=True)

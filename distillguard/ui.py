@@ -27,3 +27,10 @@ def make_console(*, stderr: bool = False) -> Console:
 def plain(text: object) -> str:
     """Escape text so Rich prints it verbatim."""
     return escape(str(text))
+
+
+def print_json(obj: object) -> None:
+    """One JSON document on stdout, for scripts (`--json`); never styled, never wrapped."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
+from distillguard.ui import make_console
+
+console = make_console(stderr=True)
+out = make_console()
 
 HEADLINE = ("account_precision", "account_recall", "account_f1", "auc_pr", "campaign_recall", "campaign_purity",
             "benign_account_fpr")
@@ -113,6 +114,7 @@ def register(app: typer.Typer) -> None:
         daily_threshold: int = typer.Option(None, "--daily-threshold",
                                             help="Flag an account on the day it reaches this many requests "
                                                  "(default: the busiest 1% of accounts' peak day)."),
+        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
     ) -> None:
         """The detector a provider without distillguard has: a per-account daily volume threshold."""
         from distillguard.bench.baseline import baseline_meta, baseline_results
@@ -123,5 +125,10 @@ def register(app: typer.Typer) -> None:
         th = int(t.schema.metadata[b"daily_threshold"])
         write_results(out_dir, t, baseline_meta(th))
         n = sum(1 for v in t["flagged"].to_pylist() if v)
+        if as_json:
+            from distillguard.ui import print_json
+
+            print_json({"flagged_accounts": n, "accounts": t.num_rows, "daily_threshold": th, "out": str(out_dir)})
+            return
         out.print(f"baseline flagged {n:,} of {t.num_rows:,} accounts (>= {th:,} requests/day); "
                   f"results in {out_dir}")

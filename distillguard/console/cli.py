@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from distillguard.ui import make_console
+
 
 def register(app: typer.Typer) -> None:
     @app.command("console")
@@ -27,14 +29,13 @@ def register(app: typer.Typer) -> None:
 
         Without users or tokens in the config, a one-time admin token is printed at start-up.
         """
-        from rich.console import Console
 
         from distillguard.console import aggregates as agg
         from distillguard.console.config import Token, hash_secret, load_settings
         from distillguard.errors import ConfigError
         from distillguard.store import Store
 
-        err = Console(stderr=True)
+        err = make_console(stderr=True)
         if rebuild not in ("auto", "always", "never"):
             raise ConfigError(f"--rebuild must be auto, always or never, not {rebuild!r}")
         settings = load_settings(config, host=host, port=port)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from distillguard.errors import DistillguardError
+from distillguard.ui import make_console
 
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +42,30 @@ def register(app: typer.Typer) -> None:
         setup_logging(cfg.logging.level)
         app = build_app(cfg)
         uvicorn.Server(uvicorn_config(app, cfg.server)).run()
+
+    @app.command("gateway-check")
+    def gateway_check(
+        config: Path = typer.Option(None, "--config", "-c", help="Gateway YAML (the same file the inline gateway reads)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store: accounts, enforcement, clusters."),
+        port: int = typer.Option(None, "--port", "-p", help="Listen port (default 8080)."),
+        host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
+        policy: Path = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded)."),
+        keys_file: Path = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add)."),
+    ) -> None:
+        """Serve allow / deny / throttle checks for Envoy ext_authz (/envoy/...) and NGINX auth_request (/nginx/auth)."""
+        import uvicorn
+
+        from distillguard.gateway.check import build_check_app
+        from distillguard.gateway.config import load_config
+        from distillguard.gateway.logs import setup_logging
+
+        cfg = load_config(config, **{"store": str(store) if store else None, "server.port": port,
+                                     "server.host": host, "policy": str(policy) if policy else None,
+                                     "identity.keys_file": str(keys_file) if keys_file else None})
+        cfg.recorder.enabled = False  # the check service never sees the reply; the gateway's own logs are ingested
+        setup_logging(cfg.logging.level)
+        uvicorn.run(build_check_app(cfg), host=cfg.server.host, port=cfg.server.port, lifespan="on",
+                    access_log=False, proxy_headers=False, log_level="warning", server_header=False)
 
     @app.command("mock-upstream")
     def mock_upstream(
@@ -79,6 +103,7 @@ def register(app: typer.Typer) -> None:
         pepper_file: Path = typer.Option(None, "--pepper-file",
                                          help="Pepper file used when the variable is unset; generated (mode 600) "
                                               "if absent. Default: KEYS_FILE.pepper."),
+        as_json: bool = typer.Option(False, "--json", help="Print {key_id, account, key} as JSON (key only when generated)."),
     ) -> None:
         """Add an API key (stored only as HMAC-SHA256 with the pepper); prints a generated key once."""
         from distillguard.gateway.identity import add_key
@@ -89,6 +114,12 @@ def register(app: typer.Typer) -> None:
             console.print(f"generated a key pepper in {pepper.source[5:-12]} (mode 600); the gateway reads it from "
                           f"there unless {pepper_env} is set. Back it up: without it no key matches.")
         k, kid = add_key(keys_file, account, org, pepper.secret, key=key, key_id=key_id)
+        if as_json:
+            from distillguard.ui import print_json
+
+            print_json({"key_id": kid, "account": account, "org": org, "keys_file": str(keys_file),
+                        "key": k if key is None else None})
+            return
         if key is None:
             out.print(k)
         console.print(f"added {kid} for account {account} to {keys_file}")
@@ -125,6 +156,7 @@ def register(app: typer.Typer) -> None:
         consumer: str = typer.Option("writer-1", "--consumer"),
         batch_seconds: float = typer.Option(5.0, help="Write a Parquet part at least this often."),
         once: bool = typer.Option(False, "--once", help="Drain what is in the stream now and exit."),
+        as_json: bool = typer.Option(False, "--json", help="Print {exchanges, store} as JSON when done."),
     ) -> None:
         """Consume the gateways' Redis stream of exchanges into the store (production recording)."""
         from distillguard.gateway.writer import run_writer
@@ -136,4 +168,9 @@ def register(app: typer.Typer) -> None:
             return
         except OSError as e:
             raise DistillguardError(f"cannot reach Redis at {redis_url}: {e}") from None
+        if as_json:
+            from distillguard.ui import print_json
+
+            print_json({"exchanges": n, "store": str(store)})
+            return
         out.print(f"wrote {n:,} exchanges into {store}")

@@ -332,7 +332,13 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
     # Otherwise new, or rewritten/rotated (prefix differs): read whole; ids deduplicate.
     key = _file_key(path, start_offset)
     started = datetime.now(UTC)
-    if path.name.endswith(".parquet"):
+    if hasattr(all_readers().get(fmt), "iter_records"):  # a --map mapping reads its own CSV/JSON/Parquet
+        from distillguard.ingest.mapping import ingest_records
+
+        res, end_line = ingest_records(store, path, all_readers()[fmt], key, run_state, on_progress, index,
+                                       start_line)
+        end_offset = size
+    elif path.name.endswith(".parquet"):
         res = _ingest_parquet(store, path, fmt, key, on_progress, index)
         end_line, end_offset = res.records + res.quarantined, size
     else:

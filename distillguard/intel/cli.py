@@ -9,16 +9,16 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from distillguard.errors import DistillguardError
+from distillguard.ui import make_console
 
 intel_app = typer.Typer(name="intel", help="Indicator sharing: STIX 2.1 export/import, matching, TAXII 2.1.",
                         no_args_is_help=True)
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
 
 StoreOpt = typer.Option(..., "--store", "-s", help="Store directory.")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables.")
@@ -41,7 +41,8 @@ def _store(path: Path):
 
 @intel_app.command("keygen")
 def keygen(out_file: Path = typer.Option(..., "--out", "-o", help="Where to write the new key (mode 0600)."),
-           force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+           force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+           as_json: bool = JsonOpt) -> None:
     """Create a new random group key (32 bytes, hex) to distribute to the sharing group out of band."""
     from distillguard.intel.keys import parse_key
 
@@ -51,7 +52,11 @@ def keygen(out_file: Path = typer.Option(..., "--out", "-o", help="Where to writ
     fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(k + "\n")
-    out.print(f"wrote group key to {out_file} · key id {parse_key(k, str(out_file)).key_id}")
+    kid = parse_key(k, str(out_file)).key_id
+    if as_json:
+        _print_json({"key_file": str(out_file), "key_id": kid})  # never the key itself
+        return
+    out.print(f"wrote group key to {out_file} · key id {kid}")
 
 
 @intel_app.command("export")
@@ -233,13 +238,17 @@ def apply_cmd(store: Path = StoreOpt, config: Path = ConfigOpt,
 
 @intel_app.command("publish")
 def publish_cmd(bundle: Path = typer.Argument(..., help="Bundle to publish."), store: Path = StoreOpt,
-                collection: str = typer.Option(None, "--collection", help="Collection id (default collection if omitted).")) -> None:
+                collection: str = typer.Option(None, "--collection", help="Collection id (default collection if omitted)."),
+                as_json: bool = JsonOpt) -> None:
     """Add a bundle's objects to this store's TAXII collection."""
     from distillguard.intel.taxii import DEFAULT_COLLECTION, publish_bundle
 
     if not bundle.is_file():
         raise DistillguardError("bundle file not found", source=str(bundle))
     n = publish_bundle(_store(store), bundle.read_text(), collection or DEFAULT_COLLECTION)
+    if as_json:
+        _print_json({"published": n, "collection": collection or DEFAULT_COLLECTION})
+        return
     out.print(f"published {n} new objects to collection {collection or DEFAULT_COLLECTION}")
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from distillguard.errors import ConfigError
+from distillguard.ui import make_console
 
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
+from distillguard.ui import make_console
+
+console = make_console(stderr=True)
+out = make_console()
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,1 @@
+"""Integrations that run distillguard inside other gateways (LiteLLM)."""
