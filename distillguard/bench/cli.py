@@ -111,6 +111,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="--family: first world seed (worlds use seed … seed+K-1)."),
         replay: bool = typer.Option(True, "--replay/--no-replay", help="--family: scan with --replay so "
                                     "time-to-first-flag is measured (slower)."),
+        coarse: str = typer.Option("72h", "--coarse", help="--family with replay: the scan's replay evaluation "
+                                   "interval (bisected down to its 1h step where a campaign appears)."),
         keep: bool = typer.Option(False, "--keep", help="--family: keep each world's store (default: only "
                                   "results, metrics and the sampled config are kept)."),
         baseline: Path = typer.Option(None, "--baseline", "-b", help="Results to show beside the detector "
@@ -135,7 +137,7 @@ def register(app: typer.Typer) -> None:
             from distillguard.bench.family import run_family
 
             doc = run_family(family, metrics_out, family_name, seed, replay=replay, keep=keep,
-                             on_world=None if as_json else _print_world)
+                             on_world=None if as_json else _print_world, coarse=coarse)
             if as_json:
                 sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
             else:

@@ -27,10 +27,14 @@ from distillguard.sim.run import simulate
 from distillguard.sim.sampler import sample_world
 
 
-def scan_world(world: Path, results: Path, replay: bool) -> dict:
-    """`distillguard scan` with default settings on one world (a child process); its JSON summary."""
+def scan_world(world: Path, results: Path, replay: bool, coarse: str = "72h") -> dict:
+    """`distillguard scan` with default settings on one world (a child process); its JSON summary.
+
+    With ``replay`` the scan runs incrementally (``--replay --coarse COARSE``) so first-flag times exist;
+    the detection settings stay the defaults, only the evaluation grid is coarser than the scan's own.
+    """
     cmd = [sys.executable, "-m", "distillguard", "scan", "--store", str(world), "--out", str(results),
-           "--no-report", "--json"] + (["--replay"] if replay else [])
+           "--no-report", "--json"] + (["--replay", "--coarse", coarse] if replay else [])
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if p.returncode != 0:
         raise DistillguardError(f"scan failed (exit {p.returncode}): {p.stderr.strip()[-800:]}", source=str(world))
@@ -92,8 +96,12 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: bool = True, keep: bool = False,
-               workers: int | None = None, on_world: Callable[[dict], None] | None = None) -> dict:
-    """Sample, simulate, scan and score K worlds (seeds seed … seed+K-1); writes OUT/family.json."""
+               workers: int | None = None, on_world: Callable[[dict], None] | None = None,
+               coarse: str = "72h") -> dict:
+    """Sample, simulate, scan and score K worlds (seeds seed … seed+K-1); writes OUT/family.json.
+
+    Worlds without attackers are scanned once without replay: there is no first flag to time.
+    """
     if k < 1:
         raise DistillguardError("--family: K must be >= 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +116,7 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
         spec = parse_world(raw, f"sampled world {raw['name']}")
         sim = simulate(spec, WORLDS_DIR, wdir / "world", scale=scale, workers=workers)
         (wdir / "sampled_world.yaml").write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
-        scan = scan_world(wdir / "world", wdir / "results", replay)
+        scan = scan_world(wdir / "world", wdir / "results", replay and bool(spec.campaigns), coarse)
         res, _ = read_results(wdir / "results")
         m = score(wdir / "world", res)
         (wdir / "metrics.json").write_text(json.dumps(m, indent=2, default=str) + "\n")
@@ -120,6 +128,7 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
             shutil.rmtree(wdir / "world")
     summary = summarise(rows)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    doc = {"family": family, "seed": seed, "k": k, "replay": replay, "summary": summary, "worlds": rows}
+    doc = {"family": family, "seed": seed, "k": k, "replay": replay, "coarse": coarse if replay else None,
+           "summary": summary, "worlds": rows}
     (out / "family.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return doc
