@@ -60,9 +60,17 @@ def render(m: dict, base: dict | None, name: str, base_name: str | None) -> None
     for persona, v in m["fpr_by_persona"].items():
         p.add_row(persona, _fmt(v), *([_fmt(base["fpr_by_persona"].get(persona))] if base is not None else []))
     out.print(p)
+    r = m["records"]
+    out.print(f"campaign records: {r['count']} ({r['false_records']} hold no attack account); records per true "
+              f"campaign {_fmt(r['records_per_campaign'])} (max {_fmt(r['max_records_per_campaign'])}); true "
+              f"campaigns per record {_fmt(r['campaigns_per_record'])} (max {_fmt(r['max_campaigns_per_record'])})",
+              highlight=False)
 
 
 def _print_world(r: dict) -> None:
+    if "error" in r:
+        out.print(f"{r['world']}: scan failed: {r['error']}", highlight=False)
+        return
     out.print(f"{r['world']}: {r['exchanges']:,} exchanges, {r['true_campaigns']} campaigns · precision "
               f"{_fmt(r['account_precision'])} recall {_fmt(r['account_recall'])} FPR {_fmt(r['benign_account_fpr'])} · "
               f"{r['records']} records ({r['false_records']} false) · worst persona {r['worst_persona']} "
@@ -96,6 +104,8 @@ def render_family(doc: dict) -> None:
         out.print(f"worst persona: {wp['persona']} (FPR {wp['fpr']:.3f} in {wp['world']})")
     out.print(f"no-attacker worlds: {s['no_attacker_worlds']}; campaigns reported on them (expected 0): "
               f"{s['no_attacker_false_campaigns']}")
+    for f in s["failed_worlds"]:
+        out.print(f"[red]scan failed[/] on {f['world']}: {f['error']}")
     out.print(f"{s['worlds']} worlds in {s['wall_seconds']}s (simulate + scan {s['seconds']}s)")
 
 

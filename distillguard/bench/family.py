@@ -106,7 +106,8 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
         raise DistillguardError("--family: K must be >= 1")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rows = []
+    rows: list[dict] = []
+    failed: list[dict] = []
     for i in range(k):
         s = seed + i
         raw, scale = sample_world(s, family)
@@ -116,7 +117,13 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
         spec = parse_world(raw, f"sampled world {raw['name']}")
         sim = simulate(spec, WORLDS_DIR, wdir / "world", scale=scale, workers=workers)
         (wdir / "sampled_world.yaml").write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
-        scan = scan_world(wdir / "world", wdir / "results", replay and bool(spec.campaigns), coarse)
+        try:
+            scan = scan_world(wdir / "world", wdir / "results", replay and bool(spec.campaigns), coarse)
+        except DistillguardError as e:  # one world the scan cannot handle is a finding, not the end of the run
+            failed.append({"world": raw["name"], "seed": s, "error": e.message})
+            if on_world:
+                on_world(failed[-1])
+            continue
         res, _ = read_results(wdir / "results")
         m = score(wdir / "world", res)
         (wdir / "metrics.json").write_text(json.dumps(m, indent=2, default=str) + "\n")
@@ -127,6 +134,7 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
         if not keep:
             shutil.rmtree(wdir / "world")
     summary = summarise(rows)
+    summary["failed_worlds"] = failed
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     doc = {"family": family, "seed": seed, "k": k, "replay": replay, "coarse": coarse if replay else None,
            "summary": summary, "worlds": rows}

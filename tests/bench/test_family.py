@@ -41,3 +41,16 @@ def test_family_of_small_providers_runs_scan(tmp_path):
         d = next(p for p in tmp_path.iterdir() if p.name.endswith(r["world"]))
         assert (d / "results" / "accounts.parquet").exists() and (d / "sampled_world.yaml").exists()
         assert not (d / "world").exists()  # stores are dropped unless --keep
+
+
+def test_a_world_the_scan_rejects_is_reported_not_fatal(tmp_path, monkeypatch):
+    import distillguard.bench.family as fam
+    from distillguard.errors import DistillguardError
+
+    def boom(world, results, replay, coarse="72h"):
+        raise DistillguardError("store has no exchanges", source=str(world))
+
+    monkeypatch.setattr(fam, "scan_world", boom)
+    doc = run_family(1, tmp_path, "small_provider", seed=1, replay=False)
+    assert doc["worlds"] == [] and doc["summary"]["failed_worlds"][0]["world"] == "small_provider-1"
+    assert "no exchanges" in doc["summary"]["failed_worlds"][0]["error"]
