@@ -468,7 +468,7 @@ def _drop(items: list, key: str, names: list[str], what: str, source: str) -> li
     return [i for i in items if i.get(key) not in names]
 
 
-def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
+def read_world_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
     """A world file's mapping with its `extends` resolved (bases first, then the file; cycles are errors)."""
     if p.resolve() in chain:
         raise ConfigError("`extends` forms a cycle: " + " → ".join(c.name for c in (*chain, p)), source=str(p))
@@ -488,7 +488,7 @@ def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
     merged: dict = {}
     for e in ext:
         bp = Path(e) if Path(e).is_absolute() else p.parent / e
-        base = _read_raw(bp if bp.exists() else resolve_config_path(e), (*chain, p.resolve()))
+        base = read_world_raw(bp if bp.exists() else resolve_config_path(e), (*chain, p.resolve()))
         for k in ("extends", "exclude_personas", "exclude_campaigns"):
             base.pop(k, None)
         merged = merge_worlds(merged, base, str(p))
@@ -509,7 +509,7 @@ def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
 def load_world(path: str | Path) -> tuple[WorldSpec, Path]:
     """Parse and validate a world file; returns the spec and the directory relative paths resolve against."""
     p = resolve_config_path(path)
-    raw = _read_raw(p)
+    raw = read_world_raw(p)
     try:
         spec = WorldSpec.model_validate(raw)
     except ValidationError as e:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from distillguard.errors import ConfigError
-from distillguard.sim.config import _read_raw, resolve_config_path
+from distillguard.sim.config import read_world_raw, resolve_config_path
 
 #: family → what it draws; `mixed` picks one of the others per seed with these weights
 FAMILY_WEIGHTS = {"standard": 0.45, "quiet_hydra": 0.2, "small_provider": 0.15, "no_attackers": 0.2}
@@ -30,7 +30,7 @@ SCALE_RANGE = (0.003, 0.01)
 
 
 def _catalogue() -> dict:
-    return _read_raw(resolve_config_path("benign_cohorts"))
+    return read_world_raw(resolve_config_path("benign_cohorts"))
 
 
 def _u(rng, lo, hi) -> float:
