@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
         config: str = typer.Option("default", "--config", "-c",
-                                   help="World YAML file, or the name of a shipped world (default, low_and_slow, "
-                                        "ban_evasion, shared_proxy, later_tactics, heldout_phrasings)."),
+                                   help="World YAML file, or the name of a shipped world (default, benign_cohorts, "
+                                        "cohorts_mixed, low_and_slow, ban_evasion, shared_proxy, later_tactics, "
+                                        "heldout_phrasings)."),
         out_dir: Path = typer.Option(..., "--out", "-o", help="Store directory to create (must hold no exchanges)."),
         seed: int = typer.Option(None, "--seed", help="Override the config's seed (with --randomize: the world's "
                                  "seed; every parameter is drawn from it)."),
