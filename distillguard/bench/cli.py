@@ -78,27 +78,18 @@ def _print_world(r: dict) -> None:
 
 
 def render_family(doc: dict) -> None:
-    t = Table(title=f"family {doc['family']} · K={doc['k']} · seeds {doc['seed']}…{doc['seed'] + doc['k'] - 1}",
-              title_justify="left")
-    cols = ("world", "ex", "camp", "prec", "recall", "FPR", "worst persona", "records", "false", "rec/camp",
-            "camp/rec", "1st flag")
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("world", "worst persona") else "right")
-    for r in doc["worlds"]:
-        t.add_row(r["world"], f"{r['exchanges']:,}", str(r["true_campaigns"]), _fmt(r["account_precision"]),
-                  _fmt(r["account_recall"]), _fmt(r["benign_account_fpr"]),
-                  f"{r['worst_persona']} {_fmt(r['worst_persona_fpr'])}", str(r["records"]), str(r["false_records"]),
-                  _fmt(r["max_records_per_campaign"]), _fmt(r["max_campaigns_per_record"]),
-                  _fmt(r["worst_first_flag_share"]))
-    out.print(t)
+    """The summary over worlds (each world's line was printed as it finished; all of it is in family.json)."""
     s = doc["summary"]
-    st = Table(title="over worlds (worst = min for precision/recall/purity, max otherwise)", title_justify="left")
+    st = Table(title=f"family {doc['family']} · K={doc['k']} · seeds {doc['seed']}…{doc['seed'] + doc['k'] - 1} · "
+                     "worst = min for precision/recall/purity, max otherwise", title_justify="left")
     for c in ("metric", "worst", "median", "worlds"):
         st.add_column(c, justify="left" if c == "metric" else "right")
     for k in ("account_precision", "account_recall", "benign_account_fpr", "campaign_purity", "records_per_campaign",
               "campaigns_per_record", "first_flag_share"):
         st.add_row(k, _fmt(s[k]["worst"]), _fmt(s[k]["median"]), str(s[k]["worlds"]))
     out.print(st)
+    if not doc["replay"]:
+        out.print("first_flag_share without --replay: known only for campaigns never flagged (1.0)")
     wp = s["worst_persona"]
     if wp:
         out.print(f"worst persona: {wp['persona']} (FPR {wp['fpr']:.3f} in {wp['world']})")
