@@ -30,7 +30,7 @@ import orjson
 
 from distillguard.gateway.apierrors import error_response
 from distillguard.gateway.extract import CHAT, MESSAGES, RESPONSES, RequestInfo, parse_request
-from distillguard.gateway.identity import bearer_key
+from distillguard.gateway.identity import CredentialError, credential
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.policy import RequestFacts, evaluate
 from distillguard.policy.enforcement import ip24 as ip24_of
@@ -133,7 +133,10 @@ def _refuse(res: CheckResult, api: str, action: str, code: str, message: str, wo
 async def check_http(gw, scope, path: str, headers: dict[bytes, bytes], body: bytes | None) -> tuple[CheckResult, str]:
     """Identity from the API key, then ``decide``; ``body`` None when the gateway sent headers only."""
     api = api_of(path)
-    key = bearer_key(headers)
+    try:  # exactly one credential, as the inline gateway demands (a blocked key beside a clean one is refused)
+        key = credential(scope["headers"], gw.cfg.identity.max_key_chars)
+    except CredentialError as e:
+        return _refuse(CheckResult("deny"), api, "deny", e.code, str(e)), api
     ident = gw.keyring.resolve(key) if key else None
     if ident is None:
         return _refuse(CheckResult("deny"), api, "deny", "invalid_api_key", "missing or unknown API key"), api

@@ -140,3 +140,6 @@ def test_envoy_ext_authz_shape(check_service):
                  for _ in range(3)]
         assert codes == [200, 200, 429]
         assert c.post(base, content=body).status_code == 401
+        # a blocked key beside a clean one is not judged by the clean one: two credentials are refused
+        two = c.post(base, content=body, headers={"authorization": f"Bearer {keys['ok']}", "x-api-key": keys["banned"]})
+        assert two.status_code == 400 and two.json()["error"]["code"] == "multiple_credentials"
