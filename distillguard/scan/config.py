@@ -61,6 +61,9 @@ class GraphConfig(_Strict):
     sync_bucket_minutes: int = Field(10, ge=1, le=60)
     #: Co-activity lift (over the template's own hour-of-day rhythm) at which an account counts as synchronised.
     sync_min_lift: float = Field(2.5, gt=1)
+    #: MinHash values per (account, template) summarising its busy buckets: accounts share a sync entity
+    #: when their busy buckets overlap, not merely because both are synchronised with someone on a template.
+    sync_bands: int = Field(6, ge=1, le=64)
     #: Entity weight floor for entities whose accounts all look benign (0..1 multiplier).
     benign_floor: float = Field(0.15, ge=0, le=1)
     #: Leiden resolutions (RB configuration model), coarse to fine. Each account takes the risk of the
