@@ -43,18 +43,22 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
     return "throttle"
 
 
-#: Operator evidence for merging clusters into one campaign (not content or synchrony on public templates,
-#: ASNs or e-mail domains, which unrelated operators share).
-MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern")
+#: Evidence that two flagged clusters are one operation. Infrastructure an operator reuses (IP /24, client
+#: fingerprint, payment, e-mail naming, creation burst), plus *private* content (templates and system prompts
+#: nobody outside the two clusters sends) and real co-activity (a sync entity is a shared set of busy
+#: buckets, not a template). Not ASNs or e-mail domains, which unrelated operators share.
+MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern", "template",
+               "system_prompt", "sync")
 
 
-def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], min_cover: float = 0.5,
-                   min_weight: float = 0.1) -> dict[str, str]:
-    """cluster_id → representative cluster_id: flagged clusters that are one campaign split by the
-    community detection (three pools of one operator, one per payment card) are merged when most
-    accounts of each are linked to the other through two or more kinds of operator evidence
-    (IP /24, client fingerprint, payment, e-mail, creation) — not content, timing on shared templates or ASNs,
-    which unrelated operators share."""
+def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
+                   min_weight: float = 0.0) -> dict[str, str]:
+    """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
+    community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
+    three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
+    the accounts of each hold entities of two or more evidence groups that the other holds, counting only
+    entities held mostly inside the two clusters (``cfg.merge_exclusive`` of their holders): what
+    unrelated operators also send or use (a public attack template, a free-mail domain) does not merge."""
     from distillguard.graph.edges import KIND_GROUP
 
     parent = {c: c for c in groups}
@@ -67,12 +71,15 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     links = con.execute(f"""
         WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
                     WHERE i.w >= {float(min_weight)} AND i.kind IN ({kinds})),
-        sz AS (SELECT cl, count(*) AS n FROM _fm GROUP BY 1)
-        SELECT a.cl, b.cl, list(DISTINCT a.kind), count(DISTINCT a.account_id), count(DISTINCT b.account_id)
-        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl
-        JOIN sz s1 ON s1.cl = a.cl JOIN sz s2 ON s2.cl = b.cl
-        WHERE a.df <= s1.n + s2.n   -- the entity is theirs, not something half the world shares
-        GROUP BY 1, 2""").fetchall()
+        pair AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.entity, any_value(a.df) AS df,
+                        count(DISTINCT a.account_id) AS h1, count(DISTINCT b.account_id) AS h2
+                 FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl GROUP BY 1, 2, 3, 4),
+        ex AS (SELECT * FROM pair WHERE h1 + h2 >= {float(cfg.merge_exclusive)} * df),
+        cov AS (SELECT ex.c1, ex.c2, ex.kind, count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c1) AS n1,
+                       count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c2) AS n2
+                FROM ex JOIN ce a ON a.kind = ex.kind AND a.entity = ex.entity AND a.cl IN (ex.c1, ex.c2)
+                GROUP BY 1, 2, 3)
+        SELECT c1, c2, kind, n1, n2 FROM cov""").fetchall()
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -80,9 +87,24 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             x = parent[x]
         return x
 
-    for c1, c2, kinds, n1, n2 in links:
-        shared = {KIND_GROUP.get(k, k) for k in kinds}
-        if len(shared) >= 2 and n1 >= min_cover * len(groups[c1]) and n2 >= min_cover * len(groups[c2]):
+    # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
+    held: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+    for c1, c2, kind, n1, n2 in links:
+        g = held.setdefault((c1, c2), {})
+        o1, o2 = g.get(KIND_GROUP.get(kind, kind), (0, 0))
+        g[KIND_GROUP.get(kind, kind)] = (max(o1, n1), max(o2, n2))
+    mc = cfg.merge_min_cover
+    for (c1, c2), g in held.items():
+        s1, s2 = len(groups[c1]), len(groups[c2])
+        both = {k for k, (n1, n2) in g.items() if n1 >= mc * s1 and n2 >= mc * s2}
+        # a small piece (a pool the community detection cut off) joins a bigger cluster when most of the
+        # piece holds the evidence and the bigger side holds it at least as often as the piece is large
+        small, big = ((0, 1) if s1 <= s2 else (1, 0))
+        sizes = (s1, s2)
+        piece = {k for k, n in g.items() if n[small] >= mc * sizes[small] and n[big] >= min(mc * sizes[big], sizes[small])}
+        # private content that most accounts on both sides send is one operation's own workload; any other
+        # evidence needs a second, independent group
+        if len(piece) >= 2 or "content" in both:
             parent[find(c1)] = find(c2)
     return {c: find(c) for c in groups}
 
@@ -99,7 +121,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         accts = [a for a in cs.members if a in flagged and flagged[a]["cluster_id"] == cs.cluster_id]
         if accts and cs.risk >= flag_threshold:
             chosen[cs.cluster_id] = accts
-    rep = merge_clusters(con, chosen)
+    rep = merge_clusters(con, chosen, cfg)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:
