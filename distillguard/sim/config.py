@@ -74,6 +74,17 @@ class NetworkSpec(_M):
     ips_per_account: int = Field(2, ge=1, le=16, description="Sticky/per_day: IPs each account uses.")
 
 
+class ClientStackSpec(_M):
+    """A client stack a world defines itself (a popular tool, an agent framework, a platform's relay)."""
+
+    user_agent: str = Field(..., min_length=1, description="User-Agent template; {v} is replaced by the version.")
+    sdk_name: str = Field(..., min_length=1, description="sdk_name written with it.")
+    versions: list[str] = Field(..., min_length=1, description="Versions drawn uniformly per account.")
+    tls_family: Literal["py", "node", "curl", "go", "chrome", "java", "dotnet"] = Field(
+        "py", description="HTTP library family: decides the TLS (JA4) fingerprint, shared with real stacks of "
+        "that family.")
+
+
 class ClientSpec(_M):
     stacks: Weights = Field(default_factory=dict, description="Client stack name → weight (built-in table); "
                                                               "empty = the general population mix.")
@@ -143,6 +154,16 @@ class IdentitySpec(_M):
             raise ValueError(f"unknown e-mail pattern(s) {bad}; choose from {list(EMAIL_PATTERNS)}")
         return _check_weights(v, "email_pattern")
 
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, v):
+        from distillguard.sim.identity import TZ_HOURS
+
+        bad = [k for k in v if k not in TZ_HOURS]
+        if bad:
+            raise ValueError(f"unknown country code(s) {bad} (no time zone known); choose from {sorted(TZ_HOURS)}")
+        return _check_weights(v, "country")
+
     @field_validator("pathway")
     @classmethod
     def _pw(cls, v):
@@ -164,6 +185,17 @@ class TimingSpec(_M):
     session_gap_minutes: float = Field(30.0, gt=0, description="A pause longer than this starts a new session.")
     session_requests: float = Field(4.0, ge=1, description="Mean requests per conversation (each account has "
                                     "its own typical length); a new conversation also starts after a pause.")
+    window_hours: list[float] | None = Field(None, description="synchronized/shifted/jittered: fixed window start "
+                                             "hours (UTC, 0-24) used every day instead of fresh draws (a lab "
+                                             "timetable, a nightly eval job).")
+    weekdays_only: bool = Field(False, description="No traffic on Saturdays and Sundays (a course, an office).")
+
+    @field_validator("window_hours")
+    @classmethod
+    def _wh(cls, v):
+        if v is not None and (not v or any(h < 0 or h >= 24 for h in v)):
+            raise ValueError("window_hours must be a non-empty list of hours in [0, 24)")
+        return v
 
 
 class RateSpec(_M):
@@ -258,6 +290,14 @@ class CampaignSpec(_Group):
 
 class WorldSpec(_M):
     name: str = Field("world", description="World name (world.json).")
+    extends: list[str] = Field(default_factory=list, description="Worlds (shipped names or paths) this one builds "
+                               "on, merged in order before this file: mappings merge key by key, personas / "
+                               "campaigns / models merge by name or id (later wins), content_files join, other "
+                               "keys are overridden. Kept in the spec as a record of where the world came from.")
+    exclude_personas: list[str] = Field(default_factory=list, description="Inherited persona names to drop "
+                                        "('*' = all).")
+    exclude_campaigns: list[str] = Field(default_factory=list, description="Inherited campaign ids to drop "
+                                         "('*' = all): a world with no attackers built on one that has them.")
     description: str = ""
     seed: int = Field(0, description="Random seed; the world is a function of (config, seed, scale).")
     start: datetime = Field(datetime(2026, 1, 12, tzinfo=UTC), description="Span start (UTC).")
@@ -269,6 +309,8 @@ class WorldSpec(_M):
     content_files: list[str] = Field(..., min_length=1, description="YAML files defining content profiles.")
     models: list[ModelSpec] = Field(..., min_length=1, description="Models served; at least one available at start.")
     proxy_pools: dict[str, ProxyPoolSpec] = Field(default_factory=dict, description="Named IP pools groups can share.")
+    client_stacks: dict[str, ClientStackSpec] = Field(default_factory=dict, description="Client stacks this world "
+                                                      "adds to the built-in table (custom user agents).")
     personas: list[PersonaSpec] = Field(default_factory=list, description="Benign populations.")
     campaigns: list[CampaignSpec] = Field(default_factory=list, description="Distillation campaigns.")
     chunk_rows: int = Field(150_000, ge=1000, description="Largest batch generated at once (bounds memory).")
@@ -295,9 +337,13 @@ class WorldSpec(_M):
                     if n.pool and n.pool not in self.proxy_pools:
                         raise ValueError(f"{kind}[{i}].network.pool: no proxy_pools entry named {n.pool!r}")
         model_names = {m.name for m in self.models}
-        for i, c in enumerate(self.campaigns):
-            if c.models.pivot_model and c.models.pivot_model not in model_names:
-                raise ValueError(f"campaigns[{i}].models.pivot_model: unknown model {c.models.pivot_model!r}")
+        for kind, groups in (("personas", self.personas), ("campaigns", self.campaigns)):
+            for i, g in enumerate(groups):
+                if g.models.pivot_model and g.models.pivot_model not in model_names:
+                    raise ValueError(f"{kind}[{i}].models.pivot_model: unknown model {g.models.pivot_model!r}")
+                if g.models.pivot_share is not None and not any(m.released and m.released > self.start
+                                                                for m in self.models):
+                    raise ValueError(f"{kind}[{i}].models.pivot_share: no model is released during the span")
         return self
 
 
@@ -327,15 +373,85 @@ def shipped_worlds() -> list[str]:
     return sorted(p.stem for p in WORLDS_DIR.glob("*.yaml"))
 
 
-def load_world(path: str | Path) -> tuple[WorldSpec, Path]:
-    """Parse and validate a world file; returns the spec and the directory relative paths resolve against."""
-    p = resolve_config_path(path)
+_KEYED_LISTS = {"personas": "name", "campaigns": "id", "models": "name"}
+
+
+def _merge_keyed(base: list, own: list, key: str, source: str) -> list:
+    out: dict = {}
+    for item in [*base, *own]:
+        if not isinstance(item, dict) or key not in item:
+            raise ConfigError(f"every entry needs a {key!r} to be merged with `extends`", source=source)
+        out[item[key]] = item
+    return list(out.values())
+
+
+def merge_worlds(base: dict, own: dict, source: str = "<config>") -> dict:
+    """``own`` laid over ``base`` by the `extends` rules (raw dicts, before validation)."""
+    out = dict(base)
+    for k, v in own.items():
+        if k in _KEYED_LISTS and isinstance(v, list) and isinstance(out.get(k), list):
+            out[k] = _merge_keyed(out[k], v, _KEYED_LISTS[k], source)
+        elif k == "content_files" and isinstance(v, list) and isinstance(out.get(k), list):
+            out[k] = list(dict.fromkeys([*out[k], *v]))
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _drop(items: list, key: str, names: list[str], what: str, source: str) -> list:
+    if "*" in names:
+        return []
+    have = {i.get(key) for i in items if isinstance(i, dict)}
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise ConfigError(f"exclude_{what}: no inherited {what[:-1]} named {unknown}", source=source)
+    return [i for i in items if i.get(key) not in names]
+
+
+def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A world file's mapping with its `extends` resolved (bases first, then the file; cycles are errors)."""
+    if p.resolve() in chain:
+        raise ConfigError("`extends` forms a cycle: " + " → ".join(c.name for c in (*chain, p)), source=str(p))
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML: {e}", source=str(p)) from None
     if not isinstance(raw, dict):
         raise ConfigError("a world config must be a mapping at the top level", source=str(p))
+    ext = raw.get("extends") or []
+    if isinstance(ext, str):
+        ext = [ext]
+    if not isinstance(ext, list) or not all(isinstance(e, str) for e in ext):
+        raise ConfigError("extends: a list of world names or paths", source=str(p))
+    if not ext:
+        return raw
+    merged: dict = {}
+    for e in ext:
+        bp = Path(e) if Path(e).is_absolute() else p.parent / e
+        base = _read_raw(bp if bp.exists() else resolve_config_path(e), (*chain, p.resolve()))
+        for k in ("extends", "exclude_personas", "exclude_campaigns"):
+            base.pop(k, None)
+        merged = merge_worlds(merged, base, str(p))
+    own = {k: v for k, v in raw.items() if k not in ("exclude_personas", "exclude_campaigns")}
+    merged = merge_worlds(merged, own, str(p))
+    for what, key in (("personas", "name"), ("campaigns", "id")):
+        names = raw.get(f"exclude_{what}") or []
+        if names:
+            own_names = {i.get(key) for i in (raw.get(what) or []) if isinstance(i, dict)}
+            kept_own = [i for i in merged.get(what, []) if i.get(key) in own_names]
+            inherited = [i for i in merged.get(what, []) if i.get(key) not in own_names]
+            merged[what] = _drop(inherited, key, names, what, str(p)) + kept_own
+        merged[f"exclude_{what}"] = names
+    merged["extends"] = ext
+    return merged
+
+
+def load_world(path: str | Path) -> tuple[WorldSpec, Path]:
+    """Parse and validate a world file; returns the spec and the directory relative paths resolve against."""
+    p = resolve_config_path(path)
+    raw = _read_raw(p)
     try:
         spec = WorldSpec.model_validate(raw)
     except ValidationError as e:

@@ -55,7 +55,10 @@ COUNTRY_MIX = {"US": 0.28, "IN": 0.09, "GB": 0.05, "DE": 0.05, "FR": 0.04, "BR":
                "KR": 0.03, "SG": 0.03, "AU": 0.02, "NL": 0.02, "ES": 0.02, "IT": 0.02, "MX": 0.02, "ID": 0.02,
                "VN": 0.02, "HK": 0.02, "TW": 0.02, "PL": 0.015, "TR": 0.015, "IL": 0.01, "SE": 0.01, "CH": 0.01,
                "NG": 0.01, "ZA": 0.01, "AR": 0.01, "UA": 0.01, "CN": 0.01, "RU": 0.01}
-TZ_HOURS = {"US": -6, "IN": 5.5, "GB": 0, "DE": 1, "FR": 1, "BR": -3, "JP": 9, "CA": -5, "KR": 9, "SG": 8, "AU": 10,
+#: UTC offset of each country a world may name (a world naming any other is an error, not silently UTC)
+TZ_HOURS = {"BE": 1, "AT": 1, "DK": 1, "FI": 2, "NO": 1, "PT": 0, "IE": 0, "NZ": 12, "PH": 8, "TH": 7, "MY": 8,
+            "PK": 5, "BD": 6, "EG": 2, "KE": 3, "CL": -4, "CO": -5, "PE": -5, "AE": 4, "SA": 3, "CZ": 1, "RO": 2,
+            "US": -6, "IN": 5.5, "GB": 0, "DE": 1, "FR": 1, "BR": -3, "JP": 9, "CA": -5, "KR": 9, "SG": 8, "AU": 10,
             "NL": 1, "ES": 1, "IT": 1, "MX": -6, "ID": 7, "VN": 7, "HK": 8, "TW": 8, "PL": 1, "TR": 3, "IL": 2,
             "SE": 1, "CH": 1, "NG": 1, "ZA": 2, "AR": -3, "UA": 2, "CN": 8, "RU": 3}
 
@@ -184,16 +187,22 @@ def header_fp_for(stack: str, variant: int = 0) -> str:
     return hashlib.sha256(f"hdr|{stack}|{variant}".encode()).hexdigest()[:16]
 
 
-def client_table(rng: np.random.Generator, n: int, stacks: dict[str, float], custom_share: float, custom_salt: str
-                 ) -> dict[str, list]:
-    """Per-account client fields. A 'custom' client keeps a real stack's user agent but its own TLS/header order."""
+def client_table(rng: np.random.Generator, n: int, stacks: dict[str, float], custom_share: float, custom_salt: str,
+                 extra: dict[str, tuple[str, str, list[str], float, str]] | None = None) -> dict[str, list]:
+    """Per-account client fields. A 'custom' client keeps a real stack's user agent but its own TLS/header order.
+
+    ``extra`` adds a world's own stacks (name → user agent template, sdk, versions, weight, TLS family):
+    a tool or framework whose user agent nobody built into this table.
+    """
+    table = {**CLIENT_STACKS, **{k: v[:4] for k, v in (extra or {}).items()}}
+    family = {**_TLS_FAMILY, **{k: v[4] for k, v in (extra or {}).items()}}
     mix = stacks or {k: v[3] for k, v in CLIENT_STACKS.items()}
     names = list(mix)
-    unknown = [s for s in names if s not in CLIENT_STACKS]
+    unknown = [s for s in names if s not in table]
     if unknown:
         from distillguard.errors import ConfigError
 
-        raise ConfigError(f"unknown client stack(s) {unknown}; choose from {sorted(CLIENT_STACKS)}", source="client.stacks")
+        raise ConfigError(f"unknown client stack(s) {unknown}; choose from {sorted(table)}", source="client.stacks")
     w = np.array([mix[k] for k in names], dtype=float)
     pick = rng.choice(len(names), size=n, p=w / w.sum())
     custom = rng.random(n) < custom_share
@@ -201,9 +210,9 @@ def client_table(rng: np.random.Generator, n: int, stacks: dict[str, float], cus
     custom_variant = int(hashlib.blake2b(custom_salt.encode(), digest_size=4).hexdigest(), 16) % 1000 + 7
     for i in range(n):
         name = names[pick[i]]
-        ua, sdk, versions, _ = CLIENT_STACKS[name]
+        ua, sdk, versions, _ = table[name]
         v = versions[int(rng.integers(0, len(versions)))]
-        fam = _TLS_FAMILY[name]
+        fam = family[name]
         tls_var = int(rng.integers(0, 3)) if fam == "py" else 0  # OpenSSL builds differ a little
         out["user_agent"].append(ua.format(v=v))
         out["sdk_name"].append(sdk)

@@ -100,7 +100,7 @@ def plan_groups(spec: WorldSpec, scale: float) -> list[Group]:
         groups.append(Group(p.name, None, p.name, "benign", n,
                             p.identity, p.network, p.client, p.timing, p.rate, dict(p.content),
                             p.exchanges * _factor(p.exchanges_scale, scale) if p.exchanges else None,
-                            p.start_day, p.end_day or spec.days, factor=n / p.accounts))
+                            p.start_day, p.end_day or spec.days, p.models, factor=n / p.accounts))
     for c in spec.campaigns:
         groups.extend(_campaign_groups(c, spec, scale))
     return groups
@@ -163,11 +163,12 @@ def check_references(spec: WorldSpec, base: Path, groups: list[Group] | None = N
         bad = [t for t in profiles[name].tasks if t not in spec.prompt_files]
         if bad:
             raise ConfigError(f"profile {name!r} uses tasks {bad} missing from prompt_files")
+    known = set(idg.CLIENT_STACKS) | set(spec.client_stacks)
     for g in groups:
         if g.client.stacks:
-            unknown = [k for k in g.client.stacks if k not in idg.CLIENT_STACKS]
+            unknown = [k for k in g.client.stacks if k not in known]
             if unknown:
-                raise ConfigError(f"{g.key}: unknown client stack(s) {unknown}; choose from {sorted(idg.CLIENT_STACKS)}",
+                raise ConfigError(f"{g.key}: unknown client stack(s) {unknown}; choose from {sorted(known)}",
                                   source="client.stacks")
     return profiles, sorted(used)
 
@@ -246,7 +247,7 @@ class World:
         a["created_ms"] = (self.start_ms + c_day * DAY_MS).astype(np.int64)
         countries = _pick(rng, ident.countries or idg.COUNTRY_MIX, n)
         a["country"] = countries
-        a["tz"] = np.array([idg.TZ_HOURS.get(c, 0) for c in countries]) + rng.normal(0, 1.2, size=n)
+        a["tz"] = np.array([idg.TZ_HOURS[c] for c in countries]) + rng.normal(0, 1.2, size=n)
         a["email_domain"] = idg.email_domains(rng, n, ident.email_domains, org_idx)
         a["email_local"] = idg.email_locals(rng, n, ident.email_pattern)
         a["pathway"] = _pick(rng, ident.pathway, n)
@@ -293,7 +294,8 @@ class World:
             a["acct_ips"] = np.arange(n * k).reshape(n, k)
         a["pool_ips"], a["pool_asn"] = ips, asn
         a["signup_ip"] = ips.take(pa.array(a["acct_ips"][:, 0])).to_pylist()
-        cl = idg.client_table(rng, n, g.client.stacks, g.client.custom_share, f"{self.seed}|{g.key}")
+        extra = {k: (c.user_agent, c.sdk_name, c.versions, 0.0, c.tls_family) for k, c in self.spec.client_stacks.items()}
+        cl = idg.client_table(rng, n, g.client.stacks, g.client.custom_share, f"{self.seed}|{g.key}", extra)
         for key, vals in cl.items():
             a[key] = pa.array(vals, pa.string())
         ep = list(g.client.endpoints)
@@ -407,12 +409,16 @@ class World:
         rng = np.random.default_rng([self.seed, 2, gi, day])
         active = rng.random(g.n) < a["active_share"]
         wk = 1.0
-        if g.timing.mode in ("diurnal", "business_hours"):
-            wd = datetime.fromtimestamp(d0 / 1000, tz=UTC).weekday()
+        wd = datetime.fromtimestamp(d0 / 1000, tz=UTC).weekday()
+        if g.timing.weekdays_only:
+            wk = 0.0 if wd >= 5 else 1.4
+        elif g.timing.mode in ("diurnal", "business_hours"):
             wk = (0.6 if g.timing.mode == "diurnal" else 0.25) if wd >= 5 else 1.08
         lam = a["lam"] * overlap * active * wk
         counts = np.minimum(rng.poisson(lam), g.identity.rpd_limit)
         windows = np.sort(rng.uniform(0, 86_400 - g.timing.window_minutes * 60, size=g.timing.windows_per_day))
+        if g.timing.window_hours is not None:
+            windows = np.array(sorted(g.timing.window_hours), dtype=float) * 3600.0
         sel = np.nonzero((a["shard"] == shard) & (counts > 0))[0]
         if not len(sel):
             return []
