@@ -94,9 +94,10 @@ class ScoringConfig(_Strict):
     declared_org_verification: int = Field(2, ge=0)
     #: Minimum share of a member's coordination weight that must point inside its cluster.
     min_member_fit: float = Field(0.3, ge=0, le=1)
-    #: A member counts as sharing an evidence group inside its cluster only when its intra-cluster
-    #: weight in that group reaches this (weak ties through common entities do not count).
-    min_group_weight: float = Field(0.1, ge=0)
+    #: A member's tie to its cluster through an evidence group counts only when the chance that a random group
+    #: of the cluster's size, drawn from the rest of the store, would share one of its entities of that group
+    #: is at most this (a free-mail naming pattern or a home ISP shared in a group of 90 is chance).
+    max_chance_tie: float = Field(0.5, ge=0, le=1)
     #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits

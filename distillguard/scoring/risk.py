@@ -103,17 +103,25 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
     fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
     intra_w = {a: _num(w) for a, _, _, w in fit_rows}
-    # member m shares evidence group g inside its cluster when it holds an entity of that group (with
-    # weight ≥ min_group_weight, so common low-weight entities do not count) that another member holds
-    # ... and another *party*: accounts of one organisation verified to the declared level count as one
-    # party, so a company's own accounts sharing its card or office NAT is not a tie (as in the edges)
+    # member m shares evidence group g inside its cluster when it holds an entity of that group that another
+    # *party* in the cluster also holds (accounts of one organisation verified to the declared level count as
+    # one party: a company's own accounts sharing its card or office NAT is not a tie, as in the edges).
+    # Calibrated to the store, not to a weight constant: for each member and group, the chance that k-1
+    # accounts drawn at random from the rest of the store would share one of its entities anyway, from each
+    # entity's holders outside the cluster (df - m) among the N - k accounts outside it. A free-mail naming
+    # pattern, a home ISP's /24 or a popular tool's system prompt is shared by chance in a group of 90; the
+    # pool's own card or template (no holders outside) never is, in a 231-account store or a 30M one.
+    n_all = max(feats.num_rows, 2)
     grp_rows = con.execute(f"""
-        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w,
+        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
                            {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
                     FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
-        sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(DISTINCT party) >= 2)
-        SELECT DISTINCT mi.cl, mi.a, g.grp FROM mi JOIN sh USING (cl, kind, entity) JOIN _kg g USING (kind)
-        WHERE mi.w >= {float(cfg.min_group_weight)}""").fetchall()
+        ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m FROM mi GROUP BY 1, 2, 3),
+        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1)
+        SELECT mi.cl, mi.a, g.grp, max(CASE WHEN ins.np >= 2 THEN 1 ELSE 0 END) AS obs,
+               1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance
+        FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
+        GROUP BY 1, 2, 3""").fetchall()
     ent_rows = con.execute("""
         WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
         SELECT cl, kind, entity, count(DISTINCT a) AS n FROM ie GROUP BY 1, 2, 3 ORDER BY cl, kind, n DESC""").fetchall()
@@ -131,13 +139,26 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], 0.75)) for c, ms in sizes.items()}
     core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
                                  for c, ms in sizes.items()}
-    gcount: dict[int, dict[str, int]] = {}
+    # group share = how far the core's observed sharing exceeds what chance gives a group of this size:
+    # observed - expected share of the core's members (a tie everyone in a group of this size would have
+    # anyway adds nothing; a private card held by every member adds 1)
+    obs_n: dict[int, dict[str, float]] = {}
+    exp_n: dict[int, dict[str, float]] = {}
     member_groups: dict[str, set[str]] = {}
-    for c, a, g in grp_rows:
-        member_groups.setdefault(a, set()).add(g)
+    for c, a, g, obs, chance in grp_rows:
+        if obs and chance <= cfg.max_chance_tie:
+            member_groups.setdefault(a, set()).add(g)
         if a in core[c]:
-            gcount.setdefault(c, {})[g] = gcount.setdefault(c, {}).get(g, 0) + 1
-    gshare = {c: {g: n / max(len(core[c]), 1) for g, n in gs.items()} for c, gs in gcount.items()}
+            obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs
+            exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance
+    gshare: dict[int, dict[str, float]] = {}
+    for c, gs in obs_n.items():
+        k = max(len(core[c]), 1)
+        for g, o in gs.items():
+            e = exp_n[c][g] / k
+            x = max(0.0, o / k - e)
+            if x > 0:
+                gshare.setdefault(c, {})[g] = x
     ents: dict[int, dict[str, list[tuple[str, int]]]] = {}
     for c, k, e, n in ent_rows:
         ents.setdefault(c, {}).setdefault(k, []).append((e, n))
@@ -224,7 +245,11 @@ def _count_phrase(kind: str, ents: list[tuple[str, int]]) -> str:
     return f"one {one}" if len(ents) == 1 else f"{len(ents)} {many}"
 
 
-def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tuple[str, int]]]) -> list[str]:
+def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tuple[str, int]]],
+                    base_mix: dict[str, float] | None = None, min_lift: float = 2.0) -> list[str]:
+    """Evidence lines. With ``base_mix`` (each signal's share over the whole store) a signal is named only when
+    the group sends it ``min_lift`` times more than everyone does: "50% built on known benchmark items" says
+    nothing about a class whose whole store asks benchmark-style questions."""
     n = len(cs.members)
     out: list[str] = []
     shared = []
@@ -243,7 +268,7 @@ def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tup
         out.append(f"{max(x[1] for x in ents['creation_burst'])} accounts were created within minutes of each other "
                    f"on the {'/'.join(pw[:2])} sign-up pathway")
     if cs.group_share.get("timing", 0) >= 0.3:
-        out.append(f"{cs.group_share['timing']:.0%} of them act in synchronised bursts on the same template")
+        out.append(f"{cs.group_share['timing']:.0%} of them are busy in the same short windows on the same template")
     # content, exchange-weighted
     tot = sum(_num(r.get("n_exchanges")) for r in rows) or 1.0
     best = []
@@ -251,12 +276,14 @@ def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tup
         if key.startswith("share_"):
             v = sum(_num(r.get(key)) * _num(r.get("n_exchanges")) for r in rows) / tot
             best.append((v, key[6:]))
+    if base_mix is not None:
+        best = [(v, k) for v, k in best if v >= min_lift * base_mix.get(k, 0.0)]
     best.sort(reverse=True)
     for v, name in best[:2]:
         if v >= 0.2:
             out.append(f"{v:.0%} of their requests {signal_words(name)}")
     ti = sum(_num(r.get("task_item_share")) * _num(r.get("n_exchanges")) for r in rows) / tot
-    if ti >= 0.2:
+    if ti >= 0.2 and (base_mix is None or ti >= min_lift * base_mix.get("_task_items", 0.0)):
         out.append(f"{ti:.0%} of their prompts are built on known task-set items")
     utils = sorted(_num(r.get("mean_rpd_util")) for r in rows if r.get("mean_rpd_util") is not None)
     if utils and utils[len(utils) // 2] >= 0.5:
