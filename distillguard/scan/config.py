@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from distillguard.config import naming_the_key, read_yaml_mapping
 
@@ -80,12 +80,50 @@ class GraphConfig(_Strict):
     seed: int = 7
 
 
+#: The account model's default weights (docs/detection.md, "The account model"). Every component is in [0, 1].
+DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
+    "intent": 2.6,          # share of requests eliciting reasoning / grading / rewrites
+    "capability": 0.9,      # share concentrated on one capability (agentic, coding, vision)
+    "task_items": 0.4,      # share whose core is a known task-set item
+    "reasoning": 1.6,       # share of requests asking for reasoning/thinking
+    "single_turn": 0.8,
+    "template_reuse": 0.6,
+    "limit_util": 1.6,      # volume against the account's own limit (no limit on record: the volume percentile)
+    "volume": 0.0,          # requests per active day, upper percentile within the store
+    "long_output": 0.0,     # requested max_tokens, upper percentile within the store
+    "new_account": 0.5,
+    "low_verification": 0.3,
+    "fast_pivot": 1.2,      # moved to a newly released model within a day
+}
+
+
+class AccountModelConfig(_Strict):
+    """suspicion = σ(bias + Σ weights[k] · x_k); unknown component names are errors."""
+    bias: float = -3.2
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ACCOUNT_WEIGHTS))
+    #: Share components are shrunk by n / (n + prior_exchanges) for an account with n exchanges.
+    prior_exchanges: float = Field(5.0, ge=0)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_components(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(DEFAULT_ACCOUNT_WEIGHTS))
+        if bad:
+            raise ValueError(f"unknown account-model components {bad}; known: {sorted(DEFAULT_ACCOUNT_WEIGHTS)}")
+        return {**DEFAULT_ACCOUNT_WEIGHTS, **v}
+
+
 class ScoringConfig(_Strict):
+    account_model: AccountModelConfig = Field(default_factory=AccountModelConfig)
     #: Accounts at or above this risk are flagged.
     flag_threshold: float = Field(0.5, gt=0, lt=1)
-    #: Minimum number of distinct kinds of hidden infrastructure (payment, IP, fingerprint, creation,
-    #: e-mail) a cluster must share before it can be called coordinated on its own.
-    min_infra_kinds: int = Field(2, ge=1)
+    #: A cluster is strongly coordinated when at least this many evidence groups (network, client, payment,
+    #: e-mail, creation, content, timing, intel) are each shared beyond chance by half its core; otherwise its
+    #: coordination is capped at ``weak_coordination_cap`` (a NAT alone, or a popular tool's prompt alone, is
+    #: not a campaign: with the cap at 0.2 such a cluster reaches the flag threshold only when its core's own
+    #: traffic scores ≥ 0.92 on the account model).
+    min_evidence_groups: int = Field(2, ge=1)
+    weak_coordination_cap: float = Field(0.2, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
@@ -98,6 +136,9 @@ class ScoringConfig(_Strict):
     #: of the cluster's size, drawn from the rest of the store, would share one of its entities of that group
     #: is at most this (a free-mail naming pattern or a home ISP shared in a group of 90 is chance).
     max_chance_tie: float = Field(0.5, ge=0, le=1)
+    #: Private content or client fingerprints count as a distinctive tie (like a shared card or sign-up
+    #: burst) when the chance of sharing them at random is at most this.
+    distinctive_chance: float = Field(0.05, ge=0, le=1)
     #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits

@@ -145,9 +145,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     obs_n: dict[int, dict[str, float]] = {}
     exp_n: dict[int, dict[str, float]] = {}
     member_groups: dict[str, set[str]] = {}
+    distinct: dict[str, set[str]] = {}
     for c, a, g, obs, chance in grp_rows:
         if obs and chance <= cfg.max_chance_tie:
             member_groups.setdefault(a, set()).add(g)
+        # a distinctive tie: evidence a bystander on the pool's proxy range does not have — the pool's card,
+        # sign-up burst, busy windows, a partner indicator, or its *private* templates or client fingerprint
+        # (nobody outside the cluster holds them). Works the same on a store without account facts.
+        if obs and (g in DISTINCTIVE_GROUPS or (g in ("content", "client") and chance <= cfg.distinctive_chance)):
+            distinct.setdefault(a, set()).add(g)
         if a in core[c]:
             obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs
             exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance
@@ -167,16 +173,17 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     scores: list[ClusterScore] = []
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
-        infra = [g for g in INFRA_GROUPS if gs.get(g, 0) >= 0.5]
-        strong = len(infra) >= cfg.min_infra_kinds or (gs.get("timing", 0) >= 0.5 and gs.get("content", 0) >= 0.5) \
-            or (len(infra) >= 1 and gs.get("timing", 0) >= 0.5)
+        # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
+        # chance by half the core (group shares are already net of chance, so a popular tool's prompt, a
+        # free-mail naming shape or a home ISP does not count however many members hold it)
+        strong = sum(1 for g, v in gs.items() if v >= 0.5) >= cfg.min_evidence_groups
         total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
         total += min(dense, 3.0) * 0.2
         coord = 1 - math.exp(-total)
         if not strong:
-            coord = min(coord, 0.5)
+            coord = min(coord, cfg.weak_coordination_cap)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
@@ -216,7 +223,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
             member *= 0.5  # tied only by content: the benchmark-researcher case
-        if cs.suspicion > 0 and not groups & set(DISTINCTIVE_GROUPS):
+        own_distinct = distinct.get(a, set())
+        if cs.suspicion > 0 and not own_distinct:
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically
@@ -225,7 +233,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
         # then half the ratio suffices
         if cs.suspicion > 0:
-            strong_ties = groups & {*DISTINCTIVE_GROUPS, "content"}
+            strong_ties = own_distinct | (groups & {"content"})
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
