@@ -130,12 +130,20 @@ class ScoringConfig(_Strict):
     #: Clusters whose accounts all sit in one organisation verified to this level are treated as
     #: declared (one customer's own accounts), not hidden coordination.
     declared_org_verification: int = Field(2, ge=0)
+    #: Cluster risk multiplier when every core member belongs to one such organisation; with a mix it scales
+    #: with the verified share: 1 − (1 − declared_discount) × verified share.
+    declared_discount: float = Field(0.3, ge=0, le=1)
     #: Minimum share of a member's coordination weight that must point inside its cluster.
     min_member_fit: float = Field(0.3, ge=0, le=1)
     #: A member's tie to its cluster through an evidence group counts only when the chance that a random group
     #: of the cluster's size, drawn from the rest of the store, would share one of its entities of that group
     #: is at most this (a free-mail naming pattern or a home ISP shared in a group of 90 is chance).
     max_chance_tie: float = Field(0.5, ge=0, le=1)
+    #: An entity of a coincidence group is shared evidence inside a cluster only when at least this many of its
+    #: parties hold it (all of them in a smaller cluster): two ordinary users on one home /24 are a coincidence.
+    min_entity_holders: int = Field(3, ge=2)
+    #: ... in these evidence groups (what strangers share by coincidence); elsewhere two holders suffice.
+    coincidence_groups: list[str] = Field(default_factory=lambda: ["network", "email", "client"])
     #: Private content or client fingerprints count as a distinctive tie (like a shared card or sign-up
     #: burst) when the chance of sharing them at random is at most this.
     distinctive_chance: float = Field(0.05, ge=0, le=1)

@@ -111,14 +111,21 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # entity's holders outside the cluster (df - m) among the N - k accounts outside it. A free-mail naming
     # pattern, a home ISP's /24 or a popular tool's system prompt is shared by chance in a group of 90; the
     # pool's own card or template (no holders outside) never is, in a 231-account store or a 30M one.
+    # In the groups ordinary users share by coincidence (a home /24, an e-mail shape, a client), an entity
+    # counts only when min_entity_holders parties of the cluster hold it: community detection finds the pairs
+    # of ordinary users who happen to share a home /24 or a rare e-mail shape, and a chain of such pairwise
+    # coincidences is not a group sharing something. Two strangers never share a card by coincidence.
     n_all = max(feats.num_rows, 2)
+    coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
                            {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
                     FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
         ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m FROM mi GROUP BY 1, 2, 3),
         ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1)
-        SELECT mi.cl, mi.a, g.grp, max(CASE WHEN ins.np >= 2 THEN 1 ELSE 0 END) AS obs,
+        SELECT mi.cl, mi.a, g.grp,
+               max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) THEN least({int(cfg.min_entity_holders)}, ksz.k)
+                                            ELSE 2 END THEN 1 ELSE 0 END) AS obs,
                1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         GROUP BY 1, 2, 3""").fetchall()
@@ -170,6 +177,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         ents.setdefault(c, {}).setdefault(k, []).append((e, n))
     block_of: dict[str, Block] = {a: b for b in blocks for a in b.accounts}
 
+    org_size: dict = {}
+    if "org_id" in feats.column_names:
+        for o in feats["org_id"].to_pylist():
+            if o is not None:
+                org_size[o] = org_size.get(o, 0) + 1
     scores: list[ClusterScore] = []
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
@@ -191,7 +203,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
-        risk = (coord ** 0.4) * (susp ** 0.6) * (0.3 if declared else 1.0)
+        # accounts of organisations verified to the declared level identify themselves: their coordination is
+        # not *hidden*. The discount grows with the core's verified share (one verified organisation: the full
+        # declared_discount; four verified eval teams sharing a hosted runner and schedule: most of it)
+        # (an organisation *declares* a group only when it holds several accounts: a one-account org is no more
+        # than an account, whatever its verification)
+        verified = sum(1 for r in rows if org_size.get(r.get("org_id"), 0) >= 2
+                       and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
+        discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
+        risk = (coord ** 0.4) * (susp ** 0.6) * discount
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in ents.get(c, {}).items()}, declared=declared,
