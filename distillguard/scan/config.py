@@ -124,6 +124,9 @@ class ScoringConfig(_Strict):
     #: traffic scores ≥ 0.92 on the account model).
     min_evidence_groups: int = Field(2, ge=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
+    #: Content shared beyond chance by at least this share of the core (templates nobody outside the cluster
+    #: sends) counts as two evidence groups.
+    private_content_share: float = Field(0.9, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

@@ -188,7 +188,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
         # chance by half the core (group shares are already net of chance, so a popular tool's prompt, a
         # free-mail naming shape or a home ISP does not count however many members hold it)
-        strong = sum(1 for g, v in gs.items() if v >= 0.5) >= cfg.min_evidence_groups
+        # A workload nobody outside the cluster sends, sent by nearly every member (content share net of chance
+        # ≥ private_content_share), counts as two: a popular tool's or a course's prompts are shared by
+        # chance in a group this size, an operation's own templates are not.
+        n_groups = sum(1 for g, v in gs.items() if v >= 0.5) + (1 if gs.get("content", 0) >= cfg.private_content_share else 0)
+        strong = n_groups >= cfg.min_evidence_groups
         total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0

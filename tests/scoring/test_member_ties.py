@@ -19,6 +19,7 @@ from distillguard.scoring import score_clusters
 from distillguard.scoring.suspicion import account_suspicion
 
 POOL = [f"pool{i}" for i in range(6)]
+OUTSIDE = [f"user{i}" for i in range(60)]
 
 
 def _incidence() -> list[tuple[str, str, str, float]]:
@@ -38,6 +39,11 @@ def _incidence() -> list[tuple[str, str, str, float]]:
         rows += [(a, "payment", "card-company", 1.5), (a, "ip24", "198.51.2", 0.5), (a, "ip24", "198.51.1", 0.5),
                  (a, "user_agent", "OpenAI/Python 1.93.0", 0.12), (a, "system_prompt", "sp-ide-agent", 0.3)]
     rows += [(a, "system_prompt", "sp-ide-agent", 0.3) for a in POOL[:2]]
+    # the rest of the store: ordinary users of the same stock SDK, one of them on a proxy range too. The
+    # scorer judges what a cluster shares against the store it sits in (a stock SDK nobody outside the
+    # cluster used would be as telling as a private one), so the store must exist around the cluster
+    rows += [(a, "user_agent", "OpenAI/Python 1.93.0", 0.12) for a in OUTSIDE]
+    rows += [(OUTSIDE[0], "ip24", "198.51.0", 0.5)]
     return rows
 
 
@@ -83,7 +89,8 @@ def risk() -> dict[str, float]:
     rows = _incidence()
     susp = {a: 0.5 for a in POOL} | {"home": 0.4, "mixed": 0.2, "co1": 0.2, "co2": 0.2}
     con = _con(rows)
-    _, out = score_clusters(con, _features(susp), {a: 0 for a in susp}, [], ScoringConfig())
+    feats = _features(susp | {a: 0.1 for a in OUTSIDE})
+    _, out = score_clusters(con, feats, {a: 0 for a in susp}, [], ScoringConfig())
     return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
 
 
