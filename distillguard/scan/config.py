@@ -124,9 +124,6 @@ class ScoringConfig(_Strict):
     #: traffic scores ≥ 0.92 on the account model).
     min_evidence_groups: int = Field(2, ge=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
-    #: Content shared beyond chance by at least this share of the core (templates nobody outside the cluster
-    #: sends) counts as two evidence groups.
-    private_content_share: float = Field(0.9, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
@@ -148,7 +145,8 @@ class ScoringConfig(_Strict):
     #: ... in these evidence groups (what strangers share by coincidence); elsewhere two holders suffice.
     coincidence_groups: list[str] = Field(default_factory=lambda: ["network", "email", "client"])
     #: Private content or client fingerprints count as a distinctive tie (like a shared card or sign-up
-    #: burst) when the chance of sharing them at random is at most this.
+    #: burst) when the chance of sharing them at random is at most this; content that private, shared by half
+    #: a cluster's core, counts as two evidence groups.
     distinctive_chance: float = Field(0.05, ge=0, le=1)
     #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)

@@ -153,6 +153,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     exp_n: dict[int, dict[str, float]] = {}
     member_groups: dict[str, set[str]] = {}
     distinct: dict[str, set[str]] = {}
+    priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     for c, a, g, obs, chance in grp_rows:
         if obs and chance <= cfg.max_chance_tie:
             member_groups.setdefault(a, set()).add(g)
@@ -161,6 +162,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (nobody outside the cluster holds them). Works the same on a store without account facts.
         if obs and (g in DISTINCTIVE_GROUPS or (g in ("content", "client") and chance <= cfg.distinctive_chance)):
             distinct.setdefault(a, set()).add(g)
+        if a in core[c] and g == "content" and obs:
+            n0, ch0 = priv_n.get(c, (0, 0.0))
+            priv_n[c] = (n0 + 1, ch0 + chance)
         if a in core[c]:
             obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs
             exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance
@@ -188,10 +192,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
         # chance by half the core (group shares are already net of chance, so a popular tool's prompt, a
         # free-mail naming shape or a home ISP does not count however many members hold it)
-        # A workload nobody outside the cluster sends, sent by nearly every member (content share net of chance
-        # ≥ private_content_share), counts as two: a popular tool's or a course's prompts are shared by
-        # chance in a group this size, an operation's own templates are not.
-        n_groups = sum(1 for g, v in gs.items() if v >= 0.5) + (1 if gs.get("content", 0) >= cfg.private_content_share else 0)
+        # A workload nobody outside the cluster sends (its holders' mean chance of sharing it at random ≤
+        # distinctive_chance), sent by at least half the core, counts as two: a popular tool's prompts are
+        # shared by chance in a group this size, an operation's own templates are not.
+        private = gs.get("content", 0) >= 0.5 and c in priv_n and priv_n[c][1] / max(priv_n[c][0], 1) <= cfg.distinctive_chance
+        n_groups = sum(1 for g, v in gs.items() if v >= 0.5) + (1 if private else 0)
         strong = n_groups >= cfg.min_evidence_groups
         total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
