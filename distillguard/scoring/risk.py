@@ -250,9 +250,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
-        if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
-            member *= 0.5  # tied only by content: the benchmark-researcher case
         own_distinct = distinct.get(a, set())
+        if not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
+            member *= 0.5  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
         if cs.suspicion > 0 and not own_distinct:
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
