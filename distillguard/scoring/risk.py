@@ -114,7 +114,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # In the groups ordinary users share by coincidence (a home /24, an e-mail shape, a client), an entity
     # counts only when min_entity_holders parties of the cluster hold it: community detection finds the pairs
     # of ordinary users who happen to share a home /24 or a rare e-mail shape, and a chain of such pairwise
-    # coincidences is not a group sharing something. Two strangers never share a card by coincidence.
+    # coincidences is not a group sharing something — unless the same two accounts also share something of
+    # another group (a rare /24 *and* a rare TLS fingerprint: two coincidences at once are a 2-account
+    # operation, not chance). Two strangers never share a card by coincidence.
     n_all = max(feats.num_rows, 2)
     coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
     grp_rows = con.execute(f"""
@@ -122,12 +124,18 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                            {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
                     FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
         ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m FROM mi GROUP BY 1, 2, 3),
-        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1)
+        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1),
+        pg AS (SELECT src, dst, list(DISTINCT g.grp) AS grps FROM _intra JOIN _kg g USING (kind) GROUP BY 1, 2),
+        corr AS (SELECT DISTINCT a, grp FROM (
+                   SELECT src AS a, unnest(grps) AS grp FROM pg WHERE len(grps) >= 2
+                   UNION ALL SELECT dst, unnest(grps) FROM pg WHERE len(grps) >= 2))
         SELECT mi.cl, mi.a, g.grp,
-               max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) THEN least({int(cfg.min_entity_holders)}, ksz.k)
-                                            ELSE 2 END THEN 1 ELSE 0 END) AS obs,
+               max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL
+                                            THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
+                        THEN 1 ELSE 0 END) AS obs,
                1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
+        LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3""").fetchall()
     ent_rows = con.execute("""
         WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
