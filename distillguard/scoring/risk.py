@@ -162,7 +162,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     member_groups: dict[str, set[str]] = {}
     distinct: dict[str, set[str]] = {}
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
+    sends_shared: set[str] = set()   # members sending content another party of their cluster sends
     for c, a, g, obs, chance in grp_rows:
+        if obs and g == "content":
+            sends_shared.add(a)
         if obs and chance <= cfg.max_chance_tie:
             member_groups.setdefault(a, set()).add(g)
         # a distinctive tie: evidence a bystander on the pool's proxy range does not have — the pool's card,
@@ -270,7 +273,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
         # then half the ratio suffices
         if cs.suspicion > 0:
-            strong_ties = own_distinct | (groups & {"content"})
+            # (sending the cluster's templates counts here even when a group this big would share them by chance:
+            # the rule only relaxes the suspicion ratio for an account that also has a distinctive tie)
+            strong_ties = own_distinct | ({"content"} if a in sends_shared else set())
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
