@@ -53,8 +53,7 @@ MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_p
                "system_prompt", "sync")
 
 
-def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
-                   ) -> dict[str, str]:
+def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -128,9 +127,10 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
         # evidence is about the campaign's own accounts (not the whole community it was cut from), so the
         # counts in the title and in every evidence line are of the same accounts
-        cs = _campaign_score(con, head, parts, accts, by_id)
+        ents = _shared(con, accts)
+        cs = _campaign_score(con, head, parts, accts, by_id, ents)
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"]
-                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, _shared(con, accts), base_mix)
+                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, ents, base_mix)
         con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
         con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
         models = [m for m, _ in con.execute(
@@ -211,10 +211,9 @@ def _shared(con: duckdb.DuckDBPyConnection, accts: list[str]) -> dict[str, list[
 
 
 def _campaign_score(con: duckdb.DuckDBPyConnection, head: ClusterScore, parts: list[str], accts: list[str],
-                    by_id: dict[str, ClusterScore]) -> ClusterScore:
-    """A ClusterScore describing exactly the campaign's accounts: shared entities and evidence-group shares
-    among them (not among the community they were found in)."""
-    ents = _shared(con, accts)
+                    by_id: dict[str, ClusterScore], ents: dict[str, list[tuple[str, int]]]) -> ClusterScore:
+    """A ClusterScore describing exactly the campaign's accounts (``ents`` from ``_shared``, which also left them
+    in ``_cs``): shared entities and evidence-group shares among them, not among the community they came from."""
     holders = dict(con.execute("""WITH s AS (SELECT kind, entity FROM inc JOIN _cs USING (account_id)
                                              GROUP BY 1, 2 HAVING count(DISTINCT account_id) >= 2)
                                   SELECT kind, list(DISTINCT account_id) FROM inc JOIN _cs USING (account_id)
