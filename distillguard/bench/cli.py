@@ -60,28 +60,93 @@ def render(m: dict, base: dict | None, name: str, base_name: str | None) -> None
     for persona, v in m["fpr_by_persona"].items():
         p.add_row(persona, _fmt(v), *([_fmt(base["fpr_by_persona"].get(persona))] if base is not None else []))
     out.print(p)
+    r = m["records"]
+    out.print(f"campaign records: {r['count']} ({r['false_records']} hold no attack account); records per true "
+              f"campaign {_fmt(r['records_per_campaign'])} (max {_fmt(r['max_records_per_campaign'])}); true "
+              f"campaigns per record {_fmt(r['campaigns_per_record'])} (max {_fmt(r['max_campaigns_per_record'])})",
+              highlight=False)
+
+
+def _print_world(r: dict) -> None:
+    if "error" in r:
+        out.print(f"{r['world']}: scan failed: {r['error']}", highlight=False)
+        return
+    out.print(f"{r['world']}: {r['exchanges']:,} exchanges, {r['true_campaigns']} campaigns · precision "
+              f"{_fmt(r['account_precision'])} recall {_fmt(r['account_recall'])} FPR {_fmt(r['benign_account_fpr'])} · "
+              f"{r['records']} records ({r['false_records']} false) · worst persona {r['worst_persona']} "
+              f"{_fmt(r['worst_persona_fpr'])} · {r['simulate_seconds'] + r['scan_seconds']:.0f}s", highlight=False)
+
+
+def render_family(doc: dict) -> None:
+    """The summary over worlds (each world's line was printed as it finished; all of it is in family.json)."""
+    s = doc["summary"]
+    st = Table(title=f"family {doc['family']} · K={doc['k']} · seeds {doc['seed']}…{doc['seed'] + doc['k'] - 1} · "
+                     "worst = min for precision/recall/purity, max otherwise", title_justify="left")
+    for c in ("metric", "worst", "median", "worlds"):
+        st.add_column(c, justify="left" if c == "metric" else "right")
+    for k in ("account_precision", "account_recall", "benign_account_fpr", "campaign_purity", "records_per_campaign",
+              "campaigns_per_record", "first_flag_share"):
+        st.add_row(k, _fmt(s[k]["worst"]), _fmt(s[k]["median"]), str(s[k]["worlds"]))
+    out.print(st)
+    if not doc["replay"]:
+        out.print("first_flag_share without --replay: known only for campaigns never flagged (1.0)")
+    wp = s["worst_persona"]
+    if wp:
+        out.print(f"worst persona: {wp['persona']} (FPR {wp['fpr']:.3f} in {wp['world']})")
+    out.print(f"no-attacker worlds: {s['no_attacker_worlds']}; campaigns reported on them (expected 0): "
+              f"{s['no_attacker_false_campaigns']}")
+    for f in s["failed_worlds"]:
+        out.print(f"[red]scan failed[/] on {f['world']}: {f['error']}")
+    out.print(f"{s['worlds']} worlds in {s['wall_seconds']}s (simulate + scan {s['seconds']}s)")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def bench(
-        world: Path = typer.Option(..., "--world", "-w", help="World directory written by `distillguard simulate`."),
-        results: Path = typer.Option(..., "--results", "-r", help="Detector results directory (accounts.parquet)."),
+        world: Path = typer.Option(None, "--world", "-w", help="World directory written by `distillguard simulate`."),
+        results: Path = typer.Option(None, "--results", "-r", help="Detector results directory (accounts.parquet)."),
+        family: int = typer.Option(None, "--family", help="Instead: sample K worlds, simulate, scan each with "
+                                   "default settings and report worst case / median (writes OUT/family.json)."),
+        family_name: str = typer.Option("mixed", "--family-name", help="--family: which family of worlds "
+                                        "(standard, quiet_hydra, small_provider, no_attackers, mixed)."),
+        seed: int = typer.Option(0, "--seed", help="--family: first world seed (worlds use seed … seed+K-1)."),
+        replay: bool = typer.Option(True, "--replay/--no-replay", help="--family: scan with --replay so "
+                                    "time-to-first-flag is measured (slower)."),
+        coarse: str = typer.Option("72h", "--coarse", help="--family with replay: the scan's replay evaluation "
+                                   "interval (bisected down to its 1h step where a campaign appears)."),
+        keep: bool = typer.Option(False, "--keep", help="--family: keep each world's store (default: only "
+                                  "results, metrics and the sampled config are kept)."),
         baseline: Path = typer.Option(None, "--baseline", "-b", help="Results to show beside the detector "
                                       "(default: the volume-threshold baseline computed on the fly)."),
         no_baseline: bool = typer.Option(False, "--no-baseline", help="Do not compute or show a baseline."),
         daily_threshold: int = typer.Option(None, "--daily-threshold",
                                             help="Threshold of the on-the-fly baseline (requests/account/day)."),
         metrics_out: Path = typer.Option(None, "--out", "-o", help="Where to write metrics.json "
-                                         "(default RESULTS/metrics.json)."),
+                                         "(default RESULTS/metrics.json); with --family the output directory."),
         as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON instead of tables."),
     ) -> None:
         """Score a detector's results against a labelled world; writes metrics.json."""
         from distillguard.bench.baseline import baseline_results
         from distillguard.bench.metrics import score
         from distillguard.bench.results import read_results
+        from distillguard.errors import ConfigError
         from distillguard.store import Store
 
+        if family is not None:
+            if metrics_out is None:
+                raise ConfigError("--family needs --out DIR (where worlds, results and family.json go)")
+            from distillguard.bench.family import run_family
+
+            doc = run_family(family, metrics_out, family_name, seed, replay=replay, keep=keep,
+                             on_world=None if as_json else _print_world, coarse=coarse)
+            if as_json:
+                sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+            else:
+                render_family(doc)
+                out.print(f"family report written to {metrics_out / 'family.json'}")
+            return
+        if world is None or results is None:
+            raise ConfigError("give --world and --results (or --family K --out DIR)")
         res, meta = read_results(results)
         m = score(world, res)
         m["detector"] = meta.get("detector", results.name)

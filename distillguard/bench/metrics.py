@@ -84,20 +84,49 @@ def score(world: str | Path, results: pa.Table) -> dict:
     per_campaign = {c: {"accounts": int(n), "flagged": int(k), "recall": k / n,
                         "found": k >= math.ceil(CAMPAIGN_FOUND_SHARE * n - 1e-9)} for c, n, k in camp}
     campaign_recall = _ratio(sum(1 for v in per_campaign.values() if v["found"]), len(per_campaign))
-    purity_rows = con.sql("""WITH m AS (SELECT det_campaign, coalesce(campaign_id, '(benign)') AS truth, count(*) AS n
+    # Purity: each record's largest TRUE campaign over its size. Ordinary customers are never a record's
+    # majority label, so a record made only of them has purity 0, not 1.
+    purity_rows = con.sql("""WITH m AS (SELECT det_campaign, campaign_id AS truth, count(*) AS n
                                         FROM j WHERE det_campaign IS NOT NULL GROUP BY ALL)
-                             SELECT sum(mx), sum(tot) FROM (SELECT det_campaign, max(n) AS mx, sum(n) AS tot
+                             SELECT sum(mx), sum(tot) FROM (SELECT det_campaign, coalesce(max(n) FILTER (WHERE truth
+                                                                   IS NOT NULL), 0) AS mx, sum(n) AS tot
                                                             FROM m GROUP BY 1)""").fetchall()[0]
     campaign_purity = _ratio(purity_rows[0], purity_rows[1]) if purity_rows[1] else None
     ebf = _exchanges_before_flag(con, world, per_campaign)
     return {
         "account_precision": precision, "account_recall": recall, "account_f1": f1,
         "campaign_recall": campaign_recall, "campaign_purity": campaign_purity,
+        "records": record_metrics(con, list(per_campaign)),
         "benign_account_fpr": _ratio(fp, neg), "fpr_by_persona": fpr_persona,
         "exchanges_before_flag": ebf, "auc_pr": average_precision(y, risk),
         "recall_by_role": recall_role, "campaigns": per_campaign,
         "counts": {"accounts": len(y), "attack_accounts": int(y.sum()), "benign_accounts": neg,
                    "flagged": int(flagged.sum()), "true_positives": tp, "false_positives": fp},
+    }
+
+
+def record_metrics(con: duckdb.DuckDBPyConnection, true_campaigns: list[str]) -> dict:
+    """How detector campaign records map onto true campaigns (one record per operation is the goal).
+
+    A record counts toward a true campaign when it holds at least one of its accounts. ``false_records``
+    hold no attack account at all; on a world without attackers every record is false.
+    """
+    rows = con.sql("""SELECT det_campaign, count(*) AS n, count(campaign_id) AS attack,
+                             list(DISTINCT campaign_id) FILTER (WHERE campaign_id IS NOT NULL) AS truths
+                      FROM j WHERE det_campaign IS NOT NULL GROUP BY 1 ORDER BY 1""").fetchall()
+    per_record = {r: {"accounts": int(n), "attack_accounts": int(a), "true_campaigns": sorted(t or [])}
+                  for r, n, a, t in rows}
+    per_campaign = {c: sorted(r for r, v in per_record.items() if c in v["true_campaigns"]) for c in true_campaigns}
+    found = [len(v) for v in per_campaign.values() if v]
+    true_recs = [len(v["true_campaigns"]) for v in per_record.values() if v["true_campaigns"]]
+    return {
+        "count": len(per_record),
+        "false_records": sum(1 for v in per_record.values() if not v["true_campaigns"]),
+        "records_per_campaign": _ratio(sum(found), len(found)) if found else None,
+        "max_records_per_campaign": max(found) if found else None,
+        "campaigns_per_record": _ratio(sum(true_recs), len(true_recs)) if true_recs else None,
+        "max_campaigns_per_record": max(true_recs) if true_recs else None,
+        "by_campaign": per_campaign, "by_record": per_record,
     }
 
 

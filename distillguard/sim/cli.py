@@ -19,11 +19,18 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
         config: str = typer.Option("default", "--config", "-c",
-                                   help="World YAML file, or the name of a shipped world (default, low_and_slow, "
-                                        "ban_evasion, shared_proxy, later_tactics, heldout_phrasings)."),
+                                   help="World YAML file, or the name of a shipped world (default, benign_cohorts, "
+                                        "cohorts_mixed, low_and_slow, ban_evasion, shared_proxy, later_tactics, "
+                                        "heldout_phrasings)."),
         out_dir: Path = typer.Option(..., "--out", "-o", help="Store directory to create (must hold no exchanges)."),
-        seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
-        scale: float = typer.Option(1.0, "--scale", help="Multiply exchange and account counts (0.01 = demo size)."),
+        seed: int = typer.Option(None, "--seed", help="Override the config's seed (with --randomize: the world's "
+                                 "seed; every parameter is drawn from it)."),
+        scale: float = typer.Option(None, "--scale", help="Multiply exchange and account counts (0.01 = demo size; "
+                                    "default 1, or the sampled scale with --randomize)."),
+        randomize: bool = typer.Option(False, "--randomize", help="Ignore --config: draw a whole world from --seed "
+                                       "(family 'mixed' unless --family)."),
+        family: str = typer.Option(None, "--family", help="Draw a world of this family: standard, quiet_hydra, "
+                                   "small_provider, no_attackers, mixed (implies --randomize)."),
         responses: str = typer.Option(None, "--responses", help="Override responses: text or lengths."),
         workers: int = typer.Option(None, "--workers", help="Generator processes (default: up to 2); output is "
                                     "identical for any number."),
@@ -34,7 +41,20 @@ def register(app: typer.Typer) -> None:
         from distillguard.sim.config import load_world
         from distillguard.sim.run import simulate as run
 
-        spec, base = load_world(config)
+        if randomize or family:
+            import yaml
+
+            from distillguard.sim.config import WORLDS_DIR, parse_world
+            from distillguard.sim.sampler import sample_world
+
+            raw, sampled_scale = sample_world(seed if seed is not None else 0, family or "mixed")
+            spec, base = parse_world(raw, f"sampled world {raw['name']}"), WORLDS_DIR
+            scale = sampled_scale if scale is None else scale
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "sampled_world.yaml").write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+        else:
+            spec, base = load_world(config)
+        scale = 1.0 if scale is None else scale
         if responses is not None:
             if responses not in ("text", "lengths"):
                 raise ConfigError("--responses must be text or lengths")

@@ -40,6 +40,23 @@ def _check_weights(v: dict, what: str) -> dict:
     return v
 
 
+class PromptFileSpec(_M):
+    """A prompt file with a filter: only the items of some categories (e.g. one subject of a corpus)."""
+
+    path: str = Field(..., description="JSONL (a 'text' field per line) or plain text file.")
+    categories: list[str] = Field(..., min_length=1, description="Keep lines whose category field is one of these.")
+    category_field: str = Field("category", description="JSONL field holding the category.")
+
+
+def _check_countries(v: dict) -> dict:
+    from distillguard.sim.identity import TZ_HOURS
+
+    bad = [k for k in v if k not in TZ_HOURS]
+    if bad:
+        raise ValueError(f"unknown country code(s) {bad} (no time zone known); choose from {sorted(TZ_HOURS)}")
+    return _check_weights(v, "country")
+
+
 class ModelSpec(_M):
     """A model served during the span; one with ``released`` inside the span is the new model."""
 
@@ -71,7 +88,11 @@ class NetworkSpec(_M):
     asns: list[int] | None = Field(None, description="Own IPs: restrict to these ASNs.")
     rotation: Literal["sticky", "per_day", "per_session", "per_request"] = Field(
         "sticky", description="How often an account changes IP within the pool.")
-    ips_per_account: int = Field(2, ge=1, le=16, description="Sticky/per_day: IPs each account uses.")
+    ips_per_account: int = Field(2, ge=1, le=64, description="IPs each account rotates over (own IPs, or with "
+                                 "match_country its slice of the pool).")
+    match_country: bool = Field(False, description="pool: each account rotates over ips_per_account IPs of the "
+                                "pool in its own country (a residential proxy's country targeting) instead of the "
+                                "whole pool.")
 
 
 class ClientStackSpec(_M):
@@ -116,6 +137,8 @@ class PaymentSpec(_M):
     mode: Literal["unique", "org", "pool", "none"] = Field(
         "unique", description="unique per account, one per org, a reused pool of instruments, or none on file.")
     instruments: int = Field(1, ge=1, description="pool: number of instruments shared by the accounts.")
+    reuse_share: float = Field(1.0, ge=0, le=1, description="pool: share of accounts paying with a pooled "
+                               "instrument; the rest have their own card (rare card reuse = a small share).")
     none_share: float = Field(0.0, ge=0, le=1, description="Share of accounts with no payment on file.")
 
 
@@ -157,12 +180,7 @@ class IdentitySpec(_M):
     @field_validator("countries")
     @classmethod
     def _countries(cls, v):
-        from distillguard.sim.identity import TZ_HOURS
-
-        bad = [k for k in v if k not in TZ_HOURS]
-        if bad:
-            raise ValueError(f"unknown country code(s) {bad} (no time zone known); choose from {sorted(TZ_HOURS)}")
-        return _check_weights(v, "country")
+        return _check_countries(v)
 
     @field_validator("pathway")
     @classmethod
@@ -188,6 +206,9 @@ class TimingSpec(_M):
     window_hours: list[float] | None = Field(None, description="synchronized/shifted/jittered: fixed window start "
                                              "hours (UTC, 0-24) used every day instead of fresh draws (a lab "
                                              "timetable, a nightly eval job).")
+    account_jitter_minutes: float = Field(0.0, ge=0, description="Each account's windows move by its own random "
+                                          "offset, drawn afresh per account and day (standard deviation), so no "
+                                          "two accounts share a schedule exactly.")
     weekdays_only: bool = Field(False, description="No traffic on Saturdays and Sundays (a course, an office).")
 
     @field_validator("window_hours")
@@ -221,6 +242,19 @@ class BanEvasionSpec(_M):
     ban_to_day: float = Field(10.0, ge=0)
     standby_accounts: int = Field(10, ge=1, description="Second pool: created early, idle until a ban.")
     takeover_hours: float = Field(2.0, ge=0, description="Delay before a standby account takes over.")
+    generations: int = Field(1, ge=1, le=8, description="Chain of standby pools: pool g takes over from pool g-1 "
+                             "and is itself banned / retired at the same shares (each pool standby_accounts).")
+    retire_share: float = Field(0.0, ge=0, le=1, description="Share of accounts the operator retires voluntarily "
+                                "(rotation before any ban): their traffic moves to a standby account, their "
+                                "status stays active.")
+
+    @model_validator(mode="after")
+    def _shares(self):
+        if self.banned_share + self.retire_share > 1:
+            raise ValueError("banned_share + retire_share must be <= 1")
+        if self.ban_to_day < self.ban_from_day:
+            raise ValueError("ban_to_day must be >= ban_from_day")
+        return self
 
 
 class ProxyNetworkSpec(_M):
@@ -271,11 +305,31 @@ class _Group(_M):
         return self
 
 
+class EndUsersSpec(_M):
+    """A reseller or platform: its accounts relay the traffic of many end users of its own."""
+
+    count: int = Field(..., ge=1, description="End users at scale 1 (each with its own habits, time zone, "
+                       "conversations and system prompt draw).")
+    count_scale: Literal["linear", "fixed", "sqrt"] = Field("sqrt", description="How count follows --scale.")
+    countries: Weights = Field(default_factory=dict, description="End users' countries (their local hours); "
+                               "empty = global mix.")
+    user_field: bool = Field(True, description="Forward a stable end-user id in extra.user (the `user` / "
+                             "safety-identifier parameter a well-behaved platform sends).")
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, v):
+        return _check_countries(v)
+
+
 class PersonaSpec(_Group):
     name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", description="persona in labels.parquet.")
     kind: str = Field("chat", description="Free label (chat, coding_agent, app, nat, popular_tool, benchmark, "
                                           "labelling, tutoring, reseller); reported with the persona.")
     hard_negative: bool = Field(False, description="Marks a benign persona built to look suspicious (reporting only).")
+    end_users: EndUsersSpec | None = Field(None, description="The accounts relay end users' traffic: volume "
+                                           "(exchanges / rate.per_account_day) and timing are the end users'; "
+                                           "account, key, network and client are the persona's accounts'.")
 
 
 class CampaignSpec(_Group):
@@ -304,7 +358,7 @@ class WorldSpec(_M):
     days: int = Field(21, ge=1, le=400, description="Span length in days.")
     responses: Literal["text", "lengths"] = Field(
         "text", description="text: synthetic answer/reasoning text; lengths: only lengths and token counts.")
-    prompt_files: dict[str, str] = Field(default_factory=dict, description="Name → JSONL prompt file (a 'text' "
+    prompt_files: dict[str, str | PromptFileSpec] = Field(default_factory=dict, description="Name → JSONL prompt file (a 'text' "
                                          "field per line); paths relative to the config file or the packaged data.")
     content_files: list[str] = Field(..., min_length=1, description="YAML files defining content profiles.")
     models: list[ModelSpec] = Field(..., min_length=1, description="Models served; at least one available at start.")
@@ -313,6 +367,10 @@ class WorldSpec(_M):
                                                       "adds to the built-in table (custom user agents).")
     personas: list[PersonaSpec] = Field(default_factory=list, description="Benign populations.")
     campaigns: list[CampaignSpec] = Field(default_factory=list, description="Distillation campaigns.")
+    account_facts: bool = Field(True, description="false: write no accounts table and no org_id (a small "
+                                "provider or third-party log with exchanges only).")
+    edge_fingerprints: bool = Field(True, description="false: no client_asn, tls_ja4 or header_order_fp (an edge "
+                                    "that does not compute them).")
     chunk_rows: int = Field(150_000, ge=1000, description="Largest batch generated at once (bounds memory).")
 
     @field_validator("start")
@@ -410,7 +468,7 @@ def _drop(items: list, key: str, names: list[str], what: str, source: str) -> li
     return [i for i in items if i.get(key) not in names]
 
 
-def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
+def read_world_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
     """A world file's mapping with its `extends` resolved (bases first, then the file; cycles are errors)."""
     if p.resolve() in chain:
         raise ConfigError("`extends` forms a cycle: " + " → ".join(c.name for c in (*chain, p)), source=str(p))
@@ -430,7 +488,7 @@ def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
     merged: dict = {}
     for e in ext:
         bp = Path(e) if Path(e).is_absolute() else p.parent / e
-        base = _read_raw(bp if bp.exists() else resolve_config_path(e), (*chain, p.resolve()))
+        base = read_world_raw(bp if bp.exists() else resolve_config_path(e), (*chain, p.resolve()))
         for k in ("extends", "exclude_personas", "exclude_campaigns"):
             base.pop(k, None)
         merged = merge_worlds(merged, base, str(p))
@@ -451,7 +509,7 @@ def _read_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
 def load_world(path: str | Path) -> tuple[WorldSpec, Path]:
     """Parse and validate a world file; returns the spec and the directory relative paths resolve against."""
     p = resolve_config_path(path)
-    raw = _read_raw(p)
+    raw = read_world_raw(p)
     try:
         spec = WorldSpec.model_validate(raw)
     except ValidationError as e:
@@ -464,6 +522,13 @@ def parse_world(raw: dict, source: str = "<config>") -> WorldSpec:
         return WorldSpec.model_validate(raw)
     except ValidationError as e:
         raise _format_error(e, source) from None
+
+
+def prompt_source(v: str | PromptFileSpec, base: Path) -> tuple[Path, tuple[str, ...] | None, str]:
+    """A prompt_files entry as (resolved path, categories kept or None, category field)."""
+    if isinstance(v, str):
+        return resolve_data_path(v, base), None, "category"
+    return resolve_data_path(v.path, base), tuple(v.categories), v.category_field
 
 
 def resolve_data_path(name: str, base: Path) -> Path:

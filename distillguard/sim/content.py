@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distillguard.errors import ConfigError
 from distillguard.events.schema import TURN_TYPE
@@ -56,6 +56,9 @@ class ProfileSpec(_M):
     languages: dict[str, float] = Field(default_factory=dict, description="Language → weight (default: 'en' only "
                                         "when present, else equal).")
     slots: dict[str, list[str]] = Field(default_factory=dict, description="Slot name → values filled into {slot}.")
+    file_slots: dict[str, list[str]] = Field(default_factory=dict, description="Slot name → prompt_files names: "
+                                             "{slot} gets an item of those files drawn per request (several "
+                                             "file-backed slots in one template, beside {task}).")
     system_prompts: list[str] = Field(default_factory=list, description="System prompt templates (slots allowed).")
     system_prompt_share: float = Field(0.0, ge=0, le=1, description="Share of requests (or accounts) sending one.")
     system_prompt_scope: Literal["account", "exchange"] = Field(
@@ -79,18 +82,34 @@ class ProfileSpec(_M):
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec, description="Reasoning length.")
 
 
+    @model_validator(mode="after")
+    def _file_slot_names(self):
+        clash = [k for k in self.file_slots if k == "task" or k in self.slots]
+        if clash:
+            raise ValueError(f"file_slots {clash} clash with 'task' or a slots entry")
+        return self
+
+
 class ContentFile(_M):
     profiles: list[ProfileSpec] = Field(..., description="Content profiles defined by this file.")
 
 
 _SLOT = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_TASK_CACHE: dict[Path, list[str]] = {}
+_TASK_CACHE: dict[tuple, list[str]] = {}
 
 
-def read_prompt_file(path: Path) -> list[str]:
-    """JSONL with a ``text`` field per line (the /work/shared/data format), or plain text one per line."""
-    if path in _TASK_CACHE:
-        return _TASK_CACHE[path]
+def read_prompt_file(path: Path, categories: tuple[str, ...] | None = None, category_field: str = "category"
+                     ) -> list[str]:
+    """JSONL with a ``text`` field per line (the /work/shared/data format), or plain text one per line.
+
+    With ``categories``, only JSONL lines whose ``category_field`` is one of them are kept (an empty
+    result is an error: a filter that matches nothing is a typo, not a world without prompts).
+    """
+    key = (path, categories, category_field)
+    if key in _TASK_CACHE:
+        return _TASK_CACHE[key]
+    if categories is not None and path.suffix != ".jsonl":
+        raise ConfigError("categories need a JSONL prompt file", source=str(path))
     out: list[str] = []
     with path.open("rb") as f:
         for i, line in enumerate(f, 1):
@@ -105,13 +124,19 @@ def read_prompt_file(path: Path) -> list[str]:
                 t = rec.get("text") if isinstance(rec, dict) else None
                 if not isinstance(t, str):
                     raise ConfigError("each line needs a string 'text' field", source=str(path), line=i)
-                out.append(t)
+                if categories is None or rec.get(category_field) in categories:
+                    out.append(t)
             else:
                 out.append(line.decode("utf-8"))
     if not out:
-        raise ConfigError("prompt file is empty", source=str(path))
-    _TASK_CACHE[path] = out
+        what = f"no line has {category_field} in {list(categories)}" if categories else "prompt file is empty"
+        raise ConfigError(what, source=str(path))
+    _TASK_CACHE[key] = out
     return out
+
+
+def _read_source(src) -> list[str]:
+    return read_prompt_file(*src) if isinstance(src, tuple) else read_prompt_file(src)
 
 
 def load_profiles(files: list[str], base: Path) -> dict[str, ProfileSpec]:
@@ -153,13 +178,20 @@ class ProfilePools:
     hist_user: pa.StringArray
     hist_asst: pa.StringArray
     hist_tool: pa.StringArray
+    #: file-slot profiles only: per wrapper position j, the literal text and the slot read after it
+    parts: list[pa.StringArray] | None = None
+    refs: np.ndarray | None = None
+    slot_values: pa.StringArray | None = None
+    slot_off: np.ndarray | None = None
+    slot_len: np.ndarray | None = None
 
 
-def _fill(rng: np.random.Generator, tpl: str, slots: dict[str, list[str]], profile: str) -> str:
+def _fill(rng: np.random.Generator, tpl: str, slots: dict[str, list[str]], profile: str,
+          keep: tuple[str, ...] = ("task",)) -> str:
     def rep(m: re.Match) -> str:
         k = m.group(1)
-        if k == "task":
-            return "{task}"
+        if k in keep:
+            return "{" + k + "}"
         vals = slots.get(k)
         if not vals:
             raise ConfigError(f"template uses slot {{{k}}} but the profile has no slots.{k}", source=f"profile {profile}")
@@ -168,7 +200,36 @@ def _fill(rng: np.random.Generator, tpl: str, slots: dict[str, list[str]], profi
     return _SLOT.sub(rep, tpl)
 
 
-def build_pools(spec: ProfileSpec, prompt_files: dict[str, Path], rng: np.random.Generator,
+def _split_slots(wrappers: list[str], names: list[str]) -> tuple[list[pa.StringArray], np.ndarray]:
+    """Wrappers cut at their slot markers: literal parts by position, and which slot follows each."""
+    pat = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")\}")
+    cut = [pat.split(w) for w in wrappers]
+    m = max(len(c) // 2 for c in cut)
+    refs = np.full((len(wrappers), m), -1, dtype=np.int64)
+    lits = [[""] * len(wrappers) for _ in range(m + 1)]
+    for i, c in enumerate(cut):
+        for j in range(0, len(c), 2):
+            lits[j // 2][i] = c[j]
+        for j in range(1, len(c), 2):
+            refs[i, j // 2] = names.index(c[j])
+    return [pa.array(x, pa.string()) for x in lits], refs
+
+
+def _slot_prompt(pools: ProfilePools, rng: np.random.Generator, w: np.ndarray) -> pa.Array:
+    """Prompts of file-slot wrappers: literal parts joined with a value drawn per row for each slot."""
+    refs = pools.refs[w]
+    parts: list = [pools.parts[0].take(pa.array(w))]
+    empty = len(pools.slot_values) - 1
+    for j in range(refs.shape[1]):
+        r = refs[:, j]
+        rr = np.maximum(r, 0)
+        idx = pools.slot_off[rr] + (rng.random(len(w)) * pools.slot_len[rr]).astype(np.int64)
+        parts.append(pools.slot_values.take(pa.array(np.where(r >= 0, idx, empty))))
+        parts.append(pools.parts[j + 1].take(pa.array(w)))
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def build_pools(spec: ProfileSpec, prompt_files: dict, rng: np.random.Generator,
                 n_wrappers: int = 400) -> ProfilePools:
     langs = spec.languages or ({"en": 1.0} if "en" in spec.templates else {k: 1.0 for k in spec.templates})
     for lang in langs:
@@ -180,7 +241,7 @@ def build_pools(spec: ProfileSpec, prompt_files: dict[str, Path], rng: np.random
     for t in spec.tasks:
         if t not in prompt_files:
             raise ConfigError(f"tasks names {t!r}, which is not in the world's prompt_files", source=f"profile {spec.name}")
-        items = read_prompt_file(prompt_files[t])
+        items = _read_source(prompt_files[t])
         tasks.extend(items[: spec.task_limit] if spec.task_limit else items)
     uses_task = any("{task}" in x for v in spec.templates.values() for x in v)
     if uses_task and not tasks:
@@ -192,19 +253,26 @@ def build_pools(spec: ProfileSpec, prompt_files: dict[str, Path], rng: np.random
             if len(tasks[i]) < 600:
                 tasks[i] = add_typos(rng, tasks[i], 1.0)
     pre, suf, has = [], [], []
+    keep = ("task", *spec.file_slots)
+    filled: list[str] = []
     pick_lang = rng.choice(len(ln), size=n_wrappers, p=lw / lw.sum())
     for i in range(n_wrappers):
         tpls = spec.templates[ln[pick_lang[i]]]
-        s = _fill(rng, tpls[int(rng.integers(len(tpls)))], spec.slots, spec.name)
+        s = _fill(rng, tpls[int(rng.integers(len(tpls)))], spec.slots, spec.name, keep)
         if rng.random() < spec.typo_rate:
             # Typos go around the slot, never into it: a mangled "{taskk}" would ship as literal text.
-            s = "{task}".join(add_typos(rng, part, 1.0) for part in s.split("{task}"))
+            if spec.file_slots:
+                cut = re.split(r"(\{(?:" + "|".join(map(re.escape, keep)) + r")\})", s)
+                s = "".join(p if j % 2 else add_typos(rng, p, 1.0) for j, p in enumerate(cut))
+            else:
+                s = "{task}".join(add_typos(rng, part, 1.0) for part in s.split("{task}"))
         # casing / whitespace habits vary by person
         r = rng.random()
         if r < 0.08:
             s = s.lower()
         elif r < 0.12:
             s = s.rstrip(".!?") if s.rstrip().endswith(tuple(".!?")) and "{task}" not in s[-8:] else s
+        filled.append(s)
         if "{task}" in s:
             a, b = s.split("{task}", 1)
             b = b.replace("{task}", "")
@@ -243,8 +311,17 @@ def build_pools(spec: ProfileSpec, prompt_files: dict[str, Path], rng: np.random
     hist_tool = text_pool(rng, "code" if spec.capability == "coding" else "list", 220, 0.8, size=128)
     hu_src = tasks if tasks else pre
     hist_user = [hu_src[int(i)][:400] for i in rng.integers(0, len(hu_src), size=128)]
+    extra = {}
+    if spec.file_slots:
+        names = ["task", *spec.file_slots]
+        vals = [tasks or [""]] + [[x for f in files for x in _read_source(prompt_files[f])]
+                                  for files in spec.file_slots.values()]
+        lens = np.array([len(v) for v in vals], dtype=np.int64)
+        parts, refs = _split_slots(filled, names)
+        extra = dict(parts=parts, refs=refs, slot_values=pa.array([x for v in vals for x in v] + [""], pa.string()),
+                     slot_off=np.concatenate([[0], np.cumsum(lens)[:-1]]), slot_len=lens)
     return ProfilePools(
-        spec=spec, prefix=pa.array(pre, pa.string()), suffix=pa.array(suf, pa.string()), has_task=np.array(has),
+        **extra, spec=spec, prefix=pa.array(pre, pa.string()), suffix=pa.array(suf, pa.string()), has_task=np.array(has),
         tasks=pa.array(tasks or [""], pa.string()), system=system, tool_sets=tool_sets, tool_set_len=tool_len,
         tool_flat=flat, resp=pa.array(resp_list, pa.string()), resp_len=np.array([len(x) for x in resp_list]),
         reas=pa.array(reas_list, pa.string()), reas_len=np.array([len(x) for x in reas_list]),
@@ -322,6 +399,8 @@ def build_content(pools: ProfilePools, rng: np.random.Generator, acc_idx: np.nda
     if not has.all():
         task = pc.if_else(pa.array(has), task, "")
     prompt = pc.binary_join_element_wise(pools.prefix.take(wi), task, pools.suffix.take(wi), "")
+    if pools.refs is not None:
+        prompt = _slot_prompt(pools, rng, w)
     has_images = rng.random(n) < s.image_share if s.image_share > 0 else np.zeros(n, dtype=bool)
     if has_images.any():
         prompt = pc.if_else(pa.array(has_images), pc.binary_join_element_wise("[image] ", prompt, ""), prompt)

@@ -114,6 +114,12 @@ def _asn_blocks(asn: int, k: int = 6) -> list[tuple[int, int]]:
 _BLOCKS = {a[0]: _asn_blocks(a[0]) for a in ASNS}
 
 
+def asn_countries(asns: np.ndarray) -> np.ndarray:
+    """Country of each ASN (from the table; '' for ASNs given by number only)."""
+    table = dict(zip(_ASN_ARR.tolist(), _ASN_COUNTRY.tolist(), strict=True))
+    return np.array([table.get(int(a), "") for a in asns])
+
+
 def asns_of(kind: str, country: str | None = None, only: list[int] | None = None) -> np.ndarray:
     if only:
         return np.array(only, dtype=np.int64)

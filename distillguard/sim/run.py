@@ -50,7 +50,8 @@ def simulate(spec: WorldSpec, base: Path, out: Path, scale: float = 1.0, seed: i
     store = Store(out, create=True)
     if store.has_exchanges():
         raise ConfigError("output store already holds exchanges; choose an empty --out directory", source=str(out))
-    store.write_accounts(world.accounts_table(), key="00000000000000000000-sim")
+    if spec.account_facts:
+        store.write_accounts(world.accounts_table(), key="00000000000000000000-sim")
     pq.write_table(world.labels_table(), out / LABELS_FILE, compression="zstd")
     total = 0
     if workers is None:
@@ -92,11 +93,12 @@ def simulate(spec: WorldSpec, base: Path, out: Path, scale: float = 1.0, seed: i
     secs = time.perf_counter() - t0
     summary = {
         "name": spec.name, "seed": world.seed, "scale": scale, "start": spec.start.isoformat(), "days": spec.days,
-        "responses": spec.responses, "exchanges": total, "accounts": sum(g.n for g in world.groups),
+        "responses": spec.responses, "exchanges": total, "accounts": sum(g.n for g in world.groups if g.relay_to is None),
         "seconds": round(secs, 2), "workers": workers, "files_per_day": world.n_shards, "exchanges_per_second": round(total / secs) if secs else None,
         "models": [{"name": m.name, "released": m.released.isoformat() if m.released else None} for m in spec.models],
         "groups": [{"key": g.key, "campaign_id": g.campaign_id, "persona": g.persona, "role": g.role,
-                    "accounts": g.n, "exchanges": world.counts[g.key], "content": g.content,
+                    "accounts": 0 if g.relay_to is not None else g.n, "exchanges": world.counts[g.key],
+                    "end_users": g.n if g.relay_to is not None else None, "content": g.content,
                     "accounts_at_rate_cap": int(g.acc.get("capped", 0))} for g in world.groups],
         "campaigns": [{"id": c.id, "title": c.title, "content": c.content,
                        "pivot": c.models.model_dump() if c.models.pivot_share is not None else None}

@@ -29,7 +29,7 @@ from distillguard.sim.config import (
     RateSpec,
     TimingSpec,
     WorldSpec,
-    resolve_data_path,
+    prompt_source,
 )
 from distillguard.sim.content import ProfilePools, build_content, build_pools, load_profiles
 
@@ -66,6 +66,11 @@ class Group:
     #: scaled / configured accounts: pools of cards, orgs and creation bursts shrink with the group
     factor: float = 1.0
     acc: dict = field(default_factory=dict)
+    #: end users of a reseller: index of the group whose accounts relay them (no accounts of their own)
+    relay_to: int | None = None
+    #: a reseller's own accounts send nothing themselves; their end users' group does
+    relay_only: bool = False
+    user_field: bool = False
 
 
 def _factor(how: str, scale: float) -> float:
@@ -97,10 +102,19 @@ def plan_groups(spec: WorldSpec, scale: float) -> list[Group]:
     groups: list[Group] = []
     for p in spec.personas:
         n = _scaled(p.accounts, p.accounts_scale, scale, p.min_accounts)
+        ex = p.exchanges * _factor(p.exchanges_scale, scale) if p.exchanges else None
         groups.append(Group(p.name, None, p.name, "benign", n,
                             p.identity, p.network, p.client, p.timing, p.rate, dict(p.content),
-                            p.exchanges * _factor(p.exchanges_scale, scale) if p.exchanges else None,
-                            p.start_day, p.end_day or spec.days, p.models, factor=n / p.accounts))
+                            None if p.end_users else ex, p.start_day, p.end_day or spec.days, p.models,
+                            factor=n / p.accounts, relay_only=p.end_users is not None))
+        if p.end_users:
+            eu = p.end_users
+            n_eu = _scaled(eu.count, eu.count_scale, scale, 1)
+            ident = p.identity.model_copy(update={"countries": dict(eu.countries), "orgs": "per_account",
+                                                  "payment": p.identity.payment.model_copy(update={"mode": "none"})})
+            groups.append(Group(f"{p.name}:end_users", None, p.name, "benign", n_eu, ident, p.network, p.client,
+                                p.timing, p.rate, dict(p.content), ex, p.start_day, p.end_day or spec.days, p.models,
+                                relay_to=len(groups) - 1, user_field=eu.user_field))
     for c in spec.campaigns:
         groups.extend(_campaign_groups(c, spec, scale))
     return groups
@@ -132,13 +146,31 @@ def _campaign_groups(c: CampaignSpec, spec: WorldSpec, scale: float) -> list[Gro
         ident = c.identity.model_copy(update={"created": c.identity.created.model_copy(
             update={"to_day": min(c.identity.created.to_day, be.ban_from_day)})})
         nsb = _scaled(be.standby_accounts, c.accounts_scale, scale, 1)
-        out.append(Group(f"{c.id}:standby", c.id, "campaign", "standby", nsb, ident, c.network, c.client,
-                         c.timing, c.rate, dict(out[0].content), None, c.start_day, end, c.models,
-                         factor=nsb / be.standby_accounts))
+        for gen in range(1, be.generations + 1):
+            out.append(Group(_standby_key(c.id, gen), c.id, "campaign", "standby", nsb, ident, c.network, c.client,
+                             c.timing, c.rate, dict(out[0].content), None, c.start_day, end, c.models,
+                             factor=nsb / be.standby_accounts))
     return out
 
 
+def _standby_key(cid: str, gen: int) -> str:
+    return f"{cid}:standby" if gen == 1 else f"{cid}:standby{gen}"
+
+
 # ------------------------------------------------------------------------------------------------ accounts
+def _country_slices(rng, countries: list[str], ip_country: np.ndarray, k: int) -> np.ndarray:
+    """Per account, k pool IPs located in its country (any IP of the pool when the pool has none there)."""
+    out = np.empty((len(countries), k), dtype=np.int64)
+    carr = np.array(countries)
+    for c in sorted(set(countries)):
+        rows = np.nonzero(carr == c)[0]
+        cand = np.nonzero(ip_country == c)[0]
+        if not len(cand):
+            cand = np.arange(len(ip_country))
+        out[rows] = cand[rng.integers(0, len(cand), size=(len(rows), k))]
+    return out
+
+
 def _pick(rng, weights: dict, n: int) -> list:
     keys = list(weights)
     w = np.array([weights[k] for k in keys], dtype=float)
@@ -150,7 +182,7 @@ def check_references(spec: WorldSpec, base: Path, groups: list[Group] | None = N
     groups = groups if groups is not None else plan_groups(spec, 1.0)
     for name, f in spec.prompt_files.items():
         try:
-            resolve_data_path(f, base)
+            prompt_source(f, base)
         except ConfigError as e:
             raise ConfigError(f"prompt_files.{name}: {e.message}", source=e.source) from None
     profiles = load_profiles(spec.content_files, base)
@@ -160,9 +192,10 @@ def check_references(spec: WorldSpec, base: Path, groups: list[Group] | None = N
         raise ConfigError(f"content names profile(s) {missing} that no content file defines "
                           f"(defined: {sorted(profiles)})")
     for name in sorted(used):
-        bad = [t for t in profiles[name].tasks if t not in spec.prompt_files]
+        pr = profiles[name]
+        bad = [t for t in [*pr.tasks, *(f for fs in pr.file_slots.values() for f in fs)] if t not in spec.prompt_files]
         if bad:
-            raise ConfigError(f"profile {name!r} uses tasks {bad} missing from prompt_files")
+            raise ConfigError(f"profile {name!r} uses prompt files {bad} missing from prompt_files")
     known = set(idg.CLIENT_STACKS) | set(spec.client_stacks)
     for g in groups:
         if g.client.stacks:
@@ -185,7 +218,7 @@ class World:
         self.seed = spec.seed if seed is None else seed
         self.start_ms = int(spec.start.timestamp() * 1000)
         self.groups = plan_groups(spec, scale)
-        self.prompt_files = {k: resolve_data_path(v, base) for k, v in spec.prompt_files.items()}
+        self.prompt_files = {k: prompt_source(v, base) for k, v in spec.prompt_files.items()}
         self.profiles, self.profile_names = check_references(spec, base, self.groups)
         self.pools: dict[str, ProfilePools] = {}
         for i, name in enumerate(self.profile_names):
@@ -195,6 +228,7 @@ class World:
         self._models()
         for gi, g in enumerate(self.groups):
             self._build_accounts(gi, g)
+        self._relay()
         self._ban_evasion()
         self.counts: dict[str, int] = {g.key: 0 for g in self.groups}
         # Account shards: each output file holds one shard-day of all groups (~chunk_rows exchanges).
@@ -262,6 +296,10 @@ class World:
             ni = _shrunk(pay.instruments, g.factor)
             pfp = idg.hex_ids(rng, ni, 10).to_pylist()
             fp = [pfp[i] for i in rng.integers(0, ni, size=n)]
+            if pay.reuse_share < 1:
+                own = idg.hex_ids(rng, n, 10).to_pylist()
+                reuse = rng.random(n) < pay.reuse_share
+                fp = [fp[i] if reuse[i] else own[i] for i in range(n)]
         else:
             fp = [None] * n
         none = rng.random(n) < pay.none_share
@@ -271,8 +309,11 @@ class World:
         k = net.ips_per_account
         if net.pool:
             ips, asn = self._pool(net.pool)
-            a["shared_pool"] = True
-            a["acct_ips"] = rng.integers(0, len(ips), size=(n, k))
+            a["shared_pool"] = not net.match_country
+            if net.match_country:
+                a["acct_ips"] = _country_slices(rng, countries, idg.asn_countries(asn), k)
+            else:
+                a["acct_ips"] = rng.integers(0, len(ips), size=(n, k))
         elif net.size:
             ipl, asn = idg.make_ips(rng, net.size, idg.asns_of(net.kind, None, net.asns), net.prefixes_24)
             ips = pa.array(ipl, pa.string())
@@ -317,7 +358,33 @@ class World:
         self._set_rate(g, a)
         g.acc = a
 
+    def _relay(self) -> None:
+        """End users take their reseller account's identity, keys, network and client; keep their own habits."""
+        for gi, g in enumerate(self.groups):
+            if g.relay_to is None:
+                continue
+            r = self.groups[g.relay_to].acc
+            a = g.acc
+            m = np.random.default_rng([self.seed, 9, gi]).integers(0, self.groups[g.relay_to].n, size=g.n)
+            a["end_user_id"] = idg.alnum_ids(np.random.default_rng([self.seed, 10, gi]), g.n, 16, "eu_")
+            a["user_field"] = g.user_field
+            mp = pa.array(m)
+            for k in ("account_id", "org_id", "user_agent", "sdk_name", "sdk_version", "tls_ja4", "header_order_fp"):
+                a[k] = r[k].take(mp)
+            for k in ("endpoint", "stream", "created_ms", "acct_ips", "nkeys"):
+                a[k] = r[k][m]
+            kk = self.groups[g.relay_to].identity.keys_per_account
+            a["keys"] = r["keys"].take(pa.array((m[:, None] * kk + np.arange(kk)[None, :]).ravel()))
+            a["pool_ips"], a["pool_asn"], a["shared_pool"] = r["pool_ips"], r["pool_asn"], r["shared_pool"]
+            a["from_ms"] = np.maximum(a["created_ms"], self.start_ms + int(g.start_day * DAY_MS))
+            self._set_rate(g, a)
+
     def _set_rate(self, g: Group, a: dict) -> None:
+        if g.relay_only:
+            a["lam"] = np.zeros(g.n)
+            a["active_share"] = 0.0
+            a["capped"] = 0
+            return
         days_active = np.clip((a["to_ms"] - a["from_ms"]) / DAY_MS, 0, None)
         cap = g.identity.rpd_limit * g.rate.limit_fraction
         a["active_share"] = g.rate.active_share
@@ -337,32 +404,44 @@ class World:
         a["capped"] = int((lam > cap).sum())
 
     def _ban_evasion(self) -> None:
-        """Bans cut an account's traffic at a time; a standby account takes over what it was sending."""
+        """Bans (and voluntary retirements) cut an account's traffic at a time; a standby account takes
+        over what it was sending. With generations > 1 each standby pool is in turn banned / retired and
+        replaced by the next pool, a chain of pools."""
         for c in self.spec.campaigns:
             if not c.ban_evasion:
                 continue
             be = c.ban_evasion
-            main = next(g for g in self.groups if g.key == c.id)
-            sb = next(g for g in self.groups if g.key == f"{c.id}:standby")
+            src = next(g for g in self.groups if g.key == c.id)
             rng = np.random.default_rng([self.seed, 5, sum(map(ord, c.id))])
-            nb = int(round(main.n * be.banned_share))
-            banned = rng.choice(main.n, size=nb, replace=False)
-            ban_ms = (self.start_ms + rng.uniform(be.ban_from_day, be.ban_to_day, size=nb) * DAY_MS).astype(np.int64)
-            a, s = main.acc, sb.acc
-            s["lam"] = np.zeros(sb.n)
-            s["from_ms"] = np.full(sb.n, np.iinfo(np.int64).max // 2, dtype=np.int64)
-            for j, (i, t) in enumerate(zip(banned.tolist(), ban_ms.tolist(), strict=True)):
-                a["to_ms"][i] = min(a["to_ms"][i], t)
-                a["status"][i] = "banned"
-                a["status_ms"][i] = t
-                k = j % sb.n
-                s["lam"][k] += a["lam"][i]
-                s["from_ms"][k] = min(s["from_ms"][k], t + int(be.takeover_hours * 3_600_000))
-            s["lam"] = np.minimum(s["lam"], sb.identity.rpd_limit * sb.rate.limit_fraction)
+            end_ms = self.start_ms + int(be.ban_to_day * DAY_MS)
+            for gen in range(1, be.generations + 1):
+                sb = next(g for g in self.groups if g.key == _standby_key(c.id, gen))
+                a, s = src.acc, sb.acc
+                s["lam"] = np.zeros(sb.n)
+                s["from_ms"] = np.full(sb.n, np.iinfo(np.int64).max // 2, dtype=np.int64)
+                lo = np.maximum(a["from_ms"], self.start_ms + int(be.ban_from_day * DAY_MS))
+                live = np.nonzero((a["lam"] > 0) & (lo < np.minimum(a["to_ms"], end_ms)))[0]
+                k_ban = int(round(len(live) * be.banned_share))
+                k_ret = int(round(len(live) * be.retire_share))
+                chosen = rng.permutation(live)[: k_ban + k_ret]
+                hi = np.minimum(a["to_ms"][chosen], end_ms)
+                t_end = (lo[chosen] + rng.random(len(chosen)) * (hi - lo[chosen])).astype(np.int64)
+                for j, (i, t) in enumerate(zip(chosen.tolist(), t_end.tolist(), strict=True)):
+                    a["to_ms"][i] = min(a["to_ms"][i], t)
+                    if j < k_ban:
+                        a["status"][i] = "banned"
+                        a["status_ms"][i] = t
+                    k = j % sb.n
+                    s["lam"][k] += a["lam"][i]
+                    s["from_ms"][k] = min(s["from_ms"][k], t + int(be.takeover_hours * 3_600_000))
+                s["lam"] = np.minimum(s["lam"], sb.identity.rpd_limit * sb.rate.limit_fraction)
+                src = sb
 
     def accounts_table(self) -> pa.Table:
         parts = []
         for g in self.groups:
+            if g.relay_to is not None:
+                continue  # end users are not the provider's customers: their reseller's accounts are
             a = g.acc
             n = g.n
             parts.append(pa.table({
@@ -388,6 +467,8 @@ class World:
     def labels_table(self) -> pa.Table:
         parts = []
         for g in self.groups:
+            if g.relay_to is not None:
+                continue
             parts.append(pa.table({"account_id": g.acc["account_id"],
                                    "campaign_id": pa.array([g.campaign_id] * g.n, pa.string()),
                                    "persona": pa.array([g.persona] * g.n, pa.string()),
@@ -419,6 +500,8 @@ class World:
         windows = np.sort(rng.uniform(0, 86_400 - g.timing.window_minutes * 60, size=g.timing.windows_per_day))
         if g.timing.window_hours is not None:
             windows = np.array(sorted(g.timing.window_hours), dtype=float) * 3600.0
+        # drawn for every account (not only this shard's) so an account's schedule ignores the sharding
+        offsets = rng.normal(0, g.timing.account_jitter_minutes * 60, size=g.n) if g.timing.account_jitter_minutes else None
         sel = np.nonzero((a["shard"] == shard) & (counts > 0))[0]
         if not len(sel):
             return []
@@ -435,7 +518,7 @@ class World:
         for ci in range(len(bounds) - 1):
             lo, hi = bounds[ci], bounds[ci + 1]
             crng = np.random.default_rng([self.seed, 6, gi, day, shard, ci])
-            t = self._chunk(g, crng, sel[lo:hi], cs[lo:hi], d0, windows)
+            t = self._chunk(g, crng, sel[lo:hi], cs[lo:hi], d0, windows, offsets)
             if t is not None and t.num_rows:
                 out.append(t)
         return out
@@ -456,7 +539,7 @@ class World:
         t = pa.concat_tables(tables)
         return t.take(pc.sort_indices(t["ts"])), counts
 
-    def _times(self, g: Group, rng, acc: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    def _times(self, g: Group, rng, acc: np.ndarray, windows: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
         n = len(acc)
         tm = g.timing
         a = g.acc
@@ -474,6 +557,8 @@ class World:
                 sec = sec + a["shift_s"][acc]
             elif tm.mode == "jittered":
                 sec = sec + rng.normal(0, tm.jitter_minutes * 60, size=n)
+            if offsets is not None:
+                sec = sec + offsets[acc]
         return np.mod(sec, 86_400.0)
 
     def _model_idx(self, g: Group, rng, ts: np.ndarray) -> np.ndarray:
@@ -499,10 +584,11 @@ class World:
             m = np.where(after & (rng.random(len(ts)) < p), mi, m)
         return m
 
-    def _chunk(self, g: Group, rng, accs: np.ndarray, counts: np.ndarray, d0: int, windows: np.ndarray) -> pa.Table | None:
+    def _chunk(self, g: Group, rng, accs: np.ndarray, counts: np.ndarray, d0: int, windows: np.ndarray,
+               offsets: np.ndarray | None = None) -> pa.Table | None:
         a = g.acc
         acc = np.repeat(accs, counts)
-        ts = d0 + (self._times(g, rng, acc, windows) * 1000).astype(np.int64)
+        ts = d0 + (self._times(g, rng, acc, windows, offsets) * 1000).astype(np.int64)
         keep = (ts >= a["from_ms"][acc]) & (ts < a["to_ms"][acc])
         if not keep.all():
             acc, ts = acc[keep], ts[keep]
@@ -598,6 +684,13 @@ class World:
             "source_format": pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int8), pa.array(["native"])).cast(pa.string()),
             "extra": pa.nulls(n, pa.string()),
         }
+        if "end_user_id" in a and a["user_field"]:
+            common["extra"] = pc.binary_join_element_wise('{"user": "', a["end_user_id"].take(acc_pa), '"}', "")
+        if not self.spec.account_facts:
+            common["org_id"] = pa.nulls(n, pa.string())
+        if not self.spec.edge_fingerprints:
+            for k in ("client_asn", "tls_ja4", "header_order_fp"):
+                common[k] = pa.nulls(n, common[k].type)
         tables = []
         for lo, hi, cols in pieces:
             arrays = []

@@ -50,3 +50,15 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
 def test_world_schema_command():
     p = dg("world-schema")
     assert "campaigns" in json.loads(p.stdout)["properties"]
+
+
+@pytest.mark.slow
+def test_cli_family_and_randomized_simulate(tmp_path):
+    p = dg("simulate", "--family", "small_provider", "--seed", "4", "--out", tmp_path / "w", "--json")
+    s = json.loads(p.stdout)
+    assert s["name"] == "small_provider-4" and (tmp_path / "w" / "sampled_world.yaml").exists()
+    p = dg("bench", "--family", "1", "--family-name", "small_provider", "--seed", "4", "--no-replay",
+           "--out", tmp_path / "fam")
+    assert "no-attacker worlds" in p.stdout and (tmp_path / "fam" / "family.json").exists()
+    p = dg("bench", "--family", "1", check=False)
+    assert p.returncode == 2 and "--out" in p.stderr

@@ -115,3 +115,22 @@ def test_results_from_a_scanned_store(world):
     t, _ = read_results(world)
     assert t.num_rows == 7 and t.schema == RESULTS_SCHEMA
     assert score(world, t)["account_precision"] == pytest.approx(0.75)
+
+
+def test_purity_is_zero_when_every_record_is_false(world):
+    rows = [("b1", 0.9, True, None, "D1"), ("b2", 0.9, True, None, "D1"), ("b3", 0.9, True, None, "D2")]
+    m = score(world, _results(rows))
+    assert m["campaign_purity"] == 0.0
+    assert m["records"]["count"] == 2 and m["records"]["false_records"] == 2
+    assert m["records"]["records_per_campaign"] is None and m["records"]["campaigns_per_record"] is None
+
+
+def test_records_per_campaign_and_campaigns_per_record(world):
+    # c1 split over D1 and D3; D1 also holds c2's a4 (a merge) and a benign b1
+    rows = [("a1", 0.9, True, None, "D1"), ("a4", 0.9, True, None, "D1"), ("b1", 0.9, True, None, "D1"),
+            ("a2", 0.9, True, None, "D3"), ("b2", 0.9, True, None, "D4")]
+    r = score(world, _results(rows))["records"]
+    assert r["by_campaign"] == {"c1": ["D1", "D3"], "c2": ["D1"]}
+    assert r["records_per_campaign"] == pytest.approx(1.5) and r["max_records_per_campaign"] == 2
+    assert r["campaigns_per_record"] == pytest.approx(1.5) and r["max_campaigns_per_record"] == 2
+    assert r["count"] == 3 and r["false_records"] == 1
