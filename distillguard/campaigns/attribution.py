@@ -22,22 +22,41 @@ ORG_KINDS = ("payment", "email_pattern", "creation_burst", "ja4", "header_fp", "
 INHERIT_KINDS = ("ja4", "header_fp", "user_agent", "payment", "template", "system_prompt", "ip24", "task_item", "sync")
 
 
-def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, list[str]]) -> dict[str, str]:
+def exclusive_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], kinds: tuple[str, ...],
+                    exclusive: float) -> list[tuple[str, str, str, int, int]]:
+    """(cluster1, cluster2, kind, n1, n2) for cluster pairs sharing entities of ``kind`` that are *theirs*: at
+    least ``exclusive`` of the entity's holders in the store sit in the two clusters (a public attack template,
+    a free-mail domain or a stock SDK fingerprint is not). n1 / n2 count the accounts of each side holding one."""
+    rows = [(a, c) for c, ms in groups.items() for a in ms]
+    con.execute("CREATE OR REPLACE TEMP TABLE _fm(account_id VARCHAR, cl VARCHAR)")
+    con.executemany("INSERT INTO _fm VALUES (?, ?)", rows)
+    kl = ", ".join(f"'{k}'" for k in kinds)
+    return [tuple(r) for r in con.execute(f"""
+        WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
+                    WHERE i.kind IN ({kl})),
+        pair AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.entity, any_value(a.df) AS df,
+                        count(DISTINCT a.account_id) AS h1, count(DISTINCT b.account_id) AS h2
+                 FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl GROUP BY 1, 2, 3, 4),
+        ex AS (SELECT * FROM pair WHERE h1 + h2 >= {float(exclusive)} * df)
+        SELECT ex.c1, ex.c2, ex.kind, count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c1),
+               count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c2)
+        FROM ex JOIN ce a ON a.kind = ex.kind AND a.entity = ex.entity AND a.cl IN (ex.c1, ex.c2)
+        GROUP BY 1, 2, 3""").fetchall()]
+
+
+def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, list[str]],
+                   exclusive: float = 0.8) -> dict[str, str]:
     """cluster_id → org_key. Clusters sharing a payment instrument, or two kinds of account tooling
     (e-mail naming, creation burst, client fingerprint), or tooling plus private templates, are one
-    organisation (union-find over cluster pairs)."""
+    organisation (union-find over cluster pairs). Only entities that are the clusters' own count
+    (``exclusive`` of their holders inside the pair): unrelated operations that send the same public attack
+    template through the same stock SDK are not one organisation."""
     if not cluster_members:
         return {}
-    rows = [(a, c) for c, ms in cluster_members.items() for a in ms]
-    con.execute("CREATE OR REPLACE TEMP TABLE _cm(account_id VARCHAR, cluster_id VARCHAR)")
-    con.executemany("INSERT INTO _cm VALUES (?, ?)", rows)
-    kinds = ", ".join(f"'{k}'" for k in ORG_KINDS)
-    links = con.execute(f"""
-        WITH ce AS (SELECT DISTINCT cm.cluster_id, i.kind, i.entity FROM inc i JOIN _cm cm USING (account_id)
-                    WHERE i.kind IN ({kinds}))
-        SELECT a.cluster_id, b.cluster_id, list(DISTINCT a.kind)
-        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cluster_id < b.cluster_id
-        GROUP BY 1, 2""").fetchall()
+    links = exclusive_links(con, cluster_members, ORG_KINDS, exclusive)
+    kinds_of: dict[tuple[str, str], set[str]] = {}
+    for a, b, k, _, _ in links:
+        kinds_of.setdefault((a, b), set()).add(k)
     parent = {c: c for c in cluster_members}
 
     def find(x: str) -> str:
@@ -46,11 +65,10 @@ def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, li
             x = parent[x]
         return x
 
-    for a, b, ks in links:
+    for (a, b), ks in kinds_of.items():
         groups = {KIND_GROUP[k] for k in ks}
-        # public attack templates are reused by unrelated operators: content only counts next to tooling
         tooling = groups & {"email", "creation", "client"}
-        if "payment" in groups or len(tooling) >= 2 or (tooling and "content" in groups and len(ks) >= 3):
+        if "payment" in groups or len(tooling) >= 2 or (tooling and "content" in groups):
             parent[find(a)] = find(b)
     roots: dict[str, list[str]] = {}
     for c in cluster_members:

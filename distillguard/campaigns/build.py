@@ -9,8 +9,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from distillguard.campaigns.attribution import exclusive_links
+from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.config import CampaignConfig
-from distillguard.scoring.risk import ClusterScore, signal_words
+from distillguard.scoring.risk import ClusterScore, cluster_reasons, signal_words
 
 CAMPAIGN_SCHEMA = pa.schema([
     ("campaign_id", pa.string()), ("title", pa.string()), ("n_accounts", pa.int64()), ("n_exchanges", pa.int64()),
@@ -43,36 +45,25 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
     return "throttle"
 
 
-#: Operator evidence for merging clusters into one campaign (not content or synchrony on public templates,
-#: ASNs or e-mail domains, which unrelated operators share).
-MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern")
+#: Evidence that two flagged clusters are one operation. Infrastructure an operator reuses (IP /24, client
+#: fingerprint, payment, e-mail naming, creation burst), plus *private* content (templates and system prompts
+#: nobody outside the two clusters sends) and real co-activity (a sync entity is a shared set of busy
+#: buckets, not a template). Not ASNs or e-mail domains, which unrelated operators share.
+MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern", "template",
+               "system_prompt", "sync")
 
 
-def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], min_cover: float = 0.5,
-                   min_weight: float = 0.1) -> dict[str, str]:
-    """cluster_id → representative cluster_id: flagged clusters that are one campaign split by the
-    community detection (three pools of one operator, one per payment card) are merged when most
-    accounts of each are linked to the other through two or more kinds of operator evidence
-    (IP /24, client fingerprint, payment, e-mail, creation) — not content, timing on shared templates or ASNs,
-    which unrelated operators share."""
-    from distillguard.graph.edges import KIND_GROUP
-
+def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig) -> dict[str, str]:
+    """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
+    community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
+    three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
+    the accounts of each hold entities of two or more evidence groups that the other holds, counting only
+    entities held mostly inside the two clusters (``cfg.merge_exclusive`` of their holders): what
+    unrelated operators also send or use (a public attack template, a free-mail domain) does not merge."""
     parent = {c: c for c in groups}
     if len(groups) < 2:
         return parent
-    rows = [(a, c) for c, ms in groups.items() for a in ms]
-    con.execute("CREATE OR REPLACE TEMP TABLE _fm(account_id VARCHAR, cl VARCHAR)")
-    con.executemany("INSERT INTO _fm VALUES (?, ?)", rows)
-    kinds = ", ".join(f"'{k}'" for k in MERGE_KINDS)
-    links = con.execute(f"""
-        WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
-                    WHERE i.w >= {float(min_weight)} AND i.kind IN ({kinds})),
-        sz AS (SELECT cl, count(*) AS n FROM _fm GROUP BY 1)
-        SELECT a.cl, b.cl, list(DISTINCT a.kind), count(DISTINCT a.account_id), count(DISTINCT b.account_id)
-        FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl
-        JOIN sz s1 ON s1.cl = a.cl JOIN sz s2 ON s2.cl = b.cl
-        WHERE a.df <= s1.n + s2.n   -- the entity is theirs, not something half the world shares
-        GROUP BY 1, 2""").fetchall()
+    links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive)
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -80,9 +71,24 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             x = parent[x]
         return x
 
-    for c1, c2, kinds, n1, n2 in links:
-        shared = {KIND_GROUP.get(k, k) for k in kinds}
-        if len(shared) >= 2 and n1 >= min_cover * len(groups[c1]) and n2 >= min_cover * len(groups[c2]):
+    # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
+    held: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+    for c1, c2, kind, n1, n2 in links:
+        g = held.setdefault((c1, c2), {})
+        o1, o2 = g.get(KIND_GROUP.get(kind, kind), (0, 0))
+        g[KIND_GROUP.get(kind, kind)] = (max(o1, n1), max(o2, n2))
+    mc = cfg.merge_min_cover
+    for (c1, c2), g in held.items():
+        s1, s2 = len(groups[c1]), len(groups[c2])
+        both = {k for k, (n1, n2) in g.items() if n1 >= mc * s1 and n2 >= mc * s2}
+        # a small piece (a pool the community detection cut off) joins a bigger cluster when most of the
+        # piece holds the evidence and the bigger side holds it at least as often as the piece is large
+        small, big = ((0, 1) if s1 <= s2 else (1, 0))
+        sizes = (s1, s2)
+        piece = {k for k, n in g.items() if n[small] >= mc * sizes[small] and n[big] >= min(mc * sizes[big], sizes[small])}
+        # private content that most accounts on both sides send is one operation's own workload; any other
+        # evidence needs a second, independent group
+        if len(piece) >= 2 or "content" in both:
             parent[find(c1)] = find(c2)
     return {c: find(c) for c in groups}
 
@@ -99,26 +105,32 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         accts = [a for a in cs.members if a in flagged and flagged[a]["cluster_id"] == cs.cluster_id]
         if accts and cs.risk >= flag_threshold:
             chosen[cs.cluster_id] = accts
-    rep = merge_clusters(con, chosen)
+    rep = merge_clusters(con, chosen, cfg)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:
         merged.setdefault(rep[c], []).append(c)
+    base_mix = _store_mix(feat.values())
+    titles: set[str] = set()
     for _head, parts in sorted(merged.items(), key=lambda kv: -max(by_id[c].risk for c in kv[1])):
         parts = sorted(parts, key=lambda c: -len(chosen[c]))
-        cs = by_id[parts[0]]
+        head = by_id[parts[0]]
         accts = sorted(a for c in parts for a in chosen[c])
         if len(accts) < 2:
             continue
-        cid = "camp-" + cs.cluster_id[2:]
-        if len(parts) > 1:
-            cs = _merged_score(cs, [by_id[c] for c in parts], accts)
+        cid = "camp-" + head.cluster_id[2:]
         rows = [feat[a] for a in accts if a in feat]
         n_ex = int(sum(_num(r["n_exchanges"]) for r in rows))
         mix = {}
         for key in (rows[0].keys() if rows else []):
             if key.startswith("share_"):
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
+        # evidence is about the campaign's own accounts (not the whole community it was cut from), so the
+        # counts in the title and in every evidence line are of the same accounts
+        ents = _shared(con, accts)
+        cs = _campaign_score(con, head, parts, accts, by_id, ents)
+        cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"]
+                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, ents, base_mix)
         con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
         con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
         models = [m for m, _ in con.execute(
@@ -126,22 +138,25 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         first, last = con.execute(
             "SELECT min(hour), max(hour) + INTERVAL 1 HOUR FROM beh_ah JOIN _ca USING (account_id)").fetchall()[0]
         pivot_model, pivot_delay = None, None
-        for model, _rel in released:
-            delays = sorted(_num(r["pivot_delay_hours"]) for r in rows if r.get("pivot_delay_hours") is not None
+        for model, rel in released:
+            # a pivot is measured on accounts that were already working before the release: an account that
+            # only started afterwards did not move to the new model, it began there
+            before = [r for r in rows if r.get("first_ts") is not None and r["first_ts"] < rel]
+            delays = sorted(_num(r["pivot_delay_hours"]) for r in before if r.get("pivot_delay_hours") is not None
                             and _num(r.get("new_model_share")) >= 0.2)
-            if model in models and len(delays) >= 0.5 * len(rows):
+            if model in models and before and len(delays) >= 0.5 * len(before):
                 pivot_model, pivot_delay = model, float(delays[len(delays) // 2])
                 break
         infra = infrastructure(con, cs, rows)
         low_ver = sum(1 for r in rows if _num(r.get("verification_level")) <= 0) / max(len(rows), 1)
         conf = round(float(sum(flagged[a]["risk"] for a in accts) / len(accts)), 4)
-        top = sorted(((v, k) for k, v in mix.items() if v >= 0.1), reverse=True)[:3]
-        title = (" + ".join(_TITLE.get(k, k) for _, k in top) or "harvesting") + f" — {len(accts)} accounts"
+        title = _title(mix, base_mix, len(accts), titles)
         evidence = list(cs.reasons)
         if pivot_model:
-            evidence.append(f"pivoted to {pivot_model} a median {pivot_delay:.0f} h after its release")
+            evidence.append(f"pivoted to {pivot_model} a median {pivot_delay:.0f} h after its release "
+                            f"({len(delays)} of the {len(before)} accounts active before it)")
         campaigns.append(dict(
-            campaign_id=cid, title=title[0].upper() + title[1:], n_accounts=len(accts), n_exchanges=n_ex,
+            campaign_id=cid, title=title, n_accounts=len(accts), n_exchanges=n_ex,
             first_seen=first, last_seen=last, capability_mix=orjson.dumps(mix).decode(), models=models,
             pivot_model=pivot_model, pivot_delay_hours=pivot_delay, infrastructure=orjson.dumps(infra).decode(),
             confidence=conf, recommended_action=recommended_action(conf, mix, low_ver, cfg), status="detected",
@@ -151,16 +166,65 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     return campaigns, member_of
 
 
-def _merged_score(head: ClusterScore, parts: list[ClusterScore], accts: list[str]) -> ClusterScore:
-    """One ClusterScore describing several merged clusters (for evidence and infrastructure)."""
-    kinds: dict[str, list[str]] = {}
-    for p in parts:
-        for k, ents in p.kind_entities.items():
-            seen = kinds.setdefault(k, [])
-            seen += [e for e in ents if e not in seen]
-    reasons = [f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"] + head.reasons
-    return ClusterScore(head.cluster_id, accts, max(p.risk for p in parts), head.coordination, head.suspicion,
-                        head.group_share, kinds, reasons, head.declared, head.dense_density)
+def _store_mix(rows) -> dict[str, float]:
+    """Exchange-weighted share of each signal over every account in the store: what a campaign's mix is
+    compared with (coding is 60% of a coding campaign and maybe 20% of everyone's traffic)."""
+    tot, acc = 0.0, {}
+    for r in rows:
+        n = _num(r.get("n_exchanges"))
+        tot += n
+        for k, v in r.items():
+            if k.startswith("share_"):
+                acc[k[6:]] = acc.get(k[6:], 0.0) + _num(v) * n
+        acc["_task_items"] = acc.get("_task_items", 0.0) + _num(r.get("task_item_share")) * n
+    return {k: v / max(tot, 1.0) for k, v in acc.items()}
+
+
+def _title(mix: dict[str, float], base: dict[str, float], n: int, taken: set[str]) -> str:
+    """The capability and the extraction intent most over-represented against the store, e.g. "Agentic tool
+    use + reasoning extraction — 8 accounts": what sets this operation apart, not what everyone sends."""
+    def lift(k: str) -> float:
+        return mix[k] / max(base.get(k, 0.0), 1e-3)
+
+    caps = sorted((k for k in mix if k.startswith("cap_") and mix[k] >= 0.1), key=lambda k: -lift(k))
+    intents = sorted((k for k in mix if not k.startswith("cap_") and mix[k] >= 0.1 and lift(k) >= 1.5),
+                     key=lambda k: -lift(k))
+    names = [_TITLE.get(k, k.replace("_", " ")) for k in caps[:1] + intents[:1]]
+    title = " + ".join(dict.fromkeys(names)) or "harvesting"
+    for extra in caps[1:] + intents[1:]:   # two operations after the same thing: name the next difference
+        if title not in taken:
+            break
+        title += " + " + _TITLE.get(extra, extra.replace("_", " "))
+    taken.add(title)
+    return f"{title[0].upper() + title[1:]} — {n} accounts"
+
+
+def _shared(con: duckdb.DuckDBPyConnection, accts: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """kind → [(entity, accounts holding it)] for entities at least two of ``accts`` hold, most-held first."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _cs(account_id VARCHAR)")
+    con.executemany("INSERT INTO _cs VALUES (?)", [(a,) for a in accts])
+    out: dict[str, list[tuple[str, int]]] = {}
+    for k, e, n in con.execute("""SELECT kind, entity, count(DISTINCT account_id) AS n FROM inc JOIN _cs USING (account_id)
+                                  GROUP BY 1, 2 HAVING n >= 2 ORDER BY kind, n DESC""").fetchall():
+        out.setdefault(k, []).append((e, int(n)))
+    return out
+
+
+def _campaign_score(con: duckdb.DuckDBPyConnection, head: ClusterScore, parts: list[str], accts: list[str],
+                    by_id: dict[str, ClusterScore], ents: dict[str, list[tuple[str, int]]]) -> ClusterScore:
+    """A ClusterScore describing exactly the campaign's accounts (``ents`` from ``_shared``, which also left them
+    in ``_cs``): shared entities and evidence-group shares among them, not among the community they came from."""
+    holders = dict(con.execute("""WITH s AS (SELECT kind, entity FROM inc JOIN _cs USING (account_id)
+                                             GROUP BY 1, 2 HAVING count(DISTINCT account_id) >= 2)
+                                  SELECT kind, list(DISTINCT account_id) FROM inc JOIN _cs USING (account_id)
+                                  JOIN s USING (kind, entity) GROUP BY 1""").fetchall())
+    by_group: dict[str, set[str]] = {}
+    for k, accs in holders.items():
+        by_group.setdefault(KIND_GROUP.get(k, k), set()).update(accs)
+    gshare = {g: round(len(v) / len(accts), 3) for g, v in by_group.items()}
+    return ClusterScore(head.cluster_id, accts, max(by_id[c].risk for c in parts), head.coordination,
+                        head.suspicion, gshare, {k: [e for e, _ in v] for k, v in ents.items()},
+                        declared=head.declared, dense_density=head.dense_density)
 
 
 def infrastructure(con: duckdb.DuckDBPyConnection, cs: ClusterScore, rows: list[dict]) -> dict:

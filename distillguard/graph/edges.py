@@ -98,10 +98,18 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
                   sum((tt.tot - own.n_own) * g.share / (tt.days * {bph})) AS ex, any_value(tt.k) AS k
            FROM sb JOIN tb USING (template_key, bucket) JOIN g USING (hod)
            JOIN own USING (account_id, template_key) JOIN tt USING (template_key) GROUP BY 1, 2),
+    -- the entity is not the template alone: two operations each synchronised on its own schedule but
+    -- sending the same public template are not synchronised with each other. Each account's set of busy
+    -- buckets (≥ 3 accounts) on the template is summarised by {int(cfg.sync_bands)} MinHash values, so two
+    -- accounts share a sync entity with probability = the Jaccard overlap of their busy buckets
+    hot AS (SELECT template_key, bucket FROM tb WHERE c >= 3),
+    mh AS (SELECT sb.account_id, sb.template_key, r.j, min(hash(sb.bucket, r.j)) AS h
+           FROM sb JOIN hot USING (template_key, bucket) CROSS JOIN range({int(cfg.sync_bands)}) r(j) GROUP BY 1, 2, 3),
     syncs AS (
-      SELECT sa.account_id, 'sync' AS kind, sa.template_key AS entity,
-             least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) AS strength
-      FROM sa WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
+      SELECT sa.account_id, 'sync' AS kind, sa.template_key || '~' || mh.j || '~' || mh.h AS entity,
+             least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) / {int(cfg.sync_bands)} AS strength
+      FROM sa JOIN mh USING (account_id, template_key)
+      WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
     SELECT * FROM exf UNION ALL SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate

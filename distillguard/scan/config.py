@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from distillguard.alerts import AlertsConfig
 from distillguard.config import naming_the_key, read_yaml_mapping
@@ -63,6 +63,9 @@ class GraphConfig(_Strict):
     sync_bucket_minutes: int = Field(10, ge=1, le=60)
     #: Co-activity lift (over the template's own hour-of-day rhythm) at which an account counts as synchronised.
     sync_min_lift: float = Field(2.5, gt=1)
+    #: MinHash values per (account, template) summarising its busy buckets: accounts share a sync entity
+    #: when their busy buckets overlap, not merely because both are synchronised with someone on a template.
+    sync_bands: int = Field(6, ge=1, le=64)
     #: Entity weight floor for entities whose accounts all look benign (0..1 multiplier).
     benign_floor: float = Field(0.15, ge=0, le=1)
     #: Leiden resolutions (RB configuration model), coarse to fine. Each account takes the risk of the
@@ -79,23 +82,74 @@ class GraphConfig(_Strict):
     seed: int = 7
 
 
+#: The account model's default weights (docs/detection.md, "The account model"). Every component is in [0, 1].
+DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
+    "intent": 2.6,          # share of requests eliciting reasoning / grading / rewrites
+    "capability": 0.9,      # share concentrated on one capability (agentic, coding, vision)
+    "task_items": 0.4,      # share whose core is a known task-set item
+    "reasoning": 1.6,       # share of requests asking for reasoning/thinking
+    "single_turn": 0.8,
+    "template_reuse": 0.6,
+    "limit_util": 1.6,      # volume against the account's own limit (no limit on record: the volume percentile)
+    "volume": 0.0,          # requests per active day, upper percentile within the store
+    "long_output": 0.0,     # requested max_tokens, upper percentile within the store
+    "new_account": 0.5,
+    "low_verification": 0.3,
+    "fast_pivot": 1.2,      # moved to a newly released model within a day
+}
+
+
+class AccountModelConfig(_Strict):
+    """suspicion = σ(bias + Σ weights[k] · x_k); unknown component names are errors."""
+    bias: float = -3.2
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ACCOUNT_WEIGHTS))
+    #: Share components are shrunk by n / (n + prior_exchanges) for an account with n exchanges.
+    prior_exchanges: float = Field(5.0, ge=0)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_components(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(DEFAULT_ACCOUNT_WEIGHTS))
+        if bad:
+            raise ValueError(f"unknown account-model components {bad}; known: {sorted(DEFAULT_ACCOUNT_WEIGHTS)}")
+        return {**DEFAULT_ACCOUNT_WEIGHTS, **v}
+
+
 class ScoringConfig(_Strict):
+    account_model: AccountModelConfig = Field(default_factory=AccountModelConfig)
     #: Accounts at or above this risk are flagged.
     flag_threshold: float = Field(0.5, gt=0, lt=1)
-    #: Minimum number of distinct kinds of hidden infrastructure (payment, IP, fingerprint, creation,
-    #: e-mail) a cluster must share before it can be called coordinated on its own.
-    min_infra_kinds: int = Field(2, ge=1)
+    #: A cluster is strongly coordinated when at least this many evidence groups (network, client, payment,
+    #: e-mail, creation, content, timing, intel) are each shared beyond chance by half its core; otherwise its
+    #: coordination is capped at ``weak_coordination_cap`` (a NAT alone, or a popular tool's prompt alone, is
+    #: not a campaign: with the cap at 0.2 such a cluster reaches the flag threshold only when its core's own
+    #: traffic scores ≥ 0.92 on the account model).
+    min_evidence_groups: int = Field(2, ge=1)
+    weak_coordination_cap: float = Field(0.2, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
     #: Clusters whose accounts all sit in one organisation verified to this level are treated as
     #: declared (one customer's own accounts), not hidden coordination.
     declared_org_verification: int = Field(2, ge=0)
+    #: Cluster risk multiplier when every core member belongs to one such organisation; with a mix it scales
+    #: with the verified share: 1 − (1 − declared_discount) × verified share.
+    declared_discount: float = Field(0.3, ge=0, le=1)
     #: Minimum share of a member's coordination weight that must point inside its cluster.
     min_member_fit: float = Field(0.3, ge=0, le=1)
-    #: A member counts as sharing an evidence group inside its cluster only when its intra-cluster
-    #: weight in that group reaches this (weak ties through common entities do not count).
-    min_group_weight: float = Field(0.1, ge=0)
+    #: A member's tie to its cluster through an evidence group counts only when the chance that a random group
+    #: of the cluster's size, drawn from the rest of the store, would share one of its entities of that group
+    #: is at most this (a free-mail naming pattern or a home ISP shared in a group of 90 is chance).
+    max_chance_tie: float = Field(0.5, ge=0, le=1)
+    #: An entity of a coincidence group is shared evidence inside a cluster only when at least this many of its
+    #: parties hold it (all of them in a smaller cluster): two ordinary users on one home /24 are a coincidence.
+    min_entity_holders: int = Field(3, ge=2)
+    #: ... in these evidence groups (what strangers share by coincidence); elsewhere two holders suffice.
+    coincidence_groups: list[str] = Field(default_factory=lambda: ["network", "email", "client"])
+    #: Private content or client fingerprints count as a distinctive tie (like a shared card or sign-up
+    #: burst) when the chance of sharing them at random is at most this; content that private, shared by half
+    #: a cluster's core, counts as two evidence groups.
+    distinctive_chance: float = Field(0.05, ge=0, le=1)
     #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits
@@ -119,6 +173,12 @@ class CampaignConfig(_Strict):
     block_confidence: float = Field(0.85, ge=0, le=1)
     #: A new account inheriting this share of a banned account's fingerprints/templates is linked to it.
     ban_evasion_overlap: float = Field(0.5, ge=0, le=1)
+    #: Two flagged clusters are one operation when this share of the accounts of each holds entities of two
+    #: or more evidence groups the other holds ...
+    merge_min_cover: float = Field(0.5, ge=0, le=1)
+    #: ... counting only entities at least this share of whose holders sit in the two clusters (private
+    #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
+    merge_exclusive: float = Field(0.8, ge=0, le=1)
     #: What applies by itself and what waits for an analyst (docs/detection.md#review-before-enforcement).
     enforcement: EnforcementPolicy = Field(default_factory=EnforcementPolicy)
 

@@ -52,7 +52,8 @@ def prepare(store: Store, cfg: ScanConfig) -> tuple[duckdb.DuckDBPyConnection, l
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
                 until: datetime | None = None) -> StepResult:
-    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until), tuple(cfg.behavior.non_intent_signals))
+    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until), tuple(cfg.behavior.non_intent_signals),
+                              cfg.scoring.account_model)
     incidence(con, cfg.graph, feats, until)
     edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
     pairs = pair_weights(con, cfg.graph)

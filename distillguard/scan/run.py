@@ -185,7 +185,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     chosen = {c for c, f in zip(risk["cluster_id"].to_pylist(), risk["flagged"].to_pylist(), strict=True) if f and c}
     flagged_clusters = {cs.cluster_id: cs.members for cs in step.clusters
                         if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
-    org_keys = attribute_orgs(con, flagged_clusters)
+    org_keys = attribute_orgs(con, flagged_clusters, cfg.campaigns.merge_exclusive)
     campaigns, members = build_campaigns(con, step.clusters, risk, step.features, org_keys, released,
                                          cfg.campaigns, cfg.scoring.flag_threshold)
     risk = _drop_lone_flags(risk, members, {n for n, _, _ in links}, cfg)

@@ -103,17 +103,40 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
     fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
     intra_w = {a: _num(w) for a, _, _, w in fit_rows}
-    # member m shares evidence group g inside its cluster when it holds an entity of that group (with
-    # weight ≥ min_group_weight, so common low-weight entities do not count) that another member holds
-    # ... and another *party*: accounts of one organisation verified to the declared level count as one
-    # party, so a company's own accounts sharing its card or office NAT is not a tie (as in the edges)
+    # member m shares evidence group g inside its cluster when it holds an entity of that group that another
+    # *party* in the cluster also holds (accounts of one organisation verified to the declared level count as
+    # one party: a company's own accounts sharing its card or office NAT is not a tie, as in the edges).
+    # Calibrated to the store, not to a weight constant: for each member and group, the chance that k-1
+    # accounts drawn at random from the rest of the store would share one of its entities anyway, from each
+    # entity's holders outside the cluster (df - m) among the N - k accounts outside it. A free-mail naming
+    # pattern, a home ISP's /24 or a popular tool's system prompt is shared by chance in a group of 90; the
+    # pool's own card or template (no holders outside) never is, in a 231-account store or a 30M one.
+    # In the groups ordinary users share by coincidence (a home /24, an e-mail shape, a client), an entity
+    # counts only when min_entity_holders parties of the cluster hold it: community detection finds the pairs
+    # of ordinary users who happen to share a home /24 or a rare e-mail shape, and a chain of such pairwise
+    # coincidences is not a group sharing something — unless the same two accounts also share something of
+    # another group (a rare /24 *and* a rare TLS fingerprint: two coincidences at once are a 2-account
+    # operation, not chance). Two strangers never share a card by coincidence.
+    n_all = max(feats.num_rows, 2)
+    coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
     grp_rows = con.execute(f"""
-        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.w,
+        WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
                            {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
                     FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
-        sh AS (SELECT cl, kind, entity FROM mi GROUP BY 1, 2, 3 HAVING count(DISTINCT party) >= 2)
-        SELECT DISTINCT mi.cl, mi.a, g.grp FROM mi JOIN sh USING (cl, kind, entity) JOIN _kg g USING (kind)
-        WHERE mi.w >= {float(cfg.min_group_weight)}""").fetchall()
+        ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m FROM mi GROUP BY 1, 2, 3),
+        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1),
+        pg AS (SELECT src, dst, list(DISTINCT g.grp) AS grps FROM _intra JOIN _kg g USING (kind) GROUP BY 1, 2),
+        corr AS (SELECT DISTINCT a, grp FROM (
+                   SELECT src AS a, unnest(grps) AS grp FROM pg WHERE len(grps) >= 2
+                   UNION ALL SELECT dst, unnest(grps) FROM pg WHERE len(grps) >= 2))
+        SELECT mi.cl, mi.a, g.grp,
+               max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL
+                                            THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
+                        THEN 1 ELSE 0 END) AS obs,
+               1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance
+        FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
+        LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
+        GROUP BY 1, 2, 3""").fetchall()
     ent_rows = con.execute("""
         WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
         SELECT cl, kind, entity, count(DISTINCT a) AS n FROM ie GROUP BY 1, 2, 3 ORDER BY cl, kind, n DESC""").fetchall()
@@ -131,31 +154,68 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], 0.75)) for c, ms in sizes.items()}
     core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
                                  for c, ms in sizes.items()}
-    gcount: dict[int, dict[str, int]] = {}
+    # group share = how far the core's observed sharing exceeds what chance gives a group of this size:
+    # observed - expected share of the core's members (a tie everyone in a group of this size would have
+    # anyway adds nothing; a private card held by every member adds 1)
+    obs_n: dict[int, dict[str, float]] = {}
+    exp_n: dict[int, dict[str, float]] = {}
     member_groups: dict[str, set[str]] = {}
-    for c, a, g in grp_rows:
-        member_groups.setdefault(a, set()).add(g)
+    distinct: dict[str, set[str]] = {}
+    priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
+    sends_shared: set[str] = set()   # members sending content another party of their cluster sends
+    for c, a, g, obs, chance in grp_rows:
+        if obs and g == "content":
+            sends_shared.add(a)
+        if obs and chance <= cfg.max_chance_tie:
+            member_groups.setdefault(a, set()).add(g)
+        # a distinctive tie: evidence a bystander on the pool's proxy range does not have — the pool's card,
+        # sign-up burst, busy windows, a partner indicator, or its *private* templates or client fingerprint
+        # (nobody outside the cluster holds them). Works the same on a store without account facts.
+        if obs and (g in DISTINCTIVE_GROUPS or (g in ("content", "client") and chance <= cfg.distinctive_chance)):
+            distinct.setdefault(a, set()).add(g)
+        if a in core[c] and g == "content" and obs:
+            n0, ch0 = priv_n.get(c, (0, 0.0))
+            priv_n[c] = (n0 + 1, ch0 + chance)
         if a in core[c]:
-            gcount.setdefault(c, {})[g] = gcount.setdefault(c, {}).get(g, 0) + 1
-    gshare = {c: {g: n / max(len(core[c]), 1) for g, n in gs.items()} for c, gs in gcount.items()}
+            obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs
+            exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance
+    gshare: dict[int, dict[str, float]] = {}
+    for c, gs in obs_n.items():
+        k = max(len(core[c]), 1)
+        for g, o in gs.items():
+            e = exp_n[c][g] / k
+            x = max(0.0, o / k - e)
+            if x > 0:
+                gshare.setdefault(c, {})[g] = x
     ents: dict[int, dict[str, list[tuple[str, int]]]] = {}
     for c, k, e, n in ent_rows:
         ents.setdefault(c, {}).setdefault(k, []).append((e, n))
     block_of: dict[str, Block] = {a: b for b in blocks for a in b.accounts}
 
+    org_size: dict = {}
+    if "org_id" in feats.column_names:
+        for o in feats["org_id"].to_pylist():
+            if o is not None:
+                org_size[o] = org_size.get(o, 0) + 1
     scores: list[ClusterScore] = []
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
-        infra = [g for g in INFRA_GROUPS if gs.get(g, 0) >= 0.5]
-        strong = len(infra) >= cfg.min_infra_kinds or (gs.get("timing", 0) >= 0.5 and gs.get("content", 0) >= 0.5) \
-            or (len(infra) >= 1 and gs.get("timing", 0) >= 0.5)
+        # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
+        # chance by half the core (group shares are already net of chance, so a popular tool's prompt, a
+        # free-mail naming shape or a home ISP does not count however many members hold it)
+        # A workload nobody outside the cluster sends (its holders' mean chance of sharing it at random ≤
+        # distinctive_chance), sent by at least half the core, counts as two: a popular tool's prompts are
+        # shared by chance in a group this size, an operation's own templates are not.
+        private = gs.get("content", 0) >= 0.5 and c in priv_n and priv_n[c][1] / max(priv_n[c][0], 1) <= cfg.distinctive_chance
+        n_groups = sum(1 for g, v in gs.items() if v >= 0.5) + (1 if private else 0)
+        strong = n_groups >= cfg.min_evidence_groups
         total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
         total += min(dense, 3.0) * 0.2
         coord = 1 - math.exp(-total)
         if not strong:
-            coord = min(coord, 0.5)
+            coord = min(coord, cfg.weak_coordination_cap)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
@@ -163,7 +223,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
-        risk = (coord ** 0.4) * (susp ** 0.6) * (0.3 if declared else 1.0)
+        # accounts of organisations verified to the declared level identify themselves: their coordination is
+        # not *hidden*. The discount grows with the core's verified share (one verified organisation: the full
+        # declared_discount; four verified eval teams sharing a hosted runner and schedule: most of it)
+        # (an organisation *declares* a group only when it holds several accounts: a one-account org is no more
+        # than an account, whatever its verification)
+        verified = sum(1 for r in rows if org_size.get(r.get("org_id"), 0) >= 2
+                       and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
+        discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
+        risk = (coord ** 0.4) * (susp ** 0.6) * discount
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in ents.get(c, {}).items()}, declared=declared,
@@ -193,9 +261,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
-        if not any(g in groups for g in (*INFRA_GROUPS, "timing")):
-            member *= 0.5  # tied only by content: the benchmark-researcher case
-        if cs.suspicion > 0 and not groups & set(DISTINCTIVE_GROUPS):
+        own_distinct = distinct.get(a, set())
+        if not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
+            member *= 0.5  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
+        if cs.suspicion > 0 and not own_distinct:
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically
@@ -204,7 +273,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
         # then half the ratio suffices
         if cs.suspicion > 0:
-            strong_ties = groups & {*DISTINCTIVE_GROUPS, "content"}
+            # (sending the cluster's templates counts here even when a group this big would share them by chance:
+            # the rule only relaxes the suspicion ratio for an account that also has a distinctive tie)
+            strong_ties = own_distinct | ({"content"} if a in sends_shared else set())
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
@@ -224,7 +295,11 @@ def _count_phrase(kind: str, ents: list[tuple[str, int]]) -> str:
     return f"one {one}" if len(ents) == 1 else f"{len(ents)} {many}"
 
 
-def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tuple[str, int]]]) -> list[str]:
+def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tuple[str, int]]],
+                    base_mix: dict[str, float] | None = None, min_lift: float = 2.0) -> list[str]:
+    """Evidence lines. With ``base_mix`` (each signal's share over the whole store) a signal is named only when
+    the group sends it ``min_lift`` times more than everyone does: "50% built on known benchmark items" says
+    nothing about a class whose whole store asks benchmark-style questions."""
     n = len(cs.members)
     out: list[str] = []
     shared = []
@@ -243,7 +318,7 @@ def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tup
         out.append(f"{max(x[1] for x in ents['creation_burst'])} accounts were created within minutes of each other "
                    f"on the {'/'.join(pw[:2])} sign-up pathway")
     if cs.group_share.get("timing", 0) >= 0.3:
-        out.append(f"{cs.group_share['timing']:.0%} of them act in synchronised bursts on the same template")
+        out.append(f"{cs.group_share['timing']:.0%} of them are busy in the same short windows on the same template")
     # content, exchange-weighted
     tot = sum(_num(r.get("n_exchanges")) for r in rows) or 1.0
     best = []
@@ -251,12 +326,14 @@ def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tup
         if key.startswith("share_"):
             v = sum(_num(r.get(key)) * _num(r.get("n_exchanges")) for r in rows) / tot
             best.append((v, key[6:]))
+    if base_mix is not None:
+        best = [(v, k) for v, k in best if v >= min_lift * base_mix.get(k, 0.0)]
     best.sort(reverse=True)
     for v, name in best[:2]:
         if v >= 0.2:
             out.append(f"{v:.0%} of their requests {signal_words(name)}")
     ti = sum(_num(r.get("task_item_share")) * _num(r.get("n_exchanges")) for r in rows) / tot
-    if ti >= 0.2:
+    if ti >= 0.2 and (base_mix is None or ti >= min_lift * base_mix.get("_task_items", 0.0)):
         out.append(f"{ti:.0%} of their prompts are built on known task-set items")
     utils = sorted(_num(r.get("mean_rpd_util")) for r in rows if r.get("mean_rpd_util") is not None)
     if utils and utils[len(utils) // 2] >= 0.5:

@@ -1,9 +1,17 @@
-"""Individual account suspicion: how much one account's own traffic looks like harvesting.
+"""The account model: how much one account's own traffic looks like harvesting, in [0, 1].
 
-A transparent logistic blend with hand-set weights (no training on simulator labels). It is
-deliberately *not* enough to flag an account alone — a benchmark researcher or a tutoring
-platform looks like this too — it feeds the coordination stage (entity discount) and the
-cluster score, where what accounts share decides.
+One documented logistic blend, ``suspicion = σ(bias + Σ weight_k · x_k)``, whose weights live in the scan
+configuration (``scoring.account_model``), none in code. Every component ``x_k`` is in [0, 1]. Shares (intent,
+capability, reasoning, single-turn, template reuse) are what they are on any store; magnitudes that depend on
+the provider — requests per day, requested output length — enter as *percentiles within the store at hand*
+(``2·rank − 1`` above the median, 0 below), so the same weights mean the same thing on a 5,000-request
+third-party log and on a 30M-exchange production store. A component whose input the store does not have (no
+account facts: no limits, creation dates or verification) falls back to what the exchanges say (volume
+pressure from the within-store volume percentile) or contributes nothing — it never zeroes the model.
+
+It is deliberately *not* enough to flag an account alone — a benchmark researcher or a tutoring platform looks
+like this too — it feeds the coordination stage (entity discount) and the cluster score, where what accounts
+share decides.
 """
 
 from __future__ import annotations
@@ -13,23 +21,10 @@ import pyarrow as pa
 
 from distillguard.scan.base import CAPABILITY_PREFIX
 
-#: (component, weight, words used when it is a top reason)
-WEIGHTS: dict[str, float] = {
-    "intent": 2.6,       # share of requests eliciting reasoning / grading / rewrites
-    "capability": 0.9,   # share concentrated on one capability (agentic, coding, vision)
-    "task_items": 0.4,   # share whose core is a known task-set item
-    "reasoning": 1.6,    # share of requests asking for reasoning/thinking
-    "single_turn": 0.8,
-    "template_reuse": 0.6,
-    "limit_util": 1.6,   # daily volume close to the account's limit
-    "new_account": 0.5,
-    "low_verification": 0.3,
-    "fast_pivot": 1.2,   # moved to a newly released model within a day
-}
-BIAS = -3.2
-#: Share-based components are shrunk towards zero by n / (n + PRIOR_EXCHANGES): one coding request is
+#: Share-based components are shrunk towards zero by n / (n + prior_exchanges): one coding request is
 #: "100% single-turn, 100% on one template, 100% coding" and says nothing about how the account behaves.
-PRIOR_EXCHANGES = 5.0
+COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "template_reuse", "limit_util",
+              "volume", "long_output", "new_account", "low_verification", "fast_pivot")
 
 
 def _col(t: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
@@ -40,17 +35,45 @@ def _col(t: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
     return np.where(np.isnan(a), default, a)
 
 
-def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",)) -> dict[str, np.ndarray]:
+def _known(t: pa.Table, name: str) -> np.ndarray:
+    if name not in t.column_names:
+        return np.zeros(t.num_rows, dtype=bool)
+    a = t[name].to_numpy(zero_copy_only=False)
+    return np.asarray([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in a], dtype=bool)
+
+
+def upper_percentile(v: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """max(0, 2·p − 1) where p is v's mid-rank percentile among the store's accounts (those ``present``):
+    0 at or below the median, → 1 for the store's heaviest. Accounts without the value get 0."""
+    present = np.ones(len(v), dtype=bool) if present is None else present
+    out = np.zeros(len(v))
+    x = v[present]
+    if len(x) == 0:
+        return out
+    order = np.sort(x)
+    lo, hi = np.searchsorted(order, x, "left"), np.searchsorted(order, x, "right")
+    p = (lo + hi) / 2.0 / len(x)
+    out[present] = np.clip(2 * p - 1, 0, 1)
+    return out
+
+
+def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",),
+               prior_exchanges: float = 5.0) -> dict[str, np.ndarray]:
     share_cols = [c for c in features.column_names if c.startswith("share_")]
     intent_cols = [c for c in share_cols if not ("sig_" + c[6:]).startswith(CAPABILITY_PREFIX)
                    and "sig_" + c[6:] not in non_intent]
     intent = np.max(np.stack([_col(features, c) for c in intent_cols]), axis=0) if intent_cols else np.zeros(features.num_rows)
+    n = _col(features, "n_exchanges", 1e9)
+    sure = n / (n + prior_exchanges)
+    # volume against this store: requests per active day, as an upper percentile
+    volume = upper_percentile(_col(features, "mean_rpd")) * sure
     util = np.clip(np.maximum.reduce([_col(features, "mean_rpd_util"), 0.8 * _col(features, "rpd_util"),
                                       _col(features, "rate_util")]), 0, 1)
+    # no limit on record (a third-party log, a provider without tiers): pressure is the volume percentile
+    util = np.where(_known(features, "rpd_limit"), util, volume)
+    long_out = upper_percentile(_col(features, "mean_max_tokens"), _known(features, "mean_max_tokens")) * sure
     age = _col(features, "account_age_days", 365.0)
     pivot = _col(features, "pivot_delay_hours", 1e9)
-    n = _col(features, "n_exchanges", 1e9)
-    sure = n / (n + PRIOR_EXCHANGES)
     return {
         "intent": intent * sure,
         "capability": _col(features, "top_capability_share") * sure,
@@ -59,18 +82,27 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
         "single_turn": _col(features, "single_turn_share") * sure,
         "template_reuse": _col(features, "top_template_share") * sure,
         "limit_util": util,
+        "volume": volume,
+        "long_output": long_out,
         "new_account": (age < 30).astype(float),
-        "low_verification": (_col(features, "verification_level", 1.0) <= 0).astype(float),
+        "low_verification": (_known(features, "verification_level")
+                             & (_col(features, "verification_level", 1.0) <= 0)).astype(float),
         "fast_pivot": ((pivot <= 24) & (_col(features, "new_model_share") >= 0.3)).astype(float),
     }
 
 
-def account_suspicion(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",)) -> pa.Table:
-    """features + ``suspicion`` in [0,1] and one ``c_<component>`` column per component."""
-    comp = components(features, non_intent)
-    z = np.full(features.num_rows, BIAS)
+def account_suspicion(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",),
+                      model=None) -> pa.Table:
+    """features + ``suspicion`` in [0,1] and one ``c_<component>`` column per component. ``model`` is an
+    ``AccountModelConfig`` (bias, weights, prior_exchanges); the configuration's defaults when None."""
+    if model is None:
+        from distillguard.scan.config import AccountModelConfig
+
+        model = AccountModelConfig()
+    comp = components(features, non_intent, model.prior_exchanges)
+    z = np.full(features.num_rows, float(model.bias))
     for k, v in comp.items():
-        z = z + WEIGHTS[k] * v
+        z = z + float(model.weights.get(k, 0.0)) * v
     s = 1 / (1 + np.exp(-z))
     out = features
     for k, v in comp.items():

@@ -167,3 +167,47 @@ def test_rescan_keeps_analyst_and_intel_enforcement_rows(tmp_path):
     rows = st.read_table("enforcement").to_pylist()
     assert {r["subject_id"] for r in rows if r["source"] != "scan"} == {"analyst-pick", "partner-pick"}
     assert sum(1 for r in rows if r["source"] == "scan") == n_scan  # replaced, not duplicated
+
+
+def _inc_con(rows):
+    import duckdb
+
+    con = duckdb.connect()
+    df: dict = {}
+    for _, k, e in rows:
+        df[(k, e)] = df.get((k, e), 0) + 1
+    con.register("_i", pa.table({"account_id": [r[0] for r in rows], "kind": [r[1] for r in rows],
+                                 "entity": [r[2] for r in rows], "w": [0.5] * len(rows),
+                                 "df": [df[(r[1], r[2])] for r in rows]}))
+    con.execute("CREATE TABLE inc AS SELECT * FROM _i")
+    return con
+
+
+def test_one_operation_split_by_community_detection_is_one_record():
+    """A campaign's own accounts and the proxy pool it drives send the same private templates: one record.
+    Another operation sending a *public* template (also sent by 40 ordinary users) stays its own record."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    own = [f"own{i}" for i in range(10)]
+    pool = [f"pool{i}" for i in range(40)]
+    other = [f"oth{i}" for i in range(8)]
+    users = [f"user{i}" for i in range(40)]
+    rows = [(a, "system_prompt", "sp-private") for a in own + pool]
+    rows += [(a, "template", "tpl-public") for a in own + other + users]
+    rows += [(a, "payment", f"card{i % 3}") for i, a in enumerate(other)]
+    rep = merge_clusters(_inc_con(rows), {"c-own": own, "c-pool": pool, "c-other": other}, CampaignConfig())
+    assert rep["c-own"] == rep["c-pool"]
+    assert rep["c-other"] not in (rep["c-own"], rep["c-pool"])
+
+
+def test_campaign_titles_name_what_sets_each_apart():
+    from distillguard.campaigns.build import _title
+
+    base = {"cap_coding": 0.3, "cap_agentic": 0.05, "cot_elicitation": 0.02}
+    taken: set[str] = set()
+    t1 = _title({"cap_coding": 0.6, "cap_agentic": 0.3, "cot_elicitation": 0.02}, base, 200, taken)
+    t2 = _title({"cap_coding": 0.5, "cap_agentic": 0.4, "cot_elicitation": 0.3}, base, 8, taken)
+    assert t1.startswith("Agentic tool use") and "reasoning extraction" in t2
+    assert t1.split(" — ")[0] != t2.split(" — ")[0]
+    assert t1.endswith("— 200 accounts")

@@ -32,7 +32,7 @@ def test_missing_file_and_non_mapping(load, tmp_path):
 
 def test_every_bad_key_is_named_not_only_the_first(tmp_path):
     p = tmp_path / "scan.yaml"
-    p.write_text("scoring:\n  flag_threshold: 7\n  min_infra_kinds: 0\n")
+    p.write_text("scoring:\n  flag_threshold: 7\n  min_evidence_groups: 0\n")
     with pytest.raises(ConfigError) as e:
         load_scan(p)
-    assert "scoring.flag_threshold" in str(e.value) and "scoring.min_infra_kinds" in str(e.value)
+    assert "scoring.flag_threshold" in str(e.value) and "scoring.min_evidence_groups" in str(e.value)

@@ -73,3 +73,40 @@ def test_leiden_separates_two_groups():
     m = communities(pa.table({"src": src, "dst": dst, "weight": w}), GraphConfig())
     assert len({m[f"x{i}"] for i in range(10)}) == 1 and len({m[f"y{i}"] for i in range(10)}) == 1
     assert m["x0"] != m["y0"]
+
+
+def test_sync_links_accounts_busy_in_the_same_windows_not_all_users_of_a_template(store):
+    """Two operations send the same public template, each in its own synchronised windows: synchrony links
+    the accounts of each operation, never an account of one to an account of the other."""
+    from distillguard.events.record import exchanges_to_table
+
+    ex, sig = [], []
+    groups = {"a": [3, 11, 19], "b": [6, 14, 22]}   # each group's busy hours of the day
+    for g, hours in groups.items():
+        for i in range(6):
+            for d in range(5):
+                for h in hours:
+                    for j in range(3):
+                        e = make_exchange(account_id=f"{g}{i}", ts=BASE_TS + timedelta(days=d, hours=h - 12, minutes=2 + j),
+                                          prompt=f"{g}{i} {d} {h} {j}", client_ip=f"10.{ord(g)}.{i}.1")
+                        ex.append(e)
+                        sig.append({"exchange_id": e.exchange_id, "account_id": e.account_id, "ts": e.ts,
+                                    "template_key": "tpl-public"})
+    for i in range(30):   # ordinary users of the template at random times
+        for d in range(5):
+            e = make_exchange(account_id=f"u{i}", ts=BASE_TS + timedelta(days=d, minutes=37 * i + 11 * d),
+                              prompt=f"u{i} {d}", client_ip=f"10.9.{i}.1")
+            ex.append(e)
+            sig.append({"exchange_id": e.exchange_id, "account_id": e.account_id, "ts": e.ts, "template_key": "tpl-public"})
+    store.write_exchanges(exchanges_to_table(ex), key="sync")
+    store.write_table("exchange_signals", pa.Table.from_pylist(sig, schema=pa.schema([
+        ("exchange_id", pa.string()), ("account_id", pa.string()), ("ts", pa.timestamp("ms", tz="UTC")),
+        ("template_key", pa.string())])))
+    cfg = ScanConfig()
+    con, sigs = prepare(store, cfg)
+    r = detect_step(con, sigs, cfg)
+    sync = [e for e in r.edges.to_pylist() if e["kind"] == "sync"]
+    pairs = {(e["src_account"][0], e["dst_account"][0]) for e in sync}
+    assert ("a", "a") in pairs and ("b", "b") in pairs
+    assert not pairs & {("a", "b"), ("b", "a")}
+    assert not any("u" in p for p in pairs)

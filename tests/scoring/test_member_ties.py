@@ -19,6 +19,7 @@ from distillguard.scoring import score_clusters
 from distillguard.scoring.suspicion import account_suspicion
 
 POOL = [f"pool{i}" for i in range(6)]
+OUTSIDE = [f"user{i}" for i in range(60)]
 
 
 def _incidence() -> list[tuple[str, str, str, float]]:
@@ -38,6 +39,11 @@ def _incidence() -> list[tuple[str, str, str, float]]:
         rows += [(a, "payment", "card-company", 1.5), (a, "ip24", "198.51.2", 0.5), (a, "ip24", "198.51.1", 0.5),
                  (a, "user_agent", "OpenAI/Python 1.93.0", 0.12), (a, "system_prompt", "sp-ide-agent", 0.3)]
     rows += [(a, "system_prompt", "sp-ide-agent", 0.3) for a in POOL[:2]]
+    # the rest of the store: ordinary users of the same stock SDK, one of them on a proxy range too. The
+    # scorer judges what a cluster shares against the store it sits in (a stock SDK nobody outside the
+    # cluster used would be as telling as a private one), so the store must exist around the cluster
+    rows += [(a, "user_agent", "OpenAI/Python 1.93.0", 0.12) for a in OUTSIDE]
+    rows += [(OUTSIDE[0], "ip24", "198.51.0", 0.5)]
     return rows
 
 
@@ -83,7 +89,8 @@ def risk() -> dict[str, float]:
     rows = _incidence()
     susp = {a: 0.5 for a in POOL} | {"home": 0.4, "mixed": 0.2, "co1": 0.2, "co2": 0.2}
     con = _con(rows)
-    _, out = score_clusters(con, _features(susp), {a: 0 for a in susp}, [], ScoringConfig())
+    feats = _features(susp | {a: 0.1 for a in OUTSIDE})
+    _, out = score_clusters(con, feats, {a: 0 for a in susp}, [], ScoringConfig())
     return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
 
 
@@ -112,3 +119,82 @@ def test_one_request_says_little_about_an_account():
     s = account_suspicion(t)["suspicion"].to_numpy()
     assert s[0] < 0.5 * s[1]
     assert np.all((s > 0) & (s < 1))
+
+
+# ---------------------------------------------------------------- calibration to the store at hand
+
+def _store(group: list[str], shared: list[tuple[str, str]], outsiders: int, outsider_holds: list[tuple[str, str]],
+           w: float) -> tuple[duckdb.DuckDBPyConnection, pa.Table]:
+    """A store: ``group`` accounts holding ``shared`` entities, plus ``outsiders`` ordinary accounts that hold
+    ``outsider_holds``; every entity weighs ``w`` (absolute weights deliberately tiny or large)."""
+    rows = [(a, k, e, w) for a in group for k, e in shared]
+    out = [f"o{i}" for i in range(outsiders)]
+    rows += [(a, k, e, w) for a in out for k, e in outsider_holds]
+    con = _con(rows)
+    susp = {a: 0.6 for a in group} | {a: 0.1 for a in out}
+    return con, _features(susp)
+
+
+def _cluster_risk(con, feats, group) -> tuple[float, dict]:
+    cs, out = score_clusters(con, feats, {a: 0 for a in group}, [], ScoringConfig())
+    risk = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+    return min(risk[a] for a in group), cs[0].group_share
+
+
+GROUP = [f"g{i}" for i in range(12)]
+
+
+@pytest.mark.parametrize("outsiders,w", [(200, 0.02), (3000, 0.02), (200, 2.0)])
+def test_private_evidence_flags_whatever_the_store_size_and_weights(outsiders, w):
+    # the pool's own card and template, held by nobody else: the verdict must not hang on absolute weights
+    # (a 231-account third-party store gives every entity a tiny idf-discounted weight) or on store size
+    con, feats = _store(GROUP, [("payment", "card-x"), ("template", "tpl-own")], outsiders,
+                        [("user_agent", "stock-sdk")], w)
+    risk, share = _cluster_risk(con, feats, GROUP)
+    assert risk >= 0.5, (risk, share)
+    assert share["payment"] > 0.9 and share["content"] > 0.9
+
+
+def test_what_a_random_group_of_this_size_shares_is_not_evidence():
+    # the same twelve accounts share only what a third of the store shares (a popular tool's system prompt,
+    # its client, a free-mail naming shape): a random group of twelve would share it too
+    popular = [("system_prompt", "sp-popular-tool"), ("user_agent", "tool/1.0"), ("email_pattern", "a999@gmail.com")]
+    con, feats = _store(GROUP, popular, 60, popular, 1.0)
+    risk, share = _cluster_risk(con, feats, GROUP)
+    assert risk < 0.5, (risk, share)
+    assert all(v < 0.5 for v in share.values()), share
+
+
+def test_pairwise_coincidences_are_not_a_group():
+    # twelve ordinary users, each pair sharing a home /24 nobody else uses (a chain of coincidences that
+    # community detection happily groups): no network evidence for the group
+    rows = [(GROUP[i], "ip24", f"10.0.{i // 2}.0", 1.0) for i in range(len(GROUP))]
+    con = _con(rows)
+    feats = _features({a: 0.6 for a in GROUP} | {f"o{i}": 0.1 for i in range(100)})
+    _, share = _cluster_risk(con, feats, GROUP)
+    assert share.get("network", 0.0) == 0.0
+
+
+def test_account_model_without_account_facts_still_ranks_harvesters():
+    # a store with exchanges only: no limits, creation dates or verification. Volume pressure and output
+    # length come from the store's own percentiles, so the heavy long-output account still stands out
+    n = 50
+    t = pa.table({"account_id": [f"a{i}" for i in range(n)], "n_exchanges": [40.0] * n,
+                  "mean_rpd": [5.0] * (n - 1) + [400.0], "mean_max_tokens": [800.0] * (n - 1) + [8192.0],
+                  "single_turn_share": [1.0] * n})
+    out = account_suspicion(t)
+    s = out["suspicion"].to_numpy()
+    assert s[-1] > s[:-1].max()
+    assert out["c_limit_util"].to_numpy()[-1] > 0.8 and out["c_long_output"].to_numpy()[-1] > 0.8
+    assert out["c_low_verification"].to_numpy().max() == 0  # unknown is not "e-mail only"
+
+
+def test_account_model_weights_come_from_configuration():
+    from distillguard.scan.config import AccountModelConfig
+
+    t = pa.table({"account_id": ["a", "b"], "n_exchanges": [100.0, 100.0], "reasoning_share": [1.0, 0.0]})
+    base = account_suspicion(t)["suspicion"].to_numpy()
+    off = account_suspicion(t, model=AccountModelConfig(weights={"reasoning": 0.0}))["suspicion"].to_numpy()
+    assert base[0] > base[1] and off[0] == pytest.approx(off[1])
+    with pytest.raises(ValueError, match="unknown account-model components"):
+        AccountModelConfig(weights={"reasonnig": 1.0})
