@@ -287,13 +287,14 @@ class _StageBar:
     SLICES = {"signals": (0.0, 0.45), "prepare": (0.45, 0.6), "detect": (0.6, 0.95), "campaigns": (0.95, 1.0)}
 
     def __init__(self, progress: Progress | None):
-        self.progress, self.count = progress, 0
+        self.progress, self.count, self.last = progress, 0, 0.0
 
     def stage(self, name: str, frac: float, detail: str) -> None:
         if self.progress is None:
             return
         lo, hi = self.SLICES[name]
-        self.progress(f"{name}: {detail}", lo + (hi - lo) * max(0.0, min(1.0, frac)))
+        self.last = max(self.last, lo + (hi - lo) * max(0.0, min(1.0, frac)))
+        self.progress(f"{name}: {detail}", self.last)
 
 
 @contextmanager
@@ -304,11 +305,17 @@ def _poll_query(con: duckdb.DuckDBPyConnection, report: Callable[[float], None],
     con.execute("SET enable_progress_bar_print=false")
     stop = threading.Event()
 
+    best = 0.0
+
     def loop() -> None:
+        # the stage is several statements, each counted from 0%: report the furthest any got (the first,
+        # the projection over every exchange, is most of the stage's work)
+        nonlocal best
         while not stop.wait(every):
             p = con.query_progress()
-            if p >= 0:
-                report(p / 100)
+            if p / 100 > best:
+                best = p / 100
+                report(best)
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
