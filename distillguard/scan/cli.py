@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
         """Find distillation campaigns: signals → behaviour → coordination graph → risk → campaigns."""
         from distillguard.scan.config import load_config
         from distillguard.scan.report import render_report
+        from distillguard.scan.resources import stage_guard
         from distillguard.scan.run import close_scan, results_accounts, run_scan, write_tables
         from distillguard.store import Store
 
@@ -89,7 +90,8 @@ def register(app: typer.Typer) -> None:
                            progress=show, resume=resume)
             try:
                 prog.update(task, description="writing tables and report", completed=1.0)
-                final_risk = write_tables(st, res, cfg)
+                with stage_guard("write", res.space, cfg.memory_limit):
+                    final_risk = write_tables(st, res, cfg)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 _write_atomic(out_dir / "accounts.parquet",
                               lambda p: pq.write_table(results_accounts(res, final_risk), p))

@@ -192,6 +192,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
                 sigs = list(done[1]["sigs"])
             else:
                 n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.exchange_files())
+                bar.stage("prepare", 0, f"projecting exchanges, 0 of {n_rows:,} rows")
                 with _poll_query(con, lambda f: bar.stage("prepare", f, f"projecting exchanges, "
                                                           f"{int(f * n_rows):,} of {n_rows:,} rows")):
                     con, sigs = prepare(store, cfg, con)
