@@ -27,6 +27,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from distillguard.scan.resources import dir_size  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -52,7 +55,7 @@ def main() -> None:
 
     def watch(d: Path) -> None:
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], _du(d))
+            peak[0] = max(peak[0], dir_size(d))
 
     th = threading.Thread(target=watch, args=(Path(a.temp_dir or Path(a.store) / "tmp"),), daemon=True)
     th.start()
@@ -84,23 +87,12 @@ def main() -> None:
           f"{s['exchanges'] / wall:,.0f} | {cpu:.0f} | {rss_mb:,.0f} | {tm['signals']:.1f} | {tm['prepare']:.1f} | "
           f"{tm['detect']:.1f} | {tm['campaigns']:.1f} | {rest:.1f} |")
     mex = s["exchanges"] / 1e6
-    print(f"temp disk peak: {peak[0] / 2**20:,.0f} MiB · store size: {_du(Path(a.store)) / 2**20:,.0f} MiB")
+    print(f"temp disk peak: {peak[0] / 2**20:,.0f} MiB · store size: {dir_size(Path(a.store)) / 2**20:,.0f} MiB")
     print("| stage | CPU s | CPU s per M exchanges | wall s |")
     print("|---|---:|---:|---:|")
     for k in [k for k in tm if k.endswith("_cpu")]:
         name = k[:-4]
         print(f"| {name} | {tm[k]:.1f} | {tm[k] / mex:.1f} | {tm[name]:.1f} |")
-
-
-def _du(d: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(d):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 if __name__ == "__main__":

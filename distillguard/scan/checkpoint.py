@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import distillguard
+from distillguard.errors import DistillguardError
 from distillguard.graph.denseblock import Block
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring.risk import ClusterScore
@@ -36,6 +38,7 @@ SCAN_OUTPUTS = frozenset({"account_features", "coordination_edges", "clusters", 
 #: Keys that change how a scan runs, not what it finds.
 _RESOURCE_KEYS = {"memory_limit", "threads", "signals_workers", "temp_directory", "temp_max_size", "temp_free_margin"}
 STAGES = ("prepare", "detect")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def fingerprint(store: Store, cfg: ScanConfig) -> str:
@@ -102,6 +105,9 @@ class Checkpoints:
         m = self._manifest(stage)
         assert m is not None
         for n in m["tables"]:
+            if not _NAME.match(n):  # the manifest sits in a directory others can write to: names only
+                raise DistillguardError(f"resume checkpoint names a bad table {n!r}; rerun with --no-resume",
+                                        source=str(self.root / stage))
             con.execute(f"CREATE OR REPLACE TABLE \"{n}\" AS SELECT * FROM "
                         f"read_parquet('{_q(self.root / stage / (n + '.parquet'))}')")
 
