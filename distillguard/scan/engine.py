@@ -7,6 +7,7 @@ is one step with ``until=None``; replay is many steps with growing ``until``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,10 @@ class StepResult:
 
 def open_connection(store: Store, cfg: ScanConfig) -> duckdb.DuckDBPyConnection:
     con = store.connect(threads=cfg.threads, memory_limit=cfg.memory_limit)  # spills where store.spill says
+    if store.spill is None:  # called outside run_scan: still under the store, never DuckDB's ./.tmp
+        (store.path / "tmp").mkdir(exist_ok=True)
+        tmp = str(store.path / "tmp" / f"conn-{uuid.uuid4().hex[:12]}").replace("'", "''")
+        con.execute(f"SET temp_directory='{tmp}'")
     con.execute("SET preserve_insertion_order=false")
     return con
 
