@@ -7,7 +7,10 @@ child) and prints one Markdown table row for docs/benchmarks.md: exchanges, seco
 exchanges/s, peak RSS, stage timings, and the CPU time of the scan and its worker processes
 (user + system) with the load average around the run: on a shared machine wall time says little
 without them. "rest" is the wall time outside the four stages (start-up, writing the tables and
-the report).
+the report). "temp peak" is the largest size the scan's spill directory (STORE/tmp, or --temp-dir) reached,
+sampled every half second. The per-stage table gives CPU-seconds per million exchanges for each stage and
+for each part of detect (features, incidence, edges, pairs, dense blocks, communities and cluster scoring
+per resolution), so runs at several scales show which parts grow faster than the traffic.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from distillguard.scan.resources import dir_size  # noqa: E402
 
 
 def main() -> None:
@@ -31,6 +38,7 @@ def main() -> None:
     ap.add_argument("--replay", action="store_true")
     ap.add_argument("--signals", default="auto")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--temp-dir", default=None, help="where the scan spills (default STORE/tmp)")
     a = ap.parse_args()
     out = a.out or tempfile.mkdtemp(prefix="scan-bench-")
     cmd = [sys.executable, "-m", "distillguard", "scan", "--store", a.store, "--out", out, "--json",
@@ -42,7 +50,18 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    peak = [0]
+    stop = threading.Event()
+
+    def watch(d: Path) -> None:
+        while not stop.wait(0.5):
+            peak[0] = max(peak[0], dir_size(d))
+
+    th = threading.Thread(target=watch, args=(Path(a.temp_dir or Path(a.store) / "tmp"),), daemon=True)
+    th.start()
+    r = subprocess.run(cmd + ["--no-resume"], capture_output=True, text=True, env=env)
+    stop.set()
+    th.join()
     wall = time.perf_counter() - t
     load1 = os.getloadavg()[0]
     if r.returncode != 0:
@@ -67,6 +86,13 @@ def main() -> None:
     print(f"| {s['exchanges']:,} | {s['accounts']:,} | {'replay' if a.replay else 'full'} | {wall:.1f} | "
           f"{s['exchanges'] / wall:,.0f} | {cpu:.0f} | {rss_mb:,.0f} | {tm['signals']:.1f} | {tm['prepare']:.1f} | "
           f"{tm['detect']:.1f} | {tm['campaigns']:.1f} | {rest:.1f} |")
+    mex = s["exchanges"] / 1e6
+    print(f"temp disk peak: {peak[0] / 2**20:,.0f} MiB · store size: {dir_size(Path(a.store)) / 2**20:,.0f} MiB")
+    print("| stage | CPU s | CPU s per M exchanges | wall s |")
+    print("|---|---:|---:|---:|")
+    for k in [k for k in tm if k.endswith("_cpu")]:
+        name = k[:-4]
+        print(f"| {name} | {tm[k]:.1f} | {tm[k] / mex:.1f} | {tm[name]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,15 @@ def register(app: typer.Typer) -> None:
         signals: str = typer.Option("auto", "--signals", help="auto (run when missing/stale), always, never."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+        resume: bool = typer.Option(True, "--resume/--no-resume",
+                                    help="Keep stage checkpoints and start from the newest one whose inputs and "
+                                         "config match (a scan that died at a late stage skips the early ones)."),
     ) -> None:
         """Find distillation campaigns: signals → behaviour → coordination graph → risk → campaigns."""
         from distillguard.scan.config import load_config
         from distillguard.scan.report import render_report
-        from distillguard.scan.run import results_accounts, run_scan, write_tables
+        from distillguard.scan.resources import stage_guard
+        from distillguard.scan.run import close_scan, results_accounts, run_scan, write_tables
         from distillguard.store import Store
 
         if signals not in ("auto", "always", "never"):
@@ -66,28 +70,47 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config)
         st = Store(store)
         t0 = time.perf_counter()
+        # a live bar only on a terminal; piped, one line per stage on stderr (scripts and logs stay readable)
+        live = console.is_terminal and not as_json
         with Progress(TextColumn("[bold]scan[/] {task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=console, transient=True, disable=as_json) as prog:
-            task = prog.add_task("signals, behaviour, graph", total=1.0)
+                      console=console, transient=True, disable=not live) as prog:
+            task = prog.add_task("starting", total=1.0)
+            seen: set[str] = set()
+
+            def show(desc: str, frac: float) -> None:
+                prog.update(task, description=desc, completed=frac)
+                stage = desc.split(":", 1)[0]
+                if not live and not as_json and stage not in seen:
+                    seen.add(stage)
+                    console.print(f"scan: {desc}", markup=False, highlight=False)
+
             res = run_scan(st, cfg, replay_step=parse_duration(step) if replay else None,
                            coarse=parse_duration(coarse, "--coarse"), signals=signals, replay_exact=exact,
-                           progress=lambda d, f: prog.update(task, description=d, completed=f))
-            prog.update(task, description="writing tables and report", completed=1.0)
-            final_risk = write_tables(st, res, cfg)
-            from distillguard.alerts import alert_store
+                           progress=show, resume=resume)
+            try:
+                prog.update(task, description="writing tables and report", completed=1.0)
+                with stage_guard("write", res.space, cfg.memory_limit):
+                    final_risk = write_tables(st, res, cfg)
+                from distillguard.alerts import alert_store
 
-            alert_store(st, cfg.alerts)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            pq.write_table(results_accounts(res, final_risk), out_dir / "accounts.parquet")
-            (out_dir / "campaigns.json").write_bytes(orjson.dumps(
-                [_jsonable(c) for c in res.campaigns], option=orjson.OPT_INDENT_2, default=str))
-            (out_dir / "meta.json").write_bytes(orjson.dumps({
-                "detector": "distillguard-scan", "version": "1", "params": cfg.model_dump(),
-                "replay": replay, "step": step if replay else None, "coarse": coarse if replay else None},
-                option=orjson.OPT_INDENT_2))
-            if report:
-                con = res_con(st, res)
-                (out_dir / "report.html").write_text(render_report(st, con, res), encoding="utf-8")
+                alert_store(st, cfg.alerts)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                _write_atomic(out_dir / "accounts.parquet",
+                              lambda p: pq.write_table(results_accounts(res, final_risk), p))
+                _write_atomic(out_dir / "campaigns.json", lambda p: p.write_bytes(orjson.dumps(
+                    [_jsonable(c) for c in res.campaigns], option=orjson.OPT_INDENT_2, default=str)))
+                _write_atomic(out_dir / "meta.json", lambda p: p.write_bytes(orjson.dumps({
+                    "detector": "distillguard-scan", "version": "1", "params": cfg.model_dump(),
+                    "replay": replay, "step": step if replay else None, "coarse": coarse if replay else None},
+                    option=orjson.OPT_INDENT_2)))
+                if report:
+                    con = res_con(st, res)
+                    html = render_report(st, con, res)
+                    _write_atomic(out_dir / "report.html", lambda p: p.write_text(html, encoding="utf-8"))
+            except BaseException:
+                close_scan(res, st, finished=False)  # keep the checkpoints: a rerun resumes after detect
+                raise
+            close_scan(res, st)
         elapsed = time.perf_counter() - t0
         flagged = int(sum(res.account_risk["flagged"].to_pylist()))
         summary = {"exchanges": res.n_exchanges, "accounts": res.account_risk.num_rows, "flagged_accounts": flagged,
@@ -112,6 +135,16 @@ def register(app: typer.Typer) -> None:
             out.print(f"[bold]{c['campaign_id']}[/] " + "; ".join(c["evidence"][:3]), markup=True, highlight=False)
         out.print(f"{res.n_exchanges:,} exchanges in {elapsed:.1f}s ({summary['exchanges_per_second']:,}/s) · "
                   f"results in {out_dir}" + (f" · report {out_dir / 'report.html'}" if report else ""))
+
+
+def _write_atomic(dest: Path, write) -> None:
+    """Write next to ``dest`` and rename: a scan that fails half way leaves the old file or none, never half."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def res_con(store, res):

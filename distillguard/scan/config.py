@@ -196,6 +196,13 @@ class ScanConfig(_Strict):
     #: Processes scoring exchanges in the signals stage (None: one per core). Each holds one batch of
     #: exchanges and the lexical model (shared copy-on-write), so memory grows by ~100 MB per worker.
     signals_workers: int | None = Field(None, ge=1)
+    # -- spilling and resuming (distillguard/scan/resources.py, checkpoint.py) --
+    #: Directory the scan spills to and keeps its resume checkpoints in (None: STORE/tmp).
+    temp_directory: str | None = None
+    #: Bound on each connection's spill files, e.g. "40GB" (None: the disk's free space at the start of the
+    #: run minus temp_free_margin).
+    temp_max_size: str | None = None
+    temp_free_margin: str = "2GB"
 
 
 def load_config(path: str | Path | None) -> ScanConfig:

@@ -7,8 +7,8 @@ is one step with ``until=None``; replay is many steps with growing ``until``.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,12 +37,19 @@ class StepResult:
     membership: dict[str, int]
 
 
-def prepare(store: Store, cfg: ScanConfig) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
-    con = store.connect(threads=cfg.threads, memory_limit=cfg.memory_limit)
-    tmp = os.path.join(tempfile.gettempdir(), "distillguard-duckdb")
-    os.makedirs(tmp, exist_ok=True)
-    con.execute(f"SET temp_directory='{tmp}'")
+def open_connection(store: Store, cfg: ScanConfig) -> duckdb.DuckDBPyConnection:
+    con = store.connect(threads=cfg.threads, memory_limit=cfg.memory_limit)  # spills where store.spill says
+    if store.spill is None:  # called outside run_scan: still under the store, never DuckDB's ./.tmp
+        (store.path / "tmp").mkdir(exist_ok=True)
+        tmp = str(store.path / "tmp" / f"conn-{uuid.uuid4().hex[:12]}").replace("'", "''")
+        con.execute(f"SET temp_directory='{tmp}'")
     con.execute("SET preserve_insertion_order=false")
+    return con
+
+
+def prepare(store: Store, cfg: ScanConfig,
+            con: duckdb.DuckDBPyConnection | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    con = con or open_connection(store, cfg)
     sigs = build_base(con, store)
     build_partials(con, sigs, cfg.behavior)
     build_graph_partials(con, cfg.graph)
@@ -51,20 +58,30 @@ def prepare(store: Store, cfg: ScanConfig) -> tuple[duckdb.DuckDBPyConnection, l
 
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
-                until: datetime | None = None) -> StepResult:
+                until: datetime | None = None, mark: Callable[[str], None] | None = None) -> StepResult:
+    """One evaluation of the graph and scores. ``mark(name)`` is called as each part finishes (the scan
+    times the parts and moves its progress bar with it)."""
+    mark = mark or (lambda _name: None)
     feats = account_suspicion(account_features(con, sigs, cfg.behavior, until), tuple(cfg.behavior.non_intent_signals),
                               cfg.scoring.account_model)
+    mark("features")
     incidence(con, cfg.graph, feats, until)
+    mark("incidence")
     edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
+    mark("edges")
     pairs = pair_weights(con, cfg.graph)
+    mark("pairs")
     inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
     blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
+    mark("dense_blocks")
     clusters: list[ClusterScore] = []
     best: dict[str, dict] = {}
     membership: dict[str, int] = {}
     for level, res in enumerate(cfg.graph.resolutions):
         m = communities(pairs, cfg.graph, res)
+        mark(f"communities_{level}")
         cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
+        mark(f"score_clusters_{level}")
         clusters += cs
         for r in risk.to_pylist():
             if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from distillguard.behavior.features import released_models
 from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_campaigns
 from distillguard.campaigns.build import CAMPAIGN_SCHEMA
 from distillguard.campaigns.enforcement import RECOMMENDATIONS, latest_decisions, recommend, with_status
 from distillguard.errors import DistillguardError
+from distillguard.scan.checkpoint import Checkpoints, fingerprint
 from distillguard.scan.config import ScanConfig
-from distillguard.scan.engine import StepResult, detect_step, prepare
+from distillguard.scan.engine import StepResult, detect_step, open_connection, prepare
+from distillguard.scan.resources import TempSpace, stage_guard, temp_space
 from distillguard.store import Store
 
 Progress = Callable[[str, float], None]
@@ -39,6 +44,8 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
     replay_steps: int = 0
     con: duckdb.DuckDBPyConnection | None = None
+    space: TempSpace | None = None
+    checkpoints: Checkpoints | None = None
 
 
 def ensure_signals(store: Store, mode: str = "auto", workers: int = 1) -> str:
@@ -159,23 +166,95 @@ def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, ste
 
 def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = None,
              coarse: timedelta = timedelta(hours=24), signals: str = "auto",
-             progress: Progress | None = None, replay_exact: bool = False) -> ScanResult:
+             progress: Progress | None = None, replay_exact: bool = False, resume: bool = False) -> ScanResult:
+    """Run the scan. It spills under ``STORE/tmp`` (or ``cfg.temp_directory``), bounded, and turns running out
+    of room into a ScanSpaceError; ``resume`` keeps stage checkpoints and starts from the newest one whose
+    inputs and configuration match. Call ``close_scan`` on the result when done with its connection."""
     if not store.has_exchanges():
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
     timings: dict[str, float] = {}
     laps = _Laps(timings)
-    sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1)
-    laps.lap("signals")
-    con, sigs = prepare(store, cfg)
-    n_ex = int(con.execute("SELECT coalesce(sum(n), 0) FROM beh_ah").fetchall()[0][0])
-    laps.lap("prepare")
-    first: dict[str, datetime] = {}
-    n_steps = 0
-    if replay_step is not None:
-        step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress, replay_exact)
-    else:
-        step = detect_step(con, sigs, cfg, None)
-    laps.lap("detect")
+    space = temp_space(store.path, cfg.temp_directory, cfg.temp_max_size, cfg.temp_free_margin)
+    store.spill = (space.path, space.limit)
+    bar = _StageBar(progress)
+    done = None
+    try:
+        with stage_guard("signals", space, cfg.memory_limit):
+            bar.stage("signals", 0, "scoring exchanges")
+            sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1)
+        laps.lap("signals")
+        ckpt = Checkpoints(space.path.parent / "resume", fingerprint(store, cfg)) if resume else None
+        done = ckpt.latest() if ckpt else None
+        con = open_connection(store, cfg)
+        with stage_guard("prepare", space, cfg.memory_limit):
+            if done:
+                bar.stage("prepare", 1, f"resumed from the {done[0]} checkpoint")
+                ckpt.load(done[0], con)  # type: ignore[union-attr]
+                sigs = list(done[1]["sigs"])
+            else:
+                n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.exchange_files())
+                bar.stage("prepare", 0, f"projecting exchanges, 0 of {n_rows:,} rows")
+                with _poll_query(con, lambda f: bar.stage("prepare", f, f"projecting exchanges, "
+                                                          f"{int(f * n_rows):,} of {n_rows:,} rows")):
+                    con, sigs = prepare(store, cfg, con)
+                if ckpt:
+                    ckpt.save("prepare", con, {"sigs": sigs})
+            n_ex = int(con.execute("SELECT coalesce(sum(n), 0) FROM beh_ah").fetchall()[0][0])
+        laps.lap("prepare")
+        first: dict[str, datetime] = {}
+        n_steps = 0
+        with stage_guard("detect", space, cfg.memory_limit):
+            if replay_step is not None:
+                step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress,
+                                              replay_exact)
+            elif done and done[0] == "detect":
+                step = ckpt.load_step("detect")  # type: ignore[union-attr]
+            else:
+                parts = 5 + 2 * len(cfg.graph.resolutions)
+                inner = _Laps(timings)
+
+                def mark(name: str) -> None:
+                    inner.lap(f"detect.{name}")
+                    bar.count += 1
+                    bar.stage("detect", bar.count / parts, f"{name} done ({n_ex:,} exchanges)")
+
+                bar.count = 0
+                bar.stage("detect", 0, "account features")
+                step = detect_step(con, sigs, cfg, None, mark)
+                if ckpt:
+                    ckpt.save("detect", con, {"sigs": sigs}, step)
+        laps.lap("detect")
+        with stage_guard("campaigns", space, cfg.memory_limit):
+            bar.stage("campaigns", 0, "campaigns and enforcement")
+            res = _campaigns(con, cfg, step, first, replay_step is not None)
+        laps.lap("campaigns")
+    except BaseException:
+        space.cleanup()
+        store.spill = None
+        raise
+    risk, campaigns, members, org_keys, links, released = res
+    out = ScanResult(step, risk, campaigns, members, org_keys, links, released, replay_step is not None, n_ex,
+                     timings, n_steps, con, space, ckpt)
+    out.timings["signals_state"] = sig_state  # type: ignore[assignment]
+    out.timings["resumed_from"] = done[0] if done else None  # type: ignore[assignment]
+    return out
+
+
+def close_scan(res: ScanResult, store: Store | None = None, *, finished: bool = True) -> None:
+    """Close the scan's connection and remove its spill directory (and, once its results are written,
+    its resume checkpoints)."""
+    if res.con is not None:
+        res.con.close()
+        res.con = None
+    if res.space is not None:
+        res.space.cleanup()
+    if finished and res.checkpoints is not None:
+        res.checkpoints.clear()
+    if store is not None:
+        store.spill = None
+
+
+def _campaigns(con, cfg: ScanConfig, step: StepResult, first: dict[str, datetime], replayed: bool):
     # ban evasion: a new account inheriting a banned account's fingerprints/templates/workload
     links = ban_evasion_links(con, cfg.campaigns.ban_evasion_overlap)
     risk = step.account_risk
@@ -191,7 +270,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     risk = _drop_lone_flags(risk, members, {n for n, _, _ in links}, cfg)
     ids = risk["account_id"].to_pylist()
     flagged = risk["flagged"].to_pylist()
-    if replay_step is not None:
+    if replayed:
         ffa = [first.get(a) if f else None for a, f in zip(ids, flagged, strict=True)]
     else:
         ffa = [None] * len(ids)
@@ -200,11 +279,54 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     for c in campaigns:
         times = [first[a] for a, cid in members.items() if cid == c["campaign_id"] and a in first]
         c["first_flagged_at"] = min(times) if times else None
-    laps.lap("campaigns")
-    res = ScanResult(step, risk, campaigns, members, org_keys, links, released, replay_step is not None, n_ex,
-                     timings, n_steps, con)
-    res.timings["signals_state"] = sig_state  # type: ignore[assignment]
-    return res
+    return risk, campaigns, members, org_keys, links, released
+
+
+class _StageBar:
+    """Maps (stage, fraction within it) onto one bar: each stage owns a slice of 0..1 sized roughly by what it
+    costs, and the description names the stage and what it has done."""
+
+    SLICES = {"signals": (0.0, 0.45), "prepare": (0.45, 0.6), "detect": (0.6, 0.95), "campaigns": (0.95, 1.0)}
+
+    def __init__(self, progress: Progress | None):
+        self.progress, self.count, self.last = progress, 0, 0.0
+
+    def stage(self, name: str, frac: float, detail: str) -> None:
+        if self.progress is None:
+            return
+        lo, hi = self.SLICES[name]
+        self.last = max(self.last, lo + (hi - lo) * max(0.0, min(1.0, frac)))
+        self.progress(f"{name}: {detail}", self.last)
+
+
+@contextmanager
+def _poll_query(con: duckdb.DuckDBPyConnection, report: Callable[[float], None], every: float = 0.5):
+    """Report DuckDB's progress through the running statement (0..1) from a side thread: one projection over
+    every exchange is minutes at scale, and a bar frozen for minutes looks like a hang."""
+    con.execute("SET enable_progress_bar=true")
+    con.execute("SET enable_progress_bar_print=false")
+    stop = threading.Event()
+
+    best = 0.0
+
+    def loop() -> None:
+        # the stage is several statements, each counted from 0%: report the furthest any got (the first,
+        # the projection over every exchange, is most of the stage's work)
+        nonlocal best
+        while not stop.wait(every):
+            p = con.query_progress()
+            if p / 100 > best:
+                best = p / 100
+                report(best)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+        con.execute("SET enable_progress_bar=false")
 
 
 def _drop_lone_flags(risk: pa.Table, members: dict[str, str], ban_linked: set[str], cfg: ScanConfig) -> pa.Table:

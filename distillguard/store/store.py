@@ -58,6 +58,10 @@ def _sql_str(s: str) -> str:
 class Store:
     """A handle on a store directory. Cheap to create; holds no open files between calls."""
 
+    #: (directory, byte limit) every connection of this handle spills to; the scan sets it for its run
+    #: (see distillguard/scan/resources.py). None: DuckDB's default.
+    spill: tuple[Path, int] | None = None
+
     def __init__(self, path: str | os.PathLike, create: bool = False):
         self.path = Path(path)
         marker = self.path / _MARKER
@@ -176,6 +180,12 @@ class Store:
     def connect(self, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with views ``exchanges``, ``accounts`` and every derived table."""
         con = duckdb.connect(":memory:")
+        if self.spill is not None:
+            # each connection its own subdirectory: DuckDB names its spill files the same in every database
+            root, limit = self.spill
+            root.mkdir(parents=True, exist_ok=True)
+            con.execute(f"SET temp_directory={_sql_str(str(root / uuid.uuid4().hex[:12]))}")
+            con.execute(f"SET max_temp_directory_size='{max(limit // 2**20, 1)}MiB'")
         if threads:
             con.execute(f"SET threads={int(threads)}")
         if memory_limit:
