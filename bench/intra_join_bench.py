@@ -3,7 +3,7 @@
     python bench/intra_join_bench.py [--accounts 20000] [--edges 200000]
     python bench/intra_join_bench.py --store WORLD_DIR     # the real edges and coarse communities of a store
 
-The same edges (random pairs over N accounts) are split into fewer and larger clusters. The query as written
+The same edges (random pairs over N accounts) are split into fewer and larger clusters. The query as first written
 (`edges ⋈ _mem ms ON src ⋈ _mem md ON dst AND md.cl = ms.cl`) lets DuckDB's planner join the membership table
 with itself on the cluster id first (it has no statistics on a registered Arrow table), so its cost grows with
 the sum over clusters of size² — 10,000-account communities make 10⁸ pairs before a single edge is read.
