@@ -82,7 +82,7 @@ def incidence(con: duckdb.DuckDBPyConnection, accounts: list[str], within: bool 
 
 
 def campaign_evidence(con: duckdb.DuckDBPyConnection, campaign_id: str, max_groups: int = 60,
-                      max_entities: int = 40) -> dict:
+                      max_entities: int = 24, per_kind: int = 3) -> dict:
     """The evidence board: counts per kind (rarest first), per entity, and accounts bundled by entity set.
 
     Accounts that share exactly the same set of entities become one group (one node in the graph),
@@ -104,31 +104,49 @@ def campaign_evidence(con: duckdb.DuckDBPyConnection, campaign_id: str, max_grou
         kinds.append({"kind": k, "words": kind_words(k, len(ents)), "n_entities": len(ents), "n_accounts": len(linked),
                       "top_entity": top[0], "top_accounts": len(top[1]),
                       "line": _line(k, len(ents), len(linked), len(top[1]))})
-    ent_list = sorted(by_ent.items(), key=lambda kv: (kind_rank(kv[0][0]), -len(kv[1]), kv[0][1]))
-    shown = ent_list[:max_entities]
-    shown_keys = {ke for ke, _ in shown}
-    sets: dict[str, frozenset] = {a: frozenset() for a in ids}
-    acc_ents: dict[str, set] = defaultdict(set)
-    for (k, e), accts in by_ent.items():
-        if (k, e) in shown_keys:
-            for a in accts:
-                acc_ents[a].add((k, e))
-    for a, s in acc_ents.items():
-        sets[a] = frozenset(s)
+    # The graph draws the few most widely shared entities of each kind (206 synchronised schedules would give
+    # every account its own set and nothing to bundle); the table above counts all of them.
+    ent_list = sorted(((ke, a) for ke, a in by_ent.items() if len(a) >= 2),
+                      key=lambda kv: (kind_rank(kv[0][0]), -len(kv[1]), kv[0][1]))
+    per: dict[str, int] = defaultdict(int)
+    shown = []
+    for ke, a in ent_list:
+        if per[ke[0]] < per_kind and len(shown) < max_entities:
+            per[ke[0]] += 1
+            shown.append((ke, a))
+    ent_idx = {ke: i for i, (ke, _) in enumerate(shown)}
+    acc_ents: dict[str, set[int]] = defaultdict(set)
+    for ke, accts in by_ent.items():
+        for a in accts:
+            acc_ents[a].add(ent_idx.get(ke, -1))
+    # Bundle on the rare kinds (payment, TLS/header fingerprints, sign-up bursts): accounts with the same rare
+    # entities are one node; its edges to commoner entities (schedules, templates, networks) are as wide as the
+    # share of the group on each. Bundling on every entity would leave one account per node.
+    present = sorted({k for (k, _), _ in shown}, key=kind_rank)
+    key_kinds = {k for k in present if kind_rank(k) < kind_rank("sync")} or set(present[:1])
+    key_idx = {i for i, ((k, _), _) in enumerate(shown) if k in key_kinds}
     groups_map: dict[frozenset, list[str]] = defaultdict(list)
     for a in ids:
-        groups_map[sets[a]].append(a)
-    ent_idx = {ke: i for i, (ke, _) in enumerate(shown)}
-    groups = sorted(({"accounts": sorted(v), "n": len(v),
-                      "entities": sorted(ent_idx[x] for x in s)} for s, v in groups_map.items() if s),
-                    key=lambda g: (min(kind_rank(shown[i][0][0]) for i in g["entities"]), -g["n"]))
-    n_alone = len(groups_map.get(frozenset(), []))
+        if acc_ents.get(a):
+            groups_map[frozenset(acc_ents[a] & key_idx)].append(a)
+    groups = []
+    for key, accts in groups_map.items():
+        cnt: dict[int, int] = defaultdict(int)
+        for a in accts:
+            for i in acc_ents[a]:
+                if i >= 0:
+                    cnt[i] += 1
+        groups.append({"accounts": sorted(accts), "n": len(accts), "key": sorted(key),
+                       "links": sorted([i, c] for i, c in cnt.items())})
+    groups.sort(key=lambda g: (min(g["key"], default=len(shown)), -g["n"]))
+    n_alone = len(ids) - len(acc_ents)
     return {
         "campaign_id": campaign_id, "n_members": len(ids), "n_linked": len(acc_ents), "n_alone": n_alone,
         "kinds": kinds,
         "entities": [{"i": i, "kind": k, "kind_words": kind_words(k), "entity": e, "n_accounts": len(a),
                       "rank": kind_rank(k)} for i, ((k, e), a) in enumerate(shown)],
         "n_entities": len(by_ent), "groups": groups[:max_groups], "n_groups": len(groups),
+        "key_kinds": [kind_words(k, 2) for k in present if k in key_kinds],
     }
 
 
@@ -169,14 +187,15 @@ def account_partners(con: duckdb.DuckDBPyConnection, account_id: str, campaign_i
 SIGNAL_CUT = 0.5
 
 
-def signal_shares(con: duckdb.DuckDBPyConnection, accounts: list[str]) -> list[dict]:
+def signal_shares(con: duckdb.DuckDBPyConnection, accounts: list[str], prefer_console: bool = True) -> list[dict]:
     """Share of the accounts' requests carrying each signal, biggest first (multi-label: shares need not sum to 1).
 
-    Reads the console's per-account aggregate when it exists, else ``exchange_signals`` itself (the report).
+    Reads the console's per-account aggregate when it exists, else ``exchange_signals`` itself (the report,
+    written right after a scan, passes ``prefer_console=False``: the aggregate may predate the scan).
     """
     if not accounts:
         return []
-    if _has(con, "console_account_signals"):
+    if prefer_console and _has(con, "console_account_signals"):
         rows = con.execute("""SELECT detector, sum(n_high), sum(n) FROM console_account_signals
                               WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""", [accounts]).fetchall()
     elif _has(con, "exchange_signals"):
@@ -194,7 +213,8 @@ def signal_shares(con: duckdb.DuckDBPyConnection, accounts: list[str]) -> list[d
     return sorted(out, key=lambda r: (-r["share"], r["detector"]))
 
 
-def harvest(con: duckdb.DuckDBPyConnection, accounts: list[str], campaign_id: str | None = None) -> dict:
+def harvest(con: duckdb.DuckDBPyConnection, accounts: list[str], campaign_id: str | None = None,
+            prefer_console: bool = True) -> dict:
     """Hourly exchanges of the accounts, the first flag and the first enforcement, for the cumulative chart.
 
     First flag: the earliest ``account_risk.first_flagged_at`` of a member (set by a replay scan, which
@@ -206,7 +226,7 @@ def harvest(con: duckdb.DuckDBPyConnection, accounts: list[str], campaign_id: st
     out: dict = {"hourly": [], "first_flag": None, "enforced": None, "enforced_action": None}
     if not accounts:
         return out
-    if _has(con, "console_account_hourly"):
+    if prefer_console and _has(con, "console_account_hourly"):
         out["hourly"] = con.execute("""SELECT hour, sum(n) FROM console_account_hourly
                                        WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1 ORDER BY 1""",
                                     [accounts]).fetchall()

@@ -7,6 +7,13 @@
   var PALETTE = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#dc2626",
                  "#4b5563", "#a16207", "#0f766e", "#9333ea"];
   var SVGNS = "http://www.w3.org/2000/svg";
+  // Evidence kinds: a fixed colour and a short code each (codes name the entities a group node shares).
+  var KINDS = { payment: ["#c2410c", "pay"], ja4: ["#db2777", "tls"], header_fp: ["#7c3aed", "hdr"],
+                creation_burst: ["#0891b2", "burst"], sync: ["#65a30d", "sync"], email_pattern: ["#0f766e", "mail"],
+                user_agent: ["#4b5563", "ua"], template: ["#2563eb", "tpl"], system_prompt: ["#a16207", "sys"],
+                task_item: ["#9333ea", "task"], email_domain: ["#14b8a6", "dom"], intel: ["#dc2626", "intel"],
+                ip24: ["#64748b", "net"], asn: ["#94a3b8", "asn"] };
+  function kindColour(k) { return KINDS[k] ? KINDS[k][0] : colourFor(k); }
 
   // A model (or evidence kind) keeps its colour on every page: FNV-1a hash of its name into the palette.
   function colourFor(name) {
@@ -103,31 +110,37 @@
     var src = document.getElementById(host.getAttribute("data-graph"));
     if (!src) { return; }
     var g = JSON.parse(src.textContent), link = host.getAttribute("data-link");
-    var rowH = 26, top = 16, W = 760, gx = 150, ex = 470;
-    var n = Math.max(g.groups.length, g.entities.length, 1), H = top * 2 + n * rowH;
+    var rowH = 26, W = 860, gx = 190, ex = 500;
+    var n = Math.max(g.groups.length, g.entities.length, 1), H = 16 + n * rowH;
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, "class": "bundle", role: "img",
                           "aria-label": "account groups and the entities they share" }, host);
     var ey = {}, gy = [];
     var eStep = H / Math.max(g.entities.length, 1), gStep = H / Math.max(g.groups.length, 1);
-    g.entities.forEach(function (e, i) { ey[e.i] = eStep * (i + 0.5); });
+    var seen = {}, code = {};
+    g.entities.forEach(function (e, i) {
+      ey[e.i] = eStep * (i + 0.5);
+      var c = KINDS[e.kind] ? KINDS[e.kind][1] : e.kind;
+      seen[c] = (seen[c] || 0) + 1; code[e.i] = c + seen[c];
+    });
     g.groups.forEach(function (_, i) { gy.push(gStep * (i + 0.5)); });
     var edges = el("g", {}, svg), lines = [];
     g.groups.forEach(function (grp, gi) {
-      grp.entities.forEach(function (ei) {
-        var kind = g.entities[ei].kind;
-        var l = el("line", { x1: gx, y1: gy[gi], x2: ex, y2: ey[ei], stroke: colourFor(kind), "stroke-opacity": 0.5,
-                             "stroke-width": Math.min(1 + Math.log2(grp.n), 6) }, edges);
-        l.setAttribute("data-group", gi); lines.push(l);
+      grp.links.forEach(function (lk) {
+        var ei = lk[0], share = lk[1] / grp.n, kind = g.entities[ei].kind;
+        var l = el("line", { x1: gx, y1: gy[gi], x2: ex, y2: ey[ei], stroke: kindColour(kind),
+                             "stroke-opacity": 0.25 + 0.4 * share, "stroke-width": 0.6 + 4 * share }, edges);
+        el("title", {}, l).textContent = lk[1] + " of " + grp.n + " → " + g.entities[ei].kind_words;
+        l.setAttribute("data-group", gi); l.setAttribute("data-o", 0.25 + 0.4 * share); lines.push(l);
       });
     });
     var panel = document.createElement("div");
     panel.className = "group-panel"; panel.setAttribute("aria-live", "polite");
     g.entities.forEach(function (e) {
-      var y = ey[e.i], r = el("rect", { x: ex - 6, y: y - 6, width: 12, height: 12, rx: 2, fill: colourFor(e.kind) }, svg);
+      var y = ey[e.i], r = el("rect", { x: ex - 6, y: y - 6, width: 12, height: 12, rx: 2, fill: kindColour(e.kind) }, svg);
       el("title", {}, r).textContent = e.kind_words + ": " + e.entity + " (" + e.n_accounts + " accounts)";
       var t = el("text", { x: ex + 12, y: y + 4, "class": "ent" }, svg);
       var v = String(e.entity);
-      t.textContent = e.kind_words + ": " + (v.length > 28 ? v.slice(0, 27) + "…" : v) + " · " + e.n_accounts;
+      t.textContent = code[e.i] + "  " + e.kind_words + ": " + (v.length > 18 ? v.slice(0, 17) + "…" : v) + " · " + e.n_accounts + " accounts";
     });
     g.groups.forEach(function (grp, gi) {
       var y = gy[gi], rad = Math.min(6 + 3 * Math.sqrt(grp.n), 16);
@@ -136,14 +149,16 @@
       var num = el("text", { x: gx, y: y + 4, "text-anchor": "middle", "class": "n" }, node);
       num.textContent = grp.n;
       var lab = el("text", { x: gx - rad - 6, y: y + 4, "text-anchor": "end", "class": "lab" }, node);
-      lab.textContent = grp.n === 1 ? grp.accounts[0].slice(0, 20) : grp.n + " accounts";
-      el("title", {}, node).textContent = grp.n + " account(s) sharing " + grp.entities.length + " entities — click to list";
+      lab.textContent = grp.key.length ? grp.key.map(function (i) { return code[i]; }).join(" + ")
+        : (grp.n === 1 ? grp.accounts[0].slice(0, 24) : "no rare evidence");
+      el("title", {}, node).textContent = grp.n + " account(s) — click to list them";
       function open() {
-        lines.forEach(function (l) { l.setAttribute("stroke-opacity", l.getAttribute("data-group") === String(gi) ? 0.95 : 0.08); });
+        lines.forEach(function (l) {
+          l.setAttribute("stroke-opacity", l.getAttribute("data-group") === String(gi) ? 0.95 : 0.05); });
         while (panel.firstChild) { panel.removeChild(panel.firstChild); }
         var h = document.createElement("p");
-        h.textContent = grp.n + " account(s) sharing: " + grp.entities.map(function (i) {
-          return g.entities[i].kind_words + " " + g.entities[i].entity; }).join("; ");
+        h.textContent = grp.n + " account(s); of them: " + grp.links.map(function (lk) {
+          return lk[1] + " share " + g.entities[lk[0]].kind_words + " " + g.entities[lk[0]].entity; }).join("; ");
         panel.appendChild(h);
         var ul = document.createElement("ul"); ul.className = "group-accounts";
         grp.accounts.forEach(function (a) {
