@@ -61,6 +61,16 @@
     };
   }
 
+  // A long label in words as lines of at most ``width`` characters (Chart.js draws an array as lines).
+  function wrap(text, width) {
+    var lines = [], cur = "";
+    String(text).split(" ").forEach(function (w) {
+      if (cur && (cur + " " + w).length > width) { lines.push(cur); cur = w; } else { cur = cur ? cur + " " + w : w; }
+    });
+    if (cur) { lines.push(cur); }
+    return lines.length > 1 ? lines : String(text);
+  }
+
   function draw(canvas) {
     var src = document.getElementById(canvas.getAttribute("data-chart"));
     if (!src || typeof Chart === "undefined") { return; }
@@ -91,9 +101,10 @@
         options.plugins.tooltip = { callbacks: { afterLabel: function (c) { return spec.counts[c.dataIndex] + " requests"; } } };
       }
       plugins.push(valueLabels(spec.suffix));
-      canvas.parentNode.style.height = Math.max(120, 28 * spec.labels.length + 60) + "px";
+      canvas.parentNode.style.height = Math.max(120, 36 * spec.labels.length + 60) + "px";
     }
-    new Chart(canvas, { type: hbar ? "bar" : spec.type || "bar", data: { labels: spec.labels, datasets: datasets },
+    var labels = hbar ? spec.labels.map(function (l) { return wrap(l, 26); }) : spec.labels;
+    new Chart(canvas, { type: hbar ? "bar" : spec.type || "bar", data: { labels: labels, datasets: datasets },
                         options: options, plugins: plugins });
     canvas.setAttribute("data-drawn", "1");
   }
