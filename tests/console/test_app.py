@@ -409,7 +409,7 @@ def test_member_list_pages(client, monkeypatch):
     url = "/campaigns/camp-cot"
     for _ in range(5):
         page = client.get(url).text
-        members = re.search(r'<table class="grid" id="members">(.*?)</table>', page, re.S).group(1)
+        members = re.search(r'<table class="grid" id="members"[^>]*>(.*?)</table>', page, re.S).group(1)
         seen += re.findall(r'<td><a href="/accounts/([^"]+)"', members)
         nxt = re.search(r'href="(/campaigns/camp-cot\?members_offset=\d+)#accounts" id="members-next"', page)
         if not nxt:

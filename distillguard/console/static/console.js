@@ -224,7 +224,8 @@
     });
     prev.addEventListener("click", function () { page--; render(); });
     next.addEventListener("click", function () { page++; render(); });
-    var ths = table.tHead ? table.tHead.rows[0].cells : [];
+    // Tables the server sorts (their headers are links) keep that; the rest sort here.
+    var ths = table.tHead && !table.hasAttribute("data-server-sort") ? table.tHead.rows[0].cells : [];
     Array.prototype.forEach.call(ths, function (th, col) {
       th.classList.add("sortable"); th.tabIndex = 0; th.title = "sort";
       function sort() {
