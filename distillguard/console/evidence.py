@@ -18,20 +18,11 @@ from collections import defaultdict
 
 import duckdb
 
+from distillguard.scoring.risk import KIND_WORDS
+
 #: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
 KIND_ORDER = ("payment", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
               "system_prompt", "task_item", "email_domain", "intel", "ip24", "asn")
-
-KIND_WORDS = {
-    "payment": ("payment fingerprint", "payment fingerprints"), "ip24": ("IP /24", "IP /24s"),
-    "asn": ("network (ASN)", "networks (ASNs)"), "ja4": ("TLS fingerprint", "TLS fingerprints"),
-    "header_fp": ("header-order fingerprint", "header-order fingerprints"),
-    "user_agent": ("client user agent", "client user agents"), "email_domain": ("e-mail domain", "e-mail domains"),
-    "email_pattern": ("e-mail naming pattern", "e-mail naming patterns"),
-    "creation_burst": ("sign-up burst", "sign-up bursts"), "template": ("prompt template", "prompt templates"),
-    "system_prompt": ("system prompt", "system prompts"), "task_item": ("task-set item", "task-set items"),
-    "sync": ("synchronised schedule", "synchronised schedules"), "intel": ("partner indicator", "partner indicators"),
-}
 
 
 def kind_rank(kind: str) -> int:
