@@ -231,13 +231,7 @@ class ConsoleData:
             return c
 
     def member_ids(self, con, campaign_id: str) -> list[str]:
-        if self.has("campaign_members"):
-            sql = "SELECT DISTINCT account_id FROM campaign_members WHERE campaign_id = ? ORDER BY 1"
-        elif self.has("account_risk"):
-            sql = "SELECT DISTINCT account_id FROM account_risk WHERE campaign_id = ? ORDER BY 1"
-        else:
-            return []
-        return [r[0] for r in con.execute(sql, [campaign_id]).fetchall()]
+        return evidence.members(con, campaign_id)
 
     def cluster_ids(self, con, account_ids: list[str]) -> list[str]:
         out: set[str] = set()

@@ -40,11 +40,17 @@ def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def members(con: duckdb.DuckDBPyConnection, campaign_id: str) -> list[str]:
-    """The campaign's accounts: ``campaign_members`` (the one membership list every count uses)."""
-    if not _has(con, "campaign_members"):
+    """The campaign's accounts: ``campaign_members``, or ``account_risk.campaign_id`` in a store without it.
+
+    The one membership list every count (header, board, members table, report) uses.
+    """
+    if _has(con, "campaign_members"):
+        sql = "SELECT DISTINCT account_id FROM campaign_members WHERE campaign_id = ? ORDER BY 1"
+    elif _has(con, "account_risk"):
+        sql = "SELECT DISTINCT account_id FROM account_risk WHERE campaign_id = ? ORDER BY 1"
+    else:
         return []
-    return [r[0] for r in con.execute("SELECT DISTINCT account_id FROM campaign_members WHERE campaign_id = ? "
-                                      "ORDER BY 1", [campaign_id]).fetchall()]
+    return [r[0] for r in con.execute(sql, [campaign_id]).fetchall()]
 
 
 def incidence(con: duckdb.DuckDBPyConnection, accounts: list[str], within: bool = True) -> list[tuple[str, str, str]]:
