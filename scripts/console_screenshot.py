@@ -3,7 +3,7 @@
     python scripts/console_screenshot.py --store demo-out/store [--campaign ID] [--out docs/img/console-campaign.png]
     python scripts/console_screenshot.py --fixture            # a fresh fixture store (no hostile payloads)
 
-Starts the real app under uvicorn on a free local port with a throw-away analyst login, drives
+Starts the real app under uvicorn on a free local port with a throw-away admin login (the enforcement page needs it), drives
 Debian's chromium through Playwright, and saves a full-page PNG.
 """
 
@@ -27,7 +27,10 @@ def main() -> int:
     ap.add_argument("--store", help="store directory with campaigns (omit with --fixture)")
     ap.add_argument("--fixture", action="store_true", help="write and use a fixture store in a temp directory")
     ap.add_argument("--campaign", help="campaign id (default: the most confident one)")
-    ap.add_argument("--page", default="campaign", choices=["campaign", "campaigns"], help="which page")
+    ap.add_argument("--page", default="campaign", choices=["campaign", "campaigns", "account", "enforcement"],
+                    help="which page")
+    ap.add_argument("--account", help="account id for --page account (default: the riskiest member of the campaign)")
+    ap.add_argument("--element", help="CSS selector: save only this element (e.g. '#evidence-board')")
     ap.add_argument("--out", default="docs/img/console-campaign.png")
     ap.add_argument("--width", type=int, default=1360)
     ap.add_argument("--height", type=int, default=1900)
@@ -55,9 +58,9 @@ def main() -> int:
     if not aggregates_fresh(store):
         build_aggregates(store)
     pw = secrets.token_urlsafe(12)
-    settings = load_settings(None, users=[{"name": "analyst", "role": "analyst", "password_hash": hash_secret(pw)}])
+    settings = load_settings(None, users=[{"name": "analyst", "role": "admin", "password_hash": hash_secret(pw)}])
     cid = args.campaign
-    if args.page == "campaign" and not cid:
+    if args.page in ("campaign", "account") and not cid:
         rows = ConsoleData(store, settings).campaigns(sort="confidence")
         if not rows:
             print("store has no campaigns; run `distillguard scan` first or use --fixture", file=sys.stderr)
@@ -76,7 +79,14 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     from urllib.parse import quote
 
-    target = f"{base}/campaigns/{quote(cid, safe='')}" if args.page == "campaign" else f"{base}/campaigns"
+    target = {"campaign": f"{base}/campaigns/{quote(cid or '', safe='')}", "campaigns": f"{base}/campaigns",
+              "enforcement": f"{base}/admin/enforcement"}.get(args.page)
+    if args.page == "account":
+        aid = args.account
+        if not aid:
+            c = ConsoleData(store, settings).campaign(cid)
+            aid = c["members"][0]["account_id"]
+        target = f"{base}/accounts/{quote(aid, safe='')}"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -91,7 +101,12 @@ def main() -> int:
             page.goto(target)
             if page.locator("canvas[data-chart]").count():
                 page.wait_for_selector("canvas[data-chart][data-drawn='1']", timeout=10_000)
-            page.screenshot(path=str(out), full_page=args.full_page)
+            if page.locator("div[data-graph]").count():
+                page.wait_for_selector("div[data-graph][data-drawn='1']", timeout=10_000)
+            if args.element:
+                page.locator(args.element).screenshot(path=str(out))
+            else:
+                page.screenshot(path=str(out), full_page=args.full_page)
             b.close()
     finally:
         server.should_exit = True

@@ -45,6 +45,7 @@ from distillguard.console.config import ConsoleSettings, authenticate, dummy_has
 from distillguard.console.data import ConsoleData
 from distillguard.console.security import LoginThrottle, SessionStore, client_address, parse_networks
 from distillguard.console.tables import ENFORCEMENT_ACTIONS, SUBJECT_TYPES
+from distillguard.scoring.risk import signal_words
 from distillguard.store import Store
 
 HERE = Path(__file__).parent
@@ -97,6 +98,9 @@ class Forbidden(Exception):
 class BadRequest(Exception):
     pass
 
+
+#: Rows per page of the enforcement table.
+ENFORCEMENT_PAGE = 100
 
 #: Largest accepted numeric query parameter (a page offset): anything else is a 400, not a database error.
 MAX_OFFSET = 999_999_999
@@ -285,11 +289,10 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         c = data.campaign(cid, members_offset=offset)
         if c is None:
             return render(request, "error.html", {"title": "No such campaign", "message": f"No campaign {cid!r}."}, 404)
-        graph = data.campaign_graph(cid, c["members"], c["n_members"], offset=offset)
         return render(request, "campaign.html", {
-            "c": c, "graph": graph, "page": "campaigns",
+            "c": c, "board": c["board"], "page": "campaigns",
             "timeline": charts.campaign_timeline(c["daily"], c.get("pivot_release")),
-            "mix": charts.capability_mix(c["capability_mix"])})
+            "signals": charts.signal_bars(c["shares"], signal_words), "harvest": charts.harvest(c["harvest"])})
 
     def account(request: Request):
         need(request)
@@ -354,10 +357,16 @@ def create_app(store: Store, settings: ConsoleSettings) -> Starlette:
         action = request.query_params.get("action") or None
         if action not in ENFORCEMENT_ACTIONS:
             action = None
-        rows = await run_in_threadpool(data.current_enforcement, action)
+        offset = _offset(request.query_params.get("offset"), "offset")
+        sort = request.query_params.get("sort") or "created_at"
+        desc = request.query_params.get("dir", "desc") != "asc"
+        q = (request.query_params.get("q") or "")[:200]
+        rows, total = await run_in_threadpool(data.current_enforcement, action, ENFORCEMENT_PAGE, offset, sort, desc, q)
         agg = await run_in_threadpool(data.aggregates_status)
         missing = (await run_in_threadpool(data.missing_decisions)).num_rows
         return render(request, "admin.html", {"rows": rows, "action": action, "agg": agg, "missing": missing,
+                                              "total": total, "offset": offset, "page_size": ENFORCEMENT_PAGE,
+                                              "sort": sort, "desc": desc, "q": q,
                                               "subject_types": SUBJECT_TYPES, "enf_actions": ENFORCEMENT_ACTIONS,
                                               "page": "admin"})
 

@@ -22,20 +22,34 @@ def campaign_timeline(daily: list[dict], pivot_release: datetime | None) -> dict
         by_model[r["model"] or "(none)"][_day(r["day"])] = int(r["n"])
     series = [{"label": m, "data": [vals.get(d, 0) for d in days]}
               for m, vals in sorted(by_model.items(), key=lambda kv: -sum(kv[1].values()))]
-    return {"type": "bar", "stacked": True, "labels": days, "series": series,
-            "marker": _day(pivot_release) if pivot_release else None, "y_label": "exchanges per day"}
+    markers = [{"at": _day(pivot_release), "text": "new model first seen", "colour": "#b91c1c"}] if pivot_release else []
+    return {"type": "bar", "stacked": True, "labels": days, "series": series, "model_colours": True,
+            "markers": markers, "y_label": "exchanges per day"}
 
 
-def capability_mix(mix: dict) -> dict:
-    items = []
-    for k, v in mix.items():
-        try:
-            items.append((str(k), float(v)))
-        except (TypeError, ValueError):
-            continue
-    items.sort(key=lambda kv: -kv[1])
-    return {"type": "doughnut", "labels": [k for k, _ in items], "series": [{"label": "share",
-                                                                            "data": [round(v, 4) for _, v in items]}]}
+def signal_bars(shares: list[dict], words) -> dict:
+    """Share of requests carrying each signal, one labelled bar each: several can hold for one request,
+    so the shares do not add up to 100% and must not be drawn as parts of a pie."""
+    return {"type": "hbar", "labels": [words(r["detector"]) for r in shares],
+            "series": [{"label": "share of requests", "data": [round(100 * r["share"], 1) for r in shares]}],
+            "x_label": "% of the campaign's requests carrying the signal", "max": 100, "suffix": "%",
+            "counts": [f"{r['n_high']:,} of {r['n']:,}" for r in shares]}
+
+
+def harvest(h: dict) -> dict:
+    """Cumulative exchanges per hour, with the first flag and the first enforcement drawn as markers."""
+    labels, data, total = [], [], 0
+    for hour, n in h["hourly"]:
+        total += int(n)
+        labels.append(hour.strftime("%Y-%m-%d %H:00"))
+        data.append(total)
+    markers = []
+    for key, text, colour in (("first_flag", "first flagged", "#b45309"), ("enforced", "enforcement", "#b91c1c")):
+        t = h.get(key)
+        if t is not None:
+            markers.append({"at": t.strftime("%Y-%m-%d %H:00"), "text": text, "colour": colour})
+    return {"type": "line", "labels": labels, "series": [{"label": "exchanges so far", "data": data}],
+            "markers": markers, "y_label": "cumulative exchanges"}
 
 
 def account_activity(hourly: list[dict]) -> dict:

@@ -97,8 +97,8 @@ class ConsoleSettings(BaseSettings):
     text_scan_rows: int = Field(500_000, ge=1000)
     sample_prompts: int = Field(12, ge=1, le=200)
     account_samples: int = Field(10, ge=1, le=200)
-    graph_max_accounts: int = Field(60, ge=2, le=500)
-    graph_max_entities: int = Field(24, ge=1, le=200)
+    graph_max_accounts: int = Field(60, ge=2, le=500)  # account-group nodes in a campaign's evidence graph
+    graph_max_entities: int = Field(24, ge=1, le=200)  # entity nodes in it (at most three per kind)
 
     @field_validator("trusted_proxies")
     @classmethod

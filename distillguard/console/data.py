@@ -8,7 +8,6 @@ instead of an error.
 
 from __future__ import annotations
 
-import math
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import orjson
 
+from distillguard.console import evidence
 from distillguard.console.aggregates import META, aggregates_fresh, build_aggregates
 from distillguard.console.config import ConsoleSettings
 from distillguard.store import Store
 
 MEMBERS_PAGE = 200
+ENFORCEMENT_SORTS = {"created_at", "expires_at", "subject_type", "subject_id", "action", "source", "actor"}
 CAMPAIGN_SORTS = {"confidence", "n_accounts", "n_exchanges", "first_seen", "last_seen", "title", "status"}
 
 CURRENT_ENFORCEMENT = """
@@ -234,7 +235,13 @@ class ConsoleData:
                 r = self.q(con, "SELECT min(first_ts) AS t FROM console_account_models WHERE model = ?",
                            [c["pivot_model"]])
                 c["pivot_release"] = r[0]["t"] if r else None
-            c["clusters"] = self._cluster_rows(con, self.cluster_ids(con, self.member_ids(con, campaign_id)))
+            ids = self.member_ids(con, campaign_id)
+            c["clusters"] = self._cluster_rows(con, self.cluster_ids(con, ids))
+            # Every count on the evidence board, the chart markers and the header comes from console/evidence.py.
+            c["board"] = evidence.campaign_evidence(con, campaign_id, max_groups=self.settings.graph_max_accounts,
+                                                    max_entities=self.settings.graph_max_entities)
+            c["shares"] = evidence.signal_shares(con, ids)
+            c["harvest"] = evidence.harvest(con, ids, campaign_id)
             c["enforcement"] = self._campaign_enforcement(con, campaign_id)
             c["recommendations"] = self.q(con, "SELECT * FROM enforcement_recommendations WHERE campaign_id = ? "
                                                "ORDER BY \"primary\" DESC, action", [campaign_id]
@@ -244,13 +251,7 @@ class ConsoleData:
             return c
 
     def member_ids(self, con, campaign_id: str) -> list[str]:
-        if self.has("campaign_members"):
-            sql = "SELECT DISTINCT account_id FROM campaign_members WHERE campaign_id = ? ORDER BY 1"
-        elif self.has("account_risk"):
-            sql = "SELECT DISTINCT account_id FROM account_risk WHERE campaign_id = ? ORDER BY 1"
-        else:
-            return []
-        return [r[0] for r in con.execute(sql, [campaign_id]).fetchall()]
+        return evidence.members(con, campaign_id)
 
     def cluster_ids(self, con, account_ids: list[str]) -> list[str]:
         out: set[str] = set()
@@ -303,36 +304,6 @@ class ConsoleData:
                         [campaign_id])
         return {"current": cur, "recent": recent}
 
-    def campaign_graph(self, campaign_id: str, members: list[dict] | None = None, total: int | None = None,
-                       offset: int = 0) -> dict:
-        """Accounts and the entities they share, laid out as two rings (entities inside, accounts outside).
-
-        ``members`` (riskiest first) and ``total`` can be passed from ``campaign()`` to save a query.
-        """
-        empty = {"nodes": [], "links": [], "n_accounts": 0, "n_entities": 0, "shown_accounts": 0, "shown_entities": 0}
-        if not self.has("console_account_links"):
-            return empty
-        s = self.settings
-        with self.con() as con:
-            if members is None or total is None or (len(members) < s.graph_max_accounts < total) or offset:
-                members, total = self._members(con, campaign_id, limit=s.graph_max_accounts)
-            members = members[:s.graph_max_accounts]
-            ids = [m["account_id"] for m in members]
-            if not ids:
-                return empty
-            ents = self.q(con, """SELECT kind, entity, count(DISTINCT account_id) AS n_accounts, max(weight) AS weight
-                                  FROM console_account_links
-                                  WHERE account_id IN (SELECT unnest(?::VARCHAR[])) AND other_account IN (SELECT unnest(?::VARCHAR[]))
-                                  GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT ?""",
-                          [ids, ids, s.graph_max_entities])
-            n_ent = con.execute("""SELECT count(*) FROM (SELECT DISTINCT kind, entity FROM console_account_links
-                                   WHERE account_id IN (SELECT unnest(?::VARCHAR[])) AND other_account IN (SELECT unnest(?::VARCHAR[])))""",
-                                [ids, ids]).fetchall()[0][0]
-            pairs = self.q(con, """SELECT DISTINCT account_id, kind, entity FROM console_account_links
-                                   WHERE account_id IN (SELECT unnest(?::VARCHAR[])) AND other_account IN (SELECT unnest(?::VARCHAR[]))""",
-                           [ids, ids])
-        return layout_graph(members, ents, pairs) | {"n_accounts": total, "n_entities": n_ent}
-
     # ------------------------------------------------------------------ accounts
     def account(self, account_id: str) -> dict | None:
         with self.con() as con:
@@ -366,11 +337,7 @@ class ConsoleData:
             a["signals"] = (self.q(con, "SELECT detector, mean, max, n_high, n FROM console_account_signals "
                                         "WHERE account_id = ? ORDER BY mean DESC", [account_id])
                             if self.has("console_account_signals") else [])
-            a["links"] = (self.q(con, """SELECT kind, entity, count(*) AS n_accounts, max(weight) AS weight,
-                                               list(other_account ORDER BY weight DESC)[1:8] AS accounts
-                                        FROM console_account_links WHERE account_id = ?
-                                        GROUP BY 1, 2 ORDER BY weight DESC, n_accounts DESC LIMIT 50""", [account_id])
-                          if self.has("console_account_links") else [])
+            a["links"] = evidence.account_partners(con, account_id, [c["campaign_id"] for c in a["campaigns"]])
             a["ips"] = (self.q(con, "SELECT client_ip, n, first_ts, last_ts FROM console_account_ips "
                                     "WHERE account_id = ? ORDER BY n DESC LIMIT 20", [account_id])
                         if self.has("console_account_ips") else [])
@@ -462,56 +429,23 @@ class ConsoleData:
                               [subject_id, limit])
             return self.q(con, "SELECT * FROM audit_log ORDER BY \"at\" DESC LIMIT ?", [limit])
 
-    def current_enforcement(self, action: str | None = None, limit: int = 500) -> list[dict]:
+    def current_enforcement(self, action: str | None = None, limit: int = 100, offset: int = 0,
+                            sort: str = "created_at", desc: bool = True, q: str = "") -> tuple[list[dict], int]:
+        """One page of the decisions in force (newest first by default) and how many match in all."""
         if not self.has("enforcement"):
-            return []
+            return [], 0
+        sort = sort if sort in ENFORCEMENT_SORTS else "created_at"
+        where, params = ["true"], []
+        if action:
+            where.append("action = ?")
+            params.append(action)
+        if q:
+            where.append("(contains(lower(subject_id), lower(?)) OR contains(lower(coalesce(reason, '')), lower(?)) "
+                         "OR contains(lower(coalesce(campaign_id, '')), lower(?)))")
+            params += [q, q, q]
+        sql = f"SELECT * FROM ({CURRENT_ENFORCEMENT}) WHERE {' AND '.join(where)}"
         with self.con() as con:
-            if action:
-                return self.q(con, f"SELECT * FROM ({CURRENT_ENFORCEMENT}) WHERE action = ? ORDER BY created_at DESC "
-                                   f"LIMIT ?", [action, limit])
-            return self.q(con, f"SELECT * FROM ({CURRENT_ENFORCEMENT}) ORDER BY created_at DESC LIMIT ?", [limit])
-
-
-def layout_graph(members: list[dict], ents: list[dict], pairs: list[dict], size: int = 720) -> dict:
-    """Positions for an SVG: shared entities on an inner ring, accounts on an outer ring next to them."""
-    cx = cy = size / 2
-    ent_key = [(e["kind"], e["entity"]) for e in ents]
-    ent_idx = {k: i for i, k in enumerate(ent_key)}
-    by_acct: dict[str, list[int]] = {}
-    for p in pairs:
-        i = ent_idx.get((p["kind"], p["entity"]))
-        if i is not None:
-            by_acct.setdefault(p["account_id"], []).append(i)
-    # Entities come most-shared first, so sorting accounts by their rarest entities first puts the accounts
-    # behind a narrowly shared IP or payment card next to each other on the ring.
-    accts = sorted((m["account_id"] for m in members),
-                   key=lambda a: (tuple(sorted(set(by_acct.get(a, [])), reverse=True)), a))
-    risk = {m["account_id"]: m.get("risk") for m in members}
-    nodes, pos = [], {}
-    r_in, r_out = size * 0.27, size * 0.45
-    for i, (kind, entity) in enumerate(ent_key):
-        ang = 2 * math.pi * i / max(len(ent_key), 1) - math.pi / 2
-        x, y = cx + r_in * math.cos(ang), cy + r_in * math.sin(ang)
-        pos[("e", i)] = (x, y)
-        # Numbered squares (the list under the graph names them): long entity values never overlap.
-        nodes.append({"type": "entity", "kind": kind, "label": f"{kind}: {entity}", "x": round(x, 1), "y": round(y, 1),
-                      "r": 9, "n": ents[i]["n_accounts"], "no": i + 1,
-                      "lx": round(cx + (r_in - 22) * math.cos(ang), 1), "ly": round(cy + (r_in - 22) * math.sin(ang) + 4, 1)})
-    for i, a in enumerate(accts):
-        ang = 2 * math.pi * i / max(len(accts), 1) - math.pi / 2
-        x, y = cx + r_out * math.cos(ang), cy + r_out * math.sin(ang)
-        pos[("a", a)] = (x, y)
-        rk = risk.get(a)
-        nodes.append({"type": "account", "id": a, "label": a, "x": round(x, 1), "y": round(y, 1), "r": 6,
-                      "risk": rk, "hot": rk is not None and rk >= 0.5})
-    links = []
-    for a, idxs in by_acct.items():
-        if ("a", a) not in pos:
-            continue
-        for i in sorted(set(idxs)):
-            (x1, y1), (x2, y2) = pos[("a", a)], pos[("e", i)]
-            links.append({"x1": round(x1, 1), "y1": round(y1, 1), "x2": round(x2, 1), "y2": round(y2, 1),
-                          "kind": ent_key[i][0]})
-    kinds = sorted({k for k, _ in ent_key})
-    return {"nodes": nodes, "links": links, "size": size, "kinds": kinds, "shown_accounts": len(accts),
-            "shown_entities": len(ent_key)}
+            total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+            rows = self.q(con, f"{sql} ORDER BY {sort} {'DESC' if desc else 'ASC'} NULLS LAST, subject_type, subject_id "
+                               f"LIMIT ? OFFSET ?", params + [limit, max(offset, 0)])
+        return rows, total

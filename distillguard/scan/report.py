@@ -1,12 +1,15 @@
-"""report.html: one self-contained page (inline CSS and SVG, no scripts, no CDN).
+"""report.html: one self-contained page that opens offline (inline CSS, and the console's own chart stack inlined).
 
 Every string that came from traffic or accounts (prompts, ids, user agents, e-mail patterns) is
-attacker-controlled: the template runs with Jinja autoescape on, and nothing is marked safe.
+attacker-controlled: the template runs with Jinja autoescape on, and only our own two script files are
+marked safe; chart data travels as JSON blocks (``tojson``), and the page's Content-Security-Policy allows
+exactly those two scripts by hash.
 """
 
 from __future__ import annotations
 
-import math
+import base64
+import hashlib
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -14,6 +17,8 @@ import duckdb
 import jinja2
 import orjson
 
+from distillguard.bench.baseline import baseline_results
+from distillguard.console import charts, evidence
 from distillguard.scan.run import ScanResult
 from distillguard.scoring.risk import KIND_WORDS, signal_words
 from distillguard.store import Store
@@ -29,47 +34,6 @@ def _env() -> jinja2.Environment:
     env.globals["signal_words"] = signal_words
     env.template_tpl = tpl  # type: ignore[attr-defined]
     return env
-
-
-def _timeline(con: duckdb.DuckDBPyConnection, accounts: list[str], t0, t1, marks: list[tuple[str, datetime]],
-              w: int = 640, h: int = 90) -> dict:
-    con.execute("CREATE OR REPLACE TEMP TABLE _ra(account_id VARCHAR)")
-    con.executemany("INSERT INTO _ra VALUES (?)", [(a,) for a in accounts])
-    rows = con.execute("""SELECT date_trunc('day', hour) + INTERVAL (CAST(extract(hour FROM hour) / 6 AS INT) * 6) HOUR AS b,
-                                 sum(n) FROM beh_ah JOIN _ra USING (account_id) GROUP BY 1 ORDER BY 1""").fetchall()
-    span = max((t1 - t0).total_seconds(), 1.0)
-    peak = max((n for _, n in rows), default=1)
-
-    def x(t):
-        return round(8 + (w - 16) * (t - t0).total_seconds() / span, 1)
-
-    bars = [{"x": x(b), "h": round((h - 20) * n / peak, 1), "n": int(n), "t": b} for b, n in rows]
-    return {"w": w, "h": h, "bars": bars, "bw": max(1.5, (w - 16) * 6 * 3600 / span - 0.5),
-            "marks": [{"x": x(t), "label": lab} for lab, t in marks if t is not None and t0 <= t <= t1],
-            "t0": t0, "t1": t1}
-
-
-def _infra_graph(con: duckdb.DuckDBPyConnection, accounts: list[str], max_acc: int = 14, max_ent: int = 8) -> dict:
-    """A bipartite picture: sampled accounts on the left, their most-shared entities on the right."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _ra(account_id VARCHAR)")
-    con.executemany("INSERT INTO _ra VALUES (?)", [(a,) for a in accounts])
-    ents = con.execute("""SELECT kind, entity, count(*) AS n FROM inc JOIN _ra USING (account_id)
-                          WHERE kind NOT IN ('task_item') GROUP BY 1, 2 HAVING count(*) >= 2
-                          ORDER BY n DESC, kind LIMIT ?""", [max_ent]).fetchall()
-    acc = sorted(accounts)[:max_acc]
-    links = con.execute("""SELECT account_id, kind, entity FROM inc WHERE account_id IN (SELECT unnest(?))""",
-                        [acc]).fetchall()
-    ekey = {(k, e): i for i, (k, e, _) in enumerate(ents)}
-    ah = 22
-    height = max(len(acc), len(ents)) * ah + 20
-    a_nodes = [{"x": 120, "y": 20 + i * ah * max(1, len(ents)) / max(1, len(acc)) if len(ents) > len(acc) else 20 + i * ah,
-                "label": a} for i, a in enumerate(acc)]
-    e_nodes = [{"x": 290, "y": 20 + i * ah * max(1, len(acc)) / max(1, len(ents)) if len(acc) > len(ents) else 20 + i * ah,
-                "label": f"{KIND_WORDS.get(k, (k,))[0]}: {str(e)[:40]}", "n": int(n)} for i, (k, e, n) in enumerate(ents)]
-    aidx = {a: i for i, a in enumerate(acc)}
-    edges = [{"x1": a_nodes[aidx[a]]["x"], "y1": a_nodes[aidx[a]]["y"], "x2": e_nodes[ekey[(k, e)]]["x"],
-              "y2": e_nodes[ekey[(k, e)]]["y"]} for a, k, e in links if (k, e) in ekey and a in aidx]
-    return {"h": height, "accounts": a_nodes, "entities": e_nodes, "edges": edges, "n_total": len(accounts)}
 
 
 def _samples(store: Store, con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], k: int = 3) -> dict[str, list[dict]]:
@@ -93,15 +57,29 @@ def _samples(store: Store, con: duckdb.DuckDBPyConnection, groups: dict[str, lis
     return out
 
 
-def baseline(features, flagged: set[str]) -> dict:
-    """What a per-account volume threshold (the usual provider control) would have flagged."""
-    rows = features.select(["account_id", "peak_rpd", "rpd_limit", "n_exchanges"]).to_pylist()
-    vols = sorted((r["peak_rpd"] or 0) for r in rows)
-    thr = vols[int(0.99 * (len(vols) - 1))] if vols else 0
-    base = {r["account_id"] for r in rows if (r["peak_rpd"] or 0) > thr
-            or (r["rpd_limit"] and (r["peak_rpd"] or 0) >= 0.98 * r["rpd_limit"])}
-    return {"threshold": thr, "n_flagged": len(base), "overlap": len(base & flagged),
-            "missed": len(flagged - base), "only_baseline": len(base - flagged)}
+def baseline(store: Store, flagged: set[str]) -> dict:
+    """The ``distillguard baseline`` detector itself (bench/baseline.py), compared with the scan's flags.
+
+    One definition: the report and the command flag the same accounts at the same threshold.
+    """
+    t = baseline_results(store)
+    base = {a for a, f in zip(t["account_id"].to_pylist(), t["flagged"].to_pylist(), strict=True) if f}
+    return {"threshold": int(t.schema.metadata[b"daily_threshold"]), "n_flagged": len(base),
+            "n_accounts": t.num_rows, "overlap": len(base & flagged), "missed": len(flagged - base),
+            "only_baseline": len(base - flagged)}
+
+
+def _inline(name: str) -> str:
+    """A static file of the console's chart stack, made safe to place inside a <script> element."""
+    text = resources.files("distillguard.console").joinpath("static", name).read_text(encoding="utf-8")
+    return text.replace("</script", "<\\/script")
+
+
+def _daily(con: duckdb.DuckDBPyConnection, accounts: list[str]) -> list[dict]:
+    rows = con.execute("""SELECT CAST(date_trunc('day', ts) AS DATE) AS day, model, count(*) AS n FROM exchanges
+                          WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1, 2 ORDER BY 1, 2""",
+                       [accounts]).fetchall()
+    return [{"day": d, "model": m, "n": n} for d, m, n in rows]
 
 
 def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult) -> str:
@@ -111,31 +89,36 @@ def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult)
     flagged = set(res.account_risk.filter(res.account_risk["flagged"])["account_id"].to_pylist())
     risk_by = {r["account_id"]: r for r in res.account_risk.to_pylist()}
     camps = []
-    total_ex = sum(c["n_exchanges"] for c in res.campaigns) or 1
-    capability_total: dict[str, float] = {}
     members: dict[str, list[str]] = {c["campaign_id"]: [] for c in res.campaigns}
     for a, cid in res.campaign_members.items():
         if cid in members:
             members[cid].append(a)
     samples = _samples(store, con, members)
+    # The tables scan just wrote, read exactly as the console reads them: the same counts on both.
+    scon = store.connect()
+    released = {m: t for m, t in res.released}
     for c in res.campaigns:
         accts = members[c["campaign_id"]]
-        mix = orjson.loads(c["capability_mix"])
-        for k, v in mix.items():
-            capability_total[k] = capability_total.get(k, 0) + v * c["n_exchanges"]
-        marks = [(f"{m} released", t) for m, t in res.released] + [("first flagged", c.get("first_flagged_at"))]
         infra = orjson.loads(c["infrastructure"])
         top_accts = sorted(accts, key=lambda a: -risk_by[a]["risk"])[:8]
-        camps.append({**c, "mix": sorted(mix.items(), key=lambda kv: -kv[1]), "infra": infra,
-                      "timeline": _timeline(con, accts, c["first_seen"], c["last_seen"], marks),
-                      "graph": _infra_graph(con, accts), "samples": samples[c["campaign_id"]],
+        board = evidence.campaign_evidence(scon, c["campaign_id"], max_groups=40)
+        h = evidence.harvest(scon, accts, c["campaign_id"], prefer_console=False)
+        camps.append({**c, "infra": infra, "board": board, "harvest_info": h,
+                      "timeline": charts.campaign_timeline(_daily(scon, accts), released.get(c.get("pivot_model"))),
+                      "signals": charts.signal_bars(evidence.signal_shares(scon, accts, prefer_console=False),
+                                                    signal_words),
+                      "harvest": charts.harvest(h), "samples": samples[c["campaign_id"]],
                       "top_accounts": [risk_by[a] for a in top_accts]})
+    all_members = sorted({a for v in members.values() for a in v})
     headline = {
         "campaigns": len(res.campaigns), "accounts": len(flagged), "exchanges": sum(c["n_exchanges"] for c in res.campaigns),
         "all_exchanges": res.n_exchanges, "all_accounts": feats.num_rows,
-        "capabilities": sorted(((k, v / total_ex) for k, v in capability_total.items() if v / total_ex >= 0.01),
-                               key=lambda kv: -kv[1]),
+        "signals": charts.signal_bars(evidence.signal_shares(scon, all_members, prefer_console=False), signal_words),
     }
-    return tpl.render(h=headline, campaigns=camps, base=baseline(feats, flagged), replay=res.replay,
+    scon.close()
+    scripts = [_inline("chart.umd.min.js"), _inline("console.js")]
+    csp_hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(js.encode()).digest()).decode() + "'"
+                          for js in scripts)
+    return tpl.render(h=headline, campaigns=camps, base=baseline(store, flagged), replay=res.replay,
                       released=res.released, ban_links=res.ban_links[:20], generated=datetime.now(UTC),
-                      store=str(store.path), math=math)
+                      store=str(store.path), scripts=scripts, csp_hashes=csp_hashes)

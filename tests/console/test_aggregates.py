@@ -57,5 +57,5 @@ def test_charts_fill_gaps_and_mark_pivot():
     assert len(d["labels"]) == 31 and sum(d["series"][0]["data"]) == 7
     t = campaign_timeline([{"day": T0.date(), "model": "a", "n": 4}, {"day": (T0 + timedelta(days=1)).date(),
                                                                         "model": "b", "n": 6}], T0 + timedelta(days=1))
-    assert t["labels"] == ["2026-03-02", "2026-03-03"] and t["marker"] == "2026-03-03"
+    assert t["labels"] == ["2026-03-02", "2026-03-03"] and t["markers"][0]["at"] == "2026-03-03"
     assert [s["label"] for s in t["series"]] == ["b", "a"] and t["series"][1]["data"] == [4, 0]

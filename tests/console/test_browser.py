@@ -36,8 +36,8 @@ def test_login_open_campaign_confirm_and_see_enforcement(page, live_server, cons
     page.wait_for_url(re.compile(r".*/campaigns/camp-cot$"))
     # Charts were drawn by the vendored Chart.js (loaded from /static, no network).
     page.wait_for_selector("canvas[data-chart=timeline][data-drawn='1']")
-    page.wait_for_selector("canvas[data-chart=mix][data-drawn='1']")
-    assert page.locator("#infra-graph circle").count() == 12
+    page.wait_for_selector("canvas[data-chart=signals][data-drawn='1']")
+    page.wait_for_selector("#evidence-board div[data-graph][data-drawn='1']")
     assert page.locator("#campaign-status").inner_text() == "detected"
     shot(page, "02-campaign")
 
@@ -98,8 +98,11 @@ def test_planted_payloads_never_run(page, live_server):
     # The payloads are on the pages — as text.
     page.goto(f"{base}/campaigns/camp-cot")
     assert '<script>window.__xss = 1; alert("xss-script")</script>' in page.locator("body").inner_text()
-    assert 'user_agent: "><svg onload="window.__xss = 3">' in page.locator("ol.entities").inner_text()
-    assert page.locator("#infra-graph svg").count() == 0  # the planted <svg> did not become an element
+    assert '"><svg onload="window.__xss = 3">' in page.locator("#evidence-kinds").inner_text()
+    page.wait_for_selector("#evidence-board div[data-graph][data-drawn='1']")
+    page.locator("#evidence-board g.grp").first.click()
+    _no_injection(page)
+    assert page.locator("#evidence-board svg").count() == 1  # the planted <svg> did not become an element
     page.goto(f"{base}/accounts/{quote(HOSTILE_ACCOUNT, safe='')}")
     assert page.locator("#account-title").inner_text() == HOSTILE_ACCOUNT
     shot(page, "08-hostile-account")

@@ -1,3 +1,6 @@
+import base64
+import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +13,7 @@ import pytest
 from distillguard.errors import ConfigError
 from distillguard.scan.cli import parse_duration
 from distillguard.scan.config import load_config
+from distillguard.scan.report import _inline
 from distillguard.store import Store
 from distillguard.testing.worlds import build_tiny_world
 
@@ -78,10 +82,33 @@ def test_replay_flags_each_campaign_early(replayed):
 def test_report_escapes_attacker_text(replayed):
     _, res, _ = replayed
     html = (res / "report.html").read_text()
-    assert "<script>" not in html and "<img src=x" not in html
+    # The only code in the page is the console's own chart stack, inlined verbatim and allowed by hash.
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    for js in (_inline("chart.umd.min.js"), _inline("console.js")):
+        assert html.count(js) == 1
+        digest = base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp
+        html = html.replace(js, "")
+    assert "'unsafe-inline'" not in csp.split("script-src")[1]
+    tags = re.findall(r"<script[^>]*>", html)
+    assert tags.count("<script>") == 2 and all(t == "<script>" or 'type="application/json"' in t for t in tags)
+    assert "<img src=x" not in html and "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, escaped
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
-    assert "<svg" in html and "Baseline" in html
+    assert "Baseline" in html and 'data-graph="bg-1"' in html
+    assert "first flagged" in html  # a replay scan records first flags: the harvest chart marks them
+
+
+def test_report_baseline_is_the_baseline_command(replayed, tmp_path):
+    """One definition of "baseline": the report's numbers are what `distillguard baseline` flags."""
+    w, res, _ = replayed
+    r = _cli("baseline", "--store", str(w.store.path), "--out", str(tmp_path / "b"))
+    assert r.returncode == 0, r.stderr
+    t = pq.read_table(tmp_path / "b" / "accounts.parquet")
+    n = sum(t["flagged"].to_pylist())
+    html = (res / "report.html").read_text()
+    para = re.search(r'<section id="baseline">(.*?)</section>', html, re.S).group(1)
+    assert re.search(rf"That rule flags <b>{n:,}</b> of {t.num_rows:,} accounts", para), para
 
 
 def test_terminal_summary(replayed):

@@ -1,0 +1,250 @@
+"""Every count the console pages and the scan report show about shared evidence, from one place.
+
+A campaign's title, its evidence lines, its graph and an account's partner list used to count the
+same thing four ways (stored ``n_accounts``, the detector's sentences, edges touching one account,
+a ring of account x entity lines) and disagreed. Here the only inputs are the tables
+``campaign_members`` and ``coordination_edges`` (docs/tables.md): an account *shares* an entity
+when it is an endpoint of an edge of that (kind, entity), and an entity's count is the number of
+distinct accounts that share it. The campaign board, the account page and report.html all call
+these functions, so their numbers agree by construction.
+
+Kinds are ranked by how rare a shared value is among honest customers: two accounts on one
+payment card or one TLS fingerprint say far more than two accounts on one /24 or one ASN.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import duckdb
+
+from distillguard.scoring.risk import KIND_WORDS
+
+#: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
+KIND_ORDER = ("payment", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
+              "system_prompt", "task_item", "email_domain", "intel", "ip24", "asn")
+
+
+def kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else KIND_ORDER.index("email_domain") + 1
+
+
+def kind_words(kind: str, n: int = 1) -> str:
+    one, many = KIND_WORDS.get(kind, (kind.replace("_", " "), kind.replace("_", " ") + "s"))
+    return one if n == 1 else many
+
+
+def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Views (store tables) and temp tables alike: a missing table reads as no evidence, not an error."""
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
+
+
+def members(con: duckdb.DuckDBPyConnection, campaign_id: str) -> list[str]:
+    """The campaign's accounts: ``campaign_members``, or ``account_risk.campaign_id`` in a store without it.
+
+    The one membership list every count (header, board, members table, report) uses.
+    """
+    if _has(con, "campaign_members"):
+        sql = "SELECT DISTINCT account_id FROM campaign_members WHERE campaign_id = ? ORDER BY 1"
+    elif _has(con, "account_risk"):
+        sql = "SELECT DISTINCT account_id FROM account_risk WHERE campaign_id = ? ORDER BY 1"
+    else:
+        return []
+    return [r[0] for r in con.execute(sql, [campaign_id]).fetchall()]
+
+
+def incidence(con: duckdb.DuckDBPyConnection, accounts: list[str], within: bool = True) -> list[tuple[str, str, str]]:
+    """(kind, entity, account) for every entity an account in ``accounts`` shares.
+
+    ``within``: count only edges whose both ends are in ``accounts`` (a campaign's own evidence);
+    otherwise every account on any edge of an entity that one of ``accounts`` shares.
+    """
+    if not accounts or not _has(con, "coordination_edges"):
+        return []
+    if within:
+        sql = """WITH a AS (SELECT unnest(?::VARCHAR[]) AS account_id),
+                 e AS (SELECT kind, entity, src_account, dst_account FROM coordination_edges
+                       WHERE src_account IN (SELECT account_id FROM a) AND dst_account IN (SELECT account_id FROM a))
+                 SELECT DISTINCT kind, CAST(entity AS VARCHAR), src_account FROM e
+                 UNION SELECT DISTINCT kind, CAST(entity AS VARCHAR), dst_account FROM e"""
+    else:
+        sql = """WITH a AS (SELECT unnest(?::VARCHAR[]) AS account_id),
+                 k AS (SELECT DISTINCT kind, entity FROM coordination_edges
+                       WHERE src_account IN (SELECT account_id FROM a) OR dst_account IN (SELECT account_id FROM a)),
+                 e AS (SELECT c.kind, c.entity, c.src_account, c.dst_account FROM coordination_edges c
+                       JOIN k ON c.kind = k.kind AND c.entity = k.entity)
+                 SELECT DISTINCT kind, CAST(entity AS VARCHAR), src_account FROM e
+                 UNION SELECT DISTINCT kind, CAST(entity AS VARCHAR), dst_account FROM e"""
+    return [(k, e, a) for k, e, a in con.execute(sql, [accounts]).fetchall()]
+
+
+def campaign_evidence(con: duckdb.DuckDBPyConnection, campaign_id: str, max_groups: int = 60,
+                      max_entities: int = 24, per_kind: int = 3) -> dict:
+    """The evidence board: counts per kind (rarest first), per entity, and accounts bundled by entity set.
+
+    Accounts that share exactly the same set of entities become one group (one node in the graph),
+    so 25 accounts on the same 24 /24s draw as one node with 24 edges, not 600.
+    """
+    ids = members(con, campaign_id)
+    inc = incidence(con, ids, within=True)
+    by_ent: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for k, e, a in inc:
+        by_ent[(k, e)].add(a)
+    by_kind: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
+    for (k, e), accts in by_ent.items():
+        by_kind[k].append((e, accts))
+    kinds = []
+    for k in sorted(by_kind, key=lambda k: (kind_rank(k), k)):
+        ents = sorted(by_kind[k], key=lambda ea: (-len(ea[1]), ea[0]))
+        linked = set().union(*(a for _, a in ents))
+        top = ents[0]
+        kinds.append({"kind": k, "words": kind_words(k, len(ents)), "n_entities": len(ents), "n_accounts": len(linked),
+                      "top_entity": top[0], "top_accounts": len(top[1]),
+                      "line": _line(k, len(ents), len(linked), len(top[1]))})
+    # The graph draws the few most widely shared entities of each kind (206 synchronised schedules would give
+    # every account its own set and nothing to bundle); the table above counts all of them.
+    ent_list = sorted(((ke, a) for ke, a in by_ent.items() if len(a) >= 2),
+                      key=lambda kv: (kind_rank(kv[0][0]), -len(kv[1]), kv[0][1]))
+    per: dict[str, int] = defaultdict(int)
+    shown = []
+    for ke, a in ent_list:
+        if per[ke[0]] < per_kind and len(shown) < max_entities:
+            per[ke[0]] += 1
+            shown.append((ke, a))
+    ent_idx = {ke: i for i, (ke, _) in enumerate(shown)}
+    acc_ents: dict[str, set[int]] = defaultdict(set)
+    for ke, accts in by_ent.items():
+        for a in accts:
+            acc_ents[a].add(ent_idx.get(ke, -1))
+    # Bundle on the rare kinds (payment, TLS/header fingerprints, sign-up bursts): accounts with the same rare
+    # entities are one node; its edges to commoner entities (schedules, templates, networks) are as wide as the
+    # share of the group on each. Bundling on every entity would leave one account per node.
+    present = sorted({k for (k, _), _ in shown}, key=kind_rank)
+    key_kinds = {k for k in present if kind_rank(k) < kind_rank("sync")} or set(present[:1])
+    key_idx = {i for i, ((k, _), _) in enumerate(shown) if k in key_kinds}
+    groups_map: dict[frozenset, list[str]] = defaultdict(list)
+    for a in ids:
+        if acc_ents.get(a):
+            groups_map[frozenset(acc_ents[a] & key_idx)].append(a)
+    groups = []
+    for key, accts in groups_map.items():
+        cnt: dict[int, int] = defaultdict(int)
+        for a in accts:
+            for i in acc_ents[a]:
+                if i >= 0:
+                    cnt[i] += 1
+        groups.append({"accounts": sorted(accts), "n": len(accts), "key": sorted(key),
+                       "links": sorted([i, c] for i, c in cnt.items())})
+    groups.sort(key=lambda g: (min(g["key"], default=len(shown)), -g["n"]))
+    n_alone = len(ids) - len(acc_ents)
+    return {
+        "campaign_id": campaign_id, "n_members": len(ids), "n_linked": len(acc_ents), "n_alone": n_alone,
+        "kinds": kinds,
+        "entities": [{"i": i, "kind": k, "kind_words": kind_words(k), "entity": e, "n_accounts": len(a),
+                      "rank": kind_rank(k)} for i, ((k, e), a) in enumerate(shown)],
+        "n_entities": len(by_ent), "groups": groups[:max_groups], "n_groups": len(groups),
+        "key_kinds": [kind_words(k, 2) for k in present if k in key_kinds],
+    }
+
+
+def _line(kind: str, n_ent: int, n_acc: int, top: int) -> str:
+    if n_ent == 1:
+        return f"{n_acc} accounts share one {kind_words(kind)}"
+    return (f"{n_acc} accounts share {n_ent} {kind_words(kind, n_ent)} "
+            f"(the most widely shared one: {top} accounts)")
+
+
+def account_partners(con: duckdb.DuckDBPyConnection, account_id: str, campaign_ids: list[str] | None = None,
+                     limit: int = 200) -> list[dict]:
+    """Each entity this account shares, with how many accounts share it in all and inside its campaigns.
+
+    Counted like ``campaign_evidence`` (distinct accounts on edges of the entity), so an account
+    page's "shared by 25 accounts" matches the campaign board's count for the same /24.
+    """
+    inc = incidence(con, [account_id], within=False)
+    camp: set[str] = set()
+    for cid in campaign_ids or []:
+        camp |= set(members(con, cid))
+    by_ent: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for k, e, a in inc:
+        by_ent[(k, e)].add(a)
+    rows = []
+    for (k, e), accts in by_ent.items():
+        if account_id not in accts:
+            continue
+        others = sorted(accts - {account_id})
+        rows.append({"kind": k, "kind_words": kind_words(k), "entity": e, "n_accounts": len(accts),
+                     "n_partners": len(others), "n_in_campaign": len((accts & camp) - {account_id}) if camp else None,
+                     "accounts": others[:8], "rank": kind_rank(k)})
+    rows.sort(key=lambda r: (r["rank"], -r["n_accounts"], r["entity"]))
+    return rows[:limit]
+
+
+#: A request "carries" a signal when its detector score reaches this (the same cut the console aggregates use).
+SIGNAL_CUT = 0.5
+
+
+def signal_shares(con: duckdb.DuckDBPyConnection, accounts: list[str], prefer_console: bool = True) -> list[dict]:
+    """Share of the accounts' requests carrying each signal, biggest first (multi-label: shares need not sum to 1).
+
+    Reads the console's per-account aggregate when it exists, else ``exchange_signals`` itself (the report,
+    written right after a scan, passes ``prefer_console=False``: the aggregate may predate the scan).
+    """
+    if not accounts:
+        return []
+    if prefer_console and _has(con, "console_account_signals"):
+        rows = con.execute("""SELECT detector, sum(n_high), sum(n) FROM console_account_signals
+                              WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""", [accounts]).fetchall()
+    elif _has(con, "exchange_signals"):
+        cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'exchange_signals'").fetchall() if r[0].startswith("sig_")]
+        if not cols:
+            return []
+        sel = ", ".join(f"count_if(\"{c}\" >= {SIGNAL_CUT}), count(\"{c}\")" for c in cols)
+        r = con.execute(f"SELECT {sel} FROM exchange_signals WHERE account_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [accounts]).fetchall()[0]
+        rows = [(c[4:], r[2 * i], r[2 * i + 1]) for i, c in enumerate(cols)]
+    else:
+        return []
+    out = [{"detector": d, "share": (h or 0) / n, "n_high": int(h or 0), "n": int(n)} for d, h, n in rows if n]
+    return sorted(out, key=lambda r: (-r["share"], r["detector"]))
+
+
+def harvest(con: duckdb.DuckDBPyConnection, accounts: list[str], campaign_id: str | None = None,
+            prefer_console: bool = True) -> dict:
+    """Hourly exchanges of the accounts, the first flag and the first enforcement, for the cumulative chart.
+
+    First flag: the earliest ``account_risk.first_flagged_at`` of a member (set by a replay scan, which
+    replays time and records when each account crossed the threshold). A full scan decides at once and
+    leaves it empty; then there is no honest earlier moment and the chart shows none.
+    Enforcement: the earliest non-``allow`` ``enforcement.created_at`` on a member account, one of their
+    clusters, or naming the campaign — when the decision was recorded, which the gateway applies at once.
+    """
+    out: dict = {"hourly": [], "first_flag": None, "enforced": None, "enforced_action": None}
+    if not accounts:
+        return out
+    if prefer_console and _has(con, "console_account_hourly"):
+        out["hourly"] = con.execute("""SELECT hour, sum(n) FROM console_account_hourly
+                                       WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1 ORDER BY 1""",
+                                    [accounts]).fetchall()
+    elif _has(con, "exchanges"):
+        out["hourly"] = con.execute("""SELECT date_trunc('hour', ts) AS hour, count(*) FROM exchanges
+                                       WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1 ORDER BY 1""",
+                                    [accounts]).fetchall()
+    if _has(con, "account_risk"):
+        out["first_flag"] = con.execute("""SELECT min(first_flagged_at) FROM account_risk
+                                           WHERE account_id IN (SELECT unnest(?::VARCHAR[]))""",
+                                        [accounts]).fetchall()[0][0]
+    if _has(con, "enforcement"):
+        clusters: list[str] = []
+        if _has(con, "cluster_members"):
+            clusters = [r[0] for r in con.execute("SELECT DISTINCT cluster_id FROM cluster_members WHERE account_id "
+                                                  "IN (SELECT unnest(?::VARCHAR[]))", [accounts]).fetchall()]
+        r = con.execute("""SELECT created_at, action FROM enforcement WHERE action <> 'allow' AND (
+                             (subject_type = 'account' AND subject_id IN (SELECT unnest(?::VARCHAR[])))
+                             OR (subject_type = 'cluster' AND subject_id IN (SELECT unnest(?::VARCHAR[])))
+                             OR campaign_id = ?)
+                           ORDER BY created_at LIMIT 1""", [accounts, clusters, campaign_id]).fetchall()
+        if r:
+            out["enforced"], out["enforced_action"] = r[0]
+    return out
