@@ -82,7 +82,11 @@ class DistillguardGuardrail(CustomGuardrail):
             from distillguard.gateway.app import Gateway
             from distillguard.gateway.config import load_config
 
-            gw = Gateway(load_config(self.config_path))
+            cfg = load_config(self.config_path)
+            # Inside LiteLLM the account comes from LiteLLM's own key / user / team (see _pick), never from a
+            # distillguard API key: a keys file is not needed, so "no keys" is not a misconfiguration here.
+            cfg.identity.allow_no_keys = True
+            gw = Gateway(cfg)
             await gw.startup()
             self.gw = gw
         return self.gw
