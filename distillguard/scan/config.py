@@ -132,11 +132,12 @@ class ScoringConfig(_Strict):
     harvest_quantile: float = Field(0.9, ge=0, le=1)
     #: ... when at least this many accounts of one cluster are that suspicious ...
     harvest_min_accounts: int = Field(3, ge=2)
-    #: ... and such a sub-cluster is strongly coordinated with this many groups of hidden infrastructure or
-    #: timing (network, payment, creation, timing, intel) beyond chance instead of ``min_evidence_groups``:
-    #: members well above the store's population on their own traffic *and* one hidden tie. E-mail shapes,
-    #: clients and content are what strangers and a popular tool's users share, so they never carry it alone.
-    harvest_min_groups: int = Field(1, ge=1)
+    #: ... and such a sub-cluster is strongly coordinated (instead of ``min_evidence_groups``) when at least this
+    #: share of its core holds a tie of hidden infrastructure or timing (network, payment, creation, timing,
+    #: intel) that chance does not explain (``max_chance_tie``), of any one kind: members well above the store
+    #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
+    #: popular tool's users share, so they never carry it.
+    harvest_hidden_share: float = Field(0.5, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
