@@ -91,7 +91,7 @@ DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
     "limit_util": 1.6,      # volume against the account's own limit (no limit on record: the volume percentile)
     "volume": 0.0,          # requests per active day, upper percentile within the store
     "long_output": 0.0,     # requested max_tokens, upper percentile within the store
-    "harvest_shape": 1.5,   # long_output × single-turn share: long single-turn answers, a corpus being collected
+    "harvest_shape": 1.0,   # long_output × single-turn share: long single-turn answers, a corpus being collected
     "new_account": 0.5,
     "low_verification": 0.3,
     "fast_pivot": 1.2,      # moved to a newly released model within a day
