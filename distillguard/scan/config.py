@@ -125,12 +125,12 @@ class ScoringConfig(_Strict):
     #: traffic scores ≥ 0.92 on the account model).
     min_evidence_groups: int = Field(2, ge=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
-    #: Harvesting sub-clusters: inside each cluster, the members whose own suspicion is at or above this
-    #: quantile of the store's accounts are also judged as a group of their own (a quiet pool mixed into a
-    #: community of a popular tool's users is a minority of it, so the community's shares never reach half).
-    #: 1 turns it off.
+    #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
+    #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool
+    #: mixed into a community of a popular tool's users is a minority of it, so the community's shares never
+    #: reach half). 1 turns it off.
     harvest_quantile: float = Field(0.9, ge=0, le=1)
-    #: ... when at least this many accounts of one cluster are that suspicious ...
+    #: ... when at least this many accounts of one cluster are that far up ...
     harvest_min_accounts: int = Field(3, ge=2)
     #: ... and such a sub-cluster is strongly coordinated (instead of ``min_evidence_groups``) when at least this
     #: share of its core holds a tie of hidden infrastructure or timing (network, payment, creation, timing,
