@@ -93,6 +93,7 @@ DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
     "limit_util": 1.6,      # volume against the account's own limit (no limit on record: the volume percentile)
     "volume": 0.0,          # requests per active day, upper percentile within the store
     "long_output": 0.0,     # requested max_tokens, upper percentile within the store
+    "harvest_shape": 1.0,   # long_output × single-turn share: long single-turn answers, a corpus being collected
     "new_account": 0.5,
     "low_verification": 0.3,
     "fast_pivot": 1.2,      # moved to a newly released model within a day
@@ -126,6 +127,19 @@ class ScoringConfig(_Strict):
     #: traffic scores ≥ 0.92 on the account model).
     min_evidence_groups: int = Field(2, ge=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
+    #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
+    #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool
+    #: mixed into a community of a popular tool's users is a minority of it, so the community's shares never
+    #: reach half). 1 turns it off.
+    harvest_quantile: float = Field(0.9, ge=0, le=1)
+    #: ... when at least this many accounts of one cluster are that far up ...
+    harvest_min_accounts: int = Field(3, ge=2)
+    #: ... and such a sub-cluster is strongly coordinated (instead of ``min_evidence_groups``) when at least this
+    #: share of its core holds a tie of hidden infrastructure or timing (network, payment, creation, timing,
+    #: intel) that chance does not explain (``max_chance_tie``), of any one kind: members well above the store
+    #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
+    #: popular tool's users share, so they never carry it.
+    harvest_hidden_share: float = Field(0.5, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

@@ -22,7 +22,7 @@ from distillguard.graph.edges import pair_weights
 from distillguard.scan.base import build_base
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
-from distillguard.scoring.risk import ClusterScore
+from distillguard.scoring.risk import ClusterScore, harvest_subclusters
 from distillguard.store import Store
 
 
@@ -83,7 +83,13 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
         cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
         mark(f"score_clusters_{level}")
         clusters += cs
-        for r in risk.to_pylist():
+        steps = [risk]
+        mh = harvest_subclusters(m, feats, cfg.scoring)
+        if mh:
+            csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True)
+            clusters += csh
+            steps.append(riskh)
+        for r in (r for t in steps for r in t.to_pylist()):
             if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
                 best[r["account_id"]] = r
         if level == 0:

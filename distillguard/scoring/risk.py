@@ -77,9 +77,34 @@ def _num(v, default=0.0) -> float:
     return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
+#: Groups that can carry a harvesting sub-cluster alone: hidden infrastructure and shared timing.
+HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
+
+
+def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: ScoringConfig) -> dict[str, int]:
+    """Inside each cluster, the members whose harvesting shape (long single-turn answers, the account model's
+    ``harvest_shape`` component) is at or above the store's ``harvest_quantile``,
+    when at least ``harvest_min_accounts`` of them: a quiet pool mixed into a community of ordinary users is a
+    minority of it, and what it shares never reaches half the community. Calibrated to the store: the same
+    quantile on a 5k-request log and on a production store."""
+    if cfg.harvest_quantile >= 1 or feats.num_rows == 0 or "c_harvest_shape" not in feats.column_names:
+        return {}
+    s = feats["c_harvest_shape"].to_numpy(zero_copy_only=False)
+    cut = max(float(np.quantile(s, cfg.harvest_quantile)), 1e-9)
+    high = {a for a, v in zip(feats["account_id"].to_pylist(), s, strict=True) if v >= cut}
+    sub = {a: c for a, c in membership.items() if a in high}
+    n: dict[int, int] = {}
+    for c in sub.values():
+        n[c] = n.get(c, 0) + 1
+    return {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
+
+
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
-                   blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl") -> tuple[list[ClusterScore], pa.Table]:
-    """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign)."""
+                   blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
+                   harvest: bool = False) -> tuple[list[ClusterScore], pa.Table]:
+    """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign).
+    ``harvest``: the clusters are harvesting sub-clusters (``harvest_subclusters``), strongly coordinated also
+    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance."""
     con.register("_feat", feats)
     mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
     con.register("_mem", mem)
@@ -213,7 +238,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # shared by chance in a group this size, an operation's own templates are not.
         private = gs.get("content", 0) >= 0.5 and c in priv_n and priv_n[c][1] / max(priv_n[c][0], 1) <= cfg.distinctive_chance
         n_groups = sum(1 for g, v in gs.items() if v >= 0.5) + (1 if private else 0)
-        strong = n_groups >= cfg.min_evidence_groups
+        # a harvesting sub-cluster (members well above the store on their own traffic) needs less: half its
+        # core holding a tie of hidden infrastructure or timing that chance does not explain, of any one kind
+        # (a quiet pool's accounts reuse a card here, share a proxy /24 or a sign-up burst there)
+        hidden = sum(1 for a in core[c] if member_groups.get(a, set()) & set(HIDDEN_GROUPS)) / max(len(core[c]), 1)
+        strong = n_groups >= cfg.min_evidence_groups or (harvest and hidden >= cfg.harvest_hidden_share)
         total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0

@@ -24,7 +24,7 @@ from distillguard.scan.base import CAPABILITY_PREFIX
 #: Share-based components are shrunk towards zero by n / (n + prior_exchanges): one coding request is
 #: "100% single-turn, 100% on one template, 100% coding" and says nothing about how the account behaves.
 COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "template_reuse", "limit_util",
-              "volume", "long_output", "new_account", "low_verification", "fast_pivot")
+              "volume", "long_output", "harvest_shape", "new_account", "low_verification", "fast_pivot")
 
 
 def _col(t: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
@@ -72,6 +72,9 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
     # no limit on record (a third-party log, a provider without tiers): pressure is the volume percentile
     util = np.where(_known(features, "rpd_limit"), util, volume)
     long_out = upper_percentile(_col(features, "mean_max_tokens"), _known(features, "mean_max_tokens")) * sure
+    # harvesting shape: long answers requested *and* one turn per request — a corpus being collected, not a
+    # conversation or an agent loop (either alone is common: long chats, terse batch jobs)
+    single = _col(features, "single_turn_share") * sure
     age = _col(features, "account_age_days", 365.0)
     pivot = _col(features, "pivot_delay_hours", 1e9)
     return {
@@ -79,11 +82,12 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
         "capability": _col(features, "top_capability_share") * sure,
         "task_items": np.clip(_col(features, "task_item_share"), 0, 1) * sure,
         "reasoning": _col(features, "reasoning_share") * sure,
-        "single_turn": _col(features, "single_turn_share") * sure,
+        "single_turn": single,
         "template_reuse": _col(features, "top_template_share") * sure,
         "limit_util": util,
         "volume": volume,
         "long_output": long_out,
+        "harvest_shape": long_out * single,
         "new_account": (age < 30).astype(float),
         "low_verification": (_known(features, "verification_level")
                              & (_col(features, "verification_level", 1.0) <= 0)).astype(float),
