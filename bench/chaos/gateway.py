@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.chaos.common import wait_http  # noqa: E402
 from distillguard.gateway.identity import add_key  # noqa: E402
 from distillguard.testing.hostile_upstream import HostileUpstream  # noqa: E402
 from distillguard.testing.net import free_port  # noqa: E402
@@ -63,25 +64,13 @@ class Env:
                                       str(self.mock_port), "--reasoning-words", "30", "--answer-words", "20"],
                                      env=self.env, cwd=str(self.code), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        _wait(f"http://127.0.0.1:{self.mock_port}/v1/models", 200)
+        wait_http(f"http://127.0.0.1:{self.mock_port}/v1/models", status=200)
         self.hostile = HostileUpstream().start()
 
     def close(self) -> None:
         self.hostile.stop()
         self.mock.terminate()
         self.mock.wait(10)
-
-
-def _wait(url: str, status: int, timeout: float = 60.0) -> bool:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if httpx.get(url, timeout=2).status_code == status:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 class Gateway:
@@ -103,7 +92,7 @@ class Gateway:
         self.p = subprocess.Popen([sys.executable, "-m", "distillguard", "gateway", "--config", str(conf)],
                                   env=env.env, cwd=str(env.code), stdout=self.log, stderr=self.log)
         self.base = f"http://127.0.0.1:{self.port}"
-        if not _wait(self.base + "/healthz", 200):
+        if not wait_http(self.base + "/healthz", status=200):
             raise RuntimeError(f"gateway did not start (see {d / 'gateway.log'})")
         self.rss = [psutil.Process(self.p.pid).memory_info().rss]
         self._stop = threading.Event()
@@ -133,7 +122,7 @@ class Gateway:
             again = Gateway(env, name + "-restart", f"http://127.0.0.1:{env.mock_port}/v1", {}, {}, store=self.store)
         except RuntimeError:
             return False
-        ready = _wait(again.base + "/readyz", 200, timeout=30)
+        ready = wait_http(again.base + "/readyz", status=200, timeout=30)
         again.stop()
         return ready and again.p.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
 
