@@ -198,8 +198,12 @@ class CheckService:
             if res.action == "allow":
                 await _respond(send, 200, b"", res.headers)
             else:
+                # Envoy hands a denial's headers to the client: like the inline gateway, say nothing about the
+                # detection unless `disclosure.action_header` is set (the error code is in the body anyway).
                 _, err = error_response(api, res.code, res.message)
-                await _respond(send, res.status, err, [(b"content-type", b"application/json"), *res.headers])
+                hdrs = [h for h in res.headers if self.gw.cfg.disclosure.action_header
+                        or h[0] != b"x-distillguard-action"]
+                await _respond(send, res.status, err, [(b"content-type", b"application/json"), *hdrs])
         elif path == "/nginx/auth":
             uri = (headers.get(b"x-original-uri") or b"").decode("latin-1")
             if b"x-original-content-length" in headers:  # NGINX clears Content-Length on the subrequest

@@ -108,7 +108,7 @@ def test_nginx_allow_deny_throttle(nginx):
     with pytest.raises(openai.PermissionDeniedError) as e:
         _client(url, keys["banned"]).chat.completions.create(model="m", messages=MSG)
     assert e.value.code == "account_blocked"
-    assert e.value.response.headers["x-distillguard-action"] == "block"
+    assert "x-distillguard-action" not in e.value.response.headers  # silent by default: only the error code
 
     slow = _client(url, keys["slow"])
     for _ in range(2):
@@ -134,6 +134,7 @@ def test_envoy_ext_authz_shape(check_service):
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
         denied = c.post(base, content=body, headers={"authorization": f"Bearer {keys['banned']}"})
         assert denied.status_code == 403 and denied.json()["error"]["code"] == "account_blocked"
+        assert "x-distillguard-action" not in denied.headers  # Envoy passes a denial's headers to the client
         ant = c.post(f"{srv.url}/envoy/v1/messages", content=body, headers={"x-api-key": keys["banned"]})
         assert ant.status_code == 403 and ant.json()["type"] == "error"  # Anthropic's error shape for /messages
         codes = [c.post(base, content=body, headers={"authorization": f"Bearer {keys['slow']}"}).status_code
