@@ -12,17 +12,33 @@ from distillguard.ui import make_console
 console = make_console(stderr=True)
 out = make_console()
 
+# Options the inline gateway and the check service share: one file configures both.
+ConfigOpt = typer.Option(None, "--config", "-c", help="Gateway YAML (see docs/gateway.md; the check service reads the same).")
+PortOpt = typer.Option(None, "--port", "-p", help="Listen port (default 8080).")
+HostOpt = typer.Option(None, "--host", help="Listen address (default 127.0.0.1).")
+PolicyOpt = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded).")
+KeysFileOpt = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add).")
+
+
+def _load(config, store, port, host, policy, keys_file, **more):
+    """The gateway YAML with the command-line overrides both serving commands take."""
+    from distillguard.gateway.config import load_config
+
+    return load_config(config, **{"store": str(store) if store else None, "server.port": port, "server.host": host,
+                                  "policy": str(policy) if policy else None,
+                                  "identity.keys_file": str(keys_file) if keys_file else None, **more})
+
 
 def register(app: typer.Typer) -> None:
     @app.command("gateway")
     def gateway(
         upstream: str = typer.Option(None, "--upstream", "-u", help="Upstream base URL, e.g. http://127.0.0.1:8000/v1."),
-        config: Path = typer.Option(None, "--config", "-c", help="Gateway YAML (see docs/gateway.md)."),
+        config: Path = ConfigOpt,
         store: Path = typer.Option(None, "--store", "-s", help="Store: accounts, enforcement, clusters; recording target."),
-        port: int = typer.Option(None, "--port", "-p", help="Listen port (default 8080)."),
-        host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
-        policy: Path = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded)."),
-        keys_file: Path = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add)."),
+        port: int = PortOpt,
+        host: str = HostOpt,
+        policy: Path = PolicyOpt,
+        keys_file: Path = KeysFileOpt,
         allow_no_keys: bool = typer.Option(False, "--allow-no-keys",
                                            help="Start even with no API keys (every request then gets 401)."),
     ) -> None:
@@ -30,42 +46,36 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from distillguard.gateway.app import build_app
-        from distillguard.gateway.config import load_config
         from distillguard.gateway.logs import setup_logging
         from distillguard.gateway.server import uvicorn_config
 
-        cfg = load_config(config, **{"upstream.url": upstream, "store": str(store) if store else None,
-                                     "server.port": port, "server.host": host,
-                                     "policy": str(policy) if policy else None,
-                                     "identity.keys_file": str(keys_file) if keys_file else None,
-                                     "identity.allow_no_keys": True if allow_no_keys else None})
+        cfg = _load(config, store, port, host, policy, keys_file, **{
+            "upstream.url": upstream, "identity.allow_no_keys": True if allow_no_keys else None})
         setup_logging(cfg.logging.level)
         app = build_app(cfg)
         uvicorn.Server(uvicorn_config(app, cfg.server)).run()
 
     @app.command("gateway-check")
     def gateway_check(
-        config: Path = typer.Option(None, "--config", "-c", help="Gateway YAML (the same file the inline gateway reads)."),
+        config: Path = ConfigOpt,
         store: Path = typer.Option(None, "--store", "-s", help="Store: accounts, enforcement, clusters."),
-        port: int = typer.Option(None, "--port", "-p", help="Listen port (default 8080)."),
-        host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
-        policy: Path = typer.Option(None, "--policy", help="Policy YAML (hot-reloaded)."),
-        keys_file: Path = typer.Option(None, "--keys-file", help="Hashed API keys file (gateway-keys add)."),
+        port: int = PortOpt,
+        host: str = HostOpt,
+        policy: Path = PolicyOpt,
+        keys_file: Path = KeysFileOpt,
     ) -> None:
         """Serve allow / deny / throttle checks for Envoy ext_authz (/envoy/...) and NGINX auth_request (/nginx/auth)."""
         import uvicorn
 
         from distillguard.gateway.check import build_check_app
-        from distillguard.gateway.config import load_config
         from distillguard.gateway.logs import setup_logging
+        from distillguard.gateway.server import uvicorn_config
 
-        cfg = load_config(config, **{"store": str(store) if store else None, "server.port": port,
-                                     "server.host": host, "policy": str(policy) if policy else None,
-                                     "identity.keys_file": str(keys_file) if keys_file else None})
+        cfg = _load(config, store, port, host, policy, keys_file)
         cfg.recorder.enabled = False  # the check service never sees the reply; the gateway's own logs are ingested
         setup_logging(cfg.logging.level)
-        uvicorn.run(build_check_app(cfg), host=cfg.server.host, port=cfg.server.port, lifespan="on",
-                    access_log=False, proxy_headers=False, log_level="warning", server_header=False)
+        # the gateway's own hardened server: header limits and deadlines apply to the check service too
+        uvicorn.Server(uvicorn_config(build_check_app(cfg), cfg.server)).run()
 
     @app.command("mock-upstream")
     def mock_upstream(

@@ -144,3 +144,34 @@ def test_envoy_ext_authz_shape(check_service):
         # a blocked key beside a clean one is not judged by the clean one: two credentials are refused
         two = c.post(base, content=body, headers={"authorization": f"Bearer {keys['ok']}", "x-api-key": keys["banned"]})
         assert two.status_code == 400 and two.json()["error"]["code"] == "multiple_credentials"
+
+
+def test_gateway_check_command_serves_with_the_hardened_server(tmp_path):
+    """`distillguard gateway-check` runs on the gateway's own server: oversized headers are cut (431)."""
+    import sys
+
+    keys = tmp_path / "keys.yaml"
+    r = subprocess.run([sys.executable, "-m", "distillguard.cli", "gateway-keys", "--keys-file", str(keys),
+                        "--account", "a1", "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    key = orjson.loads(r.stdout)["key"]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "distillguard.cli", "gateway-check", "--keys-file", str(keys),
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/nginx/auth"
+        t0 = time.monotonic()
+        while True:
+            try:
+                ok = httpx.get(url, headers={"authorization": f"Bearer {key}",
+                                             "x-original-uri": "/v1/chat/completions"}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() - t0 < 30, "gateway-check did not start"
+                time.sleep(0.1)
+        assert ok.status_code == 200
+        big = httpx.get(url, headers={"authorization": f"Bearer {key}", "x-pad": "a" * 40_000}, timeout=5)
+        assert big.status_code == 431
+    finally:
+        proc.terminate()
+        proc.wait(10)
