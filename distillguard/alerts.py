@@ -10,7 +10,6 @@ the environment and never logged.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from distillguard.config import EnvRef, ref_name, ref_value, renamed_env_key
 from distillguard.errors import ConfigError
 
 log = logging.getLogger("distillguard.alerts")
@@ -30,8 +30,9 @@ SENT_SCHEMA = pa.schema([("campaign_id", pa.string()), ("sink", pa.string()), ("
 class AlertsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: Environment variable holding the webhook URL (a secret); alerts are off when it is unset or empty.
-    webhook_url_env: str = "DISTILLGUARD_ALERT_WEBHOOK"
+    _compat = renamed_env_key("webhook_url_env", "webhook_url")
+    #: The webhook URL (a secret: environment reference); alerts are off when the variable is unset or empty.
+    webhook_url: EnvRef = "${DISTILLGUARD_ALERT_WEBHOOK}"
     #: Name recorded in ``alerts_sent`` (one campaign alerts once per sink).
     sink: str = "webhook"
     #: Base URL of the console; the alert links to ``<console_url>/campaigns/<id>``.
@@ -109,11 +110,11 @@ def _post(client, url: str, body: bytes, cfg: AlertsConfig) -> int | None:
 def send_alerts(store, campaigns: list[dict], cfg: AlertsConfig, recs: list[dict] | None = None,
                 url: str | None = None) -> list[str]:
     """Post each campaign not yet alerted on this sink; returns the campaign ids delivered."""
-    url = url or os.environ.get(cfg.webhook_url_env) or None
+    url = url or ref_value(cfg.webhook_url)
     if not url:
         return []
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{cfg.webhook_url_env} is not an http(s) URL")
+        raise ConfigError(f"{ref_name(cfg.webhook_url)} is not an http(s) URL", source="alerts.webhook_url")
     done = already_sent(store, cfg.sink)
     todo = [c for c in campaigns if c["campaign_id"] not in done and float(c.get("confidence") or 0) >= cfg.min_confidence
             and (c.get("status") or "detected") == "detected"]
@@ -137,7 +138,7 @@ def send_alerts(store, campaigns: list[dict], cfg: AlertsConfig, recs: list[dict
 
 def alert_store(store, cfg: AlertsConfig, url: str | None = None) -> list[str]:
     """Alert on the store's current ``campaigns`` (what scan or watch just wrote)."""
-    if not (url or os.environ.get(cfg.webhook_url_env)) or not store.has_table("campaigns"):
+    if not (url or ref_value(cfg.webhook_url)) or not store.has_table("campaigns"):
         return []
     camps = store.read_table("campaigns").to_pylist()
     recs = store.read_table("enforcement_recommendations").to_pylist() if store.has_table(

@@ -1,8 +1,9 @@
 """Console configuration: who may log in, with which role, and how sessions are signed.
 
 Passwords and tokens are stored only as salted scrypt hashes so a leaked console.yaml does not
-hand out logins. Every key can be overridden from the environment (``DISTILLGUARD_CONSOLE_<KEY>``,
-lists as JSON) so a deployment can keep the signing key out of the file entirely.
+hand out logins. The ``console`` section of the configuration file; every key can be overridden from the
+environment (``DISTILLGUARD_CONSOLE__<KEY>``, lists as JSON), and the signing key is an environment
+reference (``${DISTILLGUARD_CONSOLE_SECRET_KEY}`` by default), never written in the file.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import os
 import secrets
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from distillguard.config import naming_the_key, read_yaml_mapping
+from distillguard.config import (
+    CONFIG_ENV,
+    deprecated,
+    env_var,
+    is_ref,
+    load_section,
+    read_yaml_mapping,
+    ref_value,
+)
 from distillguard.errors import ConfigError
 
 Role = Literal["viewer", "analyst", "admin"]
@@ -76,12 +85,21 @@ class Token(BaseModel):
     _v = field_validator("token_hash")(classmethod(lambda cls, v: _check_hash(v)))
 
 
-class ConsoleSettings(BaseSettings):
-    """Keys of console.yaml; see docs/console.md for each."""
+#: The variable the session-signing key is read from unless ``secret_key`` names another.
+SECRET_ENV = "DISTILLGUARD_CONSOLE_SECRET_KEY"
+#: Before one configuration style, every key was overridden by ``DISTILLGUARD_CONSOLE_<KEY>``.
+_OLD_PREFIX = "DISTILLGUARD_CONSOLE_"
+SECRET_REF = f"${{{SECRET_ENV}}}"
 
-    model_config = SettingsConfigDict(env_prefix="DISTILLGUARD_CONSOLE_", extra="forbid")
 
-    secret_key: SecretStr | None = None
+class ConsoleSettings(BaseModel):
+    """Keys of the ``console`` section; see docs/configuration.md for each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Signs session cookies, as an environment reference; unset: a random key per process (sessions then
+    #: end at a restart).
+    secret_key: SecretStr | None = Field(SECRET_REF, validate_default=True)
     users: list[User] = Field(default_factory=list)
     tokens: list[Token] = Field(default_factory=list)
     host: str = "127.0.0.1"
@@ -112,18 +130,43 @@ class ConsoleSettings(BaseSettings):
                 raise ValueError(f"{x!r} is not an IP address or network") from None
         return v
 
+    @field_validator("secret_key", mode="before")
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings, file_secret_settings):
-        # Environment beats the file: operators override one key without editing console.yaml.
-        return (env_settings, init_settings)
+    def _secret_ref(cls, v):
+        # ``${VAR}`` is read here; a value given directly (tests, embedding code) is kept as it is.
+        return ref_value(v) if is_ref(v) else v
+
+
+def _deprecated_env() -> list[tuple[str, dict]]:
+    """``DISTILLGUARD_CONSOLE_<KEY>`` (the old override form) as a layer below the new variables, with a warning."""
+    layer: dict = {}
+    for name in sorted(os.environ):
+        if not name.startswith(_OLD_PREFIX) or name.startswith(_OLD_PREFIX + "_") or name == SECRET_ENV:
+            continue
+        key = name[len(_OLD_PREFIX):].lower()
+        if key in ConsoleSettings.model_fields:
+            deprecated(f"environment variable {name}", env_var("console", key))
+            raw = os.environ[name]
+            layer[key] = yaml.safe_load(raw) if raw[:1] in ("[", "{") else raw
+    out = [("deprecated environment variables DISTILLGUARD_CONSOLE_<KEY>", layer)] if layer else []
+    if os.environ.get(SECRET_ENV):  # the default reference's variable beats a key written in the file
+        out.append((f"environment variable {SECRET_ENV}", {"secret_key": SECRET_REF}))
+    return out
 
 
 def load_settings(path: str | os.PathLike | None = None, **overrides) -> ConsoleSettings:
-    data = read_yaml_mapping(path, "console config") if path is not None else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    with naming_the_key(str(path) if path else "console settings"):
-        return ConsoleSettings(**data)  # not model_validate: the environment must still override the file
+    """The ``console`` section: file, DISTILLGUARD_CONSOLE__* variables, then command-line options."""
+    path = path if path is not None else os.environ.get(CONFIG_ENV)
+    if path is not None:
+        inline = read_yaml_mapping(path, "console config", section="console").get("secret_key")
+        if inline is not None and not is_ref(inline):
+            deprecated(f"a secret_key written in {path}", f"secret_key: '${{{SECRET_ENV}}}' (or another variable)")
+    override = env_var("console", "secret_key")
+    if os.environ.get(override) and not is_ref(os.environ[override]):
+        raise ConfigError(f"must be a reference such as '${{{SECRET_ENV}}}' (the key itself goes in that variable)",
+                          source=f"environment variable {override}")
+    return load_section(ConsoleSettings, "console", path, what="console config", overrides=overrides,
+                        layers=_deprecated_env())
 
 
 @functools.cache

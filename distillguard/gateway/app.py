@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from distillguard.config import ref_name
 from distillguard.errors import ConfigError
 from distillguard.gateway.classifier import RequestClassifier
 from distillguard.gateway.config import GatewayConfig
@@ -53,10 +54,10 @@ class Gateway:
         self.client_ip = ClientIP(cfg.identity)
         self.limiter = make_limiter(cfg.limits)
         self.classifier = RequestClassifier()
-        self.binder = Binder(secret_env=cfg.binding.secret_env) if cfg.binding.enabled else None
+        self.binder = Binder(secret_env=ref_name(cfg.binding.secret)) if cfg.binding.enabled else None
         if self.binder is not None and self.binder.ephemeral:
             log.warning("no reasoning-binding secret set; using a per-process secret",
-                        extra={"env": cfg.binding.secret_env})
+                        extra={"env": ref_name(cfg.binding.secret)})
         store = None
         spool = cfg.recorder.spool_dir
         if cfg.store is not None:
@@ -76,7 +77,7 @@ class Gateway:
         if idc.keys_file is None and self._require_keys({}):
             s = secrets.token_bytes(32)  # nothing to match against: any pepper will do, none is written anywhere
             return Pepper(s, pepper_id(s), "per-process (no keys configured)")
-        return load_pepper(idc.pepper_env, idc.pepper_file or default_pepper_file(idc.keys_file, self.cfg.store))
+        return load_pepper(ref_name(idc.pepper), idc.pepper_file or default_pepper_file(idc.keys_file, self.cfg.store))
 
     def _require_keys(self, file_keys: dict) -> bool:
         """A gateway with no keys refuses every request with 401: say so at start, not in the client's logs.

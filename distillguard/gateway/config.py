@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from distillguard.errors import ConfigError
+from distillguard.config import EnvRef, load_section, renamed_env_key
 from distillguard.gateway.signup import SignupConfig
 
 
@@ -61,10 +60,11 @@ class LimitsConfig(_Strict):
 
 
 class IdentityConfig(_Strict):
+    _compat = renamed_env_key("pepper_env", "pepper")
     #: YAML/JSON file of hashed keys (see `distillguard gateway-keys`); or the store's ``api_keys`` table.
     keys_file: Path | None = None
-    #: Environment variable holding the pepper (HMAC key) that key hashes were made with (wins when set).
-    pepper_env: str = "DISTILLGUARD_KEY_PEPPER"
+    #: The pepper (HMAC key) that key hashes were made with, as an environment reference (wins when set).
+    pepper: EnvRef = "${DISTILLGUARD_KEY_PEPPER}"
     #: File holding the pepper when the variable is unset (mode 600; `gateway-keys` generates it).
     #: Default: KEYS_FILE.pepper next to the keys file, else STORE/key_pepper.
     pepper_file: Path | None = None
@@ -89,11 +89,12 @@ class IdentityConfig(_Strict):
 
 
 class UpstreamConfig(_Strict):
+    _compat = renamed_env_key("api_key_env", "api_key")
     url: str = "http://127.0.0.1:18000/v1"
     #: ``fast`` (asyncio + httptools pool, default) or ``httpx`` (httpx.AsyncClient pool).
     client: Literal["fast", "httpx"] = "fast"
-    #: Replace the client's credential with this one (read from the named environment variable) when set.
-    api_key_env: str | None = None
+    #: Replace the client's credential with this one (an environment reference, ``${OPENAI_API_KEY}``) when set.
+    api_key: EnvRef | None = None
     connect_timeout_s: float = Field(5.0, gt=0)
     #: Longest wait for the upstream's response headers (a non-streamed reply is usually generated before
     #: its headers are sent, so this bounds the generation time).
@@ -184,10 +185,11 @@ class ServerConfig(_Strict):
 
 
 class ReasoningBindingConfig(_Strict):
+    _compat = renamed_env_key("secret_env", "secret")
     enabled: bool = True
-    #: Environment variable holding the HMAC secret; without it a random per-process secret is used
+    #: The HMAC secret (environment reference); unset, a random per-process secret is used
     #: (signatures then do not survive a restart or cross replicas).
-    secret_env: str = "DISTILLGUARD_REASONING_SECRET"
+    secret: EnvRef = "${DISTILLGUARD_REASONING_SECRET}"
 
 
 class DisclosureConfig(_Strict):
@@ -234,37 +236,6 @@ class GatewayConfig(_Strict):
         return v
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    parts = []
-    for err in e.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{key}: {err['msg']}")
-    return f"invalid configuration in {source}: " + "; ".join(parts)
-
-
 def load_config(path: str | os.PathLike | None = None, **overrides) -> GatewayConfig:
-    """Read the gateway YAML (if any), apply CLI overrides (dotted keys), validate."""
-    data: dict = {}
-    source = "<defaults>"
-    if path is not None:
-        source = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError as e:
-            raise ConfigError("config file not found", source=source) from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"not valid YAML: {e}", source=source) from e
-        if not isinstance(data, dict):
-            raise ConfigError("top level must be a mapping", source=source)
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        keys = dotted.split(".")
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+    """The ``gateway`` section: file, DISTILLGUARD_GATEWAY__* variables, then CLI overrides (dotted keys)."""
+    return load_section(GatewayConfig, "gateway", path, what="gateway config", overrides=overrides)

@@ -20,6 +20,7 @@ from pathlib import Path
 import xxhash
 import yaml
 
+from distillguard.config import ref_name
 from distillguard.errors import ConfigError
 from distillguard.gateway.config import IdentityConfig
 from distillguard.gateway.pepper import Pepper, check_pepper_ids, default_pepper_file, load_pepper, pepper_id
@@ -120,7 +121,7 @@ class KeyRing:
     def __init__(self, cfg: IdentityConfig, pepper: Pepper | None = None):
         self.cfg = cfg
         if pepper is None:
-            pepper = load_pepper(cfg.pepper_env, cfg.pepper_file or default_pepper_file(cfg.keys_file))
+            pepper = load_pepper(ref_name(cfg.pepper), cfg.pepper_file or default_pepper_file(cfg.keys_file))
         self.pepper_info = pepper
         self.pepper = pepper.secret
         self.file_keys: dict[str, Identity] = load_keys_file(cfg.keys_file, pepper) if cfg.keys_file else {}

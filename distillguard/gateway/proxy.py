@@ -16,6 +16,7 @@ import time
 
 import orjson
 
+from distillguard.config import ref_value
 from distillguard.gateway.apierrors import CODES, error_response, stream_error
 from distillguard.gateway.extract import (
     CHAT,
@@ -118,7 +119,7 @@ class Proxy:
         self.gw = gw
         cfg = gw.cfg
         self.upstream_base = cfg.upstream.url
-        self.upstream_key = os.environ.get(cfg.upstream.api_key_env) if cfg.upstream.api_key_env else None
+        self.upstream_key = ref_value(cfg.upstream.api_key)
         self.max_body = cfg.server.max_request_bytes
         self.body_timeout = cfg.server.body_timeout_s
         self.body_budget = BodyBudget(cfg.server.max_pending_body_bytes)

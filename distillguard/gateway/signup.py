@@ -18,7 +18,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import os
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from distillguard.config import EnvRef, ref_name, ref_value, renamed_env_key
 from distillguard.policy.enforcement import ip24
 
 log = logging.getLogger("distillguard.gateway")
@@ -57,8 +57,9 @@ def _strict_pathways() -> dict[str, Thresholds]:
 
 class SignupConfig(_Strict):
     enabled: bool = True
-    #: Environment variable with the bearer token the provider's backend presents; unset = endpoint refuses (503).
-    token_env: str = "DISTILLGUARD_ASSESS_TOKEN"
+    _compat = renamed_env_key("token_env", "token")
+    #: The bearer token the provider's backend presents (environment reference); unset = endpoint refuses (503).
+    token: EnvRef = "${DISTILLGUARD_ASSESS_TOKEN}"
     #: Evidence weight per kind (combined as 1 - prod(1 - w)).
     weights: dict[Literal["payment", "email_pattern", "network", "client", "creation_burst"], float] = Field(
         default_factory=lambda: {"payment": 0.9, "email_pattern": 0.45, "network": 0.35, "client": 0.35,
@@ -275,7 +276,7 @@ class SignupDoor:
         self.cfg = cfg
         self.index = Index()
         self.recent = _Recent()
-        self._token = os.environ.get(cfg.token_env) or None
+        self._token = ref_value(cfg.token)
         self._next = 0.0
 
     def refresh(self, force: bool = False) -> None:
@@ -302,7 +303,7 @@ class SignupDoor:
             return await self._reply(send, 405, {"error": {"code": "method_not_allowed", "message": "use POST"}})
         if not self.cfg.enabled or self._token is None:
             return await self._reply(send, 503, {"error": {"code": "not_configured", "message":
-                                     f"account assessment is off: set {self.cfg.token_env} on the gateway"}})
+                                     f"account assessment is off: set {ref_name(self.cfg.token)} on the gateway"}})
         auth = dict(scope["headers"]).get(b"authorization", b"")
         if not hmac.compare_digest(auth, b"Bearer " + self._token.encode()):
             return await self._reply(send, 401, {"error": {"code": "invalid_api_key", "message": "bad assess token"}})

@@ -266,9 +266,9 @@ def serve_taxii(store: Path = StoreOpt,
 
     cfg = load_taxii_config(config)
     if user:
-        cfg.users[user] = "env:DISTILLGUARD_TAXII_PASSWORD"
+        cfg.users[user] = "${DISTILLGUARD_TAXII_PASSWORD}"
     if token_env:
-        cfg.tokens.append(f"env:{token_env}")
+        cfg.tokens.append(f"${{{token_env}}}")
     app = build_taxii_app(_store(store), cfg)
     console.print(f"TAXII 2.1 discovery at http://{host}:{port}/taxii2/ · API root /{cfg.api_root}/")
     uvicorn.run(app, host=host, port=port, log_level="warning")

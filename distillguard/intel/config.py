@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from distillguard.config import naming_the_key, read_yaml_mapping
+from distillguard.config import load_section
 from distillguard.errors import ConfigError
 from distillguard.intel.keys import KINDS
 
@@ -189,8 +189,5 @@ class IntelConfig(_Model):
 
 
 def load_config(path: str | Path | None) -> IntelConfig:
-    if path is None:
-        return IntelConfig()
-    doc = read_yaml_mapping(path, "intel config", section="intel")
-    with naming_the_key(str(path)):
-        return IntelConfig.model_validate(doc)
+    """The ``intel`` section (file, then DISTILLGUARD_INTEL__* variables; docs/configuration.md)."""
+    return load_section(IntelConfig, "intel", path)

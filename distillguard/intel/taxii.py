@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from distillguard.config import naming_the_key, read_yaml_mapping
+from distillguard.config import deprecated, is_ref, load_section, ref_name
 from distillguard.errors import ConfigError, DistillguardError
 from distillguard.intel.export import validate_bundle_text
 from distillguard.store import Store
@@ -69,7 +69,7 @@ class CollectionConfig(BaseModel):
 
 
 class TaxiiConfig(BaseModel):
-    """Server configuration. Secrets are written as ``env:VAR`` or ``file:PATH`` references (or inline)."""
+    """Server configuration. Secrets (``users`` values, ``tokens``) are ``${ENV_VAR}`` references."""
 
     model_config = ConfigDict(extra="forbid")
     title: str = "distillguard TAXII server"
@@ -91,25 +91,29 @@ class TaxiiConfig(BaseModel):
 
 
 def _secret(ref: str, key: str) -> str:
+    """A password or token from its ``${ENV_VAR}`` reference; ``env:VAR``, ``file:PATH`` and inline values
+    still work for one release, with a warning naming the new form."""
     if ref.startswith("env:"):
-        v = os.environ.get(ref[4:])
+        deprecated(f"taxii key {key!r} as 'env:{ref[4:]}'", f"'${{{ref[4:]}}}'")
+        ref = "${" + ref[4:] + "}"
+    if is_ref(ref):
+        v = os.environ.get(ref_name(ref))
         if not v:
-            raise ConfigError(f"key {key!r}: environment variable {ref[4:]} is not set")
+            raise ConfigError(f"key {key!r}: environment variable {ref_name(ref)} is not set")
         return v
     if ref.startswith("file:"):
+        deprecated(f"taxii key {key!r} as 'file:PATH'", "'${ENV_VAR}' (load the file into the variable)")
         p = Path(ref[5:])
         if not p.is_file():
             raise ConfigError(f"key {key!r}: secret file not found", source=str(p))
         return p.read_text().strip()
+    deprecated(f"a secret written in the file (taxii key {key!r})", "'${ENV_VAR}'")
     return ref
 
 
 def load_taxii_config(path: str | Path | None) -> TaxiiConfig:
-    if path is None:
-        return TaxiiConfig()
-    doc = read_yaml_mapping(path, "TAXII config", section="taxii")
-    with naming_the_key(str(path)):
-        return TaxiiConfig.model_validate(doc)
+    """The ``taxii`` section (file, then DISTILLGUARD_TAXII__* variables; docs/configuration.md)."""
+    return load_section(TaxiiConfig, "taxii", path, what="TAXII config")
 
 
 # ---------------------------------------------------------------------------- publishing

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from distillguard.alerts import AlertsConfig
-from distillguard.config import naming_the_key, read_yaml_mapping
+from distillguard.config import load_section
 from distillguard.policy.review import EnforcementPolicy
 
 
@@ -220,8 +220,5 @@ class ScanConfig(_Strict):
 
 
 def load_config(path: str | Path | None) -> ScanConfig:
-    if path is None:
-        return ScanConfig()
-    data = read_yaml_mapping(path, "scan config")
-    with naming_the_key(str(path)):
-        return ScanConfig.model_validate(data)
+    """The ``scan`` section (file, then DISTILLGUARD_SCAN__* variables; docs/configuration.md)."""
+    return load_section(ScanConfig, "scan", path)

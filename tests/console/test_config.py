@@ -34,9 +34,9 @@ def test_bad_role_names_key(tmp_path):
 
 def test_env_overrides_file(tmp_path, monkeypatch):
     p = tmp_path / "console.yaml"
-    p.write_text("port: 9000\nsecret_key: from-file\n")
-    monkeypatch.setenv("DISTILLGUARD_CONSOLE_SECRET_KEY", "from-env")
-    monkeypatch.setenv("DISTILLGUARD_CONSOLE_USERS", f'[{{"name": "ops", "role": "admin", "password_hash": "{hash_secret("pw")}"}}]')
+    p.write_text("port: 9000\nsecret_key: ${DG_TEST_CONSOLE_KEY}\n")
+    monkeypatch.setenv("DG_TEST_CONSOLE_KEY", "from-env")
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE__USERS", f'[{{"name": "ops", "role": "admin", "password_hash": "{hash_secret("pw")}"}}]')
     s = load_settings(p)
     assert s.port == 9000 and s.secret_key.get_secret_value() == "from-env"
     assert authenticate(s, "ops", "pw") == ("ops", "admin")
@@ -47,3 +47,28 @@ def test_env_overrides_file(tmp_path, monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_old_forms_still_work_for_one_release_with_a_warning(tmp_path, monkeypatch):
+    """``DISTILLGUARD_CONSOLE_<KEY>`` and a key written in the file: same result, a warning naming the new form."""
+    p = tmp_path / "console.yaml"
+    p.write_text("port: 9000\nsecret_key: from-file\n")
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE_SECRET_KEY", "from-env")
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE_USERS", f'[{{"name": "ops", "role": "admin", "password_hash": "{hash_secret("pw")}"}}]')
+    with pytest.warns(FutureWarning) as w:
+        s = load_settings(p)
+    said = " ".join(str(x.message) for x in w)
+    assert "DISTILLGUARD_CONSOLE__USERS" in said and "secret_key: '${DISTILLGUARD_CONSOLE_SECRET_KEY}'" in said
+    assert s.port == 9000 and s.secret_key.get_secret_value() == "from-env"  # the variable still beats the file
+    assert authenticate(s, "ops", "pw") == ("ops", "admin")
+
+
+def test_new_override_beats_old_and_a_raw_key_in_the_override_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE_PORT", "9001")
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE__PORT", "9002")
+    with pytest.warns(FutureWarning, match="DISTILLGUARD_CONSOLE__PORT"):
+        assert load_settings(None).port == 9002
+    monkeypatch.delenv("DISTILLGUARD_CONSOLE_PORT")
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE__SECRET_KEY", "raw-key")
+    with pytest.raises(ConfigError, match="DISTILLGUARD_CONSOLE__SECRET_KEY"):
+        load_settings(None)

@@ -95,7 +95,7 @@ def test_a_blocked_key_next_to_a_clean_one_is_refused_not_judged_by_either(make_
 def test_client_credentials_never_reach_the_upstream_when_the_gateway_holds_its_key(make_gateway, hostile_upstream,
                                                                                    monkeypatch):
     monkeypatch.setenv("DG_TEST_UPSTREAM_KEY", "sk-upstream-secret")
-    gw = make_gateway(upstream={"url": hostile_upstream.url + "/v1", "api_key_env": "DG_TEST_UPSTREAM_KEY"})
+    gw = make_gateway(upstream={"url": hostile_upstream.url + "/v1", "api_key": "${DG_TEST_UPSTREAM_KEY}"})
     key = gw.keys["acct-1"]
     c = openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0, organization="org-client",
                       project="proj-client")

@@ -190,7 +190,7 @@ def test_server_refuses_to_start_without_credentials(tmp_path):
     with pytest.raises(ConfigError, match="no users or tokens"):
         build_taxii_app(two.store_a, TaxiiConfig())
     with pytest.raises(ConfigError, match="DG_TEST_UNSET_VAR"):
-        build_taxii_app(two.store_a, TaxiiConfig(tokens=["env:DG_TEST_UNSET_VAR"]))
+        build_taxii_app(two.store_a, TaxiiConfig(tokens=["${DG_TEST_UNSET_VAR}"]))
 
 
 @pytest.mark.slow
