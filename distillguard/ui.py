@@ -34,3 +34,11 @@ def print_json(obj: object) -> None:
     import orjson
 
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+#: Shown where a first-flag / time-to-detect value is empty because the scan was not a replay: a full scan
+#: judges all traffic at once, so it has no "when"; `scan --replay` evaluates step by step and records it.
+REPLAY_HINT = "— (run scan --replay)"
+#: The same, for JSON (beside the null value) and prose.
+REPLAY_NOTE = ("first-flag times exist only after a replay scan (distillguard scan --replay); "
+               "a full scan judges all traffic at once")

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from distillguard.ui import make_console
+from distillguard.ui import REPLAY_HINT, make_console
 
 console = make_console(stderr=True)
 out = make_console()
@@ -18,9 +18,9 @@ HEADLINE = ("account_precision", "account_recall", "account_f1", "auc_pr", "camp
             "benign_account_fpr")
 
 
-def _fmt(v) -> str:
+def _fmt(v, why: str = "—") -> str:
     if v is None:
-        return "—"
+        return why
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
@@ -50,7 +50,8 @@ def render(m: dict, base: dict | None, name: str, base_name: str | None) -> None
         for mm in [m] + ([base] if base is not None else []):
             ci = mm["campaigns"].get(cid, {})
             e = mm["exchanges_before_flag"].get(cid, {})
-            row += [_fmt(ci.get("recall")), f"{_fmt(e.get('first'))} / {_fmt(e.get('p90'))}"]
+            hint = REPLAY_HINT if "note" in e else "—"  # detected, but the results have no first-flag times
+            row += [_fmt(ci.get("recall")), f"{_fmt(e.get('first'), hint)} / {_fmt(e.get('p90'), hint)}"]
         c.add_row(*row)
     out.print(c)
     p = Table(title="false-positive rate by benign persona", title_justify="left")

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from distillguard.errors import DistillguardError
 from distillguard.store import Store
+from distillguard.ui import REPLAY_NOTE
 
 CAMPAIGN_FOUND_SHARE = 0.9
 
@@ -133,8 +134,8 @@ def record_metrics(con: duckdb.DuckDBPyConnection, true_campaigns: list[str]) ->
 def _exchanges_before_flag(con: duckdb.DuckDBPyConnection, world: str | Path, per_campaign: dict) -> dict:
     """Per campaign: share of its exchanges served before its first flag, and before 90% were flagged.
 
-    null when the detector flagged accounts but gave no first_flagged_at (not a replay run); 1.0 when
-    it never reached the mark.
+    null, with a ``note`` saying why, when the detector flagged accounts but gave no first_flagged_at (not a
+    replay run); 1.0 when it never reached the mark.
     """
     out: dict[str, dict] = {}
     marks = {}
@@ -157,7 +158,7 @@ def _exchanges_before_flag(con: duckdb.DuckDBPyConnection, world: str | Path, pe
     store.register_views(con)
     for c, (first, p90, state) in marks.items():
         if state == "unknown":
-            out[c] = {"first": None, "p90": None}
+            out[c] = {"first": None, "p90": None, "note": REPLAY_NOTE}
             continue
         row = con.execute("""SELECT count(*),
                                     count(*) FILTER (WHERE ? IS NULL OR e.ts < ?),

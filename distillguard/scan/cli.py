@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from distillguard.errors import ConfigError
-from distillguard.ui import make_console
+from distillguard.ui import REPLAY_HINT, REPLAY_NOTE, make_console
 
 console = make_console(stderr=True)
 out = make_console()
@@ -34,8 +34,10 @@ def parse_duration(s: str, key: str = "--step") -> timedelta:
     return td
 
 
-def _jsonable(c: dict) -> dict:
+def _jsonable(c: dict, replay: bool = True) -> dict:
     d = dict(c)
+    if not replay and d.get("first_flagged_at") is None:
+        d["first_flagged_at_note"] = REPLAY_NOTE
     for k in ("capability_mix", "infrastructure"):
         d[k] = orjson.loads(d[k]) if isinstance(d[k], str) else d[k]
     return d
@@ -98,10 +100,11 @@ def register(app: typer.Typer) -> None:
                 _write_atomic(out_dir / "accounts.parquet",
                               lambda p: pq.write_table(results_accounts(res, final_risk), p))
                 _write_atomic(out_dir / "campaigns.json", lambda p: p.write_bytes(orjson.dumps(
-                    [_jsonable(c) for c in res.campaigns], option=orjson.OPT_INDENT_2, default=str)))
+                    [_jsonable(c, replay) for c in res.campaigns], option=orjson.OPT_INDENT_2, default=str)))
                 _write_atomic(out_dir / "meta.json", lambda p: p.write_bytes(orjson.dumps({
                     "detector": "distillguard-scan", "version": "1", "params": cfg.model_dump(),
-                    "replay": replay, "step": step if replay else None, "coarse": coarse if replay else None},
+                    "replay": replay, "step": step if replay else None, "coarse": coarse if replay else None,
+                    **({} if replay else {"notes": {"first_flagged_at": REPLAY_NOTE}})},
                     option=orjson.OPT_INDENT_2)))
                 if report:
                     con = res_con(st, res)
@@ -118,6 +121,8 @@ def register(app: typer.Typer) -> None:
                    "exchanges_per_second": round(res.n_exchanges / max(elapsed, 1e-9)),
                    "timings": res.timings, "replay_evaluations": res.replay_steps,
                    "report": str(out_dir / "report.html") if report else None}
+        if not replay:  # first_flagged_at is null in every results file: say why, beside the nulls
+            summary["notes"] = {"first_flagged_at": REPLAY_NOTE}
         if as_json:
             sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
             return
@@ -129,7 +134,8 @@ def register(app: typer.Typer) -> None:
         for c in res.campaigns:
             ff = c.get("first_flagged_at")
             tab.add_row(c["campaign_id"], c["title"], f"{c['n_accounts']:,}", f"{c['n_exchanges']:,}",
-                        ff.strftime("%Y-%m-%d %H:%M") if ff else "—", c["recommended_action"], f"{c['confidence']:.2f}")
+                        ff.strftime("%Y-%m-%d %H:%M") if ff else ("—" if replay else REPLAY_HINT),
+                        c["recommended_action"], f"{c['confidence']:.2f}")
         out.print(tab)
         for c in res.campaigns[:5]:
             out.print(f"[bold]{c['campaign_id']}[/] " + "; ".join(c["evidence"][:3]), markup=True, highlight=False)

@@ -22,6 +22,7 @@ from distillguard.console import charts, evidence
 from distillguard.scan.run import ScanResult
 from distillguard.scoring.risk import KIND_WORDS, signal_words
 from distillguard.store import Store
+from distillguard.ui import REPLAY_HINT
 
 
 def _env() -> jinja2.Environment:
@@ -32,6 +33,7 @@ def _env() -> jinja2.Environment:
     env.filters["ts"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else "—"
     env.globals["kind_words"] = lambda k: KIND_WORDS.get(k, (k, k))[0]
     env.globals["signal_words"] = signal_words
+    env.globals["replay_hint"] = REPLAY_HINT
     env.template_tpl = tpl  # type: ignore[attr-defined]
     return env
 

@@ -13,6 +13,7 @@ from distillguard.bench.results import RESULTS_SCHEMA, read_results, write_resul
 from distillguard.errors import DistillguardError
 from distillguard.store import Store
 from distillguard.testing.factory import BASE_TS, make_account, make_exchange, write_world
+from distillguard.ui import REPLAY_NOTE
 
 LABELS = [("a1", "c1", "campaign", "attacker"), ("a2", "c1", "campaign", "attacker"),
           ("a3", "c1", "campaign", "proxy"), ("a4", "c2", "campaign", "attacker"),
@@ -66,7 +67,7 @@ def test_metrics_known_answers(world):
 def test_no_timestamps_means_unknown_and_unflagged_means_all(world):
     rows = [(a, r, f, None, c) for a, r, f, _, c in RESULTS]
     m = score(world, _results(rows))
-    assert m["exchanges_before_flag"]["c1"] == {"first": None, "p90": None}
+    assert m["exchanges_before_flag"]["c1"] == {"first": None, "p90": None, "note": REPLAY_NOTE}
     m = score(world, _results([]))
     assert m["exchanges_before_flag"]["c1"]["first"] == 1.0
     assert m["account_recall"] == 0.0 and m["account_precision"] is None and m["campaign_purity"] is None

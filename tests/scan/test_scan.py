@@ -132,3 +132,28 @@ def test_scan_on_empty_store_is_a_clear_error(tmp_path):
     Store(tmp_path / "e", create=True)
     r = _cli("scan", "--store", str(tmp_path / "e"), "--out", str(tmp_path / "o"), "--signals", "never")
     assert r.returncode == 2 and "no exchanges" in r.stderr
+
+
+def test_a_full_scan_says_where_first_flag_times_come_from(replayed, tmp_path):
+    """Empty first-flag columns say that --replay fills them: table, JSON (null + a note) and report."""
+    from distillguard.ui import REPLAY_HINT, REPLAY_NOTE
+
+    w, _, _ = replayed
+    r = _cli("scan", "--store", str(w.store.path), "--out", str(tmp_path / "full"), "--signals", "never")
+    assert r.returncode == 0, r.stderr
+    assert REPLAY_HINT in r.stdout
+    camps = orjson.loads((tmp_path / "full" / "campaigns.json").read_bytes())
+    assert camps and all(c["first_flagged_at"] is None and c["first_flagged_at_note"] == REPLAY_NOTE for c in camps)
+    assert orjson.loads((tmp_path / "full" / "meta.json").read_bytes())["notes"]["first_flagged_at"] == REPLAY_NOTE
+    assert REPLAY_HINT in (tmp_path / "full" / "report.html").read_text()
+    r = _cli("scan", "--store", str(w.store.path), "--out", str(tmp_path / "j"), "--signals", "never", "--json",
+             "--no-report")
+    assert orjson.loads(r.stdout)["notes"]["first_flagged_at"] == REPLAY_NOTE
+
+
+def test_a_replay_scan_has_no_hint(replayed):
+    from distillguard.ui import REPLAY_HINT
+
+    _, res, r = replayed
+    assert REPLAY_HINT not in r.stdout and REPLAY_HINT not in (res / "report.html").read_text()
+    assert "first_flagged_at_note" not in (res / "campaigns.json").read_text()
