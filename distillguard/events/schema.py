@@ -75,7 +75,7 @@ EXCHANGE_FIELDS: list[pa.Field] = [
     _f("http_status", pa.int32(), "HTTP status returned to the client."),
     _f("latency_ms", pa.int32(), "Time from request to last byte, milliseconds."),
     # enforcement (written by the gateway; empty for logs from elsewhere)
-    _f("action", pa.string(), "Enforcement action the gateway took (allow/throttle/verify/protect/block), if any."),
+    _f("action", pa.string(), "What the gateway did with the request: allow, protect (reasoning), throttle (served under the policy's lowered limits), verify, block (refused by the policy), rate_limited (refused: over a limit), if any."),
     _f("action_reasons", pa.list_(pa.string()), "Why the gateway took that action."),
     # provenance
     _f("source_format", pa.string(), "Reader that produced the record (native, openai, anthropic, litellm, otel, gateway)."),

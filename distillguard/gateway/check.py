@@ -1,4 +1,4 @@
-"""The check service: allow / deny / throttle for a gateway that stays in the request path itself.
+"""The check service: allow / deny / rate_limited for a gateway that stays in the request path itself.
 
 Providers that already run Envoy, NGINX, Kong or LiteLLM should not have to put a second proxy in
 front of their API. They ask this service "may this request go on?" and enforce the answer. The
@@ -14,7 +14,7 @@ Two request shapes are served:
   body, in the calling API's error format.
 - ``/nginx/auth`` – NGINX ``auth_request``. The subrequest carries headers only (NGINX does not pass
   the body to it); the original URI comes in ``X-Original-URI``. NGINX only understands 2xx, 401 and
-  403 from an auth subrequest, so a throttle is answered 403 with ``x-distillguard-action: throttle``
+  403 from an auth subrequest, so a rate-limited request is answered 403 with ``x-distillguard-action: rate_limited``
   and ``retry-after``; the shipped NGINX snippet turns that into a 429 for the client.
 
 Without a body the policy sees identity, network and account facts but not the model or whether
@@ -42,7 +42,8 @@ _API_SUFFIX = (("/chat/completions", CHAT), ("/responses", RESPONSES), ("/messag
 
 @dataclass
 class CheckResult:
-    """One answer: ``action`` is allow, deny or throttle; ``status``/``code`` are what the client should get."""
+    """One answer: ``action`` is allow, deny or rate_limited (over a limit: retry later;
+    "throttle" is only the policy action that lowers a subject's limits, docs/glossary.md); ``status``/``code`` are what the client should get."""
 
     action: str
     status: int = 200
@@ -111,7 +112,7 @@ async def decide(gw, account_id: str, org_id: str | None, api: str, req: Request
         res.reasons.append(f"rate limit: {b.dim} {b.kind}")
         res.retry_after = verdict.retry_after
         code = "tokens_limit_exceeded" if b.kind == "tokens" else "rate_limit_exceeded"
-        return _refuse(res, api, "throttle", code, f"rate limit exceeded; retry after {verdict.retry_after:.1f}s")
+        return _refuse(res, api, "rate_limited", code, f"rate limit exceeded; retry after {verdict.retry_after:.1f}s")
     enforced = decision.enforced
     if enforced in ("block", "require_verification"):
         code = decision.error_code or ("account_blocked" if enforced == "block" else "verification_required")

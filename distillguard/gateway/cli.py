@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         policy: Path = PolicyOpt,
         keys_file: Path = KeysFileOpt,
     ) -> None:
-        """Serve allow / deny / throttle checks for Envoy ext_authz (/envoy/...) and NGINX auth_request (/nginx/auth)."""
+        """Serve allow / deny / rate_limited checks for Envoy ext_authz (/envoy/...) and NGINX auth_request (/nginx/auth)."""
         import uvicorn
 
         from distillguard.gateway.check import build_check_app

@@ -370,7 +370,7 @@ class Proxy:
             except LimiterUnavailable:
                 st = await self._error(send, api, "limiter_unavailable", "rate limiter unavailable; retry", [xid_h])
                 gw.metrics.limiter_degraded.labels("closed").inc()
-                self._finish(rec, t0, st, "throttle", reasons + ["rate limiter unavailable (closed)"], None)
+                self._finish(rec, t0, st, "rate_limited", reasons + ["rate limiter unavailable (closed)"], None)
                 return
             if verdict.degraded:
                 gw.metrics.limiter_degraded.labels(verdict.degraded).inc()
@@ -382,7 +382,7 @@ class Proxy:
             reasons = reasons + [f"rate limit: {b.dim} {b.kind}"]
             st = await self._error(send, api, code, f"rate limit exceeded; retry after {verdict.retry_after:.1f}s",
                                    [xid_h, *rl_headers])
-            self._finish(rec, t0, st, "throttle", reasons, None)
+            self._finish(rec, t0, st, "rate_limited", reasons, None)
             return
         if enforced in ("block", "require_verification"):
             code = decision.error_code or ("account_blocked" if enforced == "block" else "verification_required")

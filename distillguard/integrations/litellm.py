@@ -121,7 +121,7 @@ class DistillguardGuardrail(CustomGuardrail):
         rec = _record(gw, res, account, org, api, req, meta, user_api_key_dict)
         if res.action != "allow":
             rec.update(http_status=res.status, action=RECORD_WORD.get(res.decided, res.action)
-                       if res.action == "deny" else "throttle", action_reasons=res.reasons)
+                       if res.action == "deny" else "rate_limited", action_reasons=res.reasons)
             if gw.cfg.recorder.enabled:
                 gw.recorder.end(rec)
             headers = {k.decode(): v.decode() for k, v in res.headers}

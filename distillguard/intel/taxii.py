@@ -107,7 +107,7 @@ def _secret(ref: str, key: str) -> str:
         if not p.is_file():
             raise ConfigError(f"key {key!r}: secret file not found", source=str(p))
         return p.read_text().strip()
-    deprecated(f"a secret written in the file (taxii key {key!r})", "'${ENV_VAR}'")
+    deprecated(f"a secret given as its value (taxii key {key!r})", "'${ENV_VAR}'")
     return ref
 
 

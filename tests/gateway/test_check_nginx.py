@@ -94,7 +94,7 @@ def _client(url, key):
     return openai.OpenAI(base_url=url, api_key=key, max_retries=0)
 
 
-def test_nginx_allow_deny_throttle(nginx):
+def test_nginx_allow_deny_rate_limited(nginx):
     url, keys = nginx
     r = _client(url, keys["ok"]).chat.completions.create(model="m", messages=MSG)
     assert r.choices[0].message.content  # went through NGINX to the mock upstream

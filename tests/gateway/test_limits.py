@@ -87,7 +87,7 @@ def test_200_accounts_of_one_cluster_are_throttled_as_a_cluster(make_gateway, tm
     gw.flush()
     gw.srv.stop()
     rows = read_exchanges(gw.tmp / "store")
-    throttled = [x for x in rows if x["action"] == "throttle"]
+    throttled = [x for x in rows if x["action"] == "rate_limited"]
     assert len(throttled) == len(limited) and all("rate limit: cluster requests" in x["action_reasons"]
                                                   for x in throttled)
     assert all(orjson.loads(x["extra"])["cluster_id"] == "cl-7" for x in rows)

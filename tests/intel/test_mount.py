@@ -7,8 +7,9 @@ from starlette.testclient import TestClient
 from distillguard.intel.taxii import DEFAULT_COLLECTION, TaxiiConfig, build_taxii_app
 
 
-def test_mounted_under_a_prefix(two):
-    taxii = build_taxii_app(two.store_a, TaxiiConfig(tokens=["t0k-mounted-1234"]))
+def test_mounted_under_a_prefix(two, monkeypatch):
+    monkeypatch.setenv("DG_TEST_TAXII_TOKEN", "t0k-mounted-1234")
+    taxii = build_taxii_app(two.store_a, TaxiiConfig(tokens=["${DG_TEST_TAXII_TOKEN}"]))
     console = Starlette(routes=[Mount("/taxii", app=taxii)])
     client = TestClient(console, base_url="https://console.example")
     h = {"Authorization": "Bearer t0k-mounted-1234"}

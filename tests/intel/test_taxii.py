@@ -1,6 +1,7 @@
 """The TAXII 2.1 server and the taxii2-client poller, against each other over real HTTP."""
 
 import base64
+import os
 import socket
 import threading
 import time
@@ -44,7 +45,9 @@ def world(tmp_path_factory):
     hashed = root / "hashed.json"
     export_bundle(two.store_a, hashed, campaign_id=two.campaign_id, key=KEY, now=NOW)
     n1 = publish_bundle(two.store_a, hashed.read_text(), now=datetime(2026, 2, 14, 12, 0, tzinfo=UTC))
-    app = build_taxii_app(two.store_a, TaxiiConfig(users={USER: PASSWORD}, tokens=[TOKEN], max_page_size=50))
+    os.environ["DG_TEST_TAXII_PASSWORD"], os.environ["DG_TEST_TAXII_TOKEN"] = PASSWORD, TOKEN  # secrets by reference
+    app = build_taxii_app(two.store_a, TaxiiConfig(users={USER: "${DG_TEST_TAXII_PASSWORD}"},
+                                                   tokens=["${DG_TEST_TAXII_TOKEN}"], max_page_size=50))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
