@@ -129,13 +129,13 @@ def register(app: typer.Typer) -> None:
         tab = Table(title=f"{len(res.campaigns)} campaigns · {flagged:,} accounts flagged of {res.account_risk.num_rows:,}",
                     title_justify="left")
         for col, j in (("campaign", "left"), ("title", "left"), ("accounts", "right"), ("exchanges", "right"),
-                       ("first flagged", "left"), ("action", "left"), ("conf.", "right")):
+                       ("first flagged", "left"), ("recommended", "left"), ("confidence", "right")):
             tab.add_column(col, justify=j)
         for c in res.campaigns:
             ff = c.get("first_flagged_at")
             tab.add_row(c["campaign_id"], c["title"], f"{c['n_accounts']:,}", f"{c['n_exchanges']:,}",
                         ff.strftime("%Y-%m-%d %H:%M") if ff else ("—" if replay else REPLAY_HINT),
-                        c["recommended_action"], f"{c['confidence']:.2f}")
+                        c["recommended_action"], f"{c['confidence']:.0%}")
         out.print(tab)
         for c in res.campaigns[:5]:
             out.print(f"[bold]{c['campaign_id']}[/] " + "; ".join(c["evidence"][:3]), markup=True, highlight=False)
