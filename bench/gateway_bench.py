@@ -1,7 +1,8 @@
 """Gateway overhead, our own numbers: direct to an upstream vs through `distillguard gateway`.
 
-Starts the shared peers' mock upstream (../shared/bench-peers/mock_upstream.py, the same one the
-side-by-side run uses: 300-word answer + 1,000-word reasoning, 1,303-event streams) and a gateway
+Starts a mock upstream — the repository's own (``distillguard/gateway/mock_upstream.py`` set to the side-by-side
+run's shape: 300-word answer + 1,000-word reasoning), or with ``--peers-mock`` / ``$BENCH_PEERS`` the shared
+peers' one (../shared/bench-peers/mock_upstream.py, 1,303-event streams) — and a gateway
 subprocess in front of it with every check on (hashed-key auth, policy with enforcement table and
 a rule, rate limits on account/org/cluster/ip24/pathway, reasoning binding) and the spool recorder
 on. Then drives both with a small keep-alive HTTP/1.1 client (httptools parser) and reports
@@ -30,9 +31,8 @@ import psutil
 from distillguard.testing.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The shared side-by-side benchmark's folder (outside this repository): used only when asked for.
 PEERS = Path(os.environ.get("BENCH_PEERS", ROOT.parent.parent / "shared" / "bench-peers"))
-if not PEERS.exists():
-    PEERS = Path("/work/shared/bench-peers")
 PROMPT = " ".join(["explain step by step how to compute the total cost of the order"] * 16)
 BODY = {"model": "mock-reasoner", "max_tokens": 2048,
         "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": PROMPT}]}
@@ -166,6 +166,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--cells", default="ns:1,ns:32,st:1,st:32")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--peers-mock", action="store_true",
+                    help="use the shared peers' mock upstream (../shared/bench-peers; default: the repository's own)")
     ap.add_argument("--write-config", type=Path, metavar="DIR",
                     help="only write the every-check-on gateway config for key $BENCH_API_KEY into DIR "
                          "(used by bench/gateway_peers.sh) and exit")
@@ -179,7 +181,14 @@ def main() -> None:
     cfg = write_gateway_files(tmp, key)
     mport, gport = free_port(), free_port()
     py = sys.executable
-    mock = subprocess.Popen([py, str(PEERS / "mock_upstream.py"), "--port", str(mport)],
+    if args.peers_mock or "BENCH_PEERS" in os.environ:
+        if not (PEERS / "mock_upstream.py").is_file():
+            sys.exit(f"--peers-mock: no mock_upstream.py in {PEERS} (set BENCH_PEERS)")
+        mock_cmd = [py, str(PEERS / "mock_upstream.py"), "--port", str(mport)]
+    else:  # the repository alone: the bundled mock, shaped like the peers' one
+        mock_cmd = [py, "-c", "from distillguard.gateway.mock_upstream import serve; "
+                    f"serve({mport}, reasoning_words=1000, answer_words=300)"]
+    mock = subprocess.Popen(mock_cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gw = subprocess.Popen([py, "-m", "distillguard", "gateway", "--upstream", f"http://127.0.0.1:{mport}/v1",
                            "--config", str(cfg), "--store", str(tmp / "store"), "--port", str(gport)],
