@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from distillguard.errors import DistillguardError
 from distillguard.testing.net import free_port
 
 
@@ -35,8 +36,12 @@ def _serve(app, port: int):
 
 
 def run_demo(store_path: Path, console) -> list[dict]:
-    import anthropic
-    import openai
+    try:
+        import anthropic
+        import openai
+    except ModuleNotFoundError as e:
+        raise DistillguardError(f"gateway-demo needs the official SDKs (missing module {e.name}): "
+                                "pip install 'distillguard[gateway,demo]'") from None
     from rich.table import Table
 
     from distillguard.gateway.app import build_app
