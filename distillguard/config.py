@@ -46,8 +46,9 @@ class ConfigDeprecationWarning(FutureWarning):
 
 
 def deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated and stops working in the next release; use {new}",
-                  ConfigDeprecationWarning, stacklevel=3)
+    """Warn once per use, attributed to the configuration rather than to a line of pydantic."""
+    warnings.warn_explicit(f"{old} is deprecated and stops working in the next release; use {new}",
+                           ConfigDeprecationWarning, filename="distillguard configuration", lineno=0)
 
 
 def env_var(section: str, dotted: str) -> str:
