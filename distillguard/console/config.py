@@ -137,7 +137,7 @@ class ConsoleSettings(BaseModel):
         return ref_value(v) if is_ref(v) else v
 
 
-def _deprecated_env() -> list[tuple[str, dict]]:
+def _deprecated_env(inline_secret: bool) -> list[tuple[str, dict]]:
     """``DISTILLGUARD_CONSOLE_<KEY>`` (the old override form) as a layer below the new variables, with a warning."""
     layer: dict = {}
     for name in sorted(os.environ):
@@ -149,7 +149,7 @@ def _deprecated_env() -> list[tuple[str, dict]]:
             raw = os.environ[name]
             layer[key] = yaml.safe_load(raw) if raw[:1] in ("[", "{") else raw
     out = [("deprecated environment variables DISTILLGUARD_CONSOLE_<KEY>", layer)] if layer else []
-    if os.environ.get(SECRET_ENV):  # the default reference's variable beats a key written in the file
+    if inline_secret and os.environ.get(SECRET_ENV):  # as before: the variable beats a key written in the file
         out.append((f"environment variable {SECRET_ENV}", {"secret_key": SECRET_REF}))
     return out
 
@@ -157,6 +157,7 @@ def _deprecated_env() -> list[tuple[str, dict]]:
 def load_settings(path: str | os.PathLike | None = None, **overrides) -> ConsoleSettings:
     """The ``console`` section: file, DISTILLGUARD_CONSOLE__* variables, then command-line options."""
     path = path if path is not None else os.environ.get(CONFIG_ENV)
+    inline = None
     if path is not None:
         inline = read_yaml_mapping(path, "console config", section="console").get("secret_key")
         if inline is not None and not is_ref(inline):
@@ -166,7 +167,7 @@ def load_settings(path: str | os.PathLike | None = None, **overrides) -> Console
         raise ConfigError(f"must be a reference such as '${{{SECRET_ENV}}}' (the key itself goes in that variable)",
                           source=f"environment variable {override}")
     return load_section(ConsoleSettings, "console", path, what="console config", overrides=overrides,
-                        layers=_deprecated_env())
+                        layers=_deprecated_env(inline is not None and not is_ref(inline)))
 
 
 @functools.cache

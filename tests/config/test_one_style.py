@@ -147,3 +147,12 @@ def test_taxii_old_secret_forms_warn(tmp_path, monkeypatch):
     with pytest.warns(ConfigDeprecationWarning) as w:
         assert cfg.resolved_users() == {"a": b"pw", "b": b"from-file", "c": b"inline"}
     assert len(w) == 3 and all("${" in str(x.message) for x in w)
+
+
+def test_console_secret_named_in_the_file_wins_over_the_default_variable(tmp_path, monkeypatch):
+    p = tmp_path / "c.yaml"
+    p.write_text("console: {secret_key: '${DG_TEST_MINE}'}\n")
+    monkeypatch.setenv("DG_TEST_MINE", "mine")
+    monkeypatch.setenv("DISTILLGUARD_CONSOLE_SECRET_KEY", "default-variable")
+    assert load_settings(p).secret_key.get_secret_value() == "mine"
+    assert load_settings(None).secret_key.get_secret_value() == "default-variable"
