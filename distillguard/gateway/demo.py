@@ -132,7 +132,7 @@ def run_demo(store_path: Path, console) -> list[dict]:
                 except openai.RateLimitError:
                     limited += 1
         note("hydra cluster, 40 accounts × 2", "demo-hydra-*", "200/429",
-             f"{ok} served, {limited} throttled by the shared cluster limit")
+             f"{ok} served, {limited} rate-limited by the shared cluster limit")
         assert app.gateway.recorder.flush_wait(10)
     finally:
         http.close()

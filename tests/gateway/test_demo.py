@@ -12,4 +12,4 @@ def test_gateway_demo_runs_and_records(tmp_path):
     assert by["answer copying its reasoning"]["detail"].startswith("[answer withheld")
     served = int(by["hydra cluster, 40 accounts × 2"]["detail"].split()[0])
     assert served < 80  # each account under its own limit, the cluster was still stopped
-    assert rows[-1]["recorded"]["throttle"] == 80 - served
+    assert rows[-1]["recorded"]["rate_limited"] == 80 - served
