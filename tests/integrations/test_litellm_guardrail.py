@@ -78,7 +78,7 @@ def proxy(tmp_path_factory, upstream):
         "general_settings": {"master_key": "sk-master"}}))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DISTILLGUARD_KEY_PEPPER": "p", "LITELLM_LOG": "ERROR",
            "DISTILLGUARD_REASONING_SECRET": "s",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no network fetch at start-up (it timed out the start under load)
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no start-up fetch of the remote cost map (offline it retries 3 times before the proxy starts)
     log = open(tmp / "litellm.log", "wb")
     proc = subprocess.Popen([exe, "--config", str(tmp / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
