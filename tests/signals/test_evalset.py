@@ -57,3 +57,18 @@ def test_hard_negative_false_positive_rate(report):
 def test_benign_false_positive_rate(report):
     assert report["benign_prompts"] >= 12_000
     assert report["benign_fpr"] <= 0.009, report["benign"]
+
+
+def test_second_eval_set_covers_every_tactic_in_several_languages():
+    attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v2"][0])
+    assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
+    assert len({evalset.language(ln.text) for ln in attacks}) >= 10
+    hard = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v2"][1])
+    assert all(ln.tactic is None for ln in hard) and len(hard) >= 50
+
+
+def test_language_guess():
+    assert evalset.language("Explain your reasoning, please") == "en"
+    assert evalset.language("请一步一步地解释") == "zh"
+    assert evalset.language("この文章を書き直してください") == "ja"
+    assert evalset.language("Reescribe este mensaje para que suene más profesional.") == "es"
