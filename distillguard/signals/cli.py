@@ -173,9 +173,11 @@ def register(app: typer.Typer) -> None:
         from distillguard.signals.evaluate import heldout_report
 
         rep = heldout_report()
-        ind = evalset.report()
+        sets = {name: evalset.report(eval_set=name) for name in evalset.SETS}
+        ind = sets["v1"]
         if as_json:
-            sys.stdout.write(orjson.dumps({**rep, "independent": ind}, option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(orjson.dumps({**rep, "independent": ind, "independent_v2": sets["v2"]},
+                                          option=orjson.OPT_INDENT_2).decode() + "\n")
             return
         t = Table(title="held-out phrasings (threshold 0.5)", title_justify="left")
         for c in ("tactic", "positives", "negatives", "AUC", "precision", "recall", "FPR", "hard neg. ≥0.5"):
@@ -190,8 +192,10 @@ def register(app: typer.Typer) -> None:
         for f in ind["families"]:
             t.add_row(f["family"], f["tactic"], str(f["n"]), f"{f['recall_own']:.3f}", f"{f['recall_any']:.3f}")
         out.print(t)
-        out.print(f"attack prompts {ind['attack_prompts']}: recall {ind['recall_any']:.3f}; hard negatives "
-                  f"{ind['hard_negative_prompts']}: FPR {ind['hard_negative_fpr']:.4f}; benign (simulator corpora) "
-                  f"{ind['benign_prompts']:,}: FPR {ind['benign_fpr']:.4f}")
+        for name, r in sets.items():
+            langs = ", ".join(f"{k} {v['recall']:.2f}" for k, v in r["by_language"].items())
+            out.print(f"set {name}: attack prompts {r['attack_prompts']}: recall {r['recall_any']:.3f} ({langs}); hard "
+                      f"negatives {r['hard_negative_prompts']}: FPR {r['hard_negative_fpr']:.4f}; benign (simulator "
+                      f"corpora) {r['benign_prompts']:,}: FPR {r['benign_fpr']:.4f}")
 
     app.add_typer(signals_app)

@@ -43,7 +43,7 @@ REPEATS = 6
 HARD_NEGATIVE_WEIGHT = 2
 #: Real benign prompts count this many times in training: they are the only negatives not written
 #: around the attacks' vocabulary, and what a provider's traffic mostly looks like.
-BENIGN_WEIGHT = 3
+BENIGN_WEIGHT = 5
 #: Compositions of a line with ``((a|b))`` alternations, as a multiple of the plain lines'.
 ALTERNATION_REPEATS = 4
 

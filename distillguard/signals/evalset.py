@@ -7,6 +7,10 @@ share their vocabulary. It was written apart from the training phrasings, and th
 never opens its directory (tests/signals/test_disjoint.py). Payloads and the benign rows are the
 simulator's corpora, which are not trained on either.
 
+Two sets (``SETS``): ``v1`` and ``v2``, the second written later in other voices and 13 languages,
+before the multilingual training phrasings, to check that the model was not fitted to ``v1``.
+Recall is also reported per tactic and per language (``language``: a rough guess, for reporting).
+
 A prompt counts as caught when any attack-tactic signal reaches the threshold (the later stages
 take the maximum over intent signals, so which attack column fires matters less than whether one
 does); the tactic's own column is reported beside it. Benign and hard-negative false positives
@@ -15,6 +19,7 @@ are counted the same way: any attack-tactic signal at or above the threshold.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,10 @@ import numpy as np
 from distillguard.signals import corpus, lexical
 
 EVAL_DIR = corpus.DATA / "eval"
+#: The independent sets: name -> (attack file, hard-negative file). ``v1`` was written with the
+#: first disjoint training data; ``v2`` later, in other voices and languages, before the
+#: multilingual training phrasings, to check the model was not fitted to ``v1``.
+SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt")}
 THRESHOLD = 0.5
 #: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
 EXTRA_COMPOSITIONS = 2
@@ -89,14 +98,36 @@ def attack_scores(model: lexical.LexicalModel, prompts: list[str], systems: list
     return p
 
 
-def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHOLD) -> dict:
+_SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("ko", re.compile(r"[\uac00-\ud7af]")),
+            ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")))
+_WORDS = {
+    "es": "el la los las que para por una como sin cada pero esta este respuesta ¿", "fr": "le les des une pour sans chaque est cette réponse tu ta ton",
+    "de": "der die das und nicht ist eine ohne jede deine diese antwort", "pt": "o os um uma da é sem cada não você esta resposta seu sua melhor fazer só depois",
+    "it": "il gli una senza ogni non questa risposta tuo tua", "nl": "het een en niet voor zonder elke deze je jouw antwoord",
+    "tr": "bir ve için bu her yanıtı cevap ile gibi", "pl": "dla bez każdy każdej ta się jest odpowiedzi",
+    "en": "the and you your for this that with each every answer please",
+}
+
+
+def language(text: str) -> str:
+    """A rough language guess for reporting recall per language (script first, then common words)."""
+    for lang, rx in _SCRIPTS:
+        if rx.search(text):
+            return lang
+    words = re.findall(r"[\w¿]+", text.lower())
+    hits = {lang: sum(w in vocab.split() for w in words) for lang, vocab in _WORDS.items()}
+    best = max(hits, key=lambda k: (hits[k], k == "en"))
+    return best if best == "en" or hits[best] >= 2 else "en"
+
+
+def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHOLD, eval_set: str = "v1") -> dict:
     model = model or lexical.get_model()
     attack_cols = [model.column(t) for t in corpus.ATTACK_TACTICS if t in model.tactics]
     rng = np.random.default_rng(SEED)
     payloads = [t for t, _ in corpus._payloads(heldout=True)]
     groups = {}
-    for name in ("attacks", "hard_negatives"):
-        rows = compose(read_eval(EVAL_DIR / f"{name}.txt"), payloads, rng)
+    for name, fname in zip(("attacks", "hard_negatives"), SETS[eval_set], strict=True):
+        rows = compose(read_eval(EVAL_DIR / fname), payloads, rng)
         s = attack_scores(model, [r[0] for r in rows], [r[1] for r in rows])
         groups[name] = (rows, s)
     rows, s = groups["attacks"]
@@ -109,6 +140,12 @@ def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHO
         f["own"] += int(ln.tactic in model.tactics and s[i, model.column(ln.tactic)] >= threshold)
     families = [dict(f, recall_own=round(f["own"] / f["n"], 4), recall_any=round(f["any"] / f["n"], 4))
                 for f in fam.values()]
+    by = {"tactic": {}, "language": {}}
+    for i, (_, _, ln) in enumerate(rows):
+        for key, val in (("tactic", ln.tactic), ("language", language(ln.text))):
+            b = by[key].setdefault(val, [0, 0])
+            b[0] += 1
+            b[1] += int(anyhit[i])
     hrows, hs = groups["hard_negatives"]
     hhit = hs[:, attack_cols].max(axis=1) >= threshold
     hfam = {}
@@ -123,9 +160,12 @@ def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHO
     nb = sum(b["n"] for b in benign.values())
     fb = sum(b["flagged"] for b in benign.values())
     return {
-        "threshold": threshold, "model": model.data_hash,
+        "eval_set": eval_set, "threshold": threshold, "model": model.data_hash,
         "attack_prompts": len(rows), "recall_any": round(float(anyhit.mean()), 4),
         "families": families,
+        **{f"by_{k}": {name: {"n": n, "caught": c, "recall": round(c / n, 4)} for name, (n, c) in sorted(v.items())}
+           for k, v in by.items()},
+        "missed": [r[0][:120] for r, h in zip(rows, anyhit, strict=True) if not h],
         "hard_negative_prompts": len(hrows), "hard_negative_fpr": round(float(hhit.mean()), 4),
         "hard_negative_families": {k: {"n": v[0], "flagged": v[1]} for k, v in hfam.items()},
         "hard_negatives_flagged": [r[0][:120] for r, h in zip(hrows, hhit, strict=True) if h],

@@ -262,14 +262,33 @@ def cjk_char_ngram_hashes(bv: ByteView, n: int = 2) -> tuple[np.ndarray, np.ndar
     n-grams over CJK runs give those scripts the word- and phrase-level features that spaces give
     other languages. Polynomial hashes of the 3n bytes (not mixed), like ``char_ngram_hashes``.
     """
+    return _script_char_ngram_hashes(bv, n, 3, _is_cjk_lead(bv.data))
+
+
+def _is_twobyte_script_lead(data: np.ndarray) -> np.ndarray:
+    # 0xCE..0xDF lead the two-byte characters of Greek, Cyrillic, Armenian, Hebrew and Arabic
+    # (not Latin-1 accents, 0xC2..0xCB, whose words the byte 4-grams already cover).
+    return (data >= 0xCE) & (data <= 0xDF)
+
+
+def twobyte_char_ngram_hashes(bv: ByteView, n: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of n consecutive two-byte-script characters (Cyrillic, Greek, Arabic, Hebrew).
+
+    Why: a byte 4-gram spans only two such characters, too little to tell a stem, and a word
+    unigram only matches one inflected form; Russian "рассуждения / рассуждение / рассуждай"
+    share the character 3-grams of their stem, so phrasings carry across inflections.
+    """
+    return _script_char_ngram_hashes(bv, n, 2, _is_twobyte_script_lead(bv.data))
+
+
+def _script_char_ngram_hashes(bv: ByteView, n: int, width: int, lead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = len(bv.data)
-    span = 3 * n
+    span = width * n
     if total < span:
         return np.zeros(0, np.uint64), np.zeros(bv.n_docs, dtype=np.int64)
-    lead = _is_cjk_lead(bv.data)
     p = np.flatnonzero(lead[: total - span + 1])
     for k in range(1, n):
-        p = p[lead[p + 3 * k]]
+        p = p[lead[p + width * k]]
     p = p[bv.doc[p] == bv.doc[p + span - 1]]
     counts = np.bincount(bv.doc[p], minlength=bv.n_docs).astype(np.int64)
     return bv.substring_hash(p, p + span), counts

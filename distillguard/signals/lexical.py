@@ -35,13 +35,16 @@ import scipy.sparse as sp
 from distillguard.signals import hashing as H
 
 #: Bump when the featuriser or the training procedure changes (part of the cache key).
-MODEL_VERSION = "5"
+MODEL_VERSION = "6"
 N_BITS = 18
 N_FEATURES = 1 << N_BITS
 CHAR_ORDERS = (4,)
 WORD_ORDERS = (1, 2)
 #: Character n-gram orders over runs of CJK characters (see ``hashing.cjk_char_ngram_hashes``).
 CJK_ORDERS = (2,)
+#: Character n-gram orders over runs of two-byte-script characters: Cyrillic, Greek, Arabic, Hebrew
+#: (see ``hashing.twobyte_char_ngram_hashes``).
+TWOBYTE_ORDERS = (3,)
 #: The lexical models read a prompt's first LEX_HEAD and last LEX_TAIL characters: instructions sit
 #: at the edges of a prompt, and the middle of a pasted document adds cost, not evidence.
 LEX_HEAD = 800
@@ -111,6 +114,11 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
     for k in CJK_ORDERS:
         h, counts = H.cjk_char_ngram_hashes(bv, k)
         parts.append((_cols(h, 4000 + k, n_bits), counts))
+    # Likewise for Cyrillic, Greek, Arabic and Hebrew, where a byte 4-gram is two characters: stems
+    # are longer, and character 3-grams carry a phrasing across inflected forms.
+    for k in TWOBYTE_ORDERS:
+        h, counts = H.twobyte_char_ngram_hashes(bv, k)
+        parts.append((_cols(h, 5000 + k, n_bits), counts))
     tok = H.word_tokens(bv)
     for k in WORD_ORDERS:
         d, _, h = H.word_ngrams(tok, k, salt=1000 + k)

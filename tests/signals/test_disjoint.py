@@ -48,8 +48,9 @@ def test_no_simulator_text_in_training(training_texts):
 
 
 def test_no_eval_line_in_training(training_texts):
-    lines = [ln.text.replace("{task}", " ") for name in ("attacks", "hard_negatives")
-             for ln in evalset.read_eval(evalset.EVAL_DIR / f"{name}.txt")]
+    files = sorted(evalset.EVAL_DIR.glob("*.txt"))
+    assert {f for s in evalset.SETS.values() for f in s} <= {p.name for p in files}
+    lines = [ln.text.replace("{task}", " ") for p in files for ln in evalset.read_eval(p)]
     # each slot-free stretch of an eval line is looked for, so a wrapper copied around a payload counts
     pieces = [p for t in lines for p in t.split("\n") if len(disjoint.words(p)) >= 4]
     leaked = disjoint.leaks(training_texts, pieces)

@@ -87,3 +87,13 @@ def test_phrase_files_alternations_are_well_formed(path):
             assert "|" in group, (path.name, ph.text)
         out = corpus._expand(ph.text, rng)
         assert "((" not in out and "))" not in out, (path.name, ph.text)
+
+
+def test_twobyte_script_trigrams_count_per_document_and_carry_across_inflections():
+    # "рассуждения" (11 Cyrillic letters) -> 9 trigrams; Latin accents ("déjà") and CJK give none;
+    # a trigram never spans a space or two documents.
+    texts = ["рассуждения", "déjà vu", "请写出推理", "аб вг", "αβγ", "рассуждение"]
+    h, counts = H.twobyte_char_ngram_hashes(_view(texts), 3)
+    assert counts.tolist() == [9, 0, 0, 0, 1, 9]
+    first, *_, last = np.split(h, np.cumsum(counts)[:-1])
+    assert len(set(first) & set(last)) == 8  # the stem's trigrams are shared
