@@ -245,19 +245,23 @@ def _lift(mix: dict[str, float], base: dict[str, float], k: str) -> float:
     return mix.get(k, 0.0) / max(base.get(k, 0.0), 1e-3)
 
 
-def title_core(mix: dict[str, float], base: dict[str, float], min_share: float = 0.1, min_lift: float = 1.5) -> str:
-    """The capability targeted and the extraction intent, each the one most over-represented against the
-    store ("Coding + task-set harvesting"): what sets this operation apart, not what everyone sends. A
-    capability is always named — the one most over-represented among those it sends at all, or "general
-    chat" when it sends none of them."""
-    caps = sorted((k for k in mix if k.startswith("cap_") and mix[k] >= min_share), key=lambda k: (-_lift(mix, base, k), k))
-    if not caps:
-        caps = sorted((k for k in mix if k.startswith("cap_") and mix[k] > 0), key=lambda k: (-mix[k], k))[:1]
+def title_core(mix: dict[str, float], base: dict[str, float], min_share: float = 0.1, min_lift: float = 1.5,
+               cap_lift: float = 2.0) -> str:
+    """The capability targeted and the extraction intent ("Coding + task-set harvesting"): among the signals the
+    campaign sends at least ``min_share`` of its requests with and over-represents against the store (capabilities
+    ``cap_lift`` times the store's share — the bar its evidence lines use to name a signal — intents
+    ``min_lift``), the one it sends most, so the title names what its evidence lists first and not what everyone
+    sends. Failing that, the capability most over-represented, then the one it sends most; "General chat" when it
+    sends none."""
+    caps = [k for k in mix if k.startswith("cap_") and mix[k] > 0]
+    lifted = sorted((k for k in caps if mix[k] >= min_share and _lift(mix, base, k) >= cap_lift), key=lambda k: (-mix[k], k))
+    cap = (lifted or sorted((k for k in caps if mix[k] >= min_share), key=lambda k: (-_lift(mix, base, k), k))
+           or sorted(caps, key=lambda k: (-mix[k], k)) or [None])[0]
     intents = sorted((k for k in mix if not k.startswith("cap_") and mix[k] >= min_share
-                      and _lift(mix, base, k) >= min_lift), key=lambda k: (-_lift(mix, base, k), k))
-    cap = CAPABILITY_WORDS.get(caps[0], caps[0].replace("_", " ")) if caps else "general chat"
-    intent = INTENT_WORDS.get(intents[0], intents[0].replace("_", " ")) if intents else "harvesting"
-    core = f"{cap} + {intent}" if intent != "harvesting" else f"{cap} harvesting"
+                      and _lift(mix, base, k) >= min_lift), key=lambda k: (-mix[k], k))
+    cap_w = CAPABILITY_WORDS.get(cap, cap.replace("_", " ")) if cap else "general chat"
+    intent = INTENT_WORDS.get(intents[0], intents[0].replace("_", " ")) if intents else None
+    core = f"{cap_w} + {intent}" if intent else f"{cap_w} harvesting"
     return core[0].upper() + core[1:]
 
 

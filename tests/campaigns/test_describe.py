@@ -99,8 +99,11 @@ def test_titles_identical_in_every_trait_are_numbered():
     assert t[0] != t[1] and t[1].endswith("(#2)")
 
 
-def test_title_names_the_capability_most_over_represented():
-    base = {"cap_coding": 0.3, "cap_agentic": 0.05, "cot_elicitation": 0.02}
+def test_title_names_the_over_represented_capability_it_sends_most():
+    base = {"cap_coding": 0.5, "cap_agentic": 0.05, "cap_vision": 0.01, "cot_elicitation": 0.02}
+    # coding is 60% of it but 50% of everyone's traffic: agentic tool use is what sets it apart
     assert d.title_core({"cap_coding": 0.6, "cap_agentic": 0.3, "cot_elicitation": 0.02}, base) == "Agentic tool use harvesting"
-    assert d.title_core({"cap_coding": 0.5, "cot_elicitation": 0.3}, base) == "Coding + reasoning extraction"
+    # both over-represented: the one it sends most (what its evidence lines name first)
+    assert d.title_core({"cap_agentic": 0.5, "cap_vision": 0.2, "cot_elicitation": 0.3}, base) == \
+        "Agentic tool use + reasoning extraction"
     assert d.title_core({"cot_elicitation": 0.9}, base) == "General chat + reasoning extraction"
