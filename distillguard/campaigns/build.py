@@ -128,7 +128,9 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         sh = describe.shared(con, {"c": accts}, src)["c"]
         cs = _campaign_score(head, parts, accts, by_id, sh)
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"]
-                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, whose="the campaign's")
+                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,
+                                                                 "the campaign's", cfg.evidence_min_cover,
+                                                                 cfg.evidence_max_kinds)
         con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
         con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
         models = [m for m, _ in con.execute(
@@ -148,7 +150,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         infra = infrastructure(sh, cs, rows)
         low_ver = sum(1 for r in rows if _num(r.get("verification_level")) <= 0) / max(len(rows), 1)
         conf = round(float(sum(flagged[a]["risk"] for a in accts) / len(accts)), 4)
-        facts.append(describe.TitleFacts(describe.title_core(mix, base_mix), len(accts), n_ex, models, first,
+        facts.append(describe.TitleFacts(describe.title_core(mix, base_mix, cfg.title_min_share,
+                                                                            cfg.title_intent_lift, cfg.title_capability_lift), len(accts), n_ex, models, first,
                                          sh.kinds[0] if sh.kinds else None))
         evidence = list(cs.reasons)
         if pivot_model:

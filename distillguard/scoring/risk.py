@@ -323,19 +323,21 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
 
 
 def cluster_reasons(cs: ClusterScore, rows: list[dict], sh, base_mix: dict[str, float] | None = None,
-                    min_lift: float = 2.0, whose: str | None = None) -> list[str]:
+                    min_lift: float = 2.0, whose: str | None = None, min_cover: float = 0.5,
+                    max_kinds: int = 5) -> list[str]:
     """Evidence lines. ``sh``: what the group's accounts share (``campaigns.describe.Shared``, the one count the
     console and report use too); every count of accounts in them says whose accounts they are (``whose``:
     "the campaign's", default "cluster <id>'s"). With ``base_mix`` (each signal's share over the whole store) a
     signal is named only when the group sends it ``min_lift`` times more than everyone does: "50% built on known
-    benchmark items" says nothing about a class whose whole store asks benchmark-style questions."""
+    benchmark items" says nothing about a class whose whole store asks benchmark-style questions. ``min_cover`` and
+    ``max_kinds``: which kinds the shared-evidence sentence names (``campaigns.evidence_*`` for a campaign)."""
     from distillguard.campaigns.describe import Shared, burst_sentence, shared_sentence, sync_sentence
 
     n = len(cs.members)
     whose = whose or f"cluster {cs.cluster_id}'s"
     sh = sh if sh is not None else Shared(n)
     out: list[str] = [x for x in (
-        shared_sentence(sh, whose),
+        shared_sentence(sh, whose, min_cover, max_kinds),
         burst_sentence(sh, [r.get("signup_pathway") or "?" for r in rows], whose),
         sync_sentence(sh, whose) if cs.group_share.get("timing", 0) >= 0.3 else None) if x]
     # content, exchange-weighted
