@@ -245,7 +245,7 @@ def _lift(mix: dict[str, float], base: dict[str, float], k: str) -> float:
     return mix.get(k, 0.0) / max(base.get(k, 0.0), 1e-3)
 
 
-def title_core(mix: dict[str, float], base: dict[str, float], min_share: float = 0.1, min_lift: float = 1.5,
+def title_core(mix: dict[str, float], base: dict[str, float], min_share: float = 0.1, min_lift: float = 2.0,
                cap_lift: float = 2.0) -> str:
     """The capability targeted and the extraction intent ("Coding + task-set harvesting"): among the signals the
     campaign sends at least ``min_share`` of its requests with and over-represents against the store (capabilities

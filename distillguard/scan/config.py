@@ -194,11 +194,12 @@ class CampaignConfig(_Strict):
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
     merge_exclusive: float = Field(0.8, ge=0, le=1)
     #: Titles (campaigns/describe.py): a signal is named when at least this share of the campaign's requests carry
-    #: it and it over-represents it against the store by title_capability_lift (capabilities; the bar evidence
-    #: lines use) or title_intent_lift (extraction intents); among those, the one it sends most.
+    #: it and it over-represents it against the store by title_capability_lift (capabilities; also the bar
+    #: evidence lines use to name a signal) or title_intent_lift (extraction intents); of those, the one it
+    #: sends most, so the title names what the evidence lines list.
     title_min_share: float = Field(0.1, ge=0, le=1)
     title_capability_lift: float = Field(2.0, ge=1)
-    title_intent_lift: float = Field(1.5, ge=1)
+    title_intent_lift: float = Field(2.0, ge=1)
     #: The shared-evidence sentence names, rarest first, kinds held by at least this share of the campaign's
     #: accounts (kinds rarer than synchronised schedules: by two or more), at most evidence_max_kinds of them.
     evidence_min_cover: float = Field(0.5, ge=0, le=1)
