@@ -254,11 +254,13 @@ def title_core(mix: dict[str, float], base: dict[str, float], min_share: float =
     sends. Failing that, the capability most over-represented, then the one it sends most; "General chat" when it
     sends none."""
     caps = [k for k in mix if k.startswith("cap_") and mix[k] > 0]
-    lifted = sorted((k for k in caps if mix[k] >= min_share and _lift(mix, base, k) >= cap_lift), key=lambda k: (-mix[k], k))
+    # ties broken as the evidence lines break them (share, then name, both descending)
+    lifted = sorted((k for k in caps if mix[k] >= min_share and _lift(mix, base, k) >= cap_lift),
+                    key=lambda k: (mix[k], k), reverse=True)
     cap = (lifted or sorted((k for k in caps if mix[k] >= min_share), key=lambda k: (-_lift(mix, base, k), k))
            or sorted(caps, key=lambda k: (-mix[k], k)) or [None])[0]
     intents = sorted((k for k in mix if not k.startswith("cap_") and mix[k] >= min_share
-                      and _lift(mix, base, k) >= min_lift), key=lambda k: (-mix[k], k))
+                      and _lift(mix, base, k) >= min_lift), key=lambda k: (mix[k], k), reverse=True)
     cap_w = CAPABILITY_WORDS.get(cap, cap.replace("_", " ")) if cap else "general chat"
     intent = INTENT_WORDS.get(intents[0], intents[0].replace("_", " ")) if intents else None
     core = f"{cap_w} + {intent}" if intent else f"{cap_w} harvesting"
