@@ -86,7 +86,7 @@ def _members_sql(members: dict[str, Sequence[str]]) -> tuple[str, list]:
     return "SELECT unnest(?::VARCHAR[]) AS grp, unnest(?::VARCHAR[]) AS account_id", [grp, acc]
 
 
-def _holdings_cte(members_sql: str, edges: Edges) -> str:
+def _holdings_cte(members_sql: str, edges: Edges, materialized: bool = False) -> str:
     """The one definition: (grp, kind, entity, account_id) for every entity at least two of the group's accounts
     hold, an account holding an entity when it is an endpoint of one of the entity's edges."""
     t, s, d = edges
@@ -97,7 +97,8 @@ def _holdings_cte(members_sql: str, edges: Edges) -> str:
           SELECT m.grp, e.kind, CAST(e.entity AS VARCHAR) AS entity, m.account_id
           FROM {t} e JOIN m ON e.{d} = m.account_id),
     n AS (SELECT grp, kind, entity, count(*) AS n FROM h GROUP BY 1, 2, 3 HAVING count(*) >= 2),
-    s AS (SELECT h.grp, h.kind, h.entity, h.account_id, n.n FROM h JOIN n USING (grp, kind, entity))"""
+    s AS {"MATERIALIZED " if materialized else ""}(SELECT h.grp, h.kind, h.entity, h.account_id, n.n
+                                                  FROM h JOIN n USING (grp, kind, entity))"""
 
 
 def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -119,25 +120,26 @@ def shared(con: duckdb.DuckDBPyConnection, members: dict[str, Sequence[str]], ed
     out = {g: Shared(n) for g, n in sizes.items()}
     if not out or not _has(con, edges.table):
         return out
-    cte = _holdings_cte(sql, edges)
-    for g, k, ne, na in con.execute(f"""WITH {cte} SELECT CAST(grp AS VARCHAR), kind, count(DISTINCT entity),
-                                        count(DISTINCT account_id) FROM s GROUP BY 1, 2""", params).fetchall():
-        out[g].kinds.append(KindCount(k, int(ne), int(na), "", 0))
-    for g, k, e, n in con.execute(f"""WITH {cte}, t AS (SELECT DISTINCT grp, kind, entity, n FROM s)
-                                      SELECT CAST(grp AS VARCHAR), kind, entity, n FROM (
-                                        SELECT *, row_number() OVER (PARTITION BY grp, kind ORDER BY n DESC, entity) AS r
-                                        FROM t) WHERE r <= ? ORDER BY 1, 2, 4 DESC, 3""",
-                                  params + [max(top, 1)]).fetchall():
-        out[g].top.setdefault(k, []).append((e, int(n)))
+    # one statement, the holdings computed once (MATERIALIZED): kinds with their top entities, and evidence groups
     kg = list(KIND_GROUP.items()) or [("", "")]
-    for g, grp_name, n in con.execute(f"""WITH {cte}, kg(kind, kgroup) AS (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]))
-                                          SELECT CAST(s.grp AS VARCHAR), coalesce(kg.kgroup, s.kind), count(DISTINCT s.account_id)
-                                          FROM s LEFT JOIN kg USING (kind) GROUP BY 1, 2""",
-                                      params + [[k for k, _ in kg], [v for _, v in kg]]).fetchall():
-        out[g].groups[grp_name] = int(n)
+    rows = con.execute(f"""WITH {_holdings_cte(sql, edges, materialized=True)},
+        kg(kind, kgroup) AS (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])),
+        ent AS (SELECT grp, kind, entity, any_value(n) AS n FROM s GROUP BY 1, 2, 3),
+        te AS (SELECT grp, kind, count(*) AS ne, list(entity ORDER BY n DESC, entity) AS es,
+                      list(n ORDER BY n DESC, entity) AS ns FROM ent GROUP BY 1, 2),
+        kc AS (SELECT grp, kind, count(DISTINCT account_id) AS na FROM s GROUP BY 1, 2),
+        gc AS (SELECT s.grp, coalesce(kg.kgroup, s.kind) AS g, count(DISTINCT s.account_id) AS n
+               FROM s LEFT JOIN kg USING (kind) GROUP BY 1, 2)
+        SELECT 'k', CAST(grp AS VARCHAR), kind, ne, na, es[1:?], ns[1:?] FROM te JOIN kc USING (grp, kind)
+        UNION ALL SELECT 'g', CAST(grp AS VARCHAR), g, 0, n, NULL, NULL FROM gc""",
+                       params + [[k for k, _ in kg], [v for _, v in kg], max(top, 1), max(top, 1)]).fetchall()
+    for what, g, k, ne, na, es, ns in rows:
+        if what == "g":
+            out[g].groups[k] = int(na)
+        else:
+            out[g].kinds.append(KindCount(k, int(ne), int(na), es[0], int(ns[0])))
+            out[g].top[k] = [(e, int(n)) for e, n in zip(es, ns, strict=True)]
     for sh in out.values():
-        for kc in sh.kinds:
-            kc.top_entity, kc.top_accounts = sh.top[kc.kind][0]
         sh.kinds.sort(key=lambda kc: (kind_rank(kc.kind), kc.kind))
     return out
 
