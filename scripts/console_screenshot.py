@@ -2,6 +2,8 @@
 
     python scripts/console_screenshot.py --store demo-out/store [--campaign ID] [--out docs/img/console-campaign.png]
     python scripts/console_screenshot.py --fixture            # a fresh fixture store (no hostile payloads)
+    python scripts/console_screenshot.py --page report --report demo-out/scan/report.html --width 1080 \
+        --out docs/img/report-campaign.png                    # the scan report's first campaign section
 
 Starts the real app under uvicorn on a free local port with a throw-away admin login (the enforcement page needs it), drives
 Debian's chromium through Playwright, and saves a full-page PNG.
@@ -27,16 +29,19 @@ def main() -> int:
     ap.add_argument("--store", help="store directory with campaigns (omit with --fixture)")
     ap.add_argument("--fixture", action="store_true", help="write and use a fixture store in a temp directory")
     ap.add_argument("--campaign", help="campaign id (default: the most confident one)")
-    ap.add_argument("--page", default="campaign", choices=["campaign", "campaigns", "account", "enforcement"],
+    ap.add_argument("--page", default="campaign", choices=["campaign", "campaigns", "account", "enforcement", "report"],
                     help="which page")
     ap.add_argument("--account", help="account id for --page account (default: the riskiest member of the campaign)")
     ap.add_argument("--element", help="CSS selector: save only this element (e.g. '#evidence-board')")
+    ap.add_argument("--report", help="report.html for --page report (opened from disk, as an analyst would)")
     ap.add_argument("--out", default="docs/img/console-campaign.png")
     ap.add_argument("--width", type=int, default=1360)
     ap.add_argument("--height", type=int, default=1900)
     ap.add_argument("--full-page", action="store_true", help="whole page instead of the first screen")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
+    if args.page == "report":
+        return _report(args)
 
     import uvicorn
     from playwright.sync_api import sync_playwright
@@ -112,6 +117,27 @@ def main() -> int:
         server.should_exit = True
         thread.join(timeout=10)
         app.state.data.close()
+    print(f"wrote {out}")
+    return 0
+
+
+def _report(args) -> int:
+    """The report is one self-contained file: screenshot its first campaign section (or ``--element``)."""
+    from playwright.sync_api import sync_playwright
+
+    if not args.report or not Path(args.report).is_file():
+        print("--page report needs --report PATH/report.html", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
+        page = b.new_page(viewport={"width": args.width, "height": args.height})
+        page.goto(Path(args.report).resolve().as_uri())
+        if page.locator("canvas[data-chart]").count():
+            page.wait_for_selector("canvas[data-chart][data-drawn='1']", timeout=10_000)
+        page.locator(args.element or "main section[id^='camp']").first.screenshot(path=str(out))
+        b.close()
     print(f"wrote {out}")
     return 0
 

@@ -9,6 +9,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import exclusive_links
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.config import CampaignConfig
@@ -22,13 +23,6 @@ CAMPAIGN_SCHEMA = pa.schema([
     ("recommended_action", pa.string()), ("status", pa.string()), ("evidence", pa.list_(pa.string())),
     ("org_key", pa.string()), ("cluster_ids", pa.list_(pa.string())), ("first_flagged_at", pa.timestamp("ms", tz="UTC")),
 ])
-
-_TITLE = {"cot_elicitation": "reasoning extraction", "reward_grading": "reward-model grading",
-          "policy_rewrite": "'censorship-safe' rewrites", "task_dataset": "task-set harvesting",
-          "cot": "reasoning extraction", "grading": "reward-model grading", "rewrite": "'censorship-safe' rewrites",
-          "extraction": "reasoning extraction", "cap_coding": "coding", "cap_agentic": "agentic tool use",
-          "cap_vision": "vision", "cap_computer_use": "computer use", "cap_data_analysis": "data analysis"}
-
 
 def _num(v) -> float:
     return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
@@ -95,8 +89,12 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
 
 def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,
                     features: pa.Table, org_keys: dict[str, str], released: list[tuple], cfg: CampaignConfig,
-                    flag_threshold: float) -> tuple[list[dict], dict[str, str]]:
-    """Campaign records (one per cluster with flagged accounts) and account → campaign_id."""
+                    flag_threshold: float, edges: pa.Table | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Campaign records (one per cluster with flagged accounts) and account → campaign_id.
+
+    ``edges``: the scan's coordination edges (the rows it writes to ``coordination_edges``): every count in a
+    title and an evidence line is taken from them by ``describe``, as the console and the report count."""
+    src = _edges_source(con, edges)
     flagged = {r["account_id"]: r for r in account_risk.to_pylist() if r["flagged"]}
     feat = {r["account_id"]: r for r in features.to_pylist()}
     campaigns, member_of = [], {}
@@ -111,7 +109,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     for c in chosen:
         merged.setdefault(rep[c], []).append(c)
     base_mix = _store_mix(feat.values())
-    titles: set[str] = set()
+    facts: list[describe.TitleFacts] = []
     for _head, parts in sorted(merged.items(), key=lambda kv: -max(by_id[c].risk for c in kv[1])):
         parts = sorted(parts, key=lambda c: -len(chosen[c]))
         head = by_id[parts[0]]
@@ -127,10 +125,12 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
         # evidence is about the campaign's own accounts (not the whole community it was cut from), so the
         # counts in the title and in every evidence line are of the same accounts
-        ents = _shared(con, accts)
-        cs = _campaign_score(con, head, parts, accts, by_id, ents)
+        sh = describe.shared(con, {"c": accts}, src)["c"]
+        cs = _campaign_score(head, parts, accts, by_id, sh)
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"]
-                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, ents, base_mix)
+                      if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,
+                                                                 "the campaign's", cfg.evidence_min_cover,
+                                                                 cfg.evidence_max_kinds)
         con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
         con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
         models = [m for m, _ in con.execute(
@@ -147,23 +147,40 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             if model in models and before and len(delays) >= 0.5 * len(before):
                 pivot_model, pivot_delay = model, float(delays[len(delays) // 2])
                 break
-        infra = infrastructure(con, cs, rows)
+        infra = infrastructure(sh, cs, rows)
         low_ver = sum(1 for r in rows if _num(r.get("verification_level")) <= 0) / max(len(rows), 1)
         conf = round(float(sum(flagged[a]["risk"] for a in accts) / len(accts)), 4)
-        title = _title(mix, base_mix, len(accts), titles)
+        facts.append(describe.TitleFacts(describe.title_core(mix, base_mix, cfg.title_min_share,
+                                                                            cfg.title_intent_lift, cfg.title_capability_lift), len(accts), n_ex, models, first,
+                                         sh.kinds[0] if sh.kinds else None))
         evidence = list(cs.reasons)
         if pivot_model:
             evidence.append(f"pivoted to {pivot_model} a median {pivot_delay:.0f} h after its release "
                             f"({len(delays)} of the {len(before)} accounts active before it)")
         campaigns.append(dict(
-            campaign_id=cid, title=title, n_accounts=len(accts), n_exchanges=n_ex,
+            campaign_id=cid, title=None, n_accounts=len(accts), n_exchanges=n_ex,
             first_seen=first, last_seen=last, capability_mix=orjson.dumps(mix).decode(), models=models,
             pivot_model=pivot_model, pivot_delay_hours=pivot_delay, infrastructure=orjson.dumps(infra).decode(),
             confidence=conf, recommended_action=recommended_action(conf, mix, low_ver, cfg), status="detected",
             evidence=evidence, org_key=org_keys.get(parts[0]), cluster_ids=parts, first_flagged_at=None))
         for a in accts:
             member_of[a] = cid
+    # titles are chosen together: records after the same capability are told apart by what differs between them
+    for c, t in zip(campaigns, describe.titles(facts), strict=True):
+        c["title"] = t
+    if src.table == "_campaign_edges":
+        con.unregister("_campaign_edges")
     return campaigns, member_of
+
+
+def _edges_source(con: duckdb.DuckDBPyConnection, edges: pa.Table | None) -> describe.Edges:
+    """The scan's edges when given, else the detect step's temp table, else the store's table."""
+    if edges is not None:
+        con.register("_campaign_edges", edges)
+        return describe.Edges("_campaign_edges", "src_account", "dst_account")
+    if describe._has(con, describe.SCAN_EDGES.table):
+        return describe.SCAN_EDGES
+    return describe.STORE_EDGES
 
 
 def _store_mix(rows) -> dict[str, float]:
@@ -180,58 +197,23 @@ def _store_mix(rows) -> dict[str, float]:
     return {k: v / max(tot, 1.0) for k, v in acc.items()}
 
 
-def _title(mix: dict[str, float], base: dict[str, float], n: int, taken: set[str]) -> str:
-    """The capability and the extraction intent most over-represented against the store, e.g. "Agentic tool
-    use + reasoning extraction — 8 accounts": what sets this operation apart, not what everyone sends."""
-    def lift(k: str) -> float:
-        return mix[k] / max(base.get(k, 0.0), 1e-3)
-
-    caps = sorted((k for k in mix if k.startswith("cap_") and mix[k] >= 0.1), key=lambda k: -lift(k))
-    intents = sorted((k for k in mix if not k.startswith("cap_") and mix[k] >= 0.1 and lift(k) >= 1.5),
-                     key=lambda k: -lift(k))
-    names = [_TITLE.get(k, k.replace("_", " ")) for k in caps[:1] + intents[:1]]
-    title = " + ".join(dict.fromkeys(names)) or "harvesting"
-    for extra in caps[1:] + intents[1:]:   # two operations after the same thing: name the next difference
-        if title not in taken:
-            break
-        title += " + " + _TITLE.get(extra, extra.replace("_", " "))
-    taken.add(title)
-    return f"{title[0].upper() + title[1:]} — {n} accounts"
-
-
-def _shared(con: duckdb.DuckDBPyConnection, accts: list[str]) -> dict[str, list[tuple[str, int]]]:
-    """kind → [(entity, accounts holding it)] for entities at least two of ``accts`` hold, most-held first."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _cs(account_id VARCHAR)")
-    con.executemany("INSERT INTO _cs VALUES (?)", [(a,) for a in accts])
-    out: dict[str, list[tuple[str, int]]] = {}
-    for k, e, n in con.execute("""SELECT kind, entity, count(DISTINCT account_id) AS n FROM inc JOIN _cs USING (account_id)
-                                  GROUP BY 1, 2 HAVING n >= 2 ORDER BY kind, n DESC""").fetchall():
-        out.setdefault(k, []).append((e, int(n)))
-    return out
-
-
-def _campaign_score(con: duckdb.DuckDBPyConnection, head: ClusterScore, parts: list[str], accts: list[str],
-                    by_id: dict[str, ClusterScore], ents: dict[str, list[tuple[str, int]]]) -> ClusterScore:
-    """A ClusterScore describing exactly the campaign's accounts (``ents`` from ``_shared``, which also left them
-    in ``_cs``): shared entities and evidence-group shares among them, not among the community they came from."""
-    holders = dict(con.execute("""WITH s AS (SELECT kind, entity FROM inc JOIN _cs USING (account_id)
-                                             GROUP BY 1, 2 HAVING count(DISTINCT account_id) >= 2)
-                                  SELECT kind, list(DISTINCT account_id) FROM inc JOIN _cs USING (account_id)
-                                  JOIN s USING (kind, entity) GROUP BY 1""").fetchall())
-    by_group: dict[str, set[str]] = {}
-    for k, accs in holders.items():
-        by_group.setdefault(KIND_GROUP.get(k, k), set()).update(accs)
-    gshare = {g: round(len(v) / len(accts), 3) for g, v in by_group.items()}
+def _campaign_score(head: ClusterScore, parts: list[str], accts: list[str], by_id: dict[str, ClusterScore],
+                    sh: describe.Shared) -> ClusterScore:
+    """A ClusterScore describing exactly the campaign's accounts: shared entities and evidence-group shares
+    among them (``sh``, from ``describe.shared``), not among the community they came from."""
+    gshare = {g: round(n / len(accts), 3) for g, n in sh.groups.items()}
     return ClusterScore(head.cluster_id, accts, max(by_id[c].risk for c in parts), head.coordination,
-                        head.suspicion, gshare, {k: [e for e, _ in v] for k, v in ents.items()},
+                        head.suspicion, gshare, {k: [e for e, _ in v] for k, v in sh.top.items()},
                         declared=head.declared, dense_density=head.dense_density)
 
 
-def infrastructure(con: duckdb.DuckDBPyConnection, cs: ClusterScore, rows: list[dict]) -> dict:
-    """What the campaign's accounts share, by kind: entity count and the most-shared values."""
+def infrastructure(sh: describe.Shared, cs: ClusterScore, rows: list[dict]) -> dict:
+    """What the campaign's accounts share, by kind (rarest first): how many entities, how many of the campaign's
+    accounts hold one, and the most-shared values (``describe.shared``, as the console's evidence board counts)."""
     out: dict = {"shared": {}}
-    for kind, ents in cs.kind_entities.items():
-        out["shared"][kind] = {"n": len(ents), "top": ents[:5]}
+    for kc in sh.kinds:
+        out["shared"][kc.kind] = {"n": kc.n_entities, "n_accounts": kc.n_accounts,
+                                  "top": [e for e, _ in sh.top.get(kc.kind, [])]}
     out["signup_pathways"] = dict(Counter(r.get("signup_pathway") or "unknown" for r in rows).most_common())
     out["verification_levels"] = dict(Counter(str(r.get("verification_level")) for r in rows).most_common())
     created = [r["created_at"] for r in rows if r.get("created_at") is not None]

@@ -1,15 +1,12 @@
-"""Every count the console pages and the scan report show about shared evidence, from one place.
+"""The console's and the report's views of shared evidence, counted by ``campaigns.describe``.
 
 A campaign's title, its evidence lines, its graph and an account's partner list used to count the
 same thing four ways (stored ``n_accounts``, the detector's sentences, edges touching one account,
-a ring of account x entity lines) and disagreed. Here the only inputs are the tables
-``campaign_members`` and ``coordination_edges`` (docs/tables.md): an account *shares* an entity
-when it is an endpoint of an edge of that (kind, entity), and an entity's count is the number of
-distinct accounts that share it. The campaign board, the account page and report.html all call
-these functions, so their numbers agree by construction.
-
-Kinds are ranked by how rare a shared value is among honest customers: two accounts on one
-payment card or one TLS fingerprint say far more than two accounts on one /24 or one ASN.
+a ring of account x entity lines) and disagreed. The definition now lives in one place,
+``distillguard.campaigns.describe`` (an account holds an entity when it is an endpoint of one of the
+entity's ``coordination_edges``; a group's count for an entity is how many of its accounts hold it),
+which the scan also uses for titles, evidence sentences and cluster summaries. The campaign board,
+the account page and report.html call these functions, so their numbers agree by construction.
 """
 
 from __future__ import annotations
@@ -18,20 +15,18 @@ from collections import defaultdict
 
 import duckdb
 
-from distillguard.scoring.risk import KIND_WORDS
+from distillguard.campaigns.describe import (
+    KIND_ORDER,
+    entity_holders,
+    holdings,
+    kind_line,
+    kind_rank,
+    kind_words,
+    shared,
+)
 
-#: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
-KIND_ORDER = ("payment", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
-              "system_prompt", "task_item", "email_domain", "intel", "ip24", "asn")
-
-
-def kind_rank(kind: str) -> int:
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else KIND_ORDER.index("email_domain") + 1
-
-
-def kind_words(kind: str, n: int = 1) -> str:
-    one, many = KIND_WORDS.get(kind, (kind.replace("_", " "), kind.replace("_", " ") + "s"))
-    return one if n == 1 else many
+__all__ = ["KIND_ORDER", "account_partners", "campaign_evidence", "harvest", "kind_rank", "kind_words", "members",
+           "signal_shares"]
 
 
 def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -53,31 +48,6 @@ def members(con: duckdb.DuckDBPyConnection, campaign_id: str) -> list[str]:
     return [r[0] for r in con.execute(sql, [campaign_id]).fetchall()]
 
 
-def incidence(con: duckdb.DuckDBPyConnection, accounts: list[str], within: bool = True) -> list[tuple[str, str, str]]:
-    """(kind, entity, account) for every entity an account in ``accounts`` shares.
-
-    ``within``: count only edges whose both ends are in ``accounts`` (a campaign's own evidence);
-    otherwise every account on any edge of an entity that one of ``accounts`` shares.
-    """
-    if not accounts or not _has(con, "coordination_edges"):
-        return []
-    if within:
-        sql = """WITH a AS (SELECT unnest(?::VARCHAR[]) AS account_id),
-                 e AS (SELECT kind, entity, src_account, dst_account FROM coordination_edges
-                       WHERE src_account IN (SELECT account_id FROM a) AND dst_account IN (SELECT account_id FROM a))
-                 SELECT DISTINCT kind, CAST(entity AS VARCHAR), src_account FROM e
-                 UNION SELECT DISTINCT kind, CAST(entity AS VARCHAR), dst_account FROM e"""
-    else:
-        sql = """WITH a AS (SELECT unnest(?::VARCHAR[]) AS account_id),
-                 k AS (SELECT DISTINCT kind, entity FROM coordination_edges
-                       WHERE src_account IN (SELECT account_id FROM a) OR dst_account IN (SELECT account_id FROM a)),
-                 e AS (SELECT c.kind, c.entity, c.src_account, c.dst_account FROM coordination_edges c
-                       JOIN k ON c.kind = k.kind AND c.entity = k.entity)
-                 SELECT DISTINCT kind, CAST(entity AS VARCHAR), src_account FROM e
-                 UNION SELECT DISTINCT kind, CAST(entity AS VARCHAR), dst_account FROM e"""
-    return [(k, e, a) for k, e, a in con.execute(sql, [accounts]).fetchall()]
-
-
 def campaign_evidence(con: duckdb.DuckDBPyConnection, campaign_id: str, max_groups: int = 60,
                       max_entities: int = 24, per_kind: int = 3) -> dict:
     """The evidence board: counts per kind (rarest first), per entity, and accounts bundled by entity set.
@@ -86,21 +56,13 @@ def campaign_evidence(con: duckdb.DuckDBPyConnection, campaign_id: str, max_grou
     so 25 accounts on the same 24 /24s draw as one node with 24 edges, not 600.
     """
     ids = members(con, campaign_id)
-    inc = incidence(con, ids, within=True)
     by_ent: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for k, e, a in inc:
+    for k, e, a in holdings(con, ids):
         by_ent[(k, e)].add(a)
-    by_kind: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
-    for (k, e), accts in by_ent.items():
-        by_kind[k].append((e, accts))
-    kinds = []
-    for k in sorted(by_kind, key=lambda k: (kind_rank(k), k)):
-        ents = sorted(by_kind[k], key=lambda ea: (-len(ea[1]), ea[0]))
-        linked = set().union(*(a for _, a in ents))
-        top = ents[0]
-        kinds.append({"kind": k, "words": kind_words(k, len(ents)), "n_entities": len(ents), "n_accounts": len(linked),
-                      "top_entity": top[0], "top_accounts": len(top[1]),
-                      "line": _line(k, len(ents), len(linked), len(top[1]))})
+    sh = shared(con, {campaign_id: ids})[campaign_id]
+    kinds = [{"kind": kc.kind, "words": kind_words(kc.kind, kc.n_entities), "n_entities": kc.n_entities,
+              "n_accounts": kc.n_accounts, "top_entity": kc.top_entity, "top_accounts": kc.top_accounts,
+              "line": kind_line(kc, sh.n_members)} for kc in sh.kinds]
     # The graph draws the few most widely shared entities of each kind (206 synchronised schedules would give
     # every account its own set and nothing to bundle); the table above counts all of them.
     ent_list = sorted(((ke, a) for ke, a in by_ent.items() if len(a) >= 2),
@@ -147,21 +109,14 @@ def campaign_evidence(con: duckdb.DuckDBPyConnection, campaign_id: str, max_grou
     }
 
 
-def _line(kind: str, n_ent: int, n_acc: int, top: int) -> str:
-    if n_ent == 1:
-        return f"{n_acc} accounts share one {kind_words(kind)}"
-    return (f"{n_acc} accounts share {n_ent} {kind_words(kind, n_ent)} "
-            f"(the most widely shared one: {top} accounts)")
-
-
 def account_partners(con: duckdb.DuckDBPyConnection, account_id: str, campaign_ids: list[str] | None = None,
                      limit: int = 200) -> list[dict]:
     """Each entity this account shares, with how many accounts share it in all and inside its campaigns.
 
-    Counted like ``campaign_evidence`` (distinct accounts on edges of the entity), so an account
-    page's "shared by 25 accounts" matches the campaign board's count for the same /24.
+    Counted as ``campaign_evidence`` counts (``describe``: the accounts on edges of the entity), so an account
+    page's "24 other accounts of its campaign" on a /24 is the campaign board's 25 on the same /24 less itself.
     """
-    inc = incidence(con, [account_id], within=False)
+    inc = entity_holders(con, account_id)
     camp: set[str] = set()
     for cid in campaign_ids or []:
         camp |= set(members(con, cid))
@@ -174,7 +129,7 @@ def account_partners(con: duckdb.DuckDBPyConnection, account_id: str, campaign_i
             continue
         others = sorted(accts - {account_id})
         rows.append({"kind": k, "kind_words": kind_words(k), "entity": e, "n_accounts": len(accts),
-                     "n_partners": len(others), "n_in_campaign": len((accts & camp) - {account_id}) if camp else None,
+                     "n_partners": len(others), "n_in_campaign": len(accts & camp) if camp else None,
                      "accounts": others[:8], "rank": kind_rank(k)})
     rows.sort(key=lambda r: (r["rank"], -r["n_accounts"], r["entity"]))
     return rows[:limit]

@@ -193,6 +193,21 @@ class CampaignConfig(_Strict):
     #: ... counting only entities at least this share of whose holders sit in the two clusters (private
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
     merge_exclusive: float = Field(0.8, ge=0, le=1)
+    #: Titles (campaigns/describe.py): a signal is named when at least this share of the campaign's requests carry
+    #: it and it over-represents it against the store by title_capability_lift (capabilities; also the bar
+    #: evidence lines use to name a signal) or title_intent_lift (extraction intents); of those, the one it
+    #: sends most, so the title names what the evidence lines list.
+    title_min_share: float = Field(0.1, ge=0, le=1)
+    #: A capability is named in a title (and evidence lines) only when it is at least this many times as common in
+    #: the campaign's requests as in the store's.
+    title_capability_lift: float = Field(2.0, ge=1)
+    #: The same over-representation bar for extraction intents (CoT, grading, rewrites, synthetic data).
+    title_intent_lift: float = Field(2.0, ge=1)
+    #: The shared-evidence sentence names, rarest first, kinds held by at least this share of the campaign's
+    #: accounts (kinds rarer than synchronised schedules: by two or more), at most evidence_max_kinds of them.
+    evidence_min_cover: float = Field(0.5, ge=0, le=1)
+    #: At most this many kinds of shared evidence in a campaign's evidence sentence (rarest first).
+    evidence_max_kinds: int = Field(5, ge=1)
     #: What applies by itself and what waits for an analyst (docs/detection.md#review-before-enforcement).
     enforcement: EnforcementPolicy = Field(default_factory=EnforcementPolicy)
 

@@ -113,7 +113,7 @@ def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult)
                       "top_accounts": [risk_by[a] for a in top_accts]})
     all_members = sorted({a for v in members.values() for a in v})
     headline = {
-        "campaigns": len(res.campaigns), "accounts": len(flagged), "exchanges": sum(c["n_exchanges"] for c in res.campaigns),
+        "campaigns": len(res.campaigns), "accounts": len(flagged), "members": len(all_members), "exchanges": sum(c["n_exchanges"] for c in res.campaigns),
         "all_exchanges": res.n_exchanges, "all_accounts": feats.num_rows,
         "signals": charts.signal_bars(evidence.signal_shares(scon, all_members, prefer_console=False), signal_words),
     }

@@ -266,7 +266,7 @@ def _campaigns(con, cfg: ScanConfig, step: StepResult, first: dict[str, datetime
                         if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
     org_keys = attribute_orgs(con, flagged_clusters, cfg.campaigns.merge_exclusive)
     campaigns, members = build_campaigns(con, step.clusters, risk, step.features, org_keys, released,
-                                         cfg.campaigns, cfg.scoring.flag_threshold)
+                                         cfg.campaigns, cfg.scoring.flag_threshold, edges=step.edges)
     risk = _drop_lone_flags(risk, members, {n for n, _, _ in links}, cfg)
     ids = risk["account_id"].to_pylist()
     flagged = risk["flagged"].to_pylist()

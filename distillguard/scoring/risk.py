@@ -167,9 +167,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3""").fetchall()
-    ent_rows = con.execute("""
-        WITH ie AS (SELECT src AS a, kind, entity, cl FROM _intra UNION ALL SELECT dst, kind, entity, cl FROM _intra)
-        SELECT cl, kind, entity, count(DISTINCT a) AS n FROM ie GROUP BY 1, 2, 3 ORDER BY cl, kind, n DESC""").fetchall()
+    # what each cluster's accounts share, counted as every page and report counts it (campaigns/describe.py)
+    from distillguard.campaigns.describe import SCAN_EDGES, shared
+
+    shared_by = shared(con, {}, SCAN_EDGES, members_sql="SELECT cl AS grp, account_id FROM _mem")
     feat_rows = {r["account_id"]: r for r in con.sql(
         "SELECT f.* FROM _feat f JOIN _mem USING (account_id)").to_arrow_table().to_pylist()}
     for t in ("_feat", "_mem", "_kg"):
@@ -217,9 +218,6 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             x = max(0.0, o / k - e)
             if x > 0:
                 gshare.setdefault(c, {})[g] = x
-    ents: dict[int, dict[str, list[tuple[str, int]]]] = {}
-    for c, k, e, n in ent_rows:
-        ents.setdefault(c, {}).setdefault(k, []).append((e, n))
     block_of: dict[str, Block] = {a: b for b in blocks for a in b.accounts}
 
     org_size: dict = {}
@@ -268,9 +266,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         risk = (coord ** 0.4) * (susp ** 0.6) * discount
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
-                          {k: [e for e, _ in v] for k, v in ents.get(c, {}).items()}, declared=declared,
-                          dense_density=dense)
-        cs.reasons = cluster_reasons(cs, rows, ents.get(c, {}))
+                          {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
+                          else {}, declared=declared, dense_density=dense)
+        cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         scores.append(cs)
 
     # account risk
@@ -324,35 +322,24 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     return scores, out
 
 
-def _count_phrase(kind: str, ents: list[tuple[str, int]]) -> str:
-    one, many = KIND_WORDS.get(kind, (kind, kind + "s"))
-    return f"one {one}" if len(ents) == 1 else f"{len(ents)} {many}"
+def cluster_reasons(cs: ClusterScore, rows: list[dict], sh, base_mix: dict[str, float] | None = None,
+                    min_lift: float = 2.0, whose: str | None = None, min_cover: float = 0.5,
+                    max_kinds: int = 5) -> list[str]:
+    """Evidence lines. ``sh``: what the group's accounts share (``campaigns.describe.Shared``, the one count the
+    console and report use too); every count of accounts in them says whose accounts they are (``whose``:
+    "the campaign's", default "cluster <id>'s"). With ``base_mix`` (each signal's share over the whole store) a
+    signal is named only when the group sends it ``min_lift`` times more than everyone does: "50% built on known
+    benchmark items" says nothing about a class whose whole store asks benchmark-style questions. ``min_cover`` and
+    ``max_kinds``: which kinds the shared-evidence sentence names (``campaigns.evidence_*`` for a campaign)."""
+    from distillguard.campaigns.describe import Shared, burst_sentence, shared_sentence, sync_sentence
 
-
-def cluster_reasons(cs: ClusterScore, rows: list[dict], ents: dict[str, list[tuple[str, int]]],
-                    base_mix: dict[str, float] | None = None, min_lift: float = 2.0) -> list[str]:
-    """Evidence lines. With ``base_mix`` (each signal's share over the whole store) a signal is named only when
-    the group sends it ``min_lift`` times more than everyone does: "50% built on known benchmark items" says
-    nothing about a class whose whole store asks benchmark-style questions."""
     n = len(cs.members)
-    out: list[str] = []
-    shared = []
-    for k in ("payment", "ip24", "asn", "ja4", "header_fp", "user_agent", "email_pattern", "email_domain",
-              "template", "system_prompt", "task_item"):
-        e = ents.get(k)
-        if not e:
-            continue
-        covered = len({a for a in cs.members}) if False else max(x[1] for x in e)
-        if sum(x[1] for x in e) >= 0.5 * n or covered >= 0.5 * n:
-            shared.append(_count_phrase(k, e[:50]) if k != "task_item" else f"{len(e)} task-set items")
-    if shared:
-        out.append(f"{n} accounts share " + ", ".join(shared[:-1]) + (" and " if len(shared) > 1 else "") + shared[-1])
-    if "creation_burst" in ents:
-        pw = sorted({r.get("signup_pathway") or "?" for r in rows})
-        out.append(f"{max(x[1] for x in ents['creation_burst'])} accounts were created within minutes of each other "
-                   f"on the {'/'.join(pw[:2])} sign-up pathway")
-    if cs.group_share.get("timing", 0) >= 0.3:
-        out.append(f"{cs.group_share['timing']:.0%} of them are busy in the same short windows on the same template")
+    whose = whose or f"cluster {cs.cluster_id}'s"
+    sh = sh if sh is not None else Shared(n)
+    out: list[str] = [x for x in (
+        shared_sentence(sh, whose, min_cover, max_kinds),
+        burst_sentence(sh, [r.get("signup_pathway") or "?" for r in rows], whose),
+        sync_sentence(sh, whose) if cs.group_share.get("timing", 0) >= 0.3 else None) if x]
     # content, exchange-weighted
     tot = sum(_num(r.get("n_exchanges")) for r in rows) or 1.0
     best = []

@@ -201,13 +201,29 @@ def test_one_operation_split_by_community_detection_is_one_record():
     assert rep["c-other"] not in (rep["c-own"], rep["c-pool"])
 
 
-def test_campaign_titles_name_what_sets_each_apart():
-    from distillguard.campaigns.build import _title
+def test_campaign_titles_counts_and_evidence_agree(scanned):
+    """Every record has its own title naming a capability; the title's count is the campaign's members; every
+    evidence count of accounts is of the campaign's accounts and matches the console's evidence board."""
+    import re
 
-    base = {"cap_coding": 0.3, "cap_agentic": 0.05, "cot_elicitation": 0.02}
-    taken: set[str] = set()
-    t1 = _title({"cap_coding": 0.6, "cap_agentic": 0.3, "cot_elicitation": 0.02}, base, 200, taken)
-    t2 = _title({"cap_coding": 0.5, "cap_agentic": 0.4, "cot_elicitation": 0.3}, base, 8, taken)
-    assert t1.startswith("Agentic tool use") and "reasoning extraction" in t2
-    assert t1.split(" — ")[0] != t2.split(" — ")[0]
-    assert t1.endswith("— 200 accounts")
+    from distillguard.console import evidence
+
+    w, res = scanned
+    titles = [c["title"] for c in res.campaigns]
+    assert len(set(titles)) == len(titles)
+    con = w.store.connect()
+    for c in res.campaigns:
+        n = sum(1 for cid in res.campaign_members.values() if cid == c["campaign_id"])
+        assert c["n_accounts"] == n and c["title"].endswith(f"— {n} accounts")
+        for line in c["evidence"]:
+            for a, b in re.findall(r"(\d+) of the campaign's (\d+) accounts", line):
+                assert int(a) <= int(b) == n, line
+            assert not re.search(r"^\d+ accounts share", line), line
+        board = {k["kind"]: k for k in evidence.campaign_evidence(con, c["campaign_id"])["kinds"]}
+        infra = orjson.loads(c["infrastructure"])["shared"]
+        assert {k: (v["n"], v["n_accounts"]) for k, v in infra.items()} == \
+            {k: (v["n_entities"], v["n_accounts"]) for k, v in board.items()}
+        head = next((e for e in c["evidence"] if e.startswith("Of the campaign's")), "")
+        for m in re.finditer(r"(all (\d+)|(\d+)) share (one|\d+) ([a-zA-Z /()-]+?)(?=,| and |$)", head):
+            k = next(k for k, v in board.items() if evidence.kind_words(k, int(v["n_entities"])) == m.group(5))
+            assert int(m.group(2) or m.group(3)) == board[k]["n_accounts"], (m.group(0), board[k])
