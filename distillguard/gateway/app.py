@@ -102,6 +102,9 @@ class Gateway:
             self.classifier.load()  # import now (and say now if there is no classifier), not mid-request
         await asyncio.to_thread(self.signup.refresh, True)
         self._task = asyncio.create_task(self._upkeep())
+        if self.cfg.replay_clock.enabled:
+            log.warning("replay_clock is on: exchange times come from the %s header of %s (bench/test only)",
+                        self.cfg.replay_clock.header, ", ".join(self.cfg.replay_clock.trusted_peers))
         self.ready = True
         log.info("gateway started", extra={"upstream": u.url, "limits": self.cfg.limits.backend,
                                            "recorder": self.cfg.recorder.mode if self.cfg.recorder.enabled else "off",
