@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,9 @@ class WatchOptions:
     publish_url: str | None = None
     publish_prefix: str = DEFAULT_PREFIX
     scan_config: Path | None = None
+    #: The loop's clock (epoch seconds). A replay of a simulated world passes its simulated clock, so
+    #: detection runs once per simulated interval whatever the replay's speed (bench/loop_replay.py).
+    clock: Callable[[], float] = time.time
 
 
 @dataclass
@@ -57,6 +61,8 @@ class TickReport:
     detected: bool = False
     campaigns: int = 0
     published_version: int | None = None
+    #: ``opts.clock()`` when this tick's detection started (the loop's time the decisions are as of).
+    detected_at: float | None = None
     alerts: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -193,12 +199,13 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     t = time.perf_counter()
     rep.scored = score_new(store, state)
     rep.seconds["signals"] = time.perf_counter() - t
-    due = time.time() - float(state.get("last_detect") or 0) >= opts.interval_seconds
+    clock_now = opts.clock()
+    due = clock_now - float(state.get("last_detect") or 0) >= opts.interval_seconds
     if (force_detect or due) and store.has_exchanges():
         t = time.perf_counter()
         rep.campaigns, rep.alerts = detect(store, cfg)
-        rep.detected = True
-        state["last_detect"] = time.time()
+        rep.detected, rep.detected_at = True, clock_now
+        state["last_detect"] = clock_now
         save_state(store, state)
         rep.seconds["detect"] = time.perf_counter() - t
     if opts.publish_url and store.has_table("enforcement"):
