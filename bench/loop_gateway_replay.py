@@ -227,6 +227,7 @@ def main() -> None:  # noqa: C901 - one measured run, in order
         sender = Sender(urls)
         cols = ("exchange_id, ts, account_id, endpoint, model, client_ip, user_agent, conversation_id, system_prompt, "
                 "turns, prompt, tools_offered, max_tokens, temperature, reasoning_requested, reasoning_effort")
+        names = [c.strip() for c in cols.split(",")]
         sent: list[tuple[str, datetime, int, str | None]] = []  # (account, ts, status, gateway exchange id)
         lags, windows = [], []
         flagged_at: dict[str, datetime] = {}
@@ -237,7 +238,8 @@ def main() -> None:  # noqa: C901 - one measured run, in order
         while w < end_all:
             w_end = min(w + step, end_all)
             rows = scon.execute(f"SELECT {cols} FROM read_parquet('{xglob}', hive_partitioning=false) "
-                                "WHERE ts >= ? AND ts < ? ORDER BY ts", [w, w_end]).fetch_arrow_table().to_pylist()
+                                "WHERE ts >= ? AND ts < ? ORDER BY ts", [w, w_end]).fetchall()
+            rows = [dict(zip(names, r, strict=True)) for r in rows]
             s0 = time.perf_counter()
             res = list(pool.map(lambda ix, k=k: sender.send(ix[1], (k + ix[0]) % a.replicas), enumerate(rows)))
             send_s = time.perf_counter() - s0
