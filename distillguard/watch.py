@@ -331,7 +331,9 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         rep.seconds["fold"] = time.perf_counter() - t
     clock_now = opts.clock()
     due = clock_now - float(state.get("last_detect") or 0) >= opts.interval_seconds
-    if (force_detect or due) and store.has_exchanges():
+    # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
+    ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
+    if (force_detect or due) and ready:
         t = time.perf_counter()
         rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental)
         rep.detected, rep.detected_at = True, clock_now
@@ -358,7 +360,13 @@ def run_watch(store, opts: WatchOptions, stop: threading.Event | None = None, po
     state = load_state(store)
     try:
         while not stop.is_set():
-            rep = tick(store, opts, state, cfg)
+            try:
+                rep = tick(store, opts, state, cfg)
+            except Exception:  # noqa: BLE001 - one failed tick (a full disk, a store being rewritten) is retried
+                log.exception("watch tick failed; retrying")
+                state = load_state(store)  # what was saved, not what the failed tick left half-updated
+                stop.wait(poll_seconds)
+                continue
             if on_tick:
                 on_tick(rep)
             if rep.detected or rep.published_version:

@@ -112,3 +112,16 @@ def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path):
         assert _risk(full) == inc
     finally:
         close_scan(full)
+
+
+def test_exchanges_stored_after_the_fold_wait_for_the_next_tick(tmp_path, monkeypatch):
+    """The stream writer runs beside the ticks: a part stored between a tick's fold and its detection is not
+    in that detection (and must not break it); the next tick folds it."""
+    st, _, _ = _split_store(tmp_path, n_parts=2)
+    opts = watch.WatchOptions(interval_seconds=0)
+    monkeypatch.setattr(watch, "fold_new", lambda store, state, cfg: 0)  # as if every part arrived after the fold
+    rep = watch.tick(st, opts, watch.load_state(st), ScanConfig(), force_detect=True)
+    assert not rep.detected
+    monkeypatch.undo()
+    rep = watch.tick(st, opts, watch.load_state(st), ScanConfig(), force_detect=True)
+    assert rep.folded == len(st.exchange_files()) and rep.detected
