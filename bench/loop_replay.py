@@ -1,36 +1,390 @@
 """How much of each campaign is served before `watch` flags it and before enforcement applies, on a simulated clock.
 
-    python bench/loop_replay.py --world WORLD_DIR [--step-hours 12] [--work /tmp/loop-replay]
+Two modes:
 
-The world's exchanges arrive in a fresh store one window of ``--step-hours`` at a time, in time
-order (the simulated clock; replaying through the gateway would stamp them with the wall clock).
-After each window one `watch` tick runs: signals for the new part only, detection, recommendations
-and the enforcement the default policy applies by itself. Per campaign (simulator labels, used
-here only to measure): the share of its exchanges sent before the first tick that flagged any of
-its accounts, and before its accounts came under an applied decision; and every benign account
-that was ever under one. A gateway applies a published decision within ``reload_seconds``
-(bench/loop_bench.py), negligible next to the window.
+    python bench/loop_replay.py --world WORLD_DIR --through-gateway [--hours 48] [--interval-minutes 60] [--replicas 2]
+    python bench/loop_replay.py --world WORLD_DIR [--step-hours 12] [--work /tmp/loop-replay]   # direct, no gateway
+
+**Through the gateway** (the measurement issue 14 asks for).
+Real parts: the bundled mock upstream and ``--replicas`` gateways as separate processes
+(``distillguard mock-upstream`` / ``distillguard gateway``), recording to a Redis stream (127.0.0.1:6379,
+db ``--redis-db``, keys under a fresh ``dg-replay-<id>`` prefix, deleted at the end); the official
+``openai`` SDK (chat completions) and ``anthropic`` SDK (the world's ``messages`` exchanges) as clients,
+one API key per world account, the world's client address in X-Forwarded-For (the replay host is a trusted
+proxy) and its User-Agent; `watch` (stream writer, signals, detection, publish) in a thread of this process.
+
+Accelerated time, in lock-step: the world's first ``--hours`` simulated hours are sent one loop interval at
+a time, in time order, each request carrying its simulated time in the replay-clock header (the
+gateways run with ``replay_clock.enabled``, bench only). After a window has been sent and `watch` has
+stored it, the simulated clock moves to the window's end, `watch` (whose clock is the simulated one)
+runs its detection, publishes, and the driver waits until every replica serves the new enforcement
+version before sending the next window. So enforcement decided at the end of window k is what the
+gateways apply to window k+1: "within one loop interval" holds by construction in simulated time, and
+the wall seconds from publish to the last replica are measured.
+
+Scoring uses the simulator's labels only here, after the fact. Per campaign: exchanges in the whole
+world, the share sent before the first detection that flagged any of its accounts, the share sent before
+the gateway first applied a decision to any of its requests (and before each account was under one,
+summed), and, after that, how many requests the gateways refused (403/429) or protected/throttled.
+Benign personas: every request the gateways answered with anything but allow.
+
+**Direct** (no gateway): the world's exchanges arrive in a fresh store one window of ``--step-hours`` at a
+time, in time order; after each window one `watch` tick runs (signals for the new part, partials,
+detection, recommendations and the enforcement the default policy applies by itself). Per campaign: the
+share of its exchanges sent before the first tick that flagged any of its accounts, and before its
+accounts came under an applied decision; every benign account that was ever under one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
+import subprocess
+import sys
+import threading
 import time
-from datetime import timedelta
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import orjson
+import redis
+import yaml
+
+PY = sys.executable
+_TOOL = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-def main() -> None:
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([PY, "-m", "distillguard", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env=env)
+
+
+def _wait_http(url: str, timeout: float = 60) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _messages(ex: dict) -> list[dict]:
+    msgs = []
+    for t in ex["turns"] or [{"role": "user", "text": ex["prompt"] or "hi"}]:
+        role = t["role"] if t["role"] in ("user", "assistant") else "user"
+        msgs.append({"role": role, "content": t["text"] or "."})
+    if msgs[-1]["role"] != "user":
+        msgs.append({"role": "user", "content": ex["prompt"] or "continue"})
+    return msgs
+
+
+class Sender:
+    """One request per world exchange through the official SDKs; returns (status, exchange id)."""
+
+    def __init__(self, urls: list[str]):
+        import anthropic
+        import openai
+
+        self.openai, self.anthropic = openai, anthropic
+        self.oa = [openai.OpenAI(base_url=u + "/v1", api_key="unused", max_retries=0, timeout=60) for u in urls]
+        self.an = [anthropic.Anthropic(base_url=u, api_key="unused", max_retries=0, timeout=60) for u in urls]
+
+    def send(self, ex: dict, replica: int) -> tuple[int, str | None]:
+        key = "sk-replay-" + ex["account_id"]
+        hdrs = {"x-distillguard-replay-ts": str(int(ex["ts"].timestamp() * 1000)),
+                "x-forwarded-for": ex["client_ip"] or "192.0.2.1"}
+        if ex["user_agent"]:
+            hdrs["user-agent"] = ex["user_agent"]
+        if ex["conversation_id"]:
+            hdrs["x-conversation-id"] = ex["conversation_id"][:200]
+        tools = [t for t in (_TOOL.sub("_", n)[:64] for n in (ex["tools_offered"] or [])) if t]
+        mt = max(1, min(int(ex["max_tokens"] or 256), 4096))
+        try:
+            if ex["endpoint"] == "messages":
+                kw = {"system": ex["system_prompt"]} if ex["system_prompt"] else {}
+                if tools:
+                    kw["tools"] = [{"name": t, "input_schema": {"type": "object", "properties": {}}} for t in tools]
+                r = self.an[replica].messages.with_raw_response.create(
+                    model=ex["model"] or "m", max_tokens=mt, messages=_messages(ex),
+                    extra_headers={**hdrs, "x-api-key": key}, **kw)
+            else:
+                msgs = _messages(ex)
+                if ex["system_prompt"]:
+                    msgs = [{"role": "system", "content": ex["system_prompt"]}, *msgs]
+                kw = {}
+                if tools:
+                    kw["tools"] = [{"type": "function", "function": {"name": t, "parameters": {"type": "object",
+                                                                                            "properties": {}}}}
+                                   for t in tools]
+                if ex["reasoning_requested"]:
+                    kw["reasoning_effort"] = ex["reasoning_effort"] or "medium"
+                if ex["temperature"] is not None:
+                    kw["temperature"] = float(ex["temperature"])
+                r = self.oa[replica].chat.completions.with_raw_response.create(
+                    model=ex["model"] or "m", messages=msgs, max_tokens=mt,
+                    extra_headers={**hdrs, "authorization": f"Bearer {key}"}, **kw)
+            return r.status_code, r.headers.get("x-distillguard-exchange-id")
+        except (self.openai.APIStatusError, self.anthropic.APIStatusError) as e:
+            return e.status_code, e.response.headers.get("x-distillguard-exchange-id")
+
+
+def _stream_drained(r: redis.Redis, stream: str, group: str) -> bool:
+    try:
+        groups = r.xinfo_groups(stream)
+    except redis.ResponseError:
+        return False
+    g = next((g for g in groups if g["name"] in (group, group.encode())), None)
+    return g is not None and g["pending"] == 0 and (g.get("lag") or 0) == 0
+
+
+def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--world", required=True)
+    ap.add_argument("--work", default="/tmp/loop-gw-replay")
+    ap.add_argument("--hours", type=float, default=48.0, help="Simulated hours replayed (from the world's start).")
+    ap.add_argument("--interval-minutes", type=float, default=60.0, help="watch's detection interval (simulated).")
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--clients", type=int, default=8, help="Client threads sending at once.")
+    ap.add_argument("--redis-db", type=int, default=7)
+    a = ap.parse_args(argv)
+    import duckdb
+
+    from distillguard.gateway.identity import hash_key, pepper_from_env
+    from distillguard.store import Store
+    from distillguard.testing.net import free_port
+    from distillguard.watch import WatchOptions, run_watch
+
+    os.environ.setdefault("DISTILLGUARD_KEY_PEPPER", "replay-bench-pepper")
+    os.environ.setdefault("DISTILLGUARD_REASONING_SECRET", "replay-bench-secret")
+    redis_url = f"redis://127.0.0.1:6379/{a.redis_db}"
+    prefix = f"dg-replay-{uuid.uuid4().hex[:8]}"
+    stream, group = f"{prefix}:exchanges", "distillguard-writer"
+    enf_prefix = f"{prefix}:enforcement"
+    work = Path(a.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    src = Store(a.world)
+    st = Store(work / "store", create=True)
+    accounts = src.accounts().to_arrow_table()
+    st.write_accounts(accounts)
+    pepper = pepper_from_env("DISTILLGUARD_KEY_PEPPER")
+    keys = [{"key_hash": hash_key("sk-replay-" + r["account_id"], pepper), "key_id": "k-" + r["account_id"][-12:],
+             "account_id": r["account_id"], "org_id": r.get("org_id")}
+            for r in accounts.select(["account_id", "org_id"]).to_pylist()]
+    (work / "keys.yaml").write_text(yaml.safe_dump({"keys": keys}, sort_keys=False))
+
+    procs: list[subprocess.Popen] = []
+    rc = redis.Redis.from_url(redis_url)
+    out: dict = {"world": a.world, "hours": a.hours, "interval_minutes": a.interval_minutes, "replicas": a.replicas,
+                 "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_before": os.getloadavg()}
+    stop = threading.Event()
+    watch_t = None
+    try:
+        up_port = free_port()
+        procs.append(_spawn(["mock-upstream", "--port", str(up_port), "--reasoning-words", "40",
+                             "--answer-words", "20"], work / "upstream.log"))
+        _wait_http(f"http://127.0.0.1:{up_port}/v1/models")
+        urls = []
+        for i in range(a.replicas):
+            port = free_port()
+            cfg = {"server": {"port": port}, "upstream": {"url": f"http://127.0.0.1:{up_port}/v1"},
+                   "identity": {"keys_file": str(work / "keys.yaml"), "trusted_proxies": ["127.0.0.1/32"]},
+                   "recorder": {"mode": "redis", "redis_url": redis_url, "redis_stream": stream},
+                   "limits": {"account": {"requests": {"rate": 600}}},
+                   "logging": {"level": "warning"},
+                   "store": str(st.path), "enforcement_redis_url": redis_url, "enforcement_redis_prefix": enf_prefix,
+                   "reload_seconds": 0.5, "replay_clock": {"enabled": True}}
+            (work / f"gw{i}.yaml").write_text(yaml.safe_dump(cfg))
+            procs.append(_spawn(["gateway", "-c", str(work / f"gw{i}.yaml")], work / f"gw{i}.log"))
+            urls.append(f"http://127.0.0.1:{port}")
+        for u in urls:
+            _wait_http(u + "/readyz")
+
+        # watch, on the simulated clock
+        sim = {"now": 0.0}
+        ticks: list = []
+        cond = threading.Condition()
+
+        def on_tick(rep):
+            with cond:
+                ticks.append(rep)
+                cond.notify_all()
+
+        opts = WatchOptions(interval_seconds=a.interval_minutes * 60, redis_url=redis_url, stream=stream, group=group,
+                            publish_url=redis_url, publish_prefix=enf_prefix, clock=lambda: sim["now"])
+        scon = duckdb.connect()
+        scon.execute("SET threads TO 1")
+        xglob = f"{Path(a.world) / 'exchanges'}/**/*.parquet"
+        t0, = scon.execute(f"SELECT min(ts) FROM read_parquet('{xglob}', hive_partitioning=false)").fetchone()
+        sim["now"] = t0.timestamp()
+        with cond:
+            watch_t = threading.Thread(target=run_watch, args=(st, opts, stop, 0.3, on_tick), daemon=True)
+            watch_t.start()
+            cond.wait_for(lambda: ticks, timeout=60)  # the first tick marks the loop's start (nothing to detect)
+        step = timedelta(minutes=a.interval_minutes)
+        end_all = t0 + timedelta(hours=a.hours)
+        sender = Sender(urls)
+        cols = ("exchange_id, ts, account_id, endpoint, model, client_ip, user_agent, conversation_id, system_prompt, "
+                "turns, prompt, tools_offered, max_tokens, temperature, reasoning_requested, reasoning_effort")
+        names = [c.strip() for c in cols.split(",")]
+        sent: list[tuple[str, datetime, int, str | None]] = []  # (account, ts, status, gateway exchange id)
+        lags, windows = [], []
+        flagged_at: dict[str, datetime] = {}
+        wall0 = time.perf_counter()
+        w = t0
+        k = 0
+        pool = ThreadPoolExecutor(a.clients)
+        while w < end_all:
+            w_end = min(w + step, end_all)
+            rows = scon.execute(f"SELECT {cols} FROM read_parquet('{xglob}', hive_partitioning=false) "
+                                "WHERE ts >= ? AND ts < ? ORDER BY ts", [w, w_end]).fetchall()
+            rows = [dict(zip(names, r, strict=True)) for r in rows]
+            s0 = time.perf_counter()
+            res = list(pool.map(lambda ix, k=k: sender.send(ix[1], (k + ix[0]) % a.replicas), enumerate(rows)))
+            send_s = time.perf_counter() - s0
+            sent.extend((ex["account_id"], ex["ts"], s, x) for ex, (s, x) in zip(rows, res, strict=True))
+            d0 = time.perf_counter()
+            while not _stream_drained(rc, stream, group):
+                time.sleep(0.1)
+            n_ticks = len(ticks)
+            with cond:
+                sim["now"] = w_end.timestamp()
+                cond.wait_for(lambda n=n_ticks: any(r.detected and r.detected_at >= sim["now"] for r in ticks[n:]),
+                              timeout=900)
+                rep = next(r for r in ticks[n_ticks:] if r.detected and r.detected_at >= sim["now"])
+                version = rep.published_version  # published in the same tick, after detection (None: unchanged)
+            detect_s = time.perf_counter() - d0
+            if st.has_table("account_risk"):
+                con = st.connect(threads=1)
+                for (acct,) in con.execute("SELECT account_id FROM account_risk WHERE flagged").fetchall():
+                    flagged_at.setdefault(acct, w_end)
+                con.close()
+            lag = None
+            if version is not None:
+                p0 = time.monotonic()
+                pending = set(urls)
+                while pending:
+                    for u in list(pending):
+                        if (httpx.get(u + "/readyz", timeout=5).json().get("enforcement_version") or 0) >= version:
+                            pending.discard(u)
+                    time.sleep(0.05)
+                lag = time.monotonic() - p0
+                lags.append(round(lag, 2))
+            windows.append({"end": w_end.isoformat(), "sent": len(rows), "send_s": round(send_s, 1),
+                            "detect_s": round(detect_s, 1), "campaigns": rep.campaigns, "version": version})
+            print(f"window {k} → {w_end:%m-%d %H:%M}: {len(rows)} sent in {send_s:.1f}s, detect {detect_s:.1f}s, "
+                  f"{rep.campaigns} campaigns, version {version}, replicas {lag}", file=sys.stderr, flush=True)
+            w, k = w_end, k + 1
+        pool.shutdown()
+        out["wall_seconds"] = round(time.perf_counter() - wall0)
+        out["sent"] = len(sent)
+        out["windows"] = len(windows)
+        out["detect_seconds"] = [x["detect_s"] for x in windows]
+        out["publish_to_all_replicas_s"] = {"n": len(lags), "max": max(lags) if lags else None,
+                                            "median": sorted(lags)[len(lags) // 2] if lags else None}
+        out["send_rate_per_s"] = round(len(sent) / max(1e-9, sum(x["send_s"] for x in windows)), 1)
+        out.update(_score(a.world, xglob, st, sent, flagged_at))
+    finally:
+        stop.set()
+        if watch_t is not None:
+            watch_t.join(30)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for key in rc.scan_iter(prefix + ":*"):
+            rc.delete(key)
+    out["peak_rss_mb_driver"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["load_after"] = os.getloadavg()
+    print(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
+    """Per campaign and for benign personas, from the labels (measurement only) and what the gateways recorded."""
+    import duckdb
+
+    con = duckdb.connect()
+    labels = {r[0]: (r[1], r[2]) for r in con.execute(
+        f"SELECT account_id, campaign_id, persona FROM read_parquet('{Path(world) / 'labels.parquet'}')").fetchall()}
+    totals = dict(con.execute(f"""SELECT l.campaign_id, count(*) FROM read_parquet('{xglob}', hive_partitioning=false) e
+        JOIN read_parquet('{Path(world) / 'labels.parquet'}') l USING (account_id)
+        WHERE l.campaign_id IS NOT NULL GROUP BY 1""").fetchall())
+    scon = st.connect(threads=1)
+    action = dict(scon.execute("SELECT exchange_id, action FROM exchanges").fetchall())
+    scon.close()
+    camp: dict[str, dict] = {}
+    first_flag: dict[str, datetime] = {}
+    for acct, t in flagged_at.items():
+        cid = labels.get(acct, (None, None))[0]
+        if cid:
+            first_flag[cid] = min(first_flag.get(cid, t), t)
+    # the first request of each campaign / account the gateway answered with anything but allow
+    first_enf: dict[str, datetime] = {}
+    acct_enf: dict[str, datetime] = {}
+    for acct, ts, status, xid in sorted(sent, key=lambda r: r[1]):
+        act = action.get(xid) or ("refused" if status in (403, 429) else "allow")
+        if act != "allow" or status in (403, 429):
+            acct_enf.setdefault(acct, ts)
+            cid = labels.get(acct, (None, None))[0]
+            if cid:
+                first_enf.setdefault(cid, ts)
+    benign: dict[str, dict] = {}
+    for acct, ts, status, xid in sent:
+        cid, persona = labels.get(acct, (None, "unknown"))
+        act = action.get(xid) or "allow"
+        if cid is None:
+            if act != "allow" or status in (403, 429):
+                b = benign.setdefault(persona, {"requests": 0, "accounts": set()})
+                b["requests"] += 1
+                b["accounts"].add(acct)
+            continue
+        c = camp.setdefault(cid, {"exchanges_world": totals.get(cid, 0), "replayed": 0, "before_first_flag": 0,
+                                  "before_first_enforcement": 0, "before_own_account_enforced": 0,
+                                  "after": {"refused_403": 0, "rate_limited_429": 0, "protect": 0, "throttle": 0,
+                                            "block": 0, "verify": 0, "allow": 0}, "accounts": set(),
+                                  "accounts_enforced": set()})
+        c["replayed"] += 1
+        c["accounts"].add(acct)
+        if cid not in first_flag or ts < first_flag[cid]:
+            c["before_first_flag"] += 1
+        if cid not in first_enf or ts < first_enf[cid]:
+            c["before_first_enforcement"] += 1
+        if acct not in acct_enf or ts < acct_enf[acct]:
+            c["before_own_account_enforced"] += 1
+        else:
+            c["accounts_enforced"].add(acct)
+            c["after"]["refused_403" if status == 403 else "rate_limited_429" if status == 429 else act] += 1
+    for cid, c in camp.items():
+        n = c["exchanges_world"] or 1
+        c["accounts"], c["accounts_enforced"] = len(c["accounts"]), len(c["accounts_enforced"])
+        c["first_flag"] = first_flag[cid].isoformat() if cid in first_flag else None
+        c["first_enforcement"] = first_enf[cid].isoformat() if cid in first_enf else None
+        c["share_before_first_flag"] = round(c["before_first_flag"] / n, 4) if cid in first_flag else None
+        c["share_before_first_enforcement"] = round(c["before_first_enforcement"] / n, 4) if cid in first_enf else None
+    return {"campaigns": dict(sorted(camp.items())),
+            "benign_not_allowed": {p: {"requests": b["requests"], "accounts": len(b["accounts"])}
+                                   for p, b in sorted(benign.items())}}
+
+
+def direct_main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--world", required=True)
     ap.add_argument("--work", default="/tmp/loop-replay")
     ap.add_argument("--step-hours", type=float, default=12.0)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     from distillguard.scan.config import ScanConfig
     from distillguard.store import Store
     from distillguard.watch import WatchOptions, load_state, tick
@@ -101,6 +455,16 @@ def main() -> None:
     out["benign_ever_enforced"] = {"n": len(hit), "personas": sorted({benign[a] for a in hit})}
     out["tick_seconds"] = [x["seconds"] for x in ticks]
     print(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if "--through-gateway" in argv:
+        argv.remove("--through-gateway")
+        gateway_main(argv)
+    else:
+        direct_main(argv)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,15 +49,24 @@ class WatchOptions:
     publish_url: str | None = None
     publish_prefix: str = DEFAULT_PREFIX
     scan_config: Path | None = None
+    #: The loop's clock (epoch seconds). A replay of a simulated world passes its simulated clock, so
+    #: detection runs once per simulated interval whatever the replay's speed (bench/loop_replay.py).
+    clock: Callable[[], float] = time.time
+    #: Detection from partial aggregates kept per exchange part (False: project every exchange each time).
+    incremental: bool = True
 
 
 @dataclass
 class TickReport:
     recorded: int = 0
     scored: int = 0
+    #: exchange parts whose partial aggregates this tick added (incremental detection)
+    folded: int = 0
     detected: bool = False
     campaigns: int = 0
     published_version: int | None = None
+    #: ``opts.clock()`` when this tick's detection started (the loop's time the decisions are as of).
+    detected_at: float | None = None
     alerts: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -144,13 +154,135 @@ def score_new(store, state: dict) -> int:
     return n
 
 
-def detect(store, cfg, now: datetime | None = None) -> tuple[int, list[str]]:
-    """Detection over the store, then recommendations, enforcement and alerts; returns (campaigns, alerted)."""
-    from distillguard.alerts import alert_store
-    from distillguard.scan.run import run_scan, write_tables
+# ------------------------------------------------------------------ incremental detection: partials per part
+#: The scan's partial aggregates (distillguard/scan/engine.py ``prepare``) plus per-minute counts, kept per
+#: exchange part under ``tables/watch_partial_<name>/part-<part key>.parquet``. Detection merges them
+#: instead of projecting every exchange again: each tick reads only the parts that arrived since the last.
+PARTIALS = ("beh_pm", "beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b")
+PARTIAL_TABLE = "watch_partial_{}"
 
-    res = run_scan(store, cfg, signals="never")
-    write_tables(store, res, cfg, now=now)
+
+class _PartStore:
+    """The store seen through one exchange part (what build_base projects)."""
+
+    def __init__(self, store, files: list[Path]):
+        self.store, self.files = store, files
+
+    def exchanges_sql(self) -> str:
+        return self.store.exchanges_sql(files=self.files)
+
+
+def _part_key(rel: str) -> str:
+    return "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
+
+
+def fold_part(store, f: Path, sig_files: list[Path], cfg) -> dict[str, pa.Table]:
+    """The partial aggregates of one exchange part (its exchanges and their signals only)."""
+    import duckdb
+
+    from distillguard.behavior import build_partials
+    from distillguard.graph import build_graph_partials
+    from distillguard.scan.base import build_base
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET threads=1")
+        con.execute("SET TimeZone='UTC'")
+        if sig_files:
+            paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in sig_files)
+            con.execute(f"CREATE VIEW exchange_signals AS SELECT * FROM read_parquet([{paths}], union_by_name=true)")
+        sigs = build_base(con, _PartStore(store, [f]))
+        con.execute("CREATE TABLE beh_pm AS SELECT account_id, date_trunc('minute', ts) AS minute, count(*) AS c "
+                    "FROM ex GROUP BY 1, 2")
+        build_partials(con, sigs, cfg.behavior)
+        build_graph_partials(con, cfg.graph)
+        return {t: con.sql(f"SELECT * FROM {t}").to_arrow_table() for t in PARTIALS}
+    finally:
+        con.close()
+
+
+def fold_new(store, state: dict, cfg) -> int:
+    """Partials for exchange parts not folded yet (or changed since); returns parts folded. Same part →
+    same key in every partial table, so a fold repeated after a crash replaces its rows, never doubles them."""
+    root = store.path
+    folded: dict = state.setdefault("folded", {})
+    sig_dir = root / "tables" / "exchange_signals"
+    n = 0
+    for f in store.exchange_files():
+        rel = str(f.relative_to(root))
+        fp = _fp(f)
+        if folded.get(rel) == fp:
+            continue
+        own = sig_dir / f"part-{_part_key(rel)}.parquet"
+        # signals watch scored for this part; parts a scan scored before the watch started: all signals
+        parts = fold_part(store, f, [own] if own.exists() else sorted(sig_dir.glob("*.parquet")), cfg)
+        for t, tab in parts.items():
+            store.append_table(PARTIAL_TABLE.format(t), tab, key=_part_key(rel))
+        folded[rel] = fp
+        save_state(store, state)
+        n += 1
+    # parts that left the store (rewritten under another name) take their partials with them
+    live = {_part_key(r) for r in folded if (root / r).exists()}
+    for rel in [r for r in folded if not (root / r).exists()]:
+        del folded[rel]
+    for t in PARTIALS:
+        for p in (root / "tables" / PARTIAL_TABLE.format(t)).glob("part-watch-*.parquet"):
+            if p.stem.removeprefix("part-") not in live:
+                p.unlink()
+    save_state(store, state)
+    return n
+
+
+def _merge_sql(con, t: str, src: str) -> str:
+    """Partials of many parts → the table ``prepare`` would have built over all of them at once."""
+    cols = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
+    types = {c: ty for c, ty, *_ in cols}
+
+    def agg(fn: str, c: str) -> str:
+        return f"CAST({fn}({c}) AS {types[c]}) AS {c}"
+
+    keys = {"beh_pm": ["account_id", "minute"], "beh_ah": ["account_id", "hour"],
+            "beh_am": ["account_id", "model", "hour"], "beh_pd": ["account_id", "prompt_h"],
+            "beh_at": ["account_id", "template_key", "hour"], "sync_b": ["account_id", "template_key", "bucket"]}
+    if t == "inc_h":
+        return (f"SELECT account_id, kind, entity, {agg('min', 'hour')}, {agg('sum', 'n')} FROM {src} "
+                f"WHERE kind = 'task_item' GROUP BY account_id, kind, entity UNION ALL "
+                f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
+                f"WHERE kind <> 'task_item' GROUP BY account_id, kind, entity, hour")
+    k = keys[t]
+    fn = "min" if t in ("beh_pd", "sync_b") else "sum"
+    rest = [c for c, *_ in cols if c not in k and not (t == "beh_ah" and c == "peak_min")]
+    sel = ", ".join(k + [agg(fn, c) for c in rest])
+    if t == "beh_ah":  # a minute split across two parts: its peak from the merged per-minute counts
+        return (f"SELECT a.*, CAST(p.peak_min AS {types['peak_min']}) AS peak_min FROM "
+                f"(SELECT {sel} FROM {src} GROUP BY {', '.join(k)}) a JOIN "
+                f"(SELECT account_id, date_trunc('hour', minute) AS hour, max(c) AS peak_min FROM beh_pm "
+                f"GROUP BY 1, 2) p USING (account_id, hour)")
+    return f"SELECT {sel} FROM {src} GROUP BY {', '.join(k)}"
+
+
+def load_partials(store, con) -> list[str]:
+    """Build ``prepare``'s tables in ``con`` from the stored per-part partials; returns the signal columns."""
+    from distillguard.scan.base import signal_columns
+
+    for t in PARTIALS:
+        src = PARTIAL_TABLE.format(t)
+        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src)}")
+    return signal_columns(con)
+
+
+def detect(store, cfg, now: datetime | None = None, incremental: bool = True) -> tuple[int, list[str]]:
+    """Detection, then recommendations, enforcement and alerts; returns (campaigns, alerted). Incremental:
+    from the merged per-part partials (fold_new); otherwise a full projection of every exchange."""
+    from distillguard.alerts import alert_store
+    from distillguard.scan.run import close_scan, run_scan, write_tables
+
+    prepared = (lambda con: load_partials(store, con)) if incremental else None
+    res = run_scan(store, cfg, signals="never", prepared=prepared)
+    try:
+        write_tables(store, res, cfg, now=now)
+    finally:
+        close_scan(res, store)
     return len(res.campaigns), alert_store(store, cfg.alerts)
 
 
@@ -193,12 +325,19 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     t = time.perf_counter()
     rep.scored = score_new(store, state)
     rep.seconds["signals"] = time.perf_counter() - t
-    due = time.time() - float(state.get("last_detect") or 0) >= opts.interval_seconds
-    if (force_detect or due) and store.has_exchanges():
+    if opts.incremental:
         t = time.perf_counter()
-        rep.campaigns, rep.alerts = detect(store, cfg)
-        rep.detected = True
-        state["last_detect"] = time.time()
+        rep.folded = fold_new(store, state, cfg)
+        rep.seconds["fold"] = time.perf_counter() - t
+    clock_now = opts.clock()
+    due = clock_now - float(state.get("last_detect") or 0) >= opts.interval_seconds
+    # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
+    ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
+    if (force_detect or due) and ready:
+        t = time.perf_counter()
+        rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental)
+        rep.detected, rep.detected_at = True, clock_now
+        state["last_detect"] = clock_now
         save_state(store, state)
         rep.seconds["detect"] = time.perf_counter() - t
     if opts.publish_url and store.has_table("enforcement"):
@@ -221,7 +360,13 @@ def run_watch(store, opts: WatchOptions, stop: threading.Event | None = None, po
     state = load_state(store)
     try:
         while not stop.is_set():
-            rep = tick(store, opts, state, cfg)
+            try:
+                rep = tick(store, opts, state, cfg)
+            except Exception:  # noqa: BLE001 - one failed tick (a full disk, a store being rewritten) is retried
+                log.exception("watch tick failed; retrying")
+                state = load_state(store)  # what was saved, not what the failed tick left half-updated
+                stop.wait(poll_seconds)
+                continue
             if on_tick:
                 on_tick(rep)
             if rep.detected or rep.published_version:

@@ -71,6 +71,7 @@ class Gateway:
         self.draining = False
         self.ready = False
         self._task: asyncio.Task | None = None
+        self._signup_task: asyncio.Task | None = None
 
     def _pepper(self) -> Pepper:
         idc = self.cfg.identity
@@ -103,6 +104,10 @@ class Gateway:
             self.classifier.load()  # import now (and say now if there is no classifier), not mid-request
         await asyncio.to_thread(self.signup.refresh, True)
         self._task = asyncio.create_task(self._upkeep())
+        self._signup_task = asyncio.create_task(self._signup_upkeep())
+        if self.cfg.replay_clock.enabled:
+            log.warning("replay_clock is on: exchange times come from the %s header of %s (bench/test only)",
+                        self.cfg.replay_clock.header, ", ".join(self.cfg.replay_clock.trusted_peers))
         self.ready = True
         log.info("gateway started", extra={"upstream": u.url, "limits": self.cfg.limits.backend,
                                            "recorder": self.cfg.recorder.mode if self.cfg.recorder.enabled else "off",
@@ -111,8 +116,9 @@ class Gateway:
     async def shutdown(self) -> None:
         self.draining = True
         self.ready = False
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._signup_task):
+            if task:
+                task.cancel()
         if self.client:
             await self.client.aclose()
         if self.cfg.recorder.enabled:
@@ -144,7 +150,6 @@ class Gateway:
                 self.metrics.policy_reloads.labels("enforcement", "ok").inc()
                 log.info("enforcement reloaded", extra={"decisions": len(snap.decisions), "clusters": len(snap.clusters),
                                                         "accounts": len(snap.accounts)})
-        self.signup.refresh()
         stamp = file_mtime(self.cfg.identity.keys_file)
         if stamp != self._keys_stamp:
             self._keys_stamp = stamp
@@ -152,6 +157,19 @@ class Gateway:
                 self.keyring.reload_file()
             except Exception as e:  # noqa: BLE001
                 log.error("keys file reload failed; keeping previous keys", extra={"error": str(e)})
+
+    async def _signup_upkeep(self) -> None:
+        """The sign-up door's index is rebuilt in its own loop: a rebuild reads the store (seconds on a busy
+        machine) and must never hold back the next enforcement poll (decisions reach every replica within
+        ``reload_seconds`` plus one load, whatever the door costs)."""
+        while True:
+            await asyncio.sleep(self.cfg.reload_seconds)
+            try:
+                await asyncio.to_thread(self.signup.refresh)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("sign-up index upkeep failed")
 
     async def _upkeep(self) -> None:
         n = 0

@@ -203,6 +203,19 @@ class DisclosureConfig(_Strict):
     throttled_limits: bool = False
 
 
+class ReplayClockConfig(_Strict):
+    """Bench/test only (bench/loop_replay.py): record the exchange time a replay driver sends instead of the
+    gateway's clock. Off by default; honoured only from ``trusted_peers`` (the socket peer, never a
+    forwarded address). See distillguard/gateway/replayclock.py."""
+
+    #: Honour the replay header from trusted peers (bench/test only; never in production).
+    enabled: bool = False
+    #: Header carrying the exchange time in epoch milliseconds.
+    header: str = "x-distillguard-replay-ts"
+    #: Socket peers whose header is honoured.
+    trusted_peers: list[str] = ["127.0.0.1/32", "::1/128"]
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
@@ -214,6 +227,8 @@ class GatewayConfig(_Strict):
     disclosure: DisclosureConfig = DisclosureConfig()
     #: ``POST /v1/accounts/assess``: the sign-up door (docs/gateway.md#the-sign-up-door).
     signup: SignupConfig = SignupConfig()
+    #: Bench/test only: exchange times from a trusted replay driver (off by default).
+    replay_clock: ReplayClockConfig = ReplayClockConfig()
     #: Store directory: accounts, api_keys, enforcement and account_clusters are read from it, and the
     #: spool is compacted into it.
     store: Path | None = None

@@ -29,6 +29,7 @@ from distillguard.gateway.extract import (
 from distillguard.gateway.identity import CREDENTIAL_HEADERS, CredentialError, credential, fingerprint
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
+from distillguard.gateway.replayclock import ReplayClock
 from distillguard.gateway.server import HEADS_CHECKED
 from distillguard.gateway.streams import make_relay
 from distillguard.gateway.upstream import UpstreamError, UpstreamTimeout, UpstreamTooLarge
@@ -142,6 +143,8 @@ class Proxy:
         # measurable on small VMs; uniqueness only needs the prefix to differ between processes).
         self.id_prefix = os.urandom(6).hex()
         self.id_seq = itertools.count(1)
+        rc = cfg.replay_clock
+        self.replay_clock = ReplayClock(rc.header, rc.trusted_peers) if rc.enabled else None
 
     # ------------------------------------------------------------------ helpers
     async def _send_json(self, send, status: int, body: bytes, extra=()) -> None:
@@ -264,6 +267,8 @@ class Proxy:
         t0 = _perf()
         ts_ms = time.time_ns() // 1_000_000
         raw_headers = scope["headers"]
+        if self.replay_clock is not None:  # bench/test only (off by default)
+            ts_ms, raw_headers = self.replay_clock.take(scope, raw_headers, ts_ms)
         headers = dict(raw_headers)
         # Refusals before the request is understood (credentials, body) are not recorded, so they carry
         # no exchange id: the id names a row in the store (they are counted in requests_total).

@@ -166,10 +166,13 @@ def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, ste
 
 def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = None,
              coarse: timedelta = timedelta(hours=24), signals: str = "auto",
-             progress: Progress | None = None, replay_exact: bool = False, resume: bool = False) -> ScanResult:
+             progress: Progress | None = None, replay_exact: bool = False, resume: bool = False,
+             prepared: Callable[[duckdb.DuckDBPyConnection], list[str]] | None = None) -> ScanResult:
     """Run the scan. It spills under ``STORE/tmp`` (or ``cfg.temp_directory``), bounded, and turns running out
     of room into a ScanSpaceError; ``resume`` keeps stage checkpoints and starts from the newest one whose
-    inputs and configuration match. Call ``close_scan`` on the result when done with its connection."""
+    inputs and configuration match. Call ``close_scan`` on the result when done with its connection.
+    ``prepared(con)`` builds the prepare stage's tables itself and returns the signal columns (`watch`
+    merges partials it keeps per exchange part instead of projecting every exchange again)."""
     if not store.has_exchanges():
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
     timings: dict[str, float] = {}
@@ -187,7 +190,9 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
         done = ckpt.latest() if ckpt else None
         con = open_connection(store, cfg)
         with stage_guard("prepare", space, cfg.memory_limit):
-            if done:
+            if prepared is not None:
+                sigs = prepared(con)
+            elif done:
                 bar.stage("prepare", 1, f"resumed from the {done[0]} checkpoint")
                 ckpt.load(done[0], con)  # type: ignore[union-attr]
                 sigs = list(done[1]["sigs"])
