@@ -142,7 +142,7 @@ class Sink:
                 self.index.add(hi[keep], lo[keep])
                 self.index.mark_parts(list(paths or []))
             except OSError as e:  # disk full, permissions: a store problem, not a bad input file
-                raise StoreError(f"cannot write to the store: {e}", source=str(self.store.path)) from e
+                raise StoreError(f"cannot write to the store: {e}", source=self.store.location) from e
         return n_keep, len(keep) - n_keep
 
     def _submit(self, table: pa.Table, key: str) -> None:
