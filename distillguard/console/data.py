@@ -64,7 +64,7 @@ class ConsoleData:
     def __init__(self, store: Store, settings: ConsoleSettings):
         self.store = store
         self.settings = settings
-        self._db = duckdb.connect(":memory:")
+        self._db = store.duck()  # can read the store wherever it lives
         self._db.execute("SET threads=2")
         self._db.execute("SET TimeZone='UTC'")
         self._db.execute("SET parquet_metadata_cache=true")

@@ -102,7 +102,7 @@ class IngestResult:
                 "files": [f.__dict__ for f in self.files]}
 
 
-@dataclass
+@dataclass(eq=False)
 class RemoteInput:
     """An input object on object storage (ingested from a local copy; see ``ingest_paths``)."""
 

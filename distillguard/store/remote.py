@@ -43,6 +43,9 @@ SCRATCH_ENV = "DISTILLGUARD_SCRATCH"
 LOCK_WAIT_ENV = "DISTILLGUARD_LOCK_WAIT"
 LOCK_WAIT_DEFAULT = 60.0
 LOCK_NAME = "_ingest.lock"
+#: Seconds between copies of an ingest's bookkeeping to the object store while it runs (environment override).
+PUSH_INTERVAL_ENV = "DISTILLGUARD_SYNC_INTERVAL"
+PUSH_INTERVAL_DEFAULT = 60.0
 
 # scheme ":" one or more "/" rest; also matches "s3:/bucket", what pathlib makes of "s3://bucket"
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+(.*)$")
@@ -131,11 +134,19 @@ def working_dir(url: str) -> Path:
     return d
 
 
-def lock_wait() -> float:
+def _seconds(env: str, default: float) -> float:
     try:
-        return float(os.environ.get(LOCK_WAIT_ENV, LOCK_WAIT_DEFAULT))
+        return float(os.environ.get(env, default))
     except ValueError as e:
-        raise StoreError(f"{LOCK_WAIT_ENV} must be a number of seconds") from e
+        raise StoreError(f"{env} must be a number of seconds") from e
+
+
+def lock_wait() -> float:
+    return _seconds(LOCK_WAIT_ENV, LOCK_WAIT_DEFAULT)
+
+
+def push_interval() -> float:
+    return _seconds(PUSH_INTERVAL_ENV, PUSH_INTERVAL_DEFAULT)
 
 
 class RemoteLock:

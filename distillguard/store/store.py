@@ -76,6 +76,7 @@ class Store:
     def __init__(self, path: str | os.PathLike, create: bool = False):
         scheme, where = remote.split_url(path)
         self._session = False
+        self._pushed = 0.0
         if scheme is not None:
             self._open_remote(scheme, where, create)
             return
@@ -450,11 +451,12 @@ class Store:
             self._pull_catalog()
             self._pull_ids()
             self._session = True
+            self._pushed = time.monotonic()
             try:
                 yield
             finally:
                 self._session = False
-                self.push_bookkeeping()
+                self.push_bookkeeping(force=True)
 
     def _pull_catalog(self) -> None:
         local = self.path / "catalog.duckdb"
@@ -476,11 +478,17 @@ class Store:
         for f in self.fs.glob(self._r("ids", "*")):
             self.fs.get_file(f, str(d / f.rsplit("/", 1)[-1]))
 
-    def push_bookkeeping(self) -> None:
-        """Copy the catalog, the id index and quarantine files to the object store. The id index is
-        derived (rebuilt from the parts when lost), so a crash before this costs time, not correctness."""
+    def push_bookkeeping(self, force: bool = False) -> None:
+        """Copy the catalog, the id index and quarantine files to the object store: when the ingest ends,
+        and between files at most every ``remote.push_interval()`` seconds. The id index is derived
+        (rebuilt from the parts when lost), so a crash before a push costs time, not correctness: the
+        next ingest re-reads what the lost catalog rows covered and stores none of it twice."""
         if self.fs is None:
             return
+        now = time.monotonic()
+        if not force and now - self._pushed < remote.push_interval():
+            return
+        self._pushed = now
         cat = self.path / "catalog.duckdb"
         if cat.exists():
             self.fs.put_file(str(cat), self._r("catalog.duckdb"))
