@@ -74,7 +74,7 @@ class ConsoleData:
         self._rebuild_error: str | None = None
 
     def _refresh_views(self) -> None:
-        tables = tuple(t for t in self.store.tables() if self.store.has_table(t))
+        tables = tuple(self.store.tables_with_parts())
         if tables == self._known:
             return
         with self._lock:

@@ -302,6 +302,18 @@ class Store:
         names = (e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
         return sorted(n for n in names if not n.startswith("."))
 
+    def tables_with_parts(self) -> list[str]:
+        """The derived tables that have at least one part (on object storage: one listing, not one per table)."""
+        if self.fs is None:
+            return [t for t in self.tables() if self.has_table(t)]
+        n = len(self._r("tables")) + 1
+        names = set()
+        for f in self.fs.find(self._r("tables")):
+            rel = f[n:].split("/")
+            if len(rel) == 2 and rel[1].endswith(".parquet") and not rel[0].startswith(".") and _NAME_RE.match(rel[0]):
+                names.add(rel[0])
+        return sorted(names)
+
     def duck(self) -> duckdb.DuckDBPyConnection:
         """A bare in-memory DuckDB connection that can read this store's files (no views)."""
         con = duckdb.connect(":memory:")
@@ -329,10 +341,9 @@ class Store:
     def register_views(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE VIEW exchanges AS {self.exchanges_sql()}")
         con.execute(f"CREATE OR REPLACE VIEW accounts AS {self.accounts_sql()}")
-        for name in self.tables():
-            if self.has_table(name):
-                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-                            f"{_sql_str(self._duck('tables', name, '*.parquet'))}, union_by_name=true)")
+        for name in self.tables_with_parts():
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+                        f"{_sql_str(self._duck('tables', name, '*.parquet'))}, union_by_name=true)")
 
     def exchanges_sql(self, columns: Iterable[str] | None = None, files: list[Path | str] | None = None) -> str:
         """SQL for the exchanges (all of them, or only those in ``files``, a subset of exchange_files())."""
