@@ -30,20 +30,39 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _hwm_mb(pid: int) -> float:
+    """The process's own peak RSS so far (VmHWM; wait4's ru_maxrss would include this script's memory,
+    which the child inherits at fork and Linux carries across exec)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for ln in fh:
+                if ln.startswith("VmHWM:"):
+                    return int(ln.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _child(cmd: list[str], env: dict, work: Path) -> tuple[float, float, float, str]:
-    """(wall s, CPU s, peak RSS MB, stdout) of one child process (CPU includes its workers; RSS is the
-    largest single process among them, from wait4's rusage of this child alone)."""
+    """(wall s, CPU s, peak RSS MB, stdout) of one child process (CPU includes its workers; peak RSS is the
+    main process's VmHWM, sampled every 0.1 s until it exits)."""
     out, err = work / "child.out", work / "child.err"
     t = time.perf_counter()
+    peak = 0.0
     with open(out, "wb") as fo, open(err, "wb") as fe:
         p = subprocess.Popen([sys.executable, "-m", "distillguard", *cmd], stdout=fo, stderr=fe, env=env)
-        _pid, status, ru = os.wait4(p.pid, 0)
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _hwm_mb(p.pid))
+            time.sleep(0.1)
     wall = time.perf_counter() - t
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 3):
         sys.stderr.write(err.read_text())
         raise SystemExit(f"failed ({code}): {' '.join(cmd)}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, out.read_text()
+    return wall, ru.ru_utime + ru.ru_stime, peak, out.read_text()
 
 
 def main() -> None:
