@@ -231,3 +231,20 @@ def test_a_url_mangled_by_pathlib_still_opens_the_object_store(s3):
     Store(f"s3://{BUCKET}/mangled", create=True)
     st = Store(Path(f"s3://{BUCKET}/mangled"))  # Path() turns s3:// into s3:/
     assert st.location == f"s3://{BUCKET}/mangled" and st.fs is not None and not st.has_exchanges()
+
+
+def test_signals_workers_score_a_store_on_s3_as_they_score_a_local_one(s3, tmp_path):
+    """The partitioned signals stage forks workers that each read their parts from the bucket and write a part
+    that is uploaded into the table: the same scores as on local disk."""
+    from distillguard.signals.score import TABLE, run_signals
+
+    tables = {}
+    for name, where in (("local", str(tmp_path / "local")), ("s3", f"s3://{BUCKET}/signals/store")):
+        st = Store(where, create=True)
+        build_tiny_world(st, seed=2, days=2)
+        assert len(st.exchange_files()) > 1  # the partitioned path runs
+        run_signals(st, progress=False, workers=2)
+        tables[name] = st.read_table(TABLE).sort_by("exchange_id")
+    assert tables["s3"].num_rows == tables["local"].num_rows > 0
+    assert tables["s3"].equals(tables["local"])
+    assert len(s3["fs"].glob(f"{BUCKET}/signals/store/tables/{TABLE}/*.parquet")) > 1
