@@ -361,7 +361,11 @@ class Store:
         # is read as typed NULLs, as the union over all parts would read it.
         have: set[str] = set()
         for f in files:
-            have.update(self.parquet_file(f).schema_arrow.names if self.fs is not None else pq.read_schema(f).names)
+            if self.fs is None:
+                have.update(pq.read_schema(f).names)
+            else:
+                with self.fs.open(str(f), "rb") as fh:
+                    have.update(pq.read_schema(fh).names)
         cols = columns or [c for c in EXCHANGE_SCHEMA.names if c in have] + sorted(have - set(EXCHANGE_SCHEMA.names))
         sel = ", ".join(c if c in have or c not in EXCHANGE_SCHEMA.names
                         else f"CAST(NULL AS {_duck_type(EXCHANGE_SCHEMA.field(c).type)}) AS {c}" for c in cols)
