@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DG     := $(VENV)/bin/distillguard
 DEMO   ?= demo-out
-EXTRAS := detect,gateway,console,intel,dev
+EXTRAS := detect,gateway,console,intel,cloud,dev
 
 .PHONY: install test lint demo clean console gateway-demo nginx litellm
 

@@ -47,7 +47,7 @@ STAGE_EXTRAS = {
 }
 _missing_stages: dict[str, tuple[str, str]] = {}
 
-StoreOpt = typer.Option(..., "--store", "-s", help="Store directory (created by ingest/simulate).")
+StoreOpt = typer.Option(..., "--store", "-s", help="Store directory, or s3:// gs:// abfs:// URL (created by ingest/simulate).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables.")
 
 
@@ -72,8 +72,9 @@ def _root(
 
 @app.command()
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Log files or directories (JSONL, JSON, .gz, Parquet)."),
-    store: Path = StoreOpt,
+    paths: list[str] = typer.Argument(..., help="Log files or directories (JSONL, JSON, .gz, Parquet), or "
+                                      "s3:// gs:// abfs:// objects or prefixes."),
+    store: str = StoreOpt,
     fmt: str = typer.Option("auto", "--format", "-f",
                             help="auto, native, accounts, openai, anthropic, litellm, otel or quarantine (auto sniffs each file)."),
     map_file: Path | None = typer.Option(None, "--map", help="A YAML mapping file for your own log format "
@@ -97,10 +98,10 @@ def ingest(
     if fmt != "auto" and fmt not in all_readers():
         raise DistillguardError(f"unknown --format {fmt!r}; choose from auto, {', '.join(sorted(all_readers()))}")
     st = Store(store, create=True)
-    from distillguard.ingest.run import expand_paths
+    from distillguard.ingest.run import RemoteInput, expand_inputs
 
-    files = expand_paths(paths)
-    total = sum(p.stat().st_size for p in files)
+    files = expand_inputs(paths)
+    total = sum(p.size if isinstance(p, RemoteInput) else p.stat().st_size for p in files)
     with Progress(TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
                   disable=as_json or total < (8 << 20)) as prog:
@@ -133,7 +134,7 @@ def ingest(
 
 
 @app.command()
-def stats(store: Path = StoreOpt, as_json: bool = JsonOpt,
+def stats(store: str = StoreOpt, as_json: bool = JsonOpt,
           top: int = typer.Option(20, help="How many models to list.")) -> None:
     """Counts per day, model, endpoint and accounts."""
     from distillguard.store import Store
@@ -164,7 +165,7 @@ def stats(store: Path = StoreOpt, as_json: bool = JsonOpt,
 
 
 @app.command()
-def export(store: Path = StoreOpt, out_path: Path = typer.Option(..., "--out", "-o", help="Native JSONL to write."),
+def export(store: str = StoreOpt, out_path: Path = typer.Option(..., "--out", "-o", help="Native JSONL to write."),
            where: str = typer.Option(None, help="SQL filter over exchange columns, e.g. \"account_id = 'a1'\"."),
            as_json: bool = JsonOpt) -> None:
     """Write exchanges as native JSONL (re-ingests unchanged)."""

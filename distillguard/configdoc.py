@@ -339,6 +339,12 @@ Secrets referred to by default: `DISTILLGUARD_KEY_PEPPER` (`gateway.identity.pep
 """
 
 TAIL = """
+## Stores on object storage
+
+`--store s3://BUCKET/PREFIX` (also `gs://`, `abfs://`) for `ingest`, `stats`, `export`, `scan`, `signals` and
+`console`; credentials, endpoint and the storage layer's environment variables (`DISTILLGUARD_SCRATCH`,
+`DISTILLGUARD_LOCK_WAIT`, `DISTILLGUARD_SYNC_INTERVAL`) are in [object-storage.md](object-storage.md).
+
 ## Exit codes (every command)
 
 | code | meaning |

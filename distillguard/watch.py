@@ -415,6 +415,7 @@ def register(app) -> None:
         """Follow what the gateways record, detect every --interval minutes, publish decisions to every replica."""
         from rich.console import Console
 
+        from distillguard.errors import DistillguardError
         from distillguard.gateway.logs import setup_logging
         from distillguard.scan.config import load_config
         from distillguard.store import Store
@@ -424,6 +425,9 @@ def register(app) -> None:
                             consumer=consumer, spool_dir=spool, publish_url=publish_redis, publish_prefix=prefix,
                             scan_config=config)
         st = Store(store, create=True)
+        if st.fs is not None:
+            raise DistillguardError("watch needs a local store (it keeps a spool and state beside the parts); "
+                                    "run scan on the object-storage copy instead", source=st.location)
         if once:
             if redis_url:
                 from distillguard.gateway.writer import run_writer

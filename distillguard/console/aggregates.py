@@ -12,7 +12,6 @@ when ingest or scan changed something since the last build.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,16 +34,10 @@ PROMPT_CHARS = 2000
 def fingerprint(store: Store) -> str:
     """Hash of the names, sizes and mtimes of every input file: changes iff an input changed."""
     h = hashlib.sha256(f"console-aggregates-v{AGG_VERSION}\n".encode())
-    dirs = [store.path / "exchanges", store.path / "accounts"] + [store.path / "tables" / t for t in INPUT_TABLES]
-    for d in dirs:
-        if not d.exists():
-            continue
-        for root, _dirs, files in sorted(os.walk(d)):
-            for f in sorted(files):
-                if not f.endswith(".parquet"):
-                    continue
-                st = os.stat(os.path.join(root, f))
-                h.update(f"{os.path.relpath(os.path.join(root, f), store.path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    patterns = ["exchanges/**/*.parquet", "accounts/**/*.parquet"] + [f"tables/{t}/**/*.parquet" for t in INPUT_TABLES]
+    for pattern in patterns:
+        for _loc, rel, size, mtime_ns in sorted(store.file_infos(pattern), key=lambda f: f[1]):
+            h.update(f"{rel}:{size}:{mtime_ns}\n".encode())
     return h.hexdigest()
 
 

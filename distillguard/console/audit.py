@@ -23,7 +23,6 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from distillguard.console.tables import AUDIT_SCHEMA
 from distillguard.store import Store
@@ -106,19 +105,15 @@ class AuditCheck:
 def _load_rows(store: Store, cache: dict | None) -> list[dict]:
     """All audit rows, one Parquet part at a time; with ``cache``, parts whose name, size and mtime were seen
     before are not read again (the audit page checks the chain on every view)."""
-    d = store.path / "tables" / "audit_log"
-    if not d.is_dir():
-        return []
     rows: list[dict] = []
     seen = set()
-    for p in d.glob("*.parquet"):
-        st = p.stat()
-        k = (p.name, st.st_mtime_ns, st.st_size)
+    for loc, rel, size, mtime_ns in store.file_infos("tables/audit_log/*.parquet"):
+        k = (rel.rsplit("/", 1)[-1], mtime_ns, size)
         seen.add(k)
         if cache is not None and k in cache:
             rows.extend(cache[k])
             continue
-        part = pq.read_table(p).to_pylist()
+        part = store.read_parquet(loc).to_pylist()
         if cache is not None:
             cache[k] = part
         rows.extend(part)

@@ -15,7 +15,7 @@ from distillguard.ui import make_console
 def register(app: typer.Typer) -> None:
     @app.command("console")
     def console_cmd(
-        store: Path = typer.Option(..., "--store", "-s", help="Store directory (created by ingest/simulate)."),
+        store: str = typer.Option(..., "--store", "-s", help="Store directory or s3:// gs:// abfs:// URL (created by ingest/simulate)."),
         config: Path = typer.Option(None, "--config", "-c", help="console.yaml (users, tokens, secret key, limits)."),
         host: str = typer.Option(None, "--host", help="Address to bind (default from config: 127.0.0.1)."),
         port: int = typer.Option(None, "--port", help="Port to bind (default from config: 8600)."),
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         app_ = create_app(st, settings)
         url = f"http://{settings.host}:{settings.port}/"
-        err.print(f"[bold]distillguard console[/] on {url}  (store {st.path})")
+        err.print(f"[bold]distillguard console[/] on {url}  (store {st.location})")
         if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.cookie_secure:
             err.print("[yellow]warning:[/] listening beyond localhost without cookie_secure: put the console behind "
                       "HTTPS and set cookie_secure: true so session cookies never travel in clear text")
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("console-verify-audit")
     def console_verify_audit(
-        store: Path = typer.Option(..., "--store", "-s", help="Store directory the console writes its audit log to."),
+        store: str = typer.Option(..., "--store", "-s", help="Store directory or URL the console writes its audit log to."),
         as_json: bool = typer.Option(False, "--json", help="Print the check as JSON."),
     ) -> None:
         """Check the audit log's hash chain: exit 0 when intact, 1 when rows were changed or deleted."""

@@ -64,7 +64,7 @@ class ConsoleData:
     def __init__(self, store: Store, settings: ConsoleSettings):
         self.store = store
         self.settings = settings
-        self._db = duckdb.connect(":memory:")
+        self._db = store.duck()  # can read the store wherever it lives
         self._db.execute("SET threads=2")
         self._db.execute("SET TimeZone='UTC'")
         self._db.execute("SET parquet_metadata_cache=true")
@@ -74,7 +74,7 @@ class ConsoleData:
         self._rebuild_error: str | None = None
 
     def _refresh_views(self) -> None:
-        tables = tuple(t for t in self.store.tables() if self.store.has_table(t))
+        tables = tuple(self.store.tables_with_parts())
         if tables == self._known:
             return
         with self._lock:

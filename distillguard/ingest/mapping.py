@@ -289,8 +289,8 @@ def ingest_records(store, path: Path, reader: MappedReader, key: str, run_state:
     from distillguard.ingest import run
     from distillguard.ingest.sink import Quarantine, Sink
 
-    res = run.FileResult(str(path), reader.name)
-    quarantine = Quarantine(store, key, str(path))
+    res = run.FileResult(run._name(path), reader.name)
+    quarantine = Quarantine(store, key, run._name(path))
     sink = Sink(store, key, index, run.BATCH_ROWS)  # through the id index: exactly once like every reader
     last = 0
     try:
@@ -304,7 +304,7 @@ def ingest_records(store, path: Path, reader: MappedReader, key: str, run_state:
                     quarantine.records += 1
                     quarantine.add(n, str(obj), raw)
                     continue
-                run._map_obj(reader, obj, RecordContext(str(path), n, raw, run_state), sink, quarantine)
+                run._map_obj(reader, obj, RecordContext(run._name(path), n, raw, run_state), sink, quarantine)
         except (orjson.JSONDecodeError, UnicodeDecodeError, OSError, ValueError) as e:
             # A file that cannot be read as the mapping's format at all (e.g. broken Parquet): one entry says why.
             quarantine.records += 1

@@ -13,11 +13,16 @@ Guarantees, in the order operators care about them:
 * Memory is bounded by the batch size, not the file size: files are read in blocks of whole
   lines (native JSONL through Arrow's JSON parser, falling back to line by line for a block
   that has anything wrong with it).
+* Inputs on object storage (``s3://bucket/prefix``) are copied to the scratch directory one
+  object at a time, ingested from there under their URL (catalog, results and quarantine name the
+  URL), and the copy deleted; the store itself may be local or on object storage.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +42,7 @@ from distillguard.ingest.normalize import normalize_exchange
 from distillguard.ingest.registry import SNIFF_ORDER, RecordContext, all_readers, get_reader
 from distillguard.ingest.sink import Quarantine, Sink
 from distillguard.ingest.source import Blocks, fingerprint, is_compressed, open_source, stream_error
-from distillguard.store import Store
+from distillguard.store import Store, remote
 from distillguard.store.ids import IdIndex
 
 BATCH_ROWS = 50_000
@@ -95,6 +100,60 @@ class IngestResult:
         return {"ingested": self.records, "accounts": self.accounts, "quarantined": self.quarantined,
                 "duplicates": self.duplicates,
                 "files": [f.__dict__ for f in self.files]}
+
+
+@dataclass(eq=False)
+class RemoteInput:
+    """An input object on object storage (ingested from a local copy; see ``ingest_paths``)."""
+
+    url: str
+    fs: object
+    path: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+#: Local copies of inputs staged from object storage -> the URL they came from, so the catalog,
+#: the results and quarantine name the URL (set only while that copy is being ingested).
+_staged: dict[str, str] = {}
+
+
+def _name(path: Path) -> str:
+    return _staged.get(str(path), str(path))
+
+
+def expand_inputs(paths: list[str | os.PathLike]) -> list[Path | RemoteInput]:
+    """expand_paths, plus ``s3://bucket/prefix`` (etc.): every object under the prefix with a log suffix,
+    except those of a store kept under it."""
+    out: list[Path | RemoteInput] = []
+    local: list[str | os.PathLike] = []
+    for p in paths:
+        if isinstance(p, RemoteInput):
+            out.extend(expand_paths(local))
+            local = []
+            out.append(p)
+            continue
+        scheme, where = remote.split_url(p)
+        if scheme is None:
+            local.append(where)
+            continue
+        out.extend(expand_paths(local))
+        local = []
+        url = f"{scheme}://{where}"
+        fs = remote.filesystem(scheme, url)
+        remote.check_access(fs, scheme, where, url)
+        found = fs.find(where, detail=True)
+        if not found:
+            raise DistillguardError("no such object or prefix", source=url)
+        stores = [k[: -len(_STORE_MARKER)] for k in found if k.endswith("/" + _STORE_MARKER)]
+        keys = [k for k in sorted(found) if (k == where or k.endswith(_SUFFIXES))
+                and not any(k.startswith(st) for st in stores)]
+        out.extend(RemoteInput(f"{scheme}://{k}", fs, k, int(found[k].get("size") or 0)) for k in keys)
+    out.extend(expand_paths(local))
+    return out
 
 
 def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
@@ -198,17 +257,45 @@ def ingest_paths(store: Store, paths: list[str | os.PathLike], fmt: str = "auto"
     """Ingest every file under ``paths`` into ``store``; returns per-file counts."""
     result = IngestResult()
     run_state: dict = {}
-    files = expand_paths(paths)
+    files = expand_inputs(paths)
     # Batch request files go first so that their result files, wherever they sort, can join to them.
-    preamble = {p for p in files if _is_preamble(p, fmt)}
+    # (Inputs on object storage are not read ahead: they keep their listed order after local files.)
+    preamble = {p for p in files if isinstance(p, Path) and _is_preamble(p, fmt)}
     files = [p for p in files if p in preamble] + [p for p in files if p not in preamble]
-    # The id index is held for the whole run: it is also the store's ingest lock.
-    with IdIndex(store.path) as index:
+    # The id index is held for the whole run: it is also the store's ingest lock (on object storage,
+    # store.writer() takes the store's lock object and syncs the bookkeeping).
+    with store.writer(), IdIndex(store.path, store=store) as index:
         for path in files:
-            if on_file:
-                on_file(path, path.stat().st_size)
-            result.files.append(_ingest_file(store, path, fmt, run_state, on_progress, path in preamble, index))
+            if isinstance(path, RemoteInput):
+                result.files.append(_ingest_remote(store, path, fmt, run_state, on_progress, on_file, index))
+            else:
+                if on_file:
+                    on_file(path, path.stat().st_size)
+                result.files.append(_ingest_file(store, path, fmt, run_state, on_progress, path in preamble, index))
+            store.push_bookkeeping()
     return result
+
+
+def _ingest_remote(store: Store, item: RemoteInput, fmt: str, run_state: dict, on_progress, on_file,
+                   index: IdIndex) -> FileResult:
+    """Copy one object to the scratch directory, ingest the copy under the object's URL, delete the copy."""
+    d = remote.scratch_root() / "inputs" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        try:
+            local = remote.stage_input(item.fs, item.path, d)
+        except Exception as e:  # noqa: BLE001 - vanished, denied, network: say so and go on
+            quarantine = Quarantine(store, f"unreadable-{xxhash.xxh3_64_hexdigest(item.url)}", item.url)
+            quarantine.add(0, f"object could not be read: {type(e).__name__}: {e}", b"")
+            quarantine.close()
+            return FileResult(item.url, None, skipped=f"unreadable: {type(e).__name__}", quarantined=1,
+                              quarantine_file=str(quarantine.path))
+        _staged[str(local)] = item.url
+        if on_file:
+            on_file(local, item.size)
+        return _ingest_file(store, local, fmt, run_state, on_progress, False, index)
+    finally:
+        _staged.clear()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _first_record(path: Path):
@@ -259,7 +346,7 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
 
     def feed(n: int, raw: bytes, obj) -> None:
         try:
-            reader.to_exchanges(obj, RecordContext(str(path), n, raw, run_state, lambda *_: None))
+            reader.to_exchanges(obj, RecordContext(_name(path), n, raw, run_state, lambda *_: None))
         except Exception:  # noqa: S112 - bad records were quarantined when the file was ingested
             pass
 
@@ -286,7 +373,8 @@ def _prime(path: Path, fmt: str, run_state: dict, limit: int | None = None) -> N
 def _file_key(path: Path, start_offset: int) -> str:
     """Names this file's quarantine: the same path, leading bytes and offset give the same name."""
     size = path.stat().st_size
-    return f"{xxhash.xxh3_64_hexdigest((str(path.resolve()) + fingerprint(path, min(size, 1 << 16))).encode())}-{start_offset}"
+    name = _staged.get(str(path)) or str(path.resolve())
+    return f"{xxhash.xxh3_64_hexdigest((name + fingerprint(path, min(size, 1 << 16))).encode())}-{start_offset}"
 
 
 def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict, on_progress: Callable[[int], None] | None,
@@ -294,17 +382,17 @@ def _ingest_file(store: Store, path: Path, fmt: str, run_state: dict, on_progres
     try:
         return _ingest_file_at(store, path, fmt, run_state, on_progress, preamble, index)
     except OSError as e:  # unreadable (permissions, vanished, I/O error): say so and go on with the next file
-        quarantine = Quarantine(store, _file_key(path, 0) if path.exists() else f"unreadable-{os.getpid()}", str(path))
+        quarantine = Quarantine(store, _file_key(path, 0) if path.exists() else f"unreadable-{os.getpid()}", _name(path))
         quarantine.add(0, f"file could not be read: {type(e).__name__}: {e}", b"")
         quarantine.close()
-        return FileResult(str(path), None, skipped=f"unreadable: {e}", quarantined=1,
+        return FileResult(_name(path), None, skipped=f"unreadable: {e}", quarantined=1,
                           quarantine_file=str(quarantine.path))
 
 
 def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_progress, preamble: bool,
                     index: IdIndex) -> FileResult:
     size = path.stat().st_size
-    resolved = str(path.resolve())
+    resolved = _staged.get(str(path)) or str(path.resolve())
     whole = is_compressed(path) or path.name.endswith(".parquet")
     start_offset, start_line, final_tail = 0, 0, False
     with store.catalog() as cat:
@@ -318,7 +406,7 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
                 _prime(path, fmt, run_state)
             if on_progress:
                 on_progress(size)
-            return FileResult(str(path), None, skipped="already ingested")
+            return FileResult(_name(path), None, skipped="already ingested")
         if not whole and _first_char(path, 0) != b"[":
             # A log that grew: resume after its last complete line. Bytes left over last time
             # (an unterminated line) with the file unchanged since: that line is not being written.
@@ -359,8 +447,8 @@ def _ingest_file_at(store: Store, path: Path, fmt: str, run_state: dict, on_prog
 def _ingest_text(store, path, fmt, key, start_offset, start_line, run_state, on_progress, index, final_tail, size):
     """Returns (result, last line number consumed, byte offset after the last consumed line)."""
     reader_name = fmt if fmt != "auto" else _sniff(path, start_offset)
-    res = FileResult(str(path), reader_name)
-    quarantine = Quarantine(store, key, str(path))
+    res = FileResult(_name(path), reader_name)
+    quarantine = Quarantine(store, key, _name(path))
     sink = Sink(store, key, index, BATCH_ROWS)
     try:
         reader = get_reader(reader_name) if reader_name is not None else None
@@ -413,7 +501,7 @@ def _ingest_lines(path, reader, reader_name, sink, quarantine, start_offset, sta
                     if reader is None:
                         _quarantine_line(line + i, raw, sink, quarantine)
                     else:
-                        _map_line(reader, str(path), line + i, raw, sink, quarantine, run_state)
+                        _map_line(reader, _name(path), line + i, raw, sink, quarantine, run_state)
             line += n_lines
         held = len(blocks.tail) if blocks.cut_short else _finish_tail(
             blocks.tail, stream_error(fh), line + 1, path, reader, sink, quarantine, run_state, final_tail)
@@ -457,7 +545,7 @@ def _finish_tail(tail: bytes, damage: str | None, n: int, path: Path, reader, si
         if reader is None:
             _quarantine_line(n, tail, sink, quarantine)
         else:
-            _map_line(reader, str(path), n, tail, sink, quarantine, run_state)
+            _map_line(reader, _name(path), n, tail, sink, quarantine, run_state)
         return 0
     if final_tail or is_compressed(path):
         why = ("the file has not grown since the previous run left it unfinished" if final_tail
@@ -558,7 +646,7 @@ def _ingest_document(path: Path, reader, sink: Sink, quarantine: Quarantine, run
     for i, item in enumerate(items, start=1):
         raw = orjson.dumps(item)
         sink.lines += 1
-        _map_obj(reader, item, RecordContext(str(path), i, raw, run_state), sink, quarantine)
+        _map_obj(reader, item, RecordContext(_name(path), i, raw, run_state), sink, quarantine)
     return len(items)
 
 
@@ -631,8 +719,8 @@ def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress, i
     cols = set(pf.schema_arrow.names)
     is_accounts = fmt == "accounts" or (fmt == "auto" and "account_id" in cols and "ts" not in cols)
     schema = ACCOUNT_SCHEMA if is_accounts else EXCHANGE_SCHEMA
-    res = FileResult(str(path), "accounts" if is_accounts else "native")
-    quarantine = Quarantine(store, key, str(path))
+    res = FileResult(_name(path), "accounts" if is_accounts else "native")
+    quarantine = Quarantine(store, key, _name(path))
     sink = Sink(store, key, index, BATCH_ROWS)
     row0 = 0
     reader = get_reader(res.format)
@@ -652,7 +740,7 @@ def _ingest_parquet(store: Store, path: Path, fmt: str, key: str, on_progress, i
             else:
                 for i, row in enumerate(batch.to_pylist()):
                     sink.lines += 1
-                    _map_obj(reader, row, RecordContext(str(path), row0 + i + 1, orjson.dumps(row, default=str), {}),
+                    _map_obj(reader, row, RecordContext(_name(path), row0 + i + 1, orjson.dumps(row, default=str), {}),
                              sink, quarantine)
             row0 += batch.num_rows
             if on_progress:

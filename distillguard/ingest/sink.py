@@ -33,6 +33,7 @@ class Quarantine:
 
     def __init__(self, store: Store, key: str, source: str):
         self.path = store.quarantine_dir() / f"{key}.jsonl"
+        self.store = store
         self.source = source
         #: Quarantine entries written (an OTLP line can add several).
         self.count = 0
@@ -54,8 +55,13 @@ class Quarantine:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
-        elif self.path.exists():
-            self.path.unlink()  # a clean re-run leaves no stale quarantine behind
+        else:  # a clean re-run leaves no stale quarantine behind
+            self.path.unlink(missing_ok=True)
+            if self.store.fs is not None:  # nor in the bucket (the local copy may be another machine's)
+                try:
+                    self.store.fs.rm_file(self.store._r("quarantine", self.path.name))
+                except FileNotFoundError:
+                    pass
 
 
 def first_occurrences(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -142,7 +148,7 @@ class Sink:
                 self.index.add(hi[keep], lo[keep])
                 self.index.mark_parts(list(paths or []))
             except OSError as e:  # disk full, permissions: a store problem, not a bad input file
-                raise StoreError(f"cannot write to the store: {e}", source=str(self.store.path)) from e
+                raise StoreError(f"cannot write to the store: {e}", source=self.store.location) from e
         return n_keep, len(keep) - n_keep
 
     def _submit(self, table: pa.Table, key: str) -> None:

@@ -27,7 +27,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -367,12 +366,12 @@ def _query(store: Store, collection_id: str, request: Request, max_page: int, ob
         except (ValueError, binascii.Error, UnicodeDecodeError) as e:
             raise _BadRequest("next is not a cursor this server issued") from e
         outer.append("(date_added, object_id, version) > ($c_da, $c_oid, $c_ver)")
-    path = str(store.path / "tables" / TABLE / "*.parquet").replace("'", "''")
+    path = store._duck("tables", TABLE, "*.parquet").replace("'", "''")
     sql = f"""SELECT object_id, date_added, version, json FROM (
                 SELECT * FROM read_parquet('{path}', union_by_name=true) WHERE {where} {qualify})
               {'WHERE ' + ' AND '.join(outer) if outer else ''}
               ORDER BY date_added, object_id, version LIMIT {limit + 1}"""
-    con = duckdb.connect(":memory:")
+    con = store.duck()
     con.execute("SET TimeZone='UTC'")
     rows = con.execute(sql, params).fetchall()
     more = len(rows) > limit

@@ -45,11 +45,10 @@ def fingerprint(store: Store, cfg: ScanConfig) -> str:
     h = hashlib.sha256()
     h.update(distillguard.__version__.encode())
     h.update(json.dumps(cfg.model_dump(exclude=_RESOURCE_KEYS), sort_keys=True, default=str).encode())
-    files = [*store.path.glob("exchanges/**/*.parquet"), *store.path.glob("accounts/*.parquet")]
-    files += [p for p in store.path.glob("tables/*/*.parquet") if p.parent.name not in SCAN_OUTPUTS]
-    for p in sorted(files):
-        st = p.stat()
-        h.update(f"{p.relative_to(store.path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    files = [*store.file_infos("exchanges/**/*.parquet"), *store.file_infos("accounts/*.parquet")]
+    files += [f for f in store.file_infos("tables/*/*.parquet") if f[1].split("/")[1] not in SCAN_OUTPUTS]
+    for _loc, rel, size, mtime_ns in sorted(files, key=lambda f: f[1]):
+        h.update(f"{rel}\0{size}\0{mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 

@@ -46,7 +46,7 @@ def _jsonable(c: dict, replay: bool = True) -> dict:
 def register(app: typer.Typer) -> None:
     @app.command()
     def scan(
-        store: Path = typer.Option(..., "--store", "-s", help="Store directory (created by ingest/simulate)."),
+        store: str = typer.Option(..., "--store", "-s", help="Store directory or s3:// gs:// abfs:// URL (created by ingest/simulate)."),
         out_dir: Path = typer.Option(..., "--out", "-o", help="Results directory: accounts.parquet, campaigns.json, report.html."),
         replay: bool = typer.Option(False, "--replay", help="Run incrementally over time and record first_flagged_at."),
         step: str = typer.Option("1h", "--step", help="Replay resolution (first-flag times are on this grid)."),

@@ -123,4 +123,4 @@ def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult)
                           for js in scripts)
     return tpl.render(h=headline, campaigns=camps, base=baseline(store, flagged), replay=res.replay,
                       released=res.released, ban_links=res.ban_links[:20], generated=datetime.now(UTC),
-                      store=str(store.path), scripts=scripts, csp_hashes=csp_hashes)
+                      store=store.location, scripts=scripts, csp_hashes=csp_hashes)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from distillguard.behavior.features import released_models
 from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_campaigns
@@ -52,12 +51,11 @@ def ensure_signals(store: Store, mode: str = "auto", workers: int = 1) -> str:
     """Run the signals stage when its table is missing or older than the exchanges."""
     if mode == "never":
         return "skipped"
-    sig_dir = store.path / "tables" / "exchange_signals"
-    ex_files = list((store.path / "exchanges").glob("day=*/*.parquet"))
+    ex_files = store.file_infos("exchanges/day=*/*.parquet")
     stale = not store.has_table("exchange_signals")
     if not stale and ex_files:
-        sig_m = max(p.stat().st_mtime for p in sig_dir.glob("*.parquet"))
-        stale = max(p.stat().st_mtime for p in ex_files) > sig_m
+        sig_m = max(f[3] for f in store.file_infos("tables/exchange_signals/*.parquet"))
+        stale = max(f[3] for f in ex_files) > sig_m
     if not (stale or mode == "always"):
         return "fresh"
     try:
@@ -174,7 +172,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     ``prepared(con)`` builds the prepare stage's tables itself and returns the signal columns (`watch`
     merges partials it keeps per exchange part instead of projecting every exchange again)."""
     if not store.has_exchanges():
-        raise DistillguardError("store has no exchanges; ingest or simulate first", source=str(store.path))
+        raise DistillguardError("store has no exchanges; ingest or simulate first", source=store.location)
     timings: dict[str, float] = {}
     laps = _Laps(timings)
     space = temp_space(store.path, cfg.temp_directory, cfg.temp_max_size, cfg.temp_free_margin)
@@ -197,7 +195,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
                 ckpt.load(done[0], con)  # type: ignore[union-attr]
                 sigs = list(done[1]["sigs"])
             else:
-                n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.exchange_files())
+                n_rows = sum(store.parquet_file(f).metadata.num_rows for f in store.exchange_files())
                 bar.stage("prepare", 0, f"projecting exchanges, 0 of {n_rows:,} rows")
                 with _poll_query(con, lambda f: bar.stage("prepare", f, f"projecting exchanges, "
                                                           f"{int(f * n_rows):,} of {n_rows:,} rows")):

@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
 
     @signals_app.callback()
     def signals(ctx: typer.Context,
-                store: Path = typer.Option(None, "--store", "-s", help="Store directory to score."),
+                store: str = typer.Option(None, "--store", "-s", help="Store directory or URL to score."),
                 batch_size: int = typer.Option(32768, help="Exchanges per batch (memory bound)."),
                 where: str = typer.Option(None, help="SQL filter over exchange columns."),
                 workers: int = typer.Option(1, "--workers", "-w", min=1, help="Scoring processes (the read and write stay in one)."),

@@ -19,6 +19,9 @@ of tens of millions of exchanges, in bounded memory, and survive a kill at any i
   which still answer correctly (duplicate keys across runs are harmless).
 * **One writer.** An exclusive ``flock`` on ``ids/.lock`` is held while an index is open; a second
   ingest into the same store waits for the first.
+* **Object storage.** For a store on ``s3://`` (etc.) the runs live in the store's local working
+  directory (``Store.path``), copied from and back to ``STORE/ids/`` by ``Store.writer``, and the
+  parts are listed and read through the store's filesystem (pass ``store=``).
 """
 
 from __future__ import annotations
@@ -63,8 +66,10 @@ def _tier(n: int) -> int:
 class IdIndex:
     """An open index on one store (use as a context manager: it holds the store's ingest lock)."""
 
-    def __init__(self, store_path: str | os.PathLike):
+    def __init__(self, store_path: str | os.PathLike, store=None):
         self.root = Path(store_path)
+        #: A store on object storage: its exchange parts are listed and read through its filesystem.
+        self.store = store if store is not None and store.fs is not None else None
         self.dir = self.root / "ids"
         self.dir.mkdir(exist_ok=True)
         self._lock_fh = None
@@ -94,9 +99,11 @@ class IdIndex:
                 p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ parts bookkeeping
-    def _entry(self, part: Path) -> str:
+    def _entry(self, part: Path | str) -> str:
         # The size is part of the entry: a part rewritten under the same name (the gateway re-compacting
         # a segment) no longer matches and is indexed again.
+        if self.store is not None:
+            return f"{str(part)[len(self.store.root) + 1:]}\t{self.store.fs.size(str(part))}"
         return f"{part.relative_to(self.root)}\t{part.stat().st_size}"
 
     def _indexed_parts(self) -> set[str]:
@@ -105,36 +112,46 @@ class IdIndex:
             return set()
         return {ln for ln in log.read_text().splitlines() if ln}
 
-    def mark_parts(self, parts: list[Path]) -> None:
+    def mark_parts(self, parts: list[Path | str]) -> None:
         """Record that these parts' ids are in the runs (after the run holding them is in place)."""
-        if not parts:
+        self._mark_entries([self._entry(p) for p in parts])
+
+    def _mark_entries(self, entries: list[str]) -> None:
+        if not entries:
             return
         with open(self.dir / "parts.log", "a") as fh:
-            fh.write("".join(f"{self._entry(p)}\n" for p in parts))
+            fh.write("".join(f"{e}\n" for e in entries))
             fh.flush()
             os.fsync(fh.fileno())
 
     def reconcile(self) -> int:
         """Index every exchange part not yet in ``parts.log``; returns how many ids were added."""
         done = self._indexed_parts()
-        todo = [p for p in sorted((self.root / "exchanges").glob("**/*.parquet")) if self._entry(p) not in done]
+        if self.store is not None:
+            listed = [(loc, f"{rel}\t{size}") for loc, rel, size, _ in self.store.file_infos("exchanges/**/*.parquet")]
+        else:
+            listed = [(p, self._entry(p)) for p in sorted((self.root / "exchanges").glob("**/*.parquet"))]
+        todo = [(p, e) for p, e in listed if e not in done]
         added = 0
-        batch: list[Path] = []
+        batch: list[str] = []
         his, los = [], []
-        for p in todo:
-            ids = pq.read_table(p, columns=["exchange_id"])["exchange_id"]
+        for p, entry in todo:
+            if self.store is not None:
+                ids = self.store.read_parquet(p, columns=["exchange_id"])["exchange_id"]
+            else:
+                ids = pq.read_table(p, columns=["exchange_id"])["exchange_id"]
             hi, lo = hash_ids(ids)
             his.append(hi)
             los.append(lo)
-            batch.append(p)
+            batch.append(entry)
             added += len(hi)
             if sum(len(h) for h in his) >= MERGE_CHUNK:
                 self.add(np.concatenate(his), np.concatenate(los))
-                self.mark_parts(batch)
+                self._mark_entries(batch)
                 batch, his, los = [], [], []
         if batch:
             self.add(np.concatenate(his), np.concatenate(los))
-            self.mark_parts(batch)
+            self._mark_entries(batch)
         return added
 
     # ------------------------------------------------------------------ lookups
