@@ -15,8 +15,12 @@ class SparkConfig(BaseModel):
     driver_memory: str = "2g"
     #: Any other Spark settings, passed through (e.g. spark.executor.memory, spark.local.dir).
     conf: dict[str, str] = Field(default_factory=dict)
-    #: Persist each stage's table (memory, then disk) as DuckDB materialises it; off only to debug plans.
+    #: Materialise each stage's table (as DuckDB does) and cut its lineage; off only to debug plans.
     persist: bool = True
+    #: Reliable checkpoint directory (e.g. s3://bucket/tmp or hdfs:///tmp) for the stage tables: a lost
+    #: executor then costs a re-read, not a re-run of the stage. None: local checkpoints (faster; lost with
+    #: the executor, which fails the scan).
+    checkpoint_dir: str | None = None
 
 
 class CommunitiesConfig(BaseModel):

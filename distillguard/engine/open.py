@@ -20,7 +20,8 @@ def open_engine(name: str, store: Store, cfg: ScanConfig, master: str | None = N
     sc = cfg.engine.spark
     conf = {"spark.sql.shuffle.partitions": str(sc.shuffle_partitions), "spark.driver.memory": sc.driver_memory,
             "spark.ui.enabled": "false", **sc.conf}
-    engine = SparkEngine(spark_session(master or sc.master, conf=conf), persist=sc.persist)
+    engine = SparkEngine(spark_session(master or sc.master, conf=conf), persist=sc.persist,
+                         checkpoint_dir=sc.checkpoint_dir)
     store.register_views(engine)
     return engine
 

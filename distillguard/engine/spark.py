@@ -5,8 +5,8 @@ The stages talk to their engine through the few calls a DuckDB connection alread
 fetch rows or Arrow. ``SparkEngine`` answers the same calls, so the SQL text a stage holds is the only
 definition of what it computes, whichever engine runs it:
 
-- ``CREATE [OR REPLACE] [TEMP] TABLE t AS SELECT ..`` → the SELECT as a DataFrame, persisted (memory, then
-  disk) and materialised, named ``t`` as a temp view: later statements read it like DuckDB reads a table.
+- ``CREATE [OR REPLACE] [TEMP] TABLE t AS SELECT ..`` → the SELECT as a DataFrame, materialised and checkpointed
+  (lineage cut), named ``t`` as a temp view: later statements read it like DuckDB reads a table.
 - ``INSERT INTO t SELECT ..`` → ``t`` becomes its old rows ∪ the new ones (positional, as in DuckDB).
 - ``CREATE TEMP TABLE t(col TYPE, ..)`` + ``executemany('INSERT INTO t VALUES (?, ..)', rows)`` → a small
   driver-side table, sent to Spark as one DataFrame.
@@ -100,12 +100,12 @@ _TYPES = {"VARCHAR": pa.string(), "TEXT": pa.string(), "STRING": pa.string(), "B
 class SparkEngine:
     """A DuckDB-connection-shaped front for a SparkSession (see the module docstring)."""
 
-    def __init__(self, spark, persist: bool = True):
-        from pyspark import StorageLevel
-
+    def __init__(self, spark, persist: bool = True, checkpoint_dir: str | None = None):
         self.spark = spark
         self.persist = persist
-        self._level = StorageLevel.MEMORY_AND_DISK
+        self.reliable = checkpoint_dir is not None
+        if checkpoint_dir:
+            spark.sparkContext.setCheckpointDir(checkpoint_dir)
         self._cached: dict[str, Any] = {}        # view name -> persisted DataFrame
         self._local: dict[str, pa.Table] = {}    # small driver-side tables (executemany)
         self._parquet: dict[tuple, str] = {}     # (paths, options) -> view name
@@ -218,8 +218,11 @@ class SparkEngine:
     def _replace(self, name: str, df, persist: bool) -> None:
         prev = self._cached.pop(name, None)
         if persist:
-            df = df.persist(self._level)
-            df.count()  # materialise now, as DuckDB's CREATE TABLE does: the next statements read it
+            # materialise now, as DuckDB's CREATE TABLE does, and cut the lineage: a view over a merely
+            # persisted DataFrame keeps its whole plan, and every later statement re-optimised the plans of
+            # all the stages before it (minutes per statement in Catalyst by the edges stage). A reliable
+            # checkpoint directory (engine.spark.checkpoint_dir) survives a lost executor; a local one is faster.
+            df = df.checkpoint(eager=True) if self.reliable else df.localCheckpoint(eager=True)
             self._cached[name] = df
         df.createOrReplaceTempView(name)
         if prev is not None:
