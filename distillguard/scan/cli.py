@@ -162,5 +162,8 @@ def _write_atomic(dest: Path, write) -> None:
 
 
 def res_con(store, res):
-    """The scan's DuckDB connection (kept by the engine) for the report's timeline queries."""
-    return res.con
+    """The scan's DuckDB connection (kept by the engine) for the report's timeline queries; after a Spark scan,
+    a DuckDB connection over the store (the report reads the exchanges of a few campaign accounts only)."""
+    import duckdb
+
+    return res.con if isinstance(res.con, duckdb.DuckDBPyConnection) else store.connect()
