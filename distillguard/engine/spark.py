@@ -23,7 +23,6 @@ import uuid
 from typing import Any
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from distillguard.engine.transpile import parse_duckdb, to_spark_tree
@@ -294,4 +293,4 @@ def spark_session(master: str | None = None, app: str = "distillguard-scan", con
     return spark
 
 
-__all__ = ["SparkEngine", "SparkResult", "spark_session", "normalise_arrow", "sqlglot"]
+__all__ = ["SparkEngine", "SparkResult", "spark_session", "normalise_arrow"]
