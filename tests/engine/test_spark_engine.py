@@ -165,12 +165,14 @@ def test_distributed_communities_are_strong_components(scans):
     assert isinstance(pair_graph(spk.con, cfg.graph, CommunitiesConfig()), pa.Table)
 
 
-def test_signals_through_map_in_arrow_equal_the_local_stage(world, scans):
+def test_signals_through_map_in_arrow_equal_the_local_stage(world, spark):
     from distillguard.engine.signals import signals_dataframe
+    from distillguard.engine.spark import SparkEngine
     from distillguard.signals.score import iter_signals
 
-    _, spk, _ = scans
-    got = signals_dataframe(spk.con).toArrow()
+    eng = SparkEngine(spark)
+    world.register_views(eng)
+    got = signals_dataframe(eng).toArrow()
     want = pa.Table.from_batches(list(iter_signals(world)))
     assert got.num_rows == want.num_rows > 0
     g = {r["exchange_id"]: r for r in got.to_pylist()}
