@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob as _glob
 import os
 import re
+import sys
 import uuid
 from typing import Any
 
@@ -288,6 +289,8 @@ def spark_session(master: str | None = None, app: str = "distillguard-scan", con
     for k, v in {**base, **(conf or {})}.items():
         b = b.config(k, str(v))
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    # Python workers (signals' mapInArrow) run this interpreter unless told otherwise: the one with distillguard
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
