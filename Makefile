@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DG     := $(VENV)/bin/distillguard
 DEMO   ?= demo-out
-EXTRAS := detect,gateway,console,intel,cloud,dev
+EXTRAS := detect,gateway,console,intel,cloud,spark,dev
 
 .PHONY: install test lint demo clean console gateway-demo nginx litellm
 
@@ -26,7 +26,7 @@ nginx:
 	  echo "nginx not installed: tests/gateway/test_check_nginx.py will skip (apt-get install nginx-light)"
 
 test: install lint nginx
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 demo: install
 	rm -rf $(DEMO)

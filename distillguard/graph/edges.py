@@ -103,7 +103,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     -- buckets (≥ 3 accounts) on the template is summarised by {int(cfg.sync_bands)} MinHash values, so two
     -- accounts share a sync entity with probability = the Jaccard overlap of their busy buckets
     hot AS (SELECT template_key, bucket FROM tb WHERE c >= 3),
-    mh AS (SELECT sb.account_id, sb.template_key, r.j, min(hash(sb.bucket, r.j)) AS h
+    mh AS (SELECT sb.account_id, sb.template_key, r.j, min(md5(CAST(sb.bucket AS VARCHAR) || '~' || CAST(r.j AS VARCHAR))) AS h
            FROM sb JOIN hot USING (template_key, bucket) CROSS JOIN range({int(cfg.sync_bands)}) r(j) GROUP BY 1, 2, 3),
     syncs AS (
       SELECT sa.account_id, 'sync' AS kind, sa.template_key || '~' || mh.j || '~' || mh.h AS entity,
@@ -166,11 +166,13 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     customer's own declared accounts sharing its card, office NAT and tooling is not hidden
     coordination (and its per-organisation limits already apply)."""
     cap = int(cfg.clique_cap)
+    # rings and sync MinHash order by md5 (not DuckDB's hash): the same ring and the same entities on every
+    # engine, so DuckDB and Spark build the same graph (docs/spark.md)
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE edges AS
     WITH ranked AS (
       SELECT account_id, kind, entity, df, w,
-             row_number() OVER (PARTITION BY kind, entity ORDER BY hash(account_id || entity)) AS rk
+             row_number() OVER (PARTITION BY kind, entity ORDER BY md5(account_id || entity)) AS rk
       FROM inc),
     small AS (
       SELECT a.account_id AS src, b.account_id AS dst, a.kind, a.entity, (a.w + b.w) / 2 / (a.df - 1) AS weight

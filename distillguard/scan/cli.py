@@ -59,6 +59,10 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, "--resume/--no-resume",
                                     help="Keep stage checkpoints and start from the newest one whose inputs and "
                                          "config match (a scan that died at a late stage skips the early ones)."),
+        engine: str = typer.Option("duckdb", "--engine", help="duckdb (embedded) or spark (same stages on "
+                                   "Spark SQL; needs the 'spark' extra and Java 17). See docs/spark.md."),
+        master: str = typer.Option(None, "--master", help="Spark master URL (local[2], spark://host:7077, yarn); "
+                                   "default: engine.spark.master, else spark-submit's."),
     ) -> None:
         """Find distillation campaigns: signals → behaviour → coordination graph → risk → campaigns."""
         from distillguard.scan.config import load_config
@@ -69,6 +73,16 @@ def register(app: typer.Typer) -> None:
 
         if signals not in ("auto", "always", "never"):
             raise ConfigError(f"--signals: {signals!r} is not one of auto, always, never")
+        if engine not in ("duckdb", "spark"):
+            raise ConfigError(f"--engine: {engine!r} is not one of duckdb, spark")
+        if master and engine != "spark":
+            raise ConfigError("--master applies to --engine spark only")
+        if engine == "spark":
+            import importlib.util
+
+            if importlib.util.find_spec("pyspark") is None:
+                raise ConfigError("--engine spark needs pyspark: pip install 'distillguard[spark]' "
+                                  "(and Java 17 or newer on the PATH)")
         cfg = load_config(config)
         st = Store(store)
         t0 = time.perf_counter()
@@ -88,7 +102,7 @@ def register(app: typer.Typer) -> None:
 
             res = run_scan(st, cfg, replay_step=parse_duration(step) if replay else None,
                            coarse=parse_duration(coarse, "--coarse"), signals=signals, replay_exact=exact,
-                           progress=show, resume=resume)
+                           progress=show, resume=resume and engine == "duckdb", engine=engine, master=master)
             try:
                 prog.update(task, description="writing tables and report", completed=1.0)
                 with stage_guard("write", res.space, cfg.memory_limit):
@@ -154,5 +168,8 @@ def _write_atomic(dest: Path, write) -> None:
 
 
 def res_con(store, res):
-    """The scan's DuckDB connection (kept by the engine) for the report's timeline queries."""
-    return res.con
+    """The scan's DuckDB connection (kept by the engine) for the report's timeline queries; after a Spark scan,
+    a DuckDB connection over the store (the report reads the exchanges of a few campaign accounts only)."""
+    import duckdb
+
+    return res.con if isinstance(res.con, duckdb.DuckDBPyConnection) else store.connect()

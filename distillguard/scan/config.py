@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from distillguard.alerts import AlertsConfig
 from distillguard.config import load_section
+from distillguard.engine.config import EngineConfig
 from distillguard.policy.review import EnforcementPolicy
 
 
@@ -219,6 +220,8 @@ class ScanConfig(_Strict):
     campaigns: CampaignConfig = Field(default_factory=CampaignConfig)
     #: New-campaign webhook (docs/detection.md#alerts); off until its URL variable is set.
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    #: Spark engine (``scan --engine spark``) and community detection beyond the driver (docs/spark.md).
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)

@@ -16,9 +16,9 @@ import duckdb
 import pyarrow as pa
 
 from distillguard.behavior import account_features, build_partials
-from distillguard.graph import build_graph_partials, communities, coordination_edges, dense_blocks, incidence
+from distillguard.engine.communities import find_communities, pair_graph
+from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
-from distillguard.graph.edges import pair_weights
 from distillguard.scan.base import build_base
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
@@ -69,7 +69,7 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
     mark("incidence")
     edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
     mark("edges")
-    pairs = pair_weights(con, cfg.graph)
+    pairs = pair_graph(con, cfg.graph, cfg.engine.communities)  # Arrow; distributed on Spark beyond the limit
     mark("pairs")
     inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
     blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
@@ -78,7 +78,7 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
     best: dict[str, dict] = {}
     membership: dict[str, int] = {}
     for level, res in enumerate(cfg.graph.resolutions):
-        m = communities(pairs, cfg.graph, res)
+        m = find_communities(pairs, cfg.graph, cfg.engine.communities, res)
         mark(f"communities_{level}")
         cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
         mark(f"score_clusters_{level}")

@@ -19,6 +19,7 @@ from distillguard.behavior.features import released_models
 from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_campaigns
 from distillguard.campaigns.build import CAMPAIGN_SCHEMA
 from distillguard.campaigns.enforcement import RECOMMENDATIONS, latest_decisions, recommend, with_status
+from distillguard.engine.open import open_engine, run_signals_spark
 from distillguard.errors import DistillguardError
 from distillguard.scan.checkpoint import Checkpoints, fingerprint
 from distillguard.scan.config import ScanConfig
@@ -47,8 +48,10 @@ class ScanResult:
     checkpoints: Checkpoints | None = None
 
 
-def ensure_signals(store: Store, mode: str = "auto", workers: int = 1) -> str:
-    """Run the signals stage when its table is missing or older than the exchanges."""
+def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
+                   runner: Callable[[Store], object] | None = None) -> str:
+    """Run the signals stage when its table is missing or older than the exchanges (``runner``: how, when
+    not the local worker processes, e.g. the Spark engine's mapInArrow)."""
     if mode == "never":
         return "skipped"
     ex_files = store.file_infos("exchanges/day=*/*.parquet")
@@ -66,7 +69,10 @@ def ensure_signals(store: Store, mode: str = "auto", workers: int = 1) -> str:
         if e.name and e.name.startswith("distillguard.signals"):
             return "missing (signals stage not installed: behaviour and infrastructure only)"
         raise
-    run_signals(store, progress=False, workers=workers)
+    if runner is not None:
+        runner(store)
+    else:
+        run_signals(store, progress=False, workers=workers)
     return "computed"
 
 
@@ -165,12 +171,14 @@ def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, ste
 def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = None,
              coarse: timedelta = timedelta(hours=24), signals: str = "auto",
              progress: Progress | None = None, replay_exact: bool = False, resume: bool = False,
-             prepared: Callable[[duckdb.DuckDBPyConnection], list[str]] | None = None) -> ScanResult:
+             prepared: Callable[[duckdb.DuckDBPyConnection], list[str]] | None = None,
+             engine: str = "duckdb", master: str | None = None) -> ScanResult:
     """Run the scan. It spills under ``STORE/tmp`` (or ``cfg.temp_directory``), bounded, and turns running out
     of room into a ScanSpaceError; ``resume`` keeps stage checkpoints and starts from the newest one whose
     inputs and configuration match. Call ``close_scan`` on the result when done with its connection.
     ``prepared(con)`` builds the prepare stage's tables itself and returns the signal columns (`watch`
-    merges partials it keeps per exchange part instead of projecting every exchange again)."""
+    merges partials it keeps per exchange part instead of projecting every exchange again).
+    ``engine="spark"`` runs the same stages on Spark (``master``; docs/spark.md); resume is DuckDB's only."""
     if not store.has_exchanges():
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=store.location)
     timings: dict[str, float] = {}
@@ -182,11 +190,13 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     try:
         with stage_guard("signals", space, cfg.memory_limit):
             bar.stage("signals", 0, "scoring exchanges")
-            sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1)
+            spark = open_engine(engine, store, cfg, master) if engine != "duckdb" else None
+            sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1,
+                                       runner=spark and (lambda st: run_signals_spark(spark, st)))
         laps.lap("signals")
-        ckpt = Checkpoints(space.path.parent / "resume", fingerprint(store, cfg)) if resume else None
+        ckpt = Checkpoints(space.path.parent / "resume", fingerprint(store, cfg)) if resume and not spark else None
         done = ckpt.latest() if ckpt else None
-        con = open_connection(store, cfg)
+        con = spark or open_connection(store, cfg)
         with stage_guard("prepare", space, cfg.memory_limit):
             if prepared is not None:
                 sigs = prepared(con)

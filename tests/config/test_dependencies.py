@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 #: Declared for a package that imports them itself (starlette's sessions and forms), never by distillguard.
 # s3fs is loaded by fsspec for s3:// URLs (fsspec.filesystem("s3")), never imported by name.
-INDIRECT = {"itsdangerous", "python-multipart", "s3fs"}
+# pandas: PySpark's mapInArrow requires it (spark extra) though distillguard never imports it.
+INDIRECT = {"itsdangerous", "python-multipart", "s3fs", "pandas"}
 #: Imported directly but installed by a declared package that pins it (pydantic's core; LiteLLM's proxy server).
 PROVIDED_BY = {"pydantic-core": "pydantic", "fastapi": "litellm"}
 
