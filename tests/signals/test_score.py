@@ -153,7 +153,7 @@ def test_a_failing_worker_leaves_the_old_table(store, monkeypatch):
     before = store.read_table("exchange_signals").sort_by("exchange_id")
     from distillguard.signals import score as score_module
 
-    def broken(batch, detectors=None):
+    def broken(batch, detectors=None, memo=None):
         raise RuntimeError("detector crashed")
 
     monkeypatch.setattr(score_module, "score_batch", broken)  # the forked workers inherit it
