@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--signals", default="auto")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--temp-dir", default=None, help="where the scan spills (default STORE/tmp)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep stage checkpoints (a rerun after a crash starts from the last finished stage)")
     a = ap.parse_args()
     out = a.out or tempfile.mkdtemp(prefix="scan-bench-")
     cmd = [sys.executable, "-m", "distillguard", "scan", "--store", a.store, "--out", out, "--json",
@@ -59,7 +61,7 @@ def main() -> None:
 
     th = threading.Thread(target=watch, args=(Path(a.temp_dir or Path(a.store) / "tmp"),), daemon=True)
     th.start()
-    r = subprocess.run(cmd + ["--no-resume"], capture_output=True, text=True, env=env)
+    r = subprocess.run(cmd + ["--resume" if a.resume else "--no-resume"], capture_output=True, text=True, env=env)
     stop.set()
     th.join()
     wall = time.perf_counter() - t

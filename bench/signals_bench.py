@@ -1,11 +1,17 @@
 """Throughput of the per-exchange signals (docs/benchmarks.md, "## Detection" → "signals").
 
     PYTHONPATH=. python bench/signals_bench.py [--rows 200000] [--batch 32768] [--store]
+    PYTHONPATH=. python bench/signals_bench.py --world WORLD_DIR [--rows N]
 
 Builds a synthetic mix of exchanges from the simulator's corpora (half attack-style: task items in
 wrappers, half benign prompts), then measures: score_batch throughput (all detectors), the lexical
 path alone, score_prompt latency (p50/p99, one prompt at a time as the gateway calls it), and with
 --store the end-to-end run_signals over a store (DuckDB read + scoring + Parquet write).
+
+With --world it instead reads the first N exchanges of a simulated world's store in the signals stage's
+batches and scores them twice, each batch on its own and with the prompt memo the stage uses (prompts
+scored in an earlier batch are not scored again), checks that both give identical rows and prints the
+CPU-second rates and the memo's hit count.
 """
 
 from __future__ import annotations
@@ -68,12 +74,46 @@ def make_table(n: int, seed: int = 0) -> pa.Table:
     })
 
 
+def world_bench(world: str, rows: int, batch: int) -> None:
+    from distillguard.signals import tasks
+    from distillguard.signals.memo import PromptMemo
+    from distillguard.signals.score import _resolve, input_columns
+    from distillguard.store import Store
+
+    dets = _resolve(None)
+    lexical.get_model()
+    tasks.get_index()
+    bs, n = [], 0
+    for b in Store(world).exchange_batches(columns=input_columns(dets), batch_size=batch, threads=1):
+        bs.append(b)
+        n += b.num_rows
+        if n >= rows:
+            break
+    memo = PromptMemo()
+    c0 = time.process_time()
+    with_memo = [score_batch(b, dets, memo) for b in bs]
+    cm = time.process_time() - c0
+    c0 = time.process_time()
+    plain = [score_batch(b, dets) for b in bs]
+    cp = time.process_time() - c0
+    same = all(x.equals(y) for x, y in zip(plain, with_memo, strict=True))
+    print(f"{world}: {n:,} exchanges in {len(bs)} batches of {batch}; identical rows: {same}")
+    print(f"each batch alone: {cp:.1f} CPU s = {n / cp:,.0f} exchanges per CPU-second")
+    print(f"with the prompt memo: {cm:.1f} CPU s = {n / cm:,.0f} exchanges per CPU-second; "
+          f"memo hits {memo.hits:,} of {memo.lookups:,} distinct-per-batch prompts")
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=32768)
     ap.add_argument("--store", action="store_true", help="also time run_signals end to end over a store")
+    ap.add_argument("--world", default=None, help="score a simulated world's exchanges with and without the memo")
     a = ap.parse_args()
+    if a.world:
+        world_bench(a.world, a.rows, a.batch)
+        return
     t0 = time.perf_counter()
     lexical.get_model()
     print(f"model ready in {time.perf_counter() - t0:.1f}s (train or cache load)")

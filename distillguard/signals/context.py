@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from distillguard.signals import hashing as H
 from distillguard.signals import lexical, tasks, template
+from distillguard.signals.memo import PromptMemo
 
 #: De-duplicate a batch's prompts when distinct ones are at most this share of the rows.
 DEDUP_MAX_SHARE = 0.8
@@ -29,9 +30,13 @@ def column(batch: pa.RecordBatch, name: str) -> pa.Array | None:
 
 
 class BatchContext:
-    def __init__(self, batch: pa.RecordBatch):
+    """``memo``: a PromptMemo that the prompt's text signals are looked up in and added to (the
+    store's signals stage passes its process's memo; without one, each batch stands alone)."""
+
+    def __init__(self, batch: pa.RecordBatch, memo: PromptMemo | None = None):
         self.batch = batch
         self.n = batch.num_rows
+        self.memo = memo
 
     @cached_property
     def prompts(self) -> pa.Array:
@@ -47,10 +52,10 @@ class BatchContext:
         Apps, batch jobs and tools send the same prompt many times; every text signal is a
         function of the prompt alone, so each distinct prompt is scored once.
         """
-        if self.n < 64:
+        if self.n < 64 and (self.memo is None or self.n == 0):
             return None
         enc = pc.dictionary_encode(self.prompts)
-        if len(enc.dictionary) > DEDUP_MAX_SHARE * self.n:
+        if self.memo is None and len(enc.dictionary) > DEDUP_MAX_SHARE * self.n:
             return None
         return enc.dictionary, enc.indices.to_numpy(zero_copy_only=False)
 
@@ -64,10 +69,45 @@ class BatchContext:
         return values.take(pa.array(self._unique[1])) if self._unique is not None else values
 
     @cached_property
+    def _memoised(self) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array]:
+        """Per distinct prompt: lexical scores, task score, task key, template key; prompts the memo
+        holds are not scored again, the others are scored together and added to it."""
+        texts = self._texts()
+        model, index = lexical.get_model(), tasks.get_index()
+        memo = self.memo
+        memo.bind((id(model), id(index)), len(model.tactics))  # type: ignore[union-attr]
+        plist = texts.to_pylist()
+        d = len(plist)
+        hit, h_lex, h_ts, h_tk, h_tm = memo.recall(plist)  # type: ignore[union-attr]
+        lex = np.empty((d, len(model.tactics)), dtype=np.float32)
+        ts = np.zeros(d, dtype=np.float32)
+        tk = np.empty(d, dtype=object)
+        tm = np.empty(d, dtype=object)
+        lex[hit], ts[hit], tk[hit], tm[hit] = h_lex, h_ts, h_tk, h_tm
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            # A handful of texts takes the model's small-batch path (other float rounding): pad with
+            # remembered prompts so every prompt is scored as in a batch, whatever else it met.
+            pad = np.flatnonzero(hit)[:max(0, lexical.SMALL_BATCH + 1 - len(miss))]
+            todo = np.concatenate([miss, pad])
+            sub = texts.take(pa.array(todo))
+            lx = model.predict(sub)[:len(miss)]
+            mt = template.masked_tokens(sub)
+            m = tasks.match(mt, index)
+            keys = template.template_keys(mt, m.token_mask)
+            lex[miss], ts[miss] = lx, m.score[:len(miss)]
+            tk[miss] = m.key.to_numpy(zero_copy_only=False)[:len(miss)]
+            tm[miss] = keys.to_numpy(zero_copy_only=False)[:len(miss)]
+            memo.add([plist[i] for i in miss], lex[miss], ts[miss], tk[miss], tm[miss])  # type: ignore[union-attr]
+        return lex, ts, pa.array(tk, type=pa.string()), pa.array(tm, type=pa.string())
+
+    @cached_property
     def lexical_prompt(self) -> np.ndarray:
         """(n, tactics) calibrated lexical scores of the prompt."""
         if self.n == 0:
             return lexical.empty_scores(0)
+        if self.memo is not None:
+            return self._expand(self._memoised[0])
         return self._expand(lexical.get_model().predict(self._texts()))
 
     @cached_property
@@ -109,7 +149,23 @@ class BatchContext:
         return tasks.TaskMatch(self._expand(m.score), self._expand_arrow(m.key), m.token_mask)
 
     @cached_property
+    def task_score(self) -> np.ndarray:
+        """Per row: containment of the best-matching task item (``task_match.score``, memoised)."""
+        if self.memo is not None and self.n:
+            return self._expand(self._memoised[1])
+        return self.task_match.score
+
+    @cached_property
+    def task_keys(self) -> pa.Array:
+        """Per row: the matched task item's id or null (``task_match.key``, memoised)."""
+        if self.memo is not None and self.n:
+            return self._expand_arrow(self._memoised[2])
+        return self.task_match.key
+
+    @cached_property
     def template_keys(self) -> pa.Array:
+        if self.memo is not None and self.n:
+            return self._expand_arrow(self._memoised[3])
         return self._expand_arrow(template.template_keys(self.masked, self._task_match_distinct.token_mask))
 
     def list_column(self, name: str) -> tuple[np.ndarray, pa.Array] | None:

@@ -260,7 +260,7 @@ class TaskDataset(Detector):
     columns = ("prompt",)
 
     def score(self, batch, ctx=None):
-        return _ctx(batch, ctx).task_match.score
+        return _ctx(batch, ctx).task_score
 
 
 #: distillguard's own detectors, in output column order. The registry loads them exactly as it loads a

@@ -17,6 +17,7 @@ import pyarrow as pa
 from distillguard.errors import DistillguardError
 from distillguard.signals import lexical
 from distillguard.signals.context import BatchContext, column
+from distillguard.signals.memo import PromptMemo, process_memo
 from distillguard.signals.registry import Detector
 from distillguard.signals.registry import detectors as _detectors
 
@@ -53,18 +54,21 @@ def _run(det: Detector, batch: pa.RecordBatch, ctx: BatchContext) -> np.ndarray:
     return np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)
 
 
-def score_batch(batch: pa.RecordBatch | pa.Table, detectors: list[Detector] | list[str] | None = None) -> pa.RecordBatch:
-    """The ``exchange_signals`` rows for one batch of exchanges (needs exchange_id, account_id, ts, prompt)."""
+def score_batch(batch: pa.RecordBatch | pa.Table, detectors: list[Detector] | list[str] | None = None,
+                memo: PromptMemo | None = None) -> pa.RecordBatch:
+    """The ``exchange_signals`` rows for one batch of exchanges (needs exchange_id, account_id, ts, prompt).
+
+    ``memo`` (see ``signals.memo``) skips prompts scored in earlier batches: same rows, less work."""
     if isinstance(batch, pa.Table):
         batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else pa.RecordBatch.from_pylist([], schema=batch.schema)
     dets = _resolve(detectors)
     missing = [c for c in ID_COLUMNS if batch.schema.get_field_index(c) < 0]
     if missing:
         raise DistillguardError(f"score_batch: batch lacks column(s) {', '.join(missing)}")
-    ctx = BatchContext(batch)
+    ctx = BatchContext(batch, memo)
     arrays = [column(batch, "exchange_id"), column(batch, "account_id"), column(batch, "ts").cast(_TS)]
     arrays += [pa.array(_run(d, batch, ctx), type=pa.float32()) for d in dets]
-    arrays += [ctx.template_keys, ctx.task_match.key]
+    arrays += [ctx.template_keys, ctx.task_keys]
     return pa.RecordBatch.from_arrays(arrays, schema=output_schema(dets))
 
 
@@ -131,7 +135,7 @@ def iter_signals(store, detectors=None, batch_size: int = 32768, where: str | No
         for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size):
             if batch.num_rows == 0:
                 continue
-            out = score_batch(batch, dets)
+            out = score_batch(batch, dets, process_memo())
             if on_rows:
                 on_rows(batch.num_rows)
             yield out
@@ -186,7 +190,7 @@ def _worker_init() -> None:
 
 
 def _worker_score(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
-    return score_batch(batch, names)
+    return score_batch(batch, names, process_memo())
 
 
 def run_signals(store, detectors=None, batch_size: int = 32768, where: str | None = None,
@@ -276,7 +280,7 @@ def _score_part(store, files: list, names: list[str], cols: list[str], where: st
                 continue
             if writer is None:
                 writer = pq.ParquetWriter(dest, schema, compression="zstd")
-            writer.write_batch(score_batch(batch, dets))
+            writer.write_batch(score_batch(batch, dets, process_memo()))
             n += batch.num_rows
     finally:
         if writer is not None:

@@ -153,7 +153,7 @@ def test_a_failing_worker_leaves_the_old_table(store, monkeypatch):
     before = store.read_table("exchange_signals").sort_by("exchange_id")
     from distillguard.signals import score as score_module
 
-    def broken(batch, detectors=None):
+    def broken(batch, detectors=None, memo=None):
         raise RuntimeError("detector crashed")
 
     monkeypatch.setattr(score_module, "score_batch", broken)  # the forked workers inherit it
@@ -161,3 +161,32 @@ def test_a_failing_worker_leaves_the_old_table(store, monkeypatch):
         run_signals(store, progress=False, workers=2)
     assert store.read_table("exchange_signals").sort_by("exchange_id").equals(before)
     assert not [p for p in (store.path / "tables").iterdir() if p.name.startswith(".")]
+
+
+def test_prompt_memo_gives_the_same_rows_and_skips_repeats():
+    from distillguard.signals.memo import PromptMemo
+
+    texts = [COT.format(f"Janet has {i} apples. How many pears?") for i in range(40)] + \
+            ["Write a haiku about autumn.", "Rate this response from 1 to 10.\n\nThe answer is 4."] * 20
+    first = table_of([make_exchange(prompt=t) for t in texts])
+    second = table_of([make_exchange(prompt=t) for t in texts[::-1]] + [make_exchange(prompt="Something new here, please.")])
+    memo = PromptMemo(capacity=1000)
+    a1, a2 = score_batch(first, memo=memo), score_batch(second, memo=memo)
+    assert a1.equals(score_batch(first)) and a2.equals(score_batch(second))
+    assert memo.hits == 42  # every distinct prompt of the second batch but the new one
+    assert memo.size == 43
+
+
+def test_prompt_memo_eviction_keeps_repeated_prompts():
+    from distillguard.signals.memo import PromptMemo
+
+    memo = PromptMemo(capacity=8)
+    batch = table_of([make_exchange(prompt=t) for t in ["a b c d", "e f g h", "i j k l"]])
+    score_batch(batch, memo=memo)  # 3 prompts in
+    score_batch(batch, memo=memo)  # all 3 seen again
+    score_batch(table_of([make_exchange(prompt=f"new prompt {i} here") for i in range(4)]), memo=memo)  # 7 held
+    score_batch(table_of([make_exchange(prompt=f"other prompt {i} now") for i in range(3)]), memo=memo)  # evicts
+    assert set(memo.index) >= {"a b c d", "e f g h", "i j k l"}
+    assert memo.size == 6
+    again = score_batch(batch, memo=memo)
+    assert again.equals(score_batch(batch))

@@ -1,0 +1,113 @@
+"""Prompt memo: the text signals of prompts already scored, kept across batches in one process.
+
+Why: every text signal (the lexical tactic scores, the task-set match, the template key) is a pure
+function of the prompt, and traffic repeats prompts far beyond one batch: apps and batch jobs send
+the same prompt all day, and a campaign's retries and its accounts' shared items recur across days.
+On a simulated world at scale 0.01, 559k exchanges hold 292k distinct prompts, but de-duplicating
+only within each batch leaves 514k to score. The memo scores each distinct prompt once per worker
+process for as long as it stays in the memo.
+
+Exactness: prompts are looked up by their full text (a dict of ``str``), never by a hash of it,
+so an attacker cannot make a prompt inherit another prompt's scores through a hash collision.
+
+Bounded: at most ``capacity`` prompts. When full, the prompts seen again since the last eviction
+(the ones that repeat) are kept, up to half the capacity, and the rest are forgotten. The memo
+belongs to one model and one task index; if either changes (retraining, another task set) it is
+emptied.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+#: Prompts one process remembers (memory: about 0.5 kB each with the prompt text itself).
+DEFAULT_CAPACITY = 200_000
+
+
+class PromptMemo:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, n_tactics: int = 0):
+        self.capacity = max(int(capacity), 0)
+        self.n_tactics = n_tactics
+        self.owner: tuple[int, int] | None = None
+        self.lookups = 0
+        self.hits = 0
+        self._lock = threading.Lock()
+        self._alloc()
+
+    def _alloc(self) -> None:
+        c = self.capacity
+        self.index: dict[str, int] = {}
+        self.keys = np.empty(c, dtype=object)
+        self.lex = np.zeros((c, self.n_tactics), dtype=np.float32)
+        self.task_score = np.zeros(c, dtype=np.float32)
+        self.task_key = np.empty(c, dtype=object)
+        self.template_key = np.empty(c, dtype=object)
+        self.seen_again = np.zeros(c, dtype=bool)
+        self.size = 0
+
+    def bind(self, owner: tuple[int, int], n_tactics: int) -> None:
+        """Empty the memo unless it was filled with this (model, task index) pair."""
+        with self._lock:
+            if owner != self.owner or n_tactics != self.n_tactics:
+                self.owner, self.n_tactics = owner, n_tactics
+                self._alloc()
+
+    def recall(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(remembered?, and for the remembered prompts in order: lexical scores, task score, task key,
+        template key)."""
+        with self._lock:
+            get = self.index.get
+            rows = np.fromiter((get(p, -1) for p in prompts), dtype=np.int64, count=len(prompts))
+            hit = rows >= 0
+            r = rows[hit]
+            self.seen_again[r] = True
+            self.lookups += len(prompts)
+            self.hits += len(r)
+            return hit, self.lex[r], self.task_score[r], self.task_key[r], self.template_key[r]
+
+    def add(self, prompts: list[str], lex: np.ndarray, task_score: np.ndarray, task_key: np.ndarray,
+            template_key: np.ndarray) -> None:
+        m = len(prompts)
+        if m == 0 or m > self.capacity // 2:
+            return
+        with self._lock:
+            if self.size + m > self.capacity:
+                self._evict()
+            s = slice(self.size, self.size + m)
+            self.keys[s] = prompts
+            self.lex[s] = lex
+            self.task_score[s] = task_score
+            self.task_key[s] = task_key
+            self.template_key[s] = template_key
+            self.seen_again[s] = False
+            for i, p in enumerate(prompts, self.size):
+                self.index[p] = i
+            self.size += m
+
+    def _evict(self) -> None:
+        """Keep the prompts seen again since the last eviction (the newest, up to half the capacity)."""
+        keep = np.flatnonzero(self.seen_again[:self.size])[-(self.capacity // 2):]
+        k = len(keep)
+        for arr in (self.keys, self.lex, self.task_score, self.task_key, self.template_key):
+            arr[:k] = arr[keep]
+        self.keys[k:self.size] = None
+        self.task_key[k:self.size] = None
+        self.template_key[k:self.size] = None
+        self.seen_again[:] = False
+        self.index = {p: i for i, p in enumerate(self.keys[:k])}
+        self.size = k
+
+
+_memo: PromptMemo | None = None
+_memo_lock = threading.Lock()
+
+
+def process_memo() -> PromptMemo:
+    """This process's memo (a forked worker starts with a copy of its parent's and goes its own way)."""
+    global _memo
+    with _memo_lock:
+        if _memo is None:
+            _memo = PromptMemo()
+        return _memo
