@@ -163,6 +163,12 @@ class ScoringConfig(_Strict):
     #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
     #: popular tool's users share, so they never carry it.
     harvest_hidden_share: float = Field(0.5, ge=0, le=1)
+    #: A strongly coordinated cluster whose core's median ``long_output`` component (requested max_tokens as an
+    #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
+    #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence
+    #: group (eval teams on one runner, a step-by-step tool's users). Only where the store records max_tokens
+    #: for most of the core; None turns it off.
+    min_core_output_demand: float | None = Field(0.0, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
