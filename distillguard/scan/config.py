@@ -167,8 +167,10 @@ class ScoringConfig(_Strict):
     #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
     #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence
     #: group (eval teams on one runner, a step-by-step tool's users). Only where the store records max_tokens
-    #: for most of the core; None turns it off.
-    min_core_output_demand: float | None = Field(0.0, ge=0, le=1)
+    #: for most of the core; None (the default) turns it off: where requested lengths carry no signal (every
+    #: account draws max_tokens from the same mix) the core's median is noise around 0 and the cap cuts at
+    #: random (tests/scan's replay world lost its slow campaign's early flags with it at 0).
+    min_core_output_demand: float | None = Field(None, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
