@@ -134,7 +134,8 @@ def register(app: typer.Typer) -> None:
                    "campaigns": len(res.campaigns), "seconds": round(elapsed, 2),
                    "exchanges_per_second": round(res.n_exchanges / max(elapsed, 1e-9)),
                    "timings": res.timings, "replay_evaluations": res.replay_steps,
-                   "report": str(out_dir / "report.html") if report else None}
+                   "report": str(out_dir / "report.html") if report else None,
+                   "account_model": _model_summary(res)}
         if not replay:  # first_flagged_at is null in every results file: say why, beside the nulls
             summary["notes"] = {"first_flagged_at": REPLAY_NOTE}
         if as_json:
@@ -153,8 +154,20 @@ def register(app: typer.Typer) -> None:
         out.print(tab)
         for c in res.campaigns[:5]:
             out.print(f"[bold]{c['campaign_id']}[/] " + "; ".join(c["evidence"][:3]), markup=True, highlight=False)
+        if res.model_update is not None and (res.model_update.n_attack or res.model_update.n_benign):
+            out.print(res.model_update.summary(), markup=False, highlight=False)
         out.print(f"{res.n_exchanges:,} exchanges in {elapsed:.1f}s ({summary['exchanges_per_second']:,}/s) · "
                   f"results in {out_dir}" + (f" · report {out_dir / 'report.html'}" if report else ""))
+
+
+def _model_summary(res) -> dict | None:
+    """What learning from analysts did this scan (``--json``)."""
+    up = res.model_update
+    if up is None:
+        return None
+    return {"applied": up.applied, "why": up.why, "n_attack": up.n_attack, "n_benign": up.n_benign,
+            "n_campaigns": up.n_campaigns, "heldout_loss_before": up.heldout_before,
+            "heldout_loss_after": up.heldout_after, "changes": up.changes(), "summary": up.summary()}
 
 
 def _write_atomic(dest: Path, write) -> None:

@@ -117,8 +117,32 @@ class AccountModelConfig(_Strict):
         return {**DEFAULT_ACCOUNT_WEIGHTS, **v}
 
 
+class LearningConfig(_Strict):
+    """Learning from analysts (distillguard/scoring/learn.py): each scan re-fits the account model's weights
+    from the analysts' verdicts and partner indicators on record, starting from ``account_model``'s weights,
+    and applies the fit only when it beats them on campaign-wise held-out folds."""
+    #: Re-fit the account model from verdicts on record at each scan (off: the configured weights only).
+    enabled: bool = True
+    #: Each class (attack, benign) needs at least this many labelled accounts in the store ...
+    min_labels: int = Field(5, ge=1)
+    #: ... from at least this many campaigns (the held-out folds hold out whole campaigns).
+    min_campaigns: int = Field(2, ge=1)
+    #: At most this many held-out folds (fewer when fewer campaigns are labelled).
+    folds: int = Field(5, ge=2)
+    #: The fit must lower the held-out log-loss by at least this share of the configured weights' loss.
+    min_improvement: float = Field(0.05, ge=0, lt=1)
+    #: L2 pull of every weight towards its configured value (per unit of mean log-loss).
+    l2: float = Field(0.05, ge=0)
+    #: No weight moves further than this from its configured value (and none goes below 0).
+    max_weight_change: float = Field(1.5, ge=0)
+    #: An account a partner's indicator matched counts as an attack label of this weight × its intel boost
+    #: (an analyst's own verdict weighs 1 and wins over it); 0 ignores partner indicators.
+    intel_weight: float = Field(0.5, ge=0, le=1)
+
+
 class ScoringConfig(_Strict):
     account_model: AccountModelConfig = Field(default_factory=AccountModelConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     #: Accounts at or above this risk are flagged.
     flag_threshold: float = Field(0.5, gt=0, lt=1)
     #: A cluster is strongly coordinated when at least this many evidence groups (network, client, payment,
@@ -141,6 +165,14 @@ class ScoringConfig(_Strict):
     #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
     #: popular tool's users share, so they never carry it.
     harvest_hidden_share: float = Field(0.5, ge=0, le=1)
+    #: A strongly coordinated cluster whose core's median ``long_output`` component (requested max_tokens as an
+    #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
+    #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence
+    #: group (eval teams on one runner, a step-by-step tool's users). Only where the store records max_tokens
+    #: for most of the core; None (the default) turns it off: where requested lengths carry no signal (every
+    #: account draws max_tokens from the same mix) the core's median is noise around 0 and the cap cuts at
+    #: random (tests/scan's replay world lost its slow campaign's early flags with it at 0).
+    min_core_output_demand: float | None = Field(None, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

@@ -122,5 +122,5 @@ def render_report(store: Store, con: duckdb.DuckDBPyConnection, res: ScanResult)
     csp_hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(js.encode()).digest()).decode() + "'"
                           for js in scripts)
     return tpl.render(h=headline, campaigns=camps, base=baseline(store, flagged), replay=res.replay,
-                      released=res.released, ban_links=res.ban_links[:20], generated=datetime.now(UTC),
-                      store=store.location, scripts=scripts, csp_hashes=csp_hashes)
+                      released=res.released, ban_links=res.ban_links[:20], model_update=res.model_update,
+                      generated=datetime.now(UTC), store=store.location, scripts=scripts, csp_hashes=csp_hashes)

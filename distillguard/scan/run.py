@@ -25,6 +25,7 @@ from distillguard.scan.checkpoint import Checkpoints, fingerprint
 from distillguard.scan.config import ScanConfig
 from distillguard.scan.engine import StepResult, detect_step, open_connection, prepare
 from distillguard.scan.resources import TempSpace, stage_guard, temp_space
+from distillguard.scoring.learn import UPDATES_TABLE, ModelUpdate, learn_account_model
 from distillguard.store import Store
 
 Progress = Callable[[str, float], None]
@@ -46,6 +47,7 @@ class ScanResult:
     con: duckdb.DuckDBPyConnection | None = None
     space: TempSpace | None = None
     checkpoints: Checkpoints | None = None
+    model_update: ModelUpdate | None = None
 
 
 def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
@@ -217,6 +219,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
         first: dict[str, datetime] = {}
         n_steps = 0
         with stage_guard("detect", space, cfg.memory_limit):
+            cfg, update = _learned(store, con, sigs, cfg)
             if replay_step is not None:
                 step, first, n_steps = replay(con, sigs, cfg, replay_step, max(coarse, replay_step), progress,
                                               replay_exact)
@@ -247,10 +250,23 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
         raise
     risk, campaigns, members, org_keys, links, released = res
     out = ScanResult(step, risk, campaigns, members, org_keys, links, released, replay_step is not None, n_ex,
-                     timings, n_steps, con, space, ckpt)
+                     timings, n_steps, con, space, ckpt, update)
     out.timings["signals_state"] = sig_state  # type: ignore[assignment]
     out.timings["resumed_from"] = done[0] if done else None  # type: ignore[assignment]
     return out
+
+
+def _learned(store: Store, con, sigs: list[str], cfg: ScanConfig) -> tuple[ScanConfig, ModelUpdate]:
+    """The scan's configuration with the account model re-weighted from analysts' verdicts and partner
+    indicators (distillguard/scoring/learn.py), when its held-out check passes; else ``cfg`` as given."""
+    from distillguard.behavior import account_features
+
+    sc = cfg.scoring
+    model, update = learn_account_model(store, lambda: account_features(con, sigs, cfg.behavior, None),
+                                        sc.account_model, sc.learning, tuple(cfg.behavior.non_intent_signals))
+    if model is sc.account_model:
+        return cfg, update
+    return cfg.model_copy(update={"scoring": sc.model_copy(update={"account_model": model})}), update
 
 
 def close_scan(res: ScanResult, store: Store | None = None, *, finished: bool = True) -> None:
@@ -404,6 +420,8 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
     store.write_table("cluster_members", pa.Table.from_pylist(cm_rows, schema=pa.schema([
         ("cluster_id", pa.string()), ("account_id", pa.string()), ("org_key", pa.string())])))
     store.write_table("account_risk", res.account_risk.select(ACCOUNT_RISK_SCHEMA.names).cast(ACCOUNT_RISK_SCHEMA))
+    if res.model_update is not None:
+        store.write_table(UPDATES_TABLE, res.model_update.table(now))
     decisions = latest_decisions(store)  # analysts' verdicts outlive a re-scan
     store.write_table("campaigns", with_status(pa.Table.from_pylist(res.campaigns, schema=CAMPAIGN_SCHEMA), decisions))
     store.write_table("campaign_members", pa.table({

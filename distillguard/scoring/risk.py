@@ -99,6 +99,25 @@ def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: Scorin
     return {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
 
 
+def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
+    """True when a cluster's core collects no output: where the store records requested output lengths for
+    most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
+    the store) is at most ``min_core_output_demand``. Distillation collects a teacher's answers; an eval team
+    on one hosted runner or a popular tool's users behind its step-by-step system prompt share a great deal
+    and may be busy, but ask for ordinary answers. A store without max_tokens (or a core that does not send
+    it) is never judged by this."""
+    if cfg.min_core_output_demand is None or not rows:
+        return False
+    known = [r for r in rows if r.get("mean_max_tokens") is not None and not _isnan(r.get("mean_max_tokens"))]
+    if len(known) < 0.5 * len(rows):
+        return False
+    return float(np.median([_num(r.get("c_long_output")) for r in known])) <= cfg.min_core_output_demand
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
                    blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
                    harvest: bool = False) -> tuple[list[ClusterScore], pa.Table]:
@@ -246,9 +265,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
         total += min(dense, 3.0) * 0.2
         coord = 1 - math.exp(-total)
-        if not strong:
-            coord = min(coord, cfg.weak_coordination_cap)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
+        no_output = strong and _no_output_demand(rows, cfg)
+        if not strong or no_output:
+            coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
         susp = float(np.quantile([_num(r["suspicion"]) for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
@@ -269,6 +289,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
                           else {}, declared=declared, dense_density=dense)
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
+        if no_output:
+            cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
+                              "account (no teacher output being collected)")
         scores.append(cs)
 
     # account risk
