@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import duckdb
+import pyarrow as pa
 
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scoring.risk import KIND_WORDS
@@ -77,12 +78,20 @@ class Shared:
         return next((k for k in self.kinds if k.kind == kind), None)
 
 
-def _members_sql(members: dict[str, Sequence[str]]) -> tuple[str, list]:
+def _lit(v: str) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _members_sql(members: dict[str, Sequence[str]], con=None) -> tuple[str, list]:
+    """The members as a relation: list parameters on DuckDB; on another engine (Spark), a registered table."""
     grp, acc = [], []
     for g, accts in members.items():
         for a in dict.fromkeys(accts):
             grp.append(str(g))
             acc.append(a)
+    if con is not None and not isinstance(con, duckdb.DuckDBPyConnection):
+        con.register("_dg_members", pa.table({"grp": pa.array(grp, pa.string()), "account_id": pa.array(acc, pa.string())}))
+        return "SELECT grp, account_id FROM _dg_members", []
     return "SELECT unnest(?::VARCHAR[]) AS grp, unnest(?::VARCHAR[]) AS account_id", [grp, acc]
 
 
@@ -115,30 +124,37 @@ def shared(con: duckdb.DuckDBPyConnection, members: dict[str, Sequence[str]], ed
         sizes = dict(con.execute(f"SELECT CAST(grp AS VARCHAR), count(DISTINCT account_id) FROM ({members_sql}) "
                                  "GROUP BY 1").fetchall())
     else:
-        sql, params = _members_sql(members)
+        sql, params = _members_sql(members, con)
         sizes = {str(g): len(set(a)) for g, a in members.items()}
     out = {g: Shared(n) for g, n in sizes.items()}
     if not out or not _has(con, edges.table):
         return out
-    # one statement, the holdings computed once (MATERIALIZED): kinds with their top entities, and evidence groups
-    kg = list(KIND_GROUP.items()) or [("", "")]
-    rows = con.execute(f"""WITH {_holdings_cte(sql, edges, materialized=True)},
-        kg(kind, kgroup) AS (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])),
-        ent AS (SELECT grp, kind, entity, any_value(n) AS n FROM s GROUP BY 1, 2, 3),
-        te AS (SELECT grp, kind, count(*) AS ne, list(entity ORDER BY n DESC, entity) AS es,
-                      list(n ORDER BY n DESC, entity) AS ns FROM ent GROUP BY 1, 2),
-        kc AS (SELECT grp, kind, count(DISTINCT account_id) AS na FROM s GROUP BY 1, 2),
+    # one statement, the holdings computed once (MATERIALIZED on DuckDB): kinds with their top entities, and
+    # evidence groups; written in SQL both engines parse (no list parameters, no ordered list aggregates), so the
+    # Spark engine answers it from the same text
+    duck = isinstance(con, duckdb.DuckDBPyConnection)
+    kg = ", ".join(f"({_lit(k)}, {_lit(v)})" for k, v in KIND_GROUP.items()) or "('', '')"
+    top = max(int(top), 1)
+    rows = con.execute(f"""WITH {_holdings_cte(sql, edges, materialized=duck)},
+        kg AS (SELECT * FROM (VALUES {kg}) AS v(kind, kgroup)),
+        ent AS (SELECT grp, kind, entity, any_value(n) AS n FROM s GROUP BY grp, kind, entity),
+        rk AS (SELECT grp, kind, entity, n, row_number() OVER (PARTITION BY grp, kind ORDER BY n DESC, entity) AS r,
+                      count(*) OVER (PARTITION BY grp, kind) AS ne FROM ent),
+        kc AS (SELECT grp, kind, count(DISTINCT account_id) AS na FROM s GROUP BY grp, kind),
         gc AS (SELECT s.grp, coalesce(kg.kgroup, s.kind) AS g, count(DISTINCT s.account_id) AS n
-               FROM s LEFT JOIN kg USING (kind) GROUP BY 1, 2)
-        SELECT 'k', CAST(grp AS VARCHAR), kind, ne, na, es[1:?], ns[1:?] FROM te JOIN kc USING (grp, kind)
-        UNION ALL SELECT 'g', CAST(grp AS VARCHAR), g, 0, n, NULL, NULL FROM gc""",
-                       params + [[k for k, _ in kg], [v for _, v in kg], max(top, 1), max(top, 1)]).fetchall()
-    for what, g, k, ne, na, es, ns in rows:
+               FROM s LEFT JOIN kg ON kg.kind = s.kind GROUP BY s.grp, coalesce(kg.kgroup, s.kind))
+        SELECT 'k' AS what, CAST(rk.grp AS VARCHAR) AS grp, rk.kind AS kind, rk.ne AS ne, kc.na AS na,
+               rk.entity AS entity, rk.n AS n, rk.r AS r
+          FROM rk JOIN kc ON rk.grp = kc.grp AND rk.kind = kc.kind WHERE rk.r <= {top}
+        UNION ALL SELECT 'g', CAST(grp AS VARCHAR), g, 0, n, NULL, NULL, 0 FROM gc""", params).fetchall()
+    for what, g, k, ne, na, e, n, _ in sorted(rows, key=lambda x: (x[0], x[1], x[2], int(x[7] or 0))):
         if what == "g":
             out[g].groups[k] = int(na)
+        elif k not in out[g].top:
+            out[g].kinds.append(KindCount(k, int(ne), int(na), e, int(n)))
+            out[g].top[k] = [(e, int(n))]
         else:
-            out[g].kinds.append(KindCount(k, int(ne), int(na), es[0], int(ns[0])))
-            out[g].top[k] = [(e, int(n)) for e, n in zip(es, ns, strict=True)]
+            out[g].top[k].append((e, int(n)))
     for sh in out.values():
         sh.kinds.sort(key=lambda kc: (kind_rank(kc.kind), kc.kind))
     return out

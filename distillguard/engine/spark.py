@@ -29,7 +29,9 @@ from sqlglot import exp
 from distillguard.engine.transpile import parse_duckdb, to_spark_tree
 from distillguard.errors import DistillguardError
 
-_CATALOG = re.compile(r"FROM\s+duckdb_(views|tables)\(\)\s+WHERE\s+(?:view|table)_name\s*=\s*\?", re.IGNORECASE)
+# DuckDB catalog look-ups the stages make ("does a view / table of this name exist"), answered from Spark's catalog
+_CATALOG = re.compile(r"FROM\s+(?:duckdb_(?:views|tables)\(\)|information_schema\.tables)\s+WHERE\s+(?:view|table)_name"
+                      r"\s*=\s*\?", re.IGNORECASE)
 
 
 class SparkResult:
