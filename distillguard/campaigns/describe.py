@@ -110,7 +110,8 @@ def _holdings_cte(members_sql: str, edges: Edges, materialized: bool = False) ->
                                                   FROM h JOIN n USING (grp, kind, entity))"""
 
 
-def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Views (store tables) and temp tables alike: a missing table reads as no evidence, not an error."""
     return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
 
 
@@ -127,7 +128,7 @@ def shared(con: duckdb.DuckDBPyConnection, members: dict[str, Sequence[str]], ed
         sql, params = _members_sql(members, con)
         sizes = {str(g): len(set(a)) for g, a in members.items()}
     out = {g: Shared(n) for g, n in sizes.items()}
-    if not out or not _has(con, edges.table):
+    if not out or not has_table(con, edges.table):
         return out
     # one statement, the holdings computed once (MATERIALIZED on DuckDB): kinds with their top entities, and
     # evidence groups; written in SQL both engines parse (no list parameters, no ordered list aggregates), so the
@@ -164,7 +165,7 @@ def holdings(con: duckdb.DuckDBPyConnection, accounts: Sequence[str], edges: Edg
              ) -> list[tuple[str, str, str]]:
     """(kind, entity, account) for every entity at least two of ``accounts`` hold: the rows ``shared`` counts,
     for the evidence board's graph, which needs to know which accounts hold what."""
-    if not accounts or not _has(con, edges.table):
+    if not accounts or not has_table(con, edges.table):
         return []
     sql, params = _members_sql({"": accounts})
     return [(k, e, a) for k, e, a in con.execute(
@@ -175,7 +176,7 @@ def entity_holders(con: duckdb.DuckDBPyConnection, account_id: str, edges: Edges
                    ) -> list[tuple[str, str, str]]:
     """(kind, entity, account) for every account holding an entity ``account_id`` holds (the account page:
     everyone on its /24, in its campaign or not). Same definition: the endpoints of the entity's edges."""
-    if not _has(con, edges.table):
+    if not has_table(con, edges.table):
         return []
     t, s, d = edges
     return [(k, e, a) for k, e, a in con.execute(f"""

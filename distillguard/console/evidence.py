@@ -18,6 +18,7 @@ import duckdb
 from distillguard.campaigns.describe import (
     KIND_ORDER,
     entity_holders,
+    has_table,
     holdings,
     kind_line,
     kind_rank,
@@ -29,19 +30,14 @@ __all__ = ["KIND_ORDER", "account_partners", "campaign_evidence", "harvest", "ki
            "signal_shares"]
 
 
-def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Views (store tables) and temp tables alike: a missing table reads as no evidence, not an error."""
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
-
-
 def members(con: duckdb.DuckDBPyConnection, campaign_id: str) -> list[str]:
     """The campaign's accounts: ``campaign_members``, or ``account_risk.campaign_id`` in a store without it.
 
     The one membership list every count (header, board, members table, report) uses.
     """
-    if _has(con, "campaign_members"):
+    if has_table(con, "campaign_members"):
         sql = "SELECT DISTINCT account_id FROM campaign_members WHERE campaign_id = ? ORDER BY 1"
-    elif _has(con, "account_risk"):
+    elif has_table(con, "account_risk"):
         sql = "SELECT DISTINCT account_id FROM account_risk WHERE campaign_id = ? ORDER BY 1"
     else:
         return []
@@ -147,10 +143,10 @@ def signal_shares(con: duckdb.DuckDBPyConnection, accounts: list[str], prefer_co
     """
     if not accounts:
         return []
-    if prefer_console and _has(con, "console_account_signals"):
+    if prefer_console and has_table(con, "console_account_signals"):
         rows = con.execute("""SELECT detector, sum(n_high), sum(n) FROM console_account_signals
                               WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""", [accounts]).fetchall()
-    elif _has(con, "exchange_signals"):
+    elif has_table(con, "exchange_signals"):
         cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'exchange_signals'").fetchall() if r[0].startswith("sig_")]
         if not cols:
@@ -178,21 +174,21 @@ def harvest(con: duckdb.DuckDBPyConnection, accounts: list[str], campaign_id: st
     out: dict = {"hourly": [], "first_flag": None, "enforced": None, "enforced_action": None}
     if not accounts:
         return out
-    if prefer_console and _has(con, "console_account_hourly"):
+    if prefer_console and has_table(con, "console_account_hourly"):
         out["hourly"] = con.execute("""SELECT hour, sum(n) FROM console_account_hourly
                                        WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1 ORDER BY 1""",
                                     [accounts]).fetchall()
-    elif _has(con, "exchanges"):
+    elif has_table(con, "exchanges"):
         out["hourly"] = con.execute("""SELECT date_trunc('hour', ts) AS hour, count(*) FROM exchanges
                                        WHERE account_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1 ORDER BY 1""",
                                     [accounts]).fetchall()
-    if _has(con, "account_risk"):
+    if has_table(con, "account_risk"):
         out["first_flag"] = con.execute("""SELECT min(first_flagged_at) FROM account_risk
                                            WHERE account_id IN (SELECT unnest(?::VARCHAR[]))""",
                                         [accounts]).fetchall()[0][0]
-    if _has(con, "enforcement"):
+    if has_table(con, "enforcement"):
         clusters: list[str] = []
-        if _has(con, "cluster_members"):
+        if has_table(con, "cluster_members"):
             clusters = [r[0] for r in con.execute("SELECT DISTINCT cluster_id FROM cluster_members WHERE account_id "
                                                   "IN (SELECT unnest(?::VARCHAR[]))", [accounts]).fetchall()]
         r = con.execute("""SELECT created_at, action FROM enforcement WHERE action <> 'allow' AND (
