@@ -42,3 +42,14 @@ REPLAY_HINT = "— (run scan --replay)"
 #: The same, for JSON (beside the null value) and prose.
 REPLAY_NOTE = ("first-flag times exist only after a replay scan (distillguard scan --replay); "
                "a full scan judges all traffic at once")
+
+
+def sentences(reasons: list[str] | None) -> str:
+    """Reasons as prose: each is a sentence that may open with a capital ("Of the campaign's 25 accounts, …"),
+    so they are joined as sentences, not with semicolons that would leave a capital mid-sentence."""
+    out = []
+    for r in reasons or []:
+        r = str(r).strip()
+        if r:
+            out.append(r[0].upper() + r[1:] + ("" if r[-1] in ".!?" else "."))
+    return " ".join(out)

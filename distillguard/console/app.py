@@ -47,6 +47,7 @@ from distillguard.console.security import LoginThrottle, SessionStore, client_ad
 from distillguard.console.tables import ENFORCEMENT_ACTIONS, SUBJECT_TYPES
 from distillguard.scoring.risk import signal_words
 from distillguard.store import Store
+from distillguard.ui import sentences
 
 HERE = Path(__file__).parent
 
@@ -149,7 +150,7 @@ def _words(v, depth: int = 0) -> str:
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                       autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters.update(ts=_fmt_ts, num=_fmt_num, q=lambda s: quote(str(s), safe=""), words=_words,
+    env.filters.update(ts=_fmt_ts, num=_fmt_num, q=lambda s: quote(str(s), safe=""), words=_words, sentences=sentences,
                        pct=lambda v: "—" if v is None else f"{100 * float(v):.0f}%")
     return env
 

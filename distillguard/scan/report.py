@@ -22,7 +22,7 @@ from distillguard.console import charts, evidence
 from distillguard.scan.run import ScanResult
 from distillguard.scoring.risk import KIND_WORDS, signal_words
 from distillguard.store import Store
-from distillguard.ui import REPLAY_HINT
+from distillguard.ui import REPLAY_HINT, sentences
 
 
 def _env() -> jinja2.Environment:
@@ -34,6 +34,7 @@ def _env() -> jinja2.Environment:
     env.globals["kind_words"] = lambda k: KIND_WORDS.get(k, (k, k))[0]
     env.globals["signal_words"] = signal_words
     env.globals["replay_hint"] = REPLAY_HINT
+    env.filters["sentences"] = sentences
     env.template_tpl = tpl  # type: ignore[attr-defined]
     return env
 

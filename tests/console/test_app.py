@@ -245,7 +245,7 @@ def test_action_needs_reason_and_known_subject(client, console_store):
 
 def test_cluster_summaries_on_campaign_and_account(client):
     login(client, "vera")
-    assert "<code>cl-1</code>: 12 accounts, risk 90% — shared infrastructure" in client.get("/campaigns/camp-cot").text
+    assert "<code>cl-1</code>: 12 accounts, risk 90% — Shared infrastructure" in client.get("/campaigns/camp-cot").text
     page = client.get("/accounts/acct-cot-05").text
     assert "Cluster <code>cl-1</code>: 12 accounts" in page and "payment" in page
 
