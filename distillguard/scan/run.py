@@ -430,7 +430,7 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
     recs, enf = recommend(res.campaigns, res.campaign_members, now, cfg.campaigns.enforcement_days,
                           cfg.campaigns.enforcement, decisions, {cs.cluster_id: cs.members for cs in step.clusters})
     store.write_table(RECOMMENDATIONS, recs)
-    store.write_table("enforcement", _with_other_sources(store, enf))
+    store.write_table("enforcement", _with_other_sources(store, enf, now))
     chosen = {c for c, f in zip(res.account_risk["cluster_id"].to_pylist(), res.account_risk["flagged"].to_pylist(),
                                 strict=True) if f and c}
     flagged_cl = {cs.cluster_id for cs in step.clusters if cs.risk >= cfg.scoring.flag_threshold and cs.cluster_id in chosen}
@@ -446,7 +446,7 @@ def write_tables(store: Store, res: ScanResult, cfg: ScanConfig, now: datetime |
     return res.account_risk
 
 
-def _with_other_sources(store: Store, scan_rows: pa.Table) -> pa.Table:
+def _with_other_sources(store: Store, scan_rows: pa.Table, now: datetime) -> pa.Table:
     """Scan replaces its own decisions only: analyst, intel and policy rows stay in the table.
 
     The enforcement contract is "newest row per subject wins", so an analyst's later unblock still beats an older
@@ -459,10 +459,38 @@ def _with_other_sources(store: Store, scan_rows: pa.Table) -> pa.Table:
         old = old.filter(pc.invert(pc.is_in(pc.fill_null(old["source"], ""), pa.array(["scan", "scan:shadow"]))))
     if old.num_rows == 0:
         return scan_rows
+    scan_rows = _defer_to_analysts(old, scan_rows, now)
     for f in scan_rows.schema:  # DuckDB reads timestamps back as us/Etc/UTC: align to the contract's types
         if f.name in old.column_names and old.schema.field(f.name).type != f.type:
             old = old.set_column(old.schema.get_field_index(f.name), f, old[f.name].cast(f.type))
     return pa.concat_tables([scan_rows, old], promote_options="permissive")
+
+
+def _defer_to_analysts(old: pa.Table, scan_rows: pa.Table, now: datetime) -> pa.Table:
+    """Drop scan rows for subjects an analyst has ruled on (and whose ruling has not expired).
+
+    A scan's rows are always the newest, so "newest row per subject wins" alone would let the next scan undo an
+    analyst's unblock of one account inside a campaign still awaiting review. A person's decision on a subject
+    stands until a person changes it or it expires; campaign-wide verdicts already reach scans through
+    `campaign_decisions`.
+    """
+    if "source" not in old.column_names or scan_rows.num_rows == 0:
+        return scan_rows
+    now = _aware(now)
+    ruled = set()
+    for st, sid, src, exp in zip(old["subject_type"].to_pylist(), old["subject_id"].to_pylist(),
+                                 old["source"].to_pylist(), old["expires_at"].to_pylist(), strict=True):
+        if src == "analyst" and (exp is None or _aware(exp) > now):
+            ruled.add((st, sid))
+    if not ruled:
+        return scan_rows
+    keep = [(st, sid) not in ruled for st, sid in zip(scan_rows["subject_type"].to_pylist(),
+                                                       scan_rows["subject_id"].to_pylist(), strict=True)]
+    return scan_rows.filter(pa.array(keep, pa.bool_()))
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def results_accounts(res: ScanResult, account_risk: pa.Table | None = None) -> pa.Table:

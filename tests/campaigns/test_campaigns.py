@@ -227,3 +227,31 @@ def test_campaign_titles_counts_and_evidence_agree(scanned):
         for m in re.finditer(r"(all (\d+)|(\d+)) share (one|\d+) ([a-zA-Z /()-]+?)(?=,| and |$)", head):
             k = next(k for k, v in board.items() if evidence.kind_words(k, int(v["n_entities"])) == m.group(5))
             assert int(m.group(2) or m.group(3)) == board[k]["n_accounts"], (m.group(0), board[k])
+
+
+def test_rescan_does_not_undo_an_analysts_unblock(tmp_path):
+    """An analyst who unblocks one account of a campaign still awaiting review is not overruled by the next scan,
+    even though the scan's rows are newer; an expired ruling gives the subject back to the scan."""
+    from datetime import UTC, datetime, timedelta
+
+    st = Store(tmp_path / "store", create=True)
+    build_tiny_world(st, seed=3)
+    cfg = ScanConfig()
+    res = run_scan(st, cfg, signals="never")
+    write_tables(st, res, cfg)
+    scanned = [r for r in st.read_table("enforcement").to_pylist()
+               if r["source"] == "scan" and r["subject_type"] == "account"]
+    assert len(scanned) >= 2
+    freed, lapsed = scanned[0]["subject_id"], scanned[1]["subject_id"]
+    now = datetime.now(UTC)
+    st.append_table("enforcement", pa.table({
+        "subject_type": ["account", "account"], "subject_id": [freed, lapsed], "action": ["allow", "allow"],
+        "reason": ["unblock by ana: customer verified", "dismiss by ana: expired"], "source": ["analyst", "analyst"],
+        "created_at": pa.array([now, now - timedelta(days=40)], pa.timestamp("ms", tz="UTC")),
+        "expires_at": pa.array([None, now - timedelta(days=10)], pa.timestamp("ms", tz="UTC")),
+        "campaign_id": pa.array([None, None], pa.string()), "actor": ["ana", "ana"]}))
+    write_tables(st, res, cfg)
+    rows = st.read_table("enforcement").to_pylist()
+    assert not [r for r in rows if r["subject_id"] == freed and r["source"] == "scan"]
+    assert [r for r in rows if r["subject_id"] == freed and r["source"] == "analyst"][0]["action"] == "allow"
+    assert [r for r in rows if r["subject_id"] == lapsed and r["source"] == "scan"]
