@@ -30,8 +30,11 @@ from distillguard.signals import corpus, lexical
 EVAL_DIR = corpus.DATA / "eval"
 #: The independent sets: name -> (attack file, hard-negative file). ``v1`` was written with the
 #: first disjoint training data; ``v2`` later, in other voices and languages, before the
-#: multilingual training phrasings, to check the model was not fitted to ``v1``.
-SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt")}
+#: multilingual training phrasings, to check the model was not fitted to ``v1``; ``v3`` by another
+#: author (tickets, code templates, polite and terse voices; 13 languages, five of them new), frozen
+#: before the training changes of its round.
+SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt"),
+        "v3": ("attacks_v3.txt", "hard_negatives_v3.txt")}
 THRESHOLD = 0.5
 #: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
 EXTRA_COMPOSITIONS = 2
@@ -99,12 +102,15 @@ def attack_scores(model: lexical.LexicalModel, prompts: list[str], systems: list
 
 
 _SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("ko", re.compile(r"[\uac00-\ud7af]")),
-            ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")))
+            ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")),
+            ("ar", re.compile(r"[\u0600-\u06ff]")))
 _WORDS = {
     "es": "el la los las que para por una como sin cada pero esta este respuesta ¿", "fr": "le les des une pour sans chaque est cette réponse tu ta ton",
     "de": "der die das und nicht ist eine ohne jede deine diese antwort", "pt": "o os um uma da é sem cada não você esta resposta seu sua melhor fazer só depois",
     "it": "il gli una senza ogni non questa risposta tuo tua", "nl": "het een en niet voor zonder elke deze je jouw antwoord",
     "tr": "bir ve için bu her yanıtı cevap ile gibi", "pl": "dla bez każdy każdej ta się jest odpowiedzi",
+    "id": "yang dan untuk ini dengan tanpa setiap jawaban dari buatlah tulis", "vi": "và của cho này không từng câu trả lời các một hãy để bước",
+    "sv": "och att för det inte utan varje svaret från som av ditt nedan", "cs": "pro bez každý každou tuto odpověď které níže podle jako vlády",
     "en": "the and you your for this that with each every answer please",
 }
 
