@@ -287,10 +287,10 @@ def training_set() -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
-def training_set_keyed() -> tuple[list[str], np.ndarray, list[str]]:
-    """The training set and each row's unit key (see ``build_keyed``)."""
-    texts, labels, _, keys = build_keyed(heldout=False)
-    return texts, labels, keys
+def training_set_keyed() -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """The training set, each row's unit key (see ``build_keyed``) and a mask of real benign prompts."""
+    texts, labels, groups, keys = build_keyed(heldout=False)
+    return texts, labels, keys, np.array([g.startswith("benign:") for g in groups])
 
 
 def heldout_set() -> tuple[list[str], np.ndarray, list[str]]:

@@ -55,6 +55,9 @@ C = 4.0
 KEEP_CACHED_MODELS = 4
 #: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
 SMALL_BATCH = 8
+#: Largest share of real benign training documents, scored out of fold, that an attack tactic may
+#: put at or above 0.5; the calibration is shifted to respect it (see ``fit``). 0 turns it off.
+BENIGN_FPR_BUDGET = 0.001
 #: Word uni/bigrams of question sentences also get features of their own (``question_tokens``).
 QUESTION_FEATURES = True
 QUESTION_SALT = 6000
@@ -314,12 +317,17 @@ def key_folds(keys: list[str], seed: int = 0) -> np.ndarray:
 
 
 def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "",
-        keys: list[str] | None = None) -> LexicalModel:
+        keys: list[str] | None = None, benign: np.ndarray | None = None) -> LexicalModel:
     """One logistic regression per tactic; label -1 means "no opinion" (row left out for that tactic).
 
     ``keys`` (one per row, see ``corpus.build_keyed``) make the two calibration folds split by
     phrasing line and benign document instead of by row (GROUP_FOLDS): the Platt sigmoid is then
     fitted on scores of wordings the half-model never saw, which is what a provider's traffic is.
+
+    ``benign`` (a mask of real benign prompts) bounds each attack tactic's false-positive rate on
+    them: if more than BENIGN_FPR_BUDGET of the benign documents' out-of-fold scores (documents the
+    half-model never saw, a validation split) would reach 0.5, the sigmoid is shifted so that only
+    that share does. Recall is then bought only where benign traffic allows it.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -361,6 +369,13 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
         cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), yj)
         pa_[j] = cal.coef_[0, 0]
         pb_[j] = cal.intercept_[0]
+        if benign is not None and folds is not None and BENIGN_FPR_BUDGET > 0 and tactics[j] in PART_TACTICS:
+            bj = benign[keep] & (yj == 0)
+            if bj.sum() and pa_[j] > 0:
+                # decision value above which at most the budgeted share of benign documents lie
+                cut = float(np.quantile(oof[bj], 1.0 - BENIGN_FPR_BUDGET, method="higher"))
+                if -pb_[j] / pa_[j] <= cut:
+                    pb_[j] = -pa_[j] * np.nextafter(cut, np.inf)
     return LexicalModel(tuple(tactics), W, bias, pa_, pb_, data_hash)
 
 
@@ -387,8 +402,8 @@ def get_model(retrain: bool = False) -> LexicalModel:
             from distillguard.signals import corpus
 
             t0 = time.perf_counter()
-            texts, labels, keys = corpus.training_set_keyed()
-            m = fit(texts, labels, data_hash=dh, keys=keys)
+            texts, labels, keys, benign = corpus.training_set_keyed()
+            m = fit(texts, labels, data_hash=dh, keys=keys, benign=benign)
             m.fit_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
             try:
                 m.save(path)
