@@ -126,6 +126,22 @@ def language(text: str) -> str:
     return best if best == "en" or hits[best] >= 2 else "en"
 
 
+_benign_memo: dict = {}
+
+
+def _benign(model: lexical.LexicalModel, threshold: float, attack_cols: tuple[int, ...]) -> dict:
+    """Benign prompts flagged per source; the same for every set, so scored once per model and threshold."""
+    key = (id(model), model.data_hash, threshold, attack_cols)
+    if key not in _benign_memo:
+        out = {}
+        for src, docs in corpus._pools(heldout=True).items():
+            p = model.predict([t for t, _ in docs])
+            out[src] = {"n": len(docs), "flagged": int((p[:, attack_cols].max(axis=1) >= threshold).sum())}
+        _benign_memo.clear()
+        _benign_memo[key] = out
+    return {k: dict(v) for k, v in _benign_memo[key].items()}
+
+
 def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHOLD, eval_set: str = "v1") -> dict:
     model = model or lexical.get_model()
     attack_cols = [model.column(t) for t in corpus.ATTACK_TACTICS if t in model.tactics]
@@ -159,10 +175,7 @@ def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHO
         f = hfam.setdefault(ln.family, [0, 0])
         f[0] += 1
         f[1] += int(hhit[i])
-    benign = {}
-    for src, docs in corpus._pools(heldout=True).items():
-        p = model.predict([t for t, _ in docs])
-        benign[src] = {"n": len(docs), "flagged": int((p[:, attack_cols].max(axis=1) >= threshold).sum())}
+    benign = _benign(model, threshold, tuple(attack_cols))
     nb = sum(b["n"] for b in benign.values())
     fb = sum(b["flagged"] for b in benign.values())
     return {
