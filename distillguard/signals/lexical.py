@@ -62,7 +62,7 @@ BENIGN_FPR_BUDGET = 0.001
 QUESTION_FEATURES = True
 QUESTION_SALT = 6000
 #: Calibration folds split by phrasing line / benign document rather than by row (see ``fit``).
-GROUP_FOLDS = True
+GROUP_FOLDS = False
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 
