@@ -182,8 +182,8 @@ def _typo(text: str, rng: np.random.Generator) -> str:
 
 
 def _compose(phrases: list[Phrase], base: dict[str, int], payloads, rng, repeats: int):
-    texts, labels = [], []
-    for ph in phrases:
+    texts, labels, line = [], [], []
+    for n, ph in enumerate(phrases):
         # An alternation line stands for many phrasings, so it is composed more often.
         for r in range(repeats * (ALTERNATION_REPEATS if "((" in ph.text else 1)):
             payload, plab = payloads[int(rng.integers(len(payloads)))]
@@ -207,7 +207,8 @@ def _compose(phrases: list[Phrase], base: dict[str, int], payloads, rng, repeats
                         lab[c] = plab[c]
             texts.append(text)
             labels.append([lab[t] for t in TACTICS])
-    return texts, labels
+            line.append(n)
+    return texts, labels, line
 
 
 def _phrase_files(heldout: bool) -> dict[str, Path]:
@@ -227,11 +228,21 @@ def build(heldout: bool, seed: int = 7, repeats: int = REPEATS) -> tuple[list[st
     ``group`` names where each row came from (``attack:<tactic>``, ``hard_negative``,
     ``benign:<source>``) so evaluations can report per group.
     """
+    texts, labels, groups, _ = build_keyed(heldout, seed, repeats)
+    return texts, labels, groups
+
+
+def build_keyed(heldout: bool, seed: int = 7, repeats: int = REPEATS):
+    """``build`` plus each row's unit key: the phrasing line it was composed from, or the benign
+    document it copies (a row's parts share its key). Rows with one key are near-copies of each other,
+    so calibration folds split by key (``lexical.fit``): a phrasing's compositions on both sides of a
+    fold would make the out-of-fold scores measure memory, not the unseen wording the model meets."""
     rng = np.random.default_rng(seed + (1000 if heldout else 0))
     payloads = _payloads(heldout)
     texts: list[str] = []
     labels: list[list[int]] = []
     groups: list[str] = []
+    keys: list[str] = []
     for name, path in _phrase_files(heldout).items():
         phrases = read_phrases(path)
         if name == "hard_negatives":
@@ -245,32 +256,41 @@ def build(heldout: bool, seed: int = 7, repeats: int = REPEATS) -> tuple[list[st
         else:
             raise ValueError(f"phrase file {path.name}: name must be hard_negatives or one of {', '.join(TACTICS)}")
         weight = HARD_NEGATIVE_WEIGHT if group == "hard_negative" and not heldout else 1
-        t, lab = _compose(phrases, base, payloads, rng, repeats * weight)
+        t, lab, line = _compose(phrases, base, payloads, rng, repeats * weight)
         texts += t
         labels += lab
         groups += [group] * len(t)
+        keys += [f"{path.name}:{i}" for i in line]
     for src, docs in _pools(heldout).items():
         for _ in range(1 if heldout else BENIGN_WEIGHT):
-            for text, lab in docs:
+            for i, (text, lab) in enumerate(docs):
                 texts.append(text)
                 labels.append([lab[t] for t in TACTICS])
                 groups.append(f"benign:{src}")
+                keys.append(f"{src}:{i}")
     if not heldout:
         # The models also score a prompt's first and last parts alone (lexical.edge_parts), so the
         # parts of benign prompts and hard negatives are negatives too ("Score:" closing a benchmark
         # item, a tutoring line after a problem). Attack tactics only; capabilities say nothing.
         neg = [i for i, g in enumerate(groups) if g == "hard_negative" or g.startswith("benign:")]
-        parts, _ = lexical.edge_parts([texts[i] for i in neg])
+        parts, owner = lexical.edge_parts([texts[i] for i in neg])
         part_label = [0 if t in ATTACK_TACTICS else -1 for t in TACTICS]
         texts += parts
         labels += [part_label] * len(parts)
         groups += ["negative_part"] * len(parts)
-    return texts, np.array(labels, dtype=np.int8), groups
+        keys += [keys[neg[o]] for o in owner]
+    return texts, np.array(labels, dtype=np.int8), groups, keys
 
 
 def training_set() -> tuple[list[str], np.ndarray]:
     texts, labels, _ = build(heldout=False)
     return texts, labels
+
+
+def training_set_keyed() -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """The training set, each row's unit key (see ``build_keyed``) and a mask of real benign prompts."""
+    texts, labels, groups, keys = build_keyed(heldout=False)
+    return texts, labels, keys, np.array([g.startswith("benign:") for g in groups])
 
 
 def heldout_set() -> tuple[list[str], np.ndarray, list[str]]:

@@ -30,8 +30,11 @@ from distillguard.signals import corpus, lexical
 EVAL_DIR = corpus.DATA / "eval"
 #: The independent sets: name -> (attack file, hard-negative file). ``v1`` was written with the
 #: first disjoint training data; ``v2`` later, in other voices and languages, before the
-#: multilingual training phrasings, to check the model was not fitted to ``v1``.
-SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt")}
+#: multilingual training phrasings, to check the model was not fitted to ``v1``; ``v3`` by another
+#: author (tickets, code templates, polite and terse voices; 13 languages, five of them new), frozen
+#: before the training changes of its round.
+SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt"),
+        "v3": ("attacks_v3.txt", "hard_negatives_v3.txt")}
 THRESHOLD = 0.5
 #: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
 EXTRA_COMPOSITIONS = 2
@@ -99,12 +102,15 @@ def attack_scores(model: lexical.LexicalModel, prompts: list[str], systems: list
 
 
 _SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("ko", re.compile(r"[\uac00-\ud7af]")),
-            ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")))
+            ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")),
+            ("ar", re.compile(r"[\u0600-\u06ff]")))
 _WORDS = {
     "es": "el la los las que para por una como sin cada pero esta este respuesta ¿", "fr": "le les des une pour sans chaque est cette réponse tu ta ton",
     "de": "der die das und nicht ist eine ohne jede deine diese antwort", "pt": "o os um uma da é sem cada não você esta resposta seu sua melhor fazer só depois",
     "it": "il gli una senza ogni non questa risposta tuo tua", "nl": "het een en niet voor zonder elke deze je jouw antwoord",
     "tr": "bir ve için bu her yanıtı cevap ile gibi", "pl": "dla bez każdy każdej ta się jest odpowiedzi",
+    "id": "yang dan untuk ini dengan tanpa setiap jawaban dari buatlah tulis", "vi": "và của cho này không từng câu trả lời các một hãy để bước",
+    "sv": "och att för det inte utan varje svaret från som av ditt nedan", "cs": "pro bez každý každou tuto odpověď které níže podle jako vlády",
     "en": "the and you your for this that with each every answer please",
 }
 
@@ -118,6 +124,22 @@ def language(text: str) -> str:
     hits = {lang: sum(w in vocab.split() for w in words) for lang, vocab in _WORDS.items()}
     best = max(hits, key=lambda k: (hits[k], k == "en"))
     return best if best == "en" or hits[best] >= 2 else "en"
+
+
+_benign_memo: dict = {}
+
+
+def _benign(model: lexical.LexicalModel, threshold: float, attack_cols: tuple[int, ...]) -> dict:
+    """Benign prompts flagged per source; the same for every set, so scored once per model and threshold."""
+    key = (id(model), model.data_hash, threshold, attack_cols)
+    if key not in _benign_memo:
+        out = {}
+        for src, docs in corpus._pools(heldout=True).items():
+            p = model.predict([t for t, _ in docs])
+            out[src] = {"n": len(docs), "flagged": int((p[:, attack_cols].max(axis=1) >= threshold).sum())}
+        _benign_memo.clear()
+        _benign_memo[key] = out
+    return {k: dict(v) for k, v in _benign_memo[key].items()}
 
 
 def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHOLD, eval_set: str = "v1") -> dict:
@@ -153,10 +175,7 @@ def report(model: lexical.LexicalModel | None = None, threshold: float = THRESHO
         f = hfam.setdefault(ln.family, [0, 0])
         f[0] += 1
         f[1] += int(hhit[i])
-    benign = {}
-    for src, docs in corpus._pools(heldout=True).items():
-        p = model.predict([t for t, _ in docs])
-        benign[src] = {"n": len(docs), "flagged": int((p[:, attack_cols].max(axis=1) >= threshold).sum())}
+    benign = _benign(model, threshold, tuple(attack_cols))
     nb = sum(b["n"] for b in benign.values())
     fb = sum(b["flagged"] for b in benign.values())
     return {

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from distillguard.signals import hashing as H
 
 #: Bump when the featuriser or the training procedure changes (part of the cache key).
-MODEL_VERSION = "6"
+MODEL_VERSION = "7"
 N_BITS = 18
 N_FEATURES = 1 << N_BITS
 CHAR_ORDERS = (4,)
@@ -55,6 +55,14 @@ C = 4.0
 KEEP_CACHED_MODELS = 4
 #: Up to this many texts are scored by gather-and-sum instead of sparse matrices.
 SMALL_BATCH = 8
+#: Largest share of real benign training documents, scored out of fold, that an attack tactic may
+#: put at or above 0.5; the calibration is shifted to respect it (see ``fit``). 0 turns it off.
+BENIGN_FPR_BUDGET = 0.001
+#: Word uni/bigrams of question sentences also get features of their own (``question_tokens``).
+QUESTION_FEATURES = True
+QUESTION_SALT = 6000
+#: Calibration folds split by phrasing line / benign document rather than by row (see ``fit``).
+GROUP_FOLDS = False
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 
@@ -97,6 +105,33 @@ def edge_parts(texts) -> tuple[list[str], np.ndarray]:
     return parts, np.array(owner, dtype=np.int64)
 
 
+def _terminators(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of sentence ends (. ! ? line break, and the lead byte of 。！？؟।) and whether each
+    is a question mark. Multi-byte marks are found by their lead byte, because the tokeniser counts
+    non-ASCII bytes as word bytes and a CJK "word" runs through them."""
+    n = len(raw)
+    b1 = np.zeros(n, dtype=np.uint8)
+    b2 = np.zeros(n, dtype=np.uint8)
+    b1[:-1] = raw[1:]
+    b2[:-2] = raw[2:]
+    qmark = (raw == 0x3F) | ((raw == 0xEF) & (b1 == 0xBC) & (b2 == 0x9F)) | ((raw == 0xD8) & (b1 == 0x9F))
+    other = ((raw == 0x2E) | (raw == 0x21) | (raw == 0x0A) | ((raw == 0xE3) & (b1 == 0x80) & (b2 == 0x82))
+             | ((raw == 0xEF) & (b1 == 0xBC) & (b2 == 0x81)) | ((raw == 0xE0) & (b1 == 0xA5) & (b2 == 0xA4)))
+    pos = np.flatnonzero(qmark | other)
+    return pos, qmark[pos]
+
+
+def question_tokens(bv: H.ByteView, tok: H.Tokens) -> np.ndarray:
+    """Mask of the tokens whose sentence (up to the next sentence end in the same document) is a question."""
+    pos, isq = _terminators(bv.raw)
+    if not len(pos):
+        return np.zeros(len(tok), dtype=bool)
+    j = np.searchsorted(pos, tok.start)
+    inside = j < len(pos)
+    jj = np.minimum(j, len(pos) - 1)
+    return inside & (pos[jj] < bv.ends[tok.doc]) & isq[jj]
+
+
 def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Per n-gram kind: (feature columns grouped by document, n-grams per document); and the row scale.
 
@@ -123,6 +158,15 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
     for k in WORD_ORDERS:
         d, _, h = H.word_ngrams(tok, k, salt=1000 + k)
         parts.append((_cols(h, 1000 + k, n_bits), np.bincount(d, minlength=n)))
+    # Question view: the words of sentences that end in a question mark, hashed apart. "Why do
+    # models hide their reasoning?" talks about the tactic; "Write out your reasoning." asks for it.
+    if QUESTION_FEATURES and len(tok):
+        q = question_tokens(bv, tok)
+        if q.any():
+            sub = H.Tokens(tok.doc[q], tok.start[q], tok.end[q], tok.hash[q])
+            for k in WORD_ORDERS:
+                d, _, h = H.word_ngrams(sub, k, salt=QUESTION_SALT + k)
+                parts.append((_cols(h, QUESTION_SALT + k, n_bits), np.bincount(d, minlength=n)))
     # Edge views: the same word n-grams again, hashed apart, for the first and last EDGE_WORDS
     # words. Instructions sit at a prompt's edges and payloads in between, so "score" in the
     # last words ("... Score (1-10):") weighs differently from "score" inside a math problem.
@@ -262,12 +306,34 @@ def training_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "") -> LexicalModel:
-    """One logistic regression per tactic; label -1 means "no opinion" (row left out for that tactic)."""
+def key_folds(keys: list[str], seed: int = 0) -> np.ndarray:
+    """Fold (0 or 1) of every row, the same for all rows with one key (a phrasing line, a benign
+    document): a deterministic hash, so the split does not depend on row order."""
+    import zlib
+
+    fold_of: dict[str, int] = {}
+    return np.fromiter((fold_of.setdefault(k, zlib.crc32(f"{seed}:{k}".encode()) & 1) for k in keys),
+                       dtype=np.int8, count=len(keys))
+
+
+def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "",
+        keys: list[str] | None = None, benign: np.ndarray | None = None) -> LexicalModel:
+    """One logistic regression per tactic; label -1 means "no opinion" (row left out for that tactic).
+
+    ``keys`` (one per row, see ``corpus.build_keyed``) make the two calibration folds split by
+    phrasing line and benign document instead of by row (GROUP_FOLDS): the Platt sigmoid is then
+    fitted on scores of wordings the half-model never saw, which is what a provider's traffic is.
+
+    ``benign`` (a mask of real benign prompts) bounds each attack tactic's false-positive rate on
+    them: if more than BENIGN_FPR_BUDGET of the benign documents' out-of-fold scores (documents the
+    half-model never saw, a validation split) would reach 0.5, the sigmoid is shifted so that only
+    that share does. Recall is then bought only where benign traffic allows it.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     X = featurize(texts)
+    folds = key_folds(keys, seed) if keys is not None and GROUP_FOLDS else None
     k = len(tactics)
     W = np.zeros((X.shape[1], k), dtype=np.float32)
     bias = np.zeros(k, dtype=np.float32)
@@ -288,7 +354,12 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
         # calibrate the Platt sigmoid, and the average of the two (a linear model again) is the
         # final scorer, as CalibratedClassifierCV(ensemble=True) would do but at half the cost.
         oof = np.zeros(len(yj))
-        for tr, te in StratifiedKFold(2, shuffle=True, random_state=seed).split(Xj, yj):
+        if folds is not None:
+            fj = folds[keep]
+            splits = [(np.flatnonzero(fj != f), np.flatnonzero(fj == f)) for f in (0, 1)]
+        else:
+            splits = StratifiedKFold(2, shuffle=True, random_state=seed).split(Xj, yj)
+        for tr, te in splits:
             m = make().fit(Xj[tr], yj[tr])
             oof[te] = m.decision_function(Xj[te])
             W[:, j] += 0.5 * m.coef_[0]
@@ -298,6 +369,13 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
         cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), yj)
         pa_[j] = cal.coef_[0, 0]
         pb_[j] = cal.intercept_[0]
+        if benign is not None and folds is not None and BENIGN_FPR_BUDGET > 0 and tactics[j] in PART_TACTICS:
+            bj = benign[keep] & (yj == 0)
+            if bj.sum() and pa_[j] > 0:
+                # decision value above which at most the budgeted share of benign documents lie
+                cut = float(np.quantile(oof[bj], 1.0 - BENIGN_FPR_BUDGET, method="higher"))
+                if -pb_[j] / pa_[j] <= cut:
+                    pb_[j] = -pa_[j] * np.nextafter(cut, np.inf)
     return LexicalModel(tuple(tactics), W, bias, pa_, pb_, data_hash)
 
 
@@ -324,8 +402,8 @@ def get_model(retrain: bool = False) -> LexicalModel:
             from distillguard.signals import corpus
 
             t0 = time.perf_counter()
-            texts, labels = corpus.training_set()
-            m = fit(texts, labels, data_hash=dh)
+            texts, labels, keys, benign = corpus.training_set_keyed()
+            m = fit(texts, labels, data_hash=dh, keys=keys, benign=benign)
             m.fit_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
             try:
                 m.save(path)

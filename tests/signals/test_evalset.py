@@ -69,6 +69,14 @@ def test_second_eval_set_covers_every_tactic_in_several_languages():
     assert all(ln.tactic is None for ln in hard) and len(hard) >= 50
 
 
+def test_third_eval_set_covers_every_tactic_in_several_languages():
+    attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v3"][0])
+    assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
+    assert len({evalset.language(ln.text) for ln in attacks}) >= 10
+    hard = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v3"][1])
+    assert all(ln.tactic is None for ln in hard) and len(hard) >= 70
+
+
 def test_language_guess():
     assert evalset.language("Explain your reasoning, please") == "en"
     assert evalset.language("请一步一步地解释") == "zh"

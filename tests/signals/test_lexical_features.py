@@ -97,3 +97,48 @@ def test_twobyte_script_trigrams_count_per_document_and_carry_across_inflections
     assert counts.tolist() == [9, 0, 0, 0, 1, 9]
     first, *_, last = np.split(h, np.cumsum(counts)[:-1])
     assert len(set(first) & set(last)) == 8  # the stem's trigrams are shared
+
+
+def _question_mask(texts):
+    arr = H.normalise(H.clip(H.as_string_array(texts), lexical.LEX_HEAD, lexical.LEX_TAIL))
+    bv = H.byte_view(arr)
+    tok = H.word_tokens(bv)
+    q = lexical.question_tokens(bv, tok)
+    return [(int(d), bytes(bv.raw[s:e]).decode(), bool(x)) for d, s, e, x in zip(tok.doc, tok.start, tok.end, q, strict=True)]
+
+
+def test_question_tokens_mark_only_words_of_question_sentences():
+    got = _question_mask(["Why do models hide their reasoning? Write out your reasoning.", "no question here",
+                          "What?\nok", "Show it", "为什么隐藏推理？请写出推理。"])
+    assert [w for d, w, q in got if d == 0 and q] == ["why", "do", "models", "hide", "their", "reasoning"]
+    assert not any(q for d, w, q in got if d == 0 and w in ("write", "out", "your"))
+    assert not any(q for d, _, q in got if d in (1, 3))   # no question mark / none before the document ends
+    assert [w for d, w, q in got if d == 2] == ["what", "ok"] and [q for d, _, q in got if d == 2] == [True, False]
+    assert all(q for d, _, q in got if d == 4)  # a full-width question mark ends the first clause
+
+
+def test_question_features_separate_talk_about_a_tactic_from_a_request():
+    a = lexical.featurize(["Why do you show your reasoning?"])
+    b = lexical.featurize(["Show your reasoning."])
+    only_a = set(a.indices) - set(b.indices)
+    assert len(only_a) >= 4  # the question view adds features the instruction does not have
+
+
+def test_key_folds_keep_every_key_on_one_side():
+    keys = ["a:1", "a:1", "b:2", "c:3", "a:1", "b:2"] * 50
+    f = lexical.key_folds(keys)
+    by = {}
+    for k, v in zip(keys, f, strict=True):
+        by.setdefault(k, set()).add(int(v))
+    assert all(len(v) == 1 for v in by.values())
+    many = lexical.key_folds([f"k{i}" for i in range(2000)])
+    assert 0.4 < many.mean() < 0.6
+
+
+def test_compositions_carry_their_phrasing_line():
+    phrases = [corpus.Phrase("Alpha {task}", ()), corpus.Phrase("Beta ((x|y))", ())]
+    payloads = [("payload one two", {t: 0 for t in lexical.TACTICS})]
+    texts, labels, line = corpus._compose(phrases, {t: 0 for t in lexical.TACTICS}, payloads,
+                                          np.random.default_rng(0), 2)
+    assert line == [0, 0] + [1] * (2 * corpus.ALTERNATION_REPEATS)
+    assert all(t.startswith("Alpha") or "Alpha" in t for t, n in zip(texts, line, strict=True) if n == 0)
