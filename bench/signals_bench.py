@@ -75,12 +75,14 @@ def make_table(n: int, seed: int = 0) -> pa.Table:
     })
 
 
-def world_bench(world: str, rows: int, batch: int, memo_only: bool = False) -> None:
+def world_bench(world: str, rows: int, batch: int, memo_only: bool = False, keep_freed: bool = True) -> None:
     from distillguard.signals import tasks
     from distillguard.signals.memo import PromptMemo
-    from distillguard.signals.score import _resolve, input_columns
+    from distillguard.signals.score import _resolve, input_columns, keep_freed_memory
     from distillguard.store import Store
 
+    if keep_freed:  # as the stage's worker processes do
+        keep_freed_memory()
     dets = _resolve(None)
     lexical.get_model()
     tasks.get_index()
@@ -117,9 +119,11 @@ def main() -> None:
     ap.add_argument("--store", action="store_true", help="also time run_signals end to end over a store")
     ap.add_argument("--world", default=None, help="score a simulated world's exchanges with and without the memo")
     ap.add_argument("--memo-only", action="store_true", help="with --world: only the pass with the memo")
+    ap.add_argument("--no-keep-freed", action="store_true",
+                    help="with --world: the default allocator (the stage's workers keep freed memory)")
     a = ap.parse_args()
     if a.world:
-        world_bench(a.world, a.rows, a.batch, a.memo_only)
+        world_bench(a.world, a.rows, a.batch, a.memo_only, not a.no_keep_freed)
         return
     t0 = time.perf_counter()
     lexical.get_model()

@@ -269,22 +269,16 @@ def word_tokens(bv: ByteView) -> Tokens:
     if total == 0:
         z = np.zeros(0, np.int64)
         return Tokens(np.zeros(0, np.int32), z, z, np.zeros(0, np.uint64))
-    prev = np.empty(total, dtype=bool)
-    prev[0] = False
-    prev[1:] = isw[:-1]
-    doc_start = np.zeros(total, dtype=bool)
-    s = bv.starts[bv.starts < bv.ends]
-    doc_start[s] = True
-    begin = isw & (~prev | doc_start)
-    nxt = np.empty(total, dtype=bool)
-    nxt[-1] = False
-    nxt[:-1] = isw[1:]
-    doc_end = np.zeros(total, dtype=bool)
-    e = bv.ends[bv.starts < bv.ends] - 1
-    doc_end[e] = True
-    finish = isw & (~nxt | doc_end)
-    st = np.flatnonzero(begin)
-    en = np.flatnonzero(finish) + 1
+    # +1 where a run of word bytes starts, -1 one past where it ends (one pass over the bytes).
+    edge = np.diff(isw.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    st = np.flatnonzero(edge == 1)
+    en = np.flatnonzero(edge == -1)
+    # A run that continues from one document into the next is two words: split it at the boundary.
+    b = bv.starts[(bv.starts > 0) & (bv.starts < total)]
+    b = np.unique(b[isw[b] & isw[b - 1]])
+    if len(b):
+        st = np.insert(st, np.searchsorted(st, b), b)
+        en = np.insert(en, np.searchsorted(en, b), b)
     h = mix64(bv.substring_hash(st, en))
     # Tokens run in document order: each document's count from its end offset, no per-byte array.
     per_doc = np.diff(np.searchsorted(st, bv.ends), prepend=0)
