@@ -50,11 +50,14 @@ def _pows(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def mix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser: spreads polynomial hashes over all bits."""
-    h = h ^ (h >> _S33)
-    h = h * _MIX1
-    h = h ^ (h >> _S33)
-    h = h * _MIX2
-    h = h ^ (h >> _S33)
+    h = h ^ (h >> _S33)  # the two new arrays; the rest in place
+    t = np.empty_like(h)
+    h *= _MIX1
+    np.right_shift(h, _S33, out=t)
+    h ^= t
+    h *= _MIX2
+    np.right_shift(h, _S33, out=t)
+    h ^= t
     return h
 
 
