@@ -95,7 +95,7 @@ class PromptMemo:
             self.task_key[s] = task_key
             self.template_key[s] = template_key
             self.seen_again[s] = False
-            self.index.update(zip(prompts, range(self.size, self.size + m)))
+            self.index.update(zip(prompts, range(self.size, self.size + m), strict=True))
             self.size += m
 
     def _evict(self) -> None:
