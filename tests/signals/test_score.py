@@ -195,7 +195,7 @@ def test_prompt_memo_eviction_keeps_repeated_prompts():
 def test_prompt_memo_is_bounded_by_characters_too():
     from distillguard.signals.memo import PromptMemo
 
-    # Room for 100 prompts but only 60 characters: the three 7-character prompts seen twice stay,
+    # Room for 100 prompts but only 60 characters: the three 7-character prompts, seen again before each eviction, stay;
     # the long new ones push the rest out, and rows never change.
     memo = PromptMemo(capacity=100, max_chars=60)
     batch = table_of([make_exchange(prompt=t) for t in ["a b c d", "e f g h", "i j k l"]])
