@@ -1,7 +1,7 @@
 """Throughput of the per-exchange signals (docs/benchmarks.md, "## Detection" → "signals").
 
     PYTHONPATH=. python bench/signals_bench.py [--rows 200000] [--batch 32768] [--store]
-    PYTHONPATH=. python bench/signals_bench.py --world WORLD_DIR [--rows N]
+    PYTHONPATH=. python bench/signals_bench.py --world WORLD_DIR [--rows N] [--memo-only]
 
 Builds a synthetic mix of exchanges from the simulator's corpora (half attack-style: task items in
 wrappers, half benign prompts), then measures: score_batch throughput (all detectors), the lexical
@@ -11,7 +11,8 @@ path alone, score_prompt latency (p50/p99, one prompt at a time as the gateway c
 With --world it instead reads the first N exchanges of a simulated world's store in the signals stage's
 batches and scores them twice, each batch on its own and with the prompt memo the stage uses (prompts
 scored in an earlier batch are not scored again), checks that both give identical rows and prints the
-CPU-second rates and the memo's hit count.
+CPU-second rates and the memo's hit count. ``--memo-only`` skips the each-batch-alone pass (the
+whole-store figure: ``--rows`` at least the store's size).
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ def make_table(n: int, seed: int = 0) -> pa.Table:
     })
 
 
-def world_bench(world: str, rows: int, batch: int) -> None:
+def world_bench(world: str, rows: int, batch: int, memo_only: bool = False, keep_freed: bool = True) -> None:
     from distillguard.signals import tasks
     from distillguard.signals.memo import PromptMemo
-    from distillguard.signals.score import _resolve, input_columns
+    from distillguard.signals.score import _resolve, input_columns, keep_freed_memory
     from distillguard.store import Store
 
+    if keep_freed:  # as the stage's worker processes do
+        keep_freed_memory()
     dets = _resolve(None)
     lexical.get_model()
     tasks.get_index()
@@ -93,15 +96,20 @@ def world_bench(world: str, rows: int, batch: int) -> None:
     c0 = time.process_time()
     with_memo = [score_batch(b, dets, memo) for b in bs]
     cm = time.process_time() - c0
-    c0 = time.process_time()
-    plain = [score_batch(b, dets) for b in bs]
-    cp = time.process_time() - c0
-    same = all(x.equals(y) for x, y in zip(plain, with_memo, strict=True))
-    print(f"{world}: {n:,} exchanges in {len(bs)} batches of {batch}; identical rows: {same}")
-    print(f"each batch alone: {cp:.1f} CPU s = {n / cp:,.0f} exchanges per CPU-second")
+    print(f"{world}: {n:,} exchanges in {len(bs)} batches of {batch}")
+    if not memo_only:
+        c0 = time.process_time()
+        plain = [score_batch(b, dets) for b in bs]
+        cp = time.process_time() - c0
+        same = all(x.equals(y) for x, y in zip(plain, with_memo, strict=True))
+        print(f"each batch alone: {cp:.1f} CPU s = {n / cp:,.0f} exchanges per CPU-second; identical rows: {same}")
     print(f"with the prompt memo: {cm:.1f} CPU s = {n / cm:,.0f} exchanges per CPU-second; "
           f"memo hits {memo.hits:,} of {memo.lookups:,} distinct-per-batch prompts")
-    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; peak RSS {rss:,.0f} MB; "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def main() -> None:
@@ -110,9 +118,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32768)
     ap.add_argument("--store", action="store_true", help="also time run_signals end to end over a store")
     ap.add_argument("--world", default=None, help="score a simulated world's exchanges with and without the memo")
+    ap.add_argument("--memo-only", action="store_true", help="with --world: only the pass with the memo")
+    ap.add_argument("--no-keep-freed", action="store_true",
+                    help="with --world: the default allocator (the stage's workers keep freed memory)")
     a = ap.parse_args()
     if a.world:
-        world_bench(a.world, a.rows, a.batch)
+        world_bench(a.world, a.rows, a.batch, a.memo_only, not a.no_keep_freed)
         return
     t0 = time.perf_counter()
     lexical.get_model()

@@ -50,11 +50,14 @@ def _pows(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def mix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser: spreads polynomial hashes over all bits."""
-    h = h ^ (h >> _S33)
-    h = h * _MIX1
-    h = h ^ (h >> _S33)
-    h = h * _MIX2
-    h = h ^ (h >> _S33)
+    h = h ^ (h >> _S33)  # the two new arrays; the rest in place
+    t = np.empty_like(h)
+    h *= _MIX1
+    np.right_shift(h, _S33, out=t)
+    h ^= t
+    h *= _MIX2
+    np.right_shift(h, _S33, out=t)
+    h ^= t
     return h
 
 
@@ -98,17 +101,41 @@ for _c in b"\t\n\r\x0b\x0c":
     FOLD[_c] = ord(" ")
 
 
-@dataclass
-class ByteView:
-    """The UTF-8 bytes of a string array plus per-document offsets and the prefix hash."""
+#: The prefix hash weighs byte j by P^j with j its position in the whole batch (powers as a 2^16-entry
+#: table times one power per 2^16-byte chunk: broadcast products, no per-byte gather).
+_CHUNK_BITS = 16
+_CHUNK = 1 << _CHUNK_BITS
 
-    data: np.ndarray      # uint8, all documents back to back (after the byte table)
-    raw: np.ndarray       # uint8, the same bytes before the table (case, digits, line breaks intact)
-    starts: np.ndarray    # int64, n_docs
-    ends: np.ndarray      # int64, n_docs
-    doc: np.ndarray       # int32 document of each byte
-    local: np.ndarray     # int64 offset of each byte inside its document
-    prefix: np.ndarray    # uint64, len(data) + 1: H[i] = sum_{j<i} (data[j]+1) * P^(local j)
+
+def _chunk_pows(chunks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(P^j, P^-j for j < 2^16; P^(2^16 c), P^-(2^16 c) for c < chunks)."""
+    lo, lo_inv = _pows(_CHUNK)
+    hi = _pow_cache.get("hi")
+    if hi is None or len(hi) < chunks:
+        size = max(chunks, 64)
+        step = np.uint64(pow(int(_P), _CHUNK, 1 << 64))  # P^(2^16)
+        step_inv = np.uint64(pow(int(_P_INV), _CHUNK, 1 << 64))
+        p = np.full(size, step, dtype=np.uint64)
+        p[0] = 1
+        q = np.full(size, step_inv, dtype=np.uint64)
+        q[0] = 1
+        _pow_cache["hi"], _pow_cache["hi_inv"] = np.cumprod(p, dtype=np.uint64), np.cumprod(q, dtype=np.uint64)
+    return lo[:_CHUNK], lo_inv[:_CHUNK], _pow_cache["hi"], _pow_cache["hi_inv"]
+
+
+class ByteView:
+    """The UTF-8 bytes of a string array plus per-document offsets and the prefix hash.
+
+    ``data``: uint8, all documents back to back (after the byte table); ``raw``: the same bytes
+    before the table (case, digits, line breaks intact); ``starts``/``ends``: int64 per document;
+    ``prefix``: uint64, ``len(data) + 1``, ``H[i] = sum_{j<i} (data[j]+1) * P^j``. ``doc`` (document
+    of each byte) and ``local`` (offset inside it) are built only when asked for: the hashing paths
+    work from the document offsets, as a per-byte array costs more than the hashes themselves.
+    """
+
+    def __init__(self, data: np.ndarray, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray, prefix: np.ndarray):
+        self.data, self.raw, self.starts, self.ends, self.prefix = data, raw, starts, ends, prefix
+        self._doc: np.ndarray | None = None
 
     @property
     def n_docs(self) -> int:
@@ -118,11 +145,29 @@ class ByteView:
     def lengths(self) -> np.ndarray:
         return self.ends - self.starts
 
+    @property
+    def doc(self) -> np.ndarray:
+        """int32 document of each byte."""
+        if self._doc is None:
+            self._doc = np.repeat(np.arange(self.n_docs, dtype=np.int32), self.lengths)
+        return self._doc
+
+    @property
+    def local(self) -> np.ndarray:
+        """int64 offset of each byte inside its document."""
+        return np.arange(len(self.data), dtype=np.int64) - np.repeat(self.starts, self.lengths)
+
+    def doc_of(self, pos: np.ndarray) -> np.ndarray:
+        """int32 document of each byte position in ``pos`` (any order)."""
+        # The first document whose end lies beyond the position (empty documents end where they start).
+        return np.searchsorted(self.ends, pos, side="right").astype(np.int32)
+
     def substring_hash(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Hash of data[a:b] for arrays of positions within one document each."""
-        _, qi = _pows(1)
-        # P^-(local a) turns a prefix difference into a position-free hash.
-        return (self.prefix[b] - self.prefix[a]) * qi[self.local[np.minimum(a, len(self.data) - 1)]]
+        """Hash of data[a:b] for arrays of positions within one document each:
+        ``sum_{a<=j<b} (data[j]+1) * P^(j-a)``, so equal bytes hash equally wherever they sit."""
+        _, lo_inv, _, hi_inv = _chunk_pows((len(self.data) >> _CHUNK_BITS) + 1)
+        # P^-a turns a prefix difference into a position-free hash.
+        return (self.prefix[b] - self.prefix[a]) * (lo_inv[a & (_CHUNK - 1)] * hi_inv[a >> _CHUNK_BITS])
 
 
 def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = None) -> ByteView:
@@ -143,14 +188,26 @@ def byte_view(texts: pa.Array, fold: bool = True, table: np.ndarray | None = Non
         data = FOLD[data]
     starts = offsets[:-1] - base
     ends = offsets[1:] - base
-    lens = ends - starts
-    doc = np.repeat(np.arange(n, dtype=np.int32), lens)
-    local = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
-    pw, _ = _pows(int(lens.max()) + 1 if n else 1)
-    terms = (data.astype(np.uint64) + np.uint64(1)) * pw[local]
-    prefix = np.zeros(total + 1, dtype=np.uint64)
-    np.cumsum(terms, dtype=np.uint64, out=prefix[1:])
-    return ByteView(data, raw, starts, ends, doc, local, prefix)
+    chunks = (total >> _CHUNK_BITS) + 1
+    lo, _, hi, _ = _chunk_pows(chunks)
+    terms = np.empty(chunks * _CHUNK, dtype=np.uint64)
+    terms[:total] = data
+    terms[:total] += np.uint64(1)
+    t2 = terms.reshape(chunks, _CHUNK)
+    t2 *= lo
+    t2 *= hi[:chunks, None]
+    prefix = np.empty(total + 1, dtype=np.uint64)
+    prefix[0] = 0
+    np.cumsum(terms[:total], dtype=np.uint64, out=prefix[1:])
+    return ByteView(data, raw, starts, ends, prefix)
+
+
+def _crosses_document(bv: ByteView, m: int, n: int) -> np.ndarray:
+    """Start positions below ``m`` of byte n-grams that would run past their document's end: the
+    n - 1 positions before each boundary between documents (a handful per document)."""
+    e = bv.ends[(bv.ends > 0) & (bv.ends < len(bv.data))]
+    bad = (e[:, None] - np.arange(1, n, dtype=np.int64)[None, :]).ravel()
+    return bad[(bad >= 0) & (bad < m)]
 
 
 def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,12 +224,17 @@ def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     m = total - n + 1
     # Horner's rule on shifted views: the same value as the prefix-sum form, sum (b+1) * P^k,
     # without gathering powers for every byte.
-    d = bv.data.astype(np.uint64) + np.uint64(1)
+    d = bv.data.astype(np.uint64)
+    d += np.uint64(1)
     h = d[n - 1:n - 1 + m].copy()
     for k in range(n - 2, -1, -1):
         h *= _P
         h += d[k:k + m]
-    ok = bv.doc[:m] == bv.doc[n - 1:]
+    bad = _crosses_document(bv, m, n)
+    if len(bad) == 0:
+        return h, counts
+    ok = np.ones(m, dtype=bool)
+    ok[bad] = False
     return h[ok], counts
 
 
@@ -210,24 +272,20 @@ def word_tokens(bv: ByteView) -> Tokens:
     if total == 0:
         z = np.zeros(0, np.int64)
         return Tokens(np.zeros(0, np.int32), z, z, np.zeros(0, np.uint64))
-    prev = np.empty(total, dtype=bool)
-    prev[0] = False
-    prev[1:] = isw[:-1]
-    doc_start = np.zeros(total, dtype=bool)
-    s = bv.starts[bv.starts < bv.ends]
-    doc_start[s] = True
-    begin = isw & (~prev | doc_start)
-    nxt = np.empty(total, dtype=bool)
-    nxt[-1] = False
-    nxt[:-1] = isw[1:]
-    doc_end = np.zeros(total, dtype=bool)
-    e = bv.ends[bv.starts < bv.ends] - 1
-    doc_end[e] = True
-    finish = isw & (~nxt | doc_end)
-    st = np.flatnonzero(begin)
-    en = np.flatnonzero(finish) + 1
+    # +1 where a run of word bytes starts, -1 one past where it ends (one pass over the bytes).
+    edge = np.diff(isw.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    st = np.flatnonzero(edge == 1)
+    en = np.flatnonzero(edge == -1)
+    # A run that continues from one document into the next is two words: split it at the boundary.
+    b = bv.starts[(bv.starts > 0) & (bv.starts < total)]
+    b = np.unique(b[isw[b] & isw[b - 1]])
+    if len(b):
+        st = np.insert(st, np.searchsorted(st, b), b)
+        en = np.insert(en, np.searchsorted(en, b), b)
     h = mix64(bv.substring_hash(st, en))
-    return Tokens(bv.doc[st], st, en, h)
+    # Tokens run in document order: each document's count from its end offset, no per-byte array.
+    per_doc = np.diff(np.searchsorted(st, bv.ends), prepend=0)
+    return Tokens(np.repeat(np.arange(bv.n_docs, dtype=np.int32), per_doc), st, en, h)
 
 
 def pair_hash(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
@@ -289,6 +347,8 @@ def _script_char_ngram_hashes(bv: ByteView, n: int, width: int, lead: np.ndarray
     p = np.flatnonzero(lead[: total - span + 1])
     for k in range(1, n):
         p = p[lead[p + width * k]]
-    p = p[bv.doc[p] == bv.doc[p + span - 1]]
-    counts = np.bincount(bv.doc[p], minlength=bv.n_docs).astype(np.int64)
+    pd = bv.doc_of(p)
+    ok = p + span <= bv.ends[pd]
+    p, pd = p[ok], pd[ok]
+    counts = np.bincount(pd, minlength=bv.n_docs).astype(np.int64)
     return bv.substring_hash(p, p + span), counts

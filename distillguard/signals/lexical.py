@@ -85,7 +85,10 @@ _FIB = np.uint64(0x9E3779B97F4A7C15)
 
 def _cols(h: np.ndarray, salt: int, n_bits: int) -> np.ndarray:
     # Multiplicative (Fibonacci) hashing: the top bits of h*odd are well spread, one multiply.
-    return (((h + np.uint64(salt)) * _FIB) >> np.uint64(64 - n_bits)).astype(np.int32)
+    c = h + np.uint64(salt)  # one temporary, then in place
+    c *= _FIB
+    c >>= np.uint64(64 - n_bits)
+    return c.astype(np.int32)
 
 
 def edge_parts(texts) -> tuple[list[str], np.ndarray]:

@@ -10,10 +10,11 @@ process for as long as it stays in the memo.
 Exactness: prompts are looked up by their full text (a dict of ``str``), never by a hash of it,
 so an attacker cannot make a prompt inherit another prompt's scores through a hash collision.
 
-Bounded: at most ``capacity`` prompts. When full, the prompts seen again since the last eviction
-(the ones that repeat) are kept, up to half the capacity, and the rest are forgotten. The memo
-belongs to one model and one task index; if either changes (retraining, another task set) it is
-emptied.
+Bounded: at most ``capacity`` prompts and ``max_chars`` characters of prompt text (the text is
+most of the memory: the scores are 60 bytes a prompt). When either is reached, the prompts seen
+again since the last eviction (the ones that repeat) are kept, the newest up to half of each
+bound, and the rest are forgotten. The memo belongs to one model and one task index; if either
+changes (retraining, another task set) it is emptied.
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ import threading
 
 import numpy as np
 
-#: Prompts one process remembers (memory: about 0.5 kB each with the prompt text itself).
-DEFAULT_CAPACITY = 200_000
+#: Prompts one process remembers at most (the score arrays are allocated for this many: 60 bytes each).
+DEFAULT_CAPACITY = 600_000
+#: Characters of prompt text one process remembers at most (about a byte each for ASCII text, plus
+#: about 150 bytes per prompt for the string and dict entry): with the default, at most ~200 MB.
+DEFAULT_MAX_CHARS = 96_000_000
 
 
 class PromptMemo:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, n_tactics: int = 0):
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, n_tactics: int = 0, max_chars: int = DEFAULT_MAX_CHARS):
         self.capacity = max(int(capacity), 0)
+        self.max_chars = max(int(max_chars), 0)
         self.n_tactics = n_tactics
         self.owner: tuple[int, int] | None = None
         self.lookups = 0
@@ -45,6 +50,8 @@ class PromptMemo:
         self.task_key = np.empty(c, dtype=object)
         self.template_key = np.empty(c, dtype=object)
         self.seen_again = np.zeros(c, dtype=bool)
+        self.chars = np.zeros(c, dtype=np.int64)  # length of each remembered prompt
+        self.n_chars = 0
         self.size = 0
 
     def bind(self, owner: tuple[int, int], n_tactics: int) -> None:
@@ -72,26 +79,35 @@ class PromptMemo:
         m = len(prompts)
         if m == 0 or m > self.capacity // 2:
             return
+        lens = np.fromiter(map(len, prompts), dtype=np.int64, count=m)
+        new_chars = int(lens.sum())
+        if new_chars > self.max_chars // 2:
+            return
         with self._lock:
-            if self.size + m > self.capacity:
+            if self.size + m > self.capacity or self.n_chars + new_chars > self.max_chars:
                 self._evict()
             s = slice(self.size, self.size + m)
+            self.chars[s] = lens
+            self.n_chars += new_chars
             self.keys[s] = prompts
             self.lex[s] = lex
             self.task_score[s] = task_score
             self.task_key[s] = task_key
             self.template_key[s] = template_key
             self.seen_again[s] = False
-            for i, p in enumerate(prompts, self.size):
-                self.index[p] = i
+            self.index.update(zip(prompts, range(self.size, self.size + m), strict=True))
             self.size += m
 
     def _evict(self) -> None:
-        """Keep the prompts seen again since the last eviction (the newest, up to half the capacity)."""
+        """Keep the prompts seen again since the last eviction (the newest, up to half of each bound)."""
         keep = np.flatnonzero(self.seen_again[:self.size])[-(self.capacity // 2):]
+        # newest first, as many as fit in half the character budget
+        newest_first = np.cumsum(self.chars[keep][::-1])
+        keep = keep[len(keep) - int(np.searchsorted(newest_first, self.max_chars // 2, side="right")):]
         k = len(keep)
-        for arr in (self.keys, self.lex, self.task_score, self.task_key, self.template_key):
+        for arr in (self.keys, self.lex, self.task_score, self.task_key, self.template_key, self.chars):
             arr[:k] = arr[keep]
+        self.n_chars = int(self.chars[:k].sum())
         self.keys[k:self.size] = None
         self.task_key[k:self.size] = None
         self.template_key[k:self.size] = None

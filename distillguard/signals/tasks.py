@@ -47,7 +47,7 @@ class TaskIndex:
     n_shingles: np.ndarray       # distinctive shingles per item
     keys: np.ndarray             # sorted uint64 shingle hashes
     items: np.ndarray            # int32 item of each key
-    bitmap: np.ndarray           # bool, 2^BITMAP_BITS: is any key's hash prefix this value
+    bitmap: np.ndarray           # uint8, 2^BITMAP_BITS bits (little-endian): is any key's hash prefix this value
     bucket_start: np.ndarray     # int64, 2^BUCKET_BITS + 1: first key of each hash prefix
 
     def __len__(self) -> int:
@@ -95,8 +95,10 @@ def build_index(files: list[Path] | None = None) -> TaskIndex:
     keys = pair[keep, 0]
     items = pair[keep, 1].astype(np.int32)
     n_sh = np.bincount(items, minlength=len(ids))
-    bitmap = np.zeros(1 << BITMAP_BITS, dtype=bool)
-    bitmap[keys >> np.uint64(64 - BITMAP_BITS)] = True
+    present = np.zeros(1 << BITMAP_BITS, dtype=bool)
+    present[keys >> np.uint64(64 - BITMAP_BITS)] = True
+    # Packed: 2 MB stays in cache where 16 MB of bools would miss on every look-up.
+    bitmap = np.packbits(present, bitorder="little")
     bucket_start = np.searchsorted(keys >> np.uint64(64 - BUCKET_BITS),
                                    np.arange((1 << BUCKET_BITS) + 1, dtype=np.uint64)).astype(np.int64)
     return TaskIndex(ids, n_sh, keys, items, bitmap, bucket_start)
@@ -145,7 +147,8 @@ def match(mt: MaskedTokens, index: TaskIndex | None = None) -> TaskMatch:
         return TaskMatch(score, pa.nulls(n, pa.string()), token_mask)
     # A bitmap of the index's hash prefixes rejects almost every shingle that is in no task item
     # before the binary search (which is the cost: cache misses over the sorted keys).
-    cand = np.flatnonzero(index.bitmap[h >> np.uint64(64 - BITMAP_BITS)])
+    prefix = h >> np.uint64(64 - BITMAP_BITS)
+    cand = np.flatnonzero((index.bitmap[prefix >> np.uint64(3)] >> (prefix & np.uint64(7)).astype(np.uint8)) & 1)
     hc = h[cand]
     lo = _lower_bound(index, hc)
     nk = len(index.keys)

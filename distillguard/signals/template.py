@@ -188,10 +188,9 @@ def masked_tokens(texts) -> MaskedTokens:
         ok = (st >= 2) & (en - st >= 3)
         s2 = np.where(ok, st, 2)
         rp = np.concatenate([raw, np.zeros(4, dtype=np.uint8)])  # reads past the end see NULs
-        dp = np.concatenate([bv.doc, np.full(4, -1, dtype=bv.doc.dtype)])
         name = (ok & (rp[s2] >= 65) & (rp[s2] <= 90) & (rp[s2 - 1] == 32) & _SENT_PREV[rp[s2 - 2]]
                 & (rp[s2 + 1] >= 97) & (rp[s2 + 1] <= 122) & (rp[s2 + 2] >= 97) & (rp[s2 + 2] <= 122)
-                & (dp[s2 - 2] == tok.doc))
+                & (s2 - 2 >= bv.starts[tok.doc]))
         h[name] = SLOTS["qqname"]
         # Part boundaries: a line break, a colon ("Solve in Python: ..."), or a comma among the
         # first words ("hey, ...", "Bonjour, ...") in the gap before a token.

@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from distillguard.signals import corpus, lexical
@@ -142,3 +143,23 @@ def test_compositions_carry_their_phrasing_line():
                                           np.random.default_rng(0), 2)
     assert line == [0, 0] + [1] * (2 * corpus.ALTERNATION_REPEATS)
     assert all(t.startswith("Alpha") or "Alpha" in t for t, n in zip(texts, line, strict=True) if n == 0)
+def test_hashes_do_not_depend_on_where_a_text_sits_in_the_batch():
+    # The prefix hash weighs bytes by their position in the whole batch (in 64 KiB chunks); a word's
+    # hash, its byte 4-grams and its document must not depend on the offset, across chunk edges too.
+    alone = H.byte_view(pa.array(["reasoning steps"]))
+    ref = H.word_tokens(alone).hash
+    filler = ["x" * k for k in (65_530, 3, 70_000, 1)]
+    texts = []
+    for f in filler:
+        texts += [f, "reasoning steps", ""]
+    bv = H.byte_view(pa.array(texts))
+    tok = H.word_tokens(bv)
+    for d in (1, 4, 7, 10):
+        assert tok.hash[tok.doc == d].tolist() == ref.tolist()
+    h4, counts = H.char_ngram_hashes(bv, 4)
+    h4_alone, _ = H.char_ngram_hashes(alone, 4)
+    per_doc = np.split(h4, np.cumsum(counts)[:-1])
+    assert all(per_doc[d].tolist() == h4_alone.tolist() for d in (1, 4, 7, 10))
+    # words never run across documents, even with no space between them
+    tok2 = H.word_tokens(H.byte_view(pa.array(["ab", "cd", "", "ef gh"])))
+    assert tok2.doc.tolist() == [0, 1, 3, 3] and tok2.start.tolist() == [0, 2, 4, 7]

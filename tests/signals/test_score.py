@@ -190,3 +190,33 @@ def test_prompt_memo_eviction_keeps_repeated_prompts():
     assert memo.size == 6
     again = score_batch(batch, memo=memo)
     assert again.equals(score_batch(batch))
+
+
+def test_prompt_memo_is_bounded_by_characters_too():
+    from distillguard.signals.memo import PromptMemo
+
+    # Room for 100 prompts but only 60 characters: the three 7-character prompts, seen again before each eviction, stay;
+    # the long new ones push the rest out, and rows never change.
+    memo = PromptMemo(capacity=100, max_chars=60)
+    batch = table_of([make_exchange(prompt=t) for t in ["a b c d", "e f g h", "i j k l"]])
+    score_batch(batch, memo=memo)
+    score_batch(batch, memo=memo)
+    for k in range(3):  # each new 22-character prompt forces an eviction; the short ones keep repeating
+        score_batch(table_of([make_exchange(prompt=f"a longer new prompt {k}")]), memo=memo)
+        score_batch(batch, memo=memo)
+    assert memo.n_chars <= 60 and memo.n_chars == int(memo.chars[:memo.size].sum())
+    assert set(memo.index) >= {"a b c d", "e f g h", "i j k l"}
+    big = table_of([make_exchange(prompt="x y z w " * 10)])  # 80 characters: more than half the budget, not kept
+    assert score_batch(big, memo=memo).equals(score_batch(big))
+    assert "x y z w " * 10 not in memo.index
+    assert score_batch(batch, memo=memo).equals(score_batch(batch))
+
+
+def test_keep_freed_memory_is_harmless():
+    from distillguard.signals.score import keep_freed_memory
+
+    code = ("from distillguard.signals.score import keep_freed_memory; import numpy as np; "
+            "print(keep_freed_memory(1 << 26)); print(int(np.ones(1 << 24).sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] in {"True", "False"} and out[1] == str(1 << 24)
+    assert callable(keep_freed_memory)
