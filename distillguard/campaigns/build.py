@@ -49,7 +49,7 @@ MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_p
 
 
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
-                   n_accounts: int | None = None, why: dict[str, set[str]] | None = None) -> dict[str, str]:
+                   operations: bool = False, why: dict[str, set[str]] | None = None) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -57,8 +57,8 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     entities held mostly inside the two clusters (``cfg.merge_exclusive`` of their holders): what
     unrelated operators also send or use (a public attack template, a free-mail domain) does not merge.
 
-    With ``n_accounts`` (accounts active in the window) clusters are also merged when the infrastructure
-    they share is beyond chance for groups of their size drawn from this store (``operations``): the
+    With ``operations`` clusters are also merged when the infrastructure they share is beyond chance for
+    random groups of the store's other accounts (``campaigns/operations.py``): the
     pieces of a quiet pool own no entity together but share its bursts, cards and client strings far more
     than strangers do. ``why`` (if given) collects, per cluster, the evidence groups of each such link."""
     parent = {c: c for c in groups}
@@ -91,8 +91,8 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         # evidence needs a second, independent group
         if len(piece) >= 2 or "content" in both:
             parent[find(c1)] = find(c2)
-    if n_accounts:
-        for link in operation_links(con, groups, n_accounts, cfg):
+    if operations:
+        for link in operation_links(con, groups, cfg):
             if find(link.a) != find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
             parent[find(link.a)] = find(link.b)
@@ -116,7 +116,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         if accts and cs.risk >= flag_threshold:
             chosen[cs.cluster_id] = accts
     why: dict[str, set[str]] = {}
-    rep = merge_clusters(con, chosen, cfg, n_accounts=features.num_rows, why=why)
+    rep = merge_clusters(con, chosen, cfg, operations=True, why=why)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:

@@ -7,17 +7,20 @@ they hold far more of the *same* entities than two unrelated groups would: a sig
 card there, a custom client string, a proxy /24. This module asks exactly that, per evidence group and
 calibrated to the store at hand:
 
-* Null model: a record is a random draw from the store that holds as many distinct entities of the group
-  as the real record does. Entity e (``df`` holders) is in it with probability 1 − (1 − f_X)^df, f_X solved
-  so that the expected count of distinct entities equals the record's (``_reach``): popular entities are
-  the likeliest to be held, and a record whose accounts hold many /24s (a community is cut out of the
-  graph *because* its accounts hold many entities) is compared with random records holding as many.
-* For records A and B, O_g = the entities of group g both hold (synchronised-schedule entities counted
-  once per template: its MinHash bands are one fact), and p_g = the chance that two null records would
-  both hold at least O_g entities of g (exact: a sum of one Bernoulli per entity of g in the store, with
-  P(A holds it) × P(B holds it)). A popular tool's system prompt, a campus
-  NAT or a free-mail naming shape is held by both almost surely under the null and adds nothing; an
-  operation's own sign-up burst (three holders in a store of thousands) almost never is.
+* Null model: the *background* is every active account outside all flagged records. For records A and B
+  and group g, B is replaced by a random background group that holds as many distinct entities of g as B
+  does: entity e (d_e background holders, + 1 so that nothing is rarer than one holder) is in it with
+  probability 1 − (1 − f_B)^d_e, f_B solved so that the expected count of distinct entities matches
+  B's. Popular entities are the likeliest to be held by chance, and a record whose accounts hold many /24s
+  (a community is cut out of the graph *because* its accounts hold many entities) is compared with random
+  groups holding as many. Counting holders in the background only matters: an operation split into
+  sixteen records sends its templates and uses its bursts in all of them, so the whole store's count
+  would call its own entities common.
+* O_g = the entities of g both records hold (a sync entity's MinHash bands counted once per template:
+  they are one schedule), and p_g = P(X ≥ O_g) for X the number of A's entities the null group holds
+  (exact sum of Bernoullis); the same the other way round, and the weaker of the two is the pair's p_g.
+  A popular tool's system prompt, a campus NAT or a free-mail naming shape has many background holders
+  and adds nothing; an operation's own sign-up burst or card has none.
 * Two records are one operation when Fisher's combination of their groups' p-values is at most
   ``operation_alpha`` divided by the number of record pairs tested (Bonferroni: the family-wise chance that
   any two unrelated records merge) *and* at least ``operation_min_groups`` groups each reach
@@ -33,7 +36,6 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-from scipy.stats import binom
 
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.config import CampaignConfig
@@ -57,21 +59,19 @@ class OperationLink:
         return ", ".join(f"{g} (chance {p:.0e})" for g, p in gs)
 
 
-def shared_tail(o: int, hist: dict[int, int], fa: float, fb: float) -> float:
-    """P(X ≥ o), X the number of entities two null records both hold: a sum of independent Bernoullis, one
-    per entity of the store, with P = (1 − (1 − fa)^df)(1 − (1 − fb)^df) — entities of one df are a
-    Binomial, so the exact distribution is their convolution, truncated at o (a Poisson approximation
-    would call two shared entities unremarkable where one of them is a near-certain popular one)."""
+def shared_tail(o: int, probs: np.ndarray) -> float:
+    """P(X ≥ o), X a sum of independent Bernoullis with these probabilities (exact, truncated at o: a
+    Poisson approximation would call two shared entities unremarkable where one is a near-certain one)."""
     if o <= 0:
         return 1.0
     dist = np.zeros(o)
     dist[0] = 1.0
-    for df, cnt in hist.items():
-        p = (1 - (1 - fa) ** df) * (1 - (1 - fb) ** df)
+    for p in probs:
         if p <= 0:
             continue
-        pmf = binom.pmf(np.arange(o), cnt, min(p, 1.0))
-        dist = np.convolve(dist, pmf)[:o]
+        nxt = dist * (1 - p)
+        nxt[1:] += dist[:-1] * p
+        dist = nxt
     return float(min(1.0, max(0.0, 1.0 - dist.sum())))
 
 
@@ -88,16 +88,18 @@ def fisher(ps: list[float]) -> float:
 
 
 def _reach(hist: dict[int, int], n_units: int) -> float:
-    """The share f of the store a random record must cover to hold ``n_units`` distinct entities of a group
-    in expectation (Σ_df count(df) · (1 − (1 − f)^df) = n_units; bisection): the null record holds as many
-    distinct entities as the real one, however its accounts concentrate on them."""
+    """The share f of the background a random group must cover to hold ``n_units`` distinct entities of a
+    group in expectation (Σ_d count(d) · (1 − (1 − f)^d) = n_units, d = background holders + 1; bisection):
+    the null group holds as many distinct entities as the real record, however its accounts concentrate."""
     total = sum(hist.values())
     if n_units >= total:
         return 1.0
+    ds = np.array(list(hist), dtype=float)
+    cs = np.array(list(hist.values()), dtype=float)
     lo, hi = 0.0, 1.0
     for _ in range(50):
         mid = (lo + hi) / 2
-        if sum(c * (1 - (1 - mid) ** d) for d, c in hist.items()) < n_units:
+        if float((cs * (1 - (1 - mid) ** ds)).sum()) < n_units:
             lo = mid
         else:
             hi = mid
@@ -109,33 +111,48 @@ def _unit(kind: str, entity: str) -> str:
     return kind + ":" + (entity.split("~", 1)[0] if kind == "sync" else entity)
 
 
-def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], n_accounts: int,
+def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                     cfg: CampaignConfig) -> list[OperationLink]:
-    """Record pairs whose shared infrastructure is beyond chance (module docstring); ``n_accounts`` is the
-    number of accounts active in the scanned window (the population chance draws from)."""
+    """Record pairs whose shared infrastructure is beyond chance (module docstring). ``groups``: every
+    flagged record of the scan (record → accounts); the background is every other active account."""
     if len(groups) < 2 or cfg.operation_alpha <= 0:
         return []
     kl = ", ".join(f"'{k}'" for k in OPERATION_KINDS)
-    # the store: per group, the df of every unit and each group's total incidence (accounts × units)
-    store = con.execute(f"""
-        SELECT kind, CASE WHEN kind = 'sync' THEN split_part(entity, '~', 1) ELSE entity END AS u,
-               max(df) AS df FROM inc WHERE kind IN ({kl}) GROUP BY 1, 2""").fetchall()
-    hist: dict[str, dict[int, int]] = {}
-    for k, _u, df in store:
-        h = hist.setdefault(KIND_GROUP.get(k, k), {})
-        h[int(df)] = h.get(int(df), 0) + 1
     rows = [(a, c) for c, ms in groups.items() for a in ms]
     con.execute("CREATE OR REPLACE TEMP TABLE _om(account_id VARCHAR, cl VARCHAR)")
     con.executemany("INSERT INTO _om VALUES (?, ?)", rows)
+    unit_sql = "CASE WHEN i.kind = 'sync' THEN split_part(i.entity, '~', 1) ELSE i.entity END"
+    # every unit of the store with its holders outside all flagged records (the background)
+    bg = con.execute(f"""
+        SELECT i.kind, {unit_sql} AS u, count(DISTINCT i.account_id) FILTER (WHERE om.cl IS NULL) AS d
+        FROM inc i LEFT JOIN _om om USING (account_id) WHERE i.kind IN ({kl}) GROUP BY 1, 2""").fetchall()
     held = con.execute(f"""
-        SELECT DISTINCT om.cl, om.account_id, i.kind,
-               CASE WHEN i.kind = 'sync' THEN split_part(i.entity, '~', 1) ELSE i.entity END
+        SELECT DISTINCT om.cl, i.kind, {unit_sql}
         FROM inc i JOIN _om om USING (account_id) WHERE i.kind IN ({kl})""").fetchall()
     con.execute("DROP TABLE _om")
+    hist: dict[str, dict[int, int]] = {}
+    d_of: dict[str, int] = {}
+    for k, u, d in bg:
+        g = KIND_GROUP.get(k, k)
+        d_of[_unit(k, u)] = int(d) + 1   # + 1: no entity is rarer in the background than one holder
+        h = hist.setdefault(g, {})
+        h[int(d) + 1] = h.get(int(d) + 1, 0) + 1
     units: dict[str, dict[str, set[str]]] = {}    # record -> group -> units held
-    for c, _a, k, e in held:
+    for c, k, e in held:
         units.setdefault(c, {}).setdefault(KIND_GROUP.get(k, k), set()).add(_unit(k, e))
     reach: dict[tuple[str, str], float] = {}
+
+    def f_of(r: str, g: str) -> float:
+        if (r, g) not in reach:
+            reach[(r, g)] = _reach(hist.get(g, {}), len(units[r][g]))
+        return reach[(r, g)]
+
+    def direction(src: str, dst: str, g: str, o: int) -> float:
+        # dst a random background group holding as many distinct units of g as it does: how likely it
+        # would hold o or more of src's units
+        d = np.array([d_of[u] for u in units[src][g]], dtype=float)
+        return shared_tail(o, 1 - (1 - f_of(dst, g)) ** d)
+
     recs = sorted(units)
     n_pairs = len(groups) * (len(groups) - 1) // 2
     alpha = cfg.operation_alpha / max(n_pairs, 1)
@@ -145,12 +162,8 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
             ps: dict[str, float] = {}
             for g in units[ra].keys() & units[rb].keys():
                 o = len(units[ra][g] & units[rb][g])
-                if not o:
-                    continue
-                h = hist.get(g, {})
-                fa = reach.get((ra, g)) or reach.setdefault((ra, g), _reach(h, len(units[ra][g])))
-                fb = reach.get((rb, g)) or reach.setdefault((rb, g), _reach(h, len(units[rb][g])))
-                ps[g] = shared_tail(o, h, fa, fb)
+                if o:
+                    ps[g] = max(direction(ra, rb, g, o), direction(rb, ra, g, o))
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}
             if (len(strong) >= cfg.operation_min_groups and strong & set(OPERATION_HIDDEN)
                     and fisher(list(ps.values())) <= alpha):

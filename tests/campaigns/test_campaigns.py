@@ -263,14 +263,14 @@ def test_quiet_pool_pieces_merge_on_infrastructure_beyond_chance():
 
     con, groups, n = _quiet_store()
     why: dict = {}
-    rep = merge_clusters(con, groups, CampaignConfig(), n_accounts=n, why=why)
+    rep = merge_clusters(con, groups, CampaignConfig(), operations=True, why=why)
     assert rep["c-p1"] == rep["c-p2"]
     assert rep["c-other"] not in (rep["c-p1"], rep["c-p2"])
-    links = operation_links(con, groups, n, CampaignConfig())
+    links = operation_links(con, groups, CampaignConfig())
     assert {(lk.a, lk.b) for lk in links} == {("c-p1", "c-p2")}
     assert {"client", "creation"} <= set(links[0].groups)
     assert "content" not in links[0].groups and "network" not in links[0].groups  # the tool's prompt and ISPs
-    off = merge_clusters(con, groups, CampaignConfig(operation_alpha=0), n_accounts=n)
+    off = merge_clusters(con, groups, CampaignConfig(operation_alpha=0), operations=True)
     assert off["c-p1"] != off["c-p2"]
 
 
@@ -287,4 +287,4 @@ def test_shared_content_and_home_networks_do_not_merge_strangers():
     rows += [(x, "ip24", f"isp{i % 15}") for i, x in enumerate(a + b + users)]
     rows += [(x, "email_pattern", "a.a@gmail.com") for x in a + b + users[:200]]
     rows += [(x, "user_agent", "tool-sdk/2") for x in a + b + users[:400]]
-    assert operation_links(_inc_con(rows), {"c-a": a, "c-b": b}, 640, CampaignConfig()) == []
+    assert operation_links(_inc_con(rows), {"c-a": a, "c-b": b}, CampaignConfig()) == []
