@@ -226,10 +226,10 @@ class CampaignConfig(_Strict):
     #: ... counting only entities at least this share of whose holders sit in the two clusters (private
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
     merge_exclusive: float = Field(0.8, ge=0, le=1)
-    #: Flagged records are also one operation when the entities they both hold are beyond chance were each
-    #: entity's holders scattered over the store at random (campaigns/operations.py): Fisher's combination of
-    #: the per-group p-values must be at most this over the number of record pairs tested (the family-wise
-    #: chance that two unrelated records merge). 0 turns this merging off.
+    #: Flagged records are also one operation when the entities they both hold are beyond chance for random
+    #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
+    #: combination of the per-group p-values must be at most this over the number of record pairs tested
+    #: (the family-wise chance that two unrelated records merge). 0 turns this merging off.
     operation_alpha: float = Field(1e-3, ge=0, le=1)
     #: ... and at least operation_min_groups evidence groups each reach this p-value, one of them hidden
     #: infrastructure (payment, creation, network, client, e-mail naming, timing, intel)...
