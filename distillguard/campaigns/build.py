@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import exclusive_links
+from distillguard.campaigns.operations import operation_links
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.config import CampaignConfig
 from distillguard.scoring.risk import ClusterScore, cluster_reasons, signal_words
@@ -47,13 +48,19 @@ MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_p
                "system_prompt", "sync")
 
 
-def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig) -> dict[str, str]:
+def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
+                   operations: bool = False, why: dict[str, set[str]] | None = None) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
     the accounts of each hold entities of two or more evidence groups that the other holds, counting only
     entities held mostly inside the two clusters (``cfg.merge_exclusive`` of their holders): what
-    unrelated operators also send or use (a public attack template, a free-mail domain) does not merge."""
+    unrelated operators also send or use (a public attack template, a free-mail domain) does not merge.
+
+    With ``operations`` clusters are also merged when the infrastructure they share is beyond chance for
+    random groups of the store's other accounts (``campaigns/operations.py``): the
+    pieces of a quiet pool own no entity together but share its bursts, cards and client strings far more
+    than strangers do. ``why`` (if given) collects, per cluster, the evidence groups of each such link."""
     parent = {c: c for c in groups}
     if len(groups) < 2:
         return parent
@@ -84,6 +91,11 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         # evidence needs a second, independent group
         if len(piece) >= 2 or "content" in both:
             parent[find(c1)] = find(c2)
+    if operations:
+        for link in operation_links(con, groups, cfg):
+            if find(link.a) != find(link.b) and why is not None:
+                why.setdefault(link.a, set()).update(link.groups)
+            parent[find(link.a)] = find(link.b)
     return {c: find(c) for c in groups}
 
 
@@ -103,7 +115,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         accts = [a for a in cs.members if a in flagged and flagged[a]["cluster_id"] == cs.cluster_id]
         if accts and cs.risk >= flag_threshold:
             chosen[cs.cluster_id] = accts
-    rep = merge_clusters(con, chosen, cfg)
+    why: dict[str, set[str]] = {}
+    rep = merge_clusters(con, chosen, cfg, operations=True, why=why)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:
@@ -127,7 +140,9 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         # counts in the title and in every evidence line are of the same accounts
         sh = describe.shared(con, {"c": accts}, src)["c"]
         cs = _campaign_score(head, parts, accts, by_id, sh)
-        cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"]
+        ops = sorted({g for c in parts for g in why.get(c, ())})
+        cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"
+                       + (f" (sharing {', '.join(ops)} far beyond chance for groups of their size)" if ops else "")]
                       if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,
                                                                  "the campaign's", cfg.evidence_min_cover,
                                                                  cfg.evidence_max_kinds)

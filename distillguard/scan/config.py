@@ -226,6 +226,16 @@ class CampaignConfig(_Strict):
     #: ... counting only entities at least this share of whose holders sit in the two clusters (private
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
     merge_exclusive: float = Field(0.8, ge=0, le=1)
+    #: Flagged records are also one operation when the entities they both hold are beyond chance for random
+    #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
+    #: combination of the per-group p-values must be at most this over the number of record pairs tested
+    #: (the family-wise chance that two unrelated records merge). 0 turns this merging off.
+    operation_alpha: float = Field(1e-3, ge=0, le=1)
+    #: ... and at least operation_min_groups evidence groups each reach this p-value, one of them hidden
+    #: infrastructure (payment, creation, network, client, e-mail naming, timing, intel)...
+    operation_group_p: float = Field(0.01, ge=0, le=1)
+    #: ... so that no single coincidence merges two records and shared content alone never does.
+    operation_min_groups: int = Field(2, ge=1)
     #: Titles (campaigns/describe.py): a signal is named when at least this share of the campaign's requests carry
     #: it and it over-represents it against the store by title_capability_lift (capabilities; also the bar
     #: evidence lines use to name a signal) or title_intent_lift (extraction intents); of those, the one it

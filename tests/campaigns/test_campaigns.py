@@ -255,3 +255,62 @@ def test_rescan_does_not_undo_an_analysts_unblock(tmp_path):
     assert not [r for r in rows if r["subject_id"] == freed and r["source"] == "scan"]
     assert [r for r in rows if r["subject_id"] == freed and r["source"] == "analyst"][0]["action"] == "allow"
     assert [r for r in rows if r["subject_id"] == lapsed and r["source"] == "scan"]
+def _quiet_store():
+    """Two pieces of one quiet pool (no entity is theirs alone by more than a few accounts on each
+    side: three sign-up bursts, a custom client string, one reused card), an unrelated operation sending the same public
+    template, and 400 ordinary users sharing a popular tool's system prompt and home /24s with everyone."""
+    p1 = [f"p1-{i}" for i in range(8)]
+    p2 = [f"p2-{i}" for i in range(8)]
+    other = [f"oth{i}" for i in range(8)]
+    users = [f"user{i}" for i in range(400)]
+    rows = [(a, "template", "tpl-public") for a in p1 + p2 + other + users[:60]]
+    rows += [(a, "system_prompt", "sp-tool") for a in p1 + p2 + other + users[:300]]
+    rows += [(a, "ip24", f"isp{i % 20}") for i, a in enumerate(p1 + p2 + other + users)]
+    # the pool's bursts and client string cross the two pieces; three accounts reuse one card
+    rows += [(a, "creation_burst", f"burst{i % 3}") for i, a in enumerate(p1[:6] + p2[:6])]
+    rows += [(a, "user_agent", "pool-client/1.0") for a in p1[:6] + p2[:6]]
+    rows += [(a, "payment", "card-x") for a in (p1[6], p2[6], p2[7])]
+    rows += [(a, "payment", f"card-o{i % 2}") for i, a in enumerate(other)]
+    # ordinary life: users sign up in small bursts of their own, families share a card, the tool has a client
+    rows += [(a, "creation_burst", f"ub{i // 4}") for i, a in enumerate(users[:200])]
+    rows += [(a, "payment", f"fam{i // 2}") for i, a in enumerate(users[:100])]
+    rows += [(a, "user_agent", "tool-sdk/2") for a in p1[6:] + p2[6:] + other + users[:300]]
+    rows += [(a, "user_agent", f"sdk/{i % 150}") for i, a in enumerate(users)]
+    return _inc_con(rows), {"c-p1": p1, "c-p2": p2, "c-other": other}, 424
+
+
+def test_quiet_pool_pieces_merge_on_infrastructure_beyond_chance():
+    """The pieces of one quiet pool share bursts, a card and a client string far beyond chance: one record.
+    The operation that only sends the same public template and tool prompt stays apart; with the chance
+    test off (operation_alpha 0) the pieces stay apart too (nothing is owned by the pair)."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.campaigns.operations import operation_links
+    from distillguard.scan.config import CampaignConfig
+
+    con, groups, n = _quiet_store()
+    why: dict = {}
+    rep = merge_clusters(con, groups, CampaignConfig(), operations=True, why=why)
+    assert rep["c-p1"] == rep["c-p2"]
+    assert rep["c-other"] not in (rep["c-p1"], rep["c-p2"])
+    links = operation_links(con, groups, CampaignConfig())
+    assert {(lk.a, lk.b) for lk in links} == {("c-p1", "c-p2")}
+    assert {"client", "creation"} <= set(links[0].groups)
+    assert "content" not in links[0].groups and "network" not in links[0].groups  # the tool's prompt and ISPs
+    off = merge_clusters(con, groups, CampaignConfig(operation_alpha=0), operations=True)
+    assert off["c-p1"] != off["c-p2"]
+
+
+def test_shared_content_and_home_networks_do_not_merge_strangers():
+    """Two benign cohorts of one popular tool (its prompt, its users' home ISPs, common e-mail shapes) are
+    not one operation, however many of their accounts hold those entities."""
+    from distillguard.campaigns.operations import operation_links
+    from distillguard.scan.config import CampaignConfig
+
+    a = [f"a{i}" for i in range(20)]
+    b = [f"b{i}" for i in range(20)]
+    users = [f"user{i}" for i in range(600)]
+    rows = [(x, "system_prompt", "sp-tool") for x in a + b + users[:400]]
+    rows += [(x, "ip24", f"isp{i % 15}") for i, x in enumerate(a + b + users)]
+    rows += [(x, "email_pattern", "a.a@gmail.com") for x in a + b + users[:200]]
+    rows += [(x, "user_agent", "tool-sdk/2") for x in a + b + users[:400]]
+    assert operation_links(_inc_con(rows), {"c-a": a, "c-b": b}, CampaignConfig()) == []
