@@ -20,6 +20,7 @@ from distillguard.engine.communities import find_communities, pair_graph
 from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
 from distillguard.scan.base import build_base
+from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
 from distillguard.scoring.risk import ClusterScore, harvest_subclusters
@@ -47,14 +48,30 @@ def open_connection(store: Store, cfg: ScanConfig) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def prepare(store: Store, cfg: ScanConfig,
-            con: duckdb.DuckDBPyConnection | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None = None,
+            done: Callable[[int, int], None] | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """The partial tables, built one slice of days at a time (distillguard/scan/chunks.py: the per-exchange
+    projection of a slice, not of the store, is what spills). ``done(rows, total)`` after each slice."""
     con = con or open_connection(store, cfg)
-    sigs = build_base(con, store)
-    build_partials(con, sigs, cfg.behavior)
-    build_graph_partials(con, cfg.graph)
-    con.execute("DROP TABLE ex")  # everything after this works on partials only
-    return con, sigs
+
+    def build(where: str | None) -> list[str]:
+        sigs = build_base(con, store, where)
+        build_partials(con, sigs, cfg.behavior)
+        build_graph_partials(con, cfg.graph)
+        con.execute("DROP TABLE ex")  # everything after this works on partials only
+        return sigs
+
+    # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
+    slices = (time_slices(con, store.exchanges_sql(["ts"]), cfg.prepare_chunk_rows)
+              if isinstance(con, duckdb.DuckDBPyConnection) else [])
+    total, seen = sum(n for _, n in slices), [0]
+
+    def step(rows: int) -> None:
+        seen[0] += rows
+        if done:
+            done(seen[0], total)
+
+    return con, fold_slices(con, slices, build, step)
 
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
