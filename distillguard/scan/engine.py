@@ -45,13 +45,20 @@ def open_connection(store: Store, cfg: ScanConfig) -> duckdb.DuckDBPyConnection:
         tmp = str(store.path / "tmp" / f"conn-{uuid.uuid4().hex[:12]}").replace("'", "''")
         con.execute(f"SET temp_directory='{tmp}'")
     con.execute("SET preserve_insertion_order=false")
+    # The scan's tables in a compressed in-memory database: the partial tables are mostly repeated account,
+    # entity and hour values, 8x smaller compressed (268 → 33 MiB at scale 0.01), so at scale 1.0 they stay
+    # within memory_limit instead of spilling. Compression happens at CHECKPOINT (prepare runs one per slice).
+    con.execute("ATTACH ':memory:' AS dg_scan (COMPRESS)")
+    con.execute("USE dg_scan")
+    store.register_views(con)
     return con
 
 
 def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None = None,
-            done: Callable[[int, int], None] | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+            done: Callable[[int, int, int], None] | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     """The partial tables, built one slice of days at a time (distillguard/scan/chunks.py: the per-exchange
-    projection of a slice, not of the store, is what spills). ``done(rows, total)`` after each slice."""
+    projection of a slice, not of the store, is what spills). ``done(rows done, total, rows of the slice now
+    starting)`` before the first slice and after each one (the scan's progress bar)."""
     con = con or open_connection(store, cfg)
 
     def build(where: str | None) -> list[str]:
@@ -62,16 +69,24 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
         return sigs
 
     # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
-    slices = (time_slices(con, store.exchanges_sql(["ts"]), cfg.prepare_chunk_rows)
-              if isinstance(con, duckdb.DuckDBPyConnection) else [])
-    total, seen = sum(n for _, n in slices), [0]
+    duck = isinstance(con, duckdb.DuckDBPyConnection)
+    slices = time_slices(con, store.exchanges_sql(["ts"]), cfg.prepare_chunk_rows) if duck else []
+    rows = [n for _, n in slices] or [0]
+    total, k = sum(rows), [0]
 
-    def step(rows: int) -> None:
-        seen[0] += rows
+    def step(_n: int) -> None:
+        if duck:  # compress the rows this slice added (open_connection's database compresses at checkpoints)
+            con.execute("CHECKPOINT")
+        k[0] += 1
         if done:
-            done(seen[0], total)
+            done(sum(rows[:k[0]]), total, rows[k[0]] if k[0] < len(rows) else 0)
 
-    return con, fold_slices(con, slices, build, step)
+    if done:
+        done(0, total, rows[0])
+    sigs = fold_slices(con, slices, build, step)
+    if duck and len(slices) > 1:
+        con.execute("CHECKPOINT")  # the tables the fold rebuilt
+    return con, sigs
 
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,

@@ -40,9 +40,11 @@ def test_slices_cover_every_exchange_once(world):
 def test_sliced_prepare_builds_the_same_partials(world):
     whole, sigs = prepare(world, ScanConfig(threads=1))
     seen = []
-    sliced, sigs2 = prepare(world, ScanConfig(threads=1, prepare_chunk_rows=1), done=lambda r, t: seen.append((r, t)))
+    sliced, sigs2 = prepare(world, ScanConfig(threads=1, prepare_chunk_rows=1), done=lambda r, t, c: seen.append((r, t, c)))
     assert sigs == sigs2 and sigs
-    assert len(seen) >= 5 and seen[-1][0] == seen[-1][1] and seen == sorted(seen)
+    assert len(seen) >= 5 and seen[0][0] == 0 and seen[-1][:2] == (seen[-1][1], seen[-1][1])
+    assert [r for r, _, _ in seen] == sorted(r for r, _, _ in seen)
+    assert all(a[0] + a[2] == b[0] for a, b in zip(seen, seen[1:], strict=False))  # each slice's rows, then done
     a, b = _tables(whole), _tables(sliced)
     for t in FOLDS:
         assert a[t][0] == b[t][0], t
