@@ -20,16 +20,18 @@ from datetime import datetime
 
 import duckdb
 
-#: Partial table → how the slices' rows fold into the table one pass over every exchange builds.
-#: None: its key holds the hour (or a finer time), so no key is in two slices and the rows are unioned.
-FOLDS: dict[str, str | None] = {
+#: Partial table → how the slices' rows fold into the table one pass over every exchange builds: None when its
+#: key holds the hour (or a finer time), so no key is in two slices and the rows are unioned; else (which rows
+#: to fold again, None: all; the fold over them). Only those rows are rewritten: a rewritten table is
+#: uncompressed until the next CHECKPOINT, and ``inc_h``'s hourly rows are most of prepare's output.
+FOLDS: dict[str, tuple[str | None, str] | None] = {
     "beh_ah": None,
     "beh_am": None,
     "beh_at": None,
-    "beh_pd": "SELECT account_id, prompt_h, min(hour) AS hour FROM {src} GROUP BY account_id, prompt_h",
-    "sync_b": ("SELECT account_id, template_key, bucket, min(hour) AS hour FROM {src} "
-               "GROUP BY account_id, template_key, bucket"),
-    "inc_h": ("SELECT account_id, kind, entity, hour, n FROM {src} WHERE kind <> 'task_item' UNION ALL "
+    "beh_pd": (None, "SELECT account_id, prompt_h, min(hour) AS hour FROM {src} GROUP BY account_id, prompt_h"),
+    "sync_b": (None, "SELECT account_id, template_key, bucket, min(hour) AS hour FROM {src} "
+                     "GROUP BY account_id, template_key, bucket"),
+    "inc_h": ("kind = 'task_item'",
               "SELECT account_id, kind, entity, min(hour) AS hour, CAST(sum(n) AS BIGINT) AS n FROM {src} "
               "WHERE kind = 'task_item' GROUP BY account_id, kind, entity"),
 }
@@ -71,10 +73,11 @@ def time_slices(con: duckdb.DuckDBPyConnection, exchanges_sql: str, max_rows: in
 
 def fold_slices(con: duckdb.DuckDBPyConnection, slices: list[tuple[str, int]],
                 build: Callable[[str | None], list[str]],
-                done: Callable[[int], None] | None = None) -> list[str]:
+                done: Callable[[int], None] | None = None,
+                checkpoint: Callable[[], None] | None = None) -> list[str]:
     """Run ``build(predicate)`` (which creates the partial tables from the exchanges the predicate keeps)
     once per slice, and leave the partial tables as one pass over every exchange would have built them.
-    ``done(rows)`` is called after each slice. Returns what ``build`` returned (the signal columns)."""
+    ``done(rows)`` is called after each slice, ``checkpoint()`` after each table's fold. Returns what ``build`` returned (the signal columns)."""
     if len(slices) <= 1:
         sigs = build(None)
         if done:
@@ -100,12 +103,20 @@ def fold_slices(con: duckdb.DuckDBPyConnection, slices: list[tuple[str, int]],
         if done:
             done(rows)
     for t in made:
-        fold = FOLDS[t]
+        fold, src = FOLDS[t], _ALL.format(t)
         if fold is None:
-            con.execute(f"ALTER TABLE {_ALL.format(t)} RENAME TO {t}")
+            con.execute(f"ALTER TABLE {src} RENAME TO {t}")
+        elif fold[0] is None:
+            con.execute(f"CREATE TABLE {t} AS {fold[1].format(src=src)}")
+            con.execute(f"DROP TABLE {src}")
         else:
-            con.execute(f"CREATE TABLE {t} AS {fold.format(src=_ALL.format(t))}")
-            con.execute(f"DROP TABLE {_ALL.format(t)}")
+            con.execute(f"CREATE TEMP TABLE _refold AS {fold[1].format(src=src)}")
+            con.execute(f"DELETE FROM {src} WHERE {fold[0]}")
+            con.execute(f"INSERT INTO {src} SELECT * FROM _refold")
+            con.execute("DROP TABLE _refold")
+            con.execute(f"ALTER TABLE {src} RENAME TO {t}")
+        if checkpoint:
+            checkpoint()
     return sigs
 
 

@@ -83,9 +83,7 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
 
     if done:
         done(0, total, rows[0])
-    sigs = fold_slices(con, slices, build, step)
-    if duck and len(slices) > 1:
-        con.execute("CHECKPOINT")  # the tables the fold rebuilt
+    sigs = fold_slices(con, slices, build, step, checkpoint=(lambda: con.execute("CHECKPOINT")) if duck else None)
     return con, sigs
 
 
