@@ -39,21 +39,29 @@ _IP24 = """CASE
   ELSE regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' END"""
 
 
-def build_base(con: duckdb.DuckDBPyConnection, store: Store) -> list[str]:
-    """Create table ``ex`` (one row per exchange, narrow). Returns the signal columns carried."""
+def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None = None) -> list[str]:
+    """Create table ``ex`` (one row per exchange, narrow). Returns the signal columns carried.
+
+    ``where``: a predicate over the time column written ``{c}`` (distillguard/scan/chunks.py slices prepare by
+    days); it filters the exchanges and, when the signals table carries ``ts`` (the exchange's own time), the
+    signals side of the join too, so each slice reads only its days' row groups of both."""
     sigs = signal_columns(con)
     has_sig_table = bool(sigs) or _has_view(con, "exchange_signals")
     sig_select = ", ".join(f"s.{c} AS {c}" for c in sigs)
     tk = "s.template_key" if has_sig_table and _has_col(con, "exchange_signals", "template_key") else "CAST(NULL AS VARCHAR)"
     ti = "s.task_item_key" if has_sig_table and _has_col(con, "exchange_signals", "task_item_key") else "CAST(NULL AS VARCHAR)"
-    join = "LEFT JOIN exchange_signals s ON s.exchange_id = e.exchange_id" if has_sig_table else ""
+    sig_src = "exchange_signals"
+    if where and has_sig_table and _has_col(con, "exchange_signals", "ts"):
+        sig_src = f"(SELECT * FROM exchange_signals WHERE {where.replace('{c}', 'ts')})"
+    join = f"LEFT JOIN {sig_src} s ON s.exchange_id = e.exchange_id" if has_sig_table else ""
+    filt = f"WHERE {where.replace('{c}', 'e.ts')}" if where else ""
     con.execute(f"""
     CREATE OR REPLACE TABLE ex AS
     SELECT e.account_id, e.ts, date_trunc('hour', e.ts) AS hour,
-           e.model, coalesce(e.n_turns, 1) AS n_turns, e.conversation_id,
+           e.model, coalesce(e.n_turns, 1) AS n_turns,
            (coalesce(e.reasoning_requested, false) OR e.reasoning_effort IS NOT NULL
               OR coalesce(e.thinking_budget, 0) > 0) AS reasoning,
-           e.max_tokens, e.temperature, e.top_p,
+           e.max_tokens, e.temperature,
            coalesce(e.input_tokens, 0) AS input_tokens, coalesce(e.output_tokens, 0) AS output_tokens,
            coalesce(e.has_images, false) AS has_images,
            coalesce(len(e.tools_offered), 0) > 0 AS has_tools,
@@ -67,7 +75,7 @@ def build_base(con: duckdb.DuckDBPyConnection, store: Store) -> list[str]:
            hash(e.prompt) AS prompt_h
            {', ' + sig_select if sig_select else ''},
            {tk} AS template_key, {ti} AS task_item_key
-    FROM ({store.exchanges_sql()}) e {join}
+    FROM ({store.exchanges_sql()}) e {join} {filt}
     """)
     return sigs
 

@@ -267,6 +267,9 @@ class ScanConfig(_Strict):
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
+    #: The prepare stage projects and folds at most this many exchanges at a time (whole days; a larger day is
+    #: one slice): its temporary disk is then about one slice's projection rather than the whole store's.
+    prepare_chunk_rows: int = Field(2_000_000, ge=1)
     #: Processes scoring exchanges in the signals stage (None: one per core). Each holds one batch of
     #: exchanges and the lexical model (shared copy-on-write), so memory grows by ~100 MB per worker.
     signals_workers: int | None = Field(None, ge=1)

@@ -205,13 +205,24 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
             elif done:
                 bar.stage("prepare", 1, f"resumed from the {done[0]} checkpoint")
                 ckpt.load(done[0], con)  # type: ignore[union-attr]
+                con.execute("CHECKPOINT")  # compress the loaded tables (open_connection's database)
                 sigs = list(done[1]["sigs"])
             else:
                 n_rows = sum(store.parquet_file(f).metadata.num_rows for f in store.exchange_files())
                 bar.stage("prepare", 0, f"projecting exchanges, 0 of {n_rows:,} rows")
-                with _poll_query(con, lambda f: bar.stage("prepare", f, f"projecting exchanges, "
-                                                          f"{int(f * n_rows):,} of {n_rows:,} rows")):
-                    con, sigs = prepare(store, cfg, con)
+                sl = {"done": 0, "cur": n_rows, "f": 0.0}
+
+                def rows_done(f: float) -> None:  # within a slice: its statements' progress, never backwards
+                    sl["f"] = max(sl["f"], f)
+                    n = int(sl["done"] + sl["f"] * sl["cur"])
+                    bar.stage("prepare", n / max(n_rows, 1), f"projecting and folding exchanges, {n:,} of {n_rows:,} rows")
+
+                def next_slice(d: int, _total: int, cur: int) -> None:
+                    sl.update(done=d, cur=cur, f=0.0)
+                    rows_done(0.0)
+
+                with _poll_query(con, rows_done):
+                    con, sigs = prepare(store, cfg, con, done=next_slice)
                 if ckpt:
                     ckpt.save("prepare", con, {"sigs": sigs})
             n_ex = int(con.execute("SELECT coalesce(sum(n), 0) FROM beh_ah").fetchall()[0][0])
@@ -336,17 +347,13 @@ def _poll_query(con: duckdb.DuckDBPyConnection, report: Callable[[float], None],
     con.execute("SET enable_progress_bar_print=false")
     stop = threading.Event()
 
-    best = 0.0
-
     def loop() -> None:
-        # the stage is several statements, each counted from 0%: report the furthest any got (the first,
-        # the projection over every exchange, is most of the stage's work)
-        nonlocal best
+        # each statement counts from 0%: the caller keeps the furthest (the projection, first in each slice
+        # of prepare, is most of its work)
         while not stop.wait(every):
             p = con.query_progress()
-            if p / 100 > best:
-                best = p / 100
-                report(best)
+            if p >= 0:
+                report(p / 100)
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
