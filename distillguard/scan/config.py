@@ -263,6 +263,12 @@ class ScanConfig(_Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     #: Spark engine (``scan --engine spark``) and community detection beyond the driver (docs/spark.md).
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    #: ``scan --replay``: each evaluation before the last looks at the last this many hours of traffic
+    #: (accounts active in them), as a live `watch` with this window would, so a step costs the window's
+    #: traffic rather than the whole history up to it; the last evaluation is the full scan. A campaign whose
+    #: evidence needs a longer history than this is first flagged later in the replay (at worst by the last,
+    #: full evaluation). None: every evaluation on all traffic up to its time.
+    replay_window_hours: float | None = Field(72.0, gt=0)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
