@@ -66,7 +66,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
                             env=env)
 
 
-def _wait_http(url: str, timeout: float = 60) -> None:
+def _wait_http(url: str, timeout: float = 600) -> None:  # a loaded machine starts a gateway slowly
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
