@@ -66,7 +66,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
                             env=env)
 
 
-def _wait_http(url: str, timeout: float = 60) -> None:
+def _wait_http(url: str, timeout: float = 600) -> None:  # a loaded machine starts a gateway slowly
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
@@ -156,6 +156,8 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8, help="Client threads sending at once.")
     ap.add_argument("--redis-db", type=int, default=7)
+    ap.add_argument("--stop-after-wall", type=float, default=None,
+                    help="Send no new window after this many wall seconds; score what was sent (a loaded machine).")
     a = ap.parse_args(argv)
     import duckdb
 
@@ -245,6 +247,9 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         k = 0
         pool = ThreadPoolExecutor(a.clients)
         while w < end_all:
+            if a.stop_after_wall and time.perf_counter() - wall0 > a.stop_after_wall:
+                out["stopped_early"] = f"after {k} windows ({a.stop_after_wall:.0f} wall seconds); scored what was sent"
+                break
             w_end = min(w + step, end_all)
             rows = scon.execute(f"SELECT {cols} FROM read_parquet('{xglob}', hive_partitioning=false) "
                                 "WHERE ts >= ? AND ts < ? ORDER BY ts", [w, w_end]).fetchall()
@@ -275,7 +280,11 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                 pending = set(urls)
                 while pending:
                     for u in list(pending):
-                        if (httpx.get(u + "/readyz", timeout=5).json().get("enforcement_version") or 0) >= version:
+                        try:
+                            ver = httpx.get(u + "/readyz", timeout=30).json().get("enforcement_version") or 0
+                        except httpx.HTTPError:
+                            continue  # a replica slow to answer on a loaded machine: ask again
+                        if ver >= version:
                             pending.discard(u)
                     time.sleep(0.05)
                 lag = time.monotonic() - p0
@@ -286,6 +295,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                   f"{rep.campaigns} campaigns, version {version}, replicas {lag}", file=sys.stderr, flush=True)
             w, k = w_end, k + 1
         pool.shutdown()
+        out["hours_replayed"] = round((w - t0).total_seconds() / 3600, 2)
         out["wall_seconds"] = round(time.perf_counter() - wall0)
         out["sent"] = len(sent)
         out["windows"] = len(windows)

@@ -51,8 +51,10 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
                    WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
 
 
-def _until(until: datetime | None, col: str = "hour") -> str:
-    return f"{col} < TIMESTAMPTZ '{until.isoformat()}'" if until is not None else "true"
+def _until(until: datetime | None, col: str = "hour", since: datetime | None = None) -> str:
+    """SQL for ``since <= col < until`` (either end open when None)."""
+    w = f"{col} < TIMESTAMPTZ '{until.isoformat()}'" if until is not None else "true"
+    return w if since is None else f"{w} AND {col} >= TIMESTAMPTZ '{since.isoformat()}'"
 
 
 def released_models(con: duckdb.DuckDBPyConnection, cfg: BehaviorConfig, until: datetime | None = None) -> list[tuple]:
@@ -67,9 +69,10 @@ def released_models(con: duckdb.DuckDBPyConnection, cfg: BehaviorConfig, until: 
 
 
 def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig,
-                     until: datetime | None = None) -> pa.Table:
-    """One row per account active before ``until`` (all time when None)."""
-    w = _until(until)
+                     until: datetime | None = None, since: datetime | None = None) -> pa.Table:
+    """One row per account active before ``until`` (all time when None); with ``since``, on the traffic of
+    ``[since, until)`` only (a windowed replay step: its cost follows the window, not the history)."""
+    w = _until(until, since=since)
     sig_roll = "".join(f", sum(sum_{s}) / sum(n) AS mean_{s[4:]}, sum(hit_{s}) / sum(n) AS share_{s[4:]}" for s in sigs)
     caps = capability_signals(sigs)
     cap_share = ("greatest(" + ", ".join(f"share_{c[4:]}" for c in caps) + ")") if len(caps) > 1 else \
@@ -109,7 +112,7 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
                   sum(c) FILTER (WHERE model IN ({rel_list})) AS n_new_model FROM (
              SELECT account_id, model, sum(n) AS c FROM beh_am WHERE {w} GROUP BY 1, 2) GROUP BY 1),
     piv AS (SELECT account_id, min(epoch(am.hour - rel.released)) / 3600.0 AS pivot_delay_hours
-            FROM beh_am am JOIN rel USING (model) WHERE {_until(until, 'am.hour')} GROUP BY 1)
+            FROM beh_am am JOIN rel USING (model) WHERE {_until(until, 'am.hour', since)} GROUP BY 1)
     SELECT r.account_id, r.n_exchanges, r.first_ts, r.last_ts, r.active_hours, r.active_days,
            r.peak_rpm, d.peak_rpd, r.n_exchanges / r.active_days AS mean_rpd,
            a.rpm_limit, a.rpd_limit,

@@ -39,8 +39,10 @@ KIND_GROUP = {
 INFRA_GROUPS = ("network", "client", "payment", "email", "creation", "intel")
 
 
-def _until(until: datetime | None, col: str = "hour") -> str:
-    return f"{col} < TIMESTAMPTZ '{until.isoformat()}'" if until is not None else "true"
+def _until(until: datetime | None, col: str = "hour", since: datetime | None = None) -> str:
+    """SQL for ``since <= col < until`` (either end open when None)."""
+    w = f"{col} < TIMESTAMPTZ '{until.isoformat()}'" if until is not None else "true"
+    return w if since is None else f"{w} AND {col} >= TIMESTAMPTZ '{since.isoformat()}'"
 
 
 def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> None:
@@ -60,9 +62,11 @@ def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> No
 
 
 def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Table,
-              until: datetime | None = None) -> None:
-    """Create table ``inc`` (account_id, kind, entity, w, df) for accounts active before ``until``."""
-    w = _until(until)
+              until: datetime | None = None, since: datetime | None = None) -> None:
+    """Create table ``inc`` (account_id, kind, entity, w, df) for accounts active before ``until`` (with
+    ``since``: active in ``[since, until)``, on that window's traffic; task-set items keep the hour each
+    account first sent them, so an item first sent before the window still counts for it)."""
+    w = _until(until, since=since)
     con.register("_susp", suspicion.select(["account_id", "suspicion"]))
     share, mincnt = float(cfg.min_entity_share), int(cfg.min_entity_count)
     bph = 60 // int(cfg.sync_bucket_minutes) if 60 % int(cfg.sync_bucket_minutes) == 0 else 60 / cfg.sync_bucket_minutes
@@ -71,7 +75,8 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     CREATE OR REPLACE TEMP TABLE inc_raw AS
     WITH tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1),
     exk AS (
-      SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i WHERE {_until(until, 'i.hour')}
+      SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i
+      WHERE {_until(until, 'i.hour')} AND (i.kind = 'task_item' OR {_until(None, 'i.hour', since)})
       GROUP BY 1, 2, 3),
     exf AS (
       SELECT e.account_id, e.kind, e.entity, 1.0 AS strength FROM exk e JOIN tot USING (account_id)

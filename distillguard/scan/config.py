@@ -173,6 +173,15 @@ class ScoringConfig(_Strict):
     #: account draws max_tokens from the same mix) the core's median is noise around 0 and the cap cuts at
     #: random (tests/scan's replay world lost its slow campaign's early flags with it at 0).
     min_core_output_demand: float | None = Field(None, ge=0, le=1)
+    #: Pooled evidence: a strongly coordinated cluster at or above this coordination is also judged on the
+    #: pooled traffic of its core members that hold a distinctive tie (the group's card, sign-up burst,
+    #: schedule, private templates): the account model on their combined exchanges, shrunk by the group's
+    #: volume instead of each account's (a hydra splits its volume so each account stays under per-account
+    #: evidence). The cluster's suspicion is the larger of that and its members' quantile; those members are
+    #: judged with it too. None turns it off.
+    pool_min_coordination: float | None = Field(0.6, ge=0, le=1)
+    #: ... when at least this many such members.
+    pool_min_accounts: int = Field(3, ge=2)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)
@@ -264,6 +273,12 @@ class ScanConfig(_Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     #: Spark engine (``scan --engine spark``) and community detection beyond the driver (docs/spark.md).
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    #: ``scan --replay``: each evaluation before the last looks at the last this many hours of traffic
+    #: (accounts active in them), as a live `watch` with this window would, so a step costs the window's
+    #: traffic rather than the whole history up to it; the last evaluation is the full scan. A campaign whose
+    #: evidence needs a longer history than this is first flagged later in the replay (at worst by the last,
+    #: full evaluation). None: every evaluation on all traffic up to its time.
+    replay_window_hours: float | None = Field(72.0, gt=0)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)

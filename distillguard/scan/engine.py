@@ -88,14 +88,16 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
 
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
-                until: datetime | None = None, mark: Callable[[str], None] | None = None) -> StepResult:
+                until: datetime | None = None, mark: Callable[[str], None] | None = None,
+                since: datetime | None = None) -> StepResult:
     """One evaluation of the graph and scores. ``mark(name)`` is called as each part finishes (the scan
-    times the parts and moves its progress bar with it)."""
+    times the parts and moves its progress bar with it). ``since``: on the traffic of ``[since, until)`` only
+    (a windowed replay step), accounts active in it."""
     mark = mark or (lambda _name: None)
-    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until), tuple(cfg.behavior.non_intent_signals),
-                              cfg.scoring.account_model)
+    feats = account_suspicion(account_features(con, sigs, cfg.behavior, until, since),
+                              tuple(cfg.behavior.non_intent_signals), cfg.scoring.account_model)
     mark("features")
-    incidence(con, cfg.graph, feats, until)
+    incidence(con, cfg.graph, feats, until, since)
     mark("incidence")
     edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
     mark("edges")

@@ -122,9 +122,15 @@ def replay(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig, ste
     k_coarse = max(1, int(coarse / step))
     cache: dict[int, StepResult] = {}
 
+    window = timedelta(hours=cfg.replay_window_hours) if cfg.replay_window_hours else None
+
     def at(i: int) -> StepResult:
         if i not in cache:
-            cache[i] = detect_step(con, sigs, cfg, lo + i * step)
+            until = lo + i * step
+            # every step but the last sees the last `window` of traffic (a live watch's view; its cost follows
+            # the window, not the history); the last is the full scan, so the replay ends where a scan ends
+            since = until - window if window is not None and i < n_steps and until - window > lo else None
+            cache[i] = detect_step(con, sigs, cfg, until, since=since)
             if progress:
                 progress("replay", min(1.0, len(cache) / (n_steps / k_coarse * 3 + 1)))
         return cache[i]

@@ -24,6 +24,7 @@ import pyarrow as pa
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, party_key
 from distillguard.scan.config import ScoringConfig
+from distillguard.scoring.suspicion import blend, member_suspicion, pooled_components
 
 GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
                  "content": 0.6, "timing": 0.9, "intel": 1.5}
@@ -71,6 +72,8 @@ class ClusterScore:
     reasons: list[str] = field(default_factory=list)
     declared: bool = False
     dense_density: float = 0.0
+    #: the account model on the pooled traffic of its distinctively tied core (0: not pooled)
+    pooled_suspicion: float = 0.0
 
 
 def _num(v, default=0.0) -> float:
@@ -245,6 +248,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             if o is not None:
                 org_size[o] = org_size.get(o, 0) + 1
     scores: list[ClusterScore] = []
+    group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
@@ -272,6 +276,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
         susp = float(np.quantile([_num(r["suspicion"]) for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
+        # a strongly coordinated group tied by distinctive evidence (its own card, sign-up burst, schedule,
+        # private templates) is one body of traffic: judged at the group's volume, not shrunk account by account
+        pool_rows = [r for r in rows if distinct.get(r["account_id"])]
+        pooled = 0.0
+        if (cfg.pool_min_coordination is not None and strong and not no_output and coord >= cfg.pool_min_coordination
+                and len(pool_rows) >= cfg.pool_min_accounts):
+            group_comps[c] = pooled_components(pool_rows, cfg.account_model)
+            pooled = blend(group_comps[c], cfg.account_model)
+            susp = max(susp, pooled)
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
@@ -287,7 +300,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
-                          else {}, declared=declared, dense_density=dense)
+                          else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled)
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -297,11 +310,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # account risk
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
+    pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     risk, cl_ids, reasons = [], [], []
     frow = {r["account_id"]: r for r in feats.select(
-        [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util")]
+        [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util", "n_exchanges")]
     ).to_pylist()}
     for a, s in zip(ids, suspicion, strict=True):
         cs = by_acc.get(a)
@@ -317,6 +331,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         own_distinct = distinct.get(a, set())
+        if own_distinct and cs.cluster_id in pooled_of:
+            # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
+            s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
         if not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= 0.5  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
         if cs.suspicion > 0 and not own_distinct:

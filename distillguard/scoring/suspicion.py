@@ -95,6 +95,82 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
     }
 
 
+#: How each component is shrunk by the account's own volume: (n / (n + prior)) ** power; the rest are not.
+SHRINK_POWER = {"intent": 1, "capability": 1, "task_items": 1, "reasoning": 1, "single_turn": 1,
+                "template_reuse": 1, "volume": 1, "long_output": 1, "harvest_shape": 2}
+
+
+def _model(model):
+    if model is None:
+        from distillguard.scan.config import AccountModelConfig
+
+        return AccountModelConfig()
+    return model
+
+
+def _unshrunk(r: dict, comp: str, k: float) -> tuple[float, float]:
+    """(the component's value before the account's own shrinkage, the account's n / (n + k))."""
+    n = max(float(r.get("n_exchanges") or 0.0), 0.0)
+    sure = n / (n + k) if k > 0 else 1.0
+    v = float(r.get(f"c_{comp}") or 0.0)
+    v = 0.0 if v != v else v
+    p = SHRINK_POWER.get(comp, 0)
+    if not p:
+        return v, sure
+    return (min(1.0, max(0.0, v / sure ** p)) if sure > 0 else 0.0), sure
+
+
+def pooled_components(rows: list[dict], model=None) -> dict[str, float]:
+    """The account model's components on a group's pooled traffic: each component's unshrunk value averaged
+    over the group's exchanges, then shrunk by the group's combined volume N / (N + prior_exchanges).
+
+    Why: a hydra splits its volume over many accounts, so early in its life each account has sent a
+    handful of requests and the per-account shrinkage keeps every one of them near the prior — the split
+    that hides it from per-account evidence. Where coordination says the accounts act as one (the caller
+    pools only strongly coordinated groups tied by distinctive evidence), their traffic is one body of
+    evidence and counts at the group's volume. ``rows``: feature rows with ``n_exchanges`` and the
+    ``c_<component>`` columns of :func:`account_suspicion`."""
+    model = _model(model)
+    k = float(model.prior_exchanges)
+    ns = np.array([max(float(r.get("n_exchanges") or 0.0), 0.0) for r in rows])
+    total = float(ns.sum())
+    if total <= 0:
+        return {c: 0.0 for c in COMPONENTS}
+    sure_n = total / (total + k) if k > 0 else 1.0
+    out = {}
+    for comp in COMPONENTS:
+        raw = np.array([_unshrunk(r, comp, k)[0] for r in rows])
+        out[comp] = float((raw * ns).sum() / total) * sure_n ** SHRINK_POWER.get(comp, 0)
+    return out
+
+
+def blend(comps: dict[str, float], model) -> float:
+    z = float(model.bias) + sum(float(model.weights.get(c, 0.0)) * v for c, v in comps.items())
+    return float(1 / (1 + np.exp(-z)))
+
+
+def pooled_suspicion(rows: list[dict], model=None) -> float:
+    """The account model on the group's pooled components (:func:`pooled_components`)."""
+    model = _model(model)
+    return blend(pooled_components(rows, model), model)
+
+
+def member_suspicion(row: dict, group: dict[str, float], model=None) -> float:
+    """One member of a pooled group, shrunk towards its group's pooled components instead of towards
+    nothing: component = sure · own + (1 − sure) · group, sure = n / (n + prior). An account with a handful
+    of requests reads as its group; one with plenty of its own ordinary traffic (a bystander the cluster
+    swept in) stays what its own traffic says."""
+    model = _model(model)
+    k = float(model.prior_exchanges)
+    comps = {}
+    for comp in COMPONENTS:
+        raw, sure = _unshrunk(row, comp, k)
+        p = SHRINK_POWER.get(comp, 0)
+        comps[comp] = (sure ** p) * raw + (1 - sure ** p) * group.get(comp, 0.0) if p else float(
+            row.get(f"c_{comp}") or 0.0)
+    return blend(comps, model)
+
+
 def account_suspicion(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",),
                       model=None) -> pa.Table:
     """features + ``suspicion`` in [0,1] and one ``c_<component>`` column per component. ``model`` is an

@@ -1,0 +1,81 @@
+"""Pooled evidence: a strongly coordinated group's traffic judged at the group's volume.
+
+Early in its life each account of a hydra has sent a handful of requests, and the account model shrinks
+every share by n / (n + prior), so no single account looks like much — the very split the operation relies
+on. Scoring pools the traffic of a strongly coordinated cluster's distinctively tied core before shrinking.
+Checked here on the scoring stage's own inputs (tests/scoring/test_member_ties.py's pool and store): the
+pooled model equals the model on one account holding all the group's requests; a young pool is flagged with
+pooling and not without; an ordinary group is not flagged however strongly it is tied.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from distillguard.scan.config import AccountModelConfig, ScoringConfig
+from distillguard.scoring import score_clusters
+from distillguard.scoring.suspicion import account_suspicion, pooled_suspicion
+from tests.scoring.test_member_ties import OUTSIDE, POOL, _con, _incidence
+
+HARVEST = {"single_turn_share": 1.0, "top_template_share": 1.0, "top_capability_share": 1.0,
+           "share_cot_elicitation": 0.9, "reasoning_share": 0.9}
+ORDINARY = {"single_turn_share": 0.3, "top_template_share": 0.1, "top_capability_share": 0.3,
+            "share_cot_elicitation": 0.0, "reasoning_share": 0.05}
+
+
+def _feats(per_account: dict[str, tuple[int, dict[str, float]]]) -> pa.Table:
+    ids = list(per_account)
+    cols = {"account_id": ids, "n_exchanges": [float(per_account[a][0]) for a in ids]}
+    for k in HARVEST:
+        cols[k] = [per_account[a][1][k] for a in ids]
+    cols["org_id"] = [("org-co" if a.startswith("co") else None) for a in ids]
+    cols["verification_level"] = [(2 if a.startswith("co") else 0) for a in ids]
+    return account_suspicion(pa.table(cols))
+
+
+def _rows(t: pa.Table, ids) -> list[dict]:
+    return [r for r in t.to_pylist() if r["account_id"] in set(ids)]
+
+
+def test_pooled_model_is_the_model_on_the_groups_combined_requests():
+    split = _feats({f"a{i}": (2, HARVEST) for i in range(6)})
+    one = _feats({"whole": (12, HARVEST)})
+    p = pooled_suspicion(split.to_pylist(), AccountModelConfig())
+    assert p == pytest.approx(one["suspicion"][0].as_py(), rel=1e-9)
+    assert p > max(split["suspicion"].to_pylist()) + 0.1
+
+
+def test_pooling_weighs_members_by_their_requests():
+    t = _feats({"heavy": (100, ORDINARY), "light1": (1, HARVEST), "light2": (1, HARVEST)})
+    p = pooled_suspicion(t.to_pylist(), AccountModelConfig())
+    assert p < _feats({"x": (102, HARVEST)})["suspicion"][0].as_py()
+    assert p == pytest.approx(_feats({"h": (100, ORDINARY)})["suspicion"][0].as_py(), abs=0.05)
+
+
+def _young_pool_risk(traffic: dict[str, float], cfg: ScoringConfig) -> dict[str, float]:
+    per = {a: (2, traffic) for a in POOL} | {"home": (40, ORDINARY), "mixed": (2, ORDINARY),
+                                            "co1": (200, ORDINARY), "co2": (200, ORDINARY)}
+    feats = _feats(per | {a: (50, ORDINARY) for a in OUTSIDE})
+    _, out = score_clusters(_con(_incidence()), feats, {a: 0 for a in per}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+
+
+def test_a_young_pool_is_flagged_at_the_groups_volume_and_not_without_pooling():
+    on = _young_pool_risk(HARVEST, ScoringConfig())
+    off = _young_pool_risk(HARVEST, ScoringConfig(pool_min_coordination=None))
+    assert min(on[a] for a in POOL) >= 0.5
+    assert max(off[a] for a in POOL) < 0.5
+    # bystanders are judged on their own traffic as before
+    for a in ("home", "co1", "co2"):
+        assert on[a] < 0.5 and on[a] <= off[a] + 1e-9
+
+
+def test_an_ordinary_group_is_not_flagged_however_tied():
+    on = _young_pool_risk(ORDINARY, ScoringConfig())
+    assert max(on.values()) < 0.5
+
+
+def test_pooling_needs_enough_distinctively_tied_members():
+    on = _young_pool_risk(HARVEST, ScoringConfig(pool_min_accounts=len(POOL) + 2))
+    assert max(on[a] for a in POOL) < 0.5
+    assert np.isfinite(list(on.values())).all()
