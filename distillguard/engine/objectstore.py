@@ -186,7 +186,7 @@ def write_parts(df, store, name: str) -> int:
     proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     run = uuid.uuid4().hex[:12]
     staging = store._r("staging", f"{name}-{run}")
-    schema = to_arrow_schema(df.schema)
+    schema = to_arrow_schema(df.schema, timezone="UTC")  # the session's time zone (spark.sql.session.timeZone)
     written = pa.schema([("path", pa.string()), ("rows", pa.int64())])
 
     def task(batches):

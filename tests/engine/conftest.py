@@ -56,6 +56,20 @@ class Recorder:
         return self._con.executemany(q, *a, **k)
 
 
+def cli_app():
+    """The command line with its stage commands registered (``distillguard.cli`` adds them when it runs)."""
+    from distillguard.cli import _load_stage_clis, app
+
+    if not any(c.name == "scan" for c in app.registered_commands):
+        _load_stage_clis()
+    return app
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return cli_app()
+
+
 @dataclass
 class SparkWorld:
     world: TinyWorld
@@ -153,8 +167,8 @@ def spark_cli_scan(spark_world, spark):
     from typer.testing import CliRunner
 
     import distillguard.scan.run as run
-    from distillguard.cli import app
 
+    app = cli_app()
     engines = []
     orig = run.open_engine
 
