@@ -120,6 +120,7 @@ def main() -> None:
         print(f"{eng}: {d['wall']:.1f}s wall, {d['cpu']:.1f} CPU-s, peak RSS {d['peak_rss'] / 2**20:.0f} MiB, "
               f"{d['flagged']} flagged, {d['campaigns']} campaigns, load {d['load'][0]:.1f}→{d['load'][1]:.1f}",
               flush=True)
+        print("ENGINE " + json.dumps({k: v for k, v in d.items() if k != "flagged_ids"}, default=str), flush=True)
     ids = {tuple(r["flagged_ids"]) for r in rows}
     print(f"\nsame flagged accounts on every engine: {len(ids) == 1}\n")
     stages = [k for k, v in rows[0]["timings"].items() if isinstance(v, float) and not k.endswith(("_cpu", "_rss"))]

@@ -168,12 +168,19 @@ def prune_columns(tree: exp.Expression, sources: set[str]) -> set[str] | None:
             continue  # count(*): no column read
         if not isinstance(parent, exp.Select) or star.arg_key != "expressions":
             return None
-        frm = parent.args.get("from")
+        frm = _from(parent)
         if parent.args.get("joins") or frm is None or not isinstance(frm.this, exp.Table):
             return None
-        if frm.this.name not in sources or not isinstance(parent.parent, exp.Subquery):
-            return None
+        sub = parent.parent
+        if frm.this.name not in sources or not isinstance(sub, exp.Subquery) or \
+                not isinstance(sub.parent, exp.From | exp.Join):
+            return None  # its output is the statement's, a union's or a CTE's: every column may be used
     return {i.name.lower() for i in tree.find_all(exp.Identifier)}
+
+
+def _from(sel: exp.Expression):
+    """A SELECT's FROM clause (``from_`` in recent sqlglot, ``from`` before)."""
+    return sel.args.get("from_") or sel.args.get("from")
 
 
 def write_parts(df, store, name: str) -> int:

@@ -324,9 +324,10 @@ def _plain_view_of(body: exp.Expression, sources: dict) -> str | None:
     read_parquet hook has named it), else None."""
     if not isinstance(body, exp.Select) or len(body.expressions) != 1 or not isinstance(body.expressions[0], exp.Star):
         return None
-    if any(body.args.get(k) for k in ("joins", "where", "group", "having", "qualify", "order", "limit", "with")):
+    if any(body.args.get(k) for k in ("joins", "where", "group", "having", "qualify", "order", "limit", "with",
+                                       "with_")):
         return None
-    frm = body.args.get("from")
+    frm = body.args.get("from_") or body.args.get("from")
     t = frm.this if frm is not None else None
     return t.name if isinstance(t, exp.Table) and t.name in sources else None
 
