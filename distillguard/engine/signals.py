@@ -50,5 +50,6 @@ def run_signals_spark(engine, store, detectors=None) -> int:
         with store.new_table(TABLE) as tmp:
             df.write.mode("overwrite").option("compression", "zstd").parquet(str(tmp))
     # the engine's views were made before the table changed: point exchange_signals at the new parts
+    engine.refresh_files()
     store.register_views(engine)
     return engine.dataframe(TABLE).count()

@@ -153,6 +153,11 @@ class SparkEngine:
     def unregister(self, name: str) -> None:
         self._drop(name)
 
+    def refresh_files(self) -> None:
+        """Forget the file lists behind earlier ``read_parquet`` calls (listed once per pattern): after a stage
+        rewrote a table's parts, the next read lists them again instead of reading parts that are gone."""
+        self._parquet.clear()
+
     def query_progress(self) -> float:
         return -1.0
 
