@@ -61,6 +61,21 @@ def one(store: str, engine: str) -> dict:
             peak[0] = max(peak[0], _tree_rss(me))
 
     threading.Thread(target=sample, daemon=True).start()
+    samples: list[tuple[float, int]] = []  # (perf_counter, tree RSS) every 0.2 s: per-stage peaks
+    orig_lap = run._Laps.lap
+
+    def lap(self, name: str) -> None:  # the stage's peak RSS: the largest sample since the stage began
+        t0 = self.t
+        orig_lap(self, name)
+        self.timings[f"{name}_rss"] = max([r for t, r in samples if t >= t0] + [_tree_rss(me)])
+
+    run._Laps.lap = lap
+
+    def sample_stage() -> None:
+        while not stop.wait(0.2):
+            samples.append((time.perf_counter(), _tree_rss(me)))
+
+    threading.Thread(target=sample_stage, daemon=True).start()
     name, _, master = engine.partition(":")
     cfg = ScanConfig()
     if name == "spark":
@@ -85,6 +100,7 @@ def main() -> None:
     ap.add_argument("--store", required=True)
     ap.add_argument("--engines", default="duckdb,spark:local[1],spark:local[2]")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--json", default=None, help="also write every engine's figures (per-stage) to this file")
     a = ap.parse_args()
     if a.one:
         print("RESULT " + json.dumps(one(a.store, a.one)))
@@ -104,19 +120,24 @@ def main() -> None:
         print(f"{eng}: {d['wall']:.1f}s wall, {d['cpu']:.1f} CPU-s, peak RSS {d['peak_rss'] / 2**20:.0f} MiB, "
               f"{d['flagged']} flagged, {d['campaigns']} campaigns, load {d['load'][0]:.1f}→{d['load'][1]:.1f}",
               flush=True)
+        print("ENGINE " + json.dumps({k: v for k, v in d.items() if k != "flagged_ids"}, default=str), flush=True)
     ids = {tuple(r["flagged_ids"]) for r in rows}
     print(f"\nsame flagged accounts on every engine: {len(ids) == 1}\n")
-    stages = [k for k in rows[0]["timings"] if not k.endswith("_cpu")]
-    print("| stage | " + " | ".join(f"{r['engine']} wall s | CPU s" for r in rows) + " |")
-    print("|---|" + "---:|---:|" * len(rows))
+    stages = [k for k, v in rows[0]["timings"].items() if isinstance(v, float) and not k.endswith(("_cpu", "_rss"))]
+    print("| stage | " + " | ".join(f"{r['engine']} wall s | CPU s | RSS MiB" for r in rows) + " |")
+    print("|---|" + "---:|---:|---:|" * len(rows))
     for s in stages:
         cells = []
         for r in rows:
             t = r["timings"]
-            cells.append(f"{t.get(s, float('nan')):.2f} | {t.get(s + '_cpu', float('nan')):.2f}")
+            cells.append(f"{t.get(s, float('nan')):.2f} | {t.get(s + '_cpu', float('nan')):.2f} | "
+                         f"{t.get(s + '_rss', 0) / 2**20:.0f}")
         print(f"| {s} | " + " | ".join(cells) + " |")
-    print("| total | " + " | ".join(f"{r['wall']:.1f} | {r['cpu']:.1f}" for r in rows) + " |")
-    print("| peak RSS MiB | " + " | ".join(f"{r['peak_rss'] / 2**20:.0f} | " for r in rows) + " |")
+    print("| total | " + " | ".join(f"{r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss'] / 2**20:.0f}" for r in rows)
+          + " |")
+    print("| load (start→end) | " + " | ".join(f"{r['load'][0]:.1f}→{r['load'][1]:.1f} | | " for r in rows) + " |")
+    with open(a.json, "w") if a.json else open(os.devnull, "w") as fh:
+        json.dump(rows, fh, indent=1, default=str)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ or one TLS fingerprint say far more than two accounts on one /24 or one ASN.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -82,17 +83,29 @@ def _lit(v: str) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def _members_sql(members: dict[str, Sequence[str]], con=None) -> tuple[str, list]:
-    """The members as a relation: list parameters on DuckDB; on another engine (Spark), a registered table."""
+#: Name under which ``shared`` registers a group's members on an engine without list parameters (Spark).
+MEMBERS_VIEW = "_dg_members"
+
+
+@contextmanager
+def _members_sql(members: dict[str, Sequence[str]], con=None) -> Iterator[tuple[str, list]]:
+    """The members as a relation: list parameters on DuckDB; on another engine (Spark), a table registered for
+    the statement and unregistered after it, so no members view outlives the call (a later caller with a
+    different engine state, or a catalog listing, must not see a stale group)."""
     grp, acc = [], []
     for g, accts in members.items():
         for a in dict.fromkeys(accts):
             grp.append(str(g))
             acc.append(a)
     if con is not None and not isinstance(con, duckdb.DuckDBPyConnection):
-        con.register("_dg_members", pa.table({"grp": pa.array(grp, pa.string()), "account_id": pa.array(acc, pa.string())}))
-        return "SELECT grp, account_id FROM _dg_members", []
-    return "SELECT unnest(?::VARCHAR[]) AS grp, unnest(?::VARCHAR[]) AS account_id", [grp, acc]
+        con.register(MEMBERS_VIEW, pa.table({"grp": pa.array(grp, pa.string()),
+                                             "account_id": pa.array(acc, pa.string())}))
+        try:
+            yield f"SELECT grp, account_id FROM {MEMBERS_VIEW}", []
+        finally:
+            con.unregister(MEMBERS_VIEW)
+        return
+    yield "SELECT unnest(?::VARCHAR[]) AS grp, unnest(?::VARCHAR[]) AS account_id", [grp, acc]
 
 
 def _holdings_cte(members_sql: str, edges: Edges, materialized: bool = False) -> str:
@@ -121,12 +134,15 @@ def shared(con: duckdb.DuckDBPyConnection, members: dict[str, Sequence[str]], ed
     with columns grp, account_id, for many groups at once inside a scan). Counted in SQL: a cluster
     of thousands of accounts holding hundreds of task-set items each never comes to Python row by row."""
     if members_sql is not None:
-        sql, params = members_sql, []
         sizes = dict(con.execute(f"SELECT CAST(grp AS VARCHAR), count(DISTINCT account_id) FROM ({members_sql}) "
                                  "GROUP BY 1").fetchall())
-    else:
-        sql, params = _members_sql(members, con)
-        sizes = {str(g): len(set(a)) for g, a in members.items()}
+        return _shared(con, members_sql, [], sizes, edges, top)
+    sizes = {str(g): len(set(a)) for g, a in members.items()}
+    with _members_sql(members, con) as (sql, params):
+        return _shared(con, sql, params, sizes, edges, top)
+
+
+def _shared(con, sql: str, params: list, sizes: dict[str, int], edges: Edges, top: int) -> dict[str, Shared]:
     out = {g: Shared(n) for g, n in sizes.items()}
     if not out or not has_table(con, edges.table):
         return out
@@ -167,9 +183,10 @@ def holdings(con: duckdb.DuckDBPyConnection, accounts: Sequence[str], edges: Edg
     for the evidence board's graph, which needs to know which accounts hold what."""
     if not accounts or not has_table(con, edges.table):
         return []
-    sql, params = _members_sql({"": accounts})
-    return [(k, e, a) for k, e, a in con.execute(
-        f"WITH {_holdings_cte(sql, edges)} SELECT kind, entity, account_id FROM s ORDER BY 1, 2, 3", params).fetchall()]
+    with _members_sql({"": accounts}) as (sql, params):
+        return [(k, e, a) for k, e, a in con.execute(
+            f"WITH {_holdings_cte(sql, edges)} SELECT kind, entity, account_id FROM s ORDER BY 1, 2, 3",
+            params).fetchall()]
 
 
 def entity_holders(con: duckdb.DuckDBPyConnection, account_id: str, edges: Edges = STORE_EDGES

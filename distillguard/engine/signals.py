@@ -35,15 +35,21 @@ def signals_dataframe(engine, detectors=None, max_records_per_batch: int = 8192)
     schema = pa.schema([pa.field(f.name, pa.timestamp("us", tz="UTC"), f.nullable) if f.name == "ts" else f
                         for f in schema])
     engine.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max_records_per_batch))
-    df = engine.dataframe("exchanges").select(*input_columns(dets))
+    df = engine.dataframe("exchanges", columns=list(input_columns(dets)))
     return df.mapInArrow(_score_batches(names, schema), from_arrow_schema(schema))
 
 
 def run_signals_spark(engine, store, detectors=None) -> int:
     """Score every exchange on the cluster and (re)write ``exchange_signals``; returns rows written."""
     df = signals_dataframe(engine, detectors)
-    with store.new_table(TABLE) as tmp:
-        df.write.mode("overwrite").option("compression", "zstd").parquet(str(tmp))
+    if store.fs is not None:  # object storage: each executor writes its part to the bucket (engine.objectstore)
+        from distillguard.engine.objectstore import write_parts
+
+        write_parts(df, store, TABLE)
+    else:
+        with store.new_table(TABLE) as tmp:
+            df.write.mode("overwrite").option("compression", "zstd").parquet(str(tmp))
     # the engine's views were made before the table changed: point exchange_signals at the new parts
+    engine.refresh_files()
     store.register_views(engine)
     return engine.dataframe(TABLE).count()

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from distillguard.engine.objectstore import RemoteParquet, is_remote, prune_columns
 from distillguard.engine.transpile import parse_duckdb, to_spark_tree
 from distillguard.errors import DistillguardError
 
@@ -111,6 +112,8 @@ class SparkEngine:
         self._cached: dict[str, Any] = {}        # view name -> persisted DataFrame
         self._local: dict[str, pa.Table] = {}    # small driver-side tables (executemany)
         self._parquet: dict[tuple, str] = {}     # (paths, options) -> view name
+        self._remote: dict[str, Any] = {}        # view name -> objectstore.RemoteParquet (stores on s3:// ..)
+        self._pruned: dict[tuple, str] = {}      # (source view, columns) -> view of just those columns
         self.collect_limit: int | None = None    # set by engine.communities.pair_graph
         self.statements: list[tuple[str, str]] = []  # (DuckDB SQL, Spark SQL) as run: the parse test reads these
 
@@ -150,6 +153,11 @@ class SparkEngine:
     def unregister(self, name: str) -> None:
         self._drop(name)
 
+    def refresh_files(self) -> None:
+        """Forget the file lists behind earlier ``read_parquet`` calls (listed once per pattern): after a stage
+        rewrote a table's parts, the next read lists them again instead of reading parts that are gone."""
+        self._parquet.clear()
+
     def query_progress(self) -> float:
         return -1.0
 
@@ -162,10 +170,37 @@ class SparkEngine:
         return self.spark.catalog.tableExists(name)
 
     def to_spark_sql(self, tree: exp.Expression) -> str:
-        return to_spark_tree(tree, self._read_parquet).sql(dialect="spark")
+        return self._prune(to_spark_tree(tree, self._read_parquet)).sql(dialect="spark")
 
-    def dataframe(self, name: str):
-        return self.spark.table(name)
+    def dataframe(self, name: str, columns: list[str] | None = None):
+        """View ``name`` (only ``columns`` of it, when given: on object storage only those are fetched)."""
+        src = self._remote.get(name)
+        if src is not None and columns is not None:
+            return src.dataframe(self.spark, src.columns({c.lower() for c in columns}))
+        df = self.spark.table(name)
+        return df if columns is None else df.select(*columns)
+
+    def _prune(self, tree: exp.Expression) -> exp.Expression:
+        """Point each reference to a relation on object storage at a view of only the columns the statement
+        can read (``objectstore.prune_columns``): the reader runs in Python, where Spark cannot prune."""
+        refs = [t for t in tree.find_all(exp.Table) if t.name in self._remote and not t.args.get("db")]
+        if not refs:
+            return tree
+        wanted = prune_columns(tree, {t.name for t in refs})
+        if wanted is None:  # all columns: the full views already carry the names referenced
+            return tree
+        for t in refs:
+            src = self._remote[t.name]
+            cols = tuple(src.columns(wanted))
+            key = (t.name, cols)
+            if key not in self._pruned:
+                view = f"_rpq_{uuid.uuid4().hex[:10]}"
+                src.dataframe(self.spark, list(cols)).createOrReplaceTempView(view)
+                self._pruned[key] = view
+            if t.args.get("alias") is None:
+                t.set("alias", exp.TableAlias(this=exp.to_identifier(t.name)))
+            t.set("this", exp.to_identifier(self._pruned[key]))
+        return tree
 
     # ---------------------------------------------------------------- statements
     def _run(self, tree: exp.Expression, src: str) -> SparkResult:
@@ -197,11 +232,16 @@ class SparkEngine:
             self._set_local(name, pa.schema(fields).empty_table())
             return SparkResult(rows=[])
         name = target.name
-        body = tree.expression
-        q = self.to_spark_sql(body)
+        body = self._prune(to_spark_tree(tree.expression, self._read_parquet))
+        q = body.sql(dialect="spark")
         self.statements.append((tree.sql(dialect="duckdb"), q))
         df = self.spark.sql(q)
         self._replace(name, df, persist=kind == "TABLE" and self.persist)
+        # a view that is all of a relation on object storage (the store's ``exchanges``, its tables) stays
+        # prunable under its own name
+        src = _plain_view_of(body, self._remote)
+        if kind == "VIEW" and src is not None:
+            self._remote[name] = self._remote[src]
         return SparkResult(rows=[])
 
     def _insert(self, tree: exp.Insert) -> SparkResult:
@@ -219,6 +259,9 @@ class SparkEngine:
     # ---------------------------------------------------------------- views
     def _replace(self, name: str, df, persist: bool) -> None:
         prev = self._cached.pop(name, None)
+        self._remote.pop(name, None)
+        for key in [k for k in self._pruned if k[0] == name]:
+            self.spark.catalog.dropTempView(self._pruned.pop(key))
         if persist:
             # materialise now, as DuckDB's CREATE TABLE does, and cut the lineage: a view over a merely
             # persisted DataFrame keeps its whole plan, and every later statement re-optimised the plans of
@@ -232,6 +275,7 @@ class SparkEngine:
 
     def _drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
+        self._remote.pop(name, None)
         self._local.pop(name, None)
         prev = self._cached.pop(name, None)
         if prev is not None:
@@ -255,6 +299,13 @@ class SparkEngine:
         key = (tuple(paths), tuple(sorted(opts.items())))
         if key in self._parquet:
             return self._parquet[key]
+        name = f"_pq_{uuid.uuid4().hex[:10]}"
+        if any(is_remote(p) for p in paths):  # a store on object storage: the executors' fsspec reader
+            src = RemoteParquet.open(paths, filename=str(opts.get("filename", "false")).lower() in ("true", "1"))
+            src.dataframe(self.spark).createOrReplaceTempView(name)
+            self._remote[name] = src
+            self._parquet[key] = name
+            return name
         files: list[str] = []
         for p in paths:
             if "://" in p or not any(ch in p for ch in "*?["):
@@ -268,10 +319,22 @@ class SparkEngine:
         df = self.spark.read.option("mergeSchema", "true").parquet(*files)
         if str(opts.get("filename", "false")).lower() in ("true", "1"):
             df = df.withColumn("filename", F.input_file_name())
-        name = f"_pq_{uuid.uuid4().hex[:10]}"
         df.createOrReplaceTempView(name)
         self._parquet[key] = name
         return name
+
+
+def _plain_view_of(body: exp.Expression, sources: dict) -> str | None:
+    """``SELECT * FROM v`` (nothing else) over a relation in ``sources``: the name of that relation (after the
+    read_parquet hook has named it), else None."""
+    if not isinstance(body, exp.Select) or len(body.expressions) != 1 or not isinstance(body.expressions[0], exp.Star):
+        return None
+    if any(body.args.get(k) for k in ("joins", "where", "group", "having", "qualify", "order", "limit", "with",
+                                       "with_")):
+        return None
+    frm = body.args.get("from_") or body.args.get("from")
+    t = frm.this if frm is not None else None
+    return t.name if isinstance(t, exp.Table) and t.name in sources else None
 
 
 def spark_session(master: str | None = None, app: str = "distillguard-scan", conf: dict[str, str] | None = None):

@@ -43,6 +43,21 @@ def _jsonable(c: dict, replay: bool = True) -> dict:
     return d
 
 
+def spark_unsupported(replay: bool, resume: bool | None) -> None:
+    """--replay and --resume are the DuckDB engine's only: say so instead of running something else.
+
+    Replay re-runs the detect step tens to hundreds of times (coarse steps, then bisection); on Spark each run
+    pays ~45 statements of planning, scheduling and checkpointing, so a replayed month would take hours of
+    fixed cost and the path has never been checked against DuckDB's first-flag times. Resume checkpoints are
+    DuckDB tables written to local disk; a Spark scan's intermediate tables live on the cluster."""
+    if replay:
+        raise ConfigError("--replay runs on the DuckDB engine only (docs/spark.md): drop --engine spark, or run "
+                          "the replay on DuckDB over the same store")
+    if resume:
+        raise ConfigError("--resume runs on the DuckDB engine only (docs/spark.md): a Spark scan starts from the "
+                          "store each time; drop --resume, or pass --no-resume")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def scan(
@@ -56,9 +71,10 @@ def register(app: typer.Typer) -> None:
         signals: str = typer.Option("auto", "--signals", help="auto (run when missing/stale), always, never."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-        resume: bool = typer.Option(True, "--resume/--no-resume",
+        resume: bool = typer.Option(None, "--resume/--no-resume",
                                     help="Keep stage checkpoints and start from the newest one whose inputs and "
-                                         "config match (a scan that died at a late stage skips the early ones)."),
+                                         "config match (a scan that died at a late stage skips the early ones). "
+                                         "Default: on with the DuckDB engine; not available with --engine spark."),
         engine: str = typer.Option("duckdb", "--engine", help="duckdb (embedded) or spark (same stages on "
                                    "Spark SQL; needs the 'spark' extra and Java 17). See docs/spark.md."),
         master: str = typer.Option(None, "--master", help="Spark master URL (local[2], spark://host:7077, yarn); "
@@ -78,6 +94,7 @@ def register(app: typer.Typer) -> None:
         if master and engine != "spark":
             raise ConfigError("--master applies to --engine spark only")
         if engine == "spark":
+            spark_unsupported(replay, resume)
             import importlib.util
 
             if importlib.util.find_spec("pyspark") is None:
@@ -102,7 +119,7 @@ def register(app: typer.Typer) -> None:
 
             res = run_scan(st, cfg, replay_step=parse_duration(step) if replay else None,
                            coarse=parse_duration(coarse, "--coarse"), signals=signals, replay_exact=exact,
-                           progress=show, resume=resume and engine == "duckdb", engine=engine, master=master)
+                           progress=show, resume=engine == "duckdb" and resume is not False, engine=engine, master=master)
             try:
                 prog.update(task, description="writing tables and report", completed=1.0)
                 with stage_guard("write", res.space, cfg.memory_limit):

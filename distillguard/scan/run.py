@@ -20,7 +20,7 @@ from distillguard.campaigns import attribute_orgs, ban_evasion_links, build_camp
 from distillguard.campaigns.build import CAMPAIGN_SCHEMA
 from distillguard.campaigns.enforcement import RECOMMENDATIONS, latest_decisions, recommend, with_status
 from distillguard.engine.open import open_engine, run_signals_spark
-from distillguard.errors import DistillguardError
+from distillguard.errors import ConfigError, DistillguardError
 from distillguard.scan.checkpoint import Checkpoints, fingerprint
 from distillguard.scan.config import ScanConfig
 from distillguard.scan.engine import StepResult, detect_step, open_connection, prepare
@@ -186,7 +186,11 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
     inputs and configuration match. Call ``close_scan`` on the result when done with its connection.
     ``prepared(con)`` builds the prepare stage's tables itself and returns the signal columns (`watch`
     merges partials it keeps per exchange part instead of projecting every exchange again).
-    ``engine="spark"`` runs the same stages on Spark (``master``; docs/spark.md); resume is DuckDB's only."""
+    ``engine="spark"`` runs the same stages on Spark (``master``; docs/spark.md); replay, resume and ``prepared``
+    are DuckDB's only (a ConfigError on Spark, never silently ignored)."""
+    if engine != "duckdb" and (replay_step is not None or resume or prepared is not None):
+        what = "replay" if replay_step is not None else "resume" if resume else "a prepared stage"
+        raise ConfigError(f"{what} runs on the DuckDB engine only, not --engine {engine} (docs/spark.md)")
     if not store.has_exchanges():
         raise DistillguardError("store has no exchanges; ingest or simulate first", source=store.location)
     timings: dict[str, float] = {}
@@ -202,7 +206,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
             sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1,
                                        runner=spark and (lambda st: run_signals_spark(spark, st)))
         laps.lap("signals")
-        ckpt = Checkpoints(space.path.parent / "resume", fingerprint(store, cfg)) if resume and not spark else None
+        ckpt = Checkpoints(space.path.parent / "resume", fingerprint(store, cfg)) if resume else None
         done = ckpt.latest() if ckpt else None
         con = spark or open_connection(store, cfg)
         with stage_guard("prepare", space, cfg.memory_limit):
