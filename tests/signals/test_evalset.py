@@ -61,20 +61,13 @@ def test_benign_false_positive_rate(report):
     assert report["benign_fpr"] <= 0.009, report["benign"]
 
 
-def test_second_eval_set_covers_every_tactic_in_several_languages():
-    attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v2"][0])
+@pytest.mark.parametrize("name, min_hard", [("v2", 50), ("v3", 70)])
+def test_later_eval_sets_cover_every_tactic_in_several_languages(name, min_hard):
+    attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS[name][0])
     assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
     assert len({evalset.language(ln.text) for ln in attacks}) >= 10
-    hard = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v2"][1])
-    assert all(ln.tactic is None for ln in hard) and len(hard) >= 50
-
-
-def test_third_eval_set_covers_every_tactic_in_several_languages():
-    attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v3"][0])
-    assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
-    assert len({evalset.language(ln.text) for ln in attacks}) >= 10
-    hard = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS["v3"][1])
-    assert all(ln.tactic is None for ln in hard) and len(hard) >= 70
+    hard = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS[name][1])
+    assert all(ln.tactic is None for ln in hard) and len(hard) >= min_hard
 
 
 def test_language_guess():
