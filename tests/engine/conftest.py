@@ -11,8 +11,6 @@ the signals' mapInArrow) inherit the JVM's environment, as executors on a cluste
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 
 from distillguard.store import Store
 from distillguard.testing.worlds import TinyWorld, build_tiny_world
+from tests.s3server import moto_s3
 
 BUCKET = "dg-spark"
 HAVE_JAVA = shutil.which("java") is not None
@@ -84,31 +83,9 @@ class SparkWorld:
 def object_store(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 (never the network) and the environment the SDKs read, for the session."""
     pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret",
-           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-           "DISTILLGUARD_SCRATCH": str(tmp_path_factory.mktemp("scratch"))}
-    cloud = [k for k in os.environ if k.startswith(("AWS_", "GOOGLE_", "AZURE_"))]
-    saved = {k: os.environ.get(k) for k in [*env, *cloud]}
-    for k in cloud:
-        os.environ.pop(k, None)
-    os.environ.update(env)
-    import s3fs
-
-    s3fs.S3FileSystem(use_listings_cache=False).mkdir(BUCKET)
-    try:
+    pytest.importorskip("moto.server")
+    with moto_s3(BUCKET, {"DISTILLGUARD_SCRATCH": str(tmp_path_factory.mktemp("scratch"))}) as (env, _fs):
         yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -14,48 +13,25 @@ import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 from distillguard.errors import StoreError  # noqa: E402
 from distillguard.ingest import ingest_paths  # noqa: E402
 from distillguard.store import Store  # noqa: E402
 from distillguard.store.stats import store_stats  # noqa: E402
 from distillguard.testing.worlds import build_tiny_world  # noqa: E402
+from tests.s3server import moto_s3  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 BUCKET = "dg-test"
-#: Every cloud variable a developer's shell might carry, so the tests see only what they set.
-_CLOUD_VARS = [k for k in os.environ if k.startswith(("AWS_", "GOOGLE_", "AZURE_"))]
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret",
-           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true",
-           "DISTILLGUARD_SCRATCH": str(tmp_path_factory.mktemp("scratch")), "DISTILLGUARD_LOCK_WAIT": "2"}
-    saved = {k: os.environ.get(k) for k in [*env, *_CLOUD_VARS]}
-    for k in _CLOUD_VARS:
-        os.environ.pop(k, None)
-    os.environ.update(env)
-    import s3fs
-
-    fs = s3fs.S3FileSystem(use_listings_cache=False)
-    fs.mkdir(BUCKET)
-    try:
+    extra = {"DISTILLGUARD_SCRATCH": str(tmp_path_factory.mktemp("scratch")), "DISTILLGUARD_LOCK_WAIT": "2"}
+    with moto_s3(BUCKET, extra) as (env, fs):
         yield {"env": env, "fs": fs}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
