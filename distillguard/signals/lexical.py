@@ -97,31 +97,70 @@ def edge_parts(texts) -> tuple[list[str], np.ndarray]:
     if not isinstance(texts, list):
         texts = texts.to_pylist() if hasattr(texts, "to_pylist") else list(texts)
     parts, owner = [], []
+    cut = LEX_HEAD + LEX_TAIL
     for i, t in enumerate(texts):
         if not t or "\n" not in t:
             continue
-        ps = [p for p in _PART_SPLIT.split(t) if len(p.split()) >= PART_MIN_WORDS
-              or (len(p.strip()) >= PART_MIN_CHARS and not p.isascii())]
-        if len(ps) > 1:
-            parts += [ps[0][:LEX_HEAD + LEX_TAIL], ps[-1][:LEX_HEAD + LEX_TAIL]]
+        # Only the first and the last scoreable part matter: test parts from each end and stop at the
+        # first that qualifies (the middle of a long prompt is never looked at).
+        # Lines: the same scoreable parts as splitting on _PART_SPLIT, whose blank-line separators only
+        # drop whitespace-only lines (never scoreable), and str.split is several times cheaper.
+        ps = t.split("\n")
+        first = next((j for j, p in enumerate(ps) if _scoreable(p)), None)
+        if first is None:
+            continue
+        last = next(j for j in range(len(ps) - 1, first - 1, -1) if _scoreable(ps[j]))
+        if last > first:
+            parts += [ps[first][:cut], ps[last][:cut]]
             owner += [i, i]
     return parts, np.array(owner, dtype=np.int64)
+
+
+def _scoreable(p: str) -> bool:
+    """PART_MIN_WORDS words (``split(None, k)`` stops after k splits: a long part's words are not all
+    built), or PART_MIN_CHARS characters of non-ASCII text."""
+    return len(p.split(None, PART_MIN_WORDS - 1)) >= PART_MIN_WORDS or (len(p.strip()) >= PART_MIN_CHARS
+                                                                          and not p.isascii())
+
+
+#: Byte classes for sentence ends: 1 an ASCII end (. ! line break), 2 a question mark, 3 the lead byte of a
+#: multi-byte mark (。！？ ؟ ।), checked against its continuation bytes only where it occurs.
+_TERM_CLASS = np.zeros(256, dtype=np.uint8)
+for _c in b".!\n":
+    _TERM_CLASS[_c] = 1
+_TERM_CLASS[ord("?")] = 2
+for _c in (0xE3, 0xEF, 0xD8, 0xE0):
+    _TERM_CLASS[_c] = 3
+#: Multi-byte sentence ends: (bytes, is a question mark).
+_TERM_MARKS = ((b"\xef\xbc\x9f", True), (b"\xd8\x9f", True), (b"\xe3\x80\x82", False), (b"\xef\xbc\x81", False),
+               (b"\xe0\xa5\xa4", False))
 
 
 def _terminators(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of sentence ends (. ! ? line break, and the lead byte of 。！？؟।) and whether each
     is a question mark. Multi-byte marks are found by their lead byte, because the tokeniser counts
     non-ASCII bytes as word bytes and a CJK "word" runs through them."""
-    n = len(raw)
-    b1 = np.zeros(n, dtype=np.uint8)
-    b2 = np.zeros(n, dtype=np.uint8)
-    b1[:-1] = raw[1:]
-    b2[:-2] = raw[2:]
-    qmark = (raw == 0x3F) | ((raw == 0xEF) & (b1 == 0xBC) & (b2 == 0x9F)) | ((raw == 0xD8) & (b1 == 0x9F))
-    other = ((raw == 0x2E) | (raw == 0x21) | (raw == 0x0A) | ((raw == 0xE3) & (b1 == 0x80) & (b2 == 0x82))
-             | ((raw == 0xEF) & (b1 == 0xBC) & (b2 == 0x81)) | ((raw == 0xE0) & (b1 == 0xA5) & (b2 == 0xA4)))
-    pos = np.flatnonzero(qmark | other)
-    return pos, qmark[pos]
+    cls = _TERM_CLASS[raw]
+    pos = np.flatnonzero(cls)
+    c = cls[pos]
+    lead = np.flatnonzero(c == 3)
+    if len(lead):
+        lp = pos[lead]
+        padded = np.concatenate([raw, np.zeros(2, dtype=np.uint8)])  # reads past the end see NULs
+        b0, b1, b2 = padded[lp], padded[lp + 1], padded[lp + 2]
+        keep = np.zeros(len(lp), dtype=bool)
+        isq = np.zeros(len(lp), dtype=bool)
+        for mark, q in _TERM_MARKS:
+            m = (b0 == mark[0]) & (b1 == mark[1])
+            if len(mark) == 3:
+                m &= b2 == mark[2]
+            keep |= m
+            if q:
+                isq |= m
+        c[lead] = np.where(keep, np.where(isq, 2, 1), 0)
+        ok = c > 0
+        pos, c = pos[ok], c[ok]
+    return pos, c == 2
 
 
 def question_tokens(bv: H.ByteView, tok: H.Tokens) -> np.ndarray:
@@ -129,7 +168,10 @@ def question_tokens(bv: H.ByteView, tok: H.Tokens) -> np.ndarray:
     pos, isq = _terminators(bv.raw)
     if not len(pos):
         return np.zeros(len(tok), dtype=bool)
-    j = np.searchsorted(pos, tok.start)
+    # j: the first sentence end at or after each token's start (``searchsorted(pos, tok.start)``), from
+    # the token each sentence end falls before: fewer searches (sentence ends) over the sorted token starts.
+    first_after = np.searchsorted(tok.start, pos, side="right")
+    j = np.cumsum(np.bincount(first_after, minlength=len(tok) + 1)[:len(tok)])
     inside = j < len(pos)
     jj = np.minimum(j, len(pos) - 1)
     return inside & (pos[jj] < bv.ends[tok.doc]) & isq[jj]

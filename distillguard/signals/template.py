@@ -100,13 +100,7 @@ def _is_instruction(h: np.ndarray) -> np.ndarray:
 
 
 def _clip(texts: pa.Array) -> pa.Array:
-    """``H.clip`` applied only to the rows long enough to need it (a few in a hundred): the same
-    strings, without slicing and re-joining every row of a batch that holds one long prompt."""
-    lens = pc.binary_length(texts)  # UTF-8 bytes >= characters: every row clip could change is in here
-    long = pc.fill_null(pc.greater(lens, H.HEAD_CHARS + H.TAIL_CHARS), False)
-    if not pc.any(long).as_py():
-        return texts
-    return pc.replace_with_mask(texts, long, H.clip(pc.filter(texts, long)))
+    return H.clip(texts)
 
 
 def _rows_containing(arr: pa.Array, triggers: tuple[str, ...]) -> np.ndarray:
