@@ -275,9 +275,10 @@ class LexicalModel:
             z += p @ self.W
         return np.asarray(z) + self.bias
 
-    def predict(self, texts) -> np.ndarray:
+    def predict(self, texts, part_memo=None) -> np.ndarray:
         """Calibrated probabilities, shape (len(texts), len(tactics)), float32: for PART_TACTICS the
-        max over the whole prompt and its first and last parts."""
+        max over the whole prompt and its first and last parts. ``part_memo`` (a ``memo.ScoreMemo``)
+        holds part scores from earlier calls: parts found there are not scored again."""
         p = self.predict_whole(texts)
         cols = [self.tactics.index(t) for t in PART_TACTICS if t in self.tactics]
         if len(p) and cols:
@@ -286,10 +287,24 @@ class LexicalModel:
                 # A template's wrapper line recurs across thousands of prompts: score each distinct part once.
                 index: dict[str, int] = {}
                 inv = np.fromiter((index.setdefault(q, len(index)) for q in parts), dtype=np.int64, count=len(parts))
-                pp = self.predict_whole(list(index))[inv]
+                distinct = list(index)
+                pp = (self.predict_whole(distinct) if part_memo is None else self._predict_memo(distinct, part_memo))[inv]
                 for j in cols:
                     np.maximum.at(p[:, j], owner, pp[:, j])
         return p
+
+    def _predict_memo(self, texts: list[str], memo) -> np.ndarray:
+        hit, remembered = memo.recall(texts)
+        out = np.empty((len(texts), len(self.tactics)), dtype=np.float32)
+        out[hit] = remembered
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            todo = [texts[i] for i in miss]
+            # Never the small-batch path (other float rounding): a part scores as in any larger batch.
+            pad = [f"pad {i}" for i in range(max(0, SMALL_BATCH + 1 - len(todo)))]
+            out[miss] = self.predict_whole(todo + pad)[:len(todo)]
+            memo.add(todo, out[miss])
+        return out
 
     def predict_whole(self, texts) -> np.ndarray:
         """Calibrated probabilities of each text as a whole, shape (len(texts), len(tactics))."""
