@@ -98,29 +98,30 @@ def edge_parts(texts) -> tuple[list[str], np.ndarray]:
         texts = texts.to_pylist() if hasattr(texts, "to_pylist") else list(texts)
     parts, owner = [], []
     cut = LEX_HEAD + LEX_TAIL
+    words, chars = PART_MIN_WORDS, PART_MIN_CHARS
     for i, t in enumerate(texts):
         if not t or "\n" not in t:
             continue
-        # Only the first and the last scoreable part matter: test parts from each end and stop at the
-        # first that qualifies (the middle of a long prompt is never looked at).
         # Lines: the same scoreable parts as splitting on _PART_SPLIT, whose blank-line separators only
-        # drop whitespace-only lines (never scoreable), and str.split is several times cheaper.
+        # drop whitespace-only lines (never scoreable), and str.split is several times cheaper. Only the
+        # first and the last scoreable part matter: lines are tested from each end until one qualifies
+        # (PART_MIN_WORDS words, counted by a split that stops there, or PART_MIN_CHARS characters of
+        # non-ASCII text), so the middle of a long prompt is never looked at.
         ps = t.split("\n")
-        first = next((j for j, p in enumerate(ps) if _scoreable(p)), None)
-        if first is None:
+        first = -1
+        for j, p in enumerate(ps):
+            if len(p.split(None, words - 1)) >= words or (len(p.strip()) >= chars and not p.isascii()):
+                first = j
+                break
+        if first < 0:
             continue
-        last = next(j for j in range(len(ps) - 1, first - 1, -1) if _scoreable(ps[j]))
-        if last > first:
-            parts += [ps[first][:cut], ps[last][:cut]]
-            owner += [i, i]
+        for j in range(len(ps) - 1, first, -1):
+            p = ps[j]
+            if len(p.split(None, words - 1)) >= words or (len(p.strip()) >= chars and not p.isascii()):
+                parts += [ps[first][:cut], p[:cut]]
+                owner += [i, i]
+                break
     return parts, np.array(owner, dtype=np.int64)
-
-
-def _scoreable(p: str) -> bool:
-    """PART_MIN_WORDS words (``split(None, k)`` stops after k splits: a long part's words are not all
-    built), or PART_MIN_CHARS characters of non-ASCII text."""
-    return len(p.split(None, PART_MIN_WORDS - 1)) >= PART_MIN_WORDS or (len(p.strip()) >= PART_MIN_CHARS
-                                                                          and not p.isascii())
 
 
 #: Byte classes for sentence ends: 1 an ASCII end (. ! line break), 2 a question mark, 3 the lead byte of a
@@ -285,9 +286,9 @@ class LexicalModel:
             parts, owner = edge_parts(texts)
             if parts:
                 # A template's wrapper line recurs across thousands of prompts: score each distinct part once.
-                index: dict[str, int] = {}
-                inv = np.fromiter((index.setdefault(q, len(index)) for q in parts), dtype=np.int64, count=len(parts))
-                distinct = list(index)
+                distinct = list(dict.fromkeys(parts))
+                index = dict(zip(distinct, range(len(distinct)), strict=True))
+                inv = np.fromiter(map(index.__getitem__, parts), dtype=np.int64, count=len(parts))
                 pp = (self.predict_whole(distinct) if part_memo is None else self._predict_memo(distinct, part_memo))[inv]
                 for j in cols:
                     np.maximum.at(p[:, j], owner, pp[:, j])

@@ -25,6 +25,7 @@ half the prompt bound and a quarter of the characters) remembers their scores ac
 from __future__ import annotations
 
 import threading
+from itertools import repeat
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class ScoreMemo:
         """(remembered?, score rows of the remembered texts in order)."""
         with self._lock:
             get = self.index.get
-            rows = np.fromiter((get(t, -1) for t in texts), dtype=np.int64, count=len(texts))
+            rows = np.fromiter(map(get, texts, repeat(-1)), dtype=np.int64, count=len(texts))
             hit = rows >= 0
             r = rows[hit]
             self.seen_again[r] = True
@@ -135,7 +136,7 @@ class PromptMemo:
         template key)."""
         with self._lock:
             get = self.index.get
-            rows = np.fromiter((get(p, -1) for p in prompts), dtype=np.int64, count=len(prompts))
+            rows = np.fromiter(map(get, prompts, repeat(-1)), dtype=np.int64, count=len(prompts))
             hit = rows >= 0
             r = rows[hit]
             self.seen_again[r] = True
