@@ -295,13 +295,16 @@ class LexicalModel:
         return p
 
     def _predict_memo(self, texts: list[str], memo) -> np.ndarray:
+        """``predict_whole(texts)`` with the texts found in ``memo`` not scored again (the same rows)."""
+        if len(texts) <= SMALL_BATCH:
+            return self.predict_whole(texts)  # the small-batch path's rounding: neither looked up nor kept
         hit, remembered = memo.recall(texts)
         out = np.empty((len(texts), len(self.tactics)), dtype=np.float32)
         out[hit] = remembered
         miss = np.flatnonzero(~hit)
         if len(miss):
             todo = [texts[i] for i in miss]
-            # Never the small-batch path (other float rounding): a part scores as in any larger batch.
+            # Never the small-batch path (other float rounding): as predict_whole(texts) would, score in a large batch.
             pad = [f"pad {i}" for i in range(max(0, SMALL_BATCH + 1 - len(todo)))]
             out[miss] = self.predict_whole(todo + pad)[:len(todo)]
             memo.add(todo, out[miss])
