@@ -238,12 +238,12 @@ def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     m = total - n + 1
     # Horner's rule on shifted views: the same value as the prefix-sum form, sum (b+1) * P^k,
     # without gathering powers for every byte.
-    d = bv.data.astype(np.uint64)
-    d += np.uint64(1)
-    h = d[n - 1:n - 1 + m].copy()
+    d = np.add(bv.data, np.uint64(1), dtype=np.uint64)  # widen and add in one pass
+    h = d[n - 1:n - 1 + m] * _P if n > 1 else d[:m].copy()
     for k in range(n - 2, -1, -1):
-        h *= _P
         h += d[k:k + m]
+        if k:
+            h *= _P
     bad = _crosses_document(bv, m, n)
     if len(bad) == 0:
         return h, counts

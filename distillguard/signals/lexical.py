@@ -178,6 +178,9 @@ def question_tokens(bv: H.ByteView, tok: H.Tokens) -> np.ndarray:
     return inside & (pos[jj] < bv.ends[tok.doc]) & isq[jj]
 
 
+_NONE = np.zeros(0, dtype=np.int64)
+
+
 def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Per n-gram kind: (feature columns grouped by document, n-grams per document); and the row scale.
 
@@ -209,7 +212,7 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
     if QUESTION_FEATURES and len(tok):
         q = question_tokens(bv, tok)
         if q.any():
-            sub = H.Tokens(tok.doc[q], tok.start[q], tok.end[q], tok.hash[q])
+            sub = H.Tokens(tok.doc[q], _NONE, _NONE, tok.hash[q])  # word_ngrams reads documents and hashes only
             for k in WORD_ORDERS:
                 d, _, h = H.word_ngrams(sub, k, salt=QUESTION_SALT + k)
                 parts.append((_cols(h, QUESTION_SALT + k, n_bits), np.bincount(d, minlength=n)))
@@ -221,7 +224,7 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
         rank = np.arange(len(tok)) - starts[tok.doc]
         count = (starts[1:] - starts[:-1])[tok.doc]
         for salt, sel in ((2000, rank < EDGE_WORDS), (3000, rank >= count - EDGE_WORDS)):
-            sub = H.Tokens(tok.doc[sel], tok.start[sel], tok.end[sel], tok.hash[sel])
+            sub = H.Tokens(tok.doc[sel], _NONE, _NONE, tok.hash[sel])
             for k in WORD_ORDERS:
                 d, _, h = H.word_ngrams(sub, k, salt=salt + k)
                 parts.append((_cols(h, salt + k, n_bits), np.bincount(d, minlength=n)))
