@@ -36,8 +36,8 @@ from distillguard.store import Store
 SCAN_OUTPUTS = frozenset({"account_features", "coordination_edges", "clusters", "cluster_members", "account_risk",
                           "campaigns", "campaign_members", "account_clusters"})
 #: Keys that change how a scan runs, not what it finds.
-_RESOURCE_KEYS = {"memory_limit", "threads", "prepare_chunk_rows", "signals_workers", "temp_directory",
-                  "temp_max_size", "temp_free_margin"}
+_RESOURCE_KEYS = {"memory_limit", "threads", "prepare_chunk_rows", "signals_workers", "signals_memo_prompts",
+                  "signals_memo_chars", "temp_directory", "temp_max_size", "temp_free_margin"}
 STAGES = ("prepare", "detect")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

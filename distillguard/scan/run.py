@@ -51,7 +51,7 @@ class ScanResult:
 
 
 def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
-                   runner: Callable[[Store], object] | None = None) -> str:
+                   runner: Callable[[Store], object] | None = None, memo: tuple[int, int] | None = None) -> str:
     """Run the signals stage when its table is missing or older than the exchanges (``runner``: how, when
     not the local worker processes, e.g. the Spark engine's mapInArrow)."""
     if mode == "never":
@@ -74,6 +74,10 @@ def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
     if runner is not None:
         runner(store)
     else:
+        if memo is not None:  # (prompts, characters): the workers forked by run_signals create theirs with these bounds
+            from distillguard.signals import memo as prompt_memo
+
+            prompt_memo.configure(*memo)
         run_signals(store, progress=False, workers=workers)
     return "computed"
 
@@ -204,7 +208,8 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
             bar.stage("signals", 0, "scoring exchanges")
             spark = open_engine(engine, store, cfg, master) if engine != "duckdb" else None
             sig_state = ensure_signals(store, signals, cfg.signals_workers or os.cpu_count() or 1,
-                                       runner=spark and (lambda st: run_signals_spark(spark, st)))
+                                       runner=spark and (lambda st: run_signals_spark(spark, st)),
+                                       memo=(cfg.signals_memo_prompts, cfg.signals_memo_chars))
         laps.lap("signals")
         ckpt = Checkpoints(space.path.parent / "resume", fingerprint(store, cfg)) if resume else None
         done = ckpt.latest() if ckpt else None

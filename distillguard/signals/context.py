@@ -91,7 +91,7 @@ class BatchContext:
             pad = np.flatnonzero(hit)[:max(0, lexical.SMALL_BATCH + 1 - len(miss))]
             todo = np.concatenate([miss, pad])
             sub = texts.take(pa.array(todo))
-            lx = model.predict(sub)[:len(miss)]
+            lx = model.predict(sub, part_memo=memo.parts)[:len(miss)]  # type: ignore[union-attr]
             mt = template.masked_tokens(sub)
             m = tasks.match(mt, index)
             keys = template.template_keys(mt, m.token_mask)

@@ -53,10 +53,13 @@ def _assistant_prefill(ctx: BatchContext) -> np.ndarray:
     rows = np.flatnonzero(lens > 0)
     last = offsets[rows] + lens[rows] - 1
     roles = flat.field("role").take(pa.array(last))
-    texts = flat.field("text").take(pa.array(last))
-    is_asst = np.asarray(pc.fill_null(pc.equal(roles, "assistant"), False))
+    is_asst = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(roles, "assistant"), False)))
+    if len(is_asst) == 0:
+        return out
+    # the regex only on the rows whose last turn is the assistant's (few: most end with the user)
+    texts = flat.field("text").take(pa.array(last[is_asst]))
     opens = np.asarray(pc.fill_null(pc.match_substring_regex(texts, _PREFILL_RE, ignore_case=True), False))
-    out[rows[is_asst & opens]] = 1.0
+    out[rows[is_asst[opens]]] = 1.0
     return out
 
 

@@ -77,7 +77,21 @@ def as_string_array(texts) -> pa.Array:
 
 
 def clip(texts: pa.Array, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> pa.Array:
-    """Keep the head and tail of long texts (see HEAD_CHARS)."""
+    """Keep the head and tail of long texts (see HEAD_CHARS). Only rows with more UTF-8 bytes than
+    head + tail (bytes >= characters) can change; the others are left as they are without slicing and
+    re-joining every row of a batch that holds a few long prompts."""
+    if len(texts) == 0:
+        return texts
+    cand = pc.fill_null(pc.greater(pc.binary_length(texts), head + tail), False)
+    n_cand = pc.sum(cand).as_py() or 0
+    if n_cand == 0:
+        return texts
+    if n_cand < len(texts):
+        return pc.replace_with_mask(texts, cand, _clip_all(pc.filter(texts, cand), head, tail))
+    return _clip_all(texts, head, tail)
+
+
+def _clip_all(texts: pa.Array, head: int, tail: int) -> pa.Array:
     lens = pc.utf8_length(texts)
     if len(texts) == 0 or pc.max(lens).as_py() <= head + tail:
         return texts
@@ -224,12 +238,12 @@ def char_ngram_hashes(bv: ByteView, n: int) -> tuple[np.ndarray, np.ndarray]:
     m = total - n + 1
     # Horner's rule on shifted views: the same value as the prefix-sum form, sum (b+1) * P^k,
     # without gathering powers for every byte.
-    d = bv.data.astype(np.uint64)
-    d += np.uint64(1)
-    h = d[n - 1:n - 1 + m].copy()
+    d = np.add(bv.data, np.uint64(1), dtype=np.uint64)  # widen and add in one pass
+    h = d[n - 1:n - 1 + m] * _P if n > 1 else d[:m].copy()
     for k in range(n - 2, -1, -1):
-        h *= _P
         h += d[k:k + m]
+        if k:
+            h *= _P
     bad = _crosses_document(bv, m, n)
     if len(bad) == 0:
         return h, counts

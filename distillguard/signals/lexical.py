@@ -97,31 +97,71 @@ def edge_parts(texts) -> tuple[list[str], np.ndarray]:
     if not isinstance(texts, list):
         texts = texts.to_pylist() if hasattr(texts, "to_pylist") else list(texts)
     parts, owner = [], []
+    cut = LEX_HEAD + LEX_TAIL
+    words, chars = PART_MIN_WORDS, PART_MIN_CHARS
     for i, t in enumerate(texts):
         if not t or "\n" not in t:
             continue
-        ps = [p for p in _PART_SPLIT.split(t) if len(p.split()) >= PART_MIN_WORDS
-              or (len(p.strip()) >= PART_MIN_CHARS and not p.isascii())]
-        if len(ps) > 1:
-            parts += [ps[0][:LEX_HEAD + LEX_TAIL], ps[-1][:LEX_HEAD + LEX_TAIL]]
-            owner += [i, i]
+        # Lines: the same scoreable parts as splitting on _PART_SPLIT, whose blank-line separators only
+        # drop whitespace-only lines (never scoreable), and str.split is several times cheaper. Only the
+        # first and the last scoreable part matter: lines are tested from each end until one qualifies
+        # (PART_MIN_WORDS words, counted by a split that stops there, or PART_MIN_CHARS characters of
+        # non-ASCII text), so the middle of a long prompt is never looked at.
+        ps = t.split("\n")
+        first = -1
+        for j, p in enumerate(ps):
+            if len(p.split(None, words - 1)) >= words or (len(p.strip()) >= chars and not p.isascii()):
+                first = j
+                break
+        if first < 0:
+            continue
+        for j in range(len(ps) - 1, first, -1):
+            p = ps[j]
+            if len(p.split(None, words - 1)) >= words or (len(p.strip()) >= chars and not p.isascii()):
+                parts += [ps[first][:cut], p[:cut]]
+                owner += [i, i]
+                break
     return parts, np.array(owner, dtype=np.int64)
+
+
+#: Byte classes for sentence ends: 1 an ASCII end (. ! line break), 2 a question mark, 3 the lead byte of a
+#: multi-byte mark (。！？ ؟ ।), checked against its continuation bytes only where it occurs.
+_TERM_CLASS = np.zeros(256, dtype=np.uint8)
+for _c in b".!\n":
+    _TERM_CLASS[_c] = 1
+_TERM_CLASS[ord("?")] = 2
+for _c in (0xE3, 0xEF, 0xD8, 0xE0):
+    _TERM_CLASS[_c] = 3
+#: Multi-byte sentence ends: (bytes, is a question mark).
+_TERM_MARKS = ((b"\xef\xbc\x9f", True), (b"\xd8\x9f", True), (b"\xe3\x80\x82", False), (b"\xef\xbc\x81", False),
+               (b"\xe0\xa5\xa4", False))
 
 
 def _terminators(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of sentence ends (. ! ? line break, and the lead byte of 。！？؟।) and whether each
     is a question mark. Multi-byte marks are found by their lead byte, because the tokeniser counts
     non-ASCII bytes as word bytes and a CJK "word" runs through them."""
-    n = len(raw)
-    b1 = np.zeros(n, dtype=np.uint8)
-    b2 = np.zeros(n, dtype=np.uint8)
-    b1[:-1] = raw[1:]
-    b2[:-2] = raw[2:]
-    qmark = (raw == 0x3F) | ((raw == 0xEF) & (b1 == 0xBC) & (b2 == 0x9F)) | ((raw == 0xD8) & (b1 == 0x9F))
-    other = ((raw == 0x2E) | (raw == 0x21) | (raw == 0x0A) | ((raw == 0xE3) & (b1 == 0x80) & (b2 == 0x82))
-             | ((raw == 0xEF) & (b1 == 0xBC) & (b2 == 0x81)) | ((raw == 0xE0) & (b1 == 0xA5) & (b2 == 0xA4)))
-    pos = np.flatnonzero(qmark | other)
-    return pos, qmark[pos]
+    cls = _TERM_CLASS[raw]
+    pos = np.flatnonzero(cls)
+    c = cls[pos]
+    lead = np.flatnonzero(c == 3)
+    if len(lead):
+        lp = pos[lead]
+        padded = np.concatenate([raw, np.zeros(2, dtype=np.uint8)])  # reads past the end see NULs
+        b0, b1, b2 = padded[lp], padded[lp + 1], padded[lp + 2]
+        keep = np.zeros(len(lp), dtype=bool)
+        isq = np.zeros(len(lp), dtype=bool)
+        for mark, q in _TERM_MARKS:
+            m = (b0 == mark[0]) & (b1 == mark[1])
+            if len(mark) == 3:
+                m &= b2 == mark[2]
+            keep |= m
+            if q:
+                isq |= m
+        c[lead] = np.where(keep, np.where(isq, 2, 1), 0)
+        ok = c > 0
+        pos, c = pos[ok], c[ok]
+    return pos, c == 2
 
 
 def question_tokens(bv: H.ByteView, tok: H.Tokens) -> np.ndarray:
@@ -129,10 +169,16 @@ def question_tokens(bv: H.ByteView, tok: H.Tokens) -> np.ndarray:
     pos, isq = _terminators(bv.raw)
     if not len(pos):
         return np.zeros(len(tok), dtype=bool)
-    j = np.searchsorted(pos, tok.start)
+    # j: the first sentence end at or after each token's start (``searchsorted(pos, tok.start)``), from
+    # the token each sentence end falls before: fewer searches (sentence ends) over the sorted token starts.
+    first_after = np.searchsorted(tok.start, pos, side="right")
+    j = np.cumsum(np.bincount(first_after, minlength=len(tok) + 1)[:len(tok)])
     inside = j < len(pos)
     jj = np.minimum(j, len(pos) - 1)
     return inside & (pos[jj] < bv.ends[tok.doc]) & isq[jj]
+
+
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -166,7 +212,7 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
     if QUESTION_FEATURES and len(tok):
         q = question_tokens(bv, tok)
         if q.any():
-            sub = H.Tokens(tok.doc[q], tok.start[q], tok.end[q], tok.hash[q])
+            sub = H.Tokens(tok.doc[q], _NONE, _NONE, tok.hash[q])  # word_ngrams reads documents and hashes only
             for k in WORD_ORDERS:
                 d, _, h = H.word_ngrams(sub, k, salt=QUESTION_SALT + k)
                 parts.append((_cols(h, QUESTION_SALT + k, n_bits), np.bincount(d, minlength=n)))
@@ -178,7 +224,7 @@ def hashed_ngrams(texts, n_bits: int = N_BITS) -> tuple[list[tuple[np.ndarray, n
         rank = np.arange(len(tok)) - starts[tok.doc]
         count = (starts[1:] - starts[:-1])[tok.doc]
         for salt, sel in ((2000, rank < EDGE_WORDS), (3000, rank >= count - EDGE_WORDS)):
-            sub = H.Tokens(tok.doc[sel], tok.start[sel], tok.end[sel], tok.hash[sel])
+            sub = H.Tokens(tok.doc[sel], _NONE, _NONE, tok.hash[sel])
             for k in WORD_ORDERS:
                 d, _, h = H.word_ngrams(sub, k, salt=salt + k)
                 parts.append((_cols(h, salt + k, n_bits), np.bincount(d, minlength=n)))
@@ -233,21 +279,39 @@ class LexicalModel:
             z += p @ self.W
         return np.asarray(z) + self.bias
 
-    def predict(self, texts) -> np.ndarray:
+    def predict(self, texts, part_memo=None) -> np.ndarray:
         """Calibrated probabilities, shape (len(texts), len(tactics)), float32: for PART_TACTICS the
-        max over the whole prompt and its first and last parts."""
+        max over the whole prompt and its first and last parts. ``part_memo`` (a ``memo.ScoreMemo``)
+        holds part scores from earlier calls: parts found there are not scored again."""
         p = self.predict_whole(texts)
         cols = [self.tactics.index(t) for t in PART_TACTICS if t in self.tactics]
         if len(p) and cols:
             parts, owner = edge_parts(texts)
             if parts:
                 # A template's wrapper line recurs across thousands of prompts: score each distinct part once.
-                index: dict[str, int] = {}
-                inv = np.fromiter((index.setdefault(q, len(index)) for q in parts), dtype=np.int64, count=len(parts))
-                pp = self.predict_whole(list(index))[inv]
+                distinct = list(dict.fromkeys(parts))
+                index = dict(zip(distinct, range(len(distinct)), strict=True))
+                inv = np.fromiter(map(index.__getitem__, parts), dtype=np.int64, count=len(parts))
+                pp = (self.predict_whole(distinct) if part_memo is None else self._predict_memo(distinct, part_memo))[inv]
                 for j in cols:
                     np.maximum.at(p[:, j], owner, pp[:, j])
         return p
+
+    def _predict_memo(self, texts: list[str], memo) -> np.ndarray:
+        """``predict_whole(texts)`` with the texts found in ``memo`` not scored again (the same rows)."""
+        if len(texts) <= SMALL_BATCH:
+            return self.predict_whole(texts)  # the small-batch path's rounding: neither looked up nor kept
+        hit, remembered = memo.recall(texts)
+        out = np.empty((len(texts), len(self.tactics)), dtype=np.float32)
+        out[hit] = remembered
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            todo = [texts[i] for i in miss]
+            # Never the small-batch path (other float rounding): as predict_whole(texts) would, score in a large batch.
+            pad = [f"pad {i}" for i in range(max(0, SMALL_BATCH + 1 - len(todo)))]
+            out[miss] = self.predict_whole(todo + pad)[:len(todo)]
+            memo.add(todo, out[miss])
+        return out
 
     def predict_whole(self, texts) -> np.ndarray:
         """Calibrated probabilities of each text as a whole, shape (len(texts), len(tactics))."""

@@ -15,11 +15,17 @@ most of the memory: the scores are 60 bytes a prompt). When either is reached, t
 again since the last eviction (the ones that repeat) are kept, the newest up to half of each
 bound, and the rest are forgotten. The memo belongs to one model and one task index; if either
 changes (retraining, another task set) it is emptied.
+
+Parts: the lexical model also scores each multi-line prompt's first and last part alone
+(``lexical.edge_parts``); those parts are mostly a template's wrapper lines, which recur across
+batches while the prompts around them differ. ``PromptMemo.parts`` (a ``ScoreMemo``, same rules,
+half the prompt bound and a quarter of the characters) remembers their scores across batches too.
 """
 
 from __future__ import annotations
 
 import threading
+from itertools import repeat
 
 import numpy as np
 
@@ -30,8 +36,71 @@ DEFAULT_CAPACITY = 600_000
 DEFAULT_MAX_CHARS = 96_000_000
 
 
+class ScoreMemo:
+    """Texts (full text keys) and one float32 score row each, bounded like the prompt memo: at most
+    ``capacity`` texts and ``max_chars`` characters; when full, the texts seen again since the last
+    eviction are kept (the newest, up to half of each bound)."""
+
+    def __init__(self, capacity: int, n_cols: int, max_chars: int):
+        self.capacity, self.n_cols, self.max_chars = max(int(capacity), 0), n_cols, max(int(max_chars), 0)
+        self.lookups = 0
+        self.hits = 0
+        self._lock = threading.Lock()
+        self.index: dict[str, int] = {}
+        self.keys = np.empty(self.capacity, dtype=object)
+        self.scores = np.zeros((self.capacity, n_cols), dtype=np.float32)
+        self.seen_again = np.zeros(self.capacity, dtype=bool)
+        self.chars = np.zeros(self.capacity, dtype=np.int64)
+        self.n_chars = 0
+        self.size = 0
+
+    def recall(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(remembered?, score rows of the remembered texts in order)."""
+        with self._lock:
+            get = self.index.get
+            rows = np.fromiter(map(get, texts, repeat(-1)), dtype=np.int64, count=len(texts))
+            hit = rows >= 0
+            r = rows[hit]
+            self.seen_again[r] = True
+            self.lookups += len(texts)
+            self.hits += len(r)
+            return hit, self.scores[r]
+
+    def add(self, texts: list[str], scores: np.ndarray) -> None:
+        m = len(texts)
+        if m == 0 or m > self.capacity // 2:
+            return
+        lens = np.fromiter(map(len, texts), dtype=np.int64, count=m)
+        new_chars = int(lens.sum())
+        if new_chars > self.max_chars // 2:
+            return
+        with self._lock:
+            if self.size + m > self.capacity or self.n_chars + new_chars > self.max_chars:
+                keep = np.flatnonzero(self.seen_again[:self.size])[-(self.capacity // 2):]
+                newest_first = np.cumsum(self.chars[keep][::-1])
+                keep = keep[len(keep) - int(np.searchsorted(newest_first, self.max_chars // 2, side="right")):]
+                k = len(keep)
+                for arr in (self.keys, self.scores, self.chars):
+                    arr[:k] = arr[keep]
+                self.keys[k:self.size] = None
+                self.n_chars = int(self.chars[:k].sum())
+                self.seen_again[:] = False
+                self.index = {t: i for i, t in enumerate(self.keys[:k])}
+                self.size = k
+            s = slice(self.size, self.size + m)
+            self.chars[s] = lens
+            self.n_chars += new_chars
+            self.keys[s] = texts
+            self.scores[s] = scores
+            self.seen_again[s] = False
+            self.index.update(zip(texts, range(self.size, self.size + m), strict=True))
+            self.size += m
+
+
 class PromptMemo:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, n_tactics: int = 0, max_chars: int = DEFAULT_MAX_CHARS):
+    def __init__(self, capacity: int | None = None, n_tactics: int = 0, max_chars: int | None = None):
+        capacity = _settings["capacity"] if capacity is None else capacity
+        max_chars = _settings["max_chars"] if max_chars is None else max_chars
         self.capacity = max(int(capacity), 0)
         self.max_chars = max(int(max_chars), 0)
         self.n_tactics = n_tactics
@@ -53,6 +122,7 @@ class PromptMemo:
         self.chars = np.zeros(c, dtype=np.int64)  # length of each remembered prompt
         self.n_chars = 0
         self.size = 0
+        self.parts = ScoreMemo(c // 2, self.n_tactics, self.max_chars // 4)
 
     def bind(self, owner: tuple[int, int], n_tactics: int) -> None:
         """Empty the memo unless it was filled with this (model, task index) pair."""
@@ -66,7 +136,7 @@ class PromptMemo:
         template key)."""
         with self._lock:
             get = self.index.get
-            rows = np.fromiter((get(p, -1) for p in prompts), dtype=np.int64, count=len(prompts))
+            rows = np.fromiter(map(get, prompts, repeat(-1)), dtype=np.int64, count=len(prompts))
             hit = rows >= 0
             r = rows[hit]
             self.seen_again[r] = True
@@ -118,6 +188,18 @@ class PromptMemo:
 
 _memo: PromptMemo | None = None
 _memo_lock = threading.Lock()
+_settings = {"capacity": DEFAULT_CAPACITY, "max_chars": DEFAULT_MAX_CHARS}
+
+
+def configure(capacity: int = DEFAULT_CAPACITY, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+    """Bounds of the memos this process (and the workers it forks later) create; forgets its memo if
+    the bounds change (the scan's ``signals_memo_prompts`` / ``signals_memo_chars``)."""
+    global _memo
+    with _memo_lock:
+        new = {"capacity": max(int(capacity), 0), "max_chars": max(int(max_chars), 0)}
+        if new != _settings:
+            _settings.update(new)
+            _memo = None
 
 
 def process_memo() -> PromptMemo:

@@ -220,3 +220,62 @@ def test_keep_freed_memory_is_harmless():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] in {"True", "False"} and out[1] == str(1 << 24)
     assert callable(keep_freed_memory)
+
+
+def test_part_memo_gives_the_same_rows_as_fresh_scoring():
+    """Batches scored in sequence with one memo: parts (first and last lines) scored in an earlier batch
+    are not scored again, and every row equals scoring that batch alone (no memo). The third batch has
+    three new parts, fewer than the model's small-batch path takes: they are scored as in a large batch
+    (padded), as they would be among the batch's other parts."""
+    from distillguard.signals.memo import PromptMemo
+
+    head = "Rate the following response from 1 to 10 and explain the grade."
+    last = [f"The capital of France is Paris, says answer {i}." for i in range(40)]
+    b1 = table_of([make_exchange(prompt=f"{head}\nfirst middle\n{last[i]}") for i in range(30)])
+    b2 = table_of([make_exchange(prompt=f"{head}\nsecond middle\n{last[i]} Or not.") for i in range(30)])
+    b3 = table_of([make_exchange(prompt=f"{head}\nthird middle\n{last[i]}") for i in range(21, 33)])
+    tiny = table_of([make_exchange(prompt=f"{head}\nfourth middle\nA closing line never seen before here.")])
+    memo = PromptMemo(capacity=1000)
+    rows = [score_batch(b, memo=memo) for b in (b1, b2, b3, tiny)]
+    assert all(r.equals(score_batch(b)) for r, b in zip(rows, (b1, b2, b3, tiny), strict=True))
+    # b2: the head line; b3: the head line and nine last lines of b1 (three new); tiny (two parts) takes the
+    # small-batch path as it would without a memo, and is neither looked up nor kept
+    assert (memo.parts.hits, memo.parts.lookups) == (1 + 10, 31 + 31 + 13)
+    assert memo.parts.size == 31 + 30 + 3
+
+
+def test_part_memo_is_bounded():
+    from distillguard.signals.memo import ScoreMemo
+
+    m = ScoreMemo(capacity=10, n_cols=2, max_chars=100)
+    for k in range(20):
+        texts = [f"text {k} {i}" for i in range(4)]
+        m.recall(texts[:1])
+        m.add(texts, np.full((4, 2), k, dtype=np.float32))
+        assert m.size <= 10 and m.n_chars <= 100 and len(m.index) == m.size
+    hit, got = m.recall(["text 19 3", "text 0 0"])
+    assert hit.tolist() == [True, False] and got.tolist() == [[19.0, 19.0]]
+
+
+def test_memo_bounds_are_configurable():
+    from distillguard.signals import memo
+
+    try:
+        memo.configure(capacity=50, max_chars=1000)
+        m = memo.process_memo()
+        assert (m.capacity, m.max_chars, m.parts.capacity, m.parts.max_chars) == (50, 1000, 25, 250)
+        memo.configure(capacity=0, max_chars=0)  # off: nothing remembered, same rows
+        m = memo.process_memo()
+        batch = table_of([make_exchange(prompt=COT.format(f"Item {i}.")) for i in range(10)])
+        assert score_batch(batch, memo=m).equals(score_batch(batch)) and m.size == 0
+    finally:
+        memo.configure()
+    assert memo.process_memo().capacity == memo.DEFAULT_CAPACITY
+
+
+def test_scan_config_sets_the_memo_bounds():
+    from distillguard.scan.config import ScanConfig
+
+    cfg = ScanConfig(signals_memo_prompts=1234, signals_memo_chars=5678)
+    assert (cfg.signals_memo_prompts, cfg.signals_memo_chars) == (1234, 5678)
+    assert ScanConfig().signals_memo_prompts == 600_000

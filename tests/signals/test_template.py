@@ -119,3 +119,29 @@ def test_span_triggers_find_every_row_a_substring_search_finds():
             assert (got >= want).all()
             if exact:
                 assert (got == want).all()
+
+
+def test_span_masks_on_python_re_match_arrow_re2():
+    """The masks moved from Arrow's RE2 to Python's ``re`` give exactly RE2's result: quotes of every
+    length around the 300-character bound, empty and unclosed quotes, line breaks, mixed quote styles,
+    non-ASCII text."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from distillguard.signals.template import PYTHON_RE_MASKS, SPAN_MASKS, mask_spans
+
+    rng = random.Random(13)
+    alphabet = list("ab \n\"“”«»é漢—") + ["\u00a0", "\t"]
+    texts = ["say \"hi\" now", "\"\"", "\"" + "x" * 300 + "\"", "\"" + "x" * 301 + "\" then \"y\"",
+             "\"" + "é" * 300 + "\"", "“a”“b”", "«" + "z" * 299 + "»", "\"open", "\"a\nb\"", "“mixed\"", ""]
+    for _ in range(400):
+        n = rng.choice([5, 40, 320, 700])
+        texts.append("".join(rng.choice(alphabet) if rng.random() < 0.3 else "x" for _ in range(n)))
+    arr = pa.array(texts)
+    assert PYTHON_RE_MASKS
+    want = arr
+    for pattern, repl, _ in SPAN_MASKS:
+        want = pc.replace_substring_regex(want, pattern, repl)
+    assert mask_spans(arr).to_pylist() == want.to_pylist()
