@@ -73,17 +73,10 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     share, mincnt = float(cfg.min_entity_share), int(cfg.min_entity_count)
     bph = 60 // int(cfg.sync_bucket_minutes) if 60 % int(cfg.sync_bucket_minutes) == 0 else 60 / cfg.sync_bucket_minutes
     bpd = int(round(24 * bph))
+    tot = f"tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1)"
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE inc_raw AS
-    WITH tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1),
-    exk AS (
-      SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i
-      WHERE {_until(until, 'i.hour')} AND (i.kind = 'task_item' OR {_until(None, 'i.hour', since)})
-        AND i.kind IN ({live})
-      GROUP BY 1, 2, 3),
-    exf AS (
-      SELECT e.account_id, e.kind, e.entity, 1.0 AS strength FROM exk e JOIN tot USING (account_id)
-      WHERE e.kind = 'task_item' OR (e.n >= least({mincnt}, tot.n) AND e.n >= {share} * tot.n)),
+    WITH {tot},
     acc AS (SELECT a.* FROM accounts a JOIN tot USING (account_id)),
     acck AS (
       SELECT account_id, 'payment' AS kind, payment_fingerprint AS entity, 1.0 AS strength FROM acc WHERE payment_fingerprint IS NOT NULL
@@ -126,8 +119,27 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
              least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) / {int(cfg.sync_bands)} AS strength
       FROM sa JOIN mh USING (account_id, template_key)
       WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
-    SELECT * FROM exf UNION ALL SELECT * FROM acck UNION ALL SELECT * FROM syncs
+    SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
+    # the exchange-level entities: the hourly rows summed per account × entity, in parts split by account (each
+    # part's aggregation fits in memory; an account's rows are all in one part, so the rows are the same)
+    parts = 1
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        n_h = con.execute("SELECT count(*) FROM inc_h").fetchall()[0][0]
+        parts = max(1, -(-int(n_h) // int(cfg.incidence_chunk_rows)))
+    for p in range(parts):
+        part = f"AND hash(i.account_id) % {parts} = {p}" if parts > 1 else ""
+        con.execute(f"""
+        INSERT INTO inc_raw
+        WITH {tot},
+        exk AS (
+          SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i
+          WHERE {_until(until, 'i.hour')} AND (i.kind = 'task_item' OR {_until(None, 'i.hour', since)})
+            AND i.kind IN ({live}) {part}
+          GROUP BY 1, 2, 3)
+        SELECT e.account_id, e.kind, e.entity, 1.0 AS strength FROM exk e JOIN tot USING (account_id)
+        WHERE e.kind = 'task_item' OR (e.n >= least({mincnt}, tot.n) AND e.n >= {share} * tot.n)
+        """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate
     m = int(cfg.creation_burst_minutes)
     con.execute(f"""
