@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--replay", action="store_true")
     ap.add_argument("--signals", default="auto")
     ap.add_argument("--no-report", action="store_true")
-    ap.add_argument("--temp-dir", default=None, help="where the scan spills (default STORE/tmp)")
+    ap.add_argument("--temp-dir", default=None, help="where the scan spills (default STORE/tmp; given, passed to the scan as its temp_directory)")
     ap.add_argument("--resume", action="store_true",
                     help="keep stage checkpoints (a rerun after a crash starts from the last finished stage)")
     a = ap.parse_args()
@@ -49,6 +49,10 @@ def main() -> None:
         cmd.append("--replay")
     if a.no_report:
         cmd.append("--no-report")
+    if a.temp_dir:  # the scan spills there (its temp_directory), so the peak below is this run's own
+        cfg_file = Path(tempfile.mkdtemp(prefix="scan-bench-cfg-")) / "scan.yaml"
+        cfg_file.write_text(f"temp_directory: {json.dumps(str(Path(a.temp_dir).resolve()))}\n")
+        cmd += ["--config", str(cfg_file)]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     load0 = os.getloadavg()[0]
     t = time.perf_counter()

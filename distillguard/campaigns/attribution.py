@@ -34,9 +34,11 @@ def exclusive_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     return [tuple(r) for r in con.execute(f"""
         WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
                     WHERE i.kind IN ({kl})),
-        pair AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.entity, any_value(a.df) AS df,
-                        count(DISTINCT a.account_id) AS h1, count(DISTINCT b.account_id) AS h2
-                 FROM ce a JOIN ce b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl GROUP BY 1, 2, 3, 4),
+        -- holders per cluster and entity first, then cluster pairs per entity: never account × account
+        -- within an entity (two 10,000-account pieces of one operation sharing its template are 10⁸ pairs)
+        ch AS (SELECT cl, kind, entity, any_value(df) AS df, count(DISTINCT account_id) AS h FROM ce GROUP BY 1, 2, 3),
+        pair AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.entity, a.df, a.h AS h1, b.h AS h2
+                 FROM ch a JOIN ch b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl),
         ex AS (SELECT * FROM pair WHERE h1 + h2 >= {float(exclusive)} * df)
         SELECT ex.c1, ex.c2, ex.kind, count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c1),
                count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c2)
@@ -91,12 +93,20 @@ def ban_evasion_links(con: duckdb.DuckDBPyConnection, min_overlap: float,
     return [tuple(r) for r in con.execute(f"""
         WITH banned AS (SELECT account_id, status_changed_at FROM accounts b
                         WHERE status = 'banned' AND status_changed_at IS NOT NULL {cut}),
-        be AS (SELECT i.account_id, i.kind, i.entity, i.w FROM inc i JOIN banned USING (account_id)
-               WHERE i.kind IN ({kinds})),
+        be AS (SELECT i.account_id, i.kind, i.entity, i.w, banned.status_changed_at FROM inc i
+               JOIN banned USING (account_id) WHERE i.kind IN ({kinds})),
         btot AS (SELECT account_id, sum(w) AS w FROM be GROUP BY 1),
         firsts AS (SELECT account_id, min(hour) AS first_hour FROM beh_ah GROUP BY 1),
+        -- only accounts that could be a replacement (not banned, first active at most a day before some ban) are
+        -- paired with the banned accounts' entities: a banned pool's template held by thousands of long-standing
+        -- accounts is not thousands × pool rows
+        ni AS (SELECT i.account_id, i.kind, i.entity, f.first_hour FROM inc i JOIN firsts f USING (account_id)
+               LEFT JOIN accounts na USING (account_id)
+               WHERE i.kind IN ({kinds}) AND coalesce(na.status, 'active') <> 'banned'
+                 AND f.first_hour >= (SELECT min(status_changed_at) FROM banned) - INTERVAL 1 DAY),
         cand AS (SELECT i.account_id AS new_account, be.account_id AS banned, sum(be.w) AS shared
-                 FROM be JOIN inc i ON i.kind = be.kind AND i.entity = be.entity AND i.account_id <> be.account_id
+                 FROM be JOIN ni i ON i.kind = be.kind AND i.entity = be.entity AND i.account_id <> be.account_id
+                 WHERE i.first_hour >= be.status_changed_at - INTERVAL 1 DAY
                  GROUP BY 1, 2)
         SELECT c.new_account, c.banned, c.shared / btot.w AS overlap
         FROM cand c JOIN btot ON btot.account_id = c.banned JOIN banned bn ON bn.account_id = c.banned

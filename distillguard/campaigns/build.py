@@ -123,10 +123,16 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         merged.setdefault(rep[c], []).append(c)
     base_mix = _store_mix(feat.values())
     facts: list[describe.TitleFacts] = []
-    for _head, parts in sorted(merged.items(), key=lambda kv: -max(by_id[c].risk for c in kv[1])):
+    order = sorted(merged.items(), key=lambda kv: -max(by_id[c].risk for c in kv[1]))
+    accts_of = {h: sorted(a for c in parts for a in chosen[c]) for h, parts in order}
+    # evidence is about the campaign's own accounts (not the whole community it was cut from), so the
+    # counts in the title and in every evidence line are of the same accounts; counted for every campaign in
+    # one statement (one pass over the edges, not one per campaign)
+    shared_of = describe.shared(con, {h: a for h, a in accts_of.items() if len(a) >= 2}, src)
+    for _head, parts in order:
         parts = sorted(parts, key=lambda c: -len(chosen[c]))
         head = by_id[parts[0]]
-        accts = sorted(a for c in parts for a in chosen[c])
+        accts = accts_of[_head]
         if len(accts) < 2:
             continue
         cid = "camp-" + head.cluster_id[2:]
@@ -136,9 +142,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         for key in (rows[0].keys() if rows else []):
             if key.startswith("share_"):
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
-        # evidence is about the campaign's own accounts (not the whole community it was cut from), so the
-        # counts in the title and in every evidence line are of the same accounts
-        sh = describe.shared(con, {"c": accts}, src)["c"]
+        sh = shared_of[_head]
         cs = _campaign_score(head, parts, accts, by_id, sh)
         ops = sorted({g for c in parts for g in why.get(c, ())})
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"

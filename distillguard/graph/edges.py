@@ -67,20 +67,16 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     ``since``: active in ``[since, until)``, on that window's traffic; task-set items keep the hour each
     account first sent them, so an item first sent before the window still counts for it)."""
     w = _until(until, since=since)
+    # kinds weighted 0 (task-set items by default) never reach ``inc``: not aggregated at all
+    live = ", ".join(f"'{k}'" for k in EXCHANGE_KINDS + ("task_item",) if float(cfg.kind_weights.get(k, 0)) > 0) or "''"
     con.register("_susp", suspicion.select(["account_id", "suspicion"]))
     share, mincnt = float(cfg.min_entity_share), int(cfg.min_entity_count)
     bph = 60 // int(cfg.sync_bucket_minutes) if 60 % int(cfg.sync_bucket_minutes) == 0 else 60 / cfg.sync_bucket_minutes
     bpd = int(round(24 * bph))
+    tot = f"tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1)"
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE inc_raw AS
-    WITH tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1),
-    exk AS (
-      SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i
-      WHERE {_until(until, 'i.hour')} AND (i.kind = 'task_item' OR {_until(None, 'i.hour', since)})
-      GROUP BY 1, 2, 3),
-    exf AS (
-      SELECT e.account_id, e.kind, e.entity, 1.0 AS strength FROM exk e JOIN tot USING (account_id)
-      WHERE e.kind = 'task_item' OR (e.n >= least({mincnt}, tot.n) AND e.n >= {share} * tot.n)),
+    WITH {tot},
     acc AS (SELECT a.* FROM accounts a JOIN tot USING (account_id)),
     acck AS (
       SELECT account_id, 'payment' AS kind, payment_fingerprint AS entity, 1.0 AS strength FROM acc WHERE payment_fingerprint IS NOT NULL
@@ -98,25 +94,52 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     tb AS (SELECT template_key, bucket, count(*) AS c FROM sb GROUP BY 1, 2),
     tt AS (SELECT template_key, (max(bucket) - min(bucket)) / {bpd} + 1 AS days, count(*) AS tot,
                   count(DISTINCT account_id) AS k FROM sb GROUP BY 1),
-    own AS (SELECT account_id, template_key, count(*) AS n_own FROM sb GROUP BY 1, 2),
-    sa AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(tb.c - 1) AS co,
-                  sum((tt.tot - own.n_own) * g.share / (tt.days * {bph})) AS ex, any_value(tt.k) AS k
-           FROM sb JOIN tb USING (template_key, bucket) JOIN g USING (hod)
-           JOIN own USING (account_id, template_key) JOIN tt USING (template_key) GROUP BY 1, 2),
+    -- per account and template first, then its template's totals (one row each): the expected co-activity
+    -- is (the template's other rows) × (the account's summed hour-of-day shares) / (the template's buckets)
+    sa0 AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(tb.c - 1) AS co, sum(g.share) AS gs
+            FROM sb JOIN tb USING (template_key, bucket) JOIN g USING (hod) GROUP BY 1, 2),
+    sa AS (SELECT sa0.account_id, sa0.template_key, sa0.nb_a, sa0.co,
+                  (tt.tot - sa0.nb_a) * sa0.gs / (tt.days * {bph}) AS ex, tt.k
+           FROM sa0 JOIN tt USING (template_key)),
     -- the entity is not the template alone: two operations each synchronised on its own schedule but
     -- sending the same public template are not synchronised with each other. Each account's set of busy
     -- buckets (≥ 3 accounts) on the template is summarised by {int(cfg.sync_bands)} MinHash values, so two
     -- accounts share a sync entity with probability = the Jaccard overlap of their busy buckets
+    -- (the hash of a bucket depends on the bucket and the band only: it is computed once per distinct busy
+    -- bucket and band, ranked, and each account keeps its smallest rank, the same minimum as the md5 strings')
     hot AS (SELECT template_key, bucket FROM tb WHERE c >= 3),
-    mh AS (SELECT sb.account_id, sb.template_key, r.j, min(md5(CAST(sb.bucket AS VARCHAR) || '~' || CAST(r.j AS VARCHAR))) AS h
-           FROM sb JOIN hot USING (template_key, bucket) CROSS JOIN range({int(cfg.sync_bands)}) r(j) GROUP BY 1, 2, 3),
+    bh AS (SELECT bucket, j, h, row_number() OVER (PARTITION BY j ORDER BY h, bucket) AS hr FROM (
+             SELECT b.bucket, r.j, md5(CAST(b.bucket AS VARCHAR) || '~' || CAST(r.j AS VARCHAR)) AS h
+             FROM (SELECT DISTINCT bucket FROM hot) b CROSS JOIN range({int(cfg.sync_bands)}) r(j))),
+    mr AS (SELECT sb.account_id, sb.template_key, bh.j, min(bh.hr) AS hr
+           FROM sb JOIN hot USING (template_key, bucket) JOIN bh USING (bucket) GROUP BY 1, 2, 3),
+    mh AS (SELECT mr.account_id, mr.template_key, mr.j, bh.h FROM mr JOIN bh USING (j, hr)),
     syncs AS (
       SELECT sa.account_id, 'sync' AS kind, sa.template_key || '~' || mh.j || '~' || mh.h AS entity,
              least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) / {int(cfg.sync_bands)} AS strength
       FROM sa JOIN mh USING (account_id, template_key)
       WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
-    SELECT * FROM exf UNION ALL SELECT * FROM acck UNION ALL SELECT * FROM syncs
+    SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
+    # the exchange-level entities: the hourly rows summed per account × entity, in parts split by account (each
+    # part's aggregation fits in memory; an account's rows are all in one part, so the rows are the same)
+    parts = 1
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        n_h = con.execute("SELECT count(*) FROM inc_h").fetchall()[0][0]
+        parts = max(1, -(-int(n_h) // int(cfg.incidence_chunk_rows)))
+    for p in range(parts):
+        part = f"AND hash(i.account_id) % {parts} = {p}" if parts > 1 else ""
+        con.execute(f"""
+        INSERT INTO inc_raw
+        WITH {tot},
+        exk AS (
+          SELECT i.account_id, i.kind, i.entity, sum(i.n) AS n FROM inc_h i
+          WHERE {_until(until, 'i.hour')} AND (i.kind = 'task_item' OR {_until(None, 'i.hour', since)})
+            AND i.kind IN ({live}) {part}
+          GROUP BY 1, 2, 3)
+        SELECT e.account_id, e.kind, e.entity, 1.0 AS strength FROM exk e JOIN tot USING (account_id)
+        WHERE e.kind = 'task_item' OR (e.n >= least({mincnt}, tot.n) AND e.n >= {share} * tot.n)
+        """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate
     m = int(cfg.creation_burst_minutes)
     con.execute(f"""

@@ -81,6 +81,10 @@ class GraphConfig(_Strict):
     dense_blocks: int = Field(8, ge=0)
     dense_epsilon: float = Field(0.1, gt=0)
     seed: int = 7
+    #: The incidence step sums the hourly account × entity rows (``inc_h``) in parts of about this many rows,
+    #: split by a hash of the account (DuckDB engine), so its aggregation stays within memory instead of
+    #: spilling; the result does not depend on it.
+    incidence_chunk_rows: int = Field(16_000_000, ge=1)
 
 
 #: The account model's default weights (docs/detection.md, "The account model"). Every component is in [0, 1].
