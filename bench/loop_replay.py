@@ -263,12 +263,21 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             while not _stream_drained(rc, stream, group):
                 time.sleep(0.1)
             n_ticks = len(ticks)
+            rep = None
             with cond:
                 sim["now"] = w_end.timestamp()
-                cond.wait_for(lambda n=n_ticks: any(r.detected and r.detected_at >= sim["now"] for r in ticks[n:]),
-                              timeout=900)
-                rep = next(r for r in ticks[n_ticks:] if r.detected and r.detected_at >= sim["now"])
-                version = rep.published_version  # published in the same tick, after detection (None: unchanged)
+                # a loaded machine can take many minutes per detection: wait for it, unless the run must end
+                # (then the window's requests are scored, its detection is not)
+                give_up = wall0 + 1.5 * a.stop_after_wall if a.stop_after_wall else float("inf")
+                while rep is None and time.perf_counter() < give_up:
+                    cond.wait_for(lambda n=n_ticks: any(r.detected and r.detected_at >= sim["now"]
+                                                        for r in ticks[n:]), timeout=60)
+                    rep = next((r for r in ticks[n_ticks:] if r.detected and r.detected_at >= sim["now"]), None)
+            if rep is None:
+                out["stopped_early"] = f"window {k}'s detection unfinished after {time.perf_counter() - d0:.0f} s"
+                w = w_end
+                break
+            version = rep.published_version  # published in the same tick, after detection (None: unchanged)
             detect_s = time.perf_counter() - d0
             if st.has_table("account_risk"):
                 con = st.connect(threads=1)
