@@ -241,6 +241,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         names = [c.strip() for c in cols.split(",")]
         sent: list[tuple[str, datetime, int, str | None]] = []  # (account, ts, status, gateway exchange id)
         lags, windows = [], []
+        per_replica: list[list[float]] = [[] for _ in urls]  # publish → this replica serves it, wall s
         flagged_at: dict[str, datetime] = {}
         wall0 = time.perf_counter()
         w = t0
@@ -262,12 +263,21 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             while not _stream_drained(rc, stream, group):
                 time.sleep(0.1)
             n_ticks = len(ticks)
+            rep = None
             with cond:
                 sim["now"] = w_end.timestamp()
-                cond.wait_for(lambda n=n_ticks: any(r.detected and r.detected_at >= sim["now"] for r in ticks[n:]),
-                              timeout=900)
-                rep = next(r for r in ticks[n_ticks:] if r.detected and r.detected_at >= sim["now"])
-                version = rep.published_version  # published in the same tick, after detection (None: unchanged)
+                # a loaded machine can take many minutes per detection: wait for it, unless the run must end
+                # (then the window's requests are scored, its detection is not)
+                give_up = wall0 + 1.5 * a.stop_after_wall if a.stop_after_wall else float("inf")
+                while rep is None and time.perf_counter() < give_up:
+                    cond.wait_for(lambda n=n_ticks: any(r.detected and r.detected_at >= sim["now"]
+                                                        for r in ticks[n:]), timeout=60)
+                    rep = next((r for r in ticks[n_ticks:] if r.detected and r.detected_at >= sim["now"]), None)
+            if rep is None:
+                out["stopped_early"] = f"window {k}'s detection unfinished after {time.perf_counter() - d0:.0f} s"
+                w = w_end
+                break
+            version = rep.published_version  # published in the same tick, after detection (None: unchanged)
             detect_s = time.perf_counter() - d0
             if st.has_table("account_risk"):
                 con = st.connect(threads=1)
@@ -286,6 +296,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                             continue  # a replica slow to answer on a loaded machine: ask again
                         if ver >= version:
                             pending.discard(u)
+                            per_replica[urls.index(u)].append(round(time.monotonic() - p0, 2))
                     time.sleep(0.05)
                 lag = time.monotonic() - p0
                 lags.append(round(lag, 2))
@@ -302,6 +313,8 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         out["detect_seconds"] = [x["detect_s"] for x in windows]
         out["publish_to_all_replicas_s"] = {"n": len(lags), "max": max(lags) if lags else None,
                                             "median": sorted(lags)[len(lags) // 2] if lags else None}
+        out["publish_to_replica_s"] = [{"replica": i, "n": len(x), "median": sorted(x)[len(x) // 2] if x else None,
+                                        "max": max(x) if x else None} for i, x in enumerate(per_replica)]
         out["send_rate_per_s"] = round(len(sent) / max(1e-9, sum(x["send_s"] for x in windows)), 1)
         out.update(_score(a.world, xglob, st, sent, flagged_at))
     finally:
@@ -341,22 +354,21 @@ def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
         cid = labels.get(acct, (None, None))[0]
         if cid:
             first_flag[cid] = min(first_flag.get(cid, t), t)
-    # the first request of each campaign / account the gateway answered with anything but allow
+    # One pass in time order: the first request of each campaign / account the gateway answered with anything
+    # but allow is known before any later request of it is counted (a request at that very time counts as after).
     first_enf: dict[str, datetime] = {}
     acct_enf: dict[str, datetime] = {}
-    for acct, ts, status, xid in sorted(sent, key=lambda r: r[1]):
-        act = action.get(xid) or ("refused" if status in (403, 429) else "allow")
-        if act != "allow" or status in (403, 429):
-            acct_enf.setdefault(acct, ts)
-            cid = labels.get(acct, (None, None))[0]
-            if cid:
-                first_enf.setdefault(cid, ts)
     benign: dict[str, dict] = {}
-    for acct, ts, status, xid in sent:
+    for acct, ts, status, xid in sorted(sent, key=lambda r: r[1]):
         cid, persona = labels.get(acct, (None, "unknown"))
         act = action.get(xid) or "allow"
+        hit = act != "allow" or status in (403, 429)
+        if hit:
+            acct_enf.setdefault(acct, ts)
+            if cid:
+                first_enf.setdefault(cid, ts)
         if cid is None:
-            if act != "allow" or status in (403, 429):
+            if hit:
                 b = benign.setdefault(persona, {"requests": 0, "accounts": set()})
                 b["requests"] += 1
                 b["accounts"].add(acct)

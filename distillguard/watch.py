@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -54,6 +54,9 @@ class WatchOptions:
     clock: Callable[[], float] = time.time
     #: Detection from partial aggregates kept per exchange part (False: project every exchange each time).
     incremental: bool = True
+    #: Incremental detection on the last this many hours of traffic (older findings carried forward until
+    #: they expire); None: on all traffic. The CLI takes it from the scan config's ``watch_window_hours``.
+    window_hours: float | None = None
 
 
 @dataclass
@@ -67,6 +70,8 @@ class TickReport:
     published_version: int | None = None
     #: ``opts.clock()`` when this tick's detection started (the loop's time the decisions are as of).
     detected_at: float | None = None
+    #: start of the traffic a windowed detection judged (None: all of it)
+    window_since: datetime | None = None
     alerts: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -176,8 +181,8 @@ def _part_key(rel: str) -> str:
     return "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
 
 
-def fold_part(store, f: Path, sig_files: list[Path], cfg) -> dict[str, pa.Table]:
-    """The partial aggregates of one exchange part (its exchanges and their signals only)."""
+def fold_part(store, files: list[Path], sig_files: list[Path], cfg) -> dict[str, pa.Table]:
+    """The partial aggregates of some exchange parts (their exchanges and their signals only)."""
     import duckdb
 
     from distillguard.behavior import build_partials
@@ -189,9 +194,9 @@ def fold_part(store, f: Path, sig_files: list[Path], cfg) -> dict[str, pa.Table]
         con.execute("SET threads=1")
         con.execute("SET TimeZone='UTC'")
         if sig_files:
-            paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in sig_files)
+            paths = ", ".join(_sql_lit(str(p)) for p in sig_files)
             con.execute(f"CREATE VIEW exchange_signals AS SELECT * FROM read_parquet([{paths}], union_by_name=true)")
-        sigs = build_base(con, _PartStore(store, [f]))
+        sigs = build_base(con, _PartStore(store, files))
         con.execute("CREATE TABLE beh_pm AS SELECT account_id, date_trunc('minute', ts) AS minute, count(*) AS c "
                     "FROM ex GROUP BY 1, 2")
         build_partials(con, sigs, cfg.behavior)
@@ -202,35 +207,48 @@ def fold_part(store, f: Path, sig_files: list[Path], cfg) -> dict[str, pa.Table]
 
 
 def fold_new(store, state: dict, cfg) -> int:
-    """Partials for exchange parts not folded yet (or changed since); returns parts folded. Same part →
-    same key in every partial table, so a fold repeated after a crash replaces its rows, never doubles them."""
+    """Partials for exchange parts not folded yet (or changed since); returns parts folded.
+
+    The parts new to one call are folded together into one batch: one file per partial table, keyed by the
+    batch's parts, so a tick's cost is its new traffic (not a fixed cost per writer part) and the partials
+    stay one file per tick rather than one per part. Crash-safe: the state records a batch only once all its
+    files are written; files of a batch the state does not hold (a fold interrupted by a crash) are deleted
+    before this call returns, and the interrupted parts are folded again. A part that changed or left the
+    store (rewritten under another name) takes its whole batch with it: the batch's other parts are folded
+    again, so no exchange is counted twice or missed."""
     root = store.path
     folded: dict = state.setdefault("folded", {})
+    batch: dict = state.setdefault("batch", {})  # part -> key of the batch it was folded in
+    spans: dict = state.setdefault("spans", {})  # batch key -> [first hour, last hour] (epoch s)
     sig_dir = root / "tables" / "exchange_signals"
-    n = 0
-    for f in store.exchange_files():
-        rel = str(f.relative_to(root))
-        fp = _fp(f)
-        if folded.get(rel) == fp:
-            continue
-        own = sig_dir / f"part-{_part_key(rel)}.parquet"
-        # signals watch scored for this part; parts a scan scored before the watch started: all signals
-        parts = fold_part(store, f, [own] if own.exists() else sorted(sig_dir.glob("*.parquet")), cfg)
+    files = {str(f.relative_to(root)): f for f in store.exchange_files()}
+    stale = {batch.get(r, _part_key(r)) for r, fp in folded.items() if r not in files or _fp(files[r]) != fp}
+    for r in [r for r in folded if batch.get(r, _part_key(r)) in stale]:
+        del folded[r]
+        batch.pop(r, None)
+    for k in stale:
+        spans.pop(k, None)
+    new = sorted(r for r in files if r not in folded)
+    if new:
+        key = "watch-" + hashlib.sha1("\n".join(new).encode()).hexdigest()[:16]
+        own = [sig_dir / f"part-{_part_key(r)}.parquet" for r in new]
+        # signals watch scored for these parts; parts a scan scored before the watch started: all signals
+        sig = own if all(p.exists() for p in own) else sorted(sig_dir.glob("*.parquet"))
+        parts = fold_part(store, [files[r] for r in new], sig, cfg)
         for t, tab in parts.items():
-            store.append_table(PARTIAL_TABLE.format(t), tab, key=_part_key(rel))
-        folded[rel] = fp
-        save_state(store, state)
-        n += 1
-    # parts that left the store (rewritten under another name) take their partials with them
-    live = {_part_key(r) for r in folded if (root / r).exists()}
-    for rel in [r for r in folded if not (root / r).exists()]:
-        del folded[rel]
+            store.append_table(PARTIAL_TABLE.format(t), tab, key=key)
+        # the batch's traffic span, so a windowed detection reads only the batches that reach its window
+        hours = [h for h in parts["beh_ah"]["hour"].to_pylist() if h is not None]
+        spans[key] = [_epoch(min(hours)), _epoch(max(hours))] if hours else None
+        for r in new:
+            folded[r], batch[r] = _fp(files[r]), key
+    live = {batch.get(r, _part_key(r)) for r in folded}
+    save_state(store, state)  # first the state, then the files it no longer holds
     for t in PARTIALS:
         for p in (root / "tables" / PARTIAL_TABLE.format(t)).glob("part-watch-*.parquet"):
             if p.stem.removeprefix("part-") not in live:
                 p.unlink()
-    save_state(store, state)
-    return n
+    return len(new)
 
 
 def _merge_sql(con, t: str, src: str) -> str:
@@ -261,29 +279,207 @@ def _merge_sql(con, t: str, src: str) -> str:
     return f"SELECT {sel} FROM {src} GROUP BY {', '.join(k)}"
 
 
-def load_partials(store, con) -> list[str]:
-    """Build ``prepare``'s tables in ``con`` from the stored per-part partials; returns the signal columns."""
+def _epoch(ts) -> float:
+    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+
+
+#: The time column of each partial table (what a windowed detection filters on).
+_TIME_COL = {"beh_pm": "minute"}
+
+
+def detect_window(state: dict, hours: float | None) -> datetime | None:
+    """Start of a windowed detection: ``hours`` before the newest traffic folded (None: all traffic, or no
+    part's span is known). Anchored on the traffic rather than the wall clock, so a replay or a store whose
+    traffic stopped a while ago still has its last ``hours`` to judge."""
+    ends = [sp[1] for sp in (state.get("spans") or {}).values() if sp]
+    if not hours or not ends:
+        return None
+    newest = datetime.fromtimestamp(max(ends), UTC)
+    return newest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) - timedelta(hours=hours)
+
+
+def load_partials(store, con, since: datetime | None = None, state: dict | None = None) -> list[str]:
+    """Build ``prepare``'s tables in ``con`` from the stored per-part partials; returns the signal columns.
+
+    ``since``: only the traffic from then on — the partial files of parts whose span ends before it are not
+    read at all (``state["spans"]``; a part without a known span is read), and rows before it are left out,
+    so a windowed detection costs the window's partials, not the store's."""
     from distillguard.scan.base import signal_columns
 
+    keep = None
+    if since is not None and state is not None:
+        t0 = since.timestamp()
+        spans, batch = state.get("spans") or {}, state.get("batch") or {}
+        keys = {batch.get(r, _part_key(r)) for r in state.get("folded", {})}
+        keep = {k for k in keys if not spans.get(k) or spans[k][1] >= t0}
     for t in PARTIALS:
         src = PARTIAL_TABLE.format(t)
+        if since is not None:
+            files = sorted((store.path / "tables" / src).glob("*.parquet"))
+            if keep is not None:
+                files = [f for f in files if not f.stem.startswith("part-watch-") or f.stem[5:] in keep]
+            col = _TIME_COL.get(t, "hour")
+            body = (f"SELECT * FROM read_parquet([{', '.join(_sql_lit(str(f)) for f in files)}], union_by_name=true)"
+                    if files else f"SELECT * FROM {src} WHERE false")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _win_{t} AS SELECT * FROM ({body}) "
+                        f"WHERE {col} >= TIMESTAMPTZ '{since.isoformat()}'")
+            src = f"_win_{t}"
         con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src)}")
     return signal_columns(con)
 
 
-def detect(store, cfg, now: datetime | None = None, incremental: bool = True) -> tuple[int, list[str]]:
+def _sql_lit(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+#: Tables a detection replaces and a windowed one carries earlier campaigns forward in.
+_CARRIED = ("campaigns", "campaign_members", "enforcement_recommendations", "enforcement", "account_clusters",
+            "account_risk")
+
+
+def detect(store, cfg, now: datetime | None = None, incremental: bool = True, since: datetime | None = None,
+           state: dict | None = None) -> tuple[int, list[str]]:
     """Detection, then recommendations, enforcement and alerts; returns (campaigns, alerted). Incremental:
-    from the merged per-part partials (fold_new); otherwise a full projection of every exchange."""
+    from the merged per-part partials (fold_new); otherwise a full projection of every exchange. ``since``
+    (incremental only): on the traffic from then on, with what earlier detections found carried forward
+    (``carry_forward``)."""
     from distillguard.alerts import alert_store
     from distillguard.scan.run import close_scan, run_scan, write_tables
 
-    prepared = (lambda con: load_partials(store, con)) if incremental else None
+    now = now or datetime.now(UTC)
+    prepared = (lambda con: load_partials(store, con, since, state)) if incremental else None
+    before = ({t: store.read_table(t) for t in _CARRIED if store.has_table(t)}
+              if incremental and since is not None else None)
     res = run_scan(store, cfg, signals="never", prepared=prepared)
     try:
         write_tables(store, res, cfg, now=now)
     finally:
         close_scan(res, store)
-    return len(res.campaigns), alert_store(store, cfg.alerts)
+    carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days) if before else 0
+    return len(res.campaigns) + carried, alert_store(store, cfg.alerts)
+
+
+def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int) -> int:
+    """Keep what earlier detections found after its traffic has left a windowed detection's window.
+
+    A detection replaces the derived tables with what its window shows, so without this a campaign would be
+    released as soon as its evidence aged out of the window. Every account that was a member of a campaign
+    in the tables before this detection and is in none of its campaigns stays: in ``campaign_members`` (under
+    its old campaign), flagged in ``account_risk`` (its risk the higher of the two), with its scan enforcement
+    rows and cluster mapping — until that campaign was last found ``days`` ago (``enforcement_days``: its
+    rows then expire) or an analyst dismissed the campaign or ruled on the subject. Campaigns the new
+    detection did not find again keep their ``campaigns`` and recommendation rows. Returns the number of
+    campaigns carried (not found again)."""
+    from distillguard.campaigns.enforcement import latest_decisions
+    from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
+
+    if "campaign_members" not in old or "campaigns" not in old:
+        return 0
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    decisions = latest_decisions(store)
+    new_members = (set(store.read_table("campaign_members")["account_id"].to_pylist())
+                   if store.has_table("campaign_members") else set())
+    new_camps = set(store.read_table("campaigns")["campaign_id"].to_pylist()) if store.has_table("campaigns") else set()
+    # when each old campaign was last found: its newest recommendation (a carried one keeps its first time)
+    found: dict[str, datetime] = {}
+    if "enforcement_recommendations" in old:
+        for cid, at in zip(old["enforcement_recommendations"]["campaign_id"].to_pylist(),
+                           old["enforcement_recommendations"]["created_at"].to_pylist(), strict=True):
+            if at is not None:
+                found[cid] = max(found.get(cid, at), at)
+    if "enforcement" in old:  # a campaign without a recommendation row: as long as a scan row of it is live
+        for cid, exp in zip(old["enforcement"]["campaign_id"].to_pylist(), old["enforcement"]["expires_at"].to_pylist(),
+                            strict=True):
+            if cid and exp is not None and cid not in found:
+                found[cid] = _aware(exp) - timedelta(days=days)
+    live = {cid for cid in old["campaigns"]["campaign_id"].to_pylist()
+            if (decisions.get(cid) or {}).get("status") != "dismissed"
+            and cid in found and _aware(found[cid]) + timedelta(days=days) > now}
+    carried: dict[str, str] = {}  # account -> its old campaign
+    for a, cid in zip(old["campaign_members"]["account_id"].to_pylist(),
+                      old["campaign_members"]["campaign_id"].to_pylist(), strict=True):
+        if cid in live and a not in new_members:
+            carried[a] = cid
+    if not carried:
+        return 0
+    camps = set(carried.values())
+    gone = camps - new_camps  # campaigns not found again: their own rows carry too
+
+    def _append(name: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        if store.has_table(name):
+            cur = store.read_table(name)
+            rows = rows.select([c for c in cur.column_names if c in rows.column_names])
+            rows = pa.concat_tables([cur, rows.cast(cur.select(rows.column_names).schema)],
+                                    promote_options="permissive")
+        store.write_table(name, rows)
+
+    def _rows(name: str, pred) -> pa.Table:
+        t = old[name]
+        cols = [t[c].to_pylist() for c in t.column_names]
+        keep = [pred(dict(zip(t.column_names, vals, strict=True))) for vals in zip(*cols, strict=True)]
+        return t.filter(pa.array(keep, pa.bool_())) if keep else t
+
+    if gone:
+        c = _rows("campaigns", lambda r: r["campaign_id"] in gone)
+        n = [sum(1 for cid in carried.values() if cid == x) for x in c["campaign_id"].to_pylist()]
+        c = c.set_column(c.schema.get_field_index("n_accounts"), "n_accounts", pa.array(n, c.schema.field("n_accounts").type))
+        _append("campaigns", c)
+        if "enforcement_recommendations" in old:
+            _append("enforcement_recommendations", _rows("enforcement_recommendations", lambda r: r["campaign_id"] in gone))
+    _append("campaign_members", pa.table({"campaign_id": pa.array([carried[a] for a in sorted(carried)], pa.string()),
+                                          "account_id": pa.array(sorted(carried), pa.string())}))
+    # cluster rows of the carried accounts the new detection maps to no cluster
+    mapped = (set(store.read_table("account_clusters")["account_id"].to_pylist())
+              if store.has_table("account_clusters") else set())
+    clusters: set[str] = set()
+    if "account_clusters" in old:
+        ac = _rows("account_clusters", lambda r: r["account_id"] in carried and r["account_id"] not in mapped)
+        clusters = set(ac["cluster_id"].to_pylist())
+        _append("account_clusters", ac)
+    if "enforcement" in old:
+        cur = store.read_table("enforcement") if store.has_table("enforcement") else None
+        have = set(zip(cur["subject_type"].to_pylist(), cur["subject_id"].to_pylist(), strict=True)) if cur else set()
+
+        def still(r) -> bool:
+            if r.get("source") not in ("scan", "scan:shadow") or r["campaign_id"] not in camps:
+                return False
+            if r["expires_at"] is not None and _aware(r["expires_at"]) <= now:
+                return False
+            if (r["subject_type"], r["subject_id"]) in have:
+                return False  # the new detection (or a person) has a newer word on this subject
+            return ((r["subject_type"] == "account" and r["subject_id"] in carried)
+                    or (r["subject_type"] == "cluster" and r["subject_id"] in clusters)
+                    or (r["subject_type"] == "org" and r["campaign_id"] in gone))
+
+        rows = _rows("enforcement", still)
+        if cur is not None and rows.num_rows:
+            rows = _defer_to_analysts(cur, rows, now)
+        _append("enforcement", rows)
+    # flagged stays flagged
+    risk = store.read_table("account_risk") if store.has_table("account_risk") else ACCOUNT_RISK_SCHEMA.empty_table()
+    prev = {r["account_id"]: r for r in old["account_risk"].to_pylist()} if "account_risk" in old else {}
+    out, seen = [], set()
+    for r in risk.to_pylist():
+        a = r["account_id"]
+        seen.add(a)
+        if a in carried:
+            p = prev.get(a) or {}
+            r.update(flagged=True, risk=max(r["risk"] or 0.0, p.get("risk") or 0.0), campaign_id=carried[a],
+                     first_flagged_at=p.get("first_flagged_at") or r["first_flagged_at"],
+                     reasons=list(r["reasons"] or []) or list(p.get("reasons") or []))
+        out.append(r)
+    for a in sorted(carried):
+        if a not in seen and a in prev:
+            out.append({**{k: prev[a].get(k) for k in ACCOUNT_RISK_SCHEMA.names}, "flagged": True,
+                        "campaign_id": carried[a]})
+    store.write_table("account_risk", pa.Table.from_pylist(out, schema=ACCOUNT_RISK_SCHEMA))
+    return len(gone)
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def snapshot_blob(store) -> bytes:
@@ -335,7 +531,9 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
     if (force_detect or due) and ready:
         t = time.perf_counter()
-        rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental)
+        since = detect_window(state, opts.window_hours) if opts.incremental else None
+        rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state)
+        rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now
         save_state(store, state)
@@ -423,7 +621,7 @@ def register(app) -> None:
         setup_logging("info")
         opts = WatchOptions(interval_seconds=interval * 60, redis_url=redis_url, stream=stream, group=group,
                             consumer=consumer, spool_dir=spool, publish_url=publish_redis, publish_prefix=prefix,
-                            scan_config=config)
+                            scan_config=config, window_hours=load_config(config).watch_window_hours)
         st = Store(store, create=True)
         if st.fs is not None:
             raise DistillguardError("watch needs a local store (it keeps a spool and state beside the parts); "

@@ -283,6 +283,11 @@ class ScanConfig(_Strict):
     #: evidence needs a longer history than this is first flagged later in the replay (at worst by the last,
     #: full evaluation). None: every evaluation on all traffic up to its time.
     replay_window_hours: float | None = Field(72.0, gt=0)
+    #: `distillguard watch`: each detection judges the last this many hours of traffic (the partials of the
+    #: parts that reach them), so a tick costs the window plus the new traffic, not the whole store. What an
+    #: earlier detection found stays (members, flags, enforcement) until its rows expire or an analyst acts,
+    #: after its traffic has left the window. None: every detection on all traffic.
+    watch_window_hours: float | None = Field(168.0, gt=0)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
