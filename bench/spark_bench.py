@@ -75,6 +75,10 @@ def one(store: str, engine: str, conf: dict[str, str] | None = None) -> dict:
         t0 = self.t
         orig_lap(self, name)
         self.timings[f"{name}_rss"] = max([r for t, r in samples if t >= t0] + [_tree_rss(me)])
+        # each stage as it ends, on stderr: a run stopped before the end still leaves its finished stages
+        print(f"STAGE {name} wall {self.timings[name]:.2f} cpu {self.timings[name + '_cpu']:.2f} rss "
+              f"{self.timings[name + '_rss'] / 2**20:.0f} MiB load {os.getloadavg()[0]:.1f}", file=sys.stderr,
+              flush=True)
 
     run._Laps.lap = lap
 
@@ -165,11 +169,10 @@ def main() -> None:
     rows = []
     for eng in a.engines.split(","):
         r = subprocess.run([sys.executable, __file__, "--store", a.store, "--one", eng,
-                            *[f"--conf={c}" for c in a.conf]], capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                            *[f"--conf={c}" for c in a.conf]], stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
-            print(r.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{eng} failed")
         d = json.loads(line[7:])
         d["conf"] = a.conf
