@@ -6,7 +6,13 @@ Each engine runs in its own child process (``--one``), so peak RSS is that scan'
 the child's whole process tree (the Spark JVM and its Python workers included), sampled with psutil at each
 stage boundary; peak RSS is the tree's, sampled every 0.2 s. Signals are taken as given (``--signals never``:
 the world carries its exchange_signals), so the rows compare the stages the engines share. One Markdown
-table per engine for docs/benchmarks.md; the machine is shared, so read CPU more than wall.
+table per engine for docs/benchmarks.md; the machine is shared, so read CPU more than wall (the 1-minute load
+average is sampled every 5 s).
+
+Also: whether the engines flag the same accounts and build the same campaigns (members and titles) and the
+largest difference in account risk; ``--conf KEY=VALUE`` Spark settings; ``--combine A.json B.json ..`` the
+comparison and table of runs made one engine at a time (e.g. in parallel, each in its own session);
+``--fit SMALL.json LARGE.json`` fixed and per-million-exchange CPU per stage from two worlds.
 """
 
 from __future__ import annotations
@@ -144,6 +150,25 @@ def table(rows: list[dict]) -> None:
           + " |")
 
 
+def fit(small: list[dict], large: list[dict]) -> None:
+    """Per stage and engine, a line through two worlds' CPU-seconds: fixed cost (CPU-s at zero exchanges) and
+    marginal cost (CPU-s per million exchanges)."""
+    for b in large:
+        a = next((r for r in small if r["engine"] == b["engine"] and r.get("conf", []) == b.get("conf", [])), None)
+        if a is None:
+            continue
+        dm = (b["exchanges"] - a["exchanges"]) / 1e6
+        print(f"\n{b['engine']}: {a['exchanges']:,} → {b['exchanges']:,} exchanges")
+        print("| stage | CPU s small | CPU s large | per M exchanges | fixed (CPU s at 0) |")
+        print("|---|---:|---:|---:|---:|")
+        stages = [k for k, v in b["timings"].items() if isinstance(v, float) and not k.endswith(("_cpu", "_rss"))]
+        for s in [*stages, "total"]:
+            ca = a["cpu"] if s == "total" else a["timings"].get(s + "_cpu", float("nan"))
+            cb = b["cpu"] if s == "total" else b["timings"].get(s + "_cpu", float("nan"))
+            m = (cb - ca) / dm
+            print(f"| {s} | {ca:.2f} | {cb:.2f} | {m:.1f} | {ca - m * a['exchanges'] / 1e6:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store")
@@ -154,7 +179,12 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write every engine's figures (per-stage) to this file")
     ap.add_argument("--combine", nargs="+", default=None,
                     help="print the comparison and the table of earlier --json files (runs made one engine at a time)")
+    ap.add_argument("--fit", nargs=2, default=None, metavar=("SMALL_JSON", "LARGE_JSON"),
+                    help="fixed and per-exchange CPU per stage from two worlds' --json files (same engines)")
     a = ap.parse_args()
+    if a.fit:
+        fit(json.load(open(a.fit[0])), json.load(open(a.fit[1])))
+        return
     if a.combine:
         rows = [r for f in a.combine for r in json.load(open(f))]
         compare(rows)
