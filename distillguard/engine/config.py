@@ -26,8 +26,8 @@ class SparkConfig(BaseModel):
 class CommunitiesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Leiden runs on the driver while the pair graph has at most this many pairs (measured, bench/leiden_bench.py:
-    #: ~460 MiB of driver Python RSS and ~55 CPU-s of Leiden per resolution level per million pairs, so 10M ≈
-    #: 4.6 GB and ~9 CPU-min a level). Beyond it the Spark engine finds communities where the pairs are:
+    #: 10M pairs took 4.8 GB of driver Python RSS and 875 CPU-s of Leiden per resolution level; 1M: 0.6 GB,
+    #: 53 CPU-s). Beyond it the Spark engine finds communities where the pairs are:
     #: connected components over strong pairs.
     driver_max_pairs: int = Field(10_000_000, ge=1)
     #: Distributed fallback: only pairs at least this heavy join components (a weak pair — one shared /24
