@@ -6,7 +6,13 @@ Each engine runs in its own child process (``--one``), so peak RSS is that scan'
 the child's whole process tree (the Spark JVM and its Python workers included), sampled with psutil at each
 stage boundary; peak RSS is the tree's, sampled every 0.2 s. Signals are taken as given (``--signals never``:
 the world carries its exchange_signals), so the rows compare the stages the engines share. One Markdown
-table per engine for docs/benchmarks.md; the machine is shared, so read CPU more than wall.
+table per engine for docs/benchmarks.md; the machine is shared, so read CPU more than wall (the 1-minute load
+average is sampled every 5 s).
+
+Also: whether the engines flag the same accounts and build the same campaigns (members and titles) and the
+largest difference in account risk; ``--conf KEY=VALUE`` Spark settings; ``--combine A.json B.json ..`` the
+comparison and table of runs made one engine at a time (e.g. in parallel, each in its own session);
+``--fit SMALL.json LARGE.json`` fixed and per-million-exchange CPU per stage from two worlds.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ def _tree_rss(p: psutil.Process) -> int:
     return tot
 
 
-def one(store: str, engine: str) -> dict:
+def one(store: str, engine: str, conf: dict[str, str] | None = None) -> dict:
     import distillguard.scan.run as run
     from distillguard.scan.config import ScanConfig
     from distillguard.store import Store
@@ -61,6 +67,13 @@ def one(store: str, engine: str) -> dict:
             peak[0] = max(peak[0], _tree_rss(me))
 
     threading.Thread(target=sample, daemon=True).start()
+    loads: list[float] = []  # 1-minute load average every 5 s: the machine is shared
+
+    def sample_load() -> None:
+        while not stop.wait(5.0):
+            loads.append(os.getloadavg()[0])
+
+    threading.Thread(target=sample_load, daemon=True).start()
     samples: list[tuple[float, int]] = []  # (perf_counter, tree RSS) every 0.2 s: per-stage peaks
     orig_lap = run._Laps.lap
 
@@ -68,6 +81,10 @@ def one(store: str, engine: str) -> dict:
         t0 = self.t
         orig_lap(self, name)
         self.timings[f"{name}_rss"] = max([r for t, r in samples if t >= t0] + [_tree_rss(me)])
+        # each stage as it ends, on stderr: a run stopped before the end still leaves its finished stages
+        print(f"STAGE {name} wall {self.timings[name]:.2f} cpu {self.timings[name + '_cpu']:.2f} rss "
+              f"{self.timings[name + '_rss'] / 2**20:.0f} MiB load {os.getloadavg()[0]:.1f}", file=sys.stderr,
+              flush=True)
 
     run._Laps.lap = lap
 
@@ -81,48 +98,42 @@ def one(store: str, engine: str) -> dict:
     if name == "spark":
         cores = master.removeprefix("local[").removesuffix("]")
         cfg.engine.spark.shuffle_partitions = 2 * (int(cores) if cores.isdigit() else 2)
+        cfg.engine.spark.conf.update(conf or {})
     st = Store(store)
     t0 = time.perf_counter()
     res = run.run_scan(st, cfg, signals="never", engine=name, master=master or None)
     wall = time.perf_counter() - t0
     flagged = sorted(a for a, f in zip(res.account_risk["account_id"].to_pylist(),
                                         res.account_risk["flagged"].to_pylist(), strict=True) if f)
+    by_campaign: dict[str, list[str]] = {}
+    for a, c in res.campaign_members.items():
+        by_campaign.setdefault(c, []).append(a)
+    titles = {c["campaign_id"]: c.get("title") for c in res.campaigns}
+    campaigns = sorted([sorted(m), titles.get(c)] for c, m in by_campaign.items())
+    risk = dict(zip(res.account_risk["account_id"].to_pylist(), res.account_risk["risk"].to_pylist(), strict=True))
     out = {"engine": engine, "wall": wall, "cpu": _tree_cpu(me), "peak_rss": peak[0], "timings": res.timings,
            "exchanges": res.n_exchanges, "accounts": res.account_risk.num_rows, "flagged": len(flagged),
-           "campaigns": len(res.campaigns), "flagged_ids": flagged}
+           "campaigns": len(res.campaigns), "flagged_ids": flagged, "campaign_members": campaigns, "risk": risk,
+           "load": [min(loads, default=0.0), sum(loads) / max(len(loads), 1), max(loads, default=0.0)]}
     run.close_scan(res, st)
     stop.set()
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--store", required=True)
-    ap.add_argument("--engines", default="duckdb,spark:local[1],spark:local[2]")
-    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--json", default=None, help="also write every engine's figures (per-stage) to this file")
-    a = ap.parse_args()
-    if a.one:
-        print("RESULT " + json.dumps(one(a.store, a.one)))
-        return
-    rows = []
-    for eng in a.engines.split(","):
-        load0 = os.getloadavg()[0]
-        r = subprocess.run([sys.executable, __file__, "--store", a.store, "--one", eng], capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-        line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(r.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{eng} failed")
-        d = json.loads(line[7:])
-        d["load"] = (load0, os.getloadavg()[0])
-        rows.append(d)
-        print(f"{eng}: {d['wall']:.1f}s wall, {d['cpu']:.1f} CPU-s, peak RSS {d['peak_rss'] / 2**20:.0f} MiB, "
-              f"{d['flagged']} flagged, {d['campaigns']} campaigns, load {d['load'][0]:.1f}→{d['load'][1]:.1f}",
-              flush=True)
-        print("ENGINE " + json.dumps({k: v for k, v in d.items() if k != "flagged_ids"}, default=str), flush=True)
-    ids = {tuple(r["flagged_ids"]) for r in rows}
-    print(f"\nsame flagged accounts on every engine: {len(ids) == 1}\n")
+def compare(rows: list[dict]) -> None:
+    """Do the engines flag the same accounts and build the same campaigns (members, titles); largest risk gap."""
+    base = rows[0]
+    for r in rows[1:]:
+        fa, fb = set(base["flagged_ids"]), set(r["flagged_ids"])
+        gap = max((abs(base["risk"][a] - r["risk"].get(a, float("nan"))) for a in base["risk"]), default=0.0)
+        print(f"{base['engine']} vs {r['engine']}: same flagged accounts: {fa == fb} ({len(fa)} / {len(fb)}; only "
+              f"{base['engine']}: {sorted(fa - fb)[:10]}, only {r['engine']}: {sorted(fb - fa)[:10]}); same "
+              f"campaigns (members and titles): {base['campaign_members'] == r['campaign_members']} "
+              f"({len(base['campaign_members'])} / {len(r['campaign_members'])}); same accounts scored: "
+              f"{set(base['risk']) == set(r['risk'])}; largest risk difference {gap:.2e}")
+
+
+def table(rows: list[dict]) -> None:
     stages = [k for k, v in rows[0]["timings"].items() if isinstance(v, float) and not k.endswith(("_cpu", "_rss"))]
     print("| stage | " + " | ".join(f"{r['engine']} wall s | CPU s | RSS MiB" for r in rows) + " |")
     print("|---|" + "---:|---:|---:|" * len(rows))
@@ -135,9 +146,76 @@ def main() -> None:
         print(f"| {s} | " + " | ".join(cells) + " |")
     print("| total | " + " | ".join(f"{r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss'] / 2**20:.0f}" for r in rows)
           + " |")
-    print("| load (start→end) | " + " | ".join(f"{r['load'][0]:.1f}→{r['load'][1]:.1f} | | " for r in rows) + " |")
-    with open(a.json, "w") if a.json else open(os.devnull, "w") as fh:
-        json.dump(rows, fh, indent=1, default=str)
+    print("| load min / mean / max | " + " | ".join("{:.1f} / {:.1f} / {:.1f} | | ".format(*r["load"]) for r in rows)
+          + " |")
+
+
+def fit(small: list[dict], large: list[dict]) -> None:
+    """Per stage and engine, a line through two worlds' CPU-seconds: fixed cost (CPU-s at zero exchanges) and
+    marginal cost (CPU-s per million exchanges)."""
+    for b in large:
+        a = next((r for r in small if r["engine"] == b["engine"] and r.get("conf", []) == b.get("conf", [])), None)
+        if a is None:
+            continue
+        dm = (b["exchanges"] - a["exchanges"]) / 1e6
+        print(f"\n{b['engine']}: {a['exchanges']:,} → {b['exchanges']:,} exchanges")
+        print("| stage | CPU s small | CPU s large | per M exchanges | fixed (CPU s at 0) |")
+        print("|---|---:|---:|---:|---:|")
+        stages = [k for k, v in b["timings"].items() if isinstance(v, float) and not k.endswith(("_cpu", "_rss"))]
+        for s in [*stages, "total"]:
+            ca = a["cpu"] if s == "total" else a["timings"].get(s + "_cpu", float("nan"))
+            cb = b["cpu"] if s == "total" else b["timings"].get(s + "_cpu", float("nan"))
+            m = (cb - ca) / dm
+            print(f"| {s} | {ca:.2f} | {cb:.2f} | {m:.1f} | {ca - m * a['exchanges'] / 1e6:.1f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--store")
+    ap.add_argument("--engines", default="duckdb,spark:local[1],spark:local[2]")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Spark setting for the Spark runs (engine.spark.conf), repeatable")
+    ap.add_argument("--json", default=None, help="also write every engine's figures (per-stage) to this file")
+    ap.add_argument("--combine", nargs="+", default=None,
+                    help="print the comparison and the table of earlier --json files (runs made one engine at a time)")
+    ap.add_argument("--fit", nargs=2, default=None, metavar=("SMALL_JSON", "LARGE_JSON"),
+                    help="fixed and per-exchange CPU per stage from two worlds' --json files (same engines)")
+    a = ap.parse_args()
+    if a.fit:
+        fit(json.load(open(a.fit[0])), json.load(open(a.fit[1])))
+        return
+    if a.combine:
+        rows = [r for f in a.combine for r in json.load(open(f))]
+        compare(rows)
+        print()
+        table(rows)
+        return
+    if not a.store:
+        ap.error("--store is required")
+    if a.one:
+        print("RESULT " + json.dumps(one(a.store, a.one, dict(c.split("=", 1) for c in a.conf))))
+        return
+    rows = []
+    for eng in a.engines.split(","):
+        r = subprocess.run([sys.executable, __file__, "--store", a.store, "--one", eng,
+                            *[f"--conf={c}" for c in a.conf]], stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise SystemExit(f"{eng} failed")
+        d = json.loads(line[7:])
+        d["conf"] = a.conf
+        rows.append(d)
+        print(f"{eng}: {d['wall']:.1f}s wall, {d['cpu']:.1f} CPU-s, peak RSS {d['peak_rss'] / 2**20:.0f} MiB, "
+              f"{d['flagged']} flagged, {d['campaigns']} campaigns, load {d['load'][0]:.1f}–{d['load'][2]:.1f}",
+              flush=True)
+        with open(a.json, "w") if a.json else open(os.devnull, "w") as fh:  # after each engine: partial runs count
+            json.dump(rows, fh, indent=1, default=str)
+    print()
+    compare(rows)
+    print()
+    table(rows)
 
 
 if __name__ == "__main__":

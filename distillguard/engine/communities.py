@@ -1,8 +1,9 @@
 """Communities where the pair graph is: Leiden on the driver while it fits, connected components beyond.
 
-Leiden (``distillguard.graph.communities``) needs the whole pair graph in one process: igraph holds ~100 bytes
-a pair plus the Arrow copy, so ``engine.communities.driver_max_pairs`` (10M by default, ~1.5 GB of driver
-memory and minutes of Leiden) is where the driver stops. On the Spark engine a bigger pair graph never leaves
+Leiden (``distillguard.graph.communities``) needs the whole pair graph in one process: measured ~460 MiB of
+driver RSS per million pairs, and Leiden's CPU grows faster than the pairs (bench/leiden_bench.py: 53 CPU-s a
+resolution level at 1M, 875 at 10M), so ``engine.communities.driver_max_pairs`` (10M by default, 4.8 GB and ~15
+CPU-min a level) is where the driver stops. On the Spark engine a bigger pair graph never leaves
 the executors: communities become the connected components of the *strong* pairs (summed weight ≥
 ``strong_pair_weight``: a shared card, sign-up burst, private template or schedule, not one shared /24),
 found by min-label propagation in plain Spark DataFrames. Components miss what Leiden adds inside a big

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import uuid
+import warnings
 from typing import Any
 
 import pyarrow as pa
@@ -354,6 +355,9 @@ def spark_session(master: str | None = None, app: str = "distillguard-scan", con
     for k, v in {**base, **(conf or {})}.items():
         b = b.config(k, str(v))
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    # PySpark 4 warns on every pandas 3 import check (twice a scan, on stderr); the engine hands Arrow, not
+    # pandas, to Spark, so the warning says nothing about this scan
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     # Python workers (signals' mapInArrow) run this interpreter unless told otherwise: the one with distillguard
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = b.getOrCreate()

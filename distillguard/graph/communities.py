@@ -24,7 +24,11 @@ def communities(pairs: pa.Table, cfg: GraphConfig, resolution: float = 1.0) -> d
     n = len(src)
     edges = np.stack([inv[:n], inv[n:]], axis=1)
     g = ig.Graph(n=len(names), edges=edges.tolist(), directed=False)
-    weights = pairs["weight"].to_numpy(zero_copy_only=False).astype(float)
+    # Rounded: a pair weight is a float sum whose last digits depend on the order it was added in (Spark
+    # adds in another order than DuckDB, and in another with 2 cores than with 1). Leiden breaks exact ties
+    # between moves by those digits, so noise of 1e-10 moved hundreds of accounts between communities
+    # (docs/benchmarks.md "Spark engine on a realistic world"); at 6 decimals both engines give it one graph.
+    weights = np.round(pairs["weight"].to_numpy(zero_copy_only=False).astype(float), 6)
     g.es["weight"] = weights.tolist()
     part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights="weight",
                                     resolution_parameter=resolution, seed=cfg.seed, n_iterations=2)

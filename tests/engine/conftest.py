@@ -24,6 +24,12 @@ from tests.s3server import moto_s3
 BUCKET = "dg-spark"
 HAVE_JAVA = shutil.which("java") is not None
 #: The scan config of both scans: two shuffle partitions (local[2], a 36k-exchange world).
+#: Execution-mode settings for a world of thousands of rows, where Spark's CPU is JIT, code generation and
+#: adaptive re-planning rather than data: the C1 compiler only, no whole-stage code generation, no adaptive
+#: execution. They change how Spark runs a plan, not what it computes (the same 44 flags and 2 campaigns on
+#: the 2-day tiny world); measured 180 instead of 221 CPU-s for that world's scan (docs/benchmarks.md).
+FAST_SMALL = {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false",
+              "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
 SCAN_YAML = "engine:\n  spark:\n    shuffle_partitions: 2\n    driver_memory: 1g\n"
 
 
@@ -96,7 +102,7 @@ def spark(object_store):
 
     s = spark_session("local[2]", app="distillguard-tests", conf={
         "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g",
-        "spark.default.parallelism": "2"})
+        "spark.default.parallelism": "2", **FAST_SMALL})
     yield s
     s.stop()
 

@@ -49,3 +49,17 @@ def test_types_spark_holds_and_batches_conformed_to_the_merged_schema():
     assert out.column("a").to_pylist() == [1, 2] and out.column("b").null_count == 2
     assert out.column("filename").to_pylist() == ["s3://b/k.parquet"] * 2
     assert out.column("ts").cast(pa.int64()).to_pylist() == [0, 1_000_000]
+
+
+def test_simulate_into_a_bucket_is_refused_before_anything_is_written(tmp_path):
+    """A store on object storage comes from ingest or a copied directory: simulate's labels and world.json are
+    local files, so ``simulate --out s3://..`` stops with a clear message (it wrote half a store, then failed)."""
+    from typer.testing import CliRunner
+
+    from distillguard.errors import ConfigError
+    from tests.engine.conftest import cli_app
+
+    r = CliRunner().invoke(cli_app(), ["simulate", "--config", "default", "--scale", "0.001", "--out",
+                                       "s3://no-such-bucket/w"])
+    assert isinstance(r.exception, ConfigError), r.output  # the command line prints it and exits 2
+    assert "local store directory" in str(r.exception) and "aws s3 sync" in str(r.exception)
