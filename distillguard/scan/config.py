@@ -80,6 +80,15 @@ class GraphConfig(_Strict):
     #: Dense-block search: how many blocks to peel and the batch-peeling slack.
     dense_blocks: int = Field(8, ge=0)
     dense_epsilon: float = Field(0.1, gt=0)
+    #: Operations (graph/operations.py): two level-0 communities are joined when they hold more of the same
+    #: hidden account-level entities (``join_kinds``) than two random groups of their sizes would, at this
+    #: family-wise chance (divided by the number of community pairs); each operation of several communities
+    #: is scored as one more cluster level, so an operation the community detection cut into pieces is judged
+    #: against the store outside it, not against its own other pieces. 0 turns it off.
+    join_alpha: float = Field(1e-3, ge=0, le=1)
+    #: ... counting entities of these kinds (what strangers do not share: a card, a sign-up burst, a partner's
+    #: indicator).
+    join_kinds: list[str] = Field(default_factory=lambda: ["payment", "creation_burst", "intel"])
     seed: int = 7
     #: The incidence step sums the hourly account × entity rows (``inc_h``) in parts of about this many rows,
     #: split by a hash of the account (DuckDB engine), so its aggregation stays within memory instead of

@@ -19,6 +19,7 @@ from distillguard.behavior import account_features, build_partials
 from distillguard.engine.communities import find_communities, pair_graph
 from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
+from distillguard.graph.operations import operation_groups
 from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
@@ -106,9 +107,22 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
     inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
     blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
     mark("dense_blocks")
+    clusters, risk, membership = score_levels(con, feats, pairs, blocks, cfg, mark)
+    flagged = pa.compute.greater_equal(risk["risk"], cfg.scoring.flag_threshold)
+    risk = risk.append_column("flagged", flagged)
+    return StepResult(until, feats, edges, clusters, risk, blocks, membership)
+
+
+def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks: list[Block], cfg: ScanConfig,
+                 mark: Callable[[str], None] | None = None) -> tuple[list[ClusterScore], pa.Table, dict[str, int]]:
+    """Communities at every resolution level, each scored (with its harvesting sub-clusters); every account
+    takes the level where its risk is highest. Returns the clusters, the account_risk-shaped table (without
+    ``flagged``) and the first level's membership."""
+    mark = mark or (lambda _name: None)
     clusters: list[ClusterScore] = []
     best: dict[str, dict] = {}
     membership: dict[str, int] = {}
+    risk = None
     for level, res in enumerate(cfg.graph.resolutions):
         m = find_communities(pairs, cfg.graph, cfg.engine.communities, res)
         mark(f"communities_{level}")
@@ -126,7 +140,15 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
                 best[r["account_id"]] = r
         if level == 0:
             membership = m
+    # pieces of one operation the community detection cut apart, judged as one (graph/operations.py)
+    ops = operation_groups(con, membership, feats.num_rows, cfg.graph)
+    mark("operations")
+    if ops:
+        cs, risk_op = score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop")
+        mark("score_operations")
+        clusters += cs
+        for r in risk_op.to_pylist():
+            if r["risk"] > best[r["account_id"]]["risk"]:
+                best[r["account_id"]] = r
     risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
-    flagged = pa.compute.greater_equal(risk["risk"], cfg.scoring.flag_threshold)
-    risk = risk.append_column("flagged", flagged)
-    return StepResult(until, feats, edges, clusters, risk, blocks, membership)
+    return clusters, risk, membership

@@ -252,7 +252,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
             elif done and done[0] == "detect":
                 step = ckpt.load_step("detect")  # type: ignore[union-attr]
             else:
-                parts = 5 + 2 * len(cfg.graph.resolutions)
+                parts = 7 + 2 * len(cfg.graph.resolutions)  # + operations and their scoring
                 inner = _Laps(timings)
 
                 def mark(name: str) -> None:

@@ -1,0 +1,101 @@
+"""Communities joined into operations: pieces of one operation that community detection cut apart.
+
+Community detection cuts a big operation into pieces: a 20,000-account hydra is a loose web of sign-up
+bursts, reused cards and shared templates, and modularity prefers many pieces of it to one. Each piece is
+then judged against the rest of the store, and the rest of the store holds the other pieces: the
+operation's own templates, schedules and sign-up bursts are held by thousands of accounts outside the
+piece, so the chance model (``scoring.risk``) calls them what any random group of that size would share,
+and the piece is weakly coordinated. The bigger the operation (the more pieces), the more of it is lost:
+a scan's quality would depend on the absolute size of what it looks for.
+
+So the level-0 communities are also joined into operations, and each operation of two or more communities
+is scored as one more cluster level (``clop-NNNN``; every account takes the level where its risk is
+highest, as for the resolution levels). Two communities are joined when they hold more of the same
+*hidden* account-level entities (``graph.join_kinds``: by default payment fingerprints, sign-up bursts and
+partner indicators — what strangers do not share, and what community detection does not keep together
+when an operation reuses each card or burst across only a few of its accounts) than two random groups of
+their sizes would:
+
+* for communities A and B, each entity e that A holds has d_e holders outside A; a random group of |B|
+  accounts from the N − |A| outside A holds one of them with probability 1 − (1 − |B|/(N − |A|))^d_e, so
+  the number of A's entities a random group holds is a sum of Bernoullis, and p_{A→B} = P(X ≥ o) for o the
+  entities A and B both hold (exact tail, ``campaigns.operations.shared_tail``); the weaker of the two
+  directions is the pair's p;
+* a pair is joined when p ≤ ``graph.join_alpha`` divided by the number of community pairs (Bonferroni: the
+  family-wise chance that two unrelated communities are joined), and operations are the connected
+  components of the joined pairs.
+
+Calibrated to the store at hand: counts of holders, sizes of groups, the number of communities. A
+university's students in two communities share its sign-up bursts too and are joined — the joined
+cluster is judged like any other (its accounts' own traffic, the evidence groups beyond chance), it is not
+a verdict.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.campaigns.operations import shared_tail
+from distillguard.scan.config import GraphConfig
+
+
+def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int], n_accounts: int,
+                     cfg: GraphConfig) -> dict[str, int]:
+    """account → operation index for the accounts of communities joined with at least one other community
+    (module docstring); ``membership``: account → community (level 0); ``n_accounts``: accounts active in the
+    window. Empty when nothing is joined or ``join_alpha`` is 0."""
+    comms = set(membership.values())
+    if cfg.join_alpha <= 0 or len(comms) < 2 or not cfg.join_kinds:
+        return {}
+    con.register("_jm", pa.table({"account_id": list(membership), "cl": list(membership.values())}))
+    kl = ", ".join(f"'{k}'" for k in cfg.join_kinds)
+    rows = con.execute(f"""
+        SELECT m.cl, i.kind || ':' || i.entity AS u, any_value(i.df) AS df, count(*) AS mc
+        FROM inc i JOIN _jm m USING (account_id) WHERE i.kind IN ({kl}) GROUP BY 1, 2""").fetchall()
+    con.unregister("_jm")
+    size: dict[int, int] = {}
+    for c in membership.values():
+        size[c] = size.get(c, 0) + 1
+    outside: dict[int, dict[str, int]] = {}   # community -> unit -> holders outside it
+    holders: dict[str, list[int]] = {}        # unit -> communities holding it
+    for c, u, df, mc in rows:
+        outside.setdefault(c, {})[u] = int(df) - int(mc)
+        holders.setdefault(u, []).append(c)
+    shared: dict[tuple[int, int], int] = {}
+    for cs in holders.values():
+        if len(cs) < 2:
+            continue
+        cs = sorted(cs)
+        for i, a in enumerate(cs):
+            for b in cs[i + 1:]:
+                shared[(a, b)] = shared.get((a, b), 0) + 1
+    k = len(comms)
+    alpha = cfg.join_alpha / max(k * (k - 1) / 2, 1)
+    n = max(int(n_accounts), 2)
+
+    def p_dir(a: int, b: int, o: int) -> float:
+        d = np.fromiter(outside[a].values(), dtype=float)
+        f = min(1.0, size[b] / max(n - size[a], 1))
+        return shared_tail(o, 1 - (1 - f) ** d)
+
+    parent = {c: c for c in comms}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for (a, b), o in shared.items():
+        if find(a) == find(b):
+            continue
+        if max(p_dir(a, b, o), p_dir(b, a, o)) <= alpha:
+            parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for c in comms:
+        groups.setdefault(find(c), []).append(c)
+    joined = sorted((g for g in groups.values() if len(g) >= 2), key=lambda g: (-sum(size[c] for c in g), min(g)))
+    op_of = {c: i for i, g in enumerate(joined) for c in g}
+    return {a: op_of[c] for a, c in membership.items() if c in op_of}

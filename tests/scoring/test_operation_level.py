@@ -1,0 +1,81 @@
+"""An operation the community detection cut into pieces is judged as one (distillguard/graph/operations.py).
+
+A big hydra is a loose web: each sign-up burst is its own tight block, each reused card ties a few accounts of
+two blocks, and every account sends the operation's templates. Community detection returns the blocks. Each
+block, judged against the rest of the store, sees its templates held by the other blocks' hundreds of accounts
+(shared by chance in a group its size) and its cards held mostly outside it: weakly coordinated, not flagged,
+however big the operation — the bigger, the more pieces. Built here on the scoring stage's own inputs (the
+incidence, edges and accounts tables of tests/scoring/test_member_ties.py), with the communities given.
+"""
+
+import pyarrow as pa
+import pytest
+
+from distillguard.graph.operations import operation_groups
+from distillguard.scan import engine
+from distillguard.scan.config import ScanConfig
+from tests.scoring.test_member_ties import _con
+
+PIECES, PER = 8, 20
+OP = {f"op{p}-{j}": p for p in range(PIECES) for j in range(PER)}
+# the rest of the store: ordinary users of a stock SDK and a public template, in communities of their own
+# (a popular tool's users: one system prompt, one client string), and two of them created in the same minutes
+USERS = {f"user{i}": PIECES + i // 25 for i in range(200)}
+
+
+def _rows() -> list[tuple[str, str, str, float]]:
+    rows = []
+    for a, p in OP.items():
+        j = int(a.split("-")[1])
+        # card shared with the same-numbered account of the next (j < 10) or previous piece: each card ties
+        # two pieces, no card is held inside one piece
+        card = f"card-{p}-{j}" if j < PER // 2 else f"card-{(p - 1) % PIECES}-{j - PER // 2}"
+        rows += [(a, "payment", card, 1.0), (a, "creation_burst", f"standard|{p}", 0.8),
+                 (a, "template", "tpl-op", 0.3), (a, "user_agent", "OpenAI/Python 1.93.0", 0.1)]
+    for a, c in USERS.items():
+        rows += [(a, "user_agent", "OpenAI/Python 1.93.0", 0.1), (a, "template", "tpl-public", 0.1),
+                 (a, "system_prompt", f"sp-tool{c % 2}", 0.2)]
+    rows += [("user0", "creation_burst", "standard|x", 0.8), ("user30", "creation_burst", "standard|x", 0.8),
+             ("user60", "creation_burst", "standard|x", 0.8)]
+    return rows
+
+
+def _feats() -> pa.Table:
+    ids = list(OP) + list(USERS)
+    return pa.table({"account_id": ids, "suspicion": [0.6 if a in OP else 0.1 for a in ids],
+                     "n_exchanges": [100.0] * len(ids), "org_id": [None] * len(ids),
+                     "verification_level": [0] * len(ids)})
+
+
+def _risk(monkeypatch, cfg: ScanConfig) -> tuple[list, dict[str, float]]:
+    monkeypatch.setattr(engine, "find_communities", lambda *_a, **_k: OP | USERS)
+    clusters, risk, _ = engine.score_levels(_con(_rows()), _feats(), None, [], cfg)
+    return clusters, dict(zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(), strict=True))
+
+
+def test_pieces_of_one_operation_are_joined_and_nothing_else():
+    ops = operation_groups(_con(_rows()), OP | USERS, len(OP) + len(USERS), ScanConfig().graph)
+    assert set(ops) == set(OP)              # every piece, and no ordinary community
+    assert len(set(ops.values())) == 1
+
+
+def test_an_operation_cut_into_pieces_is_flagged_as_one(monkeypatch):
+    clusters, risk = _risk(monkeypatch, ScanConfig())
+    assert min(risk[a] for a in OP) >= 0.5
+    assert max(risk[a] for a in USERS) < 0.5
+    ops = [c for c in clusters if c.cluster_id.startswith("clop")]
+    assert len(ops) == 1 and set(ops[0].members) == set(OP)
+
+
+def test_without_joining_each_piece_looks_like_chance(monkeypatch):
+    cfg = ScanConfig()
+    cfg.graph.join_alpha = 0
+    _, risk = _risk(monkeypatch, cfg)
+    assert max(risk[a] for a in OP) < 0.5
+
+
+@pytest.mark.parametrize("kinds", [[], ["email_domain"]])
+def test_joining_counts_only_the_configured_kinds(kinds):
+    cfg = ScanConfig().graph
+    cfg.join_kinds = kinds
+    assert operation_groups(_con(_rows()), OP | USERS, len(OP) + len(USERS), cfg) == {}
