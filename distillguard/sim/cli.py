@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
                                    help="World YAML file, or the name of a shipped world (default, benign_cohorts, "
                                         "cohorts_mixed, low_and_slow, ban_evasion, shared_proxy, later_tactics, "
                                         "heldout_phrasings)."),
-        out: str = typer.Option(..., "--out", "-o", help="Store directory to create (must hold no exchanges; local "
+        out_arg: str = typer.Option(..., "--out", "-o", help="Store directory to create (must hold no exchanges; local "
                                 "disk: copy it to a bucket afterwards for an object-storage store)."),
         seed: int = typer.Option(None, "--seed", help="Override the config's seed (with --randomize: the world's "
                                  "seed; every parameter is drawn from it)."),
@@ -44,11 +44,11 @@ def register(app: typer.Typer) -> None:
         from distillguard.sim.run import simulate as run
         from distillguard.store.remote import is_url
 
-        if is_url(out):  # labels.parquet and world.json are local files: refuse before writing anything
+        if is_url(out_arg):  # labels.parquet and world.json are local files: refuse before writing anything
             raise ConfigError("simulate writes a local store directory, not a bucket: simulate to a directory, "
                               "then copy it (e.g. aws s3 sync DIR s3://bucket/prefix); scan --store s3://... reads "
-                              "it there (docs/object-storage.md)", source=out)
-        out_dir = Path(out)
+                              "it there (docs/object-storage.md)", source=out_arg)
+        out_dir = Path(out_arg)
         if randomize or family:
             import yaml
 

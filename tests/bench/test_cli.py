@@ -39,6 +39,14 @@ def test_simulate_baseline_bench(tmp_path):
     assert "detection scorecard" in p.stdout and "false-positive rate by benign persona" in p.stdout
 
 
+
+def test_simulate_prints_its_table_and_summary_without_json(tmp_path):
+    """The human path (what `make demo` runs) prints the world table and where it wrote; --json skips that code."""
+    w = tmp_path / "world"
+    p = dg("simulate", "--config", TINY, "--out", w, "--scale", "0.2")
+    assert "wrote " in p.stdout and str(w) in p.stdout.replace("\n", "")
+    assert (w / "labels.parquet").exists()
+
 def test_bad_config_exits_2_naming_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.read_text().replace("  - name: chat_users\n    accounts: 120", "  - name: chat_users\n    acounts: 120"))
