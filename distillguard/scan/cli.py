@@ -11,11 +11,12 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from distillguard.errors import ConfigError
-from distillguard.ui import REPLAY_HINT, REPLAY_NOTE, make_console
+from distillguard.ui import REPLAY_HINT, REPLAY_NOTE, make_console, sentences
 
 console = make_console(stderr=True)
 out = make_console()
@@ -170,7 +171,9 @@ def register(app: typer.Typer) -> None:
                         c["recommended_action"], f"{c['confidence']:.0%}")
         out.print(tab)
         for c in res.campaigns[:5]:
-            out.print(f"[bold]{c['campaign_id']}[/] " + "; ".join(c["evidence"][:3]), markup=True, highlight=False)
+            # evidence quotes what accounts sent (user agents, template text): escaped, never read as markup
+            out.print(f"[bold]{c['campaign_id']}[/] " + escape(sentences(c["evidence"][:3])), markup=True,
+                      highlight=False)
         if res.model_update is not None and (res.model_update.n_attack or res.model_update.n_benign):
             out.print(res.model_update.summary(), markup=False, highlight=False)
         out.print(f"{res.n_exchanges:,} exchanges in {elapsed:.1f}s ({summary['exchanges_per_second']:,}/s) · "
