@@ -14,6 +14,7 @@ from datetime import datetime
 import duckdb
 import xxhash
 
+from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 
 #: Kinds that tie pools of one operator together (not networks: proxy pools are rented by many).
@@ -59,24 +60,14 @@ def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, li
     kinds_of: dict[tuple[str, str], set[str]] = {}
     for a, b, k, _, _ in links:
         kinds_of.setdefault((a, b), set()).add(k)
-    parent = {c: c for c in cluster_members}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    uf = UnionFind(cluster_members)
     for (a, b), ks in kinds_of.items():
         groups = {KIND_GROUP[k] for k in ks}
         tooling = groups & {"email", "creation", "client"}
         if "payment" in groups or len(tooling) >= 2 or (tooling and "content" in groups):
-            parent[find(a)] = find(b)
-    roots: dict[str, list[str]] = {}
-    for c in cluster_members:
-        roots.setdefault(find(c), []).append(c)
+            uf.union(a, b)
     out = {}
-    for members in roots.values():
+    for members in uf.groups().values():
         accts = sorted(a for c in members for a in cluster_members[c])
         key = "org-" + xxhash.xxh64("\n".join(accts[:50]).encode()).hexdigest()[:10]
         for c in members:

@@ -12,6 +12,7 @@ import pyarrow as pa
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import exclusive_links
 from distillguard.campaigns.operations import operation_links
+from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.config import CampaignConfig
 from distillguard.scoring.risk import ClusterScore, cluster_reasons, signal_words
@@ -61,16 +62,10 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     random groups of the store's other accounts (``campaigns/operations.py``): the
     pieces of a quiet pool own no entity together but share its bursts, cards and client strings far more
     than strangers do. ``why`` (if given) collects, per cluster, the evidence groups of each such link."""
-    parent = {c: c for c in groups}
+    uf = UnionFind(groups)
     if len(groups) < 2:
-        return parent
+        return dict(uf.parent)
     links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive)
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
     # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
     held: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
@@ -90,13 +85,13 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         # private content that most accounts on both sides send is one operation's own workload; any other
         # evidence needs a second, independent group
         if len(piece) >= 2 or "content" in both:
-            parent[find(c1)] = find(c2)
+            uf.union(c1, c2)
     if operations:
         for link in operation_links(con, groups, cfg):
-            if find(link.a) != find(link.b) and why is not None:
+            if uf.find(link.a) != uf.find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
-            parent[find(link.a)] = find(link.b)
-    return {c: find(c) for c in groups}
+            uf.union(link.a, link.b)
+    return {c: uf.find(c) for c in groups}
 
 
 def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,

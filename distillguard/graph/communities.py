@@ -39,3 +39,28 @@ def communities(pairs: pa.Table, cfg: GraphConfig, resolution: float = 1.0) -> d
             out[str(names[v])] = k
         k += 1
     return out
+
+
+class UnionFind:
+    """Groups joined pair by pair, where the next join depends on the groups so far (a pair already in one
+    group needs no costly test): the join rules for operations, organisations and campaign merges."""
+
+    def __init__(self, items) -> None:
+        self.parent = {x: x for x in items}
+
+    def find(self, x):
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a, b) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def groups(self) -> dict:
+        """root → members, in the items' order."""
+        out: dict = {}
+        for x in self.parent:
+            out.setdefault(self.find(x), []).append(x)
+        return out

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.campaigns.operations import shared_tail
+from distillguard.graph.communities import UnionFind
 from distillguard.scan.config import GraphConfig
 
 
@@ -80,22 +81,12 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
         f = min(1.0, size[b] / max(n - size[a], 1))
         return shared_tail(o, 1 - (1 - f) ** d)
 
-    parent = {c: c for c in comms}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    uf = UnionFind(comms)
     for (a, b), o in shared.items():
-        if find(a) == find(b):
+        if uf.find(a) == uf.find(b):
             continue
         if max(p_dir(a, b, o), p_dir(b, a, o)) <= alpha:
-            parent[find(a)] = find(b)
-    groups: dict[int, list[int]] = {}
-    for c in comms:
-        groups.setdefault(find(c), []).append(c)
-    joined = sorted((g for g in groups.values() if len(g) >= 2), key=lambda g: (-sum(size[c] for c in g), min(g)))
+            uf.union(a, b)
+    joined = sorted((g for g in uf.groups().values() if len(g) >= 2), key=lambda g: (-sum(size[c] for c in g), min(g)))
     op_of = {c: i for i, g in enumerate(joined) for c in g}
     return {a: op_of[c] for a, c in membership.items() if c in op_of}
