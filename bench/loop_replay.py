@@ -91,13 +91,14 @@ def _messages(ex: dict) -> list[dict]:
 class Sender:
     """One request per world exchange through the official SDKs; returns (status, exchange id)."""
 
-    def __init__(self, urls: list[str]):
+    def __init__(self, urls: list[str], http_client=None):  # the SDKs' own client (tests: a mock transport)
         import anthropic
         import openai
 
         self.openai, self.anthropic = openai, anthropic
-        self.oa = [openai.OpenAI(base_url=u + "/v1", api_key="unused", max_retries=0, timeout=60) for u in urls]
-        self.an = [anthropic.Anthropic(base_url=u, api_key="unused", max_retries=0, timeout=60) for u in urls]
+        kw = {"http_client": http_client} if http_client is not None else {}
+        self.oa = [openai.OpenAI(base_url=u + "/v1", api_key="unused", max_retries=0, timeout=60, **kw) for u in urls]
+        self.an = [anthropic.Anthropic(base_url=u, api_key="unused", max_retries=0, timeout=60, **kw) for u in urls]
 
     def send(self, ex: dict, replica: int) -> tuple[int, str | None]:
         key = "sk-replay-" + ex["account_id"]
@@ -114,9 +115,10 @@ class Sender:
                 kw = {"system": ex["system_prompt"]} if ex["system_prompt"] else {}
                 if tools:
                     kw["tools"] = [{"name": t, "input_schema": {"type": "object", "properties": {}}} for t in tools]
-                r = self.an[replica].messages.with_raw_response.create(
-                    model=ex["model"] or "m", max_tokens=mt, messages=_messages(ex),
-                    extra_headers={**hdrs, "x-api-key": key}, **kw)
+                # the key as the client's own credential: an x-api-key header on top of the client's would send two
+                # (the anthropic SDK puts its api_key in the authorization header; the gateway refuses two keys)
+                r = self.an[replica].with_options(api_key=key).messages.with_raw_response.create(
+                    model=ex["model"] or "m", max_tokens=mt, messages=_messages(ex), extra_headers=hdrs, **kw)
             else:
                 msgs = _messages(ex)
                 if ex["system_prompt"]:
@@ -130,9 +132,8 @@ class Sender:
                     kw["reasoning_effort"] = ex["reasoning_effort"] or "medium"
                 if ex["temperature"] is not None:
                     kw["temperature"] = float(ex["temperature"])
-                r = self.oa[replica].chat.completions.with_raw_response.create(
-                    model=ex["model"] or "m", messages=msgs, max_tokens=mt,
-                    extra_headers={**hdrs, "authorization": f"Bearer {key}"}, **kw)
+                r = self.oa[replica].with_options(api_key=key).chat.completions.with_raw_response.create(
+                    model=ex["model"] or "m", messages=msgs, max_tokens=mt, extra_headers=hdrs, **kw)
             return r.status_code, r.headers.get("x-distillguard-exchange-id")
         except (self.openai.APIStatusError, self.anthropic.APIStatusError) as e:
             return e.status_code, e.response.headers.get("x-distillguard-exchange-id")
@@ -241,6 +242,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         names = [c.strip() for c in cols.split(",")]
         sent: list[tuple[str, datetime, int, str | None]] = []  # (account, ts, status, gateway exchange id)
         lags, windows = [], []
+        statuses: dict[str, int] = {}  # "endpoint status" -> requests
         per_replica: list[list[float]] = [[] for _ in urls]  # publish → this replica serves it, wall s
         flagged_at: dict[str, datetime] = {}
         wall0 = time.perf_counter()
@@ -259,6 +261,11 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             res = list(pool.map(lambda ix, k=k: sender.send(ix[1], (k + ix[0]) % a.replicas), enumerate(rows)))
             send_s = time.perf_counter() - s0
             sent.extend((ex["account_id"], ex["ts"], s, x) for ex, (s, x) in zip(rows, res, strict=True))
+            for ex, (s, _) in zip(rows, res, strict=True):
+                statuses[f'{ex["endpoint"]} {s}'] = statuses.get(f'{ex["endpoint"]} {s}', 0) + 1
+            bad = sum(n for kst, n in statuses.items() if not kst.endswith((" 200", " 403", " 429")))
+            if bad > 0.01 * len(sent):  # requests the gateway refused as malformed are never recorded: no measurement
+                raise RuntimeError(f"{bad} of {len(sent)} requests failed (not 200/403/429): {statuses}")
             d0 = time.perf_counter()
             while not _stream_drained(rc, stream, group):
                 time.sleep(0.1)
@@ -309,6 +316,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         out["hours_replayed"] = round((w - t0).total_seconds() / 3600, 2)
         out["wall_seconds"] = round(time.perf_counter() - wall0)
         out["sent"] = len(sent)
+        out["statuses"] = dict(sorted(statuses.items()))
         out["windows"] = len(windows)
         out["detect_seconds"] = [x["detect_s"] for x in windows]
         out["publish_to_all_replicas_s"] = {"n": len(lags), "max": max(lags) if lags else None,

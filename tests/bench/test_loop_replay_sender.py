@@ -1,0 +1,42 @@
+"""bench/loop_replay.py's SDK clients send each request with exactly one credential, the account's key.
+
+The gateway refuses a request carrying two keys (400 multiple_credentials) and records nothing of it, so a
+replay whose ``messages`` requests carried the client's placeholder key beside the account's silently left
+every Anthropic-style exchange (14% of a default world, whole accounts of a hydra) out of what `watch` saw.
+"""
+
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx2")  # the HTTP client the openai / anthropic SDKs are built on
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _loop_replay():
+    spec = importlib.util.spec_from_file_location("loop_replay", ROOT / "bench" / "loop_replay.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("endpoint", ["messages", "chat.completions", "responses"])
+def test_one_credential_per_request(endpoint):
+    seen = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append({k: v for k, v in req.headers.items() if k in ("authorization", "x-api-key")})
+        return httpx.Response(200, json={}, headers={"x-distillguard-exchange-id": "dg-1"})
+
+    sender = _loop_replay().Sender(["http://gw.test"], http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    ex = {"account_id": "acct-1", "ts": datetime(2026, 1, 12, tzinfo=UTC), "endpoint": endpoint, "model": "m",
+          "client_ip": "198.51.100.7", "user_agent": "ua/1", "conversation_id": None, "system_prompt": "sys",
+          "turns": [{"role": "user", "text": "hello"}], "prompt": "hello", "tools_offered": ["run tests"],
+          "max_tokens": 64, "temperature": 0.2, "reasoning_requested": False, "reasoning_effort": None}
+    assert sender.send(ex, 0) == (200, "dg-1")
+    (hdrs,) = seen
+    assert len(hdrs) == 1, hdrs  # one credential, never the client's placeholder beside the account's key
+    assert next(iter(hdrs.values())) in ("sk-replay-acct-1", "Bearer sk-replay-acct-1")
