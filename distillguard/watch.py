@@ -514,6 +514,11 @@ def publish(store, url: str, prefix: str = DEFAULT_PREFIX, last_hash: str | None
 
 def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False) -> TickReport:
     rep = TickReport()
+    # The loop's time is read before anything is folded: a detection "as of" this time then judges every part
+    # stored before it. Read after the fold, a part the writer stored while this tick was folding (the clock
+    # moving meanwhile) would be missing from a detection stamped later than it — in a lock-step replay, the
+    # last seconds of a window, often most of it (bench/loop_replay.py's seed-5 hydra flagged an hour late).
+    clock_now = opts.clock()
     t = time.perf_counter()
     if opts.redis_url is None:
         rep.recorded = compact(store, opts)
@@ -525,7 +530,6 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         t = time.perf_counter()
         rep.folded = fold_new(store, state, cfg)
         rep.seconds["fold"] = time.perf_counter() - t
-    clock_now = opts.clock()
     due = clock_now - float(state.get("last_detect") or 0) >= opts.interval_seconds
     # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
     ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()

@@ -125,3 +125,27 @@ def test_exchanges_stored_after_the_fold_wait_for_the_next_tick(tmp_path, monkey
     monkeypatch.undo()
     rep = watch.tick(st, opts, watch.load_state(st), ScanConfig(), force_detect=True)
     assert rep.folded == len(st.exchange_files()) and rep.detected
+
+
+def test_a_detection_judges_every_part_stored_before_its_time(tmp_path):
+    """A detection stamped with the loop's time t judges every part stored before t. The clock is read before the
+    fold: a part stored while a tick folds, with the clock moving meanwhile (a replay's lock-step moves it as soon
+    as the writer has stored the window), goes to the next detection instead of missing from one stamped after it."""
+    st, held, _ = _split_store(tmp_path, n_parts=2, hold_back=1)
+    state = watch.load_state(st)
+    now = {"t": 1000.0}
+
+    def clock():
+        # the writer stores the window's last part (at t = 1000), then the lock-step moves the clock past it
+        if held:
+            st.write_exchanges(held.pop(), key="p1")
+            now["t"] = 1000.0 + 3600
+        return now["t"]
+
+    opts = watch.WatchOptions(interval_seconds=3600, clock=clock)
+    state["last_detect"] = 0.0
+    reps = [watch.tick(st, opts, state, ScanConfig()) for _ in range(2)]
+    det = [r for r in reps if r.detected]
+    assert det and det[-1].detected_at == now["t"]
+    # the detection as of t = 4600 judged every part (the one stored at 1000 included)
+    assert sum(r.folded for r in reps[: reps.index(det[-1]) + 1]) == len(st.exchange_files())
