@@ -212,7 +212,10 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             cfg = {"server": {"port": port}, "upstream": {"url": f"http://127.0.0.1:{up_port}/v1"},
                    "identity": {"keys_file": str(work / "keys.yaml"), "trusted_proxies": ["127.0.0.1/32"]},
                    "recorder": {"mode": "redis", "redis_url": redis_url, "redis_stream": stream},
-                   "limits": {"account": {"requests": {"rate": 600}}},
+                   # rate limits run on the wall clock, which an accelerated replay compresses ~1,000-fold: set
+                   # out of reach, so only what the policy decided (throttle, protect, block — recorded as the
+                   # exchange's action) is measured, not a replay artefact (a busy benign app hit 429s at 600/min)
+                   "limits": {"account": {"requests": {"rate": 1e9}, "tokens": {"rate": 1e12}}},
                    "logging": {"level": "warning"},
                    "store": str(st.path), "enforcement_redis_url": redis_url, "enforcement_redis_prefix": enf_prefix,
                    "reload_seconds": 0.5, "replay_clock": {"enabled": True}}
