@@ -16,11 +16,16 @@ proxy) and its User-Agent; `watch` (stream writer, signals, detection, publish) 
 Accelerated time, in lock-step: the world's first ``--hours`` simulated hours are sent one loop interval at
 a time, in time order, each request carrying its simulated time in the replay-clock header (the
 gateways run with ``replay_clock.enabled``, bench only). After a window has been sent and `watch` has
-stored it, the simulated clock moves to the window's end, `watch` (whose clock is the simulated one)
+stored it (every exchange a gateway answered is in the store, not merely the stream momentarily empty: a
+gateway records after it answers), the simulated clock moves to the window's end, `watch` (whose clock is the simulated one)
 runs its detection, publishes, and the driver waits until every replica serves the new enforcement
 version before sending the next window. So enforcement decided at the end of window k is what the
 gateways apply to window k+1: "within one loop interval" holds by construction in simulated time, and
 the wall seconds from publish to the last replica are measured.
+
+Gateway rate limits run on the wall clock, which the replay compresses about a thousand-fold, so they are set
+out of reach: what the policy decided (throttle, protect, block) is recorded as each exchange's action and
+measured from there; no 429 here is a real limit.
 
 Scoring uses the simulator's labels only here, after the fact. Per campaign: exchanges in the whole
 world, the share sent before the first detection that flagged any of its accounts, the share sent before
@@ -172,6 +177,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     import duckdb
 
     from distillguard.gateway.identity import hash_key, pepper_from_env
+    from distillguard.scan.config import load_config
     from distillguard.store import Store
     from distillguard.testing.net import free_port
     from distillguard.watch import WatchOptions, run_watch
@@ -235,8 +241,13 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                 ticks.append(rep)
                 cond.notify_all()
 
+        # as `distillguard watch` runs: windowed detection (the scan config's watch_window_hours) and with it the
+        # carrying forward of earlier findings, which decides how long a transient flag stays enforced
+        window_hours = load_config(None).watch_window_hours
+        out["watch_window_hours"] = window_hours
         opts = WatchOptions(interval_seconds=a.interval_minutes * 60, redis_url=redis_url, stream=stream, group=group,
-                            publish_url=redis_url, publish_prefix=enf_prefix, clock=lambda: sim["now"])
+                            publish_url=redis_url, publish_prefix=enf_prefix, clock=lambda: sim["now"],
+                            window_hours=window_hours)
         scon = duckdb.connect()
         scon.execute("SET threads TO 1")
         xglob = f"{Path(a.world) / 'exchanges'}/**/*.parquet"
