@@ -178,6 +178,12 @@ class ScoringConfig(_Strict):
     #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
     #: popular tool's users share, so they never carry it.
     harvest_hidden_share: float = Field(0.5, ge=0, le=1)
+    #: A harvesting sub-cluster member's fit (``min_member_fit``: the share of its coordination weight that
+    #: points into its group) is measured against the community the sub-cluster was cut from, not the
+    #: sub-cluster alone: a sub-cluster is a minority of its community by construction, so its members' links
+    #: point mostly at the rest of it and their fit to the sub-cluster is its share of the community. False
+    #: measures fit against the sub-cluster (as before 2026-12-03).
+    harvest_parent_fit: bool = True
     #: A strongly coordinated cluster whose core's median ``long_output`` component (requested max_tokens as an
     #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
     #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence

@@ -102,6 +102,27 @@ def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: Scorin
     return {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
 
 
+def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], parent: dict[str, int]) -> dict[str, float]:
+    """Each sub-cluster member's share of its coordination weight that points into the community the
+    sub-cluster was cut from. A harvesting sub-cluster is, by construction, a small part of that community:
+    its members' links point mostly at the rest of it (the tool's users or the home-ISP neighbours it was
+    found among), so their fit measured against the sub-cluster alone is the sub-cluster's share of the
+    community (0.18–0.27 measured on quiet hydras), not how loosely the account hangs in the graph. The
+    fit rule exists to keep out an account that merely touched the group's items; whether the account
+    belongs to the community it was found in is what answers that."""
+    con.register("_pmem", pa.table({"account_id": list(membership),
+                                    "pcl": [parent.get(a, -1) for a in membership]}))
+    con.register("_par", pa.table({"account_id": list(parent), "pcl": list(parent.values())}))
+    rows = con.execute("""
+        WITH ends AS (SELECT src AS a, dst AS b, weight FROM edges UNION ALL SELECT dst, src, weight FROM edges),
+        e AS MATERIALIZED (SELECT ends.*, m.pcl FROM ends JOIN _pmem m ON m.account_id = ends.a)
+        SELECT e.a, sum(e.weight) AS tot, sum(CASE WHEN p.pcl = e.pcl THEN e.weight ELSE 0 END) AS inside
+        FROM e LEFT JOIN _par p ON p.account_id = e.b GROUP BY 1""").fetchall()
+    con.unregister("_pmem")
+    con.unregister("_par")
+    return {a: _num(inside) / tot for a, tot, inside in rows if tot}
+
+
 def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
     """True when a cluster's core collects no output: where the store records requested output lengths for
     most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
@@ -123,10 +144,13 @@ def _isnan(v) -> bool:
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
                    blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
-                   harvest: bool = False) -> tuple[list[ClusterScore], pa.Table]:
+                   harvest: bool = False, parent: dict[str, int] | None = None) -> tuple[list[ClusterScore], pa.Table]:
     """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign).
     ``harvest``: the clusters are harvesting sub-clusters (``harvest_subclusters``), strongly coordinated also
-    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance."""
+    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance.
+    ``parent``: the communities the clusters were cut from (account -> community); with
+    ``scoring.harvest_parent_fit`` a member's fit (the share of its links pointing into its group) is measured
+    against its parent community instead of the sub-cluster (see ``_parent_fit``)."""
     con.register("_feat", feats)
     mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
     con.register("_mem", mem)
@@ -154,6 +178,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.cw, 0) AS iw
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
     fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
+    fit_parent: set[str] = set()   # members whose fit is measured against the community they were found in
+    if parent is not None and cfg.harvest_parent_fit:
+        for a, f in _parent_fit(con, membership, parent).items():
+            if f > fit.get(a, (0.0, []))[0]:
+                fit[a] = (f, fit.get(a, (0.0, []))[1])
+                fit_parent.add(a)
     intra_w = {a: _num(w) for a, _, _, w in fit_rows}
     # member m shares evidence group g inside its cluster when it holds an entity of that group that another
     # *party* in the cluster also holds (accounts of one organisation verified to the declared level count as
@@ -354,8 +384,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
         ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
-        own = [f"this account: {f:.0%} of its links point into {cs.cluster_id}"
-               + (f" (through {', '.join(ties)})" if ties else "")]
+        into = f"the community {cs.cluster_id} was found in" if a in fit_parent else cs.cluster_id
+        own = [f"this account: {f:.0%} of its links point into {into}"
+               + (f" (tied to {cs.cluster_id} through {', '.join(ties)})" if ties and a in fit_parent
+                  else f" (through {', '.join(ties)})" if ties else "")]
         reasons.append(cs.reasons[:3] + own + account_reasons(frow[a], cs))
     out = pa.table({"account_id": ids, "risk": pa.array(risk, pa.float64()),
                     "cluster_id": pa.array(cl_ids, pa.string()), "reasons": pa.array(reasons, pa.list_(pa.string()))})
