@@ -184,6 +184,12 @@ class ScoringConfig(_Strict):
     #: point mostly at the rest of it and their fit to the sub-cluster is its share of the community. False
     #: measures fit against the sub-cluster (as before 2026-12-03).
     harvest_parent_fit: bool = True
+    #: A harvesting sub-cluster's members are in it because their own traffic is in the store's top
+    #: ``harvest_quantile`` on harvest shape, so the bystander rules of the member factor — ×½ when tied only by
+    #: public content, and (own ÷ cluster suspicion)² without a distinctive tie, both of which ask that a flag
+    #: rest on the account's own traffic — do not apply to them (the fit, strength and suspicion-ratio rules
+    #: still do). False applies them as to any cluster.
+    harvest_own_evidence: bool = True
     #: A strongly coordinated cluster whose core's median ``long_output`` component (requested max_tokens as an
     #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
     #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence

@@ -364,9 +364,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if own_distinct and cs.cluster_id in pooled_of:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
-        if not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
+        # a harvesting sub-cluster's member is there *because* its own traffic is in the store's top
+        # harvest_quantile on harvest shape: the bystander rules below (tied only by public content, or only by
+        # what ordinary users share with a pool) ask for evidence in the account's own traffic, which its
+        # membership already is (scoring.harvest_own_evidence)
+        own_shape = harvest and cfg.harvest_own_evidence
+        if not own_shape and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= 0.5  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
-        if cs.suspicion > 0 and not own_distinct:
+        if cs.suspicion > 0 and not own_distinct and not own_shape:
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically

@@ -69,3 +69,49 @@ def test_fit_to_the_sub_cluster_alone_misses_it():
 def test_an_account_whose_links_point_outside_its_community_is_not_lifted():
     risk = _risk(ScoringConfig())
     assert risk[DRIFTER] < 0.5
+
+
+# A quiet pool's members do not all hold a hidden tie: four of six exit through the pool's proxy /24, two share
+# only the public template the community's users send too. All six are in the store's top decile on harvest
+# shape — that is why they are in the sub-cluster — and the two sit a little lower on the account model.
+QUIET = [f"quiet{i}" for i in range(6)]
+
+
+def _quiet_rows() -> list[tuple[str, str, str, float]]:
+    rows = [(a, "template", "tpl-public", 0.4) for a in QUIET + USERS + OUTSIDE]
+    for kind in ("user_agent", "ja4", "header_fp"):
+        rows += [(a, kind, f"{kind}-tool", 1.0) for a in QUIET + USERS]
+    rows += [(a, "ip24", f"203.0.{i}", 0.5) for i, a in enumerate(USERS)]
+    rows += [(a, "ip24", "198.51.9", 0.5) for a in QUIET[:4]]
+    return rows
+
+
+def _quiet_risk(cfg: ScoringConfig) -> dict[str, float]:
+    ids = QUIET + USERS + OUTSIDE
+    susp = {a: 0.7 for a in QUIET[:4]} | {a: 0.48 for a in QUIET[4:]}
+    feats = pa.table({"account_id": ids, "suspicion": [susp.get(a, 0.3) for a in ids],
+                      "c_harvest_shape": [0.8 if a in QUIET else 0.0 for a in ids], "n_exchanges": [200.0] * len(ids),
+                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+    con = _con(_quiet_rows())
+    community = {a: 0 for a in QUIET + USERS}
+    _, out = score_clusters(con, feats, community, [], cfg)
+    best = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+    sub = harvest_subclusters(community, feats, cfg)
+    assert set(sub) == set(QUIET)
+    _, outh = score_clusters(con, feats, sub, [], cfg, id_prefix="clh", harvest=True, parent=community)
+    for a, r in zip(outh["account_id"].to_pylist(), outh["risk"].to_pylist(), strict=True):
+        best[a] = max(best[a], r)
+    return best
+
+
+def test_sub_cluster_members_without_a_hidden_tie_of_their_own_keep_the_flag():
+    risk = _quiet_risk(ScoringConfig())
+    assert min(risk[a] for a in QUIET) >= 0.5, {a: round(risk[a], 3) for a in QUIET}
+    assert max(risk[a] for a in USERS) < 0.5
+
+
+def test_bystander_rules_on_sub_cluster_members_drop_them():
+    # before: ×½ for public content only and (own ÷ cluster suspicion)² without a distinctive tie
+    risk = _quiet_risk(ScoringConfig(harvest_own_evidence=False))
+    assert max(risk[a] for a in QUIET[4:]) < 0.5
+    assert min(risk[a] for a in QUIET[:4]) >= 0.5
