@@ -198,6 +198,13 @@ class ScoringConfig(_Strict):
     #: account draws max_tokens from the same mix) the core's median is noise around 0 and the cap cuts at
     #: random (tests/scan's replay world lost its slow campaign's early flags with it at 0).
     min_core_output_demand: float | None = Field(None, ge=0, le=1)
+    #: The noise-aware form of the same gate (on by default): a strongly coordinated cluster whose core's
+    #: requested max_tokens are clearly *below* the store's accounts' — a one-sided Mann-Whitney rank test of the
+    #: core against the whole store, p at most this — collects no teacher output and is capped the same way (a
+    #: course lab, eval teams, a step-by-step tool's users). A core drawing its lengths from the store's own mix is
+    #: not significantly below it, so this never cuts at random; only where the store records max_tokens for at
+    #: least half the core (and 3 of its accounts). None turns it off.
+    output_demand_alpha: float | None = Field(1e-3, ge=0, le=1)
     #: Pooled evidence: a strongly coordinated cluster at or above this coordination is also judged on the
     #: pooled traffic of its core members that hold a distinctive tie (the group's card, sign-up burst,
     #: schedule, private templates): the account model on their combined exchanges, shrunk by the group's

@@ -123,6 +123,25 @@ def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pare
     return {a: _num(inside) / tot for a, tot, inside in rows if tot}
 
 
+def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
+    """True when a core's requested output lengths are *clearly* below the store's: a one-sided Mann-Whitney test
+    of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``output_demand_alpha``.
+    Distillation collects a teacher's answers; a course lab, an eval team or a step-by-step tool's users share a
+    great deal but ask for shorter answers than the store's accounts do. A rank test is noise-aware where the
+    median rule is not: a core drawing its lengths from the store's own mix (the tests' replay world, a campaign
+    that asks ordinary lengths) is not significantly below it and is never capped by this; a core of 3 accounts
+    cannot reach a small alpha. Calibrated to the store: ranks within it, no token count is configured."""
+    if cfg.output_demand_alpha is None or len(store_mt) < 2 * 3:
+        return False
+    core = np.array([_num(r.get("mean_max_tokens")) for r in rows if r.get("mean_max_tokens") is not None
+                     and not _isnan(r.get("mean_max_tokens"))])
+    if len(core) < max(3, 0.5 * len(rows)):
+        return False
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(core, store_mt, alternative="less").pvalue) <= cfg.output_demand_alpha
+
+
 def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
     """True when a cluster's core collects no output: where the store records requested output lengths for
     most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
@@ -277,6 +296,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         for o in feats["org_id"].to_pylist():
             if o is not None:
                 org_size[o] = org_size.get(o, 0) + 1
+    store_mt = np.array([], dtype=float)
+    if "mean_max_tokens" in feats.column_names:
+        mt = feats["mean_max_tokens"].to_numpy(zero_copy_only=False).astype(float)
+        store_mt = mt[~np.isnan(mt)]
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     for c, members in sorted(sizes.items()):
@@ -300,7 +323,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         total += min(dense, 3.0) * 0.2
         coord = 1 - math.exp(-total)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
-        no_output = strong and _no_output_demand(rows, cfg)
+        no_output = strong and (_no_output_demand(rows, cfg) or _shorter_than_store(rows, store_mt, cfg))
         if not strong or no_output:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
