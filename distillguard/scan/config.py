@@ -178,6 +178,18 @@ class ScoringConfig(_Strict):
     #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
     #: popular tool's users share, so they never carry it.
     harvest_hidden_share: float = Field(0.5, ge=0, le=1)
+    #: A harvesting sub-cluster member's fit (``min_member_fit``: the share of its coordination weight that
+    #: points into its group) is measured against the community the sub-cluster was cut from, not the
+    #: sub-cluster alone: a sub-cluster is a minority of its community by construction, so its members' links
+    #: point mostly at the rest of it and their fit to the sub-cluster is its share of the community. False
+    #: measures fit against the sub-cluster (as before 2026-12-03).
+    harvest_parent_fit: bool = True
+    #: A harvesting sub-cluster's members are in it because their own traffic is in the store's top
+    #: ``harvest_quantile`` on harvest shape, so the bystander rules of the member factor — ×½ when tied only by
+    #: public content, and (own ÷ cluster suspicion)² without a distinctive tie, both of which ask that a flag
+    #: rest on the account's own traffic — do not apply to them (the fit, strength and suspicion-ratio rules
+    #: still do). False applies them as to any cluster.
+    harvest_own_evidence: bool = True
     #: A strongly coordinated cluster whose core's median ``long_output`` component (requested max_tokens as an
     #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
     #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence
@@ -186,6 +198,13 @@ class ScoringConfig(_Strict):
     #: account draws max_tokens from the same mix) the core's median is noise around 0 and the cap cuts at
     #: random (tests/scan's replay world lost its slow campaign's early flags with it at 0).
     min_core_output_demand: float | None = Field(None, ge=0, le=1)
+    #: The noise-aware form of the same gate (on by default): a strongly coordinated cluster whose core's
+    #: requested max_tokens are clearly *below* the store's accounts' — a one-sided Mann-Whitney rank test of the
+    #: core against the whole store, p at most this — collects no teacher output and is capped the same way (a
+    #: course lab, eval teams, a step-by-step tool's users). A core drawing its lengths from the store's own mix is
+    #: not significantly below it, so this never cuts at random; only where the store records max_tokens for at
+    #: least half the core (and 3 of its accounts). None turns it off.
+    output_demand_alpha: float | None = Field(1e-3, ge=0, le=1)
     #: Pooled evidence: a strongly coordinated cluster at or above this coordination is also judged on the
     #: pooled traffic of its core members that hold a distinctive tie (the group's card, sign-up burst,
     #: schedule, private templates): the account model on their combined exchanges, shrunk by the group's

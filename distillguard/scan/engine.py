@@ -132,7 +132,8 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
         steps = [risk]
         mh = harvest_subclusters(m, feats, cfg.scoring)
         if mh:
-            csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True)
+            csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True,
+                                        parent=m)
             clusters += csh
             steps.append(riskh)
         for r in (r for t in steps for r in t.to_pylist()):

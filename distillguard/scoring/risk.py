@@ -102,6 +102,46 @@ def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: Scorin
     return {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
 
 
+def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], parent: dict[str, int]) -> dict[str, float]:
+    """Each sub-cluster member's share of its coordination weight that points into the community the
+    sub-cluster was cut from. A harvesting sub-cluster is, by construction, a small part of that community:
+    its members' links point mostly at the rest of it (the tool's users or the home-ISP neighbours it was
+    found among), so their fit measured against the sub-cluster alone is the sub-cluster's share of the
+    community (0.18–0.27 measured on quiet hydras), not how loosely the account hangs in the graph. The
+    fit rule exists to keep out an account that merely touched the group's items; whether the account
+    belongs to the community it was found in is what answers that."""
+    con.register("_pmem", pa.table({"account_id": list(membership),
+                                    "pcl": [parent.get(a, -1) for a in membership]}))
+    con.register("_par", pa.table({"account_id": list(parent), "pcl": list(parent.values())}))
+    rows = con.execute("""
+        WITH ends AS (SELECT src AS a, dst AS b, weight FROM edges UNION ALL SELECT dst, src, weight FROM edges),
+        e AS MATERIALIZED (SELECT ends.*, m.pcl FROM ends JOIN _pmem m ON m.account_id = ends.a)
+        SELECT e.a, sum(e.weight) AS tot, sum(CASE WHEN p.pcl = e.pcl THEN e.weight ELSE 0 END) AS inside
+        FROM e LEFT JOIN _par p ON p.account_id = e.b GROUP BY 1""").fetchall()
+    con.unregister("_pmem")
+    con.unregister("_par")
+    return {a: _num(inside) / tot for a, tot, inside in rows if tot}
+
+
+def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
+    """True when a core's requested output lengths are *clearly* below the store's: a one-sided Mann-Whitney test
+    of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``output_demand_alpha``.
+    Distillation collects a teacher's answers; a course lab, an eval team or a step-by-step tool's users share a
+    great deal but ask for shorter answers than the store's accounts do. A rank test is noise-aware where the
+    median rule is not: a core drawing its lengths from the store's own mix (the tests' replay world, a campaign
+    that asks ordinary lengths) is not significantly below it and is never capped by this; a core of 3 accounts
+    cannot reach a small alpha. Calibrated to the store: ranks within it, no token count is configured."""
+    if cfg.output_demand_alpha is None or len(store_mt) < 2 * 3:
+        return False
+    core = np.array([_num(r.get("mean_max_tokens")) for r in rows if r.get("mean_max_tokens") is not None
+                     and not _isnan(r.get("mean_max_tokens"))])
+    if len(core) < max(3, 0.5 * len(rows)):
+        return False
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(core, store_mt, alternative="less").pvalue) <= cfg.output_demand_alpha
+
+
 def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
     """True when a cluster's core collects no output: where the store records requested output lengths for
     most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
@@ -123,10 +163,13 @@ def _isnan(v) -> bool:
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
                    blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
-                   harvest: bool = False) -> tuple[list[ClusterScore], pa.Table]:
+                   harvest: bool = False, parent: dict[str, int] | None = None) -> tuple[list[ClusterScore], pa.Table]:
     """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign).
     ``harvest``: the clusters are harvesting sub-clusters (``harvest_subclusters``), strongly coordinated also
-    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance."""
+    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance.
+    ``parent``: the communities the clusters were cut from (account -> community); with
+    ``scoring.harvest_parent_fit`` a member's fit (the share of its links pointing into its group) is measured
+    against its parent community instead of the sub-cluster (see ``_parent_fit``)."""
     con.register("_feat", feats)
     mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
     con.register("_mem", mem)
@@ -154,6 +197,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.cw, 0) AS iw
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
     fit = {a: (_num(f), g or []) for a, f, g, _ in fit_rows}
+    fit_parent: set[str] = set()   # members whose fit is measured against the community they were found in
+    if parent is not None and cfg.harvest_parent_fit:
+        for a, f in _parent_fit(con, membership, parent).items():
+            if f > fit.get(a, (0.0, []))[0]:
+                fit[a] = (f, fit.get(a, (0.0, []))[1])
+                fit_parent.add(a)
     intra_w = {a: _num(w) for a, _, _, w in fit_rows}
     # member m shares evidence group g inside its cluster when it holds an entity of that group that another
     # *party* in the cluster also holds (accounts of one organisation verified to the declared level count as
@@ -247,6 +296,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         for o in feats["org_id"].to_pylist():
             if o is not None:
                 org_size[o] = org_size.get(o, 0) + 1
+    store_mt = np.array([], dtype=float)
+    if "mean_max_tokens" in feats.column_names:
+        mt = feats["mean_max_tokens"].to_numpy(zero_copy_only=False).astype(float)
+        store_mt = mt[~np.isnan(mt)]
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     for c, members in sorted(sizes.items()):
@@ -270,7 +323,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         total += min(dense, 3.0) * 0.2
         coord = 1 - math.exp(-total)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
-        no_output = strong and _no_output_demand(rows, cfg)
+        no_output = strong and (_no_output_demand(rows, cfg) or _shorter_than_store(rows, store_mt, cfg))
         if not strong or no_output:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
@@ -334,9 +387,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if own_distinct and cs.cluster_id in pooled_of:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
-        if not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
+        # a harvesting sub-cluster's member is there *because* its own traffic is in the store's top
+        # harvest_quantile on harvest shape: the bystander rules below (tied only by public content, or only by
+        # what ordinary users share with a pool) ask for evidence in the account's own traffic, which its
+        # membership already is (scoring.harvest_own_evidence)
+        own_shape = harvest and cfg.harvest_own_evidence
+        if not own_shape and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= 0.5  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
-        if cs.suspicion > 0 and not own_distinct:
+        if cs.suspicion > 0 and not own_distinct and not own_shape:
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically
@@ -354,8 +412,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
         ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
-        own = [f"this account: {f:.0%} of its links point into {cs.cluster_id}"
-               + (f" (through {', '.join(ties)})" if ties else "")]
+        into = f"the community {cs.cluster_id} was found in" if a in fit_parent else cs.cluster_id
+        own = [f"this account: {f:.0%} of its links point into {into}"
+               + (f" (tied to {cs.cluster_id} through {', '.join(ties)})" if ties and a in fit_parent
+                  else f" (through {', '.join(ties)})" if ties else "")]
         reasons.append(cs.reasons[:3] + own + account_reasons(frow[a], cs))
     out = pa.table({"account_id": ids, "risk": pa.array(risk, pa.float64()),
                     "cluster_id": pa.array(cl_ids, pa.string()), "reasons": pa.array(reasons, pa.list_(pa.string()))})

@@ -40,3 +40,30 @@ def test_output_demand_cap(long_output, max_tokens, gate, capped):
         assert c.coordination <= cfg.weak_coordination_cap + 1e-9
     else:
         assert c.coordination > cfg.weak_coordination_cap
+
+
+def _score_ranked(team_tokens, alpha):
+    """The store's 90 other accounts ask 500-8,000 max_tokens (their own mix); the team asks ``team_tokens``."""
+    rows = [(a, "ip24", "10.9.9", 0.5) for a in TEAM] + [(a, "payment", "card-1", 1.5) for a in TEAM]
+    rows += [(a, "ip24", f"203.1.{i}", 0.5) for i, a in enumerate(OTHERS)]
+    ids = TEAM + OTHERS
+    mix = [500.0 + 7500.0 * i / 89 for i in range(90)]
+    feats = pa.table({"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
+                      "c_long_output": [0.0] * len(ids), "mean_max_tokens": list(team_tokens) + mix,
+                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cfg = ScoringConfig(output_demand_alpha=alpha)
+    cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in TEAM}, [], cfg)
+    return cs[0], cfg
+
+
+@pytest.mark.parametrize("team_tokens,alpha,capped", [
+    ([400.0 + 10 * i for i in range(10)], 1e-3, True),           # clearly shorter answers than the store's
+    ([500.0 + 800.0 * i for i in range(10)], 1e-3, False),       # the store's own mix: noise, never capped
+    ([6000.0 + 100 * i for i in range(10)], 1e-3, False),        # long answers
+    ([400.0 + 10 * i for i in range(10)], None, False),          # off
+])
+def test_output_demand_rank_test(team_tokens, alpha, capped):
+    c, cfg = _score_ranked(team_tokens, alpha)
+    assert any("no longer answers" in r for r in c.reasons) == capped
+    assert (c.coordination <= cfg.weak_coordination_cap + 1e-9) == capped
