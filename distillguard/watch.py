@@ -355,7 +355,8 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
         write_tables(store, res, cfg, now=now)
     finally:
         close_scan(res, store)
-    carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days, since, state) if before else 0
+    carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days, since, state,
+                            cfg.watch_release_below) if before else 0
     return len(res.campaigns) + carried, alert_store(store, cfg.alerts)
 
 
@@ -393,7 +394,7 @@ def traffic_before(store, state: dict | None, since: datetime, accounts: set[str
 
 
 def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, since: datetime | None = None,
-                  state: dict | None = None) -> int:
+                  state: dict | None = None, release_below: float = 1.0) -> int:
     """Keep what earlier detections found after its traffic has left a windowed detection's window.
 
     A detection replaces the derived tables with what its window shows, so without this a campaign would be
@@ -409,7 +410,8 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
     (the batches' spans), a former member none of whose traffic lies before ``since`` was judged by this
     detection on everything an earlier one could have judged it on, and it cleared it — the new verdict
     supersedes the old one and the account is released (a transient false flag does not stay enforced for
-    ``enforcement_days``). Members of a campaign an analyst confirmed stay carried whatever the window shows:
+    ``enforcement_days``) — if that detection's risk for it is below ``release_below`` (``watch_release_below``:
+    hysteresis, so a member that only dipped under the flag threshold stays carried). Members of a campaign an analyst confirmed stay carried whatever the window shows:
     a person's verdict is released by a person (dismissing the campaign or ruling on the subject)."""
     from distillguard.campaigns.enforcement import latest_decisions
     from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
@@ -446,7 +448,11 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
         seen_before = traffic_before(store, state, since, set(carried))
         if seen_before is not None:
             confirmed = {cid for cid, d in decisions.items() if (d or {}).get("status") == "confirmed"}
-            carried = {a: cid for a, cid in carried.items() if a in seen_before or cid in confirmed}
+            nr = store.read_table("account_risk") if store.has_table("account_risk") else None
+            risk = (dict(zip(nr["account_id"].to_pylist(), nr["risk"].to_pylist(), strict=True))
+                    if nr is not None else {})
+            carried = {a: cid for a, cid in carried.items()
+                       if a in seen_before or cid in confirmed or (risk.get(a) or 0.0) >= release_below}
     if not carried:
         return 0
     camps = set(carried.values())

@@ -154,7 +154,8 @@ def test_a_flag_the_window_cleared_on_all_its_traffic_is_released(tmp_path):
     """Carry-forward keeps what the newer window could not see, not what it saw and cleared: two accounts an
     earlier detection flagged the same way, neither flagged by the newer one — the one with traffic before the
     window stays carried, the one whose every exchange is inside the window is released (membership, flag and
-    enforcement), unless an analyst confirmed its campaign."""
+    enforcement) when the newer detection's risk for it is below ``watch_release_below``, unless an analyst
+    confirmed its campaign."""
     st, ex, state = _daily_store(tmp_path)
     cfg = ScanConfig()
     first: dict[str, datetime] = {}
@@ -177,6 +178,12 @@ def test_a_flag_the_window_cleared_on_all_its_traffic_is_released(tmp_path):
     assert aged in flagged and aged in members and aged in _enforced(st)
     assert fresh not in flagged and fresh not in members and fresh not in _enforced(st)
     assert before <= flagged  # the campaigns themselves are kept
+    # hysteresis: released only below watch_release_below (0: never, the earlier behaviour)
+    _flag_transiently(st, [fresh], cid)
+    watch.detect(st, ScanConfig(watch_release_below=0.0), since=since, state=state)
+    assert fresh in _flagged(st) and fresh in _enforced(st)
+    watch.detect(st, cfg, since=since, state=state)
+    assert fresh not in _flagged(st) and fresh not in _enforced(st)
     # a confirmed campaign's members stay carried: the analyst's verdict, not the window, releases them
     _flag_transiently(st, [fresh], cid)
     record_decision(st, cid, "confirmed", "block", datetime.now(UTC), "analyst@x", "test")
