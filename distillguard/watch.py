@@ -411,8 +411,9 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
     detection on everything an earlier one could have judged it on, and it cleared it — the new verdict
     supersedes the old one and the account is released (a transient false flag does not stay enforced for
     ``enforcement_days``) — if that detection's risk for it is below ``release_below`` (``watch_release_below``:
-    hysteresis, so a member that only dipped under the flag threshold stays carried). Members of a campaign an analyst confirmed stay carried whatever the window shows:
-    a person's verdict is released by a person (dismissing the campaign or ruling on the subject)."""
+    hysteresis, so a member that only dipped under the flag threshold stays carried). Members of a campaign an
+    analyst confirmed stay carried whatever the window shows: a person's verdict is released by a person
+    (dismissing the campaign or ruling on the subject)."""
     from distillguard.campaigns.enforcement import latest_decisions
     from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
 
