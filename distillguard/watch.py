@@ -355,11 +355,46 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
         write_tables(store, res, cfg, now=now)
     finally:
         close_scan(res, store)
-    carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days) if before else 0
+    carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days, since, state,
+                            cfg.watch_release_below) if before else 0
     return len(res.campaigns) + carried, alert_store(store, cfg.alerts)
 
 
-def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int) -> int:
+def traffic_before(store, state: dict | None, since: datetime, accounts: set[str]) -> set[str] | None:
+    """The ``accounts`` with traffic before ``since`` (their rows in the stored ``beh_ah`` partials), or None
+    when it cannot be told (no partials or no state: then every account counts as having such traffic).
+
+    Only the partial files of batches whose span starts before ``since`` (or is not known) are read, and only
+    two columns of them; a detection that starts this check has read the window's files already."""
+    import duckdb
+
+    d = store.path / "tables" / PARTIAL_TABLE.format("beh_ah")
+    files = sorted(d.glob("*.parquet")) if d.exists() else []
+    if not accounts:
+        return set()
+    if state is None or not files:
+        return None
+    t0, spans = since.timestamp(), state.get("spans") or {}
+    files = [f for f in files if not f.stem.startswith("part-watch-") or not spans.get(f.stem[5:])
+             or spans[f.stem[5:]][0] < t0]
+    if not files:
+        return set()
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET threads=1")
+        con.execute("SET TimeZone='UTC'")
+        con.register("_cand", pa.table({"account_id": pa.array(sorted(accounts), pa.string())}))
+        rows = con.execute(
+            f"SELECT DISTINCT p.account_id FROM read_parquet([{', '.join(_sql_lit(str(f)) for f in files)}], "
+            f"union_by_name=true) p JOIN _cand USING (account_id) WHERE p.hour < TIMESTAMPTZ '{since.isoformat()}'"
+        ).fetchall()
+    finally:
+        con.close()
+    return {r[0] for r in rows}
+
+
+def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, since: datetime | None = None,
+                  state: dict | None = None, release_below: float = 1.0) -> int:
     """Keep what earlier detections found after its traffic has left a windowed detection's window.
 
     A detection replaces the derived tables with what its window shows, so without this a campaign would be
@@ -369,7 +404,16 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int) -> 
     rows and cluster mapping — until that campaign was last found ``days`` ago (``enforcement_days``: its
     rows then expire) or an analyst dismissed the campaign or ruled on the subject. Campaigns the new
     detection did not find again keep their ``campaigns`` and recommendation rows. Returns the number of
-    campaigns carried (not found again)."""
+    campaigns carried (not found again).
+
+    Only what the new detection could not see is carried: with ``since`` (the window's start) and ``state``
+    (the batches' spans), a former member none of whose traffic lies before ``since`` was judged by this
+    detection on everything an earlier one could have judged it on, and it cleared it — the new verdict
+    supersedes the old one and the account is released (a transient false flag does not stay enforced for
+    ``enforcement_days``) — if that detection's risk for it is below ``release_below`` (``watch_release_below``:
+    hysteresis, so a member that only dipped under the flag threshold stays carried). Members of a campaign an
+    analyst confirmed stay carried whatever the window shows: a person's verdict is released by a person
+    (dismissing the campaign or ruling on the subject)."""
     from distillguard.campaigns.enforcement import latest_decisions
     from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
 
@@ -400,6 +444,16 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int) -> 
                       old["campaign_members"]["campaign_id"].to_pylist(), strict=True):
         if cid in live and a not in new_members:
             carried[a] = cid
+    if carried and since is not None:
+        # superseded: judged again on all of its traffic (none before the window) and cleared
+        seen_before = traffic_before(store, state, since, set(carried))
+        if seen_before is not None:
+            confirmed = {cid for cid, d in decisions.items() if (d or {}).get("status") == "confirmed"}
+            nr = store.read_table("account_risk") if store.has_table("account_risk") else None
+            risk = (dict(zip(nr["account_id"].to_pylist(), nr["risk"].to_pylist(), strict=True))
+                    if nr is not None else {})
+            carried = {a: cid for a, cid in carried.items()
+                       if a in seen_before or cid in confirmed or (risk.get(a) or 0.0) >= release_below}
     if not carried:
         return 0
     camps = set(carried.values())

@@ -316,6 +316,12 @@ class ScanConfig(_Strict):
     #: earlier detection found stays (members, flags, enforcement) until its rows expire or an analyst acts,
     #: after its traffic has left the window. None: every detection on all traffic.
     watch_window_hours: float | None = Field(168.0, gt=0)
+    #: Release hysteresis of a windowed watch: a former campaign member the newer detection judged on all its
+    #: traffic (none before the window) and did not flag is released only when that detection's risk for it is
+    #: below this; between this and ``scoring.flag_threshold`` it stays carried, so an account whose risk merely
+    #: dips under the threshold for one interval is not served ``allow`` until it is flagged again.
+    #: 0: never released this way (the earlier behaviour); >= the flag threshold: released whenever not flagged.
+    watch_release_below: float = Field(0.25, ge=0, le=1)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)

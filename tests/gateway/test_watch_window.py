@@ -125,3 +125,67 @@ def test_findings_expire_with_their_rows(tmp_path):
     last = watch.detect_window(state, 1.0)
     watch.detect(st, cfg, now=later, since=last, state=state)
     assert _flagged(st) <= _found(st, cfg, last, state)
+
+
+def _flag_transiently(st, accounts: list[str], cid: str) -> None:
+    """What an earlier detection's false flag leaves behind: membership of ``cid``, a flag, a scan row."""
+    m = st.read_table("campaign_members")
+    st.write_table("campaign_members", pa.concat_tables([m, pa.table({
+        "campaign_id": pa.array([cid] * len(accounts), m.schema.field("campaign_id").type),
+        "account_id": pa.array(accounts, m.schema.field("account_id").type)})]))
+    risk = st.read_table("account_risk").to_pylist()
+    for r in risk:
+        if r["account_id"] in accounts:
+            r.update(flagged=True, risk=0.9, campaign_id=cid)
+    st.write_table("account_risk", pa.Table.from_pylist(risk, schema=st.read_table("account_risk").schema))
+    enf = st.read_table("enforcement")
+    row = next(r for r in enf.to_pylist() if r["campaign_id"] == cid and r["subject_type"] == "account")
+    st.write_table("enforcement", pa.concat_tables([enf, pa.Table.from_pylist(
+        [{**row, "subject_id": a} for a in accounts], schema=enf.schema)]))
+
+
+def _enforced(st) -> set[str]:
+    enf = st.read_table("enforcement")
+    return {s for t, s in zip(enf["subject_type"].to_pylist(), enf["subject_id"].to_pylist(), strict=True)
+            if t == "account"}
+
+
+def test_a_flag_the_window_cleared_on_all_its_traffic_is_released(tmp_path):
+    """Carry-forward keeps what the newer window could not see, not what it saw and cleared: two accounts an
+    earlier detection flagged the same way, neither flagged by the newer one — the one with traffic before the
+    window stays carried, the one whose every exchange is inside the window is released (membership, flag and
+    enforcement) when the newer detection's risk for it is below ``watch_release_below``, unless an analyst
+    confirmed its campaign."""
+    st, ex, state = _daily_store(tmp_path)
+    cfg = ScanConfig()
+    first: dict[str, datetime] = {}
+    for a, t in zip(ex["account_id"].to_pylist(), ex["ts"].to_pylist(), strict=True):
+        first[a] = min(first.get(a, t), t)
+    t_first = min(first.values()).replace(minute=0, second=0, microsecond=0)
+    watch.detect(st, cfg, since=t_first, state=state)
+    before = _flagged(st)
+    cid = sorted(set(st.read_table("campaign_members")["campaign_id"].to_pylist()))[0]
+    # the window starts at the hour the latest account began: that account's traffic is all inside it
+    since = max(first.values()).replace(minute=0, second=0, microsecond=0)
+    found = _found(st, cfg, since, state)
+    inside = sorted(a for a in first if first[a] >= since and a not in found | before)
+    older = sorted(a for a in first if first[a] < since and a not in found | before)
+    assert inside and older
+    fresh, aged = inside[0], older[0]
+    _flag_transiently(st, [fresh, aged], cid)
+    watch.detect(st, cfg, since=since, state=state)
+    flagged, members = _flagged(st), set(st.read_table("campaign_members")["account_id"].to_pylist())
+    assert aged in flagged and aged in members and aged in _enforced(st)
+    assert fresh not in flagged and fresh not in members and fresh not in _enforced(st)
+    assert before <= flagged  # the campaigns themselves are kept
+    # hysteresis: released only below watch_release_below (0: never, the earlier behaviour)
+    _flag_transiently(st, [fresh], cid)
+    watch.detect(st, ScanConfig(watch_release_below=0.0), since=since, state=state)
+    assert fresh in _flagged(st) and fresh in _enforced(st)
+    watch.detect(st, cfg, since=since, state=state)
+    assert fresh not in _flagged(st) and fresh not in _enforced(st)
+    # a confirmed campaign's members stay carried: the analyst's verdict, not the window, releases them
+    _flag_transiently(st, [fresh], cid)
+    record_decision(st, cid, "confirmed", "block", datetime.now(UTC), "analyst@x", "test")
+    watch.detect(st, cfg, since=since, state=state)
+    assert fresh in _flagged(st) and fresh in set(st.read_table("campaign_members")["account_id"].to_pylist())
