@@ -401,6 +401,12 @@ def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
                                    for p, b in sorted(benign.items())}}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the signals workers watch forks)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def direct_main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--world", required=True)
@@ -422,7 +428,7 @@ def direct_main(argv=None) -> None:
     opts, cfg, state = WatchOptions(interval_seconds=0), ScanConfig(), load_state(dst)
     flagged_at: dict[str, object] = {}   # account -> end of the window after which it was first flagged
     enforced_at: dict[str, object] = {}  # account -> end of the window after which a decision applied to it
-    ticks, wall = [], time.perf_counter()
+    ticks, wall, cpu0 = [], time.perf_counter(), _cpu()
     t = t0
     i = 0
     while t <= t1:
@@ -430,10 +436,12 @@ def direct_main(argv=None) -> None:
         part = scon.execute("SELECT * FROM exchanges WHERE ts >= ? AND ts < ? ORDER BY ts", [t, end]).to_arrow_table()
         if part.num_rows:
             dst.write_exchanges(part, key=f"w{i:04d}")
-            s = time.perf_counter()
+            s, c = time.perf_counter(), _cpu()
             rep = tick(dst, opts, state, cfg, force_detect=True)
             ticks.append({"window_end": str(end), "exchanges": part.num_rows, "seconds": round(time.perf_counter() - s, 1),
-                          "campaigns": rep.campaigns})
+                          "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns})
+            print(f"tick {i} → {end:%m-%d %H:%M}: {part.num_rows:,} exchanges, {ticks[-1]['seconds']} s, "
+                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns", file=sys.stderr, flush=True)
             con = dst.connect(threads=2)
             for (acct,) in con.execute("SELECT account_id FROM account_risk WHERE flagged").fetchall():
                 flagged_at.setdefault(acct, end)
@@ -456,19 +464,28 @@ def direct_main(argv=None) -> None:
         if acct in flagged_at:
             first_flag[cid] = min(first_flag.get(cid, flagged_at[acct]), flagged_at[acct])
     for cid, acct, ts in ex:
-        p = per.setdefault(cid, {"exchanges": 0, "before_first_flag": 0, "before_enforcement": 0, "accounts": set()})
+        p = per.setdefault(cid, {"exchanges": 0, "before_first_flag": 0, "before_enforcement": 0, "accounts": set(),
+                                 "first_exchange": ts})
+        p["first_exchange"] = min(p["first_exchange"], ts)
         p["exchanges"] += 1
         p["accounts"].add(acct)
         if cid not in first_flag or ts < first_flag[cid]:
             p["before_first_flag"] += 1
         if acct not in enforced_at or ts < enforced_at[acct]:
             p["before_enforcement"] += 1
+    cpu = _cpu() - cpu0
     out = {"world": a.world, "step_hours": a.step_hours, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
+           "cpu_seconds": round(cpu, 1), "exchanges": sum(x["exchanges"] for x in ticks),
+           "cpu_seconds_per_m_exchanges": round(cpu / max(1e-9, sum(x["exchanges"] for x in ticks) / 1e6), 1),
            "campaigns": {}, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "load": os.getloadavg()}
     for cid, p in sorted(per.items()):
         accts = p.pop("accounts")
+        ttd = first_flag[cid] - p["first_exchange"] if cid in first_flag else None
         out["campaigns"][cid] = {**p, "share_before_first_flag": round(p["before_first_flag"] / p["exchanges"], 4),
+                                 # time-to-detect: from the campaign's first exchange to the end of the window
+                                 # whose tick first flagged one of its accounts (a multiple of --step-hours at best)
+                                 "hours_to_detect": round(ttd.total_seconds() / 3600, 2) if ttd is not None else None,
                                  "share_before_enforcement": round(p["before_enforcement"] / p["exchanges"], 4),
                                  "accounts": len(accts), "accounts_enforced": len(accts & set(enforced_at)),
                                  "first_flag": str(first_flag.get(cid))}
@@ -476,6 +493,7 @@ def direct_main(argv=None) -> None:
     hit = sorted(a for a in enforced_at if a in benign)
     out["benign_ever_enforced"] = {"n": len(hit), "personas": sorted({benign[a] for a in hit})}
     out["tick_seconds"] = [x["seconds"] for x in ticks]
+    out["tick_cpu_seconds"] = [x["cpu_seconds"] for x in ticks]
     print(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
 
 

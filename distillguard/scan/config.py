@@ -303,6 +303,10 @@ class ScanConfig(_Strict):
     #: The prepare stage projects and folds at most this many exchanges at a time (whole days; a larger day is
     #: one slice): its temporary disk is then about one slice's projection rather than the whole store's.
     prepare_chunk_rows: int = Field(2_000_000, ge=1)
+    #: The scan's own tables (prepare's partials, detect's incidence) in a database file in the spill directory
+    #: (removed with it), rather than in memory: past memory_limit an in-memory database's blocks are written
+    #: to the spill files as well, and at scale 1.0 the partials alone outgrow a 3GB memory_limit.
+    tables_on_disk: bool = True
     #: Processes scoring exchanges in the signals stage (None: one per core). Each holds one batch of
     #: exchanges and the lexical model (shared copy-on-write), so memory grows by ~100 MB per worker.
     signals_workers: int | None = Field(None, ge=1)
