@@ -412,6 +412,9 @@ def direct_main(argv=None) -> None:
     ap.add_argument("--world", required=True)
     ap.add_argument("--work", default="/tmp/loop-replay")
     ap.add_argument("--step-hours", type=float, default=12.0)
+    ap.add_argument("--window-hours", type=float, default=-1,
+                    help="each detection on the last this many hours of traffic, as `distillguard watch` runs "
+                         "(default: the scan config's watch_window_hours; 0: every detection on all traffic)")
     a = ap.parse_args(argv)
     from distillguard.scan.config import ScanConfig
     from distillguard.store import Store
@@ -425,7 +428,9 @@ def direct_main(argv=None) -> None:
     scon = src.connect(threads=2)
     t0, t1 = scon.execute("SELECT min(ts), max(ts) FROM exchanges").fetchall()[0]
     step = timedelta(hours=a.step_hours)
-    opts, cfg, state = WatchOptions(interval_seconds=0), ScanConfig(), load_state(dst)
+    cfg, state = ScanConfig(), load_state(dst)
+    window = cfg.watch_window_hours if a.window_hours < 0 else (a.window_hours or None)
+    opts = WatchOptions(interval_seconds=0, window_hours=window)
     flagged_at: dict[str, object] = {}   # account -> end of the window after which it was first flagged
     enforced_at: dict[str, object] = {}  # account -> end of the window after which a decision applied to it
     ticks, wall, cpu0 = [], time.perf_counter(), _cpu()
@@ -474,7 +479,7 @@ def direct_main(argv=None) -> None:
         if acct not in enforced_at or ts < enforced_at[acct]:
             p["before_enforcement"] += 1
     cpu = _cpu() - cpu0
-    out = {"world": a.world, "step_hours": a.step_hours, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
+    out = {"world": a.world, "step_hours": a.step_hours, "window_hours": window, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
            "cpu_seconds": round(cpu, 1), "exchanges": sum(x["exchanges"] for x in ticks),
            "cpu_seconds_per_m_exchanges": round(cpu / max(1e-9, sum(x["exchanges"] for x in ticks) / 1e6), 1),
            "campaigns": {}, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -121,10 +121,11 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
       WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
     SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
-    # the exchange-level entities: the hourly rows summed per account × entity, in parts split by account (each
-    # part's aggregation fits in memory; an account's rows are all in one part, so the rows are the same)
+    # the exchange-level entities: the hourly rows summed per account × entity, in one statement unless
+    # incidence_chunk_rows asks for parts split by account (an account's rows are all in one part, so the rows
+    # are the same; each part reads every row, so parts cost more CPU than they save memory)
     parts = 1
-    if isinstance(con, duckdb.DuckDBPyConnection):
+    if isinstance(con, duckdb.DuckDBPyConnection) and cfg.incidence_chunk_rows:
         n_h = con.execute("SELECT count(*) FROM inc_h").fetchall()[0][0]
         parts = max(1, -(-int(n_h) // int(cfg.incidence_chunk_rows)))
     for p in range(parts):

@@ -91,9 +91,10 @@ class GraphConfig(_Strict):
     join_kinds: list[str] = Field(default_factory=lambda: ["payment", "creation_burst", "intel"])
     seed: int = 7
     #: The incidence step sums the hourly account × entity rows (``inc_h``) in parts of about this many rows,
-    #: split by a hash of the account (DuckDB engine), so its aggregation stays within memory instead of
-    #: spilling; the result does not depend on it.
-    incidence_chunk_rows: int = Field(16_000_000, ge=1)
+    #: split by a hash of the account (DuckDB engine); the result does not depend on it. None: one statement
+    #: (DuckDB's aggregate partitions by hash and spills partitions by itself). Every part reads all of
+    #: ``inc_h``, so parts cost parts × rows: super-linear in the traffic, 6 reads of ~80M rows at scale 1.0.
+    incidence_chunk_rows: int | None = Field(None, ge=1)
 
 
 #: The account model's default weights (docs/detection.md, "The account model"). Every component is in [0, 1].
