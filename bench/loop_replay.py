@@ -412,6 +412,8 @@ def direct_main(argv=None) -> None:
     ap.add_argument("--world", required=True)
     ap.add_argument("--work", default="/tmp/loop-replay")
     ap.add_argument("--step-hours", type=float, default=12.0)
+    ap.add_argument("--hours", type=float, default=None,
+                    help="replay only the world's first this many hours (scored over the whole world's exchanges)")
     ap.add_argument("--window-hours", type=float, default=-1,
                     help="each detection on the last this many hours of traffic, as `distillguard watch` runs "
                          "(default: the scan config's watch_window_hours; 0: every detection on all traffic)")
@@ -427,6 +429,12 @@ def direct_main(argv=None) -> None:
     dst.write_accounts(src.accounts().to_arrow_table())
     scon = src.connect(threads=2)
     t0, t1 = scon.execute("SELECT min(ts), max(ts) FROM exchanges").fetchall()[0]
+    if a.hours is not None:
+        t1 = min(t1, t0 + timedelta(hours=a.hours) - timedelta(microseconds=1))
+    # labels for the progress lines only (which campaign a tick first flagged); detection never sees them
+    camp_of = dict(scon.execute(f"SELECT account_id, campaign_id FROM read_parquet('{Path(a.world) / 'labels.parquet'}') "
+                                "WHERE campaign_id IS NOT NULL").fetchall())
+    seen: set[str] = set()
     step = timedelta(hours=a.step_hours)
     cfg, state = ScanConfig(), load_state(dst)
     window = cfg.watch_window_hours if a.window_hours < 0 else (a.window_hours or None)
@@ -438,15 +446,14 @@ def direct_main(argv=None) -> None:
     i = 0
     while t <= t1:
         end = t + step
-        part = scon.execute("SELECT * FROM exchanges WHERE ts >= ? AND ts < ? ORDER BY ts", [t, end]).to_arrow_table()
+        part = scon.execute("SELECT * FROM exchanges WHERE ts >= ? AND ts < ? ORDER BY ts", [t, min(end, t1 + timedelta(microseconds=1))]).to_arrow_table()
         if part.num_rows:
             dst.write_exchanges(part, key=f"w{i:04d}")
             s, c = time.perf_counter(), _cpu()
             rep = tick(dst, opts, state, cfg, force_detect=True)
             ticks.append({"window_end": str(end), "exchanges": part.num_rows, "seconds": round(time.perf_counter() - s, 1),
                           "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns})
-            print(f"tick {i} → {end:%m-%d %H:%M}: {part.num_rows:,} exchanges, {ticks[-1]['seconds']} s, "
-                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns", file=sys.stderr, flush=True)
+
             con = dst.connect(threads=2)
             for (acct,) in con.execute("SELECT account_id FROM account_risk WHERE flagged").fetchall():
                 flagged_at.setdefault(acct, end)
@@ -459,6 +466,11 @@ def direct_main(argv=None) -> None:
                               ON cur.subject_type = 'cluster' AND ac.cluster_id = cur.subject_id""", [end]).fetchall():
                     enforced_at.setdefault(acct, end)
             con.close()
+            new = sorted({camp_of[x] for x in flagged_at if x in camp_of} - seen)
+            seen.update(new)
+            print(f"tick {i} → {end:%m-%d %H:%M}: {part.num_rows:,} exchanges, {ticks[-1]['seconds']} s, "
+                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns; first flagged: {new}",
+                  file=sys.stderr, flush=True)
         t, i = end, i + 1
     scon.execute(f"CREATE VIEW labels AS SELECT * FROM read_parquet('{Path(a.world) / 'labels.parquet'}')")
     ex = scon.execute("""SELECT l.campaign_id, e.account_id, e.ts FROM exchanges e JOIN labels l USING (account_id)
