@@ -104,8 +104,8 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     -- accounts (a small share of them) are joined; the rest add 0
     sa1 AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(g.share) AS gs
             FROM sb JOIN g USING (hod) GROUP BY 1, 2),
-    sco AS (SELECT sb.account_id, sb.template_key, sum(tb.c - 1) AS co
-            FROM sb JOIN (SELECT template_key, bucket, c FROM tb WHERE c >= 2) tb USING (template_key, bucket)
+    sco AS (SELECT sb.account_id, sb.template_key, sum(tb2.c - 1) AS co
+            FROM sb JOIN (SELECT template_key, bucket, c FROM tb WHERE c >= 2) tb2 USING (template_key, bucket)
             JOIN g USING (hod) GROUP BY 1, 2),
     sa AS (SELECT sa1.account_id, sa1.template_key, sa1.nb_a, coalesce(sco.co, 0) AS co,
                   (tt.tot - sa1.nb_a) * sa1.gs / (tt.days * {bph}) AS ex, tt.k
