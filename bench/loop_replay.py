@@ -30,9 +30,13 @@ Benign personas: every request the gateways answered with anything but allow.
 
 **Direct** (no gateway): the world's exchanges arrive in a fresh store one window of ``--step-hours`` at a
 time, in time order; after each window one `watch` tick runs (signals for the new part, partials,
-detection, recommendations and the enforcement the default policy applies by itself). Per campaign: the
-share of its exchanges sent before the first tick that flagged any of its accounts, and before its
-accounts came under an applied decision; every benign account that was ever under one.
+detection, recommendations and the enforcement the default policy applies by itself). Detection judges the
+last ``--window-hours`` of traffic as `watch` does (default: the scan config's ``watch_window_hours``), so a
+tick costs the window, not the history. Per campaign: the share of its exchanges sent before the first tick
+that flagged any of its accounts, the hours from its first exchange to that tick's window end, and the share
+before its accounts came under an applied decision; every benign account that was ever under one; the CPU
+seconds of every tick and in all (compare with one `scan` of the world, signals included: the replay scores
+signals too).
 """
 
 from __future__ import annotations
