@@ -35,9 +35,13 @@ Benign personas: every request the gateways answered with anything but allow.
 
 **Direct** (no gateway): the world's exchanges arrive in a fresh store one window of ``--step-hours`` at a
 time, in time order; after each window one `watch` tick runs (signals for the new part, partials,
-detection, recommendations and the enforcement the default policy applies by itself). Per campaign: the
-share of its exchanges sent before the first tick that flagged any of its accounts, and before its
-accounts came under an applied decision; every benign account that was ever under one.
+detection, recommendations and the enforcement the default policy applies by itself). Detection judges the
+last ``--window-hours`` of traffic as `watch` does (default: the scan config's ``watch_window_hours``), so a
+tick costs the window, not the history. Per campaign: the share of its exchanges sent before the first tick
+that flagged any of its accounts, the hours from its first exchange to that tick's window end, and the share
+before its accounts came under an applied decision; every benign account that was ever under one; the CPU
+seconds of every tick and in all (compare with one `scan` of the world, signals included: the replay scores
+signals too).
 """
 
 from __future__ import annotations
@@ -446,11 +450,22 @@ def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
                                    for p, b in sorted(benign.items())}}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the signals workers watch forks)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def direct_main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--world", required=True)
     ap.add_argument("--work", default="/tmp/loop-replay")
     ap.add_argument("--step-hours", type=float, default=12.0)
+    ap.add_argument("--hours", type=float, default=None,
+                    help="replay only the world's first this many hours (scored over the whole world's exchanges)")
+    ap.add_argument("--window-hours", type=float, default=-1,
+                    help="each detection on the last this many hours of traffic, as `distillguard watch` runs "
+                         "(default: the scan config's watch_window_hours; 0: every detection on all traffic)")
     a = ap.parse_args(argv)
     from distillguard.scan.config import ScanConfig
     from distillguard.store import Store
@@ -463,22 +478,31 @@ def direct_main(argv=None) -> None:
     dst.write_accounts(src.accounts().to_arrow_table())
     scon = src.connect(threads=2)
     t0, t1 = scon.execute("SELECT min(ts), max(ts) FROM exchanges").fetchall()[0]
+    if a.hours is not None:
+        t1 = min(t1, t0 + timedelta(hours=a.hours) - timedelta(microseconds=1))
+    # labels for the progress lines only (which campaign a tick first flagged); detection never sees them
+    camp_of = dict(scon.execute(f"SELECT account_id, campaign_id FROM read_parquet('{Path(a.world) / 'labels.parquet'}') "
+                                "WHERE campaign_id IS NOT NULL").fetchall())
+    seen: set[str] = set()
     step = timedelta(hours=a.step_hours)
-    opts, cfg, state = WatchOptions(interval_seconds=0), ScanConfig(), load_state(dst)
+    cfg, state = ScanConfig(), load_state(dst)
+    window = cfg.watch_window_hours if a.window_hours < 0 else (a.window_hours or None)
+    opts = WatchOptions(interval_seconds=0, window_hours=window)
     flagged_at: dict[str, object] = {}   # account -> end of the window after which it was first flagged
     enforced_at: dict[str, object] = {}  # account -> end of the window after which a decision applied to it
-    ticks, wall = [], time.perf_counter()
+    ticks, wall, cpu0 = [], time.perf_counter(), _cpu()
     t = t0
     i = 0
     while t <= t1:
         end = t + step
-        part = scon.execute("SELECT * FROM exchanges WHERE ts >= ? AND ts < ? ORDER BY ts", [t, end]).to_arrow_table()
+        part = scon.execute("SELECT * FROM exchanges WHERE ts >= ? AND ts < ? ORDER BY ts", [t, min(end, t1 + timedelta(microseconds=1))]).to_arrow_table()
         if part.num_rows:
             dst.write_exchanges(part, key=f"w{i:04d}")
-            s = time.perf_counter()
+            s, c = time.perf_counter(), _cpu()
             rep = tick(dst, opts, state, cfg, force_detect=True)
             ticks.append({"window_end": str(end), "exchanges": part.num_rows, "seconds": round(time.perf_counter() - s, 1),
-                          "campaigns": rep.campaigns})
+                          "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns})
+
             con = dst.connect(threads=2)
             for (acct,) in con.execute("SELECT account_id FROM account_risk WHERE flagged").fetchall():
                 flagged_at.setdefault(acct, end)
@@ -491,6 +515,11 @@ def direct_main(argv=None) -> None:
                               ON cur.subject_type = 'cluster' AND ac.cluster_id = cur.subject_id""", [end]).fetchall():
                     enforced_at.setdefault(acct, end)
             con.close()
+            new = sorted({camp_of[x] for x in flagged_at if x in camp_of} - seen)
+            seen.update(new)
+            print(f"tick {i} → {end:%m-%d %H:%M}: {part.num_rows:,} exchanges, {ticks[-1]['seconds']} s, "
+                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns; first flagged: {new}",
+                  file=sys.stderr, flush=True)
         t, i = end, i + 1
     scon.execute(f"CREATE VIEW labels AS SELECT * FROM read_parquet('{Path(a.world) / 'labels.parquet'}')")
     ex = scon.execute("""SELECT l.campaign_id, e.account_id, e.ts FROM exchanges e JOIN labels l USING (account_id)
@@ -501,19 +530,28 @@ def direct_main(argv=None) -> None:
         if acct in flagged_at:
             first_flag[cid] = min(first_flag.get(cid, flagged_at[acct]), flagged_at[acct])
     for cid, acct, ts in ex:
-        p = per.setdefault(cid, {"exchanges": 0, "before_first_flag": 0, "before_enforcement": 0, "accounts": set()})
+        p = per.setdefault(cid, {"exchanges": 0, "before_first_flag": 0, "before_enforcement": 0, "accounts": set(),
+                                 "first_exchange": ts})
+        p["first_exchange"] = min(p["first_exchange"], ts)
         p["exchanges"] += 1
         p["accounts"].add(acct)
         if cid not in first_flag or ts < first_flag[cid]:
             p["before_first_flag"] += 1
         if acct not in enforced_at or ts < enforced_at[acct]:
             p["before_enforcement"] += 1
-    out = {"world": a.world, "step_hours": a.step_hours, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
+    cpu = _cpu() - cpu0
+    out = {"world": a.world, "step_hours": a.step_hours, "window_hours": window, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
+           "cpu_seconds": round(cpu, 1), "exchanges": sum(x["exchanges"] for x in ticks),
+           "cpu_seconds_per_m_exchanges": round(cpu / max(1e-9, sum(x["exchanges"] for x in ticks) / 1e6), 1),
            "campaigns": {}, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "load": os.getloadavg()}
     for cid, p in sorted(per.items()):
         accts = p.pop("accounts")
+        ttd = first_flag[cid] - p["first_exchange"] if cid in first_flag else None
         out["campaigns"][cid] = {**p, "share_before_first_flag": round(p["before_first_flag"] / p["exchanges"], 4),
+                                 # time-to-detect: from the campaign's first exchange to the end of the window
+                                 # whose tick first flagged one of its accounts (a multiple of --step-hours at best)
+                                 "hours_to_detect": round(ttd.total_seconds() / 3600, 2) if ttd is not None else None,
                                  "share_before_enforcement": round(p["before_enforcement"] / p["exchanges"], 4),
                                  "accounts": len(accts), "accounts_enforced": len(accts & set(enforced_at)),
                                  "first_flag": str(first_flag.get(cid))}
@@ -521,6 +559,7 @@ def direct_main(argv=None) -> None:
     hit = sorted(a for a in enforced_at if a in benign)
     out["benign_ever_enforced"] = {"n": len(hit), "personas": sorted({benign[a] for a in hit})}
     out["tick_seconds"] = [x["seconds"] for x in ticks]
+    out["tick_cpu_seconds"] = [x["cpu_seconds"] for x in ticks]
     print(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
 
 

@@ -57,11 +57,14 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
     peak = [0]
+    series: list[tuple[float, int]] = []  # (Unix time, spill directory size): attributed to stages below
     stop = threading.Event()
 
     def watch(d: Path) -> None:
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], dir_size(d))
+            n = dir_size(d)
+            peak[0] = max(peak[0], n)
+            series.append((time.time(), n))
 
     th = threading.Thread(target=watch, args=(Path(a.temp_dir or Path(a.store) / "tmp"),), daemon=True)
     th.start()
@@ -94,11 +97,18 @@ def main() -> None:
           f"{tm['detect']:.1f} | {tm['campaigns']:.1f} | {rest:.1f} |")
     mex = s["exchanges"] / 1e6
     print(f"temp disk peak: {peak[0] / 2**20:,.0f} MiB · store size: {dir_size(Path(a.store)) / 2**20:,.0f} MiB")
-    print("| stage | CPU s | CPU s per M exchanges | wall s |")
-    print("|---|---:|---:|---:|")
-    for k in [k for k in tm if k.endswith("_cpu")]:
-        name = k[:-4]
-        print(f"| {name} | {tm[k]:.1f} | {tm[k] / mex:.1f} | {tm[name]:.1f} |")
+    print("| stage | CPU s | CPU s per M exchanges | wall s | temp peak MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, lo, hi in stage_windows(tm):
+        k = name + "_cpu"
+        tp = max((n for s_, n in series if lo <= s_ <= hi + 0.5), default=0)
+        print(f"| {name} | {tm[k]:.1f} | {tm[k] / mex:.1f} | {tm[name]:.1f} | {tp / 2**20:,.0f} |")
+
+
+def stage_windows(tm: dict) -> list[tuple[str, float, float]]:
+    """(stage, start, end) as Unix times, from each stage's end (``<stage>_at``) and wall seconds."""
+    return [(k[:-4], tm[k[:-4] + "_at"] - tm[k[:-4]], tm[k[:-4] + "_at"]) for k in tm
+            if k.endswith("_cpu") and k[:-4] + "_at" in tm]
 
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     bph = 60 // int(cfg.sync_bucket_minutes) if 60 % int(cfg.sync_bucket_minutes) == 0 else 60 / cfg.sync_bucket_minutes
     bpd = int(round(24 * bph))
     tot = f"tot AS (SELECT account_id, sum(n) AS n FROM beh_ah WHERE {w} GROUP BY 1)"
+    bands = range(int(cfg.sync_bands))
+    bands_pivot = ", ".join(f"min(CASE WHEN j = {j} THEN hr END) AS hr{j}" for j in bands)
+    bands_min = ", ".join(f"min(bhp.hr{j}) AS hr{j}" for j in bands)
+    bands_case = " ".join(f"WHEN {j} THEN mrp.hr{j}" for j in bands)
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE inc_raw AS
     WITH {tot},
@@ -95,36 +99,50 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     tt AS (SELECT template_key, (max(bucket) - min(bucket)) / {bpd} + 1 AS days, count(*) AS tot,
                   count(DISTINCT account_id) AS k FROM sb GROUP BY 1),
     -- per account and template first, then its template's totals (one row each): the expected co-activity
-    -- is (the template's other rows) × (the account's summed hour-of-day shares) / (the template's buckets)
-    sa0 AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(tb.c - 1) AS co, sum(g.share) AS gs
-            FROM sb JOIN tb USING (template_key, bucket) JOIN g USING (hod) GROUP BY 1, 2),
-    sa AS (SELECT sa0.account_id, sa0.template_key, sa0.nb_a, sa0.co,
-                  (tt.tot - sa0.nb_a) * sa0.gs / (tt.days * {bph}) AS ex, tt.k
-           FROM sa0 JOIN tt USING (template_key)),
+    -- is (the template's other rows) × (the account's summed hour-of-day shares) / (the template's buckets).
+    -- The co-activity counts other accounts in the account's buckets, so only buckets with two or more
+    -- accounts (a small share of them) are joined; the rest add 0
+    sa1 AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(g.share) AS gs
+            FROM sb JOIN g USING (hod) GROUP BY 1, 2),
+    sco AS (SELECT sb.account_id, sb.template_key, sum(tb2.c - 1) AS co
+            FROM sb JOIN (SELECT template_key, bucket, c FROM tb WHERE c >= 2) tb2 USING (template_key, bucket)
+            JOIN g USING (hod) GROUP BY 1, 2),
+    sa AS (SELECT sa1.account_id, sa1.template_key, sa1.nb_a, coalesce(sco.co, 0) AS co,
+                  (tt.tot - sa1.nb_a) * sa1.gs / (tt.days * {bph}) AS ex, tt.k
+           FROM sa1 JOIN tt USING (template_key) LEFT JOIN sco USING (account_id, template_key)),
+    -- only account × template pairs synchronised beyond chance become entities: the MinHash below is
+    -- computed for those alone
+    sp AS (SELECT account_id, template_key,
+                  least(1.0, (co / greatest(ex, 1e-9) - 1) / 3.0) / {int(cfg.sync_bands)} AS strength
+           FROM sa WHERE k >= 3 AND nb_a >= 3 AND co / greatest(ex, 1e-9) >= {float(cfg.sync_min_lift)}),
     -- the entity is not the template alone: two operations each synchronised on its own schedule but
     -- sending the same public template are not synchronised with each other. Each account's set of busy
     -- buckets (≥ 3 accounts) on the template is summarised by {int(cfg.sync_bands)} MinHash values, so two
     -- accounts share a sync entity with probability = the Jaccard overlap of their busy buckets
     -- (the hash of a bucket depends on the bucket and the band only: it is computed once per distinct busy
-    -- bucket and band, ranked, and each account keeps its smallest rank, the same minimum as the md5 strings')
+    -- bucket and band, ranked, and each account keeps its smallest rank, the same minimum as the md5 strings';
+    -- the bands' ranks are one row per bucket, so the minimum is one pass over the account's buckets)
     hot AS (SELECT template_key, bucket FROM tb WHERE c >= 3),
     bh AS (SELECT bucket, j, h, row_number() OVER (PARTITION BY j ORDER BY h, bucket) AS hr FROM (
              SELECT b.bucket, r.j, md5(CAST(b.bucket AS VARCHAR) || '~' || CAST(r.j AS VARCHAR)) AS h
              FROM (SELECT DISTINCT bucket FROM hot) b CROSS JOIN range({int(cfg.sync_bands)}) r(j))),
-    mr AS (SELECT sb.account_id, sb.template_key, bh.j, min(bh.hr) AS hr
-           FROM sb JOIN hot USING (template_key, bucket) JOIN bh USING (bucket) GROUP BY 1, 2, 3),
+    bhp AS (SELECT bucket, {bands_pivot} FROM bh GROUP BY bucket),
+    mrp AS (SELECT sb.account_id, sb.template_key, {bands_min}
+            FROM sb JOIN sp USING (account_id, template_key) JOIN hot USING (template_key, bucket)
+            JOIN bhp USING (bucket) GROUP BY 1, 2),
+    mr AS (SELECT mrp.account_id, mrp.template_key, r.j, CASE r.j {bands_case} END AS hr
+           FROM mrp CROSS JOIN range({int(cfg.sync_bands)}) r(j)),
     mh AS (SELECT mr.account_id, mr.template_key, mr.j, bh.h FROM mr JOIN bh USING (j, hr)),
     syncs AS (
-      SELECT sa.account_id, 'sync' AS kind, sa.template_key || '~' || mh.j || '~' || mh.h AS entity,
-             least(1.0, (sa.co / greatest(sa.ex, 1e-9) - 1) / 3.0) / {int(cfg.sync_bands)} AS strength
-      FROM sa JOIN mh USING (account_id, template_key)
-      WHERE sa.k >= 3 AND sa.nb_a >= 3 AND sa.co / greatest(sa.ex, 1e-9) >= {float(cfg.sync_min_lift)})
+      SELECT sp.account_id, 'sync' AS kind, sp.template_key || '~' || mh.j || '~' || mh.h AS entity, sp.strength
+      FROM sp JOIN mh USING (account_id, template_key))
     SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
-    # the exchange-level entities: the hourly rows summed per account × entity, in parts split by account (each
-    # part's aggregation fits in memory; an account's rows are all in one part, so the rows are the same)
+    # the exchange-level entities: the hourly rows summed per account × entity, in one statement unless
+    # incidence_chunk_rows asks for parts split by account (an account's rows are all in one part, so the rows
+    # are the same; each part reads every row, so parts cost more CPU than they save memory)
     parts = 1
-    if isinstance(con, duckdb.DuckDBPyConnection):
+    if isinstance(con, duckdb.DuckDBPyConnection) and cfg.incidence_chunk_rows:
         n_h = con.execute("SELECT count(*) FROM inc_h").fetchall()[0][0]
         parts = max(1, -(-int(n_h) // int(cfg.incidence_chunk_rows)))
     for p in range(parts):

@@ -91,9 +91,10 @@ class GraphConfig(_Strict):
     join_kinds: list[str] = Field(default_factory=lambda: ["payment", "creation_burst", "intel"])
     seed: int = 7
     #: The incidence step sums the hourly account × entity rows (``inc_h``) in parts of about this many rows,
-    #: split by a hash of the account (DuckDB engine), so its aggregation stays within memory instead of
-    #: spilling; the result does not depend on it.
-    incidence_chunk_rows: int = Field(16_000_000, ge=1)
+    #: split by a hash of the account (DuckDB engine); the result does not depend on it. None: one statement
+    #: (DuckDB's aggregate partitions by hash and spills partitions by itself). Every part reads all of
+    #: ``inc_h``, so parts cost parts × rows: super-linear in the traffic, 6 reads of ~80M rows at scale 1.0.
+    incidence_chunk_rows: int | None = Field(None, ge=1)
 
 
 #: The account model's default weights (docs/detection.md, "The account model"). Every component is in [0, 1].
@@ -328,6 +329,10 @@ class ScanConfig(_Strict):
     #: The prepare stage projects and folds at most this many exchanges at a time (whole days; a larger day is
     #: one slice): its temporary disk is then about one slice's projection rather than the whole store's.
     prepare_chunk_rows: int = Field(2_000_000, ge=1)
+    #: The scan's own tables (prepare's partials, detect's incidence) in a database file in the spill directory
+    #: (removed with it), rather than in memory: past memory_limit an in-memory database's blocks are written
+    #: to the spill files as well, and at scale 1.0 the partials alone outgrow a 3GB memory_limit.
+    tables_on_disk: bool = True
     #: Processes scoring exchanges in the signals stage (None: one per core). Each holds one batch of
     #: exchanges and the lexical model (shared copy-on-write), so memory grows by ~100 MB per worker.
     signals_workers: int | None = Field(None, ge=1)

@@ -91,7 +91,8 @@ def _cpu_seconds() -> float:
 
 class _Laps:
     """Wall and CPU seconds per stage into ``timings``: each ``lap(name)`` closes the stage that began at
-    the previous lap (or at construction)."""
+    the previous lap (or at construction). ``<name>_at`` is the stage's end as Unix time, so a sampler
+    outside the process (bench/scan_bench.py's spill-directory sizes) can tell which stage it saw."""
 
     def __init__(self, timings: dict[str, float]) -> None:
         self.timings = timings
@@ -100,6 +101,7 @@ class _Laps:
     def lap(self, name: str) -> None:
         t, cpu = time.perf_counter(), _cpu_seconds()
         self.timings[name], self.timings[f"{name}_cpu"] = t - self.t, cpu - self.cpu
+        self.timings[f"{name}_at"] = time.time()
         self.t, self.cpu = t, cpu
 
 

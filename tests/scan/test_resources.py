@@ -193,3 +193,21 @@ def test_cli_off_a_terminal_prints_stage_lines(world, tmp_path):
         assert f"scan: {stage}:" in r.stderr
     assert "\x1b[" not in r.stderr  # no live bar or colour codes in a pipe
     assert (tmp_path / "r" / "accounts.parquet").exists()
+
+
+def test_scan_tables_live_in_a_file_in_the_spill_directory_and_give_the_same_results(world):
+    """The scan's own tables (prepare's partials, detect's incidence) sit in a database file under the run's
+    spill directory, so the buffer pool evicts their blocks without writing them to spill files; the file goes
+    with the directory, and the results are those of the in-memory database."""
+    res = run_scan(world, _cfg(), signals="never")
+    path = res.con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'dg_scan'").fetchall()[0][0]
+    assert path and Path(path).parent == res.space.path and Path(path).stat().st_size > 0, path
+    assert res.con.execute("SELECT count(*) FROM dg_scan.inc_h").fetchall()[0][0] > 0
+    on_disk = _risk_rows(res)
+    spill = res.space.path
+    close_scan(res, world)
+    assert not spill.exists()
+    mem = run_scan(world, _cfg(tables_on_disk=False), signals="never")
+    assert not mem.con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'dg_scan'").fetchall()[0][0]
+    assert _risk_rows(mem) == on_disk
+    close_scan(mem, world)
