@@ -79,3 +79,39 @@ def test_joining_counts_only_the_configured_kinds(kinds):
     cfg = ScanConfig().graph
     cfg.join_kinds = kinds
     assert operation_groups(_con(_rows()), OP | USERS, len(OP) + len(USERS), cfg) == {}
+
+
+# Two unrelated campaigns of 300 accounts each, each with its own cards (3 accounts a card) and sign-up bursts:
+# five of A's cards were also used by one account of B. In a store of 5,000 accounts that is "beyond chance"
+# (p ≈ 1e-6 one way, 2e-4 the other, against 1e-3 for the single pair), and the test's power only grows with the
+# campaigns' sizes — but 15 of A's 300 accounts hold such a card, with a third of their co-holders in B: a tie
+# share of 0.017 (graph.join_min_share 0.05), against about 0.3 between pieces of one operation.
+CAMP = {f"{c}{i}": n for n, c in enumerate("AB") for i in range(300)}
+
+
+def _two_campaigns() -> list[tuple[str, str, str, float]]:
+    rows = []
+    for a in CAMP:
+        c, i = a[0], int(a[1:])
+        rows += [(a, "payment", f"card-{c}-{i // 3}", 1.0), (a, "creation_burst", f"standard|{c}{i // 100}", 0.8)]
+    rows += [(f"B{3 * j}", "payment", f"card-A-{j}", 1.0) for j in range(5)]   # B's stray uses of A's cards
+    return rows
+
+
+def test_two_campaigns_with_a_small_significant_overlap_are_not_joined():
+    assert operation_groups(_con(_two_campaigns()), CAMP, 5_000, ScanConfig().graph) == {}
+
+
+def test_without_the_effect_size_the_tail_test_alone_joins_them():
+    # the failure the effect size exists for: the tail probability alone joins two campaigns
+    cfg = ScanConfig().graph
+    cfg.join_min_share = 0
+    ops = operation_groups(_con(_two_campaigns()), CAMP, 5_000, cfg)
+    assert set(ops) == set(CAMP) and len(set(ops.values())) == 1
+
+
+def test_pieces_are_joined_beside_two_campaigns_that_are_not():
+    rows = _rows() + _two_campaigns()
+    mem = OP | USERS | {a: 100 + c for a, c in CAMP.items()}
+    ops = operation_groups(_con(rows), mem, 5_000, ScanConfig().graph)
+    assert set(ops) == set(OP) and len(set(ops.values())) == 1
