@@ -19,6 +19,7 @@ from distillguard.behavior import account_features, build_partials
 from distillguard.engine.communities import find_communities, pair_graph
 from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
+from distillguard.graph.edges import KIND_GROUP
 from distillguard.graph.operations import operation_groups
 from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
@@ -144,7 +145,7 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     ops = operation_groups(con, membership, feats.num_rows, cfg.graph)
     mark("operations")
     if ops:
-        cs, risk_op = score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop")
+        cs, risk_op = score_operations(con, feats, ops, blocks, cfg)
         mark("score_operations")
         clusters += cs
         for r in risk_op.to_pylist():
@@ -152,3 +153,13 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
                 best[r["account_id"]] = r
     risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
     return clusters, risk, membership
+
+
+def score_operations(con: duckdb.DuckDBPyConnection, feats: pa.Table, ops: dict[str, int], blocks: list[Block],
+                     cfg: ScanConfig) -> tuple[list[ClusterScore], pa.Table]:
+    """The operations (``graph.operations``) scored as one more cluster level (``clop-NNNN``). A member takes the
+    operation's level through its own ties of the kinds the operation was joined on (``graph.join_kinds``: its
+    cards, sign-up bursts, indicators), not through its community's membership (``score_clusters``'
+    ``member_ties``)."""
+    ties = tuple(sorted({KIND_GROUP[k] for k in cfg.graph.join_kinds if k in KIND_GROUP}))
+    return score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop", member_ties=ties)

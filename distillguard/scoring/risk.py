@@ -123,10 +123,15 @@ def _isnan(v) -> bool:
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
                    blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
-                   harvest: bool = False) -> tuple[list[ClusterScore], pa.Table]:
+                   harvest: bool = False, member_ties: tuple[str, ...] | None = None) -> tuple[list[ClusterScore], pa.Table]:
     """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign).
     ``harvest``: the clusters are harvesting sub-clusters (``harvest_subclusters``), strongly coordinated also
-    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance."""
+    when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance.
+    ``member_ties``: the evidence groups through which a member counts as tied to its cluster by evidence of its
+    own (default: the distinctive groups). An operation joined from several communities (graph/operations.py)
+    passes the groups it was joined on: a member takes the operation's level through the operation's own cards,
+    bursts or indicators, not because its community was joined — an ordinary user who co-acts with a proxy pool
+    on a public template is then judged on its own traffic, as in its community."""
     con.register("_feat", feats)
     mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
     con.register("_mem", mem)
@@ -331,6 +336,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         own_distinct = distinct.get(a, set())
+        if member_ties is not None:
+            own_distinct = own_distinct & set(member_ties)
         if own_distinct and cs.cluster_id in pooled_of:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))

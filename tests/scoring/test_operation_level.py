@@ -115,3 +115,37 @@ def test_pieces_are_joined_beside_two_campaigns_that_are_not():
     mem = OP | USERS | {a: 100 + c for a, c in CAMP.items()}
     ops = operation_groups(_con(rows), mem, 5_000, ScanConfig().graph)
     assert set(ops) == set(OP) and len(set(ops.values())) == 1
+
+
+def _with_bystander(monkeypatch, member_ties: bool) -> dict[str, float]:
+    """The operation plus an ordinary user in its first piece: it shares a proxy /24 with ten of the pool's
+    accounts and sends the operation's template in the same windows (the pool carries ordinary traffic too),
+    but holds none of its cards or sign-up bursts; its own traffic is far less suspicious than the pool's."""
+    rows = _rows() + [("byst", "ip24", "10.0.0", 0.3), ("byst", "sync", "sync-op", 0.6),
+                      ("byst", "template", "tpl-op", 0.3), ("byst", "user_agent", "OpenAI/Python 1.93.0", 0.1)]
+    rows += [(f"op{p}-{j}", "ip24", "10.0.0", 0.3) for p in range(2) for j in range(5)]
+    rows += [(f"op{p}-{j}", "sync", "sync-op", 0.6) for p in range(PIECES) for j in range(PER)]
+    ids = [*OP, *USERS, "byst"]
+    feats = pa.table({"account_id": ids, "suspicion": [0.6 if a in OP else 0.25 if a == "byst" else 0.1 for a in ids],
+                      "n_exchanges": [100.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    monkeypatch.setattr(engine, "find_communities", lambda *_a, **_k: OP | USERS | {"byst": 0})
+    if not member_ties:
+        monkeypatch.setattr(engine, "score_operations", lambda con, f, ops, blocks, cfg: engine.score_clusters(
+            con, f, ops, blocks, cfg.scoring, id_prefix="clop"))
+    clusters, risk, _ = engine.score_levels(_con(rows), feats, None, [], ScanConfig())
+    assert any(c.cluster_id.startswith("clop") and "byst" in c.members for c in clusters)
+    return dict(zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(), strict=True))
+
+
+def test_a_bystander_in_a_joined_operation_is_judged_by_its_own_ties(monkeypatch):
+    risk = _with_bystander(monkeypatch, member_ties=True)
+    assert min(risk[a] for a in OP) >= 0.5
+    assert risk["byst"] < 0.5
+
+
+def test_pooled_membership_alone_would_carry_the_bystander(monkeypatch):
+    # without member_ties its schedule counts as its own distinctive tie and the operation's pooled traffic
+    # lifts it: the failure the rule exists for
+    risk = _with_bystander(monkeypatch, member_ties=False)
+    assert risk["byst"] >= 0.5
