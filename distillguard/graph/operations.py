@@ -134,3 +134,23 @@ class TieShares:
                 if t > best.get(acc, 0.0):
                     best[acc] = t
         return sum(best.values())
+
+
+def joining_holders(con: duckdb.DuckDBPyConnection, ops: dict[str, int], membership: dict[str, int],
+                    cfg: GraphConfig) -> set[str]:
+    """The accounts of the operations (``ops``: account → operation) holding a *joining* entity: one of
+    ``join_kinds`` held by accounts of two or more level-0 communities (``membership``) of the same operation —
+    what the operation was joined on. A student holding the sign-up burst of her own university's intake, or a
+    card only her own community holds, is not tied to the operation by it."""
+    if not ops or not cfg.join_kinds:
+        return set()
+    con.register("_jh", pa.table({"account_id": list(ops), "op": list(ops.values()),
+                                  "cl": [membership[a] for a in ops]}))
+    kl = ", ".join(f"'{k}'" for k in cfg.join_kinds)
+    rows = con.execute(f"""
+        WITH h AS (SELECT j.account_id, j.op, j.cl, i.kind, i.entity FROM inc i JOIN _jh j USING (account_id)
+                   WHERE i.kind IN ({kl})),
+        jn AS (SELECT op, kind, entity FROM h GROUP BY 1, 2, 3 HAVING count(DISTINCT cl) >= 2)
+        SELECT DISTINCT h.account_id FROM h JOIN jn USING (op, kind, entity)""").fetchall()
+    con.unregister("_jh")
+    return {a for (a,) in rows}

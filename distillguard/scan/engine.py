@@ -20,7 +20,7 @@ from distillguard.engine.communities import find_communities, pair_graph
 from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import KIND_GROUP
-from distillguard.graph.operations import operation_groups
+from distillguard.graph.operations import joining_holders, operation_groups
 from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
@@ -145,7 +145,7 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     ops = operation_groups(con, membership, feats.num_rows, cfg.graph)
     mark("operations")
     if ops:
-        cs, risk_op = score_operations(con, feats, ops, blocks, cfg)
+        cs, risk_op = score_operations(con, feats, ops, membership, blocks, cfg)
         mark("score_operations")
         clusters += cs
         for r in risk_op.to_pylist():
@@ -155,11 +155,12 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     return clusters, risk, membership
 
 
-def score_operations(con: duckdb.DuckDBPyConnection, feats: pa.Table, ops: dict[str, int], blocks: list[Block],
-                     cfg: ScanConfig) -> tuple[list[ClusterScore], pa.Table]:
+def score_operations(con: duckdb.DuckDBPyConnection, feats: pa.Table, ops: dict[str, int], membership: dict[str, int],
+                     blocks: list[Block], cfg: ScanConfig) -> tuple[list[ClusterScore], pa.Table]:
     """The operations (``graph.operations``) scored as one more cluster level (``clop-NNNN``). A member takes the
-    operation's level through its own ties of the kinds the operation was joined on (``graph.join_kinds``: its
-    cards, sign-up bursts, indicators), not through its community's membership (``score_clusters``'
-    ``member_ties``)."""
+    operation's level through its own ties of the kinds the operation was joined on (``graph.join_kinds``) — it
+    holds one of the cards, sign-up bursts or indicators that two of the operation's communities share — not
+    through its community's membership nor the group's pooled traffic (``score_clusters``' ``member_ties``)."""
     ties = tuple(sorted({KIND_GROUP[k] for k in cfg.graph.join_kinds if k in KIND_GROUP}))
-    return score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop", member_ties=ties)
+    tied = joining_holders(con, ops, membership, cfg.graph)
+    return score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop", member_ties=ties, tied=tied)

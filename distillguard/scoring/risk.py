@@ -123,15 +123,19 @@ def _isnan(v) -> bool:
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
                    blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
-                   harvest: bool = False, member_ties: tuple[str, ...] | None = None) -> tuple[list[ClusterScore], pa.Table]:
+                   harvest: bool = False, member_ties: tuple[str, ...] | None = None,
+                   tied: set[str] | None = None) -> tuple[list[ClusterScore], pa.Table]:
     """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign).
     ``harvest``: the clusters are harvesting sub-clusters (``harvest_subclusters``), strongly coordinated also
     when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance.
-    ``member_ties``: the evidence groups through which a member counts as tied to its cluster by evidence of its
-    own (default: the distinctive groups). An operation joined from several communities (graph/operations.py)
-    passes the groups it was joined on: a member takes the operation's level through the operation's own cards,
-    bursts or indicators, not because its community was joined — an ordinary user who co-acts with a proxy pool
-    on a public template is then judged on its own traffic, as in its community."""
+    ``member_ties`` and ``tied``: an operation joined from several communities (graph/operations.py) is scored
+    with the evidence groups it was joined on and the accounts holding one of the entities that joined it
+    (``operations.joining_holders``). There a member counts as tied to the cluster by evidence of its own only
+    when it is one of ``tied``, and then only through ``member_ties``; and its traffic is read on its own, not
+    with the group's pooled traffic. It takes the operation's level through the operation's own cards, bursts
+    or indicators, not because its community was joined: an ordinary user co-active with a proxy pool on a
+    public template, or students sharing their own university's sign-up burst, are judged on their own traffic
+    (the quadratic fall-off below the group's suspicion), as in their community."""
     con.register("_feat", feats)
     mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
     con.register("_mem", mem)
@@ -337,8 +341,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         own_distinct = distinct.get(a, set())
         if member_ties is not None:
-            own_distinct = own_distinct & set(member_ties)
-        if own_distinct and cs.cluster_id in pooled_of:
+            own_distinct = own_distinct & set(member_ties) if tied is None or a in tied else set()
+        if own_distinct and cs.cluster_id in pooled_of and member_ties is None:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
         if not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:

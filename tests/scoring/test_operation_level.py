@@ -131,7 +131,7 @@ def _with_bystander(monkeypatch, member_ties: bool) -> dict[str, float]:
                       "verification_level": [0] * len(ids)})
     monkeypatch.setattr(engine, "find_communities", lambda *_a, **_k: OP | USERS | {"byst": 0})
     if not member_ties:
-        monkeypatch.setattr(engine, "score_operations", lambda con, f, ops, blocks, cfg: engine.score_clusters(
+        monkeypatch.setattr(engine, "score_operations", lambda con, f, ops, _m, blocks, cfg: engine.score_clusters(
             con, f, ops, blocks, cfg.scoring, id_prefix="clop"))
     clusters, risk, _ = engine.score_levels(_con(rows), feats, None, [], ScanConfig())
     assert any(c.cluster_id.startswith("clop") and "byst" in c.members for c in clusters)
