@@ -149,3 +149,17 @@ def test_pooled_membership_alone_would_carry_the_bystander(monkeypatch):
     # lifts it: the failure the rule exists for
     risk = _with_bystander(monkeypatch, member_ties=False)
     assert risk["byst"] >= 0.5
+
+
+def test_a_record_mostly_inside_a_joined_operation_is_that_operation():
+    # three of the operation's accounts whose risk peaked in a harvesting sub-cluster of one piece: their own
+    # record of three shares nothing no test could tell from chance, but they are members of the operation
+    from distillguard.campaigns.build import merge_clusters
+
+    sub = ["x1", "x2", "x3"]   # members of the operation holding nothing the tests could count
+    groups = {"clop-0000": sorted(OP), "cl1h-0001": sub, "cl0-0009": ["user1", "user2"]}
+    cfg = ScanConfig().campaigns
+    rep = merge_clusters(_con(_rows()), groups, cfg, joined={"clop-0000": set(OP) | set(sub)})
+    assert rep["cl1h-0001"] == rep["clop-0000"] and rep["cl0-0009"] != rep["clop-0000"]
+    rep = merge_clusters(_con(_rows()), groups, cfg)
+    assert rep["cl1h-0001"] != rep["clop-0000"]
