@@ -250,7 +250,8 @@ class CampaignConfig(_Strict):
     #: A new account inheriting this share of a banned account's fingerprints/templates is linked to it.
     ban_evasion_overlap: float = Field(0.5, ge=0, le=1)
     #: Two flagged clusters are one operation when this share of the accounts of each holds entities of two
-    #: or more evidence groups the other holds ...
+    #: or more evidence groups the other holds (and a flagged cluster this share of whose flagged accounts are
+    #: members of a flagged operation joined by the graph stage, ``clop-…``, is that operation's record) ...
     merge_min_cover: float = Field(0.5, ge=0, le=1)
     #: ... counting only entities at least this share of whose holders sit in the two clusters (private
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
