@@ -161,6 +161,8 @@ def score_operations(con: duckdb.DuckDBPyConnection, feats: pa.Table, ops: dict[
     operation's level through its own ties of the kinds the operation was joined on (``graph.join_kinds``) — it
     holds one of the cards, sign-up bursts or indicators that two of the operation's communities share — not
     through its community's membership nor the group's pooled traffic (``score_clusters``' ``member_ties``)."""
-    ties = tuple(sorted({KIND_GROUP[k] for k in cfg.graph.join_kinds if k in KIND_GROUP}))
+    # the kinds it was joined on, and its schedules (busy in the same windows on the same template) once a
+    # member holds a joining entity
+    ties = tuple(sorted({KIND_GROUP[k] for k in cfg.graph.join_kinds if k in KIND_GROUP} | {"timing"}))
     tied = joining_holders(con, ops, membership, cfg.graph)
     return score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop", member_ties=ties, tied=tied)

@@ -358,7 +358,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if cs.suspicion > 0:
             # (sending the cluster's templates counts here even when a group this big would share them by chance:
             # the rule only relaxes the suspicion ratio for an account that also has a distinctive tie)
-            strong_ties = own_distinct | ({"content"} if a in sends_shared else set())
+            # (in an operation only its own kinds count: thousands of proxy accounts replaying ordinary traffic
+            # send the public templates every ordinary user sends)
+            strong_ties = own_distinct | ({"content"} if a in sends_shared and member_ties is None else set())
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
