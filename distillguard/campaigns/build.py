@@ -50,7 +50,8 @@ MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_p
 
 
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
-                   operations: bool = False, why: dict[str, set[str]] | None = None) -> dict[str, str]:
+                   operations: bool = False, why: dict[str, set[str]] | None = None,
+                   joined: dict[str, set[str]] | None = None) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -61,10 +62,22 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     With ``operations`` clusters are also merged when the infrastructure they share is beyond chance for
     random groups of the store's other accounts (``campaigns/operations.py``): the
     pieces of a quiet pool own no entity together but share its bursts, cards and client strings far more
-    than strangers do. ``why`` (if given) collects, per cluster, the evidence groups of each such link."""
+    than strangers do. ``why`` (if given) collects, per cluster, the evidence groups of each such link.
+
+    ``joined``: the flagged operation clusters the graph stage joined from several communities (``clop-…`` →
+    its members, graph/operations.py). A flagged cluster at least ``merge_min_cover`` of whose flagged accounts
+    are members of one of them is merged with it: the operation is one record, and the accounts of it whose
+    risk peaked at another level (a harvesting sub-cluster of one of its pieces) are in it, not in a record of
+    three accounts that no test has the power to link back."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
+    for op, ms in (joined or {}).items():
+        if op not in groups:
+            continue
+        for c, accts in groups.items():
+            if c != op and sum(1 for a in accts if a in ms) >= cfg.merge_min_cover * len(accts):
+                uf.union(op, c)
     links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive)
 
     # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
@@ -111,7 +124,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         if accts and cs.risk >= flag_threshold:
             chosen[cs.cluster_id] = accts
     why: dict[str, set[str]] = {}
-    rep = merge_clusters(con, chosen, cfg, operations=True, why=why)
+    joined = {cs.cluster_id: set(cs.members) for cs in clusters if cs.cluster_id.startswith("clop-")}
+    rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:

@@ -55,14 +55,17 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
     rows = con.execute(f"""
         SELECT m.cl, i.kind || ':' || i.entity AS u, any_value(i.df) AS df, count(*) AS mc
         FROM inc i JOIN _jm m USING (account_id) WHERE i.kind IN ({kl}) GROUP BY 1, 2""").fetchall()
-    con.unregister("_jm")
     size: dict[int, int] = {}
     for c in membership.values():
         size[c] = size.get(c, 0) + 1
     outside: dict[int, dict[str, int]] = {}   # community -> unit -> holders outside it
+    inside: dict[tuple[int, str], int] = {}   # (community, unit) -> holders inside it
+    df_of: dict[str, int] = {}
     holders: dict[str, list[int]] = {}        # unit -> communities holding it
     for c, u, df, mc in rows:
         outside.setdefault(c, {})[u] = int(df) - int(mc)
+        inside[(c, u)] = int(mc)
+        df_of[u] = int(df)
         holders.setdefault(u, []).append(c)
     shared: dict[tuple[int, int], int] = {}
     for cs in holders.values():
@@ -81,12 +84,73 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
         f = min(1.0, size[b] / max(n - size[a], 1))
         return shared_tail(o, 1 - (1 - f) ** d)
 
+    tie = TieShares(con, holders, inside, df_of) if cfg.join_min_share > 0 else None
+    con.unregister("_jm")
     uf = UnionFind(comms)
     for (a, b), o in shared.items():
-        if uf.find(a) == uf.find(b):
+        if uf.find(a) == uf.find(b) or max(p_dir(a, b, o), p_dir(b, a, o)) > alpha:
             continue
-        if max(p_dir(a, b, o), p_dir(b, a, o)) <= alpha:
+        # an effect size besides the test: the smaller community's accounts tied into the other, as a share of it
+        small, big = (a, b) if (size[a], a) < (size[b], b) else (b, a)
+        if tie is None or tie.share(small, big) / size[small] >= cfg.join_min_share:
             uf.union(a, b)
     joined = sorted((g for g in uf.groups().values() if len(g) >= 2), key=lambda g: (-sum(size[c] for c in g), min(g)))
     op_of = {c: i for i, g in enumerate(joined) for c in g}
     return {a: op_of[c] for a, c in membership.items() if c in op_of}
+
+
+class TieShares:
+    """How much of community A is tied into community B: Σ over A's accounts of the largest share of the other
+    holders of one of the account's entities that sit in B (max over its entities e held by B of h_B(e) /
+    (d_e − 1)). An effect size, not a test: it does not grow with the communities' sizes, so the same world at
+    scale 0.1 and 1.0 gives the same shares up to sampling. Pieces of one operation hold each other's cards and
+    sign-up bursts (about a third of an account's co-holders sit in the other piece); two campaigns whose
+    cards or bursts overlap now and then, or an operation's burst a few ordinary users signed up in, tie a
+    handful of co-holders out of hundreds (≈ 0). Reads the holders (``_jm``) of the entities held by two or
+    more communities, once."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, holders: dict[str, list[int]],
+                 inside: dict[tuple[int, str], int], df_of: dict[str, int]):
+        self.inside, self.df_of = inside, df_of
+        multi = sorted(u for u, cs in holders.items() if len(cs) >= 2)
+        self.units: dict[int, dict[str, list[str]]] = {}   # community -> shared unit -> its holders there
+        if not multi:
+            return
+        con.register("_ju", pa.table({"u": multi}))
+        for c, u, acc in con.execute("""
+                SELECT m.cl, i.kind || ':' || i.entity AS u, m.account_id FROM inc i JOIN _jm m USING (account_id)
+                WHERE i.kind || ':' || i.entity IN (SELECT u FROM _ju)""").fetchall():
+            self.units.setdefault(c, {}).setdefault(u, []).append(acc)
+        con.unregister("_ju")
+
+    def share(self, x: int, y: int) -> float:
+        best: dict[str, float] = {}
+        for u, accs in self.units.get(x, {}).items():
+            h = self.inside.get((y, u), 0)
+            if h == 0:
+                continue
+            t = h / max(self.df_of[u] - 1, 1)
+            for acc in accs:
+                if t > best.get(acc, 0.0):
+                    best[acc] = t
+        return sum(best.values())
+
+
+def joining_holders(con: duckdb.DuckDBPyConnection, ops: dict[str, int], membership: dict[str, int],
+                    cfg: GraphConfig) -> set[str]:
+    """The accounts of the operations (``ops``: account → operation) holding a *joining* entity: one of
+    ``join_kinds`` held by accounts of two or more level-0 communities (``membership``) of the same operation —
+    what the operation was joined on. A student holding the sign-up burst of her own university's intake, or a
+    card only her own community holds, is not tied to the operation by it."""
+    if not ops or not cfg.join_kinds:
+        return set()
+    con.register("_jh", pa.table({"account_id": list(ops), "op": list(ops.values()),
+                                  "cl": [membership[a] for a in ops]}))
+    kl = ", ".join(f"'{k}'" for k in cfg.join_kinds)
+    rows = con.execute(f"""
+        WITH h AS (SELECT j.account_id, j.op, j.cl, i.kind, i.entity FROM inc i JOIN _jh j USING (account_id)
+                   WHERE i.kind IN ({kl})),
+        jn AS (SELECT op, kind, entity FROM h GROUP BY 1, 2, 3 HAVING count(DISTINCT cl) >= 2)
+        SELECT DISTINCT h.account_id FROM h JOIN jn USING (op, kind, entity)""").fetchall()
+    con.unregister("_jh")
+    return {a for (a,) in rows}

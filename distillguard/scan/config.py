@@ -89,6 +89,13 @@ class GraphConfig(_Strict):
     #: ... counting entities of these kinds (what strangers do not share: a card, a sign-up burst, a partner's
     #: indicator).
     join_kinds: list[str] = Field(default_factory=lambda: ["payment", "creation_burst", "intel"])
+    #: ... and only when the pair's overlap is also large, not merely beyond chance (the test's power grows with
+    #: the communities' sizes: at full scale a few cards or sign-up bursts two campaigns happen to share pass
+    #: it): the smaller community's *tie share* into the other — per account, the share of the other holders of
+    #: one of its join-kind entities that sit in the other community (its largest), averaged over the smaller
+    #: community's accounts — must reach this. A size-free effect size: pieces of one operation tie about a
+    #: third of their co-holders to each other, coincidences well under a hundredth. 0 turns the requirement off.
+    join_min_share: float = Field(0.05, ge=0, le=1)
     seed: int = 7
     #: The incidence step sums the hourly account × entity rows (``inc_h``) in parts of about this many rows,
     #: split by a hash of the account (DuckDB engine); the result does not depend on it. None: one statement
@@ -263,7 +270,8 @@ class CampaignConfig(_Strict):
     #: A new account inheriting this share of a banned account's fingerprints/templates is linked to it.
     ban_evasion_overlap: float = Field(0.5, ge=0, le=1)
     #: Two flagged clusters are one operation when this share of the accounts of each holds entities of two
-    #: or more evidence groups the other holds ...
+    #: or more evidence groups the other holds (and a flagged cluster this share of whose flagged accounts are
+    #: members of a flagged operation joined by the graph stage, ``clop-…``, is that operation's record) ...
     merge_min_cover: float = Field(0.5, ge=0, le=1)
     #: ... counting only entities at least this share of whose holders sit in the two clusters (private
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).

@@ -19,7 +19,8 @@ from distillguard.behavior import account_features, build_partials
 from distillguard.engine.communities import find_communities, pair_graph
 from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
-from distillguard.graph.operations import operation_groups
+from distillguard.graph.edges import KIND_GROUP
+from distillguard.graph.operations import joining_holders, operation_groups
 from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
@@ -159,7 +160,7 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     ops = operation_groups(con, membership, feats.num_rows, cfg.graph)
     mark("operations")
     if ops:
-        cs, risk_op = score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop")
+        cs, risk_op = score_operations(con, feats, ops, membership, blocks, cfg)
         mark("score_operations")
         clusters += cs
         for r in risk_op.to_pylist():
@@ -167,3 +168,16 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
                 best[r["account_id"]] = r
     risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
     return clusters, risk, membership
+
+
+def score_operations(con: duckdb.DuckDBPyConnection, feats: pa.Table, ops: dict[str, int], membership: dict[str, int],
+                     blocks: list[Block], cfg: ScanConfig) -> tuple[list[ClusterScore], pa.Table]:
+    """The operations (``graph.operations``) scored as one more cluster level (``clop-NNNN``). A member takes the
+    operation's level through its own ties of the kinds the operation was joined on (``graph.join_kinds``) — it
+    holds one of the cards, sign-up bursts or indicators that two of the operation's communities share — not
+    through its community's membership nor the group's pooled traffic (``score_clusters``' ``member_ties``)."""
+    # the kinds it was joined on, and its schedules (busy in the same windows on the same template) once a
+    # member holds a joining entity
+    ties = tuple(sorted({KIND_GROUP[k] for k in cfg.graph.join_kinds if k in KIND_GROUP} | {"timing"}))
+    tied = joining_holders(con, ops, membership, cfg.graph)
+    return score_clusters(con, feats, ops, blocks, cfg.scoring, id_prefix="clop", member_ties=ties, tied=tied)

@@ -163,13 +163,23 @@ def _isnan(v) -> bool:
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
                    blocks: list[Block], cfg: ScoringConfig, id_prefix: str = "cl",
-                   harvest: bool = False, parent: dict[str, int] | None = None) -> tuple[list[ClusterScore], pa.Table]:
+                   harvest: bool = False, parent: dict[str, int] | None = None,
+                   member_ties: tuple[str, ...] | None = None,
+                   tied: set[str] | None = None) -> tuple[list[ClusterScore], pa.Table]:
     """Returns cluster scores and the account_risk-shaped table (without first_flagged_at / campaign).
     ``harvest``: the clusters are harvesting sub-clusters (``harvest_subclusters``), strongly coordinated also
     when ``harvest_hidden_share`` of the core holds a tie of hidden infrastructure or timing beyond chance.
     ``parent``: the communities the clusters were cut from (account -> community); with
     ``scoring.harvest_parent_fit`` a member's fit (the share of its links pointing into its group) is measured
-    against its parent community instead of the sub-cluster (see ``_parent_fit``)."""
+    against its parent community instead of the sub-cluster (see ``_parent_fit``).
+    ``member_ties`` and ``tied``: an operation joined from several communities (graph/operations.py) is scored
+    with the evidence groups it was joined on and the accounts holding one of the entities that joined it
+    (``operations.joining_holders``). There a member counts as tied to the cluster by evidence of its own only
+    when it is one of ``tied``, and then only through ``member_ties``; and its traffic is read on its own, not
+    with the group's pooled traffic. It takes the operation's level through the operation's own cards, bursts
+    or indicators, not because its community was joined: an ordinary user co-active with a proxy pool on a
+    public template, or students sharing their own university's sign-up burst, are judged on their own traffic
+    (the quadratic fall-off below the group's suspicion), as in their community."""
     con.register("_feat", feats)
     mem = pa.table({"account_id": list(membership), "cl": list(membership.values())})
     con.register("_mem", mem)
@@ -384,7 +394,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         own_distinct = distinct.get(a, set())
-        if own_distinct and cs.cluster_id in pooled_of:
+        if member_ties is not None:
+            own_distinct = own_distinct & set(member_ties) if tied is None or a in tied else set()
+        if own_distinct and cs.cluster_id in pooled_of and member_ties is None:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
         # a harvesting sub-cluster's member is there *because* its own traffic is in the store's top
@@ -405,7 +417,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if cs.suspicion > 0:
             # (sending the cluster's templates counts here even when a group this big would share them by chance:
             # the rule only relaxes the suspicion ratio for an account that also has a distinctive tie)
-            strong_ties = own_distinct | ({"content"} if a in sends_shared else set())
+            # (in an operation only its own kinds count: thousands of proxy accounts replaying ordinary traffic
+            # send the public templates every ordinary user sends)
+            strong_ties = own_distinct | ({"content"} if a in sends_shared and member_ties is None else set())
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
