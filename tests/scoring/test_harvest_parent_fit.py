@@ -41,17 +41,23 @@ def _features() -> pa.Table:
                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
 
 
-def _risk(cfg: ScoringConfig) -> dict[str, float]:
-    con, feats = _con(_rows()), _features()
-    community = {a: 0 for a in POOL + USERS + [DRIFTER]}
+def _best_risk(con, feats: pa.Table, community: dict[str, int], cfg: ScoringConfig,
+               expected_sub: set[str]) -> dict[str, float]:
+    """Each account's risk at its best level, as the scan takes it: the community, then its harvesting
+    sub-cluster (which must be ``expected_sub``) scored against the community it was cut from."""
     _, out = score_clusters(con, feats, community, [], cfg)
     best = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
     sub = harvest_subclusters(community, feats, cfg)
-    assert set(sub) == set(POOL) | {DRIFTER}
+    assert set(sub) == expected_sub
     _, outh = score_clusters(con, feats, sub, [], cfg, id_prefix="clh", harvest=True, parent=community)
     for a, r in zip(outh["account_id"].to_pylist(), outh["risk"].to_pylist(), strict=True):
         best[a] = max(best[a], r)
     return best
+
+
+def _risk(cfg: ScoringConfig) -> dict[str, float]:
+    return _best_risk(_con(_rows()), _features(), {a: 0 for a in POOL + USERS + [DRIFTER]}, cfg,
+                      set(POOL) | {DRIFTER})
 
 
 def test_pool_in_a_tools_community_is_flagged_with_fit_to_its_community():
@@ -92,16 +98,7 @@ def _quiet_risk(cfg: ScoringConfig) -> dict[str, float]:
     feats = pa.table({"account_id": ids, "suspicion": [susp.get(a, 0.3) for a in ids],
                       "c_harvest_shape": [0.8 if a in QUIET else 0.0 for a in ids], "n_exchanges": [200.0] * len(ids),
                       "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
-    con = _con(_quiet_rows())
-    community = {a: 0 for a in QUIET + USERS}
-    _, out = score_clusters(con, feats, community, [], cfg)
-    best = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
-    sub = harvest_subclusters(community, feats, cfg)
-    assert set(sub) == set(QUIET)
-    _, outh = score_clusters(con, feats, sub, [], cfg, id_prefix="clh", harvest=True, parent=community)
-    for a, r in zip(outh["account_id"].to_pylist(), outh["risk"].to_pylist(), strict=True):
-        best[a] = max(best[a], r)
-    return best
+    return _best_risk(_con(_quiet_rows()), feats, {a: 0 for a in QUIET + USERS}, cfg, set(QUIET))
 
 
 def test_sub_cluster_members_without_a_hidden_tie_of_their_own_keep_the_flag():

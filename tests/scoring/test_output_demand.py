@@ -12,9 +12,13 @@ TEAM = [f"team{i}" for i in range(10)]
 OTHERS = [f"o{i}" for i in range(90)]
 
 
-def _score(long_output: float, max_tokens, gate):
+def _team_rows() -> list[tuple[str, str, str, float]]:
+    """A team tied by one /24 and one card; the store's other accounts each on their own /24."""
     rows = [(a, "ip24", "10.9.9", 0.5) for a in TEAM] + [(a, "payment", "card-1", 1.5) for a in TEAM]
-    rows += [(a, "ip24", f"203.1.{i}", 0.5) for i, a in enumerate(OTHERS)]
+    return rows + [(a, "ip24", f"203.1.{i}", 0.5) for i, a in enumerate(OTHERS)]
+
+
+def _score(long_output: float, max_tokens, gate):
     ids = TEAM + OTHERS
     feats = pa.table({"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
                       "c_long_output": [long_output if a in TEAM else 0.0 for a in ids],
@@ -22,7 +26,7 @@ def _score(long_output: float, max_tokens, gate):
                       "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
                       "verification_level": [0] * len(ids)})
     cfg = ScoringConfig(min_core_output_demand=gate)
-    cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in TEAM}, [], cfg)
+    cs, _ = score_clusters(_con(_team_rows()), feats, {a: 0 for a in TEAM}, [], cfg)
     return cs[0], cfg
 
 
@@ -44,8 +48,6 @@ def test_output_demand_cap(long_output, max_tokens, gate, capped):
 
 def _score_ranked(team_tokens, alpha):
     """The store's 90 other accounts ask 500-8,000 max_tokens (their own mix); the team asks ``team_tokens``."""
-    rows = [(a, "ip24", "10.9.9", 0.5) for a in TEAM] + [(a, "payment", "card-1", 1.5) for a in TEAM]
-    rows += [(a, "ip24", f"203.1.{i}", 0.5) for i, a in enumerate(OTHERS)]
     ids = TEAM + OTHERS
     mix = [500.0 + 7500.0 * i / 89 for i in range(90)]
     feats = pa.table({"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
@@ -53,7 +55,7 @@ def _score_ranked(team_tokens, alpha):
                       "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
                       "verification_level": [0] * len(ids)})
     cfg = ScoringConfig(output_demand_alpha=alpha)
-    cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in TEAM}, [], cfg)
+    cs, _ = score_clusters(_con(_team_rows()), feats, {a: 0 for a in TEAM}, [], cfg)
     return cs[0], cfg
 
 
