@@ -115,6 +115,12 @@ class Sender:
                 "x-forwarded-for": ex["client_ip"] or "192.0.2.1"}
         if ex["user_agent"]:
             hdrs["user-agent"] = ex["user_agent"]
+        # what a TLS-terminating edge tells the gateway about the client (gateway ``identity.ja4_header`` /
+        # ``asn_header``; the gateways ignore these unless configured with --edge-facts)
+        if ex.get("tls_ja4"):
+            hdrs["x-client-ja4"] = ex["tls_ja4"]
+        if ex.get("client_asn") is not None:
+            hdrs["x-client-asn"] = str(ex["client_asn"])
         if ex["conversation_id"]:
             hdrs["x-conversation-id"] = ex["conversation_id"][:200]
         tools = [t for t in (_TOOL.sub("_", n)[:64] for n in (ex["tools_offered"] or [])) if t]
@@ -175,6 +181,10 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8, help="Client threads sending at once.")
     ap.add_argument("--redis-db", type=int, default=7)
+    ap.add_argument("--edge-facts", action=argparse.BooleanOptionalAction, default=True,
+                    help="The gateways believe the replay host's JA4 and ASN headers, as behind a TLS-terminating "
+                         "edge that forwards them (identity.ja4_header / asn_header); --no-edge-facts: the client "
+                         "and network evidence of the world's exchanges is lost, as in runs before 2026-12-04.")
     ap.add_argument("--stop-after-wall", type=float, default=None,
                     help="Send no new window after this many wall seconds; score what was sent (a loaded machine).")
     a = ap.parse_args(argv)
@@ -208,6 +218,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     procs: list[subprocess.Popen] = []
     rc = redis.Redis.from_url(redis_url)
     out: dict = {"world": a.world, "hours": a.hours, "interval_minutes": a.interval_minutes, "replicas": a.replicas,
+                 "edge_facts": a.edge_facts,
                  "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_before": os.getloadavg()}
     stop = threading.Event()
     watch_t = None
@@ -220,7 +231,8 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         for i in range(a.replicas):
             port = free_port()
             cfg = {"server": {"port": port}, "upstream": {"url": f"http://127.0.0.1:{up_port}/v1"},
-                   "identity": {"keys_file": str(work / "keys.yaml"), "trusted_proxies": ["127.0.0.1/32"]},
+                   "identity": {"keys_file": str(work / "keys.yaml"), "trusted_proxies": ["127.0.0.1/32"],
+                                **({"ja4_header": "x-client-ja4", "asn_header": "x-client-asn"} if a.edge_facts else {})},
                    "recorder": {"mode": "redis", "redis_url": redis_url, "redis_stream": stream},
                    # rate limits run on the wall clock, which an accelerated replay compresses ~1,000-fold: set
                    # out of reach, so only what the policy decided (throttle, protect, block — recorded as the
@@ -265,7 +277,8 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         end_all = t0 + timedelta(hours=a.hours)
         sender = Sender(urls)
         cols = ("exchange_id, ts, account_id, endpoint, model, client_ip, user_agent, conversation_id, system_prompt, "
-                "turns, prompt, tools_offered, max_tokens, temperature, reasoning_requested, reasoning_effort")
+                "turns, prompt, tools_offered, max_tokens, temperature, reasoning_requested, reasoning_effort, "
+                "tls_ja4, client_asn")
         names = [c.strip() for c in cols.split(",")]
         sent: list[tuple[str, datetime, int, str | None]] = []  # (account, ts, status, gateway exchange id)
         lags, windows = [], []

@@ -79,6 +79,14 @@ class IdentityConfig(_Strict):
     forwarded_header: str = "x-forwarded-for"
     #: Header a trusted edge sets with the client's ISO country (used by region rules).
     country_header: str | None = None
+    #: Header a TLS-terminating edge sets with the client's TLS fingerprint (JA4), recorded as the exchange's
+    #: ``tls_ja4``; believed only from a ``trusted_proxies`` peer. Behind an edge the gateway never sees the
+    #: client's TLS handshake, and the TLS fingerprint is client evidence an operation rotating IPs keeps
+    #: (detection's ``ja4`` entity). None: not recorded.
+    ja4_header: str | None = None
+    #: Header a trusted edge sets with the client address's autonomous system number, recorded as
+    #: ``client_asn`` (detection's ``asn`` entity); believed only from a ``trusted_proxies`` peer.
+    asn_header: str | None = None
     #: Header clients may set to name the conversation (else it is derived from the first user turn).
     conversation_header: str = "x-conversation-id"
     #: Longest API key accepted (characters); longer ones are refused with 401 before they are hashed.

@@ -223,6 +223,12 @@ class ClientIP:
         self.nets = [ipaddress.ip_network(n, strict=False) for n in cfg.trusted_proxies]
         self.header = cfg.forwarded_header.lower().encode()
 
+    def from_trusted_peer(self, scope) -> bool:
+        """The socket peer is a trusted proxy: headers it sets about the client (address, TLS fingerprint,
+        ASN) are believed; from anyone else they are the client's own claims."""
+        peer = scope.get("client")
+        return bool(self.nets) and peer is not None and self._trusted(peer[0])
+
     def _trusted(self, ip: str) -> bool:
         try:
             a = ipaddress.ip_address(ip)
@@ -247,6 +253,22 @@ class ClientIP:
                     return ip
                 return hop
         return hops[0] if hops else ip
+
+
+def edge_client_facts(headers: dict[bytes, bytes], ja4_header: bytes | None, asn_header: bytes | None) -> dict:
+    """What a trusted edge says about the client (``identity.ja4_header`` / ``asn_header``), as exchange fields:
+    ``tls_ja4`` (at most 64 characters) and ``client_asn`` ("13335" or "AS13335"; anything else is dropped).
+    The caller checks the peer is trusted."""
+    out: dict = {}
+    v = headers.get(ja4_header) if ja4_header else None
+    if v:
+        out["tls_ja4"] = v.decode("latin-1").strip()[:64] or None
+    v = headers.get(asn_header) if asn_header else None
+    if v:
+        t = v.decode("latin-1").strip().upper().removeprefix("AS")
+        if t.isdigit() and len(t) <= 10:
+            out["client_asn"] = int(t)
+    return {k: x for k, x in out.items() if x is not None}
 
 
 def fingerprint(raw_headers: list[tuple[bytes, bytes]], headers: dict[bytes, bytes]) -> tuple[str, str | None, str | None]:

@@ -26,7 +26,7 @@ from distillguard.gateway.extract import (
     parse_request,
     reply_from_body,
 )
-from distillguard.gateway.identity import CREDENTIAL_HEADERS, CredentialError, credential, fingerprint
+from distillguard.gateway.identity import CREDENTIAL_HEADERS, CredentialError, credential, edge_client_facts, fingerprint
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
 from distillguard.gateway.replayclock import ReplayClock
@@ -132,6 +132,8 @@ class Proxy:
         self.idle_timeout = cfg.upstream.idle_timeout_s
         self.conv_header = cfg.identity.conversation_header.lower().encode()
         self.country_header = cfg.identity.country_header.lower().encode() if cfg.identity.country_header else None
+        self.ja4_header = cfg.identity.ja4_header.lower().encode() if cfg.identity.ja4_header else None
+        self.asn_header = cfg.identity.asn_header.lower().encode() if cfg.identity.asn_header else None
         self.record_text = cfg.recorder.record_text
         self.recording = cfg.recorder.enabled
         self.sync_recording = cfg.recorder.enabled and cfg.recorder.durability == "sync"
@@ -354,6 +356,8 @@ class Proxy:
 
         rec = self._begin_record(xid, ts_ms, ident, org, req, api, headers, raw_headers, client_ip, conv_hdr, cluster,
                                  decision, binding) if self.recording else None
+        if rec is not None and (self.ja4_header or self.asn_header) and gw.client_ip.from_trusted_peer(scope):
+            rec.update(edge_client_facts(headers, self.ja4_header, self.asn_header))
 
         # 5. rate limits (all dimensions at once)
         lim_cfg = gw.cfg.limits

@@ -40,3 +40,24 @@ def test_one_credential_per_request(endpoint):
     (hdrs,) = seen
     assert len(hdrs) == 1, hdrs  # one credential, never the client's placeholder beside the account's key
     assert next(iter(hdrs.values())) in ("sk-replay-acct-1", "Bearer sk-replay-acct-1")
+
+
+def test_the_worlds_client_facts_travel_as_edge_headers():
+    # a world exchange's TLS fingerprint and ASN reach the gateway as a TLS-terminating edge would forward them
+    # (gateway identity.ja4_header / asn_header); without them the replay loses the world's client and network ties
+    seen = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(dict(req.headers))
+        return httpx.Response(200, json={}, headers={"x-distillguard-exchange-id": "dg-1"})
+
+    sender = _loop_replay().Sender(["http://gw.test"], http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    ex = {"account_id": "acct-1", "ts": datetime(2026, 1, 12, tzinfo=UTC), "endpoint": "chat.completions",
+          "model": "m", "client_ip": "198.51.100.7", "user_agent": "ua/1", "conversation_id": None,
+          "system_prompt": None, "turns": [], "prompt": "hello", "tools_offered": [], "max_tokens": 64,
+          "temperature": None, "reasoning_requested": False, "reasoning_effort": None,
+          "tls_ja4": "t13d1516h2_aaa_bbb", "client_asn": 64500}
+    sender.send(ex, 0)
+    sender.send(ex | {"tls_ja4": None, "client_asn": None}, 0)
+    assert seen[0]["x-client-ja4"] == "t13d1516h2_aaa_bbb" and seen[0]["x-client-asn"] == "64500"
+    assert "x-client-ja4" not in seen[1] and "x-client-asn" not in seen[1]
