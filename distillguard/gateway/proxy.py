@@ -26,7 +26,13 @@ from distillguard.gateway.extract import (
     parse_request,
     reply_from_body,
 )
-from distillguard.gateway.identity import CREDENTIAL_HEADERS, CredentialError, credential, edge_client_facts, fingerprint
+from distillguard.gateway.identity import (
+    CREDENTIAL_HEADERS,
+    CredentialError,
+    credential,
+    edge_client_facts,
+    fingerprint,
+)
 from distillguard.gateway.ratelimit import LimiterUnavailable, plan
 from distillguard.gateway.reasoning import WITHHELD_NOTICE, check_carried, rewrite_reply
 from distillguard.gateway.replayclock import ReplayClock
