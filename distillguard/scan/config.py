@@ -198,6 +198,19 @@ class ScoringConfig(_Strict):
     #: rest on the account's own traffic — do not apply to them (the fit, strength and suspicion-ratio rules
     #: still do). False applies them as to any cluster.
     harvest_own_evidence: bool = True
+    #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
+    #: card) are also judged as a group of their own when at least
+    #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have
+    #: sent a few requests each and community detection mixes them with ordinary users they share a home /24
+    #: or a public template with; the card is then held by less than half the community, so the community is
+    #: capped at ``weak_coordination_cap`` and its pooled traffic is never read, although three strangers never
+    #: share a card by chance. The group is scored like any cluster (two evidence groups beyond chance, the
+    #: traffic still has to be suspicious); each member's fit is measured against its community
+    #: (``harvest_parent_fit``). Accounts of one organisation verified to ``declared_org_verification`` are one
+    #: party. An empty list turns it off.
+    entity_core_kinds: list[str] = Field(default_factory=lambda: ["payment"])
+    #: ... at least this many parties of the community holding the entity.
+    entity_core_min_parties: int = Field(3, ge=2)
     #: A strongly coordinated cluster whose core's median ``long_output`` component (requested max_tokens as an
     #: upper percentile within the store: 0 at or below the store's median) is at most this collects no teacher
     #: output, and its coordination is capped at ``weak_coordination_cap`` like a cluster with one evidence

@@ -25,7 +25,7 @@ from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
-from distillguard.scoring.risk import ClusterScore, harvest_subclusters
+from distillguard.scoring.risk import ClusterScore, entity_subclusters, harvest_subclusters
 from distillguard.store import Store
 
 
@@ -151,6 +151,11 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
                                         parent=m)
             clusters += csh
             steps.append(riskh)
+        me = entity_subclusters(con, m, cfg.scoring)
+        if me:
+            cse, riske = score_clusters(con, feats, me, blocks, cfg.scoring, id_prefix=f"cl{level}e", parent=m)
+            clusters += cse
+            steps.append(riske)
         for r in (r for t in steps for r in t.to_pylist()):
             if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
                 best[r["account_id"]] = r

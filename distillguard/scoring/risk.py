@@ -102,6 +102,44 @@ def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: Scorin
     return {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
 
 
+def entity_subclusters(con: duckdb.DuckDBPyConnection, membership: dict[str, int], cfg: ScoringConfig) -> dict[str, int]:
+    """Inside each community, the holders of one entity of ``entity_core_kinds`` (a card) held by at least
+    ``entity_core_min_parties`` of its parties, as a group of their own (needs table ``inc`` and ``accounts``).
+    A hydra's accounts early in its life sit in communities of ordinary users they share a home /24 or a
+    public template with; their card never reaches half of such a community, so the community stays weakly
+    coordinated and its pooled traffic unread. An account holding several such entities joins the group of the
+    one most parties hold (ties: the entity's name, so the cut is the same on every run). A group that is the
+    whole community is left out (the community is scored already)."""
+    kinds = [k for k in cfg.entity_core_kinds if k in KIND_GROUP]
+    if not kinds or not membership:
+        return {}
+    con.register("_emem", pa.table({"account_id": list(membership), "cl": list(membership.values())}))
+    kind_list = ", ".join(f"'{k}'" for k in kinds)
+    rows = con.execute(f"""
+        WITH h AS (SELECT m.cl, i.account_id, i.kind, i.entity,
+                          {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
+                   FROM inc i JOIN _emem m USING (account_id) LEFT JOIN accounts acc USING (account_id)
+                   WHERE i.kind IN ({kind_list})),
+        e AS (SELECT cl, kind, entity, count(DISTINCT party) AS np FROM h GROUP BY 1, 2, 3
+              HAVING count(DISTINCT party) >= {int(cfg.entity_core_min_parties)}),
+        pick AS (SELECT h.account_id, h.cl, e.kind, e.entity,
+                        row_number() OVER (PARTITION BY h.account_id ORDER BY e.np DESC, e.kind, e.entity) AS rk
+                 FROM h JOIN e USING (cl, kind, entity))
+        SELECT account_id, cl, kind, entity FROM pick WHERE rk = 1""").fetchall()
+    con.unregister("_emem")
+    size: dict[int, int] = {}
+    for c in membership.values():
+        size[c] = size.get(c, 0) + 1
+    groups: dict[tuple, list[str]] = {}
+    for a, c, k, e in rows:
+        groups.setdefault((c, k, e), []).append(a)
+    out: dict[str, int] = {}
+    for i, (key, accts) in enumerate(sorted(groups.items())):
+        if len(accts) >= 2 and len(accts) < size[key[0]]:
+            out.update({a: i for a in accts})
+    return out
+
+
 def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], parent: dict[str, int]) -> dict[str, float]:
     """Each sub-cluster member's share of its coordination weight that points into the community the
     sub-cluster was cut from. A harvesting sub-cluster is, by construction, a small part of that community:
