@@ -140,6 +140,38 @@ def entity_subclusters(con: duckdb.DuckDBPyConnection, membership: dict[str, int
     return out
 
 
+def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pool_of: dict[int, set[str]],
+                      distinct: dict[str, set[str]], cfg: ScoringConfig) -> set[str]:
+    """The members of pooled clusters whose traffic may be read with the pool's (``score_clusters``): those
+    holding a distinctive tie of infrastructure or timing (``DISTINCTIVE_GROUPS``), and those whose only
+    distinctive ties are private content or client fingerprints when they hold one entity of that kind that at
+    least ``pool_min_accounts`` of the pooled accounts (itself not counted) hold too.
+
+    Why: "private" content is judged by whether anyone outside the cluster holds it, and early in a window a
+    coding template three accounts have sent is held by nobody outside the community those three were put in
+    *because* they share it. A one-request company account that sent the same public-looking coding template
+    as one hydra account and a student was read as the hydra's pooled traffic and flagged (issue 14, loop
+    replay seed 3, 08:00). An operation's own templates are sent by many of its pooled accounts."""
+    out = {a for a, gs in distinct.items() if gs & set(DISTINCTIVE_GROUPS)}
+    need = {a: c for a, c in membership.items() if c in pool_of and a in distinct and a not in out}
+    if not need:
+        return out
+    kinds = [k for k, g in KIND_GROUP.items() if g in ("content", "client")]
+    pooled = [(a, c) for c, ms in pool_of.items() for a in ms]
+    con.register("_need", pa.table({"account_id": list(need) + [a for a, _ in pooled],
+                                    "cl": list(need.values()) + [c for _, c in pooled],
+                                    "pool": [False] * len(need) + [True] * len(pooled)}))
+    rows = con.execute(f"""
+        WITH h AS (SELECT n.cl, n.account_id, n.pool, i.kind, i.entity FROM inc i JOIN _need n USING (account_id)
+                   WHERE i.kind IN ({", ".join(repr(k) for k in kinds)})),
+        e AS (SELECT cl, kind, entity, list(DISTINCT account_id) FILTER (WHERE pool) AS holders FROM h GROUP BY 1, 2, 3)
+        SELECT DISTINCT h.account_id FROM h JOIN e USING (cl, kind, entity)
+        WHERE NOT h.pool AND len(list_filter(e.holders, lambda x: x <> h.account_id)) >= {int(cfg.pool_min_accounts)}
+        """).fetchall()
+    con.unregister("_need")
+    return out | {a for (a,) in rows if a in need}
+
+
 def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], parent: dict[str, int]) -> dict[str, float]:
     """Each sub-cluster member's share of its coordination weight that points into the community the
     sub-cluster was cut from. A harvesting sub-cluster is, by construction, a small part of that community:
@@ -350,6 +382,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         store_mt = mt[~np.isnan(mt)]
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
+    pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
@@ -384,6 +417,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if (cfg.pool_min_coordination is not None and strong and not no_output and coord >= cfg.pool_min_coordination
                 and len(pool_rows) >= cfg.pool_min_accounts):
             group_comps[c] = pooled_components(pool_rows, cfg.account_model)
+            pool_of[c] = {r["account_id"] for r in pool_rows}
             pooled = blend(group_comps[c], cfg.account_model)
             susp = max(susp, pooled)
         orgs = {r.get("org_id") for r in rows}
@@ -412,6 +446,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
+    with_pool = _shares_with_pool(con, membership, pool_of, distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     risk, cl_ids, reasons = [], [], []
@@ -434,7 +469,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         own_distinct = distinct.get(a, set())
         if member_ties is not None:
             own_distinct = own_distinct & set(member_ties) if tied is None or a in tied else set()
-        if own_distinct and cs.cluster_id in pooled_of and member_ties is None:
+        if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
         # a harvesting sub-cluster's member is there *because* its own traffic is in the store's top

@@ -79,3 +79,21 @@ def test_pooling_needs_enough_distinctively_tied_members():
     on = _young_pool_risk(HARVEST, ScoringConfig(pool_min_accounts=len(POOL) + 2))
     assert max(on[a] for a in POOL) < 0.5
     assert np.isfinite(list(on.values())).all()
+
+
+def test_a_one_request_stranger_sharing_one_template_with_one_pool_account_is_read_on_its_own():
+    # issue 14 (loop replay, seed 3, 08:00): a company account's one coding request used the template one hydra
+    # account and one student also used. Nobody outside the community held it — the three were put in the
+    # community *because* they share it — so it counted as a private content tie, and the account (one
+    # request: almost all prior) was read as the pool's pooled traffic and flagged. An operation's own
+    # templates are sent by many of its pooled accounts; this one by one.
+    from tests.scoring.test_member_ties import _incidence as pool_incidence
+
+    rows = pool_incidence() + [(a, "template", "tpl-common-coding", 0.4) for a in (POOL[0], "stranger", "student")]
+    per = ({a: (2, HARVEST) for a in POOL} | {"stranger": (1, ORDINARY), "student": (1, ORDINARY)}
+           | {"home": (40, ORDINARY), "mixed": (2, ORDINARY), "co1": (200, ORDINARY), "co2": (200, ORDINARY)})
+    feats = _feats(per | {a: (50, ORDINARY) for a in OUTSIDE})
+    _, out = score_clusters(_con(rows), feats, {a: 0 for a in per}, [], ScoringConfig())
+    risk = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+    assert min(risk[a] for a in POOL) >= 0.5      # the pool is still read as one body of traffic
+    assert risk["stranger"] < 0.25 and risk["student"] < 0.25
