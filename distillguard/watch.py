@@ -207,7 +207,8 @@ def fold_part(store, files: list[Path], sig_files: list[Path], cfg) -> dict[str,
 
 
 def fold_new(store, state: dict, cfg) -> int:
-    """Partials for exchange parts not folded yet (or changed since); returns parts folded.
+    """Partials for exchange parts not folded yet (or changed since) whose signals ``score_new`` has computed;
+    returns parts folded.
 
     The parts new to one call are folded together into one batch: one file per partial table, keyed by the
     batch's parts, so a tick's cost is its new traffic (not a fixed cost per writer part) and the partials
@@ -228,7 +229,12 @@ def fold_new(store, state: dict, cfg) -> int:
         batch.pop(r, None)
     for k in stale:
         spans.pop(k, None)
-    new = sorted(r for r in files if r not in folded)
+    # only parts whose signals are current (score_new): a part the writer stored after this tick's score_new
+    # has no signals yet, and folded now its exchanges would enter the partials without templates, task items
+    # or signal shares — for good, since the part does not change afterwards (issue 14: the loop replay's
+    # two-part batches lost most of a window's template and schedule evidence). It waits for the next tick.
+    scored = state.get("signals") or {}
+    new = sorted(r for r in files if r not in folded and scored.get(r) == _fp(files[r]))
     if new:
         key = "watch-" + hashlib.sha1("\n".join(new).encode()).hexdigest()[:16]
         own = [sig_dir / f"part-{_part_key(r)}.parquet" for r in new]

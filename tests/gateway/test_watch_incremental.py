@@ -149,3 +149,20 @@ def test_a_detection_judges_every_part_stored_before_its_time(tmp_path):
     assert det and det[-1].detected_at == now["t"]
     # the detection as of t = 4600 judged every part (the one stored at 1000 included)
     assert sum(r.folded for r in reps[: reps.index(det[-1]) + 1]) == len(st.exchange_files())
+
+
+def test_a_part_stored_after_the_signals_step_waits_for_its_signals(tmp_path):
+    # The stream writer stores parts while a tick runs. A part stored after score_new and before fold_new has
+    # no signals yet; folded then, its exchanges entered the partials without templates, task items or signal
+    # shares, for good (issue 14: the loop replay's batches of two parts lost one part's template and schedule
+    # evidence, and seed 1's hydra was flagged an hour late). It is folded by the next tick, with its signals.
+    st, held, n = _split_store(tmp_path, n_parts=4, hold_back=1)
+    cfg, state = ScanConfig(), watch.load_state(st)
+    watch.score_new(st, state)
+    st.write_exchanges(held[0], key="p3")          # stored between the two steps of one tick
+    folded_now = watch.fold_new(st, state, cfg)
+    assert folded_now == len(st.exchange_files()) - len(list((st.path / "exchanges").rglob("p3*.parquet")))
+    watch.score_new(st, state)                     # the next tick
+    assert watch.fold_new(st, state, cfg) > 0
+    full, inc, n_full, n_inc = _both(st, cfg)
+    assert full == inc and n_full == n_inc
