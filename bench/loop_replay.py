@@ -181,10 +181,10 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8, help="Client threads sending at once.")
     ap.add_argument("--redis-db", type=int, default=7)
-    ap.add_argument("--edge-facts", action=argparse.BooleanOptionalAction, default=True,
+    ap.add_argument("--edge-facts", action=argparse.BooleanOptionalAction, default=False,
                     help="The gateways believe the replay host's JA4 and ASN headers, as behind a TLS-terminating "
-                         "edge that forwards them (identity.ja4_header / asn_header); --no-edge-facts: the client "
-                         "and network evidence of the world's exchanges is lost, as in runs before 2026-12-04.")
+                         "edge that forwards them (identity.ja4_header / asn_header). Off (the default, as every "
+                         "run before 2026-12-04): the world's TLS fingerprints and ASNs are not recorded.")
     ap.add_argument("--stop-after-wall", type=float, default=None,
                     help="Send no new window after this many wall seconds; score what was sent (a loaded machine).")
     a = ap.parse_args(argv)
