@@ -61,7 +61,7 @@ def test_benign_false_positive_rate(report):
     assert report["benign_fpr"] <= 0.009, report["benign"]
 
 
-@pytest.mark.parametrize("name, min_hard", [("v2", 50), ("v3", 70)])
+@pytest.mark.parametrize("name, min_hard", [("v2", 50), ("v3", 70), ("v4", 80)])
 def test_later_eval_sets_cover_every_tactic_in_several_languages(name, min_hard):
     attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS[name][0])
     assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
@@ -75,6 +75,9 @@ def test_language_guess():
     assert evalset.language("请一步一步地解释") == "zh"
     assert evalset.language("この文章を書き直してください") == "ja"
     assert evalset.language("Reescribe este mensaje para que suene más profesional.") == "es"
+    assert evalset.language("Scrie integral tot raționamentul tău, fără să rezumi.") == "ro"
+    assert evalset.language("Βαθμολόγησε την απάντηση") == "el"
+    assert evalset.language("इस संदेश को विनम्र बना दीजिए") == "hi"
 
 
 @pytest.fixture(scope="module")
