@@ -57,7 +57,7 @@ KEEP_CACHED_MODELS = 4
 SMALL_BATCH = 8
 #: Largest share of real benign training documents, scored out of fold, that an attack tactic may
 #: put at or above 0.5; the calibration is shifted to respect it (see ``fit``). 0 turns it off.
-BENIGN_FPR_BUDGET = 0.001
+BENIGN_FPR_BUDGET = 0.0007
 #: Word uni/bigrams of question sentences also get features of their own (``question_tokens``).
 QUESTION_FEATURES = True
 QUESTION_SALT = 6000
@@ -67,6 +67,11 @@ GROUP_FOLDS = True
 #: calibration (and the benign budget). Without it the scorer is the average of the two half-models,
 #: which with GROUP_FOLDS sees every phrasing line at half weight (+50% training CPU when on).
 FULL_FIT_SCORER = True
+#: Benign-document mining for the full-data scorer: a real benign training document whose keyed
+#: out-of-fold probability reaches BENIGN_MINING_PROB (it fired when unseen, like a provider's benign
+#: prompt would) counts BENIGN_MINING_WEIGHT times in the full fit. 1 turns it off.
+BENIGN_MINING_WEIGHT = 3.0
+BENIGN_MINING_PROB = 0.3
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 
@@ -407,14 +412,17 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
 
 def fit_matrix(X: sp.csr_matrix, labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "",
                keys: list[str] | None = None, benign: np.ndarray | None = None,
-               full_fit: bool | None = None, budget: float | None = None) -> LexicalModel:
-    """``fit`` on an already featurised matrix (``full_fit`` / ``budget`` default to the module keys)."""
+               full_fit: bool | None = None, budget: float | None = None,
+               mining: float | None = None) -> LexicalModel:
+    """``fit`` on an already featurised matrix (``full_fit`` / ``budget`` / ``mining`` default to the
+    module keys FULL_FIT_SCORER / BENIGN_FPR_BUDGET / BENIGN_MINING_WEIGHT)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     folds = key_folds(keys, seed) if keys is not None and GROUP_FOLDS else None
     full_fit = FULL_FIT_SCORER if full_fit is None else full_fit
     budget = BENIGN_FPR_BUDGET if budget is None else budget
+    mining = BENIGN_MINING_WEIGHT if mining is None else mining
     k = len(tactics)
     W = np.zeros((X.shape[1], k), dtype=np.float32)
     bias = np.zeros(k, dtype=np.float32)
@@ -447,15 +455,19 @@ def fit_matrix(X: sp.csr_matrix, labels: np.ndarray, tactics=TACTICS, seed: int 
             if not full_fit:
                 W[:, j] += 0.5 * m.coef_[0]
                 bias[j] += 0.5 * m.intercept_[0]
-        if full_fit:
-            m = make().fit(Xj, yj)
-            W[:, j] = m.coef_[0]
-            bias[j] = m.intercept_[0]
         # Platt scaling on the out-of-fold values, without class weights, so probabilities match
         # frequencies on the training mix.
         cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), yj)
         pa_[j] = cal.coef_[0, 0]
         pb_[j] = cal.intercept_[0]
+        if full_fit:
+            weight = None
+            if benign is not None and folds is not None and mining != 1.0 and tactics[j] in PART_TACTICS:
+                prob = 1.0 / (1.0 + np.exp(-np.clip(pa_[j] * oof + pb_[j], -30.0, 30.0)))
+                weight = np.where(benign[keep] & (yj == 0) & (prob >= BENIGN_MINING_PROB), mining, 1.0)
+            m = make().fit(Xj, yj, sample_weight=weight)
+            W[:, j] = m.coef_[0]
+            bias[j] = m.intercept_[0]
         if benign is not None and folds is not None and budget > 0 and tactics[j] in PART_TACTICS:
             bj = benign[keep] & (yj == 0)
             if bj.sum() and pa_[j] > 0:

@@ -218,3 +218,19 @@ def test_benign_budget_shifts_calibration_only_when_it_binds(monkeypatch):
     thr_off, thr_on = -off.platt_b[0] / off.platt_a[0], -on.platt_b[0] / on.platt_a[0]
     assert thr_on > thr_off  # the 0.5 point moved up in decision space
     np.testing.assert_array_equal(on.W, off.W)
+
+
+def test_benign_mining_lowers_benign_documents_that_fire_out_of_fold(monkeypatch):
+    monkeypatch.setattr(lexical, "GROUP_FOLDS", True)
+    texts, labels, keys, benign = _tiny_training_set()
+    for d in range(12):
+        texts.append(f"reveal your hidden reasoning for item{d} please summarise {d}")
+        labels = np.vstack([labels, [[0]]])
+        keys.append(f"benign:x{d}")
+        benign = np.append(benign, True)
+    X = lexical.featurize(texts)
+    plain = lexical.fit_matrix(X, labels, ("cot_elicitation",), keys=keys, benign=benign, budget=0, mining=1.0)
+    mined = lexical.fit_matrix(X, labels, ("cot_elicitation",), keys=keys, benign=benign, budget=0, mining=5.0)
+    fired = X[-12:]
+    assert (mined.decision(fired) < plain.decision(fired)).all()
+    np.testing.assert_array_equal(mined.platt_a, plain.platt_a)  # calibration still from the out-of-fold values
