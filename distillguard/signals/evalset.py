@@ -7,8 +7,9 @@ share their vocabulary. It was written apart from the training phrasings, and th
 never opens its directory (tests/signals/test_disjoint.py). Payloads and the benign rows are the
 simulator's corpora, which are not trained on either.
 
-Two sets (``SETS``): ``v1`` and ``v2``, the second written later in other voices and 13 languages,
-before the multilingual training phrasings, to check that the model was not fitted to ``v1``.
+Four sets (``SETS``): ``v1``; ``v2``, written later in other voices and 13 languages, before the
+multilingual training phrasings, to check that the model was not fitted to ``v1``; ``v3`` and ``v4``
+by other authors, each frozen before the training changes of its round.
 Recall is also reported per tactic and per language (``language``: a rough guess, for reporting).
 
 A prompt counts as caught when any attack-tactic signal reaches the threshold (the later stages
