@@ -176,7 +176,8 @@ def register(app: typer.Typer) -> None:
         sets = {name: evalset.report(eval_set=name) for name in evalset.SETS}
         ind = sets["v1"]
         if as_json:
-            sys.stdout.write(orjson.dumps({**rep, "independent": ind, "independent_v2": sets["v2"]},
+            sys.stdout.write(orjson.dumps({**rep, "independent": ind, "independent_v2": sets["v2"],
+                                           "independent_sets": sets},
                                           option=orjson.OPT_INDENT_2).decode() + "\n")
             return
         t = Table(title="held-out phrasings (threshold 0.5)", title_justify="left")

@@ -7,8 +7,9 @@ share their vocabulary. It was written apart from the training phrasings, and th
 never opens its directory (tests/signals/test_disjoint.py). Payloads and the benign rows are the
 simulator's corpora, which are not trained on either.
 
-Two sets (``SETS``): ``v1`` and ``v2``, the second written later in other voices and 13 languages,
-before the multilingual training phrasings, to check that the model was not fitted to ``v1``.
+Four sets (``SETS``): ``v1``; ``v2``, written later in other voices and 13 languages, before the
+multilingual training phrasings, to check that the model was not fitted to ``v1``; ``v3`` and ``v4``
+by other authors, each frozen before the training changes of its round.
 Recall is also reported per tactic and per language (``language``: a rough guess, for reporting).
 
 A prompt counts as caught when any attack-tactic signal reaches the threshold (the later stages
@@ -32,9 +33,11 @@ EVAL_DIR = corpus.DATA / "eval"
 #: first disjoint training data; ``v2`` later, in other voices and languages, before the
 #: multilingual training phrasings, to check the model was not fitted to ``v1``; ``v3`` by another
 #: author (tickets, code templates, polite and terse voices; 13 languages, five of them new), frozen
-#: before the training changes of its round.
+#: before the training changes of its round; ``v4`` by a fourth author (chat, e-mail, CLI help, notebook,
+#: methods-section, spec and game voices; 16 languages, Romanian and Greek with no training phrasing),
+#: frozen before the full-data scorer and benign budget were trained.
 SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt"),
-        "v3": ("attacks_v3.txt", "hard_negatives_v3.txt")}
+        "v3": ("attacks_v3.txt", "hard_negatives_v3.txt"), "v4": ("attacks_v4.txt", "hard_negatives_v4.txt")}
 THRESHOLD = 0.5
 #: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
 EXTRA_COMPOSITIONS = 2
@@ -103,7 +106,8 @@ def attack_scores(model: lexical.LexicalModel, prompts: list[str], systems: list
 
 _SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("ko", re.compile(r"[\uac00-\ud7af]")),
             ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")),
-            ("ar", re.compile(r"[\u0600-\u06ff]")))
+            ("ar", re.compile(r"[\u0600-\u06ff]")), ("el", re.compile(r"[\u0370-\u03ff]")),
+            ("hi", re.compile(r"[\u0900-\u097f]")))
 _WORDS = {
     "es": "el la los las que para por una como sin cada pero esta este respuesta ¿", "fr": "le les des une pour sans chaque est cette réponse tu ta ton",
     "de": "der die das und nicht ist eine ohne jede deine diese antwort", "pt": "o os um uma da é sem cada não você esta resposta seu sua melhor fazer só depois",
@@ -111,6 +115,7 @@ _WORDS = {
     "tr": "bir ve için bu her yanıtı cevap ile gibi", "pl": "dla bez każdy każdej ta się jest odpowiedzi",
     "id": "yang dan untuk ini dengan tanpa setiap jawaban dari buatlah tulis", "vi": "và của cho này không từng câu trả lời các một hãy để bước",
     "sv": "och att för det inte utan varje svaret från som av ditt nedan", "cs": "pro bez každý každou tuto odpověď které níže podle jako vlády",
+    "ro": "și să pentru fără este răspuns această tău te mi pe",
     "en": "the and you your for this that with each every answer please",
 }
 

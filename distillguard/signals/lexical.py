@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from distillguard.signals import hashing as H
 
 #: Bump when the featuriser or the training procedure changes (part of the cache key).
-MODEL_VERSION = "7"
+MODEL_VERSION = "8"
 N_BITS = 18
 N_FEATURES = 1 << N_BITS
 CHAR_ORDERS = (4,)
@@ -57,12 +57,21 @@ KEEP_CACHED_MODELS = 4
 SMALL_BATCH = 8
 #: Largest share of real benign training documents, scored out of fold, that an attack tactic may
 #: put at or above 0.5; the calibration is shifted to respect it (see ``fit``). 0 turns it off.
-BENIGN_FPR_BUDGET = 0.001
+BENIGN_FPR_BUDGET = 0.0007
 #: Word uni/bigrams of question sentences also get features of their own (``question_tokens``).
 QUESTION_FEATURES = True
 QUESTION_SALT = 6000
 #: Calibration folds split by phrasing line / benign document rather than by row (see ``fit``).
-GROUP_FOLDS = False
+GROUP_FOLDS = True
+#: The scorer is a third fit on all rows; the two half-models only give out-of-fold values for the
+#: calibration (and the benign budget). Without it the scorer is the average of the two half-models,
+#: which with GROUP_FOLDS sees every phrasing line at half weight (+50% training CPU when on).
+FULL_FIT_SCORER = True
+#: Benign-document mining for the full-data scorer: a real benign training document whose keyed
+#: out-of-fold probability reaches BENIGN_MINING_PROB (it fired when unseen, like a provider's benign
+#: prompt would) counts BENIGN_MINING_WEIGHT times in the full fit. 1 turns it off.
+BENIGN_MINING_WEIGHT = 3.0
+BENIGN_MINING_PROB = 0.3
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 
@@ -390,17 +399,30 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
     ``keys`` (one per row, see ``corpus.build_keyed``) make the two calibration folds split by
     phrasing line and benign document instead of by row (GROUP_FOLDS): the Platt sigmoid is then
     fitted on scores of wordings the half-model never saw, which is what a provider's traffic is.
+    The scorer is then a third fit on every row (FULL_FIT_SCORER): averaging two half-models that
+    each saw half of the phrasing lines would give every line half its weight.
 
     ``benign`` (a mask of real benign prompts) bounds each attack tactic's false-positive rate on
     them: if more than BENIGN_FPR_BUDGET of the benign documents' out-of-fold scores (documents the
     half-model never saw, a validation split) would reach 0.5, the sigmoid is shifted so that only
     that share does. Recall is then bought only where benign traffic allows it.
     """
+    return fit_matrix(featurize(texts), labels, tactics, seed, data_hash, keys, benign)
+
+
+def fit_matrix(X: sp.csr_matrix, labels: np.ndarray, tactics=TACTICS, seed: int = 0, data_hash: str = "",
+               keys: list[str] | None = None, benign: np.ndarray | None = None,
+               full_fit: bool | None = None, budget: float | None = None,
+               mining: float | None = None) -> LexicalModel:
+    """``fit`` on an already featurised matrix (``full_fit`` / ``budget`` / ``mining`` default to the
+    module keys FULL_FIT_SCORER / BENIGN_FPR_BUDGET / BENIGN_MINING_WEIGHT)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    X = featurize(texts)
     folds = key_folds(keys, seed) if keys is not None and GROUP_FOLDS else None
+    full_fit = FULL_FIT_SCORER if full_fit is None else full_fit
+    budget = BENIGN_FPR_BUDGET if budget is None else budget
+    mining = BENIGN_MINING_WEIGHT if mining is None else mining
     k = len(tactics)
     W = np.zeros((X.shape[1], k), dtype=np.float32)
     bias = np.zeros(k, dtype=np.float32)
@@ -418,8 +440,9 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
             return LogisticRegression(C=C, class_weight="balanced", solver="liblinear", tol=1e-2, max_iter=200,
                                       random_state=seed)
         # Two half-models, each scoring the half it did not see: their out-of-fold decision values
-        # calibrate the Platt sigmoid, and the average of the two (a linear model again) is the
-        # final scorer, as CalibratedClassifierCV(ensemble=True) would do but at half the cost.
+        # calibrate the Platt sigmoid. The scorer is either a third fit on all rows (full_fit) or
+        # the average of the two (a linear model again), as CalibratedClassifierCV(ensemble=True)
+        # would do at half the cost.
         oof = np.zeros(len(yj))
         if folds is not None:
             fj = folds[keep]
@@ -429,18 +452,27 @@ def fit(texts: list[str], labels: np.ndarray, tactics=TACTICS, seed: int = 0, da
         for tr, te in splits:
             m = make().fit(Xj[tr], yj[tr])
             oof[te] = m.decision_function(Xj[te])
-            W[:, j] += 0.5 * m.coef_[0]
-            bias[j] += 0.5 * m.intercept_[0]
+            if not full_fit:
+                W[:, j] += 0.5 * m.coef_[0]
+                bias[j] += 0.5 * m.intercept_[0]
         # Platt scaling on the out-of-fold values, without class weights, so probabilities match
         # frequencies on the training mix.
         cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), yj)
         pa_[j] = cal.coef_[0, 0]
         pb_[j] = cal.intercept_[0]
-        if benign is not None and folds is not None and BENIGN_FPR_BUDGET > 0 and tactics[j] in PART_TACTICS:
+        if full_fit:
+            weight = None
+            if benign is not None and folds is not None and mining != 1.0 and tactics[j] in PART_TACTICS:
+                prob = 1.0 / (1.0 + np.exp(-np.clip(pa_[j] * oof + pb_[j], -30.0, 30.0)))
+                weight = np.where(benign[keep] & (yj == 0) & (prob >= BENIGN_MINING_PROB), mining, 1.0)
+            m = make().fit(Xj, yj, sample_weight=weight)
+            W[:, j] = m.coef_[0]
+            bias[j] = m.intercept_[0]
+        if benign is not None and folds is not None and budget > 0 and tactics[j] in PART_TACTICS:
             bj = benign[keep] & (yj == 0)
             if bj.sum() and pa_[j] > 0:
                 # decision value above which at most the budgeted share of benign documents lie
-                cut = float(np.quantile(oof[bj], 1.0 - BENIGN_FPR_BUDGET, method="higher"))
+                cut = float(np.quantile(oof[bj], 1.0 - budget, method="higher"))
                 if -pb_[j] / pa_[j] <= cut:
                     pb_[j] = -pa_[j] * np.nextafter(cut, np.inf)
     return LexicalModel(tuple(tactics), W, bias, pa_, pb_, data_hash)
