@@ -213,6 +213,16 @@ class ScoringConfig(_Strict):
     #: not significantly below it, so this never cuts at random; only where the store records max_tokens for at
     #: least half the core (and 3 of its accounts). None turns it off.
     output_demand_alpha: float | None = Field(1e-3, ge=0, le=1)
+    #: A strongly coordinated cluster (not a harvesting sub-cluster) whose suspicion sits below this share of
+    #: the store's accounts *outside* it — its suspicion as a percentile of the provider's own population — is
+    #: capped at ``weak_coordination_cap``: a cohort coordinated as tightly as an operation (a course lab's one
+    #: sign-up burst, campus NAT, lab windows and private homework templates; a framework's users on its system
+    #: prompt) whose traffic is what much of the store sends is not a harvest; an operation's core sits above
+    #: most of the store on its own traffic. Judged against the accounts outside the cluster only, so a campaign
+    #: that is a large share of a small store is not judged against itself. Harvesting sub-clusters are
+    #: exempt: their membership is already a store-percentile judgement of each account's own traffic. 0 turns
+    #: it off.
+    min_suspicion_percentile: float = Field(0.8, ge=0, le=1)
     #: Pooled evidence: a strongly coordinated cluster at or above this coordination is also judged on the
     #: pooled traffic of its core members that hold a distinctive tie (the group's card, sign-up burst,
     #: schedule, private templates): the account model on their combined exchanges, shrunk by the group's

@@ -157,6 +157,17 @@ def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
     return float(np.median([_num(r.get("c_long_output")) for r in known])) <= cfg.min_core_output_demand
 
 
+def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, float], store_s: np.ndarray) -> float:
+    """The share of the store's accounts *outside* the cluster whose suspicion is below the cluster's: where its
+    traffic sits in the provider's own population. Outside only, so a campaign that is half of a small store is
+    judged against the rest of it, not against itself."""
+    below = int(np.searchsorted(store_s, susp, side="left"))
+    inside = [feats_s[a] for a in members if a in feats_s]
+    below -= sum(1 for v in inside if v < susp)
+    outside = len(store_s) - len(inside)
+    return below / outside if outside > 0 else 1.0
+
+
 def _isnan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
@@ -310,6 +321,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     if "mean_max_tokens" in feats.column_names:
         mt = feats["mean_max_tokens"].to_numpy(zero_copy_only=False).astype(float)
         store_mt = mt[~np.isnan(mt)]
+    feats_s = dict(zip(feats["account_id"].to_pylist(), feats["suspicion"].to_numpy(zero_copy_only=False).tolist(),
+                       strict=True))
+    store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     for c, members in sorted(sizes.items()):
@@ -348,6 +362,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             group_comps[c] = pooled_components(pool_rows, cfg.account_model)
             pooled = blend(group_comps[c], cfg.account_model)
             susp = max(susp, pooled)
+        # a cohort (a course lab, a framework's users) can be coordinated as tightly as an operation — one sign-up
+        # burst, one NAT, the same busy windows, private homework templates — and yet its traffic is what much of
+        # the store sends: judged against the accounts outside it, not against an absolute level
+        ordinary = (strong and not no_output and not harvest
+                    and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile))
+        if ordinary:
+            coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
@@ -368,6 +389,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
                               "account (no teacher output being collected)")
+        if ordinary:
+            cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
+                              f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
+                              "harvest)")
         scores.append(cs)
 
     # account risk
