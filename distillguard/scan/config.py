@@ -186,6 +186,13 @@ class ScoringConfig(_Strict):
     #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
     #: popular tool's users share, so they never carry it.
     harvest_hidden_share: float = Field(0.5, ge=0, le=1)
+    #: A harvesting sub-cluster's ties must be its own, not its parent community's: what its members share is
+    #: judged against chance in the store *and* in the community it was cut from (members drawn at random from
+    #: the rest of the community), the larger of the two — for the hidden-tie rule above and the evidence groups
+    #: alike. A course lab's busiest students share the campus NAT, the sign-up burst and the lab
+    #: windows with every classmate (the community's tie); a quiet pool inside a popular tool's community shares
+    #: its card or proxy /24 with none of the tool's users. False judges the tie against the store alone.
+    harvest_parent_chance: bool = True
     #: A harvesting sub-cluster member's fit (``min_member_fit``: the share of its coordination weight that
     #: points into its group) is measured against the community the sub-cluster was cut from, not the
     #: sub-cluster alone: a sub-cluster is a minority of its community by construction, so its members' links

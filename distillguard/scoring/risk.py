@@ -123,6 +123,31 @@ def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pare
     return {a: _num(inside) / tot for a, tot, inside in rows if tot}
 
 
+def _parent_chance(con: duckdb.DuckDBPyConnection, parent: dict[str, int], subs: set[int]) -> dict[tuple[str, str], float]:
+    """For each harvesting sub-cluster member and evidence group: the chance that the sub-cluster's other members,
+    drawn at random from the rest of its *parent community*, would share one of the member's entities of that
+    group anyway — ``1 − exp(−(k−1) · Σ_e (p_e − m_e)/(P − k))`` with P the community's size, p_e the entity's
+    holders in it, k and m_e the same in the sub-cluster (a sub-cluster carries its parent's id). A course lab's
+    busiest students share the campus NAT, the sign-up burst and the lab windows with every classmate: that is the
+    community's tie, not theirs (chance ≈ 1). A quiet pool inside a popular tool's community shares its card or
+    proxy /24 with no tool user (chance ≈ 0)."""
+    con.register("_par", pa.table({"account_id": [a for a, c in parent.items() if c in subs],
+                                   "pcl": [c for c in parent.values() if c in subs]}))
+    rows = con.execute("""
+        WITH pm AS (SELECT i.account_id AS a, i.kind, i.entity, p.pcl FROM inc i JOIN _par p USING (account_id)),
+        ph AS (SELECT pcl, kind, entity, count(DISTINCT a) AS pe FROM pm GROUP BY 1, 2, 3),
+        psz AS (SELECT pcl, count(*) AS np FROM _par GROUP BY 1),
+        sm AS (SELECT i.account_id AS a, i.kind, i.entity, m.cl FROM inc i JOIN _mem m USING (account_id)),
+        sh AS (SELECT cl, kind, entity, count(DISTINCT a) AS me FROM sm GROUP BY 1, 2, 3),
+        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1)
+        SELECT sm.a, g.grp, 1 - exp(-(ksz.k - 1) * sum(greatest(ph.pe - sh.me, 0)) / greatest(psz.np - ksz.k, 1))
+        FROM sm JOIN sh USING (cl, kind, entity) JOIN ph ON ph.pcl = sm.cl AND ph.kind = sm.kind AND ph.entity = sm.entity
+        JOIN psz ON psz.pcl = sm.cl JOIN ksz ON ksz.cl = sm.cl JOIN _kg g ON g.kind = sm.kind
+        GROUP BY sm.a, g.grp, ksz.k, psz.np""").fetchall()
+    con.unregister("_par")
+    return {(a, g): float(ch) for a, g, ch in rows}
+
+
 def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
     """True when a core's requested output lengths are *clearly* below the store's: a one-sided Mann-Whitney test
     of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``output_demand_alpha``.
@@ -259,6 +284,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3""").fetchall()
+    # a harvesting sub-cluster's hidden tie must be its own, not its parent community's (scoring.harvest_parent_chance)
+    in_parent = _parent_chance(con, parent, set(membership.values())) \
+        if harvest and parent is not None and cfg.harvest_parent_chance else None
     # what each cluster's accounts share, counted as every page and report counts it (campaigns/describe.py)
     from distillguard.campaigns.describe import SCAN_EDGES, shared
 
@@ -287,6 +315,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
     for c, a, g, obs, chance in grp_rows:
+        if in_parent is not None:
+            # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
+            chance = max(chance, in_parent.get((a, g), 0.0))
         if obs and g == "content":
             sends_shared.add(a)
         if obs and chance <= cfg.max_chance_tie:
