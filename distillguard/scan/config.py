@@ -191,8 +191,11 @@ class ScoringConfig(_Strict):
     #: the rest of the community), the larger of the two — for the hidden-tie rule above and the evidence groups
     #: alike. A course lab's busiest students share the campus NAT, the sign-up burst and the lab
     #: windows with every classmate (the community's tie); a quiet pool inside a popular tool's community shares
-    #: its card or proxy /24 with none of the tool's users. False judges the tie against the store alone.
-    harvest_parent_chance: bool = True
+    #: its card or proxy /24 with none of the tool's users. Off by default (False: judged against the store
+    #: alone): on the evaluation family it removed the course lab's false flags (1.1% → 0) but lowered median
+    #: recall 0.465 → 0.361 — a campaign's sub-cluster cut from a community that is mostly the campaign shares
+    #: its card and burst with that community too (docs/benchmarks.md, branch ``fam11c``).
+    harvest_parent_chance: bool = False
     #: A harvesting sub-cluster member's fit (``min_member_fit``: the share of its coordination weight that
     #: points into its group) is measured against the community the sub-cluster was cut from, not the
     #: sub-cluster alone: a sub-cluster is a minority of its community by construction, so its members' links

@@ -120,8 +120,9 @@ def test_a_tie_the_whole_community_holds_is_not_the_sub_clusters_own():
     lab = base + [(a, "ip24", "10.20.30", 0.5) for a in POOL + USERS] + \
         [(a, "creation_burst", "education|3", 0.9) for a in POOL + USERS]
     assert min(_risk(lab, feats, ScoringConfig(harvest_parent_chance=False), parent=True)[a] for a in POOL) >= 0.5
-    assert max(_risk(lab, feats, parent=True)[a] for a in POOL) < 0.5
+    on = ScoringConfig(harvest_parent_chance=True)
+    assert max(_risk(lab, feats, on, parent=True)[a] for a in POOL) < 0.5
     pool = base + [(a, "ip24", f"203.0.{i}", 0.5) for i, a in enumerate(USERS)] + \
         [(a, "ip24", "198.51.7", 0.5) for a in POOL[:3]] + [(a, "payment", "card-reused", 1.5) for a in POOL[3:5]] + \
         [(a, "creation_burst", "free_trial|9", 0.9) for a in POOL[5:]]
-    assert min(_risk(pool, feats, parent=True)[a] for a in POOL) >= 0.5
+    assert min(_risk(pool, feats, on, parent=True)[a] for a in POOL) >= 0.5
