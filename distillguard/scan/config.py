@@ -186,6 +186,16 @@ class ScoringConfig(_Strict):
     #: on their own traffic *and* a hidden tie. E-mail shapes, clients and content are what strangers and a
     #: popular tool's users share, so they never carry it.
     harvest_hidden_share: float = Field(0.5, ge=0, le=1)
+    #: A harvesting sub-cluster's ties must be its own, not its parent community's: what its members share is
+    #: judged against chance in the store *and* in the community it was cut from (members drawn at random from
+    #: the rest of the community), the larger of the two — for the hidden-tie rule above and the evidence groups
+    #: alike. A course lab's busiest students share the campus NAT, the sign-up burst and the lab
+    #: windows with every classmate (the community's tie); a quiet pool inside a popular tool's community shares
+    #: its card or proxy /24 with none of the tool's users. Off by default (False: judged against the store
+    #: alone): on the evaluation family it removed the course lab's false flags (1.1% → 0) but lowered median
+    #: recall 0.465 → 0.361 — a campaign's sub-cluster cut from a community that is mostly the campaign shares
+    #: its card and burst with that community too (docs/benchmarks.md, branch ``fam11c``).
+    harvest_parent_chance: bool = False
     #: A harvesting sub-cluster member's fit (``min_member_fit``: the share of its coordination weight that
     #: points into its group) is measured against the community the sub-cluster was cut from, not the
     #: sub-cluster alone: a sub-cluster is a minority of its community by construction, so its members' links
@@ -226,6 +236,16 @@ class ScoringConfig(_Strict):
     #: not significantly below it, so this never cuts at random; only where the store records max_tokens for at
     #: least half the core (and 3 of its accounts). None turns it off.
     output_demand_alpha: float | None = Field(1e-3, ge=0, le=1)
+    #: A strongly coordinated cluster (not a harvesting sub-cluster) whose suspicion sits below this share of
+    #: the store's accounts *outside* it — its suspicion as a percentile of the provider's own population — is
+    #: capped at ``weak_coordination_cap``: a cohort coordinated as tightly as an operation (a course lab's one
+    #: sign-up burst, campus NAT, lab windows and private homework templates; a framework's users on its system
+    #: prompt) whose traffic is what much of the store sends is not a harvest; an operation's core sits above
+    #: most of the store on its own traffic. Judged against the accounts outside the cluster only, so a campaign
+    #: that is a large share of a small store is not judged against itself. Harvesting sub-clusters are
+    #: exempt: their membership is already a store-percentile judgement of each account's own traffic. 0 turns
+    #: it off.
+    min_suspicion_percentile: float = Field(0.8, ge=0, le=1)
     #: Pooled evidence: a strongly coordinated cluster at or above this coordination is also judged on the
     #: pooled traffic of its core members that hold a distinctive tie (the group's card, sign-up burst,
     #: schedule, private templates): the account model on their combined exchanges, shrunk by the group's

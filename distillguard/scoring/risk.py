@@ -193,6 +193,31 @@ def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pare
     return {a: _num(inside) / tot for a, tot, inside in rows if tot}
 
 
+def _parent_chance(con: duckdb.DuckDBPyConnection, parent: dict[str, int], subs: set[int]) -> dict[tuple[str, str], float]:
+    """For each harvesting sub-cluster member and evidence group: the chance that the sub-cluster's other members,
+    drawn at random from the rest of its *parent community*, would share one of the member's entities of that
+    group anyway — ``1 − exp(−(k−1) · Σ_e (p_e − m_e)/(P − k))`` with P the community's size, p_e the entity's
+    holders in it, k and m_e the same in the sub-cluster (a sub-cluster carries its parent's id). A course lab's
+    busiest students share the campus NAT, the sign-up burst and the lab windows with every classmate: that is the
+    community's tie, not theirs (chance ≈ 1). A quiet pool inside a popular tool's community shares its card or
+    proxy /24 with no tool user (chance ≈ 0)."""
+    con.register("_par", pa.table({"account_id": [a for a, c in parent.items() if c in subs],
+                                   "pcl": [c for c in parent.values() if c in subs]}))
+    rows = con.execute("""
+        WITH pm AS (SELECT i.account_id AS a, i.kind, i.entity, p.pcl FROM inc i JOIN _par p USING (account_id)),
+        ph AS (SELECT pcl, kind, entity, count(DISTINCT a) AS pe FROM pm GROUP BY 1, 2, 3),
+        psz AS (SELECT pcl, count(*) AS np FROM _par GROUP BY 1),
+        sm AS (SELECT i.account_id AS a, i.kind, i.entity, m.cl FROM inc i JOIN _mem m USING (account_id)),
+        sh AS (SELECT cl, kind, entity, count(DISTINCT a) AS me FROM sm GROUP BY 1, 2, 3),
+        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1)
+        SELECT sm.a, g.grp, 1 - exp(-(ksz.k - 1) * sum(greatest(ph.pe - sh.me, 0)) / greatest(psz.np - ksz.k, 1))
+        FROM sm JOIN sh USING (cl, kind, entity) JOIN ph ON ph.pcl = sm.cl AND ph.kind = sm.kind AND ph.entity = sm.entity
+        JOIN psz ON psz.pcl = sm.cl JOIN ksz ON ksz.cl = sm.cl JOIN _kg g ON g.kind = sm.kind
+        GROUP BY sm.a, g.grp, ksz.k, psz.np""").fetchall()
+    con.unregister("_par")
+    return {(a, g): float(ch) for a, g, ch in rows}
+
+
 def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
     """True when a core's requested output lengths are *clearly* below the store's: a one-sided Mann-Whitney test
     of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``output_demand_alpha``.
@@ -225,6 +250,17 @@ def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
     if len(known) < 0.5 * len(rows):
         return False
     return float(np.median([_num(r.get("c_long_output")) for r in known])) <= cfg.min_core_output_demand
+
+
+def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, float], store_s: np.ndarray) -> float:
+    """The share of the store's accounts *outside* the cluster whose suspicion is below the cluster's: where its
+    traffic sits in the provider's own population. Outside only, so a campaign that is half of a small store is
+    judged against the rest of it, not against itself."""
+    below = int(np.searchsorted(store_s, susp, side="left"))
+    inside = [feats_s[a] for a in members if a in feats_s]
+    below -= sum(1 for v in inside if v < susp)
+    outside = len(store_s) - len(inside)
+    return below / outside if outside > 0 else 1.0
 
 
 def _isnan(v) -> bool:
@@ -318,6 +354,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3""").fetchall()
+    # a harvesting sub-cluster's hidden tie must be its own, not its parent community's (scoring.harvest_parent_chance)
+    in_parent = _parent_chance(con, parent, set(membership.values())) \
+        if harvest and parent is not None and cfg.harvest_parent_chance else None
     # what each cluster's accounts share, counted as every page and report counts it (campaigns/describe.py)
     from distillguard.campaigns.describe import SCAN_EDGES, shared
 
@@ -346,6 +385,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
     for c, a, g, obs, chance in grp_rows:
+        if in_parent is not None:
+            # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
+            chance = max(chance, in_parent.get((a, g), 0.0))
         if obs and g == "content":
             sends_shared.add(a)
         if obs and chance <= cfg.max_chance_tie:
@@ -380,6 +422,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     if "mean_max_tokens" in feats.column_names:
         mt = feats["mean_max_tokens"].to_numpy(zero_copy_only=False).astype(float)
         store_mt = mt[~np.isnan(mt)]
+    feats_s = dict(zip(feats["account_id"].to_pylist(), feats["suspicion"].to_numpy(zero_copy_only=False).tolist(),
+                       strict=True))
+    store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
@@ -420,6 +465,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             pool_of[c] = {r["account_id"] for r in pool_rows}
             pooled = blend(group_comps[c], cfg.account_model)
             susp = max(susp, pooled)
+        # a cohort (a course lab, a framework's users) can be coordinated as tightly as an operation — one sign-up
+        # burst, one NAT, the same busy windows, private homework templates — and yet its traffic is what much of
+        # the store sends: judged against the accounts outside it, not against an absolute level
+        ordinary = (strong and not no_output and not harvest
+                    and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile))
+        if ordinary:
+            coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
@@ -440,6 +492,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
                               "account (no teacher output being collected)")
+        if ordinary:
+            cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
+                              f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
+                              "harvest)")
         scores.append(cs)
 
     # account risk

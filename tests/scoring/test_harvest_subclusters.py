@@ -44,7 +44,7 @@ def _features(pool_shape: float) -> pa.Table:
                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
 
 
-def _risk(rows, feats, cfg=None) -> dict[str, float]:
+def _risk(rows, feats, cfg=None, parent: bool = False) -> dict[str, float]:
     cfg = cfg or ScoringConfig()
     con = _con(rows)
     community = {a: 0 for a in POOL + USERS}
@@ -53,7 +53,8 @@ def _risk(rows, feats, cfg=None) -> dict[str, float]:
     tables = [out]
     sub = harvest_subclusters(community, feats, cfg)
     if sub:
-        tables.append(score_clusters(con, feats, sub, [], cfg, id_prefix="clh", harvest=True)[1])
+        tables.append(score_clusters(con, feats, sub, [], cfg, id_prefix="clh", harvest=True,
+                                     parent=community if parent else None)[1])
     for t in tables:
         for a, r in zip(t["account_id"].to_pylist(), t["risk"].to_pylist(), strict=True):
             best[a] = max(best.get(a, 0.0), r)
@@ -103,3 +104,25 @@ def test_harvest_shape_needs_long_answers_and_single_turns(single_turn, expect_h
     hs = account_suspicion(t)["c_harvest_shape"].to_numpy()
     assert bool(hs[-1] > 0.8) is expect_high
     assert np.all(hs[:-1] == 0)  # at or below the store's median output length: no harvesting shape
+
+
+def test_a_tie_the_whole_community_holds_is_not_the_sub_clusters_own():
+    """A course lab in a store of a thousand other accounts: every student shares the campus NAT and the sign-up
+    burst (rare in the store); its busiest eight are the store's top decile on harvest shape. Their hidden ties are
+    the community's, so they are no sub-cluster campaign (``harvest_parent_chance``); judged against the store
+    alone, the same ties carried them. A quiet pool whose ties are its own keeps its flags."""
+    store = [f"far{i}" for i in range(1000)]
+    ids = POOL + USERS + store
+    feats = pa.table({"account_id": ids, "suspicion": [0.65 if a in POOL else 0.3 for a in ids],
+                      "c_harvest_shape": [0.8 if a in POOL else 0.0 for a in ids], "n_exchanges": [200.0] * len(ids),
+                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+    base = [(a, "system_prompt", "sp-popular-tool", 0.3) for a in ids]
+    lab = base + [(a, "ip24", "10.20.30", 0.5) for a in POOL + USERS] + \
+        [(a, "creation_burst", "education|3", 0.9) for a in POOL + USERS]
+    assert min(_risk(lab, feats, ScoringConfig(harvest_parent_chance=False), parent=True)[a] for a in POOL) >= 0.5
+    on = ScoringConfig(harvest_parent_chance=True)
+    assert max(_risk(lab, feats, on, parent=True)[a] for a in POOL) < 0.5
+    pool = base + [(a, "ip24", f"203.0.{i}", 0.5) for i, a in enumerate(USERS)] + \
+        [(a, "ip24", "198.51.7", 0.5) for a in POOL[:3]] + [(a, "payment", "card-reused", 1.5) for a in POOL[3:5]] + \
+        [(a, "creation_burst", "free_trial|9", 0.9) for a in POOL[5:]]
+    assert min(_risk(pool, feats, on, parent=True)[a] for a in POOL) >= 0.5

@@ -1,0 +1,50 @@
+"""A strongly coordinated cluster is judged on its suspicion *as a percentile of the store's other accounts*
+(``scoring.min_suspicion_percentile``): a cohort coordinated as tightly as an operation whose traffic is what much
+of the store sends (the sampled worlds' course lab: coordination 0.92 at suspicion 0.38, the store's 65th
+percentile) is capped as weakly coordinated; the same absolute suspicion in a store it stands out from is not."""
+
+import pyarrow as pa
+import pytest
+
+from distillguard.scan.config import ScoringConfig
+from distillguard.scoring import score_clusters
+from tests.scoring.test_member_ties import _con
+from tests.scoring.test_output_demand import OTHERS, TEAM, _team_rows
+
+
+def _score(team_susp: float, others_susp: list[float], pct: float):
+    ids = TEAM + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [team_susp] * len(TEAM) + others_susp,
+                      "c_long_output": [0.0] * len(ids), "mean_max_tokens": pa.array([None] * len(ids), pa.float64()),
+                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cfg = ScoringConfig(min_suspicion_percentile=pct)
+    cs, risk = score_clusters(_con(_team_rows()), feats, {a: 0 for a in TEAM}, [], cfg)
+    return cs[0], cfg
+
+
+# the store's other 90 accounts: suspicion spread evenly over 0.05-0.65
+SPREAD = [0.05 + 0.6 * i / 89 for i in range(90)]
+
+
+@pytest.mark.parametrize("team_susp,others,pct,capped", [
+    (0.45, SPREAD, 0.8, True),            # 0.45 sits at the store's ~67th percentile: a cohort
+    (0.62, SPREAD, 0.8, False),           # above 95% of the store: judged as before
+    (0.45, [0.1] * 90, 0.8, False),       # the same absolute suspicion in a quieter store stands out
+    (0.45, SPREAD, 0.0, False),           # off
+])
+def test_cohort_judged_against_the_store(team_susp, others, pct, capped):
+    c, cfg = _score(team_susp, others, pct)
+    assert any("no more suspicious than" in r for r in c.reasons) == capped
+    assert (c.coordination <= cfg.weak_coordination_cap + 1e-9) == capped
+
+
+def test_percentile_counts_only_accounts_outside_the_cluster():
+    """A campaign that is most of a small store is judged against the rest of it, not against itself."""
+    import numpy as np
+
+    from distillguard.scoring.risk import _suspicion_percentile
+
+    feats_s = {f"c{i}": 0.7 for i in range(60)} | {f"b{i}": 0.1 for i in range(40)}
+    store = np.sort(np.array(list(feats_s.values())))
+    assert _suspicion_percentile(0.7, [f"c{i}" for i in range(60)], feats_s, store) == 1.0
