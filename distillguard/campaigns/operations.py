@@ -19,6 +19,7 @@ calibrated to the store at hand:
 * O_g = the entities of g both records hold (a sync entity's MinHash bands counted once per template:
   they are one schedule), and p_g = P(X ≥ O_g) for X the number of A's entities the null group holds
   (exact sum of Bernoullis); the same the other way round, and the weaker of the two is the pair's p_g.
+  Sync units on a template both records send are left out (``_on_shared_content``): they are the content again.
   A popular tool's system prompt, a campus NAT or a free-mail naming shape has many background holders
   and adds nothing; an operation's own sign-up burst or card has none.
 * Two records are one operation when Fisher's combination of their groups' p-values is at most
