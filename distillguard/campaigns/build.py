@@ -89,6 +89,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         o1, o2 = g.get(KIND_GROUP.get(kind, kind), (0, 0))
         g[KIND_GROUP.get(kind, kind)] = (max(o1, n1), max(o2, n2))
     mc = cfg.merge_min_cover
+    cands: dict[str, list[tuple[tuple[int, int], str]]] = {}   # piece -> (strength, the bigger cluster) per link
     for (c1, c2), g in held.items():
         s1, s2 = len(groups[c1]), len(groups[c2])
         # a small piece (a pool the community detection cut off) joins a bigger cluster when most of the
@@ -103,13 +104,38 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         # the proxy pool relaying its requests, or two pieces of one pool — not a kit's common part beside
         # templates only one of them sends
         if len(piece) >= 2 or ("content" in piece and _same_workload(c1, c2, core, sends, cfg.merge_same_workload)):
-            uf.union(c1, c2)
+            pair = (c1, c2)
+            cands.setdefault(pair[small], []).append(
+                ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
     if operations:
         for link in operation_links(con, groups, cfg):
             if uf.find(link.a) != uf.find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
             uf.union(link.a, link.b)
+    _attach_pieces(uf, cands)
     return {c: uf.find(c) for c in groups}
+
+
+def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
+    """A piece belongs to one operation. A piece linked to bigger clusters that are one record already (or to
+    one only) joins it; a piece linked to clusters of *different* records joins the one it shares the most
+    evidence groups with (then the most holders), and does not chain them into one record: a single account
+    of one campaign that also sits on a /24 and a schedule of another campaign's proxy pool would otherwise
+    make the two campaigns one record. Pieces with one choice are attached first, so a record grows before
+    a piece with several is judged."""
+    multi = []
+    for piece, lst in cands.items():
+        if len({uf.find(b) for _, b in lst}) == 1:
+            for _, b in lst:
+                uf.union(piece, b)
+        else:
+            multi.append((max(lst)[0], piece, lst))
+    for _, piece, lst in sorted(multi, reverse=True):
+        best = max(lst)[1]
+        uf.union(piece, best)
+        for _, b in lst:
+            if uf.find(b) == uf.find(best):
+                uf.union(piece, b)
 
 
 def _workloads(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],

@@ -250,6 +250,30 @@ def test_two_operations_with_one_attack_kit_are_two_records():
         merge_clusters(_inc_con(two), groups, CampaignConfig(merge_same_workload=0.7))["c-coding"]
 
 
+def test_a_piece_does_not_chain_two_operations_into_one_record():
+    """A one-account piece of one campaign (its card, its template, its schedule) that also sits on a /24 and a
+    schedule of another campaign's proxy pool joins its own campaign, not both: the two campaigns stay two
+    records. A piece whose links all lead into one record joins it."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    agentic = [f"ag{i}" for i in range(7)]
+    proxy = [f"px{i}" for i in range(100)]
+    rows = [("b0", "ip24", "net-p0"), ("px0", "ip24", "net-p0"), ("px1", "ip24", "net-p0")]
+    rows += [(a, "sync", "sched-p~0~h1") for a in ("b0", "px2", "px3")]
+    rows += [(a, "payment", "card-a") for a in ["b0"] + agentic[:6]]
+    rows += [(a, "sync", "sched-a~0~h2") for a in ["b0"] + agentic[:2]]
+    rows += [(a, "template", "tpl-ag") for a in ["b0"] + agentic]
+    groups = {"c-agentic": agentic, "c-proxy": proxy, "c-bridge": ["b0"]}
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig())
+    assert rep["c-bridge"] == rep["c-agentic"] != rep["c-proxy"]
+    # the proxy pool and the campaign linked on their own (a card both use, a burst): the piece joins the record
+    rows += [(a, "payment", "card-x") for a in agentic + proxy[:60]]
+    rows += [(a, "creation_burst", "burst-x") for a in agentic + proxy[:60]]
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig())
+    assert rep["c-bridge"] == rep["c-agentic"] == rep["c-proxy"]
+
+
 def test_synchrony_on_a_shared_kit_template_is_not_hidden_infrastructure():
     """The chance test (operation_links) does not count being synchronised on a template both records send as
     timing evidence: the background never sends a private kit template, so it cannot price that, and the
