@@ -24,22 +24,14 @@ INHERIT_KINDS = ("ja4", "header_fp", "user_agent", "payment", "template", "syste
 
 
 def exclusive_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], kinds: tuple[str, ...],
-                    exclusive: float, fold_sync: bool = False) -> list[tuple[str, str, str, int, int]]:
+                    exclusive: float) -> list[tuple[str, str, str, int, int]]:
     """(cluster1, cluster2, kind, n1, n2) for cluster pairs sharing entities of ``kind`` that are *theirs*: at
     least ``exclusive`` of the entity's holders in the store sit in the two clusters (a public attack template,
-    a free-mail domain or a stock SDK fingerprint is not). n1 / n2 count the accounts of each side holding one.
-
-    ``fold_sync``: a shared schedule (a sync entity) on a template both clusters send is reported as that
-    template (kind ``template``), not as independent timing evidence. Only senders of a template can be busy
-    in its buckets, and two harvesting operations each running many windows a day on one private kit
-    template overlap in some of them by chance; the overlap says no more than the template does."""
+    a free-mail domain or a stock SDK fingerprint is not). n1 / n2 count the accounts of each side holding one."""
     rows = [(a, c) for c, ms in groups.items() for a in ms]
     con.execute("CREATE OR REPLACE TEMP TABLE _fm(account_id VARCHAR, cl VARCHAR)")
     con.executemany("INSERT INTO _fm VALUES (?, ?)", rows)
     kl = ", ".join(f"'{k}'" for k in kinds)
-    # the templates each cluster sends (only looked up when sync entities are folded into them)
-    tpl_sql = ("SELECT fm.cl, i.entity FROM inc i JOIN _fm fm USING (account_id) WHERE i.kind = 'template'"
-               if fold_sync and "sync" in kinds else "SELECT NULL::VARCHAR AS cl, NULL::VARCHAR AS entity WHERE false")
     return [tuple(r) for r in con.execute(f"""
         WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
                     WHERE i.kind IN ({kl})),
@@ -48,15 +40,10 @@ def exclusive_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
         ch AS (SELECT cl, kind, entity, any_value(df) AS df, count(DISTINCT account_id) AS h FROM ce GROUP BY 1, 2, 3),
         pair AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.entity, a.df, a.h AS h1, b.h AS h2
                  FROM ch a JOIN ch b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl),
-        ex AS (SELECT * FROM pair WHERE h1 + h2 >= {float(exclusive)} * df),
-        tpl AS (SELECT DISTINCT cl, entity FROM ({tpl_sql})),
-        rx AS (SELECT ex.*, CASE WHEN ex.kind = 'sync' AND t1.cl IS NOT NULL AND t2.cl IS NOT NULL
-                                 THEN 'template' ELSE ex.kind END AS rk
-               FROM ex LEFT JOIN tpl t1 ON t1.cl = ex.c1 AND t1.entity = split_part(ex.entity, '~', 1)
-               LEFT JOIN tpl t2 ON t2.cl = ex.c2 AND t2.entity = split_part(ex.entity, '~', 1))
-        SELECT ex.c1, ex.c2, ex.rk, count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c1),
+        ex AS (SELECT * FROM pair WHERE h1 + h2 >= {float(exclusive)} * df)
+        SELECT ex.c1, ex.c2, ex.kind, count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c1),
                count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c2)
-        FROM rx ex JOIN ce a ON a.kind = ex.kind AND a.entity = ex.entity AND a.cl IN (ex.c1, ex.c2)
+        FROM ex JOIN ce a ON a.kind = ex.kind AND a.entity = ex.entity AND a.cl IN (ex.c1, ex.c2)
         GROUP BY 1, 2, 3""").fetchall()]
 
 

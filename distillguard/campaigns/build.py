@@ -79,7 +79,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         for c, accts in groups.items():
             if c != op and sum(1 for a in accts if a in ms) >= cfg.merge_min_cover * len(accts):
                 uf.union(op, c)
-    links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive, fold_sync=True)
+    links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive)
     core, sends = _workloads(con, groups, cfg)
 
     # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
