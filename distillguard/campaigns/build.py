@@ -44,7 +44,8 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
 #: Evidence that two flagged clusters are one operation. Infrastructure an operator reuses (IP /24, client
 #: fingerprint, payment, e-mail naming, creation burst), plus *private* content (templates and system prompts
 #: nobody outside the two clusters sends) and real co-activity (a sync entity is a shared set of busy
-#: buckets, not a template). Not ASNs or e-mail domains, which unrelated operators share.
+#: buckets, not a template). Not ASNs or e-mail domains, which unrelated operators share. Each kind counts
+#: as its evidence group (``KIND_GROUP``) and a merge needs two groups: private content is one of them.
 MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern", "template",
                "system_prompt", "sync")
 
@@ -79,6 +80,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             if c != op and sum(1 for a in accts if a in ms) >= cfg.merge_min_cover * len(accts):
                 uf.union(op, c)
     links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive)
+    core, sends = _workloads(con, groups, cfg)
 
     # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
     held: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
@@ -87,24 +89,83 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         o1, o2 = g.get(KIND_GROUP.get(kind, kind), (0, 0))
         g[KIND_GROUP.get(kind, kind)] = (max(o1, n1), max(o2, n2))
     mc = cfg.merge_min_cover
+    cands: dict[str, list[tuple[tuple[int, int], str]]] = {}   # piece -> (strength, the bigger cluster) per link
     for (c1, c2), g in held.items():
         s1, s2 = len(groups[c1]), len(groups[c2])
-        both = {k for k, (n1, n2) in g.items() if n1 >= mc * s1 and n2 >= mc * s2}
         # a small piece (a pool the community detection cut off) joins a bigger cluster when most of the
         # piece holds the evidence and the bigger side holds it at least as often as the piece is large
         small, big = ((0, 1) if s1 <= s2 else (1, 0))
         sizes = (s1, s2)
         piece = {k for k, n in g.items() if n[small] >= mc * sizes[small] and n[big] >= min(mc * sizes[big], sizes[small])}
-        # private content that most accounts on both sides send is one operation's own workload; any other
-        # evidence needs a second, independent group
-        if len(piece) >= 2 or "content" in both:
-            uf.union(c1, c2)
+        # every group, private content included, needs a second, independent one: two operations that bought
+        # the same attack kit (its agent system prompt and templates, which nobody else sends) each with its
+        # own cards, bursts, networks and schedule are two records. Content alone merges only *one workload*:
+        # each side sends (nearly) all of the other's own private content — an operation's own accounts and
+        # the proxy pool relaying its requests, or two pieces of one pool — not a kit's common part beside
+        # templates only one of them sends
+        if len(piece) >= 2 or ("content" in piece and _same_workload(c1, c2, core, sends, cfg.merge_same_workload)):
+            pair = (c1, c2)
+            cands.setdefault(pair[small], []).append(
+                ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
     if operations:
         for link in operation_links(con, groups, cfg):
             if uf.find(link.a) != uf.find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
             uf.union(link.a, link.b)
+    _attach_pieces(uf, cands)
     return {c: uf.find(c) for c in groups}
+
+
+def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
+    """A piece belongs to one operation. A piece linked to bigger clusters that are one record already (or to
+    one only) joins it; a piece linked to clusters of *different* records joins the one it shares the most
+    evidence groups with (then the most holders), and does not chain them into one record: a single account
+    of one campaign that also sits on a /24 and a schedule of another campaign's proxy pool would otherwise
+    make the two campaigns one record. Pieces with one choice are attached first, so a record grows before
+    a piece with several is judged."""
+    multi = []
+    for piece, lst in cands.items():
+        if len({uf.find(b) for _, b in lst}) == 1:
+            for _, b in lst:
+                uf.union(piece, b)
+        else:
+            multi.append((max(lst)[0], piece, lst))
+    for _, piece, lst in sorted(multi, reverse=True):
+        best = max(lst)[1]
+        uf.union(piece, best)
+        for _, b in lst:
+            if uf.find(b) == uf.find(best):
+                uf.union(piece, b)
+
+
+def _workloads(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
+               cfg: CampaignConfig) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per flagged cluster: its own private workload (templates and system prompts at least
+    ``merge_min_cover`` of its accounts send and at least ``merge_exclusive`` of whose store holders are flagged
+    accounts: an attack kit's content, not a public template) and every private content entity any of its
+    accounts sends. Reads ``_fm`` (account → cluster) as ``exclusive_links`` left it."""
+    rows = con.execute(f"""
+        WITH ce AS (SELECT fm.cl, i.account_id, i.kind || ':' || i.entity AS e, i.df
+                    FROM inc i JOIN _fm fm USING (account_id) WHERE i.kind IN ('template', 'system_prompt')),
+        fl AS (SELECT e, count(DISTINCT account_id) AS f, any_value(df) AS df FROM ce GROUP BY 1),
+        sz AS (SELECT cl, count(DISTINCT account_id) AS n FROM _fm GROUP BY 1)
+        SELECT ce.cl, ce.e, count(DISTINCT ce.account_id) >= {float(cfg.merge_min_cover)} * any_value(sz.n)
+        FROM ce JOIN fl USING (e) JOIN sz USING (cl)
+        WHERE fl.f >= {float(cfg.merge_exclusive)} * fl.df GROUP BY 1, 2""").fetchall()
+    core: dict[str, set[str]] = {c: set() for c in groups}
+    sends: dict[str, set[str]] = {c: set() for c in groups}
+    for c, e, is_core in rows:
+        sends[c].add(e)
+        if is_core:
+            core[c].add(e)
+    return core, sends
+
+
+def _same_workload(c1: str, c2: str, core: dict[str, set[str]], sends: dict[str, set[str]], share: float) -> bool:
+    """Each cluster sends at least ``share`` of the other's own private workload (``_workloads``)."""
+    def covered(a: str, b: str) -> bool:
+        return bool(core[a]) and len(core[a] & sends[b]) >= share * len(core[a])
+    return covered(c1, c2) and covered(c2, c1)
 
 
 def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,

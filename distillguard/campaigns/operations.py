@@ -19,6 +19,7 @@ calibrated to the store at hand:
 * O_g = the entities of g both records hold (a sync entity's MinHash bands counted once per template:
   they are one schedule), and p_g = P(X ≥ O_g) for X the number of A's entities the null group holds
   (exact sum of Bernoullis); the same the other way round, and the weaker of the two is the pair's p_g.
+  Sync units on a template both records send are left out (``_on_shared_content``): they are the content again.
   A popular tool's system prompt, a campus NAT or a free-mail naming shape has many background holders
   and adds nothing; an operation's own sign-up burst or card has none.
 * Two records are one operation when Fisher's combination of their groups' p-values is at most
@@ -111,6 +112,15 @@ def _unit(kind: str, entity: str) -> str:
     return kind + ":" + (entity.split("~", 1)[0] if kind == "sync" else entity)
 
 
+def _on_shared_content(ua: dict[str, set[str]], ub: dict[str, set[str]]) -> set[str]:
+    """The sync units of two records that lie on a template both send: not timing evidence of their own. Only
+    a template's senders can be busy in its buckets, and two operations harvesting on one kit template, each
+    on its own many windows a day, share being synchronised on it by construction; the background (who does
+    not send a private template) cannot say how likely that is, so it would pass for beyond chance."""
+    both = {u.split(":", 1)[1] for u in ua.get("content", set()) & ub.get("content", set()) if u.startswith("template:")}
+    return {u for u in ua.get("timing", set()) & ub.get("timing", set()) if u.split(":", 1)[1] in both}
+
+
 def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                     cfg: CampaignConfig) -> list[OperationLink]:
     """Record pairs whose shared infrastructure is beyond chance (module docstring). ``groups``: every
@@ -160,8 +170,9 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     for i, ra in enumerate(recs):
         for rb in recs[i + 1:]:
             ps: dict[str, float] = {}
+            on_content = _on_shared_content(units[ra], units[rb])
             for g in units[ra].keys() & units[rb].keys():
-                o = len(units[ra][g] & units[rb][g])
+                o = len((units[ra][g] & units[rb][g]) - on_content)
                 if o:
                     ps[g] = max(direction(ra, rb, g, o), direction(rb, ra, g, o))
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}

@@ -309,6 +309,11 @@ class CampaignConfig(_Strict):
     #: ... counting only entities at least this share of whose holders sit in the two clusters (private
     #: templates, the operation's own cards and busy buckets; not a public template half the world sends).
     merge_exclusive: float = Field(0.8, ge=0, le=1)
+    #: Private content is one evidence group: alone it merges two flagged clusters only when they send one
+    #: workload — each sends at least this share of the other's own private templates and system prompts (those
+    #: merge_min_cover of its accounts send). Two operations with one attack kit each send templates the
+    #: other never does; an operation's own accounts and the proxy pool relaying its requests do not.
+    merge_same_workload: float = Field(0.9, ge=0, le=1)
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested

@@ -184,8 +184,9 @@ def _inc_con(rows):
 
 
 def test_one_operation_split_by_community_detection_is_one_record():
-    """A campaign's own accounts and the proxy pool it drives send the same private templates: one record.
-    Another operation sending a *public* template (also sent by 40 ordinary users) stays its own record."""
+    """A campaign's own accounts and the proxy pool it drives send the same private templates (one workload):
+    one record. Another operation sending a *public* template (also sent by 40 ordinary users) stays its own
+    record."""
     from distillguard.campaigns.build import merge_clusters
     from distillguard.scan.config import CampaignConfig
 
@@ -199,6 +200,94 @@ def test_one_operation_split_by_community_detection_is_one_record():
     rep = merge_clusters(_inc_con(rows), {"c-own": own, "c-pool": pool, "c-other": other}, CampaignConfig())
     assert rep["c-own"] == rep["c-pool"]
     assert rep["c-other"] not in (rep["c-own"], rep["c-pool"])
+
+
+def _kit_rows():
+    """Two operations with one attack kit (its agent system prompt and two templates nobody else sends), each
+    with templates of its own beside it (vision for one, orchestration for the other), its own cards and
+    sign-up bursts, both busy on the kit template in windows that overlap by chance (a shared MinHash band
+    of their busy buckets on it); ten ordinary users send the kit's system prompt too."""
+    agentic = [f"ag{i}" for i in range(30)]
+    coding = [f"co{i}" for i in range(90)]
+    users = [f"user{i}" for i in range(10)]
+    rows = [(a, "system_prompt", "sp-agent-kit") for a in agentic + coding + users]
+    rows += [(a, "template", f"tpl-kit-{j}") for a in agentic + coding for j in range(2)]
+    rows += [(a, "template", "tpl-vision") for a in agentic]
+    rows += [(a, "template", "tpl-orchestration") for a in coding]
+    rows += [(a, "sync", "tpl-kit-0~3~h17") for a in agentic + coding]
+    rows += [(a, "payment", f"ag-card{i % 4}") for i, a in enumerate(agentic)]
+    rows += [(a, "payment", f"co-card{i % 9}") for i, a in enumerate(coding)]
+    rows += [(a, "creation_burst", f"ag-burst{i % 3}") for i, a in enumerate(agentic)]
+    rows += [(a, "creation_burst", f"co-burst{i % 5}") for i, a in enumerate(coding)]
+    rows += [(a, "ip24", f"isp{i % 7}") for i, a in enumerate(users)]
+    # the store's other templates and schedules: what a random group holding as many would hold
+    rows += [(f"bg{i}", k, f"tpl-bg{i % 60}" + ("~0~h" if k == "sync" else "")) for i in range(300)
+             for k in ("template", "sync")]
+    return rows, {"c-agentic": agentic, "c-coding": coding}
+
+
+def test_two_operations_with_one_attack_kit_are_two_records():
+    """Private content is one evidence group. Two operations sending the same kit — private, since nobody else
+    sends its templates (at full scale the attackers are most of a kit's holders, so it passes any test of
+    privacy) — each with its own templates beside it, cards and bursts are two records: the kit alone does not
+    merge them (they do not send one workload)."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    rows, groups = _kit_rows()
+    rows = [r for r in rows if r[1] != "sync"]   # (schedules: the chance test's own case, below)
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig(), operations=True)
+    assert rep["c-agentic"] != rep["c-coding"]
+    # the same two clusters sending one workload (no templates of their own) are one operation's pieces
+    one = [r for r in rows if r[2] not in ("tpl-vision", "tpl-orchestration")]
+    rep = merge_clusters(_inc_con(one), groups, CampaignConfig(), operations=True)
+    assert rep["c-agentic"] == rep["c-coding"]
+    # ... unless the workload bar is above what they share
+    two = one + [(a, "template", "tpl-vision") for a in groups["c-agentic"]]
+    assert merge_clusters(_inc_con(two), groups, CampaignConfig(merge_same_workload=0.9))["c-agentic"] != \
+        merge_clusters(_inc_con(two), groups, CampaignConfig(merge_same_workload=0.9))["c-coding"]
+    assert merge_clusters(_inc_con(two), groups, CampaignConfig(merge_same_workload=0.7))["c-agentic"] == \
+        merge_clusters(_inc_con(two), groups, CampaignConfig(merge_same_workload=0.7))["c-coding"]
+
+
+def test_a_piece_does_not_chain_two_operations_into_one_record():
+    """A one-account piece of one campaign (its card, its template, its schedule) that also sits on a /24 and a
+    schedule of another campaign's proxy pool joins its own campaign, not both: the two campaigns stay two
+    records. A piece whose links all lead into one record joins it."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    agentic = [f"ag{i}" for i in range(7)]
+    proxy = [f"px{i}" for i in range(100)]
+    rows = [("b0", "ip24", "net-p0"), ("px0", "ip24", "net-p0"), ("px1", "ip24", "net-p0")]
+    rows += [(a, "sync", "sched-p~0~h1") for a in ("b0", "px2", "px3")]
+    rows += [(a, "payment", "card-a") for a in ["b0"] + agentic[:6]]
+    rows += [(a, "sync", "sched-a~0~h2") for a in ["b0"] + agentic[:2]]
+    rows += [(a, "template", "tpl-ag") for a in ["b0"] + agentic]
+    groups = {"c-agentic": agentic, "c-proxy": proxy, "c-bridge": ["b0"]}
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig())
+    assert rep["c-bridge"] == rep["c-agentic"] != rep["c-proxy"]
+    # the proxy pool and the campaign linked on their own (a card both use, a burst): the piece joins the record
+    rows += [(a, "payment", "card-x") for a in agentic + proxy[:60]]
+    rows += [(a, "creation_burst", "burst-x") for a in agentic + proxy[:60]]
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig())
+    assert rep["c-bridge"] == rep["c-agentic"] == rep["c-proxy"]
+
+
+def test_synchrony_on_a_shared_kit_template_is_not_hidden_infrastructure():
+    """The chance test (operation_links) does not count being synchronised on a template both records send as
+    timing evidence: the background never sends a private kit template, so it cannot price that, and the
+    shared kit alone must not merge two operations."""
+    from distillguard.campaigns.operations import operation_links
+    from distillguard.scan.config import CampaignConfig
+
+    rows, groups = _kit_rows()
+    assert operation_links(_inc_con(rows), groups, CampaignConfig()) == []
+    # a schedule on a template only one side sends is still timing (here: a second group beside the kit)
+    more = rows + [(a, "sync", f"tpl-own{j}~1~h3") for a in groups["c-agentic"] + groups["c-coding"] for j in range(3)]
+    more += [(a, "template", f"tpl-own{j}") for a in groups["c-agentic"] for j in range(3)]
+    links = operation_links(_inc_con(more), groups, CampaignConfig())
+    assert [set(lk.groups) for lk in links] == [{"content", "timing"}]
 
 
 def test_campaign_titles_counts_and_evidence_agree(scanned):
