@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from distillguard.engine.config import CommunitiesConfig
-from distillguard.graph.communities import LeidenGraph, communities, leiden_graph
+from distillguard.graph.communities import LeidenGraph, communities, community_levels, leiden_graph
 from distillguard.graph.edges import pair_weights
 from distillguard.scan.config import GraphConfig
 
@@ -74,6 +74,14 @@ def find_communities(pairs: pa.Table | LeidenGraph | DistributedPairs, cfg: Grap
     if isinstance(pairs, DistributedPairs):
         return strong_components(pairs.df, ccfg, cfg.min_cluster_size)
     return communities(pairs, cfg, resolution)
+
+
+def find_community_levels(pairs: pa.Table | LeidenGraph | DistributedPairs, cfg: GraphConfig, ccfg: CommunitiesConfig,
+                          resolutions) -> list[dict[str, int]]:
+    """``find_communities`` at every resolution: Leiden's levels in ``ccfg.leiden_workers`` processes at once."""
+    if isinstance(pairs, LeidenGraph):
+        return community_levels(pairs, cfg, resolutions, ccfg.leiden_workers)
+    return [find_communities(pairs, cfg, ccfg, r) for r in resolutions]
 
 
 def strong_components(df, ccfg: CommunitiesConfig, min_size: int) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
 
 import igraph as ig
@@ -54,18 +55,63 @@ def communities(pairs: pa.Table | LeidenGraph, cfg: GraphConfig, resolution: flo
         if pairs.num_rows == 0:
             return {}
         pairs = leiden_graph(pairs)
-    names, g = pairs.names, pairs.graph
-    if g.ecount() == 0:
+    if pairs.graph.ecount() == 0:
         return {}
+    return _numbered(pairs.names, _leiden_membership(pairs.graph, cfg.seed, resolution), cfg.min_cluster_size)
+
+
+def _leiden_membership(g: ig.Graph, seed: int, resolution: float) -> list[int]:
     part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights="weight",
-                                    resolution_parameter=resolution, seed=cfg.seed, n_iterations=2)
+                                    resolution_parameter=resolution, seed=seed, n_iterations=2)
+    return list(part.membership)
+
+
+def _numbered(names: list[str], membership: list[int], min_size: int) -> dict[str, int]:
+    """account → community index: communities of at least ``min_size``, largest first, ties by smallest vertex;
+    members in vertex order (as iterating Leiden's partition lists them)."""
+    groups: dict[int, list[int]] = {}
+    for v, c in enumerate(membership):
+        groups.setdefault(c, []).append(v)
     out: dict[str, int] = {}
     k = 0
-    for members in sorted((m for m in part if len(m) >= cfg.min_cluster_size), key=lambda m: (-len(m), min(m))):
+    for members in sorted((m for m in groups.values() if len(m) >= min_size), key=lambda m: (-len(m), m[0])):
         for v in members:
             out[names[v]] = k
         k += 1
     return out
+
+
+_SHARED: tuple[ig.Graph, int] | None = None  # the graph a forked worker inherits (never pickled)
+
+
+def _leiden_in_worker(resolution: float) -> list[int]:
+    g, seed = _SHARED  # type: ignore[misc]
+    return _leiden_membership(g, seed, resolution)
+
+
+def community_levels(graph: LeidenGraph, cfg: GraphConfig, resolutions: list[float] | tuple[float, ...],
+                     workers: int = 1) -> list[dict[str, int]]:
+    """``communities`` at every resolution, the levels in up to ``workers`` forked processes at once. Leiden
+    holds the GIL and is single-threaded, so on one process the levels run one after another on one core;
+    forked workers inherit the graph without a copy and return only each vertex's community (the same
+    seed, the same graph: the same partition as in-process). Serial where fork is unavailable."""
+    if graph.graph.ecount() == 0:
+        return [{} for _ in resolutions]
+    n = min(int(workers), len(resolutions))
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [communities(graph, cfg, r) for r in resolutions]
+    global _SHARED
+    _SHARED = (graph.graph, cfg.seed)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(n)
+        try:
+            memberships = pool.map(_leiden_in_worker, list(resolutions), chunksize=1)
+        finally:
+            pool.close()
+            pool.join()  # reaped: the workers' CPU counts in the scan's (RUSAGE_CHILDREN)
+    finally:
+        _SHARED = None
+    return [_numbered(graph.names, m, cfg.min_cluster_size) for m in memberships]
 
 
 class UnionFind:

@@ -118,7 +118,7 @@ def test_one_leiden_graph_serves_every_resolution():
     import numpy as np
     import pyarrow as pa
 
-    from distillguard.graph.communities import communities, leiden_graph
+    from distillguard.graph.communities import communities, community_levels, leiden_graph
     from distillguard.scan.config import GraphConfig
 
     rng = np.random.default_rng(3)
@@ -143,5 +143,9 @@ def test_one_leiden_graph_serves_every_resolution():
     for res in (1.0, 2.5):
         got = communities(lg, cfg, res)
         assert got and got == communities(pairs, cfg, res)
+    # the levels in forked workers: the same communities as one after another in-process
+    serial = [communities(pairs, cfg, r) for r in (1.0, 2.5, 0.5)]
+    assert community_levels(lg, cfg, (1.0, 2.5, 0.5), workers=2) == serial
+    assert community_levels(lg, cfg, (1.0, 2.5, 0.5), workers=1) == serial
     assert communities(pa.table({"src": pa.array([], pa.string()), "dst": pa.array([], pa.string()),
                                  "weight": pa.array([], pa.float64())}), cfg) == {}
