@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from distillguard.engine.config import CommunitiesConfig
-from distillguard.graph.communities import communities
+from distillguard.graph.communities import LeidenGraph, communities, community_levels, leiden_graph
 from distillguard.graph.edges import pair_weights
 from distillguard.scan.config import GraphConfig
 
@@ -61,13 +61,27 @@ def pair_graph(con, cfg: GraphConfig, ccfg: CommunitiesConfig) -> pa.Table | Dis
         return DistributedPairs(e.df, e.n)
 
 
-def find_communities(pairs: pa.Table | DistributedPairs, cfg: GraphConfig, ccfg: CommunitiesConfig,
+def community_input(pairs: pa.Table | DistributedPairs) -> LeidenGraph | DistributedPairs:
+    """What ``find_communities`` runs on at every resolution level, built once: the igraph graph of a
+    collected pair table (one build, not one per level); distributed pairs stay as they are."""
+    return leiden_graph(pairs) if isinstance(pairs, pa.Table) and pairs.num_rows else pairs
+
+
+def find_communities(pairs: pa.Table | LeidenGraph | DistributedPairs, cfg: GraphConfig, ccfg: CommunitiesConfig,
                      resolution: float = 1.0) -> dict[str, int]:
     """account_id → community index (communities of at least ``min_cluster_size``), by Leiden on the
     driver or, for a ``DistributedPairs``, by connected components over strong pairs on the cluster."""
     if isinstance(pairs, DistributedPairs):
         return strong_components(pairs.df, ccfg, cfg.min_cluster_size)
     return communities(pairs, cfg, resolution)
+
+
+def find_community_levels(pairs: pa.Table | LeidenGraph | DistributedPairs, cfg: GraphConfig, ccfg: CommunitiesConfig,
+                          resolutions) -> list[dict[str, int]]:
+    """``find_communities`` at every resolution: Leiden's levels in ``ccfg.leiden_workers`` processes at once."""
+    if isinstance(pairs, LeidenGraph):
+        return community_levels(pairs, cfg, resolutions, ccfg.leiden_workers)
+    return [find_communities(pairs, cfg, ccfg, r) for r in resolutions]
 
 
 def strong_components(df, ccfg: CommunitiesConfig, min_size: int) -> dict[str, int]:

@@ -30,6 +30,10 @@ class CommunitiesConfig(BaseModel):
     #: 53 CPU-s). Beyond it the Spark engine finds communities where the pairs are:
     #: connected components over strong pairs.
     driver_max_pairs: int = Field(10_000_000, ge=1)
+    #: Leiden's resolution levels run in up to this many forked processes at once (Leiden is single-threaded
+    #: and holds the GIL; each worker shares the graph copy-on-write and returns one community per account).
+    #: 1: one level after another in the scan's process. Same communities either way.
+    leiden_workers: int = Field(2, ge=1)
     #: Distributed fallback: only pairs at least this heavy join components (a weak pair — one shared /24
     #: or ASN — would chain a proxy pool's bystanders into one giant component).
     strong_pair_weight: float = Field(1.0, ge=0)

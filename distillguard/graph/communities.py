@@ -2,43 +2,116 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from dataclasses import dataclass
+
 import igraph as ig
 import leidenalg
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.scan.config import GraphConfig
 
 
-def communities(pairs: pa.Table, cfg: GraphConfig, resolution: float = 1.0) -> dict[str, int]:
-    """account_id → community index, for communities of at least min_cluster_size accounts.
+@dataclass
+class LeidenGraph:
+    """The pair graph as igraph holds it, built once and shared by every resolution level (each level used to
+    rebuild the same graph from the pair table: ~1 CPU-s per million pairs a level)."""
+    names: list[str]
+    graph: ig.Graph
 
-    Leiden rather than Louvain because it guarantees connected communities: a cluster we
-    report must be one connected group of accounts, not two unrelated ones glued by modularity.
-    """
-    if pairs.num_rows == 0:
-        return {}
-    src = pairs["src"].to_numpy(zero_copy_only=False)
-    dst = pairs["dst"].to_numpy(zero_copy_only=False)
-    names, inv = np.unique(np.concatenate([src, dst]), return_inverse=True)
+
+def leiden_graph(pairs: pa.Table) -> LeidenGraph:
+    """Vertices are the accounts in sorted order (Leiden's result depends on the vertex order, so it is the
+    order ``np.unique`` gave before: UTF-8 byte order is code point order), edge weights rounded to 6 decimals.
+    The account ids are numbered by Arrow's sort and ``index_in``, not a Python-object sort of every endpoint."""
+    src = pairs["src"].combine_chunks().cast(pa.string())
+    dst = pairs["dst"].combine_chunks().cast(pa.string())
+    both = pa.concat_arrays([src, dst])
+    names = pc.unique(both)
+    names = names.take(pc.sort_indices(names))
+    idx = pc.index_in(both, value_set=names).to_numpy(zero_copy_only=False)
     n = len(src)
-    edges = np.stack([inv[:n], inv[n:]], axis=1)
+    edges = np.stack([idx[:n], idx[n:]], axis=1)
     g = ig.Graph(n=len(names), edges=edges.tolist(), directed=False)
     # Rounded: a pair weight is a float sum whose last digits depend on the order it was added in (Spark
     # adds in another order than DuckDB, and in another with 2 cores than with 1). Leiden breaks exact ties
     # between moves by those digits, so noise of 1e-10 moved hundreds of accounts between communities
     # (docs/benchmarks.md "Spark engine on a realistic world"); at 6 decimals both engines give it one graph.
-    weights = np.round(pairs["weight"].to_numpy(zero_copy_only=False).astype(float), 6)
+    weights = np.round(pairs["weight"].to_numpy().astype(float), 6)
     g.es["weight"] = weights.tolist()
+    return LeidenGraph(names.to_pylist(), g)
+
+
+def communities(pairs: pa.Table | LeidenGraph, cfg: GraphConfig, resolution: float = 1.0) -> dict[str, int]:
+    """account_id → community index, for communities of at least min_cluster_size accounts. ``pairs``: the
+    pair table, or its ``leiden_graph`` when several resolutions run on one graph.
+
+    Leiden rather than Louvain because it guarantees connected communities: a cluster we
+    report must be one connected group of accounts, not two unrelated ones glued by modularity.
+    """
+    if isinstance(pairs, pa.Table):
+        if pairs.num_rows == 0:
+            return {}
+        pairs = leiden_graph(pairs)
+    if pairs.graph.ecount() == 0:
+        return {}
+    return _numbered(pairs.names, _leiden_membership(pairs.graph, cfg.seed, resolution), cfg.min_cluster_size)
+
+
+def _leiden_membership(g: ig.Graph, seed: int, resolution: float) -> list[int]:
     part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights="weight",
-                                    resolution_parameter=resolution, seed=cfg.seed, n_iterations=2)
+                                    resolution_parameter=resolution, seed=seed, n_iterations=2)
+    return list(part.membership)
+
+
+def _numbered(names: list[str], membership: list[int], min_size: int) -> dict[str, int]:
+    """account → community index: communities of at least ``min_size``, largest first, ties by smallest vertex;
+    members in vertex order (as iterating Leiden's partition lists them)."""
+    groups: dict[int, list[int]] = {}
+    for v, c in enumerate(membership):
+        groups.setdefault(c, []).append(v)
     out: dict[str, int] = {}
     k = 0
-    for members in sorted((m for m in part if len(m) >= cfg.min_cluster_size), key=lambda m: (-len(m), min(m))):
+    for members in sorted((m for m in groups.values() if len(m) >= min_size), key=lambda m: (-len(m), m[0])):
         for v in members:
-            out[str(names[v])] = k
+            out[names[v]] = k
         k += 1
     return out
+
+
+_SHARED: tuple[ig.Graph, int] | None = None  # the graph a forked worker inherits (never pickled)
+
+
+def _leiden_in_worker(resolution: float) -> list[int]:
+    g, seed = _SHARED  # type: ignore[misc]
+    return _leiden_membership(g, seed, resolution)
+
+
+def community_levels(graph: LeidenGraph, cfg: GraphConfig, resolutions: list[float] | tuple[float, ...],
+                     workers: int = 1) -> list[dict[str, int]]:
+    """``communities`` at every resolution, the levels in up to ``workers`` forked processes at once. Leiden
+    holds the GIL and is single-threaded, so on one process the levels run one after another on one core;
+    forked workers inherit the graph without a copy and return only each vertex's community (the same
+    seed, the same graph: the same partition as in-process). Serial where fork is unavailable."""
+    if graph.graph.ecount() == 0:
+        return [{} for _ in resolutions]
+    n = min(int(workers), len(resolutions))
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [communities(graph, cfg, r) for r in resolutions]
+    global _SHARED
+    _SHARED = (graph.graph, cfg.seed)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(n)
+        try:
+            memberships = pool.map(_leiden_in_worker, list(resolutions), chunksize=1)
+        finally:
+            pool.close()
+            pool.join()  # reaped: the workers' CPU counts in the scan's (RUSAGE_CHILDREN)
+    finally:
+        _SHARED = None
+    return [_numbered(graph.names, m, cfg.min_cluster_size) for m in memberships]
 
 
 class UnionFind:

@@ -91,28 +91,35 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     -- synchronised activity (SynchroTrap-style): co-activity on the same template in the same short bucket,
     -- as a lift over what the template's users would produce independently following the overall
     -- hour-of-day rhythm of all traffic (so the ordinary diurnal cycle is not mistaken for synchrony)
-    sb AS (SELECT account_id, template_key, bucket,
-                  CAST(floor((bucket % {bpd}) / {bph}) AS INT) AS hod FROM sync_b WHERE {w}),
+    -- Integer ids for the accounts and templates of ``sync_b`` (one small group-by each: ~3% of its rows are
+    -- distinct templates): every group-by and join below runs on them, not on the wide strings, so at scale
+    -- 1.0 (~26M bucket rows) their hash tables are a fraction of the size; names come back for the entities only
+    ida AS (SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) AS INT) AS aid
+            FROM (SELECT DISTINCT account_id FROM sync_b WHERE {w})),
+    idt AS (SELECT template_key, CAST(row_number() OVER (ORDER BY template_key) AS INT) AS tid
+            FROM (SELECT DISTINCT template_key FROM sync_b WHERE {w})),
+    sb AS (SELECT ida.aid, idt.tid, s.bucket, CAST(floor((s.bucket % {bpd}) / {bph}) AS INT) AS hod
+           FROM sync_b s JOIN ida USING (account_id) JOIN idt USING (template_key) WHERE {_until(until, 's.hour', since)}),
     g AS (SELECT CAST(extract(hour FROM hour) AS INT) AS hod, sum(n) / sum(sum(n)) OVER () AS share
           FROM beh_ah WHERE {w} GROUP BY 1),
-    tb AS (SELECT template_key, bucket, count(*) AS c FROM sb GROUP BY 1, 2),
-    tt AS (SELECT template_key, (max(bucket) - min(bucket)) / {bpd} + 1 AS days, count(*) AS tot,
-                  count(DISTINCT account_id) AS k FROM sb GROUP BY 1),
+    tb AS (SELECT tid, bucket, count(*) AS c FROM sb GROUP BY 1, 2),
+    tt AS (SELECT tid, (max(bucket) - min(bucket)) / {bpd} + 1 AS days, count(*) AS tot,
+                  count(DISTINCT aid) AS k FROM sb GROUP BY 1),
     -- per account and template first, then its template's totals (one row each): the expected co-activity
     -- is (the template's other rows) × (the account's summed hour-of-day shares) / (the template's buckets).
     -- The co-activity counts other accounts in the account's buckets, so only buckets with two or more
     -- accounts (a small share of them) are joined; the rest add 0
-    sa1 AS (SELECT sb.account_id, sb.template_key, count(*) AS nb_a, sum(g.share) AS gs
+    sa1 AS (SELECT sb.aid, sb.tid, count(*) AS nb_a, sum(g.share) AS gs
             FROM sb JOIN g USING (hod) GROUP BY 1, 2),
-    sco AS (SELECT sb.account_id, sb.template_key, sum(tb2.c - 1) AS co
-            FROM sb JOIN (SELECT template_key, bucket, c FROM tb WHERE c >= 2) tb2 USING (template_key, bucket)
+    sco AS (SELECT sb.aid, sb.tid, sum(tb2.c - 1) AS co
+            FROM sb JOIN (SELECT tid, bucket, c FROM tb WHERE c >= 2) tb2 USING (tid, bucket)
             JOIN g USING (hod) GROUP BY 1, 2),
-    sa AS (SELECT sa1.account_id, sa1.template_key, sa1.nb_a, coalesce(sco.co, 0) AS co,
+    sa AS (SELECT sa1.aid, sa1.tid, sa1.nb_a, coalesce(sco.co, 0) AS co,
                   (tt.tot - sa1.nb_a) * sa1.gs / (tt.days * {bph}) AS ex, tt.k
-           FROM sa1 JOIN tt USING (template_key) LEFT JOIN sco USING (account_id, template_key)),
+           FROM sa1 JOIN tt USING (tid) LEFT JOIN sco USING (aid, tid)),
     -- only account × template pairs synchronised beyond chance become entities: the MinHash below is
     -- computed for those alone
-    sp AS (SELECT account_id, template_key,
+    sp AS (SELECT aid, tid,
                   least(1.0, (co / greatest(ex, 1e-9) - 1) / 3.0) / {int(cfg.sync_bands)} AS strength
            FROM sa WHERE k >= 3 AND nb_a >= 3 AND co / greatest(ex, 1e-9) >= {float(cfg.sync_min_lift)}),
     -- the entity is not the template alone: two operations each synchronised on its own schedule but
@@ -122,20 +129,20 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     -- (the hash of a bucket depends on the bucket and the band only: it is computed once per distinct busy
     -- bucket and band, ranked, and each account keeps its smallest rank, the same minimum as the md5 strings';
     -- the bands' ranks are one row per bucket, so the minimum is one pass over the account's buckets)
-    hot AS (SELECT template_key, bucket FROM tb WHERE c >= 3),
+    hot AS (SELECT tid, bucket FROM tb WHERE c >= 3),
     bh AS (SELECT bucket, j, h, row_number() OVER (PARTITION BY j ORDER BY h, bucket) AS hr FROM (
              SELECT b.bucket, r.j, md5(CAST(b.bucket AS VARCHAR) || '~' || CAST(r.j AS VARCHAR)) AS h
              FROM (SELECT DISTINCT bucket FROM hot) b CROSS JOIN range({int(cfg.sync_bands)}) r(j))),
     bhp AS (SELECT bucket, {bands_pivot} FROM bh GROUP BY bucket),
-    mrp AS (SELECT sb.account_id, sb.template_key, {bands_min}
-            FROM sb JOIN sp USING (account_id, template_key) JOIN hot USING (template_key, bucket)
+    mrp AS (SELECT sb.aid, sb.tid, {bands_min}
+            FROM sb JOIN sp USING (aid, tid) JOIN hot USING (tid, bucket)
             JOIN bhp USING (bucket) GROUP BY 1, 2),
-    mr AS (SELECT mrp.account_id, mrp.template_key, r.j, CASE r.j {bands_case} END AS hr
+    mr AS (SELECT mrp.aid, mrp.tid, r.j, CASE r.j {bands_case} END AS hr
            FROM mrp CROSS JOIN range({int(cfg.sync_bands)}) r(j)),
-    mh AS (SELECT mr.account_id, mr.template_key, mr.j, bh.h FROM mr JOIN bh USING (j, hr)),
+    mh AS (SELECT mr.aid, mr.tid, mr.j, bh.h FROM mr JOIN bh USING (j, hr)),
     syncs AS (
-      SELECT sp.account_id, 'sync' AS kind, sp.template_key || '~' || mh.j || '~' || mh.h AS entity, sp.strength
-      FROM sp JOIN mh USING (account_id, template_key))
+      SELECT ida.account_id, 'sync' AS kind, idt.template_key || '~' || mh.j || '~' || mh.h AS entity, sp.strength
+      FROM sp JOIN mh USING (aid, tid) JOIN ida USING (aid) JOIN idt USING (tid))
     SELECT * FROM acck UNION ALL SELECT * FROM syncs
     """)
     # the exchange-level entities: the hourly rows summed per account × entity, in one statement unless

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from distillguard.behavior import account_features, build_partials
-from distillguard.engine.communities import find_communities, pair_graph
+from distillguard.engine.communities import community_input, find_community_levels, pair_graph
 from distillguard.graph import build_graph_partials, coordination_edges, dense_blocks, incidence
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import KIND_GROUP
@@ -138,8 +138,9 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     best: dict[str, dict] = {}
     membership: dict[str, int] = {}
     risk = None
-    for level, res in enumerate(cfg.graph.resolutions):
-        m = find_communities(pairs, cfg.graph, cfg.engine.communities, res)
+    # one igraph graph for every level, the levels' Leiden runs side by side (``communities_0`` times them all)
+    levels = find_community_levels(community_input(pairs), cfg.graph, cfg.engine.communities, cfg.graph.resolutions)
+    for level, m in enumerate(levels):
         mark(f"communities_{level}")
         cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
         mark(f"score_clusters_{level}")

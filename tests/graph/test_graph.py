@@ -110,3 +110,42 @@ def test_sync_links_accounts_busy_in_the_same_windows_not_all_users_of_a_templat
     assert ("a", "a") in pairs and ("b", "b") in pairs
     assert not pairs & {("a", "b"), ("b", "a")}
     assert not any("u" in p for p in pairs)
+
+
+def test_one_leiden_graph_serves_every_resolution():
+    """The igraph graph built once (Arrow numbering) gives each resolution the communities a fresh build from
+    the pair table gives, with the vertices in the sorted order ``np.unique`` gave (non-ASCII ids included)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from distillguard.graph.communities import communities, community_levels, leiden_graph
+    from distillguard.scan.config import GraphConfig
+
+    rng = np.random.default_rng(3)
+    ids = [f"acct-{i:04d}" for i in range(120)] + ["acct-é1", "acct-Ω2", "Acct-3"]
+    src, dst, w = [], [], []
+    for g in range(6):  # six dense groups, a few random pairs across
+        members = ids[g * 20:(g + 1) * 20] + (ids[120:] if g == 0 else [])
+        for _ in range(80):
+            a, b = rng.choice(members, 2, replace=False)
+            src.append(min(a, b))
+            dst.append(max(a, b))
+            w.append(float(rng.uniform(0.5, 2.0)))
+    for _ in range(15):
+        a, b = rng.choice(ids, 2, replace=False)
+        src.append(min(a, b))
+        dst.append(max(a, b))
+        w.append(0.1)
+    pairs = pa.table({"src": src, "dst": dst, "weight": w})
+    lg = leiden_graph(pairs)
+    assert lg.names == [str(x) for x in np.unique(np.array(src + dst, dtype=object))]
+    cfg = GraphConfig()
+    for res in (1.0, 2.5):
+        got = communities(lg, cfg, res)
+        assert got and got == communities(pairs, cfg, res)
+    # the levels in forked workers: the same communities as one after another in-process
+    serial = [communities(pairs, cfg, r) for r in (1.0, 2.5, 0.5)]
+    assert community_levels(lg, cfg, (1.0, 2.5, 0.5), workers=2) == serial
+    assert community_levels(lg, cfg, (1.0, 2.5, 0.5), workers=1) == serial
+    assert communities(pa.table({"src": pa.array([], pa.string()), "dst": pa.array([], pa.string()),
+                                 "weight": pa.array([], pa.float64())}), cfg) == {}

@@ -37,15 +37,22 @@ def test_slices_cover_every_exchange_once(world):
     assert time_slices(con, world.exchanges_sql(["ts"]), 10**9)[0][0] == "true"
 
 
-def test_sliced_prepare_builds_the_same_partials(world):
-    whole, sigs = prepare(world, ScanConfig(threads=1))
+@pytest.mark.parametrize("bucket_minutes", [10, 7])
+def test_sliced_prepare_builds_the_same_partials(world, bucket_minutes):
+    """7-minute sync buckets straddle midnight (10-minute ones never do): their rows in two slices fold into
+    the one row a single pass builds, though only rows at hours 23 and 0 are folded again."""
+    g = ScanConfig().graph.model_copy(update={"sync_bucket_minutes": bucket_minutes})
+    whole, sigs = prepare(world, ScanConfig(threads=1, graph=g))
     seen = []
-    sliced, sigs2 = prepare(world, ScanConfig(threads=1, prepare_chunk_rows=1), done=lambda r, t, c: seen.append((r, t, c)))
+    sliced, sigs2 = prepare(world, ScanConfig(threads=1, prepare_chunk_rows=1, graph=g),
+                            done=lambda r, t, c: seen.append((r, t, c)))
     assert sigs == sigs2 and sigs
     assert len(seen) >= 5 and seen[0][0] == 0 and seen[-1][:2] == (seen[-1][1], seen[-1][1])
     assert [r for r, _, _ in seen] == sorted(r for r, _, _ in seen)
     assert all(a[0] + a[2] == b[0] for a, b in zip(seen, seen[1:], strict=False))  # each slice's rows, then done
     a, b = _tables(whole), _tables(sliced)
+    if bucket_minutes == 7:  # the world has buckets across midnight, so the fold was exercised
+        assert whole.execute("SELECT count(*) FROM sync_b WHERE (bucket * 420) % 86400 > 86400 - 420").fetchall()[0][0]
     for t in FOLDS:
         assert a[t][0] == b[t][0], t
         assert a[t][1] == b[t][1], t
