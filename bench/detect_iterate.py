@@ -39,7 +39,7 @@ def cpu():
 
 def save(store_p, state, cfgp=None):
     from distillguard.behavior import account_features
-    from distillguard.engine.communities import find_communities, pair_graph
+    from distillguard.engine.communities import community_input, find_community_levels, pair_graph
     from distillguard.graph import coordination_edges, dense_blocks, incidence
     from distillguard.scan.run import _learned
     from distillguard.scoring import account_suspicion
@@ -61,9 +61,7 @@ def save(store_p, state, cfgp=None):
     inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
     blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
     del inc
-    levels = []
-    for _level, res in enumerate(cfg.graph.resolutions):
-        levels.append(find_communities(pairs, cfg.graph, cfg.engine.communities, res))
+    levels = find_community_levels(community_input(pairs), cfg.graph, cfg.engine.communities, cfg.graph.resolutions)
     print("detect-before-scoring", cpu() - t, flush=True)
     ck = Checkpoints(Path(state), "dev")
     step = StepResult(None, feats, edges, [], pa.table({"account_id": feats["account_id"]}), blocks, levels[0])
@@ -75,9 +73,9 @@ def save(store_p, state, cfgp=None):
 
 def ops(store_p, state, out, cfgp=None, rescore=False):
     from distillguard.graph.operations import operation_groups
+    from distillguard.scan import engine as eng
     from distillguard.scan.run import _campaigns, _learned, results_accounts
     from distillguard.scoring import score_clusters
-    from distillguard.scoring.risk import harvest_subclusters
 
     cfg = load_config(cfgp)
     store = Store(store_p)
@@ -98,17 +96,10 @@ def ops(store_p, state, out, cfgp=None, rescore=False):
     if rescore or not cache.exists():
         clusters, best = [], {}
         for level, m in enumerate(levels):
-            cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
+            cs, steps = eng.score_level(con, feats, m, level, blocks, cfg)
             clusters += cs
-            steps = [risk]
-            mh = harvest_subclusters(m, feats, cfg.scoring)
-            if mh:
-                csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True)
-                clusters += csh
-                steps.append(riskh)
-            for r in (r for tt in steps for r in tt.to_pylist()):
-                if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
-                    best[r["account_id"]] = r
+            risk = steps[0]
+            eng.keep_highest(best, steps)
         schema = risk.schema
         cache.write_bytes(pickle.dumps((clusters, best, schema)))
     else:
@@ -119,7 +110,6 @@ def ops(store_p, state, out, cfgp=None, rescore=False):
     opsg = operation_groups(con, membership, feats.num_rows, cfg.graph)
     print("operations", cpu() - t, "accounts", len(opsg), "ops", len(set(opsg.values())), flush=True)
     t = cpu()
-    from distillguard.scan import engine as eng
     Path(out).mkdir(parents=True, exist_ok=True)
     cap = {}
     def prof(frame, event, arg):
@@ -130,9 +120,7 @@ def ops(store_p, state, out, cfgp=None, rescore=False):
         cs, risk_op = eng.score_operations(con, feats, opsg, membership, blocks, cfg) if "--old" not in sys.argv and hasattr(eng, "score_operations") \
             else score_clusters(con, feats, opsg, blocks, cfg.scoring, id_prefix="clop")
         clusters += cs
-        for r in risk_op.to_pylist():
-            if r["risk"] > best[r["account_id"]]["risk"]:
-                best[r["account_id"]] = r
+        eng.keep_highest(best, [risk_op])
     sys.setprofile(None)
     print("score_operations", cpu() - t, flush=True)
     if cap:

@@ -142,24 +142,10 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     levels = find_community_levels(community_input(pairs), cfg.graph, cfg.engine.communities, cfg.graph.resolutions)
     for level, m in enumerate(levels):
         mark(f"communities_{level}")
-        cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
-        mark(f"score_clusters_{level}")
+        cs, steps = score_level(con, feats, m, level, blocks, cfg, mark)
         clusters += cs
-        steps = [risk]
-        mh = harvest_subclusters(m, feats, cfg.scoring)
-        if mh:
-            csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True,
-                                        parent=m)
-            clusters += csh
-            steps.append(riskh)
-        me = entity_subclusters(con, m, cfg.scoring)
-        if me:
-            cse, riske = score_clusters(con, feats, me, blocks, cfg.scoring, id_prefix=f"cl{level}e", parent=m)
-            clusters += cse
-            steps.append(riske)
-        for r in (r for t in steps for r in t.to_pylist()):
-            if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
-                best[r["account_id"]] = r
+        risk = steps[0]
+        keep_highest(best, steps)
         if level == 0:
             membership = m
     # pieces of one operation the community detection cut apart, judged as one (graph/operations.py)
@@ -169,11 +155,40 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
         cs, risk_op = score_operations(con, feats, ops, membership, blocks, cfg)
         mark("score_operations")
         clusters += cs
-        for r in risk_op.to_pylist():
-            if r["risk"] > best[r["account_id"]]["risk"]:
-                best[r["account_id"]] = r
+        keep_highest(best, [risk_op])
     risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
     return clusters, risk, membership
+
+
+def score_level(con: duckdb.DuckDBPyConnection, feats: pa.Table, m: dict[str, int], level: int, blocks: list[Block],
+                cfg: ScanConfig, mark: Callable[[str], None] | None = None) -> tuple[list[ClusterScore], list[pa.Table]]:
+    """One resolution level's communities scored, with the sub-clusters cut from them (harvesting and
+    shared-entity sub-clusters, each judged against its parent community): the clusters, and one account_risk
+    table per kind of cut. One function so a bench that replays the levels scores them as the scan does."""
+    cs, risk = score_clusters(con, feats, m, blocks, cfg.scoring, id_prefix=f"cl{level}")
+    if mark:
+        mark(f"score_clusters_{level}")
+    clusters, steps = list(cs), [risk]
+    mh = harvest_subclusters(m, feats, cfg.scoring)
+    if mh:
+        csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True,
+                                    parent=m)
+        clusters += csh
+        steps.append(riskh)
+    me = entity_subclusters(con, m, cfg.scoring)
+    if me:
+        cse, riske = score_clusters(con, feats, me, blocks, cfg.scoring, id_prefix=f"cl{level}e", parent=m)
+        clusters += cse
+        steps.append(riske)
+    return clusters, steps
+
+
+def keep_highest(best: dict[str, dict], tables: list[pa.Table]) -> None:
+    """Every account keeps the account_risk row of the cluster (at any level) where its risk is highest; the
+    first seen wins a tie."""
+    for r in (r for t in tables for r in t.to_pylist()):
+        if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
+            best[r["account_id"]] = r
 
 
 def score_operations(con: duckdb.DuckDBPyConnection, feats: pa.Table, ops: dict[str, int], membership: dict[str, int],
