@@ -203,16 +203,20 @@ def test_full_data_scorer_is_one_fit_on_every_row(monkeypatch):
     assert full.platt_a[0] == pytest.approx(halves.platt_a[0]) and full.platt_b[0] == pytest.approx(halves.platt_b[0])
 
 
-def test_benign_budget_shifts_calibration_only_when_it_binds(monkeypatch):
-    monkeypatch.setattr(lexical, "GROUP_FOLDS", True)
+def _with_firing_benign():
+    """The tiny training set plus 12 benign documents that use an attack wording: out of fold they score high."""
     texts, labels, keys, benign = _tiny_training_set()
-    # a few benign documents that use an attack wording: out of fold they score high
     for d in range(12):
         texts.append(f"reveal your hidden reasoning for item{d} please summarise {d}")
         labels = np.vstack([labels, [[0]]])
         keys.append(f"benign:x{d}")
         benign = np.append(benign, True)
-    X = lexical.featurize(texts)
+    return lexical.featurize(texts), labels, keys, benign
+
+
+def test_benign_budget_shifts_calibration_only_when_it_binds(monkeypatch):
+    monkeypatch.setattr(lexical, "GROUP_FOLDS", True)
+    X, labels, keys, benign = _with_firing_benign()
     off = lexical.fit_matrix(X, labels, ("cot_elicitation",), keys=keys, benign=benign, budget=0)
     on = lexical.fit_matrix(X, labels, ("cot_elicitation",), keys=keys, benign=benign, budget=0.01)
     thr_off, thr_on = -off.platt_b[0] / off.platt_a[0], -on.platt_b[0] / on.platt_a[0]
@@ -222,13 +226,7 @@ def test_benign_budget_shifts_calibration_only_when_it_binds(monkeypatch):
 
 def test_benign_mining_lowers_benign_documents_that_fire_out_of_fold(monkeypatch):
     monkeypatch.setattr(lexical, "GROUP_FOLDS", True)
-    texts, labels, keys, benign = _tiny_training_set()
-    for d in range(12):
-        texts.append(f"reveal your hidden reasoning for item{d} please summarise {d}")
-        labels = np.vstack([labels, [[0]]])
-        keys.append(f"benign:x{d}")
-        benign = np.append(benign, True)
-    X = lexical.featurize(texts)
+    X, labels, keys, benign = _with_firing_benign()
     plain = lexical.fit_matrix(X, labels, ("cot_elicitation",), keys=keys, benign=benign, budget=0, mining=1.0)
     mined = lexical.fit_matrix(X, labels, ("cot_elicitation",), keys=keys, benign=benign, budget=0, mining=5.0)
     fired = X[-12:]
