@@ -126,22 +126,40 @@ def compact(store, opts: WatchOptions) -> int:
 
 def score_new(store, state: dict) -> int:
     """Signals for exchange parts not scored yet (or changed since); returns exchanges scored."""
-    from distillguard.signals.score import _resolve, input_columns, output_schema, score_batch
+    from distillguard.signals.score import (
+        TABLE,
+        _resolve,
+        input_columns,
+        output_schema,
+        score_batch,
+        signals_identity,
+        stale_parts,
+    )
 
     files = store.exchange_files()
     seen: dict = state.setdefault("signals", {})
     root = store.path
-    if not state.get("adopted"):
-        # Signals a scan (or `distillguard signals`) already computed are kept for the parts they cover.
-        state["adopted"] = True
-        sig = sorted((root / "tables" / "exchange_signals").glob("*.parquet"))
-        if sig:
-            newest = max(p.stat().st_mtime_ns for p in sig)
-            for f in files:
-                if f.stat().st_mtime_ns <= newest:
-                    seen[str(f.relative_to(root))] = _fp(f)
-        save_state(store, state)
     dets = _resolve(None)
+    ident = ";".join(f"{k}={v}" for k, v in sorted(signals_identity(dets).items()))
+    if state.get("signal_identity") != ident:
+        # First tick, or this install scores with another model than the one that wrote the table: keep
+        # stored scores only when every part was written by this model, else rescore the whole store, so
+        # the fold never mixes two models' scores under one set of thresholds.
+        if stale_parts(store, dets):
+            store.write_table(TABLE, output_schema(dets).empty_table())
+            seen.clear()
+            for k in ("folded", "batch", "spans"):  # partials folded from the old scores are folded again
+                state.get(k, {}).clear()
+        elif not state.get("adopted"):
+            # Signals a scan (or `distillguard signals`) already computed are kept for the parts they cover.
+            sig = sorted((root / "tables" / TABLE).glob("*.parquet"))
+            if sig:
+                newest = max(p.stat().st_mtime_ns for p in sig)
+                for f in files:
+                    if f.stat().st_mtime_ns <= newest:
+                        seen[str(f.relative_to(root))] = _fp(f)
+        state["adopted"], state["signal_identity"] = True, ident
+        save_state(store, state)
     cols, schema = input_columns(dets), output_schema(dets)
     n = 0
     for f in files:

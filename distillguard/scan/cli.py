@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         coarse: str = typer.Option("24h", "--coarse", help="Replay evaluation interval; bisected down to --step where a new campaign appears."),
         exact: bool = typer.Option(False, "--exact", help="Replay: bisect every newly flagged account, not only campaign openers."),
         config: Path = typer.Option(None, "--config", "-c", help="Scan config YAML (see docs/detection.md)."),
-        signals: str = typer.Option("auto", "--signals", help="auto (run when missing/stale), always, never."),
+        signals: str = typer.Option("auto", "--signals", help="auto (run when missing, older than the exchanges or scored by another signal model), always, never."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
         resume: bool = typer.Option(None, "--resume/--no-resume",

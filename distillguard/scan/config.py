@@ -234,8 +234,15 @@ class ScoringConfig(_Strict):
     #: core against the whole store, p at most this — collects no teacher output and is capped the same way (a
     #: course lab, eval teams, a step-by-step tool's users). A core drawing its lengths from the store's own mix is
     #: not significantly below it, so this never cuts at random; only where the store records max_tokens for at
-    #: least half the core (and 3 of its accounts). None turns it off.
+    #: least ``output_demand_min_coverage`` of the core (and ``output_demand_min_accounts`` of its accounts). None
+    #: turns it off.
     output_demand_alpha: float | None = Field(1e-3, ge=0, le=1)
+    #: The rank test above runs only for a core with requested lengths on at least this many accounts, in a
+    #: store with at least twice as many: fewer give no meaningful p-value (a core of 3 cannot reach a small alpha).
+    output_demand_min_accounts: int = Field(3, ge=2)
+    #: ... and on at least this share of the core's accounts (the rest of a core may not record max_tokens: a
+    #: mixed store, a partner's logs without it), so the test speaks for the core rather than a corner of it.
+    output_demand_min_coverage: float = Field(0.5, ge=0, le=1)
     #: A strongly coordinated cluster (not a harvesting sub-cluster) whose suspicion sits below this share of
     #: the store's accounts *outside* it — its suspicion as a percentile of the provider's own population — is
     #: capped at ``weak_coordination_cap``: a cohort coordinated as tightly as an operation (a course lab's one

@@ -52,8 +52,9 @@ class ScanResult:
 
 def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
                    runner: Callable[[Store], object] | None = None, memo: tuple[int, int] | None = None) -> str:
-    """Run the signals stage when its table is missing or older than the exchanges (``runner``: how, when
-    not the local worker processes, e.g. the Spark engine's mapInArrow)."""
+    """Run the signals stage when its table is missing, older than the exchanges, or written by another
+    signal model or detector set (``runner``: how, when not the local worker processes, e.g. the Spark
+    engine's mapInArrow)."""
     if mode == "never":
         return "skipped"
     ex_files = store.file_infos("exchanges/day=*/*.parquet")
@@ -61,16 +62,19 @@ def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
     if not stale and ex_files:
         sig_m = max(f[3] for f in store.file_infos("tables/exchange_signals/*.parquet"))
         stale = max(f[3] for f in ex_files) > sig_m
-    if not (stale or mode == "always"):
-        return "fresh"
     try:
         from distillguard.signals import run_signals
+        from distillguard.signals.score import stale_parts
     except ModuleNotFoundError as e:
         if store.has_table("exchange_signals"):
-            return "stale (signals stage not installed)"
+            return "fresh" if not (stale or mode == "always") else "stale (signals stage not installed)"
         if e.name and e.name.startswith("distillguard.signals"):
             return "missing (signals stage not installed: behaviour and infrastructure only)"
         raise
+    # Scores from another model or detector set are not comparable with this install's thresholds.
+    other_model = not stale and mode != "always" and bool(stale_parts(store))
+    if not (stale or other_model or mode == "always"):
+        return "fresh"
     if runner is not None:
         runner(store)
     else:
@@ -79,7 +83,7 @@ def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
 
             prompt_memo.configure(*memo)
         run_signals(store, progress=False, workers=workers)
-    return "computed"
+    return "computed (stored scores were from another signal model)" if other_model else "computed"
 
 
 def _cpu_seconds() -> float:

@@ -226,11 +226,11 @@ def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConf
     median rule is not: a core drawing its lengths from the store's own mix (the tests' replay world, a campaign
     that asks ordinary lengths) is not significantly below it and is never capped by this; a core of 3 accounts
     cannot reach a small alpha. Calibrated to the store: ranks within it, no token count is configured."""
-    if cfg.output_demand_alpha is None or len(store_mt) < 2 * 3:
+    if cfg.output_demand_alpha is None or len(store_mt) < 2 * cfg.output_demand_min_accounts:
         return False
     core = np.array([_num(r.get("mean_max_tokens")) for r in rows if r.get("mean_max_tokens") is not None
                      and not _isnan(r.get("mean_max_tokens"))])
-    if len(core) < max(3, 0.5 * len(rows)):
+    if len(core) < max(cfg.output_demand_min_accounts, cfg.output_demand_min_coverage * len(rows)):
         return False
     from scipy.stats import mannwhitneyu
 

@@ -7,6 +7,7 @@ partitions. ``run_signals`` streams the store through it in bounded memory.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Callable, Iterator
@@ -31,8 +32,36 @@ def output_schema(dets: list[Detector]) -> pa.Schema:
               pa.field("ts", _TS, nullable=False)]
     fields += [pa.field(f"sig_{d.name}", pa.float32(), nullable=False) for d in dets]
     fields += [pa.field("template_key", pa.string()), pa.field("task_item_key", pa.string())]
-    return pa.schema(fields, metadata={"distillguard.table": TABLE,
-                                       "distillguard.detectors": ",".join(f"{d.name}@{d.version}" for d in dets)})
+    return pa.schema(fields, metadata=signals_identity(dets) | {"distillguard.table": TABLE})
+
+
+def signals_identity(dets: list[Detector]) -> dict[str, str]:
+    """What decides a stored signal's value: the detectors (name@version) and the fitted lexical model
+    (its training hash). Written into every part's schema metadata, so a scan can tell that a store was
+    scored by another model (an upgrade, a retrained corpus) and score it again instead of mixing two
+    models' scores with one set of thresholds."""
+    return {"distillguard.detectors": ",".join(f"{d.name}@{d.version}" for d in dets),
+            "distillguard.signal_model": _model_identity()}
+
+
+@functools.lru_cache(maxsize=1)
+def _model_identity() -> str:
+    return f"lexical-{lexical.training_hash()}"
+
+
+def stale_parts(store, dets: list[Detector] | None = None) -> list[str]:
+    """Parts of ``exchange_signals`` that this install's signals stage wrote with other detectors or another
+    model (parts from before the model was recorded count as another): a whole-table rescore is due. Parts
+    without the stage's metadata were supplied from outside (a provider's own classifier scores, a test
+    fixture) and are the supplier's to replace."""
+    want = signals_identity(_resolve(dets))
+    out = []
+    for f, rel, _size, _mtime in store.file_infos(f"tables/{TABLE}/*.parquet"):
+        meta = store.parquet_file(f).schema_arrow.metadata or {}
+        got = {k.decode(): v.decode() for k, v in meta.items()}
+        if "distillguard.detectors" in got and any(got.get(k) != v for k, v in want.items()):
+            out.append(rel)
+    return out
 
 
 def input_columns(dets: list[Detector]) -> list[str]:
