@@ -91,7 +91,7 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
              CAST(max(peak_min) AS BIGINT) AS peak_rpm, CAST(sum(n * n) AS DOUBLE) AS sumsq,
              sum(n_single) / sum(n) AS single_turn_share, sum(sum_turns) / sum(n) AS mean_turns,
              sum(n_reason) / sum(n) AS reasoning_share,
-             sum(sum_maxtok) / nullif(sum(n_maxtok), 0) AS mean_max_tokens,
+             sum(sum_maxtok) / nullif(sum(n_maxtok), 0) AS mean_max_tokens, CAST(sum(n_maxtok) AS BIGINT) AS n_max_tokens,
              sum(n_maxtok_high) / sum(n) AS high_max_tokens_share,
              sum(sum_temp) / nullif(sum(n_temp), 0) AS temp_mean,
              sqrt(greatest(sum(sum_temp2) / nullif(sum(n_temp), 0) - pow(sum(sum_temp) / nullif(sum(n_temp), 0), 2), 0)) AS temp_std,
@@ -126,7 +126,7 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
            (sqrt(greatest(r.sumsq / span.h - pow(r.n_exchanges / span.h, 2), 0)) - r.n_exchanges / span.h)
              / nullif(sqrt(greatest(r.sumsq / span.h - pow(r.n_exchanges / span.h, 2), 0)) + r.n_exchanges / span.h, 0) AS burstiness,
            h.hour_entropy,
-           r.single_turn_share, r.mean_turns, r.reasoning_share, r.mean_max_tokens, r.high_max_tokens_share,
+           r.single_turn_share, r.mean_turns, r.reasoning_share, r.mean_max_tokens, r.n_max_tokens, r.high_max_tokens_share,
            r.temp_mean, r.temp_std, r.out_in_ratio, r.tools_share, r.images_share,
            r.task_item_share, r.template_share,
            coalesce(tm.n_templates, 0) AS n_templates,

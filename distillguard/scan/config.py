@@ -128,6 +128,10 @@ class AccountModelConfig(_Strict):
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ACCOUNT_WEIGHTS))
     #: Share components are shrunk by n / (n + prior_exchanges) for an account with n exchanges.
     prior_exchanges: float = Field(5.0, ge=0)
+    #: Before an account's mean requested max_tokens is ranked within the store, it is shrunk towards the store's
+    #: median by n / (n + rank_prior_exchanges), n = its exchanges that carry max_tokens: one request at a huge
+    #: max_tokens does not outrank a harvester's many (0: rank the raw means).
+    rank_prior_exchanges: float = Field(5.0, ge=0)
 
     @field_validator("weights")
     @classmethod

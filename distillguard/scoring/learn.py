@@ -216,7 +216,7 @@ def refit_account_model(features: pa.Table, labels: Labels, model, learning, non
                   f"campaigns for a held-out check (have {n_pos_g} and {n_neg_g})")
         return up
     comp = components(features.take(pa.array([idx[labels.account_id[j]] for j in keep])), tuple(non_intent),
-                      model.prior_exchanges)
+                      model.prior_exchanges, model.rank_prior_exchanges)
     X = np.stack([comp[k] for k in COMPONENTS], axis=1)
     theta0 = np.array([before[k] for k in COMPONENTS])
     bias = float(model.bias)
@@ -237,7 +237,7 @@ def refit_account_model(features: pa.Table, labels: Labels, model, learning, non
     up.after = {c: float(round(t, 4)) for c, t in zip(COMPONENTS, theta, strict=True)}
     # keep the store's mean log-odds where the configured model put it: re-weighting says which evidence
     # separates, not that the whole store became more (or less) suspicious
-    allc = components(features, tuple(non_intent), model.prior_exchanges)
+    allc = components(features, tuple(non_intent), model.prior_exchanges, model.rank_prior_exchanges)
     Xa = np.stack([allc[c] for c in COMPONENTS], axis=1)
     theta_r = np.array([up.after[c] for c in COMPONENTS])
     up.bias_after = float(round(bias + float(np.mean(Xa @ (theta0 - theta_r))), 4)) if len(Xa) else bias

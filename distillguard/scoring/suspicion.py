@@ -57,8 +57,28 @@ def upper_percentile(v: np.ndarray, present: np.ndarray | None = None) -> np.nda
     return out
 
 
+def credible_values(v: np.ndarray, n: np.ndarray, present: np.ndarray, prior: float) -> np.ndarray:
+    """Each account's value shrunk towards the store's median (over the accounts ``present``) by its credibility
+    ``n / (n + prior)``, n = how many of its exchanges the value is a mean of.
+
+    Why: a percentile ranks accounts by their means, and the mean of one or two requests is mostly noise. One
+    request at the largest max_tokens the store has seen would otherwise rank at the top and push every
+    harvester with hundreds of long requests below it; early in a campaign, when each of its accounts has sent a
+    handful, the ranks would follow whoever happened to ask for the most last. Shrunk first, an account ranks
+    high only when plenty of its requests say so (the Bayesian average, with the store's median as the prior
+    and ``prior`` exchanges of weight). ``prior`` 0 leaves the values as they are."""
+    out = np.array(v, dtype=float, copy=True)
+    if prior <= 0 or not present.any():
+        return out
+    med = float(np.median(out[present]))
+    n = np.maximum(np.asarray(n, dtype=float), 0.0)
+    w = n / (n + prior)
+    out[present] = med + w[present] * (out[present] - med)
+    return out
+
+
 def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",),
-               prior_exchanges: float = 5.0) -> dict[str, np.ndarray]:
+               prior_exchanges: float = 5.0, rank_prior_exchanges: float = 5.0) -> dict[str, np.ndarray]:
     share_cols = [c for c in features.column_names if c.startswith("share_")]
     intent_cols = [c for c in share_cols if not ("sig_" + c[6:]).startswith(CAPABILITY_PREFIX)
                    and "sig_" + c[6:] not in non_intent]
@@ -71,7 +91,13 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
                                       _col(features, "rate_util")]), 0, 1)
     # no limit on record (a third-party log, a provider without tiers): pressure is the volume percentile
     util = np.where(_known(features, "rpd_limit"), util, volume)
-    long_out = upper_percentile(_col(features, "mean_max_tokens"), _known(features, "mean_max_tokens")) * sure
+    # requested output length against this store, each account's mean first shrunk towards the store's median
+    # by how many of its requests carried max_tokens (a feature table without the count: its exchanges)
+    mt_known = _known(features, "mean_max_tokens")
+    n_mt = _col(features, "n_max_tokens", np.nan) if "n_max_tokens" in features.column_names else n
+    n_mt = np.where(np.isnan(n_mt), n, n_mt)
+    mt = credible_values(_col(features, "mean_max_tokens"), n_mt, mt_known, rank_prior_exchanges)
+    long_out = upper_percentile(mt, mt_known) * sure
     # harvesting shape: long answers requested *and* one turn per request — a corpus being collected, not a
     # conversation or an agent loop (either alone is common: long chats, terse batch jobs)
     single = _col(features, "single_turn_share") * sure
@@ -179,7 +205,7 @@ def account_suspicion(features: pa.Table, non_intent: tuple[str, ...] = ("sig_ta
         from distillguard.scan.config import AccountModelConfig
 
         model = AccountModelConfig()
-    comp = components(features, non_intent, model.prior_exchanges)
+    comp = components(features, non_intent, model.prior_exchanges, model.rank_prior_exchanges)
     z = np.full(features.num_rows, float(model.bias))
     for k, v in comp.items():
         z = z + float(model.weights.get(k, 0.0)) * v
