@@ -51,10 +51,10 @@ def dense_numbering(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.
     ascending order (an object array) and each row's index among them.
 
     ``np.unique`` needs the strings as a NumPy array first (Python objects, or fixed-width UCS-4 for the
-    entity keys, built with ``np.char.add``) and sorts every row; at scale 0.1 that was 1.3 CPU-s of the
-    dense-block step, more than the peeling itself. Arrow sorts only the distinct values (dictionary encoding
-    finds them in one hash pass) in UTF-8 byte order, which is code-point order, the order ``np.unique`` gives, so the
-    rows and columns of the incidence matrix, and therefore the blocks, are the same as before."""
+    entity keys, built with ``np.char.add``) and sorts every row: at scale 0.3 the step took 3.4 CPU-s, 0.4
+    with this numbering (docs/benchmarks.md), the rest being the peeling itself. Arrow sorts only the distinct
+    values (dictionary encoding finds them in one hash pass), in UTF-8 byte order, which is code-point order,
+    the order ``np.unique`` gives: the incidence matrix's rows and columns, and so the blocks, are as before."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     enc = pc.dictionary_encode(arr, null_encoding="encode")  # distinct values in first-seen order, one hash pass
     order = pc.array_sort_indices(enc.dictionary).to_numpy()  # only the distinct values are sorted

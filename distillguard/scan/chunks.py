@@ -10,7 +10,8 @@ A slice's ``ex`` and its partial tables are TEMP tables: they live in the buffer
 ``memory_limit``) while the slice is built, and only the partials reach the scan's database, appended once
 to its ``<table>__slices`` tables and compressed there at the slice's CHECKPOINT. As tables of that database
 (a file under the spill directory, engine.py) they were each compressed and written into it, read back
-by the group-bys or the append, then dropped: at scale 1.0 a third of prepare's CPU.
+by the group-bys or the append, then dropped: prepare's CPU per exchange was ~20% higher at scale 0.3
+(docs/benchmarks.md). The price is memory: a slice's ``ex`` is held uncompressed (~0.3-0.7 GB more peak RSS).
 
 Slicing on day boundaries (UTC, the connection's time zone) keeps every key that contains the hour or a
 finer time (account × hour, account × minute, account × entity × hour, …) inside one slice, so those
