@@ -491,7 +491,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # sub-cluster is exempt: its members are there on their own traffic's harvest shape)
         software = (strong and not no_output and not harvest and cfg.software_output_alpha is not None
                     and client_share.get(c, 0.0) >= cfg.software_client_share
-                    and hidden <= cfg.software_max_hidden_share and not _longer_than_store(rows, store_mt, cfg))
+                    and hidden < cfg.software_hidden_share and not _longer_than_store(rows, store_mt, cfg))
         if not strong or no_output or software:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
