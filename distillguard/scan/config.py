@@ -247,6 +247,29 @@ class ScoringConfig(_Strict):
     #: ... and on at least this share of the core's accounts (the rest of a core may not record max_tokens: a
     #: mixed store, a partner's logs without it), so the test speaks for the core rather than a corner of it.
     output_demand_min_coverage: float = Field(0.5, ge=0, le=1)
+    #: Software users: a strongly coordinated cluster (not a harvesting sub-cluster) whose core mostly runs one
+    #: client — one user agent or client fingerprint (TLS, header order) held by at least
+    #: ``software_client_share`` of the core — and holds no hidden tie (a card, a network, a sign-up burst, a
+    #: synchronised schedule, a partner indicator beyond chance, held by less than ``software_hidden_share`` of
+    #: the core) is capped at ``weak_coordination_cap``: that is what the users of one popular tool or agent
+    #: framework share (its user agent, its system prompt, free-mail shapes), not an operation's hidden
+    #: infrastructure. Unless the core asks for longer answers than the store: a one-sided Mann-Whitney test of
+    #: the core's accounts' mean max_tokens against every account's in the store, p at most this, with the
+    #: common-language effect (U ÷ n₁n₂, the chance a core account asks more than a store account) at least
+    #: ``software_output_min_effect`` — a harvest run through a stock SDK collects long answers. Needs
+    #: requested lengths on ``output_demand_min_coverage`` of the core (``output_demand_min_accounts``
+    #: accounts); without them the core cannot show it and is capped. None turns the rule off.
+    software_output_alpha: float | None = Field(0.05, ge=0, le=1)
+    #: ... and the effect size that test must also reach (0.5: no difference; 1: every core account asks
+    #: more than every store account).
+    software_output_min_effect: float = Field(0.75, ge=0, le=1)
+    #: ... the share of the core holding one client entity for the cluster to count as one tool's users.
+    software_client_share: float = Field(0.5, ge=0, le=1)
+    #: ... and a core of which at least this share holds a hidden tie beyond chance (any of network, payment,
+    #: creation, timing, intel; ``max_chance_tie``) is not one tool's users: half, as for every evidence group.
+    #: A few members sharing a card or a proxy inside a tool's community are scored on their own as a
+    #: shared-entity or harvesting sub-cluster; the community is not held by them. 0 judges no core as tool users.
+    software_hidden_share: float = Field(0.5, ge=0, le=1)
     #: A strongly coordinated cluster (not a harvesting sub-cluster) whose suspicion sits below this share of
     #: the store's accounts *outside* it — its suspicion as a percentile of the provider's own population — is
     #: capped at ``weak_coordination_cap``: a cohort coordinated as tightly as an operation (a course lab's one

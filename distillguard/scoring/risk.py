@@ -237,6 +237,42 @@ def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConf
     return float(mannwhitneyu(core, store_mt, alternative="less").pvalue) <= cfg.output_demand_alpha
 
 
+def _longer_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
+    """True when a core asks for clearly *longer* answers than the store's accounts: a one-sided Mann-Whitney test
+    of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``software_output_alpha``,
+    and a common-language effect U ÷ (n₁n₂) ≥ ``software_output_min_effect``. The users of one tool ask what its
+    prompts need; a harvest behind a stock SDK collects the teacher's long answers. Both are asked because a p-value
+    alone grows significant with size: a 1,000-user community a shade above the store is not a harvest. A core
+    without requested lengths on enough accounts (``output_demand_min_*``) cannot show it."""
+    if len(store_mt) < 2 * cfg.output_demand_min_accounts:
+        return False
+    core = np.array([_num(r.get("mean_max_tokens")) for r in rows if r.get("mean_max_tokens") is not None
+                     and not _isnan(r.get("mean_max_tokens"))])
+    if len(core) < max(cfg.output_demand_min_accounts, cfg.output_demand_min_coverage * len(rows)):
+        return False
+    from scipy.stats import mannwhitneyu
+
+    t = mannwhitneyu(core, store_mt, alternative="greater")
+    effect = float(t.statistic) / (len(core) * len(store_mt))
+    return float(t.pvalue) <= cfg.software_output_alpha and effect >= cfg.software_output_min_effect
+
+
+def _client_share(con: duckdb.DuckDBPyConnection, core: dict[int, set[str]]) -> dict[int, float]:
+    """Per cluster: the largest share of its core holding one client entity (a user agent, TLS or header-order
+    fingerprint; needs table ``inc``)."""
+    kinds = ", ".join(f"'{k}'" for k, g in KIND_GROUP.items() if g == "client")
+    pairs = [(a, c) for c, ms in core.items() for a in ms]
+    if not pairs:
+        return {}
+    con.register("_core", pa.table({"account_id": [a for a, _ in pairs], "cl": [c for _, c in pairs]}))
+    rows = con.execute(f"""
+        WITH h AS (SELECT c.cl, i.kind, i.entity, count(DISTINCT i.account_id) AS n
+                   FROM inc i JOIN _core c USING (account_id) WHERE i.kind IN ({kinds}) GROUP BY 1, 2, 3)
+        SELECT cl, max(n) FROM h GROUP BY 1""").fetchall()
+    con.unregister("_core")
+    return {int(c): n / max(len(core[c]), 1) for c, n in rows}
+
+
 def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
     """True when a cluster's core collects no output: where the store records requested output lengths for
     most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
@@ -418,6 +454,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         for o in feats["org_id"].to_pylist():
             if o is not None:
                 org_size[o] = org_size.get(o, 0) + 1
+    client_share = _client_share(con, core) if cfg.software_output_alpha is not None else {}
     store_mt = np.array([], dtype=float)
     if "mean_max_tokens" in feats.column_names:
         mt = feats["mean_max_tokens"].to_numpy(zero_copy_only=False).astype(float)
@@ -450,7 +487,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         coord = 1 - math.exp(-total)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
         no_output = strong and (_no_output_demand(rows, cfg) or _shorter_than_store(rows, store_mt, cfg))
-        if not strong or no_output:
+        # one tool's users: most of the core on one client, no hidden tie, ordinary answer lengths (a harvesting
+        # sub-cluster is exempt: its members are there on their own traffic's harvest shape)
+        software = (strong and not no_output and not harvest and cfg.software_output_alpha is not None
+                    and client_share.get(c, 0.0) >= cfg.software_client_share
+                    and hidden < cfg.software_hidden_share and not _longer_than_store(rows, store_mt, cfg))
+        if not strong or no_output or software:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
@@ -459,7 +501,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # private templates) is one body of traffic: judged at the group's volume, not shrunk account by account
         pool_rows = [r for r in rows if distinct.get(r["account_id"])]
         pooled = 0.0
-        if (cfg.pool_min_coordination is not None and strong and not no_output and coord >= cfg.pool_min_coordination
+        if (cfg.pool_min_coordination is not None and strong and not no_output and not software and coord >= cfg.pool_min_coordination
                 and len(pool_rows) >= cfg.pool_min_accounts):
             group_comps[c] = pooled_components(pool_rows, cfg.account_model)
             pool_of[c] = {r["account_id"] for r in pool_rows}
@@ -468,7 +510,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # a cohort (a course lab, a framework's users) can be coordinated as tightly as an operation — one sign-up
         # burst, one NAT, the same busy windows, private homework templates — and yet its traffic is what much of
         # the store sends: judged against the accounts outside it, not against an absolute level
-        ordinary = (strong and not no_output and not harvest
+        ordinary = (strong and not no_output and not software and not harvest
                     and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile))
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
@@ -492,6 +534,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
                               "account (no teacher output being collected)")
+        if software:
+            cs.reasons.append(f"weakly coordinated: {client_share.get(c, 0.0):.0%} of its core run one client and "
+                              "share no hidden infrastructure, payment or schedule, and ask for no longer answers "
+                              "than the store's accounts (one tool's users, not a harvest)")
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "

@@ -1,0 +1,79 @@
+"""Software-users rule: a strongly coordinated cluster whose core mostly runs one client and holds no hidden tie is
+one tool's users and is capped as weakly coordinated — unless it asks for clearly longer answers than the store,
+or carries a hidden tie (a card), or is a harvesting sub-cluster."""
+
+import pyarrow as pa
+import pytest
+
+from distillguard.scan.config import ScoringConfig
+from distillguard.scoring import score_clusters
+from tests.scoring.test_member_ties import _con
+
+TEAM = [f"u{i}" for i in range(10)]
+OTHERS = [f"o{i}" for i in range(90)]
+#: the store's other accounts ask 500-8,000 max_tokens (their own mix)
+MIX = [500.0 + 7500.0 * i / 89 for i in range(90)]
+#: a team drawing its lengths from the same mix: not shorter, not longer
+ORDINARY = [500.0 + 800.0 * i for i in range(10)]
+LONG = [9000.0 + 100.0 * i for i in range(10)]
+
+
+def _rows(card: bool, client: bool = True) -> list[tuple[str, str, str, float]]:
+    """The team shares a tool's user agent and its own system prompt (private content: two evidence groups
+    with the client); everyone else has a user agent and prompt of their own."""
+    rows = [(a, "system_prompt", "tool-sp", 0.6) for a in TEAM]
+    rows += [(a, "user_agent", "tool/1.0" if client else f"ua-{a}", 0.5) for a in TEAM]
+    rows += [(a, "email_pattern", "shape-1", 0.5) for a in TEAM]
+    if card:
+        rows += [(a, "payment", "card-1", 1.5) for a in TEAM]
+    rows += [(a, "user_agent", f"ua-{i}", 0.5) for i, a in enumerate(OTHERS)]
+    return rows + [(a, "system_prompt", f"sp-{i}", 0.5) for i, a in enumerate(OTHERS)]
+
+
+def _score(team_tokens, card=False, harvest=False, client=True, alpha=0.05):
+    ids = TEAM + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
+                      "c_long_output": [0.0] * len(ids), "mean_max_tokens": list(team_tokens) + MIX,
+                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cfg = ScoringConfig(software_output_alpha=alpha)
+    cs, _ = score_clusters(_con(_rows(card, client)), feats, {a: 0 for a in TEAM}, [], cfg, harvest=harvest,
+                           parent={a: 0 for a in TEAM} if harvest else None)
+    return cs[0], cfg
+
+
+def _capped(c, cfg) -> bool:
+    software = any("one tool's users" in r for r in c.reasons)
+    assert software == (c.coordination <= cfg.weak_coordination_cap + 1e-9)
+    return software
+
+
+def test_shared_client_without_hidden_tie_is_capped():
+    c, cfg = _score(ORDINARY)
+    assert _capped(c, cfg)
+
+
+def test_off_judges_it_as_before():
+    c, cfg = _score(ORDINARY, alpha=None)
+    assert not _capped(c, cfg)
+
+
+def test_shared_card_is_not_capped():
+    c, cfg = _score(ORDINARY, card=True)
+    assert not _capped(c, cfg)
+
+
+@pytest.mark.parametrize("tokens,capped", [(LONG, False), (ORDINARY, True), ([t + 200 for t in MIX[-10:]], False)])
+def test_longer_answers_than_the_store_are_not_capped(tokens, capped):
+    c, cfg = _score(tokens)
+    assert _capped(c, cfg) == capped
+
+
+def test_harvesting_subcluster_is_exempt():
+    c, cfg = _score(ORDINARY, harvest=True)
+    assert not _capped(c, cfg)
+
+
+def test_no_shared_client_is_not_this_rule():
+    c, cfg = _score(ORDINARY, client=False)
+    assert not any("one tool's users" in r for r in c.reasons)
