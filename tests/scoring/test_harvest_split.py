@@ -93,3 +93,31 @@ def test_a_harvester_on_one_of_the_cards_stays_with_its_operation():
     community = {a: 0 for a in A + B + USERS + ["opa-stray"]}
     sub = harvest_subclusters(community, feats, ScoringConfig(), _con(rows), GraphConfig())
     assert _groups(sub) == {frozenset(A + ["opa-stray"]), frozenset(B)}
+
+
+def test_a_cut_piece_is_judged_against_its_parent_community():
+    # harvest_parent_chance reads a piece's parent from its members: the piece numbered after the last community
+    # is judged as it would be with the community's own number
+    from distillguard.scoring import score_clusters
+
+    community = {a: 0 for a in A + B + USERS}
+    cfg = ScoringConfig(harvest_parent_chance=True)
+    # B's /24 is also half the community's (a campus NAT): rare in a store of 2,000 more accounts, common in the
+    # parent — only a piece judged against its parent loses it
+    rows = _rows() + [(u, "ip24", "198.51.9", 0.5) for u in USERS[:20]]
+    feats = _features("agentic")
+    more = [f"other{i}" for i in range(2000)]
+    feats = pa.concat_tables([feats, pa.Table.from_pylist(
+        [{"account_id": a, "suspicion": 0.1, "c_harvest_shape": 0.0, "n_exchanges": 10.0} for a in more],
+        schema=feats.schema)])
+    sub = harvest_subclusters(community, feats, cfg, _con(rows), GraphConfig())
+    assert sub[B[0]] == 1  # the second piece: after community 0
+    _, cut = score_clusters(_con(rows), feats, sub, [], cfg, harvest=True, parent=community)
+    _, alone = score_clusters(_con(rows), feats, {a: 0 for a in B}, [], cfg, harvest=True, parent=community)
+    risk = dict(zip(cut["account_id"].to_pylist(), cut["risk"].to_pylist(), strict=True))
+    ref = dict(zip(alone["account_id"].to_pylist(), alone["risk"].to_pylist(), strict=True))
+    assert [round(risk[a], 9) for a in B] == [round(ref[a], 9) for a in B]
+    _, store_only = score_clusters(_con(rows), feats, {a: 0 for a in B}, [], ScoringConfig(), harvest=True,
+                                   parent=community)
+    store = dict(zip(store_only["account_id"].to_pylist(), store_only["risk"].to_pylist(), strict=True))
+    assert max(ref[a] for a in B) < min(store[a] for a in B)  # the parent's chance mattered here
