@@ -138,7 +138,7 @@ def _split_harvesters(con: duckdb.DuckDBPyConnection, sub: dict[str, int], feats
     out = dict(sub)
     for c in sorted(by_comm):
         pieces = split_groups(by_comm[c], edges_of.get(c, []), cfg.harvest_split_resolution, graph.seed)
-        pieces = _same_workload(pieces, work, cfg.harvest_same_workload)
+        pieces = _same_workload(pieces, work, cfg.harvest_same_workload, cfg.harvest_min_accounts)
         big = [p for p in pieces if len(p) >= cfg.harvest_min_accounts]
         if len(big) < 2:
             continue
@@ -193,17 +193,19 @@ def _cosine(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.dot(x, y) / (nx * ny))
 
 
-def _same_workload(pieces: list[list[str]], work: dict[str, np.ndarray], threshold: float) -> list[list[str]]:
-    """Pieces whose mean workloads have a cosine similarity of at least ``threshold`` joined (transitively), in
-    the order of their largest piece; only pieces of two or more accounts are compared (a lone harvester's
-    shares are too noisy to speak for an operation; ``_split_harvesters`` places it by its ties)."""
+def _same_workload(pieces: list[list[str]], work: dict[str, np.ndarray], threshold: float,
+                   min_size: int) -> list[list[str]]:
+    """Pieces whose mean workloads have a cosine similarity of at least ``threshold`` joined (transitively),
+    largest first; only pieces of at least ``min_size`` accounts (``harvest_min_accounts``: those that could be
+    a sub-cluster) are compared — a lone harvester's or a pair's shares are too noisy to speak for an operation,
+    and one similar to two operations would chain them; ``_split_harvesters`` places such members by their ties."""
     if len(pieces) < 2:
         return pieces
     means = [_mean(p, work) for p in pieces]
     uf = UnionFind(range(len(pieces)))
     for i in range(len(pieces)):
         for j in range(i + 1, len(pieces)):
-            if len(pieces[i]) >= 2 and len(pieces[j]) >= 2 and _cosine(means[i], means[j]) >= threshold:
+            if min(len(pieces[i]), len(pieces[j])) >= min_size and _cosine(means[i], means[j]) >= threshold:
                 uf.union(j, i)
     joined = [sorted(a for i in idx for a in pieces[i]) for idx in uf.groups().values()]
     return sorted(joined, key=lambda p: (-len(p), p[0]))
