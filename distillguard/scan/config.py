@@ -188,7 +188,7 @@ class ScoringConfig(_Strict):
     #: result; a harvester in a smaller piece joins the group it is most tied to (else the one of the nearest
     #: workload). None keeps one sub-cluster per community.
     harvest_split_resolution: float | None = Field(1.0, gt=0)
-    #: ... and two of those groups whose workloads — the mean over their members of each signal's hit share
+    #: ... and two of those groups (of ``harvest_min_accounts`` or more) whose workloads — the mean over their members of each signal's hit share
     #: and the reasoning, tool and image shares (what they ask the model for) — have at least this cosine
     #: similarity are joined back: one operation whose ties Leiden happened to cut (two proxy ranges of one
     #: hydra) asks for the same thing in both pieces, two operations harvesting different capabilities do not.
