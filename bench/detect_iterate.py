@@ -7,7 +7,8 @@
 blocks, Leiden at every resolution) and writes the connection's tables and the step's inputs under STATE (the
 scan's own checkpoint format, ``scan/checkpoint.py``) plus the level memberships. ``ops`` loads them and runs the
 rest in-process — every level's cluster scoring (cached in STATE after the first run; ``--rescore`` redoes it
-after a scoring change), the operations join and its scoring, campaigns — and writes a results directory OUT
+after a scoring change; the levels go through the scan's own ``score_level``, harvesting sub-clusters cut into
+operations as the scan cuts them), the operations join and its scoring, campaigns — and writes a results directory OUT
 (``accounts.parquet``, ``campaigns.json``: what ``distillguard bench --results`` reads) with ``risk.parquet``
 (cluster, campaign, reasons per account), ``ops.json`` (the joined operations) and ``dbg.pkl`` (per member of an
 operation: own suspicion, distinctive ties, core, fit). ``--old`` scores operations without member ties. At

@@ -81,6 +81,39 @@ def _numbered(names: list[str], membership: list[int], min_size: int) -> dict[st
     return out
 
 
+def split_groups(members: list[str], edges: list[tuple[str, str, float]], resolution: float = 1.0,
+                 seed: int = 42) -> list[list[str]]:
+    """``members`` cut into groups by Leiden on ``edges`` (src, dst, weight) among them alone; an edge with an
+    endpoint outside ``members`` is ignored, a member without an edge is a group of its own. Groups largest
+    first, ties by smallest member; members sorted within a group. Deterministic: vertices in sorted order and
+    weights rounded to 6 decimals, as ``leiden_graph`` does.
+
+    Why: community detection on the whole graph puts two operations in one community when both hang off the
+    same popular tool's users or the same home ISP; the sub-graph of a community's harvesters alone has lost
+    those shared neighbours, so what still connects them is what each operation shares within itself (its
+    card, proxy range, schedule). Used to cut a community's harvesting sub-cluster (``scoring.risk``)."""
+    names = sorted(set(members))
+    if not names:
+        return []
+    index = {a: i for i, a in enumerate(names)}
+    summed: dict[tuple[int, int], float] = {}
+    for src, dst, w in edges:
+        i, j = index.get(src), index.get(dst)
+        if i is None or j is None or i == j:
+            continue
+        key = (i, j) if i < j else (j, i)
+        summed[key] = summed.get(key, 0.0) + float(w)
+    if not summed:
+        return [[a] for a in names]
+    keys = sorted(summed)
+    g = ig.Graph(n=len(names), edges=keys, directed=False)
+    g.es["weight"] = [round(summed[k], 6) for k in keys]
+    groups: dict[int, list[int]] = {}
+    for v, c in enumerate(_leiden_membership(g, seed, resolution)):
+        groups.setdefault(c, []).append(v)
+    return [[names[v] for v in vs] for vs in sorted(groups.values(), key=lambda vs: (-len(vs), vs[0]))]
+
+
 _SHARED: tuple[ig.Graph, int] | None = None  # the graph a forked worker inherits (never pickled)
 
 

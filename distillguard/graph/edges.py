@@ -246,13 +246,16 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     return con.sql("SELECT src AS src_account, dst AS dst_account, kind, entity, weight FROM edges").to_arrow_table()
 
 
-def pair_weights(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> pa.Table:
+def pair_weights(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, among: str | None = None) -> pa.Table:
     """Summed weight per account pair; each kind saturates so 400 shared task items do not
-    outweigh one shared payment instrument."""
+    outweigh one shared payment instrument. ``among``: a registered table with ``account_id``; only the pairs
+    with both accounts in it (the harvesters a harvesting sub-cluster is cut from, ``scoring.risk``)."""
     kw_values = ", ".join(f"('{k}', {float(v)})" for k, v in cfg.kind_weights.items())
+    only = "" if among is None else (f" WHERE src IN (SELECT account_id FROM {among})"
+                                     f" AND dst IN (SELECT account_id FROM {among})")
     return con.sql(f"""
       WITH kw(kind, kw) AS (VALUES {kw_values}),
-      pk AS (SELECT src, dst, kind, sum(weight) AS w FROM edges GROUP BY 1, 2, 3)
+      pk AS (SELECT src, dst, kind, sum(weight) AS w FROM edges{only} GROUP BY 1, 2, 3)
       SELECT src, dst, sum(least(pk.w, kw.kw * 1.5)) AS weight
       FROM pk JOIN kw USING (kind) GROUP BY 1, 2 HAVING sum(least(pk.w, kw.kw * 1.5)) >= {cfg.min_pair_weight}
     """).to_arrow_table()

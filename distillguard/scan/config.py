@@ -184,6 +184,20 @@ class ScoringConfig(_Strict):
     harvest_quantile: float = Field(0.9, ge=0, le=1)
     #: ... when at least this many accounts of one cluster are that far up ...
     harvest_min_accounts: int = Field(3, ge=2)
+    #: A community's harvesting sub-cluster is cut into separate operations by Leiden at this resolution on the
+    #: pair weights among its harvesters alone (``graph.communities.split_groups``): two operations that hang
+    #: off the same popular tool's users or home ISP share one community, but not their cards, proxy ranges or
+    #: schedules, so without the rest of the community they fall apart — one campaign record per operation
+    #: instead of one for both. The cut stands only when at least two groups of ``harvest_min_accounts``
+    #: result; a harvester in a smaller piece joins the group it is most tied to (else the one of the nearest
+    #: workload). None keeps one sub-cluster per community.
+    harvest_split_resolution: float | None = Field(1.0, gt=0)
+    #: ... and two of those groups (of ``harvest_min_accounts`` or more) whose workloads — the mean over their members of each signal's hit share
+    #: and the reasoning, tool and image shares (what they ask the model for) — have at least this cosine
+    #: similarity are joined back: one operation whose ties Leiden happened to cut (two proxy ranges of one
+    #: hydra) asks for the same thing in both pieces, two operations harvesting different capabilities do not.
+    #: 1 joins only identical workloads.
+    harvest_same_workload: float = Field(0.9, ge=0, le=1)
     #: ... and such a sub-cluster is strongly coordinated (instead of ``min_evidence_groups``) when at least this
     #: share of its core holds a tie of hidden infrastructure or timing (network, payment, creation, timing,
     #: intel) that chance does not explain (``max_chance_tie``), of any one kind: members well above the store

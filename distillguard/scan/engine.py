@@ -172,7 +172,7 @@ def score_level(con: duckdb.DuckDBPyConnection, feats: pa.Table, m: dict[str, in
     if mark:
         mark(f"score_clusters_{level}")
     clusters, steps = list(cs), [risk]
-    mh = harvest_subclusters(m, feats, cfg.scoring)
+    mh = harvest_subclusters(m, feats, cfg.scoring, con, cfg.graph)  # one operation per sub-cluster
     if mh:
         csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True,
                                     parent=m)

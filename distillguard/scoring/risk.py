@@ -21,9 +21,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from distillguard.graph.communities import UnionFind, split_groups
 from distillguard.graph.denseblock import Block
-from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, party_key
-from distillguard.scan.config import ScoringConfig
+from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, pair_weights, party_key
+from distillguard.scan.config import GraphConfig, ScoringConfig
 from distillguard.scoring.suspicion import blend, member_suspicion, pooled_components
 
 GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
@@ -84,12 +85,18 @@ def _num(v, default=0.0) -> float:
 HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
-def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: ScoringConfig) -> dict[str, int]:
+def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: ScoringConfig,
+                        con: duckdb.DuckDBPyConnection | None = None, graph: GraphConfig | None = None) -> dict[str, int]:
     """Inside each cluster, the members whose harvesting shape (long single-turn answers, the account model's
     ``harvest_shape`` component) is at or above the store's ``harvest_quantile``,
     when at least ``harvest_min_accounts`` of them: a quiet pool mixed into a community of ordinary users is a
     minority of it, and what it shares never reaches half the community. Calibrated to the store: the same
-    quantile on a 5k-request log and on a production store."""
+    quantile on a 5k-request log and on a production store.
+
+    With ``con`` (its ``edges`` table) and ``graph``, a community's harvesters are cut into operations
+    (``_split_harvesters``, ``harvest_split_resolution``): two operations in one community are two sub-clusters,
+    so two campaign records. The largest piece keeps the community's index (a sub-cluster carries its parent's
+    id where nothing was cut); further pieces are numbered after the last community."""
     if cfg.harvest_quantile >= 1 or feats.num_rows == 0 or "c_harvest_shape" not in feats.column_names:
         return {}
     s = feats["c_harvest_shape"].to_numpy(zero_copy_only=False)
@@ -99,7 +106,109 @@ def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: Scorin
     n: dict[int, int] = {}
     for c in sub.values():
         n[c] = n.get(c, 0) + 1
-    return {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
+    sub = {a: c for a, c in sub.items() if n[c] >= cfg.harvest_min_accounts}
+    if con is None or graph is None or cfg.harvest_split_resolution is None or not sub:
+        return sub
+    return _split_harvesters(con, sub, feats, cfg, graph, next_id=max(membership.values()) + 1)
+
+
+def _split_harvesters(con: duckdb.DuckDBPyConnection, sub: dict[str, int], feats: pa.Table, cfg: ScoringConfig,
+                      graph: GraphConfig, next_id: int) -> dict[str, int]:
+    """Each community's harvesters cut by Leiden on the pair weights among them alone (``split_groups``),
+    pieces of the same workload joined back (``harvest_same_workload``). The cut stands only when at least two
+    pieces of ``harvest_min_accounts`` remain: otherwise the community keeps one sub-cluster as before, so a
+    single operation whose members happen not to be tied pairwise (a pool joined by a sign-up burst seen only
+    through the rest of the community) is not scattered. A harvester in a smaller piece (or tied to no other
+    harvester) joins the piece it has the most pair weight to, else the one whose workload is nearest: it was
+    a harvester of this community, and dropping it would lose a member the uncut sub-cluster flagged."""
+    con.register("_hv", pa.table({"account_id": list(sub)}))
+    try:
+        pairs = pair_weights(con, graph, among="_hv")
+    finally:
+        con.unregister("_hv")
+    by_comm: dict[int, list[str]] = {}
+    for a, c in sub.items():
+        by_comm.setdefault(c, []).append(a)
+    edges_of: dict[int, list[tuple[str, str, float]]] = {}
+    for src, dst, w in zip(pairs["src"].to_pylist(), pairs["dst"].to_pylist(), pairs["weight"].to_pylist(),
+                           strict=True):
+        if sub[src] == sub[dst]:
+            edges_of.setdefault(sub[src], []).append((src, dst, float(w)))
+    work = _workloads(feats, set(sub))
+    out = dict(sub)
+    for c in sorted(by_comm):
+        pieces = split_groups(by_comm[c], edges_of.get(c, []), cfg.harvest_split_resolution, graph.seed)
+        pieces = _same_workload(pieces, work, cfg.harvest_same_workload, cfg.harvest_min_accounts)
+        big = [p for p in pieces if len(p) >= cfg.harvest_min_accounts]
+        if len(big) < 2:
+            continue
+        tie: dict[tuple[str, int], float] = {}
+        at = {a: i for i, p in enumerate(big) for a in p}
+        for src, dst, w in edges_of.get(c, []):
+            for a, b in ((src, dst), (dst, src)):
+                if a not in at and b in at:
+                    tie[(a, at[b])] = tie.get((a, at[b]), 0.0) + w
+        for p in pieces:
+            if len(p) >= cfg.harvest_min_accounts:
+                continue
+            for a in p:
+                ws = [tie.get((a, i), 0.0) for i in range(len(big))]
+                i = int(np.argmax(ws)) if max(ws) > 0 else \
+                    int(np.argmax([_cosine(work[a], _mean(big_i, work)) for big_i in big]))
+                big[i].append(a)
+        for i, p in enumerate(big):
+            k = c if i == 0 else next_id
+            if i:
+                next_id += 1
+            out.update({a: k for a in p})
+    return out
+
+
+def _workloads(feats: pa.Table, accounts: set[str]) -> dict[str, np.ndarray]:
+    """Each account's workload: what it asks the model for — every signal's hit share (``share_*``: reasoning
+    elicitation, grading, agentic tool harvest, coding, ...) and its reasoning, tool and image shares."""
+    cols = sorted(c for c in feats.column_names if c.startswith("share_"))
+    cols += [c for c in ("reasoning_share", "tools_share", "images_share") if c in feats.column_names]
+    ids = feats["account_id"].to_pylist()
+    keep = [i for i, a in enumerate(ids) if a in accounts]
+    t = feats.select(cols).take(pa.array(keep, pa.int64())) if cols else None
+    mat = np.zeros((len(keep), len(cols)))
+    for j, col in enumerate(cols):
+        mat[:, j] = np.nan_to_num(np.asarray(t[col].to_numpy(zero_copy_only=False), dtype=float))
+    return {ids[i]: mat[r] for r, i in enumerate(keep)}
+
+
+def _mean(members: list[str], work: dict[str, np.ndarray]) -> np.ndarray:
+    vs = [work[a] for a in members if a in work]
+    return np.mean(vs, axis=0) if vs else np.zeros(0)
+
+
+def _cosine(x: np.ndarray, y: np.ndarray) -> float:
+    """Cosine similarity; two empty workloads (no signal fired for either) are the same, one empty one is not."""
+    if x.size == 0 or y.size == 0:
+        return 1.0 if x.size == y.size else 0.0
+    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+    if nx == 0 or ny == 0:
+        return 1.0 if nx == ny else 0.0
+    return float(np.dot(x, y) / (nx * ny))
+
+
+def _same_workload(pieces: list[list[str]], work: dict[str, np.ndarray], threshold: float,
+                   min_size: int) -> list[list[str]]:
+    """Pieces whose mean workloads have a cosine similarity of at least ``threshold`` joined (transitively),
+    largest first; only pieces of at least ``min_size`` accounts (``harvest_min_accounts``: those that could be
+    a sub-cluster) are compared — a lone harvester's or a pair's shares are too noisy to speak for an operation,
+    and one similar to two operations would chain them; ``_split_harvesters`` places such members by their ties."""
+    if len(pieces) < 2:
+        return pieces
+    means = [_mean(p, work) for p in pieces]
+    uf = UnionFind(range(len(pieces)))
+    for i in range(len(pieces)):
+        for j in range(i + 1, len(pieces)):
+            if min(len(pieces[i]), len(pieces[j])) >= min_size and _cosine(means[i], means[j]) >= threshold:
+                uf.union(j, i)
+    joined = [sorted(a for i in idx for a in pieces[i]) for idx in uf.groups().values()]
+    return sorted(joined, key=lambda p: (-len(p), p[0]))
 
 
 def entity_subclusters(con: duckdb.DuckDBPyConnection, membership: dict[str, int], cfg: ScoringConfig) -> dict[str, int]:
@@ -193,28 +302,34 @@ def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pare
     return {a: _num(inside) / tot for a, tot, inside in rows if tot}
 
 
-def _parent_chance(con: duckdb.DuckDBPyConnection, parent: dict[str, int], subs: set[int]) -> dict[tuple[str, str], float]:
+def _parent_chance(con: duckdb.DuckDBPyConnection, parent: dict[str, int], membership: dict[str, int]) -> dict[tuple[str, str], float]:
     """For each harvesting sub-cluster member and evidence group: the chance that the sub-cluster's other members,
     drawn at random from the rest of its *parent community*, would share one of the member's entities of that
     group anyway — ``1 − exp(−(k−1) · Σ_e (p_e − m_e)/(P − k))`` with P the community's size, p_e the entity's
-    holders in it, k and m_e the same in the sub-cluster (a sub-cluster carries its parent's id). A course lab's
+    holders in it, k and m_e the same in the sub-cluster (its parent: its members' community; a community's
+    harvesters cut into several operations give several sub-clusters of one parent). A course lab's
     busiest students share the campus NAT, the sign-up burst and the lab windows with every classmate: that is the
     community's tie, not theirs (chance ≈ 1). A quiet pool inside a popular tool's community shares its card or
     proxy /24 with no tool user (chance ≈ 0)."""
-    con.register("_par", pa.table({"account_id": [a for a, c in parent.items() if c in subs],
-                                   "pcl": [c for c in parent.values() if c in subs]}))
+    of = {c: parent[a] for a, c in membership.items() if a in parent}
+    pcls = set(of.values())
+    con.register("_par", pa.table({"account_id": [a for a, c in parent.items() if c in pcls],
+                                   "pcl": [c for c in parent.values() if c in pcls]}))
+    con.register("_sp", pa.table({"cl": list(of), "pcl": list(of.values())}))
     rows = con.execute("""
         WITH pm AS (SELECT i.account_id AS a, i.kind, i.entity, p.pcl FROM inc i JOIN _par p USING (account_id)),
         ph AS (SELECT pcl, kind, entity, count(DISTINCT a) AS pe FROM pm GROUP BY 1, 2, 3),
         psz AS (SELECT pcl, count(*) AS np FROM _par GROUP BY 1),
-        sm AS (SELECT i.account_id AS a, i.kind, i.entity, m.cl FROM inc i JOIN _mem m USING (account_id)),
+        sm AS (SELECT i.account_id AS a, i.kind, i.entity, m.cl, sp.pcl
+               FROM inc i JOIN _mem m USING (account_id) JOIN _sp sp ON sp.cl = m.cl),
         sh AS (SELECT cl, kind, entity, count(DISTINCT a) AS me FROM sm GROUP BY 1, 2, 3),
         ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1)
         SELECT sm.a, g.grp, 1 - exp(-(ksz.k - 1) * sum(greatest(ph.pe - sh.me, 0)) / greatest(psz.np - ksz.k, 1))
-        FROM sm JOIN sh USING (cl, kind, entity) JOIN ph ON ph.pcl = sm.cl AND ph.kind = sm.kind AND ph.entity = sm.entity
-        JOIN psz ON psz.pcl = sm.cl JOIN ksz ON ksz.cl = sm.cl JOIN _kg g ON g.kind = sm.kind
+        FROM sm JOIN sh USING (cl, kind, entity) JOIN ph ON ph.pcl = sm.pcl AND ph.kind = sm.kind AND ph.entity = sm.entity
+        JOIN psz ON psz.pcl = sm.pcl JOIN ksz ON ksz.cl = sm.cl JOIN _kg g ON g.kind = sm.kind
         GROUP BY sm.a, g.grp, ksz.k, psz.np""").fetchall()
     con.unregister("_par")
+    con.unregister("_sp")
     return {(a, g): float(ch) for a, g, ch in rows}
 
 
@@ -391,7 +506,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3""").fetchall()
     # a harvesting sub-cluster's hidden tie must be its own, not its parent community's (scoring.harvest_parent_chance)
-    in_parent = _parent_chance(con, parent, set(membership.values())) \
+    in_parent = _parent_chance(con, parent, membership) \
         if harvest and parent is not None and cfg.harvest_parent_chance else None
     # what each cluster's accounts share, counted as every page and report counts it (campaigns/describe.py)
     from distillguard.campaigns.describe import SCAN_EDGES, shared
