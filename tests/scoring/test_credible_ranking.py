@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from distillguard import watch
-from distillguard.scan.config import AccountModelConfig, ScanConfig
-from distillguard.scan.run import close_scan, run_scan
+from distillguard.scan.config import AccountModelConfig
 from distillguard.scoring.suspicion import account_suspicion, credible_values
-from distillguard.store import Store
-from distillguard.testing.worlds import build_tiny_world
 
 # 100 ordinary accounts with 20 requests each at 500–1,490 max_tokens; one account that sent a single request
 # at the store's largest max_tokens; one harvester with 50 requests at a slightly lower mean.
@@ -65,30 +60,3 @@ def test_accounts_without_max_tokens_stay_out_of_the_ranking():
     lo = _long_output(f, k=5.0)
     assert lo["harvester"] == 0.0
     assert lo["one_shot"] == max(lo.values())
-
-
-def test_watch_partials_carry_the_count(tmp_path):
-    """`n_max_tokens` and the ranking built on it agree between a full projection and `watch`'s merged partials
-    of parts that cut through every hour (row i → part i mod 3)."""
-    src = Store(tmp_path / "src", create=True)
-    build_tiny_world(src, seed=5, days=2, hydra_accounts=12, slow_accounts=10)
-    ex = src.exchanges().to_arrow_table()
-    st = Store(tmp_path / "dst", create=True)
-    st.write_accounts(src.accounts().to_arrow_table())
-    idx = pa.array(range(ex.num_rows))
-    for k in range(3):
-        st.write_exchanges(ex.filter(pc.equal(pc.remainder(idx, 3), k)), key=f"p{k}")
-    cfg, state = ScanConfig(), watch.load_state(st)
-    watch.score_new(st, state)
-    watch.fold_new(st, state, cfg)
-    full = run_scan(st, cfg, signals="never")
-    inc = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con))
-    try:
-        cols = ["account_id", "n_exchanges", "n_max_tokens", "mean_max_tokens", "c_long_output"]
-        a, b = (r.step.features.select(cols).sort_by("account_id").to_pylist() for r in (full, inc))
-        assert a == b
-        known = [r for r in a if r["mean_max_tokens"] is not None]
-        assert known and all(0 < r["n_max_tokens"] <= r["n_exchanges"] for r in known)
-    finally:
-        close_scan(full)
-        close_scan(inc)
