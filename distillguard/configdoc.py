@@ -376,7 +376,20 @@ def render() -> str:
     return "\n".join(parts) + TAIL
 
 
-if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parents[1] / "docs" / "configuration.md"
+def main(argv: list[str]) -> int:
+    """An argument that looks like an option is refused, so `--help` never becomes a file of that name."""
+    if any(a.startswith("-") for a in argv):
+        print("usage: python -m distillguard.configdoc [OUT.md]\n"
+              "Render the configuration reference (default: docs/configuration.md).")
+        return 0 if set(argv) <= {"-h", "--help"} else 2
+    if len(argv) > 1:
+        print("usage: python -m distillguard.configdoc [OUT.md]", file=sys.stderr)
+        return 2
+    out = Path(argv[0]) if argv else Path(__file__).parents[1] / "docs" / "configuration.md"
     out.write_text(render())
     print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

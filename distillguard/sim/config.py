@@ -419,10 +419,10 @@ def _format_error(e: ValidationError, source: str) -> ConfigError:
 def resolve_config_path(path: str | Path) -> Path:
     """A path as given, or the name of a shipped world (``default``, ``low_and_slow``, ...)."""
     p = Path(path)
-    if p.exists():
+    if p.is_file():
         return p
     for cand in (WORLDS_DIR / f"{path}.yaml", WORLDS_DIR / str(path)):
-        if cand.exists():
+        if cand.is_file():
             return cand
     raise ConfigError(f"world config not found (shipped worlds: {', '.join(shipped_worlds())})", source=str(path))
 
@@ -468,6 +468,20 @@ def _drop(items: list, key: str, names: list[str], what: str, source: str) -> li
     return [i for i in items if i.get(key) not in names]
 
 
+def _extended_path(entry: str, world: Path) -> Path:
+    """Where an `extends` entry points: a file beside the world that names it, else a shipped world, else a file.
+
+    A bare name (``default``) is a shipped world before it is anything in the working directory, so a folder or a
+    stray file called ``default`` where a command runs cannot change which world a sampled config builds on."""
+    own = Path(entry) if Path(entry).is_absolute() else world.parent / entry
+    if own.is_file():
+        return own
+    bare = Path(entry).name == entry and not Path(entry).suffix
+    if bare and (WORLDS_DIR / f"{entry}.yaml").is_file():
+        return WORLDS_DIR / f"{entry}.yaml"
+    return resolve_config_path(entry)
+
+
 def read_world_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
     """A world file's mapping with its `extends` resolved (bases first, then the file; cycles are errors)."""
     if p.resolve() in chain:
@@ -487,8 +501,7 @@ def read_world_raw(p: Path, chain: tuple[Path, ...] = ()) -> dict:
         return raw
     merged: dict = {}
     for e in ext:
-        bp = Path(e) if Path(e).is_absolute() else p.parent / e
-        base = read_world_raw(bp if bp.exists() else resolve_config_path(e), (*chain, p.resolve()))
+        base = read_world_raw(_extended_path(e, p), (*chain, p.resolve()))
         for k in ("extends", "exclude_personas", "exclude_campaigns"):
             base.pop(k, None)
         merged = merge_worlds(merged, base, str(p))

@@ -33,3 +33,16 @@ def test_the_page_names_the_variable_that_really_overrides_each_key(monkeypatch)
     assert f"`{name}`" in text
     monkeypatch.setenv(name, "1234")
     assert load_config().recorder.queue_max == 1234
+
+
+def test_an_option_is_never_taken_for_the_output_path(tmp_path, monkeypatch, capsys):
+    """`configdoc --help` used to write a file named `--help` in the working directory."""
+    from distillguard.configdoc import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--help"]) == 0
+    assert main(["--out"]) == 2
+    assert "usage" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+    assert main([str(tmp_path / "ref.md")]) == 0
+    assert "## " in (tmp_path / "ref.md").read_text()

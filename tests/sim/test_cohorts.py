@@ -70,6 +70,19 @@ def test_extends_cycle_is_an_error(tmp_path):
         load_world(tmp_path / "a.yaml")
 
 
+def test_extends_a_shipped_name_ignores_the_working_directory(tmp_path, monkeypatch):
+    """A folder named `default` where the command runs once broke `bench --family` (its worlds extend `default`)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()
+    (tmp_path / "w").mkdir()
+    child = _write(tmp_path / "w", "child", {"extends": ["default"], "name": "child"})
+    spec, _ = load_world(child)
+    assert spec.name == "child" and spec.campaigns  # the shipped default's campaigns came through
+    (tmp_path / "default").rmdir()
+    (tmp_path / "default").write_text("not: [a world")  # a stray file of that name does not win either
+    assert load_world(child)[0].campaigns
+
+
 def test_unknown_country_is_an_error():
     raw = _raw()
     raw["personas"][0]["identity"] = {"countries": {"XX": 1.0}}
