@@ -215,9 +215,11 @@ def refit_account_model(features: pa.Table, labels: Labels, model, learning, non
         up.why = (f"needs verdicts on at least {learning.min_campaigns} attack and {learning.min_campaigns} benign "
                   f"campaigns for a held-out check (have {n_pos_g} and {n_neg_g})")
         return up
-    comp = components(features.take(pa.array([idx[labels.account_id[j]] for j in keep])), tuple(non_intent),
-                      model.prior_exchanges, model.rank_prior_exchanges)
-    X = np.stack([comp[k] for k in COMPONENTS], axis=1)
+    # components rank accounts against the table they are given: rank the whole store, as a scan does, and
+    # take the labelled rows from that — ranked among the labelled few, a feature means something else
+    allc = components(features, tuple(non_intent), model.prior_exchanges, model.rank_prior_exchanges)
+    Xa = np.stack([allc[c] for c in COMPONENTS], axis=1)
+    X = Xa[np.array([idx[labels.account_id[j]] for j in keep], dtype=np.int64)]
     theta0 = np.array([before[k] for k in COMPONENTS])
     bias = float(model.bias)
     k = int(min(learning.folds, up.n_campaigns))
@@ -237,8 +239,6 @@ def refit_account_model(features: pa.Table, labels: Labels, model, learning, non
     up.after = {c: float(round(t, 4)) for c, t in zip(COMPONENTS, theta, strict=True)}
     # keep the store's mean log-odds where the configured model put it: re-weighting says which evidence
     # separates, not that the whole store became more (or less) suspicious
-    allc = components(features, tuple(non_intent), model.prior_exchanges, model.rank_prior_exchanges)
-    Xa = np.stack([allc[c] for c in COMPONENTS], axis=1)
     theta_r = np.array([up.after[c] for c in COMPONENTS])
     up.bias_after = float(round(bias + float(np.mean(Xa @ (theta0 - theta_r))), 4)) if len(Xa) else bias
     if up.heldout_after > up.heldout_before * (1 - learning.min_improvement):

@@ -174,3 +174,26 @@ def test_learning_config_is_validated():
         ScanConfig.model_validate({"scoring": {"learning": {"max_weight_change": -1}}})
     with pytest.raises(ValueError):
         ScanConfig.model_validate({"scoring": {"learning": {"unknown": 1}}})
+
+
+def test_labelled_accounts_are_ranked_against_the_whole_store(monkeypatch):
+    """Percentile components of a labelled account must be what a scan gives it (ranked among every account of
+    the store), not its rank among the few accounts an analyst happened to label."""
+    import distillguard.scoring.learn as learn
+    from distillguard.scoring.suspicion import components
+
+    feats, camps, cohorts = _population()
+    model, seen = AccountModelConfig(), []
+    real_fit = learn._fit
+
+    def spy(X, *a, **k):
+        seen.append(X)
+        return real_fit(X, *a, **k)
+
+    monkeypatch.setattr(learn, "_fit", spy)
+    lab = _labels(camps, cohorts)
+    refit_account_model(feats, lab, model, LearningConfig())
+    whole = components(feats, ("sig_task_dataset",), model.prior_exchanges, model.rank_prior_exchanges)
+    row = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
+    want = np.stack([whole[c] for c in COMPONENTS], axis=1)[[row[a] for a in lab.account_id]]
+    np.testing.assert_allclose(seen[-1], want)
