@@ -176,6 +176,12 @@ class ScoringConfig(_Strict):
     #: not a campaign: with the cap at 0.2 such a cluster reaches the flag threshold only when its core's own
     #: traffic scores ≥ 0.92 on the account model).
     min_evidence_groups: int = Field(2, ge=1)
+    #: Evidence shares from rare entities (scoring/rare.py): a cluster's share of an evidence group counts each
+    #: member's sharing of, and chance of sharing, only the entities whose own chance of being shared by a random
+    #: group of the cluster's size from this store is at most this. An entity most of the store holds (a small
+    #: provider's one default system prompt, its commonest SDK string) then no longer cancels a member's private
+    #: prompts or fingerprint. None: every entity, as before.
+    rare_entity_chance: float | None = Field(None, ge=0, le=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
     #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
     #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool

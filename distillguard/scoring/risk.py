@@ -25,6 +25,7 @@ from distillguard.graph.communities import UnionFind, split_groups
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, pair_weights, party_key
 from distillguard.scan.config import GraphConfig, ScoringConfig
+from distillguard.scoring.rare import rare_entity_sql
 from distillguard.scoring.suspicion import blend, member_suspicion, pooled_components
 
 GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
@@ -501,7 +502,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL
                                             THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
                         THEN 1 ELSE 0 END) AS obs,
-               1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance
+               1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance,
+               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all)}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3""").fetchall()
@@ -535,10 +537,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     distinct: dict[str, set[str]] = {}
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
-    for c, a, g, obs, chance in grp_rows:
+    for c, a, g, obs, chance, obs_r, chance_r in grp_rows:
         if in_parent is not None:
             # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
             chance = max(chance, in_parent.get((a, g), 0.0))
+            chance_r = max(chance_r, in_parent.get((a, g), 0.0))
         if obs and g == "content":
             sends_shared.add(a)
         if obs and chance <= cfg.max_chance_tie:
@@ -548,12 +551,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (nobody outside the cluster holds them). Works the same on a store without account facts.
         if obs and (g in DISTINCTIVE_GROUPS or (g in ("content", "client") and chance <= cfg.distinctive_chance)):
             distinct.setdefault(a, set()).add(g)
-        if a in core[c] and g == "content" and obs:
+        # the group shares read each member's sharing of the entities rare in this store (scoring.rare_entity_chance;
+        # all of them when it is off: obs_r, chance_r = obs, chance)
+        if a in core[c] and g == "content" and obs_r:
             n0, ch0 = priv_n.get(c, (0, 0.0))
-            priv_n[c] = (n0 + 1, ch0 + chance)
+            priv_n[c] = (n0 + 1, ch0 + chance_r)
         if a in core[c]:
-            obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs
-            exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance
+            obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs_r
+            exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance_r
     gshare: dict[int, dict[str, float]] = {}
     for c, gs in obs_n.items():
         k = max(len(core[c]), 1)
