@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import duckdb
@@ -52,7 +53,8 @@ MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_p
 
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
                    operations: bool = False, why: dict[str, set[str]] | None = None,
-                   joined: dict[str, set[str]] | None = None) -> dict[str, str]:
+                   joined: dict[str, set[str]] | None = None,
+                   remainders: dict[str, str] | None = None) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -69,7 +71,10 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     its members, graph/operations.py). A flagged cluster at least ``merge_min_cover`` of whose flagged accounts
     are members of one of them is merged with it: the operation is one record, and the accounts of it whose
     risk peaked at another level (a harvesting sub-cluster of one of its pieces) are in it, not in a record of
-    three accounts that no test has the power to link back."""
+    three accounts that no test has the power to link back.
+
+    ``remainders``: community → the sub-cluster cut from it (``parent_remainders``) whose record the
+    community's lone flagged account joins: it is one record with it, whatever the other rules say."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
@@ -112,8 +117,40 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             if uf.find(link.a) != uf.find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
             uf.union(link.a, link.b)
+    for parent, sub in (remainders or {}).items():
+        uf.union(parent, sub)
+        cands.pop(parent, None)   # a remainder belongs to its sub-cluster's record, not a piece of another
     _attach_pieces(uf, cands)
     return {c: uf.find(c) for c in groups}
+
+
+_LEVEL = re.compile(r"^cl(\d+)-")
+_SUB = re.compile(r"^cl(\d+)[he]-")
+
+
+def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]) -> dict[str, str]:
+    """Flagged communities whose only flagged account is what is left of them once a flagged sub-cluster
+    (harvesting or shared-entity, ``scan.engine.score_level``) was cut out: community → that sub-cluster.
+
+    Every account keeps the row of the cluster where its risk peaks (``keep_highest``), so a community's
+    harvesters move to their sub-cluster, and a member flagged *with* them — the community's score, its
+    coordination and fit, counted them — is left as the community's one flagged account: no record of two,
+    so its flag was dropped as a lone one ("no other account of its cluster was flagged") although the
+    other accounts of its cluster were flagged, one level down. It joins the record of the sub-cluster it
+    was flagged with (of several cut from it: the one with the most flagged accounts, then the riskiest).
+    A remainder of two or more flagged accounts is a record of its own and is left to the merge rules."""
+    by_id = {cs.cluster_id: cs for cs in clusters}
+    out: dict[str, str] = {}
+    for p, accts in chosen.items():
+        m = _LEVEL.match(p)
+        if m is None or len(accts) >= 2 or p not in by_id:
+            continue
+        members = set(by_id[p].members)
+        subs = [c for c in chosen if c in by_id and (sm := _SUB.match(c)) and sm.group(1) == m.group(1)
+                and set(by_id[c].members) <= members]
+        if subs:
+            out[p] = max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c))
+    return out
 
 
 def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
@@ -186,7 +223,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             chosen[cs.cluster_id] = accts
     why: dict[str, set[str]] = {}
     joined = {cs.cluster_id: set(cs.members) for cs in clusters if cs.cluster_id.startswith("clop-")}
-    rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined)
+    remainders = parent_remainders(clusters, chosen) if cfg.join_parent_remainder else None
+    rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:

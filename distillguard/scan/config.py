@@ -368,6 +368,12 @@ class CampaignConfig(_Strict):
     #: merge_min_cover of its accounts send). Two operations with one attack kit each send templates the
     #: other never does; an operation's own accounts and the proxy pool relaying its requests do not.
     merge_same_workload: float = Field(0.9, ge=0, le=1)
+    #: A community's one flagged account left once a flagged harvesting or shared-entity sub-cluster was cut
+    #: out of it (its harvesters keep the sub-cluster's higher risk) joins that sub-cluster's record: it was
+    #: flagged with them, on a score that counted them, and alone it would be dropped as a lone flag although
+    #: its cluster's other flagged accounts sit one level down. False: such an account joins a record only by
+    #: the merge rules above (docs/benchmarks.md, branch ``loop14e``).
+    join_parent_remainder: bool = True
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested

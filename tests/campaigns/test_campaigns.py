@@ -403,3 +403,39 @@ def test_shared_content_and_home_networks_do_not_merge_strangers():
     rows += [(x, "email_pattern", "a.a@gmail.com") for x in a + b + users[:200]]
     rows += [(x, "user_agent", "tool-sdk/2") for x in a + b + users[:400]]
     assert operation_links(_inc_con(rows), {"c-a": a, "c-b": b}, CampaignConfig()) == []
+
+
+def _cs(cid, members, risk=0.8):
+    from distillguard.scoring.risk import ClusterScore
+
+    return ClusterScore(cid, sorted(members), risk, 0.9, 0.6, {}, {})
+
+
+def test_a_communitys_lone_flag_left_by_its_harvesting_subcluster_joins_that_record():
+    """A community scored with its harvesters flags one more member; the harvesters keep their sub-cluster's
+    higher risk, so that member is its community's only flagged account. It was flagged with them: it joins
+    their record (it would otherwise be dropped as a lone flag), although it sends kit templates beside
+    templates of its own, which alone merge no two records. Two flagged accounts left in the community are a
+    record of their own; a community of another level holding the same accounts is not a parent; the key
+    turns it off."""
+    from distillguard.campaigns.build import merge_clusters, parent_remainders
+    from distillguard.scan.config import CampaignConfig
+
+    harv = ["h1", "h2", "h3"]
+    rows = [(a, "template", f"tpl-kit-{j}") for a in harv + ["x"] for j in range(2)]
+    rows += [(a, "template", "tpl-coding") for a in harv] + [("x", "template", "tpl-agent")]
+    rows += [(f"bg{i}", "template", f"tpl-bg{i % 30}") for i in range(120)]
+    clusters = [_cs("cl0-0007", harv + ["x", "u1"]), _cs("cl0h-0007", harv, 0.85), _cs("cl1-0002", harv + ["x"])]
+    chosen = {"cl0h-0007": harv, "cl0-0007": ["x"]}
+    assert parent_remainders(clusters, chosen) == {"cl0-0007": "cl0h-0007"}
+    rep = merge_clusters(_inc_con(rows), chosen, CampaignConfig())
+    assert rep["cl0-0007"] != rep["cl0h-0007"]   # the kit alone merges nothing
+    rep = merge_clusters(_inc_con(rows), chosen, CampaignConfig(), remainders=parent_remainders(clusters, chosen))
+    assert rep["cl0-0007"] == rep["cl0h-0007"]
+    # two flagged accounts left: a record of their own, left to the merge rules
+    assert parent_remainders(clusters, {"cl0h-0007": harv, "cl0-0007": ["x", "u1"]}) == {}
+    # a community of another level is no parent; a sub-cluster not inside the community is none either
+    assert parent_remainders(clusters, {"cl0h-0007": harv, "cl1-0002": ["x"]}) == {}
+    assert parent_remainders([_cs("cl0-0007", ["x", "u1"]), _cs("cl0h-0007", harv)],
+                             {"cl0h-0007": harv, "cl0-0007": ["x"]}) == {}
+    assert not CampaignConfig(join_parent_remainder=False).join_parent_remainder
