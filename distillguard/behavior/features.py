@@ -36,7 +36,7 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
              count(max_tokens) AS n_maxtok, sum(max_tokens) AS sum_maxtok,
              count(*) FILTER (WHERE max_tokens >= {int(cfg.high_max_tokens)}) AS n_maxtok_high,
              count(temperature) AS n_temp, sum(temperature) AS sum_temp, sum(temperature * temperature) AS sum_temp2,
-             sum(input_tokens) AS sum_in, sum(output_tokens) AS sum_out,
+             sum(input_tokens) AS sum_in, sum(output_tokens) AS sum_out, count(output_tokens) AS n_out,
              count(*) FILTER (WHERE has_tools) AS n_tools, count(*) FILTER (WHERE has_images) AS n_images,
              count(task_item_key) AS n_task, count(template_key) AS n_tmpl
              {sig_aggs}
@@ -96,6 +96,7 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
              sum(sum_temp) / nullif(sum(n_temp), 0) AS temp_mean,
              sqrt(greatest(sum(sum_temp2) / nullif(sum(n_temp), 0) - pow(sum(sum_temp) / nullif(sum(n_temp), 0), 2), 0)) AS temp_std,
              sum(sum_out) / greatest(sum(sum_in), 1) AS out_in_ratio,
+             sum(sum_out) FILTER (WHERE n_out IS NOT NULL) / nullif(sum(n_out), 0) AS mean_output_tokens, CAST(sum(n_out) AS BIGINT) AS n_output_tokens,
              sum(n_tools) / sum(n) AS tools_share, sum(n_images) / sum(n) AS images_share,
              sum(n_task) / sum(n) AS task_item_share, sum(n_tmpl) / sum(n) AS template_share
              {sig_roll}
@@ -127,7 +128,7 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
              / nullif(sqrt(greatest(r.sumsq / span.h - pow(r.n_exchanges / span.h, 2), 0)) + r.n_exchanges / span.h, 0) AS burstiness,
            h.hour_entropy,
            r.single_turn_share, r.mean_turns, r.reasoning_share, r.mean_max_tokens, r.n_max_tokens, r.high_max_tokens_share,
-           r.temp_mean, r.temp_std, r.out_in_ratio, r.tools_share, r.images_share,
+           r.temp_mean, r.temp_std, r.out_in_ratio, r.mean_output_tokens, r.n_output_tokens, r.tools_share, r.images_share,
            r.task_item_share, r.template_share,
            coalesce(tm.n_templates, 0) AS n_templates,
            coalesce(tm.top_template_n, 0) / r.n_exchanges AS top_template_share,

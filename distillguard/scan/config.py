@@ -283,6 +283,13 @@ class ScoringConfig(_Strict):
     #: ... and the effect size that test must also reach (0.5: no difference; 1: every core account asks
     #: more than every store account).
     software_output_min_effect: float = Field(0.75, ge=0, le=1)
+    #: ... and, where output token counts are recorded, the core must also *receive* clearly longer answers than
+    #: the store (the same test on the accounts' mean output tokens per exchange, reasoning included). A harvest's
+    #: prompts draw the teacher's long answers; an agent framework sets a generous max_tokens ceiling by default
+    #: but its loop's answers are short steps on a context it re-sends, so its users ask long and receive less
+    #: than the store's typical account. A core or store without output counts is judged by the requested
+    #: length alone; false always judges by it alone (the rule as first shipped).
+    software_received_output: bool = True
     #: ... the share of the core holding one client entity for the cluster to count as one tool's users.
     software_client_share: float = Field(0.5, ge=0, le=1)
     #: ... and a core of which at least this share holds a hidden tie beyond chance (any of network, payment,

@@ -25,6 +25,10 @@ from distillguard.graph.communities import UnionFind, split_groups
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, pair_weights, party_key
 from distillguard.scan.config import GraphConfig, ScoringConfig
+from distillguard.scoring.demand import client_share as _client_share
+from distillguard.scoring.demand import collects_long_answers, store_values
+from distillguard.scoring.demand import no_output_demand as _no_output_demand
+from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.rare import rare_entity_sql
 from distillguard.scoring.suspicion import blend, member_suspicion, pooled_components
 
@@ -334,76 +338,6 @@ def _parent_chance(con: duckdb.DuckDBPyConnection, parent: dict[str, int], membe
     return {(a, g): float(ch) for a, g, ch in rows}
 
 
-def _shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
-    """True when a core's requested output lengths are *clearly* below the store's: a one-sided Mann-Whitney test
-    of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``output_demand_alpha``.
-    Distillation collects a teacher's answers; a course lab, an eval team or a step-by-step tool's users share a
-    great deal but ask for shorter answers than the store's accounts do. A rank test is noise-aware where the
-    median rule is not: a core drawing its lengths from the store's own mix (the tests' replay world, a campaign
-    that asks ordinary lengths) is not significantly below it and is never capped by this; a core of 3 accounts
-    cannot reach a small alpha. Calibrated to the store: ranks within it, no token count is configured."""
-    if cfg.output_demand_alpha is None or len(store_mt) < 2 * cfg.output_demand_min_accounts:
-        return False
-    core = np.array([_num(r.get("mean_max_tokens")) for r in rows if r.get("mean_max_tokens") is not None
-                     and not _isnan(r.get("mean_max_tokens"))])
-    if len(core) < max(cfg.output_demand_min_accounts, cfg.output_demand_min_coverage * len(rows)):
-        return False
-    from scipy.stats import mannwhitneyu
-
-    return float(mannwhitneyu(core, store_mt, alternative="less").pvalue) <= cfg.output_demand_alpha
-
-
-def _longer_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
-    """True when a core asks for clearly *longer* answers than the store's accounts: a one-sided Mann-Whitney test
-    of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``software_output_alpha``,
-    and a common-language effect U ÷ (n₁n₂) ≥ ``software_output_min_effect``. The users of one tool ask what its
-    prompts need; a harvest behind a stock SDK collects the teacher's long answers. Both are asked because a p-value
-    alone grows significant with size: a 1,000-user community a shade above the store is not a harvest. A core
-    without requested lengths on enough accounts (``output_demand_min_*``) cannot show it."""
-    if len(store_mt) < 2 * cfg.output_demand_min_accounts:
-        return False
-    core = np.array([_num(r.get("mean_max_tokens")) for r in rows if r.get("mean_max_tokens") is not None
-                     and not _isnan(r.get("mean_max_tokens"))])
-    if len(core) < max(cfg.output_demand_min_accounts, cfg.output_demand_min_coverage * len(rows)):
-        return False
-    from scipy.stats import mannwhitneyu
-
-    t = mannwhitneyu(core, store_mt, alternative="greater")
-    effect = float(t.statistic) / (len(core) * len(store_mt))
-    return float(t.pvalue) <= cfg.software_output_alpha and effect >= cfg.software_output_min_effect
-
-
-def _client_share(con: duckdb.DuckDBPyConnection, core: dict[int, set[str]]) -> dict[int, float]:
-    """Per cluster: the largest share of its core holding one client entity (a user agent, TLS or header-order
-    fingerprint; needs table ``inc``)."""
-    kinds = ", ".join(f"'{k}'" for k, g in KIND_GROUP.items() if g == "client")
-    pairs = [(a, c) for c, ms in core.items() for a in ms]
-    if not pairs:
-        return {}
-    con.register("_core", pa.table({"account_id": [a for a, _ in pairs], "cl": [c for _, c in pairs]}))
-    rows = con.execute(f"""
-        WITH h AS (SELECT c.cl, i.kind, i.entity, count(DISTINCT i.account_id) AS n
-                   FROM inc i JOIN _core c USING (account_id) WHERE i.kind IN ({kinds}) GROUP BY 1, 2, 3)
-        SELECT cl, max(n) FROM h GROUP BY 1""").fetchall()
-    con.unregister("_core")
-    return {int(c): n / max(len(core[c]), 1) for c, n in rows}
-
-
-def _no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
-    """True when a cluster's core collects no output: where the store records requested output lengths for
-    most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
-    the store) is at most ``min_core_output_demand``. Distillation collects a teacher's answers; an eval team
-    on one hosted runner or a popular tool's users behind its step-by-step system prompt share a great deal
-    and may be busy, but ask for ordinary answers. A store without max_tokens (or a core that does not send
-    it) is never judged by this."""
-    if cfg.min_core_output_demand is None or not rows:
-        return False
-    known = [r for r in rows if r.get("mean_max_tokens") is not None and not _isnan(r.get("mean_max_tokens"))]
-    if len(known) < 0.5 * len(rows):
-        return False
-    return float(np.median([_num(r.get("c_long_output")) for r in known])) <= cfg.min_core_output_demand
-
-
 def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, float], store_s: np.ndarray) -> float:
     """The share of the store's accounts *outside* the cluster whose suspicion is below the cluster's: where its
     traffic sits in the provider's own population. Outside only, so a campaign that is half of a small store is
@@ -575,10 +509,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             if o is not None:
                 org_size[o] = org_size.get(o, 0) + 1
     client_share = _client_share(con, core) if cfg.software_output_alpha is not None else {}
-    store_mt = np.array([], dtype=float)
-    if "mean_max_tokens" in feats.column_names:
-        mt = feats["mean_max_tokens"].to_numpy(zero_copy_only=False).astype(float)
-        store_mt = mt[~np.isnan(mt)]
+    store_mt = store_values(feats, "mean_max_tokens")
+    store_out = store_values(feats, "mean_output_tokens")
     feats_s = dict(zip(feats["account_id"].to_pylist(), feats["suspicion"].to_numpy(zero_copy_only=False).tolist(),
                        strict=True))
     store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
@@ -607,11 +539,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         coord = 1 - math.exp(-total)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
         no_output = strong and (_no_output_demand(rows, cfg) or _shorter_than_store(rows, store_mt, cfg))
-        # one tool's users: most of the core on one client, no hidden tie, ordinary answer lengths (a harvesting
-        # sub-cluster is exempt: its members are there on their own traffic's harvest shape)
+        # one tool's users: most of the core on one client, no hidden tie, and no long answers collected — it
+        # neither asks for nor receives clearly longer answers than the store (an agent loop asks a generous
+        # ceiling and gets short steps). A harvesting sub-cluster is exempt: its members are there on their own
+        # traffic's harvest shape.
         software = (strong and not no_output and not harvest and cfg.software_output_alpha is not None
                     and client_share.get(c, 0.0) >= cfg.software_client_share
-                    and hidden < cfg.software_hidden_share and not _longer_than_store(rows, store_mt, cfg))
+                    and hidden < cfg.software_hidden_share
+                    and not collects_long_answers(rows, store_mt, store_out, cfg))
         if not strong or no_output or software:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
@@ -656,7 +591,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               "account (no teacher output being collected)")
         if software:
             cs.reasons.append(f"weakly coordinated: {client_share.get(c, 0.0):.0%} of its core run one client and "
-                              "share no hidden infrastructure, payment or schedule, and ask for no longer answers "
+                              "share no hidden infrastructure, payment or schedule, and do not collect longer answers "
                               "than the store's accounts (one tool's users, not a harvest)")
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "

@@ -169,8 +169,9 @@ def test_a_part_stored_after_the_signals_step_waits_for_its_signals(tmp_path):
 
 
 def test_watch_partials_carry_the_count(tmp_path):
-    """`n_max_tokens` and the max_tokens ranking built on it agree between a full projection and `watch`'s
-    merged partials of parts that cut through every hour."""
+    """`n_max_tokens` and the max_tokens ranking built on it, and `mean_output_tokens` / `n_output_tokens` (what
+    the software-users rule reads as answers received), agree between a full projection and `watch`'s merged
+    partials of parts that cut through every hour."""
     st, _, _ = _split_store(tmp_path, n_parts=3)
     cfg, state = ScanConfig(), watch.load_state(st)
     watch.score_new(st, state)
@@ -178,11 +179,14 @@ def test_watch_partials_carry_the_count(tmp_path):
     full = run_scan(st, cfg, signals="never")
     inc = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con))
     try:
-        cols = ["account_id", "n_exchanges", "n_max_tokens", "mean_max_tokens", "c_long_output"]
+        cols = ["account_id", "n_exchanges", "n_max_tokens", "mean_max_tokens", "c_long_output",
+                "n_output_tokens", "mean_output_tokens"]
         a, b = (r.step.features.select(cols).sort_by("account_id").to_pylist() for r in (full, inc))
         assert a == b
         known = [r for r in a if r["mean_max_tokens"] is not None]
         assert known and all(0 < r["n_max_tokens"] <= r["n_exchanges"] for r in known)
+        got = [r for r in a if r["mean_output_tokens"] is not None]
+        assert got and all(0 < r["n_output_tokens"] <= r["n_exchanges"] and r["mean_output_tokens"] > 0 for r in got)
     finally:
         close_scan(full)
         close_scan(inc)

@@ -1,6 +1,7 @@
 """Software-users rule: a strongly coordinated cluster whose core mostly runs one client and holds no hidden tie is
-one tool's users and is capped as weakly coordinated — unless it asks for clearly longer answers than the store,
-or carries a hidden tie (a card), or is a harvesting sub-cluster."""
+one tool's users and is capped as weakly coordinated — unless it collects long answers (asks for clearly longer
+answers than the store and, where output counts are recorded, receives them), or carries a hidden tie (a card), or
+is a harvesting sub-cluster."""
 
 import pyarrow as pa
 import pytest
@@ -16,6 +17,12 @@ MIX = [500.0 + 7500.0 * i / 89 for i in range(90)]
 #: a team drawing its lengths from the same mix: not shorter, not longer
 ORDINARY = [500.0 + 800.0 * i for i in range(10)]
 LONG = [9000.0 + 100.0 * i for i in range(10)]
+#: the store's other accounts receive 150-1,200 output tokens per exchange
+OUT_MIX = [150.0 + 1050.0 * i / 89 for i in range(90)]
+#: an agent loop's short steps: a generous ceiling asked, less than the store's typical account received
+SHORT_STEPS = [200.0 + 30.0 * i for i in range(10)]
+#: a harvest gets the long answers its prompts draw
+RECEIVED_LONG = [1500.0 + 50.0 * i for i in range(10)]
 
 
 def _rows(card: bool, client: bool = True) -> list[tuple[str, str, str, float]]:
@@ -30,13 +37,16 @@ def _rows(card: bool, client: bool = True) -> list[tuple[str, str, str, float]]:
     return rows + [(a, "system_prompt", f"sp-{i}", 0.5) for i, a in enumerate(OTHERS)]
 
 
-def _score(team_tokens, card=False, harvest=False, client=True, alpha=0.05):
+def _score(team_tokens, card=False, harvest=False, client=True, alpha=0.05, received=None, received_on=True):
     ids = TEAM + OTHERS
-    feats = pa.table({"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
-                      "c_long_output": [0.0] * len(ids), "mean_max_tokens": list(team_tokens) + MIX,
-                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
-                      "verification_level": [0] * len(ids)})
-    cfg = ScoringConfig(software_output_alpha=alpha)
+    cols = {"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
+            "c_long_output": [0.0] * len(ids), "mean_max_tokens": list(team_tokens) + MIX,
+            "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+            "verification_level": [0] * len(ids)}
+    if received is not None:
+        cols["mean_output_tokens"] = list(received) + OUT_MIX
+    feats = pa.table(cols)
+    cfg = ScoringConfig(software_output_alpha=alpha, software_received_output=received_on)
     cs, _ = score_clusters(_con(_rows(card, client)), feats, {a: 0 for a in TEAM}, [], cfg, harvest=harvest,
                            parent={a: 0 for a in TEAM} if harvest else None)
     return cs[0], cfg
@@ -77,3 +87,20 @@ def test_harvesting_subcluster_is_exempt():
 def test_no_shared_client_is_not_this_rule():
     c, cfg = _score(ORDINARY, client=False)
     assert not any("one tool's users" in r for r in c.reasons)
+
+
+@pytest.mark.parametrize("received,on,capped", [
+    (SHORT_STEPS, True, True),       # asks long, receives short steps: one agent framework's users
+    (RECEIVED_LONG, True, False),    # asks long and receives long: a harvest through a stock SDK
+    (OUT_MIX[-10:], True, False),    # receives what the store's heaviest accounts do: still clearly longer
+    (SHORT_STEPS, False, False),     # off: judged by the requested length alone, as first shipped
+    ([None] * 10, True, False),      # the core records no output counts: judged by the requested length
+])
+def test_long_requests_without_long_answers_are_capped(received, on, capped):
+    c, cfg = _score(LONG, received=received, received_on=on)
+    assert _capped(c, cfg) == capped
+
+
+def test_short_requests_are_capped_whatever_they_receive():
+    c, cfg = _score(ORDINARY, received=RECEIVED_LONG)
+    assert _capped(c, cfg)

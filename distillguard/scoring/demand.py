@@ -1,0 +1,125 @@
+"""What a cluster's core asks for and receives, judged against the store's own accounts.
+
+Distillation collects a teacher's answers, so a coordinated group that neither asks for nor receives longer
+answers than the provider's ordinary accounts is not harvesting, however much it shares. These tests rank the
+core's accounts within the store (Mann-Whitney), so no token count is configured: what is "long" is what the
+provider's own population asks and receives. Split from ``risk`` so the cluster scorer stays readable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.config import ScoringConfig
+
+
+def _known(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def store_values(feats: pa.Table, col: str) -> np.ndarray:
+    """Every account's value of ``col`` (an account feature), the unknown ones left out."""
+    if col not in feats.column_names:
+        return np.array([], dtype=float)
+    v = feats[col].to_numpy(zero_copy_only=False).astype(float)
+    return v[~np.isnan(v)]
+
+
+def _core_values(rows: list[dict], col: str, cfg: ScoringConfig) -> np.ndarray | None:
+    """The core's values of ``col``, or None when too few of its accounts record it to speak for the core
+    (``output_demand_min_accounts`` accounts and ``output_demand_min_coverage`` of the core)."""
+    core = np.array([float(r[col]) for r in rows if _known(r.get(col))])
+    if len(core) < max(cfg.output_demand_min_accounts, cfg.output_demand_min_coverage * len(rows)):
+        return None
+    return core
+
+
+def shorter_than_store(rows: list[dict], store_mt: np.ndarray, cfg: ScoringConfig) -> bool:
+    """True when a core's requested output lengths are *clearly* below the store's: a one-sided Mann-Whitney test
+    of the core's accounts' mean max_tokens against every account's in the store, p ≤ ``output_demand_alpha``.
+    Distillation collects a teacher's answers; a course lab, an eval team or a step-by-step tool's users share a
+    great deal but ask for shorter answers than the store's accounts do. A rank test is noise-aware where the
+    median rule is not: a core drawing its lengths from the store's own mix (the tests' replay world, a campaign
+    that asks ordinary lengths) is not significantly below it and is never capped by this; a core of 3 accounts
+    cannot reach a small alpha. Calibrated to the store: ranks within it, no token count is configured."""
+    if cfg.output_demand_alpha is None or len(store_mt) < 2 * cfg.output_demand_min_accounts:
+        return False
+    core = _core_values(rows, "mean_max_tokens", cfg)
+    if core is None:
+        return False
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(core, store_mt, alternative="less").pvalue) <= cfg.output_demand_alpha
+
+
+def clearly_above_store(rows: list[dict], col: str, store: np.ndarray, cfg: ScoringConfig) -> bool | None:
+    """Whether the core's accounts' ``col`` is *clearly* above the store's: a one-sided Mann-Whitney test of
+    the core's accounts against every account in the store, p ≤ ``software_output_alpha`` **and** a
+    common-language effect U ÷ (n₁n₂) ≥ ``software_output_min_effect`` (a p-value alone grows significant with
+    size: a 1,000-user community a shade above the store is not a harvest). None when the core or the store
+    does not record ``col`` on enough accounts to tell."""
+    if len(store) < 2 * cfg.output_demand_min_accounts:
+        return None
+    core = _core_values(rows, col, cfg)
+    if core is None:
+        return None
+    from scipy.stats import mannwhitneyu
+
+    t = mannwhitneyu(core, store, alternative="greater")
+    effect = float(t.statistic) / (len(core) * len(store))
+    return float(t.pvalue) <= cfg.software_output_alpha and effect >= cfg.software_output_min_effect
+
+
+def collects_long_answers(rows: list[dict], store_mt: np.ndarray, store_out: np.ndarray,
+                          cfg: ScoringConfig) -> bool:
+    """True when a one-client core looks like a harvest run through a stock SDK rather than one tool's users:
+    it asks for clearly longer answers than the store (mean requested max_tokens) **and**, where output counts
+    are recorded, it also *receives* clearly longer answers (mean output tokens per exchange, reasoning
+    included). A harvest's prompts are written to draw the teacher's long answers, so it gets what it asks for.
+    An agent framework sets a generous max_tokens ceiling by default, but an agent loop's answers are short
+    steps (a thought, a tool call) on a context it re-sends: its users ask long and receive less than the
+    store's typical account. ``software_received_output: false`` judges by the requested length alone; a core
+    or store without output counts is judged by it too. A core without requested lengths cannot show either."""
+    if not clearly_above_store(rows, "mean_max_tokens", store_mt, cfg):
+        return False
+    if not cfg.software_received_output:
+        return True
+    received = clearly_above_store(rows, "mean_output_tokens", store_out, cfg)
+    return received is None or received
+
+
+def client_share(con: duckdb.DuckDBPyConnection, core: dict[int, set[str]]) -> dict[int, float]:
+    """Per cluster: the largest share of its core holding one client entity (a user agent, TLS or header-order
+    fingerprint; needs table ``inc``)."""
+    kinds = ", ".join(f"'{k}'" for k, g in KIND_GROUP.items() if g == "client")
+    pairs = [(a, c) for c, ms in core.items() for a in ms]
+    if not pairs:
+        return {}
+    con.register("_core", pa.table({"account_id": [a for a, _ in pairs], "cl": [c for _, c in pairs]}))
+    rows = con.execute(f"""
+        WITH h AS (SELECT c.cl, i.kind, i.entity, count(DISTINCT i.account_id) AS n
+                   FROM inc i JOIN _core c USING (account_id) WHERE i.kind IN ({kinds}) GROUP BY 1, 2, 3)
+        SELECT cl, max(n) FROM h GROUP BY 1""").fetchall()
+    con.unregister("_core")
+    return {int(c): n / max(len(core[c]), 1) for c, n in rows}
+
+
+def no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
+    """True when a cluster's core collects no output: where the store records requested output lengths for
+    most of the core, the core's median ``long_output`` (the upper percentile of requested max_tokens within
+    the store) is at most ``min_core_output_demand``. Distillation collects a teacher's answers; an eval team
+    on one hosted runner or a popular tool's users behind its step-by-step system prompt share a great deal
+    and may be busy, but ask for ordinary answers. A store without max_tokens (or a core that does not send
+    it) is never judged by this."""
+    if cfg.min_core_output_demand is None or not rows:
+        return False
+    known = [r for r in rows if _known(r.get("mean_max_tokens"))]
+    if len(known) < 0.5 * len(rows):
+        return False
+    return float(np.median([float(r["c_long_output"]) if _known(r.get("c_long_output")) else 0.0
+                            for r in known])) <= cfg.min_core_output_demand
