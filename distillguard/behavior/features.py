@@ -18,13 +18,15 @@ from distillguard.scan.base import capability_signals
 from distillguard.scan.config import BehaviorConfig
 
 
-def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig) -> None:
+def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig, temp: bool = False) -> None:
     """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour),
-    beh_at (account×template×hour) and beh_hod (account×hour-of-day) from ``ex``."""
+    beh_at (account×template×hour) and beh_hod (account×hour-of-day) from ``ex``. ``temp``: as TEMP tables
+    (one slice's, which ``prepare`` appends to the scan's own tables; distillguard/scan/chunks.py)."""
+    tt = "TEMP TABLE" if temp else "TABLE"
     hit = float(cfg.signal_hit)
     sig_aggs = "".join(f", sum({s}) AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
     con.execute(f"""
-    CREATE OR REPLACE TABLE beh_ah AS
+    CREATE OR REPLACE {tt} beh_ah AS
     WITH per_min AS (
       SELECT account_id, date_trunc('minute', ts) AS minute, count(*) AS c FROM ex GROUP BY 1, 2),
     peak AS (
@@ -42,11 +44,11 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
              {sig_aggs}
       FROM ex GROUP BY 1, 2) a JOIN peak p USING (account_id, hour)
     """)
-    con.execute("""CREATE OR REPLACE TABLE beh_am AS
+    con.execute(f"""CREATE OR REPLACE {tt} beh_am AS
                    SELECT account_id, coalesce(model, '(none)') AS model, hour, count(*) AS n FROM ex GROUP BY 1, 2, 3""")
-    con.execute("""CREATE OR REPLACE TABLE beh_pd AS
+    con.execute(f"""CREATE OR REPLACE {tt} beh_pd AS
                    SELECT account_id, prompt_h, min(hour) AS hour FROM ex GROUP BY 1, 2""")
-    con.execute("""CREATE OR REPLACE TABLE beh_at AS
+    con.execute(f"""CREATE OR REPLACE {tt} beh_at AS
                    SELECT account_id, template_key, hour, count(*) AS n FROM ex
                    WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
 

@@ -45,8 +45,10 @@ def _until(until: datetime | None, col: str = "hour", since: datetime | None = N
     return w if since is None else f"{w} AND {col} >= TIMESTAMPTZ '{since.isoformat()}'"
 
 
-def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> None:
-    """inc_h (account, kind, entity, hour, n) and sync_b (account, template, bucket, hour) from ``ex``."""
+def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, temp: bool = False) -> None:
+    """inc_h (account, kind, entity, hour, n) and sync_b (account, template, bucket, hour) from ``ex``; ``temp``: as
+    TEMP tables (one slice's, as ``build_partials``)."""
+    tt = "TEMP TABLE" if temp else "TABLE"
     parts = [f"SELECT account_id, '{k}' AS kind, {k} AS entity, hour, count(*) AS n FROM ex "
              f"WHERE {k} IS NOT NULL GROUP BY account_id, {k}, hour"
              for k in EXCHANGE_KINDS if k != "template"]
@@ -54,9 +56,9 @@ def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> No
                  "WHERE template_key IS NOT NULL GROUP BY account_id, template_key, hour")
     parts.append("SELECT account_id, 'task_item' AS kind, task_item_key AS entity, min(hour) AS hour, count(*) AS n "
                  "FROM ex WHERE task_item_key IS NOT NULL GROUP BY account_id, task_item_key")
-    con.execute("CREATE OR REPLACE TABLE inc_h AS " + " UNION ALL ".join(parts))
+    con.execute(f"CREATE OR REPLACE {tt} inc_h AS " + " UNION ALL ".join(parts))
     b = int(cfg.sync_bucket_minutes) * 60
-    con.execute(f"""CREATE OR REPLACE TABLE sync_b AS
+    con.execute(f"""CREATE OR REPLACE {tt} sync_b AS
         SELECT account_id, template_key, CAST(floor(epoch(ts) / {b}) AS BIGINT) AS bucket, min(hour) AS hour
         FROM ex WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
 

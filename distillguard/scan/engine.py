@@ -77,15 +77,18 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
     starting)`` before the first slice and after each one (the scan's progress bar)."""
     con = con or open_connection(store, cfg)
 
+    # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
+    duck = isinstance(con, duckdb.DuckDBPyConnection)
+
     def build(where: str | None) -> list[str]:
-        sigs = build_base(con, store, where)
-        build_partials(con, sigs, cfg.behavior)
-        build_graph_partials(con, cfg.graph)
+        # a slice's projection and partials as TEMP tables: fold_slices appends the partials to the scan's
+        # tables once (distillguard/scan/chunks.py)
+        sigs = build_base(con, store, where, temp=duck)
+        build_partials(con, sigs, cfg.behavior, temp=duck)
+        build_graph_partials(con, cfg.graph, temp=duck)
         con.execute("DROP TABLE ex")  # everything after this works on partials only
         return sigs
 
-    # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
-    duck = isinstance(con, duckdb.DuckDBPyConnection)
     slices = time_slices(con, store.exchanges_sql(["ts"]), cfg.prepare_chunk_rows) if duck else []
     rows = [n for _, n in slices] or [0]
     total, k = sum(rows), [0]
