@@ -18,10 +18,13 @@ from distillguard.scan.base import capability_signals
 from distillguard.scan.config import BehaviorConfig
 
 
-def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig, temp: bool = False) -> None:
-    """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour),
-    beh_at (account×template×hour) and beh_hod (account×hour-of-day) from ``ex``. ``temp``: as TEMP tables
-    (one slice's, which ``prepare`` appends to the scan's own tables; distillguard/scan/chunks.py)."""
+def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig,
+                   temp: bool = False) -> list[str]:
+    """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour) and
+    beh_at (account×template×hour) from ``ex``. ``temp``: as TEMP tables (one slice's, which ``prepare`` appends
+    to the scan's own tables; distillguard/scan/chunks.py). Returns the names of the tables made: ``prepare``
+    folds exactly these across slices, without asking the engine's catalog (the Spark engine has none of
+    DuckDB's)."""
     tt = "TEMP TABLE" if temp else "TABLE"
     hit = float(cfg.signal_hit)
     sig_aggs = "".join(f", sum({s}) AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
@@ -51,6 +54,7 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
     con.execute(f"""CREATE OR REPLACE {tt} beh_at AS
                    SELECT account_id, template_key, hour, count(*) AS n FROM ex
                    WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
+    return ["beh_ah", "beh_am", "beh_pd", "beh_at"]
 
 
 def _until(until: datetime | None, col: str = "hour", since: datetime | None = None) -> str:

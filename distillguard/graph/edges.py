@@ -45,9 +45,9 @@ def _until(until: datetime | None, col: str = "hour", since: datetime | None = N
     return w if since is None else f"{w} AND {col} >= TIMESTAMPTZ '{since.isoformat()}'"
 
 
-def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, temp: bool = False) -> None:
+def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, temp: bool = False) -> list[str]:
     """inc_h (account, kind, entity, hour, n) and sync_b (account, template, bucket, hour) from ``ex``; ``temp``: as
-    TEMP tables (one slice's, as ``build_partials``)."""
+    TEMP tables (one slice's, as ``build_partials``). Returns the names of the tables made."""
     tt = "TEMP TABLE" if temp else "TABLE"
     parts = [f"SELECT account_id, '{k}' AS kind, {k} AS entity, hour, count(*) AS n FROM ex "
              f"WHERE {k} IS NOT NULL GROUP BY account_id, {k}, hour"
@@ -61,6 +61,7 @@ def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, temp:
     con.execute(f"""CREATE OR REPLACE {tt} sync_b AS
         SELECT account_id, template_key, CAST(floor(epoch(ts) / {b}) AS BIGINT) AS bucket, min(hour) AS hour
         FROM ex WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
+    return ["inc_h", "sync_b"]
 
 
 def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Table,

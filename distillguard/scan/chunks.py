@@ -84,33 +84,38 @@ def time_slices(con: duckdb.DuckDBPyConnection, exchanges_sql: str, max_rows: in
 
 
 def fold_slices(con: duckdb.DuckDBPyConnection, slices: list[tuple[str, int]],
-                build: Callable[[str | None], list[str]],
+                build: Callable[[str | None], tuple[list[str], list[str]]],
                 done: Callable[[int], None] | None = None,
-                checkpoint: Callable[[], None] | None = None) -> list[str]:
-    """Run ``build(predicate)`` (which creates the partial tables from the exchanges the predicate keeps)
-    once per slice, and leave the partial tables as one pass over every exchange would have built them.
-    ``done(rows)`` is called after each slice, ``checkpoint()`` after each table's fold. Returns what ``build`` returned (the signal columns)."""
-    before = _tables(con)
+                checkpoint: Callable[[], None] | None = None, temp: bool = False) -> list[str]:
+    """Run ``build(predicate)`` (which creates the partial tables from the exchanges the predicate keeps and
+    returns (signal columns, names of the tables it made)) once per slice, and leave the partial tables as one
+    pass over every exchange would have built them. ``temp``: ``build`` makes TEMP tables (DuckDB), copied
+    once each into the connection's own database. ``done(rows)`` is called after each slice, ``checkpoint()``
+    after each table's fold. Returns the signal columns.
+
+    The tables are the ones ``build`` names, not a catalog listing: the Spark engine (distillguard/engine/spark.py)
+    runs the same SQL but has no ``duckdb_tables()``, and the names the code made are what it must fold."""
     if len(slices) <= 1:
-        sigs = build(None)
-        for t in sorted(_tables(con, temporary=True) - before):  # the scan's tables outlive the slice: not TEMP
-            _materialise(con, t, t)
+        sigs, made = build(None)
+        if temp:  # the scan's tables outlive the slice: not TEMP
+            for t in made:
+                _materialise(con, t, t)
         if done:
             done(slices[0][1] if slices else 0)
         return sigs
     sigs: list[str] = []
     made: list[str] = []
     for i, (pred, rows) in enumerate(slices):
-        sigs = build(pred)
-        new = sorted(_tables(con) - before - {_ALL.format(t) for t in made})
+        sigs, new = build(pred)
         unknown = [t for t in new if t not in FOLDS]
         if unknown:
             raise RuntimeError(f"prepare built partial table(s) {unknown} that distillguard/scan/chunks.py "
                                "FOLDS does not say how to fold across slices")
-        temp = _tables(con, temporary=True)
+        if made and sorted(new) != sorted(made):
+            raise RuntimeError(f"prepare built tables {sorted(new)} for a slice, {sorted(made)} for the first")
         for t in new:
             if i == 0:
-                if t in temp:  # one copy into the scan's database, compressed there at the next CHECKPOINT
+                if temp:  # one copy into the scan's database, compressed there at the next CHECKPOINT
                     _materialise(con, t, _ALL.format(t))
                 else:
                     con.execute(f"ALTER TABLE {t} RENAME TO {_ALL.format(t)}")
@@ -136,12 +141,6 @@ def fold_slices(con: duckdb.DuckDBPyConnection, slices: list[tuple[str, int]],
         if checkpoint:
             checkpoint()
     return sigs
-
-
-def _tables(con: duckdb.DuckDBPyConnection, temporary: bool | None = None) -> set[str]:
-    """Table names, TEMP or not (``temporary``: only those that are / are not)."""
-    w = "" if temporary is None else (" WHERE temporary" if temporary else " WHERE NOT temporary")
-    return {r[0] for r in con.execute(f"SELECT table_name FROM duckdb_tables(){w}").fetchall()}
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, temp_name: str, name: str) -> None:

@@ -80,14 +80,13 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
     # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
     duck = isinstance(con, duckdb.DuckDBPyConnection)
 
-    def build(where: str | None) -> list[str]:
+    def build(where: str | None) -> tuple[list[str], list[str]]:
         # a slice's projection and partials as TEMP tables: fold_slices appends the partials to the scan's
-        # tables once (distillguard/scan/chunks.py)
+        # tables once (distillguard/scan/chunks.py); it folds the tables named here
         sigs = build_base(con, store, where, temp=duck)
-        build_partials(con, sigs, cfg.behavior, temp=duck)
-        build_graph_partials(con, cfg.graph, temp=duck)
+        made = build_partials(con, sigs, cfg.behavior, temp=duck) + build_graph_partials(con, cfg.graph, temp=duck)
         con.execute("DROP TABLE ex")  # everything after this works on partials only
-        return sigs
+        return sigs, made
 
     slices = time_slices(con, store.exchanges_sql(["ts"]), cfg.prepare_chunk_rows) if duck else []
     rows = [n for _, n in slices] or [0]
@@ -102,7 +101,8 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
 
     if done:
         done(0, total, rows[0])
-    sigs = fold_slices(con, slices, build, step, checkpoint=(lambda: con.execute("CHECKPOINT")) if duck else None)
+    sigs = fold_slices(con, slices, build, step, checkpoint=(lambda: con.execute("CHECKPOINT")) if duck else None,
+                       temp=duck)
     return con, sigs
 
 
