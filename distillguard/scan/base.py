@@ -39,6 +39,11 @@ _IP24 = """CASE
   ELSE regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' END"""
 
 
+def create_as(name: str) -> str:
+    """The SQL before a partial table's SELECT when it is made whole (``build_partials``' ``into``)."""
+    return f"CREATE OR REPLACE TABLE {name} AS"
+
+
 def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None = None, temp: bool = False) -> list[str]:
     """Create table ``ex`` (one row per exchange, narrow). Returns the signal columns carried.
 
@@ -86,6 +91,8 @@ def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None =
 
 
 def _has_view(con, name: str) -> bool:
+    # a name look-up in DuckDB's catalog: the Spark engine answers exactly this form from its own catalog
+    # (distillguard/engine/spark.py ``_CATALOG``), so keep it one name, ``= ?``
     return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0]
                 or con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
 

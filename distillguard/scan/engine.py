@@ -80,11 +80,12 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
     # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
     duck = isinstance(con, duckdb.DuckDBPyConnection)
 
-    def build(where: str | None) -> tuple[list[str], list[str]]:
-        # a slice's projection and partials as TEMP tables: fold_slices appends the partials to the scan's
-        # tables once (distillguard/scan/chunks.py); it folds the tables named here
+    def build(where: str | None, into: Callable[[str], str]) -> tuple[list[str], list[str]]:
+        # a slice's projection as a TEMP table (never compressed and written into the scan's database); its
+        # partials straight into the tables of all slices (distillguard/scan/chunks.py), which fold the tables
+        # named here
         sigs = build_base(con, store, where, temp=duck)
-        made = build_partials(con, sigs, cfg.behavior, temp=duck) + build_graph_partials(con, cfg.graph, temp=duck)
+        made = build_partials(con, sigs, cfg.behavior, into) + build_graph_partials(con, cfg.graph, into)
         con.execute("DROP TABLE ex")  # everything after this works on partials only
         return sigs, made
 
@@ -101,8 +102,7 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
 
     if done:
         done(0, total, rows[0])
-    sigs = fold_slices(con, slices, build, step, checkpoint=(lambda: con.execute("CHECKPOINT")) if duck else None,
-                       temp=duck)
+    sigs = fold_slices(con, slices, build, step, checkpoint=(lambda: con.execute("CHECKPOINT")) if duck else None)
     return con, sigs
 
 
