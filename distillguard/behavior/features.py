@@ -9,22 +9,27 @@ plain GROUP BY / window SQL so it ports to Spark SQL with the same partitioning 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
-from distillguard.scan.base import capability_signals
+from distillguard.scan.base import capability_signals, create_as
 from distillguard.scan.config import BehaviorConfig
 
 
-def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig) -> None:
-    """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour),
-    beh_at (account×template×hour) and beh_hod (account×hour-of-day) from ``ex``."""
+def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig,
+                   into: Callable[[str], str] = create_as) -> list[str]:
+    """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour) and
+    beh_at (account×template×hour) from ``ex``. ``into(name)``: the SQL before each table's SELECT (a CREATE,
+    or for ``prepare``'s later slices an INSERT into the table of all slices; distillguard/scan/chunks.py).
+    Returns the names of the tables: ``prepare`` folds exactly these across slices, without asking the
+    engine's catalog (the Spark engine has none of DuckDB's)."""
     hit = float(cfg.signal_hit)
     sig_aggs = "".join(f", sum({s}) AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
     con.execute(f"""
-    CREATE OR REPLACE TABLE beh_ah AS
+    {into("beh_ah")}
     WITH per_min AS (
       SELECT account_id, date_trunc('minute', ts) AS minute, count(*) AS c FROM ex GROUP BY 1, 2),
     peak AS (
@@ -42,13 +47,14 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
              {sig_aggs}
       FROM ex GROUP BY 1, 2) a JOIN peak p USING (account_id, hour)
     """)
-    con.execute("""CREATE OR REPLACE TABLE beh_am AS
+    con.execute(f"""{into("beh_am")}
                    SELECT account_id, coalesce(model, '(none)') AS model, hour, count(*) AS n FROM ex GROUP BY 1, 2, 3""")
-    con.execute("""CREATE OR REPLACE TABLE beh_pd AS
+    con.execute(f"""{into("beh_pd")}
                    SELECT account_id, prompt_h, min(hour) AS hour FROM ex GROUP BY 1, 2""")
-    con.execute("""CREATE OR REPLACE TABLE beh_at AS
+    con.execute(f"""{into("beh_at")}
                    SELECT account_id, template_key, hour, count(*) AS n FROM ex
                    WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
+    return ["beh_ah", "beh_am", "beh_pd", "beh_at"]
 
 
 def _until(until: datetime | None, col: str = "hour", since: datetime | None = None) -> str:

@@ -19,11 +19,13 @@ maps to Spark SQL partitioned by (kind, entity) for edges and by account for inc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
+from distillguard.scan.base import create_as
 from distillguard.scan.config import GraphConfig
 
 #: Kinds whose entity comes from individual exchanges (counted per account, share-filtered).
@@ -45,8 +47,10 @@ def _until(until: datetime | None, col: str = "hour", since: datetime | None = N
     return w if since is None else f"{w} AND {col} >= TIMESTAMPTZ '{since.isoformat()}'"
 
 
-def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> None:
-    """inc_h (account, kind, entity, hour, n) and sync_b (account, template, bucket, hour) from ``ex``."""
+def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig,
+                         into: Callable[[str], str] = create_as) -> list[str]:
+    """inc_h (account, kind, entity, hour, n) and sync_b (account, template, bucket, hour) from ``ex``; ``into``
+    and the names returned as ``build_partials``'s."""
     parts = [f"SELECT account_id, '{k}' AS kind, {k} AS entity, hour, count(*) AS n FROM ex "
              f"WHERE {k} IS NOT NULL GROUP BY account_id, {k}, hour"
              for k in EXCHANGE_KINDS if k != "template"]
@@ -54,11 +58,12 @@ def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig) -> No
                  "WHERE template_key IS NOT NULL GROUP BY account_id, template_key, hour")
     parts.append("SELECT account_id, 'task_item' AS kind, task_item_key AS entity, min(hour) AS hour, count(*) AS n "
                  "FROM ex WHERE task_item_key IS NOT NULL GROUP BY account_id, task_item_key")
-    con.execute("CREATE OR REPLACE TABLE inc_h AS " + " UNION ALL ".join(parts))
+    con.execute(f"{into('inc_h')} " + " UNION ALL ".join(parts))
     b = int(cfg.sync_bucket_minutes) * 60
-    con.execute(f"""CREATE OR REPLACE TABLE sync_b AS
+    con.execute(f"""{into("sync_b")}
         SELECT account_id, template_key, CAST(floor(epoch(ts) / {b}) AS BIGINT) AS bucket, min(hour) AS hour
         FROM ex WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
+    return ["inc_h", "sync_b"]
 
 
 def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Table,

@@ -39,12 +39,22 @@ _IP24 = """CASE
   ELSE regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' END"""
 
 
-def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None = None) -> list[str]:
+def create_as(name: str) -> str:
+    """The SQL before a partial table's SELECT when it is made whole (``build_partials``' ``into``)."""
+    return f"CREATE OR REPLACE TABLE {name} AS"
+
+
+def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None = None, temp: bool = False) -> list[str]:
     """Create table ``ex`` (one row per exchange, narrow). Returns the signal columns carried.
 
     ``where``: a predicate over the time column written ``{c}`` (distillguard/scan/chunks.py slices prepare by
     days); it filters the exchanges and, when the signals table carries ``ts`` (the exchange's own time), the
-    signals side of the join too, so each slice reads only its days' row groups of both."""
+    signals side of the join too, so each slice reads only its days' row groups of both.
+
+    ``temp``: a TEMP table (``prepare`` slices, whose ``ex`` lives only while its slice's partials are built): in
+    a scan whose tables are a database file, a plain table would be compressed and written into that file
+    and read back by every group-by over it, then dropped; a TEMP table stays in the buffer pool and spills
+    only past ``memory_limit``."""
     sigs = signal_columns(con)
     has_sig_table = bool(sigs) or _has_view(con, "exchange_signals")
     sig_select = ", ".join(f"s.{c} AS {c}" for c in sigs)
@@ -56,7 +66,7 @@ def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None =
     join = f"LEFT JOIN {sig_src} s ON s.exchange_id = e.exchange_id" if has_sig_table else ""
     filt = f"WHERE {where.replace('{c}', 'e.ts')}" if where else ""
     con.execute(f"""
-    CREATE OR REPLACE TABLE ex AS
+    CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE ex AS
     SELECT e.account_id, e.ts, date_trunc('hour', e.ts) AS hour,
            e.model, coalesce(e.n_turns, 1) AS n_turns,
            (coalesce(e.reasoning_requested, false) OR e.reasoning_effort IS NOT NULL
@@ -81,6 +91,8 @@ def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None =
 
 
 def _has_view(con, name: str) -> bool:
+    # a name look-up in DuckDB's catalog: the Spark engine answers exactly this form from its own catalog
+    # (distillguard/engine/spark.py ``_CATALOG``), so keep it one name, ``= ?``
     return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0]
                 or con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
 

@@ -85,6 +85,7 @@ class Checkpoints:
         tmp = self.root / f".{stage}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
+            # DuckDB's catalog: resume runs on the DuckDB engine only (run_scan refuses it with --engine spark)
             names = [r[0] for r in con.execute(
                 "SELECT DISTINCT table_name FROM duckdb_tables() WHERE NOT internal ORDER BY 1").fetchall()]
             for n in names:

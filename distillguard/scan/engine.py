@@ -77,15 +77,18 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
     starting)`` before the first slice and after each one (the scan's progress bar)."""
     con = con or open_connection(store, cfg)
 
-    def build(where: str | None) -> list[str]:
-        sigs = build_base(con, store, where)
-        build_partials(con, sigs, cfg.behavior)
-        build_graph_partials(con, cfg.graph)
-        con.execute("DROP TABLE ex")  # everything after this works on partials only
-        return sigs
-
     # a distributed engine (Spark) partitions and spills by itself: one pass over every exchange there
     duck = isinstance(con, duckdb.DuckDBPyConnection)
+
+    def build(where: str | None, into: Callable[[str], str]) -> tuple[list[str], list[str]]:
+        # a slice's projection as a TEMP table (never compressed and written into the scan's database); its
+        # partials straight into the tables of all slices (distillguard/scan/chunks.py), which fold the tables
+        # named here
+        sigs = build_base(con, store, where, temp=duck)
+        made = build_partials(con, sigs, cfg.behavior, into) + build_graph_partials(con, cfg.graph, into)
+        con.execute("DROP TABLE ex")  # everything after this works on partials only
+        return sigs, made
+
     slices = time_slices(con, store.exchanges_sql(["ts"]), cfg.prepare_chunk_rows) if duck else []
     rows = [n for _, n in slices] or [0]
     total, k = sum(rows), [0]

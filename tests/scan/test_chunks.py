@@ -62,13 +62,13 @@ def test_keys_without_a_time_fold_across_slices():
     con = duckdb.connect()
     rows = iter([("2026-01-01 05:00", 3), ("2026-01-02 07:00", 4)])
 
-    def build(where):
+    def build(where, into):
         hour, n = next(rows)
-        con.execute(f"CREATE TABLE beh_pd AS SELECT 'a' AS account_id, 1::UBIGINT AS prompt_h, "
+        con.execute(f"{into('beh_pd')} SELECT 'a' AS account_id, 1::UBIGINT AS prompt_h, "
                     f"TIMESTAMPTZ '{hour}+00' AS hour")
-        con.execute(f"CREATE TABLE inc_h AS SELECT 'a' AS account_id, kind, 'e' AS entity, "
+        con.execute(f"{into('inc_h')} SELECT 'a' AS account_id, kind, 'e' AS entity, "
                     f"TIMESTAMPTZ '{hour}+00' AS hour, {n}::BIGINT AS n FROM (VALUES ('task_item'), ('ip24')) k(kind)")
-        return ["sig_x"]
+        return ["sig_x"], ["beh_pd", "inc_h"]
 
     assert fold_slices(con, [("true", 1), ("true", 1)], build) == ["sig_x"]
     assert con.execute("SELECT count(*), min(hour) FROM beh_pd").fetchall()[0][0] == 1
@@ -78,12 +78,49 @@ def test_keys_without_a_time_fold_across_slices():
     assert con.execute("SELECT typeof(n) FROM inc_h LIMIT 1").fetchall()[0][0] == "BIGINT"
 
 
+class _NoCatalog:
+    """A connection that runs SQL but has no ``duckdb_tables()``, as the Spark engine (engine/spark.py)."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, sql, *args):
+        assert "duckdb_tables" not in sql and "duckdb_views" not in sql, sql
+        return self.con.execute(sql, *args)
+
+
+@pytest.mark.parametrize("n_slices", [1, 2])
+def test_folding_never_lists_the_catalog(n_slices):
+    """fold_slices folds the tables ``build`` says it made: an engine without DuckDB's catalog functions
+    (Spark) runs it, in one slice or several."""
+    con = _NoCatalog(duckdb.connect())
+
+    def build(where, into):
+        con.execute(f"{into('beh_am')} SELECT 'a' AS account_id, 'm' AS model, "
+                    "TIMESTAMPTZ '2026-01-01 05:00+00' AS hour, 2::BIGINT AS n")
+        return ["sig_x"], ["beh_am"]
+
+    assert fold_slices(con, [("true", 1)] * n_slices, build) == ["sig_x"]
+    assert con.execute("SELECT sum(n) FROM beh_am").fetchall()[0][0] == 2 * n_slices
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 10**9])
+def test_prepare_leaves_exactly_the_folded_tables(world, chunk_rows):
+    """Every table prepare makes is one ``build`` named (a table it made but did not name would stay a
+    ``__slices`` table here, or be missing), none TEMP (the slice's ``ex`` is dropped)."""
+    con, _ = prepare(world, ScanConfig(threads=1, prepare_chunk_rows=chunk_rows))
+    rows = con.execute("SELECT database_name, table_name, temporary FROM duckdb_tables()").fetchall()
+    assert not [r for r in rows if r[2]], rows
+    db = con.execute("SELECT current_database()").fetchall()[0][0]
+    assert sorted(t for d, t, _ in rows if d == db) == sorted(FOLDS), rows
+
+
 def test_an_undeclared_partial_table_is_refused(world):
     con = open_connection(world, ScanConfig(threads=1))
 
-    def build(where):
-        con.execute(f"CREATE OR REPLACE TABLE beh_new AS SELECT 1 AS x WHERE {'true' if where is None else 'true'}")
-        return []
+    def build(where, into):
+        con.execute(f"{into('beh_new')} SELECT 1 AS x WHERE {'true' if where is None else 'true'}")
+        return [], ["beh_new"]
 
     with pytest.raises(RuntimeError, match="beh_new"):
         fold_slices(con, [("true", 1), ("true", 1)], build)
