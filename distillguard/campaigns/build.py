@@ -108,7 +108,9 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             cands.setdefault(pair[small], []).append(
                 ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
     if operations:
-        for link in operation_links(con, groups, cfg):
+        def one(a: str, b: str) -> bool:
+            return _same_workload(a, b, core, sends, cfg.merge_same_workload)
+        for link in operation_links(con, groups, cfg, one):
             if uf.find(link.a) != uf.find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
             uf.union(link.a, link.b)

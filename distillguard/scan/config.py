@@ -368,7 +368,8 @@ class CampaignConfig(_Strict):
     #: (the family-wise chance that two unrelated records merge). 0 turns this merging off.
     operation_alpha: float = Field(1e-3, ge=0, le=1)
     #: ... and at least operation_min_groups evidence groups each reach this p-value, one of them hidden
-    #: infrastructure (payment, creation, network, client, e-mail naming, timing, intel)...
+    #: infrastructure (payment, creation, network, client, e-mail naming, intel; not timing, a schedule on a
+    #: template both send), or content reaches it and the two send one workload (merge_same_workload)...
     operation_group_p: float = Field(0.01, ge=0, le=1)
     #: ... so that no single coincidence merges two records and shared content alone never does.
     operation_min_groups: int = Field(2, ge=1)

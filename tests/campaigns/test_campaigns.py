@@ -275,19 +275,40 @@ def test_a_piece_does_not_chain_two_operations_into_one_record():
 
 
 def test_synchrony_on_a_shared_kit_template_is_not_hidden_infrastructure():
-    """The chance test (operation_links) does not count being synchronised on a template both records send as
-    timing evidence: the background never sends a private kit template, so it cannot price that, and the
-    shared kit alone must not merge two operations."""
+    """The chance test (operation_links) does not count synchrony as timing evidence: a sync entity is a schedule
+    on a template, so two records synchronised on one template both send it, even when one of them sends it too
+    rarely to hold it as a template entity (the route that joined camp-agentic to camp-coding in cohorts_mixed).
+    The shared kit and its schedules alone must not merge two operations; a card the two share does."""
     from distillguard.campaigns.operations import operation_links
     from distillguard.scan.config import CampaignConfig
 
     rows, groups = _kit_rows()
     assert operation_links(_inc_con(rows), groups, CampaignConfig()) == []
-    # a schedule on a template only one side sends is still timing (here: a second group beside the kit)
+    # schedules on templates only one side holds as template entities (the other sends them below its cut)
     more = rows + [(a, "sync", f"tpl-own{j}~1~h3") for a in groups["c-agentic"] + groups["c-coding"] for j in range(3)]
     more += [(a, "template", f"tpl-own{j}") for a in groups["c-agentic"] for j in range(3)]
-    links = operation_links(_inc_con(more), groups, CampaignConfig())
-    assert [set(lk.groups) for lk in links] == [{"content", "timing"}]
+    assert operation_links(_inc_con(more), groups, CampaignConfig()) == []
+    # hidden infrastructure beside the kit is an operation: cards both sides reuse (the store's other
+    # accounts pay with cards of their own, two to a card)
+    cards = more + [(a, "payment", f"shared-card{i % 3}") for i, a in enumerate(groups["c-agentic"] + groups["c-coding"])]
+    cards += [(f"bg{i}", "payment", f"bg-card{i // 2}") for i in range(300)]
+    links = operation_links(_inc_con(cards), groups, CampaignConfig())
+    assert [set(lk.groups) for lk in links] == [{"content", "payment"}]
+
+
+def test_one_workload_beyond_chance_is_one_operation_without_hidden_infrastructure():
+    """Two pieces of one operation that share nothing hidden but send one workload (each sends the other's own
+    private templates) are one record when that content is beyond chance; the same pieces judged not to send
+    one workload (two operations with one kit) stay apart."""
+    from distillguard.campaigns.operations import operation_links
+    from distillguard.scan.config import CampaignConfig
+
+    rows, groups = _kit_rows()
+    one = [r for r in rows if r[2] not in ("tpl-vision", "tpl-orchestration") and r[1] not in ("payment", "creation_burst")]
+    assert operation_links(_inc_con(one), groups, CampaignConfig()) == []
+    links = operation_links(_inc_con(one), groups, CampaignConfig(), lambda a, b: True)
+    assert [(lk.a, lk.b, set(lk.groups)) for lk in links] == [("c-agentic", "c-coding", {"content"})]
+    assert operation_links(_inc_con(one), groups, CampaignConfig(), lambda a, b: False) == []
 
 
 def test_campaign_titles_counts_and_evidence_agree(scanned):
