@@ -33,17 +33,15 @@ calibrated to the store at hand:
   any two unrelated records merge) *and* at least ``operation_min_groups`` groups each reach
   ``operation_group_p`` with one of them hidden infrastructure an operator controls (payment, creation,
   network, client, e-mail naming, intel): shared content alone never merges — two unrelated operations may
-  send the same public attack kit — and no single coincidence carries a merge. The one exception is *one
-  workload*: content beyond chance joins two records with nothing hidden in common when each sends
-  (nearly) all of the other's own private templates (``build._same_workload``, ``merge_same_workload``) — two
-  pieces of one operation the community detection cut apart, not two operations with one kit, each of which
-  sends templates of its own beside it.
+  send the same public attack kit — and no single coincidence carries a merge. Pieces of one operation that
+  share nothing hidden are joined by ``build.merge_clusters`` when they send one workload (each (nearly) all
+  of the other's own private templates), not here: two operations with one kit each send templates of their
+  own beside it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -123,12 +121,10 @@ def _unit(kind: str, entity: str) -> str:
     return kind + ":" + entity
 
 
-def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
-                    same_workload: Callable[[str, str], bool] | None = None) -> list[OperationLink]:
+def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
+                    cfg: CampaignConfig) -> list[OperationLink]:
     """Record pairs whose shared infrastructure is beyond chance (module docstring). ``groups``: every
-    flagged record of the scan (record → accounts); the background is every other active account.
-    ``same_workload(a, b)``: the two records send one workload (``build._same_workload``); then content
-    beyond chance is enough, with no hidden group."""
+    flagged record of the scan (record → accounts); the background is every other active account."""
     if len(groups) < 2 or cfg.operation_alpha <= 0:
         return []
     kl = ", ".join(f"'{k}'" for k in OPERATION_KINDS)
@@ -178,8 +174,7 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
                 if o:
                     ps[g] = max(direction(ra, rb, g, o), direction(rb, ra, g, o))
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}
-            hidden = len(strong) >= cfg.operation_min_groups and strong & set(OPERATION_HIDDEN)
-            one_workload = "content" in strong and same_workload is not None and same_workload(ra, rb)
-            if (hidden or one_workload) and fisher(list(ps.values())) <= alpha:
+            if (len(strong) >= cfg.operation_min_groups and strong & set(OPERATION_HIDDEN)
+                    and fisher(list(ps.values())) <= alpha):
                 out.append(OperationLink(ra, rb, {g: ps[g] for g in strong}))
     return out

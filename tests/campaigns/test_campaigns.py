@@ -296,19 +296,36 @@ def test_synchrony_on_a_shared_kit_template_is_not_hidden_infrastructure():
     assert [set(lk.groups) for lk in links] == [{"content", "payment"}]
 
 
-def test_one_workload_beyond_chance_is_one_operation_without_hidden_infrastructure():
-    """Two pieces of one operation that share nothing hidden but send one workload (each sends the other's own
-    private templates) are one record when that content is beyond chance; the same pieces judged not to send
-    one workload (two operations with one kit) stay apart."""
-    from distillguard.campaigns.operations import operation_links
+def test_pieces_of_one_workload_are_one_record_however_many_send_it():
+    """An operation cut into many flagged pieces: its templates are sent by all of them, so no entity is any
+    pair's own (merge_clusters' exclusive links find nothing) and beside the big piece the chance test has no
+    power. Each small piece sends the big piece's own private templates and the big one sends all of the
+    piece's: one workload, one record. Another operation with the same kit and a template of its own that the
+    big piece never sends stays apart, and without the operations stage (operations=False) nothing joins."""
+    from distillguard.campaigns.build import merge_clusters
     from distillguard.scan.config import CampaignConfig
 
-    rows, groups = _kit_rows()
-    one = [r for r in rows if r[2] not in ("tpl-vision", "tpl-orchestration") and r[1] not in ("payment", "creation_burst")]
-    assert operation_links(_inc_con(one), groups, CampaignConfig()) == []
-    links = operation_links(_inc_con(one), groups, CampaignConfig(), lambda a, b: True)
-    assert [(lk.a, lk.b, set(lk.groups)) for lk in links] == [("c-agentic", "c-coding", {"content"})]
-    assert operation_links(_inc_con(one), groups, CampaignConfig(), lambda a, b: False) == []
+    big = [f"big{i}" for i in range(60)]
+    pieces = {f"c-p{j}": [f"p{j}-{i}" for i in range(2)] for j in range(5)}
+    kit = [f"kit{i}" for i in range(12)]
+    other = [f"oth{i}" for i in range(8)]
+    users = [f"user{i}" for i in range(200)]
+    rows = [(a, "template", f"tpl-{t}") for a in big for t in range(4)]
+    rows += [(a, "template", f"tpl-{t}") for ms in pieces.values() for a in ms for t in range(4)]
+    rows += [(a, "template", f"tpl-{t}") for a in kit for t in range(4)]   # three more flagged pieces elsewhere
+    rows += [(a, "template", f"tpl-{t}") for a in other for t in range(2)]
+    rows += [(a, "template", "tpl-own") for a in other]
+    rows += [(a, "template", f"tpl-user{i % 40}") for i, a in enumerate(users)]
+    # the big piece also sends the public templates everyone sends: a random group holding as many
+    # templates as it does holds nearly all of the store's, so the chance test cannot tell
+    rows += [(a, "template", f"tpl-user{i % 40}") for i, a in enumerate(big)]
+    rows += [(a, "ip24", f"isp{i % 30}") for i, a in enumerate(big + other + users)]
+    groups = {"c-big": big, **pieces, "c-kit": kit, "c-other": other}
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig(), operations=True)
+    assert {rep[c] for c in pieces} == {rep["c-big"]} == {rep["c-kit"]}
+    assert rep["c-other"] != rep["c-big"]
+    off = merge_clusters(_inc_con(rows), groups, CampaignConfig())
+    assert len({off[c] for c in pieces}) == len(pieces)
 
 
 def test_campaign_titles_counts_and_evidence_agree(scanned):
