@@ -112,6 +112,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             pair = (c1, c2)
             cands.setdefault(pair[small], []).append(
                 ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
+    workload: list[tuple[str, str]] = []
     if operations:
         for link in operation_links(con, groups, cfg):
             if uf.find(link.a) != uf.find(link.b) and why is not None:
@@ -121,12 +122,17 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         # templates, however many other flagged records send them too (a piece the community detection cut
         # off an operation split in many: no entity is the pair's own, and beside a big record the chance
         # test has no power, a random group holding as many templates holds most of them)
+        # (as pieces: one linked to clusters of different records joins one of them, so a mixed piece sending
+        # two operations' workloads does not chain them)
         for a, b in itertools.combinations(sorted(groups), 2):
             if uf.find(a) != uf.find(b) and _same_workload(a, b, core, sends, cfg.merge_same_workload):
-                if why is not None:
-                    why.setdefault(a, set()).add("workload")
-                uf.union(a, b)
+                small, big = (a, b) if len(groups[a]) <= len(groups[b]) else (b, a)
+                cands.setdefault(small, []).append(((1, 0), big))
+                workload.append((a, b))
     _attach_pieces(uf, cands)
+    for a, b in workload:
+        if why is not None and uf.find(a) == uf.find(b):
+            why.setdefault(a, set()).add("workload")
     return {c: uf.find(c) for c in groups}
 
 
