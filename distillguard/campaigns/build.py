@@ -65,7 +65,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     random groups of the store's other accounts (``campaigns/operations.py``): the
     pieces of a quiet pool own no entity together but share its bursts, cards and client strings far more
     than strangers do; and flagged clusters that send one workload (each at least ``merge_same_workload`` of
-    the other's own private templates, ``_same_workload``) are merged whoever else sends those templates:
+    the other's own private templates, ``_same_workload``) are merged, as pieces, whoever else sends them:
     an operation cut into many pieces owns no entity pairwise and, beside its big piece, the chance test has
     no power, while two operations sharing a kit each send templates the other never does. ``why`` (if given)
     collects, per cluster, the evidence groups of each such link ("workload" for the last).
