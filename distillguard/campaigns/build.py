@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -65,7 +66,11 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     With ``operations`` clusters are also merged when the infrastructure they share is beyond chance for
     random groups of the store's other accounts (``campaigns/operations.py``): the
     pieces of a quiet pool own no entity together but share its bursts, cards and client strings far more
-    than strangers do. ``why`` (if given) collects, per cluster, the evidence groups of each such link.
+    than strangers do; and flagged clusters that send one workload (each at least ``merge_same_workload`` of
+    the other's own private templates, ``_same_workload``) are merged, as pieces, whoever else sends them:
+    an operation cut into many pieces owns no entity pairwise and, beside its big piece, the chance test has
+    no power, while two operations sharing a kit each send templates the other never does. ``why`` (if given)
+    collects, per cluster, the evidence groups of each such link ("workload" for the last).
 
     ``joined``: the flagged operation clusters the graph stage joined from several communities (``clop-…`` →
     its members, graph/operations.py). A flagged cluster at least ``merge_min_cover`` of whose flagged accounts
@@ -112,15 +117,30 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             pair = (c1, c2)
             cands.setdefault(pair[small], []).append(
                 ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
+    workload: list[tuple[str, str]] = []
     if operations:
         for link in operation_links(con, groups, cfg):
             if uf.find(link.a) != uf.find(link.b) and why is not None:
                 why.setdefault(link.a, set()).update(link.groups)
             uf.union(link.a, link.b)
+        # one workload is one operation: flagged records each sending (nearly) all of the other's own private
+        # templates, however many other flagged records send them too (a piece the community detection cut
+        # off an operation split in many: no entity is the pair's own, and beside a big record the chance
+        # test has no power, a random group holding as many templates holds most of them)
+        # (as pieces: one linked to clusters of different records joins one of them, so a mixed piece sending
+        # two operations' workloads does not chain them)
+        for a, b in itertools.combinations(sorted(groups), 2):
+            if uf.find(a) != uf.find(b) and _same_workload(a, b, core, sends, cfg.merge_same_workload):
+                small, big = (a, b) if len(groups[a]) <= len(groups[b]) else (b, a)
+                cands.setdefault(small, []).append(((1, 0), big))
+                workload.append((a, b))
     for parent, sub in (remainders or {}).items():
         uf.union(parent, sub)
         cands.pop(parent, None)   # a remainder belongs to its sub-cluster's record, not a piece of another
     _attach_pieces(uf, cands)
+    for a, b in workload:
+        if why is not None and uf.find(a) == uf.find(b):
+            why.setdefault(a, set()).add("workload")
     return {c: uf.find(c) for c in groups}
 
 
@@ -252,9 +272,12 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
         sh = shared_of[_head]
         cs = _campaign_score(head, parts, accts, by_id, sh)
-        ops = sorted({g for c in parts for g in why.get(c, ())})
+        ops = sorted({g for c in parts for g in why.get(c, ())} - {"workload"})
+        one = any("workload" in why.get(c, ()) for c in parts)
+        links = ([f"sharing {', '.join(ops)} far beyond chance for groups of their size"] if ops else []) + \
+            (["sending one workload of private templates"] if one else [])
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"
-                       + (f" (sharing {', '.join(ops)} far beyond chance for groups of their size)" if ops else "")]
+                       + (f" ({'; '.join(links)})" if links else "")]
                       if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,
                                                                  "the campaign's", cfg.evidence_min_cover,
                                                                  cfg.evidence_max_kinds)

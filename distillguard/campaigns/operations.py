@@ -16,18 +16,27 @@ calibrated to the store at hand:
   groups holding as many. Counting holders in the background only matters: an operation split into
   sixteen records sends its templates and uses its bursts in all of them, so the whole store's count
   would call its own entities common.
-* O_g = the entities of g both records hold (a sync entity's MinHash bands counted once per template:
-  they are one schedule), and p_g = P(X ≥ O_g) for X the number of A's entities the null group holds
-  (exact sum of Bernoullis); the same the other way round, and the weaker of the two is the pair's p_g.
-  Sync units on a template both records send are left out (``_on_shared_content``): they are the content again.
-  A popular tool's system prompt, a campus NAT or a free-mail naming shape has many background holders
-  and adds nothing; an operation's own sign-up burst or card has none.
+* O_g = the entities of g both records hold, and p_g = P(X ≥ O_g) for X the number of A's entities the null
+  group holds (exact sum of Bernoullis); the same the other way round, and the weaker of the two is the
+  pair's p_g. A popular tool's system prompt, a campus NAT or a free-mail naming shape has many background
+  holders and adds nothing; an operation's own sign-up burst or card has none.
+* Timing (``sync`` entities) is not tested: a sync entity is an account's busy buckets *on a template*, so
+  two records synchronised on one template both send it — the shared content again, only at a lower bar (an
+  account is synchronised on a template it sends too rarely to hold it as a ``template`` entity). Two
+  operations running one attack kit's templates round the clock are busy in the same buckets on them by
+  construction, and the background (which never sends a private kit template) cannot price that: it passed
+  for beyond chance and joined two operations on the kit alone. A schedule is how the tooling is run, not
+  infrastructure an operator owns; shared busy buckets still join pieces in ``build.merge_clusters``,
+  where they must be the pair's own and beside a second evidence group.
 * Two records are one operation when Fisher's combination of their groups' p-values is at most
   ``operation_alpha`` divided by the number of record pairs tested (Bonferroni: the family-wise chance that
   any two unrelated records merge) *and* at least ``operation_min_groups`` groups each reach
   ``operation_group_p`` with one of them hidden infrastructure an operator controls (payment, creation,
-  network, client, e-mail naming, timing, intel): shared content alone never merges — two unrelated
-  operations may send the same public attack template — and no single coincidence carries a merge.
+  network, client, e-mail naming, intel): shared content alone never merges — two unrelated operations may
+  send the same public attack kit — and no single coincidence carries a merge. Pieces of one operation that
+  share nothing hidden are joined by ``build.merge_clusters`` when they send one workload (each (nearly) all
+  of the other's own private templates), not here: two operations with one kit each send templates of their
+  own beside it.
 """
 
 from __future__ import annotations
@@ -42,11 +51,12 @@ from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.config import CampaignConfig
 
 #: Kinds whose sharing across records can show one operation. Not ASNs and e-mail domains (held by so many
-#: that they never pass the test, and cost the most to count); task items weigh nothing in the graph.
+#: that they never pass the test, and cost the most to count); task items weigh nothing in the graph; not
+#: sync entities (a schedule on a template both records send: the content again, module docstring).
 OPERATION_KINDS = ("ip24", "ja4", "header_fp", "user_agent", "payment", "email_pattern", "creation_burst",
-                   "template", "system_prompt", "sync", "intel")
+                   "template", "system_prompt", "intel")
 #: Groups that are infrastructure an operator controls (everything but content).
-OPERATION_HIDDEN = ("payment", "creation", "network", "client", "email", "timing", "intel")
+OPERATION_HIDDEN = ("payment", "creation", "network", "client", "email", "intel")
 
 
 @dataclass
@@ -108,17 +118,7 @@ def _reach(hist: dict[int, int], n_units: int) -> float:
 
 
 def _unit(kind: str, entity: str) -> str:
-    """The fact an entity stands for: a sync entity's MinHash bands are one schedule on one template."""
-    return kind + ":" + (entity.split("~", 1)[0] if kind == "sync" else entity)
-
-
-def _on_shared_content(ua: dict[str, set[str]], ub: dict[str, set[str]]) -> set[str]:
-    """The sync units of two records that lie on a template both send: not timing evidence of their own. Only
-    a template's senders can be busy in its buckets, and two operations harvesting on one kit template, each
-    on its own many windows a day, share being synchronised on it by construction; the background (who does
-    not send a private template) cannot say how likely that is, so it would pass for beyond chance."""
-    both = {u.split(":", 1)[1] for u in ua.get("content", set()) & ub.get("content", set()) if u.startswith("template:")}
-    return {u for u in ua.get("timing", set()) & ub.get("timing", set()) if u.split(":", 1)[1] in both}
+    return kind + ":" + entity
 
 
 def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
@@ -131,13 +131,12 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     rows = [(a, c) for c, ms in groups.items() for a in ms]
     con.execute("CREATE OR REPLACE TEMP TABLE _om(account_id VARCHAR, cl VARCHAR)")
     con.executemany("INSERT INTO _om VALUES (?, ?)", rows)
-    unit_sql = "CASE WHEN i.kind = 'sync' THEN split_part(i.entity, '~', 1) ELSE i.entity END"
     # every unit of the store with its holders outside all flagged records (the background)
     bg = con.execute(f"""
-        SELECT i.kind, {unit_sql} AS u, count(DISTINCT i.account_id) FILTER (WHERE om.cl IS NULL) AS d
+        SELECT i.kind, i.entity AS u, count(DISTINCT i.account_id) FILTER (WHERE om.cl IS NULL) AS d
         FROM inc i LEFT JOIN _om om USING (account_id) WHERE i.kind IN ({kl}) GROUP BY 1, 2""").fetchall()
     held = con.execute(f"""
-        SELECT DISTINCT om.cl, i.kind, {unit_sql}
+        SELECT DISTINCT om.cl, i.kind, i.entity
         FROM inc i JOIN _om om USING (account_id) WHERE i.kind IN ({kl})""").fetchall()
     con.execute("DROP TABLE _om")
     hist: dict[str, dict[int, int]] = {}
@@ -170,9 +169,8 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     for i, ra in enumerate(recs):
         for rb in recs[i + 1:]:
             ps: dict[str, float] = {}
-            on_content = _on_shared_content(units[ra], units[rb])
             for g in units[ra].keys() & units[rb].keys():
-                o = len((units[ra][g] & units[rb][g]) - on_content)
+                o = len(units[ra][g] & units[rb][g])
                 if o:
                     ps[g] = max(direction(ra, rb, g, o), direction(rb, ra, g, o))
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}

@@ -373,7 +373,9 @@ class CampaignConfig(_Strict):
     #: Private content is one evidence group: alone it merges two flagged clusters only when they send one
     #: workload — each sends at least this share of the other's own private templates and system prompts (those
     #: merge_min_cover of its accounts send). Two operations with one attack kit each send templates the
-    #: other never does; an operation's own accounts and the proxy pool relaying its requests do not.
+    #: other never does; an operation's own accounts and the proxy pool relaying its requests do not. At the
+    #: campaign stage two flagged clusters sending one workload are one record even when other flagged
+    #: clusters send those templates too (an operation cut into many pieces).
     merge_same_workload: float = Field(0.9, ge=0, le=1)
     #: A community's one flagged account left once a flagged harvesting or shared-entity sub-cluster was cut
     #: out of it (its harvesters keep the sub-cluster's higher risk) joins that sub-cluster's record: it was
@@ -387,7 +389,8 @@ class CampaignConfig(_Strict):
     #: (the family-wise chance that two unrelated records merge). 0 turns this merging off.
     operation_alpha: float = Field(1e-3, ge=0, le=1)
     #: ... and at least operation_min_groups evidence groups each reach this p-value, one of them hidden
-    #: infrastructure (payment, creation, network, client, e-mail naming, timing, intel)...
+    #: infrastructure (payment, creation, network, client, e-mail naming, intel; not timing, a schedule on a
+    #: template both send: the content again)...
     operation_group_p: float = Field(0.01, ge=0, le=1)
     #: ... so that no single coincidence merges two records and shared content alone never does.
     operation_min_groups: int = Field(2, ge=1)

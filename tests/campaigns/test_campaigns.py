@@ -275,19 +275,57 @@ def test_a_piece_does_not_chain_two_operations_into_one_record():
 
 
 def test_synchrony_on_a_shared_kit_template_is_not_hidden_infrastructure():
-    """The chance test (operation_links) does not count being synchronised on a template both records send as
-    timing evidence: the background never sends a private kit template, so it cannot price that, and the
-    shared kit alone must not merge two operations."""
+    """The chance test (operation_links) does not count synchrony as timing evidence: a sync entity is a schedule
+    on a template, so two records synchronised on one template both send it, even when one of them sends it too
+    rarely to hold it as a template entity (the route that joined camp-agentic to camp-coding in cohorts_mixed).
+    The shared kit and its schedules alone must not merge two operations; a card the two share does."""
     from distillguard.campaigns.operations import operation_links
     from distillguard.scan.config import CampaignConfig
 
     rows, groups = _kit_rows()
     assert operation_links(_inc_con(rows), groups, CampaignConfig()) == []
-    # a schedule on a template only one side sends is still timing (here: a second group beside the kit)
+    # schedules on templates only one side holds as template entities (the other sends them below its cut)
     more = rows + [(a, "sync", f"tpl-own{j}~1~h3") for a in groups["c-agentic"] + groups["c-coding"] for j in range(3)]
     more += [(a, "template", f"tpl-own{j}") for a in groups["c-agentic"] for j in range(3)]
-    links = operation_links(_inc_con(more), groups, CampaignConfig())
-    assert [set(lk.groups) for lk in links] == [{"content", "timing"}]
+    assert operation_links(_inc_con(more), groups, CampaignConfig()) == []
+    # hidden infrastructure beside the kit is an operation: cards both sides reuse (the store's other
+    # accounts pay with cards of their own, two to a card)
+    cards = more + [(a, "payment", f"shared-card{i % 3}") for i, a in enumerate(groups["c-agentic"] + groups["c-coding"])]
+    cards += [(f"bg{i}", "payment", f"bg-card{i // 2}") for i in range(300)]
+    links = operation_links(_inc_con(cards), groups, CampaignConfig())
+    assert [set(lk.groups) for lk in links] == [{"content", "payment"}]
+
+
+def test_pieces_of_one_workload_are_one_record_however_many_send_it():
+    """An operation cut into many flagged pieces: its templates are sent by all of them, so no entity is any
+    pair's own (merge_clusters' exclusive links find nothing) and beside the big piece the chance test has no
+    power. Each small piece sends the big piece's own private templates and the big one sends all of the
+    piece's: one workload, one record. Another operation with the same kit and a template of its own that the
+    big piece never sends stays apart, and without the operations stage (operations=False) nothing joins."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    big = [f"big{i}" for i in range(60)]
+    pieces = {f"c-p{j}": [f"p{j}-{i}" for i in range(2)] for j in range(5)}
+    kit = [f"kit{i}" for i in range(12)]
+    other = [f"oth{i}" for i in range(8)]
+    users = [f"user{i}" for i in range(200)]
+    rows = [(a, "template", f"tpl-{t}") for a in big for t in range(4)]
+    rows += [(a, "template", f"tpl-{t}") for ms in pieces.values() for a in ms for t in range(4)]
+    rows += [(a, "template", f"tpl-{t}") for a in kit for t in range(4)]   # three more flagged pieces elsewhere
+    rows += [(a, "template", f"tpl-{t}") for a in other for t in range(2)]
+    rows += [(a, "template", "tpl-own") for a in other]
+    rows += [(a, "template", f"tpl-user{i % 40}") for i, a in enumerate(users)]
+    # the big piece also sends the public templates everyone sends: a random group holding as many
+    # templates as it does holds nearly all of the store's, so the chance test cannot tell
+    rows += [(a, "template", f"tpl-user{i % 40}") for i, a in enumerate(big)]
+    rows += [(a, "ip24", f"isp{i % 30}") for i, a in enumerate(big + other + users)]
+    groups = {"c-big": big, **pieces, "c-kit": kit, "c-other": other}
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig(), operations=True)
+    assert {rep[c] for c in pieces} == {rep["c-big"]} == {rep["c-kit"]}
+    assert rep["c-other"] != rep["c-big"]
+    off = merge_clusters(_inc_con(rows), groups, CampaignConfig())
+    assert len({off[c] for c in pieces}) == len(pieces)
 
 
 def test_campaign_titles_counts_and_evidence_agree(scanned):
