@@ -77,7 +77,7 @@ def workload_groups(feats: pa.Table, cfg: WorkloadGroupConfig) -> list[dict]:
             where.append(int(i))
     ids = feats["account_id"].to_pylist()
     out = []
-    tests = max(len(groups), 1)
+    tests = max(sum(len(g) >= cfg.min_accounts for g in groups), 1)  # only those groups are tested
     for g in groups:
         if len(g) < cfg.min_accounts:
             continue
