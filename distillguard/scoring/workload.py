@@ -65,16 +65,19 @@ def workload_groups(feats: pa.Table, cfg: WorkloadGroupConfig) -> list[dict]:
     tail = np.where((hs >= cut) & (hs > 0))[0]
     n, t = len(hs), len(tail)
     groups: list[list[int]] = []
+    sums = np.zeros((0, x.shape[1]))  # each group's summed workload: cosine to the sum is cosine to the mean
     for i in tail[np.argsort(-hs[tail], kind="stable")]:  # leader clustering, most harvest-shaped first
-        best, where = cfg.similarity, None
-        for g in groups:
-            s = float(_similarity(unit[i:i + 1], empty[i:i + 1], x[g].mean(axis=0))[0])
-            if s >= best:
-                best, where = s, g
-        if where is None:
-            groups.append([int(i)])
+        if groups:
+            sn = np.linalg.norm(sums, axis=1) if x.shape[1] else np.zeros(len(groups))
+            sims = np.where(sn > 0, (sums @ unit[i]) / np.maximum(sn, 1e-12) if x.shape[1] else 0.0,
+                            1.0 if empty[i] else 0.0)
+            j = int(np.argmax(sims))
+        if groups and sims[j] >= cfg.similarity:
+            groups[j].append(int(i))
+            sums[j] += x[i]
         else:
-            where.append(int(i))
+            groups.append([int(i)])
+            sums = np.vstack([sums, x[i:i + 1]])
     ids = feats["account_id"].to_pylist()
     out = []
     tests = max(sum(len(g) >= cfg.min_accounts for g in groups), 1)  # only those groups are tested
