@@ -142,6 +142,28 @@ class AccountModelConfig(_Strict):
         return {**DEFAULT_ACCOUNT_WEIGHTS, **v}
 
 
+class WorkloadGroupConfig(_Strict):
+    """Workload harvest groups (scoring/workload.py): accounts in the store's harvest-shape tail that run one
+    workload, found across communities, judged against a hypergeometric null. A harvest operation is many
+    accounts running one workload in a harvesting shape even when they share no network, client or schedule."""
+    #: Adds the ``clw-`` groups to every scan (measured on held-out small-provider worlds 500-519; false turns
+    #: the route off).
+    enabled: bool = True
+    #: The tail: accounts whose ``harvest_shape`` (account model) is at or above this quantile of the store's.
+    quantile: float = Field(0.9, ge=0, lt=1)
+    #: Two workloads (each signal's hit share, reasoning / tool / image shares) are the same when their cosine
+    #: similarity is at least this; a tail account joins the group whose mean workload is nearest above it.
+    similarity: float = Field(0.9, ge=0, le=1)
+    #: A group is an operation when the chance that a random tail of this size holds at least as many of the
+    #: store's accounts on its workload (hypergeometric upper tail, × the number of groups tested) is at most this.
+    alpha: float = Field(0.01, gt=0, le=1)
+    #: ... and at least this share of the store's accounts on that workload are in the tail: a harvest's accounts
+    #: all harvest; a benign population (chat users, developers) has only its long-answer corner there.
+    min_enrichment: float = Field(0.4, ge=0, le=1)
+    #: Groups smaller than this are not tested (a pair's workload is too noisy to speak for an operation).
+    min_accounts: int = Field(3, ge=2)
+
+
 class LearningConfig(_Strict):
     """Learning from analysts (distillguard/scoring/learn.py): each scan re-fits the account model's weights
     from the analysts' verdicts and partner indicators on record, starting from ``account_model``'s weights,
@@ -354,6 +376,8 @@ class ScoringConfig(_Strict):
     #: Member strength sums intra-cluster weight per evidence group, each group capped at this, so
     #: strength counts how many kinds of things an account shares, not how much traffic it sent.
     member_group_cap: float = Field(1.0, gt=0)
+    #: Workload harvest groups across communities (scoring/workload.py).
+    workload_groups: WorkloadGroupConfig = Field(default_factory=WorkloadGroupConfig)
 
 
 class CampaignConfig(_Strict):

@@ -26,6 +26,7 @@ from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
 from distillguard.scoring.risk import ClusterScore, entity_subclusters, harvest_subclusters
+from distillguard.scoring.workload import score_workload_groups, workload_groups
 from distillguard.store import Store
 
 
@@ -159,6 +160,14 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
         mark("score_operations")
         clusters += cs
         keep_highest(best, [risk_op])
+    # accounts of the harvest-shape tail running one workload, across communities (scoring/workload.py)
+    if cfg.scoring.workload_groups.enabled:
+        wg = workload_groups(feats, cfg.scoring.workload_groups)
+        if wg:
+            cs, risk_w = score_workload_groups(feats, wg)
+            clusters += cs
+            keep_highest(best, [risk_w])
+        mark("workload_groups")
     risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
     return clusters, risk, membership
 

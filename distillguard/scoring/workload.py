@@ -1,0 +1,118 @@
+"""Workload harvest groups: an operation found by what its accounts ask, not by what they share.
+
+A small provider's harvest campaigns often share nothing a coordination graph keeps: no /24, no card, no
+synchronised schedule, a client fingerprint half the store also uses (issue 11; docs/benchmarks.md, "where each
+campaign account is lost"). Their communities are capped by the evidence-group test, or they are in none. What
+they do share is their *workload* — the same capability, the same elicitation, the same task families — run in a
+harvesting shape (long single-turn answers). The store's harvest-shape tail is where they sit.
+
+So: take the accounts at or above the store's ``quantile`` of ``c_harvest_shape``; group them by workload
+(cosine similarity of each signal's hit share and the reasoning / tool / image shares, a tail account joining
+the group whose mean is nearest, at least ``similarity``); and for each group ask how likely it is that a tail of
+this size, drawn at random from the store, holds at least that many of the store's accounts on this workload
+(hypergeometric upper tail over every account whose workload is that close to the group's mean, Bonferroni over
+the groups tested). A benign population that asks for long answers (chat users, developers) has some accounts
+in the tail, about as many as its size predicts, and most of its accounts outside it (``min_enrichment``); an
+operation's accounts are nearly all there. Only store-relative quantities, and fields every provider has (the
+requests' own signals and lengths); nothing about accounts' identity or infrastructure.
+
+A group that passes is a cluster (``clw-NNNN``) with coordination 1 (its null rejected) and suspicion the mean of
+its members' own, scored like every cluster (coordination^0.4 × suspicion^0.6), and its members take its risk:
+each is in it through its own traffic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from scipy.stats import hypergeom
+
+from distillguard.scan.config import WorkloadGroupConfig
+from distillguard.scoring.risk import ClusterScore, account_reasons
+
+WORKLOAD_EXTRA = ("reasoning_share", "tools_share", "images_share")
+
+
+def workload_matrix(feats: pa.Table) -> np.ndarray:
+    """Each account's workload vector: every ``share_*`` signal column and the reasoning, tool and image shares."""
+    cols = sorted(c for c in feats.column_names if c.startswith("share_"))
+    cols += [c for c in WORKLOAD_EXTRA if c in feats.column_names]
+    if not cols:
+        return np.zeros((feats.num_rows, 0))
+    return np.nan_to_num(np.stack([np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)
+                                   for c in cols], axis=1))
+
+
+def _similarity(unit: np.ndarray, empty: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every account's workload to ``centre``; two empty workloads are the same."""
+    n = float(np.linalg.norm(centre))
+    if n == 0 or unit.shape[1] == 0:
+        return empty.astype(float)
+    return unit @ (centre / n)
+
+
+def workload_groups(feats: pa.Table, cfg: WorkloadGroupConfig) -> list[dict]:
+    """The tail's workload groups that reject the null. Each: ``members`` (account ids), ``k`` (members), ``K``
+    (store accounts on the workload), ``tail`` and ``n`` (tail and store sizes), ``p`` (Bonferroni-corrected)."""
+    if feats.num_rows == 0 or "c_harvest_shape" not in feats.column_names:
+        return []
+    hs = np.nan_to_num(np.asarray(feats["c_harvest_shape"].to_numpy(zero_copy_only=False), dtype=float))
+    x = workload_matrix(feats)
+    norm = np.linalg.norm(x, axis=1) if x.shape[1] else np.zeros(len(hs))
+    unit = x / np.maximum(norm, 1e-12)[:, None] if x.shape[1] else x
+    empty = norm == 0
+    cut = float(np.quantile(hs, cfg.quantile))
+    tail = np.where((hs >= cut) & (hs > 0))[0]
+    n, t = len(hs), len(tail)
+    groups: list[list[int]] = []
+    sums = np.zeros((0, x.shape[1]))  # each group's summed workload: cosine to the sum is cosine to the mean
+    for i in tail[np.argsort(-hs[tail], kind="stable")]:  # leader clustering, most harvest-shaped first
+        if groups:
+            sn = np.linalg.norm(sums, axis=1) if x.shape[1] else np.zeros(len(groups))
+            sims = np.where(sn > 0, (sums @ unit[i]) / np.maximum(sn, 1e-12) if x.shape[1] else 0.0,
+                            1.0 if empty[i] else 0.0)
+            j = int(np.argmax(sims))
+        if groups and sims[j] >= cfg.similarity:
+            groups[j].append(int(i))
+            sums[j] += x[i]
+        else:
+            groups.append([int(i)])
+            sums = np.vstack([sums, x[i:i + 1]])
+    ids = feats["account_id"].to_pylist()
+    out = []
+    tests = max(sum(len(g) >= cfg.min_accounts for g in groups), 1)  # only those groups are tested
+    for g in groups:
+        if len(g) < cfg.min_accounts:
+            continue
+        same = _similarity(unit, empty, x[g].mean(axis=0)) >= cfg.similarity
+        big_k = int(same.sum())
+        k = int(same[g].sum())
+        if k < cfg.min_accounts or big_k == 0:
+            continue
+        p = min(1.0, float(hypergeom.sf(k - 1, n, big_k, t)) * tests)
+        if p <= cfg.alpha and k >= cfg.min_enrichment * big_k:
+            out.append(dict(members=sorted(ids[i] for i in g if same[i]), k=k, K=big_k, tail=t, n=n, p=p))
+    return out
+
+
+def score_workload_groups(feats: pa.Table, groups: list[dict],
+                          id_prefix: str = "clw") -> tuple[list[ClusterScore], pa.Table]:
+    """The groups as clusters and their account_risk-shaped table (``score_clusters``' columns)."""
+    rows = {r["account_id"]: r for r in feats.to_pylist()}
+    scores, ids, risk, cl_ids, reasons = [], [], [], [], []
+    for j, g in enumerate(groups):
+        cid = f"{id_prefix}-{j:04d}"
+        susp = float(np.mean([float(rows[a].get("suspicion") or 0.0) for a in g["members"]]))
+        r = susp ** 0.6
+        why = [f"{g['k']} of the {g['K']} accounts in this store that run this workload are in its top "
+               f"{g['tail']} of {g['n']} on harvest shape (long single-turn answers); by chance "
+               f"p = {g['p']:.1g}: one workload harvested by many accounts, with or without shared infrastructure"]
+        scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
+        for a in g["members"]:
+            ids.append(a)
+            risk.append(r)
+            cl_ids.append(cid)
+            reasons.append(why + account_reasons(rows[a], scores[-1]))
+    return scores, pa.table({"account_id": pa.array(ids, pa.string()), "risk": pa.array(risk, pa.float64()),
+                             "cluster_id": pa.array(cl_ids, pa.string()),
+                             "reasons": pa.array(reasons, pa.list_(pa.string()))})
