@@ -162,6 +162,20 @@ class WorkloadGroupConfig(_Strict):
     min_enrichment: float = Field(0.4, ge=0, le=1)
     #: Groups smaller than this are not tested (a pair's workload is too noisy to speak for an operation).
     min_accounts: int = Field(3, ge=2)
+    #: Member check: a member whose own intent evidence sits below the group's bulk is not given the group's
+    #: risk (it joined on its tail rank and workload alone, like a chat user on the campaign's workload). These
+    #: account-feature columns are compared with the group's median, in robust z (median absolute deviation).
+    member_columns: list[str] = Field(default_factory=lambda: ["suspicion", "c_intent", "c_reasoning",
+                                                               "c_task_items", "c_capability"])
+    #: ... a column counts against a member when its robust z is below minus this ...
+    member_max_z: float = Field(3.5, gt=0)
+    #: ... and the member is left out when more than this share of the columns count against it (one weak
+    #: column is an attacker's own variation; weak on most of its evidence is another population).
+    member_max_share: float = Field(0.5, ge=0, le=1)
+    #: The spread (1.4826 × MAD) is at least this, so a tight group does not turn small differences into z.
+    member_min_spread: float = Field(0.05, gt=0)
+    #: Groups smaller than this are not checked: too few members to say where their bulk is.
+    member_min_group: int = Field(8, ge=3)
 
 
 class LearningConfig(_Strict):

@@ -16,6 +16,9 @@ in the tail, about as many as its size predicts, and most of its accounts outsid
 operation's accounts are nearly all there. Only store-relative quantities, and fields every provider has (the
 requests' own signals and lengths); nothing about accounts' identity or infrastructure.
 
+A member whose own intent evidence sits below the group's bulk on most of ``member_columns`` at once (robust z,
+``member_max_z``) is left out of it: it joined by tail rank and workload alone (``_outlying_members``).
+
 A group that passes is a cluster (``clw-NNNN``) with coordination 1 (its null rejected) and suspicion the mean of
 its members' own, scored like every cluster (coordination^0.4 × suspicion^0.6), and its members take its risk:
 each is in it through its own traffic.
@@ -91,8 +94,33 @@ def workload_groups(feats: pa.Table, cfg: WorkloadGroupConfig) -> list[dict]:
             continue
         p = min(1.0, float(hypergeom.sf(k - 1, n, big_k, t)) * tests)
         if p <= cfg.alpha and k >= cfg.min_enrichment * big_k:
-            out.append(dict(members=sorted(ids[i] for i in g if same[i]), k=k, K=big_k, tail=t, n=n, p=p))
+            members = [i for i in g if same[i]]
+            weak = _outlying_members(feats, members, cfg)
+            kept = [i for i in members if i not in weak]
+            if len(kept) < cfg.min_accounts:
+                continue
+            out.append(dict(members=sorted(ids[i] for i in kept), k=k, K=big_k, tail=t, n=n, p=p,
+                            left_out=sorted(ids[i] for i in weak)))
     return out
+
+
+def _outlying_members(feats: pa.Table, members: list[int], cfg: WorkloadGroupConfig) -> set[int]:
+    """Members whose own evidence sits below the group's bulk: robust z (median, 1.4826 × MAD floored at
+    ``member_min_spread``) below ``-member_max_z`` on more than ``member_max_share`` of ``member_columns``.
+    A member is in a group by its tail rank and workload alone; a benign account on the operation's workload
+    (a chat user asking the same kind of long answer) is there too, but its intent evidence is far weaker than
+    the operation's accounts' on most columns at once, while an attacker's own variation is weak on one or two.
+    Only low sides count: a member stronger than the group is no reason to doubt it."""
+    cols = [c for c in cfg.member_columns if c in feats.column_names]
+    if len(members) < cfg.member_min_group or not cols:
+        return set()
+    idx = np.asarray(members)
+    m = np.stack([np.nan_to_num(np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)[idx])
+                  for c in cols], axis=1)
+    med = np.median(m, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(m - med), axis=0), cfg.member_min_spread)
+    low = ((m - med) / spread < -cfg.member_max_z).sum(axis=1)
+    return {int(i) for i, c in zip(idx, low, strict=True) if c > cfg.member_max_share * len(cols)}
 
 
 def score_workload_groups(feats: pa.Table, groups: list[dict],

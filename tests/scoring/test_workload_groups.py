@@ -54,3 +54,52 @@ def test_groups_score_as_clusters():
     assert [c.cluster_id for c in cs] == ["clw-0000"] and cs[0].coordination == 1.0
     assert risk.num_rows == 6 and set(risk["cluster_id"].to_pylist()) == {"clw-0000"}
     assert min(risk["risk"].to_pylist()) >= 0.5  # suspicion 0.6-0.8 ** 0.6
+
+
+def _with_intent(t: pa.Table, n_attack: int, seed: int = 1) -> pa.Table:
+    """The store with intent components: attackers high with their own variation, benign accounts low."""
+    rng = np.random.default_rng(seed)
+    rows = t.to_pylist()
+    for r in rows:
+        hi = r["account_id"].startswith("a")
+        for c in ("c_intent", "c_reasoning", "c_task_items", "c_capability"):
+            r[c] = float(rng.uniform(0.5, 0.65)) if hi else float(rng.uniform(0.0, 0.2))
+    return pa.Table.from_pylist(rows)
+
+
+def _chat_user_on_the_workload() -> dict:
+    """A benign account asking the campaign's kind of long answer: in the tail, on the workload, weak intent."""
+    return dict(account_id="u000", c_harvest_shape=0.56, share_cap_coding=0.1, share_cot_elicitation=0.5,
+                tools_share=0.0, reasoning_share=0.65, suspicion=0.15, c_intent=0.05, c_reasoning=0.1,
+                c_task_items=0.08, c_capability=0.1)
+
+
+def test_member_weak_on_its_own_evidence_is_left_out():
+    """The chat user joins on tail rank and workload; the member check leaves it out, and only it."""
+    t = _with_intent(_store(n_attack=12), 12)
+    t = pa.concat_tables([t, pa.Table.from_pylist([_chat_user_on_the_workload()], schema=t.schema)])
+    off = workload_groups(t, WorkloadGroupConfig(member_max_z=1e9))
+    assert len(off) == 1 and "u000" in off[0]["members"]
+    on = workload_groups(t, WorkloadGroupConfig())
+    assert len(on) == 1 and on[0]["members"] == [f"a{i:03d}" for i in range(12)]
+    assert on[0]["left_out"] == ["u000"]
+    _, risk = score_workload_groups(t, on)
+    assert "u000" not in risk["account_id"].to_pylist()
+
+
+def test_attacker_weak_on_one_column_stays():
+    """An attacker's own variation — far below the group on one column — is not enough to leave it out."""
+    t = _with_intent(_store(n_attack=12), 12).to_pylist()
+    a = next(r for r in t if r["account_id"] == "a003")
+    a["suspicion"], a["c_reasoning"] = 0.1, 0.05
+    groups = workload_groups(pa.Table.from_pylist(t), WorkloadGroupConfig())
+    assert len(groups) == 1 and "a003" in groups[0]["members"] and groups[0]["left_out"] == []
+
+
+def test_small_groups_are_not_checked():
+    """Below ``member_min_group`` there is no bulk to compare with: every member of the group stays."""
+    t = _with_intent(_store(n_attack=6), 6)
+    t = pa.concat_tables([t, pa.Table.from_pylist([_chat_user_on_the_workload()], schema=t.schema)])
+    groups = workload_groups(t, WorkloadGroupConfig())
+    assert len(groups) == 1 and "u000" in groups[0]["members"]
+    assert "u000" not in workload_groups(t, WorkloadGroupConfig(member_min_group=5))[0]["members"]
