@@ -117,9 +117,11 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
     pd AS (SELECT account_id, count(*) AS n_distinct_prompts FROM beh_pd WHERE {w} GROUP BY 1),
     tm AS (SELECT account_id, count(*) AS n_templates, max(c) AS top_template_n FROM (
              SELECT account_id, template_key, sum(n) AS c FROM beh_at WHERE {w} GROUP BY 1, 2) GROUP BY 1),
-    mm AS (SELECT account_id, count(*) AS n_models, first(model ORDER BY c DESC, model) AS top_model,
+    -- top_model: ties go to the smallest name (arg_max took whichever row of a tie its thread saw first)
+    mm AS (SELECT account_id, count(*) AS n_models, min(model) FILTER (WHERE c = top_c) AS top_model,
                   sum(c) FILTER (WHERE model IN ({rel_list})) AS n_new_model FROM (
-             SELECT account_id, model, sum(n) AS c FROM beh_am WHERE {w} GROUP BY 1, 2) GROUP BY 1),
+             SELECT account_id, model, c, max(c) OVER (PARTITION BY account_id) AS top_c FROM (
+               SELECT account_id, model, sum(n) AS c FROM beh_am WHERE {w} GROUP BY 1, 2)) GROUP BY 1),
     piv AS (SELECT account_id, min(epoch(am.hour - rel.released)) / 3600.0 AS pivot_delay_hours
             FROM beh_am am JOIN rel USING (model) WHERE {_until(until, 'am.hour', since)} GROUP BY 1)
     SELECT r.account_id, r.n_exchanges, r.first_ts, r.last_ts, r.active_hours, r.active_days,

@@ -395,7 +395,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         tot AS (SELECT a, {exact_sum('weight')} AS w FROM ends GROUP BY 1),
         ie AS (SELECT src AS a, weight, kind FROM _intra UNION ALL SELECT dst, weight, kind FROM _intra),
         ig AS (SELECT a, g.grp, {exact_sum('weight')} AS w FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2),
-        intra AS (SELECT a, {exact_sum('w')} AS w, list(grp ORDER BY grp) AS groups,
+        intra AS (SELECT a, {exact_sum('w')} AS w, list(grp) AS groups,
                          {exact_sum(f'least(w, {float(cfg.member_group_cap)})')} AS cw
                   FROM ig GROUP BY 1)
         SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.cw, 0) AS iw
