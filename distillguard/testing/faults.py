@@ -28,12 +28,21 @@ def start_private_redis(port: int, data_dir=None):
                                                                "--dir", str(data_dir)]
     p = subprocess.Popen([exe, "--port", str(port), "--save", "", *persist, "--bind", "127.0.0.1"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Ask only while our redis-server lives, with bounded timeouts and no client retries, and check that the
+    # server answering is ours: if the port was taken meanwhile (another test's server, a JVM's callback
+    # socket), redis-server exits at once and an unbounded ping to the other listener would hang the run.
     for _ in range(200):
+        time.sleep(0.05)
+        if p.poll() is not None:
+            raise RuntimeError(f"private redis-server exited at start (code {p.returncode}): port {port} taken?")
+        client = redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5, retry=None)
         try:
-            redis.Redis(port=port).ping()
-            return p
-        except redis.ConnectionError:
-            time.sleep(0.05)
+            if int(client.info("server").get("process_id", -1)) == p.pid:
+                return p
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            pass
+        finally:
+            client.close()
     p.kill()
     raise RuntimeError("private redis did not start")
 
