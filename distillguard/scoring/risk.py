@@ -349,8 +349,10 @@ def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, fl
     return below / outside if outside > 0 else 1.0
 
 
-def _isnan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
+def cluster_risk(coordination: float, suspicion: float, discount: float = 1.0) -> float:
+    """A cluster's risk from how coordinated it is and how suspicious its traffic is (module docstring); every
+    route that makes a cluster (communities, sub-clusters, workload groups) scores it through this one formula."""
+    return (coordination ** 0.4) * (suspicion ** 0.6) * discount
 
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
@@ -580,7 +582,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         verified = sum(1 for r in rows if org_size.get(r.get("org_id"), 0) >= 2
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
-        risk = (coord ** 0.4) * (susp ** 0.6) * discount
+        risk = cluster_risk(coord, susp, discount)
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by

@@ -20,7 +20,7 @@ A member whose own intent evidence sits below the group's bulk on most of ``memb
 ``member_max_z``) is left out of it: it joined by tail rank and workload alone (``_outlying_members``).
 
 A group that passes is a cluster (``clw-NNNN``) with coordination 1 (its null rejected) and suspicion the mean of
-its members' own, scored like every cluster (coordination^0.4 × suspicion^0.6), and its members take its risk:
+its members' own, scored like every cluster (``risk.cluster_risk``), and its members take its risk:
 each is in it through its own traffic.
 """
 
@@ -31,7 +31,7 @@ import pyarrow as pa
 from scipy.stats import hypergeom
 
 from distillguard.scan.config import WorkloadGroupConfig
-from distillguard.scoring.risk import ClusterScore, account_reasons
+from distillguard.scoring.risk import ClusterScore, account_reasons, cluster_risk
 
 WORKLOAD_EXTRA = ("reasoning_share", "tools_share", "images_share")
 
@@ -131,7 +131,7 @@ def score_workload_groups(feats: pa.Table, groups: list[dict],
     for j, g in enumerate(groups):
         cid = f"{id_prefix}-{j:04d}"
         susp = float(np.mean([float(rows[a].get("suspicion") or 0.0) for a in g["members"]]))
-        r = susp ** 0.6
+        r = cluster_risk(1.0, susp)
         why = [f"{g['k']} of the {g['K']} accounts in this store that run this workload are in its top "
                f"{g['tail']} of {g['n']} on harvest shape (long single-turn answers); by chance "
                f"p = {g['p']:.1g}: one workload harvested by many accounts, with or without shared infrastructure"]
