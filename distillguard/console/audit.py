@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,13 +39,48 @@ def db_path(store: Store) -> Path:
     return store.path / DB_NAME
 
 
+_PREPARED: set[str] = set()
+_PREPARE_LOCK = threading.Lock()
+
+
+def _prepare(con: sqlite3.Connection) -> None:
+    """Switch the file to WAL and create the tables, once per file per process.
+
+    Changing the journal mode takes an exclusive lock that SQLite does not wait for (the busy
+    timeout does not cover it), so concurrent first connections could fail with "database is
+    locked"; the mode persists in the file, so it is set only when the file is not in WAL yet, and
+    a lost race is retried briefly.
+    """
+    delay = 0.01
+    for attempt in range(60):
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            con.execute("CREATE TABLE IF NOT EXISTS audit_head "
+                        "(id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT)")
+            con.execute("""CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, user TEXT NOT NULL,
+                           created REAL NOT NULL, last_seen REAL NOT NULL, revoked REAL, client TEXT)""")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 59:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the console's SQLite file (sessions, audit head); autocommit, explicit transactions."""
     con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT)")
-    con.execute("""CREATE TABLE IF NOT EXISTS sessions (sid_hash TEXT PRIMARY KEY, user TEXT NOT NULL,
-                   created REAL NOT NULL, last_seen REAL NOT NULL, revoked REAL, client TEXT)""")
+    try:  # keyed by inode too: a file removed and made again is prepared again
+        key = f"{Path(path).resolve()}:{Path(path).stat().st_ino}"
+    except OSError:
+        key = ""
+    if not key or key not in _PREPARED:
+        with _PREPARE_LOCK:
+            if not key or key not in _PREPARED:
+                _prepare(con)
+                if key:
+                    _PREPARED.add(key)
     return con
 
 
