@@ -219,6 +219,12 @@ class ScoringConfig(_Strict):
     #: prompts or fingerprint. None: every entity, as before.
     rare_entity_chance: float | None = Field(None, ge=0, le=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
+    #: A cluster's risk is coordination ** ``coordination_exponent`` × suspicion ** ``suspicion_exponent``
+    #: (``scoring.risk.cluster_risk``, the one formula every route uses). Suspicion weighs more: a perfectly
+    #: coordinated cluster of ordinary traffic (a classroom) must stay low, while a harvest shared only
+    #: loosely still ranks; with both at 0.5 the two would trade one for one.
+    coordination_exponent: float = Field(0.4, gt=0, le=4)
+    suspicion_exponent: float = Field(0.6, gt=0, le=4)
     #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
     #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool
     #: mixed into a community of a popular tool's users is a minority of it, so the community's shares never

@@ -1,6 +1,6 @@
 """Cluster and account risk from coordination × content, with reasons an analyst can check.
 
-cluster risk = coordination^0.4 × suspicion^0.6 (× a discount for declared groups)
+cluster risk = coordination^a × suspicion^b (scoring.coordination_exponent 0.4, suspicion_exponent 0.6) (× a discount for declared groups)
 
 *coordination* (0..1) grows with how many evidence groups (network, client, payment, e-mail,
 creation, content, timing) most members share inside the cluster; a cluster that shares only
@@ -349,10 +349,10 @@ def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, fl
     return below / outside if outside > 0 else 1.0
 
 
-def cluster_risk(coordination: float, suspicion: float, discount: float = 1.0) -> float:
+def cluster_risk(coordination: float, suspicion: float, cfg: ScoringConfig, discount: float = 1.0) -> float:
     """A cluster's risk from how coordinated it is and how suspicious its traffic is (module docstring); every
     route that makes a cluster (communities, sub-clusters, workload groups) scores it through this one formula."""
-    return (coordination ** 0.4) * (suspicion ** 0.6) * discount
+    return (coordination ** cfg.coordination_exponent) * (suspicion ** cfg.suspicion_exponent) * discount
 
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
@@ -582,7 +582,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         verified = sum(1 for r in rows if org_size.get(r.get("org_id"), 0) >= 2
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
-        risk = cluster_risk(coord, susp, discount)
+        risk = cluster_risk(coord, susp, cfg, discount)
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
