@@ -118,3 +118,19 @@ def test_cluster_risk_exponents_are_configuration():
     lo = score_workload_groups(t, groups, ScoringConfig(suspicion_exponent=2.0))[0]
     hi = score_workload_groups(t, groups, base)[0]
     assert lo and all(a.risk < b.risk for a, b in zip(lo, hi, strict=True))
+
+
+def test_group_weights_cover_every_edge_kind_and_reject_unknown_groups():
+    """Every evidence group an edge kind maps to has a configured weight; a misspelt group is an error, and a
+    partial override keeps the other defaults."""
+    import pytest
+    from pydantic import ValidationError
+
+    from distillguard.graph.edges import KIND_GROUP
+    cfg = ScoringConfig()
+    assert set(KIND_GROUP.values()) <= set(cfg.group_weights)
+    assert ScoringConfig(group_weights={"payment": 2.0}).group_weights["network"] == cfg.group_weights["network"]
+    with pytest.raises(ValidationError):
+        ScoringConfig(group_weights={"paymnet": 2.0})
+    with pytest.raises(ValidationError):
+        ScoringConfig(group_weights={"payment": -1.0})
