@@ -229,6 +229,7 @@ class ScoringConfig(_Strict):
     #: coordinated cluster of ordinary traffic (a classroom) must stay low, while a harvest shared only
     #: loosely still ranks; with both at 0.5 the two would trade one for one.
     coordination_exponent: float = Field(0.4, gt=0, le=4)
+    #: ... and the exponent of suspicion in that formula.
     suspicion_exponent: float = Field(0.6, gt=0, le=4)
     #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
     #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool
@@ -404,7 +405,9 @@ class ScoringConfig(_Strict):
     #: coordination = 1 − exp(−Σ weight × share − ``density_weight`` × min(dense-block density, ``density_cap``)).
     #: Hidden infrastructure an ordinary user never shares (a card, a partner's indicator) weighs most.
     group_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
+    #: Weight of the dense-block density term in coordination (a block of accounts all tied to each other).
     density_weight: float = Field(0.2, ge=0)
+    #: ... whose density counts up to this.
     density_cap: float = Field(3.0, ge=0)
     #: An evidence group counts towards ``min_evidence_groups`` when this share of the cluster's core holds it
     #: beyond chance ("half the core").
