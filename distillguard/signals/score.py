@@ -255,10 +255,11 @@ def run_signals(store, detectors=None, batch_size: int = 32768, where: str | Non
                 progress: bool = True, console=None, workers: int = 1) -> int:
     """Score every exchange in the store and (re)write table ``exchange_signals``. Returns rows written.
 
-    With ``workers > 1`` the store is split by exchange part (file): each worker process reads its
-    parts, scores them and writes its own Parquet part of the table, so no exchange text crosses a
-    pipe and the reading, scoring and writing all run in parallel. The table's parts follow the
-    exchange parts' order; memory is one batch per worker.
+    With ``workers > 1`` the store is split by exchange part (file): ``workers`` threads of one worker
+    process each read a part, score it and write its own Parquet part of the table, sharing one prompt
+    memo (see ``_run_partitioned``), so no exchange text crosses a pipe and the reading, scoring and
+    writing run in parallel. The table's parts follow the exchange parts' order; memory is one batch per
+    thread plus the memo.
     """
     from rich.progress import (
         BarColumn,
