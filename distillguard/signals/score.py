@@ -385,7 +385,10 @@ def _score_parts_threaded(store, files: list, names: list[str], cols: list[str],
                     fut.cancel()
                 raise
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        import pickle
+
         try:
+            pickle.dumps(e)  # the queue pickles in a background thread, where a failure would be lost
             q.put(("error", e))
         except Exception:  # noqa: BLE001 - an exception that does not pickle
             q.put(("error", DistillguardError(f"signals worker failed: {e!r}")))
