@@ -363,6 +363,11 @@ class ScoringConfig(_Strict):
     #: ... the evidence groups that are public artefacts (a subset of network, client, content, e-mail, payment,
     #: creation, timing, intel). ``network`` counts only when concentrated (``artefact_network_concentration``).
     artefact_groups: list[str] = Field(default_factory=lambda: ["client", "content", "network"])
+    #: ... and the tie must include one of these groups — the product's access path (its client string, its
+    #: gateway or NAT). A group held together by private prompts alone shows no product it is using: an
+    #: operation's own kit sent through rotating proxies and varied clients (a hydra) looks like that, so it is
+    #: left to the other rules. Empty: any artefact tie is judged.
+    artefact_access_groups: list[str] = Field(default_factory=lambda: ["client", "network"])
     #: ... the account features that test compares (any one clearly above the store suffices): the account model's
     #: ``c_harvest_shape`` (long single-turn answers asked for) and ``mean_output_tokens`` (answers actually
     #: received: an agentic-transcript harvest is multi-turn but receives far longer answers than the store's

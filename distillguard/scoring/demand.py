@@ -136,12 +136,16 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
     ISP gateway or campus NAT. In a small store those are private to the store, so they count as much as an
     operation's own kit, and the group reaches "strongly coordinated" exactly as a small campaign does. Such a
     group is an artefact tie only when *nothing else* holds it: no card, sign-up burst, schedule, e-mail shape or
-    indicator shared by half the core (as a group share or as the members' own beyond-chance ties), and a
-    network tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges."""
+    indicator shared by half the core (as a group share or as the members' own beyond-chance ties), a network
+    tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges, and the product in sight —
+    its client or its gateway (``artefact_access_groups``): private prompts alone are also what a hydra's own kit
+    looks like through rotating proxies and varied clients."""
     held = [g for g, v in group_share.items() if v >= 0.5]
     art = set(cfg.artefact_groups)
     if not held or any(g not in art for g in held):
         return None
+    if cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups):
+        return None   # prompts alone: no product in sight (a hydra's own kit through rotating proxies)
     other = sum(1 for gs in core_groups if gs - art) / max(len(core_groups), 1)
     if other >= 0.5:
         return None

@@ -108,3 +108,10 @@ def test_hidden_ties_held_by_half_the_core_are_not_artefacts():
     assert artefact_tie(groups, [{"client", "timing"}] * 6 + [{"client"}] * 4, None, cfg) is None
     assert artefact_tie(groups, [{"client", "timing"}] * 3 + [{"client"}] * 7, None, cfg) == ["client", "content"]
     assert artefact_tie({"client": 0.9, "creation": 0.6}, [{"client"}] * 10, None, cfg) is None
+
+
+def test_prompts_alone_show_no_product():
+    """A hydra's own kit through rotating proxies and varied clients: private prompts, no client, no gateway."""
+    cfg = ScoringConfig()
+    assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, cfg) is None
+    assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, ScoringConfig(artefact_access_groups=[])) == ["content"]
