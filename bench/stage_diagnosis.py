@@ -13,7 +13,7 @@ each resolution and the sub-clusters scored beside them) and taking the highest:
 - ``coordination 0``: its clusters' evidence groups are all at or below chance;
 - ``weak cap (...)``: every cluster it is in is capped at ``scoring.weak_coordination_cap`` — fewer than
   ``min_evidence_groups`` groups shared beyond chance by half the core, or one of the named rules (software
-  users, the suspicion-percentile gate, the output-demand cap);
+  users, the suspicion-percentile gate, the output-demand cap, public artefacts);
 - ``cluster risk < threshold``: strongly coordinated, but coordination^0.4 × suspicion^0.6 stays under
   ``flag_threshold``;
 - ``member factor / no campaign``: its cluster clears the threshold but the member rules (fit, strength,
@@ -57,13 +57,14 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
         ac AS (SELECT m.account_id, max(c.risk) AS crisk, max(c.coordination) AS ccoord,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%one client and share no hidden%' THEN 1 ELSE 0 END) AS soft,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no more suspicious than%' THEN 1 ELSE 0 END) AS pct,
-                      max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp
+                      max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp,
+                      max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
-        SELECT l.role, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp
+        SELECT l.role, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
-    for role, persona, flagged, crisk, ccoord, soft, pct, outp in rows:
+    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -75,7 +76,8 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
         elif ccoord == 0:
             st = "coordination 0"
         elif ccoord <= cap + 1e-9:
-            why = [n for n, v in (("software users", soft), ("percentile gate", pct), ("no output", outp)) if v]
+            why = [n for n, v in (("software users", soft), ("percentile gate", pct), ("no output", outp),
+                                          ("public artefacts", art)) if v]
             st = "weak cap" + (f" ({', '.join(why)})" if why else " (evidence groups)")
         elif crisk < thr:
             st = "cluster risk < threshold"

@@ -355,6 +355,40 @@ class ScoringConfig(_Strict):
     #: exempt: their membership is already a store-percentile judgement of each account's own traffic. 0 turns
     #: it off.
     min_suspicion_percentile: float = Field(0.8, ge=0, le=1)
+    #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
+    #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
+    #: users: its client string, its system prompt and templates, one ISP or campus NAT — and nothing else (no
+    #: card, sign-up burst, schedule, e-mail shape or partner indicator held by half the core) is a campaign
+    #: only if its core collects the teacher's answers beyond the store's norm: a one-sided Mann-Whitney test of
+    #: the core's accounts against every account *outside* the cluster on one of ``artefact_harvest_columns``
+    #: (harvest shape asked for, output received), p at most this **and** the common-language effect at least
+    #: ``artefact_harvest_min_effect``. Otherwise its coordination is capped at ``weak_coordination_cap``. In a
+    #: small store a framework's client and system prompt are private to the store, so they count as much as an
+    #: operation's own kit; what tells them apart is whether the group collects the teacher's long answers.
+    #: Harvesting sub-clusters are exempt (their members are in the store's harvest-shape tail by construction);
+    #: a core with fewer than ``output_demand_min_accounts`` accounts recording a column is not judged on it.
+    #: None turns the rule off.
+    artefact_harvest_alpha: float | None = Field(0.05, ge=0, le=1)
+    #: ... and the effect size that test must reach (U ÷ n₁n₂: 0.5 no difference, 1 every core account above
+    #: every outside account) — the same bar as ``software_output_min_effect``.
+    artefact_harvest_min_effect: float = Field(0.75, ge=0, le=1)
+    #: ... the evidence groups that are public artefacts (a subset of network, client, content, e-mail, payment,
+    #: creation, timing, intel). ``network`` counts only when concentrated (``artefact_network_concentration``).
+    artefact_groups: list[str] = Field(default_factory=lambda: ["client", "content", "network"])
+    #: ... and the tie must include one of these groups — the product's access path (its client string, its
+    #: gateway or NAT). A group held together by private prompts alone shows no product it is using: an
+    #: operation's own kit sent through rotating proxies and varied clients (a hydra) looks like that, so it is
+    #: left to the other rules. Empty: any artefact tie is judged.
+    artefact_access_groups: list[str] = Field(default_factory=lambda: ["client", "network"])
+    #: ... the account features that test compares (any one clearly above the store suffices): the account model's
+    #: ``c_harvest_shape`` (long single-turn answers asked for) and ``mean_output_tokens`` (answers actually
+    #: received: an agentic-transcript harvest is multi-turn but receives far longer answers than the store's
+    #: accounts). A column the store does not record is skipped; a core with none recorded is not judged.
+    artefact_harvest_columns: list[str] = Field(default_factory=lambda: ["c_harvest_shape", "mean_output_tokens"])
+    #: ... a network tie is an artefact (one ISP gateway or NAT) when the single IP /24 most held in the cluster
+    #: is held by at least this share of the cluster's accounts that share any /24 (ASN-only sharing always is);
+    #: a proxy pool's accounts spread over many /24s, each shared by a few of them, is hidden infrastructure.
+    artefact_network_concentration: float = Field(0.5, ge=0, le=1)
     #: Pooled evidence: a strongly coordinated cluster at or above this coordination is also judged on the
     #: pooled traffic of its core members that hold a distinctive tie (the group's card, sign-up burst,
     #: schedule, private templates): the account model on their combined exchanges, shrunk by the group's

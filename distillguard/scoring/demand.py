@@ -123,3 +123,66 @@ def no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
         return False
     return float(np.median([float(r["c_long_output"]) if _known(r.get("c_long_output")) else 0.0
                             for r in known])) <= cfg.min_core_output_demand
+
+
+def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh, cfg: ScoringConfig) -> list[str] | None:
+    """The evidence groups a cluster is held together by when they are all public artefacts
+    (``scoring.artefact_groups``), else None. ``group_share``: each group's share of the core beyond chance;
+    ``core_groups``: each core member's groups shared beyond chance; ``sh``: what the members share
+    (``campaigns.describe.Shared``, for the network's shape).
+
+    Why: a framework's users, a tutoring platform's students or a popular tool's users are tied by what using
+    that product leaves in every request — its client string, its system prompt and templates — and often by one
+    ISP gateway or campus NAT. In a small store those are private to the store, so they count as much as an
+    operation's own kit, and the group reaches "strongly coordinated" exactly as a small campaign does. Such a
+    group is an artefact tie only when *nothing else* holds it: no card, sign-up burst, schedule, e-mail shape or
+    indicator shared by half the core (as a group share or as the members' own beyond-chance ties), a network
+    tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges, and the product in sight —
+    its client or its gateway (``artefact_access_groups``): private prompts alone are also what a hydra's own kit
+    looks like through rotating proxies and varied clients."""
+    held = [g for g, v in group_share.items() if v >= 0.5]
+    art = set(cfg.artefact_groups)
+    if not held or any(g not in art for g in held):
+        return None
+    if cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups):
+        return None   # prompts alone: no product in sight (a hydra's own kit through rotating proxies)
+    other = sum(1 for gs in core_groups if gs - art) / max(len(core_groups), 1)
+    if other >= 0.5:
+        return None
+    net = [g for g in ("network",) if g in held or any(g in gs for gs in core_groups)]
+    if net and sh is not None:
+        ip = sh.kind("ip24")
+        if ip is not None and ip.n_accounts > 0 and ip.top_accounts < cfg.artefact_network_concentration * ip.n_accounts:
+            return None
+    return held
+
+
+def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: ScoringConfig) -> tuple[bool | None, float]:
+    """Whether a core collects the teacher's answers beyond the store's norm, and the largest effect: for each of
+    ``artefact_harvest_columns`` (harvest shape — long single-turn answers asked for —, and the output tokens
+    actually received per exchange), a one-sided Mann-Whitney test of the core's accounts against the accounts
+    *outside* the cluster (``outside``: column -> their values), p ≤ ``artefact_harvest_alpha`` and U ÷ (n₁n₂) ≥
+    ``artefact_harvest_min_effect``; one column passing is enough. A one-shot harvest asks long single-turn
+    answers; an agentic-transcript harvest is multi-turn but still receives far longer answers than the store's
+    accounts; a framework's agent loop receives short steps and a tutoring cohort ordinary explanations.
+    Calibrated to the store: ranks within it. None when no column is recorded on ``output_demand_min_accounts``
+    accounts of the core and of the rest of the store (a core too small to show anything is not judged)."""
+    from scipy.stats import mannwhitneyu
+
+    best, judged = 0.0, False
+    for col in cfg.artefact_harvest_columns:
+        core = np.array([float(r[col]) for r in rows if _known(r.get(col))])
+        out = outside.get(col, np.array([]))
+        if len(core) < cfg.output_demand_min_accounts or len(out) < cfg.output_demand_min_accounts:
+            continue
+        judged = True
+        t = mannwhitneyu(core, out, alternative="greater")
+        effect = float(t.statistic) / (len(core) * len(out))
+        best = max(best, effect)
+        if float(t.pvalue) <= _num_alpha(cfg.artefact_harvest_alpha) and effect >= cfg.artefact_harvest_min_effect:
+            return True, effect
+    return (False if judged else None), best
+
+
+def _num_alpha(v: float | None) -> float:
+    return -1.0 if v is None else float(v)

@@ -25,8 +25,13 @@ from distillguard.graph.communities import UnionFind, split_groups
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, pair_weights, party_key
 from distillguard.scan.config import GraphConfig, ScoringConfig
+from distillguard.scoring.demand import (
+    artefact_tie,
+    collects_long_answers,
+    harvest_beyond_store,
+    store_values,
+)
 from distillguard.scoring.demand import client_share as _client_share
-from distillguard.scoring.demand import collects_long_answers, store_values
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.rare import rare_entity_sql
@@ -514,6 +519,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     feats_s = dict(zip(feats["account_id"].to_pylist(), feats["suspicion"].to_numpy(zero_copy_only=False).tolist(),
                        strict=True))
     store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
+    # the columns the public-artefact rule compares a core with the rest of the store on (NaN: not recorded)
+    store_cols = {col: np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float)
+                  for col in cfg.artefact_harvest_columns if col in feats.column_names}
+    at = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
@@ -547,7 +556,18 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                     and client_share.get(c, 0.0) >= cfg.software_client_share
                     and hidden < cfg.software_hidden_share
                     and not collects_long_answers(rows, store_mt, store_out, cfg))
-        if not strong or no_output or software:
+        # tied only by public artefacts (a framework's client and system prompt, one NAT): a campaign only if its
+        # core collects long single-turn answers beyond the store's norm (scoring.artefact_harvest_*)
+        artefact = None
+        if strong and not no_output and not software and not harvest and cfg.artefact_harvest_alpha is not None:
+            tie = artefact_tie(gs, [member_groups.get(a, set()) for a in core[c]], shared_by.get(str(c)), cfg)
+            if tie is not None:
+                inside = [at[a] for a in members if a in at]
+                outside = {col: v[np.isfinite(v)] for col, v in
+                           ((col, np.delete(store_cols[col], inside)) for col in store_cols)}
+                beyond, effect = harvest_beyond_store(rows, outside, cfg)
+                artefact = (tie, effect) if beyond is False else None
+        if not strong or no_output or software or artefact:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
         # part of the members' suspicion describes the group, the mean would be diluted
@@ -593,6 +613,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             cs.reasons.append(f"weakly coordinated: {client_share.get(c, 0.0):.0%} of its core run one client and "
                               "share no hidden infrastructure, payment or schedule, and do not collect longer answers "
                               "than the store's accounts (one tool's users, not a harvest)")
+        if artefact:
+            words = {"client": "a client", "content": "prompts", "network": "one network"}
+            cs.reasons.append("weakly coordinated: its core is tied only by "
+                              + " and ".join(words.get(g, g) for g in sorted(artefact[0]))
+                              + " that using one product leaves in every request, and its traffic is no more "
+                              f"harvest-shaped, nor does it receive longer answers, than the store's (largest effect "
+                              f"{artefact[1]:.2f}): a product's users, not a harvest")
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "

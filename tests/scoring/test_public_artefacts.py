@@ -1,0 +1,117 @@
+"""Public-artefact ties: a strongly coordinated cluster held together only by what using one product leaves in
+every request — its client string, its system prompt and templates, one ISP gateway or campus NAT — is a campaign
+only when its core collects the teacher's answers beyond the store's norm (long single-turn answers asked for, or
+longer answers received). A card, a spread proxy range or a harvesting sub-cluster is not judged by it."""
+
+import pyarrow as pa
+import pytest
+
+from distillguard.campaigns.describe import KindCount, Shared
+from distillguard.scan.config import ScoringConfig
+from distillguard.scoring import score_clusters
+from distillguard.scoring.demand import artefact_tie
+from tests.scoring.test_member_ties import _con
+
+TEAM = [f"u{i}" for i in range(10)]
+OTHERS = [f"o{i}" for i in range(90)]
+#: the rest of the store: harvest shape 0-0.5, 150-1,200 output tokens per exchange
+HS_MIX = [0.5 * i / 89 for i in range(90)]
+OUT_MIX = [150.0 + 1050.0 * i / 89 for i in range(90)]
+ORDINARY_HS = [0.05 * i for i in range(10)]
+ORDINARY_OUT = [200.0 + 100.0 * i for i in range(10)]
+
+
+def _rows(card: bool) -> list[tuple[str, str, str, float]]:
+    """The team sends one framework's system prompt (nobody else does: private content) from one campus /24;
+    every account has a user agent of its own (so the one-client rule does not apply)."""
+    rows = [(a, "system_prompt", "framework-sp", 0.6) for a in TEAM]
+    rows += [(a, "ip24", "10.0.0", 0.6) for a in TEAM]
+    if card:
+        rows += [(a, "payment", "card-1", 1.5) for a in TEAM]
+    rows += [(a, "user_agent", f"ua-{a}", 0.5) for a in TEAM + OTHERS]
+    rows += [(a, "ip24", f"net-{i}", 0.6) for i, a in enumerate(OTHERS)]
+    return rows + [(a, "system_prompt", f"sp-{i}", 0.5) for i, a in enumerate(OTHERS)]
+
+
+def _score(hs=ORDINARY_HS, out=ORDINARY_OUT, card=False, harvest=False, alpha=0.05, with_out=True):
+    ids = TEAM + OTHERS
+    cols = {"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
+            "c_harvest_shape": list(hs) + HS_MIX, "n_exchanges": [200.0] * len(ids),
+            "org_id": [None] * len(ids), "verification_level": [0] * len(ids)}
+    if with_out:
+        cols["mean_output_tokens"] = list(out) + OUT_MIX
+    cfg = ScoringConfig(artefact_harvest_alpha=alpha)
+    cs, _ = score_clusters(_con(_rows(card)), pa.table(cols), {a: 0 for a in TEAM}, [], cfg, harvest=harvest,
+                           parent={a: 0 for a in TEAM} if harvest else None)
+    return cs[0], cfg
+
+
+def _capped(c, cfg) -> bool:
+    art = any("a product's users, not a harvest" in r for r in c.reasons)
+    assert art == (c.coordination <= cfg.weak_coordination_cap + 1e-9)
+    return art
+
+
+def test_framework_users_on_one_nat_are_capped():
+    c, cfg = _score()
+    assert _capped(c, cfg)
+    assert "one network" in next(r for r in c.reasons if "product's users" in r)
+
+
+def test_off_judges_them_as_before():
+    c, cfg = _score(alpha=None)
+    assert not _capped(c, cfg)
+    assert c.coordination > 0.5
+
+
+@pytest.mark.parametrize("hs,out,capped", [
+    ([0.6 + 0.03 * i for i in range(10)], ORDINARY_OUT, False),      # long single-turn answers asked for
+    (ORDINARY_HS, [1300.0 + 50.0 * i for i in range(10)], False),    # longer answers received (agentic harvest)
+    (ORDINARY_HS, ORDINARY_OUT, True),
+])
+def test_a_core_collecting_answers_beyond_the_store_stays_a_campaign(hs, out, capped):
+    c, cfg = _score(hs, out)
+    assert _capped(c, cfg) == capped
+
+
+def test_without_output_counts_harvest_shape_alone_decides():
+    assert _capped(*_score(with_out=False))
+    assert not _capped(*_score(hs=[0.6 + 0.03 * i for i in range(10)], with_out=False))
+
+
+def test_a_shared_card_is_not_an_artefact():
+    c, cfg = _score(card=True)
+    assert not _capped(c, cfg)
+
+
+def test_harvesting_subclusters_are_exempt():
+    c, cfg = _score(harvest=True)
+    assert not _capped(c, cfg)
+
+
+def _shared(ip_entities: int, top: int, holders: int) -> Shared:
+    return Shared(10, [KindCount("ip24", ip_entities, holders, "x", top)])
+
+
+def test_network_is_an_artefact_only_when_one_range_holds_it():
+    cfg = ScoringConfig()
+    groups = {"network": 0.9, "content": 0.8}
+    core = [{"network", "content"}] * 10
+    assert artefact_tie(groups, core, _shared(1, 10, 10), cfg) == ["network", "content"]
+    assert artefact_tie(groups, core, _shared(2, 7, 10), cfg) is not None      # a NAT and a second gateway
+    assert artefact_tie(groups, core, _shared(6, 3, 10), cfg) is None          # a proxy pool's spread ranges
+
+
+def test_hidden_ties_held_by_half_the_core_are_not_artefacts():
+    cfg = ScoringConfig()
+    groups = {"client": 0.9, "content": 0.8}
+    assert artefact_tie(groups, [{"client", "timing"}] * 6 + [{"client"}] * 4, None, cfg) is None
+    assert artefact_tie(groups, [{"client", "timing"}] * 3 + [{"client"}] * 7, None, cfg) == ["client", "content"]
+    assert artefact_tie({"client": 0.9, "creation": 0.6}, [{"client"}] * 10, None, cfg) is None
+
+
+def test_prompts_alone_show_no_product():
+    """A hydra's own kit through rotating proxies and varied clients: private prompts, no client, no gateway."""
+    cfg = ScoringConfig()
+    assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, cfg) is None
+    assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, ScoringConfig(artefact_access_groups=[])) == ["content"]
