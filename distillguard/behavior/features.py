@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from distillguard.scan.base import capability_signals, create_as, exact_sum
+from distillguard.scan.base import capability_signals, create_as, exact_partial, exact_sum
 from distillguard.scan.config import BehaviorConfig
 
 
@@ -27,7 +27,7 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
     Returns the names of the tables: ``prepare`` folds exactly these across slices, without asking the
     engine's catalog (the Spark engine has none of DuckDB's)."""
     hit = float(cfg.signal_hit)
-    sig_aggs = "".join(f", {exact_sum(s)} AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
+    sig_aggs = "".join(f", {exact_partial(s)} AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
     con.execute(f"""
     {into("beh_ah")}
     WITH per_min AS (
@@ -40,8 +40,8 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
              count(*) FILTER (WHERE reasoning) AS n_reason,
              count(max_tokens) AS n_maxtok, sum(max_tokens) AS sum_maxtok,
              count(*) FILTER (WHERE max_tokens >= {int(cfg.high_max_tokens)}) AS n_maxtok_high,
-             count(temperature) AS n_temp, {exact_sum('temperature')} AS sum_temp,
-             {exact_sum('temperature * temperature')} AS sum_temp2,
+             count(temperature) AS n_temp, {exact_partial('temperature')} AS sum_temp,
+             {exact_partial('temperature * temperature')} AS sum_temp2,
              sum(input_tokens) AS sum_in, sum(output_tokens) AS sum_out, count(output_tokens) AS n_out,
              count(*) FILTER (WHERE has_tools) AS n_tools, count(*) FILTER (WHERE has_images) AS n_images,
              count(task_item_key) AS n_task, count(template_key) AS n_tmpl
