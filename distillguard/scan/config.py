@@ -122,6 +122,11 @@ DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
 }
 
 
+#: Evidence groups and their weight in a cluster's coordination (``scoring.group_weights``).
+DEFAULT_GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
+                         "content": 0.6, "timing": 0.9, "intel": 1.5}
+
+
 class AccountModelConfig(_Strict):
     """suspicion = σ(bias + Σ weights[k] · x_k); unknown component names are errors."""
     bias: float = -3.2
@@ -219,6 +224,12 @@ class ScoringConfig(_Strict):
     #: prompts or fingerprint. None: every entity, as before.
     rare_entity_chance: float | None = Field(None, ge=0, le=1)
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
+    #: A cluster's risk is coordination ** ``coordination_exponent`` × suspicion ** ``suspicion_exponent``
+    #: (``scoring.risk.cluster_risk``, the one formula every route uses). Suspicion weighs more: a perfectly
+    #: coordinated cluster of ordinary traffic (a classroom) must stay low, while a harvest shared only
+    #: loosely still ranks; with both at 0.5 the two would trade one for one.
+    coordination_exponent: float = Field(0.4, gt=0, le=4)
+    suspicion_exponent: float = Field(0.6, gt=0, le=4)
     #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
     #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool
     #: mixed into a community of a popular tool's users is a minority of it, so the community's shares never
@@ -384,6 +395,23 @@ class ScoringConfig(_Strict):
     #: ... which is halved when it is tied to the cluster through at least this many of the groups that
     #: ordinary users rarely share (network, payment, creation, timing, intel).
     min_member_groups: int = Field(2, ge=1)
+    #: ... halved: the factor applied to ``member_suspicion_ratio`` for such a member.
+    tied_member_ratio_factor: float = Field(0.5, gt=0, le=1)
+    #: A member tied to its cluster only by public content (no infrastructure, timing or private-content tie of
+    #: its own: the benchmark researcher who sends the same public items) inherits this share of the risk.
+    public_content_member_factor: float = Field(0.5, ge=0, le=1)
+    #: Weight of each evidence group's share (net of chance) in a cluster's coordination,
+    #: coordination = 1 − exp(−Σ weight × share − ``density_weight`` × min(dense-block density, ``density_cap``)).
+    #: Hidden infrastructure an ordinary user never shares (a card, a partner's indicator) weighs most.
+    group_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
+    density_weight: float = Field(0.2, ge=0)
+    density_cap: float = Field(3.0, ge=0)
+    #: An evidence group counts towards ``min_evidence_groups`` when this share of the cluster's core holds it
+    #: beyond chance ("half the core").
+    evidence_share: float = Field(0.5, gt=0, le=1)
+    #: The cluster's core: members tied at least ``min_member_strength`` × the intra-cluster weight of the
+    #: member at this quantile (a well-tied member).
+    core_reference_quantile: float = Field(0.75, ge=0, le=1)
     #: A member tied to its cluster with less than this fraction of the cluster's median intra-cluster
     #: weight inherits proportionally less of the cluster's risk.
     min_member_strength: float = Field(0.35, ge=0, le=1)
@@ -392,6 +420,16 @@ class ScoringConfig(_Strict):
     member_group_cap: float = Field(1.0, gt=0)
     #: Workload harvest groups across communities (scoring/workload.py).
     workload_groups: WorkloadGroupConfig = Field(default_factory=WorkloadGroupConfig)
+
+    @field_validator("group_weights")
+    @classmethod
+    def _known_groups(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(DEFAULT_GROUP_WEIGHTS))
+        if bad:
+            raise ValueError(f"unknown evidence groups {bad}; known: {sorted(DEFAULT_GROUP_WEIGHTS)}")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("evidence group weights must be ≥ 0")
+        return {**DEFAULT_GROUP_WEIGHTS, **v}
 
 
 class CampaignConfig(_Strict):

@@ -164,7 +164,7 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     if cfg.scoring.workload_groups.enabled:
         wg = workload_groups(feats, cfg.scoring.workload_groups)
         if wg:
-            cs, risk_w = score_workload_groups(feats, wg)
+            cs, risk_w = score_workload_groups(feats, wg, cfg.scoring)
             clusters += cs
             keep_highest(best, [risk_w])
         mark("workload_groups")

@@ -1,6 +1,6 @@
 """Cluster and account risk from coordination × content, with reasons an analyst can check.
 
-cluster risk = coordination^0.4 × suspicion^0.6 (× a discount for declared groups)
+cluster risk = coordination^a × suspicion^b (scoring.coordination_exponent 0.4, suspicion_exponent 0.6) (× a discount for declared groups)
 
 *coordination* (0..1) grows with how many evidence groups (network, client, payment, e-mail,
 creation, content, timing) most members share inside the cluster; a cluster that shares only
@@ -32,9 +32,6 @@ from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.rare import rare_entity_sql
 from distillguard.scoring.suspicion import blend, member_suspicion, pooled_components
-
-GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
-                 "content": 0.6, "timing": 0.9, "intel": 1.5}
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
 #: the same sign-up burst, the same schedule on the same template, a partner's indicator.
@@ -350,10 +347,10 @@ def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, fl
     return below / outside if outside > 0 else 1.0
 
 
-def cluster_risk(coordination: float, suspicion: float, discount: float = 1.0) -> float:
+def cluster_risk(coordination: float, suspicion: float, cfg: ScoringConfig, discount: float = 1.0) -> float:
     """A cluster's risk from how coordinated it is and how suspicious its traffic is (module docstring); every
     route that makes a cluster (communities, sub-clusters, workload groups) scores it through this one formula."""
-    return (coordination ** 0.4) * (suspicion ** 0.6) * discount
+    return (coordination ** cfg.coordination_exponent) * (suspicion ** cfg.suspicion_exponent) * discount
 
 
 def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: dict[str, int],
@@ -464,7 +461,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
     # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
     # not core, so they neither dilute what the core shares nor how suspicious it looks.
-    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], 0.75)) for c, ms in sizes.items()}
+    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], cfg.core_reference_quantile))
+                               for c, ms in sizes.items()}
     core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
                                  for c, ms in sizes.items()}
     # group share = how far the core's observed sharing exceeds what chance gives a group of this size:
@@ -530,17 +528,17 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # A workload nobody outside the cluster sends (its holders' mean chance of sharing it at random ≤
         # distinctive_chance), sent by at least half the core, counts as two: a popular tool's prompts are
         # shared by chance in a group this size, an operation's own templates are not.
-        private = gs.get("content", 0) >= 0.5 and c in priv_n and priv_n[c][1] / max(priv_n[c][0], 1) <= cfg.distinctive_chance
-        n_groups = sum(1 for g, v in gs.items() if v >= 0.5) + (1 if private else 0)
+        private = gs.get("content", 0) >= cfg.evidence_share and c in priv_n and priv_n[c][1] / max(priv_n[c][0], 1) <= cfg.distinctive_chance
+        n_groups = sum(1 for g, v in gs.items() if v >= cfg.evidence_share) + (1 if private else 0)
         # a harvesting sub-cluster (members well above the store on their own traffic) needs less: half its
         # core holding a tie of hidden infrastructure or timing that chance does not explain, of any one kind
         # (a quiet pool's accounts reuse a card here, share a proxy /24 or a sign-up burst there)
         hidden = sum(1 for a in core[c] if member_groups.get(a, set()) & set(HIDDEN_GROUPS)) / max(len(core[c]), 1)
         strong = n_groups >= cfg.min_evidence_groups or (harvest and hidden >= cfg.harvest_hidden_share)
-        total = math.fsum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
+        total = math.fsum(cfg.group_weights[g] * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
-        total += min(dense, 3.0) * 0.2
+        total += min(dense, cfg.density_cap) * cfg.density_weight
         coord = 1 - math.exp(-total)
         rows = [feat_rows[a] for a in members if a in feat_rows and a in core[c]]
         no_output = strong and (_no_output_demand(rows, cfg) or _shorter_than_store(rows, store_mt, cfg))
@@ -585,7 +583,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         verified = sum(1 for r in rows if org_size.get(r.get("org_id"), 0) >= 2
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
-        risk = cluster_risk(coord, susp, discount)
+        risk = cluster_risk(coord, susp, cfg, discount)
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
@@ -640,7 +638,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # membership already is (scoring.harvest_own_evidence)
         own_shape = harvest and cfg.harvest_own_evidence
         if not own_shape and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
-            member *= 0.5  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
+            member *= cfg.public_content_member_factor  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
         if cs.suspicion > 0 and not own_distinct and not own_shape:
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
@@ -655,7 +653,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # (in an operation only its own kinds count: thousands of proxy accounts replaying ordinary traffic
             # send the public templates every ordinary user sends)
             strong_ties = own_distinct | ({"content"} if a in sends_shared and member_ties is None else set())
-            ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
+            ratio = cfg.member_suspicion_ratio * (cfg.tied_member_ratio_factor if len(strong_ties) >= cfg.min_member_groups
+                                                  else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
         risk.append(float(r))

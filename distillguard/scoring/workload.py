@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.stats import hypergeom
 
-from distillguard.scan.config import WorkloadGroupConfig
+from distillguard.scan.config import ScoringConfig, WorkloadGroupConfig
 from distillguard.scoring.risk import ClusterScore, account_reasons, cluster_risk
 
 WORKLOAD_EXTRA = ("reasoning_share", "tools_share", "images_share")
@@ -123,7 +123,7 @@ def _outlying_members(feats: pa.Table, members: list[int], cfg: WorkloadGroupCon
     return {int(i) for i, c in zip(idx, low, strict=True) if c > cfg.member_max_share * len(cols)}
 
 
-def score_workload_groups(feats: pa.Table, groups: list[dict],
+def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfig,
                           id_prefix: str = "clw") -> tuple[list[ClusterScore], pa.Table]:
     """The groups as clusters and their account_risk-shaped table (``score_clusters``' columns)."""
     rows = {r["account_id"]: r for r in feats.to_pylist()}
@@ -131,7 +131,7 @@ def score_workload_groups(feats: pa.Table, groups: list[dict],
     for j, g in enumerate(groups):
         cid = f"{id_prefix}-{j:04d}"
         susp = float(np.mean([float(rows[a].get("suspicion") or 0.0) for a in g["members"]]))
-        r = cluster_risk(1.0, susp)
+        r = cluster_risk(1.0, susp, cfg)
         why = [f"{g['k']} of the {g['K']} accounts in this store that run this workload are in its top "
                f"{g['tail']} of {g['n']} on harvest shape (long single-turn answers); by chance "
                f"p = {g['p']:.1g}: one workload harvested by many accounts, with or without shared infrastructure"]

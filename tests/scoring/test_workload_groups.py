@@ -2,7 +2,7 @@
 import numpy as np
 import pyarrow as pa
 
-from distillguard.scan.config import WorkloadGroupConfig
+from distillguard.scan.config import ScoringConfig, WorkloadGroupConfig
 from distillguard.scoring.workload import score_workload_groups, workload_groups
 
 
@@ -50,7 +50,7 @@ def test_enrichment_keeps_a_population_whose_tail_is_a_minority_out():
 
 def test_groups_score_as_clusters():
     t = _store()
-    cs, risk = score_workload_groups(t, workload_groups(t, WorkloadGroupConfig(enabled=True)))
+    cs, risk = score_workload_groups(t, workload_groups(t, WorkloadGroupConfig(enabled=True)), ScoringConfig())
     assert [c.cluster_id for c in cs] == ["clw-0000"] and cs[0].coordination == 1.0
     assert risk.num_rows == 6 and set(risk["cluster_id"].to_pylist()) == {"clw-0000"}
     assert min(risk["risk"].to_pylist()) >= 0.5  # suspicion 0.6-0.8 ** 0.6
@@ -83,7 +83,7 @@ def test_member_weak_on_its_own_evidence_is_left_out():
     on = workload_groups(t, WorkloadGroupConfig())
     assert len(on) == 1 and on[0]["members"] == [f"a{i:03d}" for i in range(12)]
     assert on[0]["left_out"] == ["u000"]
-    _, risk = score_workload_groups(t, on)
+    _, risk = score_workload_groups(t, on, ScoringConfig())
     assert "u000" not in risk["account_id"].to_pylist()
 
 
@@ -103,3 +103,34 @@ def test_small_groups_are_not_checked():
     groups = workload_groups(t, WorkloadGroupConfig())
     assert len(groups) == 1 and "u000" in groups[0]["members"]
     assert "u000" not in workload_groups(t, WorkloadGroupConfig(member_min_group=5))[0]["members"]
+
+
+def test_cluster_risk_exponents_are_configuration():
+    """The risk formula's exponents come from the scoring configuration, for every route."""
+    from distillguard.scoring.risk import cluster_risk
+    base = ScoringConfig()
+    assert cluster_risk(0.5, 0.8, base) == 0.5 ** 0.4 * 0.8 ** 0.6
+    heavier = ScoringConfig(coordination_exponent=1.0, suspicion_exponent=1.0)
+    assert cluster_risk(0.5, 0.8, heavier) == 0.4
+    assert cluster_risk(0.5, 0.8, heavier, 0.5) == 0.2
+    t = _store()
+    groups = workload_groups(t, WorkloadGroupConfig(enabled=True))
+    lo = score_workload_groups(t, groups, ScoringConfig(suspicion_exponent=2.0))[0]
+    hi = score_workload_groups(t, groups, base)[0]
+    assert lo and all(a.risk < b.risk for a, b in zip(lo, hi, strict=True))
+
+
+def test_group_weights_cover_every_edge_kind_and_reject_unknown_groups():
+    """Every evidence group an edge kind maps to has a configured weight; a misspelt group is an error, and a
+    partial override keeps the other defaults."""
+    import pytest
+    from pydantic import ValidationError
+
+    from distillguard.graph.edges import KIND_GROUP
+    cfg = ScoringConfig()
+    assert set(KIND_GROUP.values()) <= set(cfg.group_weights)
+    assert ScoringConfig(group_weights={"payment": 2.0}).group_weights["network"] == cfg.group_weights["network"]
+    with pytest.raises(ValidationError):
+        ScoringConfig(group_weights={"paymnet": 2.0})
+    with pytest.raises(ValidationError):
+        ScoringConfig(group_weights={"payment": -1.0})
