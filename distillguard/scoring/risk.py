@@ -458,6 +458,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     sizes: dict[int, list[str]] = {}
     for a, c in membership.items():
         sizes.setdefault(c, []).append(a)
+    # members by name: ``membership``'s order can follow a SQL result's row order (entity_subclusters groups
+    # accounts as the rows come), which a parallel query changes run to run, and the float sums below over a
+    # cluster's members (pooled components, means) would follow it into the last bits of its suspicion and risk
+    for ms in sizes.values():
+        ms.sort()
     # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
     # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
     # not core, so they neither dilute what the core shares nor how suspicious it looks.
