@@ -229,6 +229,7 @@ class ScoringConfig(_Strict):
     #: coordinated cluster of ordinary traffic (a classroom) must stay low, while a harvest shared only
     #: loosely still ranks; with both at 0.5 the two would trade one for one.
     coordination_exponent: float = Field(0.4, gt=0, le=4)
+    #: ... and the exponent of suspicion in that formula.
     suspicion_exponent: float = Field(0.6, gt=0, le=4)
     #: Harvesting sub-clusters: inside each cluster, the members whose ``harvest_shape`` (account model) is at
     #: or above this quantile of the store's accounts are also judged as a group of their own (a quiet pool
@@ -404,7 +405,9 @@ class ScoringConfig(_Strict):
     #: coordination = 1 − exp(−Σ weight × share − ``density_weight`` × min(dense-block density, ``density_cap``)).
     #: Hidden infrastructure an ordinary user never shares (a card, a partner's indicator) weighs most.
     group_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
+    #: Weight of the dense-block density term in coordination (a block of accounts all tied to each other).
     density_weight: float = Field(0.2, ge=0)
+    #: ... whose density counts up to this.
     density_cap: float = Field(3.0, ge=0)
     #: An evidence group counts towards ``min_evidence_groups`` when this share of the cluster's core holds it
     #: beyond chance ("half the core").
@@ -528,15 +531,17 @@ class ScanConfig(_Strict):
     #: (removed with it), rather than in memory: past memory_limit an in-memory database's blocks are written
     #: to the spill files as well, and at scale 1.0 the partials alone outgrow a 3GB memory_limit.
     tables_on_disk: bool = True
-    #: Processes scoring exchanges in the signals stage (None: one per core). Each holds one batch of
-    #: exchanges and the lexical model (shared copy-on-write), so memory grows by ~100 MB per worker.
+    #: Scoring threads of the signals stage (None: one per core), in one worker process that shares one
+    #: prompt memo among them (a store of several parts; otherwise worker processes). Each holds one batch
+    #: of exchanges, so memory grows by ~100 MB per worker.
     signals_workers: int | None = Field(None, ge=1)
-    #: Prompts each signals worker remembers the scores of (the prompt memo, docs/signals.md): a prompt seen
-    #: again in a later batch is not scored again. About 60 bytes each plus the text; 0 turns the memo off.
-    #: The memo also keeps the scores of prompts' first and last parts, up to half this many.
+    #: Prompts the signals memo remembers the scores of per worker (the prompt memo, docs/signals.md; the
+    #: workers' one memo holds workers × this many): a prompt seen again in a later batch is not scored again.
+    #: About 60 bytes each plus the text; 0 turns the memo off. The memo also keeps the scores of prompts'
+    #: first and last parts, up to half this many.
     signals_memo_prompts: int = Field(600_000, ge=0)
-    #: Characters of prompt text each signals worker's memo holds at most (about a byte each for ASCII text,
-    #: plus ~150 bytes per prompt; the parts' memo gets a quarter more): with the defaults at most ~250 MB.
+    #: Characters of prompt text the signals memo holds at most per worker (about a byte each for ASCII text,
+    #: plus ~150 bytes per prompt; the parts' memo gets a quarter more): with the defaults at most ~250 MB per worker.
     signals_memo_chars: int = Field(96_000_000, ge=0)
     # -- spilling and resuming (distillguard/scan/resources.py, checkpoint.py) --
     #: Directory the scan spills to and keeps its resume checkpoints in (None: STORE/tmp).

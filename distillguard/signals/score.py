@@ -255,10 +255,11 @@ def run_signals(store, detectors=None, batch_size: int = 32768, where: str | Non
                 progress: bool = True, console=None, workers: int = 1) -> int:
     """Score every exchange in the store and (re)write table ``exchange_signals``. Returns rows written.
 
-    With ``workers > 1`` the store is split by exchange part (file): each worker process reads its
-    parts, scores them and writes its own Parquet part of the table, so no exchange text crosses a
-    pipe and the reading, scoring and writing all run in parallel. The table's parts follow the
-    exchange parts' order; memory is one batch per worker.
+    With ``workers > 1`` the store is split by exchange part (file): ``workers`` threads of one worker
+    process each read a part, score it and write its own Parquet part of the table, sharing one prompt
+    memo (see ``_run_partitioned``), so no exchange text crosses a pipe and the reading, scoring and
+    writing run in parallel. The table's parts follow the exchange parts' order; memory is one batch per
+    thread plus the memo.
     """
     from rich.progress import (
         BarColumn,
@@ -298,8 +299,17 @@ def run_signals(store, detectors=None, batch_size: int = 32768, where: str | Non
 
 def _run_partitioned(store, dets: list[Detector], files: list, batch_size: int, where: str | None,
                      on_rows: Callable[[int], None], workers: int) -> None:
+    """Score the store's parts into one table part each: one worker process, ``workers`` threads, one memo.
+
+    Why threads in one process rather than one process per core (the design until issue 13's sig16 round):
+    a prompt is scored once per *memo*, and two processes with a memo each scored every prompt both of
+    them met (on the scale-0.1 world 1.18M prompts scored for 838k distinct ones). One memo shared by the
+    threads scores each distinct prompt once while it stays in the memo; the heavy steps (Parquet read and
+    write, Arrow compute, numpy over whole batches, the sparse product) release the GIL, so two threads
+    still use about one and a half cores. The worker is a child process, as before, so the allocator
+    setting (``keep_freed_memory``) and the memo never touch the scan's own process (DuckDB)."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    import queue
 
     import pyarrow.parquet as pq
 
@@ -309,18 +319,88 @@ def _run_partitioned(store, dets: list[Detector], files: list, batch_size: int, 
     # As in iter_signals: load the model and task index, then fork before any DuckDB thread exists.
     _worker_init()
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+    from distillguard.signals import memo as prompt_memo
+
+    bounds = (prompt_memo._settings["capacity"], prompt_memo._settings["max_chars"])
     with store.new_table(TABLE) as tmp:
-        with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx, initializer=_worker_start) as pool:
-            futs = [pool.submit(_score_part, store, [f], names, cols, where, batch_size, tmp / f"part-{i:05d}.parquet")
+        q = ctx.Queue()
+        proc = ctx.Process(target=_score_parts_threaded, name="distillguard-signals",
+                           args=(store, files, names, cols, where, batch_size, str(tmp), workers, bounds, q))
+        proc.start()
+        try:
+            done = 0
+            while done < len(files):
+                try:
+                    kind, value = q.get(timeout=1.0)
+                except queue.Empty:
+                    if proc.exitcode is not None:
+                        raise DistillguardError(f"signals worker exited with code {proc.exitcode}") from None
+                    continue
+                if kind == "error":
+                    raise value
+                on_rows(value)
+                done += 1
+            proc.join()
+            if proc.exitcode:
+                raise DistillguardError(f"signals worker exited with code {proc.exitcode}")
+        except BaseException:
+            if proc.is_alive():
+                proc.terminate()  # a failed part fails the table: do not score the rest
+            proc.join()
+            raise
+        if not any(tmp.glob("*.parquet")):
+            pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
+
+
+#: The hash power tables are grown before the scoring threads start, to cover batches of up to this many
+#: bytes of text: growing them is two dictionary stores another thread could see half done.
+PREWARM_BYTES = 1 << 32
+
+
+def _score_parts_threaded(store, files: list, names: list[str], cols: list[str], where: str | None,
+                          batch_size: int, tmp: str, threads: int, bounds: tuple[int, int], q) -> None:
+    """The worker process of ``_run_partitioned``: ``threads`` threads score the parts in order, one memo
+    (bounded by ``threads`` times the per-worker bounds, the memory the per-process memos had), one row
+    count per finished part on ``q`` in the parts' order, or the first error."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from distillguard.signals import hashing
+    from distillguard.signals import memo as prompt_memo
+
+    try:
+        keep_freed_memory()
+        prompt_memo.configure(bounds[0] * threads, bounds[1] * threads)
+        _worker_init()
+        hashing._chunk_pows((PREWARM_BYTES >> hashing._CHUNK_BITS) + 1)
+        process_memo().bind((id(lexical.get_model()), id(_task_index())), len(lexical.get_model().tactics))
+        with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="signals") as ex:
+            futs = [ex.submit(_score_part, store, [f], names, cols, where, batch_size, Path(tmp) / f"part-{i:05d}.parquet")
                     for i, f in enumerate(files)]
             try:
                 for fut in futs:
-                    on_rows(fut.result())
+                    q.put(("rows", fut.result()))
             except BaseException:
-                pool.shutdown(cancel_futures=True)  # a failed part fails the table: do not score the rest
+                for fut in futs:
+                    fut.cancel()
                 raise
-        if not any(tmp.glob("*.parquet")):
-            pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        import pickle
+
+        try:
+            pickle.dumps(e)  # the queue pickles in a background thread, where a failure would be lost
+            q.put(("error", e))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            q.put(("error", DistillguardError(f"signals worker failed: {e!r}")))
+    finally:
+        q.close()
+        q.join_thread()
+
+
+def _task_index():
+    from distillguard.signals import tasks
+
+    return tasks.get_index()
 
 
 def _score_part(store, files: list, names: list[str], cols: list[str], where: str | None, batch_size: int,
@@ -333,7 +413,7 @@ def _score_part(store, files: list, names: list[str], cols: list[str], where: st
     writer = None
     n = 0
     try:
-        for batch in store.exchange_batches(columns=cols, where=where, batch_size=batch_size, files=files, threads=1):
+        for batch in part_batches(store, files, cols, where, batch_size):
             if batch.num_rows == 0:
                 continue
             if writer is None:
@@ -344,3 +424,61 @@ def _score_part(store, files: list, names: list[str], cols: list[str], where: st
         if writer is not None:
             writer.close()
     return n
+
+
+def part_batches(store, files: list, cols: list[str], where: str | None, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """The exchanges of ``files`` in batches of ``batch_size`` rows, as ``store.exchange_batches`` gives them.
+
+    Why not always DuckDB: a worker reads one local part without a filter, and DuckDB's scan, its conversion
+    to Arrow and the per-part connection (views over every table) cost about 4 CPU-seconds per million
+    exchanges, a fifth of a signals worker's CPU; pyarrow reads the same columns from the part in about half.
+    The rows, their order and the batch boundaries are the same (batches are cut at every ``batch_size`` rows,
+    not at row-group ends). Anything else — a filter, object storage, several parts, a part that lacks a
+    column or stores one with another type than the exchange contract (older parts) — goes through DuckDB,
+    which fills and casts such columns."""
+    direct = _direct_part(store, files, cols) if where is None else None
+    if direct is None:
+        yield from store.exchange_batches(columns=cols, where=where, batch_size=batch_size, files=files, threads=1)
+        return
+    yield from _rechunk(direct.iter_batches(batch_size=batch_size, columns=cols, use_threads=False), batch_size)
+
+
+def _direct_part(store, files: list, cols: list[str]):
+    """A ``pq.ParquetFile`` for the one local part in ``files`` when it holds every column in ``cols`` with
+    the exchange contract's type; None otherwise."""
+    import pyarrow.parquet as pq
+
+    from distillguard.events.schema import EXCHANGE_SCHEMA
+
+    if store.fs is not None or len(files) != 1:
+        return None
+    pf = pq.ParquetFile(files[0])
+    schema = pf.schema_arrow
+    for c in cols:
+        i = schema.get_field_index(c)
+        j = EXCHANGE_SCHEMA.get_field_index(c)
+        if i < 0 or j < 0 or not schema.field(i).type.equals(EXCHANGE_SCHEMA.field(j).type):
+            return None
+    return pf
+
+
+def _rechunk(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly ``size`` rows (the last one shorter) from batches of any size."""
+    rest: list[pa.RecordBatch] = []
+    n = 0
+    for b in batches:
+        if b.num_rows == 0:
+            continue
+        if not rest and b.num_rows == size:
+            yield b
+            continue
+        rest.append(b)
+        n += b.num_rows
+        while n >= size:
+            t = pa.Table.from_batches(rest)
+            yield t.slice(0, size).combine_chunks().to_batches()[0]
+            tail = t.slice(size)
+            rest = tail.combine_chunks().to_batches() if tail.num_rows else []
+            n = tail.num_rows
+    if n:
+        yield pa.Table.from_batches(rest).combine_chunks().to_batches()[0]

@@ -279,3 +279,80 @@ def test_scan_config_sets_the_memo_bounds():
     cfg = ScanConfig(signals_memo_prompts=1234, signals_memo_chars=5678)
     assert (cfg.signals_memo_prompts, cfg.signals_memo_chars) == (1234, 5678)
     assert ScanConfig().signals_memo_prompts == 600_000
+
+
+def test_part_batches_read_the_rows_and_batches_duckdb_reads(store, tmp_path):
+    import pyarrow.parquet as pq
+
+    from distillguard.signals.score import _direct_part, input_columns, part_batches
+
+    exs = [make_exchange(account_id=f"acct-{i % 3}", prompt=f"Question {i}: why is the sky blue?", system_prompt=None if i % 2 else "Be brief.",
+                         tools_offered=["search"] if i % 5 == 0 else [], ts=BASE_TS + timedelta(seconds=i)) for i in range(90)]
+    write_world(store, exs)
+    cols = input_columns(registry.detectors())
+    f = store.exchange_files()[0]
+    assert _direct_part(store, [f], cols) is not None
+    for size in (7, 25, 1000):
+        duck = list(store.exchange_batches(columns=cols, batch_size=size, files=[f], threads=1))
+        mine = list(part_batches(store, [f], cols, None, size))
+        assert [b.num_rows for b in mine] == [b.num_rows for b in duck]
+        for x, y in zip(duck, mine, strict=True):
+            for c in cols:
+                want = x.column(c).cast(pa.timestamp("ms", tz="UTC")) if c == "ts" else x.column(c)
+                assert want.to_pylist() == y.column(c).to_pylist(), c
+    # a part without a column the detectors read (written before it existed) goes through DuckDB, which fills it
+    old = tmp_path / "old.parquet"
+    pq.write_table(pq.read_table(f).drop_columns(["has_images"]), old)
+    assert _direct_part(store, [old], cols) is None
+    assert _direct_part(store, [f, f], cols) is None
+
+
+def test_rechunk_cuts_every_size_rows():
+    from distillguard.signals.score import _rechunk
+
+    t = pa.table({"x": list(range(100))})
+    parts = [t.slice(0, 3), t.slice(3, 40), t.slice(43, 10), t.slice(53, 0), t.slice(53, 47)]
+    out = list(_rechunk(iter(b for p in parts for b in p.to_batches()), 16))
+    assert [b.num_rows for b in out] == [16] * 6 + [4]
+    assert pa.Table.from_batches(out).column("x").to_pylist() == list(range(100))
+
+
+def test_worker_threads_share_one_prompt_memo(store, tmp_path, monkeypatch):
+    # four parts holding the same prompts: a part scored after another finished finds every prompt in the one memo
+    from distillguard.signals import memo as prompt_memo
+    from distillguard.signals import score as score_module
+
+    prompts = [COT.format(f"What is {i} cubed?") for i in range(10)]
+    exs = [make_exchange(account_id=f"acct-{d}", prompt=p, ts=BASE_TS + timedelta(days=d, seconds=i))
+           for d in range(4) for i, p in enumerate(prompts)]
+    write_world(store, exs)
+    files = store.exchange_files()
+    assert len(files) == 4
+    monkeypatch.setattr(score_module, "keep_freed_memory", lambda *a: False)  # not in the test process
+    monkeypatch.setattr(prompt_memo, "_memo", None)
+    monkeypatch.setattr(prompt_memo, "_settings", dict(prompt_memo._settings))
+    sent = []
+
+    class Q:
+        def put(self, item):
+            sent.append(item)
+
+        def close(self):
+            pass
+
+        def join_thread(self):
+            pass
+
+    names = [d.name for d in registry.detectors()]
+    cols = score_module.input_columns(registry.detectors())
+    score_module._score_parts_threaded(store, files, names, cols, None, 25, str(tmp_path), 2, (1000, 10**6), Q())
+    assert sent == [("rows", 10)] * 4
+    memo = prompt_memo.process_memo()
+    assert memo.capacity == 2000  # the threads' bounds together
+    assert memo.lookups == 40 and memo.hits >= 20
+    import pyarrow.parquet as pq
+
+    got = pa.concat_tables([pq.read_table(tmp_path / f"part-{i:05d}.parquet") for i in range(4)])
+    alone = pa.concat_tables([pa.Table.from_batches([score_batch(b)]) for f in files
+                              for b in store.exchange_batches(columns=cols, files=[f], threads=1)])
+    assert got.equals(alone.cast(got.schema))
