@@ -35,7 +35,8 @@ MEANINGS = {
     "scan:graph.min_entity_count": "... or at least this many of its exchanges",
     "scan:graph.common_entity_quantile": "... the suspicion quantile such a common entity's accounts must reach to be kept",
     "scan:graph.dense_epsilon": "batch-peeling slack of the dense-block search",
-    "scan:graph.seed": "random seed of Leiden and of ring sampling (the scan is reproducible)",
+    "scan:graph.seed": "random seed of Leiden and of ring sampling (with the order-independent sums, "
+                       "two scans of one store give the same results)",
     "scan:scoring.account_model.bias": "bias of the account model: suspicion = σ(bias + Σ weight·component)",
     "scan:scoring.account_model.weights": "weight per component: `intent`, `capability`, `task_items`, `reasoning`, "
                                           "`single_turn`, `template_reuse`, `limit_util`, `volume`, `long_output`, "

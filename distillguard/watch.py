@@ -276,7 +276,9 @@ def fold_new(store, state: dict, cfg) -> int:
 
 
 def _merge_sql(con, t: str, src: str) -> str:
-    """Partials of many parts → the table ``prepare`` would have built over all of them at once."""
+    """Partials of many parts → the table ``prepare`` would have built over all of them at once, to the bit: the
+    float sums are stored as DECIMAL (``scan.base.exact_partial``), so summing the parts' partials here is exact
+    and each is cast back to its stored type; a DOUBLE partial would be rounded once per part and once here."""
     cols = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     types = {c: ty for c, ty, *_ in cols}
 

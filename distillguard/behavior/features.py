@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from distillguard.scan.base import capability_signals, create_as
+from distillguard.scan.base import capability_signals, create_as, exact_partial, exact_sum
 from distillguard.scan.config import BehaviorConfig
 
 
@@ -27,7 +27,7 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
     Returns the names of the tables: ``prepare`` folds exactly these across slices, without asking the
     engine's catalog (the Spark engine has none of DuckDB's)."""
     hit = float(cfg.signal_hit)
-    sig_aggs = "".join(f", sum({s}) AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
+    sig_aggs = "".join(f", {exact_partial(s)} AS sum_{s}, count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
     con.execute(f"""
     {into("beh_ah")}
     WITH per_min AS (
@@ -40,7 +40,8 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
              count(*) FILTER (WHERE reasoning) AS n_reason,
              count(max_tokens) AS n_maxtok, sum(max_tokens) AS sum_maxtok,
              count(*) FILTER (WHERE max_tokens >= {int(cfg.high_max_tokens)}) AS n_maxtok_high,
-             count(temperature) AS n_temp, sum(temperature) AS sum_temp, sum(temperature * temperature) AS sum_temp2,
+             count(temperature) AS n_temp, {exact_partial('temperature')} AS sum_temp,
+             {exact_partial('temperature * temperature')} AS sum_temp2,
              sum(input_tokens) AS sum_in, sum(output_tokens) AS sum_out, count(output_tokens) AS n_out,
              count(*) FILTER (WHERE has_tools) AS n_tools, count(*) FILTER (WHERE has_images) AS n_images,
              count(task_item_key) AS n_task, count(template_key) AS n_tmpl
@@ -79,7 +80,7 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
     """One row per account active before ``until`` (all time when None); with ``since``, on the traffic of
     ``[since, until)`` only (a windowed replay step: its cost follows the window, not the history)."""
     w = _until(until, since=since)
-    sig_roll = "".join(f", sum(sum_{s}) / sum(n) AS mean_{s[4:]}, sum(hit_{s}) / sum(n) AS share_{s[4:]}" for s in sigs)
+    sig_roll = "".join(f", {exact_sum('sum_' + s)} / sum(n) AS mean_{s[4:]}, sum(hit_{s}) / sum(n) AS share_{s[4:]}" for s in sigs)
     caps = capability_signals(sigs)
     cap_share = ("greatest(" + ", ".join(f"share_{c[4:]}" for c in caps) + ")") if len(caps) > 1 else \
         (f"share_{caps[0][4:]}" if caps else "0.0")
@@ -99,8 +100,9 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
              sum(n_reason) / sum(n) AS reasoning_share,
              sum(sum_maxtok) / nullif(sum(n_maxtok), 0) AS mean_max_tokens, CAST(sum(n_maxtok) AS BIGINT) AS n_max_tokens,
              sum(n_maxtok_high) / sum(n) AS high_max_tokens_share,
-             sum(sum_temp) / nullif(sum(n_temp), 0) AS temp_mean,
-             sqrt(greatest(sum(sum_temp2) / nullif(sum(n_temp), 0) - pow(sum(sum_temp) / nullif(sum(n_temp), 0), 2), 0)) AS temp_std,
+             {exact_sum('sum_temp')} / nullif(sum(n_temp), 0) AS temp_mean,
+             sqrt(greatest({exact_sum('sum_temp2')} / nullif(sum(n_temp), 0)
+                           - pow({exact_sum('sum_temp')} / nullif(sum(n_temp), 0), 2), 0)) AS temp_std,
              sum(sum_out) / greatest(sum(sum_in), 1) AS out_in_ratio,
              sum(sum_out) FILTER (WHERE n_out IS NOT NULL) / nullif(sum(n_out), 0) AS mean_output_tokens, CAST(sum(n_out) AS BIGINT) AS n_output_tokens,
              sum(n_tools) / sum(n) AS tools_share, sum(n_images) / sum(n) AS images_share,
@@ -109,15 +111,17 @@ def account_features(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behav
       FROM ah GROUP BY 1),
     daily AS (SELECT account_id, CAST(max(c) AS BIGINT) AS peak_rpd FROM (
                 SELECT account_id, date_trunc('day', hour) AS d, sum(n) AS c FROM ah GROUP BY 1, 2) GROUP BY 1),
-    hod AS (SELECT account_id, -sum(p * ln(p)) / ln(24) AS hour_entropy FROM (
+    hod AS (SELECT account_id, -{exact_sum('p * ln(p)')} / ln(24) AS hour_entropy FROM (
               SELECT account_id, sum(n) / sum(sum(n)) OVER (PARTITION BY account_id) AS p
               FROM ah GROUP BY account_id, extract(hour FROM hour)) GROUP BY 1),
     pd AS (SELECT account_id, count(*) AS n_distinct_prompts FROM beh_pd WHERE {w} GROUP BY 1),
     tm AS (SELECT account_id, count(*) AS n_templates, max(c) AS top_template_n FROM (
              SELECT account_id, template_key, sum(n) AS c FROM beh_at WHERE {w} GROUP BY 1, 2) GROUP BY 1),
-    mm AS (SELECT account_id, count(*) AS n_models, arg_max(model, c) AS top_model,
+    -- top_model: ties go to the smallest name (arg_max took whichever row of a tie its thread saw first)
+    mm AS (SELECT account_id, count(*) AS n_models, min(model) FILTER (WHERE c = top_c) AS top_model,
                   sum(c) FILTER (WHERE model IN ({rel_list})) AS n_new_model FROM (
-             SELECT account_id, model, sum(n) AS c FROM beh_am WHERE {w} GROUP BY 1, 2) GROUP BY 1),
+             SELECT account_id, model, c, max(c) OVER (PARTITION BY account_id) AS top_c FROM (
+               SELECT account_id, model, sum(n) AS c FROM beh_am WHERE {w} GROUP BY 1, 2)) GROUP BY 1),
     piv AS (SELECT account_id, min(epoch(am.hour - rel.released)) / 3600.0 AS pivot_delay_hours
             FROM beh_am am JOIN rel USING (model) WHERE {_until(until, 'am.hour', since)} GROUP BY 1)
     SELECT r.account_id, r.n_exchanges, r.first_ts, r.last_ts, r.active_hours, r.active_days,

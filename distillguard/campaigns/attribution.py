@@ -16,6 +16,7 @@ import xxhash
 
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.base import exact_sum
 
 #: Kinds that tie pools of one operator together (not networks: proxy pools are rented by many).
 ORG_KINDS = ("payment", "email_pattern", "creation_burst", "ja4", "header_fp", "template", "system_prompt")
@@ -86,7 +87,7 @@ def ban_evasion_links(con: duckdb.DuckDBPyConnection, min_overlap: float,
                         WHERE status = 'banned' AND status_changed_at IS NOT NULL {cut}),
         be AS (SELECT i.account_id, i.kind, i.entity, i.w, banned.status_changed_at FROM inc i
                JOIN banned USING (account_id) WHERE i.kind IN ({kinds})),
-        btot AS (SELECT account_id, sum(w) AS w FROM be GROUP BY 1),
+        btot AS (SELECT account_id, {exact_sum('w')} AS w FROM be GROUP BY 1),
         firsts AS (SELECT account_id, min(hour) AS first_hour FROM beh_ah GROUP BY 1),
         -- only accounts that could be a replacement (not banned, first active at most a day before some ban) are
         -- paired with the banned accounts' entities: a banned pool's template held by thousands of long-standing
@@ -95,7 +96,7 @@ def ban_evasion_links(con: duckdb.DuckDBPyConnection, min_overlap: float,
                LEFT JOIN accounts na USING (account_id)
                WHERE i.kind IN ({kinds}) AND coalesce(na.status, 'active') <> 'banned'
                  AND f.first_hour >= (SELECT min(status_changed_at) FROM banned) - INTERVAL 1 DAY),
-        cand AS (SELECT i.account_id AS new_account, be.account_id AS banned, sum(be.w) AS shared
+        cand AS (SELECT i.account_id AS new_account, be.account_id AS banned, {exact_sum('be.w')} AS shared
                  FROM be JOIN ni i ON i.kind = be.kind AND i.entity = be.entity AND i.account_id <> be.account_id
                  WHERE i.first_hour >= be.status_changed_at - INTERVAL 1 DAY
                  GROUP BY 1, 2)

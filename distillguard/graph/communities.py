@@ -33,13 +33,17 @@ def leiden_graph(pairs: pa.Table) -> LeidenGraph:
     names = names.take(pc.sort_indices(names))
     idx = pc.index_in(both, value_set=names).to_numpy(zero_copy_only=False)
     n = len(src)
-    edges = np.stack([idx[:n], idx[n:]], axis=1)
+    # edges in (src, dst) vertex order, not the pair table's row order: a parallel aggregation hands its rows
+    # over in a different order on every run, and Leiden's moves (and its float sums over a vertex's edges)
+    # follow the edge order, so the same pairs gave different communities run to run
+    order = np.lexsort((idx[n:], idx[:n]))
+    edges = np.stack([idx[:n][order], idx[n:][order]], axis=1)
     g = ig.Graph(n=len(names), edges=edges.tolist(), directed=False)
     # Rounded: a pair weight is a float sum whose last digits depend on the order it was added in (Spark
     # adds in another order than DuckDB, and in another with 2 cores than with 1). Leiden breaks exact ties
     # between moves by those digits, so noise of 1e-10 moved hundreds of accounts between communities
     # (docs/benchmarks.md "Spark engine on a realistic world"); at 6 decimals both engines give it one graph.
-    weights = np.round(pairs["weight"].to_numpy().astype(float), 6)
+    weights = np.round(pairs["weight"].to_numpy().astype(float)[order], 6)
     g.es["weight"] = weights.tolist()
     return LeidenGraph(names.to_pylist(), g)
 

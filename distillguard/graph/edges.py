@@ -25,7 +25,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from distillguard.scan.base import create_as
+from distillguard.scan.base import create_as, exact_sum
 from distillguard.scan.config import GraphConfig
 
 #: Kinds whose entity comes from individual exchanges (counted per account, share-filtered).
@@ -114,7 +114,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     -- is (the template's other rows) × (the account's summed hour-of-day shares) / (the template's buckets).
     -- The co-activity counts other accounts in the account's buckets, so only buckets with two or more
     -- accounts (a small share of them) are joined; the rest add 0
-    sa1 AS (SELECT sb.aid, sb.tid, count(*) AS nb_a, sum(g.share) AS gs
+    sa1 AS (SELECT sb.aid, sb.tid, count(*) AS nb_a, {exact_sum('g.share')} AS gs
             FROM sb JOIN g USING (hod) GROUP BY 1, 2),
     sco AS (SELECT sb.aid, sb.tid, sum(tb2.c - 1) AS co
             FROM sb JOIN (SELECT tid, bucket, c FROM tb WHERE c >= 2) tb2 USING (tid, bucket)
@@ -192,7 +192,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     WITH n AS (SELECT count(DISTINCT account_id) AS n FROM beh_ah WHERE {w}),
     kw(kind, kw) AS (VALUES {kw_values}),
     r AS (SELECT account_id, kind, entity, max(strength) AS strength FROM inc_raw GROUP BY 1, 2, 3),
-    e AS (SELECT r.kind, r.entity, count(*) AS df, avg(coalesce(s.suspicion, 0)) AS susp
+    e AS (SELECT r.kind, r.entity, count(*) AS df, {exact_sum('coalesce(s.suspicion, 0)')} / count(*) AS susp
           FROM r LEFT JOIN _susp s USING (account_id) GROUP BY 1, 2)
     , q AS (SELECT quantile_cont(suspicion, {float(cfg.common_entity_quantile)}) AS q FROM _susp)
     SELECT r.account_id, r.kind, r.entity, e.df,
@@ -251,14 +251,15 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
 
 def pair_weights(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, among: str | None = None) -> pa.Table:
     """Summed weight per account pair; each kind saturates so 400 shared task items do not
-    outweigh one shared payment instrument. ``among``: a registered table with ``account_id``; only the pairs
+    outweigh one shared payment instrument. Sums exact (``exact_sum``): Leiden breaks ties on the weights' last
+    digits, so they must be the same on every run (``leiden_graph`` fixes the edges' order). ``among``: a registered table with ``account_id``; only the pairs
     with both accounts in it (the harvesters a harvesting sub-cluster is cut from, ``scoring.risk``)."""
     kw_values = ", ".join(f"('{k}', {float(v)})" for k, v in cfg.kind_weights.items())
     only = "" if among is None else (f" WHERE src IN (SELECT account_id FROM {among})"
                                      f" AND dst IN (SELECT account_id FROM {among})")
     return con.sql(f"""
       WITH kw(kind, kw) AS (VALUES {kw_values}),
-      pk AS (SELECT src, dst, kind, sum(weight) AS w FROM edges{only} GROUP BY 1, 2, 3)
-      SELECT src, dst, sum(least(pk.w, kw.kw * 1.5)) AS weight
-      FROM pk JOIN kw USING (kind) GROUP BY 1, 2 HAVING sum(least(pk.w, kw.kw * 1.5)) >= {cfg.min_pair_weight}
+      pk AS (SELECT src, dst, kind, {exact_sum('weight')} AS w FROM edges{only} GROUP BY 1, 2, 3)
+      SELECT src, dst, {exact_sum('least(pk.w, kw.kw * 1.5)')} AS weight
+      FROM pk JOIN kw USING (kind) GROUP BY 1, 2 HAVING {exact_sum('least(pk.w, kw.kw * 1.5)')} >= {cfg.min_pair_weight}
     """).to_arrow_table()

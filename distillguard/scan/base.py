@@ -39,6 +39,36 @@ _IP24 = """CASE
   ELSE regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' END"""
 
 
+def exact_sum(expr: str, filt: str = "") -> str:
+    """SQL for the sum of a DOUBLE ``expr`` that does not depend on the order rows are added in: each value
+    rounded to 9 decimals (DECIMAL(18, 9), an integer count of 1e-9 underneath), summed exactly, then back to
+    DOUBLE. ``filt``: a FILTER clause's condition.
+
+    Why: a DOUBLE sum's last digits depend on the order it adds in, and a parallel aggregation adds in a
+    different order on every run (DuckDB's threads, Spark's partitions). Those digits reached decisions: Leiden
+    breaks ties between moves on them, ``keep_highest`` picks an account's cluster on them, so two scans of one
+    store gave different campaign records (docs/benchmarks.md "Reproducible scans"). Integer addition is
+    associative, so the sum is the same in every order; 1e-9 is far below any threshold's resolution. Values
+    must stay below 1e9 in magnitude (a signal score, a weight, a per-hour sum of either); a larger one fails
+    the cast loudly rather than rounding wrong."""
+    f = f" FILTER (WHERE {filt})" if filt else ""
+    return f"CAST(sum(CAST({expr} AS DECIMAL(18, 9))){f} AS DOUBLE)"
+
+
+def exact_partial(expr: str) -> str:
+    """SQL for a partial table's exact sum of a DOUBLE ``expr``, kept as DECIMAL(18, 9): a later fold adds the
+    partials exactly and ``exact_sum`` turns the total into DOUBLE once, at the end.
+
+    Why not ``exact_sum`` here: its DOUBLE result, added up again by a fold (watch merges the partials of many
+    stored parts, ``watch._merge_sql``), is rounded twice, and the last digit then depends on where the parts
+    were cut: ``watch``'s incremental features differed from a full scan's in the 17th digit (0.095309994 vs
+    0.09530999400000001). As DECIMAL the partials of any cut add up to the same integer count of 1e-9, so the
+    full and the incremental path give the same features to the bit. DECIMAL(18, 9) is a 64-bit integer
+    underneath (in memory and in Parquet), as small as the DOUBLE it replaces; a per-hour sum must stay below
+    1e9, as ``exact_sum``'s values must."""
+    return f"CAST(sum(CAST({expr} AS DECIMAL(18, 9))) AS DECIMAL(18, 9))"
+
+
 def create_as(name: str) -> str:
     """The SQL before a partial table's SELECT when it is made whole (``build_partials``' ``into``)."""
     return f"CREATE OR REPLACE TABLE {name} AS"

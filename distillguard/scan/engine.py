@@ -197,7 +197,10 @@ def score_level(con: duckdb.DuckDBPyConnection, feats: pa.Table, m: dict[str, in
 
 def keep_highest(best: dict[str, dict], tables: list[pa.Table]) -> None:
     """Every account keeps the account_risk row of the cluster (at any level) where its risk is highest; the
-    first seen wins a tie."""
+    first seen wins a tie (the tables come in a fixed order). Comparing raw floats is safe only because the
+    risks are the same to the last digit on every run: the sums they are built from do not depend on the order
+    a parallel aggregation adds in (``scan.base.exact_sum``); a 1e-16 difference used to move accounts between
+    levels and change campaign records run to run."""
     for r in (r for t in tables for r in t.to_pylist()):
         if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
             best[r["account_id"]] = r

@@ -18,6 +18,8 @@ that group (no evidence either way). Member ties, distinctive ties and the rest 
 
 from __future__ import annotations
 
+from distillguard.scan.base import exact_sum
+
 
 def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_all: int) -> str:
     """Two SELECT expressions, ``obs_r`` and ``chance_r``, for the per (cluster, member, group) query of
@@ -28,5 +30,5 @@ def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_al
             f"THEN least({min_holders}, ksz.k) ELSE 2 END")
     rare = "TRUE" if cut is None else f"{per_entity} <= {float(cut)}"
     return (f"max(CASE WHEN {held} AND {rare} THEN 1 ELSE 0 END) AS obs_r, "
-            f"coalesce(1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)) "
-            f"FILTER (WHERE {rare})), 0) AS chance_r")
+            f"coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
+            f"{exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_r")

@@ -24,6 +24,7 @@ import pyarrow as pa
 from distillguard.graph.communities import UnionFind, split_groups
 from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, pair_weights, party_key
+from distillguard.scan.base import exact_sum
 from distillguard.scan.config import GraphConfig, ScoringConfig
 from distillguard.scoring.demand import (
     artefact_tie,
@@ -299,10 +300,10 @@ def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pare
     con.register("_pmem", pa.table({"account_id": list(membership),
                                     "pcl": [parent.get(a, -1) for a in membership]}))
     con.register("_par", pa.table({"account_id": list(parent), "pcl": list(parent.values())}))
-    rows = con.execute("""
+    rows = con.execute(f"""
         WITH ends AS (SELECT src AS a, dst AS b, weight FROM edges UNION ALL SELECT dst, src, weight FROM edges),
         e AS MATERIALIZED (SELECT ends.*, m.pcl FROM ends JOIN _pmem m ON m.account_id = ends.a)
-        SELECT e.a, sum(e.weight) AS tot, sum(CASE WHEN p.pcl = e.pcl THEN e.weight ELSE 0 END) AS inside
+        SELECT e.a, {exact_sum('e.weight')} AS tot, {exact_sum('CASE WHEN p.pcl = e.pcl THEN e.weight ELSE 0 END')} AS inside
         FROM e LEFT JOIN _par p ON p.account_id = e.b GROUP BY 1""").fetchall()
     con.unregister("_pmem")
     con.unregister("_par")
@@ -395,10 +396,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # schedule look loosely attached (raw sums grow with volume, not with how many things are shared)
     fit_rows = con.execute(f"""
         WITH ends AS (SELECT src AS a, weight, kind FROM edges UNION ALL SELECT dst, weight, kind FROM edges),
-        tot AS (SELECT a, sum(weight) AS w FROM ends GROUP BY 1),
+        tot AS (SELECT a, {exact_sum('weight')} AS w FROM ends GROUP BY 1),
         ie AS (SELECT src AS a, weight, kind FROM _intra UNION ALL SELECT dst, weight, kind FROM _intra),
-        ig AS (SELECT a, g.grp, sum(weight) AS w FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2),
-        intra AS (SELECT a, sum(w) AS w, list(grp) AS groups, sum(least(w, {float(cfg.member_group_cap)})) AS cw
+        ig AS (SELECT a, g.grp, {exact_sum('weight')} AS w FROM ie JOIN _kg g USING (kind) GROUP BY 1, 2),
+        intra AS (SELECT a, {exact_sum('w')} AS w, list(grp) AS groups,
+                         {exact_sum(f'least(w, {float(cfg.member_group_cap)})')} AS cw
                   FROM ig GROUP BY 1)
         SELECT m.account_id, coalesce(intra.w, 0) / nullif(tot.w, 0) AS fit, intra.groups, coalesce(intra.cw, 0) AS iw
         FROM _mem m LEFT JOIN tot ON tot.a = m.account_id LEFT JOIN intra ON intra.a = m.account_id""").fetchall()
@@ -440,11 +442,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL
                                             THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
                         THEN 1 ELSE 0 END) AS obs,
-               1 - exp(-(any_value(ksz.k) - 1) * sum(greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))) AS chance,
+               1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)')}) AS chance,
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all)}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
-        GROUP BY 1, 2, 3""").fetchall()
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3""").fetchall()  # in order: the loop below adds their chances up, a float sum
     # a harvesting sub-cluster's hidden tie must be its own, not its parent community's (scoring.harvest_parent_chance)
     in_parent = _parent_chance(con, parent, membership) \
         if harvest and parent is not None and cfg.harvest_parent_chance else None
@@ -460,6 +463,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     sizes: dict[int, list[str]] = {}
     for a, c in membership.items():
         sizes.setdefault(c, []).append(a)
+    # members by name: ``membership``'s order can follow a SQL result's row order (entity_subclusters groups
+    # accounts as the rows come), which a parallel query changes run to run, and the float sums below over a
+    # cluster's members (pooled components, means) would follow it into the last bits of its suspicion and risk
+    for ms in sizes.values():
+        ms.sort()
     # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
     # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
     # not core, so they neither dilute what the core shares nor how suspicious it looks.
@@ -541,7 +549,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (a quiet pool's accounts reuse a card here, share a proxy /24 or a sign-up burst there)
         hidden = sum(1 for a in core[c] if member_groups.get(a, set()) & set(HIDDEN_GROUPS)) / max(len(core[c]), 1)
         strong = n_groups >= cfg.min_evidence_groups or (harvest and hidden >= cfg.harvest_hidden_share)
-        total = sum(cfg.group_weights[g] * s for g, s in gs.items())
+        total = math.fsum(cfg.group_weights[g] * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
         total += min(dense, cfg.density_cap) * cfg.density_weight

@@ -16,6 +16,8 @@ share decides.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 
@@ -159,14 +161,16 @@ def pooled_components(rows: list[dict], model=None) -> dict[str, float]:
     model = _model(model)
     k = float(model.prior_exchanges)
     ns = np.array([max(float(r.get("n_exchanges") or 0.0), 0.0) for r in rows])
-    total = float(ns.sum())
+    # math.fsum (exact, then rounded once): the result does not depend on the order of ``rows``, so a cluster's
+    # pooled suspicion is the same to the bit however its members were listed (docs/detection.md "Reproducible")
+    total = math.fsum(ns.tolist())
     if total <= 0:
         return {c: 0.0 for c in COMPONENTS}
     sure_n = total / (total + k) if k > 0 else 1.0
     out = {}
     for comp in COMPONENTS:
         raw = np.array([_unshrunk(r, comp, k)[0] for r in rows])
-        out[comp] = float((raw * ns).sum() / total) * sure_n ** SHRINK_POWER.get(comp, 0)
+        out[comp] = math.fsum((raw * ns).tolist()) / total * sure_n ** SHRINK_POWER.get(comp, 0)
     return out
 
 
