@@ -31,7 +31,7 @@ from distillguard.graph.edges import KIND_GROUP
 from distillguard.scoring.risk import KIND_WORDS
 
 #: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
-KIND_ORDER = ("payment", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
+KIND_ORDER = ("payment", "payment_burst", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
               "system_prompt", "task_item", "email_domain", "intel", "ip24", "asn")
 
 
