@@ -228,7 +228,7 @@ def kind_line(kc: KindCount, n_members: int, whose: str = "the campaign's") -> s
 
 
 #: kinds the shared-infrastructure sentence names (creation bursts and schedules have sentences of their own)
-SENTENCE_KINDS = ("payment", "ja4", "header_fp", "email_pattern", "user_agent", "template", "system_prompt",
+SENTENCE_KINDS = ("payment", "payment_burst", "ja4", "header_fp", "email_pattern", "user_agent", "template", "system_prompt",
                   "task_item", "email_domain", "ip24", "asn")
 
 
