@@ -260,6 +260,9 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     customer's own declared accounts sharing its card, office NAT and tooling is not hidden
     coordination (and its per-organisation limits already apply)."""
     cap = int(cfg.clique_cap)
+    # kinds that are evidence when a cluster is scored but do not shape the communities (graph.score_only_kinds)
+    only = ", ".join(f"'{k}'" for k in cfg.score_only_kinds)
+    keep = f"WHERE kind NOT IN ({only})" if only else ""
     # rings and sync MinHash order by md5 (not DuckDB's hash): the same ring and the same entities on every
     # engine, so DuckDB and Spark build the same graph (docs/spark.md)
     con.execute(f"""
@@ -267,7 +270,7 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     WITH ranked AS (
       SELECT account_id, kind, entity, df, w,
              row_number() OVER (PARTITION BY kind, entity ORDER BY md5(account_id || entity)) AS rk
-      FROM inc),
+      FROM inc {keep}),
     small AS (
       SELECT a.account_id AS src, b.account_id AS dst, a.kind, a.entity, (a.w + b.w) / 2 / (a.df - 1) AS weight
       FROM ranked a JOIN ranked b ON a.kind = b.kind AND a.entity = b.entity AND a.account_id < b.account_id

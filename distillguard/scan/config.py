@@ -69,6 +69,12 @@ class GraphConfig(_Strict):
     #: card's other holders at the store's own sign-up pace) were created in it: two people sharing a card
     #: opening accounts the same day is ordinary.
     payment_burst_min: int = Field(3, ge=2)
+    #: Kinds that are evidence when a cluster is scored (its evidence groups, sub-clusters, campaign merges) but
+    #: link no accounts in the coordination graph, so the communities are what the other kinds make them. A
+    #: card's sign-up burst links exactly the card's holders again; as edges it pulled a hydra's card holders and
+    #: the popular tool's users they share templates with into new level-1 communities (``cohorts_mixed`` guard:
+    #: three step-by-step tool users flagged), as scoring evidence it only tells a card group's coordination.
+    score_only_kinds: list[str] = Field(default_factory=lambda: ["payment_burst"])
     #: Synchronised-activity bucket width.
     sync_bucket_minutes: int = Field(10, ge=1, le=60)
     #: Co-activity lift (over the template's own hour-of-day rhythm) at which an account counts as synchronised.

@@ -37,8 +37,9 @@ def _world(store):
 def _bursts(store, cfg: ScanConfig) -> set[str]:
     con, sigs = prepare(store, cfg)
     r = detect_step(con, sigs, cfg)
-    e = [x for x in r.edges.to_pylist() if x["kind"] == "payment_burst"]
-    return {x["src_account"] for x in e} | {x["dst_account"] for x in e}
+    # scoring evidence only (graph.score_only_kinds): in the incidence, never an edge
+    assert not [x for x in r.edges.to_pylist() if x["kind"] == "payment_burst"]
+    return {a for (a,) in con.execute("SELECT DISTINCT account_id FROM inc WHERE kind = 'payment_burst'").fetchall()}
 
 
 def test_accounts_opened_on_one_card_within_hours_share_a_sign_up_burst(store):
