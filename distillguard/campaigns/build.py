@@ -44,12 +44,12 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
 
 
 #: Evidence that two flagged clusters are one operation. Infrastructure an operator reuses (IP /24, client
-#: fingerprint, payment, e-mail naming, creation burst), plus *private* content (templates and system prompts
+#: fingerprint, payment, e-mail naming, creation burst, sign-ups on one card), plus *private* content (templates and system prompts
 #: nobody outside the two clusters sends) and real co-activity (a sync entity is a shared set of busy
 #: buckets, not a template). Not ASNs or e-mail domains, which unrelated operators share. Each kind counts
 #: as its evidence group (``KIND_GROUP``) and a merge needs two groups: private content is one of them.
-MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "email_pattern", "template",
-               "system_prompt", "sync")
+MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "payment_burst", "email_pattern",
+               "template", "system_prompt", "sync")
 
 
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,

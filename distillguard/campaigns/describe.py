@@ -31,7 +31,7 @@ from distillguard.graph.edges import KIND_GROUP
 from distillguard.scoring.risk import KIND_WORDS
 
 #: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
-KIND_ORDER = ("payment", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
+KIND_ORDER = ("payment", "payment_burst", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
               "system_prompt", "task_item", "email_domain", "intel", "ip24", "asn")
 
 
@@ -228,7 +228,7 @@ def kind_line(kc: KindCount, n_members: int, whose: str = "the campaign's") -> s
 
 
 #: kinds the shared-infrastructure sentence names (creation bursts and schedules have sentences of their own)
-SENTENCE_KINDS = ("payment", "ja4", "header_fp", "email_pattern", "user_agent", "template", "system_prompt",
+SENTENCE_KINDS = ("payment", "payment_burst", "ja4", "header_fp", "email_pattern", "user_agent", "template", "system_prompt",
                   "task_item", "email_domain", "ip24", "asn")
 
 

@@ -36,7 +36,7 @@ EXCHANGE_KINDS = ("ip24", "asn", "ja4", "header_fp", "user_agent", "system_promp
 KIND_GROUP = {
     "ip24": "network", "asn": "network", "ja4": "client", "header_fp": "client", "user_agent": "client",
     "payment": "payment", "email_domain": "email", "email_pattern": "email", "creation_burst": "creation",
-    "template": "content", "system_prompt": "content", "task_item": "content", "sync": "timing", "intel": "intel",
+    "payment_burst": "creation", "template": "content", "system_prompt": "content", "task_item": "content", "sync": "timing", "intel": "intel",
 }
 INFRA_GROUPS = ("network", "client", "payment", "email", "creation", "intel")
 
@@ -185,6 +185,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     SELECT u.account_id, 'creation_burst', u.entity, 1.0 FROM u JOIN cnt USING (entity, p) JOIN rate USING (p)
     WHERE cnt.c >= greatest({int(cfg.creation_burst_min)}, rate.lam + 4 * sqrt(rate.lam) + 1)
     """)
+    _payment_bursts(con, cfg, w)
     kw = cfg.kind_weights
     kw_values = ", ".join(f"('{k}', {float(v)})" for k, v in kw.items())
     con.execute(f"""
@@ -209,6 +210,41 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     con.unregister("_susp")
 
 
+def _payment_bursts(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, w: str) -> None:
+    """Sign-ups on one card: the accounts that hold one payment instrument and were created within
+    ``payment_burst_hours`` of each other (two offset grids, as for ``creation_burst``), as entities of kind
+    ``payment_burst`` (evidence group *creation*), when the window holds at least
+    max(``payment_burst_min``, λ + 4√λ + 1) of the card's holders. λ is what the card's other holders would put in
+    one window had they signed up independently at the store's own pace: (holders − 1) × window ÷ the span of the
+    store's sign-up times. Why: a hydra buys one card and opens a dozen accounts on it in an afternoon, from
+    distinct /24s, pathways and e-mail shapes, so ``creation_burst`` (one pathway, minutes) never sees it and the
+    card alone is one evidence group. A family's or a company's card gathers its accounts over months (λ small,
+    and their sign-ups spread) — a company that opens several accounts on one card in a day does show here, and
+    is then judged on its traffic like any coordinated group (accounts of one verified organisation are one
+    party in the edges and the scoring). 0 hours turns it off."""
+    h = float(cfg.payment_burst_hours)
+    if h <= 0 or float(cfg.kind_weights.get("payment_burst", 0)) <= 0:
+        return
+    sec = h * 3600
+    con.execute(f"""
+    INSERT INTO inc_raw
+    WITH tot AS (SELECT DISTINCT account_id FROM beh_ah WHERE {w}),
+    span AS (SELECT greatest(max(epoch(created_at)) - min(epoch(created_at)), {sec}) AS s FROM accounts),
+    allc AS (SELECT payment_fingerprint AS card, count(*) AS n FROM accounts
+             WHERE payment_fingerprint IS NOT NULL AND created_at IS NOT NULL GROUP BY 1),
+    acc AS (SELECT a.account_id, a.payment_fingerprint AS card, epoch(a.created_at) AS c
+            FROM accounts a JOIN tot USING (account_id)
+            WHERE a.payment_fingerprint IS NOT NULL AND a.created_at IS NOT NULL),
+    b AS (SELECT account_id, card, card || '|' || CAST(floor(c / {sec}) AS BIGINT) AS e1,
+                 card || '|h' || CAST(floor(c / {sec} + 0.5) AS BIGINT) AS e2 FROM acc),
+    u AS (SELECT account_id, card, e1 AS entity FROM b UNION ALL SELECT account_id, card, e2 FROM b),
+    cnt AS (SELECT entity, card, count(*) AS c FROM u GROUP BY 1, 2),
+    lam AS (SELECT card, (allc.n - 1) * {sec} / span.s AS lam FROM allc CROSS JOIN span)
+    SELECT u.account_id, 'payment_burst', u.entity, 1.0 FROM u JOIN cnt USING (entity, card) JOIN lam USING (card)
+    WHERE cnt.c >= greatest({int(cfg.payment_burst_min)}, lam.lam + 4 * sqrt(lam.lam) + 1)
+    """)
+
+
 def party_key(acc: str, account_id: str, declared_verification: int) -> str:
     """SQL for the party an account acts as: its organisation when that is verified to the declared level
     (a customer's own accounts are one party), else the account itself. ``acc`` is an alias of the
@@ -224,6 +260,9 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     customer's own declared accounts sharing its card, office NAT and tooling is not hidden
     coordination (and its per-organisation limits already apply)."""
     cap = int(cfg.clique_cap)
+    # kinds that are evidence when a cluster is scored but do not shape the communities (graph.score_only_kinds)
+    only = ", ".join(f"'{k}'" for k in cfg.score_only_kinds)
+    keep = f"WHERE kind NOT IN ({only})" if only else ""
     # rings and sync MinHash order by md5 (not DuckDB's hash): the same ring and the same entities on every
     # engine, so DuckDB and Spark build the same graph (docs/spark.md)
     con.execute(f"""
@@ -231,7 +270,7 @@ def coordination_edges(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, declare
     WITH ranked AS (
       SELECT account_id, kind, entity, df, w,
              row_number() OVER (PARTITION BY kind, entity ORDER BY md5(account_id || entity)) AS rk
-      FROM inc),
+      FROM inc {keep}),
     small AS (
       SELECT a.account_id AS src, b.account_id AS dst, a.kind, a.entity, (a.w + b.w) / 2 / (a.df - 1) AS weight
       FROM ranked a JOIN ranked b ON a.kind = b.kind AND a.entity = b.entity AND a.account_id < b.account_id

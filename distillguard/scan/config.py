@@ -37,7 +37,7 @@ class BehaviorConfig(_Strict):
 #: not hand out (payment, TLS fingerprint) weighs more than what many unrelated users share.
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {
     "payment": 3.0, "ja4": 1.0, "header_fp": 1.0, "user_agent": 0.8, "ip24": 1.2, "asn": 0.2,
-    "email_domain": 0.8, "email_pattern": 0.8, "creation_burst": 1.5,
+    "email_domain": 0.8, "email_pattern": 0.8, "creation_burst": 1.5, "payment_burst": 1.5,
     "template": 1.0, "system_prompt": 1.0, "task_item": 0.0, "sync": 1.2, "intel": 3.0,
 }
 
@@ -60,6 +60,21 @@ class GraphConfig(_Strict):
     creation_burst_minutes: int = Field(10, ge=1)
     #: A creation bucket is a burst only when it holds at least this many accounts.
     creation_burst_min: int = Field(4, ge=2)
+    #: Sign-ups on one card (kind ``payment_burst``, evidence group *creation*): accounts holding one payment
+    #: instrument and created within this many hours of each other (two offset grids). A hydra opens its
+    #: accounts on one card in an afternoon from distinct networks, pathways and e-mail shapes; a family's or a
+    #: company's card gathers accounts over months. 0 turns it off.
+    payment_burst_hours: float = Field(24.0, ge=0)
+    #: ... a window counts only when at least this many of the card's holders (and more than λ + 4√λ + 1, λ the
+    #: card's other holders at the store's own sign-up pace) were created in it: two people sharing a card
+    #: opening accounts the same day is ordinary.
+    payment_burst_min: int = Field(3, ge=2)
+    #: Kinds that are evidence when a cluster is scored (its evidence groups, sub-clusters, campaign merges) but
+    #: link no accounts in the coordination graph, so the communities are what the other kinds make them. A
+    #: card's sign-up burst links exactly the card's holders again; as edges it pulled a hydra's card holders and
+    #: the popular tool's users they share templates with into new level-1 communities (``cohorts_mixed`` guard:
+    #: three step-by-step tool users flagged), as scoring evidence it only tells a card group's coordination.
+    score_only_kinds: list[str] = Field(default_factory=lambda: ["payment_burst"])
     #: Synchronised-activity bucket width.
     sync_bucket_minutes: int = Field(10, ge=1, le=60)
     #: Co-activity lift (over the template's own hour-of-day rhythm) at which an account counts as synchronised.
@@ -137,6 +152,11 @@ class AccountModelConfig(_Strict):
     #: median by n / (n + rank_prior_exchanges), n = its exchanges that carry max_tokens: one request at a huge
     #: max_tokens does not outrank a harvester's many (0: rank the raw means).
     rank_prior_exchanges: float = Field(5.0, ge=0)
+    #: A pooled group (``scoring.pool_min_coordination``) ranks its requested length as one body of requests:
+    #: the pooled mean max_tokens, shrunk by the group's own count of requests carrying it, as an upper
+    #: percentile among the store's accounts — instead of averaging members' ranks, each pulled to the store's
+    #: median by its own handful of requests. False averages the members' ranks (as before 2026-12-04).
+    pool_output_rank: bool = True
 
     @field_validator("weights")
     @classmethod

@@ -36,7 +36,7 @@ from distillguard.scoring.demand import client_share as _client_share
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.rare import rare_entity_sql
-from distillguard.scoring.suspicion import blend, member_suspicion, pooled_components
+from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
 #: the same sign-up burst, the same schedule on the same template, a partner's indicator.
@@ -48,7 +48,8 @@ KIND_WORDS = {
     "header_fp": ("header-order fingerprint", "header-order fingerprints"),
     "user_agent": ("client user agent", "client user agents"), "email_domain": ("e-mail domain", "e-mail domains"),
     "email_pattern": ("e-mail naming pattern", "e-mail naming patterns"),
-    "creation_burst": ("sign-up burst", "sign-up bursts"), "template": ("prompt template", "prompt templates"),
+    "creation_burst": ("sign-up burst", "sign-up bursts"),
+    "payment_burst": ("sign-up burst on one card", "sign-up bursts on one card"), "template": ("prompt template", "prompt templates"),
     "system_prompt": ("system prompt", "system prompts"), "task_item": ("task-set item", "task-set items"),
     "sync": ("synchronised schedule", "synchronised schedules"), "intel": ("shared indicator", "shared indicators"),
 }
@@ -524,6 +525,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     client_share = _client_share(con, core) if cfg.software_output_alpha is not None else {}
     store_mt = store_values(feats, "mean_max_tokens")
     store_out = store_values(feats, "mean_output_tokens")
+    # what a pooled group's requested length is ranked against (suspicion.pooled_components)
+    store_out_rank = StoreOutput.of(feats, float(cfg.account_model.rank_prior_exchanges)) \
+        if cfg.pool_min_coordination is not None else None
     feats_s = dict(zip(feats["account_id"].to_pylist(), feats["suspicion"].to_numpy(zero_copy_only=False).tolist(),
                        strict=True))
     store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
@@ -586,7 +590,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         pooled = 0.0
         if (cfg.pool_min_coordination is not None and strong and not no_output and not software and coord >= cfg.pool_min_coordination
                 and len(pool_rows) >= cfg.pool_min_accounts):
-            group_comps[c] = pooled_components(pool_rows, cfg.account_model)
+            group_comps[c] = pooled_components(pool_rows, cfg.account_model, store_out_rank)
             pool_of[c] = {r["account_id"] for r in pool_rows}
             pooled = blend(group_comps[c], cfg.account_model)
             susp = max(susp, pooled)

@@ -17,6 +17,7 @@ share decides.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -79,6 +80,42 @@ def credible_values(v: np.ndarray, n: np.ndarray, present: np.ndarray, prior: fl
     return out
 
 
+def credible_output(features: pa.Table, prior: float) -> tuple[np.ndarray, np.ndarray]:
+    """(each account's mean requested max_tokens shrunk towards the store's median by its credibility — what
+    ``long_output`` ranks —, which accounts record it). n = its exchanges carrying max_tokens (a feature table
+    without that count: its exchanges)."""
+    n = _col(features, "n_exchanges", 1e9)
+    mt_known = _known(features, "mean_max_tokens")
+    n_mt = _col(features, "n_max_tokens", np.nan) if "n_max_tokens" in features.column_names else n
+    n_mt = np.where(np.isnan(n_mt), n, n_mt)
+    return credible_values(_col(features, "mean_max_tokens"), n_mt, mt_known, prior), mt_known
+
+
+@dataclass(frozen=True)
+class StoreOutput:
+    """What a pooled group's requested length is ranked against (:func:`pooled_components`): the store's
+    accounts' credible mean max_tokens (sorted) and the median they are shrunk towards."""
+    credible: np.ndarray
+    median: float
+
+    @classmethod
+    def of(cls, features: pa.Table, prior: float) -> StoreOutput | None:
+        if "mean_max_tokens" not in features.column_names:
+            return None
+        mt, known = credible_output(features, prior)
+        if not known.any():
+            return None
+        raw = _col(features, "mean_max_tokens")[known]
+        return cls(np.sort(mt[known]), float(np.median(raw)))
+
+    def rank(self, mean: float, n: float, prior: float) -> float:
+        """``long_output`` of a body of ``n`` requests asking ``mean`` max_tokens on average: shrunk as an account's
+        mean is, then as an upper percentile (mid-rank) among the store's accounts."""
+        v = self.median + (n / (n + prior) if prior > 0 else 1.0) * (mean - self.median)
+        lo, hi = np.searchsorted(self.credible, v, "left"), np.searchsorted(self.credible, v, "right")
+        return float(np.clip(2 * (lo + hi) / 2.0 / len(self.credible) - 1, 0, 1))
+
+
 def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_dataset",),
                prior_exchanges: float = 5.0, rank_prior_exchanges: float = 5.0) -> dict[str, np.ndarray]:
     share_cols = [c for c in features.column_names if c.startswith("share_")]
@@ -95,10 +132,7 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
     util = np.where(_known(features, "rpd_limit"), util, volume)
     # requested output length against this store, each account's mean first shrunk towards the store's median
     # by how many of its requests carried max_tokens (a feature table without the count: its exchanges)
-    mt_known = _known(features, "mean_max_tokens")
-    n_mt = _col(features, "n_max_tokens", np.nan) if "n_max_tokens" in features.column_names else n
-    n_mt = np.where(np.isnan(n_mt), n, n_mt)
-    mt = credible_values(_col(features, "mean_max_tokens"), n_mt, mt_known, rank_prior_exchanges)
+    mt, mt_known = credible_output(features, rank_prior_exchanges)
     long_out = upper_percentile(mt, mt_known) * sure
     # harvesting shape: long answers requested *and* one turn per request — a corpus being collected, not a
     # conversation or an agent loop (either alone is common: long chats, terse batch jobs)
@@ -148,9 +182,15 @@ def _unshrunk(r: dict, comp: str, k: float) -> tuple[float, float]:
     return (min(1.0, max(0.0, v / sure ** p)) if sure > 0 else 0.0), sure
 
 
-def pooled_components(rows: list[dict], model=None) -> dict[str, float]:
+def pooled_components(rows: list[dict], model=None, store: StoreOutput | None = None) -> dict[str, float]:
     """The account model's components on a group's pooled traffic: each component's unshrunk value averaged
     over the group's exchanges, then shrunk by the group's combined volume N / (N + prior_exchanges).
+    With ``store`` (and ``pool_output_rank``) the requested length is ranked as the group's: the pooled mean
+    max_tokens over the group's requests that carry it, shrunk by *their* number and ranked among the store's
+    accounts (``long_output``; ``harvest_shape`` = that rank × the pooled single-turn share). Averaging the
+    members' ranks would keep each thin member's mean pulled to the store's median by its own handful of
+    requests — the per-account shrinkage pooling exists to undo (issue 14: a hydra's 12 accounts on one card, 60
+    requests, ranked as 0.43 on average where their pooled mean ranks 0.77).
 
     Why: a hydra splits its volume over many accounts, so early in its life each account has sent a
     handful of requests and the per-account shrinkage keeps every one of them near the prior — the split
@@ -171,7 +211,21 @@ def pooled_components(rows: list[dict], model=None) -> dict[str, float]:
     for comp in COMPONENTS:
         raw = np.array([_unshrunk(r, comp, k)[0] for r in rows])
         out[comp] = math.fsum((raw * ns).tolist()) / total * sure_n ** SHRINK_POWER.get(comp, 0)
+    if store is not None and getattr(model, "pool_output_rank", False):
+        mts = [(float(r["mean_max_tokens"]), float(r.get("n_max_tokens") if _present(r.get("n_max_tokens"))
+                                                     else r.get("n_exchanges") or 0.0))
+               for r in rows if _present(r.get("mean_max_tokens"))]
+        n_mt = math.fsum(n for _, n in mts)
+        if n_mt > 0:
+            rank = store.rank(math.fsum(m * n for m, n in mts) / n_mt, n_mt, float(model.rank_prior_exchanges))
+            single = out["single_turn"] / sure_n if sure_n > 0 else 0.0
+            out["long_output"] = rank * sure_n
+            out["harvest_shape"] = rank * single * sure_n ** 2
     return out
+
+
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, float) and np.isnan(v))
 
 
 def blend(comps: dict[str, float], model) -> float:

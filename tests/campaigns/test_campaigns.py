@@ -95,7 +95,7 @@ def test_tables_written_per_contract(scanned):
     edges = st.read_table("coordination_edges")
     assert edges.schema.field("weight").type == pa.float64()
     assert set(edges["kind"].to_pylist()) <= {"ip24", "asn", "ja4", "header_fp", "user_agent", "payment", "email_domain",
-                                              "email_pattern", "creation_burst", "template", "system_prompt",
+                                              "email_pattern", "creation_burst", "payment_burst", "template", "system_prompt",
                                               "task_item", "sync", "intel"}
 
 

@@ -79,3 +79,40 @@ def test_card_holders_with_ordinary_traffic_are_not_flagged():
     on = _risk(ORDINARY, ScoringConfig())
     assert max(on.values()) < 0.5
     assert pa.array(list(on.values())).null_count == 0
+
+
+def _card_only_rows(burst: bool) -> list[tuple[str, str, str, float]]:
+    """The hydra tied by its card alone (no private template, each account on its own /24), plus — with ``burst`` — the sign-up burst on that
+    card (``payment_burst``, group creation); the family opened its three accounts on its card the same day too."""
+    rows = [r for r in _rows() if r[1] != "template" and not (r[0] in HYDRA and r[1] == "ip24")]  # distinct /24s
+    if burst:
+        rows += [(a, "payment_burst", "card-hydra|1", 1.0) for a in HYDRA]
+        rows += [(a, "payment_burst", "card-family|1", 1.0) for a in FAMILY]
+    return rows
+
+
+def _card_risk(hydra_traffic: dict[str, float], burst: bool) -> dict[str, float]:
+    per = ({a: (3, hydra_traffic) for a in HYDRA} | {a: (40, ORDINARY) for a in FAMILY + COMPANY + USERS}
+           | {a: (40, ORDINARY) for a in OUTSIDE})
+    feats = _feats(per)
+    con = _con(_card_only_rows(burst))
+    community = {a: 0 for a in COMMUNITY}
+    cfg = ScoringConfig()
+    best: dict[str, float] = {}
+    sub = entity_subclusters(con, community, cfg)
+    for t in (score_clusters(con, feats, community, [], cfg)[1],
+              score_clusters(con, feats, sub, [], cfg, id_prefix="cle", parent=community)[1]):
+        for a, r in zip(t["account_id"].to_pylist(), t["risk"].to_pylist(), strict=True):
+            best[a] = max(best.get(a, 0.0), r)
+    return best
+
+
+def test_a_card_and_its_sign_up_burst_are_two_groups_and_the_traffic_still_decides():
+    # a card alone is one evidence group: weakly coordinated, never pooled
+    assert max(_card_risk(HARVEST, burst=False)[a] for a in HYDRA) < 0.5
+    # the same card opened on in one afternoon: two groups, the pool's traffic is read
+    on = _card_risk(HARVEST, burst=True)
+    assert min(on[a] for a in HYDRA) >= 0.5
+    # the family that opened its accounts on its card the same day, with ordinary traffic, stays clean
+    assert max(on[a] for a in FAMILY + COMPANY + USERS) < 0.5
+    assert max(_card_risk(ORDINARY, burst=True).values()) < 0.5

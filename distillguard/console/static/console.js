@@ -9,7 +9,7 @@
   var SVGNS = "http://www.w3.org/2000/svg";
   // Evidence kinds: a fixed colour and a short code each (codes name the entities a group node shares).
   var KINDS = { payment: ["#c2410c", "pay"], ja4: ["#db2777", "tls"], header_fp: ["#7c3aed", "hdr"],
-                creation_burst: ["#0891b2", "burst"], sync: ["#65a30d", "sync"], email_pattern: ["#0f766e", "mail"],
+                creation_burst: ["#0891b2", "burst"], payment_burst: ["#0e7490", "cardburst"], sync: ["#65a30d", "sync"], email_pattern: ["#0f766e", "mail"],
                 user_agent: ["#4b5563", "ua"], template: ["#2563eb", "tpl"], system_prompt: ["#a16207", "sys"],
                 task_item: ["#9333ea", "task"], email_domain: ["#14b8a6", "dom"], intel: ["#dc2626", "intel"],
                 ip24: ["#64748b", "net"], asn: ["#94a3b8", "asn"] };
