@@ -268,6 +268,20 @@ class ScoringConfig(_Strict):
     #: rest on the account's own traffic — do not apply to them (the fit, strength and suspicion-ratio rules
     #: still do). False applies them as to any cluster.
     harvest_own_evidence: bool = True
+    #: Rare hidden ties counted, not shared by half: in a harvesting sub-cluster, an evidence group of hidden
+    #: infrastructure or timing (network, payment, creation, timing, intel) is also shared beyond chance when the
+    #: *number* of core members holding it is improbable under the store's own chance of sharing it — Poisson
+    #: upper tail of the count at the members' summed chance (the same per-member chance the group shares are
+    #: net of), Bonferroni over those groups, at most this. A quiet hydra reuses a card in 3 of 27 accounts and
+    #: signs 4 up in one burst, where the store's chance gives none: rare in each account, improbable in the group,
+    #: though no group reaches half the core (issue 11, quiet_hydra; docs/benchmarks.md section qh16). None: off.
+    harvest_group_alpha: float | None = Field(1e-3, ge=0, le=1)
+    #: ... counting only a group that at least this many core members hold (two members of one household can
+    #: share a card; three strangers do not) ...
+    harvest_group_min_members: int = Field(3, ge=2)
+    #: ... and such a group counts towards ``min_evidence_groups`` and enters the coordination sum with at least
+    #: this share (what a group shared by half the core adds).
+    harvest_group_share: float = Field(0.5, ge=0, le=1)
     #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
     #: card) are also judged as a group of their own when at least
     #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have

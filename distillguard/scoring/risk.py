@@ -80,6 +80,9 @@ class ClusterScore:
     dense_density: float = 0.0
     #: the account model on the pooled traffic of its distinctively tied core (0: not pooled)
     pooled_suspicion: float = 0.0
+    #: evidence group -> (core members sharing it, their summed chance of sharing it at random): the counts the
+    #: group shares and the significance rule (``harvest_group_alpha``) are read from
+    group_counts: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def _num(v, default=0.0) -> float:
@@ -349,6 +352,32 @@ def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, fl
     return below / outside if outside > 0 else 1.0
 
 
+GROUP_NOUNS = {"network": "a network (/24 or ASN)", "payment": "a payment fingerprint",
+               "creation": "a sign-up burst", "timing": "a synchronised schedule", "intel": "a partner indicator"}
+
+
+def _rare_hidden_groups(obs: dict[str, float], exp: dict[str, float], cfg: ScoringConfig) -> dict[str, float]:
+    """Hidden-tie groups of a harvesting sub-cluster's core held by improbably many members (group -> p).
+
+    The group shares ask that half the core share a tie beyond chance; a quiet pool reuses its few cards and
+    sign-up bursts in a handful of its accounts, far from half, yet a handful where the store's chance predicts
+    none is not chance. Judged as a count: P(X >= observed) for X ~ Poisson(summed per-member chance), times the
+    number of hidden groups (``harvest_group_alpha``, ``harvest_group_min_members``)."""
+    if cfg.harvest_group_alpha is None:
+        return {}
+    from scipy.stats import poisson
+
+    out = {}
+    for g in HIDDEN_GROUPS:
+        o = int(round(obs.get(g, 0.0)))
+        if o < cfg.harvest_group_min_members:
+            continue
+        p = min(1.0, float(poisson.sf(o - 1, max(exp.get(g, 0.0), 0.0))) * len(HIDDEN_GROUPS))
+        if p <= cfg.harvest_group_alpha:
+            out[g] = p
+    return out
+
+
 def cluster_risk(coordination: float, suspicion: float, discount: float = 1.0) -> float:
     """A cluster's risk from how coordinated it is and how suspicious its traffic is (module docstring); every
     route that makes a cluster (communities, sub-clusters, workload groups) scores it through this one formula."""
@@ -521,6 +550,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
+        rare_hidden = _rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) if harvest else {}
+        if rare_hidden:
+            gs = {**gs, **{g: max(gs.get(g, 0.0), cfg.harvest_group_share) for g in rare_hidden}}
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
         # chance by half the core (group shares are already net of chance, so a popular tool's prompt, a
         # free-mail naming shape or a home ISP does not count however many members hold it)
@@ -586,7 +618,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
-                          else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled)
+                          else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled,
+                          group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()})
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -595,6 +628,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             cs.reasons.append(f"weakly coordinated: {client_share.get(c, 0.0):.0%} of its core run one client and "
                               "share no hidden infrastructure, payment or schedule, and do not collect longer answers "
                               "than the store's accounts (one tool's users, not a harvest)")
+        for g, p in rare_hidden.items():
+            o, e = cs.group_counts.get(g, (0, 0.0))
+            cs.reasons.append(f"{o} of its {len(core[c])} core accounts share {GROUP_NOUNS.get(g, g)} where the "
+                              f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
+                              "improbable in the group")
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
