@@ -282,6 +282,15 @@ class ScoringConfig(_Strict):
     #: ... and such a group counts towards ``min_evidence_groups`` and enters the coordination sum with at least
     #: this share (what a group shared by half the core adds).
     harvest_group_share: float = Field(0.5, ge=0, le=1)
+    #: The same count rule for every cluster, not only harvesting sub-clusters: a community whose quiet pool is
+    #: only partly in the harvest-shape tail (40% ordinary traffic mixed in) still holds the pool's rare cards and
+    #: bursts. Its other gates (the suspicion percentile, output demand, one tool's users) still apply. On the
+    #: quiet_hydra dev worlds it lifted quiet_hydra-104 2/49 → 30/49 and -102 19/37 → 28/37; False: sub-clusters only.
+    rare_ties_all_clusters: bool = True
+    #: A cluster that is strongly coordinated only through those counted rare ties does not lift a member tied
+    #: into it only through these evidence groups: an ordinary user on a residential proxy's /24s or
+    #: ASN shares them with the pool by living there, not by being part of it; it keeps the capped level.
+    rare_ties_bystander_groups: list[str] = Field(default_factory=lambda: ["network"])
     #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
     #: card) are also judged as a group of their own when at least
     #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have

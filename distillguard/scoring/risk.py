@@ -83,6 +83,9 @@ class ClusterScore:
     #: evidence group -> (core members sharing it, their summed chance of sharing it at random): the counts the
     #: group shares and the significance rule (``harvest_group_alpha``) are read from
     group_counts: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: the risk the cluster would have without the counted rare ties, when only they made it strongly
+    #: coordinated (members tied only through ``rare_ties_bystander_groups`` keep this level)
+    unlifted_risk: float | None = None
 
 
 def _num(v, default=0.0) -> float:
@@ -550,7 +553,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
-        rare_hidden = _rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) if harvest else {}
+        rare_hidden = _rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) \
+            if harvest or cfg.rare_ties_all_clusters else {}
+        # would the cluster be strongly coordinated without the counted rare ties? (``rare_ties_member_groups``)
+        gs0 = gs
         if rare_hidden:
             gs = {**gs, **{g: max(gs.get(g, 0.0), cfg.harvest_group_share) for g in rare_hidden}}
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
@@ -566,6 +572,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (a quiet pool's accounts reuse a card here, share a proxy /24 or a sign-up burst there)
         hidden = sum(1 for a in core[c] if member_groups.get(a, set()) & set(HIDDEN_GROUPS)) / max(len(core[c]), 1)
         strong = n_groups >= cfg.min_evidence_groups or (harvest and hidden >= cfg.harvest_hidden_share)
+        lifted = bool(rare_hidden) and strong and not (
+            sum(1 for v in gs0.values() if v >= 0.5) + (1 if private else 0) >= cfg.min_evidence_groups
+            or (harvest and hidden >= cfg.harvest_hidden_share))
         total = sum(GROUP_WEIGHTS.get(g, 0.5) * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
@@ -619,7 +628,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
                           else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled,
-                          group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()})
+                          group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()},
+                          unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap), susp, discount))
+                                         if lifted else None))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -693,6 +704,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
+        if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups):
+            # strong only through the counted rare ties: an account tied only by what a residential proxy's
+            # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
+            r = min(r, cs.unlifted_risk * member)
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
         ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
