@@ -86,6 +86,8 @@ class ClusterScore:
     #: the risk the cluster would have without the counted rare ties, when only they made it strongly
     #: coordinated (members tied only through ``rare_ties_bystander_groups`` keep this level)
     unlifted_risk: float | None = None
+    #: the hidden-tie groups counted beyond chance (``scoring.harvest_group_alpha``)
+    rare_groups: tuple[str, ...] = ()
 
 
 def _num(v, default=0.0) -> float:
@@ -630,7 +632,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                           else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled,
                           group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()},
                           unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap), susp, discount))
-                                         if lifted else None))
+                                         if lifted else None),
+                          rare_groups=tuple(sorted(rare_hidden)))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -640,6 +643,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               "share no hidden infrastructure, payment or schedule, and do not collect longer answers "
                               "than the store's accounts (one tool's users, not a harvest)")
         for g, p in rare_hidden.items():
+            if gs0.get(g, 0.0) >= cfg.harvest_group_share:
+                continue  # shared by enough of the core anyway: the count added nothing
             o, e = cs.group_counts.get(g, (0, 0.0))
             cs.reasons.append(f"{o} of its {len(core[c])} core accounts share {GROUP_NOUNS.get(g, g)} where the "
                               f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
@@ -704,6 +709,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             ratio = cfg.member_suspicion_ratio * (0.5 if len(strong_ties) >= cfg.min_member_groups else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
+        if cs.unlifted_risk is not None and not own_shape and not groups & set(cs.rare_groups):
+            # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
+            # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
+            r = min(r, cs.unlifted_risk * member)
         if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups):
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
