@@ -285,7 +285,8 @@ class ScoringConfig(_Strict):
     #: The same count rule for every cluster, not only harvesting sub-clusters: a community whose quiet pool is
     #: only partly in the harvest-shape tail (40% ordinary traffic mixed in) still holds the pool's rare cards and
     #: bursts. Its other gates (the suspicion percentile, output demand, one tool's users) still apply. On the
-    #: quiet_hydra dev worlds it lifted quiet_hydra-104 2/49 → 30/49 and -102 19/37 → 28/37; False: sub-clusters only.
+    #: quiet_hydra dev worlds it lifted quiet_hydra-104 2/49 → 17/49 and -102 19/37 → 23/37; in a community (not a
+    #: harvesting sub-cluster) only the members holding a counted tie take the lifted level. False: sub-clusters only.
     rare_ties_all_clusters: bool = True
     #: A cluster that is strongly coordinated only through those counted rare ties does not lift a member tied
     #: into it only through these evidence groups: an ordinary user on a residential proxy's /24s or
