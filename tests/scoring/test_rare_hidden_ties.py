@@ -73,3 +73,18 @@ def test_two_holders_are_not_enough():
     assert cs.coordination <= ScoringConfig().weak_coordination_cap + 1e-9
     cs, _ = _pool_cluster(_rows(card=2, burst=2), ScoringConfig(harvest_group_min_members=2))
     assert cs.coordination > ScoringConfig().weak_coordination_cap
+
+
+def test_a_lifted_cluster_does_not_take_an_account_another_cluster_flags():
+    from distillguard.scan.engine import keep_highest
+
+    row = lambda a, r, c: {"account_id": a, "risk": r, "cluster_id": c, "reasons": []}  # noqa: E731
+    own = pa.Table.from_pylist([row("a", 0.7, "cl0e-0001"), row("b", 0.3, "cl0-0002")])
+    lifted = pa.Table.from_pylist([row("a", 0.8, "cl0-0009"), row("b", 0.6, "cl0-0009")])
+    best: dict = {}
+    keep_highest(best, [own, lifted], {"cl0-0009": 0.5})
+    assert best["a"]["cluster_id"] == "cl0e-0001"   # flagged in its own cluster: stays there
+    assert best["b"]["cluster_id"] == "cl0-0009" and best["b"]["risk"] == 0.6   # lifted where nothing else flags
+    best = {}
+    keep_highest(best, [own, lifted])
+    assert best["a"]["cluster_id"] == "cl0-0009"   # without the ceiling the higher risk wins
