@@ -300,6 +300,30 @@ class ScoringConfig(_Strict):
     #: rest on the account's own traffic — do not apply to them (the fit, strength and suspicion-ratio rules
     #: still do). False applies them as to any cluster.
     harvest_own_evidence: bool = True
+    #: Rare hidden ties counted, not shared by half: in a harvesting sub-cluster, an evidence group of hidden
+    #: infrastructure or timing (network, payment, creation, timing, intel) is also shared beyond chance when the
+    #: *number* of core members holding it is improbable under the store's own chance of sharing it — Poisson
+    #: upper tail of the count at the members' summed chance (the same per-member chance the group shares are
+    #: net of), Bonferroni over those groups, at most this. A quiet hydra reuses a card in 3 of 27 accounts and
+    #: signs 4 up in one burst, where the store's chance gives none: rare in each account, improbable in the group,
+    #: though no group reaches half the core (issue 11, quiet_hydra; docs/benchmarks.md section qh16). None: off.
+    harvest_group_alpha: float | None = Field(1e-3, ge=0, le=1)
+    #: ... counting only a group that at least this many core members hold (two members of one household can
+    #: share a card; three strangers do not) ...
+    harvest_group_min_members: int = Field(3, ge=2)
+    #: ... and such a group counts towards ``min_evidence_groups`` and enters the coordination sum with at least
+    #: this share (what a group shared by half the core adds).
+    harvest_group_share: float = Field(0.5, ge=0, le=1)
+    #: The same count rule for every cluster, not only harvesting sub-clusters: a community whose quiet pool is
+    #: only partly in the harvest-shape tail (40% ordinary traffic mixed in) still holds the pool's rare cards and
+    #: bursts. Its other gates (the suspicion percentile, output demand, one tool's users) still apply. On the
+    #: quiet_hydra dev worlds it lifted quiet_hydra-104 2/49 → 17/49 and -102 19/37 → 23/37; in a community (not a
+    #: harvesting sub-cluster) only the members holding a counted tie take the lifted level. False: sub-clusters only.
+    rare_ties_all_clusters: bool = True
+    #: A cluster that is strongly coordinated only through those counted rare ties does not lift a member tied
+    #: into it only through these evidence groups: an ordinary user on a residential proxy's /24s or
+    #: ASN shares them with the pool by living there, not by being part of it; it keeps the capped level.
+    rare_ties_bystander_groups: list[str] = Field(default_factory=lambda: ["network"])
     #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
     #: card) are also judged as a group of their own when at least
     #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have

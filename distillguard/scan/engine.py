@@ -141,6 +141,7 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     clusters: list[ClusterScore] = []
     best: dict[str, dict] = {}
     membership: dict[str, int] = {}
+    ceiling: dict[str, float] = {}   # clusters lifted only by counted rare ties compete at the flag threshold
     risk = None
     # one igraph graph for every level, the levels' Leiden runs side by side (``communities_0`` times them all)
     levels = find_community_levels(community_input(pairs), cfg.graph, cfg.engine.communities, cfg.graph.resolutions)
@@ -149,7 +150,8 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
         cs, steps = score_level(con, feats, m, level, blocks, cfg, mark)
         clusters += cs
         risk = steps[0]
-        keep_highest(best, steps)
+        ceiling.update({c.cluster_id: cfg.scoring.flag_threshold for c in cs if c.unlifted_risk is not None})
+        keep_highest(best, steps, ceiling)
         if level == 0:
             membership = m
     # pieces of one operation the community detection cut apart, judged as one (graph/operations.py)
@@ -159,14 +161,15 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
         cs, risk_op = score_operations(con, feats, ops, membership, blocks, cfg)
         mark("score_operations")
         clusters += cs
-        keep_highest(best, [risk_op])
+        ceiling.update({c.cluster_id: cfg.scoring.flag_threshold for c in cs if c.unlifted_risk is not None})
+        keep_highest(best, [risk_op], ceiling)
     # accounts of the harvest-shape tail running one workload, across communities (scoring/workload.py)
     if cfg.scoring.workload_groups.enabled:
         wg = workload_groups(feats, cfg.scoring.workload_groups)
         if wg:
             cs, risk_w = score_workload_groups(feats, wg, cfg.scoring)
             clusters += cs
-            keep_highest(best, [risk_w])
+            keep_highest(best, [risk_w], ceiling)
         mark("workload_groups")
     risk = pa.Table.from_pylist([best[a] for a in feats["account_id"].to_pylist()], schema=risk.schema)
     return clusters, risk, membership
@@ -195,14 +198,24 @@ def score_level(con: duckdb.DuckDBPyConnection, feats: pa.Table, m: dict[str, in
     return clusters, steps
 
 
-def keep_highest(best: dict[str, dict], tables: list[pa.Table]) -> None:
+def keep_highest(best: dict[str, dict], tables: list[pa.Table], ceiling: dict[str, float] | None = None) -> None:
     """Every account keeps the account_risk row of the cluster (at any level) where its risk is highest; the
     first seen wins a tie (the tables come in a fixed order). Comparing raw floats is safe only because the
     risks are the same to the last digit on every run: the sums they are built from do not depend on the order
     a parallel aggregation adds in (``scan.base.exact_sum``); a 1e-16 difference used to move accounts between
-    levels and change campaign records run to run."""
+    levels and change campaign records run to run. ``ceiling`` (cluster id -> level): a row of such a cluster
+    competes at no more than that level — a cluster strongly coordinated only through counted rare ties
+    (``scoring.harvest_group_alpha``) is there to lift accounts nothing else flags, not to take an account another
+    cluster already flags into its record (cohorts_mixed: the agentic campaign's accounts, flagged in their own
+    card's sub-cluster, would join the coding hydra's record through the card they share with it)."""
+    ceiling = ceiling or {}
+
+    def key(r: dict) -> float:
+        c = ceiling.get(r["cluster_id"])
+        return r["risk"] if c is None else min(r["risk"], c)
+
     for r in (r for t in tables for r in t.to_pylist()):
-        if r["account_id"] not in best or r["risk"] > best[r["account_id"]]["risk"]:
+        if r["account_id"] not in best or key(r) > key(best[r["account_id"]]):
             best[r["account_id"]] = r
 
 

@@ -18,7 +18,15 @@ that group (no evidence either way). Member ties, distinctive ties and the rest 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from distillguard.scan.base import exact_sum
+
+if TYPE_CHECKING:
+    from distillguard.scan.config import ScoringConfig
+
+#: Groups that can carry a harvesting sub-cluster alone: hidden infrastructure and shared timing.
+HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
 def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_all: int) -> str:
@@ -32,3 +40,29 @@ def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_al
     return (f"max(CASE WHEN {held} AND {rare} THEN 1 ELSE 0 END) AS obs_r, "
             f"coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
             f"{exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_r")
+
+
+GROUP_NOUNS = {"network": "a network (/24 or ASN)", "payment": "a payment fingerprint",
+               "creation": "a sign-up burst", "timing": "a synchronised schedule", "intel": "a partner indicator"}
+
+
+def rare_hidden_groups(obs: dict[str, float], exp: dict[str, float], cfg: ScoringConfig) -> dict[str, float]:
+    """Hidden-tie groups of a harvesting sub-cluster's core held by improbably many members (group -> p).
+
+    The group shares ask that half the core share a tie beyond chance; a quiet pool reuses its few cards and
+    sign-up bursts in a handful of its accounts, far from half, yet a handful where the store's chance predicts
+    none is not chance. Judged as a count: P(X >= observed) for X ~ Poisson(summed per-member chance), times the
+    number of hidden groups (``harvest_group_alpha``, ``harvest_group_min_members``)."""
+    if cfg.harvest_group_alpha is None:
+        return {}
+    from scipy.stats import poisson
+
+    out = {}
+    for g in HIDDEN_GROUPS:
+        o = int(round(obs.get(g, 0.0)))
+        if o < cfg.harvest_group_min_members:
+            continue
+        p = min(1.0, float(poisson.sf(o - 1, max(exp.get(g, 0.0), 0.0))) * len(HIDDEN_GROUPS))
+        if p <= cfg.harvest_group_alpha:
+            out[g] = p
+    return out

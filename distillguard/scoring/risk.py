@@ -35,7 +35,7 @@ from distillguard.scoring.demand import (
 from distillguard.scoring.demand import client_share as _client_share
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
-from distillguard.scoring.rare import rare_entity_sql
+from distillguard.scoring.rare import GROUP_NOUNS, HIDDEN_GROUPS, rare_entity_sql, rare_hidden_groups
 from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
@@ -84,14 +84,20 @@ class ClusterScore:
     dense_density: float = 0.0
     #: the account model on the pooled traffic of its distinctively tied core (0: not pooled)
     pooled_suspicion: float = 0.0
+    #: evidence group -> (core members sharing it, their summed chance of sharing it at random): the counts the
+    #: group shares and the significance rule (``harvest_group_alpha``) are read from
+    group_counts: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: the risk the cluster would have without the counted rare ties, when only they made it strongly
+    #: coordinated (members tied only through ``rare_ties_bystander_groups`` keep this level)
+    unlifted_risk: float | None = None
+    #: the hidden-tie groups counted beyond chance (``scoring.harvest_group_alpha``)
+    rare_groups: tuple[str, ...] = ()
 
 
 def _num(v, default=0.0) -> float:
     return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-#: Groups that can carry a harvesting sub-cluster alone: hidden infrastructure and shared timing.
-HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
 def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: ScoringConfig,
@@ -540,6 +546,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
+        rare_hidden = rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) \
+            if harvest or cfg.rare_ties_all_clusters else {}
+        # would the cluster be strongly coordinated without the counted rare ties? (``rare_ties_member_groups``)
+        gs0 = gs
+        if rare_hidden:
+            gs = {**gs, **{g: max(gs.get(g, 0.0), cfg.harvest_group_share) for g in rare_hidden}}
         # strongly coordinated: at least min_evidence_groups independent kinds of evidence, each shared beyond
         # chance by half the core (group shares are already net of chance, so a popular tool's prompt, a
         # free-mail naming shape or a home ISP does not count however many members hold it)
@@ -553,6 +565,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (a quiet pool's accounts reuse a card here, share a proxy /24 or a sign-up burst there)
         hidden = sum(1 for a in core[c] if member_groups.get(a, set()) & set(HIDDEN_GROUPS)) / max(len(core[c]), 1)
         strong = n_groups >= cfg.min_evidence_groups or (harvest and hidden >= cfg.harvest_hidden_share)
+        lifted = bool(rare_hidden) and strong and not (
+            sum(1 for v in gs0.values() if v >= cfg.evidence_share) + (1 if private else 0) >= cfg.min_evidence_groups
+            or (harvest and hidden >= cfg.harvest_hidden_share))
         total = math.fsum(cfg.group_weights[g] * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
@@ -616,7 +631,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
-                          else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled)
+                          else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled,
+                          group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()},
+                          unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap), susp, cfg, discount))
+                                         if lifted else None),
+                          rare_groups=tuple(sorted(rare_hidden)))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -632,6 +651,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               + " that using one product leaves in every request, and its traffic is no more "
                               f"harvest-shaped, nor does it receive longer answers, than the store's (largest effect "
                               f"{artefact[1]:.2f}): a product's users, not a harvest")
+        for g, p in rare_hidden.items():
+            if gs0.get(g, 0.0) >= cfg.harvest_group_share:
+                continue  # shared by enough of the core anyway: the count added nothing
+            o, e = cs.group_counts.get(g, (0, 0.0))
+            cs.reasons.append(f"{o} of its {len(core[c])} core accounts share {GROUP_NOUNS.get(g, g)} where the "
+                              f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
+                              "improbable in the group")
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
@@ -693,6 +719,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                                   else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
+        if cs.unlifted_risk is not None and not own_shape and not groups & set(cs.rare_groups):
+            # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
+            # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
+            r = min(r, cs.unlifted_risk * member)
+        if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups):
+            # strong only through the counted rare ties: an account tied only by what a residential proxy's
+            # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
+            r = min(r, cs.unlifted_risk * member)
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
         ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
