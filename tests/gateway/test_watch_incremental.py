@@ -190,3 +190,60 @@ def test_watch_partials_carry_the_count(tmp_path):
     finally:
         close_scan(full)
         close_scan(inc)
+
+
+def test_signals_through_the_prompt_memo_equal_scoring_each_part_alone(tmp_path, monkeypatch):
+    """score_new scores through the process's prompt memo (watch ticks repeat prompts): a prompt an earlier tick
+    scored is looked up, not scored again, and every stored signal row equals scoring the exchanges afresh."""
+    from distillguard.signals import memo as prompt_memo
+    from distillguard.signals.score import score_batch
+
+    st, held, n = _split_store(tmp_path, n_parts=3, hold_back=1)
+    monkeypatch.setattr(prompt_memo, "_memo", None)  # a memo of this test's own
+    cfg, state = ScanConfig(), watch.load_state(st)
+    watch.score_new(st, state, cfg)
+    memo = prompt_memo.process_memo()
+    hits = memo.hits
+    # the next tick's part sends prompts the first parts sent (the tiny world's prompts are all distinct)
+    sent = st.exchanges().to_arrow_table()["prompt"].slice(0, held[0].num_rows)
+    st.write_exchanges(held[0].set_column(held[0].schema.get_field_index("prompt"), "prompt", sent), key="p2")
+    watch.score_new(st, state, cfg)
+    assert memo.hits - hits >= held[0].num_rows // 2
+    got = st.read_table("exchange_signals").sort_by("exchange_id")
+    fresh = pa.Table.from_batches([score_batch(st.exchanges().to_arrow_table())]).sort_by("exchange_id")
+    assert got.num_rows == n
+    assert got.select(fresh.column_names).equals(fresh.cast(got.select(fresh.column_names).schema))
+
+
+def test_batches_that_follow_time_are_unioned_and_equal_a_full_projection(tmp_path):
+    """Parts that arrive in time order (one per day, folded at separate ticks) have spans sharing no hour: their
+    hour-keyed partials are unioned instead of grouped again, with the same tables and results as projecting
+    every exchange (and as the grouped merge)."""
+    src = Store(tmp_path / "src", create=True)
+    build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
+    ex = src.exchanges().to_arrow_table()
+    st = Store(tmp_path / "dst", create=True)
+    st.write_accounts(src.accounts().to_arrow_table())
+    day = pc.floor_temporal(ex["ts"], unit="day")
+    cfg, state = ScanConfig(), watch.load_state(st)
+    for k, d in enumerate(sorted(set(day.to_pylist()))):
+        st.write_exchanges(ex.filter(pc.equal(day, pa.scalar(d, day.type))), key=f"d{k}")
+        watch.score_new(st, state, cfg)
+        assert watch.fold_new(st, state, cfg) == 1
+    files = sorted((st.path / "tables" / "watch_partial_beh_ah").glob("*.parquet"))
+    assert len(files) >= 3 and watch._disjoint_spans(files, state["spans"])
+    full = run_scan(st, cfg, signals="never")
+    union = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
+    grouped = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con))
+    try:
+        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
+            cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
+            q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
+            want = full.con.execute(q).fetchall()
+            assert union.con.execute(q).fetchall() == want, t
+            assert grouped.con.execute(q).fetchall() == want, t
+        assert _risk(full) == _risk(union) == _risk(grouped)
+        assert len(full.campaigns) == len(union.campaigns) >= 1
+    finally:
+        for r in (full, union, grouped):
+            close_scan(r)
