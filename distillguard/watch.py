@@ -410,6 +410,10 @@ def _sql_lit(v: str) -> str:
     return "'" + v.replace("'", "''") + "'"
 
 
+#: Per store (its path): Leiden's partitions of the last detection at each resolution, the next one's start
+#: (``watch_warm_communities``). In memory only: a restarted watch starts its first detection cold.
+_WARM: dict[str, dict] = {}
+
 #: Tables a detection replaces and a windowed one carries earlier campaigns forward in.
 _CARRIED = ("campaigns", "campaign_members", "enforcement_recommendations", "enforcement", "account_clusters",
             "account_risk")
@@ -431,7 +435,8 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
     c0 = _cpu_seconds()
     before = ({t: store.read_table(t) for t in _CARRIED if store.has_table(t)}
               if incremental and since is not None else None)
-    res = run_scan(store, cfg, signals="never", prepared=prepared)
+    warm = _WARM.setdefault(str(store.path), {}) if cfg.watch_warm_communities else None
+    res = run_scan(store, cfg, signals="never", prepared=prepared, warm=warm)
     c1 = _cpu_seconds()
     try:
         write_tables(store, res, cfg, now=now)

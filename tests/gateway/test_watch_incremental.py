@@ -247,3 +247,24 @@ def test_batches_that_follow_time_are_unioned_and_equal_a_full_projection(tmp_pa
     finally:
         for r in (full, union, grouped):
             close_scan(r)
+
+
+def test_warm_communities_start_from_the_last_partition(tmp_path):
+    """Leiden started from an earlier partition (watch_warm_communities): the first call (nothing kept) equals a
+    cold start; it keeps each account's community per resolution; the next call starts from them (accounts new
+    to the graph alone) and still returns communities of at least min_cluster_size."""
+    import importlib
+
+    gc = importlib.import_module("distillguard.graph.communities")  # the package exports a function of that name
+
+    pairs = pa.table({"src": ["a", "a", "b", "d", "d", "e", "c"], "dst": ["b", "c", "c", "e", "f", "f", "d"],
+                      "weight": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1]})
+    cfg = ScanConfig().graph
+    g = gc.leiden_graph(pairs)
+    cold = gc.community_levels(g, cfg, [1.0, 3.0], workers=1)
+    warm: dict = {}
+    assert gc.community_levels(g, cfg, [1.0, 3.0], workers=1, warm=warm) == cold
+    assert set(warm) == {1.0, 3.0} and set(warm[1.0]) == set("abcdef")
+    assert gc._initial(["a", "b", "z"], {"a": 4, "b": 0}) == [4, 0, 5]  # z is new: a community of its own
+    again = gc.community_levels(g, cfg, [1.0, 3.0], workers=1, warm=warm)
+    assert again[0] == cold[0] and sorted(set(again[0].values())) == [0, 1]
