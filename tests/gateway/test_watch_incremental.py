@@ -93,7 +93,7 @@ def test_crash_mid_fold_neither_skips_nor_doubles(tmp_path, monkeypatch):
     assert full == inc
 
 
-def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path):
+def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path, monkeypatch):
     st, held, n = _split_store(tmp_path, n_parts=3, hold_back=1)
     cfg = ScanConfig()
     opts = watch.WatchOptions(interval_seconds=0)
@@ -101,7 +101,8 @@ def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path):
     assert r1.folded == len(st.exchange_files()) and r1.detected
     before = len(st.exchange_files())
     st.write_exchanges(held[0], key="p2")
-    state = watch.load_state(st)  # a restarted watch
+    state = watch.load_state(st)  # a restarted watch: what it saved, and no Leiden start kept in memory
+    monkeypatch.setattr(watch, "_WARM", {})
     r2 = watch.tick(st, opts, state, cfg, force_detect=True)
     assert r2.folded == len(st.exchange_files()) - before and r2.scored == held[0].num_rows
     r3 = watch.tick(st, opts, watch.load_state(st), cfg)
