@@ -95,7 +95,8 @@ def test_crash_mid_fold_neither_skips_nor_doubles(tmp_path, monkeypatch):
 
 def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path, monkeypatch):
     st, held, n = _split_store(tmp_path, n_parts=3, hold_back=1)
-    cfg = ScanConfig()
+    # each detection starts Leiden cold, as the scan compared with does (warm starts may find other communities)
+    cfg = ScanConfig(watch_warm_communities=False)
     opts = watch.WatchOptions(interval_seconds=0)
     r1 = watch.tick(st, opts, watch.load_state(st), cfg, force_detect=True)
     assert r1.folded == len(st.exchange_files()) and r1.detected
