@@ -514,7 +514,8 @@ def direct_main(argv=None) -> None:
             s, c = time.perf_counter(), _cpu()
             rep = tick(dst, opts, state, cfg, force_detect=True)
             ticks.append({"window_end": str(end), "exchanges": part.num_rows, "seconds": round(time.perf_counter() - s, 1),
-                          "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns})
+                          "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns,
+                          "cpu_parts": {k: round(v, 2) for k, v in rep.cpu.items()}})
 
             con = dst.connect(threads=2)
             for (acct,) in con.execute("SELECT account_id FROM account_risk WHERE flagged").fetchall():
@@ -531,8 +532,8 @@ def direct_main(argv=None) -> None:
             new = sorted({camp_of[x] for x in flagged_at if x in camp_of} - seen)
             seen.update(new)
             print(f"tick {i} → {end:%m-%d %H:%M}: {part.num_rows:,} exchanges, {ticks[-1]['seconds']} s, "
-                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns; first flagged: {new}",
-                  file=sys.stderr, flush=True)
+                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns; first flagged: {new}; "
+                  f"CPU-s by part: {orjson.dumps(ticks[-1]['cpu_parts']).decode()}", file=sys.stderr, flush=True)
         t, i = end, i + 1
     scon.execute(f"CREATE VIEW labels AS SELECT * FROM read_parquet('{Path(a.world) / 'labels.parquet'}')")
     ex = scon.execute("""SELECT l.campaign_id, e.account_id, e.ts FROM exchanges e JOIN labels l USING (account_id)
@@ -573,6 +574,11 @@ def direct_main(argv=None) -> None:
     out["benign_ever_enforced"] = {"n": len(hit), "personas": sorted({benign[a] for a in hit})}
     out["tick_seconds"] = [x["seconds"] for x in ticks]
     out["tick_cpu_seconds"] = [x["cpu_seconds"] for x in ticks]
+    # CPU seconds of each tick's parts (watch.TickReport.cpu: signals, fold, the scan's stages and detect parts,
+    # writing, carrying forward), and their sums over the replay: where a replay's cost goes
+    out["tick_cpu_parts"] = [x["cpu_parts"] for x in ticks]
+    keys = sorted({k for x in ticks for k in x["cpu_parts"]})
+    out["cpu_parts_total"] = {k: round(sum(x["cpu_parts"].get(k, 0.0) for x in ticks), 1) for k in keys}
     print(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -74,6 +75,8 @@ class TickReport:
     window_since: datetime | None = None
     alerts: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds (this process and its finished children) of the tick's steps and of detection's parts
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -94,6 +97,12 @@ def save_state(store, state: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (a tick's cost on a shared machine)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _fp(path: Path) -> list[int]:
@@ -124,8 +133,14 @@ def compact(store, opts: WatchOptions) -> int:
     return compact_spool(spool, store) if spool.exists() else 0
 
 
-def score_new(store, state: dict) -> int:
-    """Signals for exchange parts not scored yet (or changed since); returns exchanges scored."""
+def score_new(store, state: dict, cfg=None) -> int:
+    """Signals for exchange parts not scored yet (or changed since); returns exchanges scored.
+
+    Through this process's prompt memo (``signals.memo``, bounded by the scan config's ``signals_memo_prompts``
+    / ``signals_memo_chars`` when ``cfg`` is given), as the scan's signals stage scores: watch lives for days
+    and traffic repeats its prompts across ticks (apps' fixed prompts, a campaign's shared items), so a prompt
+    scored at an earlier tick is not scored again. Exact: prompts are looked up by their full text."""
+    from distillguard.signals import memo as prompt_memo
     from distillguard.signals.score import (
         TABLE,
         _resolve,
@@ -135,6 +150,9 @@ def score_new(store, state: dict) -> int:
         signals_identity,
         stale_parts,
     )
+
+    if cfg is not None:
+        prompt_memo.configure(cfg.signals_memo_prompts, cfg.signals_memo_chars)
 
     files = store.exchange_files()
     seen: dict = state.setdefault("signals", {})
@@ -167,7 +185,8 @@ def score_new(store, state: dict) -> int:
         fp = _fp(f)
         if seen.get(rel) == fp:
             continue
-        parts = [score_batch(b, dets) for b in store.exchange_batches(columns=cols, files=[f]) if b.num_rows]
+        memo = prompt_memo.process_memo()
+        parts = [score_batch(b, dets, memo) for b in store.exchange_batches(columns=cols, files=[f]) if b.num_rows]
         tab = pa.Table.from_batches(parts, schema=schema) if parts else schema.empty_table()
         key = "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
         store.append_table("exchange_signals", tab, key=key)  # same part → same key: replaced, never doubled
@@ -275,10 +294,17 @@ def fold_new(store, state: dict, cfg) -> int:
     return len(new)
 
 
-def _merge_sql(con, t: str, src: str) -> str:
+def _merge_sql(con, t: str, src: str, disjoint: bool = False, hour_buckets: bool = False) -> str:
     """Partials of many parts → the table ``prepare`` would have built over all of them at once, to the bit: the
     float sums are stored as DECIMAL (``scan.base.exact_partial``), so summing the parts' partials here is exact
-    and each is cast back to its stored type; a DOUBLE partial would be rounded once per part and once here."""
+    and each is cast back to its stored type; a DOUBLE partial would be rounded once per part and once here.
+
+    ``disjoint``: no two of the parts' traffic spans share an hour (``_disjoint_spans``), so no key holding the
+    hour (or a finer time) is in two parts and those rows are the union of the parts' rows, as ``prepare``'s
+    day slices are (distillguard/scan/chunks.py): only keys without a time (distinct prompts, task items) are
+    grouped again. A tick's batches follow time, so this is the usual case; grouping every row of a week's
+    partials again was most of the merge. ``hour_buckets``: sync buckets never straddle an hour (their length
+    divides 60 minutes), so ``sync_b`` is keyed by time too."""
     cols = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     types = {c: ty for c, ty, *_ in cols}
 
@@ -289,13 +315,18 @@ def _merge_sql(con, t: str, src: str) -> str:
             "beh_am": ["account_id", "model", "hour"], "beh_pd": ["account_id", "prompt_h"],
             "beh_at": ["account_id", "template_key", "hour"], "sync_b": ["account_id", "template_key", "bucket"]}
     if t == "inc_h":
+        timed = (f"SELECT account_id, kind, entity, hour, n FROM {src} WHERE kind <> 'task_item'" if disjoint else
+                 f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
+                 f"WHERE kind <> 'task_item' GROUP BY account_id, kind, entity, hour")
         return (f"SELECT account_id, kind, entity, {agg('min', 'hour')}, {agg('sum', 'n')} FROM {src} "
-                f"WHERE kind = 'task_item' GROUP BY account_id, kind, entity UNION ALL "
-                f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
-                f"WHERE kind <> 'task_item' GROUP BY account_id, kind, entity, hour")
+                f"WHERE kind = 'task_item' GROUP BY account_id, kind, entity UNION ALL {timed}")
     k = keys[t]
-    fn = "min" if t in ("beh_pd", "sync_b") else "sum"
     rest = [c for c, *_ in cols if c not in k and not (t == "beh_ah" and c == "peak_min")]
+    if disjoint and (t in ("beh_pm", "beh_ah", "beh_am", "beh_at") or (t == "sync_b" and hour_buckets)):
+        # each key in one part only: its row as that part folded it (peak_min included: the hour's minutes
+        # are all in that part)
+        return f"SELECT {', '.join(k + rest + (['peak_min'] if t == 'beh_ah' else []))} FROM {src}"
+    fn = "min" if t in ("beh_pd", "sync_b") else "sum"
     sel = ", ".join(k + [agg(fn, c) for c in rest])
     if t == "beh_ah":  # a minute split across two parts: its peak from the merged per-minute counts
         return (f"SELECT a.*, CAST(p.peak_min AS {types['peak_min']}) AS peak_min FROM "
@@ -324,24 +355,29 @@ def detect_window(state: dict, hours: float | None) -> datetime | None:
     return newest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) - timedelta(hours=hours)
 
 
-def load_partials(store, con, since: datetime | None = None, state: dict | None = None) -> list[str]:
+def load_partials(store, con, since: datetime | None = None, state: dict | None = None, cfg=None) -> list[str]:
     """Build ``prepare``'s tables in ``con`` from the stored per-part partials; returns the signal columns.
 
     ``since``: only the traffic from then on — the partial files of parts whose span ends before it are not
     read at all (``state["spans"]``; a part without a known span is read), and rows before it are left out,
-    so a windowed detection costs the window's partials, not the store's."""
+    so a windowed detection costs the window's partials, not the store's. With ``state``, batches whose spans
+    share no hour are unioned rather than grouped again (``_merge_sql``); ``cfg`` (the scan config) tells
+    whether sync buckets stay inside an hour."""
     from distillguard.scan.base import signal_columns
 
     keep = None
+    spans = (state or {}).get("spans") or {}
     if since is not None and state is not None:
         t0 = since.timestamp()
-        spans, batch = state.get("spans") or {}, state.get("batch") or {}
+        batch = state.get("batch") or {}
         keys = {batch.get(r, _part_key(r)) for r in state.get("folded", {})}
         keep = {k for k in keys if not spans.get(k) or spans[k][1] >= t0}
+    hour_buckets = cfg is not None and 3600 % (int(cfg.graph.sync_bucket_minutes) * 60) == 0
+    disjoint = None
     for t in PARTIALS:
         src = PARTIAL_TABLE.format(t)
+        files = sorted((store.path / "tables" / src).glob("*.parquet"))
         if since is not None:
-            files = sorted((store.path / "tables" / src).glob("*.parquet"))
             if keep is not None:
                 files = [f for f in files if not f.stem.startswith("part-watch-") or f.stem[5:] in keep]
             col = _TIME_COL.get(t, "hour")
@@ -350,13 +386,35 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
             con.execute(f"CREATE OR REPLACE TEMP VIEW _win_{t} AS SELECT * FROM ({body}) "
                         f"WHERE {col} >= TIMESTAMPTZ '{since.isoformat()}'")
             src = f"_win_{t}"
-        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src)}")
+        if disjoint is None:  # beh_pm (first) decides for all: every table has one file per batch
+            disjoint = state is not None and _disjoint_spans(files, spans)
+        if t == "beh_pm" and disjoint:  # read only for peaks of minutes split across parts: none here
+            con.execute(f"CREATE OR REPLACE TABLE beh_pm AS SELECT * FROM {src} WHERE false")
+            continue
+        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src, disjoint, hour_buckets)}")
     return signal_columns(con)
+
+
+def _disjoint_spans(files: list[Path], spans: dict) -> bool:
+    """True when every file is a watch batch whose traffic span is known and no two batches' spans share an
+    hour (then no hour-keyed partial row is in two files: ``_merge_sql``'s union)."""
+    iv = []
+    for f in files:
+        k = f.stem.removeprefix("part-")
+        if not f.stem.startswith("part-watch-") or not spans.get(k):
+            return False
+        iv.append(spans[k])
+    iv.sort()
+    return all(b[0] > a[1] for a, b in zip(iv, iv[1:], strict=False))
 
 
 def _sql_lit(v: str) -> str:
     return "'" + v.replace("'", "''") + "'"
 
+
+#: Per store (its path): Leiden's partitions of the last detection at each resolution, the next one's start
+#: (``watch_warm_communities``). In memory only: a restarted watch starts its first detection cold.
+_WARM: dict[str, dict] = {}
 
 #: Tables a detection replaces and a windowed one carries earlier campaigns forward in.
 _CARRIED = ("campaigns", "campaign_members", "enforcement_recommendations", "enforcement", "account_clusters",
@@ -364,26 +422,39 @@ _CARRIED = ("campaigns", "campaign_members", "enforcement_recommendations", "enf
 
 
 def detect(store, cfg, now: datetime | None = None, incremental: bool = True, since: datetime | None = None,
-           state: dict | None = None) -> tuple[int, list[str]]:
+           state: dict | None = None, timings: dict | None = None) -> tuple[int, list[str]]:
     """Detection, then recommendations, enforcement and alerts; returns (campaigns, alerted). Incremental:
     from the merged per-part partials (fold_new); otherwise a full projection of every exchange. ``since``
     (incremental only): on the traffic from then on, with what earlier detections found carried forward
-    (``carry_forward``)."""
+    (``carry_forward``). ``timings``: filled with the CPU seconds of each sub-step (``<name>_cpu``: the scan's
+    stages and detect parts, then writing the tables, carrying forward, alerts), so a tick's cost can be read
+    by part (bench/loop_replay.py records them per tick)."""
     from distillguard.alerts import alert_store
-    from distillguard.scan.run import close_scan, run_scan, write_tables
+    from distillguard.scan.run import _cpu_seconds, close_scan, run_scan, write_tables
 
     now = now or datetime.now(UTC)
-    prepared = (lambda con: load_partials(store, con, since, state)) if incremental else None
+    prepared = (lambda con: load_partials(store, con, since, state, cfg)) if incremental else None
+    c0 = _cpu_seconds()
     before = ({t: store.read_table(t) for t in _CARRIED if store.has_table(t)}
               if incremental and since is not None else None)
-    res = run_scan(store, cfg, signals="never", prepared=prepared)
+    warm = _WARM.setdefault(str(store.path), {}) if cfg.watch_warm_communities else None
+    res = run_scan(store, cfg, signals="never", prepared=prepared, warm=warm)
+    c1 = _cpu_seconds()
     try:
         write_tables(store, res, cfg, now=now)
     finally:
         close_scan(res, store)
+    c2 = _cpu_seconds()
     carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days, since, state,
                             cfg.watch_release_below) if before else 0
-    return len(res.campaigns) + carried, alert_store(store, cfg.alerts)
+    c3 = _cpu_seconds()
+    alerted = alert_store(store, cfg.alerts)
+    if timings is not None:
+        timings.update({k: round(v, 3) for k, v in res.timings.items()  # the scan's "signals" stage is skipped
+                        if k.endswith("_cpu") and isinstance(v, float) and k != "signals_cpu"})
+        timings.update(scan_cpu=round(c1 - c0, 3), write_cpu=round(c2 - c1, 3), carry_cpu=round(c3 - c2, 3),
+                       alerts_cpu=round(_cpu_seconds() - c3, 3))
+    return len(res.campaigns) + carried, alerted
 
 
 def traffic_before(store, state: dict | None, since: datetime, accounts: set[str]) -> set[str] | None:
@@ -603,20 +674,21 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     if opts.redis_url is None:
         rep.recorded = compact(store, opts)
     rep.seconds["record"] = time.perf_counter() - t
-    t = time.perf_counter()
-    rep.scored = score_new(store, state)
-    rep.seconds["signals"] = time.perf_counter() - t
+    t, c = time.perf_counter(), _cpu()
+    rep.scored = score_new(store, state, cfg)
+    rep.seconds["signals"], rep.cpu["tick.signals_cpu"] = time.perf_counter() - t, _cpu() - c
     if opts.incremental:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         rep.folded = fold_new(store, state, cfg)
-        rep.seconds["fold"] = time.perf_counter() - t
+        rep.seconds["fold"], rep.cpu["tick.fold_cpu"] = time.perf_counter() - t, _cpu() - c
     due = clock_now - float(state.get("last_detect") or 0) >= opts.interval_seconds
     # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
     ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
     if (force_detect or due) and ready:
         t = time.perf_counter()
         since = detect_window(state, opts.window_hours) if opts.incremental else None
-        rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state)
+        rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
+                                           timings=rep.cpu)
         rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now

@@ -77,10 +77,11 @@ def find_communities(pairs: pa.Table | LeidenGraph | DistributedPairs, cfg: Grap
 
 
 def find_community_levels(pairs: pa.Table | LeidenGraph | DistributedPairs, cfg: GraphConfig, ccfg: CommunitiesConfig,
-                          resolutions) -> list[dict[str, int]]:
-    """``find_communities`` at every resolution: Leiden's levels in ``ccfg.leiden_workers`` processes at once."""
+                          resolutions, warm: dict | None = None) -> list[dict[str, int]]:
+    """``find_communities`` at every resolution: Leiden's levels in ``ccfg.leiden_workers`` processes at once
+    (``warm``: starting partitions, see ``graph.communities.community_levels``)."""
     if isinstance(pairs, LeidenGraph):
-        return community_levels(pairs, cfg, resolutions, ccfg.leiden_workers)
+        return community_levels(pairs, cfg, resolutions, ccfg.leiden_workers, warm)
     return [find_communities(pairs, cfg, ccfg, r) for r in resolutions]
 
 

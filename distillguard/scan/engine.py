@@ -109,10 +109,11 @@ def prepare(store: Store, cfg: ScanConfig, con: duckdb.DuckDBPyConnection | None
 
 def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig,
                 until: datetime | None = None, mark: Callable[[str], None] | None = None,
-                since: datetime | None = None) -> StepResult:
+                since: datetime | None = None, warm: dict | None = None) -> StepResult:
     """One evaluation of the graph and scores. ``mark(name)`` is called as each part finishes (the scan
     times the parts and moves its progress bar with it). ``since``: on the traffic of ``[since, until)`` only
-    (a windowed replay step), accounts active in it."""
+    (a windowed replay step), accounts active in it. ``warm``: Leiden's starting partitions, kept across
+    calls (`watch`; ``graph.communities.community_levels``)."""
     mark = mark or (lambda _name: None)
     feats = account_suspicion(account_features(con, sigs, cfg.behavior, until, since),
                               tuple(cfg.behavior.non_intent_signals), cfg.scoring.account_model)
@@ -126,14 +127,15 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
     inc = con.sql("SELECT account_id, kind, entity, w FROM inc").to_arrow_table()
     blocks = dense_blocks(inc, cfg.graph.dense_blocks, cfg.graph.dense_epsilon, cfg.graph.min_cluster_size)
     mark("dense_blocks")
-    clusters, risk, membership = score_levels(con, feats, pairs, blocks, cfg, mark)
+    clusters, risk, membership = score_levels(con, feats, pairs, blocks, cfg, mark, warm)
     flagged = pa.compute.greater_equal(risk["risk"], cfg.scoring.flag_threshold)
     risk = risk.append_column("flagged", flagged)
     return StepResult(until, feats, edges, clusters, risk, blocks, membership)
 
 
 def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks: list[Block], cfg: ScanConfig,
-                 mark: Callable[[str], None] | None = None) -> tuple[list[ClusterScore], pa.Table, dict[str, int]]:
+                 mark: Callable[[str], None] | None = None,
+                 warm: dict | None = None) -> tuple[list[ClusterScore], pa.Table, dict[str, int]]:
     """Communities at every resolution level, each scored (with its harvesting sub-clusters); every account
     takes the level where its risk is highest. Returns the clusters, the account_risk-shaped table (without
     ``flagged``) and the first level's membership."""
@@ -144,7 +146,8 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
     ceiling: dict[str, float] = {}   # clusters lifted only by counted rare ties compete at the flag threshold
     risk = None
     # one igraph graph for every level, the levels' Leiden runs side by side (``communities_0`` times them all)
-    levels = find_community_levels(community_input(pairs), cfg.graph, cfg.engine.communities, cfg.graph.resolutions)
+    levels = find_community_levels(community_input(pairs), cfg.graph, cfg.engine.communities, cfg.graph.resolutions,
+                                   warm)
     for level, m in enumerate(levels):
         mark(f"communities_{level}")
         cs, steps = score_level(con, feats, m, level, blocks, cfg, mark)

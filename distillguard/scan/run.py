@@ -190,14 +190,15 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
              coarse: timedelta = timedelta(hours=24), signals: str = "auto",
              progress: Progress | None = None, replay_exact: bool = False, resume: bool = False,
              prepared: Callable[[duckdb.DuckDBPyConnection], list[str]] | None = None,
-             engine: str = "duckdb", master: str | None = None) -> ScanResult:
+             engine: str = "duckdb", master: str | None = None, warm: dict | None = None) -> ScanResult:
     """Run the scan. It spills under ``STORE/tmp`` (or ``cfg.temp_directory``), bounded, and turns running out
     of room into a ScanSpaceError; ``resume`` keeps stage checkpoints and starts from the newest one whose
     inputs and configuration match. Call ``close_scan`` on the result when done with its connection.
     ``prepared(con)`` builds the prepare stage's tables itself and returns the signal columns (`watch`
     merges partials it keeps per exchange part instead of projecting every exchange again).
     ``engine="spark"`` runs the same stages on Spark (``master``; docs/spark.md); replay, resume and ``prepared``
-    are DuckDB's only (a ConfigError on Spark, never silently ignored)."""
+    are DuckDB's only (a ConfigError on Spark, never silently ignored). ``warm``: Leiden's starting partitions
+    kept across runs (`watch`'s successive detections; ``graph.communities.community_levels``)."""
     if engine != "duckdb" and (replay_step is not None or resume or prepared is not None):
         what = "replay" if replay_step is not None else "resume" if resume else "a prepared stage"
         raise ConfigError(f"{what} runs on the DuckDB engine only, not --engine {engine} (docs/spark.md)")
@@ -268,7 +269,7 @@ def run_scan(store: Store, cfg: ScanConfig, *, replay_step: timedelta | None = N
 
                 bar.count = 0
                 bar.stage("detect", 0, "account features")
-                step = detect_step(con, sigs, cfg, None, mark)
+                step = detect_step(con, sigs, cfg, None, mark, warm=warm)
                 if ckpt:
                     ckpt.save("detect", con, {"sigs": sigs}, step)
         laps.lap("detect")

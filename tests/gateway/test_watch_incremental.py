@@ -93,15 +93,17 @@ def test_crash_mid_fold_neither_skips_nor_doubles(tmp_path, monkeypatch):
     assert full == inc
 
 
-def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path):
+def test_tick_detects_incrementally_and_restart_repeats_nothing(tmp_path, monkeypatch):
     st, held, n = _split_store(tmp_path, n_parts=3, hold_back=1)
-    cfg = ScanConfig()
+    # each detection starts Leiden cold, as the scan compared with does (warm starts may find other communities)
+    cfg = ScanConfig(watch_warm_communities=False)
     opts = watch.WatchOptions(interval_seconds=0)
     r1 = watch.tick(st, opts, watch.load_state(st), cfg, force_detect=True)
     assert r1.folded == len(st.exchange_files()) and r1.detected
     before = len(st.exchange_files())
     st.write_exchanges(held[0], key="p2")
-    state = watch.load_state(st)  # a restarted watch
+    state = watch.load_state(st)  # a restarted watch: what it saved, and no Leiden start kept in memory
+    monkeypatch.setattr(watch, "_WARM", {})
     r2 = watch.tick(st, opts, state, cfg, force_detect=True)
     assert r2.folded == len(st.exchange_files()) - before and r2.scored == held[0].num_rows
     r3 = watch.tick(st, opts, watch.load_state(st), cfg)
@@ -190,3 +192,81 @@ def test_watch_partials_carry_the_count(tmp_path):
     finally:
         close_scan(full)
         close_scan(inc)
+
+
+def test_signals_through_the_prompt_memo_equal_scoring_each_part_alone(tmp_path, monkeypatch):
+    """score_new scores through the process's prompt memo (watch ticks repeat prompts): a prompt an earlier tick
+    scored is looked up, not scored again, and every stored signal row equals scoring the exchanges afresh."""
+    from distillguard.signals import memo as prompt_memo
+    from distillguard.signals.score import score_batch
+
+    st, held, n = _split_store(tmp_path, n_parts=3, hold_back=1)
+    monkeypatch.setattr(prompt_memo, "_memo", None)  # a memo of this test's own
+    cfg, state = ScanConfig(), watch.load_state(st)
+    watch.score_new(st, state, cfg)
+    memo = prompt_memo.process_memo()
+    hits = memo.hits
+    # the next tick's part sends prompts the first parts sent (the tiny world's prompts are all distinct)
+    sent = st.exchanges().to_arrow_table()["prompt"].slice(0, held[0].num_rows)
+    st.write_exchanges(held[0].set_column(held[0].schema.get_field_index("prompt"), "prompt", sent), key="p2")
+    watch.score_new(st, state, cfg)
+    assert memo.hits - hits >= held[0].num_rows // 2
+    got = st.read_table("exchange_signals").sort_by("exchange_id")
+    fresh = pa.Table.from_batches([score_batch(st.exchanges().to_arrow_table())]).sort_by("exchange_id")
+    assert got.num_rows == n
+    assert got.select(fresh.column_names).equals(fresh.cast(got.select(fresh.column_names).schema))
+
+
+def test_batches_that_follow_time_are_unioned_and_equal_a_full_projection(tmp_path):
+    """Parts that arrive in time order (one per day, folded at separate ticks) have spans sharing no hour: their
+    hour-keyed partials are unioned instead of grouped again, with the same tables and results as projecting
+    every exchange (and as the grouped merge)."""
+    src = Store(tmp_path / "src", create=True)
+    build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
+    ex = src.exchanges().to_arrow_table()
+    st = Store(tmp_path / "dst", create=True)
+    st.write_accounts(src.accounts().to_arrow_table())
+    day = pc.floor_temporal(ex["ts"], unit="day")
+    cfg, state = ScanConfig(), watch.load_state(st)
+    for k, d in enumerate(sorted(set(day.to_pylist()))):
+        st.write_exchanges(ex.filter(pc.equal(day, pa.scalar(d, day.type))), key=f"d{k}")
+        watch.score_new(st, state, cfg)
+        assert watch.fold_new(st, state, cfg) == 1
+    files = sorted((st.path / "tables" / "watch_partial_beh_ah").glob("*.parquet"))
+    assert len(files) >= 3 and watch._disjoint_spans(files, state["spans"])
+    full = run_scan(st, cfg, signals="never")
+    union = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
+    grouped = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con))
+    try:
+        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
+            cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
+            q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
+            want = full.con.execute(q).fetchall()
+            assert union.con.execute(q).fetchall() == want, t
+            assert grouped.con.execute(q).fetchall() == want, t
+        assert _risk(full) == _risk(union) == _risk(grouped)
+        assert len(full.campaigns) == len(union.campaigns) >= 1
+    finally:
+        for r in (full, union, grouped):
+            close_scan(r)
+
+
+def test_warm_communities_start_from_the_last_partition(tmp_path):
+    """Leiden started from an earlier partition (watch_warm_communities): the first call (nothing kept) equals a
+    cold start; it keeps each account's community per resolution; the next call starts from them (accounts new
+    to the graph alone) and still returns communities of at least min_cluster_size."""
+    import importlib
+
+    gc = importlib.import_module("distillguard.graph.communities")  # the package exports a function of that name
+
+    pairs = pa.table({"src": ["a", "a", "b", "d", "d", "e", "c"], "dst": ["b", "c", "c", "e", "f", "f", "d"],
+                      "weight": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1]})
+    cfg = ScanConfig().graph
+    g = gc.leiden_graph(pairs)
+    cold = gc.community_levels(g, cfg, [1.0, 3.0], workers=1)
+    warm: dict = {}
+    assert gc.community_levels(g, cfg, [1.0, 3.0], workers=1, warm=warm) == cold
+    assert set(warm) == {1.0, 3.0} and set(warm[1.0]) == set("abcdef")
+    assert gc._initial(["a", "b", "z"], {"a": 4, "b": 0}) == [4, 0, 5]  # z is new: a community of its own
+    again = gc.community_levels(g, cfg, [1.0, 3.0], workers=1, warm=warm)
+    assert again[0] == cold[0] and sorted(set(again[0].values())) == [0, 1]
