@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import pickle
 import time
 from collections.abc import Callable, Iterator
 
@@ -325,7 +326,8 @@ def _run_partitioned(store, dets: list[Detector], files: list, batch_size: int, 
     with store.new_table(TABLE) as tmp:
         q = ctx.Queue()
         proc = ctx.Process(target=_score_parts_threaded, name="distillguard-signals",
-                           args=(store, files, names, cols, where, batch_size, str(tmp), workers, bounds, q))
+                           args=(pickle.dumps(store), files, names, cols, where, batch_size, str(tmp), workers, bounds,
+                                     q))
         proc.start()
         try:
             done = 0
@@ -374,6 +376,10 @@ def _score_parts_threaded(store, files: list, names: list[str], cols: list[str],
         _worker_init()
         hashing._chunk_pows((PREWARM_BYTES >> hashing._CHUNK_BITS) + 1)
         process_memo().bind((id(lexical.get_model()), id(_task_index())), len(lexical.get_model().tactics))
+        # A forked child inherits the parent's objects as they are, and an object store's filesystem client
+        # (s3fs: an event loop and sessions) is not fork-safe: the child works on a copy made from the pickled
+        # store, which opens clients of its own (as the process pool's pickled arguments did before).
+        store = pickle.loads(store) if isinstance(store, bytes) else store
         with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="signals") as ex:
             futs = [ex.submit(_score_part, store, [f], names, cols, where, batch_size, Path(tmp) / f"part-{i:05d}.parquet")
                     for i, f in enumerate(files)]
@@ -385,8 +391,6 @@ def _score_parts_threaded(store, files: list, names: list[str], cols: list[str],
                     fut.cancel()
                 raise
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
-        import pickle
-
         try:
             pickle.dumps(e)  # the queue pickles in a background thread, where a failure would be lost
             q.put(("error", e))
