@@ -48,7 +48,7 @@ def _feats() -> pa.Table:
 
 
 def _risk(monkeypatch, cfg: ScanConfig) -> tuple[list, dict[str, float]]:
-    monkeypatch.setattr(engine, "find_community_levels", lambda _p, _g, _c, res: [OP | USERS for _ in res])
+    monkeypatch.setattr(engine, "find_community_levels", lambda _p, _g, _c, res, _warm=None: [OP | USERS for _ in res])
     clusters, risk, _ = engine.score_levels(_con(_rows()), _feats(), None, [], cfg)
     return clusters, dict(zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(), strict=True))
 
@@ -129,7 +129,7 @@ def _with_bystander(monkeypatch, member_ties: bool) -> dict[str, float]:
     feats = pa.table({"account_id": ids, "suspicion": [0.6 if a in OP else 0.25 if a == "byst" else 0.1 for a in ids],
                       "n_exchanges": [100.0] * len(ids), "org_id": [None] * len(ids),
                       "verification_level": [0] * len(ids)})
-    monkeypatch.setattr(engine, "find_community_levels", lambda _p, _g, _c, res: [OP | USERS | {"byst": 0} for _ in res])
+    monkeypatch.setattr(engine, "find_community_levels", lambda _p, _g, _c, res, _warm=None: [OP | USERS | {"byst": 0} for _ in res])
     if not member_ties:
         monkeypatch.setattr(engine, "score_operations", lambda con, f, ops, _m, blocks, cfg: engine.score_clusters(
             con, f, ops, blocks, cfg.scoring, id_prefix="clop"))
