@@ -137,6 +137,14 @@ DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
 }
 
 
+def _over_defaults(v: dict[str, float], defaults: dict[str, float], what: str) -> dict[str, float]:
+    """A weight table given in part over its defaults: a name the defaults lack is a misspelling, an error."""
+    bad = sorted(set(v) - set(defaults))
+    if bad:
+        raise ValueError(f"unknown {what} {bad}; known: {sorted(defaults)}")
+    return {**defaults, **v}
+
+
 #: Evidence groups and their weight in a cluster's coordination (``scoring.group_weights``).
 DEFAULT_GROUP_WEIGHTS = {"network": 0.6, "client": 0.5, "payment": 1.2, "email": 0.5, "creation": 0.9,
                          "content": 0.6, "timing": 0.9, "intel": 1.5}
@@ -161,10 +169,7 @@ class AccountModelConfig(_Strict):
     @field_validator("weights")
     @classmethod
     def _known_components(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = sorted(set(v) - set(DEFAULT_ACCOUNT_WEIGHTS))
-        if bad:
-            raise ValueError(f"unknown account-model components {bad}; known: {sorted(DEFAULT_ACCOUNT_WEIGHTS)}")
-        return {**DEFAULT_ACCOUNT_WEIGHTS, **v}
+        return _over_defaults(v, DEFAULT_ACCOUNT_WEIGHTS, "account-model components")
 
 
 class WorkloadGroupConfig(_Strict):
@@ -505,12 +510,9 @@ class ScoringConfig(_Strict):
     @field_validator("group_weights")
     @classmethod
     def _known_groups(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = sorted(set(v) - set(DEFAULT_GROUP_WEIGHTS))
-        if bad:
-            raise ValueError(f"unknown evidence groups {bad}; known: {sorted(DEFAULT_GROUP_WEIGHTS)}")
         if any(w < 0 for w in v.values()):
             raise ValueError("evidence group weights must be ≥ 0")
-        return {**DEFAULT_GROUP_WEIGHTS, **v}
+        return _over_defaults(v, DEFAULT_GROUP_WEIGHTS, "evidence groups")
 
 
 class CampaignConfig(_Strict):

@@ -140,14 +140,14 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
     tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges, and the product in sight —
     its client or its gateway (``artefact_access_groups``): private prompts alone are also what a hydra's own kit
     looks like through rotating proxies and varied clients."""
-    held = [g for g, v in group_share.items() if v >= 0.5]
+    held = [g for g, v in group_share.items() if v >= cfg.evidence_share]
     art = set(cfg.artefact_groups)
     if not held or any(g not in art for g in held):
         return None
     if cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups):
         return None   # prompts alone: no product in sight (a hydra's own kit through rotating proxies)
     other = sum(1 for gs in core_groups if gs - art) / max(len(core_groups), 1)
-    if other >= 0.5:
+    if other >= cfg.evidence_share:
         return None
     net = [g for g in ("network",) if g in held or any(g in gs for gs in core_groups)]
     if net and sh is not None:

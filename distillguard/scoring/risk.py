@@ -559,15 +559,17 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # distinctive_chance), sent by at least half the core, counts as two: a popular tool's prompts are
         # shared by chance in a group this size, an operation's own templates are not.
         private = gs.get("content", 0) >= cfg.evidence_share and c in priv_n and priv_n[c][1] / max(priv_n[c][0], 1) <= cfg.distinctive_chance
-        n_groups = sum(1 for g, v in gs.items() if v >= cfg.evidence_share) + (1 if private else 0)
         # a harvesting sub-cluster (members well above the store on their own traffic) needs less: half its
         # core holding a tie of hidden infrastructure or timing that chance does not explain, of any one kind
         # (a quiet pool's accounts reuse a card here, share a proxy /24 or a sign-up burst there)
         hidden = sum(1 for a in core[c] if member_groups.get(a, set()) & set(HIDDEN_GROUPS)) / max(len(core[c]), 1)
-        strong = n_groups >= cfg.min_evidence_groups or (harvest and hidden >= cfg.harvest_hidden_share)
-        lifted = bool(rare_hidden) and strong and not (
-            sum(1 for v in gs0.values() if v >= cfg.evidence_share) + (1 if private else 0) >= cfg.min_evidence_groups
-            or (harvest and hidden >= cfg.harvest_hidden_share))
+        carried = harvest and hidden >= cfg.harvest_hidden_share
+
+        # evidence groups held with and without the counted rare ties (hidden groups: ``private`` is the same)
+        held, held0 = (sum(1 for v in sh.values() if v >= cfg.evidence_share) + private >= cfg.min_evidence_groups
+                       for sh in (gs, gs0))
+        strong = held or carried
+        lifted = bool(rare_hidden) and strong and not (held0 or carried)
         total = math.fsum(cfg.group_weights[g] * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
