@@ -493,7 +493,8 @@ class ScoringConfig(_Strict):
     #: ... whose density counts up to this.
     density_cap: float = Field(3.0, ge=0)
     #: An evidence group counts towards ``min_evidence_groups`` when this share of the cluster's core holds it
-    #: beyond chance ("half the core").
+    #: beyond chance ("half the core"); the public-artefact rule (``artefact_*``) reads a group as holding the
+    #: cluster at the same share.
     evidence_share: float = Field(0.5, gt=0, le=1)
     #: The cluster's core: members tied at least ``min_member_strength`` × the intra-cluster weight of the
     #: member at this quantile (a well-tied member).
