@@ -406,8 +406,8 @@ class ScoringConfig(_Strict):
     min_suspicion_percentile: float = Field(0.8, ge=0, le=1)
     #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
     #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
-    #: users: its client string, its system prompt and templates, one ISP or campus NAT — and nothing else (no
-    #: card, sign-up burst, schedule, e-mail shape or partner indicator held by half the core) is a campaign
+    #: users: its client string, its system prompt and templates, one ISP or campus NAT, the hours the cohort
+    #: works — and nothing else (no card, sign-up burst, e-mail shape or partner indicator held by half the core) is a campaign
     #: only if its core collects the teacher's answers beyond the store's norm: a one-sided Mann-Whitney test of
     #: the core's accounts against every account *outside* the cluster on one of ``artefact_harvest_columns``
     #: (harvest shape asked for, output received), p at most this **and** the common-language effect at least
@@ -421,9 +421,18 @@ class ScoringConfig(_Strict):
     #: ... and the effect size that test must reach (U ÷ n₁n₂: 0.5 no difference, 1 every core account above
     #: every outside account) — the same bar as ``software_output_min_effect``.
     artefact_harvest_min_effect: float = Field(0.75, ge=0, le=1)
+    #: ... the core accounts recording a column for the test to run on it. Two suffice: against a store of a
+    #: few hundred accounts two accounts at its top reach p ≈ 1e-4, so a two-account core *can* show a harvest,
+    #: and a pair of eval-runner or course accounts tied only by product artefacts and a schedule that cannot
+    #: show one is capped like any larger cohort (a harvesting sub-cluster is exempt, whatever its size).
+    artefact_harvest_min_accounts: int = Field(2, ge=2)
     #: ... the evidence groups that are public artefacts (a subset of network, client, content, e-mail, payment,
     #: creation, timing, intel). ``network`` counts only when concentrated (``artefact_network_concentration``).
-    artefact_groups: list[str] = Field(default_factory=lambda: ["client", "content", "network"])
+    #: ``timing`` (a synchronised schedule) is one by default: eval teams on one runner's cron, a class's lab
+    #: windows, a tutoring platform's school hours share a schedule by being one cohort, and a schedule alone
+    #: says nothing about collecting answers (small_provider dev worlds: every eval team flagged was held by a
+    #: client, its runner's templates, its /24s and its schedule; none asked for or received long answers).
+    artefact_groups: list[str] = Field(default_factory=lambda: ["client", "content", "network", "timing"])
     #: ... and the tie must include one of these groups — the product's access path (its client string, its
     #: gateway or NAT). A group held together by private prompts alone shows no product it is using: an
     #: operation's own kit sent through rotating proxies and varied clients (a hydra) looks like that, so it is

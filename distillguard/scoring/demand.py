@@ -133,10 +133,12 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
 
     Why: a framework's users, a tutoring platform's students or a popular tool's users are tied by what using
     that product leaves in every request — its client string, its system prompt and templates — and often by one
-    ISP gateway or campus NAT. In a small store those are private to the store, so they count as much as an
-    operation's own kit, and the group reaches "strongly coordinated" exactly as a small campaign does. Such a
-    group is an artefact tie only when *nothing else* holds it: no card, sign-up burst, schedule, e-mail shape or
-    indicator shared by half the core (as a group share or as the members' own beyond-chance ties), a network
+    ISP gateway or campus NAT, and the hours the cohort keeps (an eval runner's cron, a class's lab windows:
+    ``timing`` is in ``artefact_groups`` by default). In a small store those are private to the store, so they
+    count as much as an operation's own kit, and the group reaches "strongly coordinated" exactly as a small
+    campaign does. Such a group is an artefact tie only when *nothing else* holds it: no group outside
+    ``artefact_groups`` (a card, a sign-up burst, an e-mail shape, an indicator) shared by half the core (as a
+    group share or as the members' own beyond-chance ties), a network
     tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges, and the product in sight —
     its client or its gateway (``artefact_access_groups``): private prompts alone are also what a hydra's own kit
     looks like through rotating proxies and varied clients."""
@@ -165,15 +167,16 @@ def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: 
     ``artefact_harvest_min_effect``; one column passing is enough. A one-shot harvest asks long single-turn
     answers; an agentic-transcript harvest is multi-turn but still receives far longer answers than the store's
     accounts; a framework's agent loop receives short steps and a tutoring cohort ordinary explanations.
-    Calibrated to the store: ranks within it. None when no column is recorded on ``output_demand_min_accounts``
-    accounts of the core and of the rest of the store (a core too small to show anything is not judged)."""
+    Calibrated to the store: ranks within it. None when no column is recorded on ``artefact_harvest_min_accounts``
+    accounts of the core and ``output_demand_min_accounts`` of the rest of the store (a core too small to show
+    anything is not judged)."""
     from scipy.stats import mannwhitneyu
 
     best, judged = 0.0, False
     for col in cfg.artefact_harvest_columns:
         core = np.array([float(r[col]) for r in rows if _known(r.get(col))])
         out = outside.get(col, np.array([]))
-        if len(core) < cfg.output_demand_min_accounts or len(out) < cfg.output_demand_min_accounts:
+        if len(core) < cfg.artefact_harvest_min_accounts or len(out) < cfg.output_demand_min_accounts:
             continue
         judged = True
         t = mannwhitneyu(core, out, alternative="greater")

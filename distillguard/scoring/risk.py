@@ -647,7 +647,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               "share no hidden infrastructure, payment or schedule, and do not collect longer answers "
                               "than the store's accounts (one tool's users, not a harvest)")
         if artefact:
-            words = {"client": "a client", "content": "prompts", "network": "one network"}
+            words = {"client": "a client", "content": "prompts", "network": "one network", "timing": "a shared schedule"}
             cs.reasons.append("weakly coordinated: its core is tied only by "
                               + " and ".join(words.get(g, g) for g in sorted(artefact[0]))
                               + " that using one product leaves in every request, and its traffic is no more "

@@ -84,6 +84,29 @@ def test_a_shared_card_is_not_an_artefact():
     assert not _capped(c, cfg)
 
 
+def test_a_two_account_core_is_judged():
+    """Two accounts at the top of a store of a hundred reach p ≈ 2e-4: a pair *can* show a harvest, so a pair tied
+    only by artefacts that does not show one is capped (``artefact_harvest_min_accounts``)."""
+    team, others = TEAM[:2], OTHERS
+    rows = [(a, "system_prompt", "framework-sp", 0.6) for a in team] + [(a, "ip24", "10.0.0", 0.6) for a in team]
+    rows += [(a, "user_agent", f"ua-{a}", 0.5) for a in team + others]
+    rows += [(a, "ip24", f"net-{i}", 0.6) for i, a in enumerate(others)]
+    rows += [(a, "system_prompt", f"sp-{i}", 0.5) for i, a in enumerate(others)]
+    ids = team + others
+
+    def score(hs, cfg):
+        cols = {"account_id": ids, "suspicion": [0.8 if a in team else 0.1 for a in ids],
+                "c_harvest_shape": hs + HS_MIX, "mean_output_tokens": [300.0, 350.0] + OUT_MIX,
+                "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids), "verification_level": [0] * len(ids)}
+        return score_clusters(_con(rows), pa.table(cols), {a: 0 for a in team}, [], cfg)[0][0]
+
+    cfg = ScoringConfig()
+    assert _capped(score([0.05, 0.1], cfg), cfg)
+    assert not _capped(score([0.9, 0.95], cfg), cfg)                      # both above the whole store: a harvest
+    old = ScoringConfig(artefact_harvest_min_accounts=3)
+    assert not _capped(score([0.05, 0.1], old), old)                        # too small to judge: left as it was
+
+
 def test_harvesting_subclusters_are_exempt():
     c, cfg = _score(harvest=True)
     assert not _capped(c, cfg)
@@ -105,9 +128,19 @@ def test_network_is_an_artefact_only_when_one_range_holds_it():
 def test_hidden_ties_held_by_half_the_core_are_not_artefacts():
     cfg = ScoringConfig()
     groups = {"client": 0.9, "content": 0.8}
-    assert artefact_tie(groups, [{"client", "timing"}] * 6 + [{"client"}] * 4, None, cfg) is None
-    assert artefact_tie(groups, [{"client", "timing"}] * 3 + [{"client"}] * 7, None, cfg) == ["client", "content"]
+    assert artefact_tie(groups, [{"client", "payment"}] * 6 + [{"client"}] * 4, None, cfg) is None
+    assert artefact_tie(groups, [{"client", "payment"}] * 3 + [{"client"}] * 7, None, cfg) == ["client", "content"]
     assert artefact_tie({"client": 0.9, "creation": 0.6}, [{"client"}] * 10, None, cfg) is None
+
+
+def test_a_shared_schedule_is_a_cohort_artefact():
+    """Eval teams on one runner's cron, a class's lab windows: a schedule is what a cohort shares by being one, so
+    a cluster held by a client, prompts and a schedule is judged by whether it collects answers; with timing left
+    out of ``artefact_groups`` (the rule as first shipped) a schedule keeps it out of the rule."""
+    groups = {"client": 0.9, "content": 0.8, "timing": 0.7}
+    core = [{"client", "content", "timing"}] * 10
+    assert artefact_tie(groups, core, None, ScoringConfig()) == ["client", "content", "timing"]
+    assert artefact_tie(groups, core, None, ScoringConfig(artefact_groups=["client", "content", "network"])) is None
 
 
 def test_prompts_alone_show_no_product():
