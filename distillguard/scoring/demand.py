@@ -125,7 +125,8 @@ def no_output_demand(rows: list[dict], cfg: ScoringConfig) -> bool:
                             for r in known])) <= cfg.min_core_output_demand
 
 
-def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh, cfg: ScoringConfig) -> list[str] | None:
+def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh, cfg: ScoringConfig,
+                 access: bool = True) -> list[str] | None:
     """The evidence groups a cluster is held together by when they are all public artefacts
     (``scoring.artefact_groups``), else None. ``group_share``: each group's share of the core beyond chance;
     ``core_groups``: each core member's groups shared beyond chance; ``sh``: what the members share
@@ -140,13 +141,13 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
     ``artefact_groups`` (a card, a sign-up burst, an e-mail shape, an indicator) shared by half the core (as a
     group share or as the members' own beyond-chance ties), a network
     tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges, and the product in sight —
-    its client or its gateway (``artefact_access_groups``): private prompts alone are also what a hydra's own kit
-    looks like through rotating proxies and varied clients."""
+    its client or its gateway (``artefact_access_groups``; not asked when ``access`` is false): private prompts
+    alone are also what a hydra's own kit looks like through rotating proxies and varied clients."""
     held = [g for g, v in group_share.items() if v >= cfg.evidence_share]
     art = set(cfg.artefact_groups)
     if not held or any(g not in art for g in held):
         return None
-    if cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups):
+    if access and cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups):
         return None   # prompts alone: no product in sight (a hydra's own kit through rotating proxies)
     other = sum(1 for gs in core_groups if gs - art) / max(len(core_groups), 1)
     if other >= cfg.evidence_share:
@@ -189,3 +190,89 @@ def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: 
 
 def _num_alpha(v: float | None) -> float:
     return -1.0 if v is None else float(v)
+
+
+def workload_matrix(feats: pa.Table) -> np.ndarray:
+    """Every account's workload, one row per account in ``feats`` order: each signal's hit share (``share_*``) and
+    its reasoning, tool and image shares — what it asks the model for (as ``risk._workloads``)."""
+    cols = sorted(c for c in feats.column_names if c.startswith("share_"))
+    cols += [c for c in ("reasoning_share", "tools_share", "images_share") if c in feats.column_names]
+    mat = np.zeros((feats.num_rows, len(cols)))
+    for j, col in enumerate(cols):
+        mat[:, j] = np.nan_to_num(np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float))
+    return mat
+
+
+def outreceives_peers(core_idx: list[int], inside_idx: list[int], work: np.ndarray, received: np.ndarray,
+                      cfg: ScoringConfig) -> tuple[bool | None, float, int]:
+    """Whether a core receives clearly longer answers than the accounts *outside* its cluster that do the same work
+    (workload cosine to the core's mean at least ``artefact_peer_workload``): a one-sided Mann-Whitney test on
+    mean output tokens per exchange, p ≤ ``artefact_harvest_alpha`` and effect ≥ ``artefact_harvest_min_effect``.
+    Returns (verdict, effect, peers); verdict None when fewer than ``artefact_peer_min_accounts`` peers record it.
+
+    Why: in a small store a coding tool's users are a fifth of the accounts, and what a coding agent receives is
+    long by nature, so against the whole store a handful of developers tied by their tool's client and prompts
+    "collects long answers" exactly as a coding harvest does. Against the other accounts asking the same kind of
+    thing they do not: they receive what developers receive. A harvest draws more of the teacher's answer than
+    the ordinary users of the same workload — that is what it is for. Too few peers (a workload only the
+    campaign's own other accounts share) say nothing, and the cluster is judged as before."""
+    if cfg.artefact_peer_min_accounts is None or not core_idx:
+        return None, 0.0, 0
+    mu = work[core_idx].mean(axis=0)
+    norms = np.linalg.norm(work, axis=1) * float(np.linalg.norm(mu))
+    cos = np.divide(work @ mu, norms, out=np.zeros(len(work)), where=norms > 0)
+    mask = cos >= cfg.artefact_peer_workload
+    mask[inside_idx] = False
+    peers = received[mask]
+    peers = peers[np.isfinite(peers)]
+    core = received[core_idx]
+    core = core[np.isfinite(core)]
+    if len(peers) < cfg.artefact_peer_min_accounts or len(core) < cfg.artefact_harvest_min_accounts:
+        return None, 0.0, len(peers)
+    from scipy.stats import mannwhitneyu
+
+    t = mannwhitneyu(core, peers, alternative="greater")
+    effect = float(t.statistic) / (len(core) * len(peers))
+    return (float(t.pvalue) <= _num_alpha(cfg.artefact_harvest_alpha)
+            and effect >= cfg.artefact_harvest_min_effect), effect, len(peers)
+
+
+def artefact_verdict(gs: dict[str, float], core_groups: list[set[str]], sh, rows: list[dict], inside_idx: list[int],
+                     core_idx: list[int], store_cols: dict[str, np.ndarray], peer_data, harvest: bool,
+                     cfg: ScoringConfig) -> tuple[list[str], float, str] | None:
+    """The public-artefact rule for one strongly coordinated cluster: (tie, effect, what it failed) when its
+    coordination is to be capped, else None. A community tied only by artefacts (``artefact_tie``) must collect
+    answers beyond the store's accounts outside it (``harvest_beyond_store``). With ``artefact_peer_min_accounts``
+    every cluster tied only by artefact groups — also one held by prompts alone, and a harvesting sub-cluster not
+    carried by a hidden tie — must also receive more than the accounts doing the same work
+    (``outreceives_peers``): the product need not be in sight there, because the comparison is with accounts
+    asking for the same things, not with the whole store (a hydra's kit drawing ordinary lengths is left to the
+    store test's access rule only when it has few workload peers). A harvesting sub-cluster is never judged
+    against the whole store: its members are in the store's harvest-shape tail by construction. ``inside_idx`` / ``core_idx``: row numbers in the feature
+    table of the cluster's members and core; ``store_cols``: the store's ``artefact_harvest_columns``;
+    ``peer_data``: (workload matrix, mean output tokens) or None."""
+    tie = None if harvest else artefact_tie(gs, core_groups, sh, cfg)
+    if tie is not None:
+        outside = {col: v[np.isfinite(v)] for col, v in ((col, np.delete(store_cols[col], inside_idx)) for col in store_cols)}
+        beyond, effect = harvest_beyond_store(rows, outside, cfg)
+        if beyond is False:
+            return tie, effect, "store"
+    if peer_data is None:
+        return None
+    tie = tie or artefact_tie(gs, core_groups, sh, cfg, access=False)
+    if tie is None:
+        return None
+    verdict, effect, n = outreceives_peers(core_idx, inside_idx, peer_data[0], peer_data[1], cfg)
+    return (tie, effect, f"peers:{n}") if verdict is False else None
+
+
+def artefact_reason(tie: list[str], effect: float, failed: str) -> str:
+    """The evidence line of a cluster the public-artefact rule capped."""
+    words = {"client": "a client", "content": "prompts", "network": "one network", "timing": "a shared schedule"}
+    head = "weakly coordinated: its core is tied only by " + " and ".join(words.get(g, g) for g in sorted(tie))
+    if failed == "store":
+        return (head + " that using one product leaves in every request, and its traffic is no more harvest-shaped, "
+                f"nor does it receive longer answers, than the store's (largest effect {effect:.2f}): a product's "
+                "users, not a harvest")
+    return (head + f", and it receives no longer answers than the {failed.split(':')[1]} accounts outside it doing "
+            f"the same work (effect {effect:.2f}): a product's users, not a harvest")

@@ -27,10 +27,11 @@ from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, pair_weights, par
 from distillguard.scan.base import exact_sum
 from distillguard.scan.config import GraphConfig, ScoringConfig
 from distillguard.scoring.demand import (
-    artefact_tie,
+    artefact_reason,
+    artefact_verdict,
     collects_long_answers,
-    harvest_beyond_store,
     store_values,
+    workload_matrix,
 )
 from distillguard.scoring.demand import client_share as _client_share
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
@@ -540,6 +541,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # the columns the public-artefact rule compares a core with the rest of the store on (NaN: not recorded)
     store_cols = {col: np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float)
                   for col in cfg.artefact_harvest_columns if col in feats.column_names}
+    peer_data = (workload_matrix(feats), np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)) \
+        if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
     at = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
@@ -586,16 +589,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                     and hidden < cfg.software_hidden_share
                     and not collects_long_answers(rows, store_mt, store_out, cfg))
         # tied only by public artefacts (a framework's client and system prompt, one NAT): a campaign only if its
-        # core collects long single-turn answers beyond the store's norm (scoring.artefact_harvest_*)
+        # core collects long single-turn answers beyond the store's norm (scoring.artefact_harvest_*) and, with
+        # scoring.artefact_peer_min_accounts, receives more than the accounts doing the same work
         artefact = None
-        if strong and not no_output and not software and not harvest and cfg.artefact_harvest_alpha is not None:
-            tie = artefact_tie(gs, [member_groups.get(a, set()) for a in core[c]], shared_by.get(str(c)), cfg)
-            if tie is not None:
-                inside = [at[a] for a in members if a in at]
-                outside = {col: v[np.isfinite(v)] for col, v in
-                           ((col, np.delete(store_cols[col], inside)) for col in store_cols)}
-                beyond, effect = harvest_beyond_store(rows, outside, cfg)
-                artefact = (tie, effect) if beyond is False else None
+        if strong and not no_output and not software and not carried and cfg.artefact_harvest_alpha is not None:
+            artefact = artefact_verdict(gs, [member_groups.get(a, set()) for a in core[c]], shared_by.get(str(c)),
+                                        rows, [at[a] for a in members if a in at],
+                                        [at[a] for a in core[c] if a in at], store_cols, peer_data, harvest, cfg)
         if not strong or no_output or software or artefact:
             coord = min(coord, cfg.weak_coordination_cap)
         # a campaign's accounts plus a few ordinary users caught on the same proxy range: the upper
@@ -647,12 +647,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               "share no hidden infrastructure, payment or schedule, and do not collect longer answers "
                               "than the store's accounts (one tool's users, not a harvest)")
         if artefact:
-            words = {"client": "a client", "content": "prompts", "network": "one network", "timing": "a shared schedule"}
-            cs.reasons.append("weakly coordinated: its core is tied only by "
-                              + " and ".join(words.get(g, g) for g in sorted(artefact[0]))
-                              + " that using one product leaves in every request, and its traffic is no more "
-                              f"harvest-shaped, nor does it receive longer answers, than the store's (largest effect "
-                              f"{artefact[1]:.2f}): a product's users, not a harvest")
+            cs.reasons.append(artefact_reason(*artefact))
         for g, p in rare_hidden.items():
             if gs0.get(g, 0.0) >= cfg.harvest_group_share:
                 continue  # shared by enough of the core anyway: the count added nothing

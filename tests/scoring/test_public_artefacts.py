@@ -148,3 +148,62 @@ def test_prompts_alone_show_no_product():
     cfg = ScoringConfig()
     assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, cfg) is None
     assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, ScoringConfig(artefact_access_groups=[])) == ["content"]
+
+
+CODERS = OTHERS[:30]   # outside the team, doing the same work (coding with tools)
+
+
+def _peer_score(team_out: list[float], peer_min: int | None, harvest: bool = False):
+    """The team codes with tools like 30 other accounts of the store (the other 60 chat); coders receive long
+    answers, chat users short ones. A harvesting sub-cluster is tied by its prompts alone (a shared /24 would be a
+    hidden tie that carries it, and it would not be judged)."""
+    ids = TEAM + OTHERS
+    coder = set(TEAM) | set(CODERS)
+    out = {a: 1500.0 + 1000.0 * i / 29 for i, a in enumerate(CODERS)}
+    out.update({a: 150.0 + 450.0 * i / 59 for i, a in enumerate(OTHERS[30:])})
+    out.update(dict(zip(TEAM, team_out, strict=True)))
+    cols = {"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
+            "c_harvest_shape": ORDINARY_HS + HS_MIX, "mean_output_tokens": [out[a] for a in ids],
+            "share_cap_coding": [0.9 if a in coder else 0.05 for a in ids],
+            "tools_share": [0.8 if a in coder else 0.0 for a in ids],
+            "share_cot_elicitation": [0.05 if a in coder else 0.3 for a in ids],
+            "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids), "verification_level": [0] * len(ids)}
+    cfg = ScoringConfig(artefact_peer_min_accounts=peer_min)
+    rows = [r for r in _rows(False) if not (harvest and r[1] == "ip24" and r[0] in TEAM)]
+    cs, _ = score_clusters(_con(rows), pa.table(cols), {a: 0 for a in TEAM}, [], cfg, harvest=harvest,
+                           parent={a: 0 for a in TEAM} if harvest else None)
+    return cs[0], cfg
+
+
+def _peer_capped(c) -> bool:
+    return any("doing the same work" in r for r in c.reasons)
+
+
+AS_PEERS = [1550.0 + 100.0 * i for i in range(10)]        # what the store's other coders receive
+BEYOND = [3000.0 + 100.0 * i for i in range(10)]          # more than any of them: a coding harvest
+
+
+def test_developers_receiving_what_coders_receive_are_capped_against_their_peers():
+    c, _ = _peer_score(AS_PEERS, None)
+    assert not _peer_capped(c) and c.coordination > 0.5      # off: beyond the whole store, so flagged as before
+    c, cfg = _peer_score(AS_PEERS, 20)
+    assert _peer_capped(c) and c.coordination <= cfg.weak_coordination_cap + 1e-9
+
+
+def test_a_harvest_receiving_more_than_its_workload_peers_stays():
+    c, _ = _peer_score(BEYOND, 20)
+    assert not _peer_capped(c) and c.coordination > 0.5
+
+
+def test_too_few_peers_are_not_a_yardstick():
+    c, _ = _peer_score(AS_PEERS, 31)                        # 30 peers: not judged
+    assert not _peer_capped(c) and c.coordination > 0.5
+
+
+def test_harvesting_subclusters_are_judged_against_peers_only():
+    c, _ = _peer_score(AS_PEERS, 20, harvest=True)
+    assert _peer_capped(c)
+    c, _ = _peer_score(BEYOND, 20, harvest=True)
+    assert not _peer_capped(c)
+    c, _ = _peer_score(AS_PEERS, None, harvest=True)
+    assert not _peer_capped(c)
