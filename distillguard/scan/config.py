@@ -426,14 +426,16 @@ class ScoringConfig(_Strict):
     #: and a pair of eval-runner or course accounts tied only by product artefacts and a schedule that cannot
     #: show one is capped like any larger cohort (a harvesting sub-cluster is exempt, whatever its size).
     artefact_harvest_min_accounts: int = Field(2, ge=2)
-    #: Workload peers (None, the default, turns it off): a cluster tied only by artefact groups — a community
+    #: Workload peers (None turns it off): a cluster tied only by artefact groups — a community
     #: that passed the test above, or a harvesting sub-cluster not carried by a hidden tie — must also *receive*
     #: clearly longer answers (mean output tokens, the same alpha and effect) than the accounts outside it doing
     #: the same work (workload cosine ≥ ``artefact_peer_workload``), when at least this many such peers record
     #: output counts; otherwise its coordination is capped. A coding tool's users receive what coding agents
     #: receive; a coding harvest draws more than they do. Fewer peers: not judged (a workload only the
-    #: campaign's own other accounts share says nothing).
-    artefact_peer_min_accounts: int | None = Field(None, ge=2)
+    #: campaign's own other accounts share says nothing: small_provider-105's campaign cluster had 12 peers, 8 of
+    #: them the campaign's). 20 keeps a yardstick of a few accounts out; 10 gave the same flags on the six dev
+    #: worlds where it was tried.
+    artefact_peer_min_accounts: int | None = Field(20, ge=2)
     #: ... the workload cosine (signal hit shares, reasoning, tool and image shares) at which an outside account
     #: counts as doing the same work as the core's mean.
     artefact_peer_workload: float = Field(0.9, ge=0, le=1)

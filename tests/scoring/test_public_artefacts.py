@@ -184,6 +184,7 @@ BEYOND = [3000.0 + 100.0 * i for i in range(10)]          # more than any of the
 
 
 def test_developers_receiving_what_coders_receive_are_capped_against_their_peers():
+    assert ScoringConfig().artefact_peer_min_accounts == 20
     c, _ = _peer_score(AS_PEERS, None)
     assert not _peer_capped(c) and c.coordination > 0.5      # off: beyond the whole store, so flagged as before
     c, cfg = _peer_score(AS_PEERS, 20)
