@@ -141,14 +141,18 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
     ``artefact_groups`` (a card, a sign-up burst, an e-mail shape, an indicator) shared by half the core (as a
     group share or as the members' own beyond-chance ties), a network
     tie concentrated on one /24 (a gateway), not spread over a proxy pool's ranges, and the product in sight —
-    its client or its gateway (``artefact_access_groups``; not asked when ``access`` is false): private prompts
-    alone are also what a hydra's own kit looks like through rotating proxies and varied clients."""
+    its client or its gateway (``artefact_access_groups``): private prompts alone are also what a hydra's own kit
+    looks like through rotating proxies and varied clients. With ``access`` false (the workload-peer test) a tie of
+    prompts alone is judged too, but not prompts and a schedule without the product in sight: a kit of private
+    templates run on one schedule through varied clients and proxies is one operator's automation (tests/scan's
+    replay hydra: 24 accounts, templates and a schedule, drawing the store's ordinary lengths), not a cohort."""
     held = [g for g, v in group_share.items() if v >= cfg.evidence_share]
     art = set(cfg.artefact_groups)
     if not held or any(g not in art for g in held):
         return None
-    if access and cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups):
-        return None   # prompts alone: no product in sight (a hydra's own kit through rotating proxies)
+    if cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups) \
+            and (access or set(held) != {"content"}):
+        return None   # no product in sight: a hydra's own kit through rotating proxies (and on its own schedule)
     other = sum(1 for gs in core_groups if gs - art) / max(len(core_groups), 1)
     if other >= cfg.evidence_share:
         return None

@@ -208,3 +208,12 @@ def test_harvesting_subclusters_are_judged_against_peers_only():
     assert not _peer_capped(c)
     c, _ = _peer_score(AS_PEERS, None, harvest=True)
     assert not _peer_capped(c)
+
+
+def test_the_peer_test_judges_prompts_alone_but_not_prompts_on_a_schedule_without_the_product():
+    """tests/scan's replay hydra: its own templates run on one schedule through varied clients and proxies."""
+    cfg = ScoringConfig()
+    assert artefact_tie({"content": 0.9}, [{"content"}] * 10, None, cfg, access=False) == ["content"]
+    assert artefact_tie({"content": 0.9, "timing": 0.8}, [{"content", "timing"}] * 10, None, cfg, access=False) is None
+    assert artefact_tie({"content": 0.9, "timing": 0.8, "client": 0.7}, [{"content", "timing", "client"}] * 10, None,
+                        cfg, access=False) is not None
