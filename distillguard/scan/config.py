@@ -165,6 +165,13 @@ class AccountModelConfig(_Strict):
     #: percentile among the store's accounts — instead of averaging members' ranks, each pulled to the store's
     #: median by its own handful of requests. False averages the members' ranks (as before 2026-12-04).
     pool_output_rank: bool = True
+    #: A pooled group's holders of one payment instrument (a card two or more of its parties hold) are judged on
+    #: their combined use of a per-account limit: the group's ``limit_util`` is at least the sum of those
+    #: holders' own utilisations (each against its own limit), clipped to 1 — what one payer draws through many
+    #: accounts, instead of the average that splitting the volume keeps low. The card with the largest sum
+    #: counts; members without a limit on record add nothing. False: the members' average (as before 2026-12-04
+    #: evening).
+    pool_limit_pressure: bool = True
 
     @field_validator("weights")
     @classmethod

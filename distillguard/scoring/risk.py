@@ -456,6 +456,18 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3""").fetchall()  # in order: the loop below adds their chances up, a float sum
+    # each card two or more parties of a cluster hold, with its holders there: a pooled group's combined draw on
+    # per-account limits is read per payer (account_model.pool_limit_pressure)
+    payers_of: dict[int, list[list[str]]] = {}
+    if cfg.pool_min_coordination is not None and cfg.account_model.pool_limit_pressure:
+        for c, hs in con.execute(f"""
+                WITH h AS (SELECT m.cl, i.entity, i.account_id,
+                                  {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
+                           FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)
+                           WHERE i.kind = 'payment')
+                SELECT cl, list(DISTINCT account_id ORDER BY account_id) FROM h GROUP BY cl, entity
+                HAVING count(DISTINCT party) >= 2 ORDER BY 1, 2""").fetchall():
+            payers_of.setdefault(c, []).append(list(hs))
     # a harvesting sub-cluster's hidden tie must be its own, not its parent community's (scoring.harvest_parent_chance)
     in_parent = _parent_chance(con, parent, membership) \
         if harvest and parent is not None and cfg.harvest_parent_chance else None
@@ -607,7 +619,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         pooled = 0.0
         if (cfg.pool_min_coordination is not None and strong and not no_output and not software and coord >= cfg.pool_min_coordination
                 and len(pool_rows) >= cfg.pool_min_accounts):
-            group_comps[c] = pooled_components(pool_rows, cfg.account_model, store_out_rank)
+            group_comps[c] = pooled_components(pool_rows, cfg.account_model, store_out_rank, payers_of.get(c))
             pool_of[c] = {r["account_id"] for r in pool_rows}
             pooled = blend(group_comps[c], cfg.account_model)
             susp = max(susp, pooled)
