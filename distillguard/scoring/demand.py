@@ -186,3 +186,10 @@ def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: 
 
 def _num_alpha(v: float | None) -> float:
     return -1.0 if v is None else float(v)
+
+
+def outside_values(store_cols: dict[str, np.ndarray], at: dict[str, int], members: list[str]) -> dict[str, np.ndarray]:
+    """The store's recorded values of each column for the accounts *outside* a cluster (what a core is compared
+    with: the cluster is not judged against itself)."""
+    inside = [at[a] for a in members if a in at]
+    return {col: v[np.isfinite(v)] for col, v in ((col, np.delete(store_cols[col], inside)) for col in store_cols)}
