@@ -131,7 +131,7 @@ DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
     "volume": 0.0,          # requests per active day, upper percentile within the store
     "long_output": 0.0,     # requested max_tokens, upper percentile within the store
     "harvest_shape": 1.0,   # long_output × single-turn share: long single-turn answers, a corpus being collected
-    "received_output": 0.5,  # output tokens received per exchange, upper percentile within the store
+    "received_output": 0.0,  # output tokens received per exchange, upper percentile within the store (0.5: docs/benchmarks.md fam17)
     "new_account": 0.5,
     "low_verification": 0.3,
     "fast_pivot": 1.2,      # moved to a newly released model within a day
