@@ -40,7 +40,7 @@ MEANINGS = {
     "scan:scoring.account_model.bias": "bias of the account model: suspicion = σ(bias + Σ weight·component)",
     "scan:scoring.account_model.weights": "weight per component: `intent`, `capability`, `task_items`, `reasoning`, "
                                           "`single_turn`, `template_reuse`, `limit_util`, `volume`, `long_output`, "
-                                          "`harvest_shape`, `new_account`, `low_verification`, `fast_pivot` "
+                                          "`harvest_shape`, `received_output`, `new_account`, `low_verification`, `fast_pivot` "
                                           "(unknown names are errors)",
     "scan:scoring.weak_coordination_cap": "coordination cap of a cluster that is not strongly coordinated",
     "scan:campaigns.enforcement.rules.<name>.min_confidence": "`auto`: the campaign confidence from which the action applies by itself",

@@ -131,6 +131,7 @@ DEFAULT_ACCOUNT_WEIGHTS: dict[str, float] = {
     "volume": 0.0,          # requests per active day, upper percentile within the store
     "long_output": 0.0,     # requested max_tokens, upper percentile within the store
     "harvest_shape": 1.0,   # long_output × single-turn share: long single-turn answers, a corpus being collected
+    "received_output": 0.0,  # output tokens received per exchange, upper percentile within the store (0.5: docs/benchmarks.md fam17)
     "new_account": 0.5,
     "low_verification": 0.3,
     "fast_pivot": 1.2,      # moved to a newly released model within a day
@@ -411,6 +412,13 @@ class ScoringConfig(_Strict):
     #: exempt: their membership is already a store-percentile judgement of each account's own traffic. 0 turns
     #: it off.
     min_suspicion_percentile: float = Field(0.8, ge=0, le=1)
+    #: ... unless its core collects the teacher's answers beyond the store's norm — the test of the public-artefact
+    #: rule (``artefact_harvest_columns``: harvest shape asked for, output tokens received; p at most
+    #: ``artefact_harvest_alpha`` and effect at least ``artefact_harvest_min_effect`` against the accounts
+    #: outside the cluster). A quiet pool mixes ordinary prompts into every account, so its prompts read like the
+    #: store's (suspicion at the store's median) while it receives clearly longer answers than the store; a course
+    #: lab, a tutoring cohort or a framework's users receive ordinary ones. False: the percentile alone decides.
+    percentile_gate_collects: bool = True
     #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
     #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
     #: users: its client string, its system prompt and templates, one ISP or campus NAT, the hours the cohort

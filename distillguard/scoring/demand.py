@@ -280,3 +280,8 @@ def artefact_reason(tie: list[str], effect: float, failed: str) -> str:
                 "users, not a harvest")
     return (head + f", and it receives no longer answers than the {failed.split(':')[1]} accounts outside it doing "
             f"the same work (effect {effect:.2f}): a product's users, not a harvest")
+def outside_values(store_cols: dict[str, np.ndarray], at: dict[str, int], members: list[str]) -> dict[str, np.ndarray]:
+    """The store's recorded values of each column for the accounts *outside* a cluster (what a core is compared
+    with: the cluster is not judged against itself)."""
+    inside = [at[a] for a in members if a in at]
+    return {col: v[np.isfinite(v)] for col, v in ((col, np.delete(store_cols[col], inside)) for col in store_cols)}

@@ -30,14 +30,17 @@ from distillguard.scoring.demand import (
     artefact_reason,
     artefact_verdict,
     collects_long_answers,
+    harvest_beyond_store,
     store_values,
     workload_matrix,
 )
 from distillguard.scoring.demand import client_share as _client_share
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
+from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.rare import GROUP_NOUNS, HIDDEN_GROUPS, rare_entity_sql, rare_hidden_groups
 from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
+from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
 #: the same sign-up burst, the same schedule on the same template, a partner's indicator.
@@ -349,17 +352,6 @@ def _parent_chance(con: duckdb.DuckDBPyConnection, parent: dict[str, int], membe
     return {(a, g): float(ch) for a, g, ch in rows}
 
 
-def _suspicion_percentile(susp: float, members: list[str], feats_s: dict[str, float], store_s: np.ndarray) -> float:
-    """The share of the store's accounts *outside* the cluster whose suspicion is below the cluster's: where its
-    traffic sits in the provider's own population. Outside only, so a campaign that is half of a small store is
-    judged against the rest of it, not against itself."""
-    below = int(np.searchsorted(store_s, susp, side="left"))
-    inside = [feats_s[a] for a in members if a in feats_s]
-    below -= sum(1 for v in inside if v < susp)
-    outside = len(store_s) - len(inside)
-    return below / outside if outside > 0 else 1.0
-
-
 def cluster_risk(coordination: float, suspicion: float, cfg: ScoringConfig, discount: float = 1.0) -> float:
     """A cluster's risk from how coordinated it is and how suspicious its traffic is (module docstring); every
     route that makes a cluster (communities, sub-clusters, workload groups) scores it through this one formula."""
@@ -628,6 +620,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # the store sends: judged against the accounts outside it, not against an absolute level
         ordinary = (strong and not no_output and not software and not harvest
                     and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile))
+        # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
+        # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
+        collecting = None
+        if ordinary and cfg.percentile_gate_collects:
+            collecting = harvest_beyond_store(rows, _outside(store_cols, at, members), cfg)
+            ordinary = collecting[0] is not True
+            collecting = collecting[1] if not ordinary else None
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}
@@ -667,6 +666,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             cs.reasons.append(f"{o} of its {len(core[c])} core accounts share {GROUP_NOUNS.get(g, g)} where the "
                               f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
                               "improbable in the group")
+        if collecting is not None:
+            cs.reasons.append("its accounts' prompts read like much of the store's, but its core receives clearly longer "
+                              f"answers than the store's accounts (effect {collecting:.2f}): a harvest mixing ordinary "
+                              "traffic in, not a cohort")
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "

@@ -27,7 +27,8 @@ from distillguard.scan.base import CAPABILITY_PREFIX
 #: Share-based components are shrunk towards zero by n / (n + prior_exchanges): one coding request is
 #: "100% single-turn, 100% on one template, 100% coding" and says nothing about how the account behaves.
 COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "template_reuse", "limit_util",
-              "volume", "long_output", "harvest_shape", "new_account", "low_verification", "fast_pivot")
+              "volume", "long_output", "harvest_shape", "received_output", "new_account", "low_verification",
+              "fast_pivot")
 
 
 def _col(t: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
@@ -91,6 +92,17 @@ def credible_output(features: pa.Table, prior: float) -> tuple[np.ndarray, np.nd
     return credible_values(_col(features, "mean_max_tokens"), n_mt, mt_known, prior), mt_known
 
 
+def credible_received(features: pa.Table, prior: float) -> tuple[np.ndarray, np.ndarray]:
+    """(each account's mean output tokens received per exchange shrunk towards the store's median by its
+    credibility, which accounts record it). n = its exchanges carrying an output count (without that count: its
+    exchanges). A store that records no output counts gives nobody this component."""
+    n = _col(features, "n_exchanges", 1e9)
+    known = _known(features, "mean_output_tokens")
+    n_out = _col(features, "n_output_tokens", np.nan) if "n_output_tokens" in features.column_names else n
+    n_out = np.where(np.isnan(n_out), n, n_out)
+    return credible_values(_col(features, "mean_output_tokens"), n_out, known, prior), known
+
+
 @dataclass(frozen=True)
 class StoreOutput:
     """What a pooled group's requested length is ranked against (:func:`pooled_components`): the store's
@@ -134,6 +146,12 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
     # by how many of its requests carried max_tokens (a feature table without the count: its exchanges)
     mt, mt_known = credible_output(features, rank_prior_exchanges)
     long_out = upper_percentile(mt, mt_known) * sure
+    # output actually received per exchange against this store, shrunk like the requested length (by the
+    # exchanges that carry an output count): what the teacher produced for the account. A quiet pool mixes
+    # ordinary prompts in and asks an ordinary max_tokens, but its harvest prompts still draw long answers; an
+    # agent loop or a chat receives short ones (issue 11, docs/detection.md "The account model")
+    received = credible_received(features, rank_prior_exchanges)
+    received_out = upper_percentile(*received) * sure
     # harvesting shape: long answers requested *and* one turn per request — a corpus being collected, not a
     # conversation or an agent loop (either alone is common: long chats, terse batch jobs)
     single = _col(features, "single_turn_share") * sure
@@ -150,6 +168,7 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
         "volume": volume,
         "long_output": long_out,
         "harvest_shape": long_out * single,
+        "received_output": received_out,
         "new_account": (age < 30).astype(float),
         "low_verification": (_known(features, "verification_level")
                              & (_col(features, "verification_level", 1.0) <= 0)).astype(float),
@@ -159,7 +178,7 @@ def components(features: pa.Table, non_intent: tuple[str, ...] = ("sig_task_data
 
 #: How each component is shrunk by the account's own volume: (n / (n + prior)) ** power; the rest are not.
 SHRINK_POWER = {"intent": 1, "capability": 1, "task_items": 1, "reasoning": 1, "single_turn": 1,
-                "template_reuse": 1, "volume": 1, "long_output": 1, "harvest_shape": 2}
+                "template_reuse": 1, "volume": 1, "long_output": 1, "harvest_shape": 2, "received_output": 1}
 
 
 def _model(model):
@@ -288,3 +307,14 @@ def account_suspicion(features: pa.Table, non_intent: tuple[str, ...] = ("sig_ta
     for k, v in comp.items():
         out = out.append_column(f"c_{k}", pa.array(v, pa.float64()))
     return out.append_column("suspicion", pa.array(s, pa.float64()))
+
+
+def store_percentile(susp: float, members: list[str], feats_s: dict[str, float], store_s: np.ndarray) -> float:
+    """The share of the store's accounts *outside* the cluster whose suspicion is below the cluster's: where its
+    traffic sits in the provider's own population. Outside only, so a campaign that is half of a small store is
+    judged against the rest of it, not against itself."""
+    below = int(np.searchsorted(store_s, susp, side="left"))
+    inside = [feats_s[a] for a in members if a in feats_s]
+    below -= sum(1 for v in inside if v < susp)
+    outside = len(store_s) - len(inside)
+    return below / outside if outside > 0 else 1.0

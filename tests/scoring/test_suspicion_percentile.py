@@ -48,3 +48,33 @@ def test_percentile_counts_only_accounts_outside_the_cluster():
     feats_s = {f"c{i}": 0.7 for i in range(60)} | {f"b{i}": 0.1 for i in range(40)}
     store = np.sort(np.array(list(feats_s.values())))
     assert _suspicion_percentile(0.7, [f"c{i}" for i in range(60)], feats_s, store) == 1.0
+
+
+def _score_received(team_out: float, collects: bool):
+    """The team's suspicion at the store's ~67th percentile (a cohort by its prompts), receiving ``team_out``
+    output tokens per exchange where the store's other accounts receive 300-600."""
+    ids = TEAM + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.45] * len(TEAM) + SPREAD,
+                      "c_long_output": [0.0] * len(ids), "mean_max_tokens": pa.array([None] * len(ids), pa.float64()),
+                      "c_harvest_shape": [0.0] * len(ids),
+                      "mean_output_tokens": [team_out] * len(TEAM) + [300.0 + 300.0 * i / 89 for i in range(90)],
+                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cfg = ScoringConfig(percentile_gate_collects=collects)
+    cs, _ = score_clusters(_con(_team_rows()), feats, {a: 0 for a in TEAM}, [], cfg)
+    return cs[0], cfg
+
+
+@pytest.mark.parametrize("team_out,collects,capped", [
+    (900.0, True, False),   # receives longer answers than every other account: a quiet pool, judged as before
+    (450.0, True, True),    # receives what the store receives: a cohort, capped
+    (900.0, False, True),   # off: the percentile alone decides
+])
+def test_a_core_collecting_answers_beyond_the_store_is_not_a_cohort(team_out, collects, capped):
+    """``scoring.percentile_gate_collects``: a quiet hydra mixes ordinary prompts into every account, so its
+    suspicion sits at the store's median (sampled dev world standard-103: the 54th–62nd percentile), while its core
+    receives longer answers than the rest of the store (effect 0.82); a course lab's or tutoring cohort's does not."""
+    c, cfg = _score_received(team_out, collects)
+    assert any("no more suspicious than" in r for r in c.reasons) == capped
+    assert (c.coordination <= cfg.weak_coordination_cap + 1e-9) == capped
+    assert any("receives clearly longer answers" in r for r in c.reasons) == (not capped)
