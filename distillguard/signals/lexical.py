@@ -70,8 +70,8 @@ FULL_FIT_SCORER = True
 #: Benign-document mining for the full-data scorer: a real benign training document whose keyed
 #: out-of-fold probability reaches BENIGN_MINING_PROB (it fired when unseen, like a provider's benign
 #: prompt would) counts BENIGN_MINING_WEIGHT times in the full fit. 1 turns it off.
-BENIGN_MINING_WEIGHT = 3.0
-BENIGN_MINING_PROB = 0.3
+BENIGN_MINING_WEIGHT = 10.0
+BENIGN_MINING_PROB = 0.2
 #: Words at each edge of a prompt that also get position-specific features.
 EDGE_WORDS = 12
 

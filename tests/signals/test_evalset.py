@@ -41,9 +41,9 @@ def test_recall_on_held_out_attack_phrasings(report):
     assert report["attack_prompts"] >= 250
     assert report["recall_any"] >= 0.93, report["families"]
     for f in report["families"]:
-        # 0.8 until round 3; the benign budget (round 4) took "code review with a probability" from 21/24 to
-        # 18/24, the price of its benign false positives (docs/benchmarks.md, "fourth evaluation set")
-        assert f["recall_any"] >= 0.7, f
+        # 0.8 until round 3; 0.7 in round 4, whose benign budget took "code review with a probability" from
+        # 21/24 to 18/24; back to 21/24 with mining x10 at p >= 0.2 (fifth round, docs/benchmarks.md)
+        assert f["recall_any"] >= 0.8, f
 
 
 def test_synthetic_data_signal_catches_its_families(report):
@@ -61,8 +61,9 @@ def test_hard_negative_false_positive_rate(report):
 
 def test_benign_false_positive_rate(report):
     assert report["benign_prompts"] >= 12_000
-    # target 0.005, not met: 0.64% after round 3, 0.60% after the fourth round (docs/signals.md)
-    assert report["benign_fpr"] <= 0.0065, report["benign"]
+    # target 0.005, not met: 0.64% after round 3, 0.60% after the fourth round, 0.525% after the fifth
+    # (docs/signals.md)
+    assert report["benign_fpr"] <= 0.006, report["benign"]
 
 
 @pytest.mark.parametrize("name, min_hard", [("v2", 50), ("v3", 70), ("v4", 80)])
