@@ -296,6 +296,35 @@ def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int]
     return out | {a for (a,) in rows if a in need}
 
 
+def _burst_alone_dropped(con: duckdb.DuckDBPyConnection, membership: dict[str, int], distinct: dict[str, set[str]],
+                        member_groups: dict[str, set[str]], cfg: ScoringConfig) -> dict[str, set[str]]:
+    """``distinct`` without the sign-up burst of members for whom it is the only evidence group held in the cluster
+    and every burst they hold takes in more than ``distinctive_chance`` of its holders from the pathway's
+    background sign-ups (``graph.edges``' ``burst_members``).
+
+    Why: a burst is whoever signed up on one pathway in its minutes. In a 93k-account store a hydra's bursts on
+    the standard pathway hold about one ordinary sign-up in ten by chance, and 196 such users had their traffic
+    read with the hydra's pool and were flagged (issue 11/13, scale 1.0). At demo scale the background share is
+    under 1% and nothing changes. The cluster's own evidence (its coordination, its pool) is untouched: this is
+    only about what the burst says of *one* member."""
+    if not cfg.burst_background_check:
+        return distinct
+    alone = [a for a, gs in distinct.items() if "creation" in gs and not (member_groups.get(a, set()) - {"creation"})]
+    if not alone:
+        return distinct
+    try:
+        con.register("_balone", pa.table({"account_id": alone}))
+        rows = con.execute("SELECT account_id, min(chance) FROM burst_members JOIN _balone USING (account_id) "
+                           "GROUP BY 1").fetchall()
+    except duckdb.CatalogException:  # no incidence built on this connection (scoring a table on its own)
+        return distinct
+    finally:
+        con.unregister("_balone")
+    background = {a for a, ch in rows if ch is not None and ch > cfg.distinctive_chance}
+    out = {a: (gs - {"creation"} if a in background else gs) for a, gs in distinct.items()}
+    return {a: gs for a, gs in out.items() if gs}
+
+
 def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], parent: dict[str, int]) -> dict[str, float]:
     """Each sub-cluster member's share of its coordination weight that points into the community the
     sub-cluster was cut from. A harvesting sub-cluster is, by construction, a small part of that community:
@@ -670,7 +699,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
-    with_pool = _shares_with_pool(con, membership, pool_of, distinct, cfg)
+    member_distinct = _burst_alone_dropped(con, membership, distinct, member_groups, cfg)
+    with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     risk, cl_ids, reasons = [], [], []
@@ -690,7 +720,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
-        own_distinct = distinct.get(a, set())
+        own_distinct = member_distinct.get(a, set())
         if member_ties is not None:
             own_distinct = own_distinct & set(member_ties) if tied is None or a in tied else set()
         if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
