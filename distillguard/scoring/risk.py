@@ -35,7 +35,13 @@ from distillguard.scoring.demand import (
 from distillguard.scoring.demand import client_share as _client_share
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
-from distillguard.scoring.rare import GROUP_NOUNS, HIDDEN_GROUPS, rare_entity_sql, rare_hidden_groups
+from distillguard.scoring.rare import (
+    GROUP_NOUNS,
+    HIDDEN_GROUPS,
+    burst_alone_dropped,
+    rare_entity_sql,
+    rare_hidden_groups,
+)
 from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
@@ -294,35 +300,6 @@ def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int]
         """).fetchall()
     con.unregister("_need")
     return out | {a for (a,) in rows if a in need}
-
-
-def _burst_alone_dropped(con: duckdb.DuckDBPyConnection, membership: dict[str, int], distinct: dict[str, set[str]],
-                        member_groups: dict[str, set[str]], cfg: ScoringConfig) -> dict[str, set[str]]:
-    """``distinct`` without the sign-up burst of members for whom it is the only evidence group held in the cluster
-    and every burst they hold takes in more than ``distinctive_chance`` of its holders from the pathway's
-    background sign-ups (``graph.edges``' ``burst_members``).
-
-    Why: a burst is whoever signed up on one pathway in its minutes. In a 93k-account store a hydra's bursts on
-    the standard pathway hold about one ordinary sign-up in ten by chance, and 196 such users had their traffic
-    read with the hydra's pool and were flagged (issue 11/13, scale 1.0). At demo scale the background share is
-    under 1% and nothing changes. The cluster's own evidence (its coordination, its pool) is untouched: this is
-    only about what the burst says of *one* member."""
-    if not cfg.burst_background_check:
-        return distinct
-    alone = [a for a, gs in distinct.items() if "creation" in gs and not (member_groups.get(a, set()) - {"creation"})]
-    if not alone:
-        return distinct
-    try:
-        con.register("_balone", pa.table({"account_id": alone}))
-        rows = con.execute("SELECT account_id, min(chance) FROM burst_members JOIN _balone USING (account_id) "
-                           "GROUP BY 1").fetchall()
-    except duckdb.CatalogException:  # no incidence built on this connection (scoring a table on its own)
-        return distinct
-    finally:
-        con.unregister("_balone")
-    background = {a for a, ch in rows if ch is not None and ch > cfg.distinctive_chance}
-    out = {a: (gs - {"creation"} if a in background else gs) for a, gs in distinct.items()}
-    return {a: gs for a, gs in out.items() if gs}
 
 
 def _parent_fit(con: duckdb.DuckDBPyConnection, membership: dict[str, int], parent: dict[str, int]) -> dict[str, float]:
@@ -699,7 +676,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
-    member_distinct = _burst_alone_dropped(con, membership, distinct, member_groups, cfg)
+    member_distinct = burst_alone_dropped(con, membership, distinct, member_groups, cfg)
     with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
