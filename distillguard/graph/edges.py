@@ -172,8 +172,10 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
         """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate
     m = int(cfg.creation_burst_minutes)
+    # ``burst_chance`` keeps, per burst, the share of its holders the pathway's background rate puts in its minutes
+    # anyway (λ / count): scoring asks it before reading a burst as a member's own distinctive tie
     con.execute(f"""
-    INSERT INTO inc_raw
+    CREATE OR REPLACE TEMP TABLE burst_members AS
     WITH tot AS (SELECT DISTINCT account_id FROM beh_ah WHERE {w}),
     acc AS (SELECT a.account_id, coalesce(a.signup_pathway, '?') AS p, epoch(a.created_at) AS c
             FROM accounts a JOIN tot USING (account_id) WHERE a.created_at IS NOT NULL),
@@ -182,9 +184,10 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
                  p || '|h' || CAST(floor(c / {m * 60} + 0.5) AS BIGINT) AS e2 FROM acc),
     u AS (SELECT account_id, p, e1 AS entity FROM b UNION ALL SELECT account_id, p, e2 FROM b),
     cnt AS (SELECT entity, p, count(*) AS c FROM u GROUP BY 1, 2)
-    SELECT u.account_id, 'creation_burst', u.entity, 1.0 FROM u JOIN cnt USING (entity, p) JOIN rate USING (p)
+    SELECT u.account_id, u.entity, rate.lam / cnt.c AS chance FROM u JOIN cnt USING (entity, p) JOIN rate USING (p)
     WHERE cnt.c >= greatest({int(cfg.creation_burst_min)}, rate.lam + 4 * sqrt(rate.lam) + 1)
     """)
+    con.execute("INSERT INTO inc_raw SELECT account_id, 'creation_burst', entity, 1.0 FROM burst_members")
     _payment_bursts(con, cfg, w)
     kw = cfg.kind_weights
     kw_values = ", ".join(f"('{k}', {float(v)})" for k, v in kw.items())

@@ -508,6 +508,12 @@ class ScoringConfig(_Strict):
     #: burst) when the chance of sharing them at random is at most this; content that private, shared by half
     #: a cluster's core, counts as two evidence groups.
     distinctive_chance: float = Field(0.05, ge=0, le=1)
+    #: A sign-up burst counts as a member's own distinctive tie (its traffic read with the pooled group's, no
+    #: fall-off for looking ordinary) only when the share of the burst's holders that the pathway's background
+    #: sign-up rate puts in its minutes anyway (λ / holders) is at most ``distinctive_chance``; otherwise it is
+    #: a distinctive tie only beside a second evidence group the member shares in its cluster. Ordinary sign-ups
+    #: fall into a hydra's bursts more often the bigger the store. False: any burst counts, as before.
+    burst_background_check: bool = True
     #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits

@@ -38,7 +38,13 @@ from distillguard.scoring.demand import client_share as _client_share
 from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
-from distillguard.scoring.rare import GROUP_NOUNS, HIDDEN_GROUPS, rare_entity_sql, rare_hidden_groups
+from distillguard.scoring.rare import (
+    GROUP_NOUNS,
+    HIDDEN_GROUPS,
+    burst_alone_dropped,
+    rare_entity_sql,
+    rare_hidden_groups,
+)
 from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
 from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
 
@@ -680,7 +686,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
-    with_pool = _shares_with_pool(con, membership, pool_of, distinct, cfg)
+    member_distinct = burst_alone_dropped(con, membership, distinct, member_groups, cfg)
+    with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     risk, cl_ids, reasons = [], [], []
@@ -700,7 +707,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # how strongly tied compared with the cluster's typical member: an ordinary user who shares one
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
-        own_distinct = distinct.get(a, set())
+        own_distinct = member_distinct.get(a, set())
         if member_ties is not None:
             own_distinct = own_distinct & set(member_ties) if tied is None or a in tied else set()
         if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
