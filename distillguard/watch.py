@@ -294,17 +294,21 @@ def fold_new(store, state: dict, cfg) -> int:
     return len(new)
 
 
-def _merge_sql(con, t: str, src: str, disjoint: bool = False, hour_buckets: bool = False) -> str:
+def _merge_sql(con, t: str, src: str, shared: list[tuple[float, float]] | None = None,
+               hour_buckets: bool = False) -> str:
     """Partials of many parts → the table ``prepare`` would have built over all of them at once, to the bit: the
     float sums are stored as DECIMAL (``scan.base.exact_partial``), so summing the parts' partials here is exact
     and each is cast back to its stored type; a DOUBLE partial would be rounded once per part and once here.
 
-    ``disjoint``: no two of the parts' traffic spans share an hour (``_disjoint_spans``), so no key holding the
-    hour (or a finer time) is in two parts and those rows are the union of the parts' rows, as ``prepare``'s
-    day slices are (distillguard/scan/chunks.py): only keys without a time (distinct prompts, task items) are
-    grouped again. A tick's batches follow time, so this is the usual case; grouping every row of a week's
-    partials again was most of the merge. ``hour_buckets``: sync buckets never straddle an hour (their length
-    divides 60 minutes), so ``sync_b`` is keyed by time too."""
+    ``shared``: the hours two or more of the parts' traffic spans share (``_shared_hours``: ranges of hour
+    starts, epoch seconds; empty when none do), None when the spans are not known. A key holding the hour
+    (or a finer time) in no shared hour is in one part only, so those rows are the union of the parts' rows, as
+    ``prepare``'s day slices are (distillguard/scan/chunks.py); only the rows of the shared hours, and keys
+    without a time (distinct prompts, task items), are grouped again. A tick's batches follow time, so they
+    share at most the hour each tick cut through; grouping every row of a week's partials again (as when one
+    shared hour made the whole merge group, which at scale 0.1 was every tick: the replay's ticks cut the
+    first second of each day) was most of the merge. ``hour_buckets``: sync buckets never straddle an hour
+    (their length divides 60 minutes), so ``sync_b`` is keyed by time too."""
     cols = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     types = {c: ty for c, ty, *_ in cols}
 
@@ -314,26 +318,33 @@ def _merge_sql(con, t: str, src: str, disjoint: bool = False, hour_buckets: bool
     keys = {"beh_pm": ["account_id", "minute"], "beh_ah": ["account_id", "hour"],
             "beh_am": ["account_id", "model", "hour"], "beh_pd": ["account_id", "prompt_h"],
             "beh_at": ["account_id", "template_key", "hour"], "sync_b": ["account_id", "template_key", "bucket"]}
+    in_s = None if shared is None else _in_hours("minute" if t == "beh_pm" else "hour", shared)
     if t == "inc_h":
-        timed = (f"SELECT account_id, kind, entity, hour, n FROM {src} WHERE kind <> 'task_item'" if disjoint else
-                 f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
+        timed = (f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
                  f"WHERE kind <> 'task_item' GROUP BY account_id, kind, entity, hour")
+        if in_s is not None:
+            timed = (f"SELECT account_id, kind, entity, hour, n FROM {src} WHERE kind <> 'task_item' AND NOT ({in_s}) "
+                     f"UNION ALL SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
+                     f"WHERE kind <> 'task_item' AND ({in_s}) GROUP BY account_id, kind, entity, hour")
         return (f"SELECT account_id, kind, entity, {agg('min', 'hour')}, {agg('sum', 'n')} FROM {src} "
                 f"WHERE kind = 'task_item' GROUP BY account_id, kind, entity UNION ALL {timed}")
     k = keys[t]
     rest = [c for c, *_ in cols if c not in k and not (t == "beh_ah" and c == "peak_min")]
-    if disjoint and (t in ("beh_pm", "beh_ah", "beh_am", "beh_at") or (t == "sync_b" and hour_buckets)):
-        # each key in one part only: its row as that part folded it (peak_min included: the hour's minutes
-        # are all in that part)
-        return f"SELECT {', '.join(k + rest + (['peak_min'] if t == 'beh_ah' else []))} FROM {src}"
     fn = "min" if t in ("beh_pd", "sync_b") else "sum"
     sel = ", ".join(k + [agg(fn, c) for c in rest])
+    timed = t in ("beh_pm", "beh_ah", "beh_am", "beh_at") or (t == "sync_b" and hour_buckets)
+    where = f" WHERE {in_s}" if timed and in_s is not None else ""
+    grouped = f"SELECT {sel} FROM {src}{where} GROUP BY {', '.join(k)}"
     if t == "beh_ah":  # a minute split across two parts: its peak from the merged per-minute counts
-        return (f"SELECT a.*, CAST(p.peak_min AS {types['peak_min']}) AS peak_min FROM "
-                f"(SELECT {sel} FROM {src} GROUP BY {', '.join(k)}) a JOIN "
-                f"(SELECT account_id, date_trunc('hour', minute) AS hour, max(c) AS peak_min FROM beh_pm "
-                f"GROUP BY 1, 2) p USING (account_id, hour)")
-    return f"SELECT {sel} FROM {src} GROUP BY {', '.join(k)}"
+        grouped = (f"SELECT a.*, CAST(p.peak_min AS {types['peak_min']}) AS peak_min FROM ({grouped}) a JOIN "
+                   f"(SELECT account_id, date_trunc('hour', minute) AS hour, max(c) AS peak_min FROM beh_pm "
+                   f"GROUP BY 1, 2) p USING (account_id, hour)")
+    if not where or t == "beh_pm":  # beh_pm: read only for the peaks of the shared hours' minutes
+        return grouped
+    # each key of an hour no two parts share is in one part only: its row as that part folded it (peak_min
+    # included: the hour's minutes are all in that part)
+    alone = f"SELECT {', '.join(k + rest + (['peak_min'] if t == 'beh_ah' else []))} FROM {src} WHERE NOT ({in_s})"
+    return f"{alone} UNION ALL {grouped}"
 
 
 def _epoch(ts) -> float:
@@ -360,9 +371,9 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
 
     ``since``: only the traffic from then on — the partial files of parts whose span ends before it are not
     read at all (``state["spans"]``; a part without a known span is read), and rows before it are left out,
-    so a windowed detection costs the window's partials, not the store's. With ``state``, batches whose spans
-    share no hour are unioned rather than grouped again (``_merge_sql``); ``cfg`` (the scan config) tells
-    whether sync buckets stay inside an hour."""
+    so a windowed detection costs the window's partials, not the store's. With ``state``, the batches' rows of
+    hours no two batches' spans share are unioned rather than grouped again (``_merge_sql``); ``cfg`` (the scan
+    config) tells whether sync buckets stay inside an hour."""
     from distillguard.scan.base import signal_columns
 
     keep = None
@@ -373,7 +384,7 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
         keys = {batch.get(r, _part_key(r)) for r in state.get("folded", {})}
         keep = {k for k in keys if not spans.get(k) or spans[k][1] >= t0}
     hour_buckets = cfg is not None and 3600 % (int(cfg.graph.sync_bucket_minutes) * 60) == 0
-    disjoint = None
+    shared: list[tuple[float, float]] | None = []
     for t in PARTIALS:
         src = PARTIAL_TABLE.format(t)
         files = sorted((store.path / "tables" / src).glob("*.parquet"))
@@ -386,26 +397,45 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
             con.execute(f"CREATE OR REPLACE TEMP VIEW _win_{t} AS SELECT * FROM ({body}) "
                         f"WHERE {col} >= TIMESTAMPTZ '{since.isoformat()}'")
             src = f"_win_{t}"
-        if disjoint is None:  # beh_pm (first) decides for all: every table has one file per batch
-            disjoint = state is not None and _disjoint_spans(files, spans)
-        if t == "beh_pm" and disjoint:  # read only for peaks of minutes split across parts: none here
-            con.execute(f"CREATE OR REPLACE TABLE beh_pm AS SELECT * FROM {src} WHERE false")
-            continue
-        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src, disjoint, hour_buckets)}")
+        if t == PARTIALS[0]:  # beh_pm (first) decides for all: every table has one file per batch
+            shared = _shared_hours(files, spans) if state is not None else None
+        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src, shared, hour_buckets)}")
     return signal_columns(con)
 
 
-def _disjoint_spans(files: list[Path], spans: dict) -> bool:
-    """True when every file is a watch batch whose traffic span is known and no two batches' spans share an
-    hour (then no hour-keyed partial row is in two files: ``_merge_sql``'s union)."""
+def _shared_hours(files: list[Path], spans: dict) -> list[tuple[float, float]] | None:
+    """The hours that two or more of the files' traffic spans share, as ranges (first, last hour start; epoch
+    seconds; empty when none do), or None when a file is not a watch batch or its span is not known. Batches
+    that follow time share at most the hour a tick cut through."""
     iv = []
     for f in files:
         k = f.stem.removeprefix("part-")
         if not f.stem.startswith("part-watch-") or not spans.get(k):
-            return False
+            return None
         iv.append(spans[k])
     iv.sort()
-    return all(b[0] > a[1] for a, b in zip(iv, iv[1:], strict=False))
+    ranges, reach = [], None
+    for a, b in iv:  # an hour in two spans: in the later-starting one, and no later than an earlier one's end
+        if reach is not None and a <= reach:
+            ranges.append((a, min(b, reach)))
+        reach = b if reach is None else max(reach, b)
+    return ranges
+
+
+def _in_hours(col: str, ranges: list[tuple[float, float]]) -> str:
+    """SQL: ``col`` (an hour or a finer time) lies in one of the hour ``ranges``, or is NULL (a row without a time
+    is grouped, as a full merge groups it). Plain range tests, so a parquet row group outside them is skipped."""
+    def lit(e: float) -> str:
+        return f"TIMESTAMPTZ '{datetime.fromtimestamp(e, UTC).isoformat()}'"
+
+    return "(" + " OR ".join([f"{col} IS NULL"] + [f"({col} >= {lit(a)} AND {col} < {lit(b + 3600)})"
+                                                   for a, b in ranges]) + ")"
+
+
+def _disjoint_spans(files: list[Path], spans: dict) -> bool:
+    """True when every file is a watch batch whose traffic span is known and no two batches' spans share an
+    hour (then no hour-keyed partial row is in two files)."""
+    return _shared_hours(files, spans) == []
 
 
 def _sql_lit(v: str) -> str:
@@ -438,7 +468,11 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
     before = ({t: store.read_table(t) for t in _CARRIED if store.has_table(t)}
               if incremental and since is not None else None)
     warm = _WARM.setdefault(str(store.path), {}) if cfg.watch_warm_communities else None
-    res = run_scan(store, cfg, signals="never", prepared=prepared, warm=warm)
+    # a window's tables in memory (``watch_tables_in_memory``): the run's configuration only, the caller's
+    # (its thresholds, its enforcement) is the one everything after the scan reads
+    run_cfg = (cfg.model_copy(update={"tables_on_disk": False})
+               if incremental and since is not None and cfg.watch_tables_in_memory else cfg)
+    res = run_scan(store, run_cfg, signals="never", prepared=prepared, warm=warm)
     c1 = _cpu_seconds()
     try:
         write_tables(store, res, cfg, now=now)
