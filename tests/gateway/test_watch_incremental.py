@@ -304,13 +304,36 @@ def test_batches_cut_inside_an_hour_group_only_the_shared_hours(tmp_path):
     assert len(shared) == len(files) - 1 and all(a == b for a, b in shared)  # one hour per cut
     full = run_scan(st, cfg, signals="never")
     merged = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
+    # as a windowed detection runs it (watch_tables_in_memory): the tables in memory, not in a database file
+    in_memory = run_scan(st, cfg.model_copy(update={"tables_on_disk": False}), signals="never",
+                         prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
     try:
         for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
             cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
             q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
-            assert merged.con.execute(q).fetchall() == full.con.execute(q).fetchall(), t
-        assert _risk(full) == _risk(merged)
-        assert len(full.campaigns) == len(merged.campaigns) >= 1
+            want = full.con.execute(q).fetchall()
+            assert merged.con.execute(q).fetchall() == want, t
+            assert in_memory.con.execute(q).fetchall() == want, t
+        assert _risk(full) == _risk(merged) == _risk(in_memory)
+        assert len(full.campaigns) == len(merged.campaigns) == len(in_memory.campaigns) >= 1
     finally:
-        for r in (full, merged):
+        for r in (full, merged, in_memory):
             close_scan(r)
+
+
+def test_a_windowed_detection_keeps_its_tables_in_memory(tmp_path, monkeypatch):
+    """watch_tables_in_memory: a windowed detection runs the scan with its tables in memory (a window bounds
+    them); off, or on all traffic, it follows tables_on_disk as a scan does."""
+    import distillguard.scan.run as scan_run
+
+    st, _, _ = _split_store(tmp_path, n_parts=2)
+    cfg, state = ScanConfig(), watch.load_state(st)
+    watch.score_new(st, state, cfg)
+    watch.fold_new(st, state, cfg)
+    seen, real = [], scan_run.run_scan
+    monkeypatch.setattr(scan_run, "run_scan", lambda store, c, **kw: seen.append(c.tables_on_disk) or real(store, c, **kw))
+    since = watch.detect_window(state, 48.0)
+    watch.detect(st, cfg, since=since, state=state)
+    watch.detect(st, cfg.model_copy(update={"watch_tables_in_memory": False}), since=since, state=state)
+    watch.detect(st, cfg, state=state)
+    assert seen == [False, True, True]
