@@ -31,6 +31,8 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
+
 log = logging.getLogger("distillguard.watch")
 
 STATE_FILE = "watch/state.json"
@@ -294,48 +296,6 @@ def fold_new(store, state: dict, cfg) -> int:
     return len(new)
 
 
-def _merge_sql(con, t: str, src: str, disjoint: bool = False, hour_buckets: bool = False) -> str:
-    """Partials of many parts → the table ``prepare`` would have built over all of them at once, to the bit: the
-    float sums are stored as DECIMAL (``scan.base.exact_partial``), so summing the parts' partials here is exact
-    and each is cast back to its stored type; a DOUBLE partial would be rounded once per part and once here.
-
-    ``disjoint``: no two of the parts' traffic spans share an hour (``_disjoint_spans``), so no key holding the
-    hour (or a finer time) is in two parts and those rows are the union of the parts' rows, as ``prepare``'s
-    day slices are (distillguard/scan/chunks.py): only keys without a time (distinct prompts, task items) are
-    grouped again. A tick's batches follow time, so this is the usual case; grouping every row of a week's
-    partials again was most of the merge. ``hour_buckets``: sync buckets never straddle an hour (their length
-    divides 60 minutes), so ``sync_b`` is keyed by time too."""
-    cols = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
-    types = {c: ty for c, ty, *_ in cols}
-
-    def agg(fn: str, c: str) -> str:
-        return f"CAST({fn}({c}) AS {types[c]}) AS {c}"
-
-    keys = {"beh_pm": ["account_id", "minute"], "beh_ah": ["account_id", "hour"],
-            "beh_am": ["account_id", "model", "hour"], "beh_pd": ["account_id", "prompt_h"],
-            "beh_at": ["account_id", "template_key", "hour"], "sync_b": ["account_id", "template_key", "bucket"]}
-    if t == "inc_h":
-        timed = (f"SELECT account_id, kind, entity, hour, n FROM {src} WHERE kind <> 'task_item'" if disjoint else
-                 f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
-                 f"WHERE kind <> 'task_item' GROUP BY account_id, kind, entity, hour")
-        return (f"SELECT account_id, kind, entity, {agg('min', 'hour')}, {agg('sum', 'n')} FROM {src} "
-                f"WHERE kind = 'task_item' GROUP BY account_id, kind, entity UNION ALL {timed}")
-    k = keys[t]
-    rest = [c for c, *_ in cols if c not in k and not (t == "beh_ah" and c == "peak_min")]
-    if disjoint and (t in ("beh_pm", "beh_ah", "beh_am", "beh_at") or (t == "sync_b" and hour_buckets)):
-        # each key in one part only: its row as that part folded it (peak_min included: the hour's minutes
-        # are all in that part)
-        return f"SELECT {', '.join(k + rest + (['peak_min'] if t == 'beh_ah' else []))} FROM {src}"
-    fn = "min" if t in ("beh_pd", "sync_b") else "sum"
-    sel = ", ".join(k + [agg(fn, c) for c in rest])
-    if t == "beh_ah":  # a minute split across two parts: its peak from the merged per-minute counts
-        return (f"SELECT a.*, CAST(p.peak_min AS {types['peak_min']}) AS peak_min FROM "
-                f"(SELECT {sel} FROM {src} GROUP BY {', '.join(k)}) a JOIN "
-                f"(SELECT account_id, date_trunc('hour', minute) AS hour, max(c) AS peak_min FROM beh_pm "
-                f"GROUP BY 1, 2) p USING (account_id, hour)")
-    return f"SELECT {sel} FROM {src} GROUP BY {', '.join(k)}"
-
-
 def _epoch(ts) -> float:
     return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
 
@@ -360,9 +320,9 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
 
     ``since``: only the traffic from then on — the partial files of parts whose span ends before it are not
     read at all (``state["spans"]``; a part without a known span is read), and rows before it are left out,
-    so a windowed detection costs the window's partials, not the store's. With ``state``, batches whose spans
-    share no hour are unioned rather than grouped again (``_merge_sql``); ``cfg`` (the scan config) tells
-    whether sync buckets stay inside an hour."""
+    so a windowed detection costs the window's partials, not the store's. With ``state``, the batches' rows of
+    hours no two batches' spans share are unioned rather than grouped again (``_merge_sql``); ``cfg`` (the scan
+    config) tells whether sync buckets stay inside an hour."""
     from distillguard.scan.base import signal_columns
 
     keep = None
@@ -373,7 +333,7 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
         keys = {batch.get(r, _part_key(r)) for r in state.get("folded", {})}
         keep = {k for k in keys if not spans.get(k) or spans[k][1] >= t0}
     hour_buckets = cfg is not None and 3600 % (int(cfg.graph.sync_bucket_minutes) * 60) == 0
-    disjoint = None
+    shared: list[tuple[float, float]] | None = []
     for t in PARTIALS:
         src = PARTIAL_TABLE.format(t)
         files = sorted((store.path / "tables" / src).glob("*.parquet"))
@@ -386,26 +346,10 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
             con.execute(f"CREATE OR REPLACE TEMP VIEW _win_{t} AS SELECT * FROM ({body}) "
                         f"WHERE {col} >= TIMESTAMPTZ '{since.isoformat()}'")
             src = f"_win_{t}"
-        if disjoint is None:  # beh_pm (first) decides for all: every table has one file per batch
-            disjoint = state is not None and _disjoint_spans(files, spans)
-        if t == "beh_pm" and disjoint:  # read only for peaks of minutes split across parts: none here
-            con.execute(f"CREATE OR REPLACE TABLE beh_pm AS SELECT * FROM {src} WHERE false")
-            continue
-        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src, disjoint, hour_buckets)}")
+        if t == PARTIALS[0]:  # beh_pm (first) decides for all: every table has one file per batch
+            shared = _shared_hours(files, spans) if state is not None else None
+        con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src, shared, hour_buckets)}")
     return signal_columns(con)
-
-
-def _disjoint_spans(files: list[Path], spans: dict) -> bool:
-    """True when every file is a watch batch whose traffic span is known and no two batches' spans share an
-    hour (then no hour-keyed partial row is in two files: ``_merge_sql``'s union)."""
-    iv = []
-    for f in files:
-        k = f.stem.removeprefix("part-")
-        if not f.stem.startswith("part-watch-") or not spans.get(k):
-            return False
-        iv.append(spans[k])
-    iv.sort()
-    return all(b[0] > a[1] for a, b in zip(iv, iv[1:], strict=False))
 
 
 def _sql_lit(v: str) -> str:
@@ -438,7 +382,11 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
     before = ({t: store.read_table(t) for t in _CARRIED if store.has_table(t)}
               if incremental and since is not None else None)
     warm = _WARM.setdefault(str(store.path), {}) if cfg.watch_warm_communities else None
-    res = run_scan(store, cfg, signals="never", prepared=prepared, warm=warm)
+    # a window's tables in memory (``watch_tables_in_memory``): the run's configuration only, the caller's
+    # (its thresholds, its enforcement) is the one everything after the scan reads
+    run_cfg = (cfg.model_copy(update={"tables_on_disk": False})
+               if incremental and since is not None and cfg.watch_tables_in_memory else cfg)
+    res = run_scan(store, run_cfg, signals="never", prepared=prepared, warm=warm)
     c1 = _cpu_seconds()
     try:
         write_tables(store, res, cfg, now=now)

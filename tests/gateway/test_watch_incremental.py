@@ -270,3 +270,70 @@ def test_warm_communities_start_from_the_last_partition(tmp_path):
     assert gc._initial(["a", "b", "z"], {"a": 4, "b": 0}) == [4, 0, 5]  # z is new: a community of its own
     again = gc.community_levels(g, cfg, [1.0, 3.0], workers=1, warm=warm)
     assert again[0] == cold[0] and sorted(set(again[0].values())) == [0, 1]
+
+
+def test_batches_cut_inside_an_hour_group_only_the_shared_hours(tmp_path):
+    """Ticks that cut through an hour (a replay stepping from the world's first second, a writer's part ending at
+    any time) give batches whose spans share that hour: only the rows of the shared hours are grouped again, the
+    rest unioned, with the same tables and results as projecting every exchange."""
+    from datetime import timedelta
+
+    src = Store(tmp_path / "src", create=True)
+    build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
+    ex = src.exchanges().to_arrow_table().sort_by("ts")
+    st = Store(tmp_path / "dst", create=True)
+    st.write_accounts(src.accounts().to_arrow_table())
+    t0, t1 = pc.min(ex["ts"]).as_py(), pc.max(ex["ts"]).as_py()
+    cfg, state = ScanConfig(), watch.load_state(st)
+    cut, k = t0 + timedelta(hours=7, minutes=17, seconds=13), 0
+    while True:  # batches cut at 7h17m13s past the first exchange, then every 19 hours 31 minutes
+        lo = t0 if k == 0 else cut + timedelta(hours=19, minutes=31) * (k - 1)
+        hi = cut + timedelta(hours=19, minutes=31) * k
+        part = ex.filter(pc.and_(pc.greater_equal(ex["ts"], pa.scalar(lo, ex["ts"].type)),
+                                 pc.less(ex["ts"], pa.scalar(hi, ex["ts"].type))))
+        if part.num_rows:
+            st.write_exchanges(part, key=f"c{k}")
+            watch.score_new(st, state, cfg)
+            assert watch.fold_new(st, state, cfg) >= 1
+        if hi > t1:
+            break
+        k += 1
+    files = sorted((st.path / "tables" / "watch_partial_beh_ah").glob("*.parquet"))
+    shared = watch._shared_hours(files, state["spans"])
+    assert len(files) >= 3 and shared and not watch._disjoint_spans(files, state["spans"])
+    assert len(shared) == len(files) - 1 and all(a == b for a, b in shared)  # one hour per cut
+    full = run_scan(st, cfg, signals="never")
+    merged = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
+    # as a windowed detection runs it (watch_tables_in_memory): the tables in memory, not in a database file
+    in_memory = run_scan(st, cfg.model_copy(update={"tables_on_disk": False}), signals="never",
+                         prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
+    try:
+        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
+            cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
+            q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
+            want = full.con.execute(q).fetchall()
+            assert merged.con.execute(q).fetchall() == want, t
+            assert in_memory.con.execute(q).fetchall() == want, t
+        assert _risk(full) == _risk(merged) == _risk(in_memory)
+        assert len(full.campaigns) == len(merged.campaigns) == len(in_memory.campaigns) >= 1
+    finally:
+        for r in (full, merged, in_memory):
+            close_scan(r)
+
+
+def test_a_windowed_detection_keeps_its_tables_in_memory(tmp_path, monkeypatch):
+    """watch_tables_in_memory: a windowed detection runs the scan with its tables in memory (a window bounds
+    them); off, or on all traffic, it follows tables_on_disk as a scan does."""
+    import distillguard.scan.run as scan_run
+
+    st, _, _ = _split_store(tmp_path, n_parts=2)
+    cfg, state = ScanConfig(), watch.load_state(st)
+    watch.score_new(st, state, cfg)
+    watch.fold_new(st, state, cfg)
+    seen, real = [], scan_run.run_scan
+    monkeypatch.setattr(scan_run, "run_scan", lambda store, c, **kw: seen.append(c.tables_on_disk) or real(store, c, **kw))
+    since = watch.detect_window(state, 48.0)
+    watch.detect(st, cfg, since=since, state=state)
+    watch.detect(st, cfg.model_copy(update={"watch_tables_in_memory": False}), since=since, state=state)
+    watch.detect(st, cfg, state=state)
+    assert seen == [False, True, True]
