@@ -172,7 +172,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
         """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate
     m = int(cfg.creation_burst_minutes)
-    # ``burst_chance`` keeps, per burst, the share of its holders the pathway's background rate puts in its minutes
+    # ``burst_members`` keeps, per burst, the share of its holders the pathway's background rate puts in its minutes
     # anyway (λ / count): scoring asks it before reading a burst as a member's own distinctive tie
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE burst_members AS

@@ -71,7 +71,7 @@ def rare_hidden_groups(obs: dict[str, float], exp: dict[str, float], cfg: Scorin
     return out
 
 
-def burst_alone_dropped(con: duckdb.DuckDBPyConnection, membership: dict[str, int], distinct: dict[str, set[str]],
+def burst_alone_dropped(con: duckdb.DuckDBPyConnection, distinct: dict[str, set[str]],
                         member_groups: dict[str, set[str]], cfg: ScoringConfig) -> dict[str, set[str]]:
     """``distinct`` without the sign-up burst of members for whom it is the only evidence group held in the cluster
     and every burst they hold takes in more than ``distinctive_chance`` of its holders from the pathway's

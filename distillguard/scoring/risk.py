@@ -635,7 +635,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
-    member_distinct = burst_alone_dropped(con, membership, distinct, member_groups, cfg)
+    member_distinct = burst_alone_dropped(con, distinct, member_groups, cfg)
     with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)

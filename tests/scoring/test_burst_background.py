@@ -30,22 +30,22 @@ def test_a_burst_alone_with_many_background_sign_ups_is_not_a_members_own_tie():
                 "carded": {"creation"}}
     groups = {"bystander": {"creation"}, "pool": {"creation", "timing"}, "early": {"creation"},
               "carded": {"creation", "payment"}}
-    out = burst_alone_dropped(con, {a: 0 for a in distinct}, distinct, groups, cfg)
+    out = burst_alone_dropped(con, distinct, groups, cfg)
     assert "bystander" not in out                      # the burst alone, one holder in ten by chance
     assert out["pool"] == {"creation", "timing"}       # a second distinctive tie: kept whole
     assert out["early"] == {"creation"}                # a burst few background sign-ups fall into
     assert out["carded"] == {"creation"}               # shares a card with the cluster too
     # the bound is scoring.distinctive_chance; off restores the old reading
     cfg.distinctive_chance = 0.2
-    assert burst_alone_dropped(con, {a: 0 for a in distinct}, distinct, groups, cfg) == distinct
+    assert burst_alone_dropped(con, distinct, groups, cfg) == distinct
     cfg = ScoringConfig(burst_background_check=False)
-    assert burst_alone_dropped(con, {a: 0 for a in distinct}, distinct, groups, cfg) is distinct
+    assert burst_alone_dropped(con, distinct, groups, cfg) is distinct
 
 
 def test_without_an_incidence_nothing_is_dropped():
     cfg = ScoringConfig()
     distinct = {"a": {"creation"}}
-    assert burst_alone_dropped(duckdb.connect(), {"a": 0}, distinct, {"a": {"creation"}}, cfg) == distinct
+    assert burst_alone_dropped(duckdb.connect(), distinct, {"a": {"creation"}}, cfg) == distinct
 
 
 def test_the_incidence_records_each_bursts_background_share(store):
