@@ -257,8 +257,7 @@ def artefact_verdict(gs: dict[str, float], core_groups: list[set[str]], sh, rows
     ``peer_data``: (workload matrix, mean output tokens) or None."""
     tie = None if harvest else artefact_tie(gs, core_groups, sh, cfg)
     if tie is not None:
-        outside = {col: v[np.isfinite(v)] for col, v in ((col, np.delete(store_cols[col], inside_idx)) for col in store_cols)}
-        beyond, effect = harvest_beyond_store(rows, outside, cfg)
+        beyond, effect = harvest_beyond_store(rows, outside_values(store_cols, inside_idx), cfg)
         if beyond is False:
             return tie, effect, "store"
     if peer_data is None:
@@ -280,8 +279,7 @@ def artefact_reason(tie: list[str], effect: float, failed: str) -> str:
                 "users, not a harvest")
     return (head + f", and it receives no longer answers than the {failed.split(':')[1]} accounts outside it doing "
             f"the same work (effect {effect:.2f}): a product's users, not a harvest")
-def outside_values(store_cols: dict[str, np.ndarray], at: dict[str, int], members: list[str]) -> dict[str, np.ndarray]:
-    """The store's recorded values of each column for the accounts *outside* a cluster (what a core is compared
-    with: the cluster is not judged against itself)."""
-    inside = [at[a] for a in members if a in at]
-    return {col: v[np.isfinite(v)] for col, v in ((col, np.delete(store_cols[col], inside)) for col in store_cols)}
+def outside_values(store_cols: dict[str, np.ndarray], inside_idx: list[int]) -> dict[str, np.ndarray]:
+    """The store's recorded values of each column for the accounts *outside* a cluster (``inside_idx``: its members'
+    rows in the feature table) — what a core is compared with: the cluster is not judged against itself."""
+    return {col: v[np.isfinite(v)] for col, v in ((col, np.delete(store_cols[col], inside_idx)) for col in store_cols)}

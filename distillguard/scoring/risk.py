@@ -551,9 +551,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # core collects long single-turn answers beyond the store's norm (scoring.artefact_harvest_*) and, with
         # scoring.artefact_peer_min_accounts, receives more than the accounts doing the same work
         artefact = None
+        inside_idx = [at[a] for a in members if a in at]   # the cluster's rows in the feature table
         if strong and not no_output and not software and not carried and cfg.artefact_harvest_alpha is not None:
             artefact = artefact_verdict(gs, [member_groups.get(a, set()) for a in core[c]], shared_by.get(str(c)),
-                                        rows, [at[a] for a in members if a in at],
+                                        rows, inside_idx,
                                         [at[a] for a in core[c] if a in at], store_cols, peer_data, harvest, cfg)
         if not strong or no_output or software or artefact:
             coord = min(coord, cfg.weak_coordination_cap)
@@ -579,7 +580,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
         collecting = None
         if ordinary and cfg.percentile_gate_collects:
-            collecting = harvest_beyond_store(rows, _outside(store_cols, at, members), cfg)
+            collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg)
             ordinary = collecting[0] is not True
             collecting = collecting[1] if not ordinary else None
         if ordinary:
