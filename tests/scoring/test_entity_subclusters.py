@@ -42,7 +42,11 @@ def _risk(hydra_traffic: dict[str, float], cfg: ScoringConfig) -> dict[str, floa
            | {a: (40, ORDINARY) for a in OUTSIDE})
     feats = _feats(per)
     con = _con(_rows())
-    community = {a: 0 for a in COMMUNITY}
+    return best_risk(con, feats, {a: 0 for a in COMMUNITY}, cfg)
+
+
+def best_risk(con, feats: pa.Table, community: dict[str, int], cfg: ScoringConfig) -> dict[str, float]:
+    """Each account's highest risk over the community and its shared-entity sub-clusters (as the scan keeps it)."""
     best: dict[str, float] = {}
     tables = [score_clusters(con, feats, community, [], cfg)[1]]
     sub = entity_subclusters(con, community, cfg)
@@ -96,15 +100,7 @@ def _card_risk(hydra_traffic: dict[str, float], burst: bool) -> dict[str, float]
            | {a: (40, ORDINARY) for a in OUTSIDE})
     feats = _feats(per)
     con = _con(_card_only_rows(burst))
-    community = {a: 0 for a in COMMUNITY}
-    cfg = ScoringConfig()
-    best: dict[str, float] = {}
-    sub = entity_subclusters(con, community, cfg)
-    for t in (score_clusters(con, feats, community, [], cfg)[1],
-              score_clusters(con, feats, sub, [], cfg, id_prefix="cle", parent=community)[1]):
-        for a, r in zip(t["account_id"].to_pylist(), t["risk"].to_pylist(), strict=True):
-            best[a] = max(best.get(a, 0.0), r)
-    return best
+    return best_risk(con, feats, {a: 0 for a in COMMUNITY}, ScoringConfig())
 
 
 def test_a_card_and_its_sign_up_burst_are_two_groups_and_the_traffic_still_decides():

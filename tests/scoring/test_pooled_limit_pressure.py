@@ -10,9 +10,8 @@ import pyarrow as pa
 import pytest
 
 from distillguard.scan.config import AccountModelConfig, ScoringConfig
-from distillguard.scoring import score_clusters
-from distillguard.scoring.risk import entity_subclusters
 from distillguard.scoring.suspicion import account_suspicion, blend, pooled_components
+from tests.scoring.test_entity_subclusters import best_risk
 from tests.scoring.test_member_ties import _con
 
 #: a hydra account's early mix: half its requests a coding harvest, half ordinary chat (no reasoning elicitation)
@@ -87,14 +86,7 @@ def _risk(cfg: ScoringConfig, hydra_util: float = 0.1, company=MIXED) -> dict[st
            | {a: (40, 0.1, company) for a in COMPANY})
     feats = _feats(per)
     con = _con(_rows())
-    community = {a: 0 for a in COMMUNITY}
-    best: dict[str, float] = {}
-    sub = entity_subclusters(con, community, cfg)
-    for t in (score_clusters(con, feats, community, [], cfg)[1],
-              score_clusters(con, feats, sub, [], cfg, id_prefix="cle", parent=community)[1]):
-        for a, r in zip(t["account_id"].to_pylist(), t["risk"].to_pylist(), strict=True):
-            best[a] = max(best.get(a, 0.0), r)
-    return best
+    return best_risk(con, feats, {a: 0 for a in COMMUNITY}, cfg)
 
 
 def test_a_hydras_card_group_with_mixed_traffic_is_flagged_on_its_combined_draw():
