@@ -60,7 +60,7 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
-        SELECT l.role, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art
+        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
@@ -89,7 +89,7 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
 
 def ranking(world: str) -> dict:
     con = duckdb.connect()
-    d = con.sql(f"""SELECT l.role = 'attacker' AS y, r.risk, f.suspicion, f.c_harvest_shape
+    d = con.sql(f"""SELECT l.campaign_id IS NOT NULL AS y, r.risk, f.suspicion, f.c_harvest_shape
         FROM read_parquet('{world}/labels.parquet') l
         JOIN read_parquet('{world}/tables/account_risk/*.parquet') r USING (account_id)
         JOIN read_parquet('{world}/tables/account_features/*.parquet') f USING (account_id)""").fetchnumpy()
