@@ -152,7 +152,7 @@ def test_one_leiden_graph_serves_every_resolution():
 
 
 def test_igraph_leiden_is_seeded_keeps_the_global_stream_and_matches_leidenalg_quality():
-    """igraph's C Leiden (the default) draws from its own seeded generator: the same (graph, seed) gives the same
+    """igraph's C Leiden (``graph.leiden_implementation: igraph``) draws from its own seeded generator: the same (graph, seed) gives the same
     partition, another seed may give another, and the caller's ``random`` stream is not advanced or reseeded. On
     a planted graph its modularity at each resolution is at least leidenalg's (the objective both optimise) and
     it finds the planted groups."""
@@ -180,11 +180,11 @@ def test_igraph_leiden_is_seeded_keeps_the_global_stream_and_matches_leidenalg_q
     g.es["weight"] = weights
     random.seed(99)
     expected_next = random.Random(99).random()
-    runs = {seed: _leiden_membership(g, seed, 1.0) for seed in (7, 8)}
+    runs = {seed: _leiden_membership(g, seed, 1.0, implementation="igraph") for seed in (7, 8)}
     assert random.random() == expected_next   # global stream untouched by the calls
-    assert _leiden_membership(g, 7, 1.0) == runs[7]
+    assert _leiden_membership(g, 7, 1.0, implementation="igraph") == runs[7]
     for res in (1.0, 3.0):
-        ours = _leiden_membership(g, 7, res)
+        ours = _leiden_membership(g, 7, res, implementation="igraph")
         theirs = _leiden_membership(g, 7, res, implementation="leidenalg")
         q = g.modularity(ours, weights="weight", resolution=res)
         assert q >= g.modularity(theirs, weights="weight", resolution=res) - 1e-9
@@ -192,5 +192,5 @@ def test_igraph_leiden_is_seeded_keeps_the_global_stream_and_matches_leidenalg_q
     planted_whole = sum(len(set(m[i:i + size])) == 1 for i in range(0, n, size))
     assert planted_whole >= 0.9 * (n // size)
     # a warm start from its own answer stays at least as good
-    warm = _leiden_membership(g, 7, 1.0, initial=runs[7])
+    warm = _leiden_membership(g, 7, 1.0, initial=runs[7], implementation="igraph")
     assert g.modularity(warm, weights="weight") >= g.modularity(runs[7], weights="weight") - 1e-9
