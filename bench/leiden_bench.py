@@ -1,7 +1,7 @@
 """How big a pair graph Leiden on the driver takes: CPU-seconds and peak RSS of ``graph.communities`` (the
 exact call both engines make per resolution level) on synthetic pair graphs of N pairs.
 
-    PYTHONPATH=$PWD python bench/leiden_bench.py --pairs 1000000,3000000,10000000 [--implementation leidenalg]
+    PYTHONPATH=$PWD python bench/leiden_bench.py --pairs 1000000,3000000,10000000 [--implementation igraph]
 
 Graph: ~28 pairs per account (the scale-0.1 world's 256,403 pairs over 9,188 accounts), planted groups of 25
 accounts whose internal pairs are heavy (weight 2–5) plus light random pairs (weight 0.2–1) across the whole
@@ -47,7 +47,7 @@ def pairs_table(n_pairs: int, seed: int = 1):
     return pa.table({"src": pa.array(ids[src]), "dst": pa.array(ids[dst]), "weight": pa.array(w)}), n_acc, n_groups
 
 
-def one(n_pairs: int, implementation: str = "igraph") -> dict:
+def one(n_pairs: int, implementation: str = "leidenalg") -> dict:
     from distillguard.graph.communities import communities
     from distillguard.scan.config import GraphConfig
 
@@ -65,8 +65,8 @@ def one(n_pairs: int, implementation: str = "igraph") -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", default="1000000,3000000,10000000")
-    ap.add_argument("--implementation", default="igraph", choices=["igraph", "leidenalg"],
-                    help="graph.leiden_implementation (the scan's default: igraph)")
+    ap.add_argument("--implementation", default="leidenalg", choices=["igraph", "leidenalg"],
+                    help="graph.leiden_implementation (the scan's default: leidenalg)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
