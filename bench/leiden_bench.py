@@ -1,7 +1,7 @@
 """How big a pair graph Leiden on the driver takes: CPU-seconds and peak RSS of ``graph.communities`` (the
 exact call both engines make per resolution level) on synthetic pair graphs of N pairs.
 
-    PYTHONPATH=$PWD python bench/leiden_bench.py --pairs 1000000,3000000,10000000
+    PYTHONPATH=$PWD python bench/leiden_bench.py --pairs 1000000,3000000,10000000 [--implementation igraph]
 
 Graph: ~28 pairs per account (the scale-0.1 world's 256,403 pairs over 9,188 accounts), planted groups of 25
 accounts whose internal pairs are heavy (weight 2–5) plus light random pairs (weight 0.2–1) across the whole
@@ -47,14 +47,14 @@ def pairs_table(n_pairs: int, seed: int = 1):
     return pa.table({"src": pa.array(ids[src]), "dst": pa.array(ids[dst]), "weight": pa.array(w)}), n_acc, n_groups
 
 
-def one(n_pairs: int) -> dict:
+def one(n_pairs: int, implementation: str = "leidenalg") -> dict:
     from distillguard.graph.communities import communities
     from distillguard.scan.config import GraphConfig
 
     t, n_acc, n_groups = pairs_table(n_pairs)
     rss_table = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     c0, w0 = time.process_time(), time.perf_counter()
-    out = communities(t, GraphConfig(), resolution=1.0)
+    out = communities(t, GraphConfig(leiden_implementation=implementation), resolution=1.0)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     return {"pairs": t.num_rows, "accounts": n_acc, "planted_groups": n_groups, "clustered": len(out),
             "communities": len(set(out.values())), "leiden_cpu": cpu, "leiden_wall": wall,
@@ -65,15 +65,18 @@ def one(n_pairs: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", default="1000000,3000000,10000000")
+    ap.add_argument("--implementation", default="leidenalg", choices=["igraph", "leidenalg"],
+                    help="graph.leiden_implementation (the scan's default: leidenalg)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        print("RESULT " + json.dumps(one(a.one)))
+        print("RESULT " + json.dumps(one(a.one, a.implementation)))
         return
     print("| pairs | accounts | Leiden CPU s | wall s | peak RSS MiB (of which pairs table + process) | load |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in (int(x) for x in a.pairs.split(",")):
-        r = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, __file__, "--one", str(n), "--implementation", a.implementation],
+                           capture_output=True, text=True)
         line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             print(r.stderr[-2000:], file=sys.stderr)

@@ -8,6 +8,7 @@ so a misspelt threshold never silently falls back to its default.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -112,6 +113,15 @@ class GraphConfig(_Strict):
     #: third of their co-holders to each other, coincidences well under a hundredth. 0 turns the requirement off.
     join_min_share: float = Field(0.05, ge=0, le=1)
     seed: int = 7
+    #: Which Leiden runs the communities (every level, and the harvesting sub-cluster cuts): ``leidenalg`` (its
+    #: RBConfigurationVertexPartition) or ``igraph`` (its C implementation, modularity objective with the
+    #: resolution above: the same objective, ~10× less CPU, other partitions — on the scale-0.1 world two
+    #: campaigns in one record, so not the default until checked at scale; docs/benchmarks.md "Issue 13:
+    #: igraph's Leiden").
+    leiden_implementation: Literal["igraph", "leidenalg"] = "leidenalg"
+    #: Leiden's passes over the graph at each level (igraph only; leidenalg always 2): a negative number runs
+    #: until a pass no longer improves the partition.
+    leiden_iterations: int = 2
     #: The incidence step sums the hourly account × entity rows (``inc_h``) in parts of about this many rows,
     #: split by a hash of the account (DuckDB engine); the result does not depend on it. None: one statement
     #: (DuckDB's aggregate partitions by hash and spills partitions by itself). Every part reads all of

@@ -163,7 +163,8 @@ def _split_harvesters(con: duckdb.DuckDBPyConnection, sub: dict[str, int], feats
     work = _workloads(feats, set(sub))
     out = dict(sub)
     for c in sorted(by_comm):
-        pieces = split_groups(by_comm[c], edges_of.get(c, []), cfg.harvest_split_resolution, graph.seed)
+        pieces = split_groups(by_comm[c], edges_of.get(c, []), cfg.harvest_split_resolution, graph.seed,
+                              graph.leiden_implementation)
         pieces = _same_workload(pieces, work, cfg.harvest_same_workload, cfg.harvest_min_accounts)
         big = [p for p in pieces if len(p) >= cfg.harvest_min_accounts]
         if len(big) < 2:
