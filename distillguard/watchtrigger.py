@@ -14,6 +14,10 @@ An established account whose traffic is steady never doubles within a week's win
 the trigger follows accounts that are new or ramping up; what a detection then decides is unchanged (the same
 detection, only earlier). It counts from this process's first detection: a restarted watch triggers nothing
 until its first scheduled detection has run (it does not know what the previous process had judged).
+
+Off by default (``watch_trigger_min_requests: 0``): more detections also catch more of detection's transient
+false flags — measured on issue 14's replay, a benign request throttled at a triggered detection
+(docs/benchmarks.md). A shorter interval has the same exposure.
 """
 
 from __future__ import annotations
