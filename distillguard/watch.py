@@ -641,7 +641,10 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         rep.seconds["fold"], rep.cpu["tick.fold_cpu"] = time.perf_counter() - t, _cpu() - c
     rep.clock_at = clock_now
     last = float(state.get("last_detect") or 0)
-    due = clock_now - last >= opts.interval_seconds
+    # the schedule runs from the last scheduled detection: a triggered one adds a detection, never moves one
+    # (loop18's replay, seed 2: with the schedule reset by each trigger, the 03:00 detection that flags the
+    # agentic trio did not happen)
+    due = clock_now - float(state.get("last_scheduled") or last) >= opts.interval_seconds
     trig = trigger_for(store, cfg)
     trig.add(state.pop("_fold_counts", None) or {})
     fired = trig.fires(clock_now, last)  # called at every tick: it remembers the clock it was last asked at
@@ -660,6 +663,8 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now
+        if not rep.triggered_by:
+            state["last_scheduled"] = clock_now
         save_state(store, state)
         rep.seconds["detect"] = time.perf_counter() - t
     if opts.publish_url and store.has_table("enforcement"):

@@ -62,3 +62,18 @@ def test_a_tick_detects_early_when_the_trigger_fires(tmp_path):
 def test_with_the_trigger_off_a_tick_waits_for_the_interval(tmp_path):
     first, second = _run(tmp_path, ScanConfig())  # off by default
     assert first.detected and not second.detected and second.folded > 0
+
+
+def test_a_triggered_detection_does_not_move_the_schedule(tmp_path):
+    cfg = ScanConfig(watch_trigger_min_requests=8)
+    st, later = _two_halves(tmp_path)
+    now = {"t": 10_000.0}
+    opts = watch.WatchOptions(interval_seconds=3600, clock=lambda: now["t"])
+    state = watch.load_state(st)
+    assert watch.tick(st, opts, state, cfg).detected  # scheduled, at 10,000
+    st.write_exchanges(later, key="b")
+    now["t"] += 900
+    assert watch.tick(st, opts, state, cfg).triggered_by  # triggered, at 10,900
+    now["t"] = 10_000.0 + 3600  # an interval after the scheduled one, 45 minutes after the triggered one
+    rep = watch.tick(st, opts, state, cfg)
+    assert rep.detected and not rep.triggered_by
