@@ -178,6 +178,10 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     ap.add_argument("--work", default="/tmp/loop-gw-replay")
     ap.add_argument("--hours", type=float, default=48.0, help="Simulated hours replayed (from the world's start).")
     ap.add_argument("--interval-minutes", type=float, default=60.0, help="watch's detection interval (simulated).")
+    ap.add_argument("--step-minutes", type=float, default=None,
+                    help="Send in steps of this many simulated minutes after the first interval (default: the "
+                         "interval): between two scheduled detections `watch` gets a tick at every step's end and "
+                         "detects early when its volume trigger fires (scan config watch_trigger_*).")
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8, help="Client threads sending at once.")
     ap.add_argument("--redis-db", type=int, default=7)
@@ -273,7 +277,11 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             watch_t = threading.Thread(target=run_watch, args=(st, opts, stop, 0.3, on_tick), daemon=True)
             watch_t.start()
             cond.wait_for(lambda: ticks, timeout=60)  # the first tick marks the loop's start (nothing to detect)
-        step = timedelta(minutes=a.interval_minutes)
+        interval = timedelta(minutes=a.interval_minutes)
+        step = timedelta(minutes=a.step_minutes or a.interval_minutes)
+        out["step_minutes"] = a.step_minutes or a.interval_minutes
+        out["trigger"] = {k: getattr(load_config(None), k) for k in
+                          ("watch_trigger_min_requests", "watch_trigger_growth", "watch_trigger_min_minutes")}
         end_all = t0 + timedelta(hours=a.hours)
         sender = Sender(urls)
         cols = ("exchange_id, ts, account_id, endpoint, model, client_ip, user_agent, conversation_id, system_prompt, "
@@ -294,7 +302,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             if a.stop_after_wall and time.perf_counter() - wall0 > a.stop_after_wall:
                 out["stopped_early"] = f"after {k} windows ({a.stop_after_wall:.0f} wall seconds); scored what was sent"
                 break
-            w_end = min(w + step, end_all)
+            w_end = min(w + (interval if k == 0 else step), end_all)  # the loop starts after one interval
             rows = scon.execute(f"SELECT {cols} FROM read_parquet('{xglob}', hive_partitioning=false) "
                                 "WHERE ts >= ? AND ts < ? ORDER BY ts", [w, w_end]).fetchall()
             rows = [dict(zip(names, r, strict=True)) for r in rows]
@@ -330,10 +338,12 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                 # a loaded machine can take many minutes per detection: wait for it, unless the run must end
                 # (then the window's requests are scored, its detection is not)
                 give_up = wall0 + 1.5 * a.stop_after_wall if a.stop_after_wall else float("inf")
+                # the first tick that started at the window's end has scored and folded all of it, and detected
+                # if an interval was up (or the volume trigger fired)
                 while rep is None and time.perf_counter() < give_up:
-                    cond.wait_for(lambda n=n_ticks: any(r.detected and r.detected_at >= sim["now"]
-                                                        for r in ticks[n:]), timeout=60)
-                    rep = next((r for r in ticks[n_ticks:] if r.detected and r.detected_at >= sim["now"]), None)
+                    cond.wait_for(lambda n=n_ticks: any((r.clock_at or 0) >= sim["now"] for r in ticks[n:]),
+                                  timeout=60)
+                    rep = next((r for r in ticks[n_ticks:] if (r.clock_at or 0) >= sim["now"]), None)
             if rep is None:
                 out["stopped_early"] = f"window {k}'s detection unfinished after {time.perf_counter() - d0:.0f} s"
                 w = w_end
@@ -362,9 +372,14 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                 lag = time.monotonic() - p0
                 lags.append(round(lag, 2))
             windows.append({"end": w_end.isoformat(), "sent": len(rows), "send_s": round(send_s, 1),
-                            "detect_s": round(detect_s, 1), "campaigns": rep.campaigns, "version": version})
-            print(f"window {k} → {w_end:%m-%d %H:%M}: {len(rows)} sent in {send_s:.1f}s, detect {detect_s:.1f}s, "
-                  f"{rep.campaigns} campaigns, version {version}, replicas {lag}", file=sys.stderr, flush=True)
+                            "detect_s": round(detect_s, 1), "campaigns": rep.campaigns, "version": version,
+                            "detected": rep.detected, "triggered_by": rep.triggered_by,
+                            "detect_cpu_s": round(rep.cpu.get("tick.detect_cpu", 0.0), 2),
+                            "tick_cpu_s": round(sum(v for kk, v in rep.cpu.items() if kk.startswith("tick.")), 2)})
+            print(f"window {k} → {w_end:%m-%d %H:%M}: {len(rows)} sent in {send_s:.1f}s, tick {detect_s:.1f}s, "
+                  f"detected {rep.detected} (trigger {rep.triggered_by}), detect CPU "
+                  f"{windows[-1]['detect_cpu_s']}s, {rep.campaigns} campaigns, version {version}, replicas {lag}",
+                  file=sys.stderr, flush=True)
             w, k = w_end, k + 1
         pool.shutdown()
         out["hours_replayed"] = round((w - t0).total_seconds() / 3600, 2)
@@ -372,7 +387,11 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         out["sent"] = len(sent)
         out["statuses"] = dict(sorted(statuses.items()))
         out["windows"] = len(windows)
-        out["detect_seconds"] = [x["detect_s"] for x in windows]
+        out["detect_seconds"] = [x["detect_s"] for x in windows if x["detected"]]
+        out["detections"] = sum(1 for x in windows if x["detected"])
+        out["triggered_detections"] = [x["end"] for x in windows if x["detected"] and x["triggered_by"]]
+        out["detect_cpu_s"] = [x["detect_cpu_s"] for x in windows if x["detected"]]
+        out["tick_cpu_s_without_detection"] = [x["tick_cpu_s"] for x in windows if not x["detected"]]
         out["publish_to_all_replicas_s"] = {"n": len(lags), "max": max(lags) if lags else None,
                                             "median": sorted(lags)[len(lags) // 2] if lags else None}
         out["publish_to_replica_s"] = [{"replica": i, "n": len(x), "median": sorted(x)[len(x) // 2] if x else None,

@@ -32,6 +32,7 @@ import orjson
 import pyarrow as pa
 
 from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
+from distillguard.watchtrigger import flagged_accounts, trigger_for
 
 log = logging.getLogger("distillguard.watch")
 
@@ -79,6 +80,10 @@ class TickReport:
     seconds: dict[str, float] = field(default_factory=dict)
     #: CPU seconds (this process and its finished children) of the tick's steps and of detection's parts
     cpu: dict[str, float] = field(default_factory=dict)
+    #: ``opts.clock()`` when the tick started: every part stored before it is scored and folded
+    clock_at: float | None = None
+    #: the detection ran before its interval was up, on the volume trigger (watchtrigger.py): accounts that fired it
+    triggered_by: int = 0
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -95,7 +100,7 @@ def save_state(store, state: dict) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(orjson.dumps(state))
+        f.write(orjson.dumps({k: v for k, v in state.items() if not k.startswith("_")}))  # "_": this process's
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)
@@ -287,6 +292,11 @@ def fold_new(store, state: dict, cfg) -> int:
         spans[key] = [_epoch(min(hours)), _epoch(max(hours))] if hours else None
         for r in new:
             folded[r], batch[r] = _fp(files[r]), key
+        # the batch's requests per account, for the volume trigger (watchtrigger.py; not saved: "_")
+        ah = parts["beh_ah"]
+        counts = state.setdefault("_fold_counts", {})
+        for a, n in zip(ah["account_id"].to_pylist(), ah["n"].to_pylist(), strict=True):
+            counts[a] = counts.get(a, 0) + int(n or 0)
     live = {batch.get(r, _part_key(r)) for r in folded}
     save_state(store, state)  # first the state, then the files it no longer holds
     for t in PARTIALS:
@@ -629,17 +639,32 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         t, c = time.perf_counter(), _cpu()
         rep.folded = fold_new(store, state, cfg)
         rep.seconds["fold"], rep.cpu["tick.fold_cpu"] = time.perf_counter() - t, _cpu() - c
-    due = clock_now - float(state.get("last_detect") or 0) >= opts.interval_seconds
+    rep.clock_at = clock_now
+    last = float(state.get("last_detect") or 0)
+    # the schedule runs from the last scheduled detection: a triggered one adds a detection, never moves one
+    # (loop18's replay, seed 2: with the schedule reset by each trigger, the 03:00 detection that flags the
+    # agentic trio did not happen)
+    due = clock_now - float(state.get("last_scheduled") or last) >= opts.interval_seconds
+    trig = trigger_for(store, cfg)
+    trig.add(state.pop("_fold_counts", None) or {})
+    fired = trig.fires(clock_now, last)  # called at every tick: it remembers the clock it was last asked at
+    if not due and not force_detect and fired:
+        due, rep.triggered_by = True, len(trig.hot)
     # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
     ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
     if (force_detect or due) and ready:
         t = time.perf_counter()
         since = detect_window(state, opts.window_hours) if opts.incremental else None
+        c = _cpu()
         rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
                                            timings=rep.cpu)
+        rep.cpu["tick.detect_cpu"] = _cpu() - c
+        trig.detected(flagged_accounts(store))
         rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now
+        if not rep.triggered_by:
+            state["last_scheduled"] = clock_now
         save_state(store, state)
         rep.seconds["detect"] = time.perf_counter() - t
     if opts.publish_url and store.has_table("enforcement"):

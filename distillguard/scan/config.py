@@ -668,6 +668,23 @@ class ScanConfig(_Strict):
     #: full-window merge; the replay's peak RSS 2.4 GB, 2.5 GB with the file). Past ``memory_limit`` DuckDB
     #: still spills them. A detection on all traffic (``watch_window_hours`` null) follows ``tables_on_disk``.
     watch_tables_in_memory: bool = True
+    #: `distillguard watch`: detect before the interval is up when an account not flagged at the last detection
+    #: has sent at least this many requests since the watch started and ``watch_trigger_growth`` times what it
+    #: had sent at the last detection (distillguard/watchtrigger.py): a campaign opening with a burst is judged
+    #: within ``watch_trigger_min_minutes`` of it, not at the next interval (issue 14, seed 4's agentic trio:
+    #: 1.50% of its exchanges before the first flag with hourly detections, docs/benchmarks.md). The same
+    #: detection, earlier; it costs one detection per firing. 0 (the default): off, detection every interval
+    #: only. Off because more detections also show more of detection's transient false flags: on seed 4 of the
+    #: issue-14 replay a plain scan of the traffic up to 08:20 flags one chat user that the hourly detections
+    #: never flag, and the triggered detection at 08:20 throttled one of its requests (docs/benchmarks.md
+    #: "Issue 14: early detection on a volume trigger"). 8 is the measured setting when opted in.
+    watch_trigger_min_requests: int = Field(0, ge=0)
+    #: The growth since the last detection that fires the trigger (2: an account's traffic doubled since it was
+    #: last judged). A steady established account never doubles within a window; a new or ramping one does.
+    watch_trigger_growth: float = Field(2.0, gt=1)
+    #: At most one triggered detection this often (minutes since the last detection of any kind): bounds the
+    #: trigger's cost when some account somewhere is always ramping up (a large provider's sign-ups).
+    watch_trigger_min_minutes: float = Field(10.0, gt=0)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
