@@ -499,7 +499,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
     # the columns the public-artefact rule compares a core with the rest of the store on (NaN: not recorded)
     store_cols = {col: np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float)
-                  for col in cfg.artefact_harvest_columns if col in feats.column_names}
+                  for col in {*cfg.artefact_harvest_columns, *(cfg.percentile_gate_subcluster_columns or [])}
+                  if col in feats.column_names}
     peer_data = (workload_matrix(feats), np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)) \
         if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
     at = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
@@ -574,15 +575,19 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # a cohort (a course lab, a framework's users) can be coordinated as tightly as an operation — one sign-up
         # burst, one NAT, the same busy windows, private homework templates — and yet its traffic is what much of
         # the store sends: judged against the accounts outside it, not against an absolute level
-        ordinary = (strong and not no_output and not software and not harvest
+        # A harvesting sub-cluster is judged too (``percentile_gate_subcluster_columns``), on what it receives only:
+        # its members were picked for their harvest shape, so that cannot also show that they collect
+        sub_cols = cfg.percentile_gate_subcluster_columns if harvest else None
+        ordinary = (strong and not no_output and not software and (not harvest or bool(sub_cols))
                     and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile))
         # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
         collecting = None
-        if ordinary and cfg.percentile_gate_collects:
-            collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg)
-            ordinary = collecting[0] is not True
-            collecting = collecting[1] if not ordinary else None
+        if ordinary and (cfg.percentile_gate_collects or harvest):
+            collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, sub_cols)
+            # a sub-cluster whose core records none of its columns is not judged (exempt, as before)
+            ordinary = collecting[0] is False if harvest else (collecting[0] is not True or not cfg.percentile_gate_collects)
+            collecting = collecting[1] if not ordinary and collecting[0] else None
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}

@@ -78,3 +78,37 @@ def test_a_core_collecting_answers_beyond_the_store_is_not_a_cohort(team_out, co
     assert any("no more suspicious than" in r for r in c.reasons) == capped
     assert (c.coordination <= cfg.weak_coordination_cap + 1e-9) == capped
     assert any("receives clearly longer answers" in r for r in c.reasons) == (not capped)
+
+
+def _score_sub(team_out: float | None, columns):
+    """As ``_score_received`` but scored as a harvesting sub-cluster (its members the store's harvest-shape tail:
+    harvest shape 0.9 against the store's 0-0.5), ``team_out`` output tokens received per exchange (None: the
+    store records no output counts)."""
+    ids = TEAM + OTHERS
+    out = [team_out] * len(TEAM) + [300.0 + 300.0 * i / 89 for i in range(90)] if team_out is not None \
+        else [None] * len(ids)
+    feats = pa.table({"account_id": ids, "suspicion": [0.45] * len(TEAM) + SPREAD,
+                      "c_long_output": [0.0] * len(ids), "mean_max_tokens": pa.array([None] * len(ids), pa.float64()),
+                      "c_harvest_shape": [0.9] * len(TEAM) + [0.5 * i / 89 for i in range(90)],
+                      "mean_output_tokens": pa.array(out, pa.float64()),
+                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cfg = ScoringConfig(percentile_gate_subcluster_columns=columns)
+    cs, _ = score_clusters(_con(_team_rows()), feats, {a: 0 for a in TEAM}, [], cfg, harvest=True)
+    return cs[0], cfg
+
+
+@pytest.mark.parametrize("team_out,columns,capped", [
+    (450.0, ["mean_output_tokens"], True),    # a cohort's busiest members: in the harvest-shape tail, receive the store's
+    (900.0, ["mean_output_tokens"], False),   # receives longer answers than the whole store: a quiet pool, as before
+    (None, ["mean_output_tokens"], False),    # no output counts recorded: not judged (exempt as before)
+    (450.0, None, False),                     # off: sub-clusters exempt
+])
+def test_a_harvesting_subcluster_is_judged_on_what_it_receives(team_out, columns, capped):
+    """``scoring.percentile_gate_subcluster_columns``: a course lab's busiest students are the store's harvest-shape
+    tail and share its burst and lab windows, so they formed harvesting sub-clusters that the percentile gate never
+    judged (dev world standard-100: three false records). Their harvest shape — what put them in the sub-cluster —
+    is not read as collecting; only what they receive is."""
+    c, cfg = _score_sub(team_out, columns)
+    assert any("no more suspicious than" in r for r in c.reasons) == capped
+    assert (c.coordination <= cfg.weak_coordination_cap + 1e-9) == capped
