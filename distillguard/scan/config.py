@@ -429,6 +429,19 @@ class ScoringConfig(_Strict):
     #: (effect 0.8+) and is spared. A sub-cluster whose core records none of these columns is not judged (exempt
     #: as before). Empty or null: sub-clusters are exempt from the gate (as first shipped).
     percentile_gate_subcluster_columns: list[str] | None = ["mean_output_tokens"]
+    #: A cluster the percentile gate spares because its core collects (``percentile_gate_collects``, or the
+    #: sub-cluster test above) is then scored on what it collects: its suspicion and its members' read the account
+    #: model's ``received_output`` component (output tokens received per exchange, an upper percentile within the
+    #: store) at this weight instead of the model's own (0 by default). A quiet pool's prompts are half ordinary, so
+    #: its suspicion sits at the store's median and, spared by the gate, its risk stayed under the threshold (dev
+    #: world standard-111: a low-and-slow campaign's clusters coordinated 0.84–0.93 at suspicion 0.29–0.32, risk
+    #: 0.47–0.485, 0 of 73 flagged). Only clusters that are strongly coordinated, below the store's suspicion
+    #: percentile *and* shown to receive clearly longer answers than the rest of the store are read this way (not
+    #: harvesting sub-clusters: their members are the store's harvest-shape tail already, and a hackathon's busiest
+    #: members receive long answers too), so the coordination graph and every other account keep the model's own weight (with the weight raised for every
+    #: account, docs/benchmarks.md fam17, a no-attacker world got a false campaign). 0.5 is fam17's measured
+    #: setting; null or 0 turns it off.
+    collecting_received_weight: float | None = Field(0.5, ge=0)
     #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
     #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
     #: users: its client string, its system prompt and templates, one ISP or campus NAT, the hours the cohort

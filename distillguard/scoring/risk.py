@@ -47,6 +47,7 @@ from distillguard.scoring.rare import (
     rare_hidden_groups,
 )
 from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
+from distillguard.scoring.suspicion import received_lift, with_received
 from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
@@ -507,6 +508,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
+    lifted_by: dict[str, float] = {}   # cluster id -> the received-output weight its suspicion reads (collecting)
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
         rare_hidden = rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) \
@@ -588,6 +590,17 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # a sub-cluster whose core records none of its columns is not judged (exempt, as before)
             ordinary = collecting[0] is False if harvest else (collecting[0] is not True or not cfg.percentile_gate_collects)
             collecting = collecting[1] if not ordinary and collecting[0] else None
+        # ... and, spared for what it collects, judged on it (``collecting_received_weight``): its suspicion and its
+        # members' read the received-output component the account model leaves out by default
+        # (not a harvesting sub-cluster: its members are already the store's harvest-shape tail)
+        lift = received_lift(cfg) if collecting is not None and not harvest else 0.0
+        susp0 = susp
+        if lift > 0:
+            susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
+                                      for r in rows], cfg.cluster_suspicion_quantile))
+            if c in group_comps:
+                susp = max(susp, with_received(pooled, group_comps[c].get("received_output"), lift))
+            lifted_by[f"{id_prefix}-{c:04d}"] = lift
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}
@@ -630,7 +643,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if collecting is not None:
             cs.reasons.append("its accounts' prompts read like much of the store's, but its core receives clearly longer "
                               f"answers than the store's accounts (effect {collecting:.2f}): a harvest mixing ordinary "
-                              "traffic in, not a cohort")
+                              "traffic in, not a cohort"
+                              + (f"; its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})" if lift > 0 else ""))
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
@@ -668,6 +682,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
+        if cs.cluster_id in lifted_by:
+            # the cluster's suspicion reads what its accounts receive: so does each member's, compared with it below
+            s = with_received(float(s), frow[a].get("c_received_output"), lifted_by[cs.cluster_id])
         # a harvesting sub-cluster's member is there *because* its own traffic is in the store's top
         # harvest_quantile on harvest shape: the bystander rules below (tied only by public content, or only by
         # what ordinary users share with a pool) ask for evidence in the account's own traffic, which its
