@@ -46,8 +46,14 @@ from distillguard.scoring.rare import (
     rare_entity_sql,
     rare_hidden_groups,
 )
-from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
-from distillguard.scoring.suspicion import received_lift, with_received
+from distillguard.scoring.suspicion import (
+    StoreOutput,
+    blend,
+    member_suspicion,
+    pooled_components,
+    received_lift,
+    with_received,
+)
 from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
