@@ -418,9 +418,9 @@ class ScoringConfig(_Strict):
     #: sign-up burst, campus NAT, lab windows and private homework templates; a framework's users on its system
     #: prompt) whose traffic is what much of the store sends is not a harvest; an operation's core sits above
     #: most of the store on its own traffic. Judged against the accounts outside the cluster only, so a campaign
-    #: that is a large share of a small store is not judged against itself. Harvesting sub-clusters are
-    #: exempt: their membership is already a store-percentile judgement of each account's own traffic. 0 turns
-    #: it off.
+    #: that is a large share of a small store is not judged against itself. Harvesting sub-clusters are judged
+    #: only on ``percentile_gate_subcluster_columns`` (their membership is already a store-percentile judgement of
+    #: each account's harvest shape, which therefore cannot spare them). 0 turns it off.
     min_suspicion_percentile: float = Field(0.8, ge=0, le=1)
     #: ... unless its core collects the teacher's answers beyond the store's norm — the test of the public-artefact
     #: rule (``artefact_harvest_columns``: harvest shape asked for, output tokens received; p at most
@@ -429,6 +429,29 @@ class ScoringConfig(_Strict):
     #: store's (suspicion at the store's median) while it receives clearly longer answers than the store; a course
     #: lab, a tutoring cohort or a framework's users receive ordinary ones. False: the percentile alone decides.
     percentile_gate_collects: bool = True
+    #: Harvesting sub-clusters judged by the percentile gate too, on these columns only. A sub-cluster's members
+    #: are the store's top ``harvest_quantile`` on harvest shape, so harvest shape cannot also be the evidence that
+    #: they collect (it would spare every one of them); what they *receive* can. A course lab's busiest students
+    #: are in the harvest-shape tail (single-turn homework, generous max_tokens) and share its burst, lab windows
+    #: and templates, yet their prompts sit under the store's ``min_suspicion_percentile`` and they receive what
+    #: the store receives (dev world standard-100: four such sub-clusters, percentile 0.75–0.79, received-output
+    #: effect 0.23–0.32, flagged as three false records); a quiet pool's sub-cluster receives far longer answers
+    #: (effect 0.8+) and is spared. A sub-cluster whose core records none of these columns is not judged (exempt
+    #: as before). Empty or null: sub-clusters are exempt from the gate (as first shipped).
+    percentile_gate_subcluster_columns: list[str] | None = ["mean_output_tokens"]
+    #: A cluster the percentile gate spares because its core collects (``percentile_gate_collects``, or the
+    #: sub-cluster test above) is then scored on what it collects: its suspicion and its members' read the account
+    #: model's ``received_output`` component (output tokens received per exchange, an upper percentile within the
+    #: store) at this weight instead of the model's own (0 by default). A quiet pool's prompts are half ordinary, so
+    #: its suspicion sits at the store's median and, spared by the gate, its risk stayed under the threshold (dev
+    #: world standard-111: a low-and-slow campaign's clusters coordinated 0.84–0.93 at suspicion 0.29–0.32, risk
+    #: 0.47–0.485, 0 of 73 flagged). Only clusters that are strongly coordinated, below the store's suspicion
+    #: percentile *and* shown to receive clearly longer answers than the rest of the store are read this way (not
+    #: harvesting sub-clusters: their members are the store's harvest-shape tail already, and a hackathon's busiest
+    #: members receive long answers too), so the coordination graph and every other account keep the model's own weight (with the weight raised for every
+    #: account, docs/benchmarks.md fam17, a no-attacker world got a false campaign). 0.5 is fam17's measured
+    #: setting; null or 0 turns it off.
+    collecting_received_weight: float | None = Field(0.5, ge=0)
     #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
     #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
     #: users: its client string, its system prompt and templates, one ISP or campus NAT, the hours the cohort

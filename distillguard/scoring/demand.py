@@ -164,7 +164,8 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
     return held
 
 
-def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: ScoringConfig) -> tuple[bool | None, float]:
+def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: ScoringConfig,
+                         columns: list[str] | None = None) -> tuple[bool | None, float]:
     """Whether a core collects the teacher's answers beyond the store's norm, and the largest effect: for each of
     ``artefact_harvest_columns`` (harvest shape — long single-turn answers asked for —, and the output tokens
     actually received per exchange), a one-sided Mann-Whitney test of the core's accounts against the accounts
@@ -174,11 +175,12 @@ def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: 
     accounts; a framework's agent loop receives short steps and a tutoring cohort ordinary explanations.
     Calibrated to the store: ranks within it. None when no column is recorded on ``artefact_harvest_min_accounts``
     accounts of the core and ``output_demand_min_accounts`` of the rest of the store (a core too small to show
-    anything is not judged)."""
+    anything is not judged). ``columns``: read these instead of ``artefact_harvest_columns`` (a harvesting
+    sub-cluster is not judged on the harvest shape that selected its members)."""
     from scipy.stats import mannwhitneyu
 
     best, judged = 0.0, False
-    for col in cfg.artefact_harvest_columns:
+    for col in cfg.artefact_harvest_columns if columns is None else columns:
         core = np.array([float(r[col]) for r in rows if _known(r.get(col))])
         out = outside.get(col, np.array([]))
         if len(core) < cfg.artefact_harvest_min_accounts or len(out) < cfg.output_demand_min_accounts:

@@ -46,7 +46,14 @@ from distillguard.scoring.rare import (
     rare_entity_sql,
     rare_hidden_groups,
 )
-from distillguard.scoring.suspicion import StoreOutput, blend, member_suspicion, pooled_components
+from distillguard.scoring.suspicion import (
+    StoreOutput,
+    blend,
+    member_suspicion,
+    pooled_components,
+    received_lift,
+    with_received,
+)
 from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
 
 #: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
@@ -500,13 +507,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
     # the columns the public-artefact rule compares a core with the rest of the store on (NaN: not recorded)
     store_cols = {col: np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float)
-                  for col in cfg.artefact_harvest_columns if col in feats.column_names}
+                  for col in {*cfg.artefact_harvest_columns, *(cfg.percentile_gate_subcluster_columns or [])}
+                  if col in feats.column_names}
     peer_data = (workload_matrix(feats), np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)) \
         if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
     at = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
+    lifted_by: dict[str, float] = {}   # cluster id -> the received-output weight its suspicion reads (collecting)
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
         rare_hidden = rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) \
@@ -575,15 +584,30 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # a cohort (a course lab, a framework's users) can be coordinated as tightly as an operation — one sign-up
         # burst, one NAT, the same busy windows, private homework templates — and yet its traffic is what much of
         # the store sends: judged against the accounts outside it, not against an absolute level
-        ordinary = (strong and not no_output and not software and not harvest
+        # A harvesting sub-cluster is judged too (``percentile_gate_subcluster_columns``), on what it receives only:
+        # its members were picked for their harvest shape, so that cannot also show that they collect
+        sub_cols = cfg.percentile_gate_subcluster_columns if harvest else None
+        ordinary = (strong and not no_output and not software and (not harvest or bool(sub_cols))
                     and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile))
         # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
         collecting = None
-        if ordinary and cfg.percentile_gate_collects:
-            collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg)
-            ordinary = collecting[0] is not True
-            collecting = collecting[1] if not ordinary else None
+        if ordinary and (cfg.percentile_gate_collects or harvest):
+            collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, sub_cols)
+            # a sub-cluster whose core records none of its columns is not judged (exempt, as before)
+            ordinary = collecting[0] is False if harvest else (collecting[0] is not True or not cfg.percentile_gate_collects)
+            collecting = collecting[1] if not ordinary and collecting[0] else None
+        # ... and, spared for what it collects, judged on it (``collecting_received_weight``): its suspicion and its
+        # members' read the received-output component the account model leaves out by default
+        # (not a harvesting sub-cluster: its members are already the store's harvest-shape tail)
+        lift = received_lift(cfg) if collecting is not None and not harvest else 0.0
+        susp0 = susp
+        if lift > 0:
+            susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
+                                      for r in rows], cfg.cluster_suspicion_quantile))
+            if c in group_comps:
+                susp = max(susp, with_received(pooled, group_comps[c].get("received_output"), lift))
+            lifted_by[f"{id_prefix}-{c:04d}"] = lift
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}
@@ -626,7 +650,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if collecting is not None:
             cs.reasons.append("its accounts' prompts read like much of the store's, but its core receives clearly longer "
                               f"answers than the store's accounts (effect {collecting:.2f}): a harvest mixing ordinary "
-                              "traffic in, not a cohort")
+                              "traffic in, not a cohort"
+                              + (f"; its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})" if lift > 0 else ""))
         if ordinary:
             cs.reasons.append(f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
@@ -664,6 +689,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
+        if cs.cluster_id in lifted_by:
+            # the cluster's suspicion reads what its accounts receive: so does each member's, compared with it below
+            s = with_received(float(s), frow[a].get("c_received_output"), lifted_by[cs.cluster_id])
         # a harvesting sub-cluster's member is there *because* its own traffic is in the store's top
         # harvest_quantile on harvest shape: the bystander rules below (tied only by public content, or only by
         # what ordinary users share with a pool) ask for evidence in the account's own traffic, which its

@@ -268,6 +268,23 @@ def blend(comps: dict[str, float], model) -> float:
     return float(1 / (1 + np.exp(-z)))
 
 
+def received_lift(cfg) -> float:
+    """How much more weight the received-output component gets in a cluster spared by the percentile gate for what
+    its core collects (``scoring.collecting_received_weight`` over the account model's own weight; 0: none)."""
+    w = cfg.collecting_received_weight
+    return 0.0 if w is None else max(0.0, float(w) - float(cfg.account_model.weights.get("received_output", 0.0)))
+
+
+def with_received(susp: float, received, lift: float) -> float:
+    """An account's (or a pooled group's) suspicion with ``lift`` more weight on its received-output component:
+    the logit moves by lift × x, exactly the blend with that weight raised (every other term unchanged)."""
+    x = 0.0 if received is None or received != received else min(1.0, max(0.0, float(received)))
+    if lift <= 0 or x <= 0:
+        return float(susp)
+    p = min(max(float(susp), 1e-12), 1 - 1e-12)
+    return float(1 / (1 + math.exp(-(math.log(p / (1 - p)) + lift * x))))
+
+
 def pooled_suspicion(rows: list[dict], model=None) -> float:
     """The account model on the group's pooled components (:func:`pooled_components`)."""
     model = _model(model)
