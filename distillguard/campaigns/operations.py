@@ -70,11 +70,37 @@ class OperationLink:
         return ", ".join(f"{g} (chance {p:.0e})" for g, p in gs)
 
 
-def shared_tail(o: int, probs: np.ndarray) -> float:
+#: Above this many shared entities the tail is summed with numpy arrays (one vector step per probability);
+#: at or below it with Python floats: the same products and sums in the same order (the same bits), without
+#: numpy's per-call cost on arrays of a few numbers — almost every call has o of 1 to 3 and hundreds of
+#: probabilities (the replay's ticks spent ~2 CPU-s a tick here, docs/benchmarks.md).
+_TAIL_SCALAR_MAX = 32
+
+
+def shared_tail(o: int, probs) -> float:
     """P(X ≥ o), X a sum of independent Bernoullis with these probabilities (exact, truncated at o: a
     Poisson approximation would call two shared entities unremarkable where one is a near-certain one)."""
     if o <= 0:
         return 1.0
+    if o > _TAIL_SCALAR_MAX:
+        return _shared_tail_arrays(o, probs)
+    dist = [0.0] * o
+    dist[0] = 1.0
+    top = range(o - 1, 0, -1)
+    for p in (probs.tolist() if isinstance(probs, np.ndarray) else probs):
+        if p <= 0:
+            continue
+        q = 1 - p
+        # each entry from the old ones below it (j - 1) before they change: the arrays' nxt = dist * q;
+        # nxt[1:] += dist[:-1] * p, term by term
+        for j in top:
+            dist[j] = dist[j] * q + dist[j - 1] * p
+        dist[0] = dist[0] * q
+    return float(min(1.0, max(0.0, 1.0 - np.array(dist).sum())))
+
+
+def _shared_tail_arrays(o: int, probs) -> float:
+    """``shared_tail`` with one numpy step per probability (cheaper than Python floats for large o)."""
     dist = np.zeros(o)
     dist[0] = 1.0
     for p in probs:
@@ -156,10 +182,14 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
             reach[(r, g)] = _reach(hist.get(g, {}), len(units[r][g]))
         return reach[(r, g)]
 
+    holders_of: dict[tuple[str, str], np.ndarray] = {}   # (record, group) -> its units' background holders
+
     def direction(src: str, dst: str, g: str, o: int) -> float:
         # dst a random background group holding as many distinct units of g as it does: how likely it
         # would hold o or more of src's units
-        d = np.array([d_of[u] for u in units[src][g]], dtype=float)
+        d = holders_of.get((src, g))
+        if d is None:   # a record meets every other record: its holders are counted once, in the set's order
+            d = holders_of[(src, g)] = np.array([d_of[u] for u in units[src][g]], dtype=float)
         return shared_tail(o, 1 - (1 - f_of(dst, g)) ** d)
 
     recs = sorted(units)

@@ -79,8 +79,12 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
     alpha = cfg.join_alpha / max(k * (k - 1) / 2, 1)
     n = max(int(n_accounts), 2)
 
+    outside_d: dict[int, np.ndarray] = {}   # community -> its units' holders outside it, read once
+
     def p_dir(a: int, b: int, o: int) -> float:
-        d = np.fromiter(outside[a].values(), dtype=float)
+        d = outside_d.get(a)
+        if d is None:
+            d = outside_d[a] = np.fromiter(outside[a].values(), dtype=float)
         f = min(1.0, size[b] / max(n - size[a], 1))
         return shared_tail(o, 1 - (1 - f) ** d)
 
