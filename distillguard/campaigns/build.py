@@ -17,6 +17,7 @@ from distillguard.campaigns.attribution import exclusive_links
 from distillguard.campaigns.operations import operation_links
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.base import temp_strings
 from distillguard.scan.config import CampaignConfig
 from distillguard.scoring.risk import ClusterScore, cluster_reasons, signal_words
 
@@ -285,8 +286,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                       if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,
                                                                  "the campaign's", cfg.evidence_min_cover,
                                                                  cfg.evidence_max_kinds)
-        con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
-        con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
+        temp_strings(con, "_ca", {"account_id": accts})
         models = [m for m, _ in con.execute(
             "SELECT model, sum(n) FROM beh_am JOIN _ca USING (account_id) GROUP BY 1 ORDER BY 2 DESC").fetchall()]
         first, last = con.execute(

@@ -48,6 +48,7 @@ import duckdb
 import numpy as np
 
 from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.base import temp_strings
 from distillguard.scan.config import CampaignConfig
 
 #: Kinds whose sharing across records can show one operation. Not ASNs and e-mail domains (held by so many
@@ -154,9 +155,8 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     if len(groups) < 2 or cfg.operation_alpha <= 0:
         return []
     kl = ", ".join(f"'{k}'" for k in OPERATION_KINDS)
-    rows = [(a, c) for c, ms in groups.items() for a in ms]
-    con.execute("CREATE OR REPLACE TEMP TABLE _om(account_id VARCHAR, cl VARCHAR)")
-    con.executemany("INSERT INTO _om VALUES (?, ?)", rows)
+    temp_strings(con, "_om", {"account_id": [a for ms in groups.values() for a in ms],
+                              "cl": [c for c, ms in groups.items() for _ in ms]})
     # every unit of the store with its holders outside all flagged records (the background)
     bg = con.execute(f"""
         SELECT i.kind, i.entity AS u, count(DISTINCT i.account_id) FILTER (WHERE om.cl IS NULL) AS d
