@@ -195,14 +195,23 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     recs = sorted(units)
     n_pairs = len(groups) * (len(groups) - 1) // 2
     alpha = cfg.operation_alpha / max(n_pairs, 1)
+    hidden, gp = set(OPERATION_HIDDEN), cfg.operation_group_p
     out: list[OperationLink] = []
     for i, ra in enumerate(recs):
         for rb in recs[i + 1:]:
-            ps: dict[str, float] = {}
-            for g in units[ra].keys() & units[rb].keys():
-                o = len(units[ra][g] & units[rb][g])
-                if o:
-                    ps[g] = max(direction(ra, rb, g, o), direction(rb, ra, g, o))
+            both = [(g, o) for g in units[ra].keys() & units[rb].keys() if (o := len(units[ra][g] & units[rb][g]))]
+            # A pair that cannot pass is not priced in full: it needs operation_min_groups groups whose p (the
+            # weaker direction) reaches gp, one of them hidden, so fewer shared groups, no hidden one, or too
+            # few groups whose first direction alone reaches gp rule it out. A pair that passes gets every
+            # p-value as before (the same calls, in the same order): the links are the same. Most record pairs
+            # of a tick stop here (the campaigns step's largest cost on the replay, docs/benchmarks.md).
+            if len(both) < cfg.operation_min_groups or not any(g in hidden for g, _ in both):
+                continue
+            first = {g: direction(ra, rb, g, o) for g, o in both}
+            cand = {g for g, p in first.items() if p <= gp}
+            if len(cand) < cfg.operation_min_groups or not cand & hidden:
+                continue
+            ps: dict[str, float] = {g: max(first[g], direction(rb, ra, g, o)) for g, o in both}
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}
             if (len(strong) >= cfg.operation_min_groups and strong & set(OPERATION_HIDDEN)
                     and fisher(list(ps.values())) <= alpha):

@@ -92,7 +92,8 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
     con.unregister("_jm")
     uf = UnionFind(comms)
     for (a, b), o in shared.items():
-        if uf.find(a) == uf.find(b) or max(p_dir(a, b, o), p_dir(b, a, o)) > alpha:
+        # the weaker direction decides: when the first is above alpha the second is not priced
+        if uf.find(a) == uf.find(b) or p_dir(a, b, o) > alpha or p_dir(b, a, o) > alpha:
             continue
         # an effect size besides the test: the smaller community's accounts tied into the other, as a share of it
         small, big = (a, b) if (size[a], a) < (size[b], b) else (b, a)
