@@ -239,7 +239,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     # rows only for the flagged accounts a campaign can hold (every row of the window's accounts as Python
     # dicts was most of this step's own CPU on the replay's ticks)
     feat = {r["account_id"]: r for r in features.filter(
-        pc.is_in(features["account_id"], value_set=pa.array(list(flagged), pa.string()))).to_pylist()}
+        pc.is_in(features["account_id"], value_set=pa.array(list(flagged), features.schema.field("account_id").type))).to_pylist()}
     campaigns, member_of = [], {}
     chosen: dict[str, list[str]] = {}
     for cs in clusters:
