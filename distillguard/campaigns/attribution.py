@@ -16,7 +16,7 @@ import xxhash
 
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
-from distillguard.scan.base import exact_sum
+from distillguard.scan.base import exact_sum, temp_strings
 
 #: Kinds that tie pools of one operator together (not networks: proxy pools are rented by many).
 ORG_KINDS = ("payment", "email_pattern", "creation_burst", "ja4", "header_fp", "template", "system_prompt")
@@ -29,9 +29,8 @@ def exclusive_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     """(cluster1, cluster2, kind, n1, n2) for cluster pairs sharing entities of ``kind`` that are *theirs*: at
     least ``exclusive`` of the entity's holders in the store sit in the two clusters (a public attack template,
     a free-mail domain or a stock SDK fingerprint is not). n1 / n2 count the accounts of each side holding one."""
-    rows = [(a, c) for c, ms in groups.items() for a in ms]
-    con.execute("CREATE OR REPLACE TEMP TABLE _fm(account_id VARCHAR, cl VARCHAR)")
-    con.executemany("INSERT INTO _fm VALUES (?, ?)", rows)
+    temp_strings(con, "_fm", {"account_id": [a for ms in groups.values() for a in ms],
+                              "cl": [c for c, ms in groups.items() for _ in ms]})
     kl = ", ".join(f"'{k}'" for k in kinds)
     return [tuple(r) for r in con.execute(f"""
         WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)

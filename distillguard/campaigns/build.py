@@ -10,12 +10,14 @@ from collections import Counter
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import exclusive_links
 from distillguard.campaigns.operations import operation_links
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.base import temp_strings
 from distillguard.scan.config import CampaignConfig
 from distillguard.scoring.risk import ClusterScore, cluster_reasons, signal_words
 
@@ -234,7 +236,10 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     title and an evidence line is taken from them by ``describe``, as the console and the report count."""
     src = _edges_source(con, edges)
     flagged = {r["account_id"]: r for r in account_risk.to_pylist() if r["flagged"]}
-    feat = {r["account_id"]: r for r in features.to_pylist()}
+    # rows only for the flagged accounts a campaign can hold (every row of the window's accounts as Python
+    # dicts was most of this step's own CPU on the replay's ticks)
+    feat = {r["account_id"]: r for r in features.filter(
+        pc.is_in(features["account_id"], value_set=pa.array(list(flagged), features.schema.field("account_id").type))).to_pylist()}
     campaigns, member_of = [], {}
     chosen: dict[str, list[str]] = {}
     for cs in clusters:
@@ -249,7 +254,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     merged: dict[str, list[str]] = {}
     for c in chosen:
         merged.setdefault(rep[c], []).append(c)
-    base_mix = _store_mix(feat.values())
+    base_mix = _store_mix(features)
     facts: list[describe.TitleFacts] = []
     order = sorted(merged.items(), key=lambda kv: -max(by_id[c].risk for c in kv[1]))
     accts_of = {h: sorted(a for c in parts for a in chosen[c]) for h, parts in order}
@@ -281,8 +286,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                       if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,
                                                                  "the campaign's", cfg.evidence_min_cover,
                                                                  cfg.evidence_max_kinds)
-        con.execute("CREATE OR REPLACE TEMP TABLE _ca(account_id VARCHAR)")
-        con.executemany("INSERT INTO _ca VALUES (?)", [(a,) for a in accts])
+        temp_strings(con, "_ca", {"account_id": accts})
         models = [m for m, _ in con.execute(
             "SELECT model, sum(n) FROM beh_am JOIN _ca USING (account_id) GROUP BY 1 ORDER BY 2 DESC").fetchall()]
         first, last = con.execute(
@@ -333,17 +337,24 @@ def _edges_source(con: duckdb.DuckDBPyConnection, edges: pa.Table | None) -> des
     return describe.STORE_EDGES
 
 
-def _store_mix(rows) -> dict[str, float]:
+def _store_mix(features: pa.Table) -> dict[str, float]:
     """Exchange-weighted share of each signal over every account in the store: what a campaign's mix is
-    compared with (coding is 60% of a coding campaign and maybe 20% of everyone's traffic)."""
-    tot, acc = 0.0, {}
-    for r in rows:
-        n = _num(r.get("n_exchanges"))
-        tot += n
-        for k, v in r.items():
-            if k.startswith("share_"):
-                acc[k[6:]] = acc.get(k[6:], 0.0) + _num(v) * n
-        acc["_task_items"] = acc.get("_task_items", 0.0) + _num(r.get("task_item_share")) * n
+    compared with (coding is 60% of a coding campaign and maybe 20% of everyone's traffic). Column by column,
+    each share's products added in row order as the row-by-row loop added them (the same sums)."""
+    names = features.column_names
+    n = [_num(v) for v in features["n_exchanges"].to_pylist()] if "n_exchanges" in names \
+        else [0.0] * features.num_rows
+    tot = 0.0
+    for x in n:
+        tot += x
+    acc: dict[str, float] = {}
+    for k in [c for c in names if c.startswith("share_")] + ["task_item_share"]:
+        vals = features[k].to_pylist() if k in names else [None] * features.num_rows
+        s = 0.0
+        for v, x in zip(vals, n, strict=True):
+            s += _num(v) * x
+        if features.num_rows:
+            acc["_task_items" if k == "task_item_share" else k[6:]] = s
     return {k: v / max(tot, 1.0) for k, v in acc.items()}
 
 

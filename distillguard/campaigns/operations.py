@@ -48,6 +48,7 @@ import duckdb
 import numpy as np
 
 from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.base import temp_strings
 from distillguard.scan.config import CampaignConfig
 
 #: Kinds whose sharing across records can show one operation. Not ASNs and e-mail domains (held by so many
@@ -70,11 +71,37 @@ class OperationLink:
         return ", ".join(f"{g} (chance {p:.0e})" for g, p in gs)
 
 
-def shared_tail(o: int, probs: np.ndarray) -> float:
+#: Above this many shared entities the tail is summed with numpy arrays (one vector step per probability);
+#: at or below it with Python floats: the same products and sums in the same order (the same bits), without
+#: numpy's per-call cost on arrays of a few numbers — almost every call has o of 1 to 3 and hundreds of
+#: probabilities (the replay's ticks spent ~2 CPU-s a tick here, docs/benchmarks.md).
+_TAIL_SCALAR_MAX = 32
+
+
+def shared_tail(o: int, probs) -> float:
     """P(X ≥ o), X a sum of independent Bernoullis with these probabilities (exact, truncated at o: a
     Poisson approximation would call two shared entities unremarkable where one is a near-certain one)."""
     if o <= 0:
         return 1.0
+    if o > _TAIL_SCALAR_MAX:
+        return _shared_tail_arrays(o, probs)
+    dist = [0.0] * o
+    dist[0] = 1.0
+    top = range(o - 1, 0, -1)
+    for p in (probs.tolist() if isinstance(probs, np.ndarray) else probs):
+        if p <= 0:
+            continue
+        q = 1 - p
+        # each entry from the old ones below it (j - 1) before they change: the arrays' nxt = dist * q;
+        # nxt[1:] += dist[:-1] * p, term by term
+        for j in top:
+            dist[j] = dist[j] * q + dist[j - 1] * p
+        dist[0] = dist[0] * q
+    return float(min(1.0, max(0.0, 1.0 - np.array(dist).sum())))
+
+
+def _shared_tail_arrays(o: int, probs) -> float:
+    """``shared_tail`` with one numpy step per probability (cheaper than Python floats for large o)."""
     dist = np.zeros(o)
     dist[0] = 1.0
     for p in probs:
@@ -128,9 +155,8 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
     if len(groups) < 2 or cfg.operation_alpha <= 0:
         return []
     kl = ", ".join(f"'{k}'" for k in OPERATION_KINDS)
-    rows = [(a, c) for c, ms in groups.items() for a in ms]
-    con.execute("CREATE OR REPLACE TEMP TABLE _om(account_id VARCHAR, cl VARCHAR)")
-    con.executemany("INSERT INTO _om VALUES (?, ?)", rows)
+    temp_strings(con, "_om", {"account_id": [a for ms in groups.values() for a in ms],
+                              "cl": [c for c, ms in groups.items() for _ in ms]})
     # every unit of the store with its holders outside all flagged records (the background)
     bg = con.execute(f"""
         SELECT i.kind, i.entity AS u, count(DISTINCT i.account_id) FILTER (WHERE om.cl IS NULL) AS d
@@ -156,23 +182,36 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
             reach[(r, g)] = _reach(hist.get(g, {}), len(units[r][g]))
         return reach[(r, g)]
 
+    holders_of: dict[tuple[str, str], np.ndarray] = {}   # (record, group) -> its units' background holders
+
     def direction(src: str, dst: str, g: str, o: int) -> float:
         # dst a random background group holding as many distinct units of g as it does: how likely it
         # would hold o or more of src's units
-        d = np.array([d_of[u] for u in units[src][g]], dtype=float)
+        d = holders_of.get((src, g))
+        if d is None:   # a record meets every other record: its holders are counted once, in the set's order
+            d = holders_of[(src, g)] = np.array([d_of[u] for u in units[src][g]], dtype=float)
         return shared_tail(o, 1 - (1 - f_of(dst, g)) ** d)
 
     recs = sorted(units)
     n_pairs = len(groups) * (len(groups) - 1) // 2
     alpha = cfg.operation_alpha / max(n_pairs, 1)
+    hidden, gp = set(OPERATION_HIDDEN), cfg.operation_group_p
     out: list[OperationLink] = []
     for i, ra in enumerate(recs):
         for rb in recs[i + 1:]:
-            ps: dict[str, float] = {}
-            for g in units[ra].keys() & units[rb].keys():
-                o = len(units[ra][g] & units[rb][g])
-                if o:
-                    ps[g] = max(direction(ra, rb, g, o), direction(rb, ra, g, o))
+            both = [(g, o) for g in units[ra].keys() & units[rb].keys() if (o := len(units[ra][g] & units[rb][g]))]
+            # A pair that cannot pass is not priced in full: it needs operation_min_groups groups whose p (the
+            # weaker direction) reaches gp, one of them hidden, so fewer shared groups, no hidden one, or too
+            # few groups whose first direction alone reaches gp rule it out. A pair that passes gets every
+            # p-value as before (the same calls, in the same order): the links are the same. Most record pairs
+            # of a tick stop here (the campaigns step's largest cost on the replay, docs/benchmarks.md).
+            if len(both) < cfg.operation_min_groups or not any(g in hidden for g, _ in both):
+                continue
+            first = {g: direction(ra, rb, g, o) for g, o in both}
+            cand = {g for g, p in first.items() if p <= gp}
+            if len(cand) < cfg.operation_min_groups or not cand & hidden:
+                continue
+            ps: dict[str, float] = {g: max(first[g], direction(rb, ra, g, o)) for g, o in both}
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}
             if (len(strong) >= cfg.operation_min_groups and strong & set(OPERATION_HIDDEN)
                     and fisher(list(ps.values())) <= alpha):

@@ -79,8 +79,12 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
     alpha = cfg.join_alpha / max(k * (k - 1) / 2, 1)
     n = max(int(n_accounts), 2)
 
+    outside_d: dict[int, np.ndarray] = {}   # community -> its units' holders outside it, read once
+
     def p_dir(a: int, b: int, o: int) -> float:
-        d = np.fromiter(outside[a].values(), dtype=float)
+        d = outside_d.get(a)
+        if d is None:
+            d = outside_d[a] = np.fromiter(outside[a].values(), dtype=float)
         f = min(1.0, size[b] / max(n - size[a], 1))
         return shared_tail(o, 1 - (1 - f) ** d)
 
@@ -88,7 +92,8 @@ def operation_groups(con: duckdb.DuckDBPyConnection, membership: dict[str, int],
     con.unregister("_jm")
     uf = UnionFind(comms)
     for (a, b), o in shared.items():
-        if uf.find(a) == uf.find(b) or max(p_dir(a, b, o), p_dir(b, a, o)) > alpha:
+        # the weaker direction decides: when the first is above alpha the second is not priced
+        if uf.find(a) == uf.find(b) or p_dir(a, b, o) > alpha or p_dir(b, a, o) > alpha:
             continue
         # an effect size besides the test: the smaller community's accounts tied into the other, as a share of it
         small, big = (a, b) if (size[a], a) < (size[b], b) else (b, a)

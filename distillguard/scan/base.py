@@ -9,6 +9,7 @@ the map side: a projection + join on exchange_id, partitioned by account_id.
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from distillguard.store import Store
 
@@ -72,6 +73,20 @@ def exact_partial(expr: str) -> str:
 def create_as(name: str) -> str:
     """The SQL before a partial table's SELECT when it is made whole (``build_partials``' ``into``)."""
     return f"CREATE OR REPLACE TABLE {name} AS"
+
+
+def temp_strings(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list]) -> None:
+    """A TEMP table ``name`` of VARCHAR ``columns`` (name -> values), made from one Arrow table. Not
+    ``executemany('INSERT ..')``: DuckDB runs that as one statement per row, ~0.2 CPU-ms a row — the campaigns
+    step inserted every flagged record's accounts that way three times and every campaign's once, several
+    CPU-s of each `watch` tick at scale 0.1 (docs/benchmarks.md). The same rows, in the same order; the Spark
+    engine answers ``register`` and ``CREATE .. AS SELECT`` as well."""
+    src = f"_{name}_rows"
+    con.register(src, pa.table({c: pa.array(v, pa.string()) for c, v in columns.items()}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {src}")
+    finally:
+        con.unregister(src)
 
 
 def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None = None, temp: bool = False) -> list[str]:
