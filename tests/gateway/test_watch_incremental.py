@@ -34,14 +34,21 @@ def _risk(res) -> dict:
     return {r["account_id"]: (round(r["risk"], 9), r["flagged"]) for r in res.account_risk.to_pylist()}
 
 
+def _assert_same_tables(full, *others) -> None:
+    """Every prepared table the partials feed holds the same rows in each of ``others`` as in ``full``."""
+    for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
+        cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
+        q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
+        want = full.con.execute(q).fetchall()
+        for other in others:
+            assert other.con.execute(q).fetchall() == want, t
+
+
 def _both(st, cfg):
     full = run_scan(st, cfg, signals="never")
     inc = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con))
     try:
-        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
-            cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
-            q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
-            assert full.con.execute(q).fetchall() == inc.con.execute(q).fetchall(), t
+        _assert_same_tables(full, inc)
         return _risk(full), _risk(inc), len(full.campaigns), len(inc.campaigns)
     finally:
         close_scan(full)
@@ -238,12 +245,7 @@ def test_batches_that_follow_time_are_unioned_and_equal_a_full_projection(tmp_pa
     union = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
     grouped = run_scan(st, cfg, signals="never", prepared=lambda con: watch.load_partials(st, con))
     try:
-        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
-            cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
-            q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
-            want = full.con.execute(q).fetchall()
-            assert union.con.execute(q).fetchall() == want, t
-            assert grouped.con.execute(q).fetchall() == want, t
+        _assert_same_tables(full, union, grouped)
         assert _risk(full) == _risk(union) == _risk(grouped)
         assert len(full.campaigns) == len(union.campaigns) >= 1
     finally:
@@ -308,12 +310,7 @@ def test_batches_cut_inside_an_hour_group_only_the_shared_hours(tmp_path):
     in_memory = run_scan(st, cfg.model_copy(update={"tables_on_disk": False}), signals="never",
                          prepared=lambda con: watch.load_partials(st, con, None, state, cfg))
     try:
-        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
-            cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
-            q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
-            want = full.con.execute(q).fetchall()
-            assert merged.con.execute(q).fetchall() == want, t
-            assert in_memory.con.execute(q).fetchall() == want, t
+        _assert_same_tables(full, merged, in_memory)
         assert _risk(full) == _risk(merged) == _risk(in_memory)
         assert len(full.campaigns) == len(merged.campaigns) == len(in_memory.campaigns) >= 1
     finally:
