@@ -292,11 +292,12 @@ def fold_new(store, state: dict, cfg) -> int:
         spans[key] = [_epoch(min(hours)), _epoch(max(hours))] if hours else None
         for r in new:
             folded[r], batch[r] = _fp(files[r]), key
-        # the batch's requests per account, for the volume trigger (watchtrigger.py; not saved: "_")
-        ah = parts["beh_ah"]
-        counts = state.setdefault("_fold_counts", {})
-        for a, n in zip(ah["account_id"].to_pylist(), ah["n"].to_pylist(), strict=True):
-            counts[a] = counts.get(a, 0) + int(n or 0)
+        if cfg.watch_trigger_min_requests > 0:
+            # the batch's requests per account, for the volume trigger (watchtrigger.py; not saved: "_")
+            ah = parts["beh_ah"]
+            counts = state.setdefault("_fold_counts", {})
+            for a, n in zip(ah["account_id"].to_pylist(), ah["n"].to_pylist(), strict=True):
+                counts[a] = counts.get(a, 0) + int(n or 0)
     live = {batch.get(r, _part_key(r)) for r in folded}
     save_state(store, state)  # first the state, then the files it no longer holds
     for t in PARTIALS:
@@ -645,9 +646,12 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     # (loop18's replay, seed 2: with the schedule reset by each trigger, the 03:00 detection that flags the
     # agentic trio did not happen)
     due = clock_now - float(state.get("last_scheduled") or last) >= opts.interval_seconds
-    trig = trigger_for(store, cfg)
-    trig.add(state.pop("_fold_counts", None) or {})
-    fired = trig.fires(clock_now, last)  # called at every tick: it remembers the clock it was last asked at
+    # off (the default): no counts kept, no flagged set read after each detection
+    trig = trigger_for(store, cfg) if cfg.watch_trigger_min_requests > 0 else None
+    if trig is not None:
+        trig.add(state.pop("_fold_counts", None) or {})
+    # called at every tick: it remembers the clock it was last asked at
+    fired = trig is not None and trig.fires(clock_now, last)
     if not due and not force_detect and fired:
         due, rep.triggered_by = True, len(trig.hot)
     # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
@@ -659,7 +663,8 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
                                            timings=rep.cpu)
         rep.cpu["tick.detect_cpu"] = _cpu() - c
-        trig.detected(flagged_accounts(store))
+        if trig is not None:
+            trig.detected(flagged_accounts(store))
         rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now
