@@ -595,7 +595,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if ordinary and (cfg.percentile_gate_collects or harvest):
             collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, sub_cols)
             # a sub-cluster whose core records none of its columns is not judged (exempt, as before)
-            ordinary = collecting[0] is False if harvest else (collecting[0] is not True or not cfg.percentile_gate_collects)
+            ordinary = collecting[0] is False if harvest else collecting[0] is not True
             collecting = collecting[1] if not ordinary and collecting[0] else None
         # ... and, spared for what it collects, judged on it (``collecting_received_weight``): its suspicion and its
         # members' read the received-output component the account model leaves out by default
