@@ -81,7 +81,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     three accounts that no test has the power to link back.
 
     ``remainders``: community → the sub-cluster cut from it (``parent_remainders``) whose record the
-    community's lone flagged account joins: it is one record with it, whatever the other rules say."""
+    community's lone flagged account joins when no other rule placed it: it is one record with it."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
@@ -137,8 +137,13 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                 cands.setdefault(small, []).append(((1, 0), big))
                 workload.append((a, b))
     for parent, sub in (remainders or {}).items():
+        # a remainder whose own evidence already placed it (an operation link, a joined operation, a piece
+        # of another record) keeps that place: the community it was left in is no evidence about it, and
+        # joining both chained two operations into one record through one account (a coding proxy left in the
+        # agentic trio's community, operation-linked to the coding hydra: docs/benchmarks.md, branch ig19)
+        if parent in cands or any(uf.find(c) == uf.find(parent) for c in groups if c != parent):
+            continue
         uf.union(parent, sub)
-        cands.pop(parent, None)   # a remainder belongs to its sub-cluster's record, not a piece of another
     _attach_pieces(uf, cands)
     for a, b in workload:
         if why is not None and uf.find(a) == uf.find(b):

@@ -616,8 +616,10 @@ class CampaignConfig(_Strict):
     #: A community's one flagged account left once a flagged harvesting or shared-entity sub-cluster was cut
     #: out of it (its harvesters keep the sub-cluster's higher risk) joins that sub-cluster's record: it was
     #: flagged with them, on a score that counted them, and alone it would be dropped as a lone flag although
-    #: its cluster's other flagged accounts sit one level down. False: such an account joins a record only by
-    #: the merge rules above (docs/benchmarks.md, branch ``loop14e``).
+    #: its cluster's other flagged accounts sit one level down. Not when the merge rules above already placed
+    #: it (an operation link, a joined operation, a piece of another record): its own evidence wins over the
+    #: community it was left in. False: such an account joins a record only by the merge rules above
+    #: (docs/benchmarks.md, branches ``loop14e`` and ``ig19``).
     join_parent_remainder: bool = True
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
