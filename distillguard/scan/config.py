@@ -557,6 +557,13 @@ class ScoringConfig(_Strict):
     min_member_groups: int = Field(2, ge=1)
     #: ... halved: the factor applied to ``member_suspicion_ratio`` for such a member.
     tied_member_ratio_factor: float = Field(0.5, gt=0, le=1)
+    #: A member tied to its cluster by no distinctive evidence of its own is judged on its own traffic: below the
+    #: cluster's suspicion its inherited risk falls off quadratically. Not when its own suspicion is unusual for
+    #: the store: above Q + ``own_traffic_spread`` × (Q − median), Q this quantile of the suspicion of the
+    #: accounts outside clusters at or over the flag threshold. None: the fall-off always applies.
+    own_traffic_quantile: float | None = Field(0.9, gt=0, lt=1)
+    #: ... the distance past that quantile, in multiples of its distance from the median.
+    own_traffic_spread: float = Field(2.0, ge=0)
     #: A member tied to its cluster only by public content (no infrastructure, timing or private-content tie of
     #: its own: the benchmark researcher who sends the same public items) inherits this share of the risk.
     public_content_member_factor: float = Field(0.5, ge=0, le=1)

@@ -52,6 +52,7 @@ from distillguard.scoring.suspicion import (
     member_suspicion,
     pooled_components,
     received_lift,
+    unusual_own_bar,
     with_received,
 )
 from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
@@ -666,6 +667,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
+    own_bar = unusual_own_bar(suspicion, ids, {a for cs in scores if cs.risk >= cfg.flag_threshold for a in cs.members},
+                              cfg.own_traffic_quantile, cfg.own_traffic_spread)
     risk, cl_ids, reasons = [], [], []
     frow = {r["account_id"]: r for r in feats.select(
         [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util", "n_exchanges")]
@@ -699,10 +702,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         own_shape = harvest and cfg.harvest_own_evidence
         if not own_shape and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= cfg.public_content_member_factor  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
-        if cs.suspicion > 0 and not own_distinct and not own_shape:
+        if cs.suspicion > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
-            # suspicion the inherited risk falls off quadratically
+            # suspicion the inherited risk falls off quadratically -- unless that traffic is unusual for the
+            # store itself (``unusual_own_bar``)
             member *= min(1.0, float(s) / cs.suspicion) ** 2
         # an account whose own traffic looks ordinary inherits the cluster's risk only when it is tied to
         # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
