@@ -155,7 +155,8 @@ _LEVEL = re.compile(r"^cl(\d+)-")
 _SUB = re.compile(r"^cl(\d+)[he]-")
 
 
-def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]) -> dict[str, str]:
+def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]],
+                      remnant_share: float = 0.0) -> dict[str, str]:
     """Flagged communities whose only flagged account is what is left of them once a flagged sub-cluster
     (harvesting or shared-entity, ``scan.engine.score_level``) was cut out: community → that sub-cluster.
 
@@ -165,7 +166,14 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     so its flag was dropped as a lone one ("no other account of its cluster was flagged") although the
     other accounts of its cluster were flagged, one level down. It joins the record of the sub-cluster it
     was flagged with (of several cut from it: the one with the most flagged accounts, then the riskiest).
-    A remainder of two or more flagged accounts is a record of its own and is left to the merge rules."""
+    A remainder of two or more flagged accounts is a record of its own and is left to the merge rules, unless
+    it is at most ``remnant_share`` of its community's flagged accounts that sit in other clusters: then it
+    joins the cluster that holds most of them. A hydra's community whose members' risk peaked in the operation
+    it was joined into keeps, flagged at its level, the two or three ordinary users it also held (tied through
+    the hydra's crowded sign-up bursts and ISPs): they were flagged with the hydra, on a score that counted it,
+    and as a record of their own they read as a campaign of their own (four such records at scale 1.0,
+    docs/benchmarks.md, branch ``ig19``). The account flags are the same either way; only the records change."""
+    where = {a: c for c, accts in chosen.items() for a in accts}
     by_id = {cs.cluster_id: cs for cs in clusters}
     out: dict[str, str] = {}
     for p, accts in chosen.items():
@@ -177,6 +185,12 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
                 and set(by_id[c].members) <= members]
         if subs:
             out[p] = max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c))
+    for p, accts in chosen.items():
+        if len(accts) < 2 or p not in by_id or p.startswith("clop-") or remnant_share <= 0:
+            continue
+        moved = Counter(where[a] for a in by_id[p].members if where.get(a, p) != p)
+        if moved and len(accts) <= remnant_share * sum(moved.values()):
+            out[p] = max(moved, key=lambda c: (moved[c], c))
     return out
 
 
@@ -253,7 +267,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             chosen[cs.cluster_id] = accts
     why: dict[str, set[str]] = {}
     joined = {cs.cluster_id: set(cs.members) for cs in clusters if cs.cluster_id.startswith("clop-")}
-    remainders = parent_remainders(clusters, chosen) if cfg.join_parent_remainder else None
+    remainders = (parent_remainders(clusters, chosen, cfg.remnant_max_share) if cfg.join_parent_remainder
+                  else None)
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}

@@ -628,6 +628,10 @@ class CampaignConfig(_Strict):
     #: community it was left in. False: such an account joins a record only by the merge rules above
     #: (docs/benchmarks.md, branches ``loop14e`` and ``ig19``).
     join_parent_remainder: bool = True
+    #: ... and two or more flagged accounts left in a community join the cluster holding most of its flagged
+    #: accounts when they are at most this share of those (a hydra's community keeping the few ordinary users it
+    #: also held, flagged with it). Records change, flags do not. 0: such accounts are a record of their own.
+    remnant_max_share: float = Field(0.1, ge=0, le=1)
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested
