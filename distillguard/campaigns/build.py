@@ -220,8 +220,15 @@ def _workloads(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                cfg: CampaignConfig) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Per flagged cluster: its own private workload (templates and system prompts at least
     ``merge_min_cover`` of its accounts send and at least ``merge_exclusive`` of whose store holders are flagged
-    accounts: an attack kit's content, not a public template) and every private content entity any of its
-    accounts sends. Reads ``_fm`` (account → cluster) as ``exclusive_links`` left it."""
+    accounts: an attack kit's content, not a public template) and every private content entity at least
+    ``merge_send_min_share`` of its accounts send. Reads ``_fm`` (account → cluster) as ``exclusive_links`` left
+    it.
+
+    Not "any of its accounts": a cluster of 18,000 proxy accounts holds a few hundred relaying another
+    operation's kit, and one account of that operation flagged in an agentic trio's community made the
+    community "send" the hydra's workload, so the two campaigns were one workload both ways (scale 1.0,
+    docs/benchmarks.md, branch ``ig19``). Pieces of one operation send its workload from most of their
+    accounts."""
     rows = con.execute(f"""
         WITH ce AS (SELECT fm.cl, i.account_id, i.kind || ':' || i.entity AS e, i.df
                     FROM inc i JOIN _fm fm USING (account_id) WHERE i.kind IN ('template', 'system_prompt')),
@@ -229,7 +236,8 @@ def _workloads(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         sz AS (SELECT cl, count(DISTINCT account_id) AS n FROM _fm GROUP BY 1)
         SELECT ce.cl, ce.e, count(DISTINCT ce.account_id) >= {float(cfg.merge_min_cover)} * any_value(sz.n)
         FROM ce JOIN fl USING (e) JOIN sz USING (cl)
-        WHERE fl.f >= {float(cfg.merge_exclusive)} * fl.df GROUP BY 1, 2""").fetchall()
+        WHERE fl.f >= {float(cfg.merge_exclusive)} * fl.df GROUP BY 1, 2
+        HAVING count(DISTINCT ce.account_id) >= {float(cfg.merge_send_min_share)} * any_value(sz.n)""").fetchall()
     core: dict[str, set[str]] = {c: set() for c in groups}
     sends: dict[str, set[str]] = {c: set() for c in groups}
     for c, e, is_core in rows:

@@ -620,6 +620,10 @@ class CampaignConfig(_Strict):
     #: campaign stage two flagged clusters sending one workload are one record even when other flagged
     #: clusters send those templates too (an operation cut into many pieces).
     merge_same_workload: float = Field(0.9, ge=0, le=1)
+    #: ... where a cluster "sends" a template or system prompt when at least this share of its accounts send it:
+    #: a few hundred accounts of a big proxy pool relaying another operation's kit, or one stray account of it,
+    #: do not make two operations one workload. 0: any one account sends it for its cluster.
+    merge_send_min_share: float = Field(0.05, ge=0, le=1)
     #: A community's one flagged account left once a flagged harvesting or shared-entity sub-cluster was cut
     #: out of it (its harvesters keep the sub-cluster's higher risk) joins that sub-cluster's record: it was
     #: flagged with them, on a score that counted them, and alone it would be dropped as a lone flag although
