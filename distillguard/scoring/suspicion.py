@@ -345,7 +345,8 @@ def unusual_own_bar(suspicion: np.ndarray, ids: list[str], strong: set[str], qua
     it loses most of its risk (a proxy replaying ordinary traffic beside the harvest sits at half the pool's
     level), although that traffic is far above what the store's own users send. Measured as a distance past
     an upper quantile, not a far-tail quantile: a few percent of missed harvest accounts among the outside
-    accounts moved Q0.99 from 0.31 to 0.52 at scale 1.0 (docs/benchmarks.md, branch ``own18``). None: off."""
+    accounts moved Q0.99 from 0.31 to 0.52 at scale 1.0 (docs/benchmarks.md, branch ``own18``). None: off, or
+    fewer than 20 such accounts, or no spread above their median (nothing to call unusual by)."""
     if quantile is None:
         return None
     keep = np.fromiter((a not in strong for a in ids), dtype=bool, count=len(ids))
@@ -353,4 +354,6 @@ def unusual_own_bar(suspicion: np.ndarray, ids: list[str], strong: set[str], qua
     if outside.size < 20:
         return None
     q, med = float(np.quantile(outside, quantile)), float(np.median(outside))
-    return q + spread * max(q - med, 0.0)
+    if q <= med:
+        return None   # no spread above the median: the store gives no scale for "unusual"
+    return q + spread * (q - med)

@@ -198,3 +198,23 @@ def test_account_model_weights_come_from_configuration():
     assert base[0] > base[1] and off[0] == pytest.approx(off[1])
     with pytest.raises(ValueError, match="unknown account-model components"):
         AccountModelConfig(weights={"reasonnig": 1.0})
+
+
+# ---------------------------------------------------------------- own traffic unusual for the store
+
+def _home_risk(home_suspicion: float, cfg: ScoringConfig) -> float:
+    susp = {a: 0.9 for a in POOL} | {"home": home_suspicion, "mixed": 0.2, "co1": 0.2, "co2": 0.2}
+    # the store around the cluster as a real one is: spread, not one value (0.05 … 0.35)
+    outside = {a: 0.05 + 0.3 * i / (len(OUTSIDE) - 1) for i, a in enumerate(OUTSIDE)}
+    _, out = score_clusters(_con(_incidence()), _features(susp | outside), {a: 0 for a in susp}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))["home"]
+
+
+def test_a_bystander_whose_own_traffic_is_unusual_for_the_store_keeps_more_of_the_clusters_risk():
+    """Tied only by what ordinary users share with a pool, a member is judged on its own traffic: below the
+    cluster's suspicion its inherited risk falls off quadratically. Traffic far above the store's own (0.7
+    where the store's accounts send 0.05–0.35) is not what the pool's co-tenants send; the fall-off is spared.
+    Traffic within the store's range (0.45 is under its bar) falls off as before; the key turns the rule off."""
+    on, off = _home_risk(0.7, ScoringConfig()), _home_risk(0.7, ScoringConfig(own_traffic_quantile=None))
+    assert on > off * 1.5
+    assert _home_risk(0.45, ScoringConfig()) == _home_risk(0.45, ScoringConfig(own_traffic_quantile=None))
