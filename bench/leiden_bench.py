@@ -66,7 +66,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", default="1000000,3000000,10000000")
     ap.add_argument("--implementation", default="leidenalg", choices=["igraph", "leidenalg"],
-                    help="graph.leiden_implementation (the scan's default: leidenalg)")
+                    help="graph.leiden_implementation (the scan's default: igraph)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:

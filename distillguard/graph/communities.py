@@ -76,10 +76,11 @@ def _leiden_membership(g: ig.Graph, seed: int, resolution: float, initial: list[
     ``RBConfigurationVertexPartition`` (sum over communities of internal weight minus resolution × expected
     weight under the configuration model). Measured ~10× less CPU on the same graph with modularity as high or
     higher (docs/benchmarks.md "Issue 13: igraph's Leiden"): at scale 1.0 leidenalg's level 0 alone was ~124
-    CPU-s on one core while the other waited. Not the default yet: on the scale-0.1 world its other communities
-    put two campaigns in one record. Its random draws come from a ``random.Random(seed)`` installed as igraph's
-    generator for the call only, so the partition is a fixed function of (graph, seed) and the global ``random``
-    stream is untouched. ``leidenalg`` (the default): leidenalg's partition, as scans have always used."""
+    CPU-s on one core while the other waited. The default since its other partitions showed two record rules
+    that chained operations through one stray account (branch ``ig19``). Its random draws come from a
+    ``random.Random(seed)`` installed as igraph's generator for the call only, so the partition is a fixed
+    function of (graph, seed) and the global ``random`` stream is untouched. ``leidenalg``: leidenalg's
+    partition, as scans used before."""
     if implementation == "leidenalg":
         part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights="weight",
                                         resolution_parameter=resolution, seed=seed, n_iterations=2,

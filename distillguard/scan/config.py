@@ -113,12 +113,12 @@ class GraphConfig(_Strict):
     #: third of their co-holders to each other, coincidences well under a hundredth. 0 turns the requirement off.
     join_min_share: float = Field(0.05, ge=0, le=1)
     seed: int = 7
-    #: Which Leiden runs the communities (every level, and the harvesting sub-cluster cuts): ``leidenalg`` (its
-    #: RBConfigurationVertexPartition) or ``igraph`` (its C implementation, modularity objective with the
-    #: resolution above: the same objective, ~10× less CPU, other partitions — on the scale-0.1 world two
-    #: campaigns in one record, so not the default until checked at scale; docs/benchmarks.md "Issue 13:
-    #: igraph's Leiden").
-    leiden_implementation: Literal["igraph", "leidenalg"] = "leidenalg"
+    #: Which Leiden runs the communities (every level, and the harvesting sub-cluster cuts): ``igraph`` (its C
+    #: implementation, modularity objective with the resolution above) or ``leidenalg`` (its
+    #: RBConfigurationVertexPartition, the default before; the same objective, other partitions, 9–14× the CPU:
+    #: at scale 1.0 Leiden's level 0 took 164 CPU-s with leidenalg against 16 with igraph; docs/benchmarks.md
+    #: "Issue 13: igraph's Leiden" and branch ``ig19``).
+    leiden_implementation: Literal["igraph", "leidenalg"] = "igraph"
     #: Leiden's passes over the graph at each level (igraph only; leidenalg always 2): a negative number runs
     #: until a pass no longer improves the partition.
     leiden_iterations: int = 2
@@ -560,8 +560,10 @@ class ScoringConfig(_Strict):
     #: A member tied to its cluster by no distinctive evidence of its own is judged on its own traffic: below the
     #: cluster's suspicion its inherited risk falls off quadratically. Not when its own suspicion is unusual for
     #: the store: above Q + ``own_traffic_spread`` × (Q − median), Q this quantile of the suspicion of the
-    #: accounts outside clusters at or over the flag threshold. None: the fall-off always applies.
-    own_traffic_quantile: float | None = Field(0.9, gt=0, lt=1)
+    #: accounts outside clusters at or over the flag threshold. None (the default): the fall-off always applies.
+    #: Measured at 0.9 on the scale-1.0 world: recall 0.917 → 0.937, but a stray account of one operation
+    #: flagged in another's community puts two campaigns in one record (docs/benchmarks.md, branch ``ig19``).
+    own_traffic_quantile: float | None = Field(None, gt=0, lt=1)
     #: ... the distance past that quantile, in multiples of its distance from the median.
     own_traffic_spread: float = Field(2.0, ge=0)
     #: A member tied to its cluster only by public content (no infrastructure, timing or private-content tie of

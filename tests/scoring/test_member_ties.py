@@ -214,7 +214,7 @@ def test_a_bystander_whose_own_traffic_is_unusual_for_the_store_keeps_more_of_th
     """Tied only by what ordinary users share with a pool, a member is judged on its own traffic: below the
     cluster's suspicion its inherited risk falls off quadratically. Traffic far above the store's own (0.7
     where the store's accounts send 0.05–0.35) is not what the pool's co-tenants send; the fall-off is spared.
-    Traffic within the store's range (0.45 is under its bar) falls off as before; the key turns the rule off."""
-    on, off = _home_risk(0.7, ScoringConfig()), _home_risk(0.7, ScoringConfig(own_traffic_quantile=None))
-    assert on > off * 1.5
-    assert _home_risk(0.45, ScoringConfig()) == _home_risk(0.45, ScoringConfig(own_traffic_quantile=None))
+    Traffic within the store's range (0.45 is under its bar) falls off as before; the key (off by default) sets it."""
+    rule, off = ScoringConfig(own_traffic_quantile=0.9), ScoringConfig(own_traffic_quantile=None)
+    assert _home_risk(0.7, rule) > _home_risk(0.7, off) * 1.5
+    assert _home_risk(0.45, rule) == _home_risk(0.45, off)
