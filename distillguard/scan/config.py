@@ -439,6 +439,11 @@ class ScoringConfig(_Strict):
     #: (effect 0.8+) and is spared. A sub-cluster whose core records none of these columns is not judged (exempt
     #: as before). Empty or null: sub-clusters are exempt from the gate (as first shipped).
     percentile_gate_subcluster_columns: list[str] | None = ["mean_output_tokens"]
+    #: ... at every suspicion percentile, not only below ``min_suspicion_percentile``: a cohort can be the top of a
+    #: store (a course lab's homework asking for step-by-step explanations, in a store without attackers), so its
+    #: busiest members' sub-cluster is there above the percentile too, and only what they receive tells them from
+    #: a harvest (docs/benchmarks.md, branch ``sub19``). False: above the percentile a sub-cluster is not judged.
+    percentile_gate_subcluster_any: bool = True
     #: A cluster the percentile gate spares because its core collects (``percentile_gate_collects``, or the
     #: sub-cluster test above) is then scored on what it collects: its suspicion and its members' read the account
     #: model's ``received_output`` component (output tokens received per exchange, an upper percentile within the
