@@ -589,9 +589,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # its members were picked for their harvest shape, so that cannot also show that they collect
         sub_cols = cfg.percentile_gate_subcluster_columns if harvest else None
         # (``percentile_gate_subcluster_any``: at every percentile — a cohort can be the top of a store)
-        top = not (harvest and sub_cols and cfg.percentile_gate_subcluster_any) and \
-            _suspicion_percentile(susp, members, feats_s, store_s) >= _num(cfg.min_suspicion_percentile)
-        ordinary = strong and not no_output and not software and (not harvest or bool(sub_cols)) and not top
+        below = _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile)
+        ordinary = strong and not no_output and not software and (not harvest or bool(sub_cols)) and \
+            (below or bool(harvest and sub_cols and cfg.percentile_gate_subcluster_any))
         # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
         collecting = None
@@ -657,7 +657,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               + (f"; its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})" if lift > 0 else ""))
         if ordinary:
             cs.reasons.append("weakly coordinated: its core receives what the store's accounts receive (a cohort's "
-                              "busiest members, not a harvest)" if harvest else
+                              "busiest members, not a harvest)" if not below else
                               f"weakly coordinated: its accounts' traffic is no more suspicious than the "
                               f"{cfg.min_suspicion_percentile:.0%} of the store's other accounts (a cohort, not a "
                               "harvest)")

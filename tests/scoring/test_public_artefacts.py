@@ -33,14 +33,14 @@ def _rows(card: bool) -> list[tuple[str, str, str, float]]:
     return rows + [(a, "system_prompt", f"sp-{i}", 0.5) for i, a in enumerate(OTHERS)]
 
 
-def _score(hs=ORDINARY_HS, out=ORDINARY_OUT, card=False, harvest=False, alpha=0.05, with_out=True):
+def _score(hs=ORDINARY_HS, out=ORDINARY_OUT, card=False, harvest=False, alpha=0.05, with_out=True, subcluster_any=True):
     ids = TEAM + OTHERS
     cols = {"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
             "c_harvest_shape": list(hs) + HS_MIX, "n_exchanges": [200.0] * len(ids),
             "org_id": [None] * len(ids), "verification_level": [0] * len(ids)}
     if with_out:
         cols["mean_output_tokens"] = list(out) + OUT_MIX
-    cfg = ScoringConfig(artefact_harvest_alpha=alpha)
+    cfg = ScoringConfig(artefact_harvest_alpha=alpha, percentile_gate_subcluster_any=subcluster_any)
     cs, _ = score_clusters(_con(_rows(card)), pa.table(cols), {a: 0 for a in TEAM}, [], cfg, harvest=harvest,
                            parent={a: 0 for a in TEAM} if harvest else None)
     return cs[0], cfg
@@ -108,8 +108,16 @@ def test_a_two_account_core_is_judged():
 
 
 def test_harvesting_subclusters_are_exempt():
-    c, cfg = _score(harvest=True)
+    """Not judged by the artefact rule; what they receive judges them, at every suspicion percentile
+    (``percentile_gate_subcluster_any``): this team's suspicion is the top of its store, its answers ordinary."""
+    c, cfg = _score(harvest=True, subcluster_any=False)
     assert not _capped(c, cfg)
+    c, cfg = _score(harvest=True)
+    assert not any("product's users" in r for r in c.reasons)
+    assert any("receives what the store's accounts receive" in r for r in c.reasons)
+    assert c.coordination <= cfg.weak_coordination_cap + 1e-9
+    c, cfg = _score(harvest=True, out=[1300.0 + 50.0 * i for i in range(10)])   # it collects: a harvest
+    assert c.coordination > cfg.weak_coordination_cap
 
 
 def _shared(ip_entities: int, top: int, holders: int) -> Shared:

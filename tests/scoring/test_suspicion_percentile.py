@@ -82,20 +82,20 @@ def test_a_core_collecting_answers_beyond_the_store_is_not_a_cohort(team_out, co
     assert any("receives clearly longer answers" in r for r in c.reasons) == (not capped)
 
 
-def _score_sub(team_out: float | None, columns):
+def _score_sub(team_out: float | None, columns, team_suspicion: float = 0.45, any_percentile: bool = True):
     """As ``_score_received`` but scored as a harvesting sub-cluster (its members the store's harvest-shape tail:
     harvest shape 0.9 against the store's 0-0.5), ``team_out`` output tokens received per exchange (None: the
     store records no output counts)."""
     ids = TEAM + OTHERS
     out = [team_out] * len(TEAM) + [300.0 + 300.0 * i / 89 for i in range(90)] if team_out is not None \
         else [None] * len(ids)
-    feats = pa.table({"account_id": ids, "suspicion": [0.45] * len(TEAM) + SPREAD,
+    feats = pa.table({"account_id": ids, "suspicion": [team_suspicion] * len(TEAM) + SPREAD,
                       "c_long_output": [0.0] * len(ids), "mean_max_tokens": pa.array([None] * len(ids), pa.float64()),
                       "c_harvest_shape": [0.9] * len(TEAM) + [0.5 * i / 89 for i in range(90)],
                       "mean_output_tokens": pa.array(out, pa.float64()),
                       "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
                       "verification_level": [0] * len(ids)})
-    cfg = ScoringConfig(percentile_gate_subcluster_columns=columns)
+    cfg = ScoringConfig(percentile_gate_subcluster_columns=columns, percentile_gate_subcluster_any=any_percentile)
     cs, _ = score_clusters(_con(_team_rows()), feats, {a: 0 for a in TEAM}, [], cfg, harvest=True)
     return cs[0], cfg
 
@@ -142,3 +142,17 @@ def test_a_collecting_core_is_scored_on_what_it_receives(team_out, weight, lifte
         assert c.suspicion == pytest.approx(1 / (1 + math.exp(-(math.log(0.45 / 0.55) + 0.45))))
         team_risk = [r for a, r in zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(), strict=True) if a in TEAM]
         assert max(team_risk) == pytest.approx(c.risk, rel=1e-6)   # members read the same way: no fall-off
+
+
+@pytest.mark.parametrize("team_out,any_percentile,capped", [
+    (450.0, True, True),     # the top of its store on suspicion, yet it receives what the store receives: a cohort
+    (900.0, True, False),    # receives longer answers than the whole store: a harvest
+    (450.0, False, False),   # off: above the percentile a sub-cluster is not judged (as before)
+])
+def test_a_harvesting_subcluster_at_the_top_of_its_store_is_judged_on_what_it_receives(team_out, any_percentile, capped):
+    """``scoring.percentile_gate_subcluster_any``: in a store without attackers a course lab's homework (step-by-step
+    explanations asked for) is the store's most suspicious traffic, so the percentile gate never reached its busiest
+    students' sub-cluster (dev world no_attackers-101: a false record of two students at risk 0.5045)."""
+    c, cfg = _score_sub(team_out, ["mean_output_tokens"], team_suspicion=0.95, any_percentile=any_percentile)
+    assert any("receives what the store's accounts receive" in r for r in c.reasons) == capped
+    assert (c.coordination <= cfg.weak_coordination_cap + 1e-9) == capped
