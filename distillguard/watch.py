@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 
 from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
-from distillguard.watchtrigger import flagged_accounts, trigger_for
+from distillguard.watchtrigger import flagged_accounts, trigger_for, withhold
 
 log = logging.getLogger("distillguard.watch")
 
@@ -84,6 +84,10 @@ class TickReport:
     clock_at: float | None = None
     #: the detection ran before its interval was up, on the volume trigger (watchtrigger.py): accounts that fired it
     triggered_by: int = 0
+    #: those accounts (a triggered detection only)
+    trigger_accounts: list[str] = field(default_factory=list)
+    #: new flags of this triggered detection whose enforcement waits for the next detection (watch_trigger_confirm)
+    withheld: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -496,9 +500,11 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
             if (decisions.get(cid) or {}).get("status") != "dismissed"
             and cid in found and _aware(found[cid]) + timedelta(days=days) > now}
     carried: dict[str, str] = {}  # account -> its old campaign
+    # new flags of a triggered detection awaiting this one (watch_trigger_confirm): its own verdict decides
+    pending = set((state or {}).get("trigger_pending") or ())
     for a, cid in zip(old["campaign_members"]["account_id"].to_pylist(),
                       old["campaign_members"]["campaign_id"].to_pylist(), strict=True):
-        if cid in live and a not in new_members:
+        if cid in live and a not in new_members and a not in pending:
             carried[a] = cid
     if carried and since is not None:
         # superseded: judged again on all of its traffic (none before the window) and cleared
@@ -653,7 +659,9 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     # called at every tick: it remembers the clock it was last asked at
     fired = trig is not None and trig.fires(clock_now, last)
     if not due and not force_detect and fired:
-        due, rep.triggered_by = True, len(trig.hot)
+        # the accounts whose traffic grew, or (a confirmation) the new flags the last detection withheld
+        rep.trigger_accounts = sorted(trig.hot) or list(state.get("trigger_pending") or ())
+        due, rep.triggered_by = True, max(1, len(rep.trigger_accounts))
     # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
     ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
     if (force_detect or due) and ready:
@@ -664,7 +672,16 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
                                            timings=rep.cpu)
         rep.cpu["tick.detect_cpu"] = _cpu() - c
         if trig is not None:
-            trig.detected(flagged_accounts(store))
+            flagged = flagged_accounts(store)
+            # a triggered detection's new flags wait for a second detection (watch_trigger_confirm); what the
+            # next detection flags again is enforced by it, the rest released (carry_forward skips them)
+            new = flagged - trig.flagged if rep.triggered_by and cfg.watch_trigger_confirm else set()
+            rep.withheld = sorted(new)
+            if new:
+                withhold(store, new)
+            state["trigger_pending"] = sorted(new)
+            trig.detected(flagged)
+            trig.pending = bool(new)
         rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now
