@@ -381,7 +381,7 @@ _CARRIED = ("campaigns", "campaign_members", "enforcement_recommendations", "enf
 
 
 def detect(store, cfg, now: datetime | None = None, incremental: bool = True, since: datetime | None = None,
-           state: dict | None = None, timings: dict | None = None) -> tuple[int, list[str]]:
+           state: dict | None = None, timings: dict | None = None, release: bool = True) -> tuple[int, list[str]]:
     """Detection, then recommendations, enforcement and alerts; returns (campaigns, alerted). Incremental:
     from the merged per-part partials (fold_new); otherwise a full projection of every exchange. ``since``
     (incremental only): on the traffic from then on, with what earlier detections found carried forward
@@ -409,7 +409,7 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
         close_scan(res, store)
     c2 = _cpu_seconds()
     carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days, since, state,
-                            cfg.watch_release_below) if before else 0
+                            cfg.watch_release_below, release) if before else 0
     c3 = _cpu_seconds()
     alerted = alert_store(store, cfg.alerts)
     if timings is not None:
@@ -454,7 +454,7 @@ def traffic_before(store, state: dict | None, since: datetime, accounts: set[str
 
 
 def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, since: datetime | None = None,
-                  state: dict | None = None, release_below: float = 1.0) -> int:
+                  state: dict | None = None, release_below: float = 1.0, release: bool = True) -> int:
     """Keep what earlier detections found after its traffic has left a windowed detection's window.
 
     A detection replaces the derived tables with what its window shows, so without this a campaign would be
@@ -473,7 +473,12 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
     ``enforcement_days``) — if that detection's risk for it is below ``release_below`` (``watch_release_below``:
     hysteresis, so a member that only dipped under the flag threshold stays carried). Members of a campaign an
     analyst confirmed stay carried whatever the window shows: a person's verdict is released by a person
-    (dismissing the campaign or ruling on the subject)."""
+    (dismissing the campaign or ruling on the subject).
+    ``release`` False (a triggered detection, ``watch_trigger_confirm``): nothing is released this way — a look
+    between two scheduled detections adds flags, it does not take them back (issue 14's replay, seed 2: triggered
+    detections at 03:20 and 03:50 released the agentic trio the 03:00 detection had flagged, and its enforcement
+    came at 05:41 instead of 03:51). New flags of the detection before, awaiting this one
+    (``state["trigger_pending"]``), are never carried: this detection's own verdict confirms or drops them."""
     from distillguard.campaigns.enforcement import latest_decisions
     from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
 
@@ -506,7 +511,7 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
                       old["campaign_members"]["campaign_id"].to_pylist(), strict=True):
         if cid in live and a not in new_members and a not in pending:
             carried[a] = cid
-    if carried and since is not None:
+    if carried and since is not None and release:
         # superseded: judged again on all of its traffic (none before the window) and cleared
         seen_before = traffic_before(store, state, since, set(carried))
         if seen_before is not None:
@@ -668,8 +673,11 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         t = time.perf_counter()
         since = detect_window(state, opts.window_hours) if opts.incremental else None
         c = _cpu()
+        # a triggered detection releases nothing (watch_trigger_confirm): it adds a look between two scheduled
+        # ones, and what an earlier detection found is released at a scheduled detection, as without the trigger
         rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
-                                           timings=rep.cpu)
+                                           timings=rep.cpu,
+                                           release=not (rep.triggered_by and cfg.watch_trigger_confirm))
         rep.cpu["tick.detect_cpu"] = _cpu() - c
         if trig is not None:
             flagged = flagged_accounts(store)

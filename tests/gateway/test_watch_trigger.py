@@ -158,3 +158,44 @@ def test_a_withheld_flag_the_next_detection_does_not_repeat_is_released_not_carr
     assert watch.tick(st, opts, state, cfg).detected
     assert bystander not in watch.flagged_accounts(st)
     assert bystander not in st.read_table("campaign_members")["account_id"].to_pylist()
+
+
+def _inject_member(st, account: str) -> None:
+    """As if the last detection had flagged ``account`` into its first campaign."""
+    cm = st.read_table("campaign_members")
+    cid = cm["campaign_id"][0].as_py()
+    st.write_table("campaign_members", pa.concat_tables([cm, pa.table({"campaign_id": [cid], "account_id": [account]})
+                                                         .cast(cm.schema)]))
+    risk = st.read_table("account_risk")
+    st.write_table("account_risk", risk.set_column(risk.schema.get_field_index("flagged"), "flagged", pa.array(
+        [f or a == account for a, f in zip(risk["account_id"].to_pylist(), risk["flagged"].to_pylist(), strict=True)])))
+
+
+def _released_by_a_triggered_detection(tmp_path, confirm: bool) -> bool:
+    cfg = ScanConfig(watch_trigger_min_requests=8, watch_trigger_confirm=confirm)
+    src = Store(tmp_path / "src", create=True)
+    build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
+    ex = src.exchanges().to_arrow_table().sort_by("ts")
+    mid = ex["ts"][ex.num_rows // 2]
+    st = Store(tmp_path / "dst", create=True)
+    st.write_accounts(src.accounts().to_arrow_table())
+    st.write_exchanges(ex.filter(pc.less(ex["ts"], mid)), key="a")
+    now = {"t": 10_000.0}
+    # a window longer than the traffic: every former member is judged on all its traffic (release applies)
+    opts = watch.WatchOptions(interval_seconds=3600, clock=lambda: now["t"], window_hours=10_000)
+    state = watch.load_state(st)
+    assert watch.tick(st, opts, state, cfg).detected  # scheduled
+    risk = st.read_table("account_risk")
+    low = min((r, a) for a, r, f in zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(),
+                                        risk["flagged"].to_pylist(), strict=True) if not f)[1]
+    _inject_member(st, low)  # flagged at the scheduled detection (not a withheld flag)
+    st.write_exchanges(ex.filter(pc.greater_equal(ex["ts"], mid)), key="b")
+    now["t"] += 900
+    assert watch.tick(st, opts, state, cfg).triggered_by
+    return low not in watch.flagged_accounts(st)
+
+
+def test_a_triggered_detection_releases_nothing_an_earlier_one_flagged(tmp_path):
+    """Issue 14, seed 2: triggered detections released the agentic trio a scheduled one had flagged."""
+    assert not _released_by_a_triggered_detection(tmp_path / "confirm", confirm=True)
+    assert _released_by_a_triggered_detection(tmp_path / "off", confirm=False)  # loop18's form released it
