@@ -657,7 +657,7 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     # (loop18's replay, seed 2: with the schedule reset by each trigger, the 03:00 detection that flags the
     # agentic trio did not happen)
     due = clock_now - float(state.get("last_scheduled") or last) >= opts.interval_seconds
-    # off (the default): no counts kept, no flagged set read after each detection
+    # off (watch_trigger_min_requests 0): no counts kept, no flagged set read after each detection
     trig = trigger_for(store, cfg) if cfg.watch_trigger_min_requests > 0 else None
     if trig is not None:
         trig.add(state.pop("_fold_counts", None) or {})

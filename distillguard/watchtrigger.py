@@ -15,9 +15,14 @@ the trigger follows accounts that are new or ramping up; what a detection then d
 detection, only earlier). It counts from this process's first detection: a restarted watch triggers nothing
 until its first scheduled detection has run (it does not know what the previous process had judged).
 
-Off by default (``watch_trigger_min_requests: 0``): more detections also catch more of detection's transient
-false flags — measured on issue 14's replay, a benign request throttled at a triggered detection
-(docs/benchmarks.md). A shorter interval has the same exposure.
+Each extra detection is also one more chance to act on one of detection's transient false flags (loop18's
+replay, seed 4: a chat user flagged by a triggered detection at 08:20 only, throttled once). So a triggered
+detection only adds (``watch_trigger_confirm``, on by default): its new flags are enforced once a second
+detection ``watch_trigger_min_minutes`` later flags them again (``withhold`` takes them out of what the gateways
+apply meanwhile, the trigger fires again to confirm, and ``watch.carry_forward`` does not carry an unconfirmed
+one), and it releases nothing an earlier detection flagged — release waits for a scheduled detection. With
+that the trigger is on by default (``watch_trigger_min_requests: 8``; 0 turns it off); measured on issue 14's
+replay, seeds 1–6 (docs/benchmarks.md "Issue 14: a trigger that only adds").
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ def test_a_tick_detects_early_when_the_trigger_fires(tmp_path):
 
 
 def test_with_the_trigger_off_a_tick_waits_for_the_interval(tmp_path):
-    first, second = _run(tmp_path, ScanConfig())  # off by default
+    first, second = _run(tmp_path, ScanConfig(watch_trigger_min_requests=0))
+    assert ScanConfig().watch_trigger_min_requests > 0 and ScanConfig().watch_trigger_confirm  # on by default
     assert first.detected and not second.detected and second.folded > 0
 
 
