@@ -83,9 +83,9 @@ class TickReport:
     #: ``opts.clock()`` when the tick started: every part stored before it is scored and folded
     clock_at: float | None = None
     #: the detection ran before its interval was up, on the volume trigger (watchtrigger.py): accounts that fired it
+    #: (or, for a confirming detection, the withheld flags it judges again)
     triggered_by: int = 0
-    #: those accounts (a triggered detection only)
-    trigger_accounts: list[str] = field(default_factory=list)
+    trigger_accounts: list[str] = field(default_factory=list)  # those accounts
     #: new flags of this triggered detection whose enforcement waits for the next detection (watch_trigger_confirm)
     withheld: list[str] = field(default_factory=list)
 
