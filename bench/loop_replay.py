@@ -374,6 +374,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
             windows.append({"end": w_end.isoformat(), "sent": len(rows), "send_s": round(send_s, 1),
                             "detect_s": round(detect_s, 1), "campaigns": rep.campaigns, "version": version,
                             "detected": rep.detected, "triggered_by": rep.triggered_by,
+                            "trigger_accounts": rep.trigger_accounts, "withheld": rep.withheld,
                             "detect_cpu_s": round(rep.cpu.get("tick.detect_cpu", 0.0), 2),
                             "tick_cpu_s": round(sum(v for kk, v in rep.cpu.items() if kk.startswith("tick.")), 2)})
             print(f"window {k} → {w_end:%m-%d %H:%M}: {len(rows)} sent in {send_s:.1f}s, tick {detect_s:.1f}s, "
@@ -390,6 +391,9 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         out["detect_seconds"] = [x["detect_s"] for x in windows if x["detected"]]
         out["detections"] = sum(1 for x in windows if x["detected"])
         out["triggered_detections"] = [x["end"] for x in windows if x["detected"] and x["triggered_by"]]
+        out["trigger_accounts"] = {x["end"]: x["trigger_accounts"] for x in windows if x["trigger_accounts"]}
+        # new flags of a triggered detection whose enforcement waited for the next detection (watch_trigger_confirm)
+        out["withheld"] = {x["end"]: x["withheld"] for x in windows if x["withheld"]}
         out["detect_cpu_s"] = [x["detect_cpu_s"] for x in windows if x["detected"]]
         out["tick_cpu_s_without_detection"] = [x["tick_cpu_s"] for x in windows if not x["detected"]]
         out["publish_to_all_replicas_s"] = {"n": len(lags), "max": max(lags) if lags else None,
@@ -478,8 +482,11 @@ def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
         c["share_before_first_flag"] = round(c["before_first_flag"] / n, 4) if cid in first_flag else None
         c["share_before_first_enforcement"] = round(c["before_first_enforcement"] / n, 4) if cid in first_enf else None
     return {"campaigns": dict(sorted(camp.items())),
-            "benign_not_allowed": {p: {"requests": b["requests"], "accounts": len(b["accounts"])}
-                                   for p, b in sorted(benign.items())}}
+            "benign_not_allowed": {p: {"requests": b["requests"], "accounts": len(b["accounts"]),
+                                       "account_ids": sorted(b["accounts"])} for p, b in sorted(benign.items())},
+            # benign accounts some detection flagged (whether or not a request of theirs was answered otherwise)
+            "benign_flagged": sorted([acct, labels.get(acct, (None, "unknown"))[1], t.isoformat()]
+                                     for acct, t in flagged_at.items() if not labels.get(acct, (None, None))[0])}
 
 
 def _cpu() -> float:

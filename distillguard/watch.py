@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 
 from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
-from distillguard.watchtrigger import flagged_accounts, trigger_for
+from distillguard.watchtrigger import flagged_accounts, trigger_for, withhold
 
 log = logging.getLogger("distillguard.watch")
 
@@ -83,7 +83,11 @@ class TickReport:
     #: ``opts.clock()`` when the tick started: every part stored before it is scored and folded
     clock_at: float | None = None
     #: the detection ran before its interval was up, on the volume trigger (watchtrigger.py): accounts that fired it
+    #: (or, for a confirming detection, the withheld flags it judges again)
     triggered_by: int = 0
+    trigger_accounts: list[str] = field(default_factory=list)  # those accounts
+    #: new flags of this triggered detection whose enforcement waits for the next detection (watch_trigger_confirm)
+    withheld: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -377,7 +381,7 @@ _CARRIED = ("campaigns", "campaign_members", "enforcement_recommendations", "enf
 
 
 def detect(store, cfg, now: datetime | None = None, incremental: bool = True, since: datetime | None = None,
-           state: dict | None = None, timings: dict | None = None) -> tuple[int, list[str]]:
+           state: dict | None = None, timings: dict | None = None, release: bool = True) -> tuple[int, list[str]]:
     """Detection, then recommendations, enforcement and alerts; returns (campaigns, alerted). Incremental:
     from the merged per-part partials (fold_new); otherwise a full projection of every exchange. ``since``
     (incremental only): on the traffic from then on, with what earlier detections found carried forward
@@ -405,7 +409,7 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
         close_scan(res, store)
     c2 = _cpu_seconds()
     carried = carry_forward(store, before, now, cfg.campaigns.enforcement_days, since, state,
-                            cfg.watch_release_below) if before else 0
+                            cfg.watch_release_below, release) if before else 0
     c3 = _cpu_seconds()
     alerted = alert_store(store, cfg.alerts)
     if timings is not None:
@@ -450,7 +454,7 @@ def traffic_before(store, state: dict | None, since: datetime, accounts: set[str
 
 
 def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, since: datetime | None = None,
-                  state: dict | None = None, release_below: float = 1.0) -> int:
+                  state: dict | None = None, release_below: float = 1.0, release: bool = True) -> int:
     """Keep what earlier detections found after its traffic has left a windowed detection's window.
 
     A detection replaces the derived tables with what its window shows, so without this a campaign would be
@@ -469,7 +473,12 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
     ``enforcement_days``) — if that detection's risk for it is below ``release_below`` (``watch_release_below``:
     hysteresis, so a member that only dipped under the flag threshold stays carried). Members of a campaign an
     analyst confirmed stay carried whatever the window shows: a person's verdict is released by a person
-    (dismissing the campaign or ruling on the subject)."""
+    (dismissing the campaign or ruling on the subject).
+    ``release`` False (a triggered detection, ``watch_trigger_confirm``): nothing is released this way — a look
+    between two scheduled detections adds flags, it does not take them back (issue 14's replay, seed 2: triggered
+    detections at 03:20 and 03:50 released the agentic trio the 03:00 detection had flagged, and its enforcement
+    came at 05:41 instead of 03:51). New flags of the detection before, awaiting this one
+    (``state["trigger_pending"]``), are never carried: this detection's own verdict confirms or drops them."""
     from distillguard.campaigns.enforcement import latest_decisions
     from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
 
@@ -496,11 +505,13 @@ def carry_forward(store, old: dict[str, pa.Table], now: datetime, days: int, sin
             if (decisions.get(cid) or {}).get("status") != "dismissed"
             and cid in found and _aware(found[cid]) + timedelta(days=days) > now}
     carried: dict[str, str] = {}  # account -> its old campaign
+    # new flags of a triggered detection awaiting this one (watch_trigger_confirm): its own verdict decides
+    pending = set((state or {}).get("trigger_pending") or ())
     for a, cid in zip(old["campaign_members"]["account_id"].to_pylist(),
                       old["campaign_members"]["campaign_id"].to_pylist(), strict=True):
-        if cid in live and a not in new_members:
+        if cid in live and a not in new_members and a not in pending:
             carried[a] = cid
-    if carried and since is not None:
+    if carried and since is not None and release:
         # superseded: judged again on all of its traffic (none before the window) and cleared
         seen_before = traffic_before(store, state, since, set(carried))
         if seen_before is not None:
@@ -646,25 +657,39 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
     # (loop18's replay, seed 2: with the schedule reset by each trigger, the 03:00 detection that flags the
     # agentic trio did not happen)
     due = clock_now - float(state.get("last_scheduled") or last) >= opts.interval_seconds
-    # off (the default): no counts kept, no flagged set read after each detection
+    # off (watch_trigger_min_requests 0): no counts kept, no flagged set read after each detection
     trig = trigger_for(store, cfg) if cfg.watch_trigger_min_requests > 0 else None
     if trig is not None:
         trig.add(state.pop("_fold_counts", None) or {})
     # called at every tick: it remembers the clock it was last asked at
     fired = trig is not None and trig.fires(clock_now, last)
     if not due and not force_detect and fired:
-        due, rep.triggered_by = True, len(trig.hot)
+        # the accounts whose traffic grew, or (a confirmation) the new flags the last detection withheld
+        rep.trigger_accounts = sorted(trig.hot) or list(state.get("trigger_pending") or ())
+        due, rep.triggered_by = True, max(1, len(rep.trigger_accounts))
     # incremental: what has been folded (exchanges the writer stored after this tick's fold wait for the next)
     ready = store.has_table(PARTIAL_TABLE.format(PARTIALS[0])) if opts.incremental else store.has_exchanges()
     if (force_detect or due) and ready:
         t = time.perf_counter()
         since = detect_window(state, opts.window_hours) if opts.incremental else None
         c = _cpu()
+        # a triggered detection releases nothing (watch_trigger_confirm): it adds a look between two scheduled
+        # ones, and what an earlier detection found is released at a scheduled detection, as without the trigger
         rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
-                                           timings=rep.cpu)
+                                           timings=rep.cpu,
+                                           release=not (rep.triggered_by and cfg.watch_trigger_confirm))
         rep.cpu["tick.detect_cpu"] = _cpu() - c
         if trig is not None:
-            trig.detected(flagged_accounts(store))
+            flagged = flagged_accounts(store)
+            # a triggered detection's new flags wait for a second detection (watch_trigger_confirm); what the
+            # next detection flags again is enforced by it, the rest released (carry_forward skips them)
+            new = flagged - trig.flagged if rep.triggered_by and cfg.watch_trigger_confirm else set()
+            rep.withheld = sorted(new)
+            if new:
+                withhold(store, new)
+            state["trigger_pending"] = sorted(new)
+            trig.detected(flagged)
+            trig.pending = bool(new)
         rep.window_since = since
         rep.detected, rep.detected_at = True, clock_now
         state["last_detect"] = clock_now

@@ -15,9 +15,14 @@ the trigger follows accounts that are new or ramping up; what a detection then d
 detection, only earlier). It counts from this process's first detection: a restarted watch triggers nothing
 until its first scheduled detection has run (it does not know what the previous process had judged).
 
-Off by default (``watch_trigger_min_requests: 0``): more detections also catch more of detection's transient
-false flags — measured on issue 14's replay, a benign request throttled at a triggered detection
-(docs/benchmarks.md). A shorter interval has the same exposure.
+Each extra detection is also one more chance to act on one of detection's transient false flags (loop18's
+replay, seed 4: a chat user flagged by a triggered detection at 08:20 only, throttled once). So a triggered
+detection only adds (``watch_trigger_confirm``, on by default): its new flags are enforced once a second
+detection ``watch_trigger_min_minutes`` later flags them again (``withhold`` takes them out of what the gateways
+apply meanwhile, the trigger fires again to confirm, and ``watch.carry_forward`` does not carry an unconfirmed
+one), and it releases nothing an earlier detection flagged — release waits for a scheduled detection. With
+that the trigger is on by default (``watch_trigger_min_requests: 8``; 0 turns it off); measured on issue 14's
+replay, seeds 1–6 (docs/benchmarks.md "Issue 14: a trigger that only adds").
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class VolumeTrigger:
     #: accounts that crossed the trigger since the last detection (only accounts with new traffic are checked)
     hot: set[str] = field(default_factory=set)
     primed: bool = False
+    #: the last detection was triggered and left new flags waiting for a second detection (``withhold``)
+    pending: bool = False
 
     def add(self, counts: dict[str, int]) -> None:
         """Counts of a newly folded batch (account -> requests)."""
@@ -56,7 +63,7 @@ class VolumeTrigger:
     def fires(self, now: float, last_detect: float) -> bool:
         moved = self.last_now is None or now > self.last_now
         self.last_now = now
-        return moved and bool(self.hot) and now - last_detect >= self.min_minutes * 60
+        return moved and (bool(self.hot) or self.pending) and now - last_detect >= self.min_minutes * 60
 
     def detected(self, flagged: set[str]) -> None:
         """A detection ran: what each account had sent is what the next trigger compares with."""
@@ -78,6 +85,43 @@ def trigger_for(store, cfg) -> VolumeTrigger:
         t = _TRIGGERS[key] = VolumeTrigger(cfg.watch_trigger_min_requests, cfg.watch_trigger_growth,
                                            cfg.watch_trigger_min_minutes)
     return t
+
+
+def withhold(store, accounts: set[str]) -> int:
+    """Take back what the gateways would apply to ``accounts`` (new flags of a triggered detection awaiting a
+    second detection, ``watch_trigger_confirm``); returns the enforcement rows removed.
+
+    Removed: the applied scan rows (``source`` "scan") on those accounts, every applied scan row of a campaign
+    all of whose members are among them (its cluster and org rows too), and their ``account_clusters`` rows (the
+    mapping through which a cluster row reaches an account). Kept: their flags, campaigns and recommendations
+    (an analyst sees them at once), shadow rows (reported, never applied), rows from other sources (an analyst's,
+    the console's), and everything on accounts flagged before."""
+    import pyarrow as pa
+
+    if not accounts:
+        return 0
+    only_new: set[str] = set()
+    if store.has_table("campaign_members"):
+        cm = store.read_table("campaign_members")
+        by: dict[str, set[str]] = {}
+        for c, a in zip(cm["campaign_id"].to_pylist(), cm["account_id"].to_pylist(), strict=True):
+            by.setdefault(c, set()).add(a)
+        only_new = {c for c, ms in by.items() if ms <= accounts}
+    n = 0
+    if store.has_table("enforcement"):
+        t = store.read_table("enforcement")
+        keep = [not (src == "scan" and ((st == "account" and sid in accounts) or cid in only_new))
+                for st, sid, src, cid in zip(t["subject_type"].to_pylist(), t["subject_id"].to_pylist(),
+                                             t["source"].to_pylist(), t["campaign_id"].to_pylist(), strict=True)]
+        n = keep.count(False)
+        if n:
+            store.write_table("enforcement", t.filter(pa.array(keep, pa.bool_())))
+    if store.has_table("account_clusters"):
+        t = store.read_table("account_clusters")
+        keep = [a not in accounts for a in t["account_id"].to_pylist()]
+        if not all(keep):
+            store.write_table("account_clusters", t.filter(pa.array(keep, pa.bool_())))
+    return n
 
 
 def flagged_accounts(store) -> set[str]:

@@ -719,19 +719,31 @@ class ScanConfig(_Strict):
     #: has sent at least this many requests since the watch started and ``watch_trigger_growth`` times what it
     #: had sent at the last detection (distillguard/watchtrigger.py): a campaign opening with a burst is judged
     #: within ``watch_trigger_min_minutes`` of it, not at the next interval (issue 14, seed 4's agentic trio:
-    #: 1.50% of its exchanges before the first flag with hourly detections, docs/benchmarks.md). The same
-    #: detection, earlier; it costs one detection per firing. 0 (the default): off, detection every interval
-    #: only. Off because more detections also show more of detection's transient false flags: on seed 4 of the
-    #: issue-14 replay a plain scan of the traffic up to 08:20 flags one chat user that the hourly detections
-    #: never flag, and the triggered detection at 08:20 throttled one of its requests (docs/benchmarks.md
-    #: "Issue 14: early detection on a volume trigger"). 8 is the measured setting when opted in.
-    watch_trigger_min_requests: int = Field(0, ge=0)
+    #: 1.50% of its exchanges before the first flag with hourly detections, 0.80% with the trigger;
+    #: docs/benchmarks.md). It costs one detection per firing. On by default since loop19: with
+    #: ``watch_trigger_confirm`` a triggered detection only adds flags (its new ones enforced once a second
+    #: detection agrees) and releases nothing, so the extra detections no longer act on detection's transient
+    #: false flags alone (loop18 measured a chat user throttled at a triggered detection without it). 0: off,
+    #: detection every interval only.
+    watch_trigger_min_requests: int = Field(8, ge=0)
     #: The growth since the last detection that fires the trigger (2: an account's traffic doubled since it was
     #: last judged). A steady established account never doubles within a window; a new or ramping one does.
     watch_trigger_growth: float = Field(2.0, gt=1)
     #: At most one triggered detection this often (minutes since the last detection of any kind): bounds the
     #: trigger's cost when some account somewhere is always ramping up (a large provider's sign-ups).
     watch_trigger_min_minutes: float = Field(10.0, gt=0)
+    #: A triggered detection's new flags wait for a second detection before the gateways apply them: an account
+    #: flagged at a triggered detection and not at the detection before it is flagged (a recommendation, in the
+    #: console) but gets no enforcement row and no cluster mapping yet; the trigger then fires again at the next
+    #: tick ``watch_trigger_min_minutes`` later, and what that detection flags again is enforced, what it does
+    #: not is released (not carried forward). A triggered detection also releases nothing an earlier detection
+    #: flagged (release waits for a scheduled detection). Scheduled detections enforce at once, as without the
+    #: trigger. Why:
+    #: each extra detection is one more chance to act on one of detection's transient false flags (issue 14's
+    #: replay, seed 4: a chat user tied to the coding hydra's cluster only through a shared e-mail domain and
+    #: client string was flagged at 08:20 only, and a triggered detection there throttled it); two detections
+    #: ten minutes apart must agree. False: a triggered detection enforces at once (loop18's measured form).
+    watch_trigger_confirm: bool = True
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
