@@ -66,7 +66,7 @@ def test_benign_false_positive_rate(report):
     assert report["benign_fpr"] <= 0.006, report["benign"]
 
 
-@pytest.mark.parametrize("name, min_hard", [("v2", 50), ("v3", 70), ("v4", 80)])
+@pytest.mark.parametrize("name, min_hard", [("v2", 50), ("v3", 70), ("v4", 80), ("v5", 80)])
 def test_later_eval_sets_cover_every_tactic_in_several_languages(name, min_hard):
     attacks = evalset.read_eval(evalset.EVAL_DIR / evalset.SETS[name][0])
     assert {ln.tactic for ln in attacks} == set(corpus.ATTACK_TACTICS)
