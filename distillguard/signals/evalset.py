@@ -8,9 +8,11 @@ never opens its directory (tests/signals/test_disjoint.py). Payloads and the ben
 simulator's corpora, which are not trained on either.
 
 Four sets (``SETS``): ``v1``; ``v2``, written later in other voices and 13 languages, before the
-multilingual training phrasings, to check that the model was not fitted to ``v1``; ``v3`` and ``v4``
-by other authors, each frozen before the training changes of its round.
-Recall is also reported per tactic and per language (``language``: a rough guess, for reporting).
+multilingual training phrasings, to check that the model was not fitted to ``v1``; ``v3``, ``v4`` and ``v5``
+by other authors, each frozen before the training changes of its round (``v5`` written without reading the
+training phrasings at all).
+Recall is also reported per tactic and per language (``language``: a rough guess, for reporting; the
+scripts and word lists of v5's low-resource languages were added with it, so earlier tables may regroup a few lines).
 
 A prompt counts as caught when any attack-tactic signal reaches the threshold (the later stages
 take the maximum over intent signals, so which attack column fires matters less than whether one
@@ -35,9 +37,12 @@ EVAL_DIR = corpus.DATA / "eval"
 #: author (tickets, code templates, polite and terse voices; 13 languages, five of them new), frozen
 #: before the training changes of its round; ``v4`` by a fourth author (chat, e-mail, CLI help, notebook,
 #: methods-section, spec and game voices; 16 languages, Romanian and Greek with no training phrasing),
-#: frozen before the full-data scorer and benign budget were trained.
+#: frozen before the full-data scorer and benign budget were trained; ``v5`` by the prm19 helper on
+#: 2026-12-05 (screenplay, deposition, lab-notebook, dataset-card, YAML/SQL voices; 34 languages, a dozen of
+#: them low-resource), written before reading any training phrasing and frozen before the sixth round's changes.
 SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt"),
-        "v3": ("attacks_v3.txt", "hard_negatives_v3.txt"), "v4": ("attacks_v4.txt", "hard_negatives_v4.txt")}
+        "v3": ("attacks_v3.txt", "hard_negatives_v3.txt"), "v4": ("attacks_v4.txt", "hard_negatives_v4.txt"),
+        "v5": ("attacks_v5.txt", "hard_negatives_v5.txt")}
 THRESHOLD = 0.5
 #: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
 EXTRA_COMPOSITIONS = 2
@@ -106,8 +111,10 @@ def attack_scores(model: lexical.LexicalModel, prompts: list[str], systems: list
 
 _SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("ko", re.compile(r"[\uac00-\ud7af]")),
             ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")),
-            ("ar", re.compile(r"[\u0600-\u06ff]")), ("el", re.compile(r"[\u0370-\u03ff]")),
-            ("hi", re.compile(r"[\u0900-\u097f]")))
+            ("fa", re.compile(r"[\u067e\u0686\u0698\u06af\u06cc]")), ("ar", re.compile(r"[\u0600-\u06ff]")),
+            ("he", re.compile(r"[\u0590-\u05ff]")), ("el", re.compile(r"[\u0370-\u03ff]")),
+            ("bn", re.compile(r"[\u0980-\u09ff]")), ("hi", re.compile(r"[\u0900-\u097f]")),
+            ("ta", re.compile(r"[\u0b80-\u0bff]")), ("th", re.compile(r"[\u0e00-\u0e7f]")))
 _WORDS = {
     "es": "el la los las que para por una como sin cada pero esta este respuesta ¿", "fr": "le les des une pour sans chaque est cette réponse tu ta ton",
     "de": "der die das und nicht ist eine ohne jede deine diese antwort", "pt": "o os um uma da é sem cada não você esta resposta seu sua melhor fazer só depois",
@@ -116,6 +123,13 @@ _WORDS = {
     "id": "yang dan untuk ini dengan tanpa setiap jawaban dari buatlah tulis", "vi": "và của cho này không từng câu trả lời các một hãy để bước",
     "sv": "och att för det inte utan varje svaret från som av ditt nedan", "cs": "pro bez každý každou tuto odpověď které níže podle jako vlády",
     "ro": "și să pentru fără este răspuns această tău te mi pe",
+    "sw": "na kwa kila hii jibu swali bila kisha hatua wazo mwisho kati",
+    "tl": "ang ng mga bawat sagot mo isang para tanong lang habang walang",
+    "hu": "az és hogy egy minden választ válasz között nélkül majd meg",
+    "fi": "ja että tai jokaisen vastaus vastauksen ilman sekä lopuksi kun",
+    "ms": "jawapan soalan anda supaya bagi semula baharu pelbagai",
+    "yo": "ní láti àti fún kí ìdáhùn sí ó",
+    "ha": "wannan ta ba shugabanni idan cikin kuma",
     "en": "the and you your for this that with each every answer please",
 }
 
