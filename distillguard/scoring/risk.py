@@ -389,14 +389,36 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # coincidences is not a group sharing something — unless the same two accounts also share something of
     # another group (a rare /24 *and* a rare TLS fingerprint: two coincidences at once are a 2-account
     # operation, not chance). Two strangers never share a card by coincidence.
+    sizes: dict[int, list[str]] = {}
+    for a, c in membership.items():
+        sizes.setdefault(c, []).append(a)
+    # members by name: ``membership``'s order can follow a SQL result's row order (entity_subclusters groups
+    # accounts as the rows come), which a parallel query changes run to run, and the float sums below over a
+    # cluster's members (pooled components, means) would follow it into the last bits of its suspicion and risk
+    for ms in sizes.values():
+        ms.sort()
+    # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
+    # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
+    # not core, so they neither dilute what the core shares nor how suspicious it looks.
+    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], cfg.core_reference_quantile))
+                               for c, ms in sizes.items()}
+    core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
+                                 for c, ms in sizes.items()}
+    # the core's members, for the content reading that asks a share of the core to send one rare prompt
+    con.register("_core", pa.table({"cl": [c for c, ms in core.items() for _ in ms],
+                                    "account_id": [a for ms in core.values() for a in sorted(ms)]}))
     n_all = max(feats.num_rows, 2)
     coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
-                           {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
-                    FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
-        ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m FROM mi GROUP BY 1, 2, 3),
-        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1),
+                           {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party,
+                           co.account_id IS NOT NULL AS in_core
+                    FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)
+                    LEFT JOIN _core co ON co.cl = m.cl AND co.account_id = i.account_id),
+        ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m,
+                       count(DISTINCT party) FILTER (WHERE in_core) AS nc FROM mi GROUP BY 1, 2, 3),
+        ksz AS (SELECT m.cl, count(*) AS k, any_value(kc.kc) AS kc FROM _mem m
+                LEFT JOIN (SELECT cl, count(*) AS kc FROM _core GROUP BY 1) kc USING (cl) GROUP BY 1),
         pg AS (SELECT src, dst, list(DISTINCT g.grp) AS grps FROM _intra JOIN _kg g USING (kind) GROUP BY 1, 2),
         corr AS (SELECT DISTINCT a, grp FROM (
                    SELECT src AS a, unnest(grps) AS grp FROM pg WHERE len(grps) >= 2
@@ -406,7 +428,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                             THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
                         THEN 1 ELSE 0 END) AS obs,
                1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)')}) AS chance,
-               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all)}
+               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
+                                cfg.rare_content_min_share)},
+               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
+                                0.0, "d")}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3
@@ -432,24 +457,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     shared_by = shared(con, {}, SCAN_EDGES, members_sql="SELECT cl AS grp, account_id FROM _mem")
     feat_rows = {r["account_id"]: r for r in con.sql(
         "SELECT f.* FROM _feat f JOIN _mem USING (account_id)").to_arrow_table().to_pylist()}
-    for t in ("_feat", "_mem", "_kg"):
+    for t in ("_feat", "_mem", "_kg", "_core"):
         con.unregister(t)
 
-    sizes: dict[int, list[str]] = {}
-    for a, c in membership.items():
-        sizes.setdefault(c, []).append(a)
-    # members by name: ``membership``'s order can follow a SQL result's row order (entity_subclusters groups
-    # accounts as the rows come), which a parallel query changes run to run, and the float sums below over a
-    # cluster's members (pooled components, means) would follow it into the last bits of its suspicion and risk
-    for ms in sizes.values():
-        ms.sort()
-    # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
-    # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
-    # not core, so they neither dilute what the core shares nor how suspicious it looks.
-    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], cfg.core_reference_quantile))
-                               for c, ms in sizes.items()}
-    core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
-                                 for c, ms in sizes.items()}
     # group share = how far the core's observed sharing exceeds what chance gives a group of this size:
     # observed - expected share of the core's members (a tie everyone in a group of this size would have
     # anyway adds nothing; a private card held by every member adds 1)
@@ -459,11 +469,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     distinct: dict[str, set[str]] = {}
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
-    for c, a, g, obs, chance, obs_r, chance_r in grp_rows:
+    for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d in grp_rows:
         if in_parent is not None:
             # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
             chance = max(chance, in_parent.get((a, g), 0.0))
             chance_r = max(chance_r, in_parent.get((a, g), 0.0))
+            chance_d = max(chance_d, in_parent.get((a, g), 0.0))
         if obs and g == "content":
             sends_shared.add(a)
         if obs and chance <= cfg.max_chance_tie:
@@ -472,6 +483,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # sign-up burst, busy windows, a partner indicator, or its *private* templates or client fingerprint
         # (nobody outside the cluster holds them). Works the same on a store without account facts.
         if obs and (g in DISTINCTIVE_GROUPS or (g in ("content", "client") and chance <= cfg.distinctive_chance)):
+            distinct.setdefault(a, set()).add(g)
+        # ... read from its rare content alone (``rare_content_distinctive``): a proxy account sends the pool's private
+        # system prompts beside its owner's ordinary ones, and those alone made its chance of sharing ≈ 1
+        if g == "content" and obs_d and cfg.rare_content_distinctive and chance_d <= cfg.distinctive_chance:
             distinct.setdefault(a, set()).add(g)
         # the group shares read each member's sharing of the entities rare in this store (scoring.rare_entity_chance;
         # all of them when it is off: obs_r, chance_r = obs, chance)
@@ -601,6 +616,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # members' read the received-output component the account model leaves out by default
         # (not a harvesting sub-cluster: its members are already the store's harvest-shape tail)
         lift = received_lift(cfg) if collecting is not None and not harvest else 0.0
+        # ... and so is a community strong through content it owns (sent by nobody outside it) whose core receives
+        # clearly longer answers than the store (``private_content_collects``): a residential-proxy pool's accounts
+        # carry their owners' ordinary traffic beside the pool's private prompts, diluting their own suspicion
+        if (lift == 0 and private and strong and not harvest and not no_output and not software and not artefact
+                and not ordinary and cfg.private_content_collects and cfg.percentile_gate_subcluster_columns):
+            got = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, cfg.percentile_gate_subcluster_columns)
+            if got[0]:
+                collecting, lift = got[1], received_lift(cfg)
         susp0 = susp
         if lift > 0:
             susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
