@@ -290,8 +290,18 @@ class ScoringConfig(_Strict):
     #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's
     #: private system prompts beside its owner's ordinary ones holds the pool's own content (any such entity another
     #: party of the cluster holds, whatever ``rare_content_min_share``: this is about one member). False: from all of
-    #: them.
-    rare_content_distinctive: bool = True
+    #: them. Off by default: on the dev family it raised recall (standard-107 0.68 → 0.82, -117 0.80 → 0.89, -100
+    #: 0.85 → 0.98) with no false flag there, but on the ``cohorts_mixed`` guard one step-by-step tool user joined the
+    #: vision pool's record (precision 0.996 → 0.992; docs/benchmarks.md, branch ``fam19``).
+    rare_content_distinctive: bool = False
+    #: A community strongly coordinated only through the counted rare ties and the rare content reading (not with its
+    #: content read from every entity and without the counted ties) lifts only the members holding one of those ties
+    #: or sending that content; the rest (a step-by-step tool's users on the pool's ISPs or sign-up burst) keep the
+    #: level the weak cap gives, as with the counted rare ties alone (``harvest_group_alpha``). Dev world standard-106:
+    #: an agentic pool's 348-account community, lifted by counted card, burst and schedule ties, became strong
+    #: without them once its private prompts counted, and its step-by-step tool users took its level. False: the
+    #: counted rare ties alone decide who takes the lifted level.
+    rare_content_members_only: bool = True
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
     #: A cluster's risk is coordination ** ``coordination_exponent`` × suspicion ** ``suspicion_exponent``
     #: (``scoring.risk.cluster_risk``, the one formula every route uses). Suspicion weighs more: a perfectly

@@ -105,11 +105,15 @@ class ClusterScore:
     #: evidence group -> (core members sharing it, their summed chance of sharing it at random): the counts the
     #: group shares and the significance rule (``harvest_group_alpha``) are read from
     group_counts: dict[str, tuple[int, float]] = field(default_factory=dict)
-    #: the risk the cluster would have without the counted rare ties, when only they made it strongly
-    #: coordinated (members tied only through ``rare_ties_bystander_groups`` keep this level)
+    #: the risk the cluster would have without the counted rare ties (and, with ``rare_content_members_only``, without
+    #: its content read from rare entities), when only they made it strongly coordinated (members tied only through
+    #: ``rare_ties_bystander_groups`` keep this level)
     unlifted_risk: float | None = None
     #: the hidden-tie groups counted beyond chance (``scoring.harvest_group_alpha``)
     rare_groups: tuple[str, ...] = ()
+    #: the rare content reading (``scoring.rare_content_chance``) was needed too: members sending that content
+    #: take the lifted level like the holders of a counted tie (``scoring.rare_content_members_only``)
+    content_lift: bool = False
 
 
 def _num(v, default=0.0) -> float:
@@ -469,6 +473,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     distinct: dict[str, set[str]] = {}
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
+    rare_holders: set[str] = set()   # members sending rare content another party of their cluster sends
+    content_all: dict[int, tuple[float, float, int, float]] = {}   # cluster -> content obs, chance, n, chance (all entities)
     for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d in grp_rows:
         if in_parent is not None:
             # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
@@ -493,6 +499,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if a in core[c] and g == "content" and obs_r:
             n0, ch0 = priv_n.get(c, (0, 0.0))
             priv_n[c] = (n0 + 1, ch0 + chance_r)
+        if g == "content" and obs_r:
+            rare_holders.add(a)
+        if a in core[c] and g == "content":   # the content share and privacy as read from every entity
+            o0, e0, n0, ch0 = content_all.get(c, (0.0, 0.0, 0, 0.0))
+            content_all[c] = (o0 + obs, e0 + chance, n0 + (1 if obs else 0), ch0 + (chance if obs else 0.0))
         if a in core[c]:
             obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs_r
             exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance_r
@@ -556,7 +567,20 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         held, held0 = (sum(1 for v in sh.values() if v >= cfg.evidence_share) + private >= cfg.min_evidence_groups
                        for sh in (gs, gs0))
         strong = held or carried
-        lifted = bool(rare_hidden) and strong and not (held0 or carried)
+        # would it be strong without the counted rare ties and with its content read from every entity (before
+        # ``rare_content_chance``)? If not, only the members holding what lifted it take the lifted level
+        content_lift = False
+        if strong and not carried and cfg.rare_content_members_only and cfg.rare_content_chance is not None \
+                and cfg.rare_entity_chance is None:
+            o, e, n_p, ch_p = content_all.get(c, (0.0, 0.0, 0, 0.0))
+            k_c = max(len(core[c]), 1)
+            sh_all = max(0.0, o / k_c - e / k_c)
+            gs_all = {g: v for g, v in gs0.items() if g != "content"} | ({"content": sh_all} if sh_all > 0 else {})
+            priv_all = sh_all >= cfg.evidence_share and n_p > 0 and ch_p / n_p <= cfg.distinctive_chance
+            base = sum(1 for v in gs_all.values() if v >= cfg.evidence_share) + priv_all >= cfg.min_evidence_groups
+            content_lift = held0 and not base
+            held0 = held0 and base
+        lifted = (bool(rare_hidden) or content_lift) and strong and not (held0 or carried)
         total = math.fsum(cfg.group_weights[g] * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
@@ -652,7 +676,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                           group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()},
                           unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap), susp, cfg, discount))
                                          if lifted else None),
-                          rare_groups=tuple(sorted(rare_hidden)))
+                          rare_groups=tuple(sorted(rare_hidden)), content_lift=content_lift or (lifted and private))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -740,11 +764,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                                   else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
-        if cs.unlifted_risk is not None and not own_shape and not groups & set(cs.rare_groups):
+        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders)
+        if cs.unlifted_risk is not None and not own_shape and not holds_lift:
             # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
             # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
             r = min(r, cs.unlifted_risk * member)
-        if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups):
+        if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups) \
+                and not (cs.content_lift and a in rare_holders):
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)

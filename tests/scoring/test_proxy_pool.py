@@ -56,10 +56,19 @@ def test_private_prompts_count_beside_the_store_wide_one():
 def test_a_scatter_of_prompts_each_a_few_members_send_is_not_one_template_set():
     """A developers' community owns many coding-agent prompts, each sent by two or three of its members: rare in the
     store, but not one operation's template set (``rare_content_min_share``)."""
-    rows = [(a, "system_prompt", "default-sp", 0.1) for a in POOL + OTHERS]
-    rows += [(a, "system_prompt", f"tool-{i // 2}", 0.6) for i, a in enumerate(POOL)]
-    assert _score(ScoringConfig(), rows=rows).group_share.get("content", 0.0) < 0.1
-    assert _score(ScoringConfig(rare_content_min_share=0.0), rows=rows).group_share.get("content", 0.0) > 0.9
+    team = POOL + [f"d{i}" for i in range(8)]
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in team + OTHERS]
+    rows += [(a, "system_prompt", f"tool-{i // 2}", 0.6) for i, a in enumerate(team)]
+    ids = team + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.3] * len(ids), "n_exchanges": [300.0] * len(ids),
+                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+
+    def share(cfg):
+        cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in team}, [], cfg)
+        return cs[0].group_share.get("content", 0.0)
+
+    assert share(ScoringConfig()) < 0.1   # each prompt: 2 of a core of 16
+    assert share(ScoringConfig(rare_content_min_share=0.0)) > 0.9
 
 
 def test_the_content_reading_leaves_client_strings_alone():
@@ -97,3 +106,29 @@ def test_a_workload_group_receiving_long_answers_is_read_on_them():
     assert on[0].suspicion > 0.35 and on[0].risk > off[0].risk
     ordinary, _ = score_workload_groups(_feats(pool_out=450.0, pool_susp=0.3), group, ScoringConfig())
     assert ordinary[0].suspicion == pytest.approx(0.3)
+
+
+BY = [f"b{i}" for i in range(4)]
+
+
+def _risk_of(cfg: ScoringConfig) -> tuple[dict[str, float], float | None]:
+    """The pool (its private prompts, its schedule) and four ordinary accounts on its home ISP: without the private
+    prompts the group is one schedule, so only the prompts made it strongly coordinated."""
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in POOL + BY + OTHERS]
+    rows += [(a, "system_prompt", f"pool-sp-{j}", 0.6) for a in POOL for j in range(3)]
+    rows += [(a, "sync", "sched-1", 0.6) for a in POOL]
+    rows += [(a, "asn", "asn-1", 0.6) for a in POOL + BY + OTHERS[:30]]   # a home ISP: shared by chance
+    ids = POOL + BY + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.7 if a in POOL + BY else 0.1 for a in ids],
+                      "n_exchanges": [300.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cs, out = score_clusters(_con(rows), feats, {a: 0 for a in POOL + BY}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True)), cs[0].unlifted_risk
+
+
+def test_members_not_sending_the_pools_content_keep_the_capped_level():
+    (on, capped), (off, none) = _risk_of(ScoringConfig()), _risk_of(ScoringConfig(rare_content_members_only=False))
+    assert none is None and capped is not None
+    assert min(on[a] for a in POOL) == pytest.approx(min(off[a] for a in POOL))
+    assert max(on[a] for a in BY) < min(off[a] for a in BY)   # at the capped level (× its member factors)
+    assert max(on[a] for a in BY) <= capped
