@@ -224,6 +224,13 @@ class WorkloadGroupConfig(_Strict):
     member_min_spread: float = Field(0.05, gt=0)
     #: Groups smaller than this are not checked: too few members to say where their bulk is.
     member_min_group: int = Field(8, ge=3)
+    #: A group whose members receive clearly longer answers than the rest of the store (``harvest_beyond_store`` on
+    #: ``mean_output_tokens``: the same one-sided test the percentile gate's collecting exemption asks) has its
+    #: suspicion read with the received-output component at ``scoring.collecting_received_weight``, as a community
+    #: spared for what it collects. A residential-proxy pool's accounts carry their owners' ordinary traffic (~60%
+    #: of it), which dilutes every share of their own suspicion, but the pool's share still draws long answers.
+    #: False: the members' own suspicion only.
+    read_received: bool = True
 
 
 class LearningConfig(_Strict):
@@ -266,6 +273,35 @@ class ScoringConfig(_Strict):
     #: provider's one default system prompt, its commonest SDK string) then no longer cancels a member's private
     #: prompts or fingerprint. None: every entity, as before.
     rare_entity_chance: float | None = Field(None, ge=0, le=1)
+    #: The same reading for the content group alone (scoring/rare.py): its shares count only the system prompts,
+    #: templates and task items whose own chance of being shared by a random group of the cluster's size is at most
+    #: this (0: nobody outside the cluster sends them). A residential-proxy pool's accounts carry their owners'
+    #: ordinary traffic beside the relayed harvest, and the ordinary prompts (held by half the store) cancelled
+    #: the pool's private system prompts. ``rare_entity_chance``, when set, applies to every group and wins.
+    #: None: every content entity, as before.
+    rare_content_chance: float | None = Field(0.0, ge=0, le=1)
+    #: ... and of those rare content entities, only the ones held by at least this share of the cluster's *core*: a
+    #: pool's accounts all relay one template set (on standard-107 each of its 14 system prompts is sent by 32–44 of
+    #: its 44 accounts, a core of 45), while a developers' community owns a scatter of coding-agent prompts each a
+    #: few of its members use (no-attacker world 114: at most 12 of a core of 88), which read as private made it a
+    #: false campaign.
+    rare_content_min_share: float = Field(0.25, ge=0, le=1)
+    #: A member's *distinctive* content tie (the one that reads its traffic with the group's pooled traffic and spares
+    #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's
+    #: private system prompts beside its owner's ordinary ones holds the pool's own content (any such entity another
+    #: party of the cluster holds, whatever ``rare_content_min_share``: this is about one member). False: from all of
+    #: them. Off by default: on the dev family it raised recall (standard-107 0.68 → 0.82, -117 0.80 → 0.89, -100
+    #: 0.85 → 0.98) with no false flag there, but on the ``cohorts_mixed`` guard one step-by-step tool user joined the
+    #: vision pool's record (precision 0.996 → 0.992; docs/benchmarks.md, branch ``fam19``).
+    rare_content_distinctive: bool = False
+    #: A community strongly coordinated only through the counted rare ties and the rare content reading (not with its
+    #: content read from every entity and without the counted ties) lifts only the members holding one of those ties
+    #: or sending that content; the rest (a step-by-step tool's users on the pool's ISPs or sign-up burst) keep the
+    #: level the weak cap gives, as with the counted rare ties alone (``harvest_group_alpha``). Dev world standard-106:
+    #: an agentic pool's 348-account community, lifted by counted card, burst and schedule ties, became strong
+    #: without them once its private prompts counted, and its step-by-step tool users took its level. False: the
+    #: counted rare ties alone decide who takes the lifted level.
+    rare_content_members_only: bool = True
     weak_coordination_cap: float = Field(0.2, ge=0, le=1)
     #: A cluster's risk is coordination ** ``coordination_exponent`` × suspicion ** ``suspicion_exponent``
     #: (``scoring.risk.cluster_risk``, the one formula every route uses). Suspicion weighs more: a perfectly
@@ -457,6 +493,14 @@ class ScoringConfig(_Strict):
     #: account, docs/benchmarks.md fam17, a no-attacker world got a false campaign). 0.5 is fam17's measured
     #: setting; null or 0 turns it off.
     collecting_received_weight: float | None = Field(0.5, ge=0)
+    #: A community strongly coordinated through content it owns (``distinctive_chance``: nobody outside it sends
+    #: its system prompts or templates) whose core receives clearly longer answers than the accounts outside it
+    #: (the test of ``percentile_gate_subcluster_columns``) is read with the received-output weight above too,
+    #: though the percentile gate did not judge it. A residential-proxy pool's accounts carry their owners' ordinary
+    #: traffic beside the pool's private prompts (~60% of it), which dilutes every share of their own suspicion; what
+    #: the teacher produced for them does not dilute that way. A course lab's private homework draws the store's
+    #: ordinary answer lengths and is not read so. False: only the clusters the percentile gate spares.
+    private_content_collects: bool = True
     #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
     #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
     #: users: its client string, its system prompt and templates, one ISP or campus NAT, the hours the cohort

@@ -32,17 +32,23 @@ if TYPE_CHECKING:
 HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
-def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_all: int) -> str:
+def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_all: int,
+                    content_cut: float | None = None, content_share: float = 0.0, suffix: str = "r") -> str:
     """Two SELECT expressions, ``obs_r`` and ``chance_r``, for the per (cluster, member, group) query of
     ``score_clusters`` (aliases there: ``mi`` member's entity, ``ins`` entity's holders in the cluster, ``g``
-    group, ``ksz`` cluster size, ``corr`` corroborated pairs). ``cut`` None repeats ``obs`` and ``chance``."""
+    group, ``ksz`` cluster size, ``corr`` corroborated pairs). ``cut`` None repeats ``obs`` and ``chance``;
+    ``content_cut`` (used when ``cut`` is None) reads the content group alone from its rare entities, and of those
+    only the ones at least ``content_share`` of the cluster's core holds (``ins.nc`` of ``ksz.kc``: one template set
+    the group runs, not a scatter of tools each a few of its members use). ``suffix`` names the pair (``obs_<suffix>``, ...)."""
     per_entity = f"1 - exp(-(ksz.k - 1) * greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))"
     held = (f"ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL "
             f"THEN least({min_holders}, ksz.k) ELSE 2 END")
-    rare = "TRUE" if cut is None else f"{per_entity} <= {float(cut)}"
-    return (f"max(CASE WHEN {held} AND {rare} THEN 1 ELSE 0 END) AS obs_r, "
+    rare = ("TRUE" if content_cut is None else f"(g.grp <> 'content' OR ({per_entity} <= {float(content_cut)} "
+                                                f"AND coalesce(ins.nc, 0) >= {float(content_share)} * coalesce(ksz.kc, ksz.k)))") \
+        if cut is None else f"{per_entity} <= {float(cut)}"
+    return (f"max(CASE WHEN {held} AND {rare} THEN 1 ELSE 0 END) AS obs_{suffix}, "
             f"coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
-            f"{exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_r")
+            f"{exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_{suffix}")
 
 
 GROUP_NOUNS = {"network": "a network (/24 or ASN)", "payment": "a payment fingerprint",

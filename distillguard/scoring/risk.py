@@ -106,11 +106,15 @@ class ClusterScore:
     #: evidence group -> (core members sharing it, their summed chance of sharing it at random): the counts the
     #: group shares and the significance rule (``harvest_group_alpha``) are read from
     group_counts: dict[str, tuple[int, float]] = field(default_factory=dict)
-    #: the risk the cluster would have without the counted rare ties, when only they made it strongly
-    #: coordinated (members tied only through ``rare_ties_bystander_groups`` keep this level)
+    #: the risk the cluster would have without the counted rare ties (and, with ``rare_content_members_only``, without
+    #: its content read from rare entities), when only they made it strongly coordinated (members tied only through
+    #: ``rare_ties_bystander_groups`` keep this level)
     unlifted_risk: float | None = None
     #: the hidden-tie groups counted beyond chance (``scoring.harvest_group_alpha``)
     rare_groups: tuple[str, ...] = ()
+    #: the rare content reading (``scoring.rare_content_chance``) was needed too: members sending that content
+    #: take the lifted level like the holders of a counted tie (``scoring.rare_content_members_only``)
+    content_lift: bool = False
 
 
 def _num(v, default=0.0) -> float:
@@ -390,14 +394,36 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # coincidences is not a group sharing something — unless the same two accounts also share something of
     # another group (a rare /24 *and* a rare TLS fingerprint: two coincidences at once are a 2-account
     # operation, not chance). Two strangers never share a card by coincidence.
+    sizes: dict[int, list[str]] = {}
+    for a, c in membership.items():
+        sizes.setdefault(c, []).append(a)
+    # members by name: ``membership``'s order can follow a SQL result's row order (entity_subclusters groups
+    # accounts as the rows come), which a parallel query changes run to run, and the float sums below over a
+    # cluster's members (pooled components, means) would follow it into the last bits of its suspicion and risk
+    for ms in sizes.values():
+        ms.sort()
+    # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
+    # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
+    # not core, so they neither dilute what the core shares nor how suspicious it looks.
+    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], cfg.core_reference_quantile))
+                               for c, ms in sizes.items()}
+    core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
+                                 for c, ms in sizes.items()}
+    # the core's members, for the content reading that asks a share of the core to send one rare prompt
+    con.register("_core", pa.table({"cl": [c for c, ms in core.items() for _ in ms],
+                                    "account_id": [a for ms in core.values() for a in sorted(ms)]}))
     n_all = max(feats.num_rows, 2)
     coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
-                           {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party
-                    FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)),
-        ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m FROM mi GROUP BY 1, 2, 3),
-        ksz AS (SELECT cl, count(*) AS k FROM _mem GROUP BY 1),
+                           {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party,
+                           co.account_id IS NOT NULL AS in_core
+                    FROM inc i JOIN _mem m USING (account_id) LEFT JOIN accounts acc USING (account_id)
+                    LEFT JOIN _core co ON co.cl = m.cl AND co.account_id = i.account_id),
+        ins AS (SELECT cl, kind, entity, count(DISTINCT party) AS np, count(DISTINCT a) AS m,
+                       count(DISTINCT party) FILTER (WHERE in_core) AS nc FROM mi GROUP BY 1, 2, 3),
+        ksz AS (SELECT m.cl, count(*) AS k, any_value(kc.kc) AS kc FROM _mem m
+                LEFT JOIN (SELECT cl, count(*) AS kc FROM _core GROUP BY 1) kc USING (cl) GROUP BY 1),
         pg AS (SELECT src, dst, list(DISTINCT g.grp) AS grps FROM _intra JOIN _kg g USING (kind) GROUP BY 1, 2),
         corr AS (SELECT DISTINCT a, grp FROM (
                    SELECT src AS a, unnest(grps) AS grp FROM pg WHERE len(grps) >= 2
@@ -407,7 +433,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                             THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
                         THEN 1 ELSE 0 END) AS obs,
                1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)')}) AS chance,
-               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all)}
+               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
+                                cfg.rare_content_min_share)},
+               {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
+                                0.0, "d")}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3
@@ -433,24 +462,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     shared_by = shared(con, {}, SCAN_EDGES, members_sql="SELECT cl AS grp, account_id FROM _mem")
     feat_rows = {r["account_id"]: r for r in con.sql(
         "SELECT f.* FROM _feat f JOIN _mem USING (account_id)").to_arrow_table().to_pylist()}
-    for t in ("_feat", "_mem", "_kg"):
+    for t in ("_feat", "_mem", "_kg", "_core"):
         con.unregister(t)
 
-    sizes: dict[int, list[str]] = {}
-    for a, c in membership.items():
-        sizes.setdefault(c, []).append(a)
-    # members by name: ``membership``'s order can follow a SQL result's row order (entity_subclusters groups
-    # accounts as the rows come), which a parallel query changes run to run, and the float sums below over a
-    # cluster's members (pooled components, means) would follow it into the last bits of its suspicion and risk
-    for ms in sizes.values():
-        ms.sort()
-    # the cluster's core: members tied to it at least min_member_strength × the weight of a well-tied
-    # member (75th percentile). Ordinary users a community absorbs through one shared /24 or ASN are
-    # not core, so they neither dilute what the core shares nor how suspicious it looks.
-    ref_w: dict[int, float] = {c: float(np.quantile([intra_w.get(a, 0.0) for a in ms], cfg.core_reference_quantile))
-                               for c, ms in sizes.items()}
-    core: dict[int, set[str]] = {c: {a for a in ms if intra_w.get(a, 0.0) >= cfg.min_member_strength * ref_w[c]}
-                                 for c, ms in sizes.items()}
     # group share = how far the core's observed sharing exceeds what chance gives a group of this size:
     # observed - expected share of the core's members (a tie everyone in a group of this size would have
     # anyway adds nothing; a private card held by every member adds 1)
@@ -460,11 +474,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     distinct: dict[str, set[str]] = {}
     priv_n: dict[int, tuple[int, float]] = {}   # cluster -> (core members sharing content, their summed chance)
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
-    for c, a, g, obs, chance, obs_r, chance_r in grp_rows:
+    rare_holders: set[str] = set()   # members sending rare content another party of their cluster sends
+    content_all: dict[int, tuple[float, float, int, float]] = {}   # cluster -> content obs, chance, n, chance (all entities)
+    for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d in grp_rows:
         if in_parent is not None:
             # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
             chance = max(chance, in_parent.get((a, g), 0.0))
             chance_r = max(chance_r, in_parent.get((a, g), 0.0))
+            chance_d = max(chance_d, in_parent.get((a, g), 0.0))
         if obs and g == "content":
             sends_shared.add(a)
         if obs and chance <= cfg.max_chance_tie:
@@ -474,11 +491,20 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (nobody outside the cluster holds them). Works the same on a store without account facts.
         if obs and (g in DISTINCTIVE_GROUPS or (g in ("content", "client") and chance <= cfg.distinctive_chance)):
             distinct.setdefault(a, set()).add(g)
+        # ... read from its rare content alone (``rare_content_distinctive``): a proxy account sends the pool's private
+        # system prompts beside its owner's ordinary ones, and those alone made its chance of sharing ≈ 1
+        if g == "content" and obs_d and cfg.rare_content_distinctive and chance_d <= cfg.distinctive_chance:
+            distinct.setdefault(a, set()).add(g)
         # the group shares read each member's sharing of the entities rare in this store (scoring.rare_entity_chance;
         # all of them when it is off: obs_r, chance_r = obs, chance)
         if a in core[c] and g == "content" and obs_r:
             n0, ch0 = priv_n.get(c, (0, 0.0))
             priv_n[c] = (n0 + 1, ch0 + chance_r)
+        if g == "content" and obs_r:
+            rare_holders.add(a)
+        if a in core[c] and g == "content":   # the content share and privacy as read from every entity
+            o0, e0, n0, ch0 = content_all.get(c, (0.0, 0.0, 0, 0.0))
+            content_all[c] = (o0 + obs, e0 + chance, n0 + (1 if obs else 0), ch0 + (chance if obs else 0.0))
         if a in core[c]:
             obs_n.setdefault(c, {})[g] = obs_n.setdefault(c, {}).get(g, 0.0) + obs_r
             exp_n.setdefault(c, {})[g] = exp_n.setdefault(c, {}).get(g, 0.0) + chance_r
@@ -542,7 +568,20 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         held, held0 = (sum(1 for v in sh.values() if v >= cfg.evidence_share) + private >= cfg.min_evidence_groups
                        for sh in (gs, gs0))
         strong = held or carried
-        lifted = bool(rare_hidden) and strong and not (held0 or carried)
+        # would it be strong without the counted rare ties and with its content read from every entity (before
+        # ``rare_content_chance``)? If not, only the members holding what lifted it take the lifted level
+        content_lift = False
+        if strong and not carried and cfg.rare_content_members_only and cfg.rare_content_chance is not None \
+                and cfg.rare_entity_chance is None:
+            o, e, n_p, ch_p = content_all.get(c, (0.0, 0.0, 0, 0.0))
+            k_c = max(len(core[c]), 1)
+            sh_all = max(0.0, o / k_c - e / k_c)
+            gs_all = {g: v for g, v in gs0.items() if g != "content"} | ({"content": sh_all} if sh_all > 0 else {})
+            priv_all = sh_all >= cfg.evidence_share and n_p > 0 and ch_p / n_p <= cfg.distinctive_chance
+            base = sum(1 for v in gs_all.values() if v >= cfg.evidence_share) + priv_all >= cfg.min_evidence_groups
+            content_lift = held0 and not base
+            held0 = held0 and base
+        lifted = (bool(rare_hidden) or content_lift) and strong and not (held0 or carried)
         total = math.fsum(cfg.group_weights[g] * s for g, s in gs.items())
         dens = [block_of[a].density for a in members if a in block_of]
         dense = float(np.median(dens)) if len(dens) >= 0.5 * len(members) else 0.0
@@ -604,6 +643,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # members' read the received-output component the account model leaves out by default
         # (not a harvesting sub-cluster: its members are already the store's harvest-shape tail)
         lift = received_lift(cfg) if collecting is not None and not harvest else 0.0
+        # ... and so is a community strong through content it owns (sent by nobody outside it) whose core receives
+        # clearly longer answers than the store (``private_content_collects``): a residential-proxy pool's accounts
+        # carry their owners' ordinary traffic beside the pool's private prompts, diluting their own suspicion
+        if (lift == 0 and private and strong and not harvest and not no_output and not software and not artefact
+                and not ordinary and cfg.private_content_collects and cfg.percentile_gate_subcluster_columns):
+            got = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, cfg.percentile_gate_subcluster_columns)
+            if got[0]:
+                collecting, lift = got[1], received_lift(cfg)
         susp0 = susp
         if lift > 0:
             susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
@@ -632,7 +679,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                           group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()},
                           unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap), susp, cfg, discount))
                                          if lifted else None),
-                          rare_groups=tuple(sorted(rare_hidden)))
+                          rare_groups=tuple(sorted(rare_hidden)), content_lift=content_lift or (lifted and private))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
@@ -725,11 +772,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                                   else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
-        if cs.unlifted_risk is not None and not own_shape and not groups & set(cs.rare_groups):
+        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders)
+        if cs.unlifted_risk is not None and not own_shape and not holds_lift:
             # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
             # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
             r = min(r, cs.unlifted_risk * member)
-        if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups):
+        if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups) \
+                and not (cs.content_lift and a in rare_holders):
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)

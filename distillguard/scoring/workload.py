@@ -31,7 +31,9 @@ import pyarrow as pa
 from scipy.stats import hypergeom
 
 from distillguard.scan.config import ScoringConfig, WorkloadGroupConfig
+from distillguard.scoring.demand import harvest_beyond_store
 from distillguard.scoring.risk import ClusterScore, account_reasons, cluster_risk
+from distillguard.scoring.suspicion import received_lift, with_received
 
 WORKLOAD_EXTRA = ("reasoning_share", "tools_share", "images_share")
 
@@ -128,13 +130,21 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
     """The groups as clusters and their account_risk-shaped table (``score_clusters``' columns)."""
     rows = {r["account_id"]: r for r in feats.to_pylist()}
     scores, ids, risk, cl_ids, reasons = [], [], [], [], []
+    lift = received_lift(cfg) if cfg.workload_groups.read_received else 0.0
     for j, g in enumerate(groups):
         cid = f"{id_prefix}-{j:04d}"
         susp = float(np.mean([float(rows[a].get("suspicion") or 0.0) for a in g["members"]]))
-        r = cluster_risk(1.0, susp, cfg)
         why = [f"{g['k']} of the {g['K']} accounts in this store that run this workload are in its top "
                f"{g['tail']} of {g['n']} on harvest shape (long single-turn answers); by chance "
                f"p = {g['p']:.1g}: one workload harvested by many accounts, with or without shared infrastructure"]
+        collects = _collects(feats, [rows[a] for a in g["members"]], set(g["members"]), cfg) if lift > 0 else None
+        if collects is not None:
+            susp0 = susp
+            susp = float(np.mean([with_received(float(rows[a].get("suspicion") or 0.0),
+                                                rows[a].get("c_received_output"), lift) for a in g["members"]]))
+            why.append(f"its accounts receive clearly longer answers than the store's (effect {collects:.2f}): "
+                       f"its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})")
+        r = cluster_risk(1.0, susp, cfg)
         scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
         for a in g["members"]:
             ids.append(a)
@@ -144,3 +154,18 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
     return scores, pa.table({"account_id": pa.array(ids, pa.string()), "risk": pa.array(risk, pa.float64()),
                              "cluster_id": pa.array(cl_ids, pa.string()),
                              "reasons": pa.array(reasons, pa.list_(pa.string()))})
+
+
+def _collects(feats: pa.Table, rows: list[dict], members: set[str], cfg: ScoringConfig) -> float | None:
+    """The received-output effect when the group's accounts receive clearly longer answers than the accounts
+    outside it (``demand.harvest_beyond_store`` on ``mean_output_tokens``), else None. Why: the group was found on
+    the harvest shape its members *ask*; what the teacher actually produced for them is separate evidence, and the
+    one a proxy pool's owners' ordinary traffic does not dilute away (their answers are the store's ordinary ones)."""
+    if "mean_output_tokens" not in feats.column_names:
+        return None
+    vals = np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)
+    inside = np.array([a in members for a in feats["account_id"].to_pylist()])
+    out = vals[~inside]
+    ok, effect = harvest_beyond_store(rows, {"mean_output_tokens": out[~np.isnan(out)]}, cfg, ["mean_output_tokens"])
+    return effect if ok else None
+

@@ -27,7 +27,7 @@ def _content_share(private: bool, cut):
                       "n_exchanges": [50.0] * len(ids), "org_id": [None] * len(ids),
                       "verification_level": [0] * len(ids)})
     cs, _ = score_clusters(_con(_rows(private)), feats, {a: 0 for a in TEAM}, [],
-                           ScoringConfig(rare_entity_chance=cut))
+                           ScoringConfig(rare_entity_chance=cut, rare_content_chance=None))
     return cs[0].group_share.get("content", 0.0)
 
 

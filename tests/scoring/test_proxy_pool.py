@@ -1,0 +1,134 @@
+"""A residential-proxy pool (issue 11, standard-107/-117/-119): its accounts relay the pool's private system prompts
+beside their owners' ordinary traffic. The ordinary prompts most of the store also sends must not cancel the private
+ones (``scoring.rare_content_chance``), and the owners' traffic diluting the accounts' own suspicion is offset by what
+the teacher produced for them, when it is clearly more than the store receives (``private_content_collects``,
+``workload_groups.read_received``)."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from distillguard.scan.config import ScoringConfig, WorkloadGroupConfig
+from distillguard.scoring import score_clusters
+from distillguard.scoring.workload import score_workload_groups
+from tests.scoring.test_member_ties import _con
+
+POOL = [f"p{i}" for i in range(8)]
+OTHERS = [f"o{i:02d}" for i in range(92)]
+
+
+def _rows(private: bool = True, client: bool = False) -> list[tuple[str, str, str, float]]:
+    """Every account sends the store's commonest system prompt and client string; the pool's accounts also send
+    three prompts nobody else does (``private``) or run a client string nobody else runs (``client``)."""
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in POOL + OTHERS]
+    rows += [(a, "user_agent", "common-ua", 0.1) for a in POOL + OTHERS]
+    if private:
+        rows += [(a, "system_prompt", f"pool-sp-{j}", 0.6) for a in POOL for j in range(3)]
+    if client:
+        rows += [(a, "user_agent", "pool-ua", 0.6) for a in POOL]
+    return rows
+
+
+def _feats(pool_out: float = 900.0, pool_susp: float = 0.36) -> pa.Table:
+    ids = POOL + OTHERS
+    rng = np.random.default_rng(0)
+    out = [pool_out if a in POOL else float(rng.uniform(350, 550)) for a in ids]
+    rank = np.argsort(np.argsort(out)) / (len(out) - 1)
+    return pa.table({"account_id": ids, "suspicion": [pool_susp if a in POOL else 0.1 for a in ids],
+                     "n_exchanges": [300.0] * len(ids), "org_id": [None] * len(ids),
+                     "verification_level": [0] * len(ids), "mean_output_tokens": out,
+                     "n_output_tokens": [300.0] * len(ids), "c_received_output": [max(0.0, 2 * r - 1) for r in rank],
+                     "c_harvest_shape": [0.3 if a in POOL else 0.05 for a in ids],
+                     "mean_max_tokens": [4000.0 if a in POOL else 2500.0 for a in ids]})
+
+
+def _score(cfg: ScoringConfig, rows=None, feats=None):
+    cs, _ = score_clusters(_con(rows or _rows()), feats or _feats(), {a: 0 for a in POOL}, [], cfg)
+    return cs[0]
+
+
+def test_private_prompts_count_beside_the_store_wide_one():
+    assert _score(ScoringConfig()).group_share.get("content", 0.0) > 0.9
+    # read from every content entity (before): each member's chance of sharing *some* prompt is ~1
+    assert _score(ScoringConfig(rare_content_chance=None)).group_share.get("content", 0.0) < 0.1
+
+
+def test_a_scatter_of_prompts_each_a_few_members_send_is_not_one_template_set():
+    """A developers' community owns many coding-agent prompts, each sent by two or three of its members: rare in the
+    store, but not one operation's template set (``rare_content_min_share``)."""
+    team = POOL + [f"d{i}" for i in range(8)]
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in team + OTHERS]
+    rows += [(a, "system_prompt", f"tool-{i // 2}", 0.6) for i, a in enumerate(team)]
+    ids = team + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.3] * len(ids), "n_exchanges": [300.0] * len(ids),
+                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+
+    def share(cfg):
+        cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in team}, [], cfg)
+        return cs[0].group_share.get("content", 0.0)
+
+    assert share(ScoringConfig()) < 0.1   # each prompt: 2 of a core of 16
+    assert share(ScoringConfig(rare_content_min_share=0.0)) > 0.9
+
+
+def test_the_content_reading_leaves_client_strings_alone():
+    """A rare client string beside a common one is what made small providers' developer communities campaigns under
+    ``rare_entity_chance``; the content-only reading does not touch the client group."""
+    cs = _score(ScoringConfig(), rows=_rows(private=False, client=True))
+    assert cs.group_share.get("client", 0.0) < 0.1
+    assert _score(ScoringConfig(rare_entity_chance=0.0), rows=_rows(private=False, client=True)) \
+        .group_share.get("client", 0.0) > 0.9
+
+
+def test_a_pool_receiving_long_answers_is_read_on_them():
+    lifted = _score(ScoringConfig())
+    off = _score(ScoringConfig(private_content_collects=False))
+    assert lifted.suspicion > off.suspicion + 0.05
+    assert any("receives clearly longer" in r for r in lifted.reasons)
+    assert not any("receives clearly longer" in r for r in off.reasons)
+
+
+def test_a_group_receiving_the_stores_answers_is_not_lifted():
+    """A course lab's private homework draws ordinary answer lengths: owning its content is no reason to read it
+    on what it receives."""
+    plain = _score(ScoringConfig(), feats=_feats(pool_out=450.0))
+    assert not any("receives clearly longer" in r for r in plain.reasons)
+    assert plain.suspicion == pytest.approx(_score(ScoringConfig(private_content_collects=False),
+                                                   feats=_feats(pool_out=450.0)).suspicion)
+
+
+def test_a_workload_group_receiving_long_answers_is_read_on_them():
+    feats = _feats(pool_susp=0.3)
+    group = [dict(members=list(POOL), k=8, K=8, tail=10, n=100, p=1e-9)]
+    on, _ = score_workload_groups(feats, group, ScoringConfig())
+    off, _ = score_workload_groups(feats, group, ScoringConfig(workload_groups=WorkloadGroupConfig(read_received=False)))
+    assert off[0].suspicion == pytest.approx(0.3)
+    assert on[0].suspicion > 0.35 and on[0].risk > off[0].risk
+    ordinary, _ = score_workload_groups(_feats(pool_out=450.0, pool_susp=0.3), group, ScoringConfig())
+    assert ordinary[0].suspicion == pytest.approx(0.3)
+
+
+BY = [f"b{i}" for i in range(4)]
+
+
+def _risk_of(cfg: ScoringConfig) -> tuple[dict[str, float], float | None]:
+    """The pool (its private prompts, its schedule) and four ordinary accounts on its home ISP: without the private
+    prompts the group is one schedule, so only the prompts made it strongly coordinated."""
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in POOL + BY + OTHERS]
+    rows += [(a, "system_prompt", f"pool-sp-{j}", 0.6) for a in POOL for j in range(3)]
+    rows += [(a, "sync", "sched-1", 0.6) for a in POOL]
+    rows += [(a, "asn", "asn-1", 0.6) for a in POOL + BY + OTHERS[:30]]   # a home ISP: shared by chance
+    ids = POOL + BY + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.7 if a in POOL + BY else 0.1 for a in ids],
+                      "n_exchanges": [300.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    cs, out = score_clusters(_con(rows), feats, {a: 0 for a in POOL + BY}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True)), cs[0].unlifted_risk
+
+
+def test_members_not_sending_the_pools_content_keep_the_capped_level():
+    (on, capped), (off, none) = _risk_of(ScoringConfig()), _risk_of(ScoringConfig(rare_content_members_only=False))
+    assert none is None and capped is not None
+    assert min(on[a] for a in POOL) == pytest.approx(min(off[a] for a in POOL))
+    assert max(on[a] for a in BY) < min(off[a] for a in BY)   # at the capped level (× its member factors)
+    assert max(on[a] for a in BY) <= capped
