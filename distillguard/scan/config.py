@@ -499,8 +499,12 @@ class ScoringConfig(_Strict):
     #: though the percentile gate did not judge it. A residential-proxy pool's accounts carry their owners' ordinary
     #: traffic beside the pool's private prompts (~60% of it), which dilutes every share of their own suspicion; what
     #: the teacher produced for them does not dilute that way. A course lab's private homework draws the store's
-    #: ordinary answer lengths and is not read so. False: only the clusters the percentile gate spares.
-    private_content_collects: bool = True
+    #: ordinary answer lengths and is not read so. False (the default): only the clusters the percentile gate
+    #: spares. Off because a developers' community owns its coding-agent prompts and receives long answers too:
+    #: with igraph's partitions it made false campaigns on no-attacker worlds (dev no_attackers-114, 14 developers;
+    #: evaluation no_attackers-502, 32% of its developers), while on it lifted dev standard-107's recall only
+    #: 0.568 → 0.659 (docs/benchmarks.md, "Merged main, session 2026-12-05").
+    private_content_collects: bool = False
     #: Public artefacts: a strongly coordinated cluster (community or sub-cluster) whose evidence groups shared by
     #: half its core are all in ``artefact_groups`` — what a framework's or a course's users share by being its
     #: users: its client string, its system prompt and templates, one ISP or campus NAT, the hours the cohort

@@ -81,7 +81,7 @@ def test_the_content_reading_leaves_client_strings_alone():
 
 
 def test_a_pool_receiving_long_answers_is_read_on_them():
-    lifted = _score(ScoringConfig())
+    lifted = _score(ScoringConfig(private_content_collects=True))
     off = _score(ScoringConfig(private_content_collects=False))
     assert lifted.suspicion > off.suspicion + 0.05
     assert any("receives clearly longer" in r for r in lifted.reasons)
@@ -91,7 +91,7 @@ def test_a_pool_receiving_long_answers_is_read_on_them():
 def test_a_group_receiving_the_stores_answers_is_not_lifted():
     """A course lab's private homework draws ordinary answer lengths: owning its content is no reason to read it
     on what it receives."""
-    plain = _score(ScoringConfig(), feats=_feats(pool_out=450.0))
+    plain = _score(ScoringConfig(private_content_collects=True), feats=_feats(pool_out=450.0))
     assert not any("receives clearly longer" in r for r in plain.reasons)
     assert plain.suspicion == pytest.approx(_score(ScoringConfig(private_content_collects=False),
                                                    feats=_feats(pool_out=450.0)).suspicion)
