@@ -19,7 +19,8 @@ from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
 from distillguard.scan.config import CampaignConfig
-from distillguard.scoring.risk import ClusterScore, cluster_reasons, signal_words
+from distillguard.scoring.reasons import cluster_reasons, signal_words
+from distillguard.scoring.risk import ClusterScore
 
 CAMPAIGN_SCHEMA = pa.schema([
     ("campaign_id", pa.string()), ("title", pa.string()), ("n_accounts", pa.int64()), ("n_exchanges", pa.int64()),

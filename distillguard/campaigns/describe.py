@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from distillguard.graph.edges import KIND_GROUP
-from distillguard.scoring.risk import KIND_WORDS
+from distillguard.scoring.reasons import KIND_WORDS
 
 #: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
 KIND_ORDER = ("payment", "payment_burst", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",

@@ -45,7 +45,7 @@ from distillguard.console.config import ConsoleSettings, authenticate, dummy_has
 from distillguard.console.data import ConsoleData
 from distillguard.console.security import LoginThrottle, SessionStore, client_address, parse_networks
 from distillguard.console.tables import ENFORCEMENT_ACTIONS, SUBJECT_TYPES
-from distillguard.scoring.risk import signal_words
+from distillguard.scoring.reasons import signal_words
 from distillguard.store import Store
 from distillguard.ui import sentences
 

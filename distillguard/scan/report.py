@@ -20,7 +20,7 @@ import orjson
 from distillguard.bench.baseline import baseline_results
 from distillguard.console import charts, evidence
 from distillguard.scan.run import ScanResult
-from distillguard.scoring.risk import KIND_WORDS, signal_words
+from distillguard.scoring.reasons import KIND_WORDS, signal_words
 from distillguard.store import Store
 from distillguard.ui import REPLAY_HINT, sentences
 

@@ -32,7 +32,8 @@ from scipy.stats import hypergeom
 
 from distillguard.scan.config import ScoringConfig, WorkloadGroupConfig
 from distillguard.scoring.demand import harvest_beyond_store
-from distillguard.scoring.risk import ClusterScore, account_reasons, cluster_risk
+from distillguard.scoring.reasons import account_reasons
+from distillguard.scoring.risk import ClusterScore, cluster_risk
 from distillguard.scoring.suspicion import received_lift, with_received
 
 WORKLOAD_EXTRA = ("reasoning_share", "tools_share", "images_share")

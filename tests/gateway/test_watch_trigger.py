@@ -31,11 +31,12 @@ def test_an_account_whose_traffic_doubled_fires_a_steady_or_flagged_one_does_not
     assert not t.hot
 
 
-def _two_halves(tmp_path):
+def _two_halves(tmp_path, parts: int = 2):
+    """A tiny world's store holding its first 1/``parts`` of the traffic, and the rest, to write later."""
     src = Store(tmp_path / "src", create=True)
     build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
     ex = src.exchanges().to_arrow_table().sort_by("ts")
-    mid = ex["ts"][ex.num_rows // 2]
+    mid = ex["ts"][ex.num_rows // parts]
     st = Store(tmp_path / "dst", create=True)
     st.write_accounts(src.accounts().to_arrow_table())
     st.write_exchanges(ex.filter(pc.less(ex["ts"], mid)), key="a")
@@ -93,18 +94,12 @@ def _scan_rows(st, accounts: set[str]) -> int:
 
 def _triggered_flags(tmp_path, cfg, window_hours=None):
     """A first detection on a sliver of traffic (nothing to flag yet), then the rest: the trigger fires."""
-    src = Store(tmp_path / "src", create=True)
-    build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
-    ex = src.exchanges().to_arrow_table().sort_by("ts")
-    cut = ex["ts"][ex.num_rows // 20]
-    st = Store(tmp_path / "dst", create=True)
-    st.write_accounts(src.accounts().to_arrow_table())
-    st.write_exchanges(ex.filter(pc.less(ex["ts"], cut)), key="a")
+    st, rest = _two_halves(tmp_path, 20)
     now = {"t": 10_000.0}
     opts = watch.WatchOptions(interval_seconds=3600, clock=lambda: now["t"], window_hours=window_hours)
     state = watch.load_state(st)
     first = watch.tick(st, opts, state, cfg)
-    st.write_exchanges(ex.filter(pc.greater_equal(ex["ts"], cut)), key="b")
+    st.write_exchanges(rest, key="b")
     now["t"] += 900
     second = watch.tick(st, opts, state, cfg)
     return st, opts, state, now, first, second
@@ -174,13 +169,7 @@ def _inject_member(st, account: str) -> None:
 
 def _released_by_a_triggered_detection(tmp_path, confirm: bool) -> bool:
     cfg = ScanConfig(watch_trigger_min_requests=8, watch_trigger_confirm=confirm)
-    src = Store(tmp_path / "src", create=True)
-    build_tiny_world(src, seed=5, days=3, hydra_accounts=12, slow_accounts=10)
-    ex = src.exchanges().to_arrow_table().sort_by("ts")
-    mid = ex["ts"][ex.num_rows // 2]
-    st = Store(tmp_path / "dst", create=True)
-    st.write_accounts(src.accounts().to_arrow_table())
-    st.write_exchanges(ex.filter(pc.less(ex["ts"], mid)), key="a")
+    st, rest = _two_halves(tmp_path)
     now = {"t": 10_000.0}
     # a window longer than the traffic: every former member is judged on all its traffic (release applies)
     opts = watch.WatchOptions(interval_seconds=3600, clock=lambda: now["t"], window_hours=10_000)
@@ -190,7 +179,7 @@ def _released_by_a_triggered_detection(tmp_path, confirm: bool) -> bool:
     low = min((r, a) for a, r, f in zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(),
                                         risk["flagged"].to_pylist(), strict=True) if not f)[1]
     _inject_member(st, low)  # flagged at the scheduled detection (not a withheld flag)
-    st.write_exchanges(ex.filter(pc.greater_equal(ex["ts"], mid)), key="b")
+    st.write_exchanges(rest, key="b")
     now["t"] += 900
     assert watch.tick(st, opts, state, cfg).triggered_by
     return low not in watch.flagged_accounts(st)
