@@ -186,8 +186,8 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
                 and set(by_id[c].members) <= members]
         if subs:
             out[p] = max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c))
-    for p, accts in chosen.items():
-        if len(accts) < 2 or p not in by_id or p.startswith("clop-") or remnant_share <= 0:
+    for p, accts in (chosen.items() if remnant_share > 0 else ()):
+        if len(accts) < 2 or p not in by_id or p.startswith("clop-"):
             continue
         moved = Counter(where[a] for a in by_id[p].members if where.get(a, p) != p)
         if moved and len(accts) <= remnant_share * sum(moved.values()):

@@ -46,7 +46,7 @@ from distillguard.scoring.rare import (
     rare_entity_sql,
     rare_hidden_groups,
 )
-from distillguard.scoring.reasons import account_reasons, cluster_reasons
+from distillguard.scoring.reasons import _num, account_reasons, cluster_reasons
 from distillguard.scoring.suspicion import (
     StoreOutput,
     blend,
@@ -89,10 +89,6 @@ class ClusterScore:
     #: the rare content reading (``scoring.rare_content_chance``) was needed too: members sending that content
     #: take the lifted level like the holders of a counted tie (``scoring.rare_content_members_only``)
     content_lift: bool = False
-
-
-def _num(v, default=0.0) -> float:
-    return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: ScoringConfig,
@@ -600,9 +596,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # its members were picked for their harvest shape, so that cannot also show that they collect
         sub_cols = cfg.percentile_gate_subcluster_columns if harvest else None
         # (``percentile_gate_subcluster_any``: at every percentile — a cohort can be the top of a store)
-        below = _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile)
-        ordinary = strong and not no_output and not software and (not harvest or bool(sub_cols)) and \
-            (below or bool(harvest and sub_cols and cfg.percentile_gate_subcluster_any))
+        gated = strong and not no_output and not software and (not harvest or bool(sub_cols))
+        below = gated and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile)
+        ordinary = gated and (below or bool(harvest and cfg.percentile_gate_subcluster_any))
         # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
         collecting = None
@@ -690,8 +686,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
-    own_bar = unusual_own_bar(suspicion, ids, {a for cs in scores if cs.risk >= cfg.flag_threshold for a in cs.members},
-                              cfg.own_traffic_quantile, cfg.own_traffic_spread)
+    own_bar = None if cfg.own_traffic_quantile is None else unusual_own_bar(
+        suspicion, ids, {a for cs in scores if cs.risk >= cfg.flag_threshold for a in cs.members},
+        cfg.own_traffic_quantile, cfg.own_traffic_spread)
     risk, cl_ids, reasons = [], [], []
     frow = {r["account_id"]: r for r in feats.select(
         [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util", "n_exchanges")]
