@@ -619,6 +619,8 @@ class ScoringConfig(_Strict):
     own_traffic_quantile: float | None = Field(None, gt=0, lt=1)
     #: ... the distance past that quantile, in multiples of its distance from the median.
     own_traffic_spread: float = Field(2.0, ge=0)
+    #: ... judged only when at least this many accounts sit outside those clusters (fewer give no quantile to trust).
+    own_traffic_min_accounts: int = Field(20, ge=2)
     #: A member tied to its cluster only by public content (no infrastructure, timing or private-content tie of
     #: its own: the benchmark researcher who sends the same public items) inherits this share of the risk.
     public_content_member_factor: float = Field(0.5, ge=0, le=1)

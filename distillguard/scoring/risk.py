@@ -688,7 +688,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     own_bar = None if cfg.own_traffic_quantile is None else unusual_own_bar(
         suspicion, ids, {a for cs in scores if cs.risk >= cfg.flag_threshold for a in cs.members},
-        cfg.own_traffic_quantile, cfg.own_traffic_spread)
+        cfg.own_traffic_quantile, cfg.own_traffic_spread, cfg.own_traffic_min_accounts)
     risk, cl_ids, reasons = [], [], []
     frow = {r["account_id"]: r for r in feats.select(
         [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util", "n_exchanges")]

@@ -338,7 +338,7 @@ def store_percentile(susp: float, members: list[str], feats_s: dict[str, float],
 
 
 def unusual_own_bar(suspicion: np.ndarray, ids: list[str], strong: set[str], quantile: float | None,
-                    spread: float) -> float | None:
+                    spread: float, min_accounts: int = 20) -> float | None:
     """The own suspicion above which a member's traffic is unusual *for this store*: Q + spread × (Q − median),
     Q the ``quantile`` of the suspicion of the accounts outside strong clusters. A member tied to a hydra only by
     a crowded sign-up burst or a shared ISP is judged on its own traffic; compared with the cluster's suspicion
@@ -346,12 +346,12 @@ def unusual_own_bar(suspicion: np.ndarray, ids: list[str], strong: set[str], qua
     level), although that traffic is far above what the store's own users send. Measured as a distance past
     an upper quantile, not a far-tail quantile: a few percent of missed harvest accounts among the outside
     accounts moved Q0.99 from 0.31 to 0.52 at scale 1.0 (docs/benchmarks.md, branch ``own18``). None: off, or
-    fewer than 20 such accounts, or no spread above their median (nothing to call unusual by)."""
+    fewer than ``min_accounts`` such accounts, or no spread above their median (nothing to call unusual by)."""
     if quantile is None:
         return None
     keep = np.fromiter((a not in strong for a in ids), dtype=bool, count=len(ids))
     outside = np.asarray(suspicion, dtype=float)[keep]
-    if outside.size < 20:
+    if outside.size < min_accounts:
         return None
     q, med = float(np.quantile(outside, quantile)), float(np.median(outside))
     if q <= med:
