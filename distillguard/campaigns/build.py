@@ -195,6 +195,33 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     return out
 
 
+def tied_remainders(con: duckdb.DuckDBPyConnection, src: describe.Edges, remainders: dict[str, str],
+                    chosen: dict[str, list[str]]) -> dict[str, str]:
+    """The lone remainders (``parent_remainders``) that share a coordination edge with a flagged account of
+    the sub-cluster they would join; the rest keep no record (a flag needs a campaign).
+
+    "Flagged with them" holds for a member whose community's score counted the harvesters it is tied to. A
+    member flagged on its own traffic, tied to a 2,000-account community by a free-mail domain alone, is not:
+    at scale 1.0 a coding proxy left in the community the reasoning campaign's sub-cluster was cut from joined
+    the reasoning record with no edge to any of its 60 accounts (docs/benchmarks.md, branch ``rem20``).
+    Remnants of two or more accounts are not touched: they join the cluster holding their community's flagged
+    accounts, where they were counted."""
+    lone = {p: chosen[p][0] for p, sub in remainders.items() if len(chosen[p]) == 1}
+    if not lone:
+        return remainders
+    a_col, b_col = [], []
+    for p, acct in lone.items():
+        for b in chosen[remainders[p]]:
+            a_col.append(acct)
+            b_col.append(b)
+    temp_strings(con, "_rem_pairs", {"a": a_col, "b": b_col})
+    tied = {a for (a,) in con.execute(f"""
+        SELECT DISTINCT r.a FROM _rem_pairs r JOIN {src.table} e
+          ON (e.{src.src} = r.a AND e.{src.dst} = r.b) OR (e.{src.src} = r.b AND e.{src.dst} = r.a)""").fetchall()}
+    con.execute("DROP TABLE IF EXISTS _rem_pairs")
+    return {p: sub for p, sub in remainders.items() if p not in lone or lone[p] in tied}
+
+
 def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
     """A piece belongs to one operation. A piece linked to bigger clusters that are one record already (or to
     one only) joins it; a piece linked to clusters of *different* records joins the one it shares the most
@@ -278,6 +305,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     joined = {cs.cluster_id: set(cs.members) for cs in clusters if cs.cluster_id.startswith("clop-")}
     remainders = (parent_remainders(clusters, chosen, cfg.remnant_max_share) if cfg.join_parent_remainder
                   else None)
+    if remainders and cfg.remainder_needs_tie:
+        remainders = tied_remainders(con, src, remainders, chosen)
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}

@@ -689,6 +689,12 @@ class CampaignConfig(_Strict):
     #: community it was left in. False: such an account joins a record only by the merge rules above
     #: (docs/benchmarks.md, branches ``loop14e`` and ``ig19``).
     join_parent_remainder: bool = True
+    #: ... only when it shares a coordination edge with a flagged account of that sub-cluster: a member flagged
+    #: on its own traffic and tied to a big community by a free-mail domain was not flagged *with* the
+    #: harvesters cut from it, and joining their record put another operation's account in it (scale 1.0,
+    #: docs/benchmarks.md, branch ``rem20``). Without such an edge it has no record, so no flag. False: every
+    #: lone remainder joins.
+    remainder_needs_tie: bool = True
     #: ... and two or more flagged accounts left in a community join the cluster holding most of its flagged
     #: accounts when they are at most this share of those (a hydra's community keeping the few ordinary users it
     #: also held, flagged with it). Records change, flags do not. 0: such accounts are a record of their own.
