@@ -290,10 +290,15 @@ class ScoringConfig(_Strict):
     #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's
     #: private system prompts beside its owner's ordinary ones holds the pool's own content (any such entity another
     #: party of the cluster holds, whatever ``rare_content_min_share``: this is about one member). False: from all of
-    #: them. Off by default: on the dev family it raised recall (standard-107 0.68 → 0.82, -117 0.80 → 0.89, -100
-    #: 0.85 → 0.98) with no false flag there, but on the ``cohorts_mixed`` guard one step-by-step tool user joined the
-    #: vision pool's record (precision 0.996 → 0.992; docs/benchmarks.md, branch ``fam19``).
-    rare_content_distinctive: bool = False
+    #: them. First tried off (branch ``fam19``: read from any rare entity, one step-by-step tool user joined the
+    #: ``cohorts_mixed`` guard's vision pool record); on, read from the pool's template set
+    #: (``rare_content_distinctive_set``), since branch ``fam20`` (docs/benchmarks.md).
+    rare_content_distinctive: bool = True
+    #: ... and read only from the rare content entities at least ``rare_content_min_share`` of the cluster's core
+    #: sends (the ones the content group share counts): a pool relays one template set most of its accounts send,
+    #: while two step-by-step tool users in an agentic pool's community may share one rare prompt by themselves.
+    #: False: any rare content entity another party of the cluster holds.
+    rare_content_distinctive_set: bool = True
     #: A community strongly coordinated only through the counted rare ties and the rare content reading (not with its
     #: content read from every entity and without the counted ties) lifts only the members holding one of those ties
     #: or sending that content; the rest (a step-by-step tool's users on the pool's ISPs or sign-up burst) keep the
@@ -570,6 +575,12 @@ class ScoringConfig(_Strict):
     pool_min_coordination: float | None = Field(0.6, ge=0, le=1)
     #: ... when at least this many such members.
     pool_min_accounts: int = Field(3, ge=2)
+    #: A member whose only distinctive ties are private content or client fingerprints is read with the pooled group
+    #: only when an entity it holds is held by at least ``pool_min_accounts`` of the pooled accounts *and* this share
+    #: of them: an operation's templates or client kit are held by a good part of its pool; a stock SDK build that a
+    #: few ordinary users share with three accounts of a 56-account pool is not (dev standard-100, branch ``fam20``).
+    #: 0: the count alone, as before.
+    pool_min_share: float = Field(0.25, ge=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

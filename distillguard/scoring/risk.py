@@ -261,7 +261,10 @@ def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int]
     """The members of pooled clusters whose traffic may be read with the pool's (``score_clusters``): those
     holding a distinctive tie of infrastructure or timing (``DISTINCTIVE_GROUPS``), and those whose only
     distinctive ties are private content or client fingerprints when they hold one entity of that kind that at
-    least ``pool_min_accounts`` of the pooled accounts (itself not counted) hold too.
+    least ``pool_min_accounts`` of the pooled accounts (itself not counted) hold too, and at least
+    ``pool_min_share`` of them: an operation's kit is held by a good part of its pool, while a stock SDK build a
+    few ordinary users happen to share with three of a 56-account pool's accounts is "private" only because the
+    community absorbed all its holders (dev standard-100: two chat users with 1 and 16 requests read as the pool).
 
     Why: "private" content is judged by whether anyone outside the cluster holds it, and early in a window a
     coding template three accounts have sent is held by nobody outside the community those three were put in
@@ -280,9 +283,11 @@ def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int]
     rows = con.execute(f"""
         WITH h AS (SELECT n.cl, n.account_id, n.pool, i.kind, i.entity FROM inc i JOIN _need n USING (account_id)
                    WHERE i.kind IN ({", ".join(repr(k) for k in kinds)})),
-        e AS (SELECT cl, kind, entity, list(DISTINCT account_id) FILTER (WHERE pool) AS holders FROM h GROUP BY 1, 2, 3)
-        SELECT DISTINCT h.account_id FROM h JOIN e USING (cl, kind, entity)
-        WHERE NOT h.pool AND len(list_filter(e.holders, lambda x: x <> h.account_id)) >= {int(cfg.pool_min_accounts)}
+        e AS (SELECT cl, kind, entity, list(DISTINCT account_id) FILTER (WHERE pool) AS holders FROM h GROUP BY 1, 2, 3),
+        p AS (SELECT cl, count(DISTINCT account_id) AS n FROM _need WHERE pool GROUP BY 1)
+        SELECT DISTINCT h.account_id FROM h JOIN e USING (cl, kind, entity) JOIN p USING (cl)
+        WHERE NOT h.pool AND len(list_filter(e.holders, lambda x: x <> h.account_id))
+              >= greatest({int(cfg.pool_min_accounts)}, {float(cfg.pool_min_share)} * p.n)
         """).fetchall()
     con.unregister("_need")
     return out | {a for (a,) in rows if a in need}
@@ -461,7 +466,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             distinct.setdefault(a, set()).add(g)
         # ... read from its rare content alone (``rare_content_distinctive``): a proxy account sends the pool's private
         # system prompts beside its owner's ordinary ones, and those alone made its chance of sharing ≈ 1
-        if g == "content" and obs_d and cfg.rare_content_distinctive and chance_d <= cfg.distinctive_chance:
+        # (``rare_content_distinctive_set``: only the rare content held by ``rare_content_min_share`` of the core — the
+        # pool's template set — not any rare prompt one other member happens to send)
+        obs_x, chance_x = (obs_r, chance_r) if cfg.rare_content_distinctive_set else (obs_d, chance_d)
+        if g == "content" and obs_x and cfg.rare_content_distinctive and chance_x <= cfg.distinctive_chance:
             distinct.setdefault(a, set()).add(g)
         # the group shares read each member's sharing of the entities rare in this store (scoring.rare_entity_chance;
         # all of them when it is off: obs_r, chance_r = obs, chance)

@@ -132,3 +132,33 @@ def test_members_not_sending_the_pools_content_keep_the_capped_level():
     assert min(on[a] for a in POOL) == pytest.approx(min(off[a] for a in POOL))
     assert max(on[a] for a in BY) < min(off[a] for a in BY)   # at the capped level (× its member factors)
     assert max(on[a] for a in BY) <= capped
+
+
+TOOL = ["t0", "t1"]
+
+
+def _risk_distinct(cfg: ScoringConfig) -> dict[str, float]:
+    """The pool (eight accounts relaying its three private prompts, with diluted traffic) and two step-by-step tool
+    users in its community who share one rare prompt between themselves only: 2 of a core of 10, not the pool's set."""
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in POOL + TOOL + OTHERS]
+    rows += [(a, "system_prompt", f"pool-sp-{j}", 0.6) for a in POOL for j in range(3)]
+    rows += [(a, "system_prompt", "tool-sp", 0.6) for a in TOOL]
+    rows += [(a, "sync", "sched-1", 0.6) for a in POOL[:5]]
+    ids = POOL + TOOL + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.25 if a in POOL + TOOL else 0.1 for a in ids],
+                      "n_exchanges": [300.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    feats = feats.set_column(1, "suspicion", pa.array([0.7 if a in POOL[:5] else s for a, s in
+                                                       zip(ids, feats["suspicion"].to_pylist(), strict=True)]))
+    _, out = score_clusters(_con(rows), feats, {a: 0 for a in POOL + TOOL}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+
+
+def test_a_proxy_holding_the_pools_template_set_has_a_distinctive_tie():
+    """``rare_content_distinctive``: a proxy whose own traffic is diluted by its owner's keeps the pool's level through
+    the pool's private prompts; two members sharing one rare prompt of their own do not (``_set``)."""
+    on, off = _risk_distinct(ScoringConfig()), _risk_distinct(ScoringConfig(rare_content_distinctive=False))
+    anyr = _risk_distinct(ScoringConfig(rare_content_distinctive_set=False))
+    assert min(on[a] for a in POOL[5:]) > max(off[a] for a in POOL[5:])
+    assert max(on[a] for a in TOOL) == pytest.approx(max(off[a] for a in TOOL))
+    assert max(anyr[a] for a in TOOL) > max(on[a] for a in TOOL)
