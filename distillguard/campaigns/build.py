@@ -195,31 +195,52 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     return out
 
 
+def subcluster_parents(clusters: list[ClusterScore], chosen: dict[str, list[str]], taken: dict[str, str]) -> dict[str, str]:
+    """Flagged communities keeping two or more flagged accounts once a flagged sub-cluster was cut from them
+    (and not placed by ``parent_remainders``): community → that sub-cluster (the one with the most flagged
+    accounts, then the riskiest). Candidates only: ``tied_remainders`` keeps those whose every account is linked
+    to the sub-cluster's. A harvesting sub-cluster and the members its community flags beside it are one
+    operation when those members are tied to the harvesters; as two records they read as two campaigns (dev
+    small_provider-116 after ``rare_content_distinctive_set``: 4 + 2 accounts of one 8-account operation,
+    docs/benchmarks.md, branch ``rem20``)."""
+    by_id = {cs.cluster_id: cs for cs in clusters}
+    out: dict[str, str] = {}
+    for p, accts in chosen.items():
+        m = _LEVEL.match(p)
+        if m is None or len(accts) < 2 or p in taken or p not in by_id:
+            continue
+        members = set(by_id[p].members)
+        subs = [c for c in chosen if c in by_id and (sm := _SUB.match(c)) and sm.group(1) == m.group(1)
+                and set(by_id[c].members) <= members]
+        if subs:
+            out[p] = max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c))
+    return out
+
+
 def tied_remainders(con: duckdb.DuckDBPyConnection, src: describe.Edges, remainders: dict[str, str],
                     chosen: dict[str, list[str]]) -> dict[str, str]:
-    """The lone remainders (``parent_remainders``) that share a coordination edge with a flagged account of
-    the sub-cluster they would join; the rest keep no record (a flag needs a campaign).
+    """The remainders (community → sub-cluster) every flagged account of which shares a coordination edge with
+    a flagged account of the sub-cluster it would join; the rest are not joined (a lone one then has no record,
+    so no flag).
 
     "Flagged with them" holds for a member whose community's score counted the harvesters it is tied to. A
     member flagged on its own traffic, tied to a 2,000-account community by a free-mail domain alone, is not:
     at scale 1.0 a coding proxy left in the community the reasoning campaign's sub-cluster was cut from joined
-    the reasoning record with no edge to any of its 60 accounts (docs/benchmarks.md, branch ``rem20``).
-    Remnants of two or more accounts are not touched: they join the cluster holding their community's flagged
-    accounts, where they were counted."""
-    lone = {p: chosen[p][0] for p, sub in remainders.items() if len(chosen[p]) == 1}
-    if not lone:
+    the reasoning record with no edge to any of its 60 accounts (docs/benchmarks.md, branch ``rem20``)."""
+    if not remainders:
         return remainders
     a_col, b_col = [], []
-    for p, acct in lone.items():
-        for b in chosen[remainders[p]]:
-            a_col.append(acct)
-            b_col.append(b)
+    for p, sub in remainders.items():
+        for a in chosen[p]:
+            for b in chosen[sub]:
+                a_col.append(a)
+                b_col.append(b)
     temp_strings(con, "_rem_pairs", {"a": a_col, "b": b_col})
     tied = {a for (a,) in con.execute(f"""
         SELECT DISTINCT r.a FROM _rem_pairs r JOIN {src.table} e
           ON (e.{src.src} = r.a AND e.{src.dst} = r.b) OR (e.{src.src} = r.b AND e.{src.dst} = r.a)""").fetchall()}
     con.execute("DROP TABLE IF EXISTS _rem_pairs")
-    return {p: sub for p, sub in remainders.items() if p not in lone or lone[p] in tied}
+    return {p: sub for p, sub in remainders.items() if all(a in tied for a in chosen[p])}
 
 
 def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
@@ -305,8 +326,15 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     joined = {cs.cluster_id: set(cs.members) for cs in clusters if cs.cluster_id.startswith("clop-")}
     remainders = (parent_remainders(clusters, chosen, cfg.remnant_max_share) if cfg.join_parent_remainder
                   else None)
-    if remainders and cfg.remainder_needs_tie:
-        remainders = tied_remainders(con, src, remainders, chosen)
+    if remainders is not None and cfg.remainder_needs_tie:
+        # the lone remainders and (``join_tied_parent``) the bigger ones must be linked to the sub-cluster they
+        # join; the remnants ``remnant_max_share`` places are not (they join where their community's flagged
+        # accounts went, which counted them)
+        lone = {p: sub for p, sub in remainders.items() if len(chosen[p]) == 1}
+        bigger = subcluster_parents(clusters, chosen, remainders) if cfg.join_tied_parent else {}
+        ok = tied_remainders(con, src, lone | bigger, chosen)
+        remainders = {p: sub for p, sub in remainders.items() if p not in lone or p in ok} | \
+            {p: sub for p, sub in bigger.items() if p in ok}
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}

@@ -706,6 +706,12 @@ class CampaignConfig(_Strict):
     #: docs/benchmarks.md, branch ``rem20``). Without such an edge it has no record, so no flag. False: every
     #: lone remainder joins.
     remainder_needs_tie: bool = True
+    #: ... and two or more flagged accounts left in such a community join the sub-cluster's record when every one
+    #: of them shares a coordination edge with its flagged accounts: a harvesting sub-cluster and the members its
+    #: community flags beside it, tied to the harvesters, are one operation (dev small_provider-116: one 8-account
+    #: operation as records of 4 and 2, docs/benchmarks.md, branch ``rem20``). Needs ``remainder_needs_tie``.
+    #: False: they are a record of their own, left to the merge rules.
+    join_tied_parent: bool = True
     #: ... and two or more flagged accounts left in a community join the cluster holding most of its flagged
     #: accounts when they are at most this share of those (a hydra's community keeping the few ordinary users it
     #: also held, flagged with it). Records change, flags do not. 0: such accounts are a record of their own.

@@ -479,27 +479,32 @@ def test_a_communitys_lone_flag_left_by_its_harvesting_subcluster_joins_that_rec
     assert not CampaignConfig(join_parent_remainder=False).join_parent_remainder
 
 
-def test_a_lone_remainder_joins_the_subclusters_record_only_when_tied_to_it():
+def test_a_remainder_joins_the_subclusters_record_only_when_tied_to_it():
     """The remainder was flagged *with* the harvesters only if it is linked to them. A member flagged on its own
     traffic, tied to its big community by a free-mail domain and to none of the sub-cluster's accounts, joins no
-    record (so its lone flag is dropped); one with an edge to a harvester joins as before. A remnant of two
-    accounts is not this rule's."""
+    record (so its lone flag is dropped); one with an edge to a harvester joins as before. Two or more left in a
+    community join its sub-cluster's record only when every one of them is linked to it."""
     import duckdb
     import pyarrow as pa
 
     from distillguard.campaigns import describe
-    from distillguard.campaigns.build import tied_remainders
+    from distillguard.campaigns.build import subcluster_parents, tied_remainders
 
     con = duckdb.connect()
-    con.register("_e", pa.table({"src_account": ["h2", "h1", "y"], "dst_account": ["x", "h3", "u9"],
-                                 "kind": ["card", "card", "email_domain"], "entity": ["c1", "c1", "gmail.com"],
-                                 "weight": [1.0, 1.0, 0.1]}))
+    con.register("_e", pa.table({"src_account": ["h2", "h1", "y", "h1", "u1"], "dst_account": ["x", "h3", "u9", "u1", "u2"],
+                                 "kind": ["card", "card", "email_domain", "card", "card"],
+                                 "entity": ["c1", "c1", "gmail.com", "c1", "c2"], "weight": [1.0] * 5}))
     src = describe.Edges("_e", "src_account", "dst_account")
     harv = ["h1", "h2", "h3"]
-    rem = {"cl0-0007": "cl0h-0007", "cl0-0009": "cl0h-0009", "cl1-0003": "cl0h-0007"}
     chosen = {"cl0h-0007": harv, "cl0-0007": ["x"], "cl0h-0009": ["k1", "k2"], "cl0-0009": ["y"],
-              "cl1-0003": ["u1", "u2"]}
+              "cl1h-0003": harv, "cl1-0003": ["u1", "u2"], "cl1-0004": ["u1", "x"]}
     # x shares a card with h2 (either direction counts); y's only edge goes to an account outside the sub-cluster
-    assert tied_remainders(con, src, rem, chosen) == {"cl0-0007": "cl0h-0007", "cl1-0003": "cl0h-0007"}
-    assert tied_remainders(con, src, {"cl0-0009": "cl0h-0009"}, chosen) == {}
+    assert tied_remainders(con, src, {"cl0-0007": "cl0h-0007", "cl0-0009": "cl0h-0009"}, chosen) == \
+        {"cl0-0007": "cl0h-0007"}
+    # u1 is linked to h1 but u2 only to u1: not every one of them is tied to the harvesters
+    assert tied_remainders(con, src, {"cl1-0003": "cl1h-0003"}, chosen) == {}
+    assert tied_remainders(con, src, {"cl1-0004": "cl1h-0003"}, chosen) == {"cl1-0004": "cl1h-0003"}
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rem_pairs'").fetchone()[0]
+    clusters = [_cs("cl1-0003", harv + ["u1", "u2", "z"]), _cs("cl1h-0003", harv, 0.85), _cs("cl0-0007", harv + ["x"])]
+    assert subcluster_parents(clusters, chosen, {}) == {"cl1-0003": "cl1h-0003"}
+    assert subcluster_parents(clusters, chosen, {"cl1-0003": "elsewhere"}) == {}
