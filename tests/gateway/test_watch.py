@@ -151,7 +151,6 @@ def test_watch_in_spool_mode_stores_scores_and_the_gateway_applies(make_gateway,
     applies the decision from the store's tables. Nothing is stored twice."""
     import shutil
 
-
     st = Store(tmp_path / "store", create=True)
     w = build_tiny_world(st, seed=3)
     members = sorted(a for a, (c, _) in w.labels.items() if c == "camp-slow")[:2]
