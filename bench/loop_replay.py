@@ -12,6 +12,9 @@ db ``--redis-db``, keys under a fresh ``dg-replay-<id>`` prefix, deleted at the 
 ``openai`` SDK (chat completions) and ``anthropic`` SDK (the world's ``messages`` exchanges) as clients,
 one API key per world account, the world's client address in X-Forwarded-For (the replay host is a trusted
 proxy) and its User-Agent; `watch` (stream writer, signals, detection, publish) in a thread of this process.
+With ``--world-lengths`` (the default since loop20) the mock answers each request with the world exchange's answer
+and reasoning lengths, so what each account *receives* is the world's; without it every reply has the mock's fixed
+sizes and detection's received-output evidence reads nothing (seeds 2 and 4's agentic trio flagged after 1%).
 
 Accelerated time, in lock-step: the world's first ``--hours`` simulated hours are sent one loop interval at
 a time, in time order, each request carrying its simulated time in the replay-clock header (the
