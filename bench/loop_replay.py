@@ -12,6 +12,9 @@ db ``--redis-db``, keys under a fresh ``dg-replay-<id>`` prefix, deleted at the 
 ``openai`` SDK (chat completions) and ``anthropic`` SDK (the world's ``messages`` exchanges) as clients,
 one API key per world account, the world's client address in X-Forwarded-For (the replay host is a trusted
 proxy) and its User-Agent; `watch` (stream writer, signals, detection, publish) in a thread of this process.
+With ``--world-lengths`` (the default since loop20) the mock answers each request with the world exchange's answer
+and reasoning lengths, so what each account *receives* is the world's; without it every reply has the mock's fixed
+sizes and detection's received-output evidence reads nothing (seeds 2 and 4's agentic trio flagged after 1%).
 
 Accelerated time, in lock-step: the world's first ``--hours`` simulated hours are sent one loop interval at
 a time, in time order, each request carrying its simulated time in the replay-clock header (the
@@ -100,9 +103,12 @@ def _messages(ex: dict) -> list[dict]:
 class Sender:
     """One request per world exchange through the official SDKs; returns (status, exchange id)."""
 
-    def __init__(self, urls: list[str], http_client=None):  # the SDKs' own client (tests: a mock transport)
+    def __init__(self, urls: list[str], http_client=None, world_lengths: bool = False):
+        # http_client: the SDKs' own client (tests: a mock transport)
         import anthropic
         import openai
+
+        self.world_lengths = world_lengths
 
         self.openai, self.anthropic = openai, anthropic
         kw = {"http_client": http_client} if http_client is not None else {}
@@ -123,6 +129,11 @@ class Sender:
             hdrs["x-client-asn"] = str(ex["client_asn"])
         if ex["conversation_id"]:
             hdrs["x-conversation-id"] = ex["conversation_id"][:200]
+        if self.world_lengths:  # the mock upstream answers as long as the world's teacher did (both, always: one
+            # header set for every request, so the header order is the same whatever the exchange)
+            reas = int(ex.get("reasoning_tokens") or 0)
+            hdrs["x-mock-answer-words"] = str(max(int(ex.get("output_tokens") or 0) - reas, 0))
+            hdrs["x-mock-reasoning-words"] = str(reas)
         tools = [t for t in (_TOOL.sub("_", n)[:64] for n in (ex["tools_offered"] or [])) if t]
         mt = max(1, min(int(ex["max_tokens"] or 256), 4096))
         try:
@@ -189,6 +200,11 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
                     help="The gateways believe the replay host's JA4 and ASN headers, as behind a TLS-terminating "
                          "edge that forwards them (identity.ja4_header / asn_header). Off (the default, as every "
                          "run before 2026-12-04): the world's TLS fingerprints and ASNs are not recorded.")
+    ap.add_argument("--world-lengths", action=argparse.BooleanOptionalAction, default=True,
+                    help="The mock upstream answers each request with the world's recorded answer and reasoning "
+                         "lengths (output_tokens, reasoning_tokens), so what each account receives is the world's. "
+                         "Off (every run before loop20, 2026-12-05): every reply has the mock's 20 + 40 words, and "
+                         "detection's received-output evidence reads nothing.")
     ap.add_argument("--stop-after-wall", type=float, default=None,
                     help="Send no new window after this many wall seconds; score what was sent (a loaded machine).")
     a = ap.parse_args(argv)
@@ -222,7 +238,7 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
     procs: list[subprocess.Popen] = []
     rc = redis.Redis.from_url(redis_url)
     out: dict = {"world": a.world, "hours": a.hours, "interval_minutes": a.interval_minutes, "replicas": a.replicas,
-                 "edge_facts": a.edge_facts,
+                 "edge_facts": a.edge_facts, "world_lengths": a.world_lengths,
                  "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_before": os.getloadavg()}
     stop = threading.Event()
     watch_t = None
@@ -283,10 +299,10 @@ def gateway_main(argv=None) -> None:  # noqa: C901 - one measured run, in order
         out["trigger"] = {k: getattr(load_config(None), k) for k in
                           ("watch_trigger_min_requests", "watch_trigger_growth", "watch_trigger_min_minutes")}
         end_all = t0 + timedelta(hours=a.hours)
-        sender = Sender(urls)
+        sender = Sender(urls, world_lengths=a.world_lengths)
         cols = ("exchange_id, ts, account_id, endpoint, model, client_ip, user_agent, conversation_id, system_prompt, "
                 "turns, prompt, tools_offered, max_tokens, temperature, reasoning_requested, reasoning_effort, "
-                "tls_ja4, client_asn")
+                "tls_ja4, client_asn, output_tokens, reasoning_tokens")
         names = [c.strip() for c in cols.split(",")]
         sent: list[tuple[str, datetime, int, str | None]] = []  # (account, ts, status, gateway exchange id)
         lags, windows = [], []

@@ -1,9 +1,11 @@
 """Alerts: a new campaign is posted once to a webhook (JSON, Slack-compatible), with its evidence and a console link.
 
 An analyst who has to poll the console finds a campaign hours late; a chat message finds them in
-minutes. Sent alerts are recorded in the store (``alerts_sent``) so each campaign alerts once, from
-whichever process detects it (``scan`` or ``watch``), and a failed delivery is retried on the next
-run instead of being lost. The webhook URL is a secret (Slack's carries its token): it is read from
+minutes. Sent alerts are recorded in the store (``alerts_sent``, with the campaign's members) so each
+campaign alerts once, from whichever process detects it (``scan`` or ``watch``), and a failed delivery is
+retried on the next run instead of being lost. "Once" is judged on members, not on the id alone: a campaign's
+id is its head cluster's rank by size in one detection (``camp-0-0005``), so `watch`, detecting every interval,
+gives the same operation another id when its pieces regroup, and may give an alerted id to another group. The webhook URL is a secret (Slack's carries its token): it is read from
 the environment and never logged.
 """
 
@@ -24,7 +26,8 @@ log = logging.getLogger("distillguard.alerts")
 
 SENT = "alerts_sent"
 SENT_SCHEMA = pa.schema([("campaign_id", pa.string()), ("sink", pa.string()), ("sent_at", pa.timestamp("ms", tz="UTC")),
-                         ("http_status", pa.int32()), ("confidence", pa.float64())])
+                         ("http_status", pa.int32()), ("confidence", pa.float64()),
+                         ("members", pa.list_(pa.string()))])
 
 
 class AlertsConfig(BaseModel):
@@ -44,6 +47,11 @@ class AlertsConfig(BaseModel):
     attempts: int = Field(3, ge=1, le=10)
     #: Evidence lines quoted in the message.
     evidence_lines: int = Field(3, ge=0, le=20)
+    #: A campaign sharing at least this share of the smaller member set with a campaign already alerted on this sink
+    #: is that campaign seen again (watch re-numbers campaigns at every detection: an id is a rank by size) and does
+    #: not alert; one whose id was alerted but whose members are others' does. None: the id alone decides (as
+    #: before 2026-12-05, and for alerts recorded without members).
+    same_campaign_overlap: float | None = Field(0.5, gt=0, le=1)
 
 
 def _num(v) -> str:
@@ -81,11 +89,26 @@ def payload(c: dict, cfg: AlertsConfig, recs: list[dict] | None = None) -> dict:
     }
 
 
-def already_sent(store, sink: str) -> set[str]:
+def already_sent(store, sink: str) -> dict[str, list[set[str] | None]]:
+    """campaign id -> the member sets it was alerted with on ``sink`` (None: recorded without members)."""
     if not store.has_table(SENT):
-        return set()
-    t = store.read_table(SENT).to_pylist()
-    return {r["campaign_id"] for r in t if r["sink"] == sink}
+        return {}
+    out: dict[str, list[set[str] | None]] = {}
+    for r in store.read_table(SENT).to_pylist():
+        if r["sink"] == sink:
+            m = r.get("members")
+            out.setdefault(r["campaign_id"], []).append(set(m) if m is not None else None)
+    return out
+
+
+def _seen(cid: str, members: set[str] | None, done: dict[str, list[set[str] | None]], overlap: float | None) -> bool:
+    """Whether the campaign was alerted already: by members when both sides have them, else by id."""
+    if overlap is None or not members:
+        return cid in done
+    if any(m is None for m in done.get(cid, ())):
+        return True  # alerted before members were recorded: the id is all there is to go on
+    return any(m and len(members & m) >= overlap * min(len(members), len(m))
+               for sets in done.values() for m in sets if m is not None)
 
 
 def _post(client, url: str, body: bytes, cfg: AlertsConfig) -> int | None:
@@ -108,28 +131,35 @@ def _post(client, url: str, body: bytes, cfg: AlertsConfig) -> int | None:
 
 
 def send_alerts(store, campaigns: list[dict], cfg: AlertsConfig, recs: list[dict] | None = None,
-                url: str | None = None) -> list[str]:
-    """Post each campaign not yet alerted on this sink; returns the campaign ids delivered."""
+                url: str | None = None, members: dict[str, set[str]] | None = None) -> list[str]:
+    """Post each campaign not yet alerted on this sink (``members``: campaign id -> its accounts, to know a
+    campaign seen again under another id); returns the campaign ids delivered."""
     url = url or ref_value(cfg.webhook_url)
     if not url:
         return []
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"{ref_name(cfg.webhook_url)} is not an http(s) URL", source="alerts.webhook_url")
     done = already_sent(store, cfg.sink)
-    todo = [c for c in campaigns if c["campaign_id"] not in done and float(c.get("confidence") or 0) >= cfg.min_confidence
+    members = members or {}
+    todo = [c for c in campaigns if float(c.get("confidence") or 0) >= cfg.min_confidence
             and (c.get("status") or "detected") == "detected"]
     import httpx  # only when a webhook is configured: scan runs without the gateway extra
 
     sent, rows = [], []
     with httpx.Client(timeout=cfg.timeout_s) as client:
         for c in todo:
+            mem = members.get(c["campaign_id"])
+            if _seen(c["campaign_id"], mem, done, cfg.same_campaign_overlap):
+                continue
             mine = [r for r in recs or [] if r["campaign_id"] == c["campaign_id"]]
             status = _post(client, url, orjson.dumps(payload(c, cfg, mine), default=str), cfg)
             if status is None:
                 continue
             sent.append(c["campaign_id"])
             rows.append({"campaign_id": c["campaign_id"], "sink": cfg.sink, "sent_at": datetime.now(UTC),
-                         "http_status": status, "confidence": float(c.get("confidence") or 0)})
+                         "http_status": status, "confidence": float(c.get("confidence") or 0),
+                         "members": sorted(mem) if mem else None})
+            done.setdefault(c["campaign_id"], []).append(set(mem) if mem else None)
     if rows:
         store.append_table(SENT, pa.Table.from_pylist(rows, schema=SENT_SCHEMA))
         log.info("alerts sent", extra={"campaigns": len(rows), "sink": cfg.sink})
@@ -143,4 +173,9 @@ def alert_store(store, cfg: AlertsConfig, url: str | None = None) -> list[str]:
     camps = store.read_table("campaigns").to_pylist()
     recs = store.read_table("enforcement_recommendations").to_pylist() if store.has_table(
         "enforcement_recommendations") else []
-    return send_alerts(store, camps, cfg, recs, url)
+    members: dict[str, set[str]] = {}
+    if store.has_table("campaign_members"):
+        t = store.read_table("campaign_members")
+        for cid, a in zip(t["campaign_id"].to_pylist(), t["account_id"].to_pylist(), strict=True):
+            members.setdefault(cid, set()).add(a)
+    return send_alerts(store, camps, cfg, recs, url, members)

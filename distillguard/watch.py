@@ -141,7 +141,14 @@ def compact(store, opts: WatchOptions) -> int:
     from distillguard.gateway.recorder import compact_spool
 
     spool = opts.spool_dir or store.path / "spool"
-    return compact_spool(spool, store) if spool.exists() else 0
+    if not spool.exists():
+        return 0
+    done = compact_spool(spool, store)
+    # the count of exchanges stored (TickReport.recorded is a number); what was not stored is said, not dropped
+    if done.quarantined or done.failed:
+        log.warning("watch: spool segments not fully compacted",
+                    extra={"quarantined": done.quarantined, "failed": done.failed})
+    return done.exchanges
 
 
 def score_new(store, state: dict, cfg=None) -> int:

@@ -101,8 +101,25 @@ def _sse(obj, event: str | None = None) -> bytes:
     return head + b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+#: Bench only: a request may size its own reply (words of answer / of reasoning), so a replay of a simulated world
+#: receives what the world's teacher produced (bench/loop_replay.py). Without them every reply has the mock's sizes,
+#: and every account receives the same lengths: detection's received-output evidence reads nothing.
+SIZE_HEADERS = (b"x-mock-answer-words", b"x-mock-reasoning-words")
+MAX_WORDS = 8192
+
+
+def _sizes(scope) -> tuple[int, int] | None:
+    got = {k: v for k, v in scope.get("headers") or () if k in SIZE_HEADERS}
+    if len(got) != 2:
+        return None
+    try:
+        return tuple(max(0, min(int(got[h]), MAX_WORDS)) for h in SIZE_HEADERS)
+    except ValueError:
+        return None
+
+
 class MockUpstream:
-    """Pure ASGI app; ``reasoning_words``/``answer_words`` size the replies."""
+    """Pure ASGI app; ``reasoning_words``/``answer_words`` size the replies (or a request's ``SIZE_HEADERS``)."""
 
     def __init__(self, reasoning_words: int = 200, answer_words: int = 60, delay_s: float = 0.05):
         self.reasoning_words = reasoning_words
@@ -141,12 +158,13 @@ class MockUpstream:
         except orjson.JSONDecodeError:
             return await self._json(send, 400, {"error": {"message": "bad json", "type": "invalid_request_error"}})
         self.last_request = req
+        sizes = _sizes(scope)
         if path.endswith("/chat/completions"):
-            return await self._chat(req, send, receive)
+            return await self._chat(req, send, receive, sizes)
         if path.endswith("/responses"):
-            return await self._responses(req, send, receive)
+            return await self._responses(req, send, receive, sizes)
         if path.endswith("/messages"):
-            return await self._messages(req, send, receive)
+            return await self._messages(req, send, receive, sizes)
         return await self._json(send, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
 
     async def _json(self, send, status, obj, headers=()):
@@ -171,16 +189,19 @@ class MockUpstream:
                 await send({"type": "http.response.body", "body": b"".join(events[i:i + 16]), "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    def _reply(self, prompt, tools, tool_result, reasoning):
+    def _reply(self, prompt, tools, tool_result, reasoning, sizes=None):
+        if sizes is not None:  # the request's own sizes: reasoning as sized, whatever the request asked
+            answer, reas = sizes
+            return Reply(prompt, tools, tool_result, reas, answer, reas > 0)
         return Reply(prompt, tools, tool_result, self.reasoning_words, self.answer_words, reasoning)
 
     # ------------------------------------------------------------------ OpenAI chat completions
-    async def _chat(self, req, send, receive):
+    async def _chat(self, req, send, receive, sizes=None):
         msgs = req.get("messages") or []
         users = [m for m in msgs if m.get("role") == "user"]
         prompt = _text_of(users[-1].get("content")) if users else ""
         tools = [t.get("function", {}).get("name", "") for t in req.get("tools") or []]
-        r = self._reply(prompt, tools, bool(msgs) and msgs[-1].get("role") == "tool", True)
+        r = self._reply(prompt, tools, bool(msgs) and msgs[-1].get("role") == "tool", True, sizes)
         if r.fail:
             return await self._json(send, 500, {"error": {"message": "mock upstream failure", "type": "server_error",
                                                           "param": None, "code": None}})
@@ -225,7 +246,7 @@ class MockUpstream:
         await self._stream(send, ev, r.slow, receive)
 
     # ------------------------------------------------------------------ OpenAI responses
-    async def _responses(self, req, send, receive):
+    async def _responses(self, req, send, receive, sizes=None):
         inp = req.get("input")
         tool_result = False
         if isinstance(inp, str):
@@ -236,7 +257,7 @@ class MockUpstream:
             prompt = _text_of(users[-1].get("content")) if users else ""
             tool_result = bool(items) and isinstance(items[-1], dict) and items[-1].get("type") == "function_call_output"
         tools = [t.get("name", "") for t in req.get("tools") or [] if t.get("type") == "function"]
-        r = self._reply(prompt, tools, tool_result, True)
+        r = self._reply(prompt, tools, tool_result, True, sizes)
         if r.fail:
             return await self._json(send, 500, {"error": {"message": "mock upstream failure", "type": "server_error",
                                                           "param": None, "code": None}})
@@ -310,7 +331,7 @@ class MockUpstream:
         await self._stream(send, ev, r.slow, receive)
 
     # ------------------------------------------------------------------ Anthropic messages
-    async def _messages(self, req, send, receive):
+    async def _messages(self, req, send, receive, sizes=None):
         msgs = req.get("messages") or []
         for m in msgs:
             if m.get("role") == "assistant" and isinstance(m.get("content"), list):
@@ -325,7 +346,7 @@ class MockUpstream:
         tool_result = isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
         tools = [t.get("name", "") for t in req.get("tools") or []]
         thinking = (req.get("thinking") or {}).get("type") == "enabled"
-        r = self._reply(prompt, tools, tool_result, thinking)
+        r = self._reply(prompt, tools, tool_result, thinking, sizes)
         if r.fail:
             return await self._json(send, 500, {"type": "error", "error": {"type": "api_error",
                                                                            "message": "mock upstream failure"}})

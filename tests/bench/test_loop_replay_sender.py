@@ -61,3 +61,27 @@ def test_the_worlds_client_facts_travel_as_edge_headers():
     sender.send(ex | {"tls_ja4": None, "client_asn": None}, 0)
     assert seen[0]["x-client-ja4"] == "t13d1516h2_aaa_bbb" and seen[0]["x-client-asn"] == "64500"
     assert "x-client-ja4" not in seen[1] and "x-client-asn" not in seen[1]
+
+
+def test_world_lengths_size_every_reply_with_one_header_set():
+    # the mock upstream answers as long as the world's teacher did; both headers on every request (a header set
+    # that varied by exchange would give the replay a header-order fingerprint the world does not have)
+    seen = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append({k: v for k, v in req.headers.items() if k.startswith("x-mock-")})
+        return httpx.Response(200, json={}, headers={"x-distillguard-exchange-id": "dg-1"})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    ex = {"account_id": "acct-1", "ts": datetime(2026, 1, 12, tzinfo=UTC), "endpoint": "chat.completions",
+          "model": "m", "client_ip": "198.51.100.7", "user_agent": "ua/1", "conversation_id": None,
+          "system_prompt": None, "turns": [], "prompt": "hello", "tools_offered": [], "max_tokens": 64,
+          "temperature": None, "reasoning_requested": False, "reasoning_effort": None}
+    lr = _loop_replay()
+    lr.Sender(["http://gw.test"], http_client=client, world_lengths=True).send(
+        {**ex, "output_tokens": 900, "reasoning_tokens": 600}, 0)
+    lr.Sender(["http://gw.test"], http_client=client, world_lengths=True).send(
+        {**ex, "output_tokens": 40, "reasoning_tokens": None}, 0)
+    lr.Sender(["http://gw.test"], http_client=client).send({**ex, "output_tokens": 40}, 0)
+    assert seen == [{"x-mock-answer-words": "300", "x-mock-reasoning-words": "600"},
+                    {"x-mock-answer-words": "40", "x-mock-reasoning-words": "0"}, {}]

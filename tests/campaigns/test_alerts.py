@@ -96,6 +96,43 @@ def test_one_slack_shaped_alert_per_campaign_with_evidence_and_link(scanned, tmp
         rx.close()
 
 
+def test_a_campaign_renumbered_by_the_next_detection_does_not_alert_again(scanned, tmp_path):
+    """watch detects every interval and a campaign's id is its head cluster's rank by size in that detection: the
+    same operation comes back as another id (its pieces regrouped) and an alerted id can name another group."""
+    import pyarrow as pa
+
+    from distillguard.alerts import send_alerts
+
+    st, res = _fresh(scanned, tmp_path), scanned[1]
+    members: dict[str, set[str]] = {}
+    for a, cid in res.campaign_members.items():
+        members.setdefault(cid, set()).add(a)
+    rx = Receiver()
+    try:
+        cfg = AlertsConfig()
+        sent = alert_store(st, cfg, url=rx.url)
+        assert sent and all(r["members"] for r in st.read_table(SENT).to_pylist())
+        first, n = res.campaigns[0], len(rx.posts)
+        # the next detection: the first campaign under a new id, with one member fewer and one new account
+        m = sorted(members[first["campaign_id"]])
+        again = {**first, "campaign_id": "camp-9-0009"}
+        regrouped = {again["campaign_id"]: set(m[1:]) | {"acct-new"}}
+        assert send_alerts(st, [again], cfg, url=rx.url, members=regrouped) == [] and len(rx.posts) == n
+        # the first campaign's id now names a group of other accounts: a new operation, alerted
+        other = {first["campaign_id"]: {"acct-x1", "acct-x2", "acct-x3"}}
+        assert send_alerts(st, [first], cfg, url=rx.url, members=other) == [first["campaign_id"]]
+        assert len(rx.posts) == n + 1
+        # with the rule off (ids alone) the renumbered campaign alerts again
+        off = AlertsConfig(same_campaign_overlap=None)
+        assert send_alerts(st, [again], off, url=rx.url, members=regrouped) == ["camp-9-0009"]
+        # alerts recorded before members were (no members column): their ids still count
+        old = Store(tmp_path / "old", create=True)
+        old.append_table(SENT, pa.table({"campaign_id": [first["campaign_id"]], "sink": ["webhook"]}))
+        assert send_alerts(old, [first], cfg, url=rx.url, members=members) == []
+    finally:
+        rx.close()
+
+
 def test_undelivered_alerts_are_retried_next_run(scanned, tmp_path):
     st = _fresh(scanned, tmp_path)
     n = len(scanned[1].campaigns)

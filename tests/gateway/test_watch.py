@@ -143,3 +143,53 @@ def test_rescoring_a_part_after_a_crash_replaces_its_signals(tmp_path, monkeypat
     t = st.read_table("exchange_signals")
     assert t.num_rows == 1 and t["sig_cot_elicitation"][0].as_py() > 0.5  # ... replacing, with the real classifier
     assert watch.score_new(st, load_state(st)) == 0
+
+
+def test_watch_in_spool_mode_stores_scores_and_the_gateway_applies(make_gateway, tmp_path):
+    """The embedded form, no Redis: the gateway records to ``STORE/spool`` and compacts its rotated segments,
+    `watch` compacts what no gateway holds (a killed replica's segment), scores and detects, and the gateway
+    applies the decision from the store's tables. Nothing is stored twice."""
+    import shutil
+
+    st = Store(tmp_path / "store", create=True)
+    w = build_tiny_world(st, seed=3)
+    members = sorted(a for a, (c, _) in w.labels.items() if c == "camp-slow")[:2]
+    benign = sorted(a for a, (c, p) in w.labels.items() if c is None and p == "chat")[0]
+    gw = make_gateway(accounts=(*members, benign), store=str(st.path),
+                      recorder={"mode": "spool", "segment_max_seconds": 0.2})
+    for a in (*members, benign):
+        assert _reasoning(gw, a)  # before any decision every account gets the reasoning
+    gw.flush()
+    n_before = _count(st)
+    assert _until(lambda: _count(st, "source_format = 'gateway'") == 3, timeout=60)  # rotated and compacted
+
+    # a segment left by a replica that was killed before it compacted it (the gateway's own file, copied)
+    rec = tmp_path / "other-replica"
+    rec.mkdir()
+    (rec / "spool").mkdir()
+    other = make_gateway(accounts=(members[0],), store=str(rec), recorder={"segment_max_seconds": 3600})
+    assert _reasoning(other, members[0])
+    other.flush()
+    seg = next((rec / "spool").glob("seg-*.jsonl"))
+    shutil.copy(seg, st.path / "spool" / ("seg-0-killed" + seg.name[3:]))
+
+    opts = WatchOptions(interval_seconds=3600)  # redis_url None: the spool
+    state = load_state(st)
+    rep = tick(st, opts, state, ScanConfig())
+    assert rep.recorded >= 1 and rep.detected and rep.campaigns >= 1
+    assert _count(st, "source_format = 'gateway'") == 4 and _count(st) == n_before + 4
+    assert _until(lambda: not _reasoning(gw, members[0]), timeout=30)  # the store's decision, applied
+    assert not _reasoning(gw, members[1]) and _reasoning(gw, benign)
+    gw.flush()
+    assert _until(lambda: _count(st, "source_format = 'gateway'") == 7, timeout=60)
+    # a restart: nothing scored twice, nothing stored twice
+    rep2 = tick(st, opts, load_state(st), ScanConfig())
+    assert rep2.recorded == 0
+    assert tick(st, opts, load_state(st), ScanConfig()).scored == 0
+    con = Store(st.path).connect()
+    try:
+        dup = con.execute("SELECT count(*) - count(DISTINCT exchange_id) FROM exchanges").fetchall()[0][0]
+        sig_dup = con.execute("SELECT count(*) - count(DISTINCT exchange_id) FROM exchange_signals").fetchall()[0][0]
+    finally:
+        con.close()
+    assert dup == 0 and sig_dup == 0 and _count(st) == n_before + 7
