@@ -144,6 +144,10 @@ def compact(store, opts: WatchOptions) -> int:
     return compact_spool(spool, store) if spool.exists() else 0
 
 
+#: Rows per signals batch of a tick (what ``store.exchange_batches`` gave before ticks read parts with pyarrow).
+SIGNALS_BATCH_ROWS = 65_536
+
+
 def score_new(store, state: dict, cfg=None) -> int:
     """Signals for exchange parts not scored yet (or changed since); returns exchanges scored.
 
@@ -157,6 +161,7 @@ def score_new(store, state: dict, cfg=None) -> int:
         _resolve,
         input_columns,
         output_schema,
+        part_batches,
         score_batch,
         signals_identity,
         stale_parts,
@@ -197,7 +202,10 @@ def score_new(store, state: dict, cfg=None) -> int:
         if seen.get(rel) == fp:
             continue
         memo = prompt_memo.process_memo()
-        parts = [score_batch(b, dets, memo) for b in store.exchange_batches(columns=cols, files=[f]) if b.num_rows]
+        # one local part read by pyarrow, as the scan's signals workers read theirs (``part_batches``: the same
+        # rows, order and batch boundaries as DuckDB's reader, without a connection and its views per part)
+        parts = [score_batch(b, dets, memo) for b in part_batches(store, [f], cols, None, SIGNALS_BATCH_ROWS)
+                 if b.num_rows]
         tab = pa.Table.from_batches(parts, schema=schema) if parts else schema.empty_table()
         key = "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
         store.append_table("exchange_signals", tab, key=key)  # same part → same key: replaced, never doubled
