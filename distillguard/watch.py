@@ -144,6 +144,8 @@ def compact(store, opts: WatchOptions) -> int:
     return compact_spool(spool, store) if spool.exists() else 0
 
 
+#: Whether this process's allocator keeps freed memory (``watch_keep_freed_bytes``; set once, at the first tick).
+_KEPT: list[bool] = []
 #: Rows per signals batch of a tick (what ``store.exchange_batches`` gave before ticks read parts with pyarrow).
 SIGNALS_BATCH_ROWS = 65_536
 
@@ -160,6 +162,7 @@ def score_new(store, state: dict, cfg=None) -> int:
         TABLE,
         _resolve,
         input_columns,
+        keep_freed_memory,
         output_schema,
         part_batches,
         score_batch,
@@ -169,6 +172,8 @@ def score_new(store, state: dict, cfg=None) -> int:
 
     if cfg is not None:
         prompt_memo.configure(cfg.signals_memo_prompts, cfg.signals_memo_chars)
+        if cfg.watch_keep_freed_bytes and not _KEPT:
+            _KEPT.append(keep_freed_memory(cfg.watch_keep_freed_bytes))
 
     files = store.exchange_files()
     seen: dict = state.setdefault("signals", {})
