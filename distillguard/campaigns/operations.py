@@ -100,28 +100,6 @@ def shared_tail(o: int, probs) -> float:
     return float(min(1.0, max(0.0, 1.0 - np.array(dist).sum())))
 
 
-def tail_exceeds(o: int, probs: np.ndarray, bar: float) -> bool:
-    """True only when ``shared_tail(o, probs)`` is certainly above ``bar``, from a bound that costs three numpy
-    sums instead of the exact tail's o passes over the probabilities; False means "not known", never "below".
-
-    Why it holds: P(X = k) = Π(1 − p) · e_k(r) with r = p / (1 − p) and e_k the k-th elementary symmetric
-    sum, and e_k(r) ≤ (Σ r)^k / k!, so P(X < o) ≤ Π(1 − p) · Σ_{k<o} (Σ r)^k / k!. The margin (1e-9) is far above
-    the float error of either computation, so a tail this rules above ``bar`` is above it as computed exactly.
-    Probabilities at or near 1 (or a sum that overflows) give no bound."""
-    p = probs[probs > 0]
-    if o <= 0 or p.size == 0 or p.max() >= 1 - 1e-9:
-        return o <= 0 and bar < 1.0
-    q0 = math.exp(float(np.log1p(-p).sum()))
-    lam = float((p / (1 - p)).sum())
-    acc, term = 0.0, 1.0
-    for k in range(o):
-        acc += term
-        term *= lam / (k + 1)
-        if not math.isfinite(acc) or acc * q0 > 1.0:
-            return False
-    return 1.0 - q0 * acc > bar + 1e-9
-
-
 def _shared_tail_arrays(o: int, probs) -> float:
     """``shared_tail`` with one numpy step per probability (cheaper than Python floats for large o)."""
     dist = np.zeros(o)
@@ -206,17 +184,13 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
 
     holders_of: dict[tuple[str, str], np.ndarray] = {}   # (record, group) -> its units' background holders
 
-    def probs(src: str, dst: str, g: str) -> np.ndarray:
-        # dst a random background group holding as many distinct units of g as it does: each of src's units'
-        # chance to be among them
+    def direction(src: str, dst: str, g: str, o: int) -> float:
+        # dst a random background group holding as many distinct units of g as it does: how likely it
+        # would hold o or more of src's units
         d = holders_of.get((src, g))
         if d is None:   # a record meets every other record: its holders are counted once, in the set's order
             d = holders_of[(src, g)] = np.array([d_of[u] for u in units[src][g]], dtype=float)
-        return 1 - (1 - f_of(dst, g)) ** d
-
-    def direction(src: str, dst: str, g: str, o: int) -> float:
-        # how likely that random group would hold o or more of src's units
-        return shared_tail(o, probs(src, dst, g))
+        return shared_tail(o, 1 - (1 - f_of(dst, g)) ** d)
 
     recs = sorted(units)
     n_pairs = len(groups) * (len(groups) - 1) // 2
@@ -233,13 +207,10 @@ def operation_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]]
             # of a tick stop here (the campaigns step's largest cost on the replay, docs/benchmarks.md).
             if len(both) < cfg.operation_min_groups or not any(g in hidden for g, _ in both):
                 continue
-            # which groups' first direction reaches gp: a group whose tail a cheap bound puts above gp is not
-            # priced exactly (``tail_exceeds``; a third of a full-window tick's campaigns step, rep20)
-            cand = {g for g, o in both
-                    if not tail_exceeds(o, probs(ra, rb, g), gp) and direction(ra, rb, g, o) <= gp}
+            first = {g: direction(ra, rb, g, o) for g, o in both}
+            cand = {g for g, p in first.items() if p <= gp}
             if len(cand) < cfg.operation_min_groups or not cand & hidden:
                 continue
-            first = {g: direction(ra, rb, g, o) for g, o in both}
             ps: dict[str, float] = {g: max(first[g], direction(rb, ra, g, o)) for g, o in both}
             strong = {g for g, p in ps.items() if p <= cfg.operation_group_p}
             if (len(strong) >= cfg.operation_min_groups and strong & set(OPERATION_HIDDEN)
