@@ -144,12 +144,6 @@ def compact(store, opts: WatchOptions) -> int:
     return compact_spool(spool, store) if spool.exists() else 0
 
 
-#: Whether this process's allocator keeps freed memory (``watch_keep_freed_bytes``; set once, at the first tick).
-_KEPT: list[bool] = []
-#: Rows per signals batch of a tick (what ``store.exchange_batches`` gave before ticks read parts with pyarrow).
-SIGNALS_BATCH_ROWS = 65_536
-
-
 def score_new(store, state: dict, cfg=None) -> int:
     """Signals for exchange parts not scored yet (or changed since); returns exchanges scored.
 
@@ -172,8 +166,8 @@ def score_new(store, state: dict, cfg=None) -> int:
 
     if cfg is not None:
         prompt_memo.configure(cfg.signals_memo_prompts, cfg.signals_memo_chars)
-        if cfg.watch_keep_freed_bytes and not _KEPT:
-            _KEPT.append(keep_freed_memory(cfg.watch_keep_freed_bytes))
+        if cfg.watch_keep_freed_bytes:  # the allocator setting of the scan's signals worker (two mallopt calls)
+            keep_freed_memory(cfg.watch_keep_freed_bytes)
 
     files = store.exchange_files()
     seen: dict = state.setdefault("signals", {})
@@ -207,10 +201,8 @@ def score_new(store, state: dict, cfg=None) -> int:
         if seen.get(rel) == fp:
             continue
         memo = prompt_memo.process_memo()
-        # one local part read by pyarrow, as the scan's signals workers read theirs (``part_batches``: the same
-        # rows, order and batch boundaries as DuckDB's reader, without a connection and its views per part)
-        parts = [score_batch(b, dets, memo) for b in part_batches(store, [f], cols, None, SIGNALS_BATCH_ROWS)
-                 if b.num_rows]
+        # read by pyarrow as the scan's workers read theirs: the rows, order and 64k-row batches DuckDB's reader gave
+        parts = [score_batch(b, dets, memo) for b in part_batches(store, [f], cols, None, 65_536) if b.num_rows]
         tab = pa.Table.from_batches(parts, schema=schema) if parts else schema.empty_table()
         key = "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
         store.append_table("exchange_signals", tab, key=key)  # same part → same key: replaced, never doubled
