@@ -166,8 +166,8 @@ def score_new(store, state: dict, cfg=None) -> int:
 
     if cfg is not None:
         prompt_memo.configure(cfg.signals_memo_prompts, cfg.signals_memo_chars)
-        if cfg.watch_keep_freed_bytes:  # the allocator setting of the scan's signals worker (two mallopt calls)
-            keep_freed_memory(cfg.watch_keep_freed_bytes)
+        if cfg.watch_keep_freed_bytes and not state.get("_kept"):  # the scan's signals worker's allocator setting,
+            state["_kept"] = keep_freed_memory(cfg.watch_keep_freed_bytes)  # once a process ("_": not saved)
 
     files = store.exchange_files()
     seen: dict = state.setdefault("signals", {})
