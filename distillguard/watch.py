@@ -163,7 +163,9 @@ def score_new(store, state: dict, cfg=None) -> int:
         TABLE,
         _resolve,
         input_columns,
+        keep_freed_memory,
         output_schema,
+        part_batches,
         score_batch,
         signals_identity,
         stale_parts,
@@ -171,6 +173,8 @@ def score_new(store, state: dict, cfg=None) -> int:
 
     if cfg is not None:
         prompt_memo.configure(cfg.signals_memo_prompts, cfg.signals_memo_chars)
+        if cfg.watch_keep_freed_bytes and not state.get("_kept"):  # the scan's signals worker's allocator setting,
+            state["_kept"] = keep_freed_memory(cfg.watch_keep_freed_bytes)  # once a process ("_": not saved)
 
     files = store.exchange_files()
     seen: dict = state.setdefault("signals", {})
@@ -204,7 +208,8 @@ def score_new(store, state: dict, cfg=None) -> int:
         if seen.get(rel) == fp:
             continue
         memo = prompt_memo.process_memo()
-        parts = [score_batch(b, dets, memo) for b in store.exchange_batches(columns=cols, files=[f]) if b.num_rows]
+        # read by pyarrow as the scan's workers read theirs: the rows, order and 64k-row batches DuckDB's reader gave
+        parts = [score_batch(b, dets, memo) for b in part_batches(store, [f], cols, None, 65_536) if b.num_rows]
         tab = pa.Table.from_batches(parts, schema=schema) if parts else schema.empty_table()
         key = "watch-" + hashlib.sha1(rel.encode()).hexdigest()[:16]
         store.append_table("exchange_signals", tab, key=key)  # same part → same key: replaced, never doubled

@@ -229,8 +229,9 @@ def keep_freed_memory(limit: int = WORKER_KEEP_FREED_BYTES) -> bool:
     per-byte arrays of tens of MB each; by default each is a fresh ``mmap`` whose pages fault in
     one by one (about half the CPU of a pass over such an array) and is unmapped when freed. A
     worker scores batch after batch of similar size, so reusing the memory removes those faults;
-    its RSS then stays near its peak batch. Only for the stage's own worker processes (never the
-    main process, where DuckDB manages its memory). Returns False where there is no glibc."""
+    its RSS then stays near its peak batch. For processes that score batch after batch: the stage's own
+    worker processes, and a `watch` process, which scores each tick's traffic itself (scan config
+    ``watch_keep_freed_bytes``); never a scan's main process. Returns False where there is no glibc."""
     import ctypes
     import ctypes.util
 
