@@ -229,18 +229,57 @@ def tied_remainders(con: duckdb.DuckDBPyConnection, src: describe.Edges, remaind
     the reasoning record with no edge to any of its 60 accounts (docs/benchmarks.md, branch ``rem20``)."""
     if not remainders:
         return remainders
-    a_col, b_col = [], []
-    for p, sub in remainders.items():
-        for a in chosen[p]:
-            for b in chosen[sub]:
-                a_col.append(a)
-                b_col.append(b)
-    temp_strings(con, "_rem_pairs", {"a": a_col, "b": b_col})
-    tied = {a for (a,) in con.execute(f"""
-        SELECT DISTINCT r.a FROM _rem_pairs r JOIN {src.table} e
-          ON (e.{src.src} = r.a AND e.{src.dst} = r.b) OR (e.{src.src} = r.b AND e.{src.dst} = r.a)""").fetchall()}
-    con.execute("DROP TABLE IF EXISTS _rem_pairs")
-    return {p: sub for p, sub in remainders.items() if all(a in tied for a in chosen[p])}
+    tied = _tied_accounts(con, src, [(p, a) for p in remainders for a in chosen[p]],
+                          [(p, b) for p, sub in remainders.items() for b in chosen[sub]])
+    return {p: sub for p, sub in remainders.items() if all((p, a) in tied for a in chosen[p])}
+
+
+def _tied_accounts(con: duckdb.DuckDBPyConnection, src: describe.Edges, left: list[tuple[str, str]],
+                   right: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(group, account) of ``left`` sharing a coordination edge (either direction) with an account ``right`` has
+    in the same group. Two tables joined through the edges, not every pair: a remnant of a few hundred beside a
+    pool of thousands would be millions of pairs."""
+    if not left or not right:
+        return set()
+    temp_strings(con, "_rem_l", {"g": [g for g, _ in left], "a": [a for _, a in left]})
+    temp_strings(con, "_rem_r", {"g": [g for g, _ in right], "b": [b for _, b in right]})
+    tied = set(con.execute(f"""
+        SELECT DISTINCT l.g, l.a FROM _rem_l l JOIN {src.table} e ON e.{src.src} = l.a
+          JOIN _rem_r r ON r.g = l.g AND r.b = e.{src.dst}
+        UNION
+        SELECT DISTINCT l.g, l.a FROM _rem_l l JOIN {src.table} e ON e.{src.dst} = l.a
+          JOIN _rem_r r ON r.g = l.g AND r.b = e.{src.src}""").fetchall())
+    con.execute("DROP TABLE IF EXISTS _rem_l")
+    con.execute("DROP TABLE IF EXISTS _rem_r")
+    return tied
+
+
+def tied_remnants(con: duckdb.DuckDBPyConnection, src: describe.Edges, clusters: list[ClusterScore],
+                  chosen: dict[str, list[str]], taken: dict[str, str]) -> dict[str, str]:
+    """Flagged clusters (any level but an operation's) most of whose flagged members took another cluster's row
+    and whose own flagged accounts are each linked to one of those: cluster → the cluster holding most of them.
+
+    They were flagged with those accounts, on a score that counted them; what is left is the two or three
+    whose risk happened to peak here. At scale 1.0 a harvesting sub-cluster of 17 coding proxies had 14 of its
+    members' rows in the coding operation and 2 left — a record of two beside the operation's
+    (docs/benchmarks.md, branch ``rem20``). ``remnant_max_share`` covers a hydra's community keeping a few
+    ordinary users, without the link test, but only communities and at a share far below a majority."""
+    where = {a: c for c, accts in chosen.items() for a in accts}
+    by_id = {cs.cluster_id: cs for cs in clusters}
+    cand: dict[str, tuple[str, list[str]]] = {}
+    for p, accts in chosen.items():
+        if len(accts) < 2 or p in taken or p not in by_id or p.startswith("clop-"):
+            continue
+        moved: dict[str, list[str]] = {}
+        for a in by_id[p].members:
+            if where.get(a, p) != p:
+                moved.setdefault(where[a], []).append(a)
+        if sum(len(v) for v in moved.values()) > len(accts):
+            x = max(moved, key=lambda c: (len(moved[c]), c))
+            cand[p] = (x, moved[x])
+    tied = _tied_accounts(con, src, [(p, a) for p in cand for a in chosen[p]],
+                          [(p, b) for p, (_, bs) in cand.items() for b in bs])
+    return {p: x for p, (x, _) in cand.items() if all((p, a) in tied for a in chosen[p])}
 
 
 def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
@@ -335,6 +374,8 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         ok = tied_remainders(con, src, lone | bigger, chosen)
         remainders = {p: sub for p, sub in remainders.items() if p not in lone or p in ok} | \
             {p: sub for p, sub in bigger.items() if p in ok}
+    if remainders is not None and cfg.remnant_tied_majority:
+        remainders |= tied_remnants(con, src, clusters, chosen, remainders)
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}

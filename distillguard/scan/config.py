@@ -712,6 +712,15 @@ class CampaignConfig(_Strict):
     #: operation as records of 4 and 2, docs/benchmarks.md, branch ``rem20``). Needs ``remainder_needs_tie``.
     #: False: they are a record of their own, left to the merge rules.
     join_tied_parent: bool = True
+    #: Two or more flagged accounts left in a cluster (any level but an operation's) most of whose flagged members
+    #: took another cluster's row join the cluster holding most of those when every one of them shares a
+    #: coordination edge with them: flagged with them, their risk happened to peak here (scale 1.0: 2 coding
+    #: proxies of a 17-account harvesting sub-cluster whose other 14 went to the coding operation were a record of
+    #: their own; docs/benchmarks.md, branch ``rem20``). Off by default: any coordination edge (an ASN, a free-mail
+    #: domain) is a link, and on the dev family a quiet hydra's 6 accounts left in a community whose low-and-slow
+    #: members peaked in their workload group joined that record (standard-100), a reasoning pool's record joined a
+    #: ban-rotation record (standard-105): two operations in one record. False: such accounts are a record of their own.
+    remnant_tied_majority: bool = False
     #: ... and two or more flagged accounts left in a community join the cluster holding most of its flagged
     #: accounts when they are at most this share of those (a hydra's community keeping the few ordinary users it
     #: also held, flagged with it). Records change, flags do not. 0: such accounts are a record of their own.

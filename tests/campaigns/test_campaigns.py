@@ -504,7 +504,33 @@ def test_a_remainder_joins_the_subclusters_record_only_when_tied_to_it():
     # u1 is linked to h1 but u2 only to u1: not every one of them is tied to the harvesters
     assert tied_remainders(con, src, {"cl1-0003": "cl1h-0003"}, chosen) == {}
     assert tied_remainders(con, src, {"cl1-0004": "cl1h-0003"}, chosen) == {"cl1-0004": "cl1h-0003"}
-    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rem_pairs'").fetchone()[0]
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rem_%'").fetchone()[0]
     clusters = [_cs("cl1-0003", harv + ["u1", "u2", "z"]), _cs("cl1h-0003", harv, 0.85), _cs("cl0-0007", harv + ["x"])]
     assert subcluster_parents(clusters, chosen, {}) == {"cl1-0003": "cl1h-0003"}
     assert subcluster_parents(clusters, chosen, {"cl1-0003": "elsewhere"}) == {}
+
+
+def test_a_clusters_tied_remnant_joins_where_most_of_its_flagged_members_went():
+    """A harvesting sub-cluster whose flagged members mostly took the operation's row keeps two flagged accounts:
+    linked to the members that went, they join the operation; one of them unlinked, they stay a record (a flag
+    resting on this cluster alone). An operation's own cluster is never a remnant."""
+    import duckdb
+    import pyarrow as pa
+
+    from distillguard.campaigns import describe
+    from distillguard.campaigns.build import tied_remnants
+
+    con = duckdb.connect()
+    con.register("_e", pa.table({"src_account": ["r1", "p2", "r2"], "dst_account": ["p1", "r2", "zz"],
+                                 "kind": ["card"] * 3, "entity": ["c1", "c1", "c9"], "weight": [1.0] * 3}))
+    src = describe.Edges("_e", "src_account", "dst_account")
+    ops = [f"p{i}" for i in range(1, 6)]
+    clusters = [_cs("cl1h-0024", ops[:3] + ["r1", "r2", "q"]), _cs("clop-0000", ops + ["r1"]),
+                _cs("cl1h-0030", ["p4", "p5", "s1", "s2"])]
+    chosen = {"clop-0000": ops, "cl1h-0024": ["r1", "r2"], "cl1h-0030": ["s1", "s2"]}
+    # r1 -> p1 and p2 -> r2: both linked to members that went to the operation; cl1h-0030's two moved, two left:
+    # not a majority
+    assert tied_remnants(con, src, clusters, chosen, {}) == {"cl1h-0024": "clop-0000"}
+    assert tied_remnants(con, src, clusters, chosen, {"cl1h-0024": "x"}) == {}
+    con.register("_e2", pa.table({"src_account": ["r1"], "dst_account": ["p1"]}))
+    assert tied_remnants(con, describe.Edges("_e2", "src_account", "dst_account"), clusters, chosen, {}) == {}
