@@ -178,14 +178,8 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     by_id = {cs.cluster_id: cs for cs in clusters}
     out: dict[str, str] = {}
     for p, accts in chosen.items():
-        m = _LEVEL.match(p)
-        if m is None or len(accts) >= 2 or p not in by_id:
-            continue
-        members = set(by_id[p].members)
-        subs = [c for c in chosen if c in by_id and (sm := _SUB.match(c)) and sm.group(1) == m.group(1)
-                and set(by_id[c].members) <= members]
-        if subs:
-            out[p] = max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c))
+        if len(accts) < 2 and (sub := _cut_from(p, chosen, by_id)):
+            out[p] = sub
     for p, accts in (chosen.items() if remnant_share > 0 else ()):
         if len(accts) < 2 or p not in by_id or p.startswith("clop-"):
             continue
@@ -206,15 +200,21 @@ def subcluster_parents(clusters: list[ClusterScore], chosen: dict[str, list[str]
     by_id = {cs.cluster_id: cs for cs in clusters}
     out: dict[str, str] = {}
     for p, accts in chosen.items():
-        m = _LEVEL.match(p)
-        if m is None or len(accts) < 2 or p in taken or p not in by_id:
-            continue
-        members = set(by_id[p].members)
-        subs = [c for c in chosen if c in by_id and (sm := _SUB.match(c)) and sm.group(1) == m.group(1)
-                and set(by_id[c].members) <= members]
-        if subs:
-            out[p] = max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c))
+        if len(accts) >= 2 and p not in taken and (sub := _cut_from(p, chosen, by_id)):
+            out[p] = sub
     return out
+
+
+def _cut_from(p: str, chosen: dict[str, list[str]], by_id: dict[str, ClusterScore]) -> str | None:
+    """The flagged sub-cluster cut from community ``p`` (of several: the one with the most flagged accounts, then
+    the riskiest); None when ``p`` is no community or none was cut from it."""
+    m = _LEVEL.match(p)
+    if m is None or p not in by_id:
+        return None
+    members = set(by_id[p].members)
+    subs = [c for c in chosen if c in by_id and (sm := _SUB.match(c)) and sm.group(1) == m.group(1)
+            and set(by_id[c].members) <= members]
+    return max(subs, key=lambda c: (len(chosen[c]), by_id[c].risk, c)) if subs else None
 
 
 def tied_remainders(con: duckdb.DuckDBPyConnection, src: describe.Edges, remainders: dict[str, str],
