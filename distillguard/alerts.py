@@ -173,9 +173,6 @@ def alert_store(store, cfg: AlertsConfig, url: str | None = None) -> list[str]:
     camps = store.read_table("campaigns").to_pylist()
     recs = store.read_table("enforcement_recommendations").to_pylist() if store.has_table(
         "enforcement_recommendations") else []
-    members: dict[str, set[str]] = {}
-    if store.has_table("campaign_members"):
-        t = store.read_table("campaign_members")
-        for cid, a in zip(t["campaign_id"].to_pylist(), t["account_id"].to_pylist(), strict=True):
-            members.setdefault(cid, set()).add(a)
-    return send_alerts(store, camps, cfg, recs, url, members)
+    from distillguard.campaigns.enforcement import campaign_accounts
+
+    return send_alerts(store, camps, cfg, recs, url, campaign_accounts(store))

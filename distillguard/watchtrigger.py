@@ -100,13 +100,9 @@ def withhold(store, accounts: set[str]) -> int:
 
     if not accounts:
         return 0
-    only_new: set[str] = set()
-    if store.has_table("campaign_members"):
-        cm = store.read_table("campaign_members")
-        by: dict[str, set[str]] = {}
-        for c, a in zip(cm["campaign_id"].to_pylist(), cm["account_id"].to_pylist(), strict=True):
-            by.setdefault(c, set()).add(a)
-        only_new = {c for c, ms in by.items() if ms <= accounts}
+    from distillguard.campaigns.enforcement import campaign_accounts
+
+    only_new = {c for c, ms in campaign_accounts(store).items() if ms <= accounts}
     n = 0
     if store.has_table("enforcement"):
         t = store.read_table("enforcement")

@@ -138,6 +138,16 @@ def latest_decisions(store) -> dict[str, dict]:
     return {r["campaign_id"]: r for r in t.to_pylist()}
 
 
+def campaign_accounts(store) -> dict[str, set[str]]:
+    """Campaign id -> its member accounts (``campaign_members``); empty when the store has none."""
+    out: dict[str, set[str]] = {}
+    if store.has_table("campaign_members"):
+        t = store.read_table("campaign_members")
+        for cid, a in zip(t["campaign_id"].to_pylist(), t["account_id"].to_pylist(), strict=True):
+            out.setdefault(cid, set()).add(a)
+    return out
+
+
 def with_status(campaigns: pa.Table, decisions: dict[str, dict]) -> pa.Table:
     """``campaigns`` with ``status`` set from the analysts' decisions (the rest keep the scan's status)."""
     if not decisions or campaigns.num_rows == 0:
