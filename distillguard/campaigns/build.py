@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import exclusive_links
 from distillguard.campaigns.operations import operation_links
+from distillguard.campaigns.owned import OwnTie, overlapping_pairs, own_ties
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -58,7 +59,7 @@ MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "payment
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
                    operations: bool = False, why: dict[str, set[str]] | None = None,
                    joined: dict[str, set[str]] | None = None,
-                   remainders: dict[str, str] | None = None) -> dict[str, str]:
+                   remainders: dict[str, str] | None = None, owned: list[OwnTie] | None = None) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -82,7 +83,12 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     three accounts that no test has the power to link back.
 
     ``remainders``: community → the sub-cluster cut from it (``parent_remainders``) whose record the
-    community's lone flagged account joins when no other rule placed it: it is one record with it."""
+    community's lone flagged account joins when no other rule placed it: it is one record with it.
+
+    ``owned``: flagged clusters drawn from some of the same accounts whose smaller one holds the bigger one's own
+    infrastructure (``owned.own_ties``): the smaller is a piece of the bigger's record, attached as the other pieces
+    are (one record, of several linked, the one it shares the most evidence groups with). ``why`` collects
+    "owned" for it."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
@@ -137,6 +143,8 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                 small, big = (a, b) if len(groups[a]) <= len(groups[b]) else (b, a)
                 cands.setdefault(small, []).append(((1, 0), big))
                 workload.append((a, b))
+    for t in owned or ():
+        cands.setdefault(t.piece, []).append((t.strength, t.record))
     for parent, sub in (remainders or {}).items():
         # a remainder whose own evidence already placed it (an operation link, a joined operation, a piece
         # of another record) keeps that place: the community it was left in is no evidence about it, and
@@ -149,6 +157,9 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     for a, b in workload:
         if why is not None and uf.find(a) == uf.find(b):
             why.setdefault(a, set()).add("workload")
+    for t in owned or ():
+        if why is not None and uf.find(t.piece) == uf.find(t.record):
+            why.setdefault(t.piece, set()).add("owned")
     return {c: uf.find(c) for c in groups}
 
 
@@ -376,7 +387,9 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             {p: sub for p, sub in bigger.items() if p in ok}
     if remainders is not None and cfg.remnant_tied_majority:
         remainders |= tied_remnants(con, src, clusters, chosen, remainders)
-    rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders)
+    owned = own_ties(con, chosen, overlapping_pairs(clusters, chosen), cfg) if cfg.join_own_ties else None
+    rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders,
+                         owned=owned)
     by_id = {cs.cluster_id: cs for cs in clusters}
     merged: dict[str, list[str]] = {}
     for c in chosen:
@@ -404,10 +417,13 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
         sh = shared_of[_head]
         cs = _campaign_score(head, parts, accts, by_id, sh)
-        ops = sorted({g for c in parts for g in why.get(c, ())} - {"workload"})
+        ops = sorted({g for c in parts for g in why.get(c, ())} - {"workload", "owned"})
         one = any("workload" in why.get(c, ()) for c in parts)
+        own = any("owned" in why.get(c, ()) for c in parts)
         links = ([f"sharing {', '.join(ops)} far beyond chance for groups of their size"] if ops else []) + \
-            (["sending one workload of private templates"] if one else [])
+            (["sending one workload of private templates"] if one else []) + \
+            (["drawn from the same accounts, holding one operator's own cards, sign-ups or client builds"]
+             if own else [])
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"
                        + (f" ({'; '.join(links)})" if links else "")]
                       if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,

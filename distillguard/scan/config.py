@@ -725,6 +725,22 @@ class CampaignConfig(_Strict):
     #: accounts when they are at most this share of those (a hydra's community keeping the few ordinary users it
     #: also held, flagged with it). Records change, flags do not. 0: such accounts are a record of their own.
     remnant_max_share: float = Field(0.1, ge=0, le=1)
+    #: Two flagged clusters drawn from some of the same accounts (a member of one flagged in the other's row: a
+    #: workload group and the community it drew from, a community and another level's sub-cluster) are one record
+    #: when the smaller holds the bigger one's own infrastructure — a card, a sign-up burst or sign-ups on one card,
+    #: an e-mail naming shape, a client build (TLS or header fingerprint, user agent) that at least
+    #: own_tie_min_holders of the bigger one's flagged accounts hold and at least merge_exclusive of whose holders in
+    #: the store are in the two. Not networks, ASNs, e-mail domains, content or schedules: two operations sharing a
+    #: community send one kit's prompts from the same ISPs (campaigns/owned.py; dev standard-105: the low-and-slow
+    #: campaign as a community record of 97 and a workload-group record of 12, docs/benchmarks.md, branch
+    #: ``rec21``). False: such clusters are joined only by the merge rules above.
+    join_own_ties: bool = True
+    #: ... when at least this share of the smaller cluster's flagged accounts hold such an entity ...
+    own_tie_min_cover: float = Field(0.25, ge=0, le=1)
+    #: ... and at least this many of them (all of them when it has fewer) ...
+    own_tie_min_accounts: int = Field(2, ge=1)
+    #: ... where an entity is the bigger cluster's own when at least this many of its flagged accounts hold it.
+    own_tie_min_holders: int = Field(2, ge=1)
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested

@@ -534,3 +534,67 @@ def test_a_clusters_tied_remnant_joins_where_most_of_its_flagged_members_went():
     assert tied_remnants(con, src, clusters, chosen, {"cl1h-0024": "x"}) == {}
     con.register("_e2", pa.table({"src_account": ["r1"], "dst_account": ["p1"]}))
     assert tied_remnants(con, describe.Edges("_e2", "src_account", "dst_account"), clusters, chosen, {}) == {}
+
+
+def _two_operations_one_community():
+    """dev standard-105/100 in miniature. Community ``cl0-0004`` holds a low-and-slow operation (30 accounts, its
+    rows there) and a quiet hydra (6 accounts, flagged in its own sub-cluster ``cl0h-0004``); the workload group
+    ``clw-0000`` drew 20 of the low-and-slow operation's accounts and the hydra's 6, and 8 low-and-slow accounts
+    peaked there. Both operations send one kit's system prompt (nobody else does), each beside templates of its own
+    (the 8 send one of the low-and-slow operation's three), from the same ISPs; the low-and-slow operation signs
+    up on its own three cards and runs its own client build; the hydra has cards of its own and the store's stock
+    SDK build, which 200 ordinary users run too."""
+    slow = [f"ls{i}" for i in range(30)]
+    peaked = [f"lw{i}" for i in range(8)]
+    hydra = [f"qh{i}" for i in range(6)]
+    users = [f"user{i}" for i in range(200)]
+    rows = [(a, "system_prompt", "sp-kit") for a in slow + peaked + hydra]
+    rows += [(a, "template", f"tpl-ls{j}") for a in slow for j in range(3)] + [(a, "template", "tpl-ls0") for a in peaked]
+    rows += [(a, "template", "tpl-qh") for a in hydra]
+    rows += [(a, "asn", f"isp{i % 3}") for i, a in enumerate(slow + peaked + hydra + users)]
+    rows += [(a, "email_domain", "gmail.com") for a in slow + peaked + hydra + users]
+    rows += [(a, "payment", f"ls-card{i % 3}") for i, a in enumerate(slow + peaked[:3])]
+    rows += [(a, "header_fp", "ls-build") for a in slow[:10] + peaked[3:5]]
+    rows += [(a, "payment", f"qh-card{i % 2}") for i, a in enumerate(hydra)]
+    rows += [(a, "user_agent", "stock-sdk/1.0") for a in slow[:5] + hydra + users]
+    clusters = [_cs("cl0-0004", slow + hydra + peaked + users[:20]), _cs("cl0h-0004", hydra, 0.85),
+                _cs("clw-0000", slow[:20] + peaked + hydra, 0.76)]
+    chosen = {"cl0-0004": slow, "clw-0000": peaked, "cl0h-0004": hydra}
+    return rows, clusters, chosen
+
+
+def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operations_own_infrastructure():
+    """The workload group's 8 are the low-and-slow operation's: 5 of them hold its cards or its client build, which
+    nobody outside the two records holds. One record. The quiet hydra's 6 share the community, the workload group,
+    the kit's system prompt, ISPs and a free-mail domain with both, and a client build the store's ordinary users
+    run: none of that is an operator's own, and it stays a record of its own. Below the cover, with fewer holders,
+    a card held outside the two, or the key off: two records."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.campaigns.owned import overlapping_pairs, own_ties
+    from distillguard.scan.config import CampaignConfig
+
+    rows, clusters, chosen = _two_operations_one_community()
+    pairs = overlapping_pairs(clusters, chosen)
+    assert pairs == [("cl0-0004", "cl0h-0004"), ("cl0-0004", "clw-0000"), ("cl0h-0004", "clw-0000")]
+    cfg = CampaignConfig()
+    ties = own_ties(_inc_con(rows), chosen, pairs, cfg)
+    assert [(t.piece, t.record, t.holders, t.groups) for t in ties] == [("clw-0000", "cl0-0004", 5, ("client", "payment"))]
+    why: dict = {}
+    rep = merge_clusters(_inc_con(rows), chosen, cfg, operations=True, why=why, owned=ties)
+    assert rep["clw-0000"] == rep["cl0-0004"]
+    assert rep["cl0h-0004"] not in (rep["cl0-0004"], rep["clw-0000"])
+    assert "owned" in why["clw-0000"]
+    # without the rule the same inputs are two records for the low-and-slow operation
+    rep = merge_clusters(_inc_con(rows), chosen, cfg, operations=True)
+    assert rep["clw-0000"] != rep["cl0-0004"]
+    # 5 of 8 holders: not at a cover of 0.7
+    assert own_ties(_inc_con(rows), chosen, pairs, CampaignConfig(own_tie_min_cover=0.7)) == []
+    # the cards and the build each held by 3 or more of the community's flagged accounts: not when 20 are needed
+    assert own_ties(_inc_con(rows), chosen, pairs, CampaignConfig(own_tie_min_holders=20)) == []
+    # the operation's cards and build also held by 100 ordinary users: no longer its own
+    common = rows + [(f"user{i}", "payment", f"ls-card{i % 3}") for i in range(100)] + \
+        [(f"user{i}", "header_fp", "ls-build") for i in range(100)]
+    assert own_ties(_inc_con(common), chosen, pairs, cfg) == []
+    # no shared accounts, no pair: a record the workload group never drew from is not asked
+    assert overlapping_pairs([_cs("cl0-0004", rows[0][:1])], {"cl0-0004": ["ls0"], "clw-0000": ["lw0"]}) == []
+    assert not CampaignConfig(join_own_ties=False).join_own_ties

@@ -1,0 +1,105 @@
+"""Two flagged clusters drawn from the same accounts are one record when the smaller one holds the bigger one's own
+infrastructure (issue 11, "campaign records that match operations").
+
+A workload group (``clw-…``, scoring/workload.py) gathers accounts by what they ask, across communities; every
+account keeps the row of the cluster where its risk peaks, so one operation ends up as its community's record *and*
+the workload group's record (the group's accounts whose risk peaked there): dev standard-105's low-and-slow campaign
+was a community record of 97 and a workload-group record of 12, with 73 of the group's 85 members in the first. The
+same happens between a community and a sub-cluster of another level. But two operations can share a community (and
+a workload: the same attack kit's system prompts and templates, sent by both), so drawing on the same accounts is
+no evidence by itself, and neither is any coordination edge (an ASN, a free-mail domain) nor shared content
+(standard-100: a quiet hydra and a low-and-slow campaign send one system prompt held by 63 accounts, 61 of them in
+their two records).
+
+What a provider has that tells them apart is infrastructure one operator owns: its cards and sign-ups on them, its
+sign-up bursts, its e-mail naming, its client builds. An entity of those kinds is the bigger cluster's *own* when at
+least ``own_tie_min_holders`` of its flagged accounts hold it and at least ``merge_exclusive`` of the entity's
+holders in the store are in the two clusters (a stock SDK build or a common naming shape is held all over the
+store and is nobody's own). The smaller cluster joins when at least ``own_tie_min_cover`` of its flagged accounts
+(and ``own_tie_min_accounts`` of them, or all when fewer) hold one. Pairs are only those that share accounts (a
+member of one flagged in the other's row), so the test asks "are these two views of one operation", not "are any
+two records alike" (``operations.py`` asks that, at a family-wise chance bar).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from distillguard.graph.edges import KIND_GROUP
+from distillguard.scan.base import temp_strings
+from distillguard.scan.config import CampaignConfig
+from distillguard.scoring.risk import ClusterScore
+
+#: Infrastructure one operator owns (payment, creation, e-mail naming, client builds). Not networks (proxy pools
+#: are rented by many operations, and a residential /24 two accounts share is often chance), not ASNs or e-mail
+#: domains, not content (two operations send one public kit) and not schedules (a schedule on a kit template).
+OWN_TIE_KINDS = ("payment", "payment_burst", "creation_burst", "email_pattern", "ja4", "header_fp", "user_agent")
+
+
+@dataclass
+class OwnTie:
+    piece: str                 # the smaller cluster (it joins)
+    record: str                # the bigger cluster whose own entities it holds
+    holders: int               # the piece's flagged accounts holding one
+    groups: tuple[str, ...]    # evidence groups of those entities
+
+    @property
+    def strength(self) -> tuple[int, int]:
+        return (len(self.groups), self.holders)
+
+
+def overlapping_pairs(clusters: list[ClusterScore], chosen: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Flagged cluster pairs (sorted) where a member of one is flagged in the other's row: two views of some of the
+    same accounts (a workload group and the community it drew from; a community and another level's sub-cluster).
+    Operations (``clop-…``) are left to ``merge_clusters``' ``joined`` rule."""
+    where = {a: c for c, accts in chosen.items() for a in accts}
+    out: set[tuple[str, str]] = set()
+    for cs in clusters:
+        if cs.cluster_id not in chosen or cs.cluster_id.startswith("clop-"):
+            continue
+        for a in cs.members:
+            o = where.get(a)
+            if o is not None and o != cs.cluster_id and not o.startswith("clop-"):
+                out.add((min(o, cs.cluster_id), max(o, cs.cluster_id)))
+    return sorted(out)
+
+
+def own_ties(con: duckdb.DuckDBPyConnection, chosen: dict[str, list[str]], pairs: list[tuple[str, str]],
+             cfg: CampaignConfig) -> list[OwnTie]:
+    """The pairs whose smaller cluster (by flagged accounts; then the id) holds the bigger one's own infrastructure
+    (module docstring). One statement over the incidence table: per cluster and entity its flagged holders, then
+    each piece's accounts holding an entity its record owns."""
+    if not pairs:
+        return []
+    sides = []
+    for a, b in pairs:
+        piece, rec = (a, b) if (len(chosen[a]), a) < (len(chosen[b]), b) else (b, a)
+        sides.append((piece, rec))
+    used = sorted({c for p in sides for c in p})
+    temp_strings(con, "_ot_m", {"account_id": [a for c in used for a in chosen[c]], "cl": [c for c in used for _ in chosen[c]]})
+    temp_strings(con, "_ot_p", {"piece": [p for p, _ in sides], "rec": [r for _, r in sides]})
+    kl = ", ".join(f"'{k}'" for k in OWN_TIE_KINDS)
+    rows = con.execute(f"""
+        WITH ce AS (SELECT m.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _ot_m m USING (account_id)
+                    WHERE i.kind IN ({kl})),
+        ch AS (SELECT cl, kind, entity, any_value(df) AS df, count(DISTINCT account_id) AS h FROM ce GROUP BY 1, 2, 3)
+        SELECT p.piece, p.rec, x.account_id, x.kind
+        FROM _ot_p p JOIN ce x ON x.cl = p.piece
+          JOIN ch r ON r.cl = p.rec AND r.kind = x.kind AND r.entity = x.entity
+          JOIN ch xh ON xh.cl = p.piece AND xh.kind = x.kind AND xh.entity = x.entity
+        WHERE r.h >= {int(cfg.own_tie_min_holders)} AND xh.h + r.h >= {float(cfg.merge_exclusive)} * r.df""").fetchall()
+    con.execute("DROP TABLE IF EXISTS _ot_m")
+    con.execute("DROP TABLE IF EXISTS _ot_p")
+    held: dict[tuple[str, str], set[str]] = {}
+    groups: dict[tuple[str, str], set[str]] = {}
+    for piece, rec, acct, kind in rows:
+        held.setdefault((piece, rec), set()).add(acct)
+        groups.setdefault((piece, rec), set()).add(KIND_GROUP.get(kind, kind))
+    out = []
+    for (piece, rec), accts in sorted(held.items()):
+        n = len(chosen[piece])
+        if len(accts) >= cfg.own_tie_min_cover * n and len(accts) >= min(cfg.own_tie_min_accounts, n):
+            out.append(OwnTie(piece, rec, len(accts), tuple(sorted(groups[(piece, rec)]))))
+    return out
