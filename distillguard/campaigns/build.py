@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import exclusive_links
 from distillguard.campaigns.operations import operation_links
-from distillguard.campaigns.owned import OwnTie, overlapping_pairs, own_ties
+from distillguard.campaigns.owned import OWN_WORDS, OwnTie, overlapping_pairs, own_ties
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -88,7 +88,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     ``owned``: flagged clusters drawn from some of the same accounts whose smaller one holds the bigger one's own
     infrastructure (``owned.own_ties``): the smaller is a piece of the bigger's record, attached as the other pieces
     are (one record, of several linked, the one it shares the most evidence groups with). ``why`` collects
-    "owned" for it."""
+    "owned:<group>" for it."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
@@ -159,7 +159,7 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
             why.setdefault(a, set()).add("workload")
     for t in owned or ():
         if why is not None and uf.find(t.piece) == uf.find(t.record):
-            why.setdefault(t.piece, set()).add("owned")
+            why.setdefault(t.piece, set()).update(f"owned:{g}" for g in t.groups)
     return {c: uf.find(c) for c in groups}
 
 
@@ -417,13 +417,13 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
                 mix[key[6:]] = round(sum(_num(r[key]) * _num(r["n_exchanges"]) for r in rows) / max(n_ex, 1), 4)
         sh = shared_of[_head]
         cs = _campaign_score(head, parts, accts, by_id, sh)
-        ops = sorted({g for c in parts for g in why.get(c, ())} - {"workload", "owned"})
-        one = any("workload" in why.get(c, ()) for c in parts)
-        own = any("owned" in why.get(c, ()) for c in parts)
+        tags = {g for c in parts for g in why.get(c, ())}
+        ops = sorted(g for g in tags - {"workload"} if not g.startswith("owned:"))
+        one = "workload" in tags
+        own = sorted(OWN_WORDS.get(g[6:], g[6:]) for g in tags if g.startswith("owned:"))
         links = ([f"sharing {', '.join(ops)} far beyond chance for groups of their size"] if ops else []) + \
             (["sending one workload of private templates"] if one else []) + \
-            (["drawn from the same accounts, holding one operator's own cards, sign-ups or client builds"]
-             if own else [])
+            ([f"drawn from the same accounts and holding one operator's own {', '.join(own)}"] if own else [])
         cs.reasons = ([f"{len(parts)} clusters of {len(accts)} accounts in total, linked to each other"
                        + (f" ({'; '.join(links)})" if links else "")]
                       if len(parts) > 1 else []) + cluster_reasons(cs, rows, sh, base_mix, cfg.title_capability_lift,

@@ -36,6 +36,8 @@ from distillguard.scoring.risk import ClusterScore
 #: are rented by many operations, and a residential /24 two accounts share is often chance), not ASNs or e-mail
 #: domains, not content (two operations send one public kit) and not schedules (a schedule on a kit template).
 OWN_TIE_KINDS = ("payment", "payment_burst", "creation_burst", "email_pattern", "ja4", "header_fp", "user_agent")
+#: How a record's evidence line names each group of those kinds.
+OWN_WORDS = {"payment": "cards", "creation": "sign-up bursts", "email": "e-mail naming", "client": "client builds"}
 
 
 @dataclass
