@@ -16,7 +16,8 @@ sign-up bursts, its e-mail naming, its client builds. An entity of those kinds i
 least ``own_tie_min_holders`` of its flagged accounts hold it and at least ``merge_exclusive`` of the entity's
 holders in the store are in the two clusters (a stock SDK build or a common naming shape is held all over the
 store and is nobody's own). The smaller cluster joins when at least ``own_tie_min_cover`` of its flagged accounts
-(and ``own_tie_min_accounts`` of them, or all when fewer) hold one. Pairs are only those that share accounts (a
+(and ``own_tie_min_accounts`` of them, or all when fewer) hold one; a lone flagged account, entities of
+``own_tie_lone_groups`` evidence groups. Pairs are only those that share accounts (a
 member of one flagged in the other's row), so the test asks "are these two views of one operation", not "are any
 two records alike" (``operations.py`` asks that, at a family-wise chance bar).
 """
@@ -102,6 +103,8 @@ def own_ties(con: duckdb.DuckDBPyConnection, chosen: dict[str, list[str]], pairs
     out = []
     for (piece, rec), accts in sorted(held.items()):
         n = len(chosen[piece])
+        if n == 1 and len(groups[(piece, rec)]) < cfg.own_tie_lone_groups:
+            continue
         if len(accts) >= cfg.own_tie_min_cover * n and len(accts) >= min(cfg.own_tie_min_accounts, n):
             out.append(OwnTie(piece, rec, len(accts), tuple(sorted(groups[(piece, rec)]))))
     return out
