@@ -742,12 +742,12 @@ class CampaignConfig(_Strict):
     #: ... where an entity is the bigger cluster's own when at least this many of its flagged accounts hold it.
     own_tie_min_holders: int = Field(2, ge=1)
     #: ... and a smaller cluster of one flagged account (a lone flag, dropped unless it joins a record) joins only
-    #: when what it holds spans at least this many evidence groups. 1 (the default, chosen on the dev family): one
-    #: group will do. Found on the evaluation family *after* its one run (standard-516: a chat user signed up in
-    #: a low-and-slow campaign's sign-up burst, 4 of whose 5 holders are the campaign's, joined its record, so kept
-    #: its flag; docs/benchmarks.md, branch ``rec21``) and left for the lead to set: 2 would stop that, and on dev
-    #: standard-111 it also drops one campaign account held to the workload group by a burst alone.
-    own_tie_lone_groups: int = Field(1, ge=1)
+    #: when what it holds spans at least this many evidence groups. 2: a sign-up burst alone is whoever signed up on
+    #: the pathway in its minutes, not an operator's own infrastructure (as ``scoring.burst_background_check`` reads
+    #: it for one member). Set by the lead after the evaluation family's one run showed a chat user in a campaign's
+    #: sign-up burst keep its lone flag with 1 (standard-516; on dev, 2 drops one campaign account of standard-111
+    #: held by a burst alone) -- the evaluation family no longer speaks for this key (docs/benchmarks.md, ``rec21``).
+    own_tie_lone_groups: int = Field(2, ge=1)
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested

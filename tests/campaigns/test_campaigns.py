@@ -598,8 +598,8 @@ def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operati
     # no shared accounts, no pair: a record the workload group never drew from is not asked
     assert overlapping_pairs([_cs("cl0-0004", rows[0][:1])], {"cl0-0004": ["ls0"], "clw-0000": ["lw0"]}) == []
     assert not CampaignConfig(join_own_ties=False).join_own_ties
-    # a lone flagged account signed up in the operation's burst (4 of whose 5 holders are its accounts): one group
-    # will do by default, not when two are asked of a lone one
+    # a lone flagged account signed up in the operation's burst (4 of whose 5 holders are its accounts): not by
+    # default (a burst alone is whoever signed up then: two groups are asked of a lone one), yes when one will do
     slow = chosen["cl0-0004"]
     lone = rows + [(a, "creation_burst", "ls-burst") for a in slow[:4] + ["x"]]
     chosen1 = chosen | {"cl1-0009": ["x"]}
@@ -607,6 +607,6 @@ def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operati
     pairs1 = overlapping_pairs(clusters1, chosen1)
     assert ("cl0-0004", "cl1-0009") in pairs1
     assert ("cl1-0009", "cl0-0004", 1, ("creation",)) in \
-        [(t.piece, t.record, t.holders, t.groups) for t in own_ties(_inc_con(lone), chosen1, pairs1, cfg)]
-    assert all(t.piece != "cl1-0009" for t in own_ties(_inc_con(lone), chosen1, pairs1,
-                                                        CampaignConfig(own_tie_lone_groups=2)))
+        [(t.piece, t.record, t.holders, t.groups) for t in own_ties(_inc_con(lone), chosen1, pairs1,
+                                                                     CampaignConfig(own_tie_lone_groups=1))]
+    assert all(t.piece != "cl1-0009" for t in own_ties(_inc_con(lone), chosen1, pairs1, CampaignConfig()))
