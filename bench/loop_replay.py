@@ -470,9 +470,11 @@ def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
                 first_enf.setdefault(cid, ts)
         if cid is None:
             if hit:
-                b = benign.setdefault(persona, {"requests": 0, "accounts": set()})
+                b = benign.setdefault(persona, {"requests": 0, "accounts": set(), "actions": {}})
                 b["requests"] += 1
                 b["accounts"].add(acct)
+                k = "refused_403" if status == 403 else "rate_limited_429" if status == 429 else act
+                b["actions"][k] = b["actions"].get(k, 0) + 1
             continue
         c = camp.setdefault(cid, {"exchanges_world": totals.get(cid, 0), "replayed": 0, "before_first_flag": 0,
                                   "before_first_enforcement": 0, "before_own_account_enforced": 0,
@@ -499,7 +501,8 @@ def _score(world: str, xglob: str, st, sent, flagged_at) -> dict:
         c["share_before_first_enforcement"] = round(c["before_first_enforcement"] / n, 4) if cid in first_enf else None
     return {"campaigns": dict(sorted(camp.items())),
             "benign_not_allowed": {p: {"requests": b["requests"], "accounts": len(b["accounts"]),
-                                       "account_ids": sorted(b["accounts"])} for p, b in sorted(benign.items())},
+                                       "account_ids": sorted(b["accounts"]), "actions": dict(sorted(b["actions"].items()))}
+                                   for p, b in sorted(benign.items())},
             # benign accounts some detection flagged (whether or not a request of theirs was answered otherwise)
             "benign_flagged": sorted([acct, labels.get(acct, (None, "unknown"))[1], t.isoformat()]
                                      for acct, t in flagged_at.items() if not labels.get(acct, (None, None))[0])}

@@ -224,6 +224,14 @@ class WorkloadGroupConfig(_Strict):
     member_min_spread: float = Field(0.05, gt=0)
     #: Groups smaller than this are not checked: too few members to say where their bulk is.
     member_min_group: int = Field(8, ge=3)
+    #: Peer check, every group size: a member whose own suspicion (read as the group's: with the received-output
+    #: lift when the group collects) is under this share of the mean of the group's *other* members' takes not the
+    #: group's risk but what its own suspicion gives at the group's coordination (``cluster_risk(1, own)``, never
+    #: more than the group's). Members share nothing but a workload in the harvest-shape tail, which a benign
+    #: account on it (a reseller, a tool's user asking long answers) has too; the others' suspicion cannot speak
+    #: for it. The same share as ``scoring.member_suspicion_ratio`` (a community member's fall-off). None: off
+    #: (every member takes the group's risk; before 2026-12-05, branch ``loop21``).
+    member_peer_ratio: float | None = Field(0.6, gt=0, le=1)
     #: A group whose members receive clearly longer answers than the rest of the store (``harvest_beyond_store`` on
     #: ``mean_output_tokens``: the same one-sided test the percentile gate's collecting exemption asks) has its
     #: suspicion read with the received-output component at ``scoring.collecting_received_weight``, as a community

@@ -21,7 +21,9 @@ A member whose own intent evidence sits below the group's bulk on most of ``memb
 
 A group that passes is a cluster (``clw-NNNN``) with coordination 1 (its null rejected) and suspicion the mean of
 its members' own, scored like every cluster (``risk.cluster_risk``), and its members take its risk:
-each is in it through its own traffic.
+each is in it through its own traffic. Except a member whose own suspicion is under ``member_peer_ratio`` of the
+rest of its group's (leave-one-out mean): nothing but the workload ties it to the others, so it is judged on its own
+suspicion at the group's coordination (``_member_risk``; every group size).
 """
 
 from __future__ import annotations
@@ -145,16 +147,39 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
                                                 rows[a].get("c_received_output"), lift) for a in g["members"]]))
             why.append(f"its accounts receive clearly longer answers than the store's (effect {collects:.2f}): "
                        f"its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})")
+        own = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
+        if collects is not None:
+            own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
         r = cluster_risk(1.0, susp, cfg)
         scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
         for a in g["members"]:
+            ra, mine = _member_risk(a, own, r, cfg)
             ids.append(a)
-            risk.append(r)
+            risk.append(ra)
             cl_ids.append(cid)
-            reasons.append(why + account_reasons(rows[a], scores[-1]))
+            reasons.append(why + mine + account_reasons(rows[a], scores[-1]))
     return scores, pa.table({"account_id": pa.array(ids, pa.string()), "risk": pa.array(risk, pa.float64()),
                              "cluster_id": pa.array(cl_ids, pa.string()),
                              "reasons": pa.array(reasons, pa.list_(pa.string()))})
+
+
+def _member_risk(a: str, own: dict[str, float], r: float, cfg: ScoringConfig) -> tuple[float, list[str]]:
+    """A member's risk from its group: the group's ``r`` when its own suspicion (in the group's reading) is at least
+    ``workload_groups.member_peer_ratio`` × the mean of the *other* members' (leave-one-out: a benign member of a
+    small group would otherwise lower its own yardstick); else judged on its own traffic at the group's
+    coordination, ``cluster_risk(1, own)``, and never above ``r``. A workload group's members share no
+    infrastructure, only a workload in the harvest-shape tail, which a benign account on that workload (a reseller,
+    a tool's user asking long answers) has too: nothing ties its traffic to the others', so their suspicion cannot
+    speak for it. Below ``member_min_group`` (where ``_outlying_members`` does not run) this is the only check."""
+    ratio = cfg.workload_groups.member_peer_ratio
+    if ratio is None or len(own) < 2:
+        return r, []
+    peers = (sum(own.values()) - own[a]) / (len(own) - 1)
+    if own[a] >= ratio * peers:
+        return r, []
+    ra = min(r, cluster_risk(1.0, own[a], cfg))
+    return ra, [f"this account's own suspicion ({own[a]:.2f}) is under {ratio:.0%} of the rest of its group's "
+                f"({peers:.2f}): judged on its own traffic at the group's coordination (risk {ra:.2f})"]
 
 
 def _collects(feats: pa.Table, rows: list[dict], members: set[str], cfg: ScoringConfig) -> float | None:

@@ -134,3 +134,44 @@ def test_group_weights_cover_every_edge_kind_and_reject_unknown_groups():
         ScoringConfig(group_weights={"paymnet": 2.0})
     with pytest.raises(ValidationError):
         ScoringConfig(group_weights={"payment": -1.0})
+
+
+def _small_group_with_a_bystander() -> pa.Table:
+    """Five harvest accounts on one workload (suspicion 0.45-0.8) and a reseller on that workload in the tail with
+    ordinary suspicion (0.2): six members, under ``member_min_group``, so the robust-z check does not run."""
+    t = _with_intent(_store(n_attack=5), 5).to_pylist()
+    for r, s in zip((r for r in t if r["account_id"].startswith("a")), (0.8, 0.75, 0.6, 0.5, 0.45), strict=True):
+        r["suspicion"] = s
+    u = _chat_user_on_the_workload() | {"account_id": "r000", "suspicion": 0.2, "c_harvest_shape": 0.7}
+    return pa.concat_tables([pa.Table.from_pylist(t), pa.Table.from_pylist([u], schema=pa.Table.from_pylist(t).schema)])
+
+
+def test_member_below_its_peers_is_judged_on_its_own_traffic():
+    """The reseller is in the group (too small for the member check) but its suspicion is under
+    ``member_peer_ratio`` of the others' mean: it takes ``cluster_risk(1, own)``, under the flag threshold, while
+    every harvest account — the weakest at 0.45 too — keeps the group's risk. Off: the reseller is flagged."""
+    from distillguard.scoring.risk import cluster_risk
+    t = _small_group_with_a_bystander()
+    groups = workload_groups(t, WorkloadGroupConfig())
+    assert len(groups) == 1 and "r000" in groups[0]["members"] and len(groups[0]["members"]) == 6
+    cs, risk = score_workload_groups(t, groups, ScoringConfig())
+    got = dict(zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(), strict=True))
+    assert cs[0].risk >= 0.5
+    assert got["r000"] == cluster_risk(1.0, 0.2, ScoringConfig()) < 0.5
+    assert all(got[f"a{i:03d}"] == cs[0].risk for i in range(5))
+    off = ScoringConfig(workload_groups=WorkloadGroupConfig(member_peer_ratio=None))
+    _, risk_off = score_workload_groups(t, workload_groups(t, off.workload_groups), off)
+    assert dict(zip(risk_off["account_id"].to_pylist(), risk_off["risk"].to_pylist(), strict=True))["r000"] >= 0.5
+
+
+def test_peer_check_only_lowers_a_member():
+    """A member whose own suspicion would give more than the group's keeps the group's (the fall is one-sided); a
+    member under its peers falls to its own level, with a reason; None turns the check off."""
+    from distillguard.scoring.workload import _member_risk
+    cfg = ScoringConfig()
+    own = {"a": 0.9, "b": 0.1, "c": 0.8}
+    assert _member_risk("a", own, 0.5, cfg)[0] == 0.5   # above its peers: the group's risk, not its own 0.94
+    assert _member_risk("b", own, 0.7, cfg)[0] == min(0.7, 0.1 ** 0.6)
+    assert _member_risk("b", own, 0.7, cfg)[1]           # and says why
+    assert _member_risk("b", {"a": 0.9, "b": 0.1}, 0.7,
+                        ScoringConfig(workload_groups=WorkloadGroupConfig(member_peer_ratio=None)))[0] == 0.7
