@@ -633,6 +633,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             got = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, cfg.percentile_gate_subcluster_columns)
             if got[0]:
                 collecting, lift = got[1], received_lift(cfg)
+        if lifted and cfg.rare_ties_received_quantile is not None:
+            # what the members holding the counted rare ties receive: a member receiving as much takes their level
+            got = [_num(feat_rows[a].get("c_received_output"), 0.0) for a in members if a in feat_rows and
+                   (member_groups.get(a, set()) & set(rare_hidden) or ((content_lift or private) and a in rare_holders))]
+            if len(got) >= cfg.harvest_group_min_members:
+                receive_bar[f"{id_prefix}-{c:04d}"] = float(np.quantile(got, cfg.rare_ties_received_quantile))
         susp0 = susp
         if lift > 0:
             susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
@@ -674,12 +680,6 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                          if lifted else None),
                           rare_groups=tuple(sorted(rare_hidden)), content_lift=content_lift or (lifted and private))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
-        if lifted and cfg.rare_ties_received_quantile is not None:
-            # what the members holding the counted rare ties receive: a member receiving as much takes their level
-            got = [_num(feat_rows[a].get("c_received_output"), 0.0) for a in members if a in feat_rows
-                   and (member_groups.get(a, set()) & set(rare_hidden) or (cs.content_lift and a in rare_holders))]
-            if len(got) >= cfg.harvest_group_min_members:
-                receive_bar[cs.cluster_id] = float(np.quantile(got, cfg.rare_ties_received_quantile))
         if no_output:
             cs.reasons.append("weakly coordinated: its accounts ask for no longer answers than the store's typical "
                               "account (no teacher output being collected)")
@@ -761,7 +761,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # what ordinary users share with a pool) ask for evidence in the account's own traffic, which its
         # membership already is (scoring.harvest_own_evidence)
         own_shape = harvest and cfg.harvest_own_evidence
-        if not own_shape and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
+        # in a cluster lifted by counted rare ties, collecting answers as long as the ties' holders do is evidence in
+        # the account's own traffic too (``rare_ties_received_quantile``): it takes the lifted level, and is not
+        # judged as tied by public content alone (its own suspicion still decides the fall-off below)
+        received = _num(frow[a].get("c_received_output"), 0.0)
+        receives_like = cs.cluster_id in receive_bar and received > 0 and received >= receive_bar[cs.cluster_id]
+        if not own_shape and not receives_like and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= cfg.public_content_member_factor  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
         if cs.suspicion > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
@@ -782,10 +787,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                                   else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
-        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders)
-        received = _num(frow[a].get("c_received_output"), 0.0)
-        receives_like = cs.cluster_id in receive_bar and received > 0 and received >= receive_bar[cs.cluster_id]
-        holds_lift = holds_lift or receives_like
+        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like
         if cs.unlifted_risk is not None and not own_shape and not holds_lift:
             # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
             # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level

@@ -111,14 +111,12 @@ def _community_risk(cfg: ScoringConfig, users_receive: float = 0.1) -> tuple[dic
 def test_members_receiving_like_the_rare_tie_holders_take_the_lifted_level():
     """``rare_ties_received_quantile``: a quiet hydra's accounts without the card or burst collect long answers as the
     holders do; the tool's users in its community, as suspicious on their own, do not and stay capped."""
-    on, capped = _community_risk(ScoringConfig())
-    off, _ = _community_risk(ScoringConfig(rare_ties_received_quantile=None))
-    assert capped is not None
+    off, capped = _community_risk(ScoringConfig(rare_ties_received_quantile=None))
     rest = POOL[7:]   # holding neither the card nor the burst
-    assert max(off[a] for a in rest) <= capped + 1e-9 < 0.5
-    # the lifted level (× their own member factors): as the holders' over the capped level
-    lift = max(on[a] for a in POOL[:7]) / capped
-    assert all(on[a] == pytest.approx(off[a] * lift) and on[a] > off[a] for a in rest)
+    assert capped is not None and max(off[a] for a in rest) <= capped + 1e-9 < 0.5
+    on, _ = _community_risk(ScoringConfig())
+    assert min(on[a] for a in rest) == pytest.approx(max(on[a] for a in POOL[:7]))
+    assert min(on[a] for a in rest) >= 0.5
     assert max(on[a] for a in USERS) == pytest.approx(max(off[a] for a in USERS))
     # tool users receiving as much as the pool would be lifted too: what they receive is the difference
     same, _ = _community_risk(ScoringConfig(), users_receive=0.7)
