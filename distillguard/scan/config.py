@@ -396,7 +396,8 @@ class ScoringConfig(_Strict):
     #: ... except a member that *receives* like the members holding those ties: in such a community a member whose
     #: received-output component (``c_received_output``: output tokens received per exchange, an upper percentile
     #: within the store, shrunk by its exchanges) is above the store's median and at least this quantile of the
-    #: holders' takes the lifted level like a holder. A quiet hydra reuses a card or a schedule in only a few of its
+    #: holders' takes the lifted level like a holder (and is not discounted as tied by public content alone: what it
+    #: collects is evidence in its own traffic; its own suspicion still decides the fall-off). A quiet hydra reuses a card or a schedule in only a few of its
     #: accounts; the rest share its ISPs and send what a step-by-step tool's users send, at the same own suspicion
     #: — only the answers they collect differ (dev quiet_hydra-112: received-output rank 0.69 vs 0.13). None: only
     #: the holders, as before.
