@@ -48,7 +48,7 @@ def _exists(con, name: str) -> bool:
 
 def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: datetime | None,
                 since: datetime | None) -> bool:
-    """Create view ``beh_as_w``: ``beh_as`` summed over the detection's window per account and system prompt, each
+    """Create view ``beh_as_w``: the rows of ``beh_as`` in the detection's window (account × system prompt × hour), each
     signal's hit count named ``hiti_<signal>`` when it counts as intent (the account model's rule: not a capability
     signal, not one of ``non_intent``) and ``hitc_<signal>`` when it is a capability signal. False (and no view)
     when the store's partials have no ``beh_as`` (``behavior.system_prompt_partials`` off, or built before it)."""
@@ -62,13 +62,14 @@ def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: dateti
         if f"hit_{s}" not in have:
             continue
         if s.startswith(CAPABILITY_PREFIX):
-            hits.append(f", sum(hit_{s}) AS hitc_{s}")
+            hits.append(f", hit_{s} AS hitc_{s}")
         elif s not in non_intent:
-            hits.append(f", sum(hit_{s}) AS hiti_{s}")
+            hits.append(f", hit_{s} AS hiti_{s}")
+    # the hourly rows, not their sums: the reading joins them with a few clusters' private prompts first and sums
+    # what is left (a view summed per account and prompt would sum the whole window at every read)
     con.execute(f"""CREATE OR REPLACE VIEW {VIEW} AS
-        SELECT account_id, entity, sum(n) AS n, sum(n_single) AS n_single, sum(n_reason) AS n_reason,
-               sum(n_maxtok) AS n_maxtok, sum(sum_maxtok) AS sum_maxtok, sum(n_task) AS n_task {''.join(hits)}
-        FROM beh_as WHERE {_until(until, since=since)} GROUP BY 1, 2""")
+        SELECT account_id, entity, n, n_single, n_reason, n_maxtok, sum_maxtok, n_task {''.join(hits)}
+        FROM beh_as WHERE {_until(until, since=since)}""")
     return True
 
 
