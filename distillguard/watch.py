@@ -223,7 +223,9 @@ def score_new(store, state: dict, cfg=None) -> int:
 #: The scan's partial aggregates (distillguard/scan/engine.py ``prepare``) plus per-minute counts, kept per
 #: exchange part under ``tables/watch_partial_<name>/part-<part key>.parquet``. Detection merges them
 #: instead of projecting every exchange again: each tick reads only the parts that arrived since the last.
-PARTIALS = ("beh_pm", "beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b")
+PARTIALS = ("beh_pm", "beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b", "beh_as")
+#: Partials a configuration may leave out (``behavior.system_prompt_partials``): not built, not stored, not loaded.
+OPTIONAL_PARTIALS = ("beh_as",)
 PARTIAL_TABLE = "watch_partial_{}"
 
 
@@ -259,9 +261,8 @@ def fold_part(store, files: list[Path], sig_files: list[Path], cfg) -> dict[str,
         sigs = build_base(con, _PartStore(store, files))
         con.execute("CREATE TABLE beh_pm AS SELECT account_id, date_trunc('minute', ts) AS minute, count(*) AS c "
                     "FROM ex GROUP BY 1, 2")
-        build_partials(con, sigs, cfg.behavior)
-        build_graph_partials(con, cfg.graph)
-        return {t: con.sql(f"SELECT * FROM {t}").to_arrow_table() for t in PARTIALS}
+        made = set(build_partials(con, sigs, cfg.behavior)) | set(build_graph_partials(con, cfg.graph)) | {"beh_pm"}
+        return {t: con.sql(f"SELECT * FROM {t}").to_arrow_table() for t in PARTIALS if t in made}
     finally:
         con.close()
 
@@ -364,6 +365,8 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
     for t in PARTIALS:
         src = PARTIAL_TABLE.format(t)
         files = sorted((store.path / "tables" / src).glob("*.parquet"))
+        if t in OPTIONAL_PARTIALS and not files:
+            continue  # not kept by this configuration (or by the watch that folded these parts)
         if since is not None:
             if keep is not None:
                 files = [f for f in files if not f.stem.startswith("part-watch-") or f.stem[5:] in keep]

@@ -30,7 +30,8 @@ def _merge_sql(con, t: str, src: str, shared: list[tuple[float, float]] | None =
 
     keys = {"beh_pm": ["account_id", "minute"], "beh_ah": ["account_id", "hour"],
             "beh_am": ["account_id", "model", "hour"], "beh_pd": ["account_id", "prompt_h"],
-            "beh_at": ["account_id", "template_key", "hour"], "sync_b": ["account_id", "template_key", "bucket"]}
+            "beh_at": ["account_id", "template_key", "hour"], "sync_b": ["account_id", "template_key", "bucket"],
+            "beh_as": ["account_id", "entity", "hour"]}
     in_s = None if shared is None else _in_hours("minute" if t == "beh_pm" else "hour", shared)
     if t == "inc_h":
         timed = (f"SELECT account_id, kind, entity, hour, {agg('sum', 'n')} FROM {src} "
@@ -45,7 +46,7 @@ def _merge_sql(con, t: str, src: str, shared: list[tuple[float, float]] | None =
     rest = [c for c, *_ in cols if c not in k and not (t == "beh_ah" and c == "peak_min")]
     fn = "min" if t in ("beh_pd", "sync_b") else "sum"
     sel = ", ".join(k + [agg(fn, c) for c in rest])
-    timed = t in ("beh_pm", "beh_ah", "beh_am", "beh_at") or (t == "sync_b" and hour_buckets)
+    timed = t in ("beh_pm", "beh_ah", "beh_am", "beh_at", "beh_as") or (t == "sync_b" and hour_buckets)
     where = f" WHERE {in_s}" if timed and in_s is not None else ""
     grouped = f"SELECT {sel} FROM {src}{where} GROUP BY {', '.join(k)}"
     if t == "beh_ah":  # a minute split across two parts: its peak from the merged per-minute counts

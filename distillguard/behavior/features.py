@@ -21,8 +21,9 @@ from distillguard.scan.config import BehaviorConfig
 
 def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: BehaviorConfig,
                    into: Callable[[str], str] = create_as) -> list[str]:
-    """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour) and
-    beh_at (account×template×hour) from ``ex``. ``into(name)``: the SQL before each table's SELECT (a CREATE,
+    """Tables beh_ah (account×hour), beh_am (account×model×hour), beh_pd (account×prompt first hour),
+    beh_at (account×template×hour) and, with ``system_prompt_partials``, beh_as (account×system prompt×hour) from
+    ``ex``. ``into(name)``: the SQL before each table's SELECT (a CREATE,
     or for ``prepare``'s later slices an INSERT into the table of all slices; distillguard/scan/chunks.py).
     Returns the names of the tables: ``prepare`` folds exactly these across slices, without asking the
     engine's catalog (the Spark engine has none of DuckDB's)."""
@@ -55,7 +56,22 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
     con.execute(f"""{into("beh_at")}
                    SELECT account_id, template_key, hour, count(*) AS n FROM ex
                    WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
-    return ["beh_ah", "beh_am", "beh_pd", "beh_at"]
+    made = ["beh_ah", "beh_am", "beh_pd", "beh_at"]
+    if cfg.system_prompt_partials:
+        # account × system prompt × hour: what an account's exchanges under one system prompt look like (one-turn,
+        # reasoning, max_tokens asked, output received, each signal's hits), so a pool member's suspicion can be
+        # read on the exchanges carrying its pool's private system prompts alone (scoring/poolshare.py)
+        hits = "".join(f", count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
+        con.execute(f"""{into("beh_as")}
+                       SELECT account_id, system_prompt AS entity, hour, count(*) AS n,
+                              count(*) FILTER (WHERE n_turns <= 1) AS n_single,
+                              count(*) FILTER (WHERE reasoning) AS n_reason,
+                              count(max_tokens) AS n_maxtok, sum(max_tokens) AS sum_maxtok,
+                              sum(output_tokens) AS sum_out, count(output_tokens) AS n_out,
+                              count(task_item_key) AS n_task {hits}
+                       FROM ex WHERE system_prompt IS NOT NULL GROUP BY 1, 2, 3""")
+        made.append("beh_as")
+    return made
 
 
 def _until(until: datetime | None, col: str = "hour", since: datetime | None = None) -> str:

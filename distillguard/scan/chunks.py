@@ -39,6 +39,7 @@ FOLDS: dict[str, tuple[str | None, str] | None] = {
     "beh_ah": None,
     "beh_am": None,
     "beh_at": None,
+    "beh_as": None,
     "beh_pd": (None, "SELECT account_id, prompt_h, min(hour) AS hour FROM {src} GROUP BY account_id, prompt_h"),
     # a sync bucket (at most an hour, GraphConfig.sync_bucket_minutes) is in two slices only when it straddles
     # midnight: then its rows hold hour 23 in one slice and hour 0 in the next. Only those rows are folded

@@ -32,6 +32,11 @@ class BehaviorConfig(_Strict):
     #: Non-capability signals that describe *what* the prompt is built on rather than an extraction
     #: intent (public benchmarks are used by ordinary users too); they do not count as intent.
     non_intent_signals: list[str] = Field(default_factory=lambda: ["sig_task_dataset"])
+    #: Keep a partial table per account × system prompt × hour (one-turn, reasoning, max_tokens, output received,
+    #: each signal's hits): what ``scoring.pool_share_reading`` reads a pool member's suspicion from. Costs about
+    #: one more row per account-hour that carries a system prompt in ``prepare``; false: not built, and the
+    #: reading is off.
+    system_prompt_partials: bool = True
 
 
 #: Default weight per edge kind before the commonness discount. Infrastructure a provider does
@@ -396,6 +401,15 @@ class ScoringConfig(_Strict):
     #: into it only through these evidence groups: an ordinary user on a residential proxy's /24s or
     #: ASN shares them with the pool by living there, not by being part of it; it keeps the capped level.
     rare_ties_bystander_groups: list[str] = Field(default_factory=lambda: ["network"])
+    #: ... except a member that *receives* like the members holding those ties: in such a community a member whose
+    #: received-output component (``c_received_output``: output tokens received per exchange, an upper percentile
+    #: within the store, shrunk by its exchanges) is above the store's median and at least this quantile of the
+    #: holders' takes the lifted level like a holder (and is not discounted as tied by public content alone: what it
+    #: collects is evidence in its own traffic; its own suspicion still decides the fall-off). A quiet hydra reuses a card or a schedule in only a few of its
+    #: accounts; the rest share its ISPs and send what a step-by-step tool's users send, at the same own suspicion
+    #: — only the answers they collect differ (dev quiet_hydra-112: received-output rank 0.69 vs 0.13). None: only
+    #: the holders, as before.
+    rare_ties_received_quantile: float | None = Field(0.25, ge=0, le=1)
     #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
     #: card) are also judged as a group of their own when at least
     #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have
@@ -589,6 +603,14 @@ class ScoringConfig(_Strict):
     #: few ordinary users share with three accounts of a 56-account pool is not (dev standard-100, branch ``fam20``).
     #: 0: the count alone, as before.
     pool_min_share: float = Field(0.25, ge=0, le=1)
+    #: Pool-share reading (scoring/poolshare.py): in a community strongly coordinated through content it owns, each
+    #: member's suspicion is also read on its exchanges that carry the community's private system prompts — the
+    #: prompts nobody outside it sends (``rare_content_chance``) and at least ``rare_content_min_share`` of its core
+    #: sends — and the larger reading counts, for the community's suspicion (its core's quantile) and for the member.
+    #: A residential proxy's owner's ordinary traffic dilutes its suspicion read over all its exchanges; the pool's
+    #: own share of them is what it relays (dev standard-117: suspicion 0.36 where the pool's share reads higher).
+    #: Needs ``behavior.system_prompt_partials``. False: every account read over all its traffic only.
+    pool_share_reading: bool = True
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

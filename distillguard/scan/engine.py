@@ -25,6 +25,7 @@ from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
+from distillguard.scoring.poolshare import window_view as pool_share_window
 from distillguard.scoring.risk import ClusterScore, entity_subclusters, harvest_subclusters
 from distillguard.scoring.workload import score_workload_groups, workload_groups
 from distillguard.store import Store
@@ -119,6 +120,8 @@ def detect_step(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: ScanConfig
                               tuple(cfg.behavior.non_intent_signals), cfg.scoring.account_model)
     mark("features")
     incidence(con, cfg.graph, feats, until, since)
+    if cfg.scoring.pool_share_reading:  # the window's account × system prompt sums (scoring/poolshare.py)
+        pool_share_window(con, sigs, tuple(cfg.behavior.non_intent_signals), until, since)
     mark("incidence")
     edges = coordination_edges(con, cfg.graph, cfg.scoring.declared_org_verification)
     mark("edges")

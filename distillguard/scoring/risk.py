@@ -39,6 +39,7 @@ from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.parent import parent_chance, parent_fit
+from distillguard.scoring.poolshare import pool_share_suspicion
 from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
@@ -515,6 +516,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     peer_data = (workload_matrix(feats), np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)) \
         if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
     at = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
+    # each member's suspicion read on its exchanges carrying its cluster's private system prompts (poolshare.py)
+    share_read = pool_share_suspicion(con, membership, core, feat_rows, store_out_rank, n_all, cfg) \
+        if member_ties is None else {}
+    share_of: dict[str, dict[str, tuple[float, int]]] = {}   # cluster id -> member -> its pool-share reading
+    receive_bar: dict[str, float] = {}   # cluster id -> received output its rare-tie holders reach (lifted clusters)
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
@@ -627,6 +633,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             got = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, cfg.percentile_gate_subcluster_columns)
             if got[0]:
                 collecting, lift = got[1], received_lift(cfg)
+        if lifted and cfg.rare_ties_received_quantile is not None:
+            # what the members holding the counted rare ties receive: a member receiving as much takes their level
+            got = [_num(feat_rows[a].get("c_received_output"), 0.0) for a in members if a in feat_rows and
+                   (member_groups.get(a, set()) & set(rare_hidden) or ((content_lift or private) and a in rare_holders))]
+            if len(got) >= cfg.harvest_group_min_members:
+                receive_bar[f"{id_prefix}-{c:04d}"] = float(np.quantile(got, cfg.rare_ties_received_quantile))
         susp0 = susp
         if lift > 0:
             susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
@@ -634,6 +646,17 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             if c in group_comps:
                 susp = max(susp, with_received(pooled, group_comps[c].get("received_output"), lift))
             lifted_by[f"{id_prefix}-{c:04d}"] = lift
+        # ... and a community strong through content it owns reads each core member on its share of exchanges
+        # carrying those prompts when that is more suspicious than its whole traffic (``pool_share_reading``: a
+        # proxy's owner's ordinary traffic dilutes what it relays)
+        susp_all = susp
+        if (c in share_read and private and strong and not no_output and not software and not artefact
+                and not ordinary):
+            got = share_read[c]
+            read = float(np.quantile([max(_num(r["suspicion"]), got.get(r["account_id"], (0.0, 0))[0]) for r in rows],
+                                     cfg.cluster_suspicion_quantile)) if rows else 0.0
+            share_of[f"{id_prefix}-{c:04d}"] = got
+            susp = max(susp, read)
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         orgs = {r.get("org_id") for r in rows}
@@ -673,6 +696,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             cs.reasons.append(f"{o} of its {len(core[c])} core accounts share {GROUP_NOUNS.get(g, g)} where the "
                               f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
                               "improbable in the group")
+        if susp > susp_all:
+            n_sp = sum(n for _, n in share_read[c].values())
+            cs.reasons.append(f"its suspicion reads its members' {n_sp} exchanges carrying the system prompts only it "
+                              f"sends ({susp_all:.2f} → {susp:.2f}): what its accounts relay beside their own traffic")
         if collecting is not None:
             cs.reasons.append("its accounts' prompts read like much of the store's, but its core receives clearly longer "
                               f"answers than the store's accounts (effect {collecting:.2f}): a harvest mixing ordinary "
@@ -720,6 +747,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
             # its traffic is read with its group's: thin own evidence shrinks towards the group, not to nothing
             s = max(float(s), member_suspicion(frow[a], pooled_of[cs.cluster_id], cfg.account_model))
+        share = share_of.get(cs.cluster_id, {}).get(a)
+        s_all = float(s)
+        if share is not None and share[0] > s:
+            # its exchanges carrying the cluster's private system prompts read more suspicious than all its traffic
+            # (``pool_share_reading``): judged on them, as the cluster's suspicion is
+            s = share[0]
         if cs.cluster_id in lifted_by:
             # the cluster's suspicion reads what its accounts receive: so does each member's, compared with it below
             s = with_received(float(s), frow[a].get("c_received_output"), lifted_by[cs.cluster_id])
@@ -728,7 +761,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # what ordinary users share with a pool) ask for evidence in the account's own traffic, which its
         # membership already is (scoring.harvest_own_evidence)
         own_shape = harvest and cfg.harvest_own_evidence
-        if not own_shape and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
+        # in a cluster lifted by counted rare ties, collecting answers as long as the ties' holders do is evidence in
+        # the account's own traffic too (``rare_ties_received_quantile``): it takes the lifted level, and is not
+        # judged as tied by public content alone (its own suspicion still decides the fall-off below)
+        received = _num(frow[a].get("c_received_output"), 0.0)
+        receives_like = cs.cluster_id in receive_bar and received > 0 and received >= receive_bar[cs.cluster_id]
+        if not own_shape and not receives_like and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= cfg.public_content_member_factor  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
         if cs.suspicion > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
@@ -749,13 +787,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                                   else 1.0)
             member *= min(1.0, float(s) / (ratio * cs.suspicion))
         r = cs.risk * member
-        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders)
+        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like
         if cs.unlifted_risk is not None and not own_shape and not holds_lift:
             # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
             # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
             r = min(r, cs.unlifted_risk * member)
         if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups) \
-                and not (cs.content_lift and a in rare_holders):
+                and not (cs.content_lift and a in rare_holders) and not receives_like:
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)
@@ -766,6 +804,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         own = [f"this account: {f:.0%} of its links point into {into}"
                + (f" (tied to {cs.cluster_id} through {', '.join(ties)})" if ties and a in fit_parent
                   else f" (through {', '.join(ties)})" if ties else "")]
+        if receives_like and cs.unlifted_risk is not None:
+            own.append(f"this account: receives answers as long as the members holding {cs.cluster_id}'s rare ties "
+                       f"(received-output rank {received:.2f} ≥ {receive_bar[cs.cluster_id]:.2f})")
+        if share is not None and share[0] > s_all:
+            own.append(f"this account: its {share[1]} exchanges carrying {cs.cluster_id}'s own system prompts read at "
+                       f"suspicion {share[0]:.2f} (all its traffic: {s_all:.2f})")
         reasons.append(cs.reasons[:3] + own + account_reasons(frow[a], cs))
     out = pa.table({"account_id": ids, "risk": pa.array(risk, pa.float64()),
                     "cluster_id": pa.array(cl_ids, pa.string()), "reasons": pa.array(reasons, pa.list_(pa.string()))})

@@ -36,7 +36,7 @@ def _risk(res) -> dict:
 
 def _assert_same_tables(full, *others) -> None:
     """Every prepared table the partials feed holds the same rows in each of ``others`` as in ``full``."""
-    for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
+    for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "beh_as", "inc_h", "sync_b"):
         cols = [r[0] for r in full.con.execute(f"DESCRIBE {t}").fetchall()]
         q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
         want = full.con.execute(q).fetchall()

@@ -65,7 +65,7 @@ def test_window_reads_only_its_parts_and_equals_a_store_of_its_traffic(tmp_path)
     only.write_table("exchange_signals", st.read_table("exchange_signals"))
     ref = run_scan(only, cfg, signals="never")
     try:
-        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "inc_h", "sync_b"):
+        for t in ("beh_ah", "beh_am", "beh_pd", "beh_at", "beh_as", "inc_h", "sync_b"):
             cols = [r[0] for r in ref.con.execute(f"DESCRIBE {t}").fetchall()]
             q = f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL"
             assert ref.con.execute(q).fetchall() == win.con.execute(q).fetchall(), t

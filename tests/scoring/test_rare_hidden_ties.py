@@ -8,6 +8,7 @@ card, four in one burst, where the store's chance predicts none — is what the 
 """
 
 import pyarrow as pa
+import pytest
 
 from distillguard.scan.config import ScoringConfig
 from distillguard.scoring import score_clusters
@@ -88,3 +89,35 @@ def test_a_lifted_cluster_does_not_take_an_account_another_cluster_flags():
     best = {}
     keep_highest(best, [own, lifted])
     assert best["a"]["cluster_id"] == "cl0-0009"   # without the ceiling the higher risk wins
+
+
+def _community_risk(cfg: ScoringConfig, users_receive: float = 0.1) -> tuple[dict[str, float], float | None]:
+    """The pool and the tool's users as one community (not a harvesting sub-cluster), at the same own suspicion:
+    only its counted card and burst make it strongly coordinated. The pool's accounts receive long answers (received-
+    output rank 0.7), the tool's users ``users_receive``."""
+    ids = POOL + USERS + OUTSIDE
+    feats = pa.table({"account_id": ids, "suspicion": [0.5 if a in POOL + USERS else 0.1 for a in ids],
+                      "c_received_output": [0.7 if a in POOL else users_receive if a in USERS else 0.0 for a in ids],
+                      "n_exchanges": [200.0] * len(ids), "org_id": [None] * len(ids),
+                      "verification_level": [0] * len(ids)})
+    # one home ISP's ASN, held by as many accounts outside the community: a tie chance explains
+    # and the pool's residential /24s, each shared by four of its accounts
+    rows = [r for r in _rows() if r[1] != "user_agent"] + [(a, "asn", "as-home", 0.5) for a in POOL + USERS + OUTSIDE[:70]]
+    rows += [(a, "ip24", f"10.0.{i // 4}", 0.5) for i, a in enumerate(POOL)]
+    scores, out = score_clusters(_con(rows), feats, {a: 0 for a in POOL + USERS}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True)), scores[0].unlifted_risk
+
+
+def test_members_receiving_like_the_rare_tie_holders_take_the_lifted_level():
+    """``rare_ties_received_quantile``: a quiet hydra's accounts without the card or burst collect long answers as the
+    holders do; the tool's users in its community, as suspicious on their own, do not and stay capped."""
+    off, capped = _community_risk(ScoringConfig(rare_ties_received_quantile=None))
+    rest = POOL[7:]   # holding neither the card nor the burst
+    assert capped is not None and max(off[a] for a in rest) <= capped + 1e-9 < 0.5
+    on, _ = _community_risk(ScoringConfig())
+    assert min(on[a] for a in rest) == pytest.approx(max(on[a] for a in POOL[:7]))
+    assert min(on[a] for a in rest) >= 0.5
+    assert max(on[a] for a in USERS) == pytest.approx(max(off[a] for a in USERS))
+    # tool users receiving as much as the pool would be lifted too: what they receive is the difference
+    same, _ = _community_risk(ScoringConfig(), users_receive=0.7)
+    assert min(same[a] for a in USERS) > max(on[a] for a in USERS)

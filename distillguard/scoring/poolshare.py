@@ -1,0 +1,145 @@
+"""Pool-share reading: a pool member's suspicion read on the exchanges that carry its pool's private system prompts.
+
+A residential proxy relays an operation's requests beside its owner's ordinary traffic. Read over all its
+exchanges, its suspicion is a blend of the two — the owner's chat dilutes the relay's one-turn, long-answer,
+harvest-intent share — so a pool of such proxies, however tightly it shares the operation's private system
+prompts, sits at an ordinary level (dev standard-117: 23 proxies sharing 14 system prompts nobody outside their
+community sends, coordination 0.61, suspicion 0.36, risk 0.447 < 0.5; docs/benchmarks.md, branch ``fam20``).
+
+What the pool relays is visible to the provider: the exchanges carrying the system prompts the community owns.
+``scoring.pool_share_reading`` reads each member on those exchanges alone — the account model's share
+components (intent, capability, task items, reasoning, one-turn, the requested length ranked among the store's
+accounts, the harvest shape) on that subset, shrunk by the subset's own count as any account's are; the
+account-level components (limit use, volume, age, verification, pivot, template reuse, received output) stay the
+account's own. The larger of the two readings counts (``score_clusters``). A member who never sends the pool's
+prompts (an ordinary user on the same ISPs) is read as before; an account's whole traffic on those prompts reads
+the same either way. The prompts are the ones the content share already calls the community's own template set:
+nobody outside it sends them (``rare_content_chance``) and at least ``rare_content_min_share`` of its core does.
+
+Needs the ``beh_as`` partial (``behavior.system_prompt_partials``): per account × system prompt × hour, the counts
+the share components are made of. ``window_view`` exposes the detection's window of it as ``beh_as_w``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.scan.base import CAPABILITY_PREFIX
+from distillguard.scoring.suspicion import COMPONENTS, StoreOutput, blend
+
+#: The view of ``beh_as`` a detection step reads (its window's rows; hit columns renamed by role).
+VIEW = "beh_as_w"
+
+#: Components read on the pool's share of a member's exchanges; the rest stay the account's own.
+SHARE_COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "long_output", "harvest_shape")
+
+
+def _exists(con, name: str) -> bool:
+    try:
+        return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
+                    or con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0])
+    except duckdb.Error:
+        return False
+
+
+def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: datetime | None,
+                since: datetime | None) -> bool:
+    """Create view ``beh_as_w``: the rows of ``beh_as`` in the detection's window (account × system prompt × hour), each
+    signal's hit count named ``hiti_<signal>`` when it counts as intent (the account model's rule: not a capability
+    signal, not one of ``non_intent``) and ``hitc_<signal>`` when it is a capability signal. False (and no view)
+    when the store's partials have no ``beh_as`` (``behavior.system_prompt_partials`` off, or built before it)."""
+    if not _exists(con, "beh_as"):
+        return False
+    from distillguard.behavior.features import _until
+
+    have = {r[0] for r in con.execute("DESCRIBE beh_as").fetchall()}
+    hits = []
+    for s in sigs:
+        if f"hit_{s}" not in have:
+            continue
+        if s.startswith(CAPABILITY_PREFIX):
+            hits.append(f", hit_{s} AS hitc_{s}")
+        elif s not in non_intent:
+            hits.append(f", hit_{s} AS hiti_{s}")
+    # the hourly rows, not their sums: the reading joins them with a few clusters' private prompts first and sums
+    # what is left (a view summed per account and prompt would sum the whole window at every read)
+    con.execute(f"""CREATE OR REPLACE VIEW {VIEW} AS
+        SELECT account_id, entity, n, n_single, n_reason, n_maxtok, sum_maxtok, n_task {''.join(hits)}
+        FROM beh_as WHERE {_until(until, since=since)}""")
+    return True
+
+
+def pool_share_suspicion(con, membership: dict[str, int], core: dict[int, set[str]], feat_rows: dict[str, dict],
+                         store_out: StoreOutput | None, n_all: int, cfg) -> dict[int, dict[str, tuple[float, int]]]:
+    """cluster -> member -> (its suspicion read on its exchanges carrying the cluster's private system prompts,
+    how many such exchanges), for the members that sent any; clusters without such prompts are absent. Needs the
+    ``inc`` table (incidence: who holds which system prompt, and how many accounts in the store do) and the
+    ``beh_as_w`` view (``window_view``)."""
+    if not cfg.pool_share_reading or not membership or not _exists(con, VIEW):
+        return {}
+    cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
+    con.register("_psm", pa.table({"account_id": list(membership), "cl": list(membership.values()),
+                                   "in_core": [a in core.get(c, ()) for a, c in membership.items()]}))
+    try:
+        cols = [r[0] for r in con.execute(f"DESCRIBE {VIEW}").fetchall()]
+        hit_cols = [c for c in cols if c.startswith(("hiti_", "hitc_"))]
+        rows = con.execute(f"""
+            WITH h AS (SELECT m.cl, i.entity, count(DISTINCT i.account_id) AS m,
+                              count(DISTINCT i.account_id) FILTER (WHERE m.in_core) AS nc, any_value(i.df) AS df
+                       FROM inc i JOIN _psm m USING (account_id) WHERE i.kind = 'system_prompt' GROUP BY 1, 2),
+            k AS (SELECT cl, count(*) AS k, count(*) FILTER (WHERE in_core) AS kc FROM _psm GROUP BY 1),
+            pe AS (SELECT h.cl, h.entity FROM h JOIN k USING (cl)
+                   WHERE 1 - exp(-(k.k - 1) * greatest(h.df - h.m, 0) / greatest({int(n_all)} - k.k, 1)) <= {float(cut)}
+                     AND h.nc >= greatest(2, {float(cfg.rare_content_min_share)} * k.kc))
+            SELECT m.cl, b.account_id, sum(b.n), sum(b.n_single), sum(b.n_reason), sum(b.n_maxtok), sum(b.sum_maxtok),
+                   sum(b.n_task) {''.join(f', sum(b.{c})' for c in hit_cols)}
+            FROM {VIEW} b JOIN _psm m USING (account_id) JOIN pe ON pe.cl = m.cl AND pe.entity = b.entity
+            GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    finally:
+        con.unregister("_psm")
+    model = cfg.account_model
+    k = float(model.prior_exchanges)
+    out: dict[int, dict[str, tuple[float, int]]] = {}
+    for c, a, n, n_single, n_reason, n_mt, sum_mt, n_task, *hits in rows:
+        own = feat_rows.get(a)
+        n = float(n or 0)
+        if own is None or n <= 0:
+            continue
+        comps = share_components(own, n, float(n_single or 0), float(n_reason or 0), float(n_task or 0),
+                                 float(n_mt or 0), float(sum_mt or 0),
+                                 [float(h or 0) for h, col in zip(hits, hit_cols, strict=True) if col.startswith("hiti_")],
+                                 [float(h or 0) for h, col in zip(hits, hit_cols, strict=True) if col.startswith("hitc_")],
+                                 store_out, k, float(model.rank_prior_exchanges))
+        out.setdefault(c, {})[a] = (blend(comps, model), int(n))
+    return out
+
+
+def share_components(own: dict, n: float, n_single: float, n_reason: float, n_task: float, n_mt: float,
+                     sum_mt: float, intent_hits: list[float], cap_hits: list[float], store_out: StoreOutput | None,
+                     prior: float, rank_prior: float) -> dict[str, float]:
+    """The account model's components for ``n`` of an account's exchanges (the ``SHARE_COMPONENTS`` from their
+    counts, shrunk by n / (n + prior) as ``suspicion.components`` shrinks an account's; the others the account's
+    own ``c_<component>``). The requested length is ranked among the store's accounts (``store_out``); without it,
+    the account's own ``long_output`` and ``harvest_shape`` stay."""
+    sure = n / (n + prior) if prior > 0 else 1.0
+    comps = {c: _own(own, c) for c in COMPONENTS}
+    comps["intent"] = (max(intent_hits) / n if intent_hits else 0.0) * sure
+    comps["capability"] = (max(cap_hits) / n if cap_hits else 0.0) * sure
+    comps["task_items"] = min(1.0, n_task / n) * sure
+    comps["reasoning"] = n_reason / n * sure
+    comps["single_turn"] = n_single / n * sure
+    if store_out is not None and n_mt > 0:
+        rank = store_out.rank(sum_mt / n_mt, n_mt, rank_prior)
+        comps["long_output"] = rank * sure
+        comps["harvest_shape"] = rank * sure * comps["single_turn"]
+    return comps
+
+
+def _own(row: dict, comp: str) -> float:
+    v = row.get(f"c_{comp}")
+    v = 0.0 if v is None else float(v)
+    return 0.0 if np.isnan(v) else v
