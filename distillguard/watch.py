@@ -32,12 +32,12 @@ import orjson
 import pyarrow as pa
 
 from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
+from distillguard.watchpublish import DEFAULT_PREFIX, publish, read_published, snapshot_blob  # noqa: F401 - bench, tests
 from distillguard.watchtrigger import flagged_accounts, trigger_for, withhold
 
 log = logging.getLogger("distillguard.watch")
 
 STATE_FILE = "watch/state.json"
-DEFAULT_PREFIX = "distillguard:enforcement"
 
 
 @dataclass
@@ -618,36 +618,6 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def snapshot_blob(store) -> bytes:
-    """The enforcement and cluster rows the gateway applies, as one JSON document."""
-    out = {}
-    for name in ("enforcement", "account_clusters"):
-        out[name] = store.read_table(name).to_pylist() if store.has_table(name) else []
-    return orjson.dumps(out, default=str)
-
-
-def publish(store, url: str, prefix: str = DEFAULT_PREFIX, last_hash: str | None = None) -> tuple[int | None, str]:
-    """A new snapshot version in Redis when the decisions changed (gateways poll ``<prefix>:version``)."""
-    import redis
-
-    blob = snapshot_blob(store)
-    h = hashlib.sha256(blob).hexdigest()
-    if h == last_hash:
-        return None, h
-    r = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        version = int(r.incr(f"{prefix}:seq"))
-        pipe = r.pipeline(transaction=True)  # snapshot and version move together
-        pipe.set(f"{prefix}:snapshot", orjson.dumps({"version": version, "published_at": time.time(),
-                                                      "data": orjson.Fragment(blob)}))
-        pipe.set(f"{prefix}:version", version)
-        pipe.execute()
-        r.publish(f"{prefix}:updates", version)
-    finally:
-        r.close()
-    return version, h
-
-
 def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False) -> TickReport:
     rep = TickReport()
     # The loop's time is read before anything is folded: a detection "as of" this time then judges every part
@@ -750,19 +720,6 @@ def run_watch(store, opts: WatchOptions, stop: threading.Event | None = None, po
         stop.set()
         if writer is not None:
             writer.join(15)
-
-
-def read_published(url: str, prefix: str = DEFAULT_PREFIX) -> dict | None:
-    """The newest published snapshot (for the gateway and for tests)."""
-    import redis
-
-    r = redis.Redis.from_url(url, socket_timeout=2)
-    try:
-        raw = r.get(f"{prefix}:snapshot")
-    finally:
-        r.close()
-    return orjson.loads(raw) if raw else None
-
 
 
 def register(app) -> None:
