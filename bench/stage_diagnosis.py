@@ -20,6 +20,10 @@ each resolution and the sub-clusters scored beside them) and taking the highest:
   bystander fall-offs) or "a flag needs a campaign" keep this account under it;
 - ``flagged``.
 
+Missed attack accounts are also counted by how much traffic they sent (``missed, exchanges`` rows: 0, 1–4, 5–19,
+≥ 20 exchanges in the store): an account with a handful of requests carries almost no evidence of its own, so
+on a small store those rows bound what any rule on the account's own traffic can recover.
+
 False flags are listed by persona. Then, per world, how well each score ranks attack above benign accounts over
 the whole store: ROC AUC and the largest recall at which some cut still has precision ≥ 0.99 (the best any
 threshold, absolute or relative to the store, could do with that score alone).
@@ -60,11 +64,13 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
-        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art
-        FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)""").fetchall()
+        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
+               coalesce(f.n_exchanges, 0)
+        FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)
+               LEFT JOIN {t('account_features')} f USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
-    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art in rows:
+    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -84,7 +90,14 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
         else:
             st = "member factor / no campaign"
         out[("attack", st)] += 1
+        if not flagged:
+            out[("missed, exchanges", traffic_bucket(int(n_ex)))] += 1
     return out
+
+
+def traffic_bucket(n: int) -> str:
+    """The exchange-count bucket a missed account is counted in: 0, 1–4, 5–19 or ≥ 20."""
+    return "0" if n <= 0 else "1-4" if n < 5 else "5-19" if n < 20 else ">=20"
 
 
 def ranking(world: str) -> dict:
