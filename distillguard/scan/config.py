@@ -603,6 +603,16 @@ class ScoringConfig(_Strict):
     #: few ordinary users share with three accounts of a 56-account pool is not (dev standard-100, branch ``fam20``).
     #: 0: the count alone, as before.
     pool_min_share: float = Field(0.25, ge=0, le=1)
+    #: ... and those pooled accounts must be the pool's *anchors* — its accounts holding a tie of infrastructure or
+    #: timing (a shared card, sign-up burst, schedule, partner indicator) — when it has at least ``pool_min_accounts``
+    #: of them (``pool_min_share`` then of the anchors). Why: the pool's own members are the accounts with any
+    #: distinctive tie, and a stock client user agent that only ordinary users and the community hold is "private"
+    #: to the community that absorbed its holders, so a few ordinary users holding it made each other the "pooled
+    #: accounts" that qualify them, and took the operation's pooled reading (loop replay cohorts_mixed seed 8: a
+    #: chat user and two university-NAT accounts, one LangChain build, flagged through an agentic trio's community,
+    #: branch ``loop22``). An operation's kit is held by the accounts its card or sign-up burst ties. False: every
+    #: pooled account counts, as before.
+    pool_anchored: bool = True
     #: Pool-share reading (scoring/poolshare.py): in a community strongly coordinated through content it owns, each
     #: member's suspicion is also read on its exchanges that carry the community's private system prompts — the
     #: prompts nobody outside it sends (``rare_content_chance``) and at least ``rare_content_min_share`` of its core

@@ -97,3 +97,42 @@ def test_a_one_request_stranger_sharing_one_template_with_one_pool_account_is_re
     risk = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
     assert min(risk[a] for a in POOL) >= 0.5      # the pool is still read as one body of traffic
     assert risk["stranger"] < 0.25 and risk["student"] < 0.25
+
+
+
+TRIO = ["trio0", "trio1", "trio2"]
+USERS = [f"user-lc{i}" for i in range(9)]
+
+
+def _stock_client_risk(cfg: ScoringConfig, ua_holders: int = 1) -> dict[str, float]:
+    """An agentic trio (one card, one sign-up burst) and nine ordinary users of one stock LangChain build that one
+    trio account also sends and nobody outside their community does, with the header order two trio accounts'
+    SDK produces: "private" to the community that absorbed their holders, so each user has a distinctive client
+    tie and is one of the pooled accounts (loop replay cohorts_mixed seed 8's community ``cl1-0017``)."""
+    ua, hf = "langchain-openai/0.2.14 OpenAI/Python 1.68.2", "hfp-3296"
+    rows = [(a, "payment", "card-trio", 1.5) for a in TRIO] + [(a, "creation_burst", "standard|7", 0.9) for a in TRIO]
+    rows += [(a, "ip24", f"203.0.{i}", 0.5) for i, a in enumerate(TRIO + USERS)]
+    rows += [(a, "user_agent", ua, 0.3) for a in (*TRIO[:ua_holders], *USERS)]
+    rows += [(a, "header_fp", hf, 0.3) for a in (*TRIO[1:], *USERS)]
+    rows += [(a, "user_agent", "OpenAI/Python 1.93.0", 0.12) for a in OUTSIDE]
+    rows += [(a, "header_fp", "hfp-stock", 0.12) for a in OUTSIDE]
+    per = {a: (20, HARVEST) for a in TRIO} | {a: (1, ORDINARY) for a in USERS}
+    feats = _feats(per | {a: (50, ORDINARY) for a in OUTSIDE})
+    _, out = score_clusters(_con(rows), feats, {a: 0 for a in per}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+
+
+def test_ordinary_users_of_one_stock_client_do_not_qualify_each_other_for_the_pooled_reading():
+    # issue 14 (loop replay cohorts_mixed seed 8, branch loop22): a chat user and university-NAT accounts holding
+    # the LangChain build one agentic-trio account sent were pooled accounts themselves, so they made each other
+    # "enough pooled holders" of the build and took the trio's pooled reading (a 1-request account at the
+    # community's full risk). Counting only the pool's anchors (its card / sign-up burst holders), one holds it.
+    # (seed 8's community passed the one-tool rule by collecting long answers, which these features do not carry)
+    on = _stock_client_risk(ScoringConfig(software_output_alpha=None))
+    off = _stock_client_risk(ScoringConfig(software_output_alpha=None, pool_anchored=False))
+    assert min(on[a] for a in TRIO) >= 0.5 and min(off[a] for a in TRIO) >= 0.5
+    assert min(off[a] for a in USERS) > 0.4            # as before: read as the pool (pooled 0.80, own 0.06)
+    assert max(on[a] for a in USERS) < 0.1             # judged on their own traffic
+    # the operation's kit — the client all its anchors run — still reads a member holding it as the pool
+    kit = _stock_client_risk(ScoringConfig(software_output_alpha=None), ua_holders=3)
+    assert min(kit[a] for a in USERS) > 0.4
