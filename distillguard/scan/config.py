@@ -664,10 +664,11 @@ class ScoringConfig(_Strict):
     #: A member tied to its cluster by no distinctive evidence of its own is judged on its own traffic: below the
     #: cluster's suspicion its inherited risk falls off quadratically. Not when its own suspicion is unusual for
     #: the store: above Q + ``own_traffic_spread`` × (Q − median), Q this quantile of the suspicion of the
-    #: accounts outside clusters at or over the flag threshold. None (the default): the fall-off always applies.
-    #: Measured at 0.9 on the scale-1.0 world: recall 0.917 → 0.937, but a stray account of one operation
-    #: flagged in another's community puts two campaigns in one record (docs/benchmarks.md, branch ``ig19``).
-    own_traffic_quantile: float | None = Field(None, gt=0, lt=1)
+    #: accounts outside clusters at or over the flag threshold. None: the fall-off always applies. On since
+    #: 2026-12-05 (lead, merge c): on the scale-1.0 world recall 0.925 → 0.960 with 3 records for 3 campaigns (the
+    #: stray that put two campaigns in one record in ``ig19`` is gone since ``rem20``'s tied remainders); the dev
+    #: family and the guards identical with it on or off (docs/benchmarks.md).
+    own_traffic_quantile: float | None = Field(0.9, gt=0, lt=1)
     #: ... the distance past that quantile, in multiples of its distance from the median.
     own_traffic_spread: float = Field(2.0, ge=0)
     #: ... judged only when at least this many accounts sit outside those clusters (fewer give no quantile to trust).
