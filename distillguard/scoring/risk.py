@@ -280,7 +280,8 @@ def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int]
     pooled = [(a, c) for c, ms in pool_of.items() for a in ms]
     # ``pool_anchored``: only the pool's anchors count as holders — its accounts holding a tie of infrastructure or
     # timing (``DISTINCTIVE_GROUPS``) — when it has at least ``pool_min_accounts`` of them; otherwise every pooled
-    # account counts, as before
+    # account counts, as before. The anchor flag rides on each incidence row: a list of a pool's anchors joined to
+    # every row ran a scale-1.0 scan (20k-account pools) out of memory
     anchored = bool(cfg.pool_anchored)
     con.register("_need", pa.table({"account_id": list(need) + [a for a, _ in pooled],
                                     "cl": list(need.values()) + [c for _, c in pooled],
@@ -288,13 +289,13 @@ def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int]
                                     "anchor": [False] * len(need) + [anchored and a in out for a, _ in pooled]}))
     k_min, share = int(cfg.pool_min_accounts), float(cfg.pool_min_share)
     rows = con.execute(f"""
-        WITH h AS (SELECT n.cl, n.account_id, n.pool, i.kind, i.entity FROM inc i JOIN _need n USING (account_id)
+        WITH h AS (SELECT n.cl, n.account_id, n.pool, n.anchor, i.kind, i.entity FROM inc i JOIN _need n USING (account_id)
                    WHERE i.kind IN ({", ".join(repr(k) for k in kinds)})),
-        p0 AS (SELECT cl, count(DISTINCT account_id) AS n, count(DISTINCT account_id) FILTER (WHERE anchor) AS na,
-                      list(DISTINCT account_id) FILTER (WHERE anchor) AS anchors FROM _need WHERE pool GROUP BY 1),
-        p AS (SELECT cl, na >= {k_min} AS by_anchor, CASE WHEN na >= {k_min} THEN na ELSE n END AS n, anchors FROM p0),
+        p0 AS (SELECT cl, count(DISTINCT account_id) AS n, count(DISTINCT account_id) FILTER (WHERE anchor) AS na
+               FROM _need WHERE pool GROUP BY 1),
+        p AS (SELECT cl, na >= {k_min} AS by_anchor, CASE WHEN na >= {k_min} THEN na ELSE n END AS n FROM p0),
         e AS (SELECT h.cl, h.kind, h.entity, list(DISTINCT h.account_id) FILTER (
-                  WHERE h.pool AND (NOT p.by_anchor OR list_contains(p.anchors, h.account_id))) AS holders
+                  WHERE h.pool AND (NOT p.by_anchor OR h.anchor)) AS holders
               FROM h JOIN p USING (cl) GROUP BY 1, 2, 3)
         SELECT DISTINCT h.account_id FROM h JOIN e USING (cl, kind, entity) JOIN p USING (cl)
         WHERE NOT h.pool AND len(list_filter(coalesce(e.holders, []), lambda x: x <> h.account_id))
