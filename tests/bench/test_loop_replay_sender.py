@@ -5,33 +5,24 @@ replay whose ``messages`` requests carried the client's placeholder key beside t
 every Anthropic-style exchange (14% of a default world, whole accounts of a hydra) out of what `watch` saw.
 """
 
-import importlib.util
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 httpx = pytest.importorskip("httpx2")  # the HTTP client the openai / anthropic SDKs are built on
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _loop_replay():
-    spec = importlib.util.spec_from_file_location("loop_replay", ROOT / "bench" / "loop_replay.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("endpoint", ["messages", "chat.completions", "responses"])
-def test_one_credential_per_request(endpoint):
+def test_one_credential_per_request(endpoint, bench_script):
     seen = []
 
     def handler(req: httpx.Request) -> httpx.Response:
         seen.append({k: v for k, v in req.headers.items() if k in ("authorization", "x-api-key")})
         return httpx.Response(200, json={}, headers={"x-distillguard-exchange-id": "dg-1"})
 
-    sender = _loop_replay().Sender(["http://gw.test"], http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    sender = bench_script("loop_replay").Sender(["http://gw.test"], http_client=httpx.Client(transport=httpx.MockTransport(handler)))
     ex = {"account_id": "acct-1", "ts": datetime(2026, 1, 12, tzinfo=UTC), "endpoint": endpoint, "model": "m",
           "client_ip": "198.51.100.7", "user_agent": "ua/1", "conversation_id": None, "system_prompt": "sys",
           "turns": [{"role": "user", "text": "hello"}], "prompt": "hello", "tools_offered": ["run tests"],
@@ -42,7 +33,7 @@ def test_one_credential_per_request(endpoint):
     assert next(iter(hdrs.values())) in ("sk-replay-acct-1", "Bearer sk-replay-acct-1")
 
 
-def test_the_worlds_client_facts_travel_as_edge_headers():
+def test_the_worlds_client_facts_travel_as_edge_headers(bench_script):
     # a world exchange's TLS fingerprint and ASN reach the gateway as a TLS-terminating edge would forward them
     # (gateway identity.ja4_header / asn_header); without them the replay loses the world's client and network ties
     seen = []
@@ -51,7 +42,7 @@ def test_the_worlds_client_facts_travel_as_edge_headers():
         seen.append(dict(req.headers))
         return httpx.Response(200, json={}, headers={"x-distillguard-exchange-id": "dg-1"})
 
-    sender = _loop_replay().Sender(["http://gw.test"], http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    sender = bench_script("loop_replay").Sender(["http://gw.test"], http_client=httpx.Client(transport=httpx.MockTransport(handler)))
     ex = {"account_id": "acct-1", "ts": datetime(2026, 1, 12, tzinfo=UTC), "endpoint": "chat.completions",
           "model": "m", "client_ip": "198.51.100.7", "user_agent": "ua/1", "conversation_id": None,
           "system_prompt": None, "turns": [], "prompt": "hello", "tools_offered": [], "max_tokens": 64,
@@ -63,7 +54,7 @@ def test_the_worlds_client_facts_travel_as_edge_headers():
     assert "x-client-ja4" not in seen[1] and "x-client-asn" not in seen[1]
 
 
-def test_world_lengths_size_every_reply_with_one_header_set():
+def test_world_lengths_size_every_reply_with_one_header_set(bench_script):
     # the mock upstream answers as long as the world's teacher did; both headers on every request (a header set
     # that varied by exchange would give the replay a header-order fingerprint the world does not have)
     seen = []
@@ -77,7 +68,7 @@ def test_world_lengths_size_every_reply_with_one_header_set():
           "model": "m", "client_ip": "198.51.100.7", "user_agent": "ua/1", "conversation_id": None,
           "system_prompt": None, "turns": [], "prompt": "hello", "tools_offered": [], "max_tokens": 64,
           "temperature": None, "reasoning_requested": False, "reasoning_effort": None}
-    lr = _loop_replay()
+    lr = bench_script("loop_replay")
     lr.Sender(["http://gw.test"], http_client=client, world_lengths=True).send(
         {**ex, "output_tokens": 900, "reasoning_tokens": 600}, 0)
     lr.Sender(["http://gw.test"], http_client=client, world_lengths=True).send(

@@ -2,20 +2,10 @@
 an account with a handful of requests carries almost no evidence of its own, so those rows bound what any rule on
 the account's own traffic can recover)."""
 
-import importlib.util
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _stage_diagnosis():
-    spec = importlib.util.spec_from_file_location("stage_diagnosis", ROOT / "bench" / "stage_diagnosis.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _table(world: Path, name: str, data: dict) -> None:
@@ -23,7 +13,7 @@ def _table(world: Path, name: str, data: dict) -> None:
     pq.write_table(pa.table(data), world / "tables" / name / "part-0.parquet")
 
 
-def test_missed_accounts_counted_by_exchanges(tmp_path):
+def test_missed_accounts_counted_by_exchanges(tmp_path, bench_script):
     from distillguard.scan.config import ScoringConfig
     ids = ["a0", "a1", "a2", "a3", "a4", "b0"]
     pq.write_table(pa.table({"account_id": ids, "campaign_id": ["c"] * 5 + [None],
@@ -36,6 +26,6 @@ def test_missed_accounts_counted_by_exchanges(tmp_path):
     _table(tmp_path, "clusters", {"cluster_id": ["k"], "n_accounts": [2], "risk": [0.9], "coordination": [1.0],
                                   "reasons": pa.array([["x"]], pa.list_(pa.string()))})
     _table(tmp_path, "cluster_members", {"cluster_id": ["k", "k"], "account_id": ["a0", "a1"]})
-    out = _stage_diagnosis().stages(str(tmp_path), ScoringConfig())
+    out = bench_script("stage_diagnosis").stages(str(tmp_path), ScoringConfig())
     assert out[("attack", "flagged")] == 1
     assert {k[1]: v for k, v in out.items() if k[0] == "missed, exchanges"} == {"0": 1, "1-4": 1, "5-19": 1, ">=20": 1}
