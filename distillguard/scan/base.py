@@ -101,7 +101,7 @@ def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None =
     and read back by every group-by over it, then dropped; a TEMP table stays in the buffer pool and spills
     only past ``memory_limit``."""
     sigs = signal_columns(con)
-    has_sig_table = bool(sigs) or _has_view(con, "exchange_signals")
+    has_sig_table = bool(sigs) or has_view(con, "exchange_signals")
     sig_select = ", ".join(f"s.{c} AS {c}" for c in sigs)
     tk = "s.template_key" if has_sig_table and _has_col(con, "exchange_signals", "template_key") else "CAST(NULL AS VARCHAR)"
     ti = "s.task_item_key" if has_sig_table and _has_col(con, "exchange_signals", "task_item_key") else "CAST(NULL AS VARCHAR)"
@@ -135,7 +135,7 @@ def build_base(con: duckdb.DuckDBPyConnection, store: Store, where: str | None =
     return sigs
 
 
-def _has_view(con, name: str) -> bool:
+def has_view(con, name: str) -> bool:
     # a name look-up in DuckDB's catalog: the Spark engine answers exactly this form from its own catalog
     # (distillguard/engine/spark.py ``_CATALOG``), so keep it one name, ``= ?``
     return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0]

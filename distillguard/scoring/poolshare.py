@@ -24,11 +24,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
-from distillguard.scan.base import CAPABILITY_PREFIX
+from distillguard.scan.base import CAPABILITY_PREFIX, has_view
 from distillguard.scoring.suspicion import COMPONENTS, StoreOutput, blend
 
 #: The view of ``beh_as`` a detection step reads (its window's rows; hit columns renamed by role).
@@ -38,21 +37,13 @@ VIEW = "beh_as_w"
 SHARE_COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "long_output", "harvest_shape")
 
 
-def _exists(con, name: str) -> bool:
-    try:
-        return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
-                    or con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0])
-    except duckdb.Error:
-        return False
-
-
 def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: datetime | None,
                 since: datetime | None) -> bool:
     """Create view ``beh_as_w``: the rows of ``beh_as`` in the detection's window (account × system prompt × hour), each
     signal's hit count named ``hiti_<signal>`` when it counts as intent (the account model's rule: not a capability
     signal, not one of ``non_intent``) and ``hitc_<signal>`` when it is a capability signal. False (and no view)
     when the store's partials have no ``beh_as`` (``behavior.system_prompt_partials`` off, or built before it)."""
-    if not _exists(con, "beh_as"):
+    if not has_view(con, "beh_as"):
         return False
     from distillguard.behavior.features import _until
 
@@ -79,7 +70,7 @@ def pool_share_suspicion(con, membership: dict[str, int], core: dict[int, set[st
     how many such exchanges), for the members that sent any; clusters without such prompts are absent. Needs the
     ``inc`` table (incidence: who holds which system prompt, and how many accounts in the store do) and the
     ``beh_as_w`` view (``window_view``)."""
-    if not cfg.pool_share_reading or not membership or not _exists(con, VIEW):
+    if not cfg.pool_share_reading or not membership or not has_view(con, VIEW):
         return {}
     cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
     con.register("_psm", pa.table({"account_id": list(membership), "cl": list(membership.values()),
