@@ -470,6 +470,15 @@ class ScoringConfig(_Strict):
     software_received_output: bool = True
     #: ... the share of the core holding one client entity for the cluster to count as one tool's users.
     software_client_share: float = Field(0.5, ge=0, le=1)
+    #: ... counting one client's builds as one client: a user agent with its version numbers removed
+    #: ("loomwork/0.9.1 python-httpx/0.28.1" and "loomwork/0.11.2 python-httpx/0.28.1" are one framework). A popular
+    #: tool's users run whichever release they installed, so at scale its community's core splits over a dozen
+    #: builds, none held by half of it, and the rule stopped reading it as one tool's users (cohorts_mixed scale 0.03:
+    #: 465 framework and step-by-step tool users on 19 user agents, the largest build held by 27% of the core,
+    #: flagged as a record of their own; docs/benchmarks.md, branch ``cm23``). The other tests of the rule are
+    #: unchanged: no hidden tie held by half the core, no long answers collected. False: one exact user agent or
+    #: fingerprint (before 2026-12-05 d).
+    software_client_versions: bool = True
     #: ... and a core of which at least this share holds a hidden tie beyond chance (any of network, payment,
     #: creation, timing, intel; ``max_chance_tie``) is not one tool's users: half, as for every evidence group.
     #: A few members sharing a card or a proxy inside a tool's community are scored on their own as a

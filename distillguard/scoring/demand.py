@@ -93,16 +93,24 @@ def collects_long_answers(rows: list[dict], store_mt: np.ndarray, store_out: np.
     return received is None or received
 
 
-def client_share(con: duckdb.DuckDBPyConnection, core: dict[int, set[str]]) -> dict[int, float]:
+#: Version numbers in a user agent ("0.9.1", "2026.1", "5.10.2-beta"): removed to read one client's builds as one.
+_VERSION = r"[0-9]+([.][0-9A-Za-z_-]+)*"
+
+
+def client_share(con: duckdb.DuckDBPyConnection, core: dict[int, set[str]], versions: bool = False) -> dict[int, float]:
     """Per cluster: the largest share of its core holding one client entity (a user agent, TLS or header-order
-    fingerprint; needs table ``inc``)."""
+    fingerprint; needs table ``inc``). ``versions`` (``scoring.software_client_versions``): a user agent counts with
+    its version numbers removed, so the releases of one tool are one client — its users run whichever build they
+    installed, while an operation's kit is one build or its own client."""
     kinds = ", ".join(f"'{k}'" for k, g in KIND_GROUP.items() if g == "client")
     pairs = [(a, c) for c, ms in core.items() for a in ms]
     if not pairs:
         return {}
+    key = f"CASE WHEN i.kind = 'user_agent' THEN regexp_replace(i.entity, '{_VERSION}', '#', 'g') ELSE i.entity END" \
+        if versions else "i.entity"
     con.register("_core", pa.table({"account_id": [a for a, _ in pairs], "cl": [c for _, c in pairs]}))
     rows = con.execute(f"""
-        WITH h AS (SELECT c.cl, i.kind, i.entity, count(DISTINCT i.account_id) AS n
+        WITH h AS (SELECT c.cl, i.kind, {key} AS e, count(DISTINCT i.account_id) AS n
                    FROM inc i JOIN _core c USING (account_id) WHERE i.kind IN ({kinds}) GROUP BY 1, 2, 3)
         SELECT cl, max(n) FROM h GROUP BY 1""").fetchall()
     con.unregister("_core")

@@ -511,7 +511,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         for o in feats["org_id"].to_pylist():
             if o is not None:
                 org_size[o] = org_size.get(o, 0) + 1
-    client_share = _client_share(con, core) if cfg.software_output_alpha is not None else {}
+    client_share = _client_share(con, core, cfg.software_client_versions) if cfg.software_output_alpha is not None else {}
     store_mt = store_values(feats, "mean_max_tokens")
     store_out = store_values(feats, "mean_output_tokens")
     # what a pooled group's requested length is ranked against (suspicion.pooled_components)
