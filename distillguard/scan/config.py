@@ -237,6 +237,29 @@ class WorkloadGroupConfig(_Strict):
     #: for it. The same share as ``scoring.member_suspicion_ratio`` (a community member's fall-off). None: off
     #: (every member takes the group's risk; before 2026-12-05, branch ``loop21``).
     member_peer_ratio: float | None = Field(0.6, gt=0, le=1)
+    #: Demand check, every group size: a member that asks for, receives and elicits no more than the store's
+    #: accounts doing the same work — on every one of ``member_demand_columns`` under the ``member_demand_quantile``
+    #: of the accounts *outside* the group whose workload is that of the group (cosine to its mean at least
+    #: ``member_demand_workload``) — takes not the group's risk but what its own suspicion gives at the group's
+    #: coordination (``cluster_risk(1, own)``, its own suspicion without the received-output lift: it receives no
+    #: more than its peers). A workload group is found on harvest shape and workload only; a company's developers
+    #: behind one NAT asking single-turn coding questions are in the harvest-shape tail on the campaign's workload
+    #: with suspicion above the peer check's bar (the group's own mean is diluted by its proxy accounts' owners'
+    #: traffic), yet they ask the ordinary lengths of the store's developers, while even a proxy carrying its
+    #: owner's traffic beside the harvest's receives more than them (cohorts_mixed scale 0.03: 18 company-NAT
+    #: accounts at the 8th–35th percentile of their peers on output received, the proxies at the 59th–94th;
+    #: docs/benchmarks.md, branch ``cm23``). Empty or null: off.
+    member_demand_columns: list[str] | None = Field(default_factory=lambda: ["c_long_output", "c_received_output",
+                                                                            "c_reasoning"])
+    #: ... the share of the workload's outside accounts a member must reach on at least one column (0.5: the
+    #: typical account doing the same work; a harvest is there to draw more of the teacher than that).
+    member_demand_quantile: float = Field(0.5, ge=0, le=1)
+    #: ... the workload cosine at which an outside account does the same work as the group (as
+    #: ``scoring.artefact_peer_workload``).
+    member_demand_workload: float = Field(0.9, ge=0, le=1)
+    #: ... and the check runs only with at least this many such outside accounts: fewer (a workload only the
+    #: campaign sends) are no yardstick (as ``scoring.artefact_peer_min_accounts``).
+    member_demand_min_peers: int = Field(20, ge=2)
     #: A group whose members receive clearly longer answers than the rest of the store (``harvest_beyond_store`` on
     #: ``mean_output_tokens``: the same one-sided test the percentile gate's collecting exemption asks) has its
     #: suspicion read with the received-output component at ``scoring.collecting_received_weight``, as a community

@@ -147,13 +147,23 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
                                                 rows[a].get("c_received_output"), lift) for a in g["members"]]))
             why.append(f"its accounts receive clearly longer answers than the store's (effect {collects:.2f}): "
                        f"its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})")
-        own = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
+        raw = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
+        own = dict(raw)
+        bars = demand_bars(feats, g["members"], cfg.workload_groups)
         if collects is not None:
             own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
         r = cluster_risk(1.0, susp, cfg)
         scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
         for a in g["members"]:
             ra, mine = _member_risk(a, own, r, cfg)
+            if bars is not None and not _asks_more(rows[a], bars):
+                ro = min(ra, cluster_risk(1.0, raw[a], cfg))
+                mine = mine + [f"this account asks for, receives and elicits no more than the {bars['_peers']:.0f} "
+                               f"accounts outside its group doing the same work (under their "
+                               f"{cfg.workload_groups.member_demand_quantile:.0%} point on "
+                               f"{', '.join(k for k in bars if not k.startswith('_'))}): judged on its own traffic "
+                               f"at the group's coordination (risk {ro:.2f})"]
+                ra = ro
             ids.append(a)
             risk.append(ra)
             cl_ids.append(cid)
@@ -161,6 +171,46 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
     return scores, pa.table({"account_id": pa.array(ids, pa.string()), "risk": pa.array(risk, pa.float64()),
                              "cluster_id": pa.array(cl_ids, pa.string()),
                              "reasons": pa.array(reasons, pa.list_(pa.string()))})
+
+
+def demand_bars(feats: pa.Table, members: list[str], cfg: WorkloadGroupConfig) -> dict[str, float] | None:
+    """Per ``member_demand_columns`` column: its ``member_demand_quantile`` over the accounts outside the group whose
+    workload is the group's (cosine to the members' mean workload ≥ ``member_demand_workload``), with ``_peers`` their
+    count; None when the check is off or fewer than ``member_demand_min_peers`` such accounts (no yardstick).
+    Why: the group is found on harvest shape and workload alone; what a harvest is *for* is drawing more of the
+    teacher than ordinary accounts doing the same work, so a member that neither asks for, receives nor elicits
+    more than them is not shown to be part of it by the group (``WorkloadGroupConfig.member_demand_columns``)."""
+    cols = [c for c in (cfg.member_demand_columns or []) if c in feats.column_names]
+    if not cols or feats.num_rows == 0:
+        return None
+    x = workload_matrix(feats)
+    if x.shape[1] == 0:
+        return None
+    inside = np.isin(np.asarray(feats["account_id"].to_pylist(), dtype=object), list(members))
+    mu = x[inside].mean(axis=0)
+    norms = np.linalg.norm(x, axis=1) * float(np.linalg.norm(mu))
+    cos = np.divide(x @ mu, norms, out=np.zeros(len(x)), where=norms > 0)
+    peers = (cos >= cfg.member_demand_workload) & ~inside
+    if int(peers.sum()) < cfg.member_demand_min_peers:
+        return None
+    out: dict[str, float] = {"_peers": float(peers.sum())}
+    for c in cols:
+        v = np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)[peers]
+        v = v[np.isfinite(v)]
+        if len(v) >= cfg.member_demand_min_peers:
+            out[c] = float(np.quantile(v, cfg.member_demand_quantile))
+    return out if len(out) > 1 else None
+
+
+def _asks_more(row: dict, bars: dict[str, float]) -> bool:
+    """The member reaches its workload peers' bar on at least one column (an unknown value is no evidence against it)."""
+    for c, bar in bars.items():
+        if c.startswith("_"):
+            continue
+        v = row.get(c)
+        if v is None or (isinstance(v, float) and np.isnan(v)) or float(v) >= bar:
+            return True
+    return False
 
 
 def _member_risk(a: str, own: dict[str, float], r: float, cfg: ScoringConfig) -> tuple[float, list[str]]:
