@@ -93,8 +93,9 @@ def collects_long_answers(rows: list[dict], store_mt: np.ndarray, store_out: np.
     return received is None or received
 
 
-#: Version numbers in a user agent ("0.9.1", "2026.1", "5.10.2-beta"): removed to read one client's builds as one.
-_VERSION = r"[0-9]+([.][0-9A-Za-z_-]+)*"
+#: Version numbers in a user agent ("0.9.1", "2026.1", "5.10.2-beta": digits with at least one dotted part), removed
+#: to read one client's builds as one; a bare number ("ua-7", an account's own client string) is left alone.
+_VERSION = r"[0-9]+([.][0-9]+)+[0-9A-Za-z_+-]*"
 
 
 def client_share(con: duckdb.DuckDBPyConnection, core: dict[int, set[str]], versions: bool = False) -> dict[int, float]:

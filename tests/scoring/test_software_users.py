@@ -25,11 +25,14 @@ SHORT_STEPS = [200.0 + 30.0 * i for i in range(10)]
 RECEIVED_LONG = [1500.0 + 50.0 * i for i in range(10)]
 
 
-def _rows(card: bool, client: bool = True) -> list[tuple[str, str, str, float]]:
+def _rows(card: bool, client: bool | str = True) -> list[tuple[str, str, str, float]]:
     """The team shares a tool's user agent and its own system prompt (private content: two evidence groups
-    with the client); everyone else has a user agent and prompt of their own."""
+    with the client); everyone else has a user agent and prompt of their own. ``client="builds"``: the team runs
+    four releases of the tool, none held by half of it."""
     rows = [(a, "system_prompt", "tool-sp", 0.6) for a in TEAM]
-    rows += [(a, "user_agent", "tool/1.0" if client else f"ua-{a}", 0.5) for a in TEAM]
+    ua = (lambda i, a: f"tool/0.{9 + i % 4}.{i % 3} python-httpx/0.28.1 | tool/0.{9 + i % 4}.{i % 3}") \
+        if client == "builds" else (lambda i, a: "tool/1.0" if client else f"ua-{a}")
+    rows += [(a, "user_agent", ua(i, a), 0.5) for i, a in enumerate(TEAM)]
     rows += [(a, "email_pattern", "shape-1", 0.5) for a in TEAM]
     if card:
         rows += [(a, "payment", "card-1", 1.5) for a in TEAM]
@@ -37,7 +40,8 @@ def _rows(card: bool, client: bool = True) -> list[tuple[str, str, str, float]]:
     return rows + [(a, "system_prompt", f"sp-{i}", 0.5) for i, a in enumerate(OTHERS)]
 
 
-def _score(team_tokens, card=False, harvest=False, client=True, alpha=0.05, received=None, received_on=True):
+def _score(team_tokens, card=False, harvest=False, client=True, alpha=0.05, received=None, received_on=True,
+           versions=True):
     ids = TEAM + OTHERS
     cols = {"account_id": ids, "suspicion": [0.8 if a in TEAM else 0.1 for a in ids],
             "c_long_output": [0.0] * len(ids), "mean_max_tokens": list(team_tokens) + MIX,
@@ -46,7 +50,8 @@ def _score(team_tokens, card=False, harvest=False, client=True, alpha=0.05, rece
     if received is not None:
         cols["mean_output_tokens"] = list(received) + OUT_MIX
     feats = pa.table(cols)
-    cfg = ScoringConfig(software_output_alpha=alpha, software_received_output=received_on)
+    cfg = ScoringConfig(software_output_alpha=alpha, software_received_output=received_on,
+                        software_client_versions=versions)
     cs, _ = score_clusters(_con(_rows(card, client)), feats, {a: 0 for a in TEAM}, [], cfg, harvest=harvest,
                            parent={a: 0 for a in TEAM} if harvest else None)
     return cs[0], cfg
@@ -104,3 +109,32 @@ def test_long_requests_without_long_answers_are_capped(received, on, capped):
 def test_short_requests_are_capped_whatever_they_receive():
     c, cfg = _score(ORDINARY, received=RECEIVED_LONG)
     assert _capped(c, cfg)
+
+
+def test_one_tools_releases_are_one_client():
+    """The team runs four releases of one tool (none held by half the core): with ``software_client_versions`` the
+    user agents without their version numbers are one client, held by all of it, and the team is one tool's users;
+    off, no single build reaches half the core and the rule does not read it (cohorts_mixed scale 0.03: a
+    framework's 465 users on 19 user agents flagged as a record, docs/benchmarks.md, branch cm23)."""
+    c, cfg = _score(ORDINARY, client="builds")
+    assert _capped(c, cfg)
+    assert any("100% of its core run one client" in r for r in c.reasons)
+    c, cfg = _score(ORDINARY, client="builds", versions=False)
+    assert not any("one tool's users" in r for r in c.reasons)
+
+
+def test_one_tools_releases_with_a_shared_card_are_not_capped():
+    """Reading builds as one client changes only the client share: a card held by the core still says operation."""
+    c, cfg = _score(ORDINARY, card=True, client="builds")
+    assert not _capped(c, cfg)
+
+
+def test_client_share_strips_version_numbers_only():
+    from distillguard.scoring.demand import client_share
+    con = _con([("a", "user_agent", "tool/0.9.1 python-httpx/0.28.1 | tool/0.9.1", 0.5),
+                ("b", "user_agent", "tool/0.11.2 python-httpx/0.28.1 | tool/0.11.2", 0.5),
+                ("c", "user_agent", "other/0.9.1 python-httpx/0.28.1 | other/0.9.1", 0.5),
+                ("d", "user_agent", "VeritexCompass/2026.1 OpenAI/Python 1.68.2 | openai-python/1.68.2", 0.5)])
+    core = {0: {"a", "b", "c", "d"}}
+    assert client_share(con, core) == {0: 0.25}
+    assert client_share(con, core, versions=True) == {0: 0.5}

@@ -175,3 +175,61 @@ def test_peer_check_only_lowers_a_member():
     assert _member_risk("b", own, 0.7, cfg)[1]           # and says why
     assert _member_risk("b", {"a": 0.9, "b": 0.1}, 0.7,
                         ScoringConfig(workload_groups=WorkloadGroupConfig(member_peer_ratio=None)))[0] == 0.7
+
+
+def _demand_store(n_peers: int = 25, bystander: dict | None = None) -> tuple[pa.Table, list[dict]]:
+    """Five harvest accounts on one reasoning-elicitation workload asking, receiving and eliciting far more than the
+    store's other accounts on that workload (``n_peers`` of them, outside the group, at 0.4–0.6 on each demand
+    column), and a bystander in the group on the same workload whose suspicion clears the peer check (0.45 against
+    the others' 0.70 × 0.6) but whose demand is under the peers' median on every column."""
+    base = dict(share_cot_elicitation=0.5, reasoning_share=0.65, share_cap_coding=0.1, tools_share=0.0)
+    rows = [dict(base, account_id=f"a{i:03d}", suspicion=s, c_harvest_shape=0.7, c_long_output=0.9,
+                 c_received_output=0.9, c_reasoning=0.6) for i, s in enumerate((0.8, 0.75, 0.7, 0.65, 0.6))]
+    rows.append(dict(base, account_id="n000", suspicion=0.45, c_harvest_shape=0.7, c_long_output=0.3,
+                     c_received_output=0.3, c_reasoning=0.3) | (bystander or {}))
+    rows += [dict(base, account_id=f"p{i:03d}", suspicion=0.3, c_harvest_shape=0.1,
+                  c_long_output=0.4 + 0.2 * i / max(n_peers - 1, 1), c_received_output=0.4 + 0.2 * i / max(n_peers - 1, 1),
+                  c_reasoning=0.4 + 0.2 * i / max(n_peers - 1, 1)) for i in range(n_peers)]
+    rows += [dict(account_id=f"d{i:03d}", suspicion=0.2, c_harvest_shape=0.2, c_long_output=0.5, c_received_output=0.5,
+                  c_reasoning=0.2, share_cot_elicitation=0.0, reasoning_share=0.1, share_cap_coding=0.9, tools_share=0.8)
+             for i in range(40)]
+    members = sorted([f"a{i:03d}" for i in range(5)] + ["n000"])
+    return pa.Table.from_pylist(rows), [dict(members=members, k=6, K=6, tail=10, n=len(rows), p=1e-6, left_out=[])]
+
+
+def _risks(t, groups, cfg):
+    cs, risk = score_workload_groups(t, groups, cfg)
+    return cs[0], dict(zip(risk["account_id"].to_pylist(), risk["risk"].to_pylist(), strict=True)), \
+        dict(zip(risk["account_id"].to_pylist(), risk["reasons"].to_pylist(), strict=True))
+
+
+def test_member_asking_no_more_than_its_workload_peers_is_judged_on_its_own_traffic():
+    """The bystander passes the peer check on suspicion but asks, receives and elicits less than the typical account
+    doing the same work outside the group: it takes ``cluster_risk(1, own)``, below the group's; the harvest accounts
+    keep the group's risk. Off (``member_demand_columns`` null): the bystander takes the group's risk."""
+    from distillguard.scoring.risk import cluster_risk
+    t, groups = _demand_store()
+    cfg = ScoringConfig()
+    cs, got, why = _risks(t, groups, cfg)
+    assert got["n000"] == cluster_risk(1.0, 0.45, cfg) < cs.risk
+    assert any("no more than the 25 accounts outside its group" in r for r in why["n000"])
+    assert all(got[f"a{i:03d}"] == cs.risk for i in range(5))
+    _, off, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(member_demand_columns=None)))
+    assert off["n000"] == cs.risk
+
+
+def test_member_above_its_peers_on_one_demand_column_keeps_the_groups_risk():
+    """Receiving more than the workload's typical account (one column) is what a proxy carrying its owner's traffic
+    beside the harvest still shows: it keeps the group's risk."""
+    t, groups = _demand_store(bystander=dict(c_received_output=0.7))
+    cs, got, _ = _risks(t, groups, ScoringConfig())
+    assert got["n000"] == cs.risk
+
+
+def test_demand_check_needs_enough_workload_peers():
+    """Fewer than ``member_demand_min_peers`` accounts outside the group on its workload: no yardstick, no check."""
+    t, groups = _demand_store(n_peers=10)
+    cs, got, _ = _risks(t, groups, ScoringConfig())
+    assert got["n000"] == cs.risk
+    cs, got, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(member_demand_min_peers=5)))
+    assert got["n000"] < cs.risk
