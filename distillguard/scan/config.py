@@ -238,7 +238,7 @@ class WorkloadGroupConfig(_Strict):
     #: (every member takes the group's risk; before 2026-12-05, branch ``loop21``).
     member_peer_ratio: float | None = Field(0.6, gt=0, le=1)
     #: Demand check, every group size: a member that asks for, receives and elicits no more than the store's
-    #: accounts doing the same work — on every one of ``member_demand_columns`` under the ``member_demand_quantile``
+    #: accounts doing the same work — on every one of ``member_demand_columns`` the group is clearly above them on (``member_demand_alpha``), under the ``member_demand_quantile``
     #: of the accounts *outside* the group whose workload is that of the group (cosine to its mean at least
     #: ``member_demand_workload``) — takes not the group's risk but what its own suspicion gives at the group's
     #: coordination (``cluster_risk(1, own)``, its own suspicion without the received-output lift: it receives no
@@ -260,6 +260,15 @@ class WorkloadGroupConfig(_Strict):
     #: ... and the check runs only with at least this many such outside accounts: fewer (a workload only the
     #: campaign sends) are no yardstick (as ``scoring.artefact_peer_min_accounts``).
     member_demand_min_peers: int = Field(20, ge=2)
+    #: ... and a column counts only when the group as a whole is clearly above those peers on it (one-sided
+    #: Mann-Whitney of the members against the peers, p at most this and the common-language effect at least
+    #: ``member_demand_min_effect``; the bars of ``scoring.artefact_harvest_alpha`` / ``artefact_harvest_min_effect``):
+    #: that is the group's harvest drawing more than the work does. Where the group is not (a hydra's proxy group
+    #: whose owners' traffic is most of it, dev standard-119: effect 0.63), a member under the peers' median is no
+    #: different from the rest of its group and the column says nothing about it.
+    member_demand_alpha: float = Field(0.05, ge=0, le=1)
+    #: ... (U ÷ n₁n₂: 0.5 no difference, 1 every member above every peer).
+    member_demand_min_effect: float = Field(0.75, ge=0, le=1)
     #: A group whose members receive clearly longer answers than the rest of the store (``harvest_beyond_store`` on
     #: ``mean_output_tokens``: the same one-sided test the percentile gate's collecting exemption asks) has its
     #: suspicion read with the received-output component at ``scoring.collecting_received_weight``, as a community

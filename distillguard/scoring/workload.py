@@ -23,7 +23,11 @@ A group that passes is a cluster (``clw-NNNN``) with coordination 1 (its null re
 its members' own, scored like every cluster (``risk.cluster_risk``), and its members take its risk:
 each is in it through its own traffic. Except a member whose own suspicion is under ``member_peer_ratio`` of the
 rest of its group's (leave-one-out mean): nothing but the workload ties it to the others, so it is judged on its own
-suspicion at the group's coordination (``_member_risk``; every group size).
+suspicion at the group's coordination (``_member_risk``; every group size). And except a member that asks for,
+receives and elicits no more than the store's accounts doing the same work outside the group (under their median on
+every ``member_demand_columns`` column, ``demand_bars``): the group's suspicion says nothing about what *it* draws from
+the teacher, so it too is judged on its own suspicion (company developers behind one NAT on a coding harvest's
+workload, cohorts_mixed scale 0.03, docs/benchmarks.md, branch ``cm23``).
 """
 
 from __future__ import annotations
@@ -176,7 +180,10 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
 def demand_bars(feats: pa.Table, members: list[str], cfg: WorkloadGroupConfig) -> dict[str, float] | None:
     """Per ``member_demand_columns`` column: its ``member_demand_quantile`` over the accounts outside the group whose
     workload is the group's (cosine to the members' mean workload ≥ ``member_demand_workload``), with ``_peers`` their
-    count; None when the check is off or fewer than ``member_demand_min_peers`` such accounts (no yardstick).
+    count; only the columns on which the group as a whole is clearly above those peers (one-sided Mann-Whitney, p ≤
+    ``member_demand_alpha``, effect ≥ ``member_demand_min_effect``): there the group's harvest draws more than the work
+    does, elsewhere a member under the peers' median is no different from its group. None when the check is off,
+    fewer than ``member_demand_min_peers`` such accounts (no yardstick) or no column qualifies.
     Why: the group is found on harvest shape and workload alone; what a harvest is *for* is drawing more of the
     teacher than ordinary accounts doing the same work, so a member that neither asks for, receives nor elicits
     more than them is not shown to be part of it by the group (``WorkloadGroupConfig.member_demand_columns``)."""
@@ -193,11 +200,18 @@ def demand_bars(feats: pa.Table, members: list[str], cfg: WorkloadGroupConfig) -
     peers = (cos >= cfg.member_demand_workload) & ~inside
     if int(peers.sum()) < cfg.member_demand_min_peers:
         return None
+    from scipy.stats import mannwhitneyu
+
     out: dict[str, float] = {"_peers": float(peers.sum())}
     for c in cols:
-        v = np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)[peers]
-        v = v[np.isfinite(v)]
-        if len(v) >= cfg.member_demand_min_peers:
+        allv = np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)
+        v, g = allv[peers], allv[inside]
+        v, g = v[np.isfinite(v)], g[np.isfinite(g)]
+        if len(v) < cfg.member_demand_min_peers or len(g) < 2:
+            continue
+        # only a column on which the group as a whole draws clearly more than its peers is its harvest's demand
+        t = mannwhitneyu(g, v, alternative="greater")
+        if float(t.pvalue) <= cfg.member_demand_alpha and float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect:
             out[c] = float(np.quantile(v, cfg.member_demand_quantile))
     return out if len(out) > 1 else None
 
