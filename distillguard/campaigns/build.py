@@ -117,7 +117,9 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         o1, o2 = g.get(KIND_GROUP.get(kind, kind), (0, 0))
         g[KIND_GROUP.get(kind, kind)] = (max(o1, n1), max(o2, n2))
     mc = cfg.merge_min_cover
-    cands: dict[str, list[tuple[tuple[int, int], str]]] = {}   # piece -> (strength, the bigger cluster) per link
+    # piece -> (strength, the bigger cluster) per link; strength = (independent evidence groups, 1 unless the link
+    # is a share of private content and its schedule only, holders)
+    cands: dict[str, list[tuple[tuple[int, int, int], str]]] = {}
     for (c1, c2), g in held.items():
         s1, s2 = len(groups[c1]), len(groups[c2])
         # a small piece (a pool the community detection cut off) joins a bigger cluster when most of the
@@ -125,16 +127,20 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         small, big = ((0, 1) if s1 <= s2 else (1, 0))
         sizes = (s1, s2)
         piece = {k for k, n in g.items() if n[small] >= mc * sizes[small] and n[big] >= min(mc * sizes[big], sizes[small])}
+        # a schedule on the private templates both send is that content again, not a second group
+        # (``schedule_is_content``): it still makes the piece a candidate, but ranked as what it is, one group
+        indep = piece - {"timing"} if cfg.schedule_is_content and "content" in piece else piece
         # every group, private content included, needs a second, independent one: two operations that bought
         # the same attack kit (its agent system prompt and templates, which nobody else sends) each with its
         # own cards, bursts, networks and schedule are two records. Content alone merges only *one workload*:
         # each side sends (nearly) all of the other's own private content — an operation's own accounts and
         # the proxy pool relaying its requests, or two pieces of one pool — not a kit's common part beside
         # templates only one of them sends
-        if len(piece) >= 2 or ("content" in piece and _same_workload(c1, c2, core, sends, cfg.merge_same_workload)):
+        one = len(indep) >= 2 or ("content" in piece and _same_workload(c1, c2, core, sends, cfg.merge_same_workload))
+        if len(piece) >= 2 or one:
             pair = (c1, c2)
             cands.setdefault(pair[small], []).append(
-                ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
+                ((len(indep), int(one), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
     workload: list[tuple[str, str]] = []
     if operations:
         for link in operation_links(con, groups, cfg):
@@ -150,10 +156,10 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         for a, b in itertools.combinations(sorted(groups), 2):
             if uf.find(a) != uf.find(b) and _same_workload(a, b, core, sends, cfg.merge_same_workload):
                 small, big = (a, b) if len(groups[a]) <= len(groups[b]) else (b, a)
-                cands.setdefault(small, []).append(((1, 0), big))
+                cands.setdefault(small, []).append(((1, 1, 0), big))
                 workload.append((a, b))
     for t in owned or ():
-        cands.setdefault(t.piece, []).append((t.strength, t.record))
+        cands.setdefault(t.piece, []).append(((t.strength[0], 1, t.strength[1]), t.record))
     for parent, sub in (remainders or {}).items():
         # a remainder whose own evidence already placed it (an operation link, a joined operation, a piece
         # of another record) keeps that place: the community it was left in is no evidence about it, and
@@ -299,7 +305,7 @@ def tied_remnants(con: duckdb.DuckDBPyConnection, src: describe.Edges, by_id: di
     return {p: x for p, (x, _) in cand.items() if all((p, a) in tied for a in chosen[p])}
 
 
-def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
+def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int, int], str]]]) -> None:
     """A piece belongs to one operation. A piece linked to bigger clusters that are one record already (or to
     one only) joins it; a piece linked to clusters of *different* records joins the one it shares the most
     evidence groups with (then the most holders), and does not chain them into one record: a single account

@@ -633,3 +633,37 @@ def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operati
         [(t.piece, t.record, t.holders, t.groups) for t in _own_ties(_inc_con(lone), chosen1, pairs1,
                                                                      CampaignConfig(own_tie_lone_groups=1))]
     assert all(t.piece != "cl1-0009" for t in _own_ties(_inc_con(lone), chosen1, pairs1, CampaignConfig()))
+
+
+def test_a_schedule_on_shared_private_content_is_not_a_second_evidence_group():
+    """dev standard-100: one quiet-hydra account (its cluster's only flagged one) shared the attack kit's system prompt
+    with a low-and-slow operation's workload group and was busy in the same buckets on it, and sent one workload with
+    its own hydra's record. A sync entity is busy buckets *on a template*: two operations running one kit on its
+    schedule share both, so content and schedule rank as one group, below one workload, and the account joins the
+    hydra's record. Alone the same link still places a piece (cohorts_mixed 0.01: an agentic pool's one-account
+    piece shares nothing else with its record); a card beside the kit is a second group; the key off ranks the
+    schedule as a group of its own again."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    slow = [f"ls{i}" for i in range(12)]
+    hydra = [f"qh{i}" for i in range(6)]
+    rows = [(a, "system_prompt", "kit-agent") for a in slow + hydra[:2] + ["h0"]]   # one kit, sent by both operations
+    rows += [(a, "sync", "kit-agent|buckets-7") for a in slow + ["h0"]]
+    rows += [(a, "template", f"tpl-ls{j}") for a in slow for j in range(3)]     # the low-and-slow's own templates
+    rows += [(a, "template", f"tpl-qh{j}") for a in hydra + ["h0"] for j in range(2)]   # the hydra's workload
+    rows += [(f"bg{i}", "system_prompt", f"sp-bg{i % 20}") for i in range(80)]
+    groups = {"clw-0000": slow, "cl0-0005": hydra, "cl1-0004": ["h0"]}
+    cfg = CampaignConfig()
+    rep = merge_clusters(_inc_con(rows), groups, cfg, operations=True)
+    assert rep["cl1-0004"] == rep["cl0-0005"] != rep["clw-0000"]
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig(schedule_is_content=False), operations=True)
+    assert rep["cl1-0004"] == rep["clw-0000"] != rep["cl0-0005"]
+    # no other candidate: the kit and its schedule still place the piece
+    alone = {"clw-0000": slow, "cl1-0004": ["h0"]}
+    rep = merge_clusters(_inc_con(rows), alone, cfg, operations=True)
+    assert rep["cl1-0004"] == rep["clw-0000"]
+    # the low-and-slow's own card beside the kit: two independent groups, stronger than the hydra's workload
+    card = rows + [(a, "payment", "card-ls") for a in slow[:8] + ["h0"]]
+    rep = merge_clusters(_inc_con(card), groups, cfg, operations=True)
+    assert rep["cl1-0004"] == rep["clw-0000"] != rep["cl0-0005"]
