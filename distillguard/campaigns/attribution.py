@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 import xxhash
 
 from distillguard.graph.communities import UnionFind
@@ -24,27 +25,48 @@ ORG_KINDS = ("payment", "email_pattern", "creation_burst", "ja4", "header_fp", "
 INHERIT_KINDS = ("ja4", "header_fp", "user_agent", "payment", "template", "system_prompt", "ip24", "task_item", "sync")
 
 
-def exclusive_links(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], kinds: tuple[str, ...],
+def cluster_holders(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
+                    kinds: tuple[str, ...]) -> pa.Table:
+    """Per cluster of ``groups``, entity kind and entity of ``kinds`` the cluster's accounts hold: ``holders`` (its
+    accounts holding it, distinct), ``h`` (how many) and ``df`` (the entity's holders in the whole store).
+
+    One join of the incidence table over the clusters' accounts, which every pairwise test of the campaign stage
+    starts from: ``exclusive_links`` (per-kind holder counts of a pair's own entities), ``owned.own_ties`` (an
+    entity's holders in the bigger cluster and the union of the smaller's holders across kinds) and
+    ``build._workloads`` (each cluster's private content). They each joined the table again over the same
+    flagged clusters' accounts."""
+    temp_strings(con, "_ch_m", {"account_id": [a for ms in groups.values() for a in ms],
+                                "cl": [c for c, ms in groups.items() for _ in ms]})
+    kl = ", ".join(f"'{k}'" for k in kinds)
+    try:
+        return con.sql(f"""
+            SELECT m.cl, i.kind, i.entity, any_value(i.df) AS df, count(DISTINCT i.account_id) AS h,
+                   list(DISTINCT i.account_id) AS holders
+            FROM inc i JOIN _ch_m m USING (account_id) WHERE i.kind IN ({kl}) GROUP BY 1, 2, 3""").to_arrow_table()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ch_m")
+
+
+def exclusive_links(con: duckdb.DuckDBPyConnection, holders: pa.Table, kinds: tuple[str, ...],
                     exclusive: float) -> list[tuple[str, str, str, int, int]]:
     """(cluster1, cluster2, kind, n1, n2) for cluster pairs sharing entities of ``kind`` that are *theirs*: at
     least ``exclusive`` of the entity's holders in the store sit in the two clusters (a public attack template,
-    a free-mail domain or a stock SDK fingerprint is not). n1 / n2 count the accounts of each side holding one."""
-    temp_strings(con, "_fm", {"account_id": [a for ms in groups.values() for a in ms],
-                              "cl": [c for c, ms in groups.items() for _ in ms]})
+    a free-mail domain or a stock SDK fingerprint is not). n1 / n2 count the accounts of each side holding one.
+    ``holders``: ``cluster_holders`` of the clusters, for at least these kinds."""
     kl = ", ".join(f"'{k}'" for k in kinds)
-    return [tuple(r) for r in con.execute(f"""
-        WITH ce AS (SELECT fm.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _fm fm USING (account_id)
-                    WHERE i.kind IN ({kl})),
-        -- holders per cluster and entity first, then cluster pairs per entity: never account × account
-        -- within an entity (two 10,000-account pieces of one operation sharing its template are 10⁸ pairs)
-        ch AS (SELECT cl, kind, entity, any_value(df) AS df, count(DISTINCT account_id) AS h FROM ce GROUP BY 1, 2, 3),
-        pair AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.entity, a.df, a.h AS h1, b.h AS h2
-                 FROM ch a JOIN ch b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl),
-        ex AS (SELECT * FROM pair WHERE h1 + h2 >= {float(exclusive)} * df)
-        SELECT ex.c1, ex.c2, ex.kind, count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c1),
-               count(DISTINCT a.account_id) FILTER (WHERE a.cl = ex.c2)
-        FROM ex JOIN ce a ON a.kind = ex.kind AND a.entity = ex.entity AND a.cl IN (ex.c1, ex.c2)
-        GROUP BY 1, 2, 3""").fetchall()]
+    con.register("_xl_h", holders)
+    try:
+        return [tuple(r) for r in con.execute(f"""
+            WITH ch AS (SELECT * FROM _xl_h WHERE kind IN ({kl})),
+            -- cluster pairs per entity from the holders per cluster and entity: never account × account within
+            -- an entity (two 10,000-account pieces of one operation sharing its template are 10⁸ pairs)
+            ex AS (SELECT a.cl AS c1, b.cl AS c2, a.kind, a.holders AS hs1, b.holders AS hs2
+                   FROM ch a JOIN ch b ON a.kind = b.kind AND a.entity = b.entity AND a.cl < b.cl
+                   WHERE a.h + b.h >= {float(exclusive)} * a.df)
+            SELECT c1, c2, kind, len(list_distinct(flatten(list(hs1)))), len(list_distinct(flatten(list(hs2))))
+            FROM ex GROUP BY 1, 2, 3""").fetchall()]
+    finally:
+        con.unregister("_xl_h")
 
 
 def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, list[str]],
@@ -56,7 +78,7 @@ def attribute_orgs(con: duckdb.DuckDBPyConnection, cluster_members: dict[str, li
     template through the same stock SDK are not one organisation."""
     if not cluster_members:
         return {}
-    links = exclusive_links(con, cluster_members, ORG_KINDS, exclusive)
+    links = exclusive_links(con, cluster_holders(con, cluster_members, ORG_KINDS), ORG_KINDS, exclusive)
     kinds_of: dict[tuple[str, str], set[str]] = {}
     for a, b, k, _, _ in links:
         kinds_of.setdefault((a, b), set()).add(k)

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.campaigns import describe
-from distillguard.campaigns.attribution import exclusive_links
+from distillguard.campaigns.attribution import cluster_holders, exclusive_links
 from distillguard.campaigns.operations import operation_links
-from distillguard.campaigns.owned import OWN_WORDS, OwnTie, overlapping_pairs, own_ties
+from distillguard.campaigns.owned import OWN_TIE_KINDS, OWN_WORDS, OwnTie, overlapping_pairs, own_ties
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -54,12 +54,16 @@ def recommended_action(confidence: float, mix: dict[str, float], low_verif_share
 #: as its evidence group (``KIND_GROUP``) and a merge needs two groups: private content is one of them.
 MERGE_KINDS = ("ip24", "ja4", "header_fp", "payment", "creation_burst", "payment_burst", "email_pattern",
                "template", "system_prompt", "sync")
+#: The kinds whose holders per flagged cluster the campaign stage reads (``attribution.cluster_holders``): the
+#: merge's (its workloads are its template and system-prompt entities) and the own ties'.
+HOLDER_KINDS = tuple(dict.fromkeys(MERGE_KINDS + OWN_TIE_KINDS))
 
 
 def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]], cfg: CampaignConfig,
                    operations: bool = False, why: dict[str, set[str]] | None = None,
                    joined: dict[str, set[str]] | None = None,
-                   remainders: dict[str, str] | None = None, owned: list[OwnTie] | None = None) -> dict[str, str]:
+                   remainders: dict[str, str] | None = None, owned: list[OwnTie] | None = None,
+                   holders: pa.Table | None = None) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -88,7 +92,10 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     ``owned``: flagged clusters drawn from some of the same accounts whose smaller one holds the bigger one's own
     infrastructure (``owned.own_ties``): the smaller is a piece of the bigger's record, attached as the other pieces
     are (one record, of several linked, the one it shares the most evidence groups with). ``why`` collects
-    "owned:<group>" for it."""
+    "owned:<group>" for it.
+
+    ``holders``: ``attribution.cluster_holders(con, groups, HOLDER_KINDS)`` when the caller has it already (the
+    campaign stage reads it for the own ties too); else it is read here."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
@@ -98,8 +105,10 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         for c, accts in groups.items():
             if c != op and sum(1 for a in accts if a in ms) >= cfg.merge_min_cover * len(accts):
                 uf.union(op, c)
-    links = exclusive_links(con, groups, MERGE_KINDS, cfg.merge_exclusive)
-    core, sends = _workloads(con, groups, cfg)
+    if holders is None:
+        holders = cluster_holders(con, groups, HOLDER_KINDS)
+    links = exclusive_links(con, holders, MERGE_KINDS, cfg.merge_exclusive)
+    core, sends = _workloads(con, holders, groups, cfg)
 
     # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
     held: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
@@ -108,7 +117,9 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         o1, o2 = g.get(KIND_GROUP.get(kind, kind), (0, 0))
         g[KIND_GROUP.get(kind, kind)] = (max(o1, n1), max(o2, n2))
     mc = cfg.merge_min_cover
-    cands: dict[str, list[tuple[tuple[int, int], str]]] = {}   # piece -> (strength, the bigger cluster) per link
+    # piece -> (strength, the bigger cluster) per link; strength = (independent evidence groups, 1 unless the link
+    # is a share of private content and its schedule only, holders)
+    cands: dict[str, list[tuple[tuple[int, int, int], str]]] = {}
     for (c1, c2), g in held.items():
         s1, s2 = len(groups[c1]), len(groups[c2])
         # a small piece (a pool the community detection cut off) joins a bigger cluster when most of the
@@ -116,16 +127,20 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         small, big = ((0, 1) if s1 <= s2 else (1, 0))
         sizes = (s1, s2)
         piece = {k for k, n in g.items() if n[small] >= mc * sizes[small] and n[big] >= min(mc * sizes[big], sizes[small])}
+        # a schedule on the private templates both send is that content again, not a second group
+        # (``schedule_is_content``): it still makes the piece a candidate, but ranked as what it is, one group
+        indep = piece - {"timing"} if cfg.schedule_is_content and "content" in piece else piece
         # every group, private content included, needs a second, independent one: two operations that bought
         # the same attack kit (its agent system prompt and templates, which nobody else sends) each with its
         # own cards, bursts, networks and schedule are two records. Content alone merges only *one workload*:
         # each side sends (nearly) all of the other's own private content — an operation's own accounts and
         # the proxy pool relaying its requests, or two pieces of one pool — not a kit's common part beside
         # templates only one of them sends
-        if len(piece) >= 2 or ("content" in piece and _same_workload(c1, c2, core, sends, cfg.merge_same_workload)):
+        one = len(indep) >= 2 or ("content" in piece and _same_workload(c1, c2, core, sends, cfg.merge_same_workload))
+        if len(piece) >= 2 or one:
             pair = (c1, c2)
             cands.setdefault(pair[small], []).append(
-                ((len(piece), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
+                ((len(indep), int(one), sum(g[k][0] + g[k][1] for k in piece)), pair[big]))
     workload: list[tuple[str, str]] = []
     if operations:
         for link in operation_links(con, groups, cfg):
@@ -141,10 +156,10 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
         for a, b in itertools.combinations(sorted(groups), 2):
             if uf.find(a) != uf.find(b) and _same_workload(a, b, core, sends, cfg.merge_same_workload):
                 small, big = (a, b) if len(groups[a]) <= len(groups[b]) else (b, a)
-                cands.setdefault(small, []).append(((1, 0), big))
+                cands.setdefault(small, []).append(((1, 1, 0), big))
                 workload.append((a, b))
     for t in owned or ():
-        cands.setdefault(t.piece, []).append((t.strength, t.record))
+        cands.setdefault(t.piece, []).append(((t.strength[0], 1, t.strength[1]), t.record))
     for parent, sub in (remainders or {}).items():
         # a remainder whose own evidence already placed it (an operation link, a joined operation, a piece
         # of another record) keeps that place: the community it was left in is no evidence about it, and
@@ -167,7 +182,7 @@ _LEVEL = re.compile(r"^cl(\d+)-")
 _SUB = re.compile(r"^cl(\d+)[he]-")
 
 
-def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]],
+def parent_remainders(by_id: dict[str, ClusterScore], chosen: dict[str, list[str]], where: dict[str, str],
                       remnant_share: float = 0.0) -> dict[str, str]:
     """Flagged communities whose only flagged account is what is left of them once a flagged sub-cluster
     (harvesting or shared-entity, ``scan.engine.score_level``) was cut out: community → that sub-cluster.
@@ -184,9 +199,8 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     it was joined into keeps, flagged at its level, the two or three ordinary users it also held (tied through
     the hydra's crowded sign-up bursts and ISPs): they were flagged with the hydra, on a score that counted it,
     and as a record of their own they read as a campaign of their own (four such records at scale 1.0,
-    docs/benchmarks.md, branch ``ig19``). The account flags are the same either way; only the records change."""
-    where = {a: c for c, accts in chosen.items() for a in accts}
-    by_id = {cs.cluster_id: cs for cs in clusters}
+    docs/benchmarks.md, branch ``ig19``). The account flags are the same either way; only the records change.
+    ``by_id``: every cluster by id; ``where``: flagged account → the cluster of ``chosen`` holding it."""
     out: dict[str, str] = {}
     for p, accts in chosen.items():
         if len(accts) < 2 and (sub := _cut_from(p, chosen, by_id)):
@@ -200,7 +214,8 @@ def parent_remainders(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     return out
 
 
-def subcluster_parents(clusters: list[ClusterScore], chosen: dict[str, list[str]], taken: dict[str, str]) -> dict[str, str]:
+def subcluster_parents(by_id: dict[str, ClusterScore], chosen: dict[str, list[str]],
+                       taken: dict[str, str]) -> dict[str, str]:
     """Flagged communities keeping two or more flagged accounts once a flagged sub-cluster was cut from them
     (and not placed by ``parent_remainders``): community → that sub-cluster (the one with the most flagged
     accounts, then the riskiest). Candidates only: ``tied_remainders`` keeps those whose every account is linked
@@ -208,7 +223,6 @@ def subcluster_parents(clusters: list[ClusterScore], chosen: dict[str, list[str]
     operation when those members are tied to the harvesters; as two records they read as two campaigns (dev
     small_provider-116 after ``rare_content_distinctive_set``: 4 + 2 accounts of one 8-account operation,
     docs/benchmarks.md, branch ``rem20``)."""
-    by_id = {cs.cluster_id: cs for cs in clusters}
     out: dict[str, str] = {}
     for p, accts in chosen.items():
         if len(accts) >= 2 and p not in taken and (sub := _cut_from(p, chosen, by_id)):
@@ -265,8 +279,8 @@ def _tied_accounts(con: duckdb.DuckDBPyConnection, src: describe.Edges, left: li
     return tied
 
 
-def tied_remnants(con: duckdb.DuckDBPyConnection, src: describe.Edges, clusters: list[ClusterScore],
-                  chosen: dict[str, list[str]], taken: dict[str, str]) -> dict[str, str]:
+def tied_remnants(con: duckdb.DuckDBPyConnection, src: describe.Edges, by_id: dict[str, ClusterScore],
+                  chosen: dict[str, list[str]], where: dict[str, str], taken: dict[str, str]) -> dict[str, str]:
     """Flagged clusters (any level but an operation's) most of whose flagged members took another cluster's row
     and whose own flagged accounts are each linked to one of those: cluster → the cluster holding most of them.
 
@@ -275,8 +289,6 @@ def tied_remnants(con: duckdb.DuckDBPyConnection, src: describe.Edges, clusters:
     members' rows in the coding operation and 2 left — a record of two beside the operation's
     (docs/benchmarks.md, branch ``rem20``). ``remnant_max_share`` covers a hydra's community keeping a few
     ordinary users, without the link test, but only communities and at a share far below a majority."""
-    where = {a: c for c, accts in chosen.items() for a in accts}
-    by_id = {cs.cluster_id: cs for cs in clusters}
     cand: dict[str, tuple[str, list[str]]] = {}
     for p, accts in chosen.items():
         if len(accts) < 2 or p in taken or p not in by_id or p.startswith("clop-"):
@@ -293,7 +305,7 @@ def tied_remnants(con: duckdb.DuckDBPyConnection, src: describe.Edges, clusters:
     return {p: x for p, (x, _) in cand.items() if all((p, a) in tied for a in chosen[p])}
 
 
-def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], str]]]) -> None:
+def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int, int], str]]]) -> None:
     """A piece belongs to one operation. A piece linked to bigger clusters that are one record already (or to
     one only) joins it; a piece linked to clusters of *different* records joins the one it shares the most
     evidence groups with (then the most holders), and does not chain them into one record: a single account
@@ -315,28 +327,34 @@ def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int], s
                 uf.union(piece, b)
 
 
-def _workloads(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
+def _workloads(con: duckdb.DuckDBPyConnection, holders: pa.Table, groups: dict[str, list[str]],
                cfg: CampaignConfig) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Per flagged cluster: its own private workload (templates and system prompts at least
     ``merge_min_cover`` of its accounts send and at least ``merge_exclusive`` of whose store holders are flagged
     accounts: an attack kit's content, not a public template) and every private content entity at least
-    ``merge_send_min_share`` of its accounts send. Reads ``_fm`` (account → cluster) as ``exclusive_links`` left
-    it.
+    ``merge_send_min_share`` of its accounts send. ``holders``: ``attribution.cluster_holders`` of ``groups``
+    (with the template and system-prompt kinds).
 
     Not "any of its accounts": a cluster of 18,000 proxy accounts holds a few hundred relaying another
     operation's kit, and one account of that operation flagged in an agentic trio's community made the
     community "send" the hydra's workload, so the two campaigns were one workload both ways (scale 1.0,
     docs/benchmarks.md, branch ``ig19``). Pieces of one operation send its workload from most of their
     accounts."""
-    rows = con.execute(f"""
-        WITH ce AS (SELECT fm.cl, i.account_id, i.kind || ':' || i.entity AS e, i.df
-                    FROM inc i JOIN _fm fm USING (account_id) WHERE i.kind IN ('template', 'system_prompt')),
-        fl AS (SELECT e, count(DISTINCT account_id) AS f, any_value(df) AS df FROM ce GROUP BY 1),
-        sz AS (SELECT cl, count(DISTINCT account_id) AS n FROM _fm GROUP BY 1)
-        SELECT ce.cl, ce.e, count(DISTINCT ce.account_id) >= {float(cfg.merge_min_cover)} * any_value(sz.n)
-        FROM ce JOIN fl USING (e) JOIN sz USING (cl)
-        WHERE fl.f >= {float(cfg.merge_exclusive)} * fl.df GROUP BY 1, 2
-        HAVING count(DISTINCT ce.account_id) >= {float(cfg.merge_send_min_share)} * any_value(sz.n)""").fetchall()
+    con.register("_wl_h", holders)
+    con.register("_wl_n", pa.table({"cl": pa.array(list(groups), pa.string()),
+                                    "n": pa.array([len(set(ms)) for ms in groups.values()], pa.int64())}))
+    try:
+        rows = con.execute(f"""
+            WITH ch AS (SELECT cl, kind || ':' || entity AS e, df, h, holders FROM _wl_h
+                        WHERE kind IN ('template', 'system_prompt')),
+            fl AS (SELECT e, len(list_distinct(flatten(list(holders)))) AS f, any_value(df) AS df FROM ch GROUP BY 1)
+            SELECT ch.cl, ch.e, ch.h >= {float(cfg.merge_min_cover)} * sz.n
+            FROM ch JOIN fl USING (e) JOIN _wl_n sz USING (cl)
+            WHERE fl.f >= {float(cfg.merge_exclusive)} * fl.df
+              AND ch.h >= {float(cfg.merge_send_min_share)} * sz.n""").fetchall()
+    finally:
+        con.unregister("_wl_h")
+        con.unregister("_wl_n")
     core: dict[str, set[str]] = {c: set() for c in groups}
     sends: dict[str, set[str]] = {c: set() for c in groups}
     for c, e, is_core in rows:
@@ -373,24 +391,28 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         if accts and cs.risk >= flag_threshold:
             chosen[cs.cluster_id] = accts
     why: dict[str, set[str]] = {}
+    by_id = {cs.cluster_id: cs for cs in clusters}
+    where = {a: c for c, accts in chosen.items() for a in accts}   # flagged account → its cluster's row
     joined = {cs.cluster_id: set(cs.members) for cs in clusters if cs.cluster_id.startswith("clop-")}
-    remainders = (parent_remainders(clusters, chosen, cfg.remnant_max_share) if cfg.join_parent_remainder
+    remainders = (parent_remainders(by_id, chosen, where, cfg.remnant_max_share) if cfg.join_parent_remainder
                   else None)
     if remainders is not None and cfg.remainder_needs_tie:
         # the lone remainders and (``join_tied_parent``) the bigger ones must be linked to the sub-cluster they
         # join; the remnants ``remnant_max_share`` places are not (they join where their community's flagged
         # accounts went, which counted them)
         lone = {p: sub for p, sub in remainders.items() if len(chosen[p]) == 1}
-        bigger = subcluster_parents(clusters, chosen, remainders) if cfg.join_tied_parent else {}
+        bigger = subcluster_parents(by_id, chosen, remainders) if cfg.join_tied_parent else {}
         ok = tied_remainders(con, src, lone | bigger, chosen)
         remainders = {p: sub for p, sub in remainders.items() if p not in lone or p in ok} | \
             {p: sub for p, sub in bigger.items() if p in ok}
     if remainders is not None and cfg.remnant_tied_majority:
-        remainders |= tied_remnants(con, src, clusters, chosen, remainders)
-    owned = own_ties(con, chosen, overlapping_pairs(clusters, chosen), cfg) if cfg.join_own_ties else None
+        remainders |= tied_remnants(con, src, by_id, chosen, where, remainders)
+    # the flagged clusters' holders of each entity, read once for the own ties and the merge's tests
+    holders = cluster_holders(con, chosen, HOLDER_KINDS) if len(chosen) >= 2 else None
+    owned = (own_ties(con, holders, chosen, overlapping_pairs(clusters, chosen, where), cfg)
+             if cfg.join_own_ties and holders is not None else None)
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders,
-                         owned=owned)
-    by_id = {cs.cluster_id: cs for cs in clusters}
+                         owned=owned, holders=holders)
     merged: dict[str, list[str]] = {}
     for c in chosen:
         merged.setdefault(rep[c], []).append(c)

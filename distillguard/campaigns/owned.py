@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -53,11 +54,12 @@ class OwnTie:
         return (len(self.groups), self.holders)
 
 
-def overlapping_pairs(clusters: list[ClusterScore], chosen: dict[str, list[str]]) -> list[tuple[str, str]]:
+def overlapping_pairs(clusters: list[ClusterScore], chosen: dict[str, list[str]],
+                      where: dict[str, str]) -> list[tuple[str, str]]:
     """Flagged cluster pairs (sorted) where a member of one is flagged in the other's row: two views of some of the
     same accounts (a workload group and the community it drew from; a community and another level's sub-cluster).
-    Operations (``clop-…``) are left to ``merge_clusters``' ``joined`` rule."""
-    where = {a: c for c, accts in chosen.items() for a in accts}
+    Operations (``clop-…``) are left to ``merge_clusters``' ``joined`` rule. ``where``: flagged account → the
+    cluster of ``chosen`` holding it."""
     out: set[tuple[str, str]] = set()
     for cs in clusters:
         if cs.cluster_id not in chosen or cs.cluster_id.startswith("clop-"):
@@ -69,36 +71,34 @@ def overlapping_pairs(clusters: list[ClusterScore], chosen: dict[str, list[str]]
     return sorted(out)
 
 
-def own_ties(con: duckdb.DuckDBPyConnection, chosen: dict[str, list[str]], pairs: list[tuple[str, str]],
-             cfg: CampaignConfig) -> list[OwnTie]:
+def own_ties(con: duckdb.DuckDBPyConnection, holders: pa.Table, chosen: dict[str, list[str]],
+             pairs: list[tuple[str, str]], cfg: CampaignConfig) -> list[OwnTie]:
     """The pairs whose smaller cluster (by flagged accounts; then the id) holds the bigger one's own infrastructure
-    (module docstring). One statement over the incidence table: per cluster and entity its flagged holders, then
-    each piece's accounts holding an entity its record owns."""
+    (module docstring). ``holders``: ``attribution.cluster_holders`` of (at least) the pairs' clusters for (at
+    least) ``OWN_TIE_KINDS``; one statement over it pairs each piece's entities with its record's."""
     if not pairs:
         return []
     sides = []
     for a, b in pairs:
         piece, rec = (a, b) if (len(chosen[a]), a) < (len(chosen[b]), b) else (b, a)
         sides.append((piece, rec))
-    used = sorted({c for p in sides for c in p})
-    temp_strings(con, "_ot_m", {"account_id": [a for c in used for a in chosen[c]], "cl": [c for c in used for _ in chosen[c]]})
     temp_strings(con, "_ot_p", {"piece": [p for p, _ in sides], "rec": [r for _, r in sides]})
+    con.register("_ot_h", holders)
     kl = ", ".join(f"'{k}'" for k in OWN_TIE_KINDS)
-    rows = con.execute(f"""
-        WITH ce AS (SELECT m.cl, i.account_id, i.kind, i.entity, i.df FROM inc i JOIN _ot_m m USING (account_id)
-                    WHERE i.kind IN ({kl})),
-        ch AS (SELECT cl, kind, entity, any_value(df) AS df, count(DISTINCT account_id) AS h FROM ce GROUP BY 1, 2, 3)
-        SELECT p.piece, p.rec, x.account_id, x.kind
-        FROM _ot_p p JOIN ce x ON x.cl = p.piece
-          JOIN ch r ON r.cl = p.rec AND r.kind = x.kind AND r.entity = x.entity
-          JOIN ch xh ON xh.cl = p.piece AND xh.kind = x.kind AND xh.entity = x.entity
-        WHERE r.h >= {int(cfg.own_tie_min_holders)} AND xh.h + r.h >= {float(cfg.merge_exclusive)} * r.df""").fetchall()
-    con.execute("DROP TABLE IF EXISTS _ot_m")
-    con.execute("DROP TABLE IF EXISTS _ot_p")
+    try:
+        rows = con.execute(f"""
+            SELECT p.piece, p.rec, x.kind, x.holders
+            FROM _ot_p p JOIN _ot_h x ON x.cl = p.piece
+              JOIN _ot_h r ON r.cl = p.rec AND r.kind = x.kind AND r.entity = x.entity
+            WHERE x.kind IN ({kl}) AND r.h >= {int(cfg.own_tie_min_holders)}
+              AND x.h + r.h >= {float(cfg.merge_exclusive)} * r.df""").fetchall()
+    finally:
+        con.unregister("_ot_h")
+        con.execute("DROP TABLE IF EXISTS _ot_p")
     held: dict[tuple[str, str], set[str]] = {}
     groups: dict[tuple[str, str], set[str]] = {}
-    for piece, rec, acct, kind in rows:
-        held.setdefault((piece, rec), set()).add(acct)
+    for piece, rec, kind, accts in rows:
+        held.setdefault((piece, rec), set()).update(accts)
         groups.setdefault((piece, rec), set()).add(KIND_GROUP.get(kind, kind))
     out = []
     for (piece, rec), accts in sorted(held.items()):

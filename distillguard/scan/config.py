@@ -774,6 +774,13 @@ class CampaignConfig(_Strict):
     #: a few hundred accounts of a big proxy pool relaying another operation's kit, or one stray account of it,
     #: do not make two operations one workload. 0: any one account sends it for its cluster.
     merge_send_min_share: float = Field(0.05, ge=0, le=1)
+    #: A shared schedule (``sync``: busy in the same buckets *on a template*) beside shared private content is one
+    #: evidence group, not two, when a piece linked to several records picks one: two operations running one kit's
+    #: templates on its schedule share both by construction (``campaigns/operations.py`` does not test timing for
+    #: that reason), so such a link ranks below one workload, an own tie or a second independent group. Alone it
+    #: still makes the piece a candidate (one operation's piece may share nothing else). False: they rank as two
+    #: groups (docs/benchmarks.md, branch ``rec23``: a quiet hydra's account placed in a low-and-slow record).
+    schedule_is_content: bool = True
     #: A community's one flagged account left once a flagged harvesting or shared-entity sub-cluster was cut
     #: out of it (its harvesters keep the sub-cluster's higher risk) joins that sub-cluster's record: it was
     #: flagged with them, on a score that counted them, and alone it would be dropped as a lone flag although

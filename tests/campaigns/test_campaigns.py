@@ -169,6 +169,24 @@ def test_rescan_keeps_analyst_and_intel_enforcement_rows(tmp_path):
     assert sum(1 for r in rows if r["source"] == "scan") == n_scan  # replaced, not duplicated
 
 
+def _by_id(clusters):
+    return {cs.cluster_id: cs for cs in clusters}
+
+
+def _where(chosen):
+    """flagged account → the cluster of ``chosen`` holding it (as ``build_campaigns`` passes it)."""
+    return {a: c for c, accts in chosen.items() for a in accts}
+
+
+def _own_ties(con, chosen, pairs, cfg):
+    """``own_ties`` over the clusters' holders, read as ``build_campaigns`` reads them."""
+    from distillguard.campaigns.attribution import cluster_holders
+    from distillguard.campaigns.build import HOLDER_KINDS
+    from distillguard.campaigns.owned import own_ties
+
+    return own_ties(con, cluster_holders(con, chosen, HOLDER_KINDS), chosen, pairs, cfg)
+
+
 def _inc_con(rows):
     import duckdb
 
@@ -465,17 +483,20 @@ def test_a_communitys_lone_flag_left_by_its_harvesting_subcluster_joins_that_rec
     rows += [(f"bg{i}", "template", f"tpl-bg{i % 30}") for i in range(120)]
     clusters = [_cs("cl0-0007", harv + ["x", "u1"]), _cs("cl0h-0007", harv, 0.85), _cs("cl1-0002", harv + ["x"])]
     chosen = {"cl0h-0007": harv, "cl0-0007": ["x"]}
-    assert parent_remainders(clusters, chosen) == {"cl0-0007": "cl0h-0007"}
+    assert parent_remainders(_by_id(clusters), chosen, _where(chosen)) == {"cl0-0007": "cl0h-0007"}
     rep = merge_clusters(_inc_con(rows), chosen, CampaignConfig())
     assert rep["cl0-0007"] != rep["cl0h-0007"]   # the kit alone merges nothing
-    rep = merge_clusters(_inc_con(rows), chosen, CampaignConfig(), remainders=parent_remainders(clusters, chosen))
+    rep = merge_clusters(_inc_con(rows), chosen, CampaignConfig(), remainders=parent_remainders(_by_id(clusters), chosen,
+                                                                                           _where(chosen)))
     assert rep["cl0-0007"] == rep["cl0h-0007"]
     # two flagged accounts left: a record of their own, left to the merge rules
-    assert parent_remainders(clusters, {"cl0h-0007": harv, "cl0-0007": ["x", "u1"]}) == {}
+    two = {"cl0h-0007": harv, "cl0-0007": ["x", "u1"]}
+    assert parent_remainders(_by_id(clusters), two, _where(two)) == {}
     # a community of another level is no parent; a sub-cluster not inside the community is none either
-    assert parent_remainders(clusters, {"cl0h-0007": harv, "cl1-0002": ["x"]}) == {}
-    assert parent_remainders([_cs("cl0-0007", ["x", "u1"]), _cs("cl0h-0007", harv)],
-                             {"cl0h-0007": harv, "cl0-0007": ["x"]}) == {}
+    other = {"cl0h-0007": harv, "cl1-0002": ["x"]}
+    assert parent_remainders(_by_id(clusters), other, _where(other)) == {}
+    assert parent_remainders(_by_id([_cs("cl0-0007", ["x", "u1"]), _cs("cl0h-0007", harv)]), chosen,
+                             _where(chosen)) == {}
     assert not CampaignConfig(join_parent_remainder=False).join_parent_remainder
 
 
@@ -506,8 +527,8 @@ def test_a_remainder_joins_the_subclusters_record_only_when_tied_to_it():
     assert tied_remainders(con, src, {"cl1-0004": "cl1h-0003"}, chosen) == {"cl1-0004": "cl1h-0003"}
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rem_%'").fetchone()[0]
     clusters = [_cs("cl1-0003", harv + ["u1", "u2", "z"]), _cs("cl1h-0003", harv, 0.85), _cs("cl0-0007", harv + ["x"])]
-    assert subcluster_parents(clusters, chosen, {}) == {"cl1-0003": "cl1h-0003"}
-    assert subcluster_parents(clusters, chosen, {"cl1-0003": "elsewhere"}) == {}
+    assert subcluster_parents(_by_id(clusters), chosen, {}) == {"cl1-0003": "cl1h-0003"}
+    assert subcluster_parents(_by_id(clusters), chosen, {"cl1-0003": "elsewhere"}) == {}
 
 
 def test_a_clusters_tied_remnant_joins_where_most_of_its_flagged_members_went():
@@ -530,10 +551,11 @@ def test_a_clusters_tied_remnant_joins_where_most_of_its_flagged_members_went():
     chosen = {"clop-0000": ops, "cl1h-0024": ["r1", "r2"], "cl1h-0030": ["s1", "s2"]}
     # r1 -> p1 and p2 -> r2: both linked to members that went to the operation; cl1h-0030's two moved, two left:
     # not a majority
-    assert tied_remnants(con, src, clusters, chosen, {}) == {"cl1h-0024": "clop-0000"}
-    assert tied_remnants(con, src, clusters, chosen, {"cl1h-0024": "x"}) == {}
+    by_id, where = _by_id(clusters), _where(chosen)
+    assert tied_remnants(con, src, by_id, chosen, where, {}) == {"cl1h-0024": "clop-0000"}
+    assert tied_remnants(con, src, by_id, chosen, where, {"cl1h-0024": "x"}) == {}
     con.register("_e2", pa.table({"src_account": ["r1"], "dst_account": ["p1"]}))
-    assert tied_remnants(con, describe.Edges("_e2", "src_account", "dst_account"), clusters, chosen, {}) == {}
+    assert tied_remnants(con, describe.Edges("_e2", "src_account", "dst_account"), by_id, chosen, where, {}) == {}
 
 
 def _two_operations_one_community():
@@ -570,14 +592,14 @@ def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operati
     run: none of that is an operator's own, and it stays a record of its own. Below the cover, with fewer holders,
     a card held outside the two, or the key off: two records."""
     from distillguard.campaigns.build import merge_clusters
-    from distillguard.campaigns.owned import overlapping_pairs, own_ties
+    from distillguard.campaigns.owned import overlapping_pairs
     from distillguard.scan.config import CampaignConfig
 
     rows, clusters, chosen = _two_operations_one_community()
-    pairs = overlapping_pairs(clusters, chosen)
+    pairs = overlapping_pairs(clusters, chosen, _where(chosen))
     assert pairs == [("cl0-0004", "cl0h-0004"), ("cl0-0004", "clw-0000"), ("cl0h-0004", "clw-0000")]
     cfg = CampaignConfig()
-    ties = own_ties(_inc_con(rows), chosen, pairs, cfg)
+    ties = _own_ties(_inc_con(rows), chosen, pairs, cfg)
     assert [(t.piece, t.record, t.holders, t.groups) for t in ties] == [("clw-0000", "cl0-0004", 5, ("client", "payment"))]
     why: dict = {}
     rep = merge_clusters(_inc_con(rows), chosen, cfg, operations=True, why=why, owned=ties)
@@ -588,15 +610,16 @@ def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operati
     rep = merge_clusters(_inc_con(rows), chosen, cfg, operations=True)
     assert rep["clw-0000"] != rep["cl0-0004"]
     # 5 of 8 holders: not at a cover of 0.7
-    assert own_ties(_inc_con(rows), chosen, pairs, CampaignConfig(own_tie_min_cover=0.7)) == []
+    assert _own_ties(_inc_con(rows), chosen, pairs, CampaignConfig(own_tie_min_cover=0.7)) == []
     # the cards and the build each held by 3 or more of the community's flagged accounts: not when 20 are needed
-    assert own_ties(_inc_con(rows), chosen, pairs, CampaignConfig(own_tie_min_holders=20)) == []
+    assert _own_ties(_inc_con(rows), chosen, pairs, CampaignConfig(own_tie_min_holders=20)) == []
     # the operation's cards and build also held by 100 ordinary users: no longer its own
     common = rows + [(f"user{i}", "payment", f"ls-card{i % 3}") for i in range(100)] + \
         [(f"user{i}", "header_fp", "ls-build") for i in range(100)]
-    assert own_ties(_inc_con(common), chosen, pairs, cfg) == []
+    assert _own_ties(_inc_con(common), chosen, pairs, cfg) == []
     # no shared accounts, no pair: a record the workload group never drew from is not asked
-    assert overlapping_pairs([_cs("cl0-0004", rows[0][:1])], {"cl0-0004": ["ls0"], "clw-0000": ["lw0"]}) == []
+    assert overlapping_pairs([_cs("cl0-0004", rows[0][:1])], {"cl0-0004": ["ls0"], "clw-0000": ["lw0"]},
+                             {"ls0": "cl0-0004", "lw0": "clw-0000"}) == []
     assert not CampaignConfig(join_own_ties=False).join_own_ties
     # a lone flagged account signed up in the operation's burst (4 of whose 5 holders are its accounts): not by
     # default (a burst alone is whoever signed up then: two groups are asked of a lone one), yes when one will do
@@ -604,9 +627,43 @@ def test_a_workload_groups_record_joins_its_communitys_when_it_holds_the_operati
     lone = rows + [(a, "creation_burst", "ls-burst") for a in slow[:4] + ["x"]]
     chosen1 = chosen | {"cl1-0009": ["x"]}
     clusters1 = clusters + [_cs("cl1-0009", ["x"] + slow[:3])]
-    pairs1 = overlapping_pairs(clusters1, chosen1)
+    pairs1 = overlapping_pairs(clusters1, chosen1, _where(chosen1))
     assert ("cl0-0004", "cl1-0009") in pairs1
     assert ("cl1-0009", "cl0-0004", 1, ("creation",)) in \
-        [(t.piece, t.record, t.holders, t.groups) for t in own_ties(_inc_con(lone), chosen1, pairs1,
+        [(t.piece, t.record, t.holders, t.groups) for t in _own_ties(_inc_con(lone), chosen1, pairs1,
                                                                      CampaignConfig(own_tie_lone_groups=1))]
-    assert all(t.piece != "cl1-0009" for t in own_ties(_inc_con(lone), chosen1, pairs1, CampaignConfig()))
+    assert all(t.piece != "cl1-0009" for t in _own_ties(_inc_con(lone), chosen1, pairs1, CampaignConfig()))
+
+
+def test_a_schedule_on_shared_private_content_is_not_a_second_evidence_group():
+    """dev standard-100: one quiet-hydra account (its cluster's only flagged one) shared the attack kit's system prompt
+    with a low-and-slow operation's workload group and was busy in the same buckets on it, and sent one workload with
+    its own hydra's record. A sync entity is busy buckets *on a template*: two operations running one kit on its
+    schedule share both, so content and schedule rank as one group, below one workload, and the account joins the
+    hydra's record. Alone the same link still places a piece (cohorts_mixed 0.01: an agentic pool's one-account
+    piece shares nothing else with its record); a card beside the kit is a second group; the key off ranks the
+    schedule as a group of its own again."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    slow = [f"ls{i}" for i in range(12)]
+    hydra = [f"qh{i}" for i in range(6)]
+    rows = [(a, "system_prompt", "kit-agent") for a in slow + hydra[:2] + ["h0"]]   # one kit, sent by both operations
+    rows += [(a, "sync", "kit-agent|buckets-7") for a in slow + ["h0"]]
+    rows += [(a, "template", f"tpl-ls{j}") for a in slow for j in range(3)]     # the low-and-slow's own templates
+    rows += [(a, "template", f"tpl-qh{j}") for a in hydra + ["h0"] for j in range(2)]   # the hydra's workload
+    rows += [(f"bg{i}", "system_prompt", f"sp-bg{i % 20}") for i in range(80)]
+    groups = {"clw-0000": slow, "cl0-0005": hydra, "cl1-0004": ["h0"]}
+    cfg = CampaignConfig()
+    rep = merge_clusters(_inc_con(rows), groups, cfg, operations=True)
+    assert rep["cl1-0004"] == rep["cl0-0005"] != rep["clw-0000"]
+    rep = merge_clusters(_inc_con(rows), groups, CampaignConfig(schedule_is_content=False), operations=True)
+    assert rep["cl1-0004"] == rep["clw-0000"] != rep["cl0-0005"]
+    # no other candidate: the kit and its schedule still place the piece
+    alone = {"clw-0000": slow, "cl1-0004": ["h0"]}
+    rep = merge_clusters(_inc_con(rows), alone, cfg, operations=True)
+    assert rep["cl1-0004"] == rep["clw-0000"]
+    # the low-and-slow's own card beside the kit: two independent groups, stronger than the hydra's workload
+    card = rows + [(a, "payment", "card-ls") for a in slow[:8] + ["h0"]]
+    rep = merge_clusters(_inc_con(card), groups, cfg, operations=True)
+    assert rep["cl1-0004"] == rep["clw-0000"] != rep["cl0-0005"]
