@@ -7,8 +7,8 @@ share their vocabulary. It was written apart from the training phrasings, and th
 never opens its directory (tests/signals/test_disjoint.py). Payloads and the benign rows are the
 simulator's corpora, which are not trained on either.
 
-Four sets (``SETS``): ``v1``; ``v2``, written later in other voices and 13 languages, before the
-multilingual training phrasings, to check that the model was not fitted to ``v1``; ``v3``, ``v4`` and ``v5``
+Six sets (``SETS``): ``v1``; ``v2``, written later in other voices and 13 languages, before the
+multilingual training phrasings, to check that the model was not fitted to ``v1``; ``v3``, ``v4``, ``v5`` and ``v6``
 by other authors, each frozen before the training changes of its round (``v5`` written without reading the
 training phrasings at all).
 Recall is also reported per tactic and per language (``language``: a rough guess, for reporting; the
@@ -39,10 +39,13 @@ EVAL_DIR = corpus.DATA / "eval"
 #: methods-section, spec and game voices; 16 languages, Romanian and Greek with no training phrasing),
 #: frozen before the full-data scorer and benign budget were trained; ``v5`` by the prm19 helper on
 #: 2026-12-05 (screenplay, deposition, lab-notebook, dataset-card, YAML/SQL voices; 34 languages, a dozen of
-#: them low-resource), written before reading any training phrasing and frozen before the sixth round's changes.
+#: them low-resource), written before reading any training phrasing and frozen before the sixth round's changes;
+#: ``v6`` by the prm23 helper on 2026-12-05 (chat-ops, ticket, README, cron, grant, court-reporter and museum-guide
+#: voices; ~30 languages, Ukrainian, Urdu and Korean new), also written before reading any training phrasing and
+#: committed before the seventh round's changes.
 SETS = {"v1": ("attacks.txt", "hard_negatives.txt"), "v2": ("attacks_v2.txt", "hard_negatives_v2.txt"),
         "v3": ("attacks_v3.txt", "hard_negatives_v3.txt"), "v4": ("attacks_v4.txt", "hard_negatives_v4.txt"),
-        "v5": ("attacks_v5.txt", "hard_negatives_v5.txt")}
+        "v5": ("attacks_v5.txt", "hard_negatives_v5.txt"), "v6": ("attacks_v6.txt", "hard_negatives_v6.txt")}
 THRESHOLD = 0.5
 #: Payload compositions per phrasing that has no ``{task}`` slot (besides the phrasing alone).
 EXTRA_COMPOSITIONS = 2
