@@ -26,7 +26,8 @@ from distillguard.scan.chunks import fold_slices, time_slices
 from distillguard.scan.config import ScanConfig
 from distillguard.scoring import account_suspicion, score_clusters
 from distillguard.scoring.poolshare import window_view as pool_share_window
-from distillguard.scoring.risk import ClusterScore, entity_subclusters, harvest_subclusters
+from distillguard.scoring.risk import ClusterScore
+from distillguard.scoring.subclusters import entity_subclusters, harvest_subclusters
 from distillguard.scoring.workload import score_workload_groups, workload_groups
 from distillguard.store import Store
 

@@ -209,7 +209,7 @@ def _num_alpha(v: float | None) -> float:
 
 def workload_matrix(feats: pa.Table) -> np.ndarray:
     """Every account's workload, one row per account in ``feats`` order: each signal's hit share (``share_*``) and
-    its reasoning, tool and image shares — what it asks the model for (as ``risk._workloads``)."""
+    its reasoning, tool and image shares — what it asks the model for (as ``subclusters._workloads``)."""
     cols = sorted(c for c in feats.column_names if c.startswith("share_"))
     cols += [c for c in ("reasoning_share", "tools_share", "images_share") if c in feats.column_names]
     mat = np.zeros((feats.num_rows, len(cols)))

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from distillguard.scan.config import ScoringConfig
 from distillguard.scoring import score_clusters
-from distillguard.scoring.risk import entity_subclusters
+from distillguard.scoring.subclusters import entity_subclusters
 from tests.scoring.test_member_ties import _con
 from tests.scoring.test_pooled_evidence import HARVEST, ORDINARY, _feats
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from distillguard.scan.config import ScoringConfig
 from distillguard.scoring import score_clusters
-from distillguard.scoring.risk import harvest_subclusters
+from distillguard.scoring.subclusters import harvest_subclusters
 from tests.scoring.test_member_ties import _con
 
 POOL = [f"pool{i}" for i in range(6)]

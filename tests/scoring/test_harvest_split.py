@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from distillguard.graph.communities import split_groups
 from distillguard.scan.config import GraphConfig, ScoringConfig
-from distillguard.scoring.risk import harvest_subclusters
+from distillguard.scoring.subclusters import harvest_subclusters
 from tests.scoring.test_member_ties import _con
 
 A = [f"opa{i}" for i in range(6)]

@@ -13,7 +13,7 @@ import pytest
 
 from distillguard.scan.config import ScoringConfig
 from distillguard.scoring import score_clusters
-from distillguard.scoring.risk import harvest_subclusters
+from distillguard.scoring.subclusters import harvest_subclusters
 from distillguard.scoring.suspicion import account_suspicion
 from tests.scoring.test_member_ties import _con
 
