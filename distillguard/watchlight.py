@@ -11,7 +11,10 @@ bursts and templates.
 
 So a full detection also keeps, per campaign it found, its **own entities** (``watch_reference``): the entities of
 the window's incidence (``inc``: /24s, fingerprints, cards, e-mail shapes, sign-up bursts, templates, task items)
-at least ``watch_join_entity_share`` of whose holders were that campaign's members. A light detection reads the
+held by at most ``watch_join_max_holders`` accounts, at least ``watch_join_entity_share`` of them that campaign's
+members. (Without the cap, rep23's first run at scale 0.1 let 157 chat users and developers join a hydra through
+a stock browser client string and a residential /24 the hydra's proxies also used: an entity hundreds of accounts
+hold is no campaign's own, whatever share of them the campaign is.) A light detection reads the
 partials of the batches folded since the last full detection, takes the accounts with traffic in them that no
 detection has judged (not in ``account_risk``), derives their entities the way ``graph.edges.incidence`` does (the
 same keys; bursts and cards from the accounts table), and an account holding one campaign's own entities in at
@@ -49,8 +52,9 @@ def save_reference(con, store, members: dict[str, str], cfg) -> int:
                                     "campaign_id": pa.array(list(members.values()), pa.string())}))
     try:
         t = con.sql(f"""
-            SELECT m.campaign_id, i.kind, i.entity FROM inc i JOIN _refm m USING (account_id)
-            GROUP BY 1, 2, 3, i.df HAVING count(*) >= {share} * i.df ORDER BY 1, 2, 3""").to_arrow_table()
+            SELECT m.campaign_id, i.kind, i.entity, i.df FROM inc i JOIN _refm m USING (account_id)
+            GROUP BY 1, 2, 3, i.df HAVING count(*) >= {share} * i.df AND i.df <= {int(cfg.watch_join_max_holders)}
+            ORDER BY 1, 2, 3""").to_arrow_table()
     finally:
         con.unregister("_refm")
     store.write_table(REFERENCE, t)

@@ -913,6 +913,12 @@ class ScanConfig(_Strict):
     #: in the last full detection's window were that campaign's members (a hydra's proxies, cards, sign-up bursts;
     #: not a shared NAT or a popular client, whose holders are mostly others).
     watch_join_entity_share: float = Field(0.5, gt=0, le=1)
+    #: ... and when at most this many accounts held it in that window: an entity hundreds of accounts hold (a stock
+    #: browser client string, a popular template) is no campaign's own whatever share of them the campaign is
+    #: (rep23, scale 0.1: without this cap 157 chat users and developers joined the coding hydra through its client
+    #: string and residential /24s). 24 is ``graph.clique_cap``'s default: past it the graph itself treats an
+    #: entity as widely shared (a ring, not a clique).
+    watch_join_max_holders: int = Field(24, ge=2)
     #: A new account joins a campaign in a light detection when it holds that campaign's own entities in at least
     #: this many evidence groups (network, client, payment, e-mail, creation, content, ...): one shared group (a
     #: /24, a template) is what unrelated accounts share by chance; the scan's operations ask for several too.
