@@ -606,7 +606,7 @@ def direct_main(argv=None) -> None:
             rep = tick(dst, opts, state, cfg, force_detect=True)
             ticks.append({"window_end": str(end), "exchanges": part.num_rows, "seconds": round(time.perf_counter() - s, 1),
                           "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns,
-                          "light": rep.light, "joined": len(rep.joined),
+                          "light": rep.light, "joined": len(rep.joined), "joined_accounts": rep.joined,
                           "cpu_parts": {k: round(v, 2) for k, v in rep.cpu.items()}})
 
             con = dst.connect(threads=2)
@@ -657,6 +657,9 @@ def direct_main(argv=None) -> None:
     out["tick_campaigns"] = [x["campaigns"] for x in ticks]
     out["tick_light"] = [x["light"] for x in ticks]
     out["tick_joined"] = [x["joined"] for x in ticks]
+    # benign accounts a light detection joined to a campaign (the rest of the benign flags are full detections')
+    joined = sorted({a for x in ticks for a in x["joined_accounts"]} & set(benign))
+    out["benign_joined"] = {"n": len(joined), "personas": sorted({benign[a] for a in joined})}
     out["tick_seconds"] = [x["seconds"] for x in ticks]
     out["tick_cpu_seconds"] = [x["cpu_seconds"] for x in ticks]
     # CPU seconds of each tick's parts (watch.TickReport.cpu: signals, fold, the scan's stages and detect parts,
