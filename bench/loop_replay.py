@@ -562,8 +562,11 @@ def direct_main(argv=None) -> None:
     ap.add_argument("--window-hours", type=float, default=-1,
                     help="each detection on the last this many hours of traffic, as `distillguard watch` runs "
                          "(default: the scan config's watch_window_hours; 0: every detection on all traffic)")
+    ap.add_argument("--config", default=None, help="scan config YAML (default: the built-in configuration)")
+    ap.add_argument("--full-every", type=int, default=None,
+                    help="watch_full_every: a full detection every this many, light ones between (watchlight.py)")
     a = ap.parse_args(argv)
-    from distillguard.scan.config import ScanConfig
+    from distillguard.scan.config import load_config
     from distillguard.store import Store
     from distillguard.watch import WatchOptions, load_state, tick
 
@@ -581,7 +584,9 @@ def direct_main(argv=None) -> None:
                                 "WHERE campaign_id IS NOT NULL").fetchall())
     seen: set[str] = set()
     step = timedelta(hours=a.step_hours)
-    cfg, state = ScanConfig(), load_state(dst)
+    cfg, state = load_config(Path(a.config) if a.config else None), load_state(dst)
+    if a.full_every is not None:
+        cfg = cfg.model_copy(update={"watch_full_every": a.full_every})
     window = cfg.watch_window_hours if a.window_hours < 0 else (a.window_hours or None)
     opts = WatchOptions(interval_seconds=0, window_hours=window)
     flagged_at: dict[str, object] = {}   # account -> end of the window after which it was first flagged
@@ -601,6 +606,7 @@ def direct_main(argv=None) -> None:
             rep = tick(dst, opts, state, cfg, force_detect=True)
             ticks.append({"window_end": str(end), "exchanges": part.num_rows, "seconds": round(time.perf_counter() - s, 1),
                           "cpu_seconds": round(_cpu() - c, 1), "campaigns": rep.campaigns,
+                          "light": rep.light, "joined": len(rep.joined), "joined_accounts": rep.joined,
                           "cpu_parts": {k: round(v, 2) for k, v in rep.cpu.items()}})
 
             con = dst.connect(threads=2)
@@ -617,14 +623,15 @@ def direct_main(argv=None) -> None:
             con.close()
             new = sorted({camp_of[x] for x in flagged_at if x in camp_of} - seen)
             seen.update(new)
+            light = f" (light, {len(rep.joined)} joined)" if rep.light else ""
             print(f"tick {i} → {end:%m-%d %H:%M}: {part.num_rows:,} exchanges, {ticks[-1]['seconds']} s, "
-                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns; first flagged: {new}; "
+                  f"{ticks[-1]['cpu_seconds']} CPU-s, {rep.campaigns} campaigns{light}; first flagged: {new}; "
                   f"CPU-s by part: {orjson.dumps(ticks[-1]['cpu_parts']).decode()}", file=sys.stderr, flush=True)
         t, i = end, i + 1
     scon.execute(f"CREATE VIEW labels AS SELECT * FROM read_parquet('{Path(a.world) / 'labels.parquet'}')")
     per = _campaign_shares(scon, flagged_at, enforced_at)
     cpu = _cpu() - cpu0
-    out = {"world": a.world, "step_hours": a.step_hours, "window_hours": window, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
+    out = {"world": a.world, "step_hours": a.step_hours, "watch_full_every": cfg.watch_full_every, "window_hours": window, "ticks": len(ticks), "wall_seconds": round(time.perf_counter() - wall),
            "cpu_seconds": round(cpu, 1), "exchanges": sum(x["exchanges"] for x in ticks),
            "cpu_seconds_per_m_exchanges": round(cpu / max(1e-9, sum(x["exchanges"] for x in ticks) / 1e6), 1),
            # the ticks' own CPU, and what the bench spent copying each day's traffic from the world into the
@@ -645,6 +652,14 @@ def direct_main(argv=None) -> None:
     benign = {r[0]: r[1] for r in scon.execute("SELECT account_id, persona FROM labels WHERE campaign_id IS NULL").fetchall()}
     hit = sorted(a for a in enforced_at if a in benign)
     out["benign_ever_enforced"] = {"n": len(hit), "personas": sorted({benign[a] for a in hit})}
+    fl = sorted(a for a in flagged_at if a in benign)
+    out["benign_ever_flagged"] = {"n": len(fl), "personas": sorted({benign[a] for a in fl})}
+    out["tick_campaigns"] = [x["campaigns"] for x in ticks]
+    out["tick_light"] = [x["light"] for x in ticks]
+    out["tick_joined"] = [x["joined"] for x in ticks]
+    # benign accounts a light detection joined to a campaign (the rest of the benign flags are full detections')
+    joined = sorted({a for x in ticks for a in x["joined_accounts"]} & set(benign))
+    out["benign_joined"] = {"n": len(joined), "personas": sorted({benign[a] for a in joined})}
     out["tick_seconds"] = [x["seconds"] for x in ticks]
     out["tick_cpu_seconds"] = [x["cpu_seconds"] for x in ticks]
     # CPU seconds of each tick's parts (watch.TickReport.cpu: signals, fold, the scan's stages and detect parts,

@@ -31,6 +31,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from distillguard.watchlight import full_done, light_detect, light_due, save_reference
 from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
 from distillguard.watchpublish import DEFAULT_PREFIX, publish, read_published, snapshot_blob  # noqa: F401 - bench, tests
 from distillguard.watchtrigger import flagged_accounts, trigger_for, withhold
@@ -88,6 +89,9 @@ class TickReport:
     trigger_accounts: list[str] = field(default_factory=list)  # those accounts
     #: new flags of this triggered detection whose enforcement waits for the next detection (watch_trigger_confirm)
     withheld: list[str] = field(default_factory=list)
+    #: the detection was light (``watch_full_every``, watchlight.py): new accounts that joined a campaign
+    light: bool = False
+    joined: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -420,6 +424,9 @@ def detect(store, cfg, now: datetime | None = None, incremental: bool = True, si
     c1 = _cpu_seconds()
     try:
         write_tables(store, res, cfg, now=now)
+        if cfg.watch_full_every > 1 and since is not None and state is not None:  # light detections follow
+            save_reference(res.con, store, res.campaign_members, cfg)
+            full_done(state)
     finally:
         close_scan(res, store)
     c2 = _cpu_seconds()
@@ -658,11 +665,15 @@ def tick(store, opts: WatchOptions, state: dict, cfg, force_detect: bool = False
         t = time.perf_counter()
         since = detect_window(state, opts.window_hours) if opts.incremental else None
         c = _cpu()
+        rep.light = opts.incremental and since is not None and not rep.triggered_by and light_due(store, state, cfg)
+        if rep.light:  # only new accounts joining found campaigns (watchlight.py); triggered ones are full
+            rep.campaigns, rep.joined = light_detect(store, state, cfg, datetime.now(UTC))
         # a triggered detection releases nothing (watch_trigger_confirm): it adds a look between two scheduled
         # ones, and what an earlier detection found is released at a scheduled detection, as without the trigger
-        rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
-                                           timings=rep.cpu,
-                                           release=not (rep.triggered_by and cfg.watch_trigger_confirm))
+        else:
+            rep.campaigns, rep.alerts = detect(store, cfg, incremental=opts.incremental, since=since, state=state,
+                                               timings=rep.cpu,
+                                               release=not (rep.triggered_by and cfg.watch_trigger_confirm))
         rep.cpu["tick.detect_cpu"] = _cpu() - c
         if trig is not None:
             flagged = flagged_accounts(store)

@@ -946,6 +946,31 @@ class ScanConfig(_Strict):
     #: client string was flagged at 08:20 only, and a triggered detection there throttled it); two detections
     #: ten minutes apart must agree. False: a triggered detection enforces at once (loop18's measured form).
     watch_trigger_confirm: bool = True
+    #: `distillguard watch`: a windowed detection re-judges the whole window every this many detections; the ones
+    #: in between are light (distillguard/watchlight.py): only accounts no detection has judged yet are looked
+    #: at, and one that holds a found campaign's own entities (``watch_join_entity_share``) in at least
+    #: ``watch_join_min_groups`` evidence groups joins it — flagged, a member, under its account-level
+    #: enforcement. Everything else keeps the last full detection's verdict until the next one: a new campaign of
+    #: accounts no campaign holds, or a release, waits up to this many − 1 detections. Why: every full detection
+    #: costs about a scan's detection whatever changed (a week's window holds nearly every account; rep20), and
+    #: no exact incremental detection exists (idf over the window moves every edge weight). Triggered detections
+    #: (``watch_trigger_min_requests``) are always full. 1: every detection full (a tick equals a scan of its
+    #: window). Measured at 3 (docs/benchmarks.md, rep23) and kept off by default: see there for what it loses.
+    watch_full_every: int = Field(1, ge=1)
+    #: A light detection counts an entity as a campaign's own when at least this share of the accounts holding it
+    #: in the last full detection's window were that campaign's members (a hydra's proxies, cards, sign-up bursts;
+    #: not a shared NAT or a popular client, whose holders are mostly others).
+    watch_join_entity_share: float = Field(0.5, gt=0, le=1)
+    #: ... and when at most this many accounts held it in that window: an entity hundreds of accounts hold (a stock
+    #: browser client string, a popular template) is no campaign's own whatever share of them the campaign is
+    #: (rep23, scale 0.1: without this cap 157 chat users and developers joined the coding hydra through its client
+    #: string and residential /24s). 24 is ``graph.clique_cap``'s default: past it the graph itself treats an
+    #: entity as widely shared (a ring, not a clique).
+    watch_join_max_holders: int = Field(24, ge=2)
+    #: A new account joins a campaign in a light detection when it holds that campaign's own entities in at least
+    #: this many evidence groups (network, client, payment, e-mail, creation, content, ...): one shared group (a
+    #: /24, a template) is what unrelated accounts share by chance; the scan's operations ask for several too.
+    watch_join_min_groups: int = Field(2, ge=1)
     #: DuckDB memory limit for the scan (spills to the store's tmp dir beyond it).
     memory_limit: str = "3GB"
     threads: int = Field(2, ge=1)
