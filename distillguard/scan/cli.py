@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         from distillguard.scan.config import load_config
         from distillguard.scan.report import render_report
         from distillguard.scan.resources import stage_guard
-        from distillguard.scan.run import close_scan, results_accounts, run_scan, write_tables
+        from distillguard.scan.run import MISSING_NEVER, close_scan, results_accounts, run_scan, write_tables
         from distillguard.store import Store
 
         if signals not in ("auto", "always", "never"):
@@ -156,6 +156,9 @@ def register(app: typer.Typer) -> None:
                    "account_model": _model_summary(res)}
         if not replay:  # first_flagged_at is null in every results file: say why, beside the nulls
             summary["notes"] = {"first_flagged_at": REPLAY_NOTE}
+        if res.timings.get("signals_state") == MISSING_NEVER:  # on stderr too: a JSON consumer may not read notes
+            summary["warnings"] = [f"signals: {MISSING_NEVER}"]
+            console.print(f"warning: signals {MISSING_NEVER}", markup=False, highlight=False)
         if as_json:
             sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
             return

@@ -50,13 +50,21 @@ class ScanResult:
     model_update: ModelUpdate | None = None
 
 
+#: ``ensure_signals``' answer for ``--signals never`` on a store with no stored signals (the scan CLI warns with it).
+MISSING_NEVER = ("missing (--signals never and the store has no tables/exchange_signals: detection ran without "
+                 "content signals, on behaviour and infrastructure only; run `distillguard signals` or drop "
+                 "--signals never)")
+
+
 def ensure_signals(store: Store, mode: str = "auto", workers: int = 1,
                    runner: Callable[[Store], object] | None = None, memo: tuple[int, int] | None = None) -> str:
     """Run the signals stage when its table is missing, older than the exchanges, or written by another
     signal model or detector set (``runner``: how, when not the local worker processes, e.g. the Spark
     engine's mapInArrow)."""
     if mode == "never":
-        return "skipped"
+        # a store without stored signals scanned with --signals never is detection without its content half: said,
+        # not silent (a copy of a store that lost its tables/exchange_signals scores far lower recall)
+        return "skipped" if store.has_table("exchange_signals") else MISSING_NEVER
     ex_files = store.file_infos("exchanges/day=*/*.parquet")
     stale = not store.has_table("exchange_signals")
     if not stale and ex_files:

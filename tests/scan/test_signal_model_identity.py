@@ -81,3 +81,24 @@ def test_watch_adopts_a_scan_s_signals_from_the_same_model(tmp_path):
     st = _world(tmp_path)
     ensure_signals(st, "auto")
     assert watch.score_new(st, watch.load_state(st)) == 0
+
+
+def test_signals_never_on_a_store_without_signals_says_so(tmp_path):
+    """--signals never on a store that has no stored signals is detection without its content half: the scan's
+    answer says so (and the CLI warns on stderr), instead of the silent "skipped" a store with signals gets."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distillguard.scan.run import MISSING_NEVER
+
+    st = _world(tmp_path)
+    assert ensure_signals(st, "never") == MISSING_NEVER
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-m", "distillguard", "scan", "--store", str(st.path), "--out",
+                          str(tmp_path / "r"), "--signals", "never", "--no-report", "--json"], capture_output=True,
+                         text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "without content signals" in res.stderr and "without content signals" in res.stdout  # warning + JSON
+    assert ensure_signals(st, "auto") == "computed"
+    assert ensure_signals(st, "never") == "skipped"
