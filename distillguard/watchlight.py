@@ -8,8 +8,8 @@ edge weights carry the entity's idf over the window's accounts, so a day in or o
 What is cheap is the question a campaign's growth asks between two full judgments: does a *new* account hold the
 campaign's own infrastructure? A hydra replaces banned accounts with fresh ones on the same proxies, cards, sign-up
 bursts and templates — and of those, the card and the sign-up bursts are what ordinary users do not share with it
-by chance (``watch_join_signup_kinds``: rep24 found every benign joiner at scale 0.1 on a /24 plus a template or
-an e-mail shape).
+by chance (``watch_join_signup_kinds``: rep24 found 11 of the 12 benign joiners at scale 0.1 on a /24, a template
+or a free-mail shape only).
 
 So a full detection also keeps, per campaign it found, its **own entities** (``watch_reference``): the entities of
 the window's incidence (``inc``: /24s, fingerprints, cards, e-mail shapes, sign-up bursts, templates, task items)
