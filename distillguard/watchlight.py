@@ -7,7 +7,9 @@ scale 0.1 the daily ticks' detections are ~2.9 scans by themselves). No exact in
 edge weights carry the entity's idf over the window's accounts, so a day in or out changes every weight (rep18).
 What is cheap is the question a campaign's growth asks between two full judgments: does a *new* account hold the
 campaign's own infrastructure? A hydra replaces banned accounts with fresh ones on the same proxies, cards, sign-up
-bursts and templates.
+bursts and templates — and of those, the card and the sign-up bursts are what ordinary users do not share with it
+by chance (``watch_join_signup_kinds``: rep24 found 11 of the 12 benign joiners at scale 0.1 on a /24, a template
+or a free-mail shape only).
 
 So a full detection also keeps, per campaign it found, its **own entities** (``watch_reference``): the entities of
 the window's incidence (``inc``: /24s, fingerprints, cards, e-mail shapes, sign-up bursts, templates, task items)
@@ -18,7 +20,8 @@ hold is no campaign's own, whatever share of them the campaign is.) A light dete
 partials of the batches folded since the last full detection, takes the accounts with traffic in them that no
 detection has judged (not in ``account_risk``), derives their entities the way ``graph.edges.incidence`` does (the
 same keys; bursts and cards from the accounts table), and an account holding one campaign's own entities in at
-least ``watch_join_min_groups`` evidence groups joins that campaign: flagged, a member, mapped to its flagged
+least ``watch_join_min_groups`` evidence groups, one of them of a kind in ``watch_join_signup_kinds``, joins that
+campaign: flagged, a member, mapped to its flagged
 cluster, and under the campaign's account-level enforcement rows. Nothing else changes: accounts a full detection
 judged keep its verdict (flag or not) until the next full one, no campaign is released and none is new.
 
@@ -35,6 +38,7 @@ from pathlib import Path
 import pyarrow as pa
 
 REFERENCE = "watch_reference"
+JOINS = "watch_light_joins"
 
 
 def light_due(store, state: dict, cfg) -> bool:
@@ -71,9 +75,9 @@ def _sql_lit(v: str) -> str:
     return "'" + v.replace("'", "''") + "'"
 
 
-def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str]]]:
+def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str]]]:
     """Accounts new since the last full detection that hold one campaign's own entities in at least
-    ``watch_join_min_groups`` evidence groups: account -> (campaign, the groups)."""
+    ``watch_join_min_groups`` evidence groups: account -> (campaign, the groups, the entities as ``kind=entity``)."""
     import duckdb
 
     from distillguard.graph.edges import EXCHANGE_KINDS, KIND_GROUP
@@ -94,6 +98,9 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str]]]:
     groups = ", ".join(f"('{k}', '{v}')" for k, v in KIND_GROUP.items())
     kinds = ", ".join(f"'{k}'" for k in EXCHANGE_KINDS + ("task_item",))
     m, sec = int(g.creation_burst_minutes) * 60, float(g.payment_burst_hours) * 3600
+    sk = list(cfg.watch_join_signup_kinds)
+    # at least one of the campaign's own entities is what an account takes on at sign-up (none asked: any)
+    signup = f"e.kind IN ({', '.join(_sql_lit(k) for k in sk)})" if sk else "true"
     lst = lambda fs: "[" + ", ".join(_sql_lit(str(f)) for f in fs) + "]"  # noqa: E731
     con = duckdb.connect(":memory:")
     try:
@@ -133,15 +140,18 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str]]]:
                   || CAST(floor(epoch(created_at) / {sec} + 0.5) AS BIGINT) FROM acc
                   WHERE payment_fingerprint IS NOT NULL AND created_at IS NOT NULL AND {sec} > 0),
             kg(kind, grp) AS (VALUES {groups}),
-            hit AS (SELECT e.account_id, r.campaign_id, count(DISTINCT kg.grp) AS ng, list(DISTINCT kg.grp) AS grps
+            hit AS (SELECT e.account_id, r.campaign_id, count(DISTINCT kg.grp) AS ng, list(DISTINCT kg.grp) AS grps,
+                           list(DISTINCT e.kind || '=' || e.entity ORDER BY e.kind || '=' || e.entity) AS ents,
+                           count(*) FILTER (WHERE {signup}) AS nsign
                     FROM ent e JOIN _ref r USING (kind, entity) JOIN kg USING (kind) GROUP BY 1, 2)
-            SELECT account_id, campaign_id, grps FROM hit WHERE ng >= {int(cfg.watch_join_min_groups)}
+            SELECT account_id, campaign_id, grps, ents FROM hit WHERE ng >= {int(cfg.watch_join_min_groups)}
+              AND nsign > 0
             ORDER BY account_id, ng DESC, campaign_id""").fetchall()
     finally:
         con.close()
-    out: dict[str, tuple[str, list[str]]] = {}
-    for a, cid, grps in rows:
-        out.setdefault(a, (cid, sorted(grps)))  # the campaign it shares most groups with
+    out: dict[str, tuple[str, list[str], list[str]]] = {}
+    for a, cid, grps, ents in rows:
+        out.setdefault(a, (cid, sorted(grps), list(ents)))  # the campaign it shares most groups with
     return out
 
 
@@ -169,7 +179,7 @@ def light_detect(store, state: dict, cfg, now: datetime) -> tuple[int, list[str]
                 cnt[r["cluster_id"]] = cnt.get(r["cluster_id"], 0) + 1
     cluster_of = {c: max(sorted(cnt), key=lambda k: cnt[k]) for c, cnt in clusters.items()}
     join = {a: v for a, v in join.items() if v[0] in lowest}  # a campaign still flagged in the tables
-    for a, (cid, grps) in sorted(join.items()):
+    for a, (cid, grps, _) in sorted(join.items()):
         rows.append({"account_id": a, "risk": lowest[cid], "flagged": True, "first_flagged_at": now,
                      "cluster_id": cluster_of.get(cid), "campaign_id": cid,
                      "reasons": [f"new account holding campaign {cid}'s own {', '.join(grps)} entities "
@@ -187,6 +197,11 @@ def light_detect(store, state: dict, cfg, now: datetime) -> tuple[int, list[str]
         store.write_table(name, new)
 
     acc = sorted(join)
+    # what each join matched, for the analyst who reviews it (a full detection rewrites the reasons)
+    append(JOINS, pa.table({"account_id": pa.array(acc, pa.string()),
+                            "campaign_id": pa.array([join[a][0] for a in acc], pa.string()),
+                            "joined_at": pa.array([now] * len(acc), pa.timestamp("us", tz="UTC")),
+                            "entities": pa.array([join[a][2] for a in acc], pa.list_(pa.string()))}))
     append("campaign_members", pa.table({"campaign_id": pa.array([join[a][0] for a in acc], pa.string()),
                                          "account_id": pa.array(acc, pa.string())}))
     if store.has_table("account_clusters"):

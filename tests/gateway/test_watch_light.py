@@ -43,7 +43,7 @@ def _tick(st, state, cfg):
 def test_settings_validate():
     assert ScanConfig().watch_full_every == 1  # every detection full unless asked
     for bad in ({"watch_full_every": 0}, {"watch_join_entity_share": 0}, {"watch_join_entity_share": 1.5},
-                {"watch_join_min_groups": 0}):
+                {"watch_join_min_groups": 0}, {"watch_join_signup_kinds": ["sync"]}):
         with pytest.raises(ValidationError):
             ScanConfig(**bad)
     assert ScanConfig(watch_full_every=3, watch_join_entity_share=1.0, watch_join_min_groups=1).watch_full_every == 3
@@ -128,3 +128,45 @@ def test_a_new_account_on_a_flagged_campaigns_infrastructure_joins_it(tmp_path):
     rep = _tick(st, state, cfg)
     assert not rep.light and not rep.joined
     assert "acct-newcomer" in {x["account_id"] for x in st.read_table("account_risk").to_pylist()}
+
+
+@pytest.mark.parametrize("signup_kinds", [None, []])
+def test_only_a_campaigns_sign_up_entities_let_a_stranger_on_its_traffic_join(tmp_path, signup_kinds):
+    """A new account on a campaign's proxies, client and templates, but with a card and a sign-up time of its own,
+    is what an ordinary user sharing a home /24 and a template with a hydra looks like (rep24): it joins only
+    when no sign-up kind is required (rep23's rule), and not by default."""
+    src, st, ex, t0, world = _world(tmp_path)
+    cfg = ScanConfig(watch_full_every=3) if signup_kinds is None else \
+        ScanConfig(watch_full_every=3, watch_join_signup_kinds=signup_kinds)
+    state = watch.load_state(st)
+    st.write_exchanges(_slice(ex, t0, t0 + timedelta(days=2)), key="d01")
+    assert not _tick(st, state, cfg).light
+    flagged = _flagged(st)
+    members = dict(zip(st.read_table("campaign_members")["account_id"].to_pylist(),
+                       st.read_table("campaign_members")["campaign_id"].to_pylist(), strict=True))
+    slow = sorted(a for a in flagged if world.labels.get(a, (None,))[0] == "camp-slow" and a in members)
+    assert slow
+    model = slow[0]
+    accts = src.accounts().to_arrow_table()
+    row = {r["account_id"]: r for r in accts.to_pylist()}[model]
+    stranger = {**row, "account_id": "acct-stranger", "payment_fingerprint": "pay-own-2",
+                "created_at": row["created_at"] - timedelta(days=40)}
+    st.write_accounts(pa.Table.from_pylist([stranger], schema=accts.schema), key="1-new")
+    day3 = _slice(ex, t0 + timedelta(days=2), t0 + timedelta(days=3))
+    t = day3.filter(pc.equal(day3["account_id"], model))
+    t = t.set_column(t.schema.get_field_index("account_id"), "account_id",
+                     pa.array(["acct-stranger"] * t.num_rows, pa.string()))
+    t = t.set_column(t.schema.get_field_index("exchange_id"), "exchange_id",
+                     pa.array([f"acct-stranger-{i}" for i in range(t.num_rows)], pa.string()))
+    st.write_exchanges(pa.concat_tables([day3, t]), key="d2")
+    rep = _tick(st, state, cfg)
+    assert rep.light
+    if signup_kinds == []:  # rep23's rule: the traffic's /24s, client and templates are enough
+        assert rep.joined == ["acct-stranger"]
+        log = st.read_table("watch_light_joins").to_pylist()
+        assert [x["account_id"] for x in log] == ["acct-stranger"] and log[0]["campaign_id"] == members[model]
+        assert not any(e.split("=", 1)[0] in ("payment", "payment_burst", "creation_burst")
+                       for e in log[0]["entities"])
+    else:
+        assert rep.joined == [] and "acct-stranger" not in _flagged(st)
+        assert not st.has_table("watch_light_joins")
