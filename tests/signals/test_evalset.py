@@ -116,29 +116,21 @@ def test_fourth_set_recall_and_hard_negatives(report_v4):
     assert report_v4["hard_negative_fpr"] <= 0.03, report_v4["hard_negatives_flagged"]
 
 
-@pytest.fixture(scope="module")
-def report_v5():
-    return evalset.report(eval_set="v5")
+# Sets frozen before a training round, each with floors just under the values measured on the shipped model; the
+# unmet targets are stated in docs/signals.md.
+# - v5 was frozen before round 6's training lines (0.632 before them, 0.796 after, hard negatives 2/81 both; the
+#   round-6 lines were written by v5's author, so the after figure is informed by it).
+# - v6 was written before reading any training phrasing and committed before round 7's changes; the shipped model
+#   (round 6's) catches 0.572 of it with 1/73 hard negatives flagged.
+FROZEN_SETS = [  # (set, at least attack prompts, at least hard negatives, recall floor, hard-negative ceiling)
+    ("v5", 700, 80, 0.75, 0.03),
+    ("v6", 450, 60, 0.55, 0.02),
+]
 
 
-def test_fifth_set_recall_and_hard_negatives(report_v5):
-    # v5 was frozen before round 6's training lines (0.632 before them, 0.796 after, hard negatives 2/81 both;
-    # the round-6 lines were written by v5's author, so the after figure is informed by it: docs/signals.md).
-    # Floors just under the measured values; the unmet targets are stated in the docs.
-    assert report_v5["attack_prompts"] >= 700 and report_v5["hard_negative_prompts"] >= 80
-    assert report_v5["recall_any"] >= 0.75, report_v5["missed"]
-    assert report_v5["hard_negative_fpr"] <= 0.03, report_v5["hard_negatives_flagged"]
-
-
-@pytest.fixture(scope="module")
-def report_v6():
-    return evalset.report(eval_set="v6")
-
-
-def test_sixth_set_recall_and_hard_negatives(report_v6):
-    # v6 was written before reading any training phrasing and committed before round 7's changes; the shipped model
-    # (round 6's) catches 0.572 of it with 1/67 hard negatives flagged. Floors just under the measured values; the
-    # unmet recall target is stated in docs/signals.md.
-    assert report_v6["attack_prompts"] >= 450 and report_v6["hard_negative_prompts"] >= 60
-    assert report_v6["recall_any"] >= 0.55, report_v6["by_tactic"]
-    assert report_v6["hard_negative_fpr"] <= 0.02, report_v6["hard_negative_families"]
+@pytest.mark.parametrize(("eval_set", "attacks", "hard", "recall", "hard_fpr"), FROZEN_SETS)
+def test_frozen_set_recall_and_hard_negatives(eval_set, attacks, hard, recall, hard_fpr):
+    r = evalset.report(eval_set=eval_set)
+    assert r["attack_prompts"] >= attacks and r["hard_negative_prompts"] >= hard
+    assert r["recall_any"] >= recall, r["by_tactic"]
+    assert r["hard_negative_fpr"] <= hard_fpr, r["hard_negatives_flagged"]
