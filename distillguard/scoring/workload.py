@@ -138,6 +138,12 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
     rows = {r["account_id"]: r for r in feats.to_pylist()}
     scores, ids, risk, cl_ids, reasons = [], [], [], [], []
     lift = received_lift(cfg) if cfg.workload_groups.read_received else 0.0
+    # the demand check's inputs, read once for every group: the workload matrix and the demand columns
+    wg = cfg.workload_groups
+    demand = {c: np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)
+              for c in (wg.member_demand_columns or []) if c in feats.column_names} if groups else {}
+    x = workload_matrix(feats) if demand else None
+    accounts = np.asarray(feats["account_id"].to_pylist(), dtype=object) if demand else None
     for j, g in enumerate(groups):
         cid = f"{id_prefix}-{j:04d}"
         susp = float(np.mean([float(rows[a].get("suspicion") or 0.0) for a in g["members"]]))
@@ -153,20 +159,19 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
                        f"its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})")
         raw = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
         own = dict(raw)
-        bars = demand_bars(feats, g["members"], cfg.workload_groups)
+        peers_bars = demand_bars(x, np.isin(accounts, list(g["members"])), demand, wg) if demand else None
         if collects is not None:
             own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
         r = cluster_risk(1.0, susp, cfg)
         scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
         for a in g["members"]:
             ra, mine = _member_risk(a, own, r, cfg)
-            if bars is not None and not _asks_more(rows[a], bars):
+            if peers_bars is not None and not _asks_more(rows[a], peers_bars[1]):
                 ro = min(ra, cluster_risk(1.0, raw[a], cfg))
-                mine = mine + [f"this account asks for, receives and elicits no more than the {bars['_peers']:.0f} "
+                mine = mine + [f"this account asks for, receives and elicits no more than the {peers_bars[0]} "
                                f"accounts outside its group doing the same work (under their "
-                               f"{cfg.workload_groups.member_demand_quantile:.0%} point on "
-                               f"{', '.join(k for k in bars if not k.startswith('_'))}): judged on its own traffic "
-                               f"at the group's coordination (risk {ro:.2f})"]
+                               f"{wg.member_demand_quantile:.0%} point on {', '.join(peers_bars[1])}): judged on its "
+                               f"own traffic at the group's coordination (risk {ro:.2f})"]
                 ra = ro
             ids.append(a)
             risk.append(ra)
@@ -177,23 +182,21 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
                              "reasons": pa.array(reasons, pa.list_(pa.string()))})
 
 
-def demand_bars(feats: pa.Table, members: list[str], cfg: WorkloadGroupConfig) -> dict[str, float] | None:
-    """Per ``member_demand_columns`` column: its ``member_demand_quantile`` over the accounts outside the group whose
-    workload is the group's (cosine to the members' mean workload ≥ ``member_demand_workload``), with ``_peers`` their
-    count; only the columns on which the group as a whole is clearly above those peers (one-sided Mann-Whitney, p ≤
-    ``member_demand_alpha``, effect ≥ ``member_demand_min_effect``): there the group's harvest draws more than the work
-    does, elsewhere a member under the peers' median is no different from its group. None when the check is off,
-    fewer than ``member_demand_min_peers`` such accounts (no yardstick) or no column qualifies.
+def demand_bars(x: np.ndarray, inside: np.ndarray, columns: dict[str, np.ndarray],
+                cfg: WorkloadGroupConfig) -> tuple[int, dict[str, float]] | None:
+    """(peers, bars): per ``member_demand_columns`` column (``columns``: each one's values over the store's accounts,
+    rows as ``x``, the ``workload_matrix``), its ``member_demand_quantile`` over the accounts outside the group
+    (``inside``: the group's rows) whose workload is the group's (cosine to the members' mean workload ≥
+    ``member_demand_workload``), and ``peers`` their count; only the columns on which the group as a whole is clearly
+    above those peers (one-sided Mann-Whitney, p ≤ ``member_demand_alpha``, effect ≥ ``member_demand_min_effect``):
+    there the group's harvest draws more than the work does, elsewhere a member under the peers' median is no
+    different from its group. None when the check is off, fewer than ``member_demand_min_peers`` such accounts (no
+    yardstick) or no column qualifies.
     Why: the group is found on harvest shape and workload alone; what a harvest is *for* is drawing more of the
     teacher than ordinary accounts doing the same work, so a member that neither asks for, receives nor elicits
     more than them is not shown to be part of it by the group (``WorkloadGroupConfig.member_demand_columns``)."""
-    cols = [c for c in (cfg.member_demand_columns or []) if c in feats.column_names]
-    if not cols or feats.num_rows == 0:
+    if not columns or len(x) == 0 or x.shape[1] == 0:
         return None
-    x = workload_matrix(feats)
-    if x.shape[1] == 0:
-        return None
-    inside = np.isin(np.asarray(feats["account_id"].to_pylist(), dtype=object), list(members))
     mu = x[inside].mean(axis=0)
     norms = np.linalg.norm(x, axis=1) * float(np.linalg.norm(mu))
     cos = np.divide(x @ mu, norms, out=np.zeros(len(x)), where=norms > 0)
@@ -202,9 +205,8 @@ def demand_bars(feats: pa.Table, members: list[str], cfg: WorkloadGroupConfig) -
         return None
     from scipy.stats import mannwhitneyu
 
-    out: dict[str, float] = {"_peers": float(peers.sum())}
-    for c in cols:
-        allv = np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)
+    bars: dict[str, float] = {}
+    for c, allv in columns.items():
         v, g = allv[peers], allv[inside]
         v, g = v[np.isfinite(v)], g[np.isfinite(g)]
         if len(v) < cfg.member_demand_min_peers or len(g) < 2:
@@ -212,15 +214,13 @@ def demand_bars(feats: pa.Table, members: list[str], cfg: WorkloadGroupConfig) -
         # only a column on which the group as a whole draws clearly more than its peers is its harvest's demand
         t = mannwhitneyu(g, v, alternative="greater")
         if float(t.pvalue) <= cfg.member_demand_alpha and float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect:
-            out[c] = float(np.quantile(v, cfg.member_demand_quantile))
-    return out if len(out) > 1 else None
+            bars[c] = float(np.quantile(v, cfg.member_demand_quantile))
+    return (int(peers.sum()), bars) if bars else None
 
 
 def _asks_more(row: dict, bars: dict[str, float]) -> bool:
     """The member reaches its workload peers' bar on at least one column (an unknown value is no evidence against it)."""
     for c, bar in bars.items():
-        if c.startswith("_"):
-            continue
         v = row.get(c)
         if v is None or (isinstance(v, float) and np.isnan(v)) or float(v) >= bar:
             return True
