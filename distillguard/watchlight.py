@@ -71,16 +71,13 @@ def full_done(state: dict) -> None:
     state["full_batches"] = sorted(set((state.get("batch") or {}).values()))
 
 
-def _sql_lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
-
-
 def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str]]]:
     """Accounts new since the last full detection that hold one campaign's own entities in at least
     ``watch_join_min_groups`` evidence groups: account -> (campaign, the groups, the entities as ``kind=entity``)."""
     import duckdb
 
-    from distillguard.graph.edges import EXCHANGE_KINDS, KIND_GROUP
+    from distillguard.graph.edges import EXCHANGE_KINDS, KIND_GROUP, account_entities_sql, burst_keys_sql
+    from distillguard.watch import _sql_lit
 
     old = set(state.get("full_batches") or ())
     new = sorted(set((state.get("batch") or {}).values()) - old)
@@ -98,6 +95,8 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str
     groups = ", ".join(f"('{k}', '{v}')" for k, v in KIND_GROUP.items())
     kinds = ", ".join(f"'{k}'" for k in EXCHANGE_KINDS + ("task_item",))
     m, sec = int(g.creation_burst_minutes) * 60, float(g.payment_burst_hours) * 3600
+    ck = burst_keys_sql("coalesce(signup_pathway, '?')", "epoch(created_at)", m)
+    pk = burst_keys_sql("payment_fingerprint", "epoch(created_at)", sec) if sec > 0 else ("NULL", "NULL")
     sk = list(cfg.watch_join_signup_kinds)
     # at least one of the campaign's own entities is what an account takes on at sign-up (none asked: any)
     signup = f"e.kind IN ({', '.join(_sql_lit(k) for k in sk)})" if sk else "true"
@@ -124,20 +123,12 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str
             WITH acc AS ({acc}),
             ent(account_id, kind, entity) AS (
               {exk}
-              UNION ALL SELECT account_id, 'payment', payment_fingerprint FROM acc WHERE payment_fingerprint IS NOT NULL
-              UNION ALL SELECT account_id, 'email_domain', lower(email_domain) FROM acc WHERE email_domain IS NOT NULL
-              UNION ALL SELECT account_id, 'email_pattern',
-                  regexp_replace(regexp_replace(lower(email_local), '[0-9]', '9', 'g'), '[a-z]+', 'a', 'g') || '@'
-                  || lower(coalesce(email_domain, '')) FROM acc WHERE email_local IS NOT NULL AND length(email_local) > 0
-              UNION ALL SELECT account_id, 'creation_burst', coalesce(signup_pathway, '?') || '|'
-                  || CAST(floor(epoch(created_at) / {m}) AS BIGINT) FROM acc WHERE created_at IS NOT NULL
-              UNION ALL SELECT account_id, 'creation_burst', coalesce(signup_pathway, '?') || '|h'
-                  || CAST(floor(epoch(created_at) / {m} + 0.5) AS BIGINT) FROM acc WHERE created_at IS NOT NULL
-              UNION ALL SELECT account_id, 'payment_burst', payment_fingerprint || '|'
-                  || CAST(floor(epoch(created_at) / {sec}) AS BIGINT) FROM acc
+              UNION ALL SELECT account_id, kind, entity FROM ({account_entities_sql('acc')})
+              UNION ALL SELECT account_id, 'creation_burst', {ck[0]} FROM acc WHERE created_at IS NOT NULL
+              UNION ALL SELECT account_id, 'creation_burst', {ck[1]} FROM acc WHERE created_at IS NOT NULL
+              UNION ALL SELECT account_id, 'payment_burst', {pk[0]} FROM acc
                   WHERE payment_fingerprint IS NOT NULL AND created_at IS NOT NULL AND {sec} > 0
-              UNION ALL SELECT account_id, 'payment_burst', payment_fingerprint || '|h'
-                  || CAST(floor(epoch(created_at) / {sec} + 0.5) AS BIGINT) FROM acc
+              UNION ALL SELECT account_id, 'payment_burst', {pk[1]} FROM acc
                   WHERE payment_fingerprint IS NOT NULL AND created_at IS NOT NULL AND {sec} > 0),
             kg(kind, grp) AS (VALUES {groups}),
             hit AS (SELECT e.account_id, r.campaign_id, count(DISTINCT kg.grp) AS ng, list(DISTINCT kg.grp) AS grps,
@@ -158,7 +149,7 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str
 def light_detect(store, state: dict, cfg, now: datetime) -> tuple[int, list[str]]:
     """A light detection: new accounts holding a campaign's own entities join it (``joiners``); returns (campaigns in
     the tables, the accounts that joined)."""
-    from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _defer_to_analysts
+    from distillguard.scan.run import ACCOUNT_RISK_SCHEMA, _aware, _defer_to_analysts
 
     join = joiners(store, state, cfg)
     state["light_count"] = int(state.get("light_count") or 0) + 1
@@ -233,9 +224,3 @@ def light_detect(store, state: dict, cfg, now: datetime) -> tuple[int, list[str]
         i = c.schema.get_field_index("n_accounts")
         store.write_table("campaigns", c.set_column(i, c.schema.field(i), pa.array(n, c.schema.field(i).type)))
     return n_camps, acc
-
-
-def _aware(ts: datetime) -> datetime:
-    from datetime import UTC
-
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

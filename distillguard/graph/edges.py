@@ -66,6 +66,27 @@ def build_graph_partials(con: duckdb.DuckDBPyConnection, cfg: GraphConfig,
     return ["inc_h", "sync_b"]
 
 
+def account_entities_sql(acc: str) -> str:
+    """(account_id, kind, entity) of the entities an account's own record gives it, over relation ``acc`` (the
+    accounts table's columns): its card, its e-mail domain and its e-mail naming shape (digits → 9, letter runs →
+    a). One keying for ``incidence`` and for ``watch``'s light detections (watchlight.py), which match a new
+    account's entities against the ones a full detection kept: keyed twice, they could drift apart unseen."""
+    return f"""SELECT account_id, 'payment' AS kind, payment_fingerprint AS entity FROM {acc} WHERE payment_fingerprint IS NOT NULL
+      UNION ALL SELECT account_id, 'email_domain', lower(email_domain) FROM {acc} WHERE email_domain IS NOT NULL
+      UNION ALL SELECT account_id, 'email_pattern',
+          regexp_replace(regexp_replace(lower(email_local), '[0-9]', '9', 'g'), '[a-z]+', 'a', 'g') || '@' || lower(coalesce(email_domain, ''))
+          FROM {acc} WHERE email_local IS NOT NULL AND length(email_local) > 0"""
+
+
+def burst_keys_sql(group: str, epoch: str, seconds: float) -> tuple[str, str]:
+    """A sign-up burst's two keys (SQL expressions): ``group`` (a pathway, a card) and the cell of ``epoch`` on a
+    grid of ``seconds``, and on the grid offset by half a cell — two accounts created within a cell of each other
+    share one of the keys whichever side of a cell's edge they fall. Read by ``incidence``'s creation and card
+    bursts and by watchlight.py, which must key a new account's bursts as the full detection did."""
+    return (f"{group} || '|' || CAST(floor({epoch} / {seconds}) AS BIGINT)",
+            f"{group} || '|h' || CAST(floor({epoch} / {seconds} + 0.5) AS BIGINT)")
+
+
 def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Table,
               until: datetime | None = None, since: datetime | None = None) -> None:
     """Create table ``inc`` (account_id, kind, entity, w, df) for accounts active before ``until`` (with
@@ -87,12 +108,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     CREATE OR REPLACE TEMP TABLE inc_raw AS
     WITH {tot},
     acc AS (SELECT a.* FROM accounts a JOIN tot USING (account_id)),
-    acck AS (
-      SELECT account_id, 'payment' AS kind, payment_fingerprint AS entity, 1.0 AS strength FROM acc WHERE payment_fingerprint IS NOT NULL
-      UNION ALL SELECT account_id, 'email_domain', lower(email_domain), 1.0 FROM acc WHERE email_domain IS NOT NULL
-      UNION ALL SELECT account_id, 'email_pattern',
-          regexp_replace(regexp_replace(lower(email_local), '[0-9]', '9', 'g'), '[a-z]+', 'a', 'g') || '@' || lower(coalesce(email_domain, '')), 1.0
-          FROM acc WHERE email_local IS NOT NULL AND length(email_local) > 0),
+    acck AS (SELECT account_id, kind, entity, 1.0 AS strength FROM ({account_entities_sql('acc')})),
     -- synchronised activity (SynchroTrap-style): co-activity on the same template in the same short bucket,
     -- as a lift over what the template's users would produce independently following the overall
     -- hour-of-day rhythm of all traffic (so the ordinary diurnal cycle is not mistaken for synchrony)
@@ -172,6 +188,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
         """)
     # creation bursts: many accounts created on one pathway within minutes, beyond the background rate
     m = int(cfg.creation_burst_minutes)
+    creation_keys = burst_keys_sql("p", "c", m * 60)
     # ``burst_members`` keeps, per burst, the share of its holders the pathway's background rate puts in its minutes
     # anyway (λ / count): scoring asks it before reading a burst as a member's own distinctive tie
     con.execute(f"""
@@ -180,8 +197,7 @@ def incidence(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, suspicion: pa.Ta
     acc AS (SELECT a.account_id, coalesce(a.signup_pathway, '?') AS p, epoch(a.created_at) AS c
             FROM accounts a JOIN tot USING (account_id) WHERE a.created_at IS NOT NULL),
     rate AS (SELECT p, count(*) * {m * 60} / greatest(max(c) - min(c), {m * 60}) AS lam FROM acc GROUP BY 1),
-    b AS (SELECT account_id, p, p || '|' || CAST(floor(c / {m * 60}) AS BIGINT) AS e1,
-                 p || '|h' || CAST(floor(c / {m * 60} + 0.5) AS BIGINT) AS e2 FROM acc),
+    b AS (SELECT account_id, p, {creation_keys[0]} AS e1, {creation_keys[1]} AS e2 FROM acc),
     u AS (SELECT account_id, p, e1 AS entity FROM b UNION ALL SELECT account_id, p, e2 FROM b),
     cnt AS (SELECT entity, p, count(*) AS c FROM u GROUP BY 1, 2)
     SELECT u.account_id, u.entity, rate.lam / cnt.c AS chance FROM u JOIN cnt USING (entity, p) JOIN rate USING (p)
@@ -229,6 +245,7 @@ def _payment_bursts(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, w: str) ->
     if h <= 0 or float(cfg.kind_weights.get("payment_burst", 0)) <= 0:
         return
     sec = h * 3600
+    card_keys = burst_keys_sql("card", "c", sec)
     con.execute(f"""
     INSERT INTO inc_raw
     WITH tot AS (SELECT DISTINCT account_id FROM beh_ah WHERE {w}),
@@ -238,8 +255,7 @@ def _payment_bursts(con: duckdb.DuckDBPyConnection, cfg: GraphConfig, w: str) ->
     acc AS (SELECT a.account_id, a.payment_fingerprint AS card, epoch(a.created_at) AS c
             FROM accounts a JOIN tot USING (account_id)
             WHERE a.payment_fingerprint IS NOT NULL AND a.created_at IS NOT NULL),
-    b AS (SELECT account_id, card, card || '|' || CAST(floor(c / {sec}) AS BIGINT) AS e1,
-                 card || '|h' || CAST(floor(c / {sec} + 0.5) AS BIGINT) AS e2 FROM acc),
+    b AS (SELECT account_id, card, {card_keys[0]} AS e1, {card_keys[1]} AS e2 FROM acc),
     u AS (SELECT account_id, card, e1 AS entity FROM b UNION ALL SELECT account_id, card, e2 FROM b),
     cnt AS (SELECT entity, card, count(*) AS c FROM u GROUP BY 1, 2),
     lam AS (SELECT card, (allc.n - 1) * {sec} / span.s AS lam FROM allc CROSS JOIN span)
