@@ -31,6 +31,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from distillguard.store.sqltext import sql_string
 from distillguard.watchlight import full_done, light_detect, light_due, save_reference
 from distillguard.watchmerge import _disjoint_spans, _merge_sql, _shared_hours  # noqa: F401 - tests and load_partials
 from distillguard.watchpublish import DEFAULT_PREFIX, publish, read_published, snapshot_blob  # noqa: F401 - bench, tests
@@ -260,7 +261,7 @@ def fold_part(store, files: list[Path], sig_files: list[Path], cfg) -> dict[str,
         con.execute("SET threads=1")
         con.execute("SET TimeZone='UTC'")
         if sig_files:
-            paths = ", ".join(_sql_lit(str(p)) for p in sig_files)
+            paths = ", ".join(sql_string(str(p)) for p in sig_files)
             con.execute(f"CREATE VIEW exchange_signals AS SELECT * FROM read_parquet([{paths}], union_by_name=true)")
         sigs = build_base(con, _PartStore(store, files))
         con.execute("CREATE TABLE beh_pm AS SELECT account_id, date_trunc('minute', ts) AS minute, count(*) AS c "
@@ -375,7 +376,7 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
             if keep is not None:
                 files = [f for f in files if not f.stem.startswith("part-watch-") or f.stem[5:] in keep]
             col = _TIME_COL.get(t, "hour")
-            body = (f"SELECT * FROM read_parquet([{', '.join(_sql_lit(str(f)) for f in files)}], union_by_name=true)"
+            body = (f"SELECT * FROM read_parquet([{', '.join(sql_string(str(f)) for f in files)}], union_by_name=true)"
                     if files else f"SELECT * FROM {src} WHERE false")
             con.execute(f"CREATE OR REPLACE TEMP VIEW _win_{t} AS SELECT * FROM ({body}) "
                         f"WHERE {col} >= TIMESTAMPTZ '{since.isoformat()}'")
@@ -384,10 +385,6 @@ def load_partials(store, con, since: datetime | None = None, state: dict | None 
             shared = _shared_hours(files, spans) if state is not None else None
         con.execute(f"CREATE OR REPLACE TABLE {t} AS {_merge_sql(con, t, src, shared, hour_buckets)}")
     return signal_columns(con)
-
-
-def _sql_lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
 
 
 #: Per store (its path): Leiden's partitions of the last detection at each resolution, the next one's start
@@ -467,7 +464,7 @@ def traffic_before(store, state: dict | None, since: datetime, accounts: set[str
         con.execute("SET TimeZone='UTC'")
         con.register("_cand", pa.table({"account_id": pa.array(sorted(accounts), pa.string())}))
         rows = con.execute(
-            f"SELECT DISTINCT p.account_id FROM read_parquet([{', '.join(_sql_lit(str(f)) for f in files)}], "
+            f"SELECT DISTINCT p.account_id FROM read_parquet([{', '.join(sql_string(str(f)) for f in files)}], "
             f"union_by_name=true) p JOIN _cand USING (account_id) WHERE p.hour < TIMESTAMPTZ '{since.isoformat()}'"
         ).fetchall()
     finally:

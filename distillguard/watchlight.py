@@ -77,7 +77,7 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str
     import duckdb
 
     from distillguard.graph.edges import EXCHANGE_KINDS, KIND_GROUP, account_entities_sql, burst_keys_sql
-    from distillguard.watch import _sql_lit
+    from distillguard.store.sqltext import sql_string
 
     old = set(state.get("full_batches") or ())
     new = sorted(set((state.get("batch") or {}).values()) - old)
@@ -99,8 +99,8 @@ def joiners(store, state: dict, cfg) -> dict[str, tuple[str, list[str], list[str
     pk = burst_keys_sql("payment_fingerprint", "epoch(created_at)", sec) if sec > 0 else ("NULL", "NULL")
     sk = list(cfg.watch_join_signup_kinds)
     # at least one of the campaign's own entities is what an account takes on at sign-up (none asked: any)
-    signup = f"e.kind IN ({', '.join(_sql_lit(k) for k in sk)})" if sk else "true"
-    lst = lambda fs: "[" + ", ".join(_sql_lit(str(f)) for f in fs) + "]"  # noqa: E731
+    signup = f"e.kind IN ({', '.join(sql_string(k) for k in sk)})" if sk else "true"
+    lst = lambda fs: "[" + ", ".join(sql_string(str(f)) for f in fs) + "]"  # noqa: E731
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET threads=1")

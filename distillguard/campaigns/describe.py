@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scoring.reasons import KIND_WORDS
+from distillguard.store.sqltext import sql_string
 
 #: Rarest (strongest) evidence first; kinds not listed sort after these, networks last.
 KIND_ORDER = ("payment", "payment_burst", "ja4", "header_fp", "creation_burst", "sync", "email_pattern", "user_agent", "template",
@@ -77,10 +78,6 @@ class Shared:
 
     def kind(self, kind: str) -> KindCount | None:
         return next((k for k in self.kinds if k.kind == kind), None)
-
-
-def _lit(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
 
 
 #: Name under which ``shared`` registers a group's members on an engine without list parameters (Spark).
@@ -150,7 +147,7 @@ def _shared(con, sql: str, params: list, sizes: dict[str, int], edges: Edges, to
     # evidence groups; written in SQL both engines parse (no list parameters, no ordered list aggregates), so the
     # Spark engine answers it from the same text
     duck = isinstance(con, duckdb.DuckDBPyConnection)
-    kg = ", ".join(f"({_lit(k)}, {_lit(v)})" for k, v in KIND_GROUP.items()) or "('', '')"
+    kg = ", ".join(f"({sql_string(k)}, {sql_string(v)})" for k, v in KIND_GROUP.items()) or "('', '')"
     top = max(int(top), 1)
     rows = con.execute(f"""WITH {_holdings_cte(sql, edges, materialized=duck)},
         kg AS (SELECT * FROM (VALUES {kg}) AS v(kind, kgroup)),

@@ -30,6 +30,7 @@ from sqlglot import exp
 from distillguard.engine.objectstore import RemoteParquet, is_remote, prune_columns
 from distillguard.engine.transpile import parse_duckdb, to_spark_tree
 from distillguard.errors import DistillguardError
+from distillguard.store.sqltext import sql_literal
 
 # DuckDB catalog look-ups the stages make ("does a view / table of this name exist"), answered from Spark's catalog
 _CATALOG = re.compile(r"FROM\s+(?:duckdb_(?:views|tables)\(\)|information_schema\.tables)\s+WHERE\s+(?:view|table)_name"
@@ -86,16 +87,6 @@ def normalise_arrow(t: pa.Table) -> pa.Table:
     return t if schema == t.schema else t.cast(schema)
 
 
-def _sql_literal(v: Any) -> str:
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, int | float):
-        return repr(v)
-    return "'" + str(v).replace("'", "''") + "'"
-
-
 _TYPES = {"VARCHAR": pa.string(), "TEXT": pa.string(), "STRING": pa.string(), "BIGINT": pa.int64(),
           "INT": pa.int32(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(),
           "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC")}
@@ -127,7 +118,7 @@ class SparkEngine:
             parts = sql.split("?")
             if len(parts) - 1 != len(params):
                 raise DistillguardError(f"spark engine: {len(params)} parameters for {len(parts) - 1} placeholders")
-            sql = parts[0] + "".join(_sql_literal(p) + rest for p, rest in zip(params, parts[1:], strict=True))
+            sql = parts[0] + "".join(sql_literal(p) + rest for p, rest in zip(params, parts[1:], strict=True))
         out = SparkResult(rows=[])
         for tree in parse_duckdb(sql):
             out = self._run(tree, sql)

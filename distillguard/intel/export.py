@@ -39,6 +39,7 @@ from distillguard.intel.stixobjects import (
 )
 from distillguard.intel.values import SOURCES, account_values
 from distillguard.store import Store
+from distillguard.store.sqltext import sql_string
 
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?\b")
 _EMAILISH = re.compile(r"\b[\w.+-]*@?[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.I)
@@ -95,7 +96,7 @@ def _campaign_rows(con, campaign_id: str | None, confirmed: bool) -> list[dict]:
         if need not in views:
             raise DistillguardError(f"store has no {need} table; run `distillguard scan` first")
     if campaign_id:
-        rows = con.sql(f"SELECT * FROM campaigns WHERE campaign_id = {_sql(campaign_id)}").to_arrow_table().to_pylist()
+        rows = con.sql(f"SELECT * FROM campaigns WHERE campaign_id = {sql_string(campaign_id)}").to_arrow_table().to_pylist()
         if not rows:
             raise DistillguardError(f"no campaign {campaign_id!r} in the store")
     elif confirmed:
@@ -119,7 +120,7 @@ def _benign_sql(con, cfg: IntelConfig) -> str:
 
 def _value_candidates(store: Store, con, campaign_id: str, cfg: IntelConfig) -> list[Candidate]:
     kinds = [k for k in cfg.export.kinds if k in SOURCES]
-    members = f"SELECT account_id FROM campaign_members WHERE campaign_id = {_sql(campaign_id)}"
+    members = f"SELECT account_id FROM campaign_members WHERE campaign_id = {sql_string(campaign_id)}"
     account_values(store, con, kinds, accounts_sql=members, name="member_values")
     account_values(store, con, kinds, accounts_sql=_benign_sql(con, cfg), name="benign_values")
     rows = con.sql(f"""
@@ -139,7 +140,7 @@ def _template_candidates(store: Store, con, campaign_id: str, cfg: IntelConfig, 
         return []
     ec = cfg.export
     groups = con.sql(f"""
-        WITH m AS (SELECT account_id FROM campaign_members WHERE campaign_id = {_sql(campaign_id)}),
+        WITH m AS (SELECT account_id FROM campaign_members WHERE campaign_id = {sql_string(campaign_id)}),
              sig AS (SELECT s.template_key, s.account_id, s.exchange_id FROM exchange_signals s
                      WHERE s.template_key IS NOT NULL)
         SELECT template_key, count(*) AS n_ex, count(DISTINCT account_id) AS n_acct,
@@ -167,10 +168,6 @@ def _template_candidates(store: Store, con, campaign_id: str, cfg: IntelConfig, 
         out.append(Candidate(kind="template", canon=sig, support=int(n_acct), benign=int(n_benign),
                              masked_text=masked, n_shingles=len(sk), exchange_share=float(share)))
     return out
-
-
-def _sql(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _confidence(c: Candidate, campaign_conf: float, n_members: int, overlap: bool) -> int:

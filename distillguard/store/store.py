@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from distillguard.errors import StoreError
 from distillguard.events.schema import ACCOUNT_SCHEMA, EXCHANGE_SCHEMA, SCHEMA_VERSION
 from distillguard.store import remote
+from distillguard.store.sqltext import sql_string
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MARKER = "store.json"
@@ -55,10 +56,6 @@ def _atomic_write_parquet(table: pa.Table, dest: Path, compression: str = "zstd"
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     pq.write_table(table, tmp, compression=compression, row_group_size=128 * 1024)
     os.replace(tmp, dest)
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 class Store:
@@ -328,12 +325,12 @@ class Store:
             # each connection its own subdirectory: DuckDB names its spill files the same in every database
             root, limit = self.spill
             root.mkdir(parents=True, exist_ok=True)
-            con.execute(f"SET temp_directory={_sql_str(str(root / uuid.uuid4().hex[:12]))}")
+            con.execute(f"SET temp_directory={sql_string(str(root / uuid.uuid4().hex[:12]))}")
             con.execute(f"SET max_temp_directory_size='{max(limit // 2**20, 1)}MiB'")
         if threads:
             con.execute(f"SET threads={int(threads)}")
         if memory_limit:
-            con.execute(f"SET memory_limit={_sql_str(memory_limit)}")
+            con.execute(f"SET memory_limit={sql_string(memory_limit)}")
         con.execute("SET TimeZone='UTC'")
         self.register_views(con)
         return con
@@ -343,7 +340,7 @@ class Store:
         con.execute(f"CREATE OR REPLACE VIEW accounts AS {self.accounts_sql()}")
         for name in self.tables_with_parts():
             con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-                        f"{_sql_str(self._duck('tables', name, '*.parquet'))}, union_by_name=true)")
+                        f"{sql_string(self._duck('tables', name, '*.parquet'))}, union_by_name=true)")
 
     def exchanges_sql(self, columns: Iterable[str] | None = None, files: list[Path | str] | None = None) -> str:
         """SQL for the exchanges (all of them, or only those in ``files``, a subset of exchange_files())."""
@@ -353,7 +350,7 @@ class Store:
         if not self.has_exchanges():
             # An empty relation with the right columns keeps every downstream query valid.
             return f"SELECT {cols} FROM ({_empty_select(EXCHANGE_SCHEMA)})"
-        return (f"SELECT {cols} FROM read_parquet({_sql_str(self._glob('exchanges'))}, "
+        return (f"SELECT {cols} FROM read_parquet({sql_string(self._glob('exchanges'))}, "
                 f"union_by_name=true, hive_partitioning=false)")
 
     def _exchange_files_sql(self, columns: list[str] | None, files: list[Path | str]) -> str:
@@ -371,7 +368,7 @@ class Store:
                         else f"CAST(NULL AS {_duck_type(EXCHANGE_SCHEMA.field(c).type)}) AS {c}" for c in cols)
         if not files:
             return f"SELECT {sel} FROM ({_empty_select(EXCHANGE_SCHEMA)})"
-        paths = ", ".join(_sql_str(self._duck_file(f)) for f in files)
+        paths = ", ".join(sql_string(self._duck_file(f)) for f in files)
         return f"SELECT {sel} FROM read_parquet([{paths}], union_by_name=true, hive_partitioning=false)"
 
     def accounts_sql(self) -> str:
@@ -381,7 +378,7 @@ class Store:
         names = ", ".join(ACCOUNT_SCHEMA.names)
         # Later files win: file names sort by write time.
         return (f"SELECT {names} FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY filename DESC) AS _rn "
-                f"FROM read_parquet({_sql_str(self._duck('accounts', '*.parquet'))}, union_by_name=true, filename=true)) "
+                f"FROM read_parquet({sql_string(self._duck('accounts', '*.parquet'))}, union_by_name=true, filename=true)) "
                 f"WHERE _rn = 1")
 
     def exchanges(self, con: duckdb.DuckDBPyConnection | None = None, columns: Iterable[str] | None = None,
@@ -413,7 +410,7 @@ class Store:
         if not self.has_table(name):
             raise StoreError(f"table {name!r} not in store; run the stage that writes it", source=self.location)
         con = self.duck()
-        return con.sql(f"SELECT * FROM read_parquet({_sql_str(self._duck('tables', name, '*.parquet'))}, "
+        return con.sql(f"SELECT * FROM read_parquet({sql_string(self._duck('tables', name, '*.parquet'))}, "
                        f"union_by_name=true)").to_arrow_table()
 
     # ------------------------------------------------------------------ catalog
