@@ -151,6 +151,14 @@ class WorkloadGroupConfig(_Strict):
     #: of it), which dilutes every share of their own suspicion, but the pool's share still draws long answers.
     #: False: the members' own suspicion only.
     read_received: bool = True
+    #: A group's risk takes the declared-organisation discount a community takes (``scoring.declared_discount``,
+    #: scaled by the share of its members that belong to an organisation of at least two accounts verified to
+    #: ``scoring.declared_org_verification``): a company's developers behind its gateway run one workload and, when
+    #: the company is a large share of a small store, fill the harvest-shape tail with it (sampled dev2 world
+    #: quiet_hydra-314: 153 of a verified 259-account company in one group, coordination 1, risk 0.511, a false
+    #: campaign of 155 and a benign FPR of 7.8%). One verified customer's own accounts declare themselves; the group
+    #: route finds operations that share nothing, which is not that. False: groups are not discounted (as before).
+    declared_discount: bool = True
 
 
 class LearningConfig(_Strict):
