@@ -325,6 +325,16 @@ class ScoringConfig(_Strict):
     #: — only the answers they collect differ (dev quiet_hydra-112: received-output rank 0.69 vs 0.13). None: only
     #: the holders, as before.
     rare_ties_received_quantile: float | None = Field(0.25, ge=0, le=1)
+    #: A cluster strongly coordinated only through its counted hidden ties (card, sign-up burst, schedule; not
+    #: through content it owns) is judged on the suspicion of the members holding them (``cluster_suspicion_quantile`` of their readings, or their pooled reading), when that is lower
+    #: than its whole core's: the coordination is theirs, so the suspicion it is multiplied by must be too. A
+    #: hackathon's sign-up burst lifted a community of step-by-step tool users and hackathon users whose suspicion
+    #: (0.48) was the tool users', not the burst holders' (0.18–0.29): a false record of 10 (sampled dev2 world
+    #: standard-301). A quiet hydra's card or schedule holders are as suspicious as the rest of it, and keep its
+    #: level. Not a lift through rare content: a quiet hydra's community in dev2 quiet_hydra-314 was lifted by
+    #: the rare templates its hydra and tool users send, and judged on its hydra senders alone (0.52 → 0.47) it lost
+    #: its record. False: the whole core's suspicion (as before).
+    rare_ties_holders_suspicion: bool = True
     #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
     #: card) are also judged as a group of their own when at least
     #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have
