@@ -151,6 +151,14 @@ class WorkloadGroupConfig(_Strict):
     #: of it), which dilutes every share of their own suspicion, but the pool's share still draws long answers.
     #: False: the members' own suspicion only.
     read_received: bool = True
+    #: A group's risk takes the declared-organisation discount a community takes (``scoring.declared_discount``,
+    #: scaled by the share of its members that belong to an organisation of at least two accounts verified to
+    #: ``scoring.declared_org_verification``): a company's developers behind its gateway run one workload and, when
+    #: the company is a large share of a small store, fill the harvest-shape tail with it (sampled dev2 world
+    #: quiet_hydra-314: 153 of a verified 259-account company in one group, coordination 1, risk 0.511, a false
+    #: campaign of 155 and a benign FPR of 7.8%). One verified customer's own accounts declare themselves; the group
+    #: route finds operations that share nothing, which is not that. False: groups are not discounted (as before).
+    declared_discount: bool = True
 
 
 class LearningConfig(_Strict):
@@ -317,6 +325,16 @@ class ScoringConfig(_Strict):
     #: — only the answers they collect differ (dev quiet_hydra-112: received-output rank 0.69 vs 0.13). None: only
     #: the holders, as before.
     rare_ties_received_quantile: float | None = Field(0.25, ge=0, le=1)
+    #: A cluster strongly coordinated only through its counted hidden ties (card, sign-up burst, schedule; not
+    #: through content it owns) is judged on the suspicion of the members holding them (``cluster_suspicion_quantile`` of their readings, or their pooled reading), when that is lower
+    #: than its whole core's: the coordination is theirs, so the suspicion it is multiplied by must be too. A
+    #: hackathon's sign-up burst lifted a community of step-by-step tool users and hackathon users whose suspicion
+    #: (0.48) was the tool users', not the burst holders' (0.18–0.29): a false record of 10 (sampled dev2 world
+    #: standard-301). A quiet hydra's card or schedule holders are as suspicious as the rest of it, and keep its
+    #: level. Not a lift through rare content: a quiet hydra's community in dev2 quiet_hydra-314 was lifted by
+    #: the rare templates its hydra and tool users send, and judged on its hydra senders alone (0.52 → 0.47) it lost
+    #: its record. False: the whole core's suspicion (as before).
+    rare_ties_holders_suspicion: bool = True
     #: Shared-entity sub-clusters: inside each community, the accounts holding one entity of these kinds (a
     #: card) are also judged as a group of their own when at least
     #: ``entity_core_min_parties`` parties of the community hold it. Early in a hydra's life its accounts have

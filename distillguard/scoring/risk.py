@@ -504,6 +504,20 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             susp = max(susp, read)
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
+        held_by = None
+        if lifted and rare_hidden and not (content_lift or private) and cfg.rare_ties_holders_suspicion and rows:
+            # lifted only by its counted hidden ties (card, sign-up burst, schedule): the coordination is the
+            # holders', so is the suspicion it is judged with — a benign cohort's sign-up burst must not borrow the
+            # suspicion of the tool users its community also holds (``rare_ties_holders_suspicion``). A lift through
+            # content the cluster owns is not read so: its holders are whoever sends that content
+            got = share_of.get(f"{id_prefix}-{c:04d}", {})
+            hs = [max(with_received(_num(r["suspicion"]), r.get("c_received_output"), lift), got.get(r["account_id"], (0.0, 0))[0])
+                  for r in rows if member_groups.get(r["account_id"], set()) & set(rare_hidden)]
+            if hs:
+                held_by = max(float(np.quantile(hs, cfg.cluster_suspicion_quantile)),
+                              pooled if c in group_comps else 0.0)
+                held_by = (susp, held_by) if held_by < susp else None
+                susp = held_by[1] if held_by else susp
         orgs = {r.get("org_id") for r in rows}
         declared = len(orgs) == 1 and None not in orgs and \
             min(_num(r.get("verification_level"), 0) for r in rows) >= cfg.declared_org_verification
@@ -521,7 +535,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
                           else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled,
                           group_counts={g: (int(o), round(exp_n[c][g], 3)) for g, o in obs_n.get(c, {}).items()},
-                          unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap), susp, cfg, discount))
+                          unlifted_risk=(float(cluster_risk(min(coord, cfg.weak_coordination_cap),
+                                                            held_by[0] if held_by else susp, cfg, discount))
                                          if lifted else None),
                           rare_groups=tuple(sorted(rare_hidden)), content_lift=content_lift or (lifted and private))
         cs.reasons = cluster_reasons(cs, rows, shared_by.get(str(c)))
@@ -545,6 +560,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             n_sp = sum(n for _, n in share_read[c].values())
             cs.reasons.append(f"its suspicion reads its members' {n_sp} exchanges carrying the system prompts only it "
                               f"sends ({susp_all:.2f} → {susp:.2f}): what its accounts relay beside their own traffic")
+        if held_by:
+            cs.reasons.append(f"only its counted rare ties coordinate it, so it is judged on their holders' suspicion "
+                              f"({held_by[0]:.2f} → {held_by[1]:.2f})")
         if collecting is not None:
             cs.reasons.append("its accounts' prompts read like much of the store's, but its core receives clearly longer "
                               f"answers than the store's accounts (effect {collecting:.2f}): a harvest mixing ordinary "

@@ -144,6 +144,7 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
               for c in (wg.member_demand_columns or []) if c in feats.column_names} if groups else {}
     x = workload_matrix(feats) if demand else None
     accounts = np.asarray(feats["account_id"].to_pylist(), dtype=object) if demand else None
+    org_size = _org_sizes(feats) if wg.declared_discount else {}
     for j, g in enumerate(groups):
         cid = f"{id_prefix}-{j:04d}"
         susp = float(np.mean([float(rows[a].get("suspicion") or 0.0) for a in g["members"]]))
@@ -162,7 +163,11 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
         peers_bars = demand_bars(x, np.isin(accounts, list(g["members"])), demand, wg) if demand else None
         if collects is not None:
             own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
-        r = cluster_risk(1.0, susp, cfg)
+        discount, verified = declared_discount([rows[a] for a in g["members"]], org_size, cfg)
+        if discount < 1.0:
+            why.append(f"{verified:.0%} of its accounts belong to organisations verified to level "
+                       f"{cfg.declared_org_verification} with several accounts: declared, not hidden (risk × {discount:.2f})")
+        r = cluster_risk(1.0, susp, cfg, discount)
         scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
         for a in g["members"]:
             ra, mine = _member_risk(a, own, r, cfg)
@@ -180,6 +185,29 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
     return scores, pa.table({"account_id": pa.array(ids, pa.string()), "risk": pa.array(risk, pa.float64()),
                              "cluster_id": pa.array(cl_ids, pa.string()),
                              "reasons": pa.array(reasons, pa.list_(pa.string()))})
+
+
+def _org_sizes(feats: pa.Table) -> dict:
+    """Accounts per ``org_id`` over the store (none without account facts)."""
+    if "org_id" not in feats.column_names:
+        return {}
+    out: dict = {}
+    for o in feats["org_id"].to_pylist():
+        if o is not None:
+            out[o] = out.get(o, 0) + 1
+    return out
+
+
+def declared_discount(rows: list[dict], org_size: dict, cfg: ScoringConfig) -> tuple[float, float]:
+    """(risk multiplier, verified share) for a group of accounts: ``1 − (1 − declared_discount) × share``, the share
+    being its members in an organisation of at least two accounts (``org_size``) verified to
+    ``declared_org_verification`` — the rule ``score_clusters`` applies to a community. Why: a verified customer's
+    own accounts running one workload are a declared group, not a hidden one (``WorkloadGroupConfig.declared_discount``)."""
+    if not rows or not org_size:
+        return 1.0, 0.0
+    share = sum(1 for r in rows if org_size.get(r.get("org_id"), 0) >= 2
+                and float(r.get("verification_level") or 0) >= cfg.declared_org_verification) / len(rows)
+    return 1.0 - (1.0 - cfg.declared_discount) * share, share
 
 
 def demand_bars(x: np.ndarray, inside: np.ndarray, columns: dict[str, np.ndarray],

@@ -121,3 +121,32 @@ def test_members_receiving_like_the_rare_tie_holders_take_the_lifted_level():
     # tool users receiving as much as the pool would be lifted too: what they receive is the difference
     same, _ = _community_risk(ScoringConfig(), users_receive=0.7)
     assert min(same[a] for a in USERS) > max(on[a] for a in USERS)
+
+
+def _burst_community(cfg: ScoringConfig, holders_suspicion: float) -> tuple[dict[str, float], object]:
+    """As ``_community_risk``, but the card and burst holders (``POOL[:7]``) at ``holders_suspicion`` on their own and
+    everyone else in the community at 0.5: a benign cohort's sign-up burst in a community of busier tool users."""
+    ids = POOL + USERS + OUTSIDE
+    feats = pa.table({"account_id": ids,
+                      "suspicion": [holders_suspicion if a in POOL[:7] else 0.5 if a in POOL + USERS else 0.1 for a in ids],
+                      "c_received_output": [0.0] * len(ids), "n_exchanges": [200.0] * len(ids),
+                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+    rows = [r for r in _rows() if r[1] != "user_agent"] + [(a, "asn", "as-home", 0.5) for a in POOL + USERS + OUTSIDE[:70]]
+    rows += [(a, "ip24", f"10.0.{i // 4}", 0.5) for i, a in enumerate(POOL)]
+    scores, out = score_clusters(_con(rows), feats, {a: 0 for a in POOL + USERS}, [], cfg)
+    return dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True)), scores[0]
+
+
+def test_a_cluster_lifted_by_its_rare_ties_is_judged_on_their_holders_suspicion():
+    """``rare_ties_holders_suspicion``: the coordination is the holders', so is the suspicion. A hackathon's burst
+    holders at 0.2 do not borrow the 0.5 of the tool users their community also holds (dev2 standard-301: a false
+    record of 10); holders as suspicious as the rest keep the level they had."""
+    off, cs_off = _burst_community(ScoringConfig(rare_ties_holders_suspicion=False), 0.2)
+    assert cs_off.unlifted_risk is not None and min(off[a] for a in POOL[:7]) >= 0.5   # the lift flags the holders
+    on, cs_on = _burst_community(ScoringConfig(), 0.2)
+    assert cs_on.suspicion < cs_off.suspicion and max(on[a] for a in POOL[:7]) < 0.5
+    assert any("their holders' suspicion" in r for r in cs_on.reasons)
+    assert cs_on.unlifted_risk == pytest.approx(cs_off.unlifted_risk)   # the non-holders' capped level is unchanged
+    same_off, _ = _burst_community(ScoringConfig(rare_ties_holders_suspicion=False), 0.5)
+    same_on, cs_same = _burst_community(ScoringConfig(), 0.5)
+    assert same_on == pytest.approx(same_off) and not any("their holders'" in r for r in cs_same.reasons)

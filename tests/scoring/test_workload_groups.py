@@ -233,3 +233,41 @@ def test_demand_check_needs_enough_workload_peers():
     assert got["n000"] == cs.risk
     cs, got, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(member_demand_min_peers=5)))
     assert got["n000"] < cs.risk
+
+
+def _with_orgs(t: pa.Table, verified: int, level: int = 2, org_of=lambda a: "org-acme") -> pa.Table:
+    """The store with account facts: the attackers' workload run by ``verified`` accounts of one organisation
+    verified to ``level`` (the rest each in its own one-account organisation)."""
+    rows = t.to_pylist()
+    k = 0
+    for r in rows:
+        if r["account_id"].startswith("a") and k < verified:
+            r["org_id"], r["verification_level"] = org_of(r["account_id"]), level
+            k += 1
+        else:
+            r["org_id"], r["verification_level"] = f"own-{r['account_id']}", 1
+    return pa.Table.from_pylist(rows)
+
+
+def test_a_verified_organisations_group_is_declared_not_hidden():
+    """A company's developers on one workload fill the harvest-shape tail like an operation (dev2 quiet_hydra-314:
+    153 of a verified 259-account company, a false campaign): the group takes the declared-organisation discount a
+    community takes, in proportion to its verified members; unverified, one-account organisations or the key off
+    leave the group's risk as it was."""
+    base = _store()
+    cfg = ScoringConfig()
+    plain = score_workload_groups(base, workload_groups(base, cfg.workload_groups), cfg)[0][0].risk
+    assert plain >= 0.5
+
+    def risk(t, c=cfg):
+        return score_workload_groups(t, workload_groups(t, c.workload_groups), c)[0][0]
+
+    all_verified = risk(_with_orgs(base, 6))
+    assert abs(all_verified.risk - plain * cfg.declared_discount) < 1e-12
+    assert all_verified.risk < 0.5 and any("declared, not hidden" in r for r in all_verified.reasons)
+    half = risk(_with_orgs(base, 3)).risk
+    assert abs(half - plain * (1 - (1 - cfg.declared_discount) * 0.5)) < 1e-12
+    assert abs(risk(_with_orgs(base, 6, level=1)).risk - plain) < 1e-12           # not verified
+    assert abs(risk(_with_orgs(base, 6, org_of=lambda a: f"solo-{a}")).risk - plain) < 1e-12  # one-account orgs
+    off = cfg.model_copy(update={"workload_groups": cfg.workload_groups.model_copy(update={"declared_discount": False})})
+    assert abs(risk(_with_orgs(base, 6), off).risk - plain) < 1e-12
