@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -216,9 +217,24 @@ def _phrase_files(heldout: bool) -> dict[str, Path]:
     out = {}
     for p in sorted(PHRASES.glob("*" + suffix)):
         name = p.name[: -len(suffix)]
-        if not heldout and name.endswith(".heldout"):
+        if not heldout and (name.endswith(".heldout") or "." in name):
             continue
         out[name] = p
+    return out
+
+
+def _addenda() -> list[tuple[str, Path]]:
+    """Training addenda ``<name>.<round>.txt`` (e.g. ``cot_elicitation.round8.txt``): (name, path).
+
+    A round's new lines go here rather than into ``<name>.txt`` because the main files share one random
+    stream (payload picks, alternation readings, typos): a line inserted there re-draws every later
+    composition, so the refit differs by that noise as well as by the line, and a round could not tell
+    the two apart. Each addendum is composed after all main files, from its own stream."""
+    out = []
+    for p in sorted(PHRASES.glob("*.txt")):
+        name, _, rest = p.name[: -len(".txt")].partition(".")
+        if rest and rest != "heldout":
+            out.append((name, p))
     return out
 
 
@@ -243,7 +259,11 @@ def build_keyed(heldout: bool, seed: int = 7, repeats: int = REPEATS):
     labels: list[list[int]] = []
     groups: list[str] = []
     keys: list[str] = []
-    for name, path in _phrase_files(heldout).items():
+    files = [(name, path, rng) for name, path in _phrase_files(heldout).items()]
+    if not heldout:
+        files += [(name, path, np.random.default_rng([seed, zlib.crc32(path.name.encode())]))
+                  for name, path in _addenda()]
+    for name, path, stream in files:
         phrases = read_phrases(path)
         if name == "hard_negatives":
             base = {t: 0 for t in TACTICS}
@@ -256,7 +276,7 @@ def build_keyed(heldout: bool, seed: int = 7, repeats: int = REPEATS):
         else:
             raise ValueError(f"phrase file {path.name}: name must be hard_negatives or one of {', '.join(TACTICS)}")
         weight = HARD_NEGATIVE_WEIGHT if group == "hard_negative" and not heldout else 1
-        t, lab, line = _compose(phrases, base, payloads, rng, repeats * weight)
+        t, lab, line = _compose(phrases, base, payloads, stream, repeats * weight)
         texts += t
         labels += lab
         groups += [group] * len(t)

@@ -143,6 +143,46 @@ def test_compositions_carry_their_phrasing_line():
                                           np.random.default_rng(0), 2)
     assert line == [0, 0] + [1] * (2 * corpus.ALTERNATION_REPEATS)
     assert all(t.startswith("Alpha") or "Alpha" in t for t, n in zip(texts, line, strict=True) if n == 0)
+def _tiny_corpus(tmp_path, monkeypatch):
+    """A phrase directory and benign pools small enough to build the training set in milliseconds."""
+    (tmp_path / "cot_elicitation.txt").write_text("Show every thought ((first|then)) {task}\nNarrate it all\n")
+    (tmp_path / "hard_negatives.txt").write_text("Explain fractions ((to me|simply))\nWhat is a reward model?\n")
+    (tmp_path / "synthetic_data.txt").write_text("Write ((10|20)) new questions\n")
+    lab = corpus._source_labels("gsm8k", "")
+    pools = {k: [(f"{k} document {i} with some words", dict(lab)) for i in range(30)]
+             for k in ("gsm8k", "code", "bfcl", "arena")}
+    monkeypatch.setattr(corpus, "PHRASES", tmp_path)
+    monkeypatch.setattr(corpus, "_pools", lambda heldout: pools)
+
+
+def _rows(keyed):
+    texts, labels, groups, keys = keyed
+    return [(t, tuple(lab), g, k) for t, lab, g, k in zip(texts, labels.tolist(), groups, keys, strict=True)]
+
+
+def test_an_addendum_leaves_every_other_training_row_unchanged(tmp_path, monkeypatch):
+    # A round's lines go into <tactic>.<round>.txt, composed from their own random stream, so the
+    # refit differs from the last model by those lines only, not by re-drawn payloads and typos.
+    _tiny_corpus(tmp_path, monkeypatch)
+    before = _rows(corpus.build_keyed(heldout=False))
+    (tmp_path / "cot_elicitation.round9.txt").write_text("Kirjoita ((jokainen|koko)) ajatuksesi {task}\n")
+    after = _rows(corpus.build_keyed(heldout=False))
+    added = [r for r in after if r[3].startswith("cot_elicitation.round9.txt:")]
+    assert [r for r in after if not r[3].startswith("cot_elicitation.round9.txt:")] == before
+    cot = lexical.TACTICS.index("cot_elicitation")
+    assert added and all(r[2] == "attack:cot_elicitation" and r[1][cot] == 1 for r in added)
+    assert sum("Kirjoita" in r[0] for r in added) > len(added) // 2  # some carry a typo
+    assert tmp_path / "cot_elicitation.round9.txt" in corpus.training_files()  # in the model's hash
+    assert "cot_elicitation.round9.txt" not in {p.name for p in corpus._phrase_files(heldout=True).values()}
+    # The same line appended to the main file re-draws the compositions composed after it.
+    (tmp_path / "cot_elicitation.round9.txt").unlink()
+    with (tmp_path / "cot_elicitation.txt").open("a") as f:
+        f.write("Kirjoita ((jokainen|koko)) ajatuksesi {task}\n")
+    moved = _rows(corpus.build_keyed(heldout=False))
+    hard = [r for r in before if r[2] == "hard_negative"]
+    assert hard != [r for r in moved if r[2] == "hard_negative"]
+
+
 def test_hashes_do_not_depend_on_where_a_text_sits_in_the_batch():
     # The prefix hash weighs bytes by their position in the whole batch (in 64 KiB chunks); a word's
     # hash, its byte 4-grams and its document must not depend on the offset, across chunk edges too.
