@@ -585,6 +585,13 @@ class ScoringConfig(_Strict):
     #: a distinctive tie only beside a second evidence group the member shares in its cluster. Ordinary sign-ups
     #: fall into a hydra's bursts more often the bigger the store. False: any burst counts, as before.
     burst_background_check: bool = True
+    #: A member whose one distinctive tie is a sign-up burst loses it when it is the odd one out of its bursts: its
+    #: burst-mates share other entities with each other beyond chance (P(X ≥ observed), X ~ Poisson(what as many
+    #: accounts drawn from the store would share), at most this), it does not, and it shares fewer than the mates'
+    #: rate predicts for its entities (exact conditional test of two Poisson rates, at most this). A chance sign-up in
+    #: a hydra's minutes: not a distinctive tie, and a member tied to its cluster by nothing else is scored as an
+    #: account alone (``single_account_cap`` × its suspicion). Not in harvesting sub-clusters. None: off.
+    burst_corroboration_alpha: float | None = Field(0.05, gt=0, le=1)
     #: Cluster suspicion is this quantile of its members' suspicion (robust to benign hangers-on).
     cluster_suspicion_quantile: float = Field(0.7, ge=0, le=1)
     #: A member whose own suspicion is below this fraction of its cluster's mean inherits

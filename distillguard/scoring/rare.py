@@ -104,3 +104,74 @@ def burst_alone_dropped(con: duckdb.DuckDBPyConnection, distinct: dict[str, set[
     background = {a for a, ch in rows if ch is not None and ch > cfg.distinctive_chance}
     out = {a: (gs - {"creation"} if a in background else gs) for a, gs in distinct.items()}
     return {a: gs for a, gs in out.items() if gs}
+
+
+def burst_uncorroborated(con: duckdb.DuckDBPyConnection, accounts: list[str], cfg: ScoringConfig) -> set[str]:
+    """Of ``accounts`` (members whose one distinctive tie is a sign-up burst), the odd ones out of their bursts: the
+    burst-mates (the other holders of its bursts) share with each other more entities than chance gives them, and
+    the member shares with them fewer than the mates' own rate predicts and no more than chance gives it.
+
+    Why: a burst is whoever signed up on one pathway in its minutes, and a hydra signing up in bursts on the
+    standard pathway captures the ordinary sign-ups of those minutes (dev standard-105: two agent-framework users,
+    whose own traffic is as suspicious as the hydra's, flagged through bursts holding three to six of its
+    accounts). The hydra's accounts of one burst there come through the same proxy ASNs and send the same
+    templates; the chance sign-up shares with them only what anyone might. A quiet hydra whose accounts share
+    nothing but the burst gives no such contrast, and its bursts stay its members' ties; nor does a hydra account
+    holding so few entities that its mates' rate predicts about nothing for it.
+
+    Counted per account y as O, its entities other than sign-up bursts one of its k burst-mates (the other mates,
+    for a mate) holds too, against E = Σ over its entities of 1 − (1 − df/N)^k, what k accounts drawn from the
+    store would share with it (df: the entity's holders, N: the store's accounts). Beyond chance: P(X ≥ O),
+    X ~ Poisson(E), at most ``scoring.burst_corroboration_alpha`` (the mates' counts summed). Fewer than the mates'
+    rate: the exact conditional test of two Poisson rates, P(X ≤ O) for X ~ Binomial(O + O_mates, E / (E +
+    E_mates)), at most the same bound. None: off."""
+    if cfg.burst_corroboration_alpha is None or not accounts:
+        return set()
+    from scipy.stats import binom, poisson
+
+    try:
+        con.register("_bcor", pa.table({"account_id": accounts}))
+        rows = con.execute("""
+            WITH n AS (SELECT count(DISTINCT account_id) AS n FROM inc),
+            me AS (SELECT DISTINCT b.account_id, b.entity FROM burst_members b JOIN _bcor USING (account_id)),
+            mates AS (SELECT DISTINCT me.account_id AS x, b.account_id AS mate FROM me JOIN burst_members b
+                      ON b.entity = me.entity AND b.account_id <> me.account_id),
+            k AS (SELECT x, count(*) AS k FROM mates GROUP BY 1),
+            -- who is judged against whom: the member against its mates (role 0), each mate against the other mates
+            pairs AS (SELECT x, x AS y, mate AS z, 0 AS role FROM mates
+                      UNION ALL SELECT m1.x, m1.mate, m2.mate, 1 FROM mates m1 JOIN mates m2
+                      ON m1.x = m2.x AND m1.mate <> m2.mate),
+            ys AS (SELECT DISTINCT x, y, role FROM pairs),
+            own AS (SELECT ys.x, ys.y, ys.role, i.kind, i.entity, i.df FROM ys JOIN inc i ON i.account_id = ys.y
+                    WHERE i.kind <> 'creation_burst'),
+            obs AS (SELECT DISTINCT o.x, o.y, o.role, o.kind, o.entity FROM own o
+                    JOIN pairs p ON p.x = o.x AND p.y = o.y AND p.role = o.role
+                    JOIN inc i ON i.account_id = p.z AND i.kind = o.kind AND i.entity = o.entity),
+            e AS (SELECT own.x, own.role, sum(1 - pow(greatest(1 - (own.df - 1) / greatest(n.n - 1, 1), 0),
+                                                     k.k - own.role)) AS e
+                  FROM own JOIN k USING (x) CROSS JOIN n GROUP BY 1, 2),
+            o AS (SELECT x, role, count(*) AS o FROM obs GROUP BY 1, 2)
+            SELECT k.x, k.k, r.role, coalesce(o.o, 0), coalesce(e.e, 0.0)
+            FROM k CROSS JOIN (VALUES (0), (1)) r(role)
+            LEFT JOIN o ON o.x = k.x AND o.role = r.role LEFT JOIN e ON e.x = k.x AND e.role = r.role
+            """).fetchall()
+    except duckdb.CatalogException:  # no incidence built on this connection (scoring a table on its own)
+        return set()
+    finally:
+        con.unregister("_bcor")
+    alpha = float(cfg.burst_corroboration_alpha)
+
+    def beyond(o: int, e: float) -> bool:
+        return o > 0 and float(poisson.sf(int(o) - 1, max(float(e), 1e-12))) <= alpha
+
+    by: dict[str, dict[int, tuple[int, int, float]]] = {}
+    for x, k, role, o, e in rows:
+        by.setdefault(x, {})[int(role)] = (int(k), int(o), float(e))
+    out = set()
+    for x, r in by.items():
+        (k, o, e), (_, om, em) = r.get(0, (0, 0, 0.0)), r.get(1, (0, 0, 0.0))
+        if k < 2 or beyond(o, e) or not beyond(om, em) or e <= 0:
+            continue
+        if float(binom.cdf(o, o + om, e / (e + em))) <= alpha:
+            out.add(x)
+    return out

@@ -43,6 +43,7 @@ from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
     burst_alone_dropped,
+    burst_uncorroborated,
     rare_entity_sql,
     rare_hidden_groups,
 )
@@ -581,6 +582,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
     member_distinct = burst_alone_dropped(con, distinct, member_groups, cfg)
+    # the odd one out of its sign-up bursts (its mates share much among themselves, it only what chance gives) is a
+    # chance sign-up in the hydra's minutes (``burst_corroboration_alpha``): the burst is not its distinctive tie. Not in a harvesting sub-cluster, whose members are there
+    # for their own traffic
+    chance_burst = set() if harvest else burst_uncorroborated(
+        con, [a for a, gs in member_distinct.items() if gs == {"creation"}], cfg)
+    member_distinct = {a: gs for a, gs in member_distinct.items() if a not in chance_burst}
     with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
@@ -660,6 +667,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)
+        alone = a in chance_burst and not own_shape and not (groups - {"creation"})
+        if alone:
+            # tied to the cluster by nothing but sign-up bursts it is the odd one out of: scored as an account in
+            # no cluster is, on its own traffic
+            r = min(r, cfg.single_account_cap * float(s))
         risk.append(float(r))
         cl_ids.append(cs.cluster_id)
         ties = [g for g in ("payment", "network", "client", "email", "creation", "timing", "content", "intel") if g in groups]
@@ -667,6 +679,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         own = [f"this account: {f:.0%} of its links point into {into}"
                + (f" (tied to {cs.cluster_id} through {', '.join(ties)})" if ties and a in fit_parent
                   else f" (through {', '.join(ties)})" if ties else "")]
+        if alone:
+            own.append(f"this account: shares with the accounts created in its sign-up bursts no more than chance gives, "
+                       f"while they share much among themselves (a chance sign-up in {cs.cluster_id}'s minutes): "
+                       "scored on its own traffic")
         if receives_like and cs.unlifted_risk is not None:
             own.append(f"this account: receives answers as long as the members holding {cs.cluster_id}'s rare ties "
                        f"(received-output rank {received:.2f} ≥ {receive_bar[cs.cluster_id]:.2f})")
