@@ -529,6 +529,17 @@ class ScoringConfig(_Strict):
     #: evidence). The cluster's suspicion is the larger of that and its members' quantile; those members are
     #: judged with it too. None turns it off.
     pool_min_coordination: float | None = Field(0.6, ge=0, le=1)
+    #: ... and also below that coordination when the cluster is strongly coordinated through content it owns (half
+    #: its core sends system prompts or templates nobody outside it sends, ``distinctive_chance``) and is not tied
+    #: only by public artefacts: sending an operation's own prompts is acting as one body of traffic, whatever the
+    #: weight of the other entities it shares. Dev2 standard-300's coding hydra (17 accounts on 7 private system
+    #: prompts and 12 templates, 42 shared ASNs) sat at coordination 0.573: each account read on its own split
+    #: volume, cluster suspicion 0.44, risk 0.490, the whole campaign lost; pooled, its traffic reads 0.82 (three
+    #: operator accounts carry 60% of it). Such a cluster's cohort test (``min_suspicion_percentile``) still reads
+    #: its members' own suspicion, not the pooled one: a developers' community owns its coding-agent prompts, and
+    #: its heaviest members' pooled traffic must not be what lifts it past that test (dev small_provider-115).
+    #: False: only at ``pool_min_coordination`` (as before).
+    pool_private_content: bool = True
     #: ... when at least this many such members.
     pool_min_accounts: int = Field(3, ge=2)
     #: A member whose only distinctive ties are private content or client fingerprints is read with the pooled group

@@ -443,12 +443,18 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # private templates) is one body of traffic: judged at the group's volume, not shrunk account by account
         pool_rows = [r for r in rows if distinct.get(r["account_id"])]
         pooled = 0.0
-        if (cfg.pool_min_coordination is not None and strong and not no_output and not software and coord >= cfg.pool_min_coordination
-                and len(pool_rows) >= cfg.pool_min_accounts):
+        # ... and so is a group strong through content it owns (``pool_private_content``) below that coordination:
+        # half its core sends prompts nobody outside it sends, which is acting as one body of traffic whatever the
+        # weight of the other entities it shares (dev2 standard-300's coding hydra, coordination 0.573)
+        owns = cfg.pool_private_content and private and not artefact
+        susp_own = susp   # the cohort test below reads a cluster pooled only by ``owns`` on its members' own traffic
+        if (cfg.pool_min_coordination is not None and strong and not no_output and not software
+                and (coord >= cfg.pool_min_coordination or owns) and len(pool_rows) >= cfg.pool_min_accounts):
             group_comps[c] = pooled_components(pool_rows, cfg.account_model, store_out_rank, payers_of.get(c))
             pool_of[c] = {r["account_id"] for r in pool_rows}
             pooled = blend(group_comps[c], cfg.account_model)
             susp = max(susp, pooled)
+            susp_own = susp if coord >= cfg.pool_min_coordination else susp_own
         # a cohort (a course lab, a framework's users) can be coordinated as tightly as an operation — one sign-up
         # burst, one NAT, the same busy windows, private homework templates — and yet its traffic is what much of
         # the store sends: judged against the accounts outside it, not against an absolute level
@@ -457,7 +463,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         sub_cols = cfg.percentile_gate_subcluster_columns if harvest else None
         # (``percentile_gate_subcluster_any``: at every percentile — a cohort can be the top of a store)
         gated = strong and not no_output and not software and (not harvest or bool(sub_cols))
-        below = gated and _suspicion_percentile(susp, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile)
+        # (a developers' community owns its coding-agent prompts: pooled, its heaviest members' traffic must not be
+        # what lifts it over the cohort test — dev small_provider-115, a developers' community 0.14 -> 0.37)
+        below = gated and _suspicion_percentile(susp_own, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile)
         ordinary = gated and (below or bool(harvest and cfg.percentile_gate_subcluster_any))
         # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not

@@ -136,3 +136,42 @@ def test_ordinary_users_of_one_stock_client_do_not_qualify_each_other_for_the_po
     # the operation's kit — the client all its anchors run — still reads a member holding it as the pool
     kit = _stock_client_risk(ScoringConfig(software_output_alpha=None), ua_holders=3)
     assert min(kit[a] for a in USERS) > 0.4
+
+
+def _private_pool_risk(cfg: ScoringConfig, traffic: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """Eight accounts of a pool, six sending three system prompts nobody outside sends, three of those on one /24
+    (dev2 standard-300's coding hydra, issue 11: private prompts and shared ASNs, coordination 0.57), each with
+    three exchanges of ``traffic`` asking for long answers; 92 ordinary accounts around them."""
+    from tests.scoring.test_proxy_pool import OTHERS
+    from tests.scoring.test_proxy_pool import POOL as PP
+
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in PP + OTHERS]
+    rows += [(a, "user_agent", "common-ua", 0.1) for a in PP + OTHERS]
+    rows += [(a, "system_prompt", f"pool-sp-{j}", 0.6) for a in PP[:6] for j in range(3)]
+    rows += [(a, "ip24", "198.51.0", 0.5) for a in PP[3:6]]
+    ids = PP + OTHERS
+    cols = {"account_id": ids, "n_exchanges": [3.0 if a in PP else 50.0 for a in ids]}
+    for k in HARVEST:
+        cols[k] = [(traffic if a in PP else ORDINARY)[k] for a in ids]
+    cols["mean_max_tokens"] = [8000.0 if a in PP else 1000.0 + i for i, a in enumerate(ids)]
+    cols["mean_output_tokens"] = [3000.0 if a in PP else 400.0 + i for i, a in enumerate(ids)]
+    cols["n_max_tokens"] = cols["n_output_tokens"] = cols["n_exchanges"]
+    cols["org_id"], cols["verification_level"] = [None] * len(ids), [0] * len(ids)
+    cs, out = score_clusters(_con(rows), account_suspicion(pa.table(cols)), {a: 0 for a in PP}, [], cfg)
+    risk = dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+    return cs[0].coordination, {a: risk[a] for a in PP[:6]}
+
+
+def test_a_pool_strong_through_prompts_it_owns_is_pooled_below_the_pooling_coordination():
+    """Issue 11 (dev2 standard-300): a coding hydra's community sends seven system prompts nobody outside it sends
+    and shares ASNs, coordination 0.573, just under ``pool_min_coordination`` (0.6): its 17 accounts were each read
+    on their own split volume (cluster suspicion 0.44, risk 0.490) and the whole campaign was lost. Sending an
+    operation's own prompts is acting as one body of traffic (``pool_private_content``)."""
+    coord, on = _private_pool_risk(ScoringConfig(), HARVEST)
+    assert coord < ScoringConfig().pool_min_coordination
+    assert min(on.values()) >= 0.5, on
+    _, off = _private_pool_risk(ScoringConfig(pool_private_content=False), HARVEST)
+    assert max(off.values()) < 0.5, off
+    # pooled ordinary traffic stays ordinary: owning prompts is no evidence of a harvest by itself
+    _, plain = _private_pool_risk(ScoringConfig(), ORDINARY)
+    assert max(plain.values()) < 0.5, plain
