@@ -15,8 +15,14 @@ import pyarrow.compute as pc
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import cluster_holders, exclusive_links
 from distillguard.campaigns.operations import operation_links
-from distillguard.campaigns.owned import (OWN_TIE_KINDS, OWN_WORDS, OwnTie, one_workload_by_chance, overlapping_pairs,
-                                         own_ties)
+from distillguard.campaigns.owned import (
+    OWN_TIE_KINDS,
+    OWN_WORDS,
+    OwnTie,
+    one_workload_by_chance,
+    overlapping_pairs,
+    own_ties,
+)
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
