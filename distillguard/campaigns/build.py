@@ -15,7 +15,14 @@ import pyarrow.compute as pc
 from distillguard.campaigns import describe
 from distillguard.campaigns.attribution import cluster_holders, exclusive_links
 from distillguard.campaigns.operations import operation_links
-from distillguard.campaigns.owned import OWN_TIE_KINDS, OWN_WORDS, OwnTie, overlapping_pairs, own_ties
+from distillguard.campaigns.owned import (
+    OWN_TIE_KINDS,
+    OWN_WORDS,
+    OwnTie,
+    one_workload_by_chance,
+    overlapping_pairs,
+    own_ties,
+)
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -63,7 +70,8 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                    operations: bool = False, why: dict[str, set[str]] | None = None,
                    joined: dict[str, set[str]] | None = None,
                    remainders: dict[str, str] | None = None, owned: list[OwnTie] | None = None,
-                   holders: pa.Table | None = None) -> dict[str, str]:
+                   holders: pa.Table | None = None, overlaps: list[tuple[str, str]] | None = None
+                   ) -> dict[str, str]:
     """cluster_id → representative cluster_id: flagged clusters that are one operation split by the
     community detection (a campaign's own datacenter accounts and the residential proxy pool it drives;
     three pools of one operator, one per payment card) are merged when at least ``cfg.merge_min_cover`` of
@@ -95,7 +103,12 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     "owned:<group>" for it.
 
     ``holders``: ``attribution.cluster_holders(con, groups, HOLDER_KINDS)`` when the caller has it already (the
-    campaign stage reads it for the own ties too); else it is read here."""
+    campaign stage reads it for the own ties too); else it is read here.
+
+    ``overlaps``: flagged cluster pairs drawn from some of the same accounts (``owned.overlapping_pairs``). Such a
+    pair sends one workload, as a piece, when the smaller one's misses of the bigger one's own private content
+    are what a group of its size misses by chance (``owned.one_workload_by_chance``,
+    ``workload_piece_alpha``)."""
     uf = UnionFind(groups)
     if len(groups) < 2:
         return dict(uf.parent)
@@ -108,7 +121,8 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
     if holders is None:
         holders = cluster_holders(con, groups, HOLDER_KINDS)
     links = exclusive_links(con, holders, MERGE_KINDS, cfg.merge_exclusive)
-    core, sends = _workloads(con, holders, groups, cfg)
+    rates: dict[str, dict[str, float]] = {}
+    core, sends = _workloads(con, holders, groups, cfg, rates)
 
     # per cluster pair and evidence group: how many accounts of each side hold an exclusive shared entity
     held: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
@@ -158,6 +172,17 @@ def merge_clusters(con: duckdb.DuckDBPyConnection, groups: dict[str, list[str]],
                 small, big = (a, b) if len(groups[a]) <= len(groups[b]) else (b, a)
                 cands.setdefault(small, []).append(((1, 1, 0), big))
                 workload.append((a, b))
+        # two views of the same accounts sending one workload but for what a piece of the smaller one's size
+        # misses by chance (a 5-account piece of a hydra and the community holding its other 17)
+        if cfg.workload_piece_alpha > 0:
+            for a, b in overlaps or ():
+                if a in groups and b in groups and uf.find(a) != uf.find(b) and \
+                        not _same_workload(a, b, core, sends, cfg.merge_same_workload) and \
+                        one_workload_by_chance(a, b, core, sends, rates, groups, cfg.merge_same_workload,
+                                               cfg.workload_piece_alpha):
+                    small, big = (a, b) if (len(groups[a]), a) <= (len(groups[b]), b) else (b, a)
+                    cands.setdefault(small, []).append(((1, 1, 0), big))
+                    workload.append((a, b))
     for t in owned or ():
         cands.setdefault(t.piece, []).append(((t.strength[0], 1, t.strength[1]), t.record))
     for parent, sub in (remainders or {}).items():
@@ -328,7 +353,8 @@ def _attach_pieces(uf: UnionFind, cands: dict[str, list[tuple[tuple[int, int, in
 
 
 def _workloads(con: duckdb.DuckDBPyConnection, holders: pa.Table, groups: dict[str, list[str]],
-               cfg: CampaignConfig) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+               cfg: CampaignConfig, rates: dict[str, dict[str, float]] | None = None
+               ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Per flagged cluster: its own private workload (templates and system prompts at least
     ``merge_min_cover`` of its accounts send and at least ``merge_exclusive`` of whose store holders are flagged
     accounts: an attack kit's content, not a public template) and every private content entity at least
@@ -339,7 +365,7 @@ def _workloads(con: duckdb.DuckDBPyConnection, holders: pa.Table, groups: dict[s
     operation's kit, and one account of that operation flagged in an agentic trio's community made the
     community "send" the hydra's workload, so the two campaigns were one workload both ways (scale 1.0,
     docs/benchmarks.md, branch ``ig19``). Pieces of one operation send its workload from most of their
-    accounts."""
+    accounts. ``rates`` (if given) collects, per cluster and own entity, the share of its accounts sending it."""
     con.register("_wl_h", holders)
     con.register("_wl_n", pa.table({"cl": pa.array(list(groups), pa.string()),
                                     "n": pa.array([len(set(ms)) for ms in groups.values()], pa.int64())}))
@@ -348,7 +374,7 @@ def _workloads(con: duckdb.DuckDBPyConnection, holders: pa.Table, groups: dict[s
             WITH ch AS (SELECT cl, kind || ':' || entity AS e, df, h, holders FROM _wl_h
                         WHERE kind IN ('template', 'system_prompt')),
             fl AS (SELECT e, len(list_distinct(flatten(list(holders)))) AS f, any_value(df) AS df FROM ch GROUP BY 1)
-            SELECT ch.cl, ch.e, ch.h >= {float(cfg.merge_min_cover)} * sz.n
+            SELECT ch.cl, ch.e, ch.h >= {float(cfg.merge_min_cover)} * sz.n, ch.h / sz.n
             FROM ch JOIN fl USING (e) JOIN _wl_n sz USING (cl)
             WHERE fl.f >= {float(cfg.merge_exclusive)} * fl.df
               AND ch.h >= {float(cfg.merge_send_min_share)} * sz.n""").fetchall()
@@ -357,10 +383,12 @@ def _workloads(con: duckdb.DuckDBPyConnection, holders: pa.Table, groups: dict[s
         con.unregister("_wl_n")
     core: dict[str, set[str]] = {c: set() for c in groups}
     sends: dict[str, set[str]] = {c: set() for c in groups}
-    for c, e, is_core in rows:
+    for c, e, is_core, rate in rows:
         sends[c].add(e)
         if is_core:
             core[c].add(e)
+            if rates is not None:
+                rates.setdefault(c, {})[e] = float(rate)
     return core, sends
 
 
@@ -409,10 +437,11 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
         remainders |= tied_remnants(con, src, by_id, chosen, where, remainders)
     # the flagged clusters' holders of each entity, read once for the own ties and the merge's tests
     holders = cluster_holders(con, chosen, HOLDER_KINDS) if len(chosen) >= 2 else None
-    owned = (own_ties(con, holders, chosen, overlapping_pairs(clusters, chosen, where), cfg)
-             if cfg.join_own_ties and holders is not None else None)
+    overlaps = (overlapping_pairs(clusters, chosen, where)
+                if (cfg.join_own_ties or cfg.workload_piece_alpha > 0) and holders is not None else [])
+    owned = own_ties(con, holders, chosen, overlaps, cfg) if cfg.join_own_ties and holders is not None else None
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders,
-                         owned=owned, holders=holders)
+                         owned=owned, holders=holders, overlaps=overlaps)
     merged: dict[str, list[str]] = {}
     for c in chosen:
         merged.setdefault(rep[c], []).append(c)

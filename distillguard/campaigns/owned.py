@@ -108,3 +108,32 @@ def own_ties(con: duckdb.DuckDBPyConnection, holders: pa.Table, chosen: dict[str
         if len(accts) >= cfg.own_tie_min_cover * n and len(accts) >= min(cfg.own_tie_min_accounts, n):
             out.append(OwnTie(piece, rec, len(accts), tuple(sorted(groups[(piece, rec)]))))
     return out
+
+
+def one_workload_by_chance(c1: str, c2: str, core: dict[str, set[str]], sends: dict[str, set[str]],
+                           rates: dict[str, dict[str, float]], groups: dict[str, list[str]], share: float,
+                           alpha: float) -> bool:
+    """Two views of the same accounts send one workload: each sends at least ``share`` of the other's own private
+    content (``build._workloads``: ``core``, ``sends``; ``rates``: the share of a cluster's flagged accounts
+    sending each of its own entities), where the entities one side never sends are left out of the count when a
+    group of its size drawn from the other's accounts would miss them all by chance: the product over them of
+    (1 − the other's sending share)^(this side's flagged accounts) is at least ``alpha``.
+
+    Why: a 5-account piece of a hydra whose other 17 accounts are a community's record sent 7 of the 8 system
+    prompts and templates the 17 send from half their accounts; the eighth, sent by 9 of the 17, a group of 5
+    misses with chance 0.47^5 = 0.023 (dev standard-117, branch ``rec26``), and the strict test
+    (``merge_same_workload`` of all of them) kept the hydra as two records. Private content is no evidence of
+    one operation by itself (two operations send one public kit), and this keeps that: an operation sharing a kit
+    sends templates of its own from most of its accounts (its core), which no group of the other's size misses by
+    chance, so each side must still send nearly all the other's own content. Only the pairs that share accounts
+    are asked (``overlapping_pairs``), as for the own ties."""
+    def covered(a: str, b: str) -> bool:
+        if not core[a]:
+            return False
+        missed = core[a] - sends[b]
+        p = 1.0
+        for e in missed:
+            p *= (1.0 - rates.get(a, {}).get(e, 1.0)) ** len(groups[b])
+        counted = core[a] - missed if p >= alpha else core[a]
+        return bool(counted & sends[b]) and len(counted & sends[b]) >= share * len(counted)
+    return covered(c1, c2) and covered(c2, c1)

@@ -227,6 +227,17 @@ class CampaignConfig(_Strict):
     #: sign-up burst keep its lone flag with 1 (standard-516; on dev, 2 drops one campaign account of standard-111
     #: held by a burst alone) -- the evaluation family no longer speaks for this key (docs/benchmarks.md, ``rec21``).
     own_tie_lone_groups: int = Field(2, ge=1)
+    #: Two flagged clusters drawn from some of the same accounts (as for join_own_ties) send one workload, and are
+    #: one record, when each sends at least merge_same_workload of the other's own private templates and system
+    #: prompts *counting only those a group of its size would be expected to send*: the bigger one's own templates
+    #: the smaller never sends are excused when the chance that a group of the smaller one's size, drawn from the
+    #: bigger one's accounts, misses all of them -- the product of (1 - the bigger one's share sending each)^(the
+    #: smaller one's flagged accounts) -- is at least this. A 5-account piece need not send a template 9 of its
+    #: hydra's 17 send (dev standard-117: 0.47^5 = 0.023; the hydra was two records). Two operations sharing one
+    #: kit each send templates of their own that the other never does, from most of their accounts, which no
+    #: group of either size misses by chance: they stay two records (campaigns/owned.py, docs/benchmarks.md,
+    #: branch ``rec26``). 0: off (the bigger one's own templates all count).
+    workload_piece_alpha: float = Field(0.01, ge=0, le=1)
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested

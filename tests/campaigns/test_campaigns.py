@@ -667,3 +667,45 @@ def test_a_schedule_on_shared_private_content_is_not_a_second_evidence_group():
     card = rows + [(a, "payment", "card-ls") for a in slow[:8] + ["h0"]]
     rep = merge_clusters(_inc_con(card), groups, cfg, operations=True)
     assert rep["cl1-0004"] == rep["clw-0000"] != rep["cl0-0005"]
+
+
+def _hydra_rows(piece_own: bool = False, big_share: int = 9):
+    """A hydra's 22 accounts seen twice: 17 in a community's record, 5 in a sub-cluster's. All send its three
+    private system prompts; ``big_share`` of the 17 also send a template none of the 5 happens to send. With
+    ``piece_own`` the 5 send a template of their own (another operation with the same kit)."""
+    big = [f"h{i}" for i in range(17)]
+    piece = [f"p{i}" for i in range(5)]
+    rows = [(a, "system_prompt", f"sp-hydra-{j}") for a in big + piece for j in range(3)]
+    rows += [(a, "template", "tpl-half") for a in big[:big_share]]
+    if piece_own:
+        rows += [(a, "template", "tpl-piece-own") for a in piece]
+    rows += [(f"bg{i}", "template", f"tpl-bg{i % 60}") for i in range(300)]
+    return rows, {"c-big": big, "c-piece": piece}
+
+
+def test_two_views_of_one_hydra_send_one_workload_but_for_what_a_small_piece_misses_by_chance():
+    """Two flagged clusters drawn from the same accounts (a community's 17 hydra accounts, a sub-cluster's 5) send
+    the same private system prompts; a template 9 of the 17 send is sent by none of the 5 — a group of 5 misses
+    it with chance (8/17)^5 = 0.023. They are one record (``workload_piece_alpha``). The strict test (each sends
+    ``merge_same_workload`` of the other's own content: 3 of 4) and pairs that share no accounts keep them two;
+    so do a template the 16 of the 17 send (chance (1/17)^5) and a template the 5 send that the 17 never do
+    (another operation with the same kit)."""
+    from distillguard.campaigns.build import merge_clusters
+    from distillguard.scan.config import CampaignConfig
+
+    pair = [("c-big", "c-piece")]
+
+    def one(rows, groups, cfg=CampaignConfig(), overlaps=pair):
+        rep = merge_clusters(_inc_con(rows), groups, cfg, operations=True, overlaps=overlaps)
+        return rep["c-big"] == rep["c-piece"]
+
+    rows, groups = _hydra_rows()
+    assert one(rows, groups)
+    why: dict = {}
+    merge_clusters(_inc_con(rows), groups, CampaignConfig(), operations=True, why=why, overlaps=pair)
+    assert "workload" in why.get("c-big", set()) | why.get("c-piece", set())
+    assert not one(rows, groups, overlaps=[])
+    assert not one(rows, groups, CampaignConfig(workload_piece_alpha=0))
+    assert not one(rows, groups, CampaignConfig(workload_piece_alpha=0.05))
+    assert not one(*_hydra_rows(big_share=16))
+    assert not one(*_hydra_rows(piece_own=True))
