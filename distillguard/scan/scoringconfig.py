@@ -144,6 +144,23 @@ class WorkloadGroupConfig(_Strict):
     member_demand_alpha: float = Field(0.05, ge=0, le=1)
     #: ... (U ÷ n₁n₂: 0.5 no difference, 1 every member above every peer).
     member_demand_min_effect: float = Field(0.75, ge=0, le=1)
+    #: Level check, with the demand check's peers: on each of these account-feature columns (token counts, read in
+    #: log) on which the group as a whole is clearly above its workload peers (the demand check's test,
+    #: ``member_demand_alpha`` / ``member_demand_min_effect``), a member below the group's own bulk by more than
+    #: ``member_max_z`` robust z (median, 1.4826 × MAD floored at ``member_level_min_spread``) on *every* such column
+    #: takes not the group's risk but what its own suspicion gives at the group's coordination (as the demand
+    #: check). The demand check's columns are store percentiles and the group is chosen on its harvest shape (the
+    #: requested-length percentile × single-turn share), so a benign member in the tail is above its workload
+    #: peers' median on the requested length by construction; and at the store's top, percentiles squeeze a kit's
+    #: 9,000-token requests and a chat user's 3,500 together (0.96 vs 0.67). In tokens they are apart: a harvest's
+    #: kit asks one length setting (its group's spread is 0.06–0.11 in log over the dev families' groups), a chat
+    #: user on the same workload asks a third of it (sampled dev2 world quiet_hydra-308: 2 chat users at 3,379 and
+    #: 4,779 requested tokens in a quiet hydra's group at a median of 8,850, flagged by its risk 0.59; docs/benchmarks.md, branch
+    #: ``prec26``). Empty or null: off.
+    member_level_columns: list[str] | None = Field(default_factory=lambda: ["mean_max_tokens", "mean_output_tokens"])
+    #: ... the least spread (in log: 0.1 ≈ 10%) the level check reads a group's tokens with, so a kit asking one
+    #: exact length does not turn a small difference into a large z.
+    member_level_min_spread: float = Field(0.1, gt=0)
     #: A group whose members receive clearly longer answers than the rest of the store (``harvest_beyond_store`` on
     #: ``mean_output_tokens``: the same one-sided test the percentile gate's collecting exemption asks) has its
     #: suspicion read with the received-output component at ``scoring.collecting_received_weight``, as a community

@@ -27,7 +27,10 @@ suspicion at the group's coordination (``_member_risk``; every group size). And 
 receives and elicits no more than the store's accounts doing the same work outside the group (under their median on
 every ``member_demand_columns`` column, ``demand_bars``): the group's suspicion says nothing about what *it* draws from
 the teacher, so it too is judged on its own suspicion (company developers behind one NAT on a coding harvest's
-workload, cohorts_mixed scale 0.03, docs/benchmarks.md, branch ``cm23``).
+workload, cohorts_mixed scale 0.03, docs/benchmarks.md, branch ``cm23``). And except a member far below its group's
+own bulk in tokens asked and received, where the group is clearly above those peers (``level_bulk``): a harvest's kit
+asks one length setting, a chat user in the tail on the same workload a third of it, which the demand check's store
+percentiles squeeze together (dev2 quiet_hydra-308, branch ``prec26``).
 """
 
 from __future__ import annotations
@@ -142,8 +145,10 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
     wg = cfg.workload_groups
     demand = {c: np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)
               for c in (wg.member_demand_columns or []) if c in feats.column_names} if groups else {}
-    x = workload_matrix(feats) if demand else None
-    accounts = np.asarray(feats["account_id"].to_pylist(), dtype=object) if demand else None
+    levels = {c: np.asarray(feats[c].to_numpy(zero_copy_only=False), dtype=float)
+              for c in (wg.member_level_columns or []) if c in feats.column_names} if groups else {}
+    x = workload_matrix(feats) if demand or levels else None
+    accounts = np.asarray(feats["account_id"].to_pylist(), dtype=object) if demand or levels else None
     org_size = _org_sizes(feats) if wg.declared_discount else {}
     for j, g in enumerate(groups):
         cid = f"{id_prefix}-{j:04d}"
@@ -161,6 +166,7 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
         raw = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
         own = dict(raw)
         peers_bars = demand_bars(x, np.isin(accounts, list(g["members"])), demand, wg) if demand else None
+        peers_levels = level_bulk(x, np.isin(accounts, list(g["members"])), levels, wg) if levels else None
         if collects is not None:
             own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
         discount, verified = declared_discount([rows[a] for a in g["members"]], org_size, cfg)
@@ -177,6 +183,13 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
                                f"accounts outside its group doing the same work (under their "
                                f"{wg.member_demand_quantile:.0%} point on {', '.join(peers_bars[1])}): judged on its "
                                f"own traffic at the group's coordination (risk {ro:.2f})"]
+                ra = ro
+            if peers_levels is not None and _below_level(rows[a], peers_levels[1], wg):
+                ro = min(ra, cluster_risk(1.0, raw[a], cfg))
+                mine = mine + [f"this account asks for or receives far fewer tokens than its group's bulk (below "
+                               f"{wg.member_max_z:g} robust z on {', '.join(peers_levels[1])}, where the group is "
+                               f"clearly above the {peers_levels[0]} accounts outside it doing the same work): judged "
+                               f"on its own traffic at the group's coordination (risk {ro:.2f})"]
                 ra = ro
             ids.append(a)
             risk.append(ra)
@@ -244,6 +257,56 @@ def demand_bars(x: np.ndarray, inside: np.ndarray, columns: dict[str, np.ndarray
         if float(t.pvalue) <= cfg.member_demand_alpha and float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect:
             bars[c] = float(np.quantile(v, cfg.member_demand_quantile))
     return (int(peers.sum()), bars) if bars else None
+
+
+def _peers_mask(x: np.ndarray, inside: np.ndarray, cfg: WorkloadGroupConfig) -> np.ndarray:
+    """The accounts outside the group (``inside``) whose workload is the group's: cosine to its members' mean
+    workload at least ``member_demand_workload``."""
+    mu = x[inside].mean(axis=0)
+    norms = np.linalg.norm(x, axis=1) * float(np.linalg.norm(mu))
+    cos = np.divide(x @ mu, norms, out=np.zeros(len(x)), where=norms > 0)
+    return (cos >= cfg.member_demand_workload) & ~inside
+
+
+def level_bulk(x: np.ndarray, inside: np.ndarray, columns: dict[str, np.ndarray],
+               cfg: WorkloadGroupConfig) -> tuple[int, dict[str, tuple[float, float]]] | None:
+    """(peers, bulk): per ``member_level_columns`` column (``columns``: its values over the store, rows as ``x``),
+    the group's median and spread in log (1.4826 × MAD, at least ``member_level_min_spread``), only for the columns
+    on which the group as a whole is clearly above its workload peers (the demand check's peers and test). None when
+    there are too few peers or no column qualifies.
+    Why: the demand check compares a member with its peers' median on store percentiles, and a benign member chosen
+    into the harvest-shape tail is above that on the requested length by construction; what sets a harvest apart is
+    its kit's length setting, which its accounts share closely in tokens (``WorkloadGroupConfig.member_level_columns``)."""
+    if not columns or len(x) == 0 or x.shape[1] == 0:
+        return None
+    peers = _peers_mask(x, inside, cfg)
+    if int(peers.sum()) < cfg.member_demand_min_peers:
+        return None
+    from scipy.stats import mannwhitneyu
+
+    bulk: dict[str, tuple[float, float]] = {}
+    for c, allv in columns.items():
+        v, g = allv[peers], allv[inside]
+        v, g = np.log(np.maximum(v[np.isfinite(v)], 1.0)), np.log(np.maximum(g[np.isfinite(g)], 1.0))
+        if len(v) < cfg.member_demand_min_peers or len(g) < 2:
+            continue
+        t = mannwhitneyu(g, v, alternative="greater")
+        if float(t.pvalue) <= cfg.member_demand_alpha and float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect:
+            med = float(np.median(g))
+            bulk[c] = (med, max(1.4826 * float(np.median(np.abs(g - med))), cfg.member_level_min_spread))
+    return (int(peers.sum()), bulk) if bulk else None
+
+
+def _below_level(row: dict, bulk: dict[str, tuple[float, float]], cfg: WorkloadGroupConfig) -> bool:
+    """The member is below its group's bulk by more than ``member_max_z`` on every column of ``bulk`` (an unknown
+    value is no evidence against it)."""
+    for c, (med, spread) in bulk.items():
+        v = row.get(c)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return False
+        if (float(np.log(max(float(v), 1.0))) - med) / spread >= -cfg.member_max_z:
+            return False
+    return True
 
 
 def _asks_more(row: dict, bars: dict[str, float]) -> bool:

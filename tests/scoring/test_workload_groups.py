@@ -235,6 +235,53 @@ def test_demand_check_needs_enough_workload_peers():
     assert got["n000"] < cs.risk
 
 
+def _level_store(bystander: dict | None = None) -> tuple[pa.Table, list[dict]]:
+    """``_demand_store`` in tokens: the harvest accounts ask 8,500–9,500 max_tokens and receive ~1,000 tokens, the
+    25 workload peers ask 2,000–3,500 and receive 450–650; the bystander is above the peers' median on the asked-length
+    percentile (0.7: chosen into the tail on it) but asks 3,300 and receives 600, a third of the group's kit."""
+    t, groups = _demand_store(bystander=dict(c_long_output=0.7) | (bystander or {}))
+    rows = t.to_pylist()
+    for r in rows:
+        a = r["account_id"]
+        if a.startswith("a"):
+            r["mean_max_tokens"], r["mean_output_tokens"] = 8500.0 + 250 * int(a[1:]), 950.0 + 25 * int(a[1:])
+        elif a.startswith("p"):
+            r["mean_max_tokens"], r["mean_output_tokens"] = 2000.0 + 60 * int(a[1:]), 450.0 + 8 * int(a[1:])
+        elif a == "n000":
+            r["mean_max_tokens"], r["mean_output_tokens"] = 3300.0, 600.0
+        else:
+            r["mean_max_tokens"], r["mean_output_tokens"] = 2500.0, 500.0
+    for k in ("mean_max_tokens", "mean_output_tokens"):
+        if k in (bystander or {}):
+            next(r for r in rows if r["account_id"] == "n000")[k] = bystander[k]
+    return pa.Table.from_pylist(rows), groups
+
+
+def test_member_far_below_its_groups_token_level_is_judged_on_its_own_traffic():
+    """The bystander passes the peer check and the demand check (above its peers' median asked-length percentile)
+    but asks and receives a third of its group's tokens where the group is clearly above its workload peers: it
+    takes ``cluster_risk(1, own)``; the harvest accounts keep the group's risk. Off (``member_level_columns``
+    null): the bystander takes the group's risk (quiet_hydra-308 of the second dev family: two chat users)."""
+    from distillguard.scoring.risk import cluster_risk
+    t, groups = _level_store()
+    cfg = ScoringConfig()
+    cs, got, why = _risks(t, groups, cfg)
+    assert got["n000"] == cluster_risk(1.0, 0.45, cfg) < cs.risk
+    assert any("far fewer tokens than its group's bulk" in r for r in why["n000"])
+    assert all(got[f"a{i:03d}"] == cs.risk for i in range(5))
+    _, off, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(member_level_columns=None)))
+    assert off["n000"] == cs.risk
+
+
+def test_member_near_its_groups_token_level_keeps_the_groups_risk():
+    """A member asking 30% under its group's median (a proxy mixing its owner's shorter requests in), or far under it
+    on one column only, is within the group's level: it keeps the group's risk."""
+    for by in (dict(mean_max_tokens=6500.0, mean_output_tokens=750.0), dict(mean_output_tokens=1000.0)):
+        t, groups = _level_store(by)
+        cs, got, _ = _risks(t, groups, ScoringConfig())
+        assert got["n000"] == cs.risk, by
+
+
 def _with_orgs(t: pa.Table, verified: int, level: int = 2, org_of=lambda a: "org-acme") -> pa.Table:
     """The store with account facts: the attackers' workload run by ``verified`` accounts of one organisation
     verified to ``level`` (the rest each in its own one-account organisation)."""
