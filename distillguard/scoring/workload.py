@@ -177,20 +177,19 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
         scores.append(ClusterScore(cid, list(g["members"]), r, 1.0, susp, {}, {}, why))
         for a in g["members"]:
             ra, mine = _member_risk(a, own, r, cfg)
+            below = []  # why the member is not given the group's risk, each with its measured bar
             if peers_bars is not None and not _asks_more(rows[a], peers_bars[1]):
-                ro = min(ra, cluster_risk(1.0, raw[a], cfg))
-                mine = mine + [f"this account asks for, receives and elicits no more than the {peers_bars[0]} "
-                               f"accounts outside its group doing the same work (under their "
-                               f"{wg.member_demand_quantile:.0%} point on {', '.join(peers_bars[1])}): judged on its "
-                               f"own traffic at the group's coordination (risk {ro:.2f})"]
-                ra = ro
+                below.append(f"this account asks for, receives and elicits no more than the {peers_bars[0]} "
+                             f"accounts outside its group doing the same work (under their "
+                             f"{wg.member_demand_quantile:.0%} point on {', '.join(peers_bars[1])})")
             if peers_levels is not None and _below_level(rows[a], peers_levels[1], wg):
-                ro = min(ra, cluster_risk(1.0, raw[a], cfg))
-                mine = mine + [f"this account asks for or receives far fewer tokens than its group's bulk (below "
-                               f"{wg.member_max_z:g} robust z on {', '.join(peers_levels[1])}, where the group is "
-                               f"clearly above the {peers_levels[0]} accounts outside it doing the same work): judged "
-                               f"on its own traffic at the group's coordination (risk {ro:.2f})"]
-                ra = ro
+                below.append(f"this account asks for or receives far fewer tokens than its group's bulk (below "
+                             f"{wg.member_max_z:g} robust z on {', '.join(peers_levels[1])}, where the group is "
+                             f"clearly above the {peers_levels[0]} accounts outside it doing the same work)")
+            if below:
+                ra = min(ra, cluster_risk(1.0, raw[a], cfg))
+                mine = mine + [f"{b}: judged on its own traffic at the group's coordination (risk {ra:.2f})"
+                               for b in below]
             ids.append(a)
             risk.append(ra)
             cl_ids.append(cid)
