@@ -165,8 +165,9 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
                        f"its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})")
         raw = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
         own = dict(raw)
-        peers_bars = demand_bars(x, np.isin(accounts, list(g["members"])), demand, wg) if demand else None
-        peers_levels = level_bulk(x, np.isin(accounts, list(g["members"])), levels, wg) if levels else None
+        inside = np.isin(accounts, list(g["members"])) if demand or levels else None
+        peers_bars = demand_bars(x, inside, demand, wg) if demand else None
+        peers_levels = level_bulk(x, inside, levels, wg) if levels else None
         if collects is not None:
             own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
         discount, verified = declared_discount([rows[a] for a in g["members"]], org_size, cfg)
