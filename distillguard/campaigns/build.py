@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -23,6 +24,7 @@ from distillguard.campaigns.owned import (
     overlapping_pairs,
     own_ties,
 )
+from distillguard.campaigns.split import disjoint_parts, part_of, split_chosen
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -436,9 +438,23 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     if remainders is not None and cfg.remnant_tied_majority:
         remainders |= tied_remnants(con, src, by_id, chosen, where, remainders)
     # the flagged clusters' holders of each entity, read once for the own ties and the merge's tests
-    holders = cluster_holders(con, chosen, HOLDER_KINDS) if len(chosen) >= 2 else None
+    holders = cluster_holders(con, chosen, HOLDER_KINDS) if len(chosen) >= 2 or (chosen and cfg.split_min_accounts > 0) else None
+    # a cluster holding two operations that share nothing private is their two pieces (campaigns/split.py); the
+    # parts are flagged clusters like any other from here on
+    split = (disjoint_parts(con, holders, chosen, cfg.split_min_accounts, cfg.merge_exclusive)
+             if holders is not None and chosen else {})
+    if split:
+        chosen = split_chosen(chosen, split)
+        where = {a: c for c, accts in chosen.items() for a in accts}
+        by_id = by_id | {c: dataclasses.replace(by_id[part_of(c)], cluster_id=c, members=list(accts))
+                         for c, accts in chosen.items() if c not in by_id}
+        holders = cluster_holders(con, chosen, HOLDER_KINDS)
+    if len(chosen) < 2:
+        holders = None
     overlaps = (overlapping_pairs(clusters, chosen, where)
                 if (cfg.join_own_ties or cfg.workload_piece_alpha > 0) and holders is not None else [])
+    # two parts of one split cluster are not two views of the same accounts: nothing private crosses them
+    overlaps = [(a, b) for a, b in overlaps if part_of(a) != part_of(b)]
     owned = own_ties(con, holders, chosen, overlaps, cfg) if cfg.join_own_ties and holders is not None else None
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders,
                          owned=owned, holders=holders, overlaps=overlaps)
@@ -510,7 +526,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             first_seen=first, last_seen=last, capability_mix=orjson.dumps(mix).decode(), models=models,
             pivot_model=pivot_model, pivot_delay_hours=pivot_delay, infrastructure=orjson.dumps(infra).decode(),
             confidence=conf, recommended_action=recommended_action(conf, mix, low_ver, cfg), status="detected",
-            evidence=evidence, org_key=org_keys.get(parts[0]), cluster_ids=parts, first_flagged_at=None))
+            evidence=evidence, org_key=org_keys.get(part_of(parts[0])), cluster_ids=parts, first_flagged_at=None))
         for a in accts:
             member_of[a] = cid
     # titles are chosen together: records after the same capability are told apart by what differs between them
