@@ -404,7 +404,8 @@ def _same_workload(c1: str, c2: str, core: dict[str, set[str]], sends: dict[str,
 def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,
                     features: pa.Table, org_keys: dict[str, str], released: list[tuple], cfg: CampaignConfig,
                     flag_threshold: float, edges: pa.Table | None = None) -> tuple[list[dict], dict[str, str]]:
-    """Campaign records (one per cluster with flagged accounts) and account → campaign_id.
+    """Campaign records (one per cluster with flagged accounts, after a cluster of operations that share nothing private
+    is split into its parts, ``campaigns/split.py``, and pieces of one operation are merged) and account → campaign_id.
 
     ``edges``: the scan's coordination edges (the rows it writes to ``coordination_edges``): every count in a
     title and an evidence line is taken from them by ``describe``, as the console and the report count."""
