@@ -137,20 +137,22 @@ def burst_uncorroborated(con: duckdb.DuckDBPyConnection, accounts: list[str], cf
             mates AS (SELECT DISTINCT me.account_id AS x, b.account_id AS mate FROM me JOIN burst_members b
                       ON b.entity = me.entity AND b.account_id <> me.account_id),
             k AS (SELECT x, count(*) AS k FROM mates GROUP BY 1),
-            -- who is judged against whom: the member against its mates (role 0), each mate against the other mates
-            pairs AS (SELECT x, x AS y, mate AS z, 0 AS role FROM mates
-                      UNION ALL SELECT m1.x, m1.mate, m2.mate, 1 FROM mates m1 JOIN mates m2
-                      ON m1.x = m2.x AND m1.mate <> m2.mate),
-            ys AS (SELECT DISTINCT x, y, role FROM pairs),
-            own AS (SELECT ys.x, ys.y, ys.role, i.kind, i.entity, i.df FROM ys JOIN inc i ON i.account_id = ys.y
-                    WHERE i.kind <> 'creation_burst'),
-            obs AS (SELECT DISTINCT o.x, o.y, o.role, o.kind, o.entity FROM own o
-                    JOIN pairs p ON p.x = o.x AND p.y = o.y AND p.role = o.role
-                    JOIN inc i ON i.account_id = p.z AND i.kind = o.kind AND i.entity = o.entity),
-            e AS (SELECT own.x, own.role, sum(1 - pow(greatest(1 - (own.df - 1) / greatest(n.n - 1, 1), 0),
-                                                     k.k - own.role)) AS e
-                  FROM own JOIN k USING (x) CROSS JOIN n GROUP BY 1, 2),
-            o AS (SELECT x, role, count(*) AS o FROM obs GROUP BY 1, 2)
+            -- the member's own entities (role 0) and its mates' (role 1), sign-up bursts aside
+            mine AS (SELECT i.account_id AS x, i.kind, i.entity, i.df FROM inc i JOIN k ON k.x = i.account_id
+                     WHERE i.kind <> 'creation_burst'),
+            theirs AS (SELECT m.x, m.mate, i.kind, i.entity, i.df FROM mates m JOIN inc i ON i.account_id = m.mate
+                       WHERE i.kind <> 'creation_burst'),
+            -- how many of the member's mates hold each entity: a mate's entity is shared with the other mates
+            -- when at least two hold it, so the mates' summed count is the sum of those holder counts (one pass
+            -- over the mates, not one per pair of mates)
+            held AS (SELECT x, kind, entity, count(DISTINCT mate) AS c FROM theirs GROUP BY 1, 2, 3),
+            o AS (SELECT m.x, 0 AS role, count(*) AS o FROM (SELECT DISTINCT x, kind, entity FROM mine) m
+                  JOIN held h ON h.x = m.x AND h.kind = m.kind AND h.entity = m.entity GROUP BY 1
+                  UNION ALL SELECT x, 1, sum(c) FROM held WHERE c >= 2 GROUP BY 1),
+            e AS (SELECT m.x, 0 AS role, sum(1 - pow(greatest(1 - (m.df - 1) / greatest(n.n - 1, 1), 0), k.k)) AS e
+                  FROM mine m JOIN k USING (x) CROSS JOIN n GROUP BY 1
+                  UNION ALL SELECT t.x, 1, sum(1 - pow(greatest(1 - (t.df - 1) / greatest(n.n - 1, 1), 0), k.k - 1))
+                  FROM theirs t JOIN k USING (x) CROSS JOIN n GROUP BY 1)
             SELECT k.x, k.k, r.role, coalesce(o.o, 0), coalesce(e.e, 0.0)
             FROM k CROSS JOIN (VALUES (0), (1)) r(role)
             LEFT JOIN o ON o.x = k.x AND o.role = r.role LEFT JOIN e ON e.x = k.x AND e.role = r.role

@@ -72,3 +72,80 @@ def test_off_and_without_an_incidence_nothing_is_judged():
     con, hydra = _con()
     assert burst_uncorroborated(con, [*hydra, "joe"], ScoringConfig(burst_corroboration_alpha=None)) == set()
     assert burst_uncorroborated(duckdb.connect(), ["joe"], ScoringConfig()) == set()
+
+
+def _by_definition(inc: list, burst: list, accounts: list[str], alpha: float) -> set[str]:
+    """The docstring's test counted pair by pair, as slowly as it reads: each mate's shared entities against every
+    other mate (the query counts them in one pass over the mates)."""
+    from scipy.stats import binom, poisson
+
+    n = len({a for a, *_ in inc})
+    held = {}
+    for a, kind, ent, df in inc:
+        if kind != "creation_burst":
+            held.setdefault(a, {})[(kind, ent)] = df
+    bursts = {}
+    for a, ent, _ in burst:
+        bursts.setdefault(ent, set()).add(a)
+
+    def shared(y, others, k):
+        mine = held.get(y, {})
+        o = sum(1 for e in mine if any(e in held.get(z, {}) for z in others))
+        e = sum(1 - max(1 - (df - 1) / max(n - 1, 1), 0) ** k for df in mine.values())
+        return o, e
+
+    def beyond(o, e):
+        return o > 0 and poisson.sf(o - 1, max(e, 1e-12)) <= alpha
+
+    out = set()
+    for x in accounts:
+        mates = set().union(*(m for m in bursts.values() if x in m)) - {x} if any(x in m for m in bursts.values()) else set()
+        k = len(mates)
+        if k < 2:
+            continue
+        o, e = shared(x, mates, k)
+        om = em = 0.0
+        for y in mates:
+            oy, ey = shared(y, mates - {y}, k - 1)
+            om, em = om + oy, em + ey
+        if beyond(o, e) or not beyond(int(om), em) or e <= 0:
+            continue
+        if binom.cdf(o, o + int(om), e / (e + em)) <= alpha:
+            out.add(x)
+    return out
+
+
+def test_the_one_pass_count_is_the_pairwise_definition():
+    # random stores with overlapping bursts, hydras sharing proxies and templates, ordinary sign-ups in their minutes:
+    # the query's verdicts are the definition's, account by account
+    import random
+
+    for seed in range(6):
+        rng = random.Random(seed)
+        accts = [f"a{i}" for i in range(60)]
+        inc, burst = [], []
+        ents = [("asn", f"asn{j}") for j in range(12)] + [("template", f"t{j}") for j in range(6)] + \
+               [("user_agent", f"ua{j}") for j in range(5)]
+        hold = {a: set(rng.sample(ents, rng.randint(0, 5))) for a in accts}
+        for b in range(4):
+            members = rng.sample(accts, rng.randint(3, 12))
+            kit = set(rng.sample(ents, 3))
+            for a in members[: len(members) // 2 + 1]:
+                hold[a] |= kit
+            burst += [(a, f"standard|{b}", 0.004) for a in members]
+            inc += [(a, "creation_burst", f"standard|{b}", len(members)) for a in members]
+        df = {}
+        for es in hold.values():
+            for e in es:
+                df[e] = df.get(e, 0) + 1
+        inc += [(a, k, e, df[(k, e)]) for a, es in hold.items() for k, e in es]
+        inc += [(a, "asn", "filler", 1) for a in accts if not hold[a]]
+        con = duckdb.connect()
+        con.register("_b", pa.table({k: [r[j] for r in burst] for j, k in enumerate(("account_id", "entity", "chance"))}))
+        con.execute("CREATE TEMP TABLE burst_members AS SELECT * FROM _b")
+        con.register("_i", pa.table({k: [r[j] for r in inc] for j, k in enumerate(("account_id", "kind", "entity", "df"))}))
+        con.execute("CREATE TEMP TABLE inc AS SELECT * FROM _i")
+        asked = sorted({a for a, *_ in burst})
+        for alpha in (0.05, 0.5):
+            got = burst_uncorroborated(con, asked, ScoringConfig(burst_corroboration_alpha=alpha))
+            assert got == _by_definition(inc, burst, asked, alpha), (seed, alpha)
