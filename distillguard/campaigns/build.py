@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import re
@@ -24,7 +23,6 @@ from distillguard.campaigns.owned import (
     overlapping_pairs,
     own_ties,
 )
-from distillguard.campaigns.split import disjoint_parts, part_of, split_chosen
 from distillguard.graph.communities import UnionFind
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import temp_strings
@@ -404,8 +402,7 @@ def _same_workload(c1: str, c2: str, core: dict[str, set[str]], sends: dict[str,
 def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore], account_risk: pa.Table,
                     features: pa.Table, org_keys: dict[str, str], released: list[tuple], cfg: CampaignConfig,
                     flag_threshold: float, edges: pa.Table | None = None) -> tuple[list[dict], dict[str, str]]:
-    """Campaign records (one per cluster with flagged accounts, after a cluster of operations that share nothing private
-    is split into its parts, ``campaigns/split.py``, and pieces of one operation are merged) and account → campaign_id.
+    """Campaign records (one per cluster with flagged accounts) and account → campaign_id.
 
     ``edges``: the scan's coordination edges (the rows it writes to ``coordination_edges``): every count in a
     title and an evidence line is taken from them by ``describe``, as the console and the report count."""
@@ -439,23 +436,9 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
     if remainders is not None and cfg.remnant_tied_majority:
         remainders |= tied_remnants(con, src, by_id, chosen, where, remainders)
     # the flagged clusters' holders of each entity, read once for the own ties and the merge's tests
-    holders = cluster_holders(con, chosen, HOLDER_KINDS) if len(chosen) >= 2 or (chosen and cfg.split_min_accounts > 0) else None
-    # a cluster holding two operations that share nothing private is their two pieces (campaigns/split.py); the
-    # parts are flagged clusters like any other from here on
-    split = (disjoint_parts(con, holders, chosen, cfg.split_min_accounts, cfg.merge_exclusive)
-             if holders is not None and chosen else {})
-    if split:
-        chosen = split_chosen(chosen, split)
-        where = {a: c for c, accts in chosen.items() for a in accts}
-        by_id = by_id | {c: dataclasses.replace(by_id[part_of(c)], cluster_id=c, members=list(accts))
-                         for c, accts in chosen.items() if c not in by_id}
-        holders = cluster_holders(con, chosen, HOLDER_KINDS)
-    if len(chosen) < 2:
-        holders = None
+    holders = cluster_holders(con, chosen, HOLDER_KINDS) if len(chosen) >= 2 else None
     overlaps = (overlapping_pairs(clusters, chosen, where)
                 if (cfg.join_own_ties or cfg.workload_piece_alpha > 0) and holders is not None else [])
-    # two parts of one split cluster are not two views of the same accounts: nothing private crosses them
-    overlaps = [(a, b) for a, b in overlaps if part_of(a) != part_of(b)]
     owned = own_ties(con, holders, chosen, overlaps, cfg) if cfg.join_own_ties and holders is not None else None
     rep = merge_clusters(con, chosen, cfg, operations=True, why=why, joined=joined, remainders=remainders,
                          owned=owned, holders=holders, overlaps=overlaps)
@@ -527,7 +510,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, clusters: list[ClusterScore]
             first_seen=first, last_seen=last, capability_mix=orjson.dumps(mix).decode(), models=models,
             pivot_model=pivot_model, pivot_delay_hours=pivot_delay, infrastructure=orjson.dumps(infra).decode(),
             confidence=conf, recommended_action=recommended_action(conf, mix, low_ver, cfg), status="detected",
-            evidence=evidence, org_key=org_keys.get(part_of(parts[0])), cluster_ids=parts, first_flagged_at=None))
+            evidence=evidence, org_key=org_keys.get(parts[0]), cluster_ids=parts, first_flagged_at=None))
         for a in accts:
             member_of[a] = cid
     # titles are chosen together: records after the same capability are told apart by what differs between them

@@ -238,14 +238,6 @@ class CampaignConfig(_Strict):
     #: group of either size misses by chance: they stay two records (campaigns/owned.py, docs/benchmarks.md,
     #: branch ``rec26``). 0: off (the bigger one's own templates all count).
     workload_piece_alpha: float = Field(0.01, ge=0, le=1)
-    #: A flagged cluster whose flagged accounts fall entirely into two or more parts of at least this many accounts,
-    #: each tied within by entities private to flagged accounts (cards, sign-up bursts, e-mail naming, client builds,
-    #: IP /24s, templates, system prompts, busy windows: at least merge_exclusive of their store holders flagged) and
-    #: none crossing between them, is that many clusters before any merge rule runs: nothing private says they are one
-    #: operation (a workload group gathers accounts by what they ask; dev standard-117: a reasoning pool and two
-    #: standby accounts of a ban rotation in one). Two operations sharing a kit's private content are one part; an
-    #: account tied to no other leaves its cluster whole (campaigns/split.py). 0 turns splitting off.
-    split_min_accounts: int = Field(2, ge=0)
     #: Flagged records are also one operation when the entities they both hold are beyond chance for random
     #: groups of the store's other accounts holding as many entities (campaigns/operations.py): Fisher's
     #: combination of the per-group p-values must be at most this over the number of record pairs tested
