@@ -582,7 +582,7 @@ class ScoringConfig(_Strict):
     #: quantile, with the pool-share and received readings), not with the pooled reading. Why: the pooled reading is
     #: the group's combined traffic at the group's volume, which no one member's share reaches — that is the split a
     #: hydra relies on. Dev2 standard-300: five proxies of the coding hydra sending its private system prompts read
-    #: 0.30–0.34 on their own against a pooled 0.82 (members read one by one: 0.41–0.44) and fell to risk 0.44–0.497.
+    #: 0.30–0.34 on their own against a pooled 0.82 (members read one by one: 0.42–0.44) and fell to risk 0.44–0.497.
     #: Bystanders (no distinctive tie, or only public artefacts, ASNs, a stock client) keep the pooled yardstick.
     #: False: every member against the cluster's suspicion, as before.
     pool_member_yardstick: bool = True

@@ -93,8 +93,8 @@ def test_a_member_sending_the_kit_the_rare_tie_holders_send_takes_the_lifted_lev
     """``pool_member_takes_lift`` (dev quiet_hydra-112: two hydra accounts sending the hydra's template set, read with
     its pool, held at the capped 0.348 in a community lifted to 0.604): the card and burst holders (the pool's
     anchors) and three more pool accounts send one template; those three take the lifted level."""
-    from tests.scoring.test_rare_hidden_ties import USERS
     from tests.scoring.test_rare_hidden_ties import POOL as QP
+    from tests.scoring.test_rare_hidden_ties import USERS
 
     carriers = QP[7:10]
     cs, on = _lifted_community(ScoringConfig(), QP[:10])
