@@ -157,12 +157,15 @@ def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[st
     kinds = [k for k, g in KIND_GROUP.items() if g == "content"]
     k_min, share = int(cfg.pool_min_accounts), float(cfg.pool_min_share)
     cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
-    cls = sorted({c for c in todo.values()})
+    cls = set(todo.values())
+    by_cl: dict[int, list[str]] = {}
+    for a, x in membership.items():
+        if x in cls:
+            by_cl.setdefault(x, []).append(a)
     ids, cl, in_core, anchor, cand = [], [], [], [], []
-    for c in cls:
-        ms = [a for a, x in membership.items() if x == c]
+    for c in sorted(cls):
         n_anchor = sum(1 for a in pool_of[c] if a in anchors)
-        for a in ms:
+        for a in sorted(by_cl[c]):
             ids.append(a)
             cl.append(c)
             in_core.append(a in core.get(c, ()))
@@ -177,14 +180,14 @@ def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[st
                           count(*) FILTER (WHERE anchor) AS na FROM _kit GROUP BY 1),
             e AS (SELECT h.cl, h.kind, h.entity, count(DISTINCT h.account_id) AS m,
                          count(DISTINCT h.account_id) FILTER (WHERE h.in_core) AS nc, any_value(h.df) AS df,
-                         list(DISTINCT h.account_id) FILTER (WHERE h.anchor) AS holders
+                         count(DISTINCT h.account_id) FILTER (WHERE h.anchor) AS nh
                   FROM h GROUP BY 1, 2, 3),
             kit AS (SELECT e.* , sz.na FROM e JOIN sz USING (cl)
                     WHERE 1 - exp(-(sz.k - 1) * greatest(e.df - e.m, 0) / greatest({int(n_all)} - sz.k, 1)) <= {float(cut)}
                       AND e.nc >= {float(cfg.rare_content_min_share)} * sz.kc)
             SELECT DISTINCT h.account_id FROM h JOIN kit USING (cl, kind, entity)
-            WHERE h.cand AND len(list_filter(coalesce(kit.holders, []), lambda x: x <> h.account_id))
-                  >= greatest({k_min}, {share} * kit.na)""").fetchall()
+            WHERE h.cand AND kit.nh - (CASE WHEN h.anchor THEN 1 ELSE 0 END) >= greatest({k_min}, {share} * kit.na)
+            """).fetchall()
     finally:
         con.unregister("_kit")
     return {a for (a,) in rows}
