@@ -575,6 +575,22 @@ class ScoringConfig(_Strict):
     #: branch ``loop22``). An operation's kit is held by the accounts its card or sign-up burst ties. False: every
     #: pooled account counts, as before.
     pool_anchored: bool = True
+    #: A member of a pooled cluster that is part of the pooled body — read with the pool (its distinctive ties pass
+    #: ``pool_min_accounts`` / ``pool_min_share`` / ``pool_anchored``) *and* sending the template set the core owns
+    #: (rare content held by ``rare_content_min_share`` of the core, nobody outside) — is compared in the member
+    #: suspicion-ratio rule (``member_suspicion_ratio``) with the cluster's suspicion read member by member (its core's
+    #: quantile, with the pool-share and received readings), not with the pooled reading. Why: the pooled reading is
+    #: the group's combined traffic at the group's volume, which no one member's share reaches — that is the split a
+    #: hydra relies on. Dev2 standard-300: five proxies of the coding hydra sending its private system prompts read
+    #: 0.30–0.34 on their own against a pooled 0.82 (members read one by one: 0.42–0.44) and fell to risk 0.44–0.497.
+    #: Bystanders (no distinctive tie, or only public artefacts, ASNs, a stock client) keep the pooled yardstick.
+    #: False: every member against the cluster's suspicion, as before.
+    pool_member_yardstick: bool = True
+    #: ... and such a member of a community lifted by its counted rare ties (``harvest_group_alpha``) takes the lifted
+    #: level like the ties' holders, instead of the capped one: it sends the template set the pool's anchors send.
+    #: Dev quiet_hydra-112: two hydra accounts sending the hydra's template set, read with its pool, held at the
+    #: capped 0.348 in a community lifted to 0.604. False: only the ties' holders (as before).
+    pool_member_takes_lift: bool = True
     #: Pool-share reading (scoring/poolshare.py): in a community strongly coordinated through content it owns, each
     #: member's suspicion is also read on its exchanges that carry the community's private system prompts — the
     #: prompts nobody outside it sends (``rare_content_chance``) and at least ``rare_content_min_share`` of its core

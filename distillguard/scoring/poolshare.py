@@ -134,3 +134,60 @@ def _own(row: dict, comp: str) -> float:
     v = row.get(f"c_{comp}")
     v = 0.0 if v is None else float(v)
     return 0.0 if np.isnan(v) else v
+
+
+def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[str]], core: dict[int, set[str]],
+                      anchors: set[str], candidates: set[str], n_all: int, cfg) -> set[str]:
+    """Of ``candidates`` (members of pooled clusters), those carrying the pool's own kit: a content entity (system
+    prompt, template, task item) that nobody outside the cluster sends (``rare_content_chance``), that at least
+    ``rare_content_min_share`` of the cluster's core sends, and that at least ``pool_min_accounts`` — and
+    ``pool_min_share`` — of the pool's anchors send besides the member itself. Anchors are the pooled accounts holding
+    a tie of infrastructure or timing (``anchors``) when the pool has ``pool_min_accounts`` of them, else every pooled
+    account (as ``risk._shares_with_pool`` counts them). Needs the ``inc`` table.
+
+    Why: such a member is part of the body of traffic the pooled reading judges (``scoring.pool_member_yardstick``,
+    ``pool_member_takes_lift``). Reading a member "with the pool" alone is not that: a company account holding a stock
+    SDK the pool's anchors also run and one rare prompt two pool accounts send is read with the pool, yet sends
+    nothing the operation's anchors send as a body."""
+    todo = {a: membership[a] for a in candidates if membership.get(a) in pool_of}
+    if not todo:
+        return set()
+    from distillguard.graph.edges import KIND_GROUP
+
+    kinds = [k for k, g in KIND_GROUP.items() if g == "content"]
+    k_min, share = int(cfg.pool_min_accounts), float(cfg.pool_min_share)
+    cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
+    cls = set(todo.values())
+    by_cl: dict[int, list[str]] = {}
+    for a, x in membership.items():
+        if x in cls:
+            by_cl.setdefault(x, []).append(a)
+    ids, cl, in_core, anchor, cand = [], [], [], [], []
+    for c in sorted(cls):
+        n_anchor = sum(1 for a in pool_of[c] if a in anchors)
+        for a in sorted(by_cl[c]):
+            ids.append(a)
+            cl.append(c)
+            in_core.append(a in core.get(c, ()))
+            anchor.append(a in pool_of[c] and (a in anchors or n_anchor < k_min))
+            cand.append(a in todo)
+    con.register("_kit", pa.table({"account_id": ids, "cl": cl, "in_core": in_core, "anchor": anchor, "cand": cand}))
+    try:
+        rows = con.execute(f"""
+            WITH h AS (SELECT k.cl, k.account_id, k.in_core, k.anchor, k.cand, i.kind, i.entity, i.df
+                       FROM inc i JOIN _kit k USING (account_id) WHERE i.kind IN ({", ".join(repr(x) for x in kinds)})),
+            sz AS (SELECT cl, count(*) AS k, count(*) FILTER (WHERE in_core) AS kc,
+                          count(*) FILTER (WHERE anchor) AS na FROM _kit GROUP BY 1),
+            e AS (SELECT h.cl, h.kind, h.entity, count(DISTINCT h.account_id) AS m,
+                         count(DISTINCT h.account_id) FILTER (WHERE h.in_core) AS nc, any_value(h.df) AS df,
+                         count(DISTINCT h.account_id) FILTER (WHERE h.anchor) AS nh
+                  FROM h GROUP BY 1, 2, 3),
+            kit AS (SELECT e.* , sz.na FROM e JOIN sz USING (cl)
+                    WHERE 1 - exp(-(sz.k - 1) * greatest(e.df - e.m, 0) / greatest({int(n_all)} - sz.k, 1)) <= {float(cut)}
+                      AND e.nc >= {float(cfg.rare_content_min_share)} * sz.kc)
+            SELECT DISTINCT h.account_id FROM h JOIN kit USING (cl, kind, entity)
+            WHERE h.cand AND kit.nh - (CASE WHEN h.anchor THEN 1 ELSE 0 END) >= greatest({k_min}, {share} * kit.na)
+            """).fetchall()
+    finally:
+        con.unregister("_kit")
+    return {a for (a,) in rows}

@@ -38,7 +38,7 @@ from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.parent import parent_chance, parent_fit
-from distillguard.scoring.poolshare import pool_share_suspicion
+from distillguard.scoring.poolshare import pool_kit_carriers, pool_share_suspicion
 from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
@@ -371,6 +371,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
     lifted_by: dict[str, float] = {}   # cluster id -> the received-output weight its suspicion reads (collecting)
+    members_read: dict[str, float] = {}   # cluster id -> its suspicion read member by member, under its pooled one
     for c, members in sorted(sizes.items()):
         gs = gshare.get(c, {})
         rare_hidden = rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) \
@@ -448,6 +449,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # weight of the other entities it shares (dev2 standard-300's coding hydra, coordination 0.573)
         owns = cfg.pool_private_content and private and not artefact
         susp_own = susp   # the cohort test below reads a cluster pooled only by ``owns`` on its members' own traffic
+        m_read = susp     # the members read one by one (no pooled reading): the yardstick of ``pool_member_yardstick``
         if (cfg.pool_min_coordination is not None and strong and not no_output and not software
                 and (coord >= cfg.pool_min_coordination or owns) and len(pool_rows) >= cfg.pool_min_accounts):
             group_comps[c] = pooled_components(pool_rows, cfg.account_model, store_out_rank, payers_of.get(c))
@@ -497,6 +499,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if lift > 0:
             susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
                                       for r in rows], cfg.cluster_suspicion_quantile))
+            m_read = susp
             if c in group_comps:
                 susp = max(susp, with_received(pooled, group_comps[c].get("received_output"), lift))
             lifted_by[f"{id_prefix}-{c:04d}"] = lift
@@ -511,6 +514,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                      cfg.cluster_suspicion_quantile)) if rows else 0.0
             share_of[f"{id_prefix}-{c:04d}"] = got
             susp = max(susp, read)
+            m_read = max(m_read, read)
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         held_by = None
@@ -539,6 +543,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
         risk = cluster_risk(coord, susp, cfg, discount)
+        if cfg.pool_member_yardstick and c in group_comps and not held_by and m_read < susp:
+            members_read[f"{id_prefix}-{c:04d}"] = m_read
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
@@ -597,6 +603,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         con, [a for a, gs in member_distinct.items() if gs == {"creation"}], cfg)
     member_distinct = {a: gs for a, gs in member_distinct.items() if a not in chance_burst}
     with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
+    # the members of a pooled body: read with the pool and sending the kit its anchors send (``pool_kit_carriers``)
+    body_of = pool_kit_carriers(con, membership, pool_of, core,
+                                {a for a, gs in member_distinct.items() if gs & set(DISTINCTIVE_GROUPS)},
+                                with_pool & rare_holders, n_all, cfg) \
+        if member_ties is None and (cfg.pool_member_yardstick or cfg.pool_member_takes_lift) else set()
     ids = feats["account_id"].to_pylist()
     suspicion = feats["suspicion"].to_numpy(zero_copy_only=False)
     own_bar = None if cfg.own_traffic_quantile is None else unusual_own_bar(
@@ -620,6 +631,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         own_distinct = member_distinct.get(a, set())
+        # part of the pooled body: read with the pool (``_shares_with_pool``) and sending the template set its core
+        # owns that its anchors send (``pool_kit_carriers``) — not a bystander sharing public artefacts, ASNs or clients
+        body = a in body_of
+        yard_used = False
         if member_ties is not None:
             own_distinct = own_distinct & set(member_ties) if tied is None or a in tied else set()
         if own_distinct and cs.cluster_id in pooled_of and member_ties is None and a in with_pool:
@@ -663,15 +678,22 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             strong_ties = own_distinct | ({"content"} if a in sends_shared and member_ties is None else set())
             ratio = cfg.member_suspicion_ratio * (cfg.tied_member_ratio_factor if len(strong_ties) >= cfg.min_member_groups
                                                   else 1.0)
-            member *= min(1.0, float(s) / (ratio * cs.suspicion))
+            # a member of the pooled body (``pool_member_yardstick``) is compared with the members read as it is
+            yard = members_read.get(cs.cluster_id, cs.suspicion) if body else cs.suspicion
+            member *= min(1.0, float(s) / (ratio * yard))
+            yard_used = yard < cs.suspicion and float(s) < ratio * cs.suspicion
         r = cs.risk * member
-        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like
+        # ... and in a community lifted by counted rare ties it is part of the body those ties hold
+        # (``pool_member_takes_lift``)
+        body_lift = body and cfg.pool_member_takes_lift and cs.unlifted_risk is not None
+        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like \
+            or body_lift
         if cs.unlifted_risk is not None and not own_shape and not holds_lift:
             # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
             # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
             r = min(r, cs.unlifted_risk * member)
         if cs.unlifted_risk is not None and groups and groups <= set(cfg.rare_ties_bystander_groups) \
-                and not (cs.content_lift and a in rare_holders) and not receives_like:
+                and not (cs.content_lift and a in rare_holders) and not receives_like and not body_lift:
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)
@@ -691,6 +713,13 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             own.append(f"this account: shares with the accounts created in its sign-up bursts no more than chance gives, "
                        f"while they share much among themselves (a chance sign-up in {cs.cluster_id}'s minutes): "
                        "scored on its own traffic")
+        if yard_used:
+            own.append(f"this account: sends {cs.cluster_id}'s own template set and is read with its pool: its suspicion "
+                       f"{float(s):.2f} is compared with the members' read one by one ({members_read[cs.cluster_id]:.2f}), "
+                       f"not with the pooled reading ({cs.suspicion:.2f})")
+        if body_lift and not (bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like):
+            own.append(f"this account: sends {cs.cluster_id}'s own template set and is read with its pool: it takes the "
+                       "level its counted rare ties lift it to")
         if receives_like and cs.unlifted_risk is not None:
             own.append(f"this account: receives answers as long as the members holding {cs.cluster_id}'s rare ties "
                        f"(received-output rank {received:.2f} ≥ {receive_bar[cs.cluster_id]:.2f})")
