@@ -530,6 +530,17 @@ class ScoringConfig(_Strict):
     #: operation's own kit sent through rotating proxies and varied clients (a hydra) looks like that, so it is
     #: left to the other rules. Empty: any artefact tie is judged.
     artefact_access_groups: list[str] = Field(default_factory=lambda: ["client", "network"])
+    #: ... in the workload-peer test a tie of private prompts *and a schedule* with no access group in it is one
+    #: operator's automation (a kit run on one schedule through rotating proxies and varied clients) and is not
+    #: judged — when at least this many of the core's members keep the schedule beyond chance. Fewer (None: any
+    #: number) is two accounts' busy windows overlapping: an agent framework's users run bursty sessions on its
+    #: public template, and two of them in the same ten-minute windows hold a synchronised-schedule entity only the
+    #: pair holds (dev3 standard-719: 6 framework users, 4 of them core, one framework system prompt and two of its
+    #: templates private to the community, a schedule 2 of the 4 keep; they receive what the 109 accounts doing the
+    #: same work receive, effect 0.51, and were a false record of 3). The tie is then judged as prompts alone
+    #: (the peer test). 3 is ``min_entity_holders``, the holders a coincidence group's entity needs; the replay
+    #: hydra of tests/scan keeps its schedule across its 24 accounts.
+    artefact_schedule_min_holders: int | None = Field(3, ge=2)
     #: ... the account features that test compares (any one clearly above the store suffices): the account model's
     #: ``c_harvest_shape`` (long single-turn answers asked for) and ``mean_output_tokens`` (answers actually
     #: received: an agentic-transcript harvest is multi-turn but receives far longer answers than the store's

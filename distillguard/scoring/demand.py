@@ -154,13 +154,14 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
     looks like through rotating proxies and varied clients. With ``access`` false (the workload-peer test) a tie of
     prompts alone is judged too, but not prompts and a schedule without the product in sight: a kit of private
     templates run on one schedule through varied clients and proxies is one operator's automation (tests/scan's
-    replay hydra: 24 accounts, templates and a schedule, drawing the store's ordinary lengths), not a cohort."""
+    replay hydra: 24 accounts, templates and a schedule, drawing the store's ordinary lengths), not a cohort —
+    unless fewer than ``artefact_schedule_min_holders`` of the core keep that schedule (``_pair_schedule``)."""
     held = [g for g, v in group_share.items() if v >= cfg.evidence_share]
     art = set(cfg.artefact_groups)
     if not held or any(g not in art for g in held):
         return None
     if cfg.artefact_access_groups and not set(held) & set(cfg.artefact_access_groups) \
-            and (access or set(held) != {"content"}):
+            and (access or set(held) - ({"timing"} if _pair_schedule(core_groups, cfg) else set()) != {"content"}):
         return None   # no product in sight: a hydra's own kit through rotating proxies (and on its own schedule)
     other = sum(1 for gs in core_groups if gs - art) / max(len(core_groups), 1)
     if other >= cfg.evidence_share:
@@ -171,6 +172,14 @@ def artefact_tie(group_share: dict[str, float], core_groups: list[set[str]], sh,
         if ip is not None and ip.n_accounts > 0 and ip.top_accounts < cfg.artefact_network_concentration * ip.n_accounts:
             return None
     return held
+
+
+def _pair_schedule(core_groups: list[set[str]], cfg: ScoringConfig) -> bool:
+    """Whether the core's schedule is kept by fewer than ``artefact_schedule_min_holders`` of its members: two
+    accounts' busy windows overlapping on a template (an agent framework's bursty sessions), not a kit run on one
+    schedule by an operator's automation — the workload-peer test then judges the tie as prompts alone."""
+    n = cfg.artefact_schedule_min_holders
+    return n is not None and sum(1 for gs in core_groups if "timing" in gs) < n
 
 
 def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: ScoringConfig,

@@ -225,3 +225,19 @@ def test_the_peer_test_judges_prompts_alone_but_not_prompts_on_a_schedule_withou
     assert artefact_tie({"content": 0.9, "timing": 0.8}, [{"content", "timing"}] * 10, None, cfg, access=False) is None
     assert artefact_tie({"content": 0.9, "timing": 0.8, "client": 0.7}, [{"content", "timing", "client"}] * 10, None,
                         cfg, access=False) is not None
+
+
+def test_a_schedule_two_accounts_keep_is_no_operators_automation():
+    """dev3 standard-719: six agent-framework users, a core of four sending the framework's system prompt and
+    templates (private to their community) and two of them busy in the same windows on its template. Two accounts'
+    overlapping sessions are not a kit run on one schedule: the peer test judges the tie as prompts alone
+    (``artefact_schedule_min_holders``); a schedule three of the core keep still exempts it."""
+    cfg = ScoringConfig()
+    pair = [{"content", "timing"}] * 2 + [{"content"}] * 2
+    assert artefact_tie({"content": 0.75, "timing": 0.5}, pair, None, cfg, access=False) == ["content", "timing"]
+    three = [{"content", "timing"}] * 3 + [{"content"}]
+    assert artefact_tie({"content": 0.75, "timing": 0.75}, three, None, cfg, access=False) is None
+    # the store test still asks for the product in sight; None restores the exemption for any schedule
+    assert artefact_tie({"content": 0.75, "timing": 0.5}, pair, None, cfg) is None
+    off = ScoringConfig(artefact_schedule_min_holders=None)
+    assert artefact_tie({"content": 0.75, "timing": 0.5}, pair, None, off, access=False) is None
