@@ -116,6 +116,10 @@ def register(app: typer.Typer) -> None:
                                     "time-to-first-flag is measured (slower)."),
         coarse: str = typer.Option("72h", "--coarse", help="--family with replay: the scan's replay evaluation "
                                    "interval (bisected down to its 1h step where a campaign appears)."),
+        exact: bool = typer.Option(False, "--exact/--no-exact", help="--family with replay: bisect every newly "
+                                   "flagged account to the 1h step (scan --exact), so a campaign first flagged "
+                                   "inside another's cluster gets its own first-flag hour, not the end of its "
+                                   "coarse interval (slower)."),
         keep: bool = typer.Option(False, "--keep", help="--family: keep each world's store (default: only "
                                   "results, metrics and the sampled config are kept)."),
         baseline: Path = typer.Option(None, "--baseline", "-b", help="Results to show beside the detector "
@@ -140,7 +144,7 @@ def register(app: typer.Typer) -> None:
             from distillguard.bench.family import run_family
 
             doc = run_family(family, metrics_out, family_name, seed, replay=replay, keep=keep,
-                             on_world=None if as_json else _print_world, coarse=coarse)
+                             on_world=None if as_json else _print_world, coarse=coarse, exact=exact)
             if as_json:
                 sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
             else:

@@ -27,14 +27,20 @@ from distillguard.sim.run import simulate
 from distillguard.sim.sampler import sample_world
 
 
-def scan_world(world: Path, results: Path, replay: bool, coarse: str = "72h") -> dict:
+def scan_world(world: Path, results: Path, replay: bool, coarse: str = "72h", exact: bool = False) -> dict:
     """`distillguard scan` with default settings on one world (a child process); its JSON summary.
 
     With ``replay`` the scan runs incrementally (``--replay --coarse COARSE``) so first-flag times exist;
     the detection settings stay the defaults, only the evaluation grid is coarser than the scan's own.
+    ``exact`` adds ``--exact``: every newly flagged account is bisected to the 1 h step, not only the accounts
+    that open a detector campaign. Why: a true campaign whose first flagged account lands in a cluster that
+    already holds a flagged account (another campaign's, on a shared card or kit) is not an opener, and without
+    it its first flag is the end of the coarse interval — an upper bound as coarse as the grid (docs/benchmarks.md,
+    branch ff27: default seed 7's reasoning campaign, first flagged between 14 h and 18 h, reported at 24 h).
     """
     cmd = [sys.executable, "-m", "distillguard", "scan", "--store", str(world), "--out", str(results),
-           "--no-report", "--json"] + (["--replay", "--coarse", coarse] if replay else [])
+           "--no-report", "--json"] + (["--replay", "--coarse", coarse] + (["--exact"] if exact else [])
+                                       if replay else [])
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if p.returncode != 0:
         raise DistillguardError(f"scan failed (exit {p.returncode}): {p.stderr.strip()[-800:]}", source=str(world))
@@ -97,7 +103,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: bool = True, keep: bool = False,
                workers: int | None = None, on_world: Callable[[dict], None] | None = None,
-               coarse: str = "72h") -> dict:
+               coarse: str = "72h", exact: bool = False) -> dict:
     """Sample, simulate, scan and score K worlds (seeds seed … seed+K-1); writes OUT/family.json.
 
     Worlds without attackers are scanned once without replay: there is no first flag to time.
@@ -118,7 +124,7 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
         sim = simulate(spec, WORLDS_DIR, wdir / "world", scale=scale, workers=workers)
         (wdir / "sampled_world.yaml").write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
         try:
-            scan = scan_world(wdir / "world", wdir / "results", replay and bool(spec.campaigns), coarse)
+            scan = scan_world(wdir / "world", wdir / "results", replay and bool(spec.campaigns), coarse, exact)
         except DistillguardError as e:  # one world the scan cannot handle is a finding, not the end of the run
             failed.append({"world": raw["name"], "seed": s, "error": e.message})
             if on_world:
@@ -137,6 +143,7 @@ def run_family(k: int, out: Path, family: str = "mixed", seed: int = 0, replay: 
     summary["failed_worlds"] = failed
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     doc = {"family": family, "seed": seed, "k": k, "replay": replay, "coarse": coarse if replay else None,
+           "exact": exact if replay else None,
            "summary": summary, "worlds": rows}
     (out / "family.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return doc

@@ -47,10 +47,32 @@ def test_a_world_the_scan_rejects_is_reported_not_fatal(tmp_path, monkeypatch):
     import distillguard.bench.family as fam
     from distillguard.errors import DistillguardError
 
-    def boom(world, results, replay, coarse="72h"):
+    def boom(world, results, replay, coarse="72h", exact=False):
         raise DistillguardError("store has no exchanges", source=str(world))
 
     monkeypatch.setattr(fam, "scan_world", boom)
     doc = run_family(1, tmp_path, "small_provider", seed=1, replay=False)
     assert doc["worlds"] == [] and doc["summary"]["failed_worlds"][0]["world"] == "small_provider-1"
     assert "no exchanges" in doc["summary"]["failed_worlds"][0]["error"]
+
+
+def test_scan_world_replays_exactly_when_asked(tmp_path, monkeypatch):
+    """``exact`` adds ``scan --exact``: every newly flagged account is bisected to the step, not only the accounts
+    that open a detector campaign (a true campaign first flagged inside another's cluster otherwise gets the end
+    of its coarse interval)."""
+    import subprocess
+
+    import distillguard.bench.family as fam
+
+    seen = []
+
+    class Done:
+        returncode, stdout, stderr = 0, '{"seconds": 1}', ""
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: seen.append(cmd) or Done())
+    fam.scan_world(tmp_path, tmp_path / "r", True, "12h", exact=True)
+    fam.scan_world(tmp_path, tmp_path / "r", True, "12h")
+    fam.scan_world(tmp_path, tmp_path / "r", False, "12h", exact=True)
+    assert seen[0][-4:] == ["--replay", "--coarse", "12h", "--exact"]
+    assert seen[1][-3:] == ["--replay", "--coarse", "12h"] and "--exact" not in seen[1]
+    assert "--replay" not in seen[2] and "--exact" not in seen[2]
