@@ -22,7 +22,10 @@ each resolution and the sub-clusters scored beside them) and taking the highest:
 
 Missed attack accounts are also counted by how much traffic they sent (``missed, exchanges`` rows: 0, 1–4, 5–19,
 ≥ 20 exchanges in the store): an account with a handful of requests carries almost no evidence of its own, so
-on a small store those rows bound what any rule on the account's own traffic can recover.
+on a small store those rows bound what any rule on the account's own traffic can recover. And by whether their
+own harvest shape or suspicion is above every benign account's in the store (``missed, above every benign``
+rows): such an account is lost neither to thin traffic nor to evidence in the benign range, but to "a lone
+account is not flagged on content alone" with no cluster or workload group to carry it.
 
 False flags are listed by persona. Then, per world, how well each score ranks attack above benign accounts over
 the whole store: ROC AUC and the largest recall at which some cut still has precision ≥ 0.99 (the best any
@@ -65,12 +68,14 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
         SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
-               coalesce(f.n_exchanges, 0)
+               coalesce(f.n_exchanges, 0), f.c_harvest_shape, f.suspicion
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)
                LEFT JOIN {t('account_features')} f USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
-    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex in rows:
+    top = {c: max((r[10 + i] for r in rows if r[0] != "attacker" and r[10 + i] is not None), default=None)
+           for i, c in enumerate(("harvest shape", "suspicion"))}
+    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex, hs, sus in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -92,6 +97,9 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
         out[("attack", st)] += 1
         if not flagged:
             out[("missed, exchanges", traffic_bucket(int(n_ex)))] += 1
+            for c, v in (("harvest shape", hs), ("suspicion", sus)):
+                if v is not None and top[c] is not None and v > top[c]:
+                    out[("missed, above every benign", c)] += 1
     return out
 
 

@@ -22,10 +22,33 @@ def test_missed_accounts_counted_by_exchanges(tmp_path, bench_script):
     # a4 sent nothing: no account_features row, no risk row
     _table(tmp_path, "account_risk", {"account_id": ids[:4] + ["b0"], "flagged": [True, False, False, False, False],
                                       "risk": [0.9, 0.1, 0.1, 0.1, 0.0]})
-    _table(tmp_path, "account_features", {"account_id": ids[:4] + ["b0"], "n_exchanges": [50, 3, 12, 40, 9]})
+    _table(tmp_path, "account_features", {"account_id": ids[:4] + ["b0"], "n_exchanges": [50, 3, 12, 40, 9],
+                                          "c_harvest_shape": [0.5, 0.1, 0.1, 0.1, 0.2],
+                                          "suspicion": [0.5, 0.1, 0.1, 0.1, 0.2]})
     _table(tmp_path, "clusters", {"cluster_id": ["k"], "n_accounts": [2], "risk": [0.9], "coordination": [1.0],
                                   "reasons": pa.array([["x"]], pa.list_(pa.string()))})
     _table(tmp_path, "cluster_members", {"cluster_id": ["k", "k"], "account_id": ["a0", "a1"]})
     out = bench_script("stage_diagnosis").stages(str(tmp_path), ScoringConfig())
     assert out[("attack", "flagged")] == 1
     assert {k[1]: v for k, v in out.items() if k[0] == "missed, exchanges"} == {"0": 1, "1-4": 1, "5-19": 1, ">=20": 1}
+
+
+def test_missed_accounts_above_every_benign_account_are_counted(tmp_path, bench_script):
+    """A missed account whose own harvest shape or suspicion tops every benign account's is counted apart: the
+    small-provider diagnosis (dev3 710, 704) separates those from thin-traffic misses."""
+    from distillguard.scan.config import ScoringConfig
+    ids = ["a0", "a1", "a2", "b0", "b1"]
+    pq.write_table(pa.table({"account_id": ids, "campaign_id": ["c"] * 3 + [None] * 2,
+                             "persona": ["campaign"] * 3 + ["chat_users"] * 2,
+                             "role": ["attacker"] * 3 + ["benign"] * 2}), tmp_path / "labels.parquet")
+    _table(tmp_path, "account_risk", {"account_id": ids, "flagged": [False] * 5, "risk": [0.3, 0.2, 0.1, 0.1, 0.1]})
+    _table(tmp_path, "account_features", {"account_id": ids, "n_exchanges": [80, 30, 3, 20, 40],
+                                          "c_harvest_shape": [0.8, 0.4, None, 0.5, 0.3],
+                                          "suspicion": [0.5, 0.9, 0.1, 0.7, 0.6]})
+    _table(tmp_path, "clusters", {"cluster_id": ["k"], "n_accounts": [2], "risk": [0.2], "coordination": [0.2],
+                                  "reasons": pa.array([["x"]], pa.list_(pa.string()))})
+    _table(tmp_path, "cluster_members", {"cluster_id": ["k", "k"], "account_id": ["a0", "b0"]})
+    out = bench_script("stage_diagnosis").stages(str(tmp_path), ScoringConfig())
+    assert out[("missed, above every benign", "harvest shape")] == 1  # a0 only (0.8 > 0.5; a1 0.4 is not)
+    assert out[("missed, above every benign", "suspicion")] == 1      # a1 only (0.9 > 0.7)
+    assert out[("attack", "no cluster")] == 2
