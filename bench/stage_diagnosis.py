@@ -1,6 +1,6 @@
 """Which stage drops each campaign account of a scanned labelled world, and how well the scores rank them.
 
-    PYTHONPATH=. python bench/stage_diagnosis.py WORLD [WORLD ...]
+    PYTHONPATH=. python bench/stage_diagnosis.py [--by-campaign] WORLD [WORLD ...]
 
 WORLD is a store written by ``distillguard simulate`` (``labels.parquet`` beside it) and scanned by
 ``distillguard scan`` at default settings (its ``tables/`` hold ``account_risk``, ``clusters``, ``cluster_members``,
@@ -23,6 +23,10 @@ each resolution and the sub-clusters scored beside them) and taking the highest:
 Missed attack accounts are also counted by how much traffic they sent (``missed, exchanges`` rows: 0, 1–4, 5–19,
 ≥ 20 exchanges in the store): an account with a handful of requests carries almost no evidence of its own, so
 on a small store those rows bound what any rule on the account's own traffic can recover.
+
+With ``--by-campaign`` the attack and missed rows are kept apart per labelled campaign (``attack <campaign id>``):
+a world's recall can hide that one whole campaign is lost while another is found (dev3 quiet_hydra-706: R 0.083 is
+the agentic pool's 3 of 3 and the quiet hydra's 0 of 33).
 
 False flags are listed by persona. Then, per world, how well each score ranks attack above benign accounts over
 the whole store: ROC AUC and the largest recall at which some cut still has precision ≥ 0.99 (the best any
@@ -53,7 +57,7 @@ def _recall_at_precision(y: np.ndarray, s: np.ndarray, p: float = 0.99) -> float
     return float(tp[ok].max() / max(y.sum(), 1)) if len(ok) else 0.0
 
 
-def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
+def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> collections.Counter:
     t = lambda name: f"read_parquet('{world}/tables/{name}/*.parquet')"  # noqa: E731
     con = duckdb.connect()
     rows = con.sql(f"""
@@ -64,13 +68,13 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
-        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
+        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.campaign_id, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
                coalesce(f.n_exchanges, 0)
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)
                LEFT JOIN {t('account_features')} f USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
-    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex in rows:
+    for role, camp, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -89,9 +93,10 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
             st = "cluster risk < threshold"
         else:
             st = "member factor / no campaign"
-        out[("attack", st)] += 1
+        tag = f" {camp}" if by_campaign else ""
+        out[("attack" + tag, st)] += 1
         if not flagged:
-            out[("missed, exchanges", traffic_bucket(int(n_ex)))] += 1
+            out[("missed, exchanges" + tag, traffic_bucket(int(n_ex)))] += 1
     return out
 
 
@@ -111,16 +116,17 @@ def ranking(world: str) -> dict:
             for c in ("risk", "suspicion", "c_harvest_shape")}
 
 
-def main(worlds: list[str]) -> None:
+def main(worlds: list[str], by_campaign: bool = False) -> None:
     total: collections.Counter = collections.Counter()
     for w in worlds:
-        s = stages(w, ScoringConfig())
+        s = stages(w, ScoringConfig(), by_campaign)
         total.update(s)
         rk = ranking(w)
         print(w, "  ".join(f"{k}: AUC {a:.2f} R@P≥0.99 {r:.2f}" for k, (a, r) in rk.items()))
     for k, v in sorted(total.items()):
-        print(f"{k[0]:>28} | {k[1]:<45} {v}")
+        print(f"{k[0]:>40} | {k[1]:<45} {v}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    main([a for a in args if a != "--by-campaign"], "--by-campaign" in args)
