@@ -1,6 +1,6 @@
 """Which stage drops each campaign account of a scanned labelled world, and how well the scores rank them.
 
-    PYTHONPATH=. python bench/stage_diagnosis.py WORLD [WORLD ...]
+    PYTHONPATH=. python bench/stage_diagnosis.py [--by-campaign] WORLD [WORLD ...]
 
 WORLD is a store written by ``distillguard simulate`` (``labels.parquet`` beside it) and scanned by
 ``distillguard scan`` at default settings (its ``tables/`` hold ``account_risk``, ``clusters``, ``cluster_members``,
@@ -26,6 +26,10 @@ on a small store those rows bound what any rule on the account's own traffic can
 own harvest shape or suspicion is above every benign account's in the store (``missed, above every benign``
 rows): such an account is lost neither to thin traffic nor to evidence in the benign range, but to "a lone
 account is not flagged on content alone" with no cluster or workload group to carry it.
+
+With ``--by-campaign`` the attack and missed rows are kept apart per labelled campaign (``attack <campaign id>``):
+a world's recall can hide that one whole campaign is lost while another is found (dev3 quiet_hydra-706: R 0.083 is
+the agentic pool's 3 of 3 and the quiet hydra's 0 of 33).
 
 False flags are listed by persona. Then, per world, how well each score ranks attack above benign accounts over
 the whole store: ROC AUC and the largest recall at which some cut still has precision ≥ 0.99 (the best any
@@ -56,7 +60,7 @@ def _recall_at_precision(y: np.ndarray, s: np.ndarray, p: float = 0.99) -> float
     return float(tp[ok].max() / max(y.sum(), 1)) if len(ok) else 0.0
 
 
-def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
+def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> collections.Counter:
     t = lambda name: f"read_parquet('{world}/tables/{name}/*.parquet')"  # noqa: E731
     con = duckdb.connect()
     rows = con.sql(f"""
@@ -69,6 +73,8 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
         SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
                coalesce(f.n_exchanges, 0), f.c_harvest_shape, f.suspicion
+        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.campaign_id, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
+               coalesce(f.n_exchanges, 0)
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)
                LEFT JOIN {t('account_features')} f USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
@@ -76,6 +82,7 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
     top = {c: max((r[10 + i] for r in rows if r[0] != "attacker" and r[10 + i] is not None), default=None)
            for i, c in enumerate(("harvest shape", "suspicion"))}
     for role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex, hs, sus in rows:
+    for role, camp, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -94,12 +101,14 @@ def stages(world: str, scoring: ScoringConfig) -> collections.Counter:
             st = "cluster risk < threshold"
         else:
             st = "member factor / no campaign"
-        out[("attack", st)] += 1
+        tag = f" {camp}" if by_campaign else ""
+        out[("attack" + tag, st)] += 1
         if not flagged:
             out[("missed, exchanges", traffic_bucket(int(n_ex)))] += 1
             for c, v in (("harvest shape", hs), ("suspicion", sus)):
                 if v is not None and top[c] is not None and v > top[c]:
                     out[("missed, above every benign", c)] += 1
+            out[("missed, exchanges" + tag, traffic_bucket(int(n_ex)))] += 1
     return out
 
 
@@ -119,16 +128,17 @@ def ranking(world: str) -> dict:
             for c in ("risk", "suspicion", "c_harvest_shape")}
 
 
-def main(worlds: list[str]) -> None:
+def main(worlds: list[str], by_campaign: bool = False) -> None:
     total: collections.Counter = collections.Counter()
     for w in worlds:
-        s = stages(w, ScoringConfig())
+        s = stages(w, ScoringConfig(), by_campaign)
         total.update(s)
         rk = ranking(w)
         print(w, "  ".join(f"{k}: AUC {a:.2f} R@P≥0.99 {r:.2f}" for k, (a, r) in rk.items()))
     for k, v in sorted(total.items()):
-        print(f"{k[0]:>28} | {k[1]:<45} {v}")
+        print(f"{k[0]:>40} | {k[1]:<45} {v}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    main([a for a in args if a != "--by-campaign"], "--by-campaign" in args)

@@ -231,6 +231,12 @@ class ScoringConfig(_Strict):
     #: few of its members use (no-attacker world 114: at most 12 of a core of 88), which read as private made it a
     #: false campaign.
     rare_content_min_share: float = Field(0.25, ge=0, le=1)
+    #: ... and for a harvesting sub-cluster (``harvest_subclusters``: members picked from the store's harvest-shape
+    #: tail on their own traffic) this share instead. A quiet hydra running a mixed kit (four workloads, thousands of
+    #: templates) sends a scatter of private templates each a few of its accounts use (dev3 quiet_hydra-703: at most
+    #: 8 of 47), and no single one reaches a quarter of a core; a developers' community's scatter is judged as before,
+    #: since its members are not the harvest tail. None: ``rare_content_min_share`` everywhere.
+    rare_content_min_share_harvest: float | None = Field(0.0, ge=0, le=1)
     #: A member's *distinctive* content tie (the one that reads its traffic with the group's pooled traffic and spares
     #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's
     #: private system prompts beside its owner's ordinary ones holds the pool's own content (any such entity another

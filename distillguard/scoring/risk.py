@@ -233,6 +233,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     con.register("_core", pa.table({"cl": [c for c, ms in core.items() for _ in ms],
                                     "account_id": [a for ms in core.values() for a in sorted(ms)]}))
     n_all = max(feats.num_rows, 2)
+    # a harvesting sub-cluster's members are the store's harvest-shape tail already: its private content is read
+    # from every rare entity another party of it sends (``rare_content_min_share_harvest``), not only one template
+    # set most of its core sends — a quiet hydra's mixed kit is a scatter of private templates (dev3 703)
+    content_share = cfg.rare_content_min_share_harvest \
+        if harvest and cfg.rare_content_min_share_harvest is not None else cfg.rare_content_min_share
     coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
@@ -254,7 +259,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                         THEN 1 ELSE 0 END) AS obs,
                1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)')}) AS chance,
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
-                                cfg.rare_content_min_share)},
+                                content_share)},
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
                                 0.0, "d")}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)

@@ -162,3 +162,24 @@ def test_a_proxy_holding_the_pools_template_set_has_a_distinctive_tie():
     assert min(on[a] for a in POOL[5:]) > max(off[a] for a in POOL[5:])
     assert max(on[a] for a in TOOL) == pytest.approx(max(off[a] for a in TOOL))
     assert max(anyr[a] for a in TOOL) > max(on[a] for a in TOOL)
+
+
+def test_a_harvesting_sub_clusters_scatter_of_private_templates_is_its_kit():
+    """A quiet hydra running a mixed kit sends thousands of templates, each private one by a few of its accounts (dev3
+    quiet_hydra-703: at most 8 of 47), so no one template reaches ``rare_content_min_share`` of a core. A harvesting
+    sub-cluster (members picked from the store's harvest-shape tail) reads its content from every rare entity another
+    party of it sends (``rare_content_min_share_harvest``); the same scatter in a community is still no template set."""
+    team = POOL + [f"d{i}" for i in range(8)]
+    rows = [(a, "system_prompt", "default-sp", 0.1) for a in team + OTHERS]
+    rows += [(a, "template", f"kit-{i // 2}", 0.6) for i, a in enumerate(team)]
+    ids = team + OTHERS
+    feats = pa.table({"account_id": ids, "suspicion": [0.3] * len(ids), "n_exchanges": [300.0] * len(ids),
+                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+
+    def share(cfg, harvest):
+        cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in team}, [], cfg, harvest=harvest)
+        return cs[0].group_share.get("content", 0.0)
+
+    assert share(ScoringConfig(), harvest=True) > 0.9
+    assert share(ScoringConfig(rare_content_min_share_harvest=None), harvest=True) < 0.1
+    assert share(ScoringConfig(), harvest=False) < 0.1
