@@ -71,18 +71,15 @@ def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> col
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
-        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
-               coalesce(f.n_exchanges, 0), f.c_harvest_shape, f.suspicion
         SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.campaign_id, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
-               coalesce(f.n_exchanges, 0)
+               coalesce(f.n_exchanges, 0), f.c_harvest_shape, f.suspicion
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)
                LEFT JOIN {t('account_features')} f USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
-    top = {c: max((r[10 + i] for r in rows if r[0] != "attacker" and r[10 + i] is not None), default=None)
+    top = {c: max((r[11 + i] for r in rows if r[0] != "attacker" and r[11 + i] is not None), default=None)
            for i, c in enumerate(("harvest shape", "suspicion"))}
-    for role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex, hs, sus in rows:
-    for role, camp, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex in rows:
+    for role, camp, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex, hs, sus in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -104,11 +101,10 @@ def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> col
         tag = f" {camp}" if by_campaign else ""
         out[("attack" + tag, st)] += 1
         if not flagged:
-            out[("missed, exchanges", traffic_bucket(int(n_ex)))] += 1
+            out[("missed, exchanges" + tag, traffic_bucket(int(n_ex)))] += 1
             for c, v in (("harvest shape", hs), ("suspicion", sus)):
                 if v is not None and top[c] is not None and v > top[c]:
-                    out[("missed, above every benign", c)] += 1
-            out[("missed, exchanges" + tag, traffic_bucket(int(n_ex)))] += 1
+                    out[("missed, above every benign" + tag, c)] += 1
     return out
 
 

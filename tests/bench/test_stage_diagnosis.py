@@ -52,6 +52,8 @@ def test_missed_accounts_above_every_benign_account_are_counted(tmp_path, bench_
     assert out[("missed, above every benign", "harvest shape")] == 1  # a0 only (0.8 > 0.5; a1 0.4 is not)
     assert out[("missed, above every benign", "suspicion")] == 1      # a1 only (0.9 > 0.7)
     assert out[("attack", "no cluster")] == 2
+
+
 def test_by_campaign_keeps_each_campaigns_accounts_apart(tmp_path, bench_script):
     """A world's recall can hide a whole campaign lost beside another found: --by-campaign keys each row by it."""
     from distillguard.scan.config import ScoringConfig
@@ -61,7 +63,8 @@ def test_by_campaign_keeps_each_campaigns_accounts_apart(tmp_path, bench_script)
                    tmp_path / "labels.parquet")
     _table(tmp_path, "account_risk", {"account_id": ids, "flagged": [False, False, True, False],
                                       "risk": [0.4, 0.4, 0.7, 0.0]})
-    _table(tmp_path, "account_features", {"account_id": ids, "n_exchanges": [30, 8, 50, 9]})
+    _table(tmp_path, "account_features", {"account_id": ids, "n_exchanges": [30, 8, 50, 9],
+                                          "c_harvest_shape": [0.3, 0.2, 0.9, 0.5], "suspicion": [0.3, 0.2, 0.9, 0.5]})
     _table(tmp_path, "clusters", {"cluster_id": ["k", "q"], "n_accounts": [2, 1], "risk": [0.4, 0.7],
                                   "coordination": [0.6, 1.0], "reasons": pa.array([["x"], ["y"]], pa.list_(pa.string()))})
     _table(tmp_path, "cluster_members", {"cluster_id": ["k", "k", "q"], "account_id": ["h0", "h1", "p0"]})
