@@ -96,11 +96,11 @@ def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: in
                        cfg: ScoringConfig) -> set[str]:
     """The member's ties that count towards halving its suspicion ratio (``min_member_groups``,
     ``tied_member_ratio_factor``): a pool's proxy carrying its owner's ordinary traffic holds the pool's cards,
-    sign-up bursts and template set with many members. Pair evidence does not count (``tied_member_min_holders``):
-    a schedule or client build only one other member holds is what a bystander at the bottom of the store's
-    suspicion has by coincidence (dev3 standard-713: an agent-framework user's two-account schedule); nor do
-    templates only a handful of the core send (``tied_member_content_share``; dev3 quiet_hydra-707: a chat user's
-    most shared prompt, 6 of a 62-account core). ``parties``: per group, the most parties of the cluster holding one
+    sign-up bursts and template set with many members. Templates only a handful of the core send do not count
+    (``tied_member_content_share``): dev3 quiet_hydra-707's chat user (its most shared prompt: 6 of a 62-account
+    core) and standard-713's agent-framework user (2 of 144, beside a two-account schedule) kept 0.7–0.86 of a
+    campaign's risk through them. Pair evidence can be dropped too (``tied_member_min_holders``, off: a real
+    schedule is often a pair's, and in a three-account cluster a pair is most of it). ``parties``: per group, the most parties of the cluster holding one
     of the member's entities; ``content_core``: the most core parties sending one of its templates or prompts."""
     out = set(ties)
     if cfg.tied_member_min_holders is not None:
