@@ -663,6 +663,18 @@ class ScoringConfig(_Strict):
     min_member_groups: int = Field(2, ge=1)
     #: ... halved: the factor applied to ``member_suspicion_ratio`` for such a member.
     tied_member_ratio_factor: float = Field(0.5, gt=0, le=1)
+    #: ... counting only the ties whose entity at least this many parties of the cluster hold (the most held of the
+    #: member's entities in that group): a schedule or client build only one other member shares as pair evidence.
+    #: None (off, the default): measured at 3 on dev, dev2 and dev3 (tie28, docs/benchmarks.md) it costs true
+    #: accounts whose real schedule is a pair's (dev2 quiet_hydra-314) or whose cluster is three accounts (dev2
+    #: small_provider-311), and ``tied_member_content_share`` alone removes dev3's two bystanders.
+    tied_member_min_holders: int | None = Field(None, ge=2)
+    #: ... and a content tie counts only when one of the templates or system prompts it sends is sent by at least this
+    #: share of the cluster's core parties (the template set a pool's proxies relay, as ``rare_content_min_share``
+    #: reads it), not when it sends what a handful of the members send (dev3 quiet_hydra-707: a chat user whose most
+    #: shared prompt 6 of a 62-account core send; standard-713: an agent-framework user's, 2 of 144, beside a
+    #: two-account schedule). None: any shared content counts, as before.
+    tied_member_content_share: float | None = Field(0.25, ge=0, le=1)
     #: A member tied to its cluster by no distinctive evidence of its own is judged on its own traffic: below the
     #: cluster's suspicion its inherited risk falls off quadratically. Not when its own suspicion is unusual for
     #: the store: above Q + ``own_traffic_spread`` × (Q − median), Q this quantile of the suspicion of the

@@ -92,6 +92,25 @@ class ClusterScore:
     content_lift: bool = False
 
 
+def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: int, core_size: int,
+                       cfg: ScoringConfig) -> set[str]:
+    """The member's ties that count towards halving its suspicion ratio (``min_member_groups``,
+    ``tied_member_ratio_factor``): a pool's proxy carrying its owner's ordinary traffic holds the pool's cards,
+    sign-up bursts and template set with many members. Templates only a handful of the core send do not count
+    (``tied_member_content_share``): dev3 quiet_hydra-707's chat user (its most shared prompt: 6 of a 62-account
+    core) and standard-713's agent-framework user (2 of 144, beside a two-account schedule) kept 0.7–0.86 of a
+    campaign's risk through them. Pair evidence can be dropped too (``tied_member_min_holders``, off: a real
+    schedule is often a pair's, and in a three-account cluster a pair is most of it). ``parties``: per group, the most parties of the cluster holding one
+    of the member's entities; ``content_core``: the most core parties sending one of its templates or prompts."""
+    out = set(ties)
+    if cfg.tied_member_min_holders is not None:
+        out = {g for g in out if parties.get(g, 0) >= cfg.tied_member_min_holders}
+    if cfg.tied_member_content_share is not None and "content" in out \
+            and content_core < cfg.tied_member_content_share * core_size:
+        out.discard("content")
+    return out
+
+
 def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pool_of: dict[int, set[str]],
                       distinct: dict[str, set[str]], cfg: ScoringConfig) -> set[str]:
     """The members of pooled clusters whose traffic may be read with the pool's (``score_clusters``): those
@@ -261,7 +280,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
                                 content_share)},
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
-                                0.0, "d")}
+                                0.0, "d")},
+               max(ins.np) AS np_max, max(ins.nc) AS nc_max
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
         GROUP BY 1, 2, 3
@@ -301,7 +321,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     sends_shared: set[str] = set()   # members sending content another party of their cluster sends
     rare_holders: set[str] = set()   # members sending rare content another party of their cluster sends
     content_all: dict[int, tuple[float, float, int, float]] = {}   # cluster -> content obs, chance, n, chance (all entities)
-    for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d in grp_rows:
+    # the most parties of its cluster holding one of a member's entities, per group: a tie only two parties hold (a
+    # two-account schedule, one other user's client build) is pair evidence (``tied_member_min_holders``)
+    # (of content, also the most *core* parties sending one of its entities: the cluster's template set is sent by a
+    # share of the core, ``tied_member_content_share``)
+    tie_parties: dict[tuple[str, str], int] = {}
+    tie_core: dict[tuple[str, str], int] = {}
+    for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d, np_max, nc_max in grp_rows:
+        tie_parties[(a, g)] = int(np_max or 0)
+        tie_core[(a, g)] = int(nc_max or 0)
         if in_parent is not None:
             # a harvesting sub-cluster shares beyond chance only what its parent community does not explain
             chance = max(chance, in_parent.get((a, g), 0.0))
@@ -599,6 +627,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # account risk
     by_acc = {a: cs for cs in scores for a in cs.members}
     median_w = {f"{id_prefix}-{c:04d}": w for c, w in ref_w.items()}
+    core_n = {f"{id_prefix}-{c:04d}": len(ms) for c, ms in core.items()}
     pooled_of = {f"{id_prefix}-{c:04d}": g for c, g in group_comps.items()}
     member_distinct = burst_alone_dropped(con, distinct, member_groups, cfg)
     # the odd one out of its sign-up bursts (its mates share much among themselves, it only what chance gives) is a
@@ -680,7 +709,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # the rule only relaxes the suspicion ratio for an account that also has a distinctive tie)
             # (in an operation only its own kinds count: thousands of proxy accounts replaying ordinary traffic
             # send the public templates every ordinary user sends)
-            strong_ties = own_distinct | ({"content"} if a in sends_shared and member_ties is None else set())
+            strong_ties = strong_member_ties(
+                own_distinct | ({"content"} if a in sends_shared and member_ties is None else set()),
+                {g: tie_parties.get((a, g), 0) for g in (*own_distinct, "content")},
+                tie_core.get((a, "content"), 0), core_n.get(cs.cluster_id, 0), cfg)
             ratio = cfg.member_suspicion_ratio * (cfg.tied_member_ratio_factor if len(strong_ties) >= cfg.min_member_groups
                                                   else 1.0)
             # a member of the pooled body (``pool_member_yardstick``) is compared with the members read as it is
