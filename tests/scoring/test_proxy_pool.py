@@ -53,19 +53,24 @@ def test_private_prompts_count_beside_the_store_wide_one():
     assert _score(ScoringConfig(rare_content_chance=None)).group_share.get("content", 0.0) < 0.1
 
 
-def test_a_scatter_of_prompts_each_a_few_members_send_is_not_one_template_set():
-    """A developers' community owns many coding-agent prompts, each sent by two or three of its members: rare in the
-    store, but not one operation's template set (``rare_content_min_share``)."""
+
+def _scatter_share(kind: str, cfg: ScoringConfig, harvest: bool) -> float:
+    """The content share of one cluster (the pool and eight more members) whose every rare entity of ``kind`` is sent
+    by two of its members: a scatter, not one set every member sends."""
     team = POOL + [f"d{i}" for i in range(8)]
     rows = [(a, "system_prompt", "default-sp", 0.1) for a in team + OTHERS]
-    rows += [(a, "system_prompt", f"tool-{i // 2}", 0.6) for i, a in enumerate(team)]
+    rows += [(a, kind, f"scatter-{i // 2}", 0.6) for i, a in enumerate(team)]
     ids = team + OTHERS
     feats = pa.table({"account_id": ids, "suspicion": [0.3] * len(ids), "n_exchanges": [300.0] * len(ids),
                       "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
+    cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in team}, [], cfg, harvest=harvest)
+    return cs[0].group_share.get("content", 0.0)
 
+def test_a_scatter_of_prompts_each_a_few_members_send_is_not_one_template_set():
+    """A developers' community owns many coding-agent prompts, each sent by two or three of its members: rare in the
+    store, but not one operation's template set (``rare_content_min_share``)."""
     def share(cfg):
-        cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in team}, [], cfg)
-        return cs[0].group_share.get("content", 0.0)
+        return _scatter_share("system_prompt", cfg, harvest=False)
 
     assert share(ScoringConfig()) < 0.1   # each prompt: 2 of a core of 16
     assert share(ScoringConfig(rare_content_min_share=0.0)) > 0.9
@@ -169,16 +174,8 @@ def test_a_harvesting_sub_clusters_scatter_of_private_templates_is_its_kit():
     quiet_hydra-703: at most 8 of 47), so no one template reaches ``rare_content_min_share`` of a core. A harvesting
     sub-cluster (members picked from the store's harvest-shape tail) reads its content from every rare entity another
     party of it sends (``rare_content_min_share_harvest``); the same scatter in a community is still no template set."""
-    team = POOL + [f"d{i}" for i in range(8)]
-    rows = [(a, "system_prompt", "default-sp", 0.1) for a in team + OTHERS]
-    rows += [(a, "template", f"kit-{i // 2}", 0.6) for i, a in enumerate(team)]
-    ids = team + OTHERS
-    feats = pa.table({"account_id": ids, "suspicion": [0.3] * len(ids), "n_exchanges": [300.0] * len(ids),
-                      "org_id": [None] * len(ids), "verification_level": [0] * len(ids)})
-
     def share(cfg, harvest):
-        cs, _ = score_clusters(_con(rows), feats, {a: 0 for a in team}, [], cfg, harvest=harvest)
-        return cs[0].group_share.get("content", 0.0)
+        return _scatter_share("template", cfg, harvest)
 
     assert share(ScoringConfig(), harvest=True) > 0.9
     assert share(ScoringConfig(rare_content_min_share_harvest=None), harvest=True) < 0.1
