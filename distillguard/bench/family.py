@@ -9,6 +9,7 @@ child process — the exact entry point and defaults a user gets, with memory re
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -38,14 +39,25 @@ def scan_world(world: Path, results: Path, replay: bool, coarse: str = "72h", ex
     it its first flag is the end of the coarse interval — an upper bound as coarse as the grid (docs/benchmarks.md,
     branch ff27: default seed 7's reasoning campaign, first flagged between 14 h and 18 h, reported at 24 h).
     """
-    cmd = [sys.executable, "-m", "distillguard", "scan", "--store", str(world), "--out", str(results),
+    cmd = [sys.executable, "-P", "-m", "distillguard", "scan", "--store", str(world), "--out", str(results),
            "--no-report", "--json"] + (["--replay", "--coarse", coarse] + (["--exact"] if exact else [])
                                        if replay else [])
-    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_same_code_env())
     if p.returncode != 0:
         raise DistillguardError(f"scan failed (exit {p.returncode}): {p.stderr.strip()[-800:]}", source=str(world))
     return json.loads(p.stdout)
 
+
+
+def _same_code_env() -> dict:
+    """The child scans with the code that runs the bench: ``python -m`` puts the working directory ahead of
+    ``PYTHONPATH``, so a bench started inside another checkout measured that checkout's scan. ``-P`` drops it, and
+    this package's own root goes first."""
+    import distillguard
+
+    root = str(Path(distillguard.__file__).resolve().parents[1])
+    rest = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, rest]) if rest else root}
 
 def world_row(name: str, family: str, seed: int, scale: float, m: dict, sim: dict, scan: dict) -> dict:
     """The per-world line of the family report."""

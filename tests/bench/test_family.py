@@ -76,3 +76,19 @@ def test_scan_world_replays_exactly_when_asked(tmp_path, monkeypatch):
     assert seen[0][-4:] == ["--replay", "--coarse", "12h", "--exact"]
     assert seen[1][-3:] == ["--replay", "--coarse", "12h"] and "--exact" not in seen[1]
     assert "--replay" not in seen[2] and "--exact" not in seen[2]
+
+
+def test_the_scan_child_runs_the_benchs_own_code_whatever_the_working_directory(tmp_path, monkeypatch):
+    """``python -m distillguard`` imports a ``distillguard`` folder in the working directory before the installed
+    package or ``PYTHONPATH``: a bench started inside another checkout would measure that checkout's scan."""
+    import distillguard.bench.family as fam
+    from distillguard.errors import DistillguardError
+
+    other = tmp_path / "checkout" / "distillguard"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    (other / "__main__.py").write_text("import sys\nprint('ANOTHER CHECKOUT', file=sys.stderr)\nsys.exit(42)\n")
+    monkeypatch.chdir(tmp_path / "checkout")
+    with pytest.raises(DistillguardError) as e:
+        fam.scan_world(tmp_path / "no-store", tmp_path / "r", False)
+    assert "ANOTHER CHECKOUT" not in e.value.message and "exit 42" not in e.value.message
