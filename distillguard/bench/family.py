@@ -48,7 +48,6 @@ def scan_world(world: Path, results: Path, replay: bool, coarse: str = "72h", ex
     return json.loads(p.stdout)
 
 
-
 def _same_code_env() -> dict:
     """The child scans with the code that runs the bench: ``python -m`` puts the working directory ahead of
     ``PYTHONPATH``, so a bench started inside another checkout measured that checkout's scan. ``-P`` drops it, and
@@ -58,6 +57,7 @@ def _same_code_env() -> dict:
     root = str(Path(distillguard.__file__).resolve().parents[1])
     rest = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([root, rest]) if rest else root}
+
 
 def world_row(name: str, family: str, seed: int, scale: float, m: dict, sim: dict, scan: dict) -> dict:
     """The per-world line of the family report."""

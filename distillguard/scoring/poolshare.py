@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from distillguard.scan.base import CAPABILITY_PREFIX, has_view
 from distillguard.scoring.suspicion import COMPONENTS, StoreOutput, blend
+from distillguard.store.sqltext import sql_string
 
 #: The view of ``beh_as`` a detection step reads (its window's rows; hit columns renamed by role).
 VIEW = "beh_as_w"
@@ -175,7 +176,7 @@ def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[st
     try:
         rows = con.execute(f"""
             WITH h AS (SELECT k.cl, k.account_id, k.in_core, k.anchor, k.cand, i.kind, i.entity, i.df
-                       FROM inc i JOIN _kit k USING (account_id) WHERE i.kind IN ({", ".join(repr(x) for x in kinds)})),
+                       FROM inc i JOIN _kit k USING (account_id) WHERE i.kind IN ({", ".join(sql_string(x) for x in kinds)})),
             sz AS (SELECT cl, count(*) AS k, count(*) FILTER (WHERE in_core) AS kc,
                           count(*) FILTER (WHERE anchor) AS na FROM _kit GROUP BY 1),
             e AS (SELECT h.cl, h.kind, h.entity, count(DISTINCT h.account_id) AS m,

@@ -100,8 +100,9 @@ def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: in
     (``tied_member_content_share``): dev3 quiet_hydra-707's chat user (its most shared prompt: 6 of a 62-account
     core) and standard-713's agent-framework user (2 of 144, beside a two-account schedule) kept 0.7–0.86 of a
     campaign's risk through them. Pair evidence can be dropped too (``tied_member_min_holders``, off: a real
-    schedule is often a pair's, and in a three-account cluster a pair is most of it). ``parties``: per group, the most parties of the cluster holding one
-    of the member's entities; ``content_core``: the most core parties sending one of its templates or prompts."""
+    schedule is often a pair's, and in a three-account cluster a pair is most of it). ``parties``: per group, the
+    most parties of the cluster holding one of the member's entities; ``content_core``: the most core parties
+    sending one of its templates or prompts."""
     out = set(ties)
     if cfg.tied_member_min_holders is not None:
         out = {g for g in out if parties.get(g, 0) >= cfg.tied_member_min_holders}
@@ -723,8 +724,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # ... and in a community lifted by counted rare ties it is part of the body those ties hold
         # (``pool_member_takes_lift``)
         body_lift = body and cfg.pool_member_takes_lift and cs.unlifted_risk is not None
-        holds_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like \
-            or body_lift
+        holds_own_lift = bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like
+        holds_lift = holds_own_lift or body_lift
         if cs.unlifted_risk is not None and not own_shape and not holds_lift:
             # a community lifted by its counted rare ties lifts the members holding them; the rest of it (a
             # step-by-step tool's users who happen to share its ISPs and templates) keeps the capped level
@@ -754,7 +755,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             own.append(f"this account: sends {cs.cluster_id}'s own template set and is read with its pool: its suspicion "
                        f"{float(s):.2f} is compared with the members' read one by one ({members_read[cs.cluster_id]:.2f}), "
                        f"not with the pooled reading ({cs.suspicion:.2f})")
-        if body_lift and not (bool(groups & set(cs.rare_groups)) or (cs.content_lift and a in rare_holders) or receives_like):
+        if body_lift and not holds_own_lift:
             own.append(f"this account: sends {cs.cluster_id}'s own template set and is read with its pool: it takes the "
                        "level its counted rare ties lift it to")
         if receives_like and cs.unlifted_risk is not None:

@@ -166,8 +166,10 @@ def score_workload_groups(feats: pa.Table, groups: list[dict], cfg: ScoringConfi
         raw = {a: float(rows[a].get("suspicion") or 0.0) for a in g["members"]}
         own = dict(raw)
         inside = np.isin(accounts, list(g["members"])) if demand or levels else None
-        peers_bars = demand_bars(x, inside, demand, wg) if demand else None
-        peers_levels = level_bulk(x, inside, levels, wg) if levels else None
+        # the accounts outside the group doing its work: one yardstick for the demand and the level checks
+        peers = _peers_mask(x, inside, wg) if inside is not None else None
+        peers_bars = demand_bars(peers, inside, demand, wg) if demand else None
+        peers_levels = level_bulk(peers, inside, levels, wg) if levels else None
         if collects is not None:
             own = {a: with_received(s, rows[a].get("c_received_output"), lift) for a, s in own.items()}
         discount, verified = declared_discount([rows[a] for a in g["members"]], org_size, cfg)
@@ -223,75 +225,69 @@ def declared_discount(rows: list[dict], org_size: dict, cfg: ScoringConfig) -> t
     return 1.0 - (1.0 - cfg.declared_discount) * share, share
 
 
-def demand_bars(x: np.ndarray, inside: np.ndarray, columns: dict[str, np.ndarray],
+def demand_bars(peers: np.ndarray | None, inside: np.ndarray, columns: dict[str, np.ndarray],
                 cfg: WorkloadGroupConfig) -> tuple[int, dict[str, float]] | None:
     """(peers, bars): per ``member_demand_columns`` column (``columns``: each one's values over the store's accounts,
-    rows as ``x``, the ``workload_matrix``), its ``member_demand_quantile`` over the accounts outside the group
-    (``inside``: the group's rows) whose workload is the group's (cosine to the members' mean workload ≥
-    ``member_demand_workload``), and ``peers`` their count; only the columns on which the group as a whole is clearly
-    above those peers (one-sided Mann-Whitney, p ≤ ``member_demand_alpha``, effect ≥ ``member_demand_min_effect``):
-    there the group's harvest draws more than the work does, elsewhere a member under the peers' median is no
-    different from its group. None when the check is off, fewer than ``member_demand_min_peers`` such accounts (no
-    yardstick) or no column qualifies.
+    rows as the ``workload_matrix``), its ``member_demand_quantile`` over the group's workload peers (``peers``,
+    ``_peers_mask``; ``inside``: the group's rows), and their count; only the columns on which the group as a whole is
+    clearly above those peers (``_clearly_above``): there the group's harvest draws more than the work does,
+    elsewhere a member under the peers' median is no different from its group. None when the check is off, fewer
+    than ``member_demand_min_peers`` peers (no yardstick) or no column qualifies.
     Why: the group is found on harvest shape and workload alone; what a harvest is *for* is drawing more of the
     teacher than ordinary accounts doing the same work, so a member that neither asks for, receives nor elicits
     more than them is not shown to be part of it by the group (``WorkloadGroupConfig.member_demand_columns``)."""
-    if not columns or len(x) == 0 or x.shape[1] == 0:
+    if not columns or peers is None or int(peers.sum()) < cfg.member_demand_min_peers:
         return None
-    mu = x[inside].mean(axis=0)
-    norms = np.linalg.norm(x, axis=1) * float(np.linalg.norm(mu))
-    cos = np.divide(x @ mu, norms, out=np.zeros(len(x)), where=norms > 0)
-    peers = (cos >= cfg.member_demand_workload) & ~inside
-    if int(peers.sum()) < cfg.member_demand_min_peers:
-        return None
-    from scipy.stats import mannwhitneyu
-
     bars: dict[str, float] = {}
     for c, allv in columns.items():
         v, g = allv[peers], allv[inside]
         v, g = v[np.isfinite(v)], g[np.isfinite(g)]
-        if len(v) < cfg.member_demand_min_peers or len(g) < 2:
-            continue
         # only a column on which the group as a whole draws clearly more than its peers is its harvest's demand
-        t = mannwhitneyu(g, v, alternative="greater")
-        if float(t.pvalue) <= cfg.member_demand_alpha and float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect:
+        if _clearly_above(g, v, cfg):
             bars[c] = float(np.quantile(v, cfg.member_demand_quantile))
     return (int(peers.sum()), bars) if bars else None
 
 
-def _peers_mask(x: np.ndarray, inside: np.ndarray, cfg: WorkloadGroupConfig) -> np.ndarray:
+def _peers_mask(x: np.ndarray, inside: np.ndarray, cfg: WorkloadGroupConfig) -> np.ndarray | None:
     """The accounts outside the group (``inside``) whose workload is the group's: cosine to its members' mean
-    workload at least ``member_demand_workload``."""
+    workload at least ``member_demand_workload``. None on a store without workload columns."""
+    if len(x) == 0 or x.shape[1] == 0:
+        return None
     mu = x[inside].mean(axis=0)
     norms = np.linalg.norm(x, axis=1) * float(np.linalg.norm(mu))
     cos = np.divide(x @ mu, norms, out=np.zeros(len(x)), where=norms > 0)
     return (cos >= cfg.member_demand_workload) & ~inside
 
 
-def level_bulk(x: np.ndarray, inside: np.ndarray, columns: dict[str, np.ndarray],
+def _clearly_above(g: np.ndarray, v: np.ndarray, cfg: WorkloadGroupConfig) -> bool:
+    """The group's values ``g`` are clearly above its peers' ``v``: one-sided Mann-Whitney, p ≤
+    ``member_demand_alpha`` and effect ≥ ``member_demand_min_effect``, with at least ``member_demand_min_peers`` peer
+    values and two of the group's."""
+    if len(v) < cfg.member_demand_min_peers or len(g) < 2:
+        return False
+    from scipy.stats import mannwhitneyu
+
+    t = mannwhitneyu(g, v, alternative="greater")
+    return float(t.pvalue) <= cfg.member_demand_alpha and \
+        float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect
+
+
+def level_bulk(peers: np.ndarray | None, inside: np.ndarray, columns: dict[str, np.ndarray],
                cfg: WorkloadGroupConfig) -> tuple[int, dict[str, tuple[float, float]]] | None:
-    """(peers, bulk): per ``member_level_columns`` column (``columns``: its values over the store, rows as ``x``),
-    the group's median and spread in log (1.4826 × MAD, at least ``member_level_min_spread``), only for the columns
-    on which the group as a whole is clearly above its workload peers (the demand check's peers and test). None when
-    there are too few peers or no column qualifies.
+    """(peers, bulk): per ``member_level_columns`` column (``columns``: its values over the store, rows as the
+    ``workload_matrix``), the group's median and spread in log (1.4826 × MAD, at least ``member_level_min_spread``),
+    only for the columns on which the group as a whole is clearly above its workload peers (``peers``, the demand
+    check's, and its test). None when there are too few peers or no column qualifies.
     Why: the demand check compares a member with its peers' median on store percentiles, and a benign member chosen
     into the harvest-shape tail is above that on the requested length by construction; what sets a harvest apart is
     its kit's length setting, which its accounts share closely in tokens (``WorkloadGroupConfig.member_level_columns``)."""
-    if not columns or len(x) == 0 or x.shape[1] == 0:
+    if not columns or peers is None or int(peers.sum()) < cfg.member_demand_min_peers:
         return None
-    peers = _peers_mask(x, inside, cfg)
-    if int(peers.sum()) < cfg.member_demand_min_peers:
-        return None
-    from scipy.stats import mannwhitneyu
-
     bulk: dict[str, tuple[float, float]] = {}
     for c, allv in columns.items():
         v, g = allv[peers], allv[inside]
         v, g = np.log(np.maximum(v[np.isfinite(v)], 1.0)), np.log(np.maximum(g[np.isfinite(g)], 1.0))
-        if len(v) < cfg.member_demand_min_peers or len(g) < 2:
-            continue
-        t = mannwhitneyu(g, v, alternative="greater")
-        if float(t.pvalue) <= cfg.member_demand_alpha and float(t.statistic) / (len(g) * len(v)) >= cfg.member_demand_min_effect:
+        if _clearly_above(g, v, cfg):
             med = float(np.median(g))
             bulk[c] = (med, max(1.4826 * float(np.median(np.abs(g - med))), cfg.member_level_min_spread))
     return (int(peers.sum()), bulk) if bulk else None

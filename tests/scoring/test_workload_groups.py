@@ -203,19 +203,24 @@ def _risks(t, groups, cfg):
         dict(zip(risk["account_id"].to_pylist(), risk["reasons"].to_pylist(), strict=True))
 
 
+def _judged_on_own_traffic(t, groups, reason: str, off_key: str) -> None:
+    """The bystander ``n000`` (own suspicion 0.45) takes ``cluster_risk(1, own)`` with ``reason`` among its reasons,
+    the five harvest accounts keep the group's risk, and with ``off_key`` null the bystander takes the group's risk."""
+    from distillguard.scoring.risk import cluster_risk
+    cfg = ScoringConfig()
+    cs, got, why = _risks(t, groups, cfg)
+    assert got["n000"] == cluster_risk(1.0, 0.45, cfg) < cs.risk
+    assert any(reason in r for r in why["n000"])
+    assert all(got[f"a{i:03d}"] == cs.risk for i in range(5))
+    _, off, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(**{off_key: None})))
+    assert off["n000"] == cs.risk
+
+
 def test_member_asking_no_more_than_its_workload_peers_is_judged_on_its_own_traffic():
     """The bystander passes the peer check on suspicion but asks, receives and elicits less than the typical account
     doing the same work outside the group: it takes ``cluster_risk(1, own)``, below the group's; the harvest accounts
     keep the group's risk. Off (``member_demand_columns`` null): the bystander takes the group's risk."""
-    from distillguard.scoring.risk import cluster_risk
-    t, groups = _demand_store()
-    cfg = ScoringConfig()
-    cs, got, why = _risks(t, groups, cfg)
-    assert got["n000"] == cluster_risk(1.0, 0.45, cfg) < cs.risk
-    assert any("no more than the 25 accounts outside its group" in r for r in why["n000"])
-    assert all(got[f"a{i:03d}"] == cs.risk for i in range(5))
-    _, off, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(member_demand_columns=None)))
-    assert off["n000"] == cs.risk
+    _judged_on_own_traffic(*_demand_store(), "no more than the 25 accounts outside its group", "member_demand_columns")
 
 
 def test_member_above_its_peers_on_one_demand_column_keeps_the_groups_risk():
@@ -262,15 +267,7 @@ def test_member_far_below_its_groups_token_level_is_judged_on_its_own_traffic():
     but asks and receives a third of its group's tokens where the group is clearly above its workload peers: it
     takes ``cluster_risk(1, own)``; the harvest accounts keep the group's risk. Off (``member_level_columns``
     null): the bystander takes the group's risk (quiet_hydra-308 of the second dev family: two chat users)."""
-    from distillguard.scoring.risk import cluster_risk
-    t, groups = _level_store()
-    cfg = ScoringConfig()
-    cs, got, why = _risks(t, groups, cfg)
-    assert got["n000"] == cluster_risk(1.0, 0.45, cfg) < cs.risk
-    assert any("far fewer tokens than its group's bulk" in r for r in why["n000"])
-    assert all(got[f"a{i:03d}"] == cs.risk for i in range(5))
-    _, off, _ = _risks(t, groups, ScoringConfig(workload_groups=WorkloadGroupConfig(member_level_columns=None)))
-    assert off["n000"] == cs.risk
+    _judged_on_own_traffic(*_level_store(), "far fewer tokens than its group's bulk", "member_level_columns")
 
 
 def test_member_near_its_groups_token_level_keeps_the_groups_risk():
