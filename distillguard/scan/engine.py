@@ -14,6 +14,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.behavior import account_features, build_partials
 from distillguard.engine.communities import community_input, find_community_levels, pair_graph
@@ -23,7 +24,7 @@ from distillguard.graph.edges import KIND_GROUP
 from distillguard.graph.operations import joining_holders, operation_groups
 from distillguard.scan.base import build_base
 from distillguard.scan.chunks import fold_slices, time_slices
-from distillguard.scan.config import ScanConfig
+from distillguard.scan.config import ScanConfig, ScoringConfig
 from distillguard.scoring import account_suspicion, score_clusters
 from distillguard.scoring.poolshare import window_view as pool_share_window
 from distillguard.scoring.risk import ClusterScore
@@ -157,7 +158,7 @@ def score_levels(con: duckdb.DuckDBPyConnection, feats: pa.Table, pairs, blocks:
         cs, steps = score_level(con, feats, m, level, blocks, cfg, mark)
         clusters += cs
         risk = steps[0]
-        ceiling.update({c.cluster_id: cfg.scoring.flag_threshold for c in cs if c.unlifted_risk is not None})
+        ceiling.update({c.cluster_id: cfg.scoring.flag_threshold for c in cs if c.unlifted_risk is not None or c.tie_lift})
         keep_highest(best, steps, ceiling)
         if level == 0:
             membership = m
@@ -195,6 +196,8 @@ def score_level(con: duckdb.DuckDBPyConnection, feats: pa.Table, m: dict[str, in
     if mh:
         csh, riskh = score_clusters(con, feats, mh, blocks, cfg.scoring, id_prefix=f"cl{level}h", harvest=True,
                                     parent=m)
+        if cfg.scoring.harvest_rarest_tie_groups:
+            csh, riskh = rarest_tie_lift(con, feats, mh, blocks, cfg.scoring, level, m, csh, riskh)
         clusters += csh
         steps.append(riskh)
     me = entity_subclusters(con, m, cfg.scoring)
@@ -203,6 +206,32 @@ def score_level(con: duckdb.DuckDBPyConnection, feats: pa.Table, m: dict[str, in
         clusters += cse
         steps.append(riske)
     return clusters, steps
+
+
+def rarest_tie_lift(con: duckdb.DuckDBPyConnection, feats: pa.Table, mh: dict[str, int], blocks: list[Block],
+                    cfg: ScoringConfig, level: int, parent: dict[str, int], csh: list[ClusterScore],
+                    riskh: pa.Table) -> tuple[list[ClusterScore], pa.Table]:
+    """The harvesting sub-clusters as scored with the rarest-tie reading (``scoring.harvest_rarest_tie_groups``,
+    ``csh``/``riskh``) only where it decides whether the sub-cluster is flagged at all: the ones under the flag
+    threshold without it take its reading and, lifted to the threshold, compete there (``tie_lift``, the engine's
+    ``ceiling``); the rest keep the reading without it.
+
+    Why: the reading is evidence that a sub-cluster's members share a fingerprint beyond chance, which is what
+    decides whether a quiet hydra's sub-cluster is a campaign (dev3 quiet_hydra-703: 0.498 → 0.531). A sub-cluster
+    already flagged without it gains a little coordination and with it the accounts of the workload group that
+    flagged the same hydra (dev3 705, 708: one record split in two)."""
+    base, risk0 = score_clusters(con, feats, mh, blocks, cfg.model_copy(update={"harvest_rarest_tie_groups": []}),
+                                 id_prefix=f"cl{level}h", harvest=True, parent=parent)
+    lifted = {b.cluster_id for b in base if b.risk < cfg.flag_threshold}
+    out = []
+    for c, b in zip(csh, base, strict=True):
+        if c.cluster_id in lifted:
+            c.tie_lift = c.risk >= cfg.flag_threshold
+            out.append(c)
+        else:
+            out.append(b)
+    take = pc.fill_null(pc.is_in(riskh["cluster_id"], value_set=pa.array(sorted(lifted), pa.string())), False)
+    return out, pa.table({n: pc.if_else(take, riskh[n], risk0[n]) for n in risk0.column_names}, schema=risk0.schema)
 
 
 def keep_highest(best: dict[str, dict], tables: list[pa.Table], ceiling: dict[str, float] | None = None) -> None:

@@ -237,6 +237,14 @@ class ScoringConfig(_Strict):
     #: 8 of 47), and no single one reaches a quarter of a core; a developers' community's scatter is judged as before,
     #: since its members are not the harvest tail. None: ``rare_content_min_share`` everywhere.
     rare_content_min_share_harvest: float | None = Field(0.0, ge=0, le=1)
+    #: In a harvesting sub-cluster (``harvest_subclusters``), each member's chance of sharing an entity of these
+    #: evidence groups is that of a tie at least as improbable as the rarest one it shares (scoring/rare.py
+    #: ``rarest_tie_sql``): a stock SDK string 76–97 of the store's accounts send no longer cancels a TLS fingerprint
+    #: nobody outside the operation holds (dev3 quiet_hydra-703). It decides only whether a sub-cluster is flagged:
+    #: one under the flag threshold without it takes the reading and competes for its accounts at the threshold, one
+    #: already over it keeps its score without it (``scan.engine.rarest_tie_lift``; the sub-clusters are scored twice).
+    #: Empty: the chance of sharing any of its entities, as before.
+    harvest_rarest_tie_groups: list[str] = Field(default_factory=lambda: ["client"])
     #: A member's *distinctive* content tie (the one that reads its traffic with the group's pooled traffic and spares
     #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's
     #: private system prompts beside its owner's ordinary ones holds the pool's own content (any such entity another
@@ -713,6 +721,13 @@ class ScoringConfig(_Strict):
     member_group_cap: float = Field(1.0, gt=0)
     #: Workload harvest groups across communities (scoring/workload.py).
     workload_groups: WorkloadGroupConfig = Field(default_factory=WorkloadGroupConfig)
+
+    @field_validator("harvest_rarest_tie_groups")
+    @classmethod
+    def _known_tie_groups(cls, v: list[str]) -> list[str]:
+        if unknown := set(v) - set(DEFAULT_GROUP_WEIGHTS):
+            raise ValueError(f"unknown evidence groups: {sorted(unknown)}")
+        return v
 
     @field_validator("group_weights")
     @classmethod

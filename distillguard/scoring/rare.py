@@ -32,6 +32,45 @@ if TYPE_CHECKING:
 HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
+def _per_entity(n_all: int) -> str:
+    """SQL for one entity's own chance of being shared with a random group of the cluster's size (aliases of
+    ``score_clusters``' group query)."""
+    return f"1 - exp(-(ksz.k - 1) * greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))"
+
+
+def _held(coincidental: str, min_holders: int) -> str:
+    """SQL: the entity is shared evidence inside the cluster (enough of its parties hold it)."""
+    return (f"ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL "
+            f"THEN least({min_holders}, ksz.k) ELSE 2 END")
+
+
+def rarest_tie_sql(groups: tuple[str, ...], coincidental: str, min_holders: int, n_all: int) -> tuple[str, str, str]:
+    """A CTE, a join and a SELECT expression (``chance_t``) for ``score_clusters``' group query: each member's chance
+    of a tie *at least as improbable as the rarest one it holds* in its cluster, in ``groups``
+    (``scoring.harvest_rarest_tie_groups``) — the chance summed over its entities of the group whose own chance of
+    being shared is at most that of the rarest entity it shares; a member sharing none keeps the chance over all its
+    entities. Empty ``groups``: ``NULL AS chance_t``.
+
+    Why: the group share sets the member's observed tie against its chance of sharing *any* entity of the group, and
+    a stock SDK string that 76–97 of the store's accounts send makes that chance 0.6–0.9 for a member whose tie is a
+    TLS fingerprint nobody outside its operation holds (dev3 quiet_hydra-703: the client group of its harvesting
+    sub-cluster read 0.34). What the member shows is its rarest tie; the commoner entities it also holds could only
+    have given a commoner one. A member holding many rare-ish entities still has a high chance of sharing one of
+    them (they all count), and one sharing only stock values is read as before."""
+    if not groups:
+        return "", "", "NULL AS chance_t"
+    per_entity, held = _per_entity(n_all), _held(coincidental, min_holders)
+    gl = ", ".join(f"'{g}'" for g in groups)
+    cte = (f", pst AS (SELECT mi.cl, mi.a, g.grp, min({per_entity}) FILTER (WHERE {held}) AS pstar "
+           f"FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl) "
+           f"LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp WHERE g.grp IN ({gl}) GROUP BY 1, 2, 3)")
+    join = "LEFT JOIN pst ON pst.cl = mi.cl AND pst.a = mi.a AND pst.grp = g.grp"
+    lam = f"greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)"
+    expr = (f"CASE WHEN g.grp IN ({gl}) THEN coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
+            f"{exact_sum(lam, f'pst.pstar IS NULL OR {per_entity} <= pst.pstar')}), 0) END AS chance_t")
+    return cte, join, expr
+
+
 def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_all: int,
                     content_cut: float | None = None, content_share: float = 0.0, suffix: str = "r") -> str:
     """Two SELECT expressions, ``obs_r`` and ``chance_r``, for the per (cluster, member, group) query of
@@ -40,9 +79,7 @@ def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_al
     ``content_cut`` (used when ``cut`` is None) reads the content group alone from its rare entities, and of those
     only the ones at least ``content_share`` of the cluster's core holds (``ins.nc`` of ``ksz.kc``: one template set
     the group runs, not a scatter of tools each a few of its members use). ``suffix`` names the pair (``obs_<suffix>``, ...)."""
-    per_entity = f"1 - exp(-(ksz.k - 1) * greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))"
-    held = (f"ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL "
-            f"THEN least({min_holders}, ksz.k) ELSE 2 END")
+    per_entity, held = _per_entity(n_all), _held(coincidental, min_holders)
     rare = ("TRUE" if content_cut is None else f"(g.grp <> 'content' OR ({per_entity} <= {float(content_cut)} "
                                                 f"AND coalesce(ins.nc, 0) >= {float(content_share)} * coalesce(ksz.kc, ksz.k)))") \
         if cut is None else f"{per_entity} <= {float(cut)}"

@@ -46,6 +46,7 @@ from distillguard.scoring.rare import (
     burst_uncorroborated,
     rare_entity_sql,
     rare_hidden_groups,
+    rarest_tie_sql,
 )
 from distillguard.scoring.reasons import _num, account_reasons, cluster_reasons
 from distillguard.scoring.suspicion import (
@@ -90,6 +91,9 @@ class ClusterScore:
     #: the rare content reading (``scoring.rare_content_chance``) was needed too: members sending that content
     #: take the lifted level like the holders of a counted tie (``scoring.rare_content_members_only``)
     content_lift: bool = False
+    #: only the rarest-tie reading (``scoring.harvest_rarest_tie_groups``) takes it to the flag threshold: its rows
+    #: compete there (``scan.engine.rarest_tie_lift``)
+    tie_lift: bool = False
 
 
 def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: int, core_size: int,
@@ -259,6 +263,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     content_share = cfg.rare_content_min_share_harvest \
         if harvest and cfg.rare_content_min_share_harvest is not None else cfg.rare_content_min_share
     coincidental = ", ".join(f"'{g}'" for g in cfg.coincidence_groups) or "NULL"
+    # a harvesting sub-cluster's member is judged by its rarest tie in these groups: a stock SDK string does not
+    # cancel a private TLS fingerprint (``harvest_rarest_tie_groups``, scoring/rare.py)
+    tie_cte, tie_join, tie_expr = rarest_tie_sql(tuple(cfg.harvest_rarest_tie_groups) if harvest else (), coincidental,
+                                                 int(cfg.min_entity_holders), n_all)
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
                            {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party,
@@ -272,7 +280,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         pg AS (SELECT src, dst, list(DISTINCT g.grp) AS grps FROM _intra JOIN _kg g USING (kind) GROUP BY 1, 2),
         corr AS (SELECT DISTINCT a, grp FROM (
                    SELECT src AS a, unnest(grps) AS grp FROM pg WHERE len(grps) >= 2
-                   UNION ALL SELECT dst, unnest(grps) FROM pg WHERE len(grps) >= 2))
+                   UNION ALL SELECT dst, unnest(grps) FROM pg WHERE len(grps) >= 2)){tie_cte}
         SELECT mi.cl, mi.a, g.grp,
                max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL
                                             THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
@@ -282,9 +290,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                                 content_share)},
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
                                 0.0, "d")},
-               max(ins.np) AS np_max, max(ins.nc) AS nc_max
+               max(ins.np) AS np_max, max(ins.nc) AS nc_max, {tie_expr}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
-        LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp
+        LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp {tie_join}
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3""").fetchall()  # in order: the loop below adds their chances up, a float sum
     # each card two or more parties of a cluster hold, with its holders there: a pooled group's combined draw on
@@ -328,7 +336,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # share of the core, ``tied_member_content_share``)
     tie_parties: dict[tuple[str, str], int] = {}
     tie_core: dict[tuple[str, str], int] = {}
-    for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d, np_max, nc_max in grp_rows:
+    for c, a, g, obs, chance, obs_r, chance_r, obs_d, chance_d, np_max, nc_max, chance_t in grp_rows:
+        if chance_t is not None:   # the group share reads its rarest tie (``harvest_rarest_tie_groups``)
+            chance_r = chance_t
         tie_parties[(a, g)] = int(np_max or 0)
         tie_core[(a, g)] = int(nc_max or 0)
         if in_parent is not None:
