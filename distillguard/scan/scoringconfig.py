@@ -237,13 +237,14 @@ class ScoringConfig(_Strict):
     #: 8 of 47), and no single one reaches a quarter of a core; a developers' community's scatter is judged as before,
     #: since its members are not the harvest tail. None: ``rare_content_min_share`` everywhere.
     rare_content_min_share_harvest: float | None = Field(0.0, ge=0, le=1)
-    #: ... and for a harvesting sub-cluster, a content entity's holders outside it that are themselves in the store's
-    #: harvest-shape tail (``harvest_quantile``) and send at least this many of the entities two or more of its members
-    #: send (co-holders of its kit) are not its background: the operation's own accounts in other clusters. A
-    #: residential-proxy relay splits over many clusters (dev3 standard-712: a template 51 of a 106-account sub-cluster
-    #: send is sent by 9 more relay accounts elsewhere) and read as "held by somebody outside" its kit was never
-    #: private. A popular tool's template is sent by its ordinary users too (the tail is a tenth of the store), so
-    #: its background stays. None: every outside holder is background.
+    #: ... and for a harvesting sub-cluster, its *kit* is the content two or more of its members send that nobody
+    #: outside it sends but accounts of the store's harvest-shape tail (``harvest_quantile``); a holder outside it that
+    #: sends at least this many of its kit entities (a co-holder of the kit: the operation's own account in another
+    #: cluster) is not their background in the rare content reading (``rare_content_chance``). A residential-proxy
+    #: relay splits over many clusters (dev3 standard-712: a template 51 of a 106-account sub-cluster send is sent by
+    #: 9 more relay accounts elsewhere), and read as "held by somebody outside" its kit was never private. A popular
+    #: tool's template is sent by its ordinary users too (nine in ten of the store is not the tail), so it is no kit
+    #: entity. None: every outside holder is background.
     kit_coholder_min_entities: int | None = Field(2, ge=1)
     #: A member's *distinctive* content tie (the one that reads its traffic with the group's pooled traffic and spares
     #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's

@@ -295,6 +295,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp {kit_join}
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3""").fetchall()  # in order: the loop below adds their chances up, a float sum
+    if kit:
+        con.execute("DROP TABLE IF EXISTS _kit_held")
     # each card two or more parties of a cluster hold, with its holders there: a pooled group's combined draw on
     # per-account limits is read per payer (account_model.pool_limit_pressure)
     payers_of: dict[int, list[list[str]]] = {}
