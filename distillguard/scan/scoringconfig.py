@@ -245,6 +245,15 @@ class ScoringConfig(_Strict):
     #: already over it keeps its score without it (``scan.engine.rarest_tie_lift``; the sub-clusters are scored twice).
     #: Empty: the chance of sharing any of its entities, as before.
     harvest_rarest_tie_groups: list[str] = Field(default_factory=lambda: ["client"])
+    #: ... and for a harvesting sub-cluster, its *kit* is the content two or more of its members send that nobody
+    #: outside it sends but accounts of the store's harvest-shape tail (``harvest_quantile``); a holder outside it that
+    #: sends at least this many of its kit entities (a co-holder of the kit: the operation's own account in another
+    #: cluster) is not their background in the rare content reading (``rare_content_chance``). A residential-proxy
+    #: relay splits over many clusters (dev3 standard-712: a template 51 of a 106-account sub-cluster send is sent by
+    #: 9 more relay accounts elsewhere), and read as "held by somebody outside" its kit was never private. A popular
+    #: tool's template is sent by its ordinary users too (nine in ten of the store is not the tail), so it is no kit
+    #: entity. None: every outside holder is background.
+    kit_coholder_min_entities: int | None = Field(2, ge=1)
     #: A member's *distinctive* content tie (the one that reads its traffic with the group's pooled traffic and spares
     #: it the bystander fall-off) is read from the same rare content entities: a proxy account that sends the pool's
     #: private system prompts beside its owner's ordinary ones holds the pool's own content (any such entity another

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
+from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import exact_sum
 
 if TYPE_CHECKING:
@@ -32,10 +33,10 @@ if TYPE_CHECKING:
 HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
-def _per_entity(n_all: int) -> str:
+def _per_entity(n_all: int, outside: str = "mi.df - ins.m") -> str:
     """SQL for one entity's own chance of being shared with a random group of the cluster's size (aliases of
-    ``score_clusters``' group query)."""
-    return f"1 - exp(-(ksz.k - 1) * greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1))"
+    ``score_clusters``' group query); ``outside`` is the entity's background, its holders outside the cluster."""
+    return f"1 - exp(-(ksz.k - 1) * greatest({outside}, 0) / greatest({n_all} - ksz.k, 1))"
 
 
 def _held(coincidental: str, min_holders: int) -> str:
@@ -72,20 +73,60 @@ def rarest_tie_sql(groups: tuple[str, ...], coincidental: str, min_holders: int,
 
 
 def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_all: int,
-                    content_cut: float | None = None, content_share: float = 0.0, suffix: str = "r") -> str:
+                    content_cut: float | None = None, content_share: float = 0.0, suffix: str = "r",
+                    outside: str = "mi.df - ins.m") -> str:
     """Two SELECT expressions, ``obs_r`` and ``chance_r``, for the per (cluster, member, group) query of
     ``score_clusters`` (aliases there: ``mi`` member's entity, ``ins`` entity's holders in the cluster, ``g``
     group, ``ksz`` cluster size, ``corr`` corroborated pairs). ``cut`` None repeats ``obs`` and ``chance``;
     ``content_cut`` (used when ``cut`` is None) reads the content group alone from its rare entities, and of those
     only the ones at least ``content_share`` of the cluster's core holds (``ins.nc`` of ``ksz.kc``: one template set
-    the group runs, not a scatter of tools each a few of its members use). ``suffix`` names the pair (``obs_<suffix>``, ...)."""
-    per_entity, held = _per_entity(n_all), _held(coincidental, min_holders)
+    the group runs, not a scatter of tools each a few of its members use). ``suffix`` names the pair (``obs_<suffix>``, ...).
+    ``outside``: the entity's background, its holders outside the cluster (``kit_coholders`` leaves out of a
+    content entity's the operation's own accounts in other clusters)."""
+    per_entity, held = _per_entity(n_all, outside), _held(coincidental, min_holders)
     rare = ("TRUE" if content_cut is None else f"(g.grp <> 'content' OR ({per_entity} <= {float(content_cut)} "
                                                 f"AND coalesce(ins.nc, 0) >= {float(content_share)} * coalesce(ksz.kc, ksz.k)))") \
         if cut is None else f"{per_entity} <= {float(cut)}"
     return (f"max(CASE WHEN {held} AND {rare} THEN 1 ELSE 0 END) AS obs_{suffix}, "
             f"coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
-            f"{exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_{suffix}")
+            f"{exact_sum(f'greatest({outside}, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_{suffix}")
+
+
+def kit_coholders(con: duckdb.DuckDBPyConnection, tail: set[str], min_entities: int) -> None:
+    """``_kit_held`` (cl, kind, entity, kx): for each of a cluster's kit entities — content two or more of its members
+    (``_mem``) send and nobody outside it sends but accounts of the store's harvest-shape ``tail`` — how many of its
+    holders outside the cluster co-hold the kit: they send at least ``min_entities`` of its kit entities.
+
+    Why: a content entity is the cluster's own when nobody outside it sends it (``rare_content_chance``), and an
+    operation scattered over many clusters fails that by its own size: a residential-proxy relay's template sent
+    by 51 accounts of one harvesting sub-cluster is sent by 9 more of the relay's accounts in other clusters (dev3
+    standard-712), so the sub-cluster owned no content. Those nine are harvest-shaped and send the sub-cluster's
+    other templates; a popular tool's template is also sent by its ordinary users (nine in ten of the store is not
+    the tail), so it is no kit entity and its background is not touched. Chance model: a public template's holders
+    are in the tail at the store's rate (1 − ``harvest_quantile``), so all of them being harvest-shaped is a
+    template few send; and one harvest-shaped account sending one such template beside the cluster is a chance
+    pair, while one sending ``min_entities`` of them is running the same kit."""
+    kinds = ", ".join(f"'{k}'" for k, g in KIND_GROUP.items() if g == "content")
+    con.register("_ktail", pa.table({"account_id": sorted(tail)}))
+    try:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _kit_held AS
+            WITH nt AS (SELECT i.kind, i.entity, count(*) AS nt FROM inc i JOIN _ktail USING (account_id)
+                        WHERE i.kind IN ({kinds}) GROUP BY 1, 2),
+            c0 AS (SELECT m.cl, i.kind, i.entity, any_value(i.df) AS df,
+                          count(*) FILTER (WHERE t.account_id IS NULL) AS n_out_tail
+                   FROM inc i JOIN _mem m USING (account_id) LEFT JOIN _ktail t ON t.account_id = i.account_id
+                   WHERE i.kind IN ({kinds}) GROUP BY 1, 2, 3 HAVING count(*) >= 2),
+            -- sent by nobody outside the cluster who is not in the tail
+            cand AS (SELECT c0.cl, c0.kind, c0.entity FROM c0 JOIN nt USING (kind, entity)
+                     WHERE c0.df - nt.nt - c0.n_out_tail = 0),
+            h AS (SELECT c.cl, c.kind, c.entity, i.account_id AS y
+                  FROM cand c JOIN inc i USING (kind, entity) JOIN _ktail t ON t.account_id = i.account_id
+                  LEFT JOIN _mem m ON m.account_id = i.account_id
+                  WHERE m.cl IS DISTINCT FROM c.cl),
+            co AS (SELECT cl, y FROM h GROUP BY 1, 2 HAVING count(*) >= {int(min_entities)})
+            SELECT h.cl, h.kind, h.entity, count(*) AS kx FROM h JOIN co USING (cl, y) GROUP BY 1, 2, 3""")
+    finally:
+        con.unregister("_ktail")
 
 
 GROUP_NOUNS = {"network": "a network (/24 or ASN)", "payment": "a payment fingerprint",

@@ -44,11 +44,13 @@ from distillguard.scoring.rare import (
     HIDDEN_GROUPS,
     burst_alone_dropped,
     burst_uncorroborated,
+    kit_coholders,
     rare_entity_sql,
     rare_hidden_groups,
     rarest_tie_sql,
 )
 from distillguard.scoring.reasons import _num, account_reasons, cluster_reasons
+from distillguard.scoring.subclusters import harvest_tail
 from distillguard.scoring.suspicion import (
     StoreOutput,
     blend,
@@ -267,6 +269,12 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # cancel a private TLS fingerprint (``harvest_rarest_tie_groups``, scoring/rare.py)
     tie_cte, tie_join, tie_expr = rarest_tie_sql(tuple(cfg.harvest_rarest_tie_groups) if harvest else (), coincidental,
                                                  int(cfg.min_entity_holders), n_all)
+    # a harvesting sub-cluster's content background leaves out its kit's co-holders in other clusters (rare.kit_coholders)
+    kit = harvest and cfg.kit_coholder_min_entities is not None and cfg.rare_content_chance is not None
+    if kit:
+        kit_coholders(con, harvest_tail(feats, cfg.harvest_quantile), int(cfg.kit_coholder_min_entities))
+    outside = "mi.df - ins.m - CASE WHEN g.grp = 'content' THEN coalesce(kx.kx, 0) ELSE 0 END" if kit else "mi.df - ins.m"
+    kit_join = "LEFT JOIN _kit_held kx ON kx.cl = mi.cl AND kx.kind = mi.kind AND kx.entity = mi.entity" if kit else ""
     grp_rows = con.execute(f"""
         WITH mi AS (SELECT m.cl, i.account_id AS a, i.kind, i.entity, i.df,
                            {party_key('acc', 'i.account_id', cfg.declared_org_verification)} AS party,
@@ -287,14 +295,16 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                         THEN 1 ELSE 0 END) AS obs,
                1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)')}) AS chance,
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
-                                content_share)},
+                                content_share, outside=outside)},
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
-                                0.0, "d")},
+                                0.0, "d", outside=outside)},
                max(ins.np) AS np_max, max(ins.nc) AS nc_max, {tie_expr}
         FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl)
-        LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp {tie_join}
+        LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp {tie_join} {kit_join}
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3""").fetchall()  # in order: the loop below adds their chances up, a float sum
+    if kit:
+        con.execute("DROP TABLE IF EXISTS _kit_held")
     # each card two or more parties of a cluster hold, with its holders there: a pooled group's combined draw on
     # per-account limits is read per payer (account_model.pool_limit_pressure)
     payers_of: dict[int, list[list[str]]] = {}

@@ -17,6 +17,16 @@ from distillguard.graph.edges import KIND_GROUP, pair_weights, party_key
 from distillguard.scan.config import GraphConfig, ScoringConfig
 
 
+def harvest_tail(feats: pa.Table, quantile: float) -> set[str]:
+    """The accounts whose harvest shape is at or above the store's ``quantile`` (the harvesting sub-clusters'
+    members are picked from them)."""
+    if feats.num_rows == 0 or "c_harvest_shape" not in feats.column_names:
+        return set()
+    s = feats["c_harvest_shape"].to_numpy(zero_copy_only=False)
+    cut = max(float(np.quantile(s, quantile)), 1e-9)
+    return {a for a, v in zip(feats["account_id"].to_pylist(), s, strict=True) if v >= cut}
+
+
 def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: ScoringConfig,
                         con: duckdb.DuckDBPyConnection | None = None, graph: GraphConfig | None = None) -> dict[str, int]:
     """Inside each cluster, the members whose harvesting shape (long single-turn answers, the account model's
@@ -31,9 +41,7 @@ def harvest_subclusters(membership: dict[str, int], feats: pa.Table, cfg: Scorin
     id where nothing was cut); further pieces are numbered after the last community."""
     if cfg.harvest_quantile >= 1 or feats.num_rows == 0 or "c_harvest_shape" not in feats.column_names:
         return {}
-    s = feats["c_harvest_shape"].to_numpy(zero_copy_only=False)
-    cut = max(float(np.quantile(s, cfg.harvest_quantile)), 1e-9)
-    high = {a for a, v in zip(feats["account_id"].to_pylist(), s, strict=True) if v >= cut}
+    high = harvest_tail(feats, cfg.harvest_quantile)
     sub = {a: c for a, c in membership.items() if a in high}
     n: dict[int, int] = {}
     for c in sub.values():
