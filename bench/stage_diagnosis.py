@@ -1,6 +1,6 @@
 """Which stage drops each campaign account of a scanned labelled world, and how well the scores rank them.
 
-    PYTHONPATH=. python bench/stage_diagnosis.py [--by-campaign] WORLD [WORLD ...]
+    PYTHONPATH=. python bench/stage_diagnosis.py [--by-campaign] [--by-role] WORLD [WORLD ...]
 
 WORLD is a store written by ``distillguard simulate`` (``labels.parquet`` beside it) and scanned by
 ``distillguard scan`` at default settings (its ``tables/`` hold ``account_risk``, ``clusters``, ``cluster_members``,
@@ -29,7 +29,11 @@ account is not flagged on content alone" with no cluster or workload group to ca
 
 With ``--by-campaign`` the attack and missed rows are kept apart per labelled campaign (``attack <campaign id>``):
 a world's recall can hide that one whole campaign is lost while another is found (dev3 quiet_hydra-706: R 0.083 is
-the agentic pool's 3 of 3 and the quiet hydra's 0 of 33).
+the agentic pool's 3 of 3 and the quiet hydra's 0 of 33). With ``--by-role`` they are also kept apart by the
+label's role inside the campaign (``attack <campaign id> proxy``): an operation's own accounts, the ordinary
+customers' accounts its relay runs through (``proxy``) and the standby accounts of a ban rotation (``standby``) are
+lost for different reasons — dev4 standard-901 is all 19 operator accounts found and 23 of its 24 relay accounts
+missed; standard-918's five missed accounts are standby accounts that never sent a request.
 
 False flags are listed by persona. Then, per world, how well each score ranks attack above benign accounts over
 the whole store: ROC AUC and the largest recall at which some cut still has precision ≥ 0.99 (the best any
@@ -60,7 +64,7 @@ def _recall_at_precision(y: np.ndarray, s: np.ndarray, p: float = 0.99) -> float
     return float(tp[ok].max() / max(y.sum(), 1)) if len(ok) else 0.0
 
 
-def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> collections.Counter:
+def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False, by_role: bool = False) -> collections.Counter:
     t = lambda name: f"read_parquet('{world}/tables/{name}/*.parquet')"  # noqa: E731
     con = duckdb.connect()
     rows = con.sql(f"""
@@ -71,15 +75,15 @@ def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> col
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%no longer answers than the store''s typical%' THEN 1 ELSE 0 END) AS outp,
                       max(CASE WHEN array_to_string(c.reasons, ' ') LIKE '%a product''s users, not a harvest%' THEN 1 ELSE 0 END) AS art
                FROM {t('cluster_members')} m JOIN {t('clusters')} c USING (cluster_id) GROUP BY 1)
-        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.campaign_id, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
+        SELECT CASE WHEN l.campaign_id IS NOT NULL THEN 'attacker' ELSE l.role END, l.campaign_id, l.role, l.persona, coalesce(r.flagged, false), ac.crisk, ac.ccoord, ac.soft, ac.pct, ac.outp, ac.art,
                coalesce(f.n_exchanges, 0), f.c_harvest_shape, f.suspicion
         FROM l LEFT JOIN {t('account_risk')} r USING (account_id) LEFT JOIN ac USING (account_id)
                LEFT JOIN {t('account_features')} f USING (account_id)""").fetchall()
     out: collections.Counter = collections.Counter()
     cap, thr = scoring.weak_coordination_cap, scoring.flag_threshold
-    top = {c: max((r[11 + i] for r in rows if r[0] != "attacker" and r[11 + i] is not None), default=None)
+    top = {c: max((r[12 + i] for r in rows if r[0] != "attacker" and r[12 + i] is not None), default=None)
            for i, c in enumerate(("harvest shape", "suspicion"))}
-    for role, camp, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex, hs, sus in rows:
+    for role, camp, camp_role, persona, flagged, crisk, ccoord, soft, pct, outp, art, n_ex, hs, sus in rows:
         if role != "attacker":
             if flagged:
                 out[(f"false: {persona}", "flagged")] += 1
@@ -98,7 +102,7 @@ def stages(world: str, scoring: ScoringConfig, by_campaign: bool = False) -> col
             st = "cluster risk < threshold"
         else:
             st = "member factor / no campaign"
-        tag = f" {camp}" if by_campaign else ""
+        tag = (f" {camp}" if by_campaign else "") + (f" {camp_role}" if by_role else "")
         out[("attack" + tag, st)] += 1
         if not flagged:
             out[("missed, exchanges" + tag, traffic_bucket(int(n_ex)))] += 1
@@ -124,10 +128,10 @@ def ranking(world: str) -> dict:
             for c in ("risk", "suspicion", "c_harvest_shape")}
 
 
-def main(worlds: list[str], by_campaign: bool = False) -> None:
+def main(worlds: list[str], by_campaign: bool = False, by_role: bool = False) -> None:
     total: collections.Counter = collections.Counter()
     for w in worlds:
-        s = stages(w, ScoringConfig(), by_campaign)
+        s = stages(w, ScoringConfig(), by_campaign, by_role)
         total.update(s)
         rk = ranking(w)
         print(w, "  ".join(f"{k}: AUC {a:.2f} R@P≥0.99 {r:.2f}" for k, (a, r) in rk.items()))
@@ -137,4 +141,7 @@ def main(worlds: list[str], by_campaign: bool = False) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main([a for a in args if a != "--by-campaign"], "--by-campaign" in args)
+    if not args or "-h" in args or "--help" in args:
+        print(__doc__)
+        sys.exit(0)
+    main([a for a in args if not a.startswith("--")], "--by-campaign" in args, "--by-role" in args)

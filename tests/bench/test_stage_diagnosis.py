@@ -74,3 +74,35 @@ def test_by_campaign_keeps_each_campaigns_accounts_apart(tmp_path, bench_script)
     assert out[("attack pool", "flagged")] == 1
     assert out[("missed, exchanges hydra", ">=20")] == 1 and out[("missed, exchanges hydra", "5-19")] == 1
     assert mod.stages(str(tmp_path), ScoringConfig())[("attack", "cluster risk < threshold")] == 2
+
+
+def test_by_role_keeps_a_relays_accounts_apart_from_the_operations_own(tmp_path, bench_script):
+    """--by-role keys each row by the label's role inside the campaign: dev4 standard-901 finds all 19 of the
+    operation's own accounts and 1 of the 24 customers' accounts its relay runs through; a ban rotation's standby
+    account that never sent a request (standard-918) is counted under its own role."""
+    from distillguard.scan.config import ScoringConfig
+    ids = ["o0", "o1", "p0", "p1", "s0", "b0"]
+    pq.write_table(pa.table({"account_id": ids, "campaign_id": ["c"] * 5 + [None],
+                             "persona": ["campaign"] * 5 + ["chat_users"],
+                             "role": ["attacker", "attacker", "proxy", "proxy", "standby", "benign"]}),
+                   tmp_path / "labels.parquet")
+    _table(tmp_path, "account_risk", {"account_id": ids[:4] + ["b0"], "flagged": [True, True, False, True, False],
+                                      "risk": [0.9, 0.9, 0.3, 0.7, 0.0]})
+    _table(tmp_path, "account_features", {"account_id": ids[:4] + ["b0"], "n_exchanges": [500, 400, 30, 40, 9],
+                                          "c_harvest_shape": [0.6, 0.6, 0.2, 0.4, 0.3],
+                                          "suspicion": [0.8, 0.8, 0.3, 0.4, 0.2]})
+    _table(tmp_path, "clusters", {"cluster_id": ["k", "w"], "n_accounts": [3, 2], "risk": [0.9, 0.3],
+                                  "coordination": [1.0, 0.2], "reasons": pa.array([["x"], ["y"]], pa.list_(pa.string()))})
+    _table(tmp_path, "cluster_members", {"cluster_id": ["k", "k", "k", "w", "w"],
+                                         "account_id": ["o0", "o1", "p1", "p0", "b0"]})
+    mod = bench_script("stage_diagnosis")
+    out = mod.stages(str(tmp_path), ScoringConfig(), by_campaign=True, by_role=True)
+    assert out[("attack c attacker", "flagged")] == 2
+    assert out[("attack c proxy", "flagged")] == 1
+    assert out[("attack c proxy", "weak cap (evidence groups)")] == 1
+    assert out[("attack c standby", "no cluster")] == 1
+    assert out[("missed, exchanges c standby", "0")] == 1
+    assert out[("missed, above every benign c proxy", "harvest shape")] == 0  # 0.2 < the benign 0.3
+    # without the flag the rows are keyed as before
+    assert out.keys() != mod.stages(str(tmp_path), ScoringConfig(), by_campaign=True).keys()
+    assert mod.stages(str(tmp_path), ScoringConfig())[("attack", "flagged")] == 3
