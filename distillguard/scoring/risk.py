@@ -30,8 +30,8 @@ from distillguard.scoring.demand import (
     artefact_verdict,
     collects_long_answers,
     harvest_beyond_store,
-    unused_ceiling,
     store_values,
+    unused_ceiling,
     workload_matrix,
 )
 from distillguard.scoring.demand import client_share as _client_share
