@@ -458,19 +458,19 @@ class ScoringConfig(_Strict):
     #: lab, a tutoring cohort or a framework's users receive ordinary ones. False: the percentile alone decides.
     percentile_gate_collects: bool = True
     #: ... and collecting means *receiving*: a core the collecting test passes on its harvest shape alone (long
-    #: single-turn answers asked for) whose accounts receive fewer output tokens per exchange than the accounts
-    #: outside the cluster — a one-sided common-language effect U ÷ (n₁n₂) of its mean output tokens over theirs
-    #: below this — asks a generous ceiling and gets ordinary answers: a course lab's homework, not a harvest. A
-    #: harvest's prompts are written to draw the teacher's long answers, so it gets what it asks for (the same
+    #: single-turn answers asked for) whose accounts receive clearly fewer output tokens per exchange than the
+    #: accounts outside the cluster — a one-sided Mann-Whitney test of its mean output tokens against theirs,
+    #: p at most this — asks a generous ceiling and gets ordinary answers: a course lab's homework, not a harvest.
+    #: A harvest's prompts are written to draw the teacher's long answers, so it gets what it asks for (the same
     #: reading as ``software_received_output``). Harvest shape is a rank within the store: in a store whose tools
     #: ask short ceilings (dev4 no_attackers-907: 65% of the accounts at harvest shape 0) an ordinary homework
     #: ceiling ranks high, while what the lab receives (418 tokens against the rest's 460, effect 0.35) stays
-    #: ordinary. 0.5 is the no-difference point; null turns it off. Not read for harvesting sub-clusters (judged
+    #: ordinary. The collecting test's own alpha; null turns it off. Not read for harvesting sub-clusters (judged
     #: on received output already).
-    percentile_gate_received_floor: float | None = Field(0.5, ge=0, le=1)
+    percentile_gate_received_alpha: float | None = Field(0.05, ge=0, le=1)
     #: ... and above ``min_suspicion_percentile`` too: a strongly coordinated cluster (not a harvesting
     #: sub-cluster) whose core asks clearly long single-turn answers (harvest shape, the collecting test's bars)
-    #: and receives fewer output tokens than the accounts outside it (``percentile_gate_received_floor``) is capped
+    #: and receives clearly fewer output tokens than the accounts outside it (``percentile_gate_received_alpha``) is capped
     #: as a cohort whatever its suspicion percentile. Homework asking for step-by-step explanations reads as
     #: reasoning elicitation, so a lab's busier students' sub-community sits above the store's percentile (dev4
     #: no_attackers-907: 17 students and 6 onboarding accounts, suspicion 0.43); what they receive is what the

@@ -403,7 +403,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     # the columns the public-artefact rule compares a core with the rest of the store on (NaN: not recorded)
     store_cols = {col: np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float)
                   for col in {*cfg.artefact_harvest_columns, *(cfg.percentile_gate_subcluster_columns or []),
-                              *(["mean_output_tokens"] if cfg.percentile_gate_received_floor is not None else [])}
+                              *(["mean_output_tokens"] if cfg.percentile_gate_received_alpha is not None else [])}
                   if col in feats.column_names}
     peer_data = (workload_matrix(feats), np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)) \
         if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
@@ -635,8 +635,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               "traffic in, not a cohort"
                               + (f"; its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})" if lift > 0 else ""))
         if ordinary and short is not None:
-            cs.reasons.append("its core asks long single-turn answers but receives fewer output tokens than the "
-                              f"accounts outside it (effect {short:.2f}): a generous ceiling, not a harvest")
+            cs.reasons.append("its core asks long single-turn answers but receives clearly fewer output tokens "
+                              f"than the accounts outside it (effect {short:.2f}): a generous ceiling, not a harvest")
         if ordinary:
             cs.reasons.append("weakly coordinated: its core receives what the store's accounts receive (a cohort's "
                               "busiest members, not a harvest)" if not below else

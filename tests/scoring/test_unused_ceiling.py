@@ -1,6 +1,6 @@
-"""Collecting means receiving (``scoring.percentile_gate_received_floor``, ``percentile_gate_ceiling_any``): a
+"""Collecting means receiving (``scoring.percentile_gate_received_alpha``, ``percentile_gate_ceiling_any``): a
 strongly coordinated core that asks clearly long single-turn answers (harvest shape above the accounts outside it)
-but receives fewer output tokens per exchange than they do is a cohort's generous ceiling — a course lab's homework
+but receives clearly fewer output tokens per exchange than they do is a cohort's generous ceiling — a course lab's homework
 asking for step-by-step explanations — not a harvest, at any suspicion percentile. A harvest gets the long answers
 it asks for (dev4 no_attackers-907: the lab's community spared by the percentile gate was un-spared on its harvest
 shape alone, effect 0.83, while it received 418 tokens against the rest's 460; 216 of 256 students flagged)."""
@@ -33,7 +33,7 @@ def _score(team_susp: float, team_out: float, **cfg_kw):
 @pytest.mark.parametrize("team_susp,team_out,kw,capped", [
     (0.45, 350.0, {}, True),     # below the percentile, asks long, receives less than the store: a cohort
     (0.45, 900.0, {}, False),    # asks long and receives it: collecting, spared by the gate as before
-    (0.45, 350.0, {"percentile_gate_received_floor": None}, False),   # off: harvest shape alone un-spares it
+    (0.45, 350.0, {"percentile_gate_received_alpha": None}, False),   # off: harvest shape alone un-spares it
     (0.62, 350.0, {}, True),     # above 95% of the store on suspicion, same ceiling unused: a cohort
     (0.62, 900.0, {}, False),    # above the percentile and receiving long answers: judged as before
     (0.62, 350.0, {"percentile_gate_ceiling_any": False}, False),     # off above the percentile
