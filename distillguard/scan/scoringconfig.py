@@ -463,9 +463,9 @@ class ScoringConfig(_Strict):
     #: p at most this — asks a generous ceiling and gets ordinary answers: a course lab's homework, not a harvest.
     #: A harvest's prompts are written to draw the teacher's long answers, so it gets what it asks for (the same
     #: reading as ``software_received_output``). Harvest shape is a rank within the store: in a store whose tools
-    #: ask short ceilings (dev4 no_attackers-907: 65% of the accounts at harvest shape 0) an ordinary homework
-    #: ceiling ranks high, while what the lab receives (418 tokens against the rest's 460, effect 0.35) stays
-    #: ordinary. The collecting test's own alpha; null turns it off. Not read for harvesting sub-clusters (judged
+    #: ask short ceilings an ordinary homework ceiling ranks high (dev4 no_attackers-907: 79% of the accounts ask
+    #: less than the lab's median 2,513 tokens, against 54% in no_attackers-911 for its 2,485), while what the lab
+    #: receives (418 tokens against the rest's 460) stays ordinary. The collecting test's own alpha; null turns it off. Not read for harvesting sub-clusters (judged
     #: on received output already).
     percentile_gate_received_alpha: float | None = Field(0.05, ge=0, le=1)
     #: ... and above ``min_suspicion_percentile`` too: a strongly coordinated cluster (not a harvesting
