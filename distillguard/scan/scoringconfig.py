@@ -466,6 +466,25 @@ class ScoringConfig(_Strict):
     #: store's (suspicion at the store's median) while it receives clearly longer answers than the store; a course
     #: lab, a tutoring cohort or a framework's users receive ordinary ones. False: the percentile alone decides.
     percentile_gate_collects: bool = True
+    #: ... and collecting means *receiving*: a core the collecting test passes on its harvest shape alone (long
+    #: single-turn answers asked for) whose accounts receive clearly fewer output tokens per exchange than the
+    #: accounts outside the cluster — a one-sided Mann-Whitney test of its mean output tokens against theirs,
+    #: p at most this — asks a generous ceiling and gets ordinary answers: a course lab's homework, not a harvest.
+    #: A harvest's prompts are written to draw the teacher's long answers, so it gets what it asks for (the same
+    #: reading as ``software_received_output``). Harvest shape is a rank within the store: in a store whose tools
+    #: ask short ceilings an ordinary homework ceiling ranks high (dev4 no_attackers-907: 79% of the accounts ask
+    #: less than the lab's median 2,513 tokens, against 54% in no_attackers-911 for its 2,485), while what the lab
+    #: receives (418 tokens against the rest's 460) stays ordinary. The collecting test's own alpha; null turns it off. Not read for harvesting sub-clusters (judged
+    #: on received output already).
+    percentile_gate_received_alpha: float | None = Field(0.05, ge=0, le=1)
+    #: ... and above ``min_suspicion_percentile`` too: a strongly coordinated cluster (not a harvesting
+    #: sub-cluster) whose core asks clearly long single-turn answers (harvest shape, the collecting test's bars)
+    #: and receives clearly fewer output tokens than the accounts outside it (``percentile_gate_received_alpha``) is capped
+    #: as a cohort whatever its suspicion percentile. Homework asking for step-by-step explanations reads as
+    #: reasoning elicitation, so a lab's busier students' sub-community sits above the store's percentile (dev4
+    #: no_attackers-907: 17 students and 6 onboarding accounts, suspicion 0.43); what they receive is what the
+    #: store receives. False: only clusters below the percentile are read so.
+    percentile_gate_ceiling_any: bool = True
     #: Harvesting sub-clusters judged by the percentile gate too, on these columns only. A sub-cluster's members
     #: are the store's top ``harvest_quantile`` on harvest shape, so harvest shape cannot also be the evidence that
     #: they collect (it would spare every one of them); what they *receive* can. A course lab's busiest students

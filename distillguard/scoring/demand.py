@@ -212,6 +212,39 @@ def harvest_beyond_store(rows: list[dict], outside: dict[str, np.ndarray], cfg: 
     return (False if judged else None), best
 
 
+def receives_less_than_outside(rows: list[dict], outside: dict[str, np.ndarray], cfg: ScoringConfig) -> float | None:
+    """The common-language effect of the core's mean output tokens per exchange over the accounts outside its
+    cluster (``outside``: column -> their values) when the core receives *clearly* fewer — a one-sided
+    Mann-Whitney test, p ≤ ``percentile_gate_received_alpha`` — else None (also when the test is off or either
+    side records too few values to tell). The bar of "clearly" is the collecting test's own, turned round.
+
+    Why: the collecting test passes a core on harvest shape *or* received output. Harvest shape is what the core
+    asks (a max_tokens rank within the store × its single-turn share); a cohort's homework with a generous ceiling
+    asks long single-turn answers, and in a store of short-ceiling tools it ranks in the tail. A harvest gets the
+    long answers it asks for; a cohort asking a ceiling it does not use receives less than the rest of the store.
+    Only then is its harvest shape not evidence that it collects."""
+    alpha = cfg.percentile_gate_received_alpha
+    if alpha is None:
+        return None
+    core = np.array([float(r["mean_output_tokens"]) for r in rows if _known(r.get("mean_output_tokens"))])
+    out = outside.get("mean_output_tokens", np.array([]))
+    if len(core) < cfg.artefact_harvest_min_accounts or len(out) < cfg.output_demand_min_accounts:
+        return None
+    from scipy.stats import mannwhitneyu
+
+    t = mannwhitneyu(core, out, alternative="less")
+    return 1.0 - float(t.statistic) / (len(core) * len(out)) if float(t.pvalue) <= alpha else None
+
+
+def unused_ceiling(rows: list[dict], outside: dict[str, np.ndarray], cfg: ScoringConfig) -> float | None:
+    """The received-output effect of a core that asks clearly long single-turn answers (harvest shape above the
+    accounts outside its cluster, the collecting test's bars) yet receives fewer output tokens than they do
+    (``receives_less_than_outside``), else None: a cohort's generous ceiling, not a harvest."""
+    if harvest_beyond_store(rows, outside, cfg, ["c_harvest_shape"])[0] is not True:
+        return None
+    return receives_less_than_outside(rows, outside, cfg)
+
+
 def _num_alpha(v: float | None) -> float:
     return -1.0 if v is None else float(v)
 

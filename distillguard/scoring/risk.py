@@ -31,6 +31,7 @@ from distillguard.scoring.demand import (
     collects_long_answers,
     harvest_beyond_store,
     store_values,
+    unused_ceiling,
     workload_matrix,
 )
 from distillguard.scoring.demand import client_share as _client_share
@@ -411,7 +412,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     store_s = np.sort(np.array(list(feats_s.values()), dtype=float))
     # the columns the public-artefact rule compares a core with the rest of the store on (NaN: not recorded)
     store_cols = {col: np.asarray(feats[col].to_numpy(zero_copy_only=False), dtype=float)
-                  for col in {*cfg.artefact_harvest_columns, *(cfg.percentile_gate_subcluster_columns or [])}
+                  for col in {*cfg.artefact_harvest_columns, *(cfg.percentile_gate_subcluster_columns or []),
+                              *(["mean_output_tokens"] if cfg.percentile_gate_received_alpha is not None else [])}
                   if col in feats.column_names}
     peer_data = (workload_matrix(feats), np.asarray(feats["mean_output_tokens"].to_numpy(zero_copy_only=False), dtype=float)) \
         if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
@@ -522,12 +524,17 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # (a developers' community owns its coding-agent prompts: pooled, its heaviest members' traffic must not be
         # what lifts it over the cohort test — dev small_provider-115, a developers' community 0.14 -> 0.37)
         below = gated and _suspicion_percentile(susp_own, members, feats_s, store_s) < _num(cfg.min_suspicion_percentile)
-        ordinary = gated and (below or bool(harvest and cfg.percentile_gate_subcluster_any))
+        # (``percentile_gate_ceiling_any``: above the percentile too, a core asking long answers it does not receive)
+        short = unused_ceiling(rows, _outside(store_cols, inside_idx), cfg) if gated and not harvest and (
+            below or cfg.percentile_gate_ceiling_any) else None
+        ordinary = gated and (below or bool(harvest and cfg.percentile_gate_subcluster_any) or short is not None)
         # ... unless its core collects the teacher's answers beyond the store's norm (``percentile_gate_collects``):
         # a quiet pool mixes ordinary prompts in, so its prompts read like the store's, but what it receives does not
         collecting = None
         if ordinary and (cfg.percentile_gate_collects or harvest):
             collecting = harvest_beyond_store(rows, _outside(store_cols, inside_idx), cfg, sub_cols)
+            # ... asking long answers and receiving fewer than the rest of the store is a ceiling, not a harvest
+            collecting = (False, collecting[1]) if short is not None else collecting
             # a sub-cluster whose core records none of its columns is not judged (exempt, as before)
             ordinary = collecting[0] is False if harvest else collecting[0] is not True
             collecting = collecting[1] if not ordinary and collecting[0] else None
@@ -637,6 +644,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               f"answers than the store's accounts (effect {collecting:.2f}): a harvest mixing ordinary "
                               "traffic in, not a cohort"
                               + (f"; its suspicion reads what it receives ({susp0:.2f} → {susp:.2f})" if lift > 0 else ""))
+        if ordinary and short is not None:
+            cs.reasons.append("its core asks long single-turn answers but receives clearly fewer output tokens "
+                              f"than the accounts outside it (effect {short:.2f}): a generous ceiling, not a harvest")
         if ordinary:
             cs.reasons.append("weakly coordinated: its core receives what the store's accounts receive (a cohort's "
                               "busiest members, not a harvest)" if not below else
