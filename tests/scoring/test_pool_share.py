@@ -74,7 +74,7 @@ def test_a_diluted_pool_is_read_on_what_it_relays():
     on, risk_on = _score(ScoringConfig())
     off, risk_off = _score(ScoringConfig(pool_share_reading=False))
     assert off.suspicion == pytest.approx(0.3) and max(risk_off[a] for a in POOL) < 0.5
-    assert on.suspicion > 0.5 and any("system prompts only it sends" in r for r in on.reasons)
+    assert on.suspicion > 0.5 and any("system prompts or templates only it sends" in r for r in on.reasons)
     assert min(risk_on[a] for a in POOL) >= 0.5, {a: round(risk_on[a], 3) for a in POOL}
     # the ordinary users in its community send none of its prompts: read as before, and not lifted by it
     assert max(risk_on[a] for a in OTHERS[:4]) <= max(risk_off[a] for a in OTHERS[:4]) + 1e-9
@@ -93,3 +93,60 @@ def test_without_the_partial_nothing_is_read():
     con = _con(_rows())
     assert not window_view(con, SIGS, (), None, None)
     assert pool_share_suspicion(con, {a: 0 for a in POOL}, {0: set(POOL)}, {}, None, 100, ScoringConfig()) == {}
+
+
+def _kit_partials(harvest_on_templates: bool = True) -> tuple[pa.Table, pa.Table]:
+    """(``beh_as``, ``beh_at``) for a pool whose three private system prompts carry multi-turn orchestration that reads
+    like ordinary work and whose three private templates carry the one-turn reasoning harvest (dev3 quiet_hydra-706's
+    shape); each pool account also sends 200 ordinary exchanges on the store's default prompt and template."""
+    sp, tp = [], []
+
+    def add(rows, key, a, e, n, harvest):
+        rows.append({"account_id": a, key: e, "hour": HOUR, "n": n, "n_single": n if harvest else n // 3,
+                     "n_reason": int(0.8 * n) if harvest else 0, "n_maxtok": n,
+                     "sum_maxtok": n * (4000 if harvest else 1000), "sum_out": n * 500, "n_out": n, "n_task": 0,
+                     "hit_sig_cot_elicit": int(0.8 * n) if harvest else 0, "hit_sig_cap_coding": 0,
+                     "hit_sig_task_dataset": n if harvest else 0})
+    for a in POOL:
+        for j in range(3):
+            add(sp, "entity", a, f"pool-sp-{j}", 30, False)
+            add(tp, "template_key", a, f"pool-t-{j}", 33, harvest_on_templates)
+        add(sp, "entity", a, "default-sp", 200, False)
+        add(tp, "template_key", a, "default-t", 200, False)
+    for a in OTHERS:
+        add(sp, "entity", a, "default-sp", 300, False)
+        add(tp, "template_key", a, "default-t", 300, False)
+    return pa.Table.from_pylist(sp), pa.Table.from_pylist(tp)
+
+
+def _kit_score(cfg: ScoringConfig, harvest_on_templates: bool = True, template_counts: bool = True):
+    rows = _rows() + [(a, "template", f"pool-t-{j}", 0.3) for a in POOL for j in range(3)]
+    rows += [(a, "template", "default-t", 0.1) for a in POOL + OTHERS]
+    con = _con(rows)
+    sp, tp = _kit_partials(harvest_on_templates)
+    if not template_counts:   # beh_at as built without ``behavior.template_partials``: the exchange count only
+        tp = tp.select(["account_id", "template_key", "hour", "n"])
+    for name, t in (("beh_as", sp), ("beh_at", tp)):
+        con.register("_t", t)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _t")
+        con.unregister("_t")
+    assert window_view(con, SIGS, ("sig_task_dataset",), None, None)
+    cs, out = score_clusters(con, _feats(), {a: 0 for a in POOL + OTHERS[:4]}, [], cfg)
+    return cs[0], dict(zip(out["account_id"].to_pylist(), out["risk"].to_pylist(), strict=True))
+
+
+def test_a_pool_is_read_on_the_exchanges_carrying_its_private_templates():
+    """The harvest rides on the pool's private templates, not on its private system prompts: read on the system
+    prompts alone (``pool_share_templates`` off, main's reading) the pool stays at its diluted level; read on the
+    templates too, the larger reading counts and the pool is flagged."""
+    off, risk_off = _kit_score(ScoringConfig(pool_share_templates=False))
+    assert off.suspicion == pytest.approx(0.3) and max(risk_off[a] for a in POOL) < 0.5
+    on, risk_on = _kit_score(ScoringConfig())
+    assert on.suspicion > 0.5 and min(risk_on[a] for a in POOL) >= 0.5, {a: round(risk_on[a], 3) for a in POOL}
+    # its ordinary members send none of its kit: not lifted
+    assert max(risk_on[a] for a in OTHERS[:4]) <= max(risk_off[a] for a in OTHERS[:4]) + 1e-9
+    # templates carrying ordinary work read no higher than the account; a partial without the counts reads nothing
+    flat, _ = _kit_score(ScoringConfig(), harvest_on_templates=False)
+    assert flat.suspicion == pytest.approx(0.3)
+    bare, _ = _kit_score(ScoringConfig(), template_counts=False)
+    assert bare.suspicion == pytest.approx(0.3)
