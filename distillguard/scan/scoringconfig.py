@@ -632,6 +632,12 @@ class ScoringConfig(_Strict):
     #: ... and that reading reads what those exchanges received (output tokens per exchange, ranked among the
     #: store's accounts) at ``collecting_received_weight``. False: the account model's own weight.
     pool_share_received: bool = True
+    #: ... when the community's kit exchanges receive longer answers than the same members' other traffic: a one-sided
+    #: sign test over its core members that sent both, p at most this. A harvest's kit draws longer answers than the
+    #: owners' traffic mixed in with it (dev3 quiet_hydra-706: 21 of 22 core members); a developers' community's
+    #: private coding-agent templates draw what the rest of its members' coding work does (dev2 standard-312: 15 of
+    #: 30, its risk 0.389 → 0.440 without the test). None: no test.
+    pool_share_received_alpha: float | None = Field(0.01, gt=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

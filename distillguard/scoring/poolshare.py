@@ -84,7 +84,7 @@ def _share_view(con, view: str, table: str, key: str, have: set[str], sigs: list
 
 def pool_share_suspicion(con, membership: dict[str, int], core: dict[int, set[str]], feat_rows: dict[str, dict],
                          store_out: StoreOutput | None, n_all: int, cfg, store_recv: StoreOutput | None = None
-                         ) -> dict[int, dict[str, tuple[float, int, float]]]:
+                         ) -> dict[int, dict[str, tuple[float, int, float, float, float]]]:
     """cluster -> member -> (its suspicion read on its exchanges carrying the cluster's private system prompts,
     how many such exchanges), for the members that sent any; clusters without such prompts are absent. With
     ``pool_share_templates``, a member is also read on its exchanges carrying the cluster's private templates, and
@@ -102,7 +102,7 @@ def pool_share_suspicion(con, membership: dict[str, int], core: dict[int, set[st
     cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
     model = cfg.account_model
     k = float(model.prior_exchanges)
-    out: dict[int, dict[str, tuple[float, int, float]]] = {}
+    out: dict[int, dict[str, tuple[float, int, float, float, float]]] = {}
     con.register("_psm", pa.table({"account_id": list(membership), "cl": list(membership.values()),
                                    "in_core": [a in core.get(c, ()) for a, c in membership.items()]}))
     try:
@@ -136,13 +136,47 @@ def pool_share_suspicion(con, membership: dict[str, int], core: dict[int, set[st
                     # what those exchanges received, ranked among the store's accounts as ``received_output`` is
                     comps["received_output"] = store_recv.rank(float(sum_out or 0) / float(n_out), float(n_out),
                                                                float(model.rank_prior_exchanges)) * n / (n + k)
-                got = (blend(comps, model), int(n), comps["received_output"])
+                got = (blend(comps, model), int(n), comps["received_output"], float(sum_out or 0), float(n_out or 0))
                 # the larger reading of the two kinds of kit (system prompts, templates)
-                if got[0] > out.setdefault(c, {}).get(a, (-1.0, 0, 0.0))[0]:
+                if got[0] > out.setdefault(c, {}).get(a, (-1.0,))[0]:
                     out[c][a] = got
     finally:
         con.unregister("_psm")
     return out
+
+
+def kit_collects(got: dict[str, tuple], core_rows: list[dict], alpha: float | None) -> bool:
+    """Do the core's kit exchanges receive longer answers than the same accounts' other traffic? A one-sided sign
+    test over the core members that sent both (the kit's mean output tokens against the rest of the account's):
+    p at most ``alpha`` (None: no test, always true).
+
+    Why: what a harvest's kit collects is what separates it, but a developers' community's private coding-agent
+    templates draw the same answers as the rest of its members' coding work (dev2 standard-312: 15 of 30 core
+    members' kit exchanges receive more than their other traffic, a coin flip), and a tool's users send all their
+    traffic on the tool's prompt (nothing to compare); a quiet hydra's templates draw ~1,300 tokens where its
+    owners' mixed-in chat draws ~600 (dev3 quiet_hydra-706: 21 of 22)."""
+    if alpha is None:
+        return True
+    above = n = 0
+    for r in core_rows:
+        g = got.get(r["account_id"])
+        own_mean, own_n = r.get("mean_output_tokens"), r.get("n_output_tokens")
+        if g is None or not g[4] or own_mean is None or own_n is None or own_mean != own_mean or own_n != own_n:
+            continue
+        rest_n = float(own_n) - g[4]
+        if rest_n <= 0:
+            continue
+        rest = (float(own_mean) * float(own_n) - g[3]) / rest_n
+        kit = g[3] / g[4]
+        if kit == rest:
+            continue
+        n += 1
+        above += kit > rest
+    if n == 0:
+        return False
+    from scipy.stats import binomtest
+
+    return float(binomtest(above, n, 0.5, alternative="greater").pvalue) <= alpha
 
 
 def share_components(own: dict, n: float, n_single: float, n_reason: float, n_task: float, n_mt: float,

@@ -38,7 +38,7 @@ from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.parent import parent_chance, parent_fit
-from distillguard.scoring.poolshare import pool_kit_carriers, pool_share_suspicion
+from distillguard.scoring.poolshare import kit_collects, pool_kit_carriers, pool_share_suspicion
 from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
@@ -546,7 +546,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         susp_all = susp
         if (c in share_read and private and strong and not no_output and not software and not artefact
                 and not ordinary):
-            got = {a: (v, n) for a, (v, n, _) in share_read[c].items()}
+            got = {a: (v, n) for a, (v, n, *_) in share_read[c].items()}
             read = float(np.quantile([max(_num(r["suspicion"]), got.get(r["account_id"], (0.0, 0))[0]) for r in rows],
                                      cfg.cluster_suspicion_quantile)) if rows else 0.0
             share_of[f"{id_prefix}-{c:04d}"] = got
@@ -554,9 +554,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             m_read = max(m_read, read)
             # ... and read with what those exchanges received (``pool_share_received``): a reading of the kit, so it
             # raises the cluster's level, not the yardstick its members' own traffic is compared with below
-            kit_lift = received_lift(cfg) if cfg.pool_share_received else 0.0
+            kit_lift = received_lift(cfg) if cfg.pool_share_received and kit_collects(
+                share_read[c], rows, cfg.pool_share_received_alpha) else 0.0
             if kit_lift > 0:
-                kit = {a: with_received(v, x, kit_lift) for a, (v, _, x) in share_read[c].items()}
+                kit = {a: with_received(v, x, kit_lift) for a, (v, _, x, *_) in share_read[c].items()}
                 lifted_read = float(np.quantile([max(_num(r["suspicion"]), kit.get(r["account_id"], 0.0))
                                                  for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
                 if lifted_read > susp:
@@ -619,7 +620,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
                               "improbable in the group")
         if susp > susp_all:
-            n_sp = sum(n for _, n, _ in share_read[c].values())
+            n_sp = sum(n for _, n, *_ in share_read[c].values())
             cs.reasons.append(f"its suspicion reads its members' {n_sp} exchanges carrying the system prompts or templates "
                               f"only it sends{', with the answers they received,' if cs.cluster_id in kit_yard else ''} "
                               f"({susp_all:.2f} → {susp:.2f}): what its accounts relay beside their own traffic")

@@ -178,3 +178,18 @@ def test_the_kit_is_read_with_what_it_received_and_members_keep_their_yardstick(
     # kit exchanges receiving what the store's accounts receive read nothing more
     same, _ = score(ScoringConfig(), 500)
     assert same.suspicion == pytest.approx(off.suspicion)
+
+
+def test_a_kit_receiving_what_its_senders_other_traffic_receives_is_not_read_for_it():
+    """``pool_share_received_alpha``: a developers' community's private templates draw long answers, but no longer than
+    the rest of its members' work (dev2 standard-312): the received reading needs the kit to collect more than the
+    same accounts' other traffic (a sign test over the core), and without that test it would lift the community."""
+    ids = POOL + OTHERS
+    out = [900.0 if a in POOL else 500.0 + 3 * i for i, a in enumerate(ids)]
+    feats = _feats().append_column("mean_output_tokens", pa.array(out)).append_column(
+        "n_output_tokens", pa.array([300.0] * len(ids)))
+    off, _ = _kit_score(ScoringConfig(pool_share_received=False), kit_out=900, feats=feats)
+    tested, _ = _kit_score(ScoringConfig(), kit_out=900, feats=feats)
+    untested, _ = _kit_score(ScoringConfig(pool_share_received_alpha=None), kit_out=900, feats=feats)
+    assert tested.suspicion == pytest.approx(off.suspicion)
+    assert untested.suspicion > off.suspicion + 0.03
