@@ -404,6 +404,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     share_of: dict[str, dict[str, tuple[float, int]]] = {}   # cluster id -> member -> its pool-share reading
     receive_bar: dict[str, float] = {}   # cluster id -> received output its rare-tie holders reach (lifted clusters)
     kit_yard: dict[str, float] = {}   # cluster id -> its suspicion before the kit's received output was read
+    kit_base: dict[str, float] = {}   # ... and its risk at that suspicion (what a member sending none of its kit keeps)
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
@@ -591,6 +592,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
         risk = cluster_risk(coord, susp, cfg, discount)
+        if f"{id_prefix}-{c:04d}" in kit_yard:
+            kit_base[f"{id_prefix}-{c:04d}"] = float(cluster_risk(coord, kit_yard[f"{id_prefix}-{c:04d}"], cfg, discount))
         if cfg.pool_member_yardstick and c in group_comps and not held_by and m_read < susp:
             members_read[f"{id_prefix}-{c:04d}"] = m_read
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
@@ -739,6 +742,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             member *= min(1.0, float(s) / (ratio * yard))
             yard_used = yard < c_susp and float(s) < ratio * c_susp
         r = cs.risk * member
+        if cs.cluster_id in kit_base and a not in share_of.get(cs.cluster_id, {}):
+            # what the kit received is evidence about the accounts sending it: a member sending none of the kit (an
+            # ordinary user on the pool's ISPs and schedule) keeps the level the cluster has without it
+            r = min(r, kit_base[cs.cluster_id] * member)
         # ... and in a community lifted by counted rare ties it is part of the body those ties hold
         # (``pool_member_takes_lift``)
         body_lift = body and cfg.pool_member_takes_lift and cs.unlifted_risk is not None

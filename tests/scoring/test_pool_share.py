@@ -170,11 +170,13 @@ def test_the_kit_is_read_with_what_it_received_and_members_keep_their_yardstick(
     assert on.suspicion > off.suspicion + 0.03 and on.risk > off.risk
     assert any("with the answers they received" in r for r in on.reasons)
     assert not any("with the answers they received" in r for r in off.reasons)
-    # every member's factor (its risk over the community's) is what it was without the received reading: the
-    # ordinary users of its community (own 0.1) fall off against the level their own traffic is comparable with
-    for a in POOL + OTHERS[:4]:
+    # every kit sender's factor (its risk over the community's) is what it was without the received reading, and
+    # the ordinary users of its community (own 0.1, sending none of the kit) keep the risk they had without it
+    # (dev standard-107: a chat user on a hydra's ISPs and schedule went 0.490 -> 0.559 when it took the lifted level)
+    for a in POOL:
         assert risk_on[a] / on.risk == pytest.approx(risk_off[a] / off.risk), a
-    assert max(risk_on[a] for a in OTHERS[:4]) < 0.5
+    for a in OTHERS[:4]:
+        assert risk_on[a] == pytest.approx(risk_off[a], abs=1e-4) and risk_on[a] < 0.5, a
     # kit exchanges receiving what the store's accounts receive read nothing more
     same, _ = score(ScoringConfig(), 500)
     assert same.suspicion == pytest.approx(off.suspicion)
