@@ -625,12 +625,16 @@ class ScoringConfig(_Strict):
     pool_share_templates: bool = True
     #: The share of the community's core that must send a private template for it to count as the community's kit
     #: in that reading (always at least two core accounts). 0: every private template two of its core send — an
-    #: operation running a mixed kit sends a scatter of private templates, each a few of its accounts use (706: 26
-    #: held by a quarter of its core of 22, 114 by two or more). Which exchanges are read does not make a community
-    #: strong or private (``rare_content_min_share`` still decides that). None: ``rare_content_min_share``.
+    #: operation running a mixed kit sends a scatter of private templates, each a few of its accounts use (706: 114
+    #: sent by two or more of its community and nobody outside, the most shared by 13 of 33; read at a quarter of the
+    #: core its community reads 0.39 with the received reading, 0.46 at 0). Which exchanges are read does not make a
+    #: community strong or private (``rare_content_min_share`` still decides that). None: ``rare_content_min_share``.
     pool_share_template_min_share: float | None = Field(0.0, ge=0, le=1)
     #: ... and that reading reads what those exchanges received (output tokens per exchange, ranked among the
-    #: store's accounts) at ``collecting_received_weight``. False: the account model's own weight.
+    #: store's accounts) at ``collecting_received_weight``: what a harvest's kit collects (706: ~1,300 tokens an
+    #: exchange where its owners' mixed-in traffic draws ~560). It raises the community's level only: members are
+    #: compared with its suspicion before it, and a member sending none of the kit keeps the risk without it.
+    #: False: the account model's own weight.
     pool_share_received: bool = True
     #: ... when the community's kit exchanges receive longer answers than the same members' other traffic: a one-sided
     #: sign test over its core members that sent both, p at most this. A harvest's kit draws longer answers than the
