@@ -53,25 +53,33 @@ def build_partials(con: duckdb.DuckDBPyConnection, sigs: list[str], cfg: Behavio
                    SELECT account_id, coalesce(model, '(none)') AS model, hour, count(*) AS n FROM ex GROUP BY 1, 2, 3""")
     con.execute(f"""{into("beh_pd")}
                    SELECT account_id, prompt_h, min(hour) AS hour FROM ex GROUP BY 1, 2""")
+    # account × template × hour; with ``template_partials`` also what those exchanges look like (the counts
+    # ``beh_as`` keeps per system prompt), so a pool member can be read on the exchanges carrying its pool's private
+    # templates too (scoring/poolshare.py)
+    shares = _share_counts(sigs, hit) if cfg.template_partials else ""
     con.execute(f"""{into("beh_at")}
-                   SELECT account_id, template_key, hour, count(*) AS n FROM ex
+                   SELECT account_id, template_key, hour, count(*) AS n {shares} FROM ex
                    WHERE template_key IS NOT NULL GROUP BY 1, 2, 3""")
     made = ["beh_ah", "beh_am", "beh_pd", "beh_at"]
     if cfg.system_prompt_partials:
         # account × system prompt × hour: what an account's exchanges under one system prompt look like (one-turn,
         # reasoning, max_tokens asked, output received, each signal's hits), so a pool member's suspicion can be
         # read on the exchanges carrying its pool's private system prompts alone (scoring/poolshare.py)
-        hits = "".join(f", count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
         con.execute(f"""{into("beh_as")}
-                       SELECT account_id, system_prompt AS entity, hour, count(*) AS n,
-                              count(*) FILTER (WHERE n_turns <= 1) AS n_single,
-                              count(*) FILTER (WHERE reasoning) AS n_reason,
-                              count(max_tokens) AS n_maxtok, sum(max_tokens) AS sum_maxtok,
-                              sum(output_tokens) AS sum_out, count(output_tokens) AS n_out,
-                              count(task_item_key) AS n_task {hits}
+                       SELECT account_id, system_prompt AS entity, hour, count(*) AS n {_share_counts(sigs, hit)}
                        FROM ex WHERE system_prompt IS NOT NULL GROUP BY 1, 2, 3""")
         made.append("beh_as")
     return made
+
+
+def _share_counts(sigs: list[str], hit: float) -> str:
+    """The counts the account model's share components are made of, for a partial grouped by some content entity:
+    one-turn, reasoning, max_tokens asked, output received, task items and each signal's hits (scoring/poolshare.py
+    reads them)."""
+    hits = "".join(f", count(*) FILTER (WHERE {s} >= {hit}) AS hit_{s}" for s in sigs)
+    return (", count(*) FILTER (WHERE n_turns <= 1) AS n_single, count(*) FILTER (WHERE reasoning) AS n_reason, "
+            "count(max_tokens) AS n_maxtok, sum(max_tokens) AS sum_maxtok, sum(output_tokens) AS sum_out, "
+            "count(output_tokens) AS n_out, count(task_item_key) AS n_task" + hits)
 
 
 def _until(until: datetime | None, col: str = "hour", since: datetime | None = None) -> str:

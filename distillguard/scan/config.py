@@ -42,6 +42,11 @@ class BehaviorConfig(_Strict):
     #: one more row per account-hour that carries a system prompt in ``prepare``; false: not built, and the
     #: reading is off.
     system_prompt_partials: bool = True
+    #: Keep the same counts in the account × template × hour partial (``beh_at``, which otherwise holds only the
+    #: exchange count): what ``scoring.pool_share_templates`` reads a pool member's suspicion from, on the exchanges
+    #: carrying its pool's private templates. Costs those columns on each of ``beh_at``'s rows in ``prepare``; false:
+    #: not built, and the template reading is off.
+    template_partials: bool = True
 
 
 #: Default weight per edge kind before the commonness discount. Infrastructure a provider does

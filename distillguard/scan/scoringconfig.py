@@ -652,6 +652,32 @@ class ScoringConfig(_Strict):
     #: own share of them is what it relays (dev standard-117: suspicion 0.36 where the pool's share reads higher).
     #: Needs ``behavior.system_prompt_partials``. False: every account read over all its traffic only.
     pool_share_reading: bool = True
+    #: ... and each such member is also read on its exchanges carrying the community's private *templates* (nobody
+    #: outside sends them, ``pool_share_template_min_share`` of its core does), the larger of the two readings
+    #: counting: an operation's kit is its templates as much as its system prompts. Dev3 quiet_hydra-706: the hydra's
+    #: three private system prompts carry its multi-turn orchestration work, which reads no more suspicious than its
+    #: whole traffic, while its private templates carry the one-turn reasoning harvest (the community 0.31 where its
+    #: risk needs 0.42). Needs ``behavior.template_partials``. False: the system prompts only.
+    pool_share_templates: bool = True
+    #: The share of the community's core that must send a private template for it to count as the community's kit
+    #: in that reading (always at least two core accounts). 0: every private template two of its core send — an
+    #: operation running a mixed kit sends a scatter of private templates, each a few of its accounts use (706: 114
+    #: sent by two or more of its community and nobody outside, the most shared by 13 of 33; read at a quarter of the
+    #: core its community reads 0.39 with the received reading, 0.46 at 0). Which exchanges are read does not make a
+    #: community strong or private (``rare_content_min_share`` still decides that). None: ``rare_content_min_share``.
+    pool_share_template_min_share: float | None = Field(0.0, ge=0, le=1)
+    #: ... and that reading reads what those exchanges received (output tokens per exchange, ranked among the
+    #: store's accounts) at ``collecting_received_weight``: what a harvest's kit collects (706: ~1,300 tokens an
+    #: exchange where its owners' mixed-in traffic draws ~560). It raises the community's level only: members are
+    #: compared with its suspicion before it, and a member sending none of the kit keeps the risk without it.
+    #: False: the account model's own weight.
+    pool_share_received: bool = True
+    #: ... when the community's kit exchanges receive longer answers than the same members' other traffic: a one-sided
+    #: sign test over its core members that sent both, p at most this. A harvest's kit draws longer answers than the
+    #: owners' traffic mixed in with it (dev3 quiet_hydra-706: 21 of 22 core members); a developers' community's
+    #: private coding-agent templates draw what the rest of its members' coding work does (dev2 standard-312: 15 of
+    #: 30, its risk 0.389 → 0.440 without the test). None: no test.
+    pool_share_received_alpha: float | None = Field(0.01, gt=0, le=1)
     #: An account alone (no cluster) never scores above this: one busy account is the
     #: benchmark researcher or the reseller far more often than an attacker.
     single_account_cap: float = Field(0.45, ge=0, le=1)

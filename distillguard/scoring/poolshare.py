@@ -33,6 +33,10 @@ from distillguard.store.sqltext import sql_string
 
 #: The view of ``beh_as`` a detection step reads (its window's rows; hit columns renamed by role).
 VIEW = "beh_as_w"
+#: ... and of ``beh_at`` when it carries the same counts (``behavior.template_partials``): the exchanges by template.
+TEMPLATE_VIEW = "beh_at_w"
+#: content kind in ``inc`` → (the window view of its partial, the column naming the entity there)
+KIT_VIEWS = {"system_prompt": (VIEW, "entity"), "template": (TEMPLATE_VIEW, "template_key")}
 
 #: Components read on the pool's share of a member's exchanges; the rest stay the account's own.
 SHARE_COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "long_output", "harvest_shape")
@@ -42,13 +46,26 @@ def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: dateti
                 since: datetime | None) -> bool:
     """Create view ``beh_as_w``: the rows of ``beh_as`` in the detection's window (account × system prompt × hour), each
     signal's hit count named ``hiti_<signal>`` when it counts as intent (the account model's rule: not a capability
-    signal, not one of ``non_intent``) and ``hitc_<signal>`` when it is a capability signal. False (and no view)
-    when the store's partials have no ``beh_as`` (``behavior.system_prompt_partials`` off, or built before it)."""
-    if not has_view(con, "beh_as"):
-        return False
+    signal, not one of ``non_intent``) and ``hitc_<signal>`` when it is a capability signal; and ``beh_at_w``, the
+    same of ``beh_at`` (account × template × hour) when it carries those counts (``behavior.template_partials``).
+    False (and no view) when the store's partials have no ``beh_as`` (``behavior.system_prompt_partials`` off, or
+    built before it)."""
+    made = False
+    for view, table, key in ((VIEW, "beh_as", "entity"), (TEMPLATE_VIEW, "beh_at", "template_key")):
+        if not has_view(con, table):
+            continue
+        have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+        if "n_single" not in have:   # beh_at without the share counts
+            continue
+        _share_view(con, view, table, key, have, sigs, non_intent, until, since)
+        made = made or view == VIEW
+    return made
+
+
+def _share_view(con, view: str, table: str, key: str, have: set[str], sigs: list[str], non_intent: tuple[str, ...],
+                until: datetime | None, since: datetime | None) -> None:
     from distillguard.behavior.features import _until
 
-    have = {r[0] for r in con.execute("DESCRIBE beh_as").fetchall()}
     hits = []
     for s in sigs:
         if f"hit_{s}" not in have:
@@ -59,55 +76,107 @@ def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: dateti
             hits.append(f", hit_{s} AS hiti_{s}")
     # the hourly rows, not their sums: the reading joins them with a few clusters' private prompts first and sums
     # what is left (a view summed per account and prompt would sum the whole window at every read)
-    con.execute(f"""CREATE OR REPLACE VIEW {VIEW} AS
-        SELECT account_id, entity, n, n_single, n_reason, n_maxtok, sum_maxtok, n_task {''.join(hits)}
-        FROM beh_as WHERE {_until(until, since=since)}""")
-    return True
+    con.execute(f"""CREATE OR REPLACE VIEW {view} AS
+        SELECT account_id, {key} AS entity, n, n_single, n_reason, n_maxtok, sum_maxtok, sum_out, n_out, n_task
+               {''.join(hits)}
+        FROM {table} WHERE {_until(until, since=since)}""")
 
 
 def pool_share_suspicion(con, membership: dict[str, int], core: dict[int, set[str]], feat_rows: dict[str, dict],
-                         store_out: StoreOutput | None, n_all: int, cfg) -> dict[int, dict[str, tuple[float, int]]]:
+                         store_out: StoreOutput | None, n_all: int, cfg, store_recv: StoreOutput | None = None
+                         ) -> dict[int, dict[str, tuple[float, int, float, float, float]]]:
     """cluster -> member -> (its suspicion read on its exchanges carrying the cluster's private system prompts,
-    how many such exchanges), for the members that sent any; clusters without such prompts are absent. Needs the
-    ``inc`` table (incidence: who holds which system prompt, and how many accounts in the store do) and the
-    ``beh_as_w`` view (``window_view``)."""
-    if not cfg.pool_share_reading or not membership or not has_view(con, VIEW):
+    how many such exchanges), for the members that sent any; clusters without such prompts are absent. With
+    ``pool_share_templates``, a member is also read on its exchanges carrying the cluster's private templates, and
+    the larger of the two readings is kept. Needs the ``inc`` table (incidence: who holds which system prompt or
+    template, and how many accounts in the store do) and the ``beh_as_w`` (``beh_at_w``) view (``window_view``)."""
+    if not cfg.pool_share_reading or not membership:
+        return {}
+    kinds = {"system_prompt": cfg.rare_content_min_share}
+    if cfg.pool_share_templates:
+        kinds["template"] = cfg.rare_content_min_share if cfg.pool_share_template_min_share is None \
+            else cfg.pool_share_template_min_share
+    kinds = {k: v for k, v in kinds.items() if has_view(con, KIT_VIEWS[k][0])}
+    if not kinds:
         return {}
     cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
+    model = cfg.account_model
+    k = float(model.prior_exchanges)
+    out: dict[int, dict[str, tuple[float, int, float, float, float]]] = {}
     con.register("_psm", pa.table({"account_id": list(membership), "cl": list(membership.values()),
                                    "in_core": [a in core.get(c, ()) for a, c in membership.items()]}))
     try:
-        cols = [r[0] for r in con.execute(f"DESCRIBE {VIEW}").fetchall()]
-        hit_cols = [c for c in cols if c.startswith(("hiti_", "hitc_"))]
-        rows = con.execute(f"""
-            WITH h AS (SELECT m.cl, i.entity, count(DISTINCT i.account_id) AS m,
-                              count(DISTINCT i.account_id) FILTER (WHERE m.in_core) AS nc, any_value(i.df) AS df
-                       FROM inc i JOIN _psm m USING (account_id) WHERE i.kind = 'system_prompt' GROUP BY 1, 2),
-            k AS (SELECT cl, count(*) AS k, count(*) FILTER (WHERE in_core) AS kc FROM _psm GROUP BY 1),
-            pe AS (SELECT h.cl, h.entity FROM h JOIN k USING (cl)
-                   WHERE 1 - exp(-(k.k - 1) * greatest(h.df - h.m, 0) / greatest({int(n_all)} - k.k, 1)) <= {float(cut)}
-                     AND h.nc >= greatest(2, {float(cfg.rare_content_min_share)} * k.kc))
-            SELECT m.cl, b.account_id, sum(b.n), sum(b.n_single), sum(b.n_reason), sum(b.n_maxtok), sum(b.sum_maxtok),
-                   sum(b.n_task) {''.join(f', sum(b.{c})' for c in hit_cols)}
-            FROM {VIEW} b JOIN _psm m USING (account_id) JOIN pe ON pe.cl = m.cl AND pe.entity = b.entity
-            GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+        for kind, min_share in kinds.items():
+            view = KIT_VIEWS[kind][0]
+            cols = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
+            hit_cols = [c for c in cols if c.startswith(("hiti_", "hitc_"))]
+            rows = con.execute(f"""
+                WITH h AS (SELECT m.cl, i.entity, count(DISTINCT i.account_id) AS m,
+                                  count(DISTINCT i.account_id) FILTER (WHERE m.in_core) AS nc, any_value(i.df) AS df
+                           FROM inc i JOIN _psm m USING (account_id) WHERE i.kind = {sql_string(kind)} GROUP BY 1, 2),
+                k AS (SELECT cl, count(*) AS k, count(*) FILTER (WHERE in_core) AS kc FROM _psm GROUP BY 1),
+                pe AS (SELECT h.cl, h.entity FROM h JOIN k USING (cl)
+                       WHERE 1 - exp(-(k.k - 1) * greatest(h.df - h.m, 0) / greatest({int(n_all)} - k.k, 1)) <= {float(cut)}
+                         AND h.nc >= greatest(2, {float(min_share)} * k.kc))
+                SELECT m.cl, b.account_id, sum(b.n), sum(b.n_single), sum(b.n_reason), sum(b.n_maxtok), sum(b.sum_maxtok),
+                       sum(b.sum_out), sum(b.n_out), sum(b.n_task) {''.join(f', sum(b.{c})' for c in hit_cols)}
+                FROM {view} b JOIN _psm m USING (account_id) JOIN pe ON pe.cl = m.cl AND pe.entity = b.entity
+                GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+            for c, a, n, n_single, n_reason, n_mt, sum_mt, sum_out, n_out, n_task, *hits in rows:
+                own = feat_rows.get(a)
+                n = float(n or 0)
+                if own is None or n <= 0:
+                    continue
+                comps = share_components(own, n, float(n_single or 0), float(n_reason or 0), float(n_task or 0),
+                                         float(n_mt or 0), float(sum_mt or 0),
+                                         [float(h or 0) for h, col in zip(hits, hit_cols, strict=True) if col.startswith("hiti_")],
+                                         [float(h or 0) for h, col in zip(hits, hit_cols, strict=True) if col.startswith("hitc_")],
+                                         store_out, k, float(model.rank_prior_exchanges))
+                if store_recv is not None and n_out:
+                    # what those exchanges received, ranked among the store's accounts as ``received_output`` is
+                    comps["received_output"] = store_recv.rank(float(sum_out or 0) / float(n_out), float(n_out),
+                                                               float(model.rank_prior_exchanges)) * n / (n + k)
+                got = (blend(comps, model), int(n), comps["received_output"], float(sum_out or 0), float(n_out or 0))
+                # the larger reading of the two kinds of kit (system prompts, templates)
+                if got[0] > out.setdefault(c, {}).get(a, (-1.0,))[0]:
+                    out[c][a] = got
     finally:
         con.unregister("_psm")
-    model = cfg.account_model
-    k = float(model.prior_exchanges)
-    out: dict[int, dict[str, tuple[float, int]]] = {}
-    for c, a, n, n_single, n_reason, n_mt, sum_mt, n_task, *hits in rows:
-        own = feat_rows.get(a)
-        n = float(n or 0)
-        if own is None or n <= 0:
-            continue
-        comps = share_components(own, n, float(n_single or 0), float(n_reason or 0), float(n_task or 0),
-                                 float(n_mt or 0), float(sum_mt or 0),
-                                 [float(h or 0) for h, col in zip(hits, hit_cols, strict=True) if col.startswith("hiti_")],
-                                 [float(h or 0) for h, col in zip(hits, hit_cols, strict=True) if col.startswith("hitc_")],
-                                 store_out, k, float(model.rank_prior_exchanges))
-        out.setdefault(c, {})[a] = (blend(comps, model), int(n))
     return out
+
+
+def kit_collects(got: dict[str, tuple], core_rows: list[dict], alpha: float | None) -> bool:
+    """Do the core's kit exchanges receive longer answers than the same accounts' other traffic? A one-sided sign
+    test over the core members that sent both (the kit's mean output tokens against the rest of the account's):
+    p at most ``alpha`` (None: no test, always true).
+
+    Why: what a harvest's kit collects is what separates it, but a developers' community's private coding-agent
+    templates draw the same answers as the rest of its members' coding work (dev2 standard-312: 15 of 30 core
+    members' kit exchanges receive more than their other traffic, a coin flip), and a tool's users send all their
+    traffic on the tool's prompt (nothing to compare); a quiet hydra's templates draw ~1,300 tokens where its
+    owners' mixed-in chat draws ~600 (dev3 quiet_hydra-706: 21 of 22)."""
+    if alpha is None:
+        return True
+    above = n = 0
+    for r in core_rows:
+        g = got.get(r["account_id"])
+        own_mean, own_n = r.get("mean_output_tokens"), r.get("n_output_tokens")
+        if g is None or not g[4] or own_mean is None or own_n is None or own_mean != own_mean or own_n != own_n:
+            continue
+        rest_n = float(own_n) - g[4]
+        if rest_n <= 0:
+            continue
+        rest = (float(own_mean) * float(own_n) - g[3]) / rest_n
+        kit = g[3] / g[4]
+        if kit == rest:
+            continue
+        n += 1
+        above += kit > rest
+    if n == 0:
+        return False
+    from scipy.stats import binomtest
+
+    return float(binomtest(above, n, 0.5, alternative="greater").pvalue) <= alpha
 
 
 def share_components(own: dict, n: float, n_single: float, n_reason: float, n_task: float, n_mt: float,

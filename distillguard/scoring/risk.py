@@ -39,7 +39,7 @@ from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.parent import parent_chance, parent_fit
-from distillguard.scoring.poolshare import pool_kit_carriers, pool_share_suspicion
+from distillguard.scoring.poolshare import kit_collects, pool_kit_carriers, pool_share_suspicion
 from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
@@ -419,10 +419,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if cfg.artefact_peer_min_accounts is not None and "mean_output_tokens" in feats.column_names else None
     at = {a: i for i, a in enumerate(feats["account_id"].to_pylist())}
     # each member's suspicion read on its exchanges carrying its cluster's private system prompts (poolshare.py)
-    share_read = pool_share_suspicion(con, membership, core, feat_rows, store_out_rank, n_all, cfg) \
+    share_read = pool_share_suspicion(con, membership, core, feat_rows, store_out_rank, n_all, cfg,
+                                      StoreOutput.received(feats, float(cfg.account_model.rank_prior_exchanges))
+                                      if cfg.pool_share_received else None) \
         if member_ties is None else {}
     share_of: dict[str, dict[str, tuple[float, int]]] = {}   # cluster id -> member -> its pool-share reading
     receive_bar: dict[str, float] = {}   # cluster id -> received output its rare-tie holders reach (lifted clusters)
+    kit_yard: dict[str, float] = {}   # cluster id -> its suspicion before the kit's received output was read
+    kit_base: dict[str, float] = {}   # ... and its risk at that suspicion (what a member sending none of its kit keeps)
     scores: list[ClusterScore] = []
     group_comps: dict[int, dict[str, float]] = {}   # cluster -> pooled components (pooled clusters only)
     pool_of: dict[int, set[str]] = {}   # cluster -> the accounts whose traffic was pooled
@@ -570,12 +574,23 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         susp_all = susp
         if (c in share_read and private and strong and not no_output and not software and not artefact
                 and not ordinary):
-            got = share_read[c]
+            got = {a: (v, n) for a, (v, n, *_) in share_read[c].items()}
             read = float(np.quantile([max(_num(r["suspicion"]), got.get(r["account_id"], (0.0, 0))[0]) for r in rows],
                                      cfg.cluster_suspicion_quantile)) if rows else 0.0
             share_of[f"{id_prefix}-{c:04d}"] = got
             susp = max(susp, read)
             m_read = max(m_read, read)
+            # ... and read with what those exchanges received (``pool_share_received``): a reading of the kit, so it
+            # raises the cluster's level, not the yardstick its members' own traffic is compared with below
+            kit_lift = received_lift(cfg) if cfg.pool_share_received and kit_collects(
+                share_read[c], rows, cfg.pool_share_received_alpha) else 0.0
+            if kit_lift > 0:
+                kit = {a: with_received(v, x, kit_lift) for a, (v, _, x, *_) in share_read[c].items()}
+                lifted_read = float(np.quantile([max(_num(r["suspicion"]), kit.get(r["account_id"], 0.0))
+                                                 for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
+                if lifted_read > susp:
+                    kit_yard[f"{id_prefix}-{c:04d}"] = susp
+                    susp = lifted_read
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
         held_by = None
@@ -604,6 +619,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
         risk = cluster_risk(coord, susp, cfg, discount)
+        if f"{id_prefix}-{c:04d}" in kit_yard:
+            kit_base[f"{id_prefix}-{c:04d}"] = float(cluster_risk(coord, kit_yard[f"{id_prefix}-{c:04d}"], cfg, discount))
         if cfg.pool_member_yardstick and c in group_comps and not held_by and m_read < susp:
             members_read[f"{id_prefix}-{c:04d}"] = m_read
         cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
@@ -633,9 +650,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                               f"store's own chance of sharing gives {e:.1f} (p = {p:.1g}): rare in each account, "
                               "improbable in the group")
         if susp > susp_all:
-            n_sp = sum(n for _, n in share_read[c].values())
-            cs.reasons.append(f"its suspicion reads its members' {n_sp} exchanges carrying the system prompts only it "
-                              f"sends ({susp_all:.2f} → {susp:.2f}): what its accounts relay beside their own traffic")
+            n_sp = sum(n for _, n, *_ in share_read[c].values())
+            cs.reasons.append(f"its suspicion reads its members' {n_sp} exchanges carrying the system prompts or templates "
+                              f"only it sends{', with the answers they received,' if cs.cluster_id in kit_yard else ''} "
+                              f"({susp_all:.2f} → {susp:.2f}): what its accounts relay beside their own traffic")
         if held_by:
             cs.reasons.append(f"only its counted rare ties coordinate it, so it is judged on their holders' suspicion "
                               f"({held_by[0]:.2f} → {held_by[1]:.2f})")
@@ -726,16 +744,19 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         receives_like = cs.cluster_id in receive_bar and received > 0 and received >= receive_bar[cs.cluster_id]
         if not own_shape and not receives_like and not any(g in groups for g in (*INFRA_GROUPS, "timing")) and "content" not in own_distinct:
             member *= cfg.public_content_member_factor  # tied only by public content: the benchmark-researcher case (not an operation's own templates)
-        if cs.suspicion > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
+        # what the member's own traffic is compared with: the cluster's suspicion, without what its kit received
+        # (``pool_share_received``: the member's own reading does not read that either)
+        c_susp = kit_yard.get(cs.cluster_id, cs.suspicion)
+        if c_susp > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically -- unless that traffic is unusual for the
             # store itself (``unusual_own_bar``)
-            member *= min(1.0, float(s) / cs.suspicion) ** 2
+            member *= min(1.0, float(s) / c_susp) ** 2
         # an account whose own traffic looks ordinary inherits the cluster's risk only when it is tied to
         # the cluster through several independent kinds of evidence (a pool account carrying mixed traffic);
         # then half the ratio suffices
-        if cs.suspicion > 0:
+        if c_susp > 0:
             # (sending the cluster's templates counts here even when a group this big would share them by chance:
             # the rule only relaxes the suspicion ratio for an account that also has a distinctive tie)
             # (in an operation only its own kinds count: thousands of proxy accounts replaying ordinary traffic
@@ -747,10 +768,14 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             ratio = cfg.member_suspicion_ratio * (cfg.tied_member_ratio_factor if len(strong_ties) >= cfg.min_member_groups
                                                   else 1.0)
             # a member of the pooled body (``pool_member_yardstick``) is compared with the members read as it is
-            yard = members_read.get(cs.cluster_id, cs.suspicion) if body else cs.suspicion
+            yard = min(members_read.get(cs.cluster_id, c_susp), c_susp) if body else c_susp
             member *= min(1.0, float(s) / (ratio * yard))
-            yard_used = yard < cs.suspicion and float(s) < ratio * cs.suspicion
+            yard_used = yard < c_susp and float(s) < ratio * c_susp
         r = cs.risk * member
+        if cs.cluster_id in kit_base and a not in share_of.get(cs.cluster_id, {}):
+            # what the kit received is evidence about the accounts sending it: a member sending none of the kit (an
+            # ordinary user on the pool's ISPs and schedule) keeps the level the cluster has without it
+            r = min(r, kit_base[cs.cluster_id] * member)
         # ... and in a community lifted by counted rare ties it is part of the body those ties hold
         # (``pool_member_takes_lift``)
         body_lift = body and cfg.pool_member_takes_lift and cs.unlifted_risk is not None
@@ -792,7 +817,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             own.append(f"this account: receives answers as long as the members holding {cs.cluster_id}'s rare ties "
                        f"(received-output rank {received:.2f} ≥ {receive_bar[cs.cluster_id]:.2f})")
         if share is not None and share[0] > s_all:
-            own.append(f"this account: its {share[1]} exchanges carrying {cs.cluster_id}'s own system prompts read at "
+            own.append(f"this account: its {share[1]} exchanges carrying {cs.cluster_id}'s own system prompts or templates read at "
                        f"suspicion {share[0]:.2f} (all its traffic: {s_all:.2f})")
         reasons.append(cs.reasons[:3] + own + account_reasons(frow[a], cs))
     out = pa.table({"account_id": ids, "risk": pa.array(risk, pa.float64()),

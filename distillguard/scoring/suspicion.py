@@ -120,6 +120,17 @@ class StoreOutput:
         raw = _col(features, "mean_max_tokens")[known]
         return cls(np.sort(mt[known]), float(np.median(raw)))
 
+    @classmethod
+    def received(cls, features: pa.Table, prior: float) -> StoreOutput | None:
+        """The same for the output tokens received per exchange (what ``received_output`` ranks)."""
+        if "mean_output_tokens" not in features.column_names:
+            return None
+        got, known = credible_received(features, prior)
+        if not known.any():
+            return None
+        raw = _col(features, "mean_output_tokens")[known]
+        return cls(np.sort(got[known]), float(np.median(raw)))
+
     def rank(self, mean: float, n: float, prior: float) -> float:
         """``long_output`` of a body of ``n`` requests asking ``mean`` max_tokens on average: shrunk as an account's
         mean is, then as an upper percentile (mid-rank) among the store's accounts."""
