@@ -1,4 +1,5 @@
-"""Pool-share reading: a pool member's suspicion read on the exchanges that carry its pool's private system prompts.
+"""Pool-share reading: a pool member's suspicion read on the exchanges that carry its pool's private system prompts
+(and, ``scoring.pool_share_templates``, its private templates); which members a pool's reading may reach.
 
 A residential proxy relays an operation's requests beside its owner's ordinary traffic. Read over all its
 exchanges, its suspicion is a blend of the two — the owner's chat dilutes the relay's one-turn, long-answer,
@@ -27,6 +28,7 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
+from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import CAPABILITY_PREFIX, has_view
 from distillguard.scoring.suspicion import COMPONENTS, StoreOutput, blend
 from distillguard.store.sqltext import sql_string
@@ -40,6 +42,10 @@ KIT_VIEWS = {"system_prompt": (VIEW, "entity"), "template": (TEMPLATE_VIEW, "tem
 
 #: Components read on the pool's share of a member's exchanges; the rest stay the account's own.
 SHARE_COMPONENTS = ("intent", "capability", "task_items", "reasoning", "single_turn", "long_output", "harvest_shape")
+
+#: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
+#: the same sign-up burst, the same schedule on the same template, a partner's indicator.
+DISTINCTIVE_GROUPS = ("payment", "creation", "timing", "intel")
 
 
 def window_view(con, sigs: list[str], non_intent: tuple[str, ...], until: datetime | None,
@@ -213,7 +219,7 @@ def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[st
     ``rare_content_min_share`` of the cluster's core sends, and that at least ``pool_min_accounts`` — and
     ``pool_min_share`` — of the pool's anchors send besides the member itself. Anchors are the pooled accounts holding
     a tie of infrastructure or timing (``anchors``) when the pool has ``pool_min_accounts`` of them, else every pooled
-    account (as ``risk._shares_with_pool`` counts them). Needs the ``inc`` table.
+    account (as ``shares_with_pool`` counts them). Needs the ``inc`` table.
 
     Why: such a member is part of the body of traffic the pooled reading judges (``scoring.pool_member_yardstick``,
     ``pool_member_takes_lift``). Reading a member "with the pool" alone is not that: a company account holding a stock
@@ -222,8 +228,6 @@ def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[st
     todo = {a: membership[a] for a in candidates if membership.get(a) in pool_of}
     if not todo:
         return set()
-    from distillguard.graph.edges import KIND_GROUP
-
     kinds = [k for k, g in KIND_GROUP.items() if g == "content"]
     k_min, share = int(cfg.pool_min_accounts), float(cfg.pool_min_share)
     cut = cfg.rare_content_chance if cfg.rare_content_chance is not None else cfg.distinctive_chance
@@ -261,3 +265,51 @@ def pool_kit_carriers(con, membership: dict[str, int], pool_of: dict[int, set[st
     finally:
         con.unregister("_kit")
     return {a for (a,) in rows}
+
+
+def shares_with_pool(con, membership: dict[str, int], pool_of: dict[int, set[str]],
+                     distinct: dict[str, set[str]], cfg) -> set[str]:
+    """The members of pooled clusters whose traffic may be read with the pool's (``score_clusters``): those
+    holding a distinctive tie of infrastructure or timing (``DISTINCTIVE_GROUPS``), and those whose only
+    distinctive ties are private content or client fingerprints when they hold one entity of that kind that at
+    least ``pool_min_accounts`` of the pooled accounts (itself not counted) hold too, and at least
+    ``pool_min_share`` of them: an operation's kit is held by a good part of its pool, while a stock SDK build a
+    few ordinary users happen to share with three of a 56-account pool's accounts is "private" only because the
+    community absorbed all its holders (dev standard-100: two chat users with 1 and 16 requests read as the pool).
+
+    Why: "private" content is judged by whether anyone outside the cluster holds it, and early in a window a
+    coding template three accounts have sent is held by nobody outside the community those three were put in
+    *because* they share it. A one-request company account that sent the same public-looking coding template
+    as one hydra account and a student was read as the hydra's pooled traffic and flagged (issue 14, loop
+    replay seed 3, 08:00). An operation's own templates are sent by many of its pooled accounts."""
+    out = {a for a, gs in distinct.items() if gs & set(DISTINCTIVE_GROUPS)}
+    need = {a: c for a, c in membership.items() if c in pool_of and a in distinct and a not in out}
+    if not need:
+        return out
+    kinds = [k for k, g in KIND_GROUP.items() if g in ("content", "client")]
+    pooled = [(a, c) for c, ms in pool_of.items() for a in ms]
+    # ``pool_anchored``: only the pool's anchors count as holders — its accounts holding a tie of infrastructure or
+    # timing (``DISTINCTIVE_GROUPS``) — when it has at least ``pool_min_accounts`` of them; otherwise every pooled
+    # account counts, as before. The anchor flag rides on each incidence row: a list of a pool's anchors joined to
+    # every row ran a scale-1.0 scan (20k-account pools) out of memory
+    anchored = bool(cfg.pool_anchored)
+    con.register("_need", pa.table({"account_id": list(need) + [a for a, _ in pooled],
+                                    "cl": list(need.values()) + [c for _, c in pooled],
+                                    "pool": [False] * len(need) + [True] * len(pooled),
+                                    "anchor": [False] * len(need) + [anchored and a in out for a, _ in pooled]}))
+    k_min, share = int(cfg.pool_min_accounts), float(cfg.pool_min_share)
+    rows = con.execute(f"""
+        WITH h AS (SELECT n.cl, n.account_id, n.pool, n.anchor, i.kind, i.entity FROM inc i JOIN _need n USING (account_id)
+                   WHERE i.kind IN ({", ".join(repr(k) for k in kinds)})),
+        p0 AS (SELECT cl, count(DISTINCT account_id) AS n, count(DISTINCT account_id) FILTER (WHERE anchor) AS na
+               FROM _need WHERE pool GROUP BY 1),
+        p AS (SELECT cl, na >= {k_min} AS by_anchor, CASE WHEN na >= {k_min} THEN na ELSE n END AS n FROM p0),
+        e AS (SELECT h.cl, h.kind, h.entity, list(DISTINCT h.account_id) FILTER (
+                  WHERE h.pool AND (NOT p.by_anchor OR h.anchor)) AS holders
+              FROM h JOIN p USING (cl) GROUP BY 1, 2, 3)
+        SELECT DISTINCT h.account_id FROM h JOIN e USING (cl, kind, entity) JOIN p USING (cl)
+        WHERE NOT h.pool AND len(list_filter(coalesce(e.holders, []), lambda x: x <> h.account_id))
+              >= greatest({k_min}, {share} * p.n)
+        """).fetchall()
+    con.unregister("_need")
+    return out | {a for (a,) in rows if a in need}

@@ -39,7 +39,13 @@ from distillguard.scoring.demand import no_output_demand as _no_output_demand
 from distillguard.scoring.demand import outside_values as _outside
 from distillguard.scoring.demand import shorter_than_store as _shorter_than_store
 from distillguard.scoring.parent import parent_chance, parent_fit
-from distillguard.scoring.poolshare import kit_collects, pool_kit_carriers, pool_share_suspicion
+from distillguard.scoring.poolshare import (
+    DISTINCTIVE_GROUPS,
+    kit_collects,
+    pool_kit_carriers,
+    pool_share_suspicion,
+    shares_with_pool,
+)
 from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
@@ -62,10 +68,6 @@ from distillguard.scoring.suspicion import (
     with_received,
 )
 from distillguard.scoring.suspicion import store_percentile as _suspicion_percentile
-
-#: Evidence a residential proxy's ordinary co-tenants do not share with its accounts: the same card,
-#: the same sign-up burst, the same schedule on the same template, a partner's indicator.
-DISTINCTIVE_GROUPS = ("payment", "creation", "timing", "intel")
 
 
 @dataclass
@@ -117,54 +119,6 @@ def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: in
             and content_core < cfg.tied_member_content_share * core_size:
         out.discard("content")
     return out
-
-
-def _shares_with_pool(con: duckdb.DuckDBPyConnection, membership: dict[str, int], pool_of: dict[int, set[str]],
-                      distinct: dict[str, set[str]], cfg: ScoringConfig) -> set[str]:
-    """The members of pooled clusters whose traffic may be read with the pool's (``score_clusters``): those
-    holding a distinctive tie of infrastructure or timing (``DISTINCTIVE_GROUPS``), and those whose only
-    distinctive ties are private content or client fingerprints when they hold one entity of that kind that at
-    least ``pool_min_accounts`` of the pooled accounts (itself not counted) hold too, and at least
-    ``pool_min_share`` of them: an operation's kit is held by a good part of its pool, while a stock SDK build a
-    few ordinary users happen to share with three of a 56-account pool's accounts is "private" only because the
-    community absorbed all its holders (dev standard-100: two chat users with 1 and 16 requests read as the pool).
-
-    Why: "private" content is judged by whether anyone outside the cluster holds it, and early in a window a
-    coding template three accounts have sent is held by nobody outside the community those three were put in
-    *because* they share it. A one-request company account that sent the same public-looking coding template
-    as one hydra account and a student was read as the hydra's pooled traffic and flagged (issue 14, loop
-    replay seed 3, 08:00). An operation's own templates are sent by many of its pooled accounts."""
-    out = {a for a, gs in distinct.items() if gs & set(DISTINCTIVE_GROUPS)}
-    need = {a: c for a, c in membership.items() if c in pool_of and a in distinct and a not in out}
-    if not need:
-        return out
-    kinds = [k for k, g in KIND_GROUP.items() if g in ("content", "client")]
-    pooled = [(a, c) for c, ms in pool_of.items() for a in ms]
-    # ``pool_anchored``: only the pool's anchors count as holders — its accounts holding a tie of infrastructure or
-    # timing (``DISTINCTIVE_GROUPS``) — when it has at least ``pool_min_accounts`` of them; otherwise every pooled
-    # account counts, as before. The anchor flag rides on each incidence row: a list of a pool's anchors joined to
-    # every row ran a scale-1.0 scan (20k-account pools) out of memory
-    anchored = bool(cfg.pool_anchored)
-    con.register("_need", pa.table({"account_id": list(need) + [a for a, _ in pooled],
-                                    "cl": list(need.values()) + [c for _, c in pooled],
-                                    "pool": [False] * len(need) + [True] * len(pooled),
-                                    "anchor": [False] * len(need) + [anchored and a in out for a, _ in pooled]}))
-    k_min, share = int(cfg.pool_min_accounts), float(cfg.pool_min_share)
-    rows = con.execute(f"""
-        WITH h AS (SELECT n.cl, n.account_id, n.pool, n.anchor, i.kind, i.entity FROM inc i JOIN _need n USING (account_id)
-                   WHERE i.kind IN ({", ".join(repr(k) for k in kinds)})),
-        p0 AS (SELECT cl, count(DISTINCT account_id) AS n, count(DISTINCT account_id) FILTER (WHERE anchor) AS na
-               FROM _need WHERE pool GROUP BY 1),
-        p AS (SELECT cl, na >= {k_min} AS by_anchor, CASE WHEN na >= {k_min} THEN na ELSE n END AS n FROM p0),
-        e AS (SELECT h.cl, h.kind, h.entity, list(DISTINCT h.account_id) FILTER (
-                  WHERE h.pool AND (NOT p.by_anchor OR h.anchor)) AS holders
-              FROM h JOIN p USING (cl) GROUP BY 1, 2, 3)
-        SELECT DISTINCT h.account_id FROM h JOIN e USING (cl, kind, entity) JOIN p USING (cl)
-        WHERE NOT h.pool AND len(list_filter(coalesce(e.holders, []), lambda x: x <> h.account_id))
-              >= greatest({k_min}, {share} * p.n)
-        """).fetchall()
-    con.unregister("_need")
-    return out | {a for (a,) in rows if a in need}
 
 
 def cluster_risk(coordination: float, suspicion: float, cfg: ScoringConfig, discount: float = 1.0) -> float:
@@ -685,7 +639,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     chance_burst = set() if harvest else burst_uncorroborated(
         con, [a for a, gs in member_distinct.items() if gs == {"creation"}], cfg)
     member_distinct = {a: gs for a, gs in member_distinct.items() if a not in chance_burst}
-    with_pool = _shares_with_pool(con, membership, pool_of, member_distinct, cfg)
+    with_pool = shares_with_pool(con, membership, pool_of, member_distinct, cfg)
     # the members of a pooled body: read with the pool and sending the kit its anchors send (``pool_kit_carriers``)
     body_of = pool_kit_carriers(con, membership, pool_of, core,
                                 {a for a, gs in member_distinct.items() if gs & set(DISTINCTIVE_GROUPS)},
@@ -714,7 +668,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # proxy /24 with a hydra pool is in its community but far weaker tied than the pool's accounts
         member *= min(1.0, intra_w.get(a, 0.0) / max(cfg.min_member_strength * median_w[cs.cluster_id], 1e-9))
         own_distinct = member_distinct.get(a, set())
-        # part of the pooled body: read with the pool (``_shares_with_pool``) and sending the template set its core
+        # part of the pooled body: read with the pool (``poolshare.shares_with_pool``) and sending the template set its core
         # owns that its anchors send (``pool_kit_carriers``) — not a bystander sharing public artefacts, ASNs or clients
         body = a in body_of
         yard_used = False
