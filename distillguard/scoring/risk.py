@@ -121,6 +121,38 @@ def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: in
     return out
 
 
+def own_tie(own_distinct: set[str], a: str, parties: dict[tuple[str, str], int], cfg: ScoringConfig) -> bool:
+    """Whether the member holds distinctive evidence of its own, which spares it the quadratic bystander fall-off. Busy
+    windows it shares with fewer than ``member_schedule_min_holders`` parties of its cluster (one other account) are a
+    pair's coincidence, not the operation's schedule: an agent framework's user runs bursty sessions on the
+    framework's public template, and one campaign account busy in the same short windows made it "distinctively" tied
+    (dev4 standard-913; the cluster-level reading is ``artefact_schedule_min_holders``). Such a member is judged on
+    its own traffic, as one tied only by what ordinary users share is."""
+    n = cfg.member_schedule_min_holders
+    if n is None or "timing" not in own_distinct:
+        return bool(own_distinct)
+    return bool(own_distinct - {"timing"}) or parties.get((a, "timing"), 0) >= n
+
+
+def members_tied_received(scores: list, frow: dict[str, dict], member_distinct: dict[str, set[str]],
+                           tie_parties: dict[tuple[str, str], int], cfg: ScoringConfig) -> dict[str, float]:
+    """Per cluster, the median received-output rank of its members holding a distinctive tie of their own (``own_tie``;
+    at least two recorded): what the operation's accounts collect, compared with an untied member's
+    (``untied_member_received_share``). A harvest's accounts receive long answers; an agent framework's user tied to
+    its cluster by a shared free-mail shape and one account's schedule receives what ordinary users do (dev4
+    standard-912: 389 output tokens per exchange, rank 0.00, against the campaign's ~1,000, ranks 0.99)."""
+    if cfg.untied_member_received_share is None:
+        return {}
+    out: dict[str, float] = {}
+    for cs in scores:
+        got = [float(frow[a]["c_received_output"]) for a in cs.members
+               if a in frow and frow[a].get("c_received_output") is not None
+               and own_tie(member_distinct.get(a, set()), a, tie_parties, cfg)]
+        if len(got) >= 2:
+            out[cs.cluster_id] = float(np.median(got))
+    return out
+
+
 def cluster_risk(coordination: float, suspicion: float, cfg: ScoringConfig, discount: float = 1.0) -> float:
     """A cluster's risk from how coordinated it is and how suspicious its traffic is (module docstring); every
     route that makes a cluster (communities, sub-clusters, workload groups) scores it through this one formula."""
@@ -654,6 +686,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     frow = {r["account_id"]: r for r in feats.select(
         [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util", "n_exchanges")]
     ).to_pylist()}
+    tied_received = {} if member_ties is not None or harvest else members_tied_received(
+        scores, frow, member_distinct, tie_parties, cfg)
     for a, s in zip(ids, suspicion, strict=True):
         cs = by_acc.get(a)
         if cs is None:
@@ -701,7 +735,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # what the member's own traffic is compared with: the cluster's suspicion, without what its kit received
         # (``pool_share_received``: the member's own reading does not read that either)
         c_susp = kit_yard.get(cs.cluster_id, cs.suspicion)
-        if c_susp > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
+        if c_susp > 0 and not own_tie(own_distinct, a, tie_parties, cfg) and not own_shape and not (own_bar is not None and s > own_bar):
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically -- unless that traffic is unusual for the
@@ -744,6 +778,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)
+        # tied by nothing of its own and collecting far shorter answers than the members that are: a bystander whose
+        # own prompts read suspicious (an agent framework's planner prompts), not part of the harvest
+        # (``untied_member_received_share``)
+        short_of = tied_received.get(cs.cluster_id)
+        collects_less = short_of is not None and not own_shape and not receives_like and not body \
+            and not own_tie(own_distinct, a, tie_parties, cfg) and frow[a].get("c_received_output") is not None \
+            and received < cfg.untied_member_received_share * short_of
+        if collects_less:
+            r = min(r, cfg.single_account_cap * float(s))
         alone = a in chance_burst and not own_shape and not (groups - {"creation"})
         if alone:
             # tied to the cluster by nothing but sign-up bursts it is the odd one out of: scored as an account in
@@ -756,6 +799,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         own = [f"this account: {f:.0%} of its links point into {into}"
                + (f" (tied to {cs.cluster_id} through {', '.join(ties)})" if ties and a in fit_parent
                   else f" (through {', '.join(ties)})" if ties else "")]
+        if collects_less:
+            own.append(f"this account: no distinctive tie of its own, and it receives far shorter answers than the members "
+                       f"holding {cs.cluster_id}'s (received-output rank {received:.2f} against their median "
+                       f"{short_of:.2f}): scored on its own traffic")
         if alone:
             own.append(f"this account: shares with the accounts created in its sign-up bursts no more than chance gives, "
                        f"while they share much among themselves (a chance sign-up in {cs.cluster_id}'s minutes): "
