@@ -737,14 +737,15 @@ class ScoringConfig(_Strict):
     #: shared prompt 6 of a 62-account core send; standard-713: an agent-framework user's, 2 of 144, beside a
     #: two-account schedule). None: any shared content counts, as before.
     tied_member_content_share: float | None = Field(0.25, ge=0, le=1)
-    #: A member's busy windows count as its own distinctive tie (sparing it the quadratic fall-off below the cluster's
-    #: suspicion, ``scoring.risk.own_tie``) only when at least this many parties of its cluster keep that schedule:
-    #: two accounts' overlapping windows are a pair's coincidence (dev4 standard-913: an agent-framework user tied to a
+    #: A member's busy windows count as its own distinctive tie in the received-output comparison
+    #: (``untied_member_received_share``) only when at least this many parties of its cluster keep that schedule: two
+    #: accounts' overlapping windows are a pair's coincidence (dev4 standard-913: an agent-framework user tied to a
     #: ban-rotation cluster by one campaign account's schedule alone, risk 0.635). The member reading of
-    #: ``artefact_schedule_min_holders``; unlike ``tied_member_min_holders`` it leaves the ratio halving alone (a real
-    #: pair's schedule still halves it for an account with other ties). None: any shared schedule counts, as before.
+    #: ``artefact_schedule_min_holders``. It changes nothing else (the suspicion-ratio halving and the quadratic
+    #: fall-off still count a pair's schedule: dropping it there cost dev4 standard-905 two campaign accounts). None:
+    #: any shared schedule counts.
     member_schedule_min_holders: int | None = Field(3, ge=2)
-    #: A member with no distinctive tie of its own (``member_schedule_min_holders`` applied) whose received-output rank
+    #: A member with no distinctive tie of its own (a pair's schedule not counted, ``member_schedule_min_holders``) whose received-output rank
     #: (``c_received_output``) is below this share of the median rank of its cluster's members that hold one is scored
     #: as an account in no cluster (``single_account_cap`` × its suspicion): the operation's accounts collect long
     #: answers, a bystander tied by a free-mail naming shape and one account's schedule collects what ordinary users do

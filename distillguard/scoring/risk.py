@@ -122,12 +122,13 @@ def strong_member_ties(ties: set[str], parties: dict[str, int], content_core: in
 
 
 def own_tie(own_distinct: set[str], a: str, parties: dict[tuple[str, str], int], cfg: ScoringConfig) -> bool:
-    """Whether the member holds distinctive evidence of its own, which spares it the quadratic bystander fall-off. Busy
-    windows it shares with fewer than ``member_schedule_min_holders`` parties of its cluster (one other account) are a
-    pair's coincidence, not the operation's schedule: an agent framework's user runs bursty sessions on the
-    framework's public template, and one campaign account busy in the same short windows made it "distinctively" tied
-    (dev4 standard-913; the cluster-level reading is ``artefact_schedule_min_holders``). Such a member is judged on
-    its own traffic, as one tied only by what ordinary users share is."""
+    """Whether the member holds distinctive evidence of its own for the received-output comparison
+    (``untied_member_received_share``). Busy windows it shares with fewer than ``member_schedule_min_holders`` parties
+    of its cluster (one other account) are a pair's coincidence there, not the operation's schedule: an agent
+    framework's user runs bursty sessions on the framework's public template, and one campaign account busy in the
+    same short windows made it "distinctively" tied (dev4 standard-913; the cluster-level reading is
+    ``artefact_schedule_min_holders``). Not a rule of its own: dropping the pair schedule everywhere (the quadratic
+    fall-off) cost dev4 standard-905 two campaign accounts that receive what their cluster's members receive."""
     n = cfg.member_schedule_min_holders
     if n is None or "timing" not in own_distinct:
         return bool(own_distinct)
@@ -735,7 +736,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         # what the member's own traffic is compared with: the cluster's suspicion, without what its kit received
         # (``pool_share_received``: the member's own reading does not read that either)
         c_susp = kit_yard.get(cs.cluster_id, cs.suspicion)
-        if c_susp > 0 and not own_tie(own_distinct, a, tie_parties, cfg) and not own_shape and not (own_bar is not None and s > own_bar):
+        if c_susp > 0 and not own_distinct and not own_shape and not (own_bar is not None and s > own_bar):
             # tied only by what ordinary users share with a proxy pool (a residential /24, a stock SDK, a
             # free-mail domain): the flag must rest on the account's own traffic, so below the cluster's
             # suspicion the inherited risk falls off quadratically -- unless that traffic is unusual for the

@@ -1,7 +1,7 @@
 """A bystander in a small campaign cluster (dev4 standard-912, 913): an agent framework's user tied to the cluster by
 busy windows it shares with one campaign account (``member_schedule_min_holders``: a pair's coincidence, not its own
 distinctive tie) and, when its own prompts read suspicious, collecting far shorter answers than the members that hold
-one (``untied_member_received_share``)."""
+one (``untied_member_received_share``): the operation's accounts collect long answers, it does not."""
 import pyarrow as pa
 
 from distillguard.scan.config import ScoringConfig
@@ -26,14 +26,17 @@ def _fw_risk(cfg: ScoringConfig, fw_susp: float, holders: int = 1, fw_received: 
 
 
 def test_a_pair_schedule_is_no_own_tie():
-    """913: below the cluster's suspicion, a schedule shared with one pool account does not spare the fall-off."""
+    """913: tied by a schedule it shares with one pool account and receiving what ordinary users do: scored alone."""
     cfg = ScoringConfig()
-    risk = _fw_risk(cfg, 0.35)
+    risk = _fw_risk(cfg, 0.35, fw_received=0.0)
     assert risk["fw"] < cfg.flag_threshold
     assert min(risk[a] for a in POOL) >= cfg.flag_threshold
-    assert _fw_risk(ScoringConfig(member_schedule_min_holders=None), 0.35)["fw"] >= cfg.flag_threshold
+    assert _fw_risk(ScoringConfig(member_schedule_min_holders=None), 0.35, fw_received=0.0)["fw"] >= cfg.flag_threshold
     # a schedule three of the pool keep is the operation's: its own tie
-    assert _fw_risk(cfg, 0.35, holders=3)["fw"] >= cfg.flag_threshold
+    assert _fw_risk(cfg, 0.35, holders=3, fw_received=0.0)["fw"] >= cfg.flag_threshold
+    # a pair's schedule alone is no reason to fall off: receiving as the pool does, it keeps the cluster's level
+    # (dropping it from the quadratic fall-off cost dev4 standard-905 two campaign accounts)
+    assert _fw_risk(cfg, 0.35, fw_received=0.9)["fw"] >= cfg.flag_threshold
 
 
 def test_an_untied_member_collecting_little_is_scored_alone():
