@@ -737,6 +737,22 @@ class ScoringConfig(_Strict):
     #: shared prompt 6 of a 62-account core send; standard-713: an agent-framework user's, 2 of 144, beside a
     #: two-account schedule). None: any shared content counts, as before.
     tied_member_content_share: float | None = Field(0.25, ge=0, le=1)
+    #: A member's busy windows count as its own distinctive tie in the received-output comparison
+    #: (``untied_member_received_share``) only when at least this many parties of its cluster keep that schedule: two
+    #: accounts' overlapping windows are a pair's coincidence (dev4 standard-913: an agent-framework user tied to a
+    #: ban-rotation cluster by one campaign account's schedule alone, risk 0.635). The member reading of
+    #: ``artefact_schedule_min_holders``. It changes nothing else (the suspicion-ratio halving and the quadratic
+    #: fall-off still count a pair's schedule: dropping it there cost dev4 standard-905 two campaign accounts). None:
+    #: any shared schedule counts.
+    member_schedule_min_holders: int | None = Field(3, ge=2)
+    #: A member with no distinctive tie of its own (a pair's schedule not counted, ``member_schedule_min_holders``) whose received-output rank
+    #: (``c_received_output``) is below this share of the median rank of its cluster's members that hold one is scored
+    #: as an account in no cluster (``single_account_cap`` × its suspicion): the operation's accounts collect long
+    #: answers, a bystander tied by a free-mail naming shape and one account's schedule collects what ordinary users do
+    #: even when its own prompts read suspicious (dev4 standard-912: an agent-framework user, planner prompts at
+    #: suspicion 0.66 above the cluster's 0.61, rank 0.00 against the campaign's 0.99). Not in harvesting sub-clusters
+    #: or a pooled body, nor for a member receiving like a lifted cluster's rare-tie holders. None: off.
+    untied_member_received_share: float | None = Field(0.5, ge=0, le=1)
     #: A member tied to its cluster by no distinctive evidence of its own is judged on its own traffic: below the
     #: cluster's suspicion its inherited risk falls off quadratically. Not when its own suspicion is unusual for
     #: the store: above Q + ``own_traffic_spread`` × (Q − median), Q this quantile of the suspicion of the

@@ -25,6 +25,7 @@ from distillguard.graph.denseblock import Block
 from distillguard.graph.edges import INFRA_GROUPS, KIND_GROUP, party_key
 from distillguard.scan.base import exact_sum
 from distillguard.scan.config import ScoringConfig
+from distillguard.scoring.bystander import members_tied_received, own_tie
 from distillguard.scoring.demand import (
     artefact_reason,
     artefact_verdict,
@@ -654,6 +655,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     frow = {r["account_id"]: r for r in feats.select(
         [c for c in feats.column_names if c.startswith("c_") or c in ("account_id", "suspicion", "rpd_util", "mean_rpd_util", "n_exchanges")]
     ).to_pylist()}
+    tied_received = {} if member_ties is not None or harvest else members_tied_received(
+        scores, frow, member_distinct, tie_parties, cfg)
     for a, s in zip(ids, suspicion, strict=True):
         cs = by_acc.get(a)
         if cs is None:
@@ -744,6 +747,15 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # strong only through the counted rare ties: an account tied only by what a residential proxy's
             # co-tenants share with the pool (its /24s and ASNs) is no part of it; it keeps the capped level
             r = min(r, cs.unlifted_risk * member)
+        # tied by nothing of its own and collecting far shorter answers than the members that are: a bystander whose
+        # own prompts read suspicious (an agent framework's planner prompts), not part of the harvest
+        # (``untied_member_received_share``)
+        short_of = tied_received.get(cs.cluster_id)
+        collects_less = short_of is not None and not own_shape and not receives_like and not body \
+            and not own_tie(own_distinct, a, tie_parties, cfg) and frow[a].get("c_received_output") is not None \
+            and received < cfg.untied_member_received_share * short_of
+        if collects_less:
+            r = min(r, cfg.single_account_cap * float(s))
         alone = a in chance_burst and not own_shape and not (groups - {"creation"})
         if alone:
             # tied to the cluster by nothing but sign-up bursts it is the odd one out of: scored as an account in
@@ -756,6 +768,10 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         own = [f"this account: {f:.0%} of its links point into {into}"
                + (f" (tied to {cs.cluster_id} through {', '.join(ties)})" if ties and a in fit_parent
                   else f" (through {', '.join(ties)})" if ties else "")]
+        if collects_less:
+            own.append(f"this account: no distinctive tie of its own, and it receives far shorter answers than the members "
+                       f"holding {cs.cluster_id}'s (received-output rank {received:.2f} against their median "
+                       f"{short_of:.2f}): scored on its own traffic")
         if alone:
             own.append(f"this account: shares with the accounts created in its sign-up bursts no more than chance gives, "
                        f"while they share much among themselves (a chance sign-up in {cs.cluster_id}'s minutes): "
