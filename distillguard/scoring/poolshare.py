@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from distillguard.graph.edges import KIND_GROUP
 from distillguard.scan.base import CAPABILITY_PREFIX, has_view
+from distillguard.scoring.reasons import _num
 from distillguard.scoring.suspicion import COMPONENTS, StoreOutput, blend
 from distillguard.store.sqltext import sql_string
 
@@ -313,3 +314,11 @@ def shares_with_pool(con, membership: dict[str, int], pool_of: dict[int, set[str
         """).fetchall()
     con.unregister("_need")
     return out | {a for (a,) in rows if a in need}
+
+
+def core_read(rows: list[dict], reading: dict[str, float], quantile: float) -> float:
+    """A cluster's suspicion with each member read at the larger of its own suspicion and ``reading`` (its traffic
+    on the cluster's kit; ``pool_share_reading``, ``pool_share_received``): the members' ``quantile``, as the
+    cluster's own suspicion is taken."""
+    return float(np.quantile([max(_num(r["suspicion"]), reading.get(r["account_id"], 0.0)) for r in rows],
+                             quantile)) if rows else 0.0

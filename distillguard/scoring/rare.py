@@ -33,14 +33,20 @@ if TYPE_CHECKING:
 HIDDEN_GROUPS = ("network", "payment", "creation", "timing", "intel")
 
 
+def background_rate(n_all: int, outside: str = "mi.df - ins.m") -> str:
+    """SQL (aliases of ``score_clusters``' group query): an entity's holders outside the cluster (``outside``, its
+    background) as a share of the store's accounts outside it — each other member's chance of holding it by chance."""
+    return f"greatest({outside}, 0) / greatest({n_all} - ksz.k, 1)"
+
+
 def _per_entity(n_all: int, outside: str = "mi.df - ins.m") -> str:
-    """SQL for one entity's own chance of being shared with a random group of the cluster's size (aliases of
-    ``score_clusters``' group query); ``outside`` is the entity's background, its holders outside the cluster."""
-    return f"1 - exp(-(ksz.k - 1) * greatest({outside}, 0) / greatest({n_all} - ksz.k, 1))"
+    """SQL for one entity's own chance of being shared with a random group of the cluster's size."""
+    return f"1 - exp(-(ksz.k - 1) * {background_rate(n_all, outside)})"
 
 
-def _held(coincidental: str, min_holders: int) -> str:
-    """SQL: the entity is shared evidence inside the cluster (enough of its parties hold it)."""
+def held_sql(coincidental: str, min_holders: int) -> str:
+    """SQL: the entity is shared evidence inside the cluster (enough of its parties hold it: ``min_holders`` for a
+    coincidence group's entity not corroborated by a pair tied in two groups, else two)."""
     return (f"ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL "
             f"THEN least({min_holders}, ksz.k) ELSE 2 END")
 
@@ -60,13 +66,13 @@ def rarest_tie_sql(groups: tuple[str, ...], coincidental: str, min_holders: int,
     them (they all count), and one sharing only stock values is read as before."""
     if not groups:
         return "", "", "NULL AS chance_t"
-    per_entity, held = _per_entity(n_all), _held(coincidental, min_holders)
+    per_entity, held = _per_entity(n_all), held_sql(coincidental, min_holders)
     gl = ", ".join(f"'{g}'" for g in groups)
     cte = (f", pst AS (SELECT mi.cl, mi.a, g.grp, min({per_entity}) FILTER (WHERE {held}) AS pstar "
            f"FROM mi JOIN ins USING (cl, kind, entity) JOIN _kg g USING (kind) JOIN ksz USING (cl) "
            f"LEFT JOIN corr ON corr.a = mi.a AND corr.grp = g.grp WHERE g.grp IN ({gl}) GROUP BY 1, 2, 3)")
     join = "LEFT JOIN pst ON pst.cl = mi.cl AND pst.a = mi.a AND pst.grp = g.grp"
-    lam = f"greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)"
+    lam = background_rate(n_all)
     expr = (f"CASE WHEN g.grp IN ({gl}) THEN coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
             f"{exact_sum(lam, f'pst.pstar IS NULL OR {per_entity} <= pst.pstar')}), 0) END AS chance_t")
     return cte, join, expr
@@ -83,13 +89,13 @@ def rare_entity_sql(cut: float | None, coincidental: str, min_holders: int, n_al
     the group runs, not a scatter of tools each a few of its members use). ``suffix`` names the pair (``obs_<suffix>``, ...).
     ``outside``: the entity's background, its holders outside the cluster (``kit_coholders`` leaves out of a
     content entity's the operation's own accounts in other clusters)."""
-    per_entity, held = _per_entity(n_all, outside), _held(coincidental, min_holders)
+    per_entity, held = _per_entity(n_all, outside), held_sql(coincidental, min_holders)
     rare = ("TRUE" if content_cut is None else f"(g.grp <> 'content' OR ({per_entity} <= {float(content_cut)} "
                                                 f"AND coalesce(ins.nc, 0) >= {float(content_share)} * coalesce(ksz.kc, ksz.k)))") \
         if cut is None else f"{per_entity} <= {float(cut)}"
     return (f"max(CASE WHEN {held} AND {rare} THEN 1 ELSE 0 END) AS obs_{suffix}, "
             f"coalesce(1 - exp(-(any_value(ksz.k) - 1) * "
-            f"{exact_sum(f'greatest({outside}, 0) / greatest({n_all} - ksz.k, 1)', rare)}), 0) AS chance_{suffix}")
+            f"{exact_sum(background_rate(n_all, outside), rare)}), 0) AS chance_{suffix}")
 
 
 def kit_coholders(con: duckdb.DuckDBPyConnection, tail: set[str], min_entities: int) -> None:

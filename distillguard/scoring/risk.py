@@ -42,6 +42,7 @@ from distillguard.scoring.demand import shorter_than_store as _shorter_than_stor
 from distillguard.scoring.parent import parent_chance, parent_fit
 from distillguard.scoring.poolshare import (
     DISTINCTIVE_GROUPS,
+    core_read,
     kit_collects,
     pool_kit_carriers,
     pool_share_suspicion,
@@ -50,8 +51,10 @@ from distillguard.scoring.poolshare import (
 from distillguard.scoring.rare import (
     GROUP_NOUNS,
     HIDDEN_GROUPS,
+    background_rate,
     burst_alone_dropped,
     burst_uncorroborated,
+    held_sql,
     kit_coholders,
     rare_entity_sql,
     rare_hidden_groups,
@@ -246,10 +249,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                    SELECT src AS a, unnest(grps) AS grp FROM pg WHERE len(grps) >= 2
                    UNION ALL SELECT dst, unnest(grps) FROM pg WHERE len(grps) >= 2)){tie_cte}
         SELECT mi.cl, mi.a, g.grp,
-               max(CASE WHEN ins.np >= CASE WHEN g.grp IN ({coincidental}) AND corr.a IS NULL
-                                            THEN least({int(cfg.min_entity_holders)}, ksz.k) ELSE 2 END
-                        THEN 1 ELSE 0 END) AS obs,
-               1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(f'greatest(mi.df - ins.m, 0) / greatest({n_all} - ksz.k, 1)')}) AS chance,
+               max(CASE WHEN {held_sql(coincidental, int(cfg.min_entity_holders))} THEN 1 ELSE 0 END) AS obs,
+               1 - exp(-(any_value(ksz.k) - 1) * {exact_sum(background_rate(n_all))}) AS chance,
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
                                 content_share, outside=outside)},
                {rare_entity_sql(cfg.rare_entity_chance, coincidental, int(cfg.min_entity_holders), n_all, cfg.rare_content_chance,
@@ -388,6 +389,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
     lifted_by: dict[str, float] = {}   # cluster id -> the received-output weight its suspicion reads (collecting)
     members_read: dict[str, float] = {}   # cluster id -> its suspicion read member by member, under its pooled one
     for c, members in sorted(sizes.items()):
+        cid = f"{id_prefix}-{c:04d}"
         gs = gshare.get(c, {})
         rare_hidden = rare_hidden_groups(obs_n.get(c, {}), exp_n.get(c, {}), cfg) \
             if harvest or cfg.rare_ties_all_clusters else {}
@@ -514,7 +516,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             got = [_num(feat_rows[a].get("c_received_output"), 0.0) for a in members if a in feat_rows and
                    (member_groups.get(a, set()) & set(rare_hidden) or ((content_lift or private) and a in rare_holders))]
             if len(got) >= cfg.harvest_group_min_members:
-                receive_bar[f"{id_prefix}-{c:04d}"] = float(np.quantile(got, cfg.rare_ties_received_quantile))
+                receive_bar[cid] = float(np.quantile(got, cfg.rare_ties_received_quantile))
         susp0 = susp
         if lift > 0:
             susp = float(np.quantile([with_received(_num(r["suspicion"]), r.get("c_received_output"), lift)
@@ -522,7 +524,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             m_read = susp
             if c in group_comps:
                 susp = max(susp, with_received(pooled, group_comps[c].get("received_output"), lift))
-            lifted_by[f"{id_prefix}-{c:04d}"] = lift
+            lifted_by[cid] = lift
         # ... and a community strong through content it owns reads each core member on its share of exchanges
         # carrying those prompts when that is more suspicious than its whole traffic (``pool_share_reading``: a
         # proxy's owner's ordinary traffic dilutes what it relays)
@@ -530,9 +532,8 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
         if (c in share_read and private and strong and not no_output and not software and not artefact
                 and not ordinary):
             got = {a: (v, n) for a, (v, n, *_) in share_read[c].items()}
-            read = float(np.quantile([max(_num(r["suspicion"]), got.get(r["account_id"], (0.0, 0))[0]) for r in rows],
-                                     cfg.cluster_suspicion_quantile)) if rows else 0.0
-            share_of[f"{id_prefix}-{c:04d}"] = got
+            read = core_read(rows, {a: v for a, (v, _) in got.items()}, cfg.cluster_suspicion_quantile)
+            share_of[cid] = got
             susp = max(susp, read)
             m_read = max(m_read, read)
             # ... and read with what those exchanges received (``pool_share_received``): a reading of the kit, so it
@@ -541,10 +542,9 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                 share_read[c], rows, cfg.pool_share_received_alpha) else 0.0
             if kit_lift > 0:
                 kit = {a: with_received(v, x, kit_lift) for a, (v, _, x, *_) in share_read[c].items()}
-                lifted_read = float(np.quantile([max(_num(r["suspicion"]), kit.get(r["account_id"], 0.0))
-                                                 for r in rows], cfg.cluster_suspicion_quantile)) if rows else 0.0
+                lifted_read = core_read(rows, kit, cfg.cluster_suspicion_quantile)
                 if lifted_read > susp:
-                    kit_yard[f"{id_prefix}-{c:04d}"] = susp
+                    kit_yard[cid] = susp
                     susp = lifted_read
         if ordinary:
             coord = min(coord, cfg.weak_coordination_cap)
@@ -554,7 +554,7 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
             # holders', so is the suspicion it is judged with — a benign cohort's sign-up burst must not borrow the
             # suspicion of the tool users its community also holds (``rare_ties_holders_suspicion``). A lift through
             # content the cluster owns is not read so: its holders are whoever sends that content
-            got = share_of.get(f"{id_prefix}-{c:04d}", {})
+            got = share_of.get(cid, {})
             hs = [max(with_received(_num(r["suspicion"]), r.get("c_received_output"), lift), got.get(r["account_id"], (0.0, 0))[0])
                   for r in rows if member_groups.get(r["account_id"], set()) & set(rare_hidden)]
             if hs:
@@ -574,11 +574,11 @@ def score_clusters(con: duckdb.DuckDBPyConnection, feats: pa.Table, membership: 
                        and _num(r.get("verification_level"), 0) >= cfg.declared_org_verification) / max(len(rows), 1)
         discount = 1.0 - (1.0 - cfg.declared_discount) * (1.0 if declared else verified)
         risk = cluster_risk(coord, susp, cfg, discount)
-        if f"{id_prefix}-{c:04d}" in kit_yard:
-            kit_base[f"{id_prefix}-{c:04d}"] = float(cluster_risk(coord, kit_yard[f"{id_prefix}-{c:04d}"], cfg, discount))
+        if cid in kit_yard:
+            kit_base[cid] = float(cluster_risk(coord, kit_yard[cid], cfg, discount))
         if cfg.pool_member_yardstick and c in group_comps and not held_by and m_read < susp:
-            members_read[f"{id_prefix}-{c:04d}"] = m_read
-        cs = ClusterScore(f"{id_prefix}-{c:04d}", sorted(members), float(risk), float(coord), susp,
+            members_read[cid] = m_read
+        cs = ClusterScore(cid, sorted(members), float(risk), float(coord), susp,
                           {g: round(s, 3) for g, s in gs.items()},
                           {k: [e for e, _ in v] for k, v in shared_by[str(c)].top.items()} if str(c) in shared_by
                           else {}, declared=declared, dense_density=dense, pooled_suspicion=pooled,
